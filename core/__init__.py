@@ -1,0 +1,101 @@
+"""gatelab.core: gate primitives, kernels and the shared experiment harness.
+
+Names are exported lazily (PEP 562) so ``import gatelab.core`` stays cheap; every public name
+below is importable as ``from gatelab.core import NAME``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> submodule of gatelab.core defining it
+_EXPORTS: dict[str, str] = {
+    # infrastructure
+    "get_act": "activations",
+    "create_act": "activations",
+    "capture_gates": "capture",
+    "record_gate": "capture",
+    "GateCapture": "capture",
+    "ConfigError": "config",
+    "register_model": "registry",
+    "create_model": "registry",
+    "list_models": "registry",
+    "model_info": "registry",
+    # 1. GLU family
+    "glu": "glu",
+    "GluMlp": "glu",
+    "GLU_KINDS": "glu",
+    # 2. TFT gates
+    "GatedLinearUnit": "grn",
+    "GatedResidualNetwork": "grn",
+    "GateAddNorm": "grn",
+    "VariableSelectionNetwork": "grn",
+    # 3. FinalMLP feature gating
+    "FeatureGate": "feature_gate",
+    # 4. GDCN gated cross
+    "GatedCrossLayer": "gated_cross",
+    # 5. Attention U-Net grid gate
+    "AttentionGate": "attention_gate",
+    # 6. gMLP / MAXIM
+    "SpatialGatingUnit": "spatial_gating",
+    "MultiAxisGatedMLP": "spatial_gating",
+    "CrossGatingBlock": "spatial_gating",
+    # 7. channel / spatial gates
+    "SqueezeExcite": "channel_gates",
+    "CBAM": "channel_gates",
+    # 8. gated attention
+    "OutputGatedAttention": "output_gated_attention",
+    # 9. gated linear attention
+    "GatedLinearAttention": "gla",
+    "gla_recurrent": "gla",
+    "gla_chunk": "gla",
+    # 10. mixture of experts
+    "TopKRouter": "moe",
+    "SparseMoE": "moe",
+    # 11. token-wise fusion
+    "TokenwiseGate": "tokenwise",
+    # 12. residual gates
+    "HighwayGate": "highway",
+    "ResidualGate": "highway",
+    # 13. gated convolution
+    "GatedConv1d": "gated_conv",
+    # 14. bilinear fusion
+    "BilinearFusion": "bilinear",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'gatelab.core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .activations import create_act, get_act
+    from .attention_gate import AttentionGate
+    from .bilinear import BilinearFusion
+    from .capture import GateCapture, capture_gates, record_gate
+    from .channel_gates import CBAM, SqueezeExcite
+    from .config import ConfigError
+    from .feature_gate import FeatureGate
+    from .gated_conv import GatedConv1d
+    from .gated_cross import GatedCrossLayer
+    from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
+    from .glu import GLU_KINDS, GluMlp, glu
+    from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
+    from .highway import HighwayGate, ResidualGate
+    from .moe import SparseMoE, TopKRouter
+    from .output_gated_attention import OutputGatedAttention
+    from .registry import create_model, list_models, model_info, register_model
+    from .spatial_gating import CrossGatingBlock, MultiAxisGatedMLP, SpatialGatingUnit
+    from .tokenwise import TokenwiseGate

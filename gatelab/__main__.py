@@ -1,0 +1,3 @@
+from gatelab.core.cli import main
+
+raise SystemExit(main())
