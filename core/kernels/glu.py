@@ -1,0 +1,135 @@
+"""GLU-family pointwise ops ``swiglu`` and ``geglu``: PyTorch references and the Triton backend.
+
+Both ops take the two halves of a gated linear unit and return ``act(gate) * value``:
+
+* ``swiglu(gate, value) = silu(gate) * value = gate * sigmoid(gate) * value``
+* ``geglu(gate, value)  = gelu(gate) * value = gate * Phi(gate) * value`` with the exact (erf)
+  GELU, ``Phi(x) = (1 + erf(x / sqrt(2))) / 2`` (``F.gelu``'s default, not the tanh approximation)
+
+Shapes: ``gate`` and ``value`` have the same shape ``[..., H]``; the output has that shape and dtype.
+
+The references are plain PyTorch and run on any device; they compute in the input dtype exactly
+as PyTorch eager does (``F.silu``/``F.gelu`` evaluate in fp32 internally for half inputs and round
+once, then the product rounds again). The Triton backend computes ``act(gate) * value`` in fp32 and
+rounds once, so in half precision it is at least as accurate as the reference.
+
+Backend ``"triton"`` (see :mod:`gatelab.core.kernels.glu_triton`) runs when
+
+* triton imports and either CUDA is available or ``TRITON_INTERPRET=1`` (the interpreter runs the
+  kernels on the CPU; it is for tests, so ``auto`` never picks it, see :mod:`.dispatch`);
+* the inputs are float16/bfloat16/float32 tensors of the same shape, dtype and device, on CUDA
+  (or on the CPU under the interpreter), with unit stride along the last dimension. Row strides may
+  differ, so the two ``chunk`` halves of a fused ``[N, 2H]`` projection are used without a copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+
+import torch
+import torch.nn.functional as F
+
+from .dispatch import register_backend, register_op
+
+TRITON_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32)
+
+_TRUE = frozenset({"1", "true", "on", "yes", "y"})
+
+
+def triton_interpreted() -> bool:
+    """True when ``TRITON_INTERPRET`` is set to a true value (``1``, ``true``, ``on``, ``yes``).
+
+    Triton reads the variable when it defines its kernels, so set it before anything imports
+    triton (``tests/conftest.py`` does).
+    """
+    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
+
+
+@functools.cache
+def _triton_import_error() -> str | None:
+    try:
+        import triton  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install raising at import time
+        return f"triton is not importable ({type(e).__name__}: {e})"
+    return None
+
+
+def triton_available() -> str | None:
+    """``None`` when the Triton backend can run in this process, else the reason it cannot.
+
+    Cheap checks come first so a CPU-only process never imports triton just to learn it cannot run.
+    """
+    if importlib.util.find_spec("triton") is None:
+        return "triton is not installed"
+    if not (triton_interpreted() or torch.cuda.is_available()):
+        return (
+            "no CUDA device and TRITON_INTERPRET is not set (set TRITON_INTERPRET=1 to run Triton on the CPU)"
+        )
+    return _triton_import_error()
+
+
+def verify_triton_inputs(gate: torch.Tensor, value: torch.Tensor) -> str | None:
+    """``None`` when the Triton GLU kernels accept ``(gate, value)``, else the reason they do not."""
+    for name, t in (("gate", gate), ("value", value)):
+        if not isinstance(t, torch.Tensor):
+            return f"{name} is a {type(t).__name__}, not a tensor"
+    if gate.dtype not in TRITON_DTYPES:
+        return f"dtype {gate.dtype} is not supported (float16, bfloat16, float32)"
+    if value.dtype != gate.dtype:
+        return f"gate dtype {gate.dtype} differs from value dtype {value.dtype}"
+    if gate.shape != value.shape:
+        return f"gate shape {tuple(gate.shape)} differs from value shape {tuple(value.shape)}"
+    if gate.dim() == 0:
+        return "inputs are 0-dimensional (need at least one dimension)"
+    if gate.device != value.device:
+        return f"gate is on {gate.device} but value is on {value.device}"
+    dev = gate.device.type
+    if dev == "cpu":
+        if not triton_interpreted():
+            return "CPU tensors need the Triton interpreter (TRITON_INTERPRET=1)"
+    elif dev != "cuda":
+        return f"device type {dev!r} is not supported (cuda, or cpu under TRITON_INTERPRET=1)"
+    for name, t in (("gate", gate), ("value", value)):
+        if t.size(-1) > 1 and t.stride(-1) != 1:
+            return f"{name} has stride {t.stride(-1)} along its last dimension (need 1)"
+    return None
+
+
+@register_op("swiglu", doc="silu(gate) * value")
+def swiglu(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """SwiGLU pointwise part, ``silu(gate) * value`` (Shazeer 2020), in the input dtype."""
+    return F.silu(gate) * value
+
+
+@register_op("geglu", doc="gelu(gate) * value (exact erf GELU)")
+def geglu(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """GEGLU pointwise part, ``gelu(gate) * value`` with the exact erf GELU (Shazeer 2020)."""
+    return F.gelu(gate) * value
+
+
+_triton_backend = functools.partial(
+    register_backend,
+    name="triton",
+    priority=10,
+    available=triton_available,
+    verifier=verify_triton_inputs,
+    interpreted=triton_interpreted,
+)
+
+
+@_triton_backend("swiglu")
+def swiglu_triton(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Triton SwiGLU forward/backward (backward recomputes silu from the saved inputs)."""
+    from .glu_triton import glu_triton  # imported on first use: importing triton is slow
+
+    return glu_triton(gate, value, "swiglu")
+
+
+@_triton_backend("geglu")
+def geglu_triton(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """Triton GEGLU forward/backward (backward recomputes the erf GELU and its derivative)."""
+    from .glu_triton import glu_triton
+
+    return glu_triton(gate, value, "geglu")
