@@ -1,0 +1,171 @@
+"""Attention U-Net additive grid attention gate (Oktay et al. 2018), 2D and 3D."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import _nd
+from .activations import ActLike, create_act
+from .capture import record_gate
+
+__all__ = ["AttentionGate"]
+
+
+class AttentionGate(nn.Module):
+    r"""Additive grid attention gate of Attention U-Net, for 2D images and 3D volumes.
+
+    The skip feature ``x`` is gated by a gating signal ``g`` taken from the *coarser* scale (the
+    decoder input before it is upsampled)::
+
+        theta_x = W_theta * x                       conv, kernel = stride = s, no bias    [B, F_int, *S/s]
+        phi_g   = resample(W_phi * g + b_phi, size(theta_x))   1x1 conv                   [B, F_int, *S/s]
+        q       = psi^T act(theta_x + phi_g) + b_psi            1x1 conv to one channel   [B, 1, *S/s]
+        alpha   = resample(gate_act(q), size(x))                 gate_act = sigmoid       [B, 1, *S]
+        y       = Norm(W_o * (alpha . x) + b_o)                  1x1 conv + norm          [B, C_x, *S]
+
+    with ``act = ReLU``; ``resample`` is (bi/tri)linear interpolation by default, as in the
+    official code (``_GridAttentionBlockND``, mode ``"concatenation"``). Since linear interpolation
+    is a convex combination, ``alpha`` stays in ``[0, 1]``.
+
+    Args:
+        spatial_dims: 2 (images, ``[B, C, H, W]``) or 3 (volumes, ``[B, C, D, H, W]``).
+        in_channels: channels ``C_x`` of the gated skip feature ``x``.
+        gating_channels: channels ``C_g`` of the gating signal ``g``.
+        inter_channels: ``F_int``; default ``in_channels // 2`` (at least 1), as the official code.
+        act: activation of the additive attention (default ReLU).
+        gate_act: squashing of the attention logits (default sigmoid).
+        bias: bias of ``W_phi``, ``psi`` and ``W_o`` (``W_theta`` never has one, as in the paper).
+        sub_sample_factor: ``s``, kernel size and stride of ``W_theta`` (int or one per axis);
+            ``x``'s grid is downsampled by ``s`` to meet the coarser gating grid.
+        norm: normalisation after the output projection: ``"batch"`` (official), ``"instance"``
+            or ``None``.
+        upsample_mode: ``"linear"`` (bilinear in 2D, trilinear in 3D, the official choice),
+            ``"bilinear"``/``"trilinear"`` (must match ``spatial_dims``), ``"nearest"`` or ``"area"``.
+        align_corners: passed to ``F.interpolate`` for the linear modes (default ``False``, which
+            is what the official ``F.upsample`` call does on PyTorch >= 0.4).
+
+    Shapes:
+        ``x``: ``[B, C_x, *S]``; ``g``: ``[B, C_g, *S_g]`` (any spatial size; usually ``S / s``).
+        Returns ``(y, alpha)``: ``y`` is ``[B, C_x, *S]``, ``alpha`` is ``[B, 1, *S]`` in
+        ``[0, 1]`` (also recorded with :func:`gatelab.core.record_gate`).
+
+    Paper: Oktay et al., "Attention U-Net: Learning Where to Look for the Pancreas", MIDL 2018;
+    official code ``ozan-oktay/Attention-Gated-Networks``,
+    ``models/layers/grid_attention_layer.py`` (``_GridAttentionBlockND``, ``"concatenation"``).
+    Initialisation as there: He-normal (fan-in) conv weights, BatchNorm weight ``N(1, 0.02)``,
+    BatchNorm bias 0, conv biases at PyTorch's default.
+
+    Deviations: none from the official "concatenation" mode. ``norm``, ``act``, ``gate_act``,
+    ``upsample_mode`` and ``align_corners`` are options. Unlike MONAI's ``AttentionBlock``,
+    which takes the gating signal *after* the decoder upsampling (same grid as ``x``), has no
+    strided ``W_theta``, no output projection and does not return the map, this gate takes ``g``
+    from the coarser scale, computes the attention on the subsampled grid, upsamples ``alpha``
+    and returns it.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        gating_channels: int,
+        inter_channels: int | None = None,
+        *,
+        act: ActLike = "relu",
+        gate_act: ActLike = "sigmoid",
+        bias: bool = True,
+        sub_sample_factor: int | Sequence[int] = 2,
+        norm: str | None = "batch",
+        upsample_mode: str = "linear",
+        align_corners: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.spatial_dims = _nd.check_spatial_dims(spatial_dims, (2, 3), "AttentionGate")
+        for name, value in (("in_channels", in_channels), ("gating_channels", gating_channels)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"AttentionGate: {name} must be a positive int, got {value!r}")
+        if inter_channels is None:
+            inter_channels = max(in_channels // 2, 1)
+        if not isinstance(inter_channels, int) or inter_channels < 1:
+            raise ValueError(f"AttentionGate: inter_channels must be a positive int, got {inter_channels!r}")
+        self.in_channels = in_channels
+        self.gating_channels = gating_channels
+        self.inter_channels = inter_channels
+        self.sub_sample_factor = _nd.as_tuple(sub_sample_factor, spatial_dims, "sub_sample_factor")
+        self.upsample_mode = _nd.interp_mode(upsample_mode, spatial_dims)
+        self.align_corners = _nd.align_corners_for(self.upsample_mode, align_corners)
+
+        conv = _nd.conv(spatial_dims)
+        s = self.sub_sample_factor
+        self.theta = conv(in_channels, inter_channels, kernel_size=s, stride=s, bias=False, **factory_kwargs)
+        self.phi = conv(gating_channels, inter_channels, kernel_size=1, bias=bias, **factory_kwargs)
+        self.psi = conv(inter_channels, 1, kernel_size=1, bias=bias, **factory_kwargs)
+        self.act = create_act(act)
+        self.gate_act = create_act(gate_act)
+        self.W = nn.Sequential(
+            conv(in_channels, in_channels, kernel_size=1, bias=bias, **factory_kwargs),
+            _nd.norm(norm, spatial_dims, in_channels, **factory_kwargs),
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Official initialisation: He-normal conv weights, BatchNorm weight ~ N(1, 0.02), bias 0."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                nn.init.normal_(m.weight, 1.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def _check(self, x: torch.Tensor, g: torch.Tensor) -> None:
+        n = self.spatial_dims + 2
+        if x.dim() != n or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"AttentionGate: x must be [B, in_channels={self.in_channels}, *{self.spatial_dims} spatial dims], "
+                f"got x.shape={tuple(x.shape)}"
+            )
+        if g.dim() != n or g.shape[1] != self.gating_channels:
+            raise ValueError(
+                f"AttentionGate: g must be [B, gating_channels={self.gating_channels}, "
+                f"*{self.spatial_dims} spatial dims], got g.shape={tuple(g.shape)}"
+            )
+        if x.shape[0] != g.shape[0]:
+            raise ValueError(
+                f"AttentionGate: x and g must have the same batch size, got x.shape={tuple(x.shape)} "
+                f"and g.shape={tuple(g.shape)}"
+            )
+        if any(d < s for d, s in zip(x.shape[2:], self.sub_sample_factor)):
+            raise ValueError(
+                f"AttentionGate: x's spatial size {tuple(x.shape[2:])} is smaller than "
+                f"sub_sample_factor={self.sub_sample_factor}"
+            )
+
+    def _resample(self, t: torch.Tensor, size: torch.Size) -> torch.Tensor:
+        if t.shape[2:] == size:
+            return t
+        return F.interpolate(t, size=size, mode=self.upsample_mode, align_corners=self.align_corners)
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate ``x`` ``[B, C_x, *S]`` with ``g`` ``[B, C_g, *S_g]``; returns ``(y, alpha)``."""
+        self._check(x, g)
+        theta_x = self.theta(x)
+        phi_g = self._resample(self.phi(g), theta_x.shape[2:])
+        alpha = self.gate_act(self.psi(self.act(theta_x + phi_g)))
+        alpha = self._resample(alpha, x.shape[2:])
+        record_gate(self, alpha)
+        y = self.W(alpha * x)
+        return y, alpha
+
+    def extra_repr(self) -> str:
+        return (
+            f"spatial_dims={self.spatial_dims}, in_channels={self.in_channels}, "
+            f"gating_channels={self.gating_channels}, inter_channels={self.inter_channels}, "
+            f"sub_sample_factor={self.sub_sample_factor}, upsample_mode={self.upsample_mode!r}"
+        )
