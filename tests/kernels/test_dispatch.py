@@ -1,0 +1,219 @@
+"""Kernel dispatch: auto selection, GATELAB_BACKEND, use_backend, errors, torch.compile, logging."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+
+import pytest
+import torch
+
+from gatelab.core.glu import glu
+from gatelab.core.kernels import (
+    BackendError,
+    backends,
+    dispatch,
+    ops,
+    reference,
+    select,
+    use_backend,
+)
+from gatelab.core.kernels.glu import triton_available, triton_interpreted, verify_triton_inputs
+
+# the package exports the function ``dispatch``, which shadows the submodule's attribute
+dispatch_mod = importlib.import_module("gatelab.core.kernels.dispatch")
+
+needs_interpreter = pytest.mark.skipif(
+    triton_available() is not None or not triton_interpreted(),
+    reason="needs triton with TRITON_INTERPRET=1 (tests/conftest.py sets it)",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    monkeypatch.delenv("GATELAB_BACKEND", raising=False)
+
+
+def _pair(dtype=torch.float32, shape=(3, 5)):
+    return torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)
+
+
+def test_registered_ops_and_backends():
+    assert {"swiglu", "geglu"} <= set(ops())
+    for op in ("swiglu", "geglu"):
+        assert backends(op) == ["triton", "reference"]
+    g, v = _pair(torch.float64)
+    torch.testing.assert_close(reference("swiglu")(g, v), g * torch.sigmoid(g) * v)
+    torch.testing.assert_close(reference("geglu")(g, v), 0.5 * g * (1 + torch.erf(g / 2**0.5)) * v)
+
+
+def test_auto_on_cpu_picks_reference(monkeypatch):
+    g, v = _pair()
+    # TRITON_INTERPRET=1: the interpreted triton backend is available but never auto-picked
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert select("swiglu", g, v)[0] == "reference"
+    assert select("geglu", g, v)[0] == "reference"
+    monkeypatch.delenv("TRITON_INTERPRET")
+    assert select("swiglu", g, v)[0] == "reference"
+    with use_backend("auto"):
+        assert select("swiglu", g, v)[0] == "reference"
+
+
+@needs_interpreter
+def test_env_var_selects(monkeypatch):
+    g, v = _pair()
+    monkeypatch.setenv("GATELAB_BACKEND", "triton")
+    assert select("swiglu", g, v)[0] == "triton"
+    assert select("geglu", g, v)[0] == "triton"
+    monkeypatch.setenv("GATELAB_BACKEND", "reference")
+    assert select("swiglu", g, v)[0] == "reference"
+    monkeypatch.setenv("GATELAB_BACKEND", "swiglu=triton")
+    assert select("swiglu", g, v)[0] == "triton"
+    assert select("geglu", g, v)[0] == "reference"
+    monkeypatch.setenv("GATELAB_BACKEND", " geglu = triton , swiglu=reference ")
+    assert select("swiglu", g, v)[0] == "reference"
+    assert select("geglu", g, v)[0] == "triton"
+
+
+@needs_interpreter
+def test_use_backend_selects_nests_and_beats_env(monkeypatch):
+    g, v = _pair()
+    monkeypatch.setenv("GATELAB_BACKEND", "reference")
+    with use_backend("triton"):
+        assert select("swiglu", g, v)[0] == "triton"
+        with use_backend("reference"):
+            assert select("swiglu", g, v)[0] == "reference"
+        with use_backend({"geglu": "reference"}):
+            assert select("geglu", g, v)[0] == "reference"
+            assert select("swiglu", g, v)[0] == "triton"  # falls through to the outer block
+        assert select("swiglu", g, v)[0] == "triton"
+    assert select("swiglu", g, v)[0] == "reference"  # back to the env var
+
+
+@needs_interpreter
+def test_per_op_spec_in_use_backend():
+    g, v = _pair()
+    with use_backend("swiglu=triton"):
+        assert select("swiglu", g, v)[0] == "triton"
+        assert select("geglu", g, v)[0] == "reference"
+        out = dispatch("swiglu", g, v)
+    torch.testing.assert_close(out, g * torch.sigmoid(g) * v, rtol=1e-5, atol=1e-6)
+
+
+@needs_interpreter
+def test_explicit_backend_rejects_inputs_with_reason():
+    with use_backend("triton"):
+        with pytest.raises(BackendError, match=r"'triton'.*'swiglu'.*float64"):
+            dispatch("swiglu", *_pair(torch.float64))
+        with pytest.raises(BackendError, match="float64"):
+            glu(torch.randn(2, 8, dtype=torch.float64), "geglu")
+        g, v = _pair(shape=(4, 6))
+        with pytest.raises(BackendError, match="stride"):
+            dispatch("swiglu", g.t(), v.t())
+    # auto falls back to the reference on the same inputs instead of raising
+    g, v = _pair(torch.float64)
+    torch.testing.assert_close(dispatch("swiglu", g, v), g * torch.sigmoid(g) * v)
+
+
+def test_explicit_triton_without_interpreter_on_cpu_raises(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    g, v = _pair()
+    if not torch.cuda.is_available():
+        why = triton_available()
+        assert why is not None and ("TRITON_INTERPRET" in why or "not installed" in why)
+    with use_backend("triton"), pytest.raises(BackendError, match=r"TRITON_INTERPRET|not installed"):
+        dispatch("swiglu", g, v)
+    monkeypatch.setenv("GATELAB_BACKEND", "geglu=triton")
+    with pytest.raises(BackendError, match="cannot run"):
+        glu(torch.randn(2, 8), "geglu")
+
+
+def test_available_reports_missing_triton(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a)
+    )
+    assert triton_available() == "triton is not installed"
+    with use_backend("triton"), pytest.raises(BackendError, match="not installed"):
+        dispatch("swiglu", *_pair())
+
+
+def test_verifier_reasons(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    g, v = _pair(shape=(4, 6))
+    assert verify_triton_inputs(g, v) is None
+    x = torch.randn(4, 12)
+    assert verify_triton_inputs(*x.chunk(2, dim=-1)) is None  # row stride 12, no copy needed
+    assert "float64" in verify_triton_inputs(g.double(), v.double())
+    assert "differs from value dtype" in verify_triton_inputs(g, v.half())
+    assert "shape (4, 6) differs from value shape (4, 5)" in verify_triton_inputs(g, v[:, :5])
+    assert "stride" in verify_triton_inputs(g.t(), v.t())
+    assert "0-dimensional" in verify_triton_inputs(g[0, 0], v[0, 0])
+    assert "not a tensor" in verify_triton_inputs(g, 1.0)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    assert "TRITON_INTERPRET" in verify_triton_inputs(g, v)
+    meta = torch.empty(4, 6, device="meta")
+    assert "'meta'" in verify_triton_inputs(meta, meta)
+
+
+def test_unknown_names_raise(monkeypatch):
+    g, v = _pair()
+    with use_backend("cuda_magic"), pytest.raises(BackendError, match="no backend 'cuda_magic'"):
+        dispatch("swiglu", g, v)
+    with pytest.raises(KeyError, match="unknown kernel op 'nope'"):
+        dispatch("nope", g, v)
+    with pytest.raises(BackendError, match="unknown kernel op 'nope'"):
+        with use_backend("nope=triton"):
+            pass
+    with pytest.raises(KeyError, match="unknown kernel op 'nope'"):
+        with use_backend({"nope": "triton"}):
+            pass
+    monkeypatch.setenv("GATELAB_BACKEND", "nope=triton")
+    with pytest.raises(BackendError, match="GATELAB_BACKEND"):
+        dispatch("swiglu", g, v)
+
+
+@pytest.fixture
+def fake_op(monkeypatch):
+    """A throw-away op ``fake`` (reference 2x) with a CPU backend ``fast`` (3x) that auto would pick."""
+    op = dispatch_mod.KernelOp(name="fake", reference=lambda x: 2 * x)
+    op.backends["fast"] = dispatch_mod.Backend("fast", lambda x: 3 * x, 10, lambda: None, lambda x: None)
+    monkeypatch.setitem(dispatch_mod._OPS, "fake", op)
+    monkeypatch.setattr(dispatch_mod, "_logged", set())
+    return op
+
+
+def test_auto_inside_torch_compile_uses_reference(fake_op):
+    x = torch.randn(4)
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)  # eager auto: the fast backend
+
+    def f(t):
+        return dispatch("fake", t) + 1
+
+    torch._dynamo.reset()
+    got = torch.compile(f, backend="aot_eager", fullgraph=True)(x)
+    torch.testing.assert_close(got, 2 * x + 1)  # compiled auto: the reference
+
+
+def test_glu_inside_torch_compile_matches_eager():
+    x = torch.randn(3, 10)
+    torch._dynamo.reset()
+    for kind in ("swiglu", "geglu"):
+        got = torch.compile(lambda t, k=kind: glu(t, k), backend="aot_eager", fullgraph=True)(x)
+        torch.testing.assert_close(got, glu(x, kind))
+
+
+def test_choice_is_logged_once(fake_op, caplog):
+    caplog.set_level(logging.INFO, logger="gatelab.kernels")
+    x = torch.randn(3)
+    for _ in range(3):
+        dispatch("fake", x)
+    with use_backend("reference"):
+        dispatch("fake", x)
+        dispatch("fake", x)
+    recs = [r.getMessage() for r in caplog.records if r.name == "gatelab.kernels"]
+    assert recs == [
+        "gatelab.kernels: op 'fake' runs on backend 'fast' (cpu tensors)",
+        "gatelab.kernels: op 'fake' runs on backend 'reference' (cpu tensors)",
+    ]
