@@ -1,0 +1,1095 @@
+"""Temporal Fusion Transformer gates (Lim et al. 2021): GLU, GRN, GateAddNorm, VSN.
+
+Two flavours of the same layers live here:
+
+* the paper's (default): the GRN skip connection is the input itself when sizes agree and a
+  learned linear projection when they differ, as in the official code
+  (``google-research/tft/libs/tft_model.py``, ``gated_residual_network``);
+* pytorch-forecasting's (``skip="interpolate"`` and the layout options of
+  :class:`VariableSelectionNetwork`): a mismatched skip is *resampled* by linear interpolation
+  along the feature axis, scaled by a trainable ``2 * sigmoid(mask)`` and layer-normalised.
+
+:func:`load_pytorch_forecasting_state` copies the weights of a pytorch-forecasting module
+(``pytorch_forecasting.models.temporal_fusion_transformer.sub_modules``) into ours, and each
+class has a ``from_pytorch_forecasting`` constructor that also builds the matching layout; with
+those weights our layers reproduce pytorch-forecasting's outputs (up to float rounding of the
+batched matmuls, ~1e-7 in float32).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .activations import ActLike, create_act
+from .capture import record_gate
+
+__all__ = [
+    "GateAddNorm",
+    "GatedLinearUnit",
+    "GatedResidualNetwork",
+    "VariableSelectionNetwork",
+    "load_pytorch_forecasting_state",
+]
+
+SkipMode = Literal["linear", "interpolate"]
+_SKIP_MODES = ("linear", "interpolate")
+
+
+def _check_size(owner: str, name: str, value: object, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+
+
+def _check_skip(owner: str, skip: str) -> None:
+    if skip not in _SKIP_MODES:
+        raise ValueError(f"{owner}: skip must be one of {_SKIP_MODES}, got {skip!r}")
+
+
+def _check_dropout(owner: str, dropout: float) -> float:
+    if dropout is None:
+        return 0.0
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}")
+    return float(dropout)
+
+
+def _interpolate_last(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Linear interpolation (``align_corners=True``) of the last axis of ``x`` to ``size`` points.
+
+    The feature vector is treated as a 1-D signal, exactly as pytorch-forecasting's
+    ``TimeDistributedInterpolation`` does.
+    """
+    lead = x.shape[:-1]
+    y = F.interpolate(x.reshape(-1, 1, x.shape[-1]), size, mode="linear", align_corners=True)
+    return y.reshape(*lead, size)
+
+
+def _interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """``[n_in, n_out]`` matrix ``M`` with ``x @ M == _interpolate_last(x, n_out)`` (float32).
+
+    Built by interpolating the identity, so its weights are the ones ``F.interpolate`` uses.
+    """
+    eye = torch.eye(n_in, dtype=torch.float32)
+    return F.interpolate(eye.unsqueeze(1), n_out, mode="linear", align_corners=True).squeeze(1)
+
+
+class _Interpolate(nn.Module):
+    """Parameter-free resampling of the feature axis to ``size`` (linear, ``align_corners``)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _interpolate_last(x, self.size)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+class _ResampleNorm(nn.Module):
+    """``LayerNorm(2 * sigmoid(mask) * interpolate(x))`` (pytorch-forecasting's ``ResampleNorm``).
+
+    With ``input_size == output_size`` there is no interpolation (the mask and norm remain).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.input_size = input_size
+        self.output_size = output_size
+        self.resample = _Interpolate(output_size) if input_size != output_size else None
+        self.mask = nn.Parameter(torch.zeros(output_size, **factory_kwargs))
+        self.norm = nn.LayerNorm(output_size, **factory_kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.resample is not None:
+            x = self.resample(x)
+        return self.norm(x * (2.0 * torch.sigmoid(self.mask)))
+
+
+# --------------------------------------------------------------------------------------------
+# GLU
+# --------------------------------------------------------------------------------------------
+class GatedLinearUnit(nn.Module):
+    r"""The TFT gated linear unit: ``GLU(x) = (W_5 x' + b_5) * sigmoid(W_4 x' + b_4)``, ``x' = dropout(x)``.
+
+    One ``Linear(input_size, 2 * output_size)`` produces both halves; the first half is the value,
+    the second the gate (the layout of ``torch.nn.functional.glu`` and of pytorch-forecasting's
+    ``GatedLinearUnit``, so its weights load unchanged).
+
+    Args:
+        input_size: features of ``x``.
+        output_size: features of the output (default ``input_size``).
+        gate_act: squashing of the gate half (default sigmoid).
+        bias: biases ``b_4, b_5``.
+        dropout: dropout applied to the input, as the paper's "dropout before the gating layer".
+
+    Shapes: ``x`` is ``[..., input_size]``; returns ``[..., output_size]``. The gate
+    ``sigmoid(W_4 x' + b_4)``, ``[..., output_size]``, is recorded with
+    :func:`gatelab.core.record_gate`.
+
+    Paper: Lim et al., "Temporal Fusion Transformers for interpretable multi-horizon time series
+    forecasting", International Journal of Forecasting 37(4), 2021, eq. (5). Initialisation as
+    the official code (Keras ``Dense``): Glorot-uniform weights, zero biases.
+
+    Deviations: none.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int | None = None,
+        *,
+        gate_act: ActLike = "sigmoid",
+        bias: bool = True,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        _check_size("GatedLinearUnit", "input_size", input_size)
+        _check_size("GatedLinearUnit", "output_size", output_size, allow_none=True)
+        self.input_size = input_size
+        self.output_size = output_size or input_size
+        self.dropout = nn.Dropout(_check_dropout("GatedLinearUnit", dropout))
+        self.fc = nn.Linear(input_size, 2 * self.output_size, bias=bias, **factory_kwargs)
+        self.gate_act = create_act(gate_act)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.fc.weight)
+        if self.fc.bias is not None:
+            nn.init.zeros_(self.fc.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"GatedLinearUnit: expected x[..., {self.input_size}], got shape {tuple(x.shape)}"
+            )
+        value, gate = self.fc(self.dropout(x)).chunk(2, dim=-1)
+        gate = self.gate_act(gate)
+        record_gate(self, gate)
+        return value * gate
+
+    @classmethod
+    def from_pytorch_forecasting(cls, theirs: nn.Module) -> GatedLinearUnit:
+        """Build the equivalent of a pytorch-forecasting ``GatedLinearUnit`` and copy its weights."""
+        _expect_pf(theirs, "GatedLinearUnit")
+        fc = theirs.fc
+        ours = cls(
+            fc.in_features,
+            fc.out_features // 2,
+            bias=fc.bias is not None,
+            dropout=_pf_dropout(theirs.dropout),
+            device=fc.weight.device,
+            dtype=fc.weight.dtype,
+        )
+        load_pytorch_forecasting_state(ours, theirs)
+        return ours
+
+
+# --------------------------------------------------------------------------------------------
+# Gate + add + norm
+# --------------------------------------------------------------------------------------------
+class GateAddNorm(nn.Module):
+    r"""``GateAddNorm(x, s) = LayerNorm(GLU(x) + m * R(s))`` -- TFT's gated skip connection.
+
+    ``R`` maps the skip ``s`` to ``output_size``: identity when ``skip_size == output_size``,
+    otherwise a learned linear projection (``skip="linear"``) or a parameter-free linear
+    interpolation along the feature axis (``skip="interpolate"``, pytorch-forecasting's
+    ``AddNorm``). ``m = 2 * sigmoid(mask)`` is a trainable per-feature scale when
+    ``trainable_add=True`` (pytorch-forecasting; starts at 1), else 1.
+
+    Args:
+        input_size: features of ``x`` (the GLU input).
+        output_size: features of the output and of the GLU (default ``input_size``).
+        skip_size: features of ``s`` (default ``output_size``).
+        gate_act: the GLU's gate squashing (default sigmoid).
+        bias: GLU (and linear-skip) biases.
+        dropout: dropout on the GLU input.
+        trainable_add: the ``2 * sigmoid(mask)`` skip scale (pytorch-forecasting option).
+        skip: ``"linear"`` (default) or ``"interpolate"``; only used when sizes differ.
+
+    Shapes: ``x`` ``[..., input_size]``, ``skip`` ``[..., skip_size]`` -> ``[..., output_size]``.
+    The GLU records its gate (module ``<name>.glu``).
+
+    Paper: Lim et al. 2021, eq. (2), ``LayerNorm(a + GLU(eta_1))``.
+
+    Deviations: the paper always adds tensors of equal size; ``skip_size``, ``skip`` and
+    ``trainable_add`` are extensions (the last two reproduce pytorch-forecasting).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int | None = None,
+        *,
+        skip_size: int | None = None,
+        gate_act: ActLike = "sigmoid",
+        bias: bool = True,
+        dropout: float = 0.0,
+        trainable_add: bool = False,
+        skip: SkipMode = "linear",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        _check_size("GateAddNorm", "input_size", input_size)
+        _check_size("GateAddNorm", "output_size", output_size, allow_none=True)
+        _check_size("GateAddNorm", "skip_size", skip_size, allow_none=True)
+        _check_skip("GateAddNorm", skip)
+        self.input_size = input_size
+        self.output_size = output_size or input_size
+        self.skip_size = skip_size or self.output_size
+        self.skip_mode = skip
+        self.trainable_add = trainable_add
+        self.glu = GatedLinearUnit(
+            input_size, self.output_size, gate_act=gate_act, bias=bias, dropout=dropout, **factory_kwargs
+        )
+        self.resample: nn.Module | None = None
+        if self.skip_size != self.output_size:
+            if skip == "linear":
+                self.resample = nn.Linear(self.skip_size, self.output_size, bias=bias, **factory_kwargs)
+                nn.init.xavier_uniform_(self.resample.weight)
+                if self.resample.bias is not None:
+                    nn.init.zeros_(self.resample.bias)
+            else:
+                self.resample = _Interpolate(self.output_size)
+        self.mask = nn.Parameter(torch.zeros(self.output_size, **factory_kwargs)) if trainable_add else None
+        self.norm = nn.LayerNorm(self.output_size, **factory_kwargs)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        if skip.shape[-1] != self.skip_size:
+            raise ValueError(
+                f"GateAddNorm: expected skip[..., {self.skip_size}], got shape {tuple(skip.shape)}"
+            )
+        if self.resample is not None:
+            skip = self.resample(skip)
+        if self.mask is not None:
+            skip = skip * (2.0 * torch.sigmoid(self.mask))
+        return self.norm(self.glu(x) + skip)
+
+    @classmethod
+    def from_pytorch_forecasting(cls, theirs: nn.Module) -> GateAddNorm:
+        """Build the equivalent of a pytorch-forecasting ``GateAddNorm`` and copy its weights."""
+        _expect_pf(theirs, "GateAddNorm")
+        w = theirs.glu.fc.weight
+        ours = cls(
+            theirs.input_size,
+            theirs.hidden_size,
+            skip_size=theirs.skip_size,
+            bias=theirs.glu.fc.bias is not None,
+            dropout=_pf_dropout(theirs.glu.dropout),
+            trainable_add=theirs.add_norm.trainable_add,
+            skip="interpolate",
+            device=w.device,
+            dtype=w.dtype,
+        )
+        load_pytorch_forecasting_state(ours, theirs)
+        return ours
+
+
+# --------------------------------------------------------------------------------------------
+# GRN
+# --------------------------------------------------------------------------------------------
+class GatedResidualNetwork(nn.Module):
+    r"""TFT gated residual network.
+
+    ::
+
+        eta_2 = ELU(W_2 a + W_3 c + b_2)                   [..., hidden_size]   (W_3 c only with context)
+        eta_1 = W_1 eta_2 + b_1                            [..., hidden_size]
+        GRN(a, c) = LayerNorm(S(a) + GLU(eta_1))           [..., output_size]
+
+    ``GLU`` is :class:`GatedLinearUnit` (with dropout on its input) and the LayerNorm/add is
+    :class:`GateAddNorm`. The skip ``S(a)`` is ``a`` when ``input_size == output_size``;
+    otherwise ``skip="linear"`` (default, the official code) uses a learned ``Linear`` and
+    ``skip="interpolate"`` (pytorch-forecasting) uses
+    ``LayerNorm(2 * sigmoid(mask) * interpolate(a))`` with a linear interpolation of the feature
+    axis.
+
+    Args:
+        input_size: features of ``a``.
+        hidden_size: width of ``eta_1, eta_2`` (default ``input_size``).
+        output_size: output features (default ``input_size``).
+        context_size: features of the optional static context ``c`` (``None``: no context).
+        act: activation of ``eta_2`` (default ELU).
+        gate_act: the GLU's gate squashing (default sigmoid).
+        bias: biases of ``W_1, W_2``, the GLU and the linear skip (``W_3`` never has one).
+        dropout: dropout on the GLU input.
+        skip: ``"linear"`` or ``"interpolate"`` (see above).
+
+    Shapes: ``a`` ``[..., input_size]``; ``context`` ``[..., context_size]`` broadcastable
+    against ``a``'s leading dims (e.g. ``[B, 1, C]`` for ``a`` of ``[B, T, D]``) or ``None``;
+    returns ``[..., output_size]``. The GLU gate is recorded (module ``<name>.gate_norm.glu``).
+
+    Paper: Lim et al. 2021, eqs. (2)-(4); official code ``gated_residual_network``.
+    Initialisation as the official code (Keras ``Dense``): Glorot-uniform weights, zero biases.
+
+    Deviations: ``skip="interpolate"`` reproduces pytorch-forecasting instead of the paper's
+    projection. pytorch-forecasting also initialises ``W_1, W_2`` He-normal instead of
+    Glorot-uniform; we keep the official code's init (it only matters when training from scratch).
+    pytorch-forecasting's ``residual=True`` flag / ``residual`` forward argument (a skip other
+    than ``a``) is not supported.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int | None = None,
+        output_size: int | None = None,
+        *,
+        context_size: int | None = None,
+        act: ActLike = "elu",
+        gate_act: ActLike = "sigmoid",
+        bias: bool = True,
+        dropout: float = 0.0,
+        skip: SkipMode = "linear",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        for name, value in (("hidden_size", hidden_size), ("output_size", output_size)):
+            _check_size("GatedResidualNetwork", name, value, allow_none=True)
+        _check_size("GatedResidualNetwork", "input_size", input_size)
+        _check_size("GatedResidualNetwork", "context_size", context_size, allow_none=True)
+        _check_skip("GatedResidualNetwork", skip)
+        self.input_size = input_size
+        self.hidden_size = hidden_size or input_size
+        self.output_size = output_size or input_size
+        self.context_size = context_size
+        self.skip_mode = skip
+
+        self.fc1 = nn.Linear(input_size, self.hidden_size, bias=bias, **factory_kwargs)
+        self.context = (
+            nn.Linear(context_size, self.hidden_size, bias=False, **factory_kwargs) if context_size else None
+        )
+        self.act = create_act(act)
+        self.fc2 = nn.Linear(self.hidden_size, self.hidden_size, bias=bias, **factory_kwargs)
+        self.gate_norm = GateAddNorm(
+            self.hidden_size,
+            self.output_size,
+            gate_act=gate_act,
+            bias=bias,
+            dropout=dropout,
+            **factory_kwargs,
+        )
+        self.skip: nn.Module | None = None
+        if input_size != self.output_size:
+            if skip == "linear":
+                self.skip = nn.Linear(input_size, self.output_size, bias=bias, **factory_kwargs)
+            else:
+                self.skip = _ResampleNorm(input_size, self.output_size, **factory_kwargs)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for lin in (self.fc1, self.fc2, self.context, self.skip):
+            if isinstance(lin, nn.Linear):
+                nn.init.xavier_uniform_(lin.weight)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+        self.gate_norm.glu.reset_parameters()
+
+    def forward(self, a: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if a.shape[-1] != self.input_size:
+            raise ValueError(
+                f"GatedResidualNetwork: expected a[..., {self.input_size}], got shape {tuple(a.shape)}"
+            )
+        residual = a if self.skip is None else self.skip(a)
+        h = self.fc1(a)
+        if context is not None:
+            if self.context is None:
+                raise ValueError("GatedResidualNetwork: got a context but was built with context_size=None")
+            if context.shape[-1] != self.context_size:
+                raise ValueError(
+                    f"GatedResidualNetwork: expected context[..., {self.context_size}], got shape {tuple(context.shape)}"
+                )
+            h = h + self.context(context)
+        h = self.fc2(self.act(h))
+        return self.gate_norm(h, residual)
+
+    @classmethod
+    def from_pytorch_forecasting(cls, theirs: nn.Module) -> GatedResidualNetwork:
+        """Build the equivalent of a pytorch-forecasting ``GatedResidualNetwork``, copy its weights."""
+        _expect_pf(theirs, "GatedResidualNetwork")
+        w = theirs.fc1.weight
+        ours = cls(
+            theirs.input_size,
+            theirs.hidden_size,
+            theirs.output_size,
+            context_size=theirs.context_size,
+            bias=theirs.fc1.bias is not None,
+            dropout=_pf_dropout(theirs.gate_norm.glu.dropout),
+            skip="interpolate",
+            device=w.device,
+            dtype=w.dtype,
+        )
+        load_pytorch_forecasting_state(ours, theirs)
+        return ours
+
+
+# --------------------------------------------------------------------------------------------
+# VSN
+# --------------------------------------------------------------------------------------------
+def _select(owner: str, what: str, spec: Collection[str | int], names: list[str]) -> list[int]:
+    """Indices of the variables named (or indexed) in ``spec``; errors name the bad entry."""
+    out = []
+    for item in spec:
+        if isinstance(item, bool) or not isinstance(item, (str, int)):
+            raise TypeError(f"{owner}: {what} entries must be variable names or indices, got {item!r}")
+        if isinstance(item, int):
+            if not 0 <= item < len(names):
+                raise ValueError(f"{owner}: {what} index {item} out of range for {len(names)} variables")
+            out.append(item)
+        else:
+            if item not in names:
+                raise ValueError(f"{owner}: {what} names unknown variable {item!r}; variables: {names}")
+            out.append(names.index(item))
+    return sorted(set(out))
+
+
+class VariableSelectionNetwork(nn.Module):
+    r"""TFT variable selection network, all per-variable GRNs computed in one batched op.
+
+    For variables ``j = 1..V`` with embeddings ``xi_j`` (``[..., d_j]``) and flattened
+    ``Xi = [xi_1; ...; xi_V]``::
+
+        v      = softmax(GRN_v(Xi, c))                            [..., V]   variable weights
+        xi~_j  = GRN_j(xi_j)          (no context)                [..., hidden_size]
+        out    = sum_j v_j xi~_j                                  [..., hidden_size]
+
+    ``GRN_v`` is a :class:`GatedResidualNetwork` ``(sum d_j) -> V`` with the optional static
+    context ``c``; the ``GRN_j`` (``d_j -> hidden_size``) are stored as grouped weights
+    ``[V, d_max, h_max]`` (input-major, i.e. ``x @ W``) and evaluated with one ``einsum`` per
+    layer. Variables with smaller ``d_j`` or GRN width ``h_j`` are zero-padded, and the padding
+    is masked in the weights, so every variable's result is exactly its own GRN.
+
+    Options that reproduce pytorch-forecasting (``from_pytorch_forecasting`` sets them):
+
+    * ``skip="interpolate"``: the skip of ``GRN_j`` (and ``GRN_v``) when ``d_j != hidden_size``
+      is ``LayerNorm(2 sigmoid(m_j) * interpolate(xi_j))`` instead of a learned projection;
+    * ``prescale``: variables given as a single real ``[..., 1]`` that are first lifted to
+      ``d_j`` features by a per-variable ``Linear(1, d_j)`` (pytorch-forecasting's
+      ``prescalers`` for continuous inputs);
+    * ``resample_only``: variables that get no GRN, only ``LayerNorm(m_j * R_j(xi_j))`` with
+      ``R_j`` the skip map (pytorch-forecasting's ``input_embedding_flags``, used for
+      categorical embeddings; ``m_j = 2 sigmoid(mask_j)`` with ``skip="interpolate"``, else 1);
+    * ``grn_hidden_sizes`` (pytorch-forecasting: ``min(d_j, hidden_size)``) and
+      ``weight_hidden_size`` (pytorch-forecasting: ``min(hidden_size, V)``).
+
+    Args:
+        input_sizes: ``{name: d_j}`` (ordered) or a sequence of ``d_j`` (names ``"0"``, ``"1"``, ...).
+        hidden_size: output width (``d_model``).
+        context_size: features of the static context ``c`` (``None``: no context).
+        act, gate_act, bias, dropout: as in :class:`GatedResidualNetwork`, for every GRN.
+        skip: ``"linear"`` (paper) or ``"interpolate"`` (pytorch-forecasting).
+        prescale: names or indices of variables given as ``[..., 1]`` reals.
+        resample_only: names or indices of variables without a GRN (see above).
+        grn_hidden_sizes: GRN width per variable (int or sequence; default ``hidden_size``).
+        weight_hidden_size: width of the weight GRN ``GRN_v`` (default ``hidden_size``).
+
+    Shapes: ``x`` is a mapping ``{name: [..., s_j]}``, a sequence of ``[..., s_j]`` tensors in
+    variable order, or one tensor ``[..., sum s_j]`` holding them concatenated, where
+    ``s_j = 1`` for ``prescale`` variables and ``d_j`` otherwise; ``context`` is
+    ``[..., context_size]`` broadcastable against the leading dims (or ``None``). Returns
+    ``(out, weights)``: ``[..., hidden_size]`` and ``[..., V]``. ``weights`` is recorded with
+    suffix ``"weights"``, the per-variable GLU gates ``[..., V_grn, hidden_size]`` with suffix
+    ``"glu"``; ``GRN_v``'s own GLU records under ``<name>.weight_grn.gate_norm.glu``.
+
+    Paper: Lim et al. 2021, Sec. 4.2, eqs. (6)-(8).
+
+    Deviations: the batched layout (pytorch-forecasting and the official code loop over
+    variables). With one variable there is no weight GRN and the weights are 1 (as
+    pytorch-forecasting). pytorch-forecasting returns the weights as ``[..., 1, V]``; we
+    return ``[..., V]``. The ``skip="interpolate"``, ``prescale``, ``resample_only`` and
+    hidden-size options exist to reproduce pytorch-forecasting; the paper's VSN is the default.
+    """
+
+    def __init__(
+        self,
+        input_sizes: Mapping[str, int] | Sequence[int],
+        hidden_size: int,
+        *,
+        context_size: int | None = None,
+        act: ActLike = "elu",
+        gate_act: ActLike = "sigmoid",
+        bias: bool = True,
+        dropout: float = 0.0,
+        skip: SkipMode = "linear",
+        prescale: Collection[str | int] = (),
+        resample_only: Collection[str | int] = (),
+        grn_hidden_sizes: int | Sequence[int] | None = None,
+        weight_hidden_size: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        owner = "VariableSelectionNetwork"
+        factory_kwargs = {"device": device, "dtype": dtype}
+        if isinstance(input_sizes, Mapping):
+            names = [str(k) for k in input_sizes]
+            sizes = list(input_sizes.values())
+        else:
+            sizes = list(input_sizes)
+            names = [str(i) for i in range(len(sizes))]
+        if not sizes:
+            raise ValueError(f"{owner}: input_sizes is empty")
+        for n, s in zip(names, sizes):
+            _check_size(owner, f"input_sizes[{n!r}]", s)
+        _check_size(owner, "hidden_size", hidden_size)
+        _check_size(owner, "context_size", context_size, allow_none=True)
+        _check_size(owner, "weight_hidden_size", weight_hidden_size, allow_none=True)
+        _check_skip(owner, skip)
+        dropout = _check_dropout(owner, dropout)
+        V, H = len(sizes), hidden_size
+        self.names = names
+        self.input_sizes = sizes
+        self.hidden_size = H
+        self.context_size = context_size
+        self.skip_mode = skip
+
+        pre = _select(owner, "prescale", prescale, names)
+        res_only = _select(owner, "resample_only", resample_only, names)
+        grn_idx = [j for j in range(V) if j not in res_only]
+        if grn_hidden_sizes is None:
+            grn_hidden_sizes = H
+        if isinstance(grn_hidden_sizes, int):
+            hid = [grn_hidden_sizes] * V
+        else:
+            hid = list(grn_hidden_sizes)
+            if len(hid) != V:
+                raise ValueError(f"{owner}: grn_hidden_sizes has {len(hid)} entries for {V} variables")
+        for n, h in zip(names, hid):
+            _check_size(owner, f"grn_hidden_sizes[{n!r}]", h)
+        self.grn_hidden_sizes = hid
+        self.prescale = [names[j] for j in pre]
+        self.resample_only = [names[j] for j in res_only]
+
+        d_max = max(sizes)
+        self._d_max = d_max
+        raw = [1 if j in pre else sizes[j] for j in range(V)]
+        self._raw_sizes = raw
+        offsets = [sum(raw[:j]) for j in range(V)]
+        r_total = sum(raw)
+        # gather index [V * d_max] into the raw inputs with a zero column appended at r_total
+        gather = torch.full((V, d_max), r_total, dtype=torch.long)
+        valid = torch.zeros(V, d_max)
+        for j in range(V):
+            valid[j, : sizes[j]] = 1.0
+            if j in pre:
+                gather[j, : sizes[j]] = offsets[j]
+            else:
+                gather[j, : sizes[j]] = torch.arange(offsets[j], offsets[j] + sizes[j])
+        self.register_buffer("_gather_idx", gather.reshape(-1), persistent=False)
+        self.register_buffer("_valid", valid.to(**factory_kwargs), persistent=False)
+        flat_idx = torch.cat([torch.arange(sizes[j]) + j * d_max for j in range(V)])
+        self.register_buffer("_flat_idx", flat_idx, persistent=False)
+
+        # --- prescalers: Linear(1, d_j) per real variable, stored [V_pre, d_max]
+        if pre:
+            self.register_buffer("_pre_idx", torch.tensor(pre, dtype=torch.long), persistent=False)
+            self.prescale_weight = nn.Parameter(torch.empty(len(pre), d_max, **factory_kwargs))
+            self.prescale_bias = nn.Parameter(torch.empty(len(pre), d_max, **factory_kwargs))
+        else:
+            self.register_buffer("_pre_idx", None, persistent=False)
+            self.register_parameter("prescale_weight", None)
+            self.register_parameter("prescale_bias", None)
+
+        # --- skip maps R_j: identity, interpolation (fixed) or learned projection
+        proj = [j for j in range(V) if sizes[j] != H] if skip == "linear" else []
+        self._skip_identity = all(s == H for s in sizes)
+        fixed = torch.zeros(V, d_max, H)
+        for j in range(V):
+            if sizes[j] == H:
+                fixed[j, :H] = torch.eye(H)
+            elif skip == "interpolate":
+                fixed[j, : sizes[j]] = _interp_matrix(sizes[j], H)
+        self.register_buffer("_skip_fixed", fixed.to(**factory_kwargs), persistent=False)
+        if proj:
+            self.register_buffer("_proj_idx", torch.tensor(proj, dtype=torch.long), persistent=False)
+            self.skip_weight = nn.Parameter(torch.empty(len(proj), d_max, H, **factory_kwargs))
+            self.skip_bias = nn.Parameter(torch.empty(len(proj), H, **factory_kwargs)) if bias else None
+        else:
+            self.register_buffer("_proj_idx", None, persistent=False)
+            self.register_parameter("skip_weight", None)
+            self.register_parameter("skip_bias", None)
+        self._proj_fan = [(sizes[j], H) for j in proj]
+
+        # --- resample-norm: LayerNorm(m_j * R_j(xi_j)) for interpolated skips and resample-only vars
+        if skip == "interpolate":
+            rn = [j for j in range(V) if sizes[j] != H and j in grn_idx] + res_only
+        else:
+            rn = list(res_only)
+        rn = sorted(rn)
+        self._rn_all = len(rn) == V
+        if rn:
+            self.register_buffer("_rn_idx", torch.tensor(rn, dtype=torch.long), persistent=False)
+            if skip == "interpolate":
+                self.resample_mask = nn.Parameter(torch.zeros(len(rn), H, **factory_kwargs))
+            else:
+                self.register_parameter("resample_mask", None)
+            self.resample_norm_weight = nn.Parameter(torch.ones(len(rn), H, **factory_kwargs))
+            self.resample_norm_bias = nn.Parameter(torch.zeros(len(rn), H, **factory_kwargs))
+        else:
+            self.register_buffer("_rn_idx", None, persistent=False)
+            self.register_parameter("resample_mask", None)
+            self.register_parameter("resample_norm_weight", None)
+            self.register_parameter("resample_norm_bias", None)
+
+        # --- grouped per-variable GRNs for the variables in grn_idx
+        self._grn_all = len(grn_idx) == V
+        self._grn_vars = grn_idx
+        if grn_idx:
+            g = len(grn_idx)
+            h_max = max(hid[j] for j in grn_idx)
+            self._h_max = h_max
+            self.register_buffer("_grn_idx", torch.tensor(grn_idx, dtype=torch.long), persistent=False)
+            w1_mask = torch.zeros(g, d_max, h_max)
+            h_mask = torch.zeros(g, h_max)
+            for i, j in enumerate(grn_idx):
+                w1_mask[i, : sizes[j], : hid[j]] = 1.0
+                h_mask[i, : hid[j]] = 1.0
+            w2_mask = h_mask[:, :, None] * h_mask[:, None, :]
+            self.register_buffer("_w1_mask", w1_mask.to(**factory_kwargs), persistent=False)
+            self.register_buffer("_h_mask", h_mask.to(**factory_kwargs), persistent=False)
+            self.register_buffer("_w2_mask", w2_mask.to(**factory_kwargs), persistent=False)
+            self.fc1_weight = nn.Parameter(torch.empty(g, d_max, h_max, **factory_kwargs))
+            self.fc2_weight = nn.Parameter(torch.empty(g, h_max, h_max, **factory_kwargs))
+            self.glu_weight = nn.Parameter(torch.empty(g, h_max, 2 * H, **factory_kwargs))
+            if bias:
+                self.fc1_bias = nn.Parameter(torch.empty(g, h_max, **factory_kwargs))
+                self.fc2_bias = nn.Parameter(torch.empty(g, h_max, **factory_kwargs))
+                self.glu_bias = nn.Parameter(torch.empty(g, 2 * H, **factory_kwargs))
+            else:
+                self.register_parameter("fc1_bias", None)
+                self.register_parameter("fc2_bias", None)
+                self.register_parameter("glu_bias", None)
+            self.norm_weight = nn.Parameter(torch.ones(g, H, **factory_kwargs))
+            self.norm_bias = nn.Parameter(torch.zeros(g, H, **factory_kwargs))
+        self.act = create_act(act)
+        self.gate_act = create_act(gate_act)
+        self.dropout = nn.Dropout(dropout)
+
+        # --- weight GRN over the flattened embeddings (none for a single variable)
+        self.weight_grn = (
+            GatedResidualNetwork(
+                sum(sizes),
+                weight_hidden_size or H,
+                V,
+                context_size=context_size,
+                act=act,
+                gate_act=gate_act,
+                bias=bias,
+                dropout=dropout,
+                skip=skip,
+                **factory_kwargs,
+            )
+            if V > 1
+            else None
+        )
+        self.reset_parameters()
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.input_sizes)
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Glorot-uniform weights per variable (from its own fan-in/fan-out), zero biases."""
+
+        def glorot_(w: torch.Tensor, fans: list[tuple[int, int]], mask: torch.Tensor | None) -> None:
+            bound = torch.tensor([math.sqrt(6.0 / (a + b)) for a, b in fans], dtype=w.dtype, device=w.device)
+            w.uniform_(-1.0, 1.0).mul_(bound.view(-1, *([1] * (w.dim() - 1))))
+            if mask is not None:
+                w.mul_(mask)
+
+        sizes, hid, H = self.input_sizes, self.grn_hidden_sizes, self.hidden_size
+        if self.prescale_weight is not None:
+            valid = self._valid[self._pre_idx]
+            glorot_(self.prescale_weight, [(1, sizes[j]) for j in self._pre_idx.tolist()], valid)
+            self.prescale_bias.zero_()
+        if self.skip_weight is not None:
+            glorot_(self.skip_weight, self._proj_fan, self._valid[self._proj_idx][..., None])
+            if self.skip_bias is not None:
+                self.skip_bias.zero_()
+        if self._grn_vars:
+            g = self._grn_vars
+            glorot_(self.fc1_weight, [(sizes[j], hid[j]) for j in g], self._w1_mask)
+            glorot_(self.fc2_weight, [(hid[j], hid[j]) for j in g], self._w2_mask)
+            glorot_(self.glu_weight, [(hid[j], 2 * H) for j in g], self._h_mask[..., None])
+            for b in (self.fc1_bias, self.fc2_bias, self.glu_bias):
+                if b is not None:
+                    b.zero_()
+
+    # ---------------------------------------------------------------------------------------
+    def _flatten_inputs(
+        self, x: Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor
+    ) -> torch.Tensor:
+        owner = "VariableSelectionNetwork"
+        if isinstance(x, torch.Tensor):
+            if x.shape[-1] != sum(self._raw_sizes):
+                raise ValueError(
+                    f"{owner}: a single input tensor must be [..., {sum(self._raw_sizes)}] "
+                    f"(raw sizes {dict(zip(self.names, self._raw_sizes))}), got shape {tuple(x.shape)}"
+                )
+            return x
+        if isinstance(x, Mapping):
+            missing = [n for n in self.names if n not in x]
+            extra = [k for k in x if k not in self.names]
+            if missing or extra:
+                raise KeyError(f"{owner}: input keys mismatch; missing {missing}, unexpected {extra}")
+            parts = [x[n] for n in self.names]
+        else:
+            parts = list(x)
+            if len(parts) != len(self.names):
+                raise ValueError(f"{owner}: expected {len(self.names)} input tensors, got {len(parts)}")
+        # shape validation only (no tensor work per variable)
+        for n, p, s in zip(self.names, parts, self._raw_sizes):
+            if p.shape[-1] != s:
+                raise ValueError(f"{owner}: variable {n!r} must be [..., {s}], got shape {tuple(p.shape)}")
+        return torch.cat(parts, dim=-1)
+
+    def forward(
+        self,
+        x: Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor,
+        context: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        V, H, d_max = self.num_inputs, self.hidden_size, self._d_max
+        raw = self._flatten_inputs(x)
+        lead = raw.shape[:-1]
+        raw = torch.cat([raw, raw.new_zeros((*lead, 1))], dim=-1)
+        xp = raw.index_select(-1, self._gather_idx).reshape(*lead, V, d_max)  # [..., V, d_max]
+
+        if self.prescale_weight is not None:
+            valid = self._valid.to(xp.dtype)
+            pw = torch.ones_like(valid).index_copy(
+                0, self._pre_idx, self.prescale_weight * valid[self._pre_idx]
+            )
+            pb = torch.zeros_like(valid).index_copy(
+                0, self._pre_idx, self.prescale_bias * valid[self._pre_idx]
+            )
+            xp = xp * pw + pb
+
+        # skip maps R_j
+        if self._skip_identity:
+            r = xp
+        else:
+            s = self._skip_fixed.to(xp.dtype)
+            if self.skip_weight is not None:
+                w = self.skip_weight * self._valid[self._proj_idx].to(xp.dtype)[..., None]
+                s = s.index_copy(0, self._proj_idx, w)
+            r = torch.einsum("...vd,vdh->...vh", xp, s)
+            if self.skip_bias is not None:
+                r = r + torch.zeros_like(s[:, 0]).index_copy(0, self._proj_idx, self.skip_bias)
+        if self._rn_idx is not None:
+            rr = r if self._rn_all else r.index_select(-2, self._rn_idx)
+            if self.resample_mask is not None:
+                rr = rr * (2.0 * torch.sigmoid(self.resample_mask))
+            rr = F.layer_norm(rr, (H,)) * self.resample_norm_weight + self.resample_norm_bias
+            r = rr if self._rn_all else r.index_copy(-2, self._rn_idx, rr)
+
+        # grouped per-variable GRNs
+        if self._grn_vars:
+            xg = xp if self._grn_all else xp.index_select(-2, self._grn_idx)
+            h = torch.einsum("...vd,vdh->...vh", xg, self.fc1_weight * self._w1_mask)
+            if self.fc1_bias is not None:
+                h = h + self.fc1_bias * self._h_mask
+            h = torch.einsum("...vh,vhk->...vk", self.act(h), self.fc2_weight * self._w2_mask)
+            if self.fc2_bias is not None:
+                h = h + self.fc2_bias * self._h_mask
+            h = torch.einsum("...vk,vko->...vo", self.dropout(h), self.glu_weight * self._h_mask[..., None])
+            if self.glu_bias is not None:
+                h = h + self.glu_bias
+            value, gate = h.chunk(2, dim=-1)
+            gate = self.gate_act(gate)
+            record_gate(self, gate, "glu")
+            skip = r if self._grn_all else r.index_select(-2, self._grn_idx)
+            y = F.layer_norm(value * gate + skip, (H,)) * self.norm_weight + self.norm_bias
+            var_out = y if self._grn_all else r.index_copy(-2, self._grn_idx, y)
+        else:
+            var_out = r  # every variable is resample-only
+
+        # variable weights
+        if self.weight_grn is not None:
+            flat = xp.reshape(*lead, V * d_max).index_select(-1, self._flat_idx)
+            weights = torch.softmax(self.weight_grn(flat, context), dim=-1)
+        else:
+            if context is not None and self.context_size is None:
+                raise ValueError(
+                    "VariableSelectionNetwork: got a context but was built with context_size=None"
+                )
+            weights = var_out.new_ones((*lead, 1))
+        record_gate(self, weights, "weights")
+        out = (var_out * weights.unsqueeze(-1)).sum(dim=-2)
+        return out, weights
+
+    def extra_repr(self) -> str:
+        return (
+            f"input_sizes={dict(zip(self.names, self.input_sizes))}, hidden_size={self.hidden_size}, "
+            f"context_size={self.context_size}, skip={self.skip_mode!r}, prescale={self.prescale}, "
+            f"resample_only={self.resample_only}, grn_hidden_sizes={self.grn_hidden_sizes}"
+        )
+
+    @classmethod
+    def from_pytorch_forecasting(cls, theirs: nn.Module) -> VariableSelectionNetwork:
+        """Build the equivalent of a pytorch-forecasting ``VariableSelectionNetwork``, copy its weights.
+
+        The layout is read from ``theirs``: variables with a prescaler become ``prescale``,
+        variables whose single-variable network is a ``ResampleNorm`` (its
+        ``input_embedding_flags``) become ``resample_only``, the GRN widths become
+        ``grn_hidden_sizes`` and ``weight_hidden_size``.
+        """
+        _expect_pf(theirs, "VariableSelectionNetwork")
+        names = list(theirs.input_sizes)
+        nets = theirs.single_variable_grns
+        res_only = [n for n in names if type(nets[n]).__name__ == "ResampleNorm"]
+        grn_names = [n for n in names if n not in res_only]
+        hid = [nets[n].hidden_size if n in grn_names else theirs.hidden_size for n in names]
+        ref = next(iter(theirs.parameters()))
+        ours = cls(
+            dict(theirs.input_sizes),
+            theirs.hidden_size,
+            context_size=theirs.context_size,
+            dropout=_pf_dropout(theirs.dropout),
+            skip="interpolate",
+            prescale=[n for n in names if n in theirs.prescalers],
+            resample_only=res_only,
+            grn_hidden_sizes=hid,
+            weight_hidden_size=theirs.flattened_grn.hidden_size if len(names) > 1 else None,
+            device=ref.device,
+            dtype=ref.dtype,
+        )
+        load_pytorch_forecasting_state(ours, theirs)
+        return ours
+
+
+# --------------------------------------------------------------------------------------------
+# weight porting from pytorch-forecasting
+# --------------------------------------------------------------------------------------------
+def _expect_pf(theirs: nn.Module, cls_name: str) -> None:
+    if type(theirs).__name__ != cls_name or "pytorch_forecasting" not in type(theirs).__module__:
+        raise TypeError(
+            f"expected pytorch_forecasting's {cls_name}, got {type(theirs).__module__}.{type(theirs).__name__}"
+        )
+
+
+def _pf_dropout(d: nn.Module | float | None) -> float:
+    if d is None:
+        return 0.0
+    if isinstance(d, nn.Dropout):
+        return float(d.p)
+    return float(d)
+
+
+def _copy(dst: torch.Tensor | None, src: torch.Tensor | None, what: str) -> None:
+    if dst is None or src is None:
+        if dst is None and src is None:
+            return
+        raise ValueError(f"load_pytorch_forecasting_state: {what}: present on one side only (check `bias`)")
+    if dst.shape != src.shape:
+        raise ValueError(
+            f"load_pytorch_forecasting_state: {what}: shape {tuple(src.shape)} does not fit ours {tuple(dst.shape)}"
+        )
+    dst.copy_(src)
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(f"load_pytorch_forecasting_state: {msg}")
+
+
+def _load_glu(ours: GatedLinearUnit, theirs: nn.Module, where: str) -> None:
+    _copy(ours.fc.weight, theirs.fc.weight, f"{where}.fc.weight")
+    _copy(ours.fc.bias, theirs.fc.bias, f"{where}.fc.bias")
+
+
+def _load_gate_add_norm(ours: GateAddNorm, theirs: nn.Module, where: str) -> None:
+    _load_glu(ours.glu, theirs.glu, f"{where}.glu")
+    add_norm = theirs.add_norm
+    _require(
+        ours.skip_size == add_norm.skip_size and ours.output_size == add_norm.input_size,
+        f"{where}: sizes differ (ours skip {ours.skip_size} -> {ours.output_size}, "
+        f"theirs {add_norm.skip_size} -> {add_norm.input_size})",
+    )
+    _require(
+        ours.skip_size == ours.output_size or ours.skip_mode == "interpolate",
+        f"{where}: pytorch-forecasting interpolates a mismatched skip; build ours with skip='interpolate'",
+    )
+    _require(ours.trainable_add == add_norm.trainable_add, f"{where}: trainable_add differs")
+    if ours.mask is not None:
+        _copy(ours.mask, add_norm.mask, f"{where}.add_norm.mask")
+    _copy(ours.norm.weight, add_norm.norm.weight, f"{where}.add_norm.norm.weight")
+    _copy(ours.norm.bias, add_norm.norm.bias, f"{where}.add_norm.norm.bias")
+
+
+def _load_resample_norm(ours: _ResampleNorm, theirs: nn.Module, where: str) -> None:
+    _require(theirs.trainable_add, f"{where}: ResampleNorm without trainable_add is not supported")
+    _copy(ours.mask, theirs.mask, f"{where}.mask")
+    _copy(ours.norm.weight, theirs.norm.weight, f"{where}.norm.weight")
+    _copy(ours.norm.bias, theirs.norm.bias, f"{where}.norm.bias")
+
+
+def _load_grn(ours: GatedResidualNetwork, theirs: nn.Module, where: str) -> None:
+    _require(
+        (ours.input_size, ours.hidden_size, ours.output_size)
+        == (theirs.input_size, theirs.hidden_size, theirs.output_size),
+        f"{where}: sizes differ (ours {(ours.input_size, ours.hidden_size, ours.output_size)}, "
+        f"theirs {(theirs.input_size, theirs.hidden_size, theirs.output_size)})",
+    )
+    _require(
+        not (theirs.residual and theirs.input_size != theirs.output_size),
+        f"{where}: pytorch-forecasting's residual=True with input_size != output_size is not supported",
+    )
+    _require(ours.context_size == theirs.context_size, f"{where}: context_size differs")
+    _copy(ours.fc1.weight, theirs.fc1.weight, f"{where}.fc1.weight")
+    _copy(ours.fc1.bias, theirs.fc1.bias, f"{where}.fc1.bias")
+    _copy(ours.fc2.weight, theirs.fc2.weight, f"{where}.fc2.weight")
+    _copy(ours.fc2.bias, theirs.fc2.bias, f"{where}.fc2.bias")
+    if ours.context is not None:
+        _copy(ours.context.weight, theirs.context.weight, f"{where}.context.weight")
+    _require(type(ours.act) is nn.ELU and ours.act.alpha == 1.0, f"{where}: activation must be ELU(alpha=1)")
+    if ours.skip is not None:
+        _require(
+            isinstance(ours.skip, _ResampleNorm),
+            f"{where}: pytorch-forecasting resamples a mismatched skip; build ours with skip='interpolate'",
+        )
+        _load_resample_norm(ours.skip, theirs.resample_norm, f"{where}.resample_norm")
+    _load_gate_add_norm(ours.gate_norm, theirs.gate_norm, f"{where}.gate_norm")
+
+
+def _load_vsn(ours: VariableSelectionNetwork, theirs: nn.Module) -> None:
+    where = "VariableSelectionNetwork"
+    names = list(theirs.input_sizes)
+    _require(ours.names == names, f"{where}: variables differ (ours {ours.names}, theirs {names})")
+    _require(ours.input_sizes == [theirs.input_sizes[n] for n in names], f"{where}: input sizes differ")
+    _require(ours.hidden_size == theirs.hidden_size, f"{where}: hidden_size differs")
+    _require(ours.skip_mode == "interpolate", f"{where}: build ours with skip='interpolate'")
+    _require(
+        sorted(ours.prescale) == sorted(n for n in names if n in theirs.prescalers),
+        f"{where}: prescaled variables differ (ours {ours.prescale}, theirs {list(theirs.prescalers)})",
+    )
+    nets = theirs.single_variable_grns
+    theirs_res = [n for n in names if type(nets[n]).__name__ == "ResampleNorm"]
+    _require(
+        sorted(ours.resample_only) == sorted(theirs_res),
+        f"{where}: resample-only variables differ (ours {ours.resample_only}, theirs {theirs_res})",
+    )
+    if ours.weight_grn is not None:
+        _load_grn(ours.weight_grn, theirs.flattened_grn, f"{where}.flattened_grn")
+    H = ours.hidden_size
+
+    for i, j in enumerate(ours._pre_idx.tolist() if ours._pre_idx is not None else []):
+        lin = theirs.prescalers[names[j]]
+        d = ours.input_sizes[j]
+        _require(
+            isinstance(lin, nn.Linear)
+            and lin.in_features == 1
+            and lin.out_features == d
+            and lin.bias is not None,
+            f"{where}: prescaler {names[j]!r} must be nn.Linear(1, {d}) with bias, got {lin}",
+        )
+        ours.prescale_weight[i].zero_()
+        ours.prescale_bias[i].zero_()
+        ours.prescale_weight[i, :d].copy_(lin.weight[:, 0])
+        ours.prescale_bias[i, :d].copy_(lin.bias)
+
+    rn = ours._rn_idx.tolist() if ours._rn_idx is not None else []
+    for i, j in enumerate(rn):  # resample-norm of interpolated skips / resample-only variables
+        net = nets[names[j]]
+        res = net if type(net).__name__ == "ResampleNorm" else net.resample_norm
+        _require(
+            res.trainable_add, f"{where}: {names[j]!r}: ResampleNorm without trainable_add is not supported"
+        )
+        _require(res.output_size == H, f"{where}: {names[j]!r}: output size {res.output_size} != {H}")
+        ours.resample_mask[i].copy_(res.mask)
+        ours.resample_norm_weight[i].copy_(res.norm.weight)
+        ours.resample_norm_bias[i].copy_(res.norm.bias)
+
+    for i, j in enumerate(ours._grn_vars):
+        net = nets[names[j]]
+        d, h = ours.input_sizes[j], ours.grn_hidden_sizes[j]
+        _require(
+            type(net).__name__ == "GatedResidualNetwork"
+            and (net.input_size, net.hidden_size, net.output_size, net.context_size) == (d, h, H, None),
+            f"{where}: single-variable network {names[j]!r} must be a GatedResidualNetwork({d}, {h}, {H}) "
+            f"without context, got {net}",
+        )
+        _require(not net.residual or d == H, f"{where}: {names[j]!r}: residual=True is not supported")
+        for p in (
+            ours.fc1_weight,
+            ours.fc2_weight,
+            ours.glu_weight,
+            ours.fc1_bias,
+            ours.fc2_bias,
+            ours.glu_bias,
+        ):
+            if p is not None:
+                p[i].zero_()
+        ours.fc1_weight[i, :d, :h].copy_(net.fc1.weight.t())
+        ours.fc2_weight[i, :h, :h].copy_(net.fc2.weight.t())
+        ours.glu_weight[i, :h].copy_(net.gate_norm.glu.fc.weight.t())
+        _require(ours.fc1_bias is not None, f"{where}: build ours with bias=True")
+        ours.fc1_bias[i, :h].copy_(net.fc1.bias)
+        ours.fc2_bias[i, :h].copy_(net.fc2.bias)
+        ours.glu_bias[i].copy_(net.gate_norm.glu.fc.bias)
+        ours.norm_weight[i].copy_(net.gate_norm.add_norm.norm.weight)
+        ours.norm_bias[i].copy_(net.gate_norm.add_norm.norm.bias)
+        _require(
+            not net.gate_norm.add_norm.trainable_add,
+            f"{where}: {names[j]!r}: trainable_add GRN not supported",
+        )
+
+
+@torch.no_grad()
+def load_pytorch_forecasting_state(ours: nn.Module, theirs: nn.Module) -> None:
+    """Copy the weights of a pytorch-forecasting TFT sub-module into the matching gatelab layer.
+
+    Supported pairs (pytorch-forecasting's ``models.temporal_fusion_transformer.sub_modules``):
+    ``GatedLinearUnit``, ``GateAddNorm``, ``GatedResidualNetwork`` and
+    ``VariableSelectionNetwork``, each into ours of the same name. ``ours`` must have the
+    matching layout (sizes, ``skip="interpolate"`` wherever sizes differ, ``trainable_add``,
+    the VSN's ``prescale``/``resample_only``/hidden sizes); the ``from_pytorch_forecasting``
+    classmethods build it for you. Every mismatch raises ``ValueError`` naming the sub-module;
+    a different activation than ELU in a GRN also raises. After loading, ``ours.eval()`` and
+    ``theirs.eval()`` give the same outputs (dropout differs in training mode, being random).
+
+    For the VSN the per-variable ``nn.Linear`` weights ``[out, in]`` are transposed into our
+    grouped ``[V, in, out]`` tensors and zero-padded.
+    """
+    if isinstance(ours, VariableSelectionNetwork):
+        _expect_pf(theirs, "VariableSelectionNetwork")
+        _load_vsn(ours, theirs)
+    elif isinstance(ours, GatedResidualNetwork):
+        _expect_pf(theirs, "GatedResidualNetwork")
+        _load_grn(ours, theirs, "GatedResidualNetwork")
+    elif isinstance(ours, GateAddNorm):
+        _expect_pf(theirs, "GateAddNorm")
+        _load_gate_add_norm(ours, theirs, "GateAddNorm")
+    elif isinstance(ours, GatedLinearUnit):
+        _expect_pf(theirs, "GatedLinearUnit")
+        _require(
+            (ours.input_size, ours.output_size) == (theirs.fc.in_features, theirs.fc.out_features // 2),
+            "GatedLinearUnit: sizes differ",
+        )
+        _load_glu(ours, theirs, "GatedLinearUnit")
+    else:
+        raise TypeError(f"load_pytorch_forecasting_state: unsupported target {type(ours).__name__}")
