@@ -73,11 +73,11 @@ def _interpolate_last(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """``[n_in, n_out]`` matrix ``M`` with ``x @ M == _interpolate_last(x, n_out)`` (float32).
+    """``[n_in, n_out]`` matrix ``M`` with ``x @ M == _interpolate_last(x, n_out)`` (float64).
 
     Built by interpolating the identity, so its weights are the ones ``F.interpolate`` uses.
     """
-    eye = torch.eye(n_in, dtype=torch.float32)
+    eye = torch.eye(n_in, dtype=torch.float64)
     return F.interpolate(eye.unsqueeze(1), n_out, mode="linear", align_corners=True).squeeze(1)
 
 
@@ -617,13 +617,14 @@ class VariableSelectionNetwork(nn.Module):
         # --- skip maps R_j: identity, interpolation (fixed) or learned projection
         proj = [j for j in range(V) if sizes[j] != H] if skip == "linear" else []
         self._skip_identity = all(s == H for s in sizes)
-        fixed = torch.zeros(V, d_max, H)
+        fixed = torch.zeros(V, d_max, H, dtype=torch.float64)
         for j in range(V):
             if sizes[j] == H:
                 fixed[j, :H] = torch.eye(H)
             elif skip == "interpolate":
                 fixed[j, : sizes[j]] = _interp_matrix(sizes[j], H)
-        self.register_buffer("_skip_fixed", fixed.to(**factory_kwargs), persistent=False)
+        buf_dtype = dtype or torch.get_default_dtype()
+        self.register_buffer("_skip_fixed", fixed.to(device=device, dtype=buf_dtype), persistent=False)
         if proj:
             self.register_buffer("_proj_idx", torch.tensor(proj, dtype=torch.long), persistent=False)
             self.skip_weight = nn.Parameter(torch.empty(len(proj), d_max, H, **factory_kwargs))
