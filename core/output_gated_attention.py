@@ -54,8 +54,9 @@ class OutputGatedAttention(nn.Module):
         * ``x``: ``[B, Tq, dim]``; ``kv``: ``[B, Tk, kv_dim]`` (default ``x``).
         * ``attn_mask``: boolean, ``True`` = may attend, broadcastable to ``[B, H, Tq, Tk]``.
         * ``key_padding_mask``: boolean ``[B, Tk]``, ``True`` = padding (ignored key).
-        * output: ``[B, Tq, dim]``; with ``need_weights=True`` also the attention probabilities
-          ``[B, H, Tq, Tk]``.
+        * output: ``[B, Tq, dim]``; with ``need_weights=True`` the tuple ``(output, weights)`` with the
+          attention probabilities ``[B, H, Tq, Tk]`` (before dropout), computed by an explicit float32
+          softmax instead of ``scaled_dot_product_attention``.
 
     ``is_causal=True`` lets query ``i`` see keys ``j <= i`` (top-left aligned, as
     ``scaled_dot_product_attention``); it combines with the masks by logical AND. A query whose keys
