@@ -145,7 +145,8 @@ class CBAM(nn.Module):
     Paper: Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018;
     official code ``Jongchan/attention-module`` (``MODELS/cbam.py``). Initialisation as the
     official ResNet does it: spatial-conv weight He-normal (fan-out), spatial BatchNorm weight 0
-    and bias 0 (so ``M_s`` starts at 0.5 everywhere), MLP biases 0, MLP weights PyTorch default.
+    and bias 0 (so ``M_s`` starts at 0.5 everywhere; the same for ``"instance"``), MLP biases 0,
+    MLP weights PyTorch default.
 
     Deviations: the pooled channel descriptors are concatenated as ``[mean; max]`` (the paper's
     order; the official code uses ``[max; mean]``, which permutes the conv's input channels).
