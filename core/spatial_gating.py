@@ -457,9 +457,10 @@ class CrossGatingBlock(nn.Module):
 
     Deviations: the official ``CrossGatingBlock`` accepts ``input_proj_factor`` but does not pass
     it to ``GetSpatialGatingWeights``, which always expands by 2; here it is passed on (identical
-    at the default 2). Flax's SAME-padded transposed conv and PyTorch's ``ConvTranspose2d(2, 2)``
-    produce the same output size; their kernels are spatially flipped relative to each other when
-    porting weights.
+    at the default 2). Flax's SAME-padded 2x2 stride-2 ``ConvTranspose`` and PyTorch's
+    ``ConvTranspose2d(2, stride=2)`` give the same output size, but Flax applies the kernel
+    without flipping it: when porting weights, check the kernel orientation (it comes out
+    spatially flipped by our reading of Flax's padding).
     """
 
     def __init__(
