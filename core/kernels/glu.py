@@ -47,13 +47,18 @@ def triton_interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
 
 
-@functools.cache
+_import_result: dict[str, str | None] = {}  # cache of the import check (a plain dict: Dynamo traces it)
+
+
 def _triton_import_error() -> str | None:
-    try:
-        import triton  # noqa: F401
-    except Exception as e:  # ImportError, or a broken install raising at import time
-        return f"triton is not importable ({type(e).__name__}: {e})"
-    return None
+    if "triton" not in _import_result:
+        try:
+            import triton  # noqa: F401
+        except Exception as e:  # ImportError, or a broken install raising at import time
+            _import_result["triton"] = f"triton is not importable ({type(e).__name__}: {e})"
+        else:
+            _import_result["triton"] = None
+    return _import_result["triton"]
 
 
 def triton_available() -> str | None:

@@ -23,6 +23,11 @@ fused ``[N, 2H]`` projection, else a copy) and each operand keeps its own row st
 gradients are new contiguous tensors in the input dtype. The kernels compute in fp32 and round once
 on store. Both gradients are always computed (the op is memory-bound; masking one store saves little).
 
+``GluTritonFunction`` launches the kernels directly in eager mode; while ``torch.compile`` traces,
+it calls them through the opaque custom ops ``gatelab::glu_triton_fwd``/``glu_triton_bwd``, so an
+explicitly requested triton backend also compiles with ``fullgraph=True`` (``auto`` picks the
+reference inside ``torch.compile`` anyway, letting Inductor fuse it).
+
 This module imports without triton; calling :func:`glu_triton` then raises ``RuntimeError``. Use it
 through :func:`gatelab.core.kernels.dispatch`, which checks availability and the inputs first.
 """
@@ -212,6 +217,37 @@ def glu_backward(
     return dgate, dvalue
 
 
+# Opaque custom ops for torch.compile: Dynamo cannot trace a Triton launch (and not at all under
+# the interpreter), but it traces GluTritonFunction when its forward/backward call these ops, so an
+# explicitly requested triton backend also works inside torch.compile(fullgraph=True). Eager calls
+# skip the custom-op layer (a few microseconds of Python per call) and launch directly.
+@torch.library.custom_op("gatelab::glu_triton_fwd", mutates_args=())
+def _glu_fwd_op(gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tensor:
+    return glu_forward(gate, value, act)
+
+
+@_glu_fwd_op.register_fake
+def _(gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tensor:
+    return torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
+
+
+@torch.library.custom_op("gatelab::glu_triton_bwd", mutates_args=())
+def _glu_bwd_op(
+    dout: torch.Tensor, gate: torch.Tensor, value: torch.Tensor, act: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return glu_backward(dout, gate, value, act)
+
+
+@_glu_bwd_op.register_fake
+def _(
+    dout: torch.Tensor, gate: torch.Tensor, value: torch.Tensor, act: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.empty(gate.shape, dtype=gate.dtype, device=gate.device),
+        torch.empty(value.shape, dtype=value.dtype, device=value.device),
+    )
+
+
 class GluTritonFunction(torch.autograd.Function):
     """Autograd wrapper: saves only ``gate`` and ``value``; backward recomputes the activation."""
 
@@ -219,12 +255,17 @@ class GluTritonFunction(torch.autograd.Function):
     def forward(ctx: Any, gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tensor:
         ctx.save_for_backward(gate, value)
         ctx.act = act
+        if torch.compiler.is_compiling():
+            return _glu_fwd_op(gate, value, act)
         return glu_forward(gate, value, act)
 
     @staticmethod
     def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         gate, value = ctx.saved_tensors
-        dgate, dvalue = glu_backward(dout, gate, value, ctx.act)
+        if torch.compiler.is_compiling():
+            dgate, dvalue = _glu_bwd_op(dout, gate, value, ctx.act)
+        else:
+            dgate, dvalue = glu_backward(dout, gate, value, ctx.act)
         return (
             dgate if ctx.needs_input_grad[0] else None,
             dvalue if ctx.needs_input_grad[1] else None,

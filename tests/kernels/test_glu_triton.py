@@ -187,6 +187,23 @@ def test_glumlp_triton_matches_reference(act):
         assert_close(a, b, kind="reduction")
 
 
+@needs_interpreter
+@pytest.mark.parametrize("op", OPS)
+def test_explicit_triton_inside_torch_compile(op):
+    # the kernels are opaque custom ops inside GluTritonFunction, so fullgraph tracing succeeds
+    gate, value = torch.randn(3, 37), torch.randn(3, 37)
+    dout = torch.randn(3, 37)
+    want = _run(op, "reference", gate, value, dout)
+    g = gate.clone().requires_grad_(True)
+    v = value.clone().requires_grad_(True)
+    torch._dynamo.reset()
+    with use_backend("triton"):
+        out = torch.compile(lambda a, b: dispatch(op, a, b), backend="aot_eager", fullgraph=True)(g, v)
+    out.backward(dout)
+    for name, a, b in zip(("out", "dgate", "dvalue"), (out.detach(), g.grad, v.grad), want):
+        assert_close(a, b, msg=name)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("op", OPS)
