@@ -40,6 +40,9 @@ class HighwayGate(nn.Module):
     Shapes: ``x`` ``[..., dim]`` -> ``[..., dim]``. ``T(x)`` is recorded with
     :func:`gatelab.core.record_gate`.
 
+    Precision: for float16/bfloat16 inputs ``T`` and the mix are computed in float32 and the
+    result cast back (the gate's gradient ``H(x) - x`` overflows half precision otherwise).
+
     Paper: Srivastava, Greff, Schmidhuber, "Training Very Deep Networks" (NeurIPS 2015) /
     "Highway Networks" (arXiv:1505.00387), eqs. (2)-(3) and Sec. 2.2 (negative gate-bias init).
 
@@ -81,9 +84,12 @@ class HighwayGate(nn.Module):
         if x.shape[-1] != self.dim:
             raise ValueError(f"HighwayGate: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
         h = self.dropout(self.act(self.transform(x)))
-        t = self.gate_act(self.gate(x))
-        record_gate(self, t)
-        return t * h + (1.0 - t) * x
+        # Gate and mix in (at least) float32: dL/dT = H(x) - x can overflow half precision, and
+        # inf * sigmoid'(saturated logit) = NaN in the gate's gradient.
+        ct = torch.promote_types(x.dtype, torch.float32)
+        t = self.gate_act(self.gate(x).to(ct))
+        record_gate(self, t.to(x.dtype))
+        return (t * h.to(ct) + (1.0 - t) * x.to(ct)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, gate_bias_init={self.gate_bias_init}"

@@ -34,6 +34,9 @@ class TokenwiseGate(nn.Module):
     Shapes: ``a``, ``b`` ``[..., dim]`` -> ``[..., dim]``. The gate ``g`` (``[..., 1]`` or
     ``[..., dim]``) is recorded with :func:`gatelab.core.record_gate`.
 
+    Precision: for float16/bfloat16 inputs the gate and the mix are computed in float32 and the
+    result cast back (the gradient ``a - b`` of the gate overflows half precision otherwise).
+
     Paper: the gate of the Gated Multimodal Unit, Arevalo et al., "Gated Multimodal Units for
     Information Fusion", ICLR workshop 2017 (``z = sigmoid(W_z [x_v; x_t])``,
     ``h = z * h_v + (1 - z) * h_t``), applied per token.
@@ -82,10 +85,14 @@ class TokenwiseGate(nn.Module):
             raise ValueError(
                 f"TokenwiseGate: expected a, b [..., {self.dim}], got {tuple(a.shape)} and {tuple(b.shape)}"
             )
-        g = self.gate_act(self.proj(torch.cat([a, b], dim=-1)))
-        record_gate(self, g)
-        # g*a + (1-g)*b rather than b + g*(a-b): a - b can overflow in half precision
-        return g * a + (1.0 - g) * b
+        logits = self.proj(torch.cat([a, b], dim=-1))
+        # Gate and mix in (at least) float32: the gradient dL/dg = a - b overflows float16/bfloat16
+        # ranges for large opposite-signed streams, and inf * sigmoid'(saturated logit) = NaN.
+        # g*a + (1-g)*b rather than b + g*(a-b) for the same reason in the forward pass.
+        ct = torch.promote_types(a.dtype, torch.float32)
+        g = self.gate_act(logits.to(ct))
+        record_gate(self, g.to(a.dtype))
+        return (g * a.to(ct) + (1.0 - g) * b.to(ct)).to(a.dtype)
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, mode={self.mode!r}, init_gate={self.init_gate}"
