@@ -23,9 +23,10 @@ _EXPORTS: dict[str, str] = {
     "list_models": "registry",
     "model_info": "registry",
     # 1. GLU family
-    "glu": "glu",
-    "GluMlp": "glu",
-    "GLU_KINDS": "glu",
+    "glu": "glu_family",
+    "glu_pair": "glu_family",
+    "GluMlp": "glu_family",
+    "GLU_KINDS": "glu_family",
     # 2. TFT gates
     "GatedLinearUnit": "grn",
     "GatedResidualNetwork": "grn",
@@ -53,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     # 10. mixture of experts
     "TopKRouter": "moe",
     "SparseMoE": "moe",
+    "RouterOutput": "moe",
+    "MoEOutput": "moe",
     # 11. token-wise fusion
     "TokenwiseGate": "tokenwise",
     # 12. residual gates
@@ -91,10 +94,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .gated_conv import GatedConv1d
     from .gated_cross import GatedCrossLayer
     from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
-    from .glu import GLU_KINDS, GluMlp, glu
+    from .glu_family import GLU_KINDS, GluMlp, glu, glu_pair
     from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
     from .highway import HighwayGate, ResidualGate
-    from .moe import SparseMoE, TopKRouter
+    from .moe import MoEOutput, RouterOutput, SparseMoE, TopKRouter
     from .output_gated_attention import OutputGatedAttention
     from .registry import create_model, list_models, model_info, register_model
     from .spatial_gating import CrossGatingBlock, MultiAxisGatedMLP, SpatialGatingUnit

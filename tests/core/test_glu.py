@@ -1,4 +1,4 @@
-"""GLU family (gatelab.core.glu) against hand-written formulas, plus the shared gate checks."""
+"""GLU family (gatelab.core.glu_family) against hand-written formulas, plus the shared gate checks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from gate_checks import check_capture, check_compile, check_grads, check_half_fi
 from torch import nn
 
 from gatelab.core import GLU_KINDS, GluMlp, capture_gates
-from gatelab.core.glu import glu, glu_pair
+from gatelab.core.glu_family import glu, glu_pair
 from gatelab.core.kernels import BackendError, use_backend
 
 F64 = torch.float64
@@ -47,15 +47,10 @@ def test_kinds_constant():
     assert GLU_KINDS == ("glu", "geglu", "swiglu", "reglu", "bilinear")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/__init__.py: importing submodule gatelab.core.glu binds the package attribute 'glu' "
-    "to the module, shadowing the exported function; __getattr__ must set every name of a module it "
-    "imports. Remove this marker once fixed.",
-)
 def test_public_glu_is_the_function():
+    """The module is named glu_family so importing it never rebinds gatelab.core.glu to a module."""
     import gatelab.core
-    import gatelab.core.glu  # the module is loaded before the name is looked up
+    import gatelab.core.glu_family  # the module is loaded before the name is looked up
 
     assert gatelab.core.glu is glu
 

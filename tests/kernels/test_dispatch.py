@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from gatelab.core.glu import glu
+from gatelab.core.glu_family import glu
 from gatelab.core.kernels import (
     BackendError,
     backends,

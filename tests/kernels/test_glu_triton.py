@@ -14,7 +14,7 @@ import pytest
 import torch
 from tolerances import assert_close
 
-from gatelab.core.glu import GluMlp
+from gatelab.core.glu_family import GluMlp
 from gatelab.core.kernels import dispatch, select, use_backend
 from gatelab.core.kernels.glu import triton_available, triton_interpreted
 
