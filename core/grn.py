@@ -320,7 +320,8 @@ class GatedResidualNetwork(nn.Module):
         GRN(a, c) = LayerNorm(S(a) + GLU(eta_1))           [..., output_size]
 
     ``GLU`` is :class:`GatedLinearUnit` (with dropout on its input) and the LayerNorm/add is
-    :class:`GateAddNorm`. The skip ``S(a)`` is ``a`` when ``input_size == output_size``;
+    :class:`GateAddNorm`. Sub-modules (pytorch-forecasting's names): ``fc1`` = ``W_2, b_2``,
+    ``context`` = ``W_3``, ``fc2`` = ``W_1, b_1``, ``gate_norm``, ``skip``. The skip ``S(a)`` is ``a`` when ``input_size == output_size``;
     otherwise ``skip="linear"`` (default, the official code) uses a learned ``Linear`` and
     ``skip="interpolate"`` (pytorch-forecasting) uses
     ``LayerNorm(2 * sigmoid(mask) * interpolate(a))`` with a linear interpolation of the feature
