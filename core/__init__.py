@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "create_act": "activations",
     "capture_gates": "capture",
     "record_gate": "capture",
+    "is_capturing": "capture",
     "GateCapture": "capture",
     "ConfigError": "config",
     "register_model": "registry",
@@ -87,7 +88,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .activations import create_act, get_act
     from .attention_gate import AttentionGate
     from .bilinear import BilinearFusion
-    from .capture import GateCapture, capture_gates, record_gate
+    from .capture import GateCapture, capture_gates, is_capturing, record_gate
     from .channel_gates import CBAM, SqueezeExcite
     from .config import ConfigError
     from .feature_gate import FeatureGate

@@ -65,6 +65,15 @@ def _active() -> list[tuple[dict[int, str], GateCapture, tuple[str, ...] | None,
     return stack
 
 
+def is_capturing() -> bool:
+    """True inside a :func:`capture_gates` block (outside ``torch.compile`` tracing).
+
+    Layers whose fused kernels never materialise the gate use this to compute it only when
+    someone is listening.
+    """
+    return bool(getattr(_state, "stack", None)) and not torch.compiler.is_compiling()
+
+
 def record_gate(module: nn.Module, value: torch.Tensor, suffix: str | None = None) -> None:
     """Record ``value`` as the gate activation of ``module`` if a capture is active.
 

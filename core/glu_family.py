@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import capture as _capture
 from .activations import ActLike, act_names, create_act
-from .capture import record_gate
+from .capture import is_capturing, record_gate
 from .kernels import dispatch
 
 GLU_KINDS: tuple[str, ...] = ("glu", "geglu", "swiglu", "reglu", "bilinear")
@@ -116,17 +115,6 @@ def glu(x: torch.Tensor, kind: str = "swiglu", dim: int = -1) -> torch.Tensor:
         raise ValueError(f"glu: size {size} of dim {dim} of input shape {tuple(x.shape)} must be even")
     value, gate = x.chunk(2, dim=dim)
     return glu_pair(gate, value, k)
-
-
-def _capturing() -> bool:
-    """True when a ``capture_gates`` block is active (so the gate is worth materialising).
-
-    Reads ``gatelab.core.capture``'s private state: with a fused kernel ``act(gate)`` is never
-    materialised, so it is only computed for :func:`record_gate` when someone is listening.
-    """
-    if torch.compiler.is_compiling():
-        return False
-    return bool(getattr(_capture._state, "stack", None))
 
 
 def _resolve_act(act: ActLike) -> tuple[str | None, nn.Module]:
@@ -218,7 +206,7 @@ class GluMlp(nn.Module):
         if x.dim() == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"GluMlp: expected input [..., {self.in_features}], got shape {tuple(x.shape)}")
         value, gate = self.fc1(x).chunk(2, dim=-1)
-        if _capturing():
+        if is_capturing():
             record_gate(self, self.act(gate))
         if self.kind is not None:
             h = glu_pair(gate, value, self.kind)
