@@ -33,10 +33,12 @@ _EXPORTS: dict[str, str] = {
     "GatedResidualNetwork": "grn",
     "GateAddNorm": "grn",
     "VariableSelectionNetwork": "grn",
+    "load_pytorch_forecasting_state": "grn",
     # 3. FinalMLP feature gating
     "FeatureGate": "feature_gate",
     # 4. GDCN gated cross
     "GatedCrossLayer": "gated_cross",
+    "GatedCrossNetwork": "gated_cross",
     # 5. Attention U-Net grid gate
     "AttentionGate": "attention_gate",
     # 6. gMLP / MAXIM
@@ -93,7 +95,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .config import ConfigError
     from .feature_gate import FeatureGate
     from .gated_conv import GatedConv1d
-    from .gated_cross import GatedCrossLayer
+    from .gated_cross import GatedCrossLayer, GatedCrossNetwork
     from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
     from .glu_family import GLU_KINDS, GluMlp, glu, glu_pair
     from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
