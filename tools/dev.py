@@ -21,6 +21,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -44,13 +45,14 @@ def _uv_from_pypi(dest: Path) -> Path:
     arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(machine)
     if arch is None or sys.platform != "linux":
         raise SystemExit(f"cannot fetch uv for {sys.platform}/{machine}; install uv (https://docs.astral.sh/uv/)")
-    with urllib.request.urlopen("https://pypi.org/pypi/uv/json", timeout=60) as r:
+    index = "https://pypi.org/pypi/uv/json"
+    with urllib.request.urlopen(index, timeout=60) as r:
         meta = json.load(r)
     for f in meta["urls"]:
         name = f["filename"]
         if name.endswith(".whl") and "manylinux" in name and arch in name and "musl" not in name:
             _log(f"downloading {name}")
-            with urllib.request.urlopen(f["url"], timeout=300) as r:
+            with urllib.request.urlopen(urllib.parse.urljoin(index, f["url"]), timeout=300) as r:
                 data = r.read()
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 member = next(m for m in z.namelist() if m.endswith("/scripts/uv"))
