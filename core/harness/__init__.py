@@ -1,0 +1,150 @@
+"""gatelab's experiment harness: configs, training task, trainer, experiments, paper tables, ledger.
+
+Names are exported lazily (PEP 562): ``import gatelab.core.harness`` imports nothing heavy, and
+Lightning is imported only when a Lightning-backed name (``GatelabTask``, ``build_trainer``,
+``seed_everything`` ...) is first used. See ``docs/harness.md``.
+
+Modules: :mod:`.data` (data directory, dataset specs, checksums), :mod:`.ledger` (results
+JSONL + markdown), :mod:`.configs` (strict dataclass configs), :mod:`.task` (Lightning task),
+:mod:`.trainer` (Trainer factory, seeding), :mod:`.experiment` (registries, ``run_experiment``),
+:mod:`.repro` (paper tables), :mod:`.provenance` (commit, machine, date).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # data
+    "resolve_data_dir": "data",
+    "DatasetSpec": "data",
+    "register_dataset": "data",
+    "list_datasets": "data",
+    "get_dataset": "data",
+    "locate": "data",
+    "dataset_file": "data",
+    "dataset_sha256": "data",
+    "file_sha256": "data",
+    "DataError": "data",
+    "DatasetNotFoundError": "data",
+    "ChecksumError": "data",
+    # ledger
+    "append_records": "ledger",
+    "read_records": "ledger",
+    "render_markdown": "ledger",
+    "validate_record": "ledger",
+    "resolve_results_dir": "ledger",
+    "LedgerError": "ledger",
+    # configs
+    "TaskConfig": "configs",
+    "SchedulerConfig": "configs",
+    "TrainerConfig": "configs",
+    "EarlyStoppingConfig": "configs",
+    "CheckpointConfig": "configs",
+    "ComponentConfig": "configs",
+    "ExperimentConfig": "configs",
+    "load_experiment": "configs",
+    "apply_overrides": "configs",
+    # task (Lightning)
+    "GatelabTask": "task",
+    "RegressionTask": "task",
+    "ClassificationTask": "task",
+    "LogLoss": "task",
+    "build_optimizer": "task",
+    "build_scheduler": "task",
+    # trainer (Lightning)
+    "build_trainer": "trainer",
+    "seed_everything": "trainer",
+    # experiments
+    "register_datamodule": "experiment",
+    "register_task": "experiment",
+    "get_datamodule": "experiment",
+    "get_task": "experiment",
+    "list_datamodules": "experiment",
+    "list_tasks": "experiment",
+    "build_datamodule": "experiment",
+    "run_experiment": "experiment",
+    "evaluate": "experiment",
+    "ExperimentResult": "experiment",
+    # paper tables
+    "ReproTable": "repro",
+    "Option": "repro",
+    "register_table": "repro",
+    "list_tables": "repro",
+    "get_table": "repro",
+    "run_table": "repro",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'gatelab.core.harness' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .configs import (
+        CheckpointConfig,
+        ComponentConfig,
+        EarlyStoppingConfig,
+        ExperimentConfig,
+        SchedulerConfig,
+        TaskConfig,
+        TrainerConfig,
+        apply_overrides,
+        load_experiment,
+    )
+    from .data import (
+        ChecksumError,
+        DataError,
+        DatasetNotFoundError,
+        DatasetSpec,
+        dataset_file,
+        dataset_sha256,
+        file_sha256,
+        get_dataset,
+        list_datasets,
+        locate,
+        register_dataset,
+        resolve_data_dir,
+    )
+    from .experiment import (
+        ExperimentResult,
+        build_datamodule,
+        evaluate,
+        get_datamodule,
+        get_task,
+        list_datamodules,
+        list_tasks,
+        register_datamodule,
+        register_task,
+        run_experiment,
+    )
+    from .ledger import (
+        LedgerError,
+        append_records,
+        read_records,
+        render_markdown,
+        resolve_results_dir,
+        validate_record,
+    )
+    from .repro import Option, ReproTable, get_table, list_tables, register_table, run_table
+    from .task import (
+        ClassificationTask,
+        GatelabTask,
+        LogLoss,
+        RegressionTask,
+        build_optimizer,
+        build_scheduler,
+    )
+    from .trainer import build_trainer, seed_everything

@@ -1,0 +1,358 @@
+"""The ``gatelab`` command line (``gatelab = gatelab.core.cli:main``; also ``python -m gatelab``).
+
+Commands::
+
+    gatelab list [--domain D] [--gate G]          registered models: name, domain, gates, paper
+    gatelab env [--data-dir DIR] [--verify]       versions, devices, kernel backends, data
+    gatelab train --config exp.yaml [--set k.sub=v ...] [--data-dir DIR] [--resume CKPT]
+    gatelab eval --config exp.yaml --ckpt PATH [--set ...] [--data-dir DIR]
+    gatelab repro NAME [table options]            run a paper table, append to docs/results/
+    gatelab repro --list                          registered paper tables
+
+User errors (a bad config key, an unknown model or table, a missing or corrupt dataset) print
+one message and exit with code 2, without a traceback. ``list`` and ``env`` do not import
+Lightning, so they stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import os
+import pkgutil
+import platform
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from gatelab.core.config import ConfigError
+
+__all__ = ["main"]
+
+_PACKAGES = (
+    "torch",
+    "triton",
+    "lightning",
+    "torchmetrics",
+    "torchvision",
+    "torchaudio",
+    "timm",
+    "pytorch-forecasting",
+    "torch-geometric",
+    "numpy",
+    "pandas",
+    "pyyaml",
+)
+_ENV_VARS = (
+    "GATELAB_DATA",
+    "GATELAB_RESULTS",
+    "GATELAB_BACKEND",
+    "GATELAB_CACHE",
+    "TRITON_INTERPRET",
+    "CUDA_VISIBLE_DEVICES",
+)
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header).rstrip(), fmt.format(*("-" * w for w in widths)).rstrip()]
+    lines += [fmt.format(*map(str, r)).rstrip() for r in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- list
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from gatelab.core.registry import DOMAINS, list_models, model_info
+
+    if args.domain is not None and args.domain not in DOMAINS:
+        raise ConfigError(f"--domain {args.domain!r}: expected one of {', '.join(DOMAINS)}")
+    names = list_models(domain=args.domain, gate=args.gate)
+    if not names:
+        filt = " ".join(f"--{k} {v}" for k, v in (("domain", args.domain), ("gate", args.gate)) if v)
+        print(f"no registered models{' match ' + filt if filt else ''}")
+        return 0
+    rows = []
+    for name in names:
+        info = model_info(name)
+        rows.append([name, info.domain, ", ".join(info.gates) or "-", info.paper])
+    print(_table(rows, ["name", "domain", "gates", "paper"]))
+    return 0
+
+
+# --------------------------------------------------------------------------- env
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _import_kernels() -> tuple[Any, list[str]]:
+    """Import gatelab.core.kernels and every module in it (ops register on import).
+
+    Returns ``(dispatch module or None, errors)``: a module that fails to import is reported
+    (and makes ``gatelab env`` exit with 1), not hidden, and does not stop the report.
+    """
+    errors = []
+    try:
+        kernels = importlib.import_module("gatelab.core.kernels")
+    except Exception as e:  # reported and turned into exit code 1
+        return None, [f"gatelab.core.kernels: {type(e).__name__}: {e}"]
+    for mod in pkgutil.iter_modules(kernels.__path__):
+        name = f"gatelab.core.kernels.{mod.name}"
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # reported and turned into exit code 1
+            errors.append(f"{name}: {type(e).__name__}: {e}")
+    return importlib.import_module("gatelab.core.kernels.dispatch"), errors
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    import torch
+
+    from gatelab.core.harness import data as hdata
+    from gatelab.core.harness import ledger, provenance
+
+    failures: list[str] = []
+    print("gatelab")
+    print(f"  version      {_version('gatelab')}")
+    print(f"  commit       {provenance.git_commit()}")
+    print(f"  location     {os.path.dirname(os.path.dirname(os.path.abspath(__file__)))}")
+    print("system")
+    print(f"  python       {platform.python_version()} ({sys.executable})")
+    print(f"  platform     {platform.platform()}")
+    print(f"  machine      {provenance.machine()}")
+    print("torch")
+    print(f"  version      {torch.__version__} (CUDA build {torch.version.cuda or 'none'})")
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            print(
+                f"  cuda:{i}       {p.name}, {p.total_memory / 2**30:.1f} GiB, capability {p.major}.{p.minor}"
+            )
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+        print(f"  cudnn        {cudnn or 'not available'}")
+    else:
+        print("  cuda         not available (CPU only)")
+    print("packages")
+    for dist in _PACKAGES:
+        print(f"  {dist:<20} {_version(dist)}")
+    print("environment")
+    for var in _ENV_VARS:
+        print(f"  {var:<20} {os.environ.get(var, '(unset)')}")
+
+    print("kernels (gatelab.core.kernels.dispatch)")
+    dispatch, errors = _import_kernels()
+    failures += errors
+    ops = dispatch.ops() if dispatch is not None else {}
+    if dispatch is None:
+        print("  kernels could not be imported (see errors below)")
+    elif not ops:
+        print("  no kernel ops registered")
+    for name, op in sorted(ops.items()):
+        parts = []
+        for b in sorted(op.backends.values(), key=lambda b: -b.priority):
+            why = b.available()
+            state = "available" if why is None else f"unavailable: {why}"
+            if why is None and b.interpreted():
+                state = "interpreted (auto skips it)"
+            parts.append(f"{b.name} [priority {b.priority}, {state}]")
+        parts.append("reference")
+        print(f"  {name:<12} requested={dispatch.requested_backend(name)}; backends: {'; '.join(parts)}")
+
+    try:
+        from gatelab.core.registry import registered
+
+        registered()  # domains register their datasets on import
+    except Exception as e:  # a broken domain is reported, and fails the command
+        failures.append(f"importing the domains: {type(e).__name__}: {e}")
+    root = hdata.resolve_data_dir(args.data_dir)
+    print("data")
+    print(
+        f"  data dir     {root} (from {hdata.data_dir_origin(args.data_dir)}; {'exists' if root.is_dir() else 'does not exist'})"
+    )
+    print(f"  results dir  {ledger.resolve_results_dir()}")
+    datasets = hdata.list_datasets()
+    if not datasets:
+        print("  no datasets registered")
+    for name, spec in datasets.items():
+        status = hdata.dataset_status(spec, args.data_dir)
+        if args.verify and status == "present":
+            try:
+                hdata.locate(spec, args.data_dir, verify=True)
+                status = "present, checksums ok"
+            except hdata.ChecksumError as e:
+                status = "CHECKSUM MISMATCH"
+                failures.append(str(e).splitlines()[0])
+        print(f"  {name:<20} {status:<24} {spec.root(args.data_dir)}")
+    if failures:
+        print("errors")
+        for f in failures:
+            print(f"  {f}")
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- train / eval
+
+
+def _print_result(res: Any) -> None:
+    print(f"run dir      {res.run_dir}")
+    print(f"config       {res.config_path}")
+    if res.best_checkpoint:
+        print(f"checkpoint   {res.best_checkpoint}")
+    if res.last_checkpoint and res.last_checkpoint != res.best_checkpoint:
+        print(f"last         {res.last_checkpoint}")
+    print(f"wall time    {res.wall_s:.1f} s")
+    if res.metrics:
+        print(_table([[k, f"{v:.6g}"] for k, v in sorted(res.metrics.items())], ["metric", "value"]))
+
+
+def _load_config(args: argparse.Namespace) -> Any:
+    from gatelab.core.harness.configs import load_experiment
+
+    return load_experiment(args.config, args.set or ())
+
+
+def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    cfg = _load_config(args)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    from gatelab.core.harness.experiment import run_experiment
+
+    res = run_experiment(cfg, stage="fit", ckpt_path=args.resume, data_dir=args.data_dir, argv=argv)
+    if res.trainer is None or res.trainer.is_global_zero:
+        _print_result(res)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    cfg = _load_config(args)
+    from gatelab.core.harness.experiment import evaluate
+
+    res = evaluate(cfg, args.ckpt, data_dir=args.data_dir, argv=argv)
+    if res.trainer is None or res.trainer.is_global_zero:
+        _print_result(res)
+    return 0
+
+
+# --------------------------------------------------------------------------- repro
+
+
+def _cmd_repro(args: argparse.Namespace, extra: Sequence[str], parser: argparse.ArgumentParser) -> int:
+    from gatelab.core.harness.repro import get_table, list_tables, run_table
+
+    if args.list or args.name is None:
+        tables = list_tables()
+        if tables:
+            rows = [[t.name, t.domain, t.paper, t.description] for t in tables.values()]
+            print(_table(rows, ["table", "domain", "paper", "description"]))
+        else:
+            print("no repro tables registered")
+        if args.name is None and not args.list:
+            print(
+                "\nusage: gatelab repro NAME [options]   (gatelab repro NAME --help lists a table's options)"
+            )
+            return 2
+        return 0
+    table = get_table(args.name)
+    res = run_table(table, list(extra))
+    print(res.markdown, end="")
+    if res.jsonl is not None:
+        print(f"\nappended {len(res.rows)} record(s) to {res.jsonl}; table written to {res.md}")
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gatelab`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="gatelab", description="gated deep-learning models: train, evaluate, reproduce"
+    )
+    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro}")
+
+    ls = sub.add_parser("list", help="registered models")
+    ls.add_argument("--domain", default=None, help="only this domain")
+    ls.add_argument("--gate", default=None, help="only models using this gatelab.core gate")
+
+    env = sub.add_parser("env", help="versions, devices, kernel backends, data")
+    env.add_argument("--data-dir", default=None)
+    env.add_argument("--verify", action="store_true", help="check sha256 of present datasets")
+
+    for name, helptext in (("train", "fit an experiment config"), ("eval", "test a checkpoint")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("--config", required=True, help="experiment YAML")
+        sp.add_argument(
+            "--set",
+            nargs="+",
+            action="extend",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override config keys (trainer.max_epochs=2)",
+        )
+        sp.add_argument(
+            "--data-dir", default=None, help="data directory (else $GATELAB_DATA, else ~/.cache/gatelab/data)"
+        )
+        if name == "train":
+            sp.add_argument(
+                "--resume", default=None, metavar="CKPT", help="resume training from a checkpoint"
+            )
+            sp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+        else:
+            sp.add_argument("--ckpt", required=True, help="checkpoint to evaluate")
+
+    rp = sub.add_parser("repro", help="reproduce a paper table", add_help=False, allow_abbrev=False)
+    rp.add_argument("name", nargs="?", default=None)
+    rp.add_argument("--list", action="store_true", help="list registered tables")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (2 for user errors, with a one-message report)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "repro":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return int(e.code) if isinstance(e.code, int) else 2
+    if args.command is None:
+        parser.print_help()
+        return 2
+
+    from gatelab.core.harness.data import DataError
+
+    try:
+        if args.command == "list":
+            return _cmd_list(args)
+        if args.command == "env":
+            return _cmd_env(args)
+        if args.command == "train":
+            return _cmd_train(args, argv)
+        if args.command == "eval":
+            return _cmd_eval(args, argv)
+        return _cmd_repro(args, extra, parser)
+    except (ConfigError, DataError) as e:
+        print(f"gatelab {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except SystemExit as e:  # a table's argparse: --help or a usage error
+        return int(e.code) if isinstance(e.code, int) else 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""Experiments: registered data modules and tasks, run from one :class:`ExperimentConfig`.
+
+A domain plugs in by registering, never by editing the harness:
+
+* models with :func:`gatelab.core.registry.register_model`;
+* data modules with :func:`register_datamodule` -- a factory
+  ``factory(data_dir: Path, **kwargs) -> LightningDataModule`` (``data_dir`` is the resolved data
+  directory, see :func:`gatelab.core.harness.data.resolve_data_dir`);
+* task classes (subclasses of :class:`gatelab.core.harness.task.GatelabTask`) with
+  :func:`register_task`.
+
+Factories and task classes may be registered as ``"package.module:attr"`` strings, imported on
+first use, so a domain's ``__init__`` registers them without importing Lightning.
+
+:func:`run_experiment` seeds everything, builds the data module, the model (its keyword
+arguments are ``datamodule.model_kwargs()``, when the data module defines it, updated with
+``model.kwargs`` from the config, which win), the task and the trainer; writes the resolved
+config to ``<run dir>/config.yaml``; fits; tests the best checkpoint; writes ``metrics.json`` and
+``run.json`` (provenance) and returns an :class:`ExperimentResult`. Run directories are
+``<output_dir>/<name>/seed<seed>/version_<n>`` (``eval_<n>`` for test-only runs).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import inspect
+import json
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gatelab.core.config import ConfigError, save_yaml
+
+from . import provenance
+from .configs import CheckpointConfig, ComponentConfig, ExperimentConfig, load_experiment
+from .data import resolve_data_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    import lightning as L
+
+    from .task import GatelabTask
+
+__all__ = [
+    "ExperimentConfig",
+    "ExperimentResult",
+    "build_datamodule",
+    "evaluate",
+    "get_datamodule",
+    "get_task",
+    "list_datamodules",
+    "list_tasks",
+    "load_experiment",
+    "register_datamodule",
+    "register_task",
+    "run_experiment",
+]
+
+_DATAMODULES: dict[str, Callable[..., Any] | str] = {}
+_TASKS: dict[str, type | str] = {
+    "regression": "gatelab.core.harness.task:RegressionTask",
+    "classification": "gatelab.core.harness.task:ClassificationTask",
+}
+
+
+def _register(kind: str, table: dict[str, Any], name: str, obj: Any) -> Any:
+    old = table.get(name)
+    if old is not None and old is not obj and old != obj:
+        raise ValueError(f"{kind} {name!r} is already registered ({old!r})")
+    table[name] = obj
+    return obj
+
+
+def register_datamodule(name: str, factory: Callable[..., Any] | str | None = None) -> Any:
+    """Register a data-module factory under ``name`` (also usable as a decorator).
+
+    ``factory(data_dir: Path, **kwargs)`` returns a ``LightningDataModule``; ``kwargs`` come from
+    ``data.kwargs`` in the experiment config and are checked against the factory's signature
+    (an unknown key raises :class:`ConfigError`). The data module may define
+    ``model_kwargs() -> dict`` to size the model from the data (number of variables, feature
+    map, ...). ``factory`` may be a ``"module:attr"`` string imported on first use.
+    """
+    if factory is None:
+        return lambda fn: _register("data module", _DATAMODULES, name, fn)
+    return _register("data module", _DATAMODULES, name, factory)
+
+
+def register_task(name: str, task: type | str | None = None) -> Any:
+    """Register a :class:`~gatelab.core.harness.task.GatelabTask` subclass under ``name``
+    (``task.name`` in configs). Also a class decorator; ``task`` may be a ``"module:Class"``
+    string imported on first use."""
+    if task is None:
+        return lambda cls: _register("task", _TASKS, name, cls)
+    return _register("task", _TASKS, name, task)
+
+
+def _resolve(obj: Any) -> Any:
+    if isinstance(obj, str):
+        mod, _, attr = obj.partition(":")
+        return getattr(importlib.import_module(mod), attr)
+    return obj
+
+
+def _lookup(kind: str, key: str, table: dict[str, Any], name: str) -> Any:
+    if name not in table:
+        from gatelab.core.registry import registered
+
+        registered()  # import every domain: they register on import
+    if name not in table:
+        close = difflib.get_close_matches(name, list(table), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(
+            f"{key}={name!r}: unknown {kind}{hint}; registered: {', '.join(sorted(table)) or 'none'}"
+        )
+    return _resolve(table[name])
+
+
+def get_datamodule(name: str) -> Callable[..., Any]:
+    """The data-module factory registered as ``name`` (:class:`ConfigError` if unknown)."""
+    return _lookup("data module", "data.name", _DATAMODULES, name)
+
+
+def get_task(name: str) -> type[GatelabTask]:
+    """The task class registered as ``name`` (:class:`ConfigError` if unknown)."""
+    return _lookup("task", "task.name", _TASKS, name)
+
+
+def list_datamodules() -> list[str]:
+    """Names of registered data modules (after importing the domains)."""
+    from gatelab.core.registry import registered
+
+    registered()
+    return sorted(_DATAMODULES)
+
+
+def list_tasks() -> list[str]:
+    """Names of registered tasks (after importing the domains)."""
+    from gatelab.core.registry import registered
+
+    registered()
+    return sorted(_TASKS)
+
+
+def build_datamodule(
+    cfg: ComponentConfig, data_dir: str | os.PathLike[str] | None = None
+) -> L.LightningDataModule:
+    """Call the registered factory ``cfg.name`` with ``data_dir`` and ``cfg.kwargs`` (checked strictly)."""
+    factory = get_datamodule(cfg.name)
+    kwargs = {"data_dir": resolve_data_dir(data_dir), **cfg.kwargs}
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as e:
+        raise ConfigError(f"data.kwargs for data module {cfg.name!r}: {e}") from None
+    except ValueError:  # no signature (builtins): let the call itself decide
+        pass
+    return factory(**kwargs)
+
+
+@dataclasses.dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` returns.
+
+    ``metrics``: final logged values as floats (``train/*``, ``val/*`` of the last epoch, and
+    ``test/*`` of the tested checkpoint). ``task``/``datamodule``/``trainer`` are the live objects
+    (e.g. to capture gates after training).
+    """
+
+    run_dir: Path
+    metrics: dict[str, float]
+    config_path: Path
+    best_checkpoint: str | None
+    last_checkpoint: str | None
+    wall_s: float
+    model_kwargs: dict[str, Any]
+    task: Any = dataclasses.field(repr=False, default=None)
+    datamodule: Any = dataclasses.field(repr=False, default=None)
+    trainer: Any = dataclasses.field(repr=False, default=None)
+
+
+def _new_run_dir(cfg: ExperimentConfig, prefix: str) -> Path:
+    base = Path(cfg.output_dir) / cfg.name / f"seed{cfg.seed}"
+    n = 0
+    while (base / f"{prefix}_{n}").exists():
+        n += 1
+    return base / f"{prefix}_{n}"
+
+
+def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for k, v in metrics.items():
+        try:
+            out[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _has_hook(dm: Any, hook: str) -> bool:
+    import lightning as L
+
+    fn = getattr(type(dm), hook, None)
+    return fn is not None and fn is not getattr(L.LightningDataModule, hook, None)
+
+
+def _sync_callback(run_dir: Path) -> Any:
+    """A callback that makes every DDP rank use rank 0's run directory for checkpoints."""
+    from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+    class _SyncRunDir(Callback):
+        def __init__(self) -> None:
+            self.run_dir = str(run_dir)
+
+        def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+            self.run_dir = trainer.strategy.broadcast(self.run_dir)
+            for cb in trainer.callbacks:
+                if isinstance(cb, ModelCheckpoint):
+                    cb.dirpath = os.path.join(self.run_dir, "checkpoints")
+
+    return _SyncRunDir()
+
+
+def run_experiment(
+    cfg: ExperimentConfig | Mapping[str, Any],
+    *,
+    stage: str = "fit",
+    ckpt_path: str | os.PathLike[str] | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Any] = (),
+    argv: Sequence[str] | None = None,
+) -> ExperimentResult:
+    """Run one experiment.
+
+    Args:
+        cfg: the experiment (an :class:`ExperimentConfig` or its dict; unknown keys raise).
+        stage: ``"fit"`` (train, then test the best checkpoint when ``cfg.test`` and the data
+            module has a test split) or ``"test"`` (evaluate ``ckpt_path`` only).
+        ckpt_path: for ``fit``, a checkpoint to resume from; for ``test``, the checkpoint to
+            evaluate (required).
+        data_dir: data directory flag (see :func:`~gatelab.core.harness.data.resolve_data_dir`).
+        callbacks: extra Lightning callbacks.
+        argv: the CLI arguments, recorded in ``run.json``.
+
+    Raises:
+        ConfigError: unknown model / data module / task / key, or a bad value.
+    """
+    from gatelab.core.registry import registered
+
+    from .trainer import build_trainer, seed_everything
+
+    if not isinstance(cfg, ExperimentConfig):
+        cfg = ExperimentConfig.from_dict(cfg)
+    if stage not in ("fit", "test"):
+        raise ConfigError(f"stage={stage!r} must be 'fit' or 'test'")
+    if stage == "test" and ckpt_path is None:
+        raise ConfigError("stage='test' needs a checkpoint (ckpt_path / --ckpt)")
+    if ckpt_path is not None and not Path(ckpt_path).is_file():
+        raise ConfigError(f"checkpoint not found: {ckpt_path}")
+    models = registered()
+    if cfg.model.name not in models:
+        close = difflib.get_close_matches(cfg.model.name, list(models), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError(f"model.name={cfg.model.name!r}: unknown model{hint}; see `gatelab list`")
+    task_cls = get_task(cfg.task.name)
+
+    t0 = time.perf_counter()
+    seed_everything(cfg.seed, cfg.trainer.deterministic)
+    dm = build_datamodule(cfg.data, data_dir)
+
+    if stage == "fit":
+        model_kwargs = dict(dm.model_kwargs()) if callable(getattr(dm, "model_kwargs", None)) else {}
+        model_kwargs.update(cfg.model.kwargs)
+        task = task_cls(model_name=cfg.model.name, model_kwargs=model_kwargs, task=cfg.task)
+    else:
+        task = task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=False)
+        saved = task.hparams.get("model_name")
+        if saved is not None and saved != cfg.model.name:
+            raise ConfigError(
+                f"checkpoint {ckpt_path} holds model {saved!r}, but the config names {cfg.model.name!r}"
+            )
+        model_kwargs = dict(task.hparams.get("model_kwargs") or {})
+
+    run_dir = _new_run_dir(cfg, "version" if stage == "fit" else "eval")
+    rank_zero = provenance.is_rank_zero()
+    config_path = run_dir / "config.yaml"
+    if rank_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_yaml(cfg, config_path)
+    sync = _sync_callback(run_dir)
+    trainer_cfg = cfg.trainer
+    if stage == "test":  # evaluation saves no checkpoints and never stops early
+        trainer_cfg = dataclasses.replace(
+            trainer_cfg, checkpoint=CheckpointConfig(enabled=False), early_stopping=None
+        )
+    trainer = build_trainer(trainer_cfg, run_dir=run_dir, callbacks=[sync, *callbacks])
+
+    metrics: dict[str, float] = {}
+    best = last = None
+    if stage == "fit":
+        trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        metrics.update(_floats(trainer.callback_metrics))
+        ck = trainer.checkpoint_callback
+        if ck is not None:
+            best = getattr(ck, "best_model_path", "") or None
+            last = getattr(ck, "last_model_path", "") or None
+        if cfg.test and _has_hook(dm, "test_dataloader"):
+            results = trainer.test(task, datamodule=dm, ckpt_path=best or last, verbose=False)
+            for r in results:
+                metrics.update(_floats(r))
+    else:
+        results = trainer.test(task, datamodule=dm, verbose=False)
+        for r in results:
+            metrics.update(_floats(r))
+        best = str(ckpt_path)
+
+    run_dir = Path(sync.run_dir)  # rank 0's directory on every rank
+    config_path = run_dir / "config.yaml"
+    wall = time.perf_counter() - t0
+    if trainer.is_global_zero:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        info = {
+            "stage": stage,
+            "command": provenance.command_line(list(argv) if argv is not None else None),
+            "commit": provenance.git_commit(),
+            "machine": provenance.machine(),
+            "date": provenance.now_iso(),
+            "wall_s": round(wall, 3),
+            "data_dir": str(resolve_data_dir(data_dir)),
+            "model_kwargs": model_kwargs,
+            "best_checkpoint": best,
+            "last_checkpoint": last,
+            "world_size": trainer.world_size,
+        }
+        (run_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    return ExperimentResult(
+        run_dir=run_dir,
+        metrics=metrics,
+        config_path=config_path,
+        best_checkpoint=best,
+        last_checkpoint=last,
+        wall_s=wall,
+        model_kwargs=model_kwargs,
+        task=task,
+        datamodule=dm,
+        trainer=trainer,
+    )
+
+
+def evaluate(
+    cfg: ExperimentConfig | Mapping[str, Any],
+    ckpt_path: str | os.PathLike[str],
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> ExperimentResult:
+    """Test checkpoint ``ckpt_path`` on the config's data module (``run_experiment(stage="test")``)."""
+    return run_experiment(cfg, stage="test", ckpt_path=ckpt_path, data_dir=data_dir, argv=argv)

@@ -1,0 +1,329 @@
+"""Results ledger: one flat JSON object per line in ``docs/results/<table>.jsonl``.
+
+Every number gatelab reports lives in a ledger record, and the markdown table beside it
+(``<table>.md``) is rendered from the records, never edited by hand.
+
+Record format (keys are lower-case; values are strings, numbers, booleans or ``null``):
+
+=============== ==========================================================================
+key             meaning
+=============== ==========================================================================
+``table``       ledger table name (the file stem)
+``model``       registered model name (or a baseline's name)
+``dataset``     dataset name
+``horizon``     forecast horizon (int) -- or ``split`` (str); at least one of the two
+``seed``        integer seed of the run
+metrics         by their usual names: ``mse``, ``mae``, ``auc``, ``logloss``, ``dice``,
+                ``psnr``, ``ssim``, ``q50``, ``q90``, ``accuracy``, ``speedup``, ...
+``paper_<m>``   the published value of metric ``m`` for this row, when one exists
+``baseline``    what ``speedup`` is relative to
+``variant``     optional free-form label distinguishing otherwise equal rows
+``command``     the command that produced the row
+``commit``      git HEAD of the checkout (``-dirty`` when tracked files differed)
+``machine``     cpu model and cores, gpu if any, os
+``date``        ISO 8601 time the record was written
+``config``      json-encoded run configuration (or flat ``config_*`` keys)
+``data_sha256`` digest of the dataset files (:func:`gatelab.core.harness.data.dataset_sha256`)
+``wall_s``      wall-clock seconds the row took
+``note``        free text; NaN/inf metrics are written as ``null`` and named here
+=============== ==========================================================================
+
+Any other numeric key is a metric; descriptive settings (lookback, epochs, ...) belong in
+``config``, or in ``variant`` when rows must be told apart.
+
+Results directory (:func:`resolve_results_dir`): an explicit argument, ``$GATELAB_RESULTS``,
+``<repo>/docs/results`` when running from a checkout, else ``./results``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gatelab.core.config import ConfigError
+
+from . import provenance
+
+__all__ = [
+    "DESCRIPTIVE_KEYS",
+    "PROVENANCE_KEYS",
+    "REQUIRED_KEYS",
+    "LedgerError",
+    "append_records",
+    "metric_keys",
+    "read_records",
+    "render_markdown",
+    "resolve_results_dir",
+    "validate_record",
+]
+
+ENV_RESULTS = "GATELAB_RESULTS"
+
+#: keys that say what was run (they group records in the markdown table)
+DESCRIPTIVE_KEYS = ("model", "dataset", "horizon", "split", "variant", "baseline")
+#: keys that say how, where and when it was run
+PROVENANCE_KEYS = ("command", "commit", "machine", "date")
+REQUIRED_KEYS = ("table", "model", "dataset", "seed", *PROVENANCE_KEYS)
+_NON_METRIC = frozenset(
+    {"table", "seed", "note", "config", "data_sha256", "wall_s", *DESCRIPTIVE_KEYS, *PROVENANCE_KEYS}
+)
+_KEY_RE = re.compile(r"^[a-z0-9_][a-z0-9_@.\-]*$")
+
+
+class LedgerError(ConfigError):
+    """A record is not a valid ledger record (the message names the key)."""
+
+
+def resolve_results_dir(path: str | os.PathLike[str] | None = None) -> Path:
+    """Where ledgers live: ``path``, ``$GATELAB_RESULTS``, ``<repo>/docs/results``, or ``./results``."""
+    if path is not None and str(path) != "":
+        return Path(path).expanduser()
+    env = os.environ.get(ENV_RESULTS, "").strip()
+    if env:
+        return Path(env).expanduser()
+    root = provenance.repo_root()
+    if root is not None and (root / "docs").is_dir():
+        return root / "docs" / "results"
+    return Path("results")
+
+
+def _check_table_name(table: str) -> None:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_.\-]*", table or ""):
+        raise LedgerError(f"ledger table name {table!r} must be lower-case letters, digits, '_', '-', '.'")
+
+
+def _scalar(value: Any) -> Any:
+    """numpy / torch 0-d values -> Python scalars; anything else unchanged."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (ValueError, RuntimeError):  # not a single element: left for validation to reject
+            return value
+    return value
+
+
+def validate_record(record: Mapping[str, Any], table: str | None = None) -> dict[str, Any]:
+    """Return a normalised copy of ``record`` or raise :class:`LedgerError`.
+
+    Normalisation: numpy/torch scalars become Python numbers; a ``config`` mapping is
+    json-encoded; NaN and infinite values become ``null`` and are named in ``note``.
+    Checks: keys lower-case (``[a-z0-9_@.-]``), values flat, required keys present
+    (:data:`REQUIRED_KEYS` and ``horizon`` or ``split``), ``seed`` an integer,
+    ``table`` equal to ``table`` when given.
+    """
+    out: dict[str, Any] = {}
+    bad_values: list[str] = []
+    for key, raw in record.items():
+        if not isinstance(key, str) or not _KEY_RE.match(key):
+            raise LedgerError(f"ledger key {key!r} must be lower-case ([a-z0-9_@.-], no spaces)")
+        value = _scalar(raw)
+        if key == "config" and isinstance(value, Mapping):
+            value = json.dumps(value, sort_keys=True, default=str)
+        if not (value is None or isinstance(value, (str, bool, int, float))):
+            raise LedgerError(
+                f"ledger key {key!r}: value of type {type(value).__name__} is not flat "
+                "(use str/int/float/bool/None; json-encode structures into 'config')"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            bad_values.append(f"{key}={value}")
+            value = None
+        out[key] = value
+    if bad_values:
+        note = f"non-finite values written as null: {', '.join(bad_values)}"
+        out["note"] = f"{out['note']}; {note}" if out.get("note") else note
+    if table is not None:
+        if out.get("table") not in (None, table):
+            raise LedgerError(f"record table {out['table']!r} differs from ledger table {table!r}")
+        out["table"] = table
+    missing = [k for k in REQUIRED_KEYS if out.get(k) is None]
+    if "horizon" not in out and "split" not in out:
+        missing.append("horizon|split")
+    if missing:
+        raise LedgerError(f"ledger record is missing required key(s) {missing}: {out}")
+    if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
+        raise LedgerError(f"ledger key 'seed' must be an integer, got {out['seed']!r}")
+    return out
+
+
+def _stamp(record: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(record)
+    out.setdefault("command", provenance.command_line())
+    out.setdefault("commit", provenance.git_commit())
+    out.setdefault("machine", provenance.machine())
+    out.setdefault("date", provenance.now_iso())
+    return out
+
+
+def append_records(
+    table: str,
+    rows: Iterable[Mapping[str, Any]],
+    results_dir: str | os.PathLike[str] | None = None,
+    *,
+    stamp: bool = True,
+    render: bool = True,
+) -> list[dict[str, Any]]:
+    """Validate ``rows`` and append them to ``<results dir>/<table>.jsonl``.
+
+    Args:
+        table: ledger name (file stem).
+        rows: records; ``table`` is filled in.
+        results_dir: see :func:`resolve_results_dir`.
+        stamp: fill missing ``command``/``commit``/``machine``/``date`` from this process.
+        render: re-render ``<table>.md`` afterwards (:func:`render_markdown`).
+
+    All rows are validated before anything is written, so a bad row appends nothing.
+    Returns the records as written.
+    """
+    _check_table_name(table)
+    records = [validate_record(_stamp(r) if stamp else r, table) for r in rows]
+    folder = resolve_results_dir(results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{table}.jsonl"
+    with open(path, "a") as f:
+        for rec in records:
+            f.write(json.dumps(rec, allow_nan=False, sort_keys=False) + "\n")
+    if render:
+        render_markdown(table, results_dir)
+    return records
+
+
+def read_records(table: str, results_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+    """All records of ``table`` in file order (an absent ledger is empty)."""
+    _check_table_name(table)
+    path = resolve_results_dir(results_dir) / f"{table}.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError as e:
+                raise LedgerError(f"{path}:{i}: not a JSON object: {e}") from None
+    return out
+
+
+def metric_keys(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Metric names in order of first appearance: numeric/null keys that are not descriptive,
+    provenance, ``paper_*`` or ``config_*`` keys."""
+    seen: dict[str, None] = {}
+    for rec in records:
+        for k, v in rec.items():
+            if k in _NON_METRIC or k.startswith(("paper_", "config_")) or isinstance(v, (str, bool)):
+                continue
+            seen.setdefault(k, None)
+    return list(seen)
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "—"
+    return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
+
+
+def _fmt_diff(v: float, scale: float) -> str:
+    """Signed difference, with the decimals :func:`_fmt` uses for values of size ``scale``."""
+    return f"{v:+.4f}" if abs(scale) < 100 else f"{v:+.2f}"
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, value)
+    return (2, str(value))
+
+
+def render_markdown(
+    table: str,
+    results_dir: str | os.PathLike[str] | None = None,
+    *,
+    title: str | None = None,
+    description: str | None = None,
+    metrics: Sequence[str] | None = None,
+) -> str:
+    """Render ``<table>.md`` from ``<table>.jsonl``; returns the markdown.
+
+    One row per group of records with equal :data:`DESCRIPTIVE_KEYS` (model, dataset,
+    horizon/split, variant, baseline). Per seed only the latest record counts (a re-run replaces
+    an earlier one). For each metric: mean ± sample standard deviation over seeds (``n-1``
+    denominator; no ± with one seed), and when any record carries ``paper_<metric>``, the paper's
+    value and ``Δ = ours − paper``. Below the table: every distinct command with its commit and
+    date.
+    """
+    records = read_records(table, results_dir)
+    folder = resolve_results_dir(results_dir)
+    metrics = list(metrics) if metrics is not None else metric_keys(records)
+    keys = [k for k in DESCRIPTIVE_KEYS if any(k in r for r in records)]
+
+    groups: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+    for rec in records:
+        gkey = tuple(rec.get(k) for k in keys)
+        groups.setdefault(gkey, {})[rec["seed"]] = rec  # latest record per seed wins
+
+    with_paper = [m for m in metrics if any(r.get(f"paper_{m}") is not None for r in records)]
+    header = [*keys, "seeds"]
+    for m in metrics:
+        header.append(m)
+        if m in with_paper:
+            header += [f"paper {m}", f"Δ {m}"]
+    lines = [
+        f"# {title or table}",
+        "",
+        *([description, ""] if description else []),
+        f"<!-- generated by gatelab.core.harness.ledger from {table}.jsonl; do not edit by hand -->",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" for _ in header) + "|",
+    ]
+    used: list[dict[str, Any]] = []
+    for gkey in sorted(groups, key=lambda g: tuple(_sort_key(v) for v in g)):
+        by_seed = groups[gkey]
+        recs = [by_seed[s] for s in sorted(by_seed)]
+        used += recs
+        cells = ["" if v is None else str(v) for v in gkey] + [str(len(recs))]
+        for m in metrics:
+            vals = [float(r[m]) for r in recs if isinstance(r.get(m), (int, float))]
+            n_null = sum(1 for r in recs if m in r and r[m] is None)
+            if not vals:
+                cell = "—"
+            elif len(vals) == 1:
+                cell = _fmt(vals[0])
+            else:
+                cell = f"{_fmt(statistics.fmean(vals))} ± {_fmt(statistics.stdev(vals))}"
+            if n_null:
+                cell += f" ({n_null} NaN)"
+            cells.append(cell)
+            if m in with_paper:
+                paper = next(
+                    (r[f"paper_{m}"] for r in reversed(recs) if r.get(f"paper_{m}") is not None), None
+                )
+                cells.append(_fmt(paper))
+                cells.append(
+                    _fmt_diff(statistics.fmean(vals) - paper, paper) if vals and paper is not None else "—"
+                )
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Mean ± sample std over seeds (latest record per seed); Δ = ours − paper.",
+    ]
+    commands: dict[str, dict[str, Any]] = {}
+    for r in used:
+        commands[r["command"]] = r
+    if commands:
+        lines += ["", "Commands:", ""]
+        for cmd, r in commands.items():
+            lines.append(f"- `{cmd}` (commit {str(r['commit'])[:12]}, {r['date']}, {r['machine']})")
+    text = "\n".join(lines) + "\n"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{table}.md").write_text(text)
+    return text

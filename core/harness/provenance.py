@@ -1,0 +1,124 @@
+"""Where a result came from: git commit, machine, date, command line, process rank.
+
+Every ledger record and every run directory is stamped with these, so a number in
+``docs/results/`` can be traced to the code and the hardware that produced it. Nothing here
+imports torch at module level; :func:`machine` imports it only to name the GPU.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import os
+import platform
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = [
+    "command_line",
+    "git_commit",
+    "is_rank_zero",
+    "machine",
+    "now_iso",
+    "repo_root",
+]
+
+
+@functools.cache
+def repo_root() -> Path | None:
+    """The gatelab checkout this code runs from, or ``None`` for an installed wheel.
+
+    A checkout is recognised by ``pyproject.toml`` naming the ``gatelab`` project two levels above
+    ``core/harness/``.
+    """
+    root = Path(__file__).resolve().parents[2]
+    pyproject = root / "pyproject.toml"
+    try:
+        text = pyproject.read_text()
+    except OSError:
+        return None
+    return root if 'name = "gatelab"' in text else None
+
+
+def _git(*args: str, cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_commit(root: Path | None = None) -> str:
+    """``git rev-parse HEAD`` of the checkout, suffixed ``-dirty`` when tracked files differ.
+
+    Outside a checkout (installed package, no git) returns ``"gatelab-<version>"``.
+    """
+    root = root or repo_root()
+    if root is not None:
+        head = _git("rev-parse", "HEAD", cwd=root)
+        if head:
+            status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
+            return head + ("-dirty" if status else "")
+    try:
+        from importlib.metadata import version
+
+        return f"gatelab-{version('gatelab')}"
+    except Exception:  # metadata missing (not installed): an honest placeholder
+        return "unknown"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown cpu"
+
+
+@functools.cache
+def machine() -> str:
+    """One line naming the hardware: ``"<cpu model> x<cores> cores; <gpu> x<n>; <os>"``.
+
+    The GPU part is present only when CUDA is available (``torch.cuda.get_device_name``).
+    """
+    parts = [f"{_cpu_model()} x{os.cpu_count()} cores"]
+    torch = sys.modules.get("torch")
+    if torch is None:
+        import torch
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        parts.append(f"{torch.cuda.get_device_name(0)} x{n}")
+    parts.append(platform.platform(terse=True))
+    return "; ".join(parts)
+
+
+def now_iso() -> str:
+    """Current local time, ISO 8601 with the UTC offset, to the second."""
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would retype it: ``gatelab <args>`` for the CLI, else ``sys.argv``."""
+    if argv is not None:
+        return shlex.join(["gatelab", *argv])
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+
+
+def is_rank_zero() -> bool:
+    """True unless this process is a non-zero rank of a distributed launch.
+
+    Reads the variables Lightning, torchrun and SLURM set (``RANK``, ``NODE_RANK``/``LOCAL_RANK``,
+    ``SLURM_PROCID``), so it works before any process group exists (e.g. in the child processes
+    Lightning's DDP launcher re-runs the command in).
+    """
+    env = os.environ
+    if "RANK" in env:
+        return env["RANK"] == "0"
+    if "SLURM_PROCID" in env and "LOCAL_RANK" not in env:
+        return env["SLURM_PROCID"] == "0"
+    return env.get("LOCAL_RANK", "0") == "0" and env.get("NODE_RANK", "0") == "0"
