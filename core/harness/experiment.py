@@ -274,7 +274,7 @@ def run_experiment(
         model_kwargs.update(cfg.model.kwargs)
         task = task_cls(model_name=cfg.model.name, model_kwargs=model_kwargs, task=cfg.task)
     else:
-        task = task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=False)
+        task = task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=True)
         saved = task.hparams.get("model_name")
         if saved is not None and saved != cfg.model.name:
             raise ConfigError(

@@ -198,6 +198,9 @@ class GatelabTask(L.LightningModule):
         model: an already-built model (then ``model_name`` is only recorded); re-loading such a
             checkpoint needs ``load_from_checkpoint(path, model=...)``.
 
+    Hyperparameters must stay plain values (numbers, strings, lists, dicts): evaluation loads
+    checkpoints with ``torch.load(weights_only=True)``.
+
     Override points (all optional except a loss): :meth:`build_metrics`,
     :meth:`compute_loss`, :meth:`split_batch`, :meth:`metric_inputs`, :meth:`shared_step`.
     Batches are ``(inputs, target)`` by default; ``inputs`` may be a tensor, a tuple (positional
