@@ -231,11 +231,13 @@ def test_list(tiny, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["name", "domain", "gates", "paper"]
     line = next(x for x in out.splitlines() if x.startswith(tiny.MODEL))
-    assert line.split()[:3] == [tiny.MODEL, "core", "-"] and "test only" in line
+    assert line.split()[:3] == [tiny.MODEL, "core", "GluMlp"] and "test only" in line
     assert main(["list", "--domain", "vision"]) == 0
     assert tiny.MODEL not in capsys.readouterr().out
-    assert main(["list", "--gate", "GluMlp"]) == 0
+    assert main(["list", "--gate", "HighwayGate"]) == 0
     assert tiny.MODEL not in capsys.readouterr().out
+    assert main(["list", "--domain", "core", "--gate", "GluMlp"]) == 0
+    assert tiny.MODEL in capsys.readouterr().out
     assert main(["list", "--domain", "nope"]) == 2
 
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from gatelab.core import GluMlp
 from gatelab.core.harness.experiment import register_datamodule, register_task
 from gatelab.core.harness.task import RegressionTask
 from gatelab.core.registry import register_model, registered
@@ -28,11 +29,11 @@ HASH_DIR_ENV = "GATELAB_TEST_HASH_DIR"
 
 
 class TinyMLP(nn.Module):
-    """y = W2 tanh(W1 x + b1) + b2; x: [B, in_features] -> [B, out_features]."""
+    """A SwiGLU MLP (``gatelab.core.GluMlp``); x: [B, in_features] -> [B, out_features]."""
 
     def __init__(self, in_features: int = 3, hidden: int = 4, out_features: int = 1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.Tanh(), nn.Linear(hidden, out_features))
+        self.net = GluMlp(in_features, hidden, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -108,8 +109,8 @@ if MODEL not in registered():
         MODEL,
         domain="core",
         paper="test only (not a paper model)",
-        gates=(),
-        description="two-layer tanh MLP for harness tests",
+        gates=("GluMlp",),
+        description="SwiGLU MLP for harness tests",
         tiny={"in_features": 3, "hidden": 4, "out_features": 1},
         example_inputs=_example_inputs,
         tags=("test",),
