@@ -199,9 +199,12 @@ def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _has_hook(dm: Any, hook: str) -> bool:
+    """Whether data module ``dm`` provides ``hook`` (overridden in its class, or set on the
+    instance as ``LightningDataModule.from_datasets`` does)."""
     import lightning as L
 
-    fn = getattr(type(dm), hook, None)
+    fn = getattr(dm, hook, None)
+    fn = getattr(fn, "__func__", fn)
     return fn is not None and fn is not getattr(L.LightningDataModule, hook, None)
 
 

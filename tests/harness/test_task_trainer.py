@@ -180,3 +180,23 @@ def test_classification_task_binary(tiny):
         task.compute_loss(torch.zeros(4, 2), y)
     with pytest.raises(ConfigError, match="num_classes"):
         ClassificationTask(model_name=tiny.MODEL, task={"kwargs": {"mode": "multiclass"}})
+
+
+def test_test_split_detection():
+    import lightning as L
+    from torch.utils.data import TensorDataset
+
+    from gatelab.core.harness.experiment import _has_hook
+
+    ds = TensorDataset(torch.zeros(4, 1))
+
+    class WithTest(L.LightningDataModule):
+        def test_dataloader(self):
+            return None
+
+    assert _has_hook(WithTest(), "test_dataloader")
+    assert not _has_hook(L.LightningDataModule(), "test_dataloader")
+    assert _has_hook(
+        L.LightningDataModule.from_datasets(train_dataset=ds, test_dataset=ds), "test_dataloader"
+    )
+    assert not _has_hook(L.LightningDataModule.from_datasets(train_dataset=ds), "test_dataloader")
