@@ -1,0 +1,7 @@
+"""gatelab.timeseries: gated forecasters (Temporal Fusion Transformer, Gateformer, iTransformer).
+
+Importing the package registers its models, datasets, data modules and paper tables with
+:mod:`gatelab.core` (kept light: nothing here imports Lightning).
+"""
+
+from . import data, models  # registration side effects

@@ -1,0 +1,1 @@
+"""Models of gatelab.multimodal (each registered with gatelab.core.registry)."""

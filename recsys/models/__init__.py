@@ -1,0 +1,1 @@
+"""Models of gatelab.recsys (each registered with gatelab.core.registry)."""

@@ -1,0 +1,1 @@
+"""Models of gatelab.timeseries (each registered with gatelab.core.registry)."""

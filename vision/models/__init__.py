@@ -1,0 +1,1 @@
+"""Models of gatelab.vision (each registered with gatelab.core.registry)."""
