@@ -31,7 +31,11 @@ def tol(dtype: torch.dtype, kind: str = "pointwise") -> tuple[float, float]:
     return table[dtype]
 
 
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, kind: str = "pointwise", msg: str = "") -> None:
+def assert_close(
+    actual: torch.Tensor, expected: torch.Tensor, kind: str = "pointwise", msg: str = ""
+) -> None:
     """``torch.testing.assert_close`` with the table's tolerance for ``expected.dtype``."""
     rtol, atol = tol(expected.dtype, kind)
-    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=(lambda m: f"{msg}\n{m}") if msg else None)
+    torch.testing.assert_close(
+        actual, expected, rtol=rtol, atol=atol, msg=(lambda m: f"{msg}\n{m}") if msg else None
+    )
