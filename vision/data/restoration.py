@@ -113,7 +113,7 @@ def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.T
     with _open(path) as im:
         try:
             im = im.convert("RGB" if channels == 3 else "L")
-            arr = np.asarray(im, dtype=np.uint8)
+            arr = np.array(im, dtype=np.uint8)  # a writable copy
         except OSError as e:
             raise RestorationDataError(f"cannot decode image {path}: {e}") from None
     if arr.ndim == 2:
