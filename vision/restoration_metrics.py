@@ -15,7 +15,8 @@ of BT.601 YCbCr (``Y = 16 + (65.481 R + 128.553 G + 24.966 B)`` with ``R, G, B``
 PSNR per image ``10 log10(255^2 / MSE)`` averaged over images. The official script neither clips
 nor rounds the prediction (``clip``/``quantize`` are options here, off by default). SSIM (not in
 the official script) is BasicSR's: Gaussian window 11, sigma 1.5, ``K1 = 0.01, K2 = 0.03``,
-valid region only, per channel then averaged -- computed with ``torchmetrics``.
+valid region only, per channel then averaged -- computed from ``torchmetrics``' SSIM map
+(:class:`ValidSSIM`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torchmetrics
 
 __all__ = [
     "MetricOptions",
+    "ValidSSIM",
     "charbonnier_loss",
     "downsample_like",
     "frequency_loss",
@@ -124,14 +126,60 @@ def prepare_for_metrics(
     return p, t
 
 
+class ValidSSIM(torchmetrics.Metric):
+    """Mean per-image SSIM over the *valid* region (BasicSR / MATLAB ``ssim`` convention).
+
+    torchmetrics' ``structural_similarity_index_measure`` reflect-pads the images and averages
+    the SSIM map over every pixel; BasicSR (used for MAXIM's and most restoration papers' tables)
+    averages only the windows that lie inside the image. This metric takes torchmetrics' full
+    SSIM map (Gaussian window 11, sigma 1.5, ``K1 = 0.01, K2 = 0.03``) and drops its 5-pixel
+    border, which leaves exactly the valid windows. Inputs ``[B, C, H, W]`` on the 0-1 scale,
+    ``H, W >= 11``.
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.add_state("total", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+        if preds.shape != target.shape or preds.dim() != 4 or min(preds.shape[-2:]) < 11:
+            raise ValueError(
+                f"ValidSSIM: need equal [B, C, H, W] shapes with H, W >= 11, got {tuple(preds.shape)} "
+                f"and {tuple(target.shape)}"
+            )
+        _, full = ssim(
+            preds,
+            target,
+            gaussian_kernel=True,
+            sigma=1.5,
+            kernel_size=11,
+            data_range=1.0,
+            k1=0.01,
+            k2=0.03,
+            reduction="none",
+            return_full_image=True,
+        )
+        per_image = full[..., 5:-5, 5:-5].reshape(full.shape[0], -1).double().mean(-1)
+        self.total += per_image.sum()
+        self.count += per_image.numel()
+
+    def compute(self) -> torch.Tensor:
+        return self.total / self.count
+
+
 def psnr_ssim_metrics() -> dict[str, torchmetrics.Metric]:
-    """``psnr`` (per image, averaged) and ``ssim`` (BasicSR-style Gaussian SSIM) on the 0-1 scale
+    """``psnr`` (per image, averaged) and ``ssim`` (:class:`ValidSSIM`) on the 0-1 scale
     (PSNR is scale-invariant; SSIM's constants scale with ``data_range``)."""
     return {
         "psnr": torchmetrics.image.PeakSignalNoiseRatio(
             data_range=1.0, dim=(1, 2, 3), reduction="elementwise_mean"
         ),
-        "ssim": torchmetrics.image.StructuralSimilarityIndexMeasure(
-            data_range=1.0, kernel_size=11, sigma=1.5, k1=0.01, k2=0.03, gaussian_kernel=True
-        ),
+        "ssim": ValidSSIM(),
     }

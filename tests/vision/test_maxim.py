@@ -71,8 +71,13 @@ def test_size_multiple():
     assert MaximConfig().size_multiple == 64  # 16-blocks at H/2, 8-blocks in the bottleneck at H/8
     assert MaximConfig(**_TINY).size_multiple == 8
     cfg = MaximConfig(
-        depth=2, num_supervision_scales=2, block_size_hr=(4, 4), grid_size_hr=(2, 2), block_size_lr=3,
-        grid_size_lr=3, high_res_stages=1,
+        depth=2,
+        num_supervision_scales=2,
+        block_size_hr=(4, 4),
+        grid_size_hr=(2, 2),
+        block_size_lr=3,
+        grid_size_lr=3,
+        high_res_stages=1,
     )
     assert cfg.size_multiple == 12  # lcm(4 at H, 2*3 at H/2, 4*3 in the bottleneck at H/4)
 
@@ -202,7 +207,9 @@ def test_resizes_follow_jax_image_resize():
     v = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0])
     x = v.view(1, 6, 1, 1).expand(1, 6, 1, 1)
     got = _nhwc_resize(x, (3, 1), "bilinear")[0, :, 0, 0]
-    ref = torch.tensor([(3 * 1 + 3 * 2 + 1 * 4) / 7, (1 * 2 + 3 * 4 + 3 * 8 + 1 * 16) / 8, (1 * 8 + 3 * 16 + 3 * 32) / 7])
+    ref = torch.tensor(
+        [(3 * 1 + 3 * 2 + 1 * 4) / 7, (1 * 2 + 3 * 4 + 3 * 8 + 1 * 16) / 8, (1 * 8 + 3 * 16 + 3 * 32) / 7]
+    )
     torch.testing.assert_close(got, ref)
     # bilinear upsampling by 2: half-pixel centres, the border pixel repeated
     up = _nhwc_resize(v[:3].view(1, 3, 1, 1), (6, 1), "bilinear")[0, :, 0, 0]

@@ -41,8 +41,12 @@ def _pairs(root: Path, din: str, dtg: str, names=("a.png", "b.png"), size=(12, 1
 
 @pytest.mark.parametrize(
     ("layout", "din", "dtg"),
-    [("input_target", "input", "target"), ("sidd", "input", "groundtruth"), ("rain13k", "rain", "norain"),
-     ("lol", "low", "high")],
+    [
+        ("input_target", "input", "target"),
+        ("sidd", "input", "groundtruth"),
+        ("rain13k", "rain", "norain"),
+        ("lol", "low", "high"),
+    ],
 )
 def test_paired_layouts(tmp_path, layout, din, dtg):
     _pairs(tmp_path, din, dtg)
@@ -168,14 +172,15 @@ def _fake_data_dir(root: Path) -> None:
 
 def test_denoise_datamodule(tmp_path):
     _fake_data_dir(tmp_path)
-    dm = denoise_datamodule(tmp_path, crop=16, batch_size=4, samples_per_epoch=8, val_images=3, val_crop=16,
-                            verify=False)
+    dm = denoise_datamodule(
+        tmp_path, crop=16, batch_size=4, samples_per_epoch=8, val_images=3, val_crop=16, verify=False
+    )
     dm.setup("fit")
     assert dm.model_kwargs() == {"in_channels": 3, "num_outputs": 3}
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == y.shape == (4, 3, 16, 16)
     assert len(dm.train_dataloader()) == 2
-    xv, yv = next(iter(dm.val_dataloader()))
+    xv, _ = next(iter(dm.val_dataloader()))
     assert xv.shape == (3, 3, 16, 16)
     tests = dm.test_dataloader()
     assert len(tests) == len(COLOUR_TESTSETS) == 3
@@ -204,10 +209,11 @@ def test_denoise_datamodule_refuses_training_on_a_test_image(tmp_path):
 def test_paired_datamodule(tmp_path):
     _pairs(tmp_path / "train", "input", "target", names=("a.png", "b.png", "c.png"), size=(24, 20))
     _pairs(tmp_path / "test", "input", "target", names=("d.png",), size=(21, 17))
-    dm = paired_datamodule(tmp_path, train_root="train", test_root="test", crop=16, batch_size=2,
-                           samples_per_epoch=4)
+    dm = paired_datamodule(
+        tmp_path, train_root="train", test_root="test", crop=16, batch_size=2, samples_per_epoch=4
+    )
     dm.setup()
-    x, y = next(iter(dm.train_dataloader()))
+    x, _ = next(iter(dm.train_dataloader()))
     assert x.shape == (2, 3, 16, 16)
     assert next(iter(dm.test_dataloader()))[0].shape == (1, 3, 21, 17)
     from gatelab.core.harness.data import DatasetNotFoundError
