@@ -8,10 +8,12 @@ decay, the same number of steps and batch size. Evaluation: full-size images of 
 (FFDNet's 500x500 crops) and McMaster with fixed noise, PSNR/SSIM in RGB on the 0-255 scale
 without clipping or rounding (the official ``run_eval.py`` protocol), plus the noisy input itself.
 
-Reduced scale (stated in every record's ``variant``/``config``): MAXIM with ``features`` 16
-(official 32) and 1 stage, the official depth 3, 2 groups, 2 bottleneck blocks, 16/8 block and
-grid sizes, 3 supervision scales; 64x64 crops; a few thousand steps on 80 images instead of
-SIDD/DIV2K-scale data and 7M+ iterations. The published full-scale numbers (MAXIM-3S, SIDD real
+Reduced scale (stated in every record's ``config_model``/``config_train``): by default MAXIM
+with ``features`` 8 (official 32) and 1 stage, the official depth 3, 2 groups, 2 bottleneck
+blocks, 16/8 block and grid sizes, 3 supervision scales; DnCNN depth 17, width 32 (paper: 64);
+64x64 crops, batch 8, 400 steps on 80 COCO images (the paper trains on SIDD/DIV2K-scale data
+for hundreds of thousands of steps). These defaults were sized so that both models train and
+are evaluated on the full test sets within about an hour of a shared CPU core each. The published full-scale numbers (MAXIM-3S, SIDD real
 noise: 39.96 dB / 0.960) are context only: SIDD is not available here and the task differs.
 """
 
