@@ -68,7 +68,6 @@ def _grid(rows: list[list[torch.Tensor]], path: Path, pad: int = 2) -> None:
 
 def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Rows: one per (model, test set) -- ``maxim``, ``dncnn`` and ``noisy-input``."""
-    from gatelab.core.harness.data import resolve_data_dir
     from gatelab.core.harness.ledger import resolve_results_dir
 
     from .data.restoration import denoise_datamodule
@@ -84,7 +83,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     n_test = 2 if args.quick else None
     variant = f"sigma{args.sigma:g}" + ("-quick" if args.quick else "")
     opts = MetricOptions()  # official protocol: RGB, no border crop, no clip, no rounding
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir = args.data_dir  # None: $GATELAB_DATA, else the default (resolved by the data module)
     results = resolve_results_dir(args.results_dir)
     specs = {k: v for k, v in _model_specs(args).items() if k in args.models}
 
