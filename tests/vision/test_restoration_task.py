@@ -145,7 +145,7 @@ def test_repro_table_is_registered():
 
     table = get_table("maxim")
     args = table_parser(table).parse_args(["--task", "denoise", "--quick"])
-    assert args.sigma == 25.0 and args.maxim_features == 16 and args.models == ["maxim", "dncnn"]
+    assert args.sigma == 25.0 and args.maxim_features == 8 and args.models == ["maxim", "dncnn"]
     assert "39.96" in table.paper
     with pytest.raises(SystemExit):
         table_parser(table).parse_args(["--task", "deblur"])
