@@ -109,6 +109,38 @@ class RestorationTask(GatelabTask):
     def metric_inputs(self, preds: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return prepare_for_metrics(final_output(preds), target, self.options.metric_options)
 
+    # ---- several test sets (the ``denoise`` data module tests on CBSD68, Kodak24, McMaster) ----
+
+    def _test_set_names(self) -> list[str]:
+        dm = getattr(self.trainer, "datamodule", None)
+        names = list(getattr(dm, "test_names", None) or [])
+        return names if len(names) > 1 else []
+
+    def on_test_start(self) -> None:
+        names = self._test_set_names()
+        self._per_set = nn.ModuleDict(
+            {
+                n: torchmetrics.MetricCollection(dict(psnr_ssim_metrics())).clone(prefix=f"test/{n}/")
+                for n in names
+            }
+        ).to(self.device)
+
+    def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """With several test sets, metrics are logged per set as ``test/<set>/psnr`` (and
+        ``test/<set>/ssim``, ``test/<set>/loss``); with one, as ``test/psnr``."""
+        per_set = getattr(self, "_per_set", None)
+        if not per_set:
+            return self._step(batch, "test")
+        name = list(per_set)[dataloader_idx]
+        loss, preds, target = self.shared_step(batch, "test")
+        metrics = per_set[name]
+        metrics.update(*self.metric_inputs(preds, target))
+        self.log(
+            f"test/{name}/loss", loss, on_epoch=True, add_dataloader_idx=False, batch_size=target.shape[0]
+        )
+        self.log_dict(metrics, on_epoch=True, add_dataloader_idx=False, batch_size=target.shape[0])
+        return loss
+
 
 def fit_restoration(
     model_name: str,
