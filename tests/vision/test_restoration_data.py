@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -158,20 +157,8 @@ def test_epoch_sampler_and_disjointness(tmp_path):
         assert_disjoint(list_images(tmp_path / "train"), list_images(tmp_path / "test"))
 
 
-def _fake_data_dir(root: Path) -> None:
-    """Every file the pinned coco_mini / denoise_testsets lists name, as tiny images."""
-    pinned = json.loads(
-        (Path(__file__).resolve().parents[2] / "vision" / "data" / "restoration_files.json").read_text()
-    )
-    for i, rel in enumerate(pinned["coco_mini"]):
-        _save(root / "coco_mini" / rel, 40, 48, seed=i)
-    for i, rel in enumerate(pinned["denoise_testsets"]):
-        grey = rel.split("/")[0] in ("Set12", "BSD68")
-        _save(root / "denoise_testsets" / rel, 20, 24, seed=1000 + i, channels=1 if grey else 3)
-
-
-def test_denoise_datamodule(tmp_path):
-    _fake_data_dir(tmp_path)
+def test_denoise_datamodule(tmp_path, fake_restoration_data):
+    fake_restoration_data(tmp_path)
     dm = denoise_datamodule(
         tmp_path, crop=16, batch_size=4, samples_per_epoch=8, val_images=3, val_crop=16, verify=False
     )
@@ -195,8 +182,8 @@ def test_denoise_datamodule(tmp_path):
         denoise_datamodule(tmp_path, test_sets=["Set13"])
 
 
-def test_denoise_datamodule_refuses_training_on_a_test_image(tmp_path):
-    _fake_data_dir(tmp_path)
+def test_denoise_datamodule_refuses_training_on_a_test_image(tmp_path, fake_restoration_data):
+    fake_restoration_data(tmp_path)
     leak = tmp_path / "coco_mini" / "train2017" / "000000000790.jpg"
     Image.open(tmp_path / "denoise_testsets" / "Kodak24" / "kodim01.png").save(leak.with_suffix(".png"))
     leak.unlink()

@@ -92,6 +92,30 @@ def test_train_resume_equals_uninterrupted(tmp_path):
     assert torch.isfinite(torch.tensor(resumed.metrics["test/psnr"]))
 
 
+def test_several_test_sets_are_reported_separately(tmp_path, fake_restoration_data):
+    data = fake_restoration_data(tmp_path / "data")
+    cfg = _config(tmp_path, 1, test=True).to_dict()
+    cfg["model"]["kwargs"].update(num_stages=1, zero_init_heads=True)
+    cfg["data"] = {
+        "name": "denoise",
+        "kwargs": {
+            "crop": 16,
+            "batch_size": 2,
+            "samples_per_epoch": 2,
+            "val_images": 2,
+            "val_crop": 16,
+            "verify": False,
+            "test_sets": ["Kodak24", "McMaster"],
+        },
+    }
+    cfg["trainer"].update(limit_test_batches=2, limit_val_batches=1)
+    res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=data)
+    for name in ("Kodak24", "McMaster"):
+        assert 5.0 < res.metrics[f"test/{name}/psnr"] < 40.0
+        assert 0.0 < res.metrics[f"test/{name}/ssim"] <= 1.0
+    assert res.metrics["test/Kodak24/psnr"] != res.metrics["test/McMaster/psnr"]
+
+
 def test_dncnn_baseline_through_the_task(tmp_path):
     data = _paired_root(tmp_path / "data")
     dm = paired_datamodule(
