@@ -86,6 +86,11 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     data_dir = args.data_dir  # None: $GATELAB_DATA, else the default (resolved by the data module)
     results = resolve_results_dir(args.results_dir)
     specs = {k: v for k, v in _model_specs(args).items() if k in args.models}
+    from gatelab.core.harness.data import dataset_sha256
+
+    from .data.restoration import DENOISE_TESTSETS
+
+    test_digest = dataset_sha256(DENOISE_TESTSETS, data_dir)  # one digest of every test-set file
 
     for seed in args.seeds:
         dm = denoise_datamodule(
@@ -107,6 +112,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         for name, ds in tests.items() if args.noisy else ():  # the floor every denoiser must beat
             m = evaluate_images(None, ds, opts)
             yield {
+                "data_sha256": test_digest,
                 "model": "noisy-input",
                 "dataset": name,
                 "split": "test",
@@ -172,6 +178,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 t0 = time.perf_counter()
                 m = evaluate_images(restore, ds, opts, progress=f"{key} {name}" if args.progress else None)
                 row = {
+                    "data_sha256": test_digest,
                     "model": key,
                     "dataset": name,
                     "split": "test",
@@ -210,6 +217,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 )
                 for how, m in (("whole", whole), ("tiled256o64", tiled)):
                     yield {
+                        "data_sha256": test_digest,
                         "model": key,
                         "dataset": f"Kodak24[:{len(ds)}]",
                         "split": "test",
