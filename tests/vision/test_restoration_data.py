@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from restoration_fixtures import make_fake_restoration_data
 
 from gatelab.vision.data.restoration import (
     COLOUR_TESTSETS,
@@ -157,8 +158,8 @@ def test_epoch_sampler_and_disjointness(tmp_path):
         assert_disjoint(list_images(tmp_path / "train"), list_images(tmp_path / "test"))
 
 
-def test_denoise_datamodule(tmp_path, fake_restoration_data):
-    fake_restoration_data(tmp_path)
+def test_denoise_datamodule(tmp_path):
+    make_fake_restoration_data(tmp_path)
     dm = denoise_datamodule(
         tmp_path, crop=16, batch_size=4, samples_per_epoch=8, val_images=3, val_crop=16, verify=False
     )
@@ -182,8 +183,8 @@ def test_denoise_datamodule(tmp_path, fake_restoration_data):
         denoise_datamodule(tmp_path, test_sets=["Set13"])
 
 
-def test_denoise_datamodule_refuses_training_on_a_test_image(tmp_path, fake_restoration_data):
-    fake_restoration_data(tmp_path)
+def test_denoise_datamodule_refuses_training_on_a_test_image(tmp_path):
+    make_fake_restoration_data(tmp_path)
     leak = tmp_path / "coco_mini" / "train2017" / "000000000790.jpg"
     Image.open(tmp_path / "denoise_testsets" / "Kodak24" / "kodim01.png").save(leak.with_suffix(".png"))
     leak.unlink()

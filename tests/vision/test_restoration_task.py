@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from restoration_fixtures import make_fake_restoration_data
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.core.harness.configs import CheckpointConfig, SchedulerConfig, TaskConfig, TrainerConfig
@@ -92,8 +93,8 @@ def test_train_resume_equals_uninterrupted(tmp_path):
     assert torch.isfinite(torch.tensor(resumed.metrics["test/psnr"]))
 
 
-def test_several_test_sets_are_reported_separately(tmp_path, fake_restoration_data):
-    data = fake_restoration_data(tmp_path / "data")
+def test_several_test_sets_are_reported_separately(tmp_path):
+    data = make_fake_restoration_data(tmp_path / "data")
     cfg = _config(tmp_path, 1, test=True).to_dict()
     cfg["model"]["kwargs"].update(num_stages=1, zero_init_heads=True)
     cfg["data"] = {
