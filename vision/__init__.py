@@ -4,4 +4,5 @@ Importing the package registers its models, datasets, data modules and paper tab
 :mod:`gatelab.core` (kept light: nothing here imports Lightning).
 """
 
-from . import data, models  # registration side effects
+# registration side effects (restoration: MAXIM's datasets, data modules, task and `maxim` paper table)
+from . import data, models, restoration

@@ -1,1 +1,3 @@
 """Data loaders of gatelab.vision."""
+
+from . import restoration

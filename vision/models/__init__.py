@@ -1,1 +1,3 @@
 """Models of gatelab.vision (each registered with gatelab.core.registry)."""
+
+from . import maxim

@@ -1,0 +1,176 @@
+"""The restoration task: training through the harness, checkpoint resume, the DnCNN baseline, the repro table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from restoration_fixtures import make_fake_restoration_data
+
+from gatelab.core.harness import ExperimentConfig, run_experiment
+from gatelab.core.harness.configs import CheckpointConfig, SchedulerConfig, TaskConfig, TrainerConfig
+from gatelab.vision.data.restoration import paired_datamodule
+from gatelab.vision.models.maxim import _TINY
+from gatelab.vision.restoration_task import RestorationTask, evaluate_images, fit_restoration
+
+
+def _paired_root(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for split, n, size in (("train", 4, (24, 24)), ("val", 2, (16, 16)), ("test", 1, (19, 13))):
+        for i in range(n):
+            clean = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+            for d, a in (("input", noisy), ("target", clean)):
+                (root / split / d).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(a).save(root / split / d / f"{i}.png")
+    return root
+
+
+def _config(tmp_path: Path, epochs: int, test: bool = False) -> ExperimentConfig:
+    return ExperimentConfig.from_dict(
+        {
+            "name": "maxim-tiny",
+            "seed": 3,
+            "output_dir": str(tmp_path / "runs"),
+            "test": test,
+            "model": {"name": "maxim", "kwargs": {**_TINY, "num_stages": 2}},
+            "data": {
+                "name": "paired_restoration",
+                "kwargs": {
+                    "train_root": "train",
+                    "val_root": "val",
+                    "test_root": "test",
+                    "crop": 16,
+                    "val_crop": 16,
+                    "batch_size": 2,
+                    "samples_per_epoch": 4,
+                },
+            },
+            "task": {
+                "name": "restoration",
+                "optimizer": "adamw",
+                "lr": 1e-3,
+                "weight_decay": 1e-4,
+                "scheduler": {"name": "cosine", "interval": "step", "t_max": 4},
+            },
+            "trainer": {
+                "max_epochs": epochs,
+                "accelerator": "cpu",
+                "devices": 1,
+                "progress_bar": False,
+                "enable_model_summary": False,
+                "num_sanity_val_steps": 0,
+                "log_every_n_steps": 1,
+                "checkpoint": {"monitor": None, "save_top_k": 1, "save_last": True},
+            },
+        }
+    )
+
+
+def test_train_resume_equals_uninterrupted(tmp_path):
+    """2 epochs x 2 steps straight vs 1 epoch, stop, resume from last.ckpt for the 2nd epoch:
+    identical weights, optimizer moments, step counters and learning rate."""
+    data = _paired_root(tmp_path / "data")
+    straight = run_experiment(_config(tmp_path / "a", 2), data_dir=data)
+    first = run_experiment(_config(tmp_path / "b", 1), data_dir=data)
+    assert first.trainer.global_step == 2
+    resumed = run_experiment(
+        _config(tmp_path / "b", 2, test=True), data_dir=data, ckpt_path=first.last_checkpoint
+    )
+    assert straight.trainer.global_step == resumed.trainer.global_step == 4
+    a, b = straight.task.model.state_dict(), resumed.task.model.state_dict()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    oa, ob = straight.trainer.optimizers[0], resumed.trainer.optimizers[0]
+    pa, pb = next(iter(oa.state.values())), next(iter(ob.state.values()))
+    assert float(pa["step"]) == float(pb["step"]) == 4
+    torch.testing.assert_close(pa["exp_avg_sq"], pb["exp_avg_sq"], rtol=1e-5, atol=1e-9)
+    assert oa.param_groups[0]["lr"] == pytest.approx(ob.param_groups[0]["lr"])
+    assert {"test/psnr", "test/ssim", "test/loss"} <= set(resumed.metrics)
+    assert torch.isfinite(torch.tensor(resumed.metrics["test/psnr"]))
+
+
+def test_several_test_sets_are_reported_separately(tmp_path):
+    data = make_fake_restoration_data(tmp_path / "data")
+    cfg = _config(tmp_path, 1, test=True).to_dict()
+    cfg["model"]["kwargs"].update(num_stages=1, zero_init_heads=True)
+    cfg["data"] = {
+        "name": "denoise",
+        "kwargs": {
+            "crop": 16,
+            "batch_size": 2,
+            "samples_per_epoch": 2,
+            "val_images": 2,
+            "val_crop": 16,
+            "verify": False,
+            "test_sets": ["Kodak24", "McMaster"],
+        },
+    }
+    cfg["trainer"].update(limit_test_batches=2, limit_val_batches=1)
+    res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=data)
+    for name in ("Kodak24", "McMaster"):
+        assert 5.0 < res.metrics[f"test/{name}/psnr"] < 40.0
+        assert 0.0 < res.metrics[f"test/{name}/ssim"] <= 1.0
+    assert res.metrics["test/Kodak24/psnr"] != res.metrics["test/McMaster/psnr"]
+
+
+def test_dncnn_baseline_through_the_task(tmp_path):
+    data = _paired_root(tmp_path / "data")
+    dm = paired_datamodule(
+        data, train_root="train", val_root="val", crop=16, batch_size=2, samples_per_epoch=4
+    )
+    task = TaskConfig(name="restoration", lr=1e-3, scheduler=SchedulerConfig(name="cosine", interval="step"))
+    trainer = TrainerConfig(
+        max_steps=3,
+        max_epochs=None,
+        accelerator="cpu",
+        devices=1,
+        progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        checkpoint=CheckpointConfig(monitor=None, save_top_k=1, save_last=True),
+    )
+    lit, tr, wall = fit_restoration(
+        "dncnn", {"depth": 3, "features": 4}, dm, task=task, trainer=trainer, run_dir=tmp_path / "run", seed=0
+    )
+    assert tr.global_step == 3 and wall > 0
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    loaded = RestorationTask.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=True)
+    x = torch.rand(1, 3, 9, 11)
+    lit.model.eval(), loaded.model.eval()
+    torch.testing.assert_close(loaded.model(x), lit.model(x))
+    dm.setup()
+    scores = evaluate_images(loaded.model, dm.val_ds)
+    noisy = evaluate_images(None, dm.val_ds)
+    assert set(scores) == {"psnr", "ssim"} and 0 < noisy["psnr"] < 40
+    with pytest.raises(Exception, match="checkpoint to resume from not found"):
+        fit_restoration(
+            "dncnn",
+            {},
+            dm,
+            task=task,
+            trainer=trainer,
+            run_dir=tmp_path / "r2",
+            resume=tmp_path / "missing.ckpt",
+        )
+
+
+def test_task_options_are_strict():
+    from gatelab.core.config import ConfigError
+
+    with pytest.raises(ConfigError, match="freq_wieght"):
+        RestorationTask("maxim", _TINY, {"name": "restoration", "kwargs": {"freq_wieght": 0.1}})
+
+
+def test_repro_table_is_registered():
+    from gatelab.core.harness.repro import get_table, table_parser
+
+    table = get_table("maxim")
+    args = table_parser(table).parse_args(["--task", "denoise", "--quick"])
+    assert args.sigma == 25.0 and args.maxim_features == 8 and args.models == ["maxim", "dncnn"]
+    assert "39.96" in table.paper
+    with pytest.raises(SystemExit):
+        table_parser(table).parse_args(["--task", "deblur"])

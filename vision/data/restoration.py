@@ -1,0 +1,663 @@
+"""Image-restoration data: paired benchmark folders, synthetic Gaussian noise, Lightning data modules.
+
+Raw layer (no Lightning):
+
+* :func:`list_images` / :func:`load_image` -- image files of a folder, decoded to float tensors
+  ``[C, H, W]`` in ``[0, 1]``; a non-image file or an undecodable image is an error naming it.
+* :class:`PairedImageDataset` -- degraded/clean pairs in a benchmark's standard folder layout
+  (:data:`LAYOUTS`: MAXIM/MPRNet ``input``/``target``, SIDD, GoPro ``blur``/``sharp`` per scene,
+  Rain13k, LOL ``low``/``high``); unpaired files and size-mismatched pairs are errors naming them.
+* :class:`NoisyImageDataset` -- clean images plus additive white Gaussian noise of a fixed
+  ``sigma`` or, for blind training, ``sigma ~ U[lo, hi]`` per sample (on the 0-255 scale), with
+  random crops, flips and 90-degree rotations. Every sample is a pure function of
+  ``(seed, index)``, so training is reproducible and resumable (:class:`EpochSampler`).
+
+Lightning layer: :func:`denoise_datamodule` (registered as ``denoise``: train on the clean
+images of COCO-mini ``train2017``, validate on ``val2017`` centre crops, test on the classic
+denoising sets) and :func:`paired_datamodule` (registered as ``paired_restoration``).
+
+Batches are ``(degraded, clean)`` pairs of ``[B, C, H, W]`` float tensors in ``[0, 1]`` (the noisy
+input is not clipped, as in DnCNN/FFDNet's evaluation protocol).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from gatelab.core.harness.data import DatasetNotFoundError, DatasetSpec, locate
+
+__all__ = [
+    "DENOISE_TESTSETS",
+    "IMAGE_EXTENSIONS",
+    "LAYOUTS",
+    "EpochSampler",
+    "ImageFolderDataset",
+    "NoisyImageDataset",
+    "PairedImageDataset",
+    "PairedLayout",
+    "RestorationDataError",
+    "assert_disjoint",
+    "denoise_datamodule",
+    "list_images",
+    "load_image",
+    "paired_datamodule",
+]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
+# files that may sit beside images in a dataset folder without being an error
+_IGNORED = {"SOURCE.txt", "README", "README.md", "README.txt", "LICENSE", "Thumbs.db", "desc.ion"}
+
+
+class RestorationDataError(ValueError):
+    """Bad restoration data: unpaired or size-mismatched pairs, non-image or unreadable files."""
+
+
+# --------------------------------------------------------------------------- files
+
+
+def list_images(folder: str | os.PathLike[str], *, recursive: bool = False) -> list[Path]:
+    """Image files of ``folder`` (sorted by relative path).
+
+    Hidden files and :data:`_IGNORED` names (``SOURCE.txt``, ``README``...) are skipped; any
+    other file without an image extension (:data:`IMAGE_EXTENSIONS`) is an error naming it.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise RestorationDataError(f"image folder not found: {root}")
+    files = sorted(p for p in (root.rglob("*") if recursive else root.iterdir()) if p.is_file())
+    images, bad = [], []
+    for p in files:
+        if p.name.startswith(".") or p.name in _IGNORED:
+            continue
+        (images if p.suffix.lower() in IMAGE_EXTENSIONS else bad).append(p)
+    if bad:
+        shown = ", ".join(str(p) for p in bad[:5]) + (f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+        raise RestorationDataError(
+            f"non-image files in {root}: {shown}; expected only {', '.join(IMAGE_EXTENSIONS)} files"
+        )
+    if not images:
+        raise RestorationDataError(f"no image files in {root}")
+    return images
+
+
+def _open(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError) as e:
+        raise RestorationDataError(f"cannot read image {path}: {e}") from None
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(height, width)`` of an image file, from its header (no decoding)."""
+    with _open(Path(path)) as im:
+        w, h = im.size
+    return h, w
+
+
+def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.Tensor:
+    """Decode ``path`` to a ``uint8`` tensor ``[channels, H, W]`` (RGB for 3, luminance ``L`` for 1)."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    path = Path(path)
+    with _open(path) as im:
+        try:
+            im = im.convert("RGB" if channels == 3 else "L")
+            arr = np.array(im, dtype=np.uint8)  # a writable copy
+        except OSError as e:
+            raise RestorationDataError(f"cannot decode image {path}: {e}") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 3) -> torch.Tensor:
+    """Decode ``path`` to a float tensor ``[channels, H, W]`` in ``[0, 1]`` (``uint8 / 255``)."""
+    return load_image_uint8(path, channels).float().div_(255.0)
+
+
+def _pixel_digest(img: torch.Tensor) -> str:
+    return hashlib.sha256(img.numpy().tobytes() + str(tuple(img.shape)).encode()).hexdigest()
+
+
+def assert_disjoint(train: Sequence[Path], test: Sequence[Path], channels: int = 3) -> None:
+    """Raise if any training image equals a test image (same file bytes or same decoded pixels)."""
+
+    def digests(files: Sequence[Path]) -> dict[str, Path]:
+        out = {}
+        for p in files:
+            out[hashlib.sha256(Path(p).read_bytes()).hexdigest()] = p
+            out[_pixel_digest(load_image_uint8(p, channels))] = p
+        return out
+
+    tr, te = digests(train), digests(test)
+    common = sorted(set(tr) & set(te))
+    if common:
+        pairs = ", ".join(f"{tr[d]} == {te[d]}" for d in common[:5])
+        raise RestorationDataError(f"training images overlap the test images: {pairs}")
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _augment(t: torch.Tensor, mode: int) -> torch.Tensor:
+    """One of the 8 dihedral transforms of ``[..., H, W]`` (``mode`` 0 = identity)."""
+    if mode & 4:
+        t = t.flip(-1)
+    return torch.rot90(t, mode & 3, dims=(-2, -1))
+
+
+def _random_crop(
+    imgs: Sequence[torch.Tensor], crop: int | None, rng: np.random.Generator, name: str
+) -> list[torch.Tensor]:
+    if crop is None:
+        return list(imgs)
+    h, w = imgs[0].shape[-2:]
+    if h < crop or w < crop:
+        raise RestorationDataError(f"image {name} ({h}x{w}) is smaller than the crop size {crop}")
+    y = int(rng.integers(0, h - crop + 1))
+    x = int(rng.integers(0, w - crop + 1))
+    return [t[..., y : y + crop, x : x + crop] for t in imgs]
+
+
+def _center_crop(t: torch.Tensor, crop: int | None) -> torch.Tensor:
+    if crop is None:
+        return t
+    h, w = t.shape[-2:]
+    c = min(crop, h, w)
+    y, x = (h - c) // 2, (w - c) // 2
+    return t[..., y : y + c, x : x + c]
+
+
+class EpochSampler(Sampler[int]):
+    """Indices ``epoch * n + i`` for ``i < n`` (in order): each epoch sees new, reproducible samples.
+
+    Lightning calls :meth:`set_epoch` at every epoch start (also after resuming from a
+    checkpoint), so a dataset whose item ``k`` is a pure function of ``k`` gives a resumed run
+    exactly the samples of an uninterrupted one.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n = int(n)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        start = self.epoch * self.n
+        return iter(range(start, start + self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class ImageFolderDataset(Dataset):
+    """Clean images of one or more folders, decoded once and kept as ``uint8`` in memory."""
+
+    def __init__(self, files: Sequence[str | os.PathLike[str]], channels: int = 3) -> None:
+        if not files:
+            raise RestorationDataError("ImageFolderDataset: no image files given")
+        self.files = [Path(f) for f in files]
+        self.channels = channels
+        self.images = [load_image_uint8(f, channels) for f in self.files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i].float().div(255.0)
+
+
+def _sigma_of(sigma: float | Sequence[float]) -> tuple[float, float]:
+    if isinstance(sigma, (int, float)):
+        lo = hi = float(sigma)
+    else:
+        vals = [float(s) for s in sigma]
+        if len(vals) != 2:
+            raise ValueError(f"sigma must be a number or a [low, high] pair, got {sigma!r}")
+        lo, hi = vals
+    if not 0 <= lo <= hi:
+        raise ValueError(f"sigma range must satisfy 0 <= low <= high, got {sigma!r}")
+    return lo, hi
+
+
+class NoisyImageDataset(Dataset):
+    """``(clean + n, clean)`` pairs, ``n ~ N(0, (sigma/255)^2)`` i.i.d. per pixel and channel.
+
+    Args:
+        images: a :class:`ImageFolderDataset` (clean images).
+        sigma: noise level on the 0-255 scale, or ``(low, high)`` for blind training
+            (``sigma ~ U[low, high]`` per sample).
+        crop: random ``crop x crop`` patches (training) or, with ``train=False``, a centre crop
+            (``None``: the full image).
+        train: random crops, the 8 flips/rotations, and a virtual length of ``length``
+            samples per epoch (item ``k`` uses image ``k mod N``... drawn at random); else one
+            item per image with fixed noise.
+        length: samples per epoch when training (default: the number of images).
+        seed: every item ``k`` draws from ``numpy.random.default_rng([seed, k])``.
+
+    Items: ``(noisy [C, h, w], clean [C, h, w])`` floats; noisy is not clipped.
+    """
+
+    def __init__(
+        self,
+        images: ImageFolderDataset,
+        sigma: float | Sequence[float] = 25.0,
+        *,
+        crop: int | None = None,
+        train: bool = False,
+        length: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.images = images
+        self.sigma = _sigma_of(sigma)
+        self.crop = crop
+        self.train = train
+        self.length = int(length) if length is not None else len(images)
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return self.length if self.train else len(self.images)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(k)])
+        if self.train:
+            i = int(rng.integers(0, len(self.images)))
+            clean = self.images[i]
+            (clean,) = _random_crop([clean], self.crop, rng, str(self.images.files[i]))
+            clean = _augment(clean, int(rng.integers(0, 8))).contiguous()
+        else:
+            clean = _center_crop(self.images[int(k)], self.crop).contiguous()
+        lo, hi = self.sigma
+        sigma = lo if lo == hi else float(rng.uniform(lo, hi))
+        gen = torch.Generator().manual_seed(int(rng.integers(0, 2**62)))
+        noise = torch.randn(clean.shape, generator=gen) * (sigma / 255.0)
+        return clean + noise, clean
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedLayout:
+    """Where a benchmark keeps its degraded and clean images.
+
+    ``input_dir``/``target_dir``: folder names (alternatives tried in order). With ``scenes``,
+    the root holds one folder per scene, each with its own input/target folders (GoPro). With
+    ``prefixes``, input and target files share one folder and pair by the rest of the name
+    (SIDD-Medium: ``NOISY_SRGB_010.PNG`` / ``GT_SRGB_010.PNG``).
+    """
+
+    input_dir: tuple[str, ...]
+    target_dir: tuple[str, ...]
+    scenes: bool = False
+    prefixes: tuple[str, str] | None = None
+    description: str = ""
+
+
+LAYOUTS: dict[str, PairedLayout] = {
+    "input_target": PairedLayout(
+        ("input",), ("target",), description="MAXIM run_eval / MPRNet: <root>/input, <root>/target"
+    ),
+    "sidd": PairedLayout(
+        ("input", "noisy"),
+        ("target", "groundtruth", "gt"),
+        description="SIDD patches as prepared by MPRNet/MAXIM: <root>/input, <root>/groundtruth (or target)",
+    ),
+    "sidd_medium": PairedLayout(
+        (".",),
+        (".",),
+        scenes=True,
+        prefixes=("NOISY_", "GT_"),
+        description="SIDD-Medium sRGB: <root>/<scene>/NOISY_SRGB_010.PNG + GT_SRGB_010.PNG",
+    ),
+    "gopro": PairedLayout(
+        ("blur", "blur_gamma"),
+        ("sharp",),
+        scenes=True,
+        description="GoPro (GOPRO_Large): <root>/<scene>/blur/*.png, <root>/<scene>/sharp/*.png",
+    ),
+    "rain13k": PairedLayout(
+        ("input", "rain"),
+        ("target", "norain"),
+        description="Rain13k / Test100 / Rain100H (MPRNet): <root>/input, <root>/target",
+    ),
+    "lol": PairedLayout(("low",), ("high",), description="LOL: <root>/low, <root>/high (our485, eval15)"),
+}
+
+
+def _pick_dir(folder: Path, names: tuple[str, ...], what: str) -> Path:
+    for n in names:
+        if (folder / n).is_dir():
+            return folder / n
+    raise RestorationDataError(f"no {what} folder in {folder}: expected one of {', '.join(names)}")
+
+
+def _pairs_in(folder: Path, layout: PairedLayout) -> list[tuple[Path, Path]]:
+    if layout.prefixes is not None:
+        pin, ptg = layout.prefixes
+        files = list_images(folder)
+        ins = {p.name[len(pin) :]: p for p in files if p.name.startswith(pin)}
+        tgs = {p.name[len(ptg) :]: p for p in files if p.name.startswith(ptg)}
+        other = [p for p in files if not (p.name.startswith(pin) or p.name.startswith(ptg))]
+        if other:
+            raise RestorationDataError(
+                f"files in {folder} that are neither {pin}* nor {ptg}*: {', '.join(p.name for p in other[:5])}"
+            )
+        where_in, where_tg = f"{folder}/{pin}*", f"{folder}/{ptg}*"
+    else:
+        din = _pick_dir(folder, layout.input_dir, "input")
+        dtg = _pick_dir(folder, layout.target_dir, "target")
+        ins = {p.name: p for p in list_images(din)}
+        tgs = {p.name: p for p in list_images(dtg)}
+        where_in, where_tg = str(din), str(dtg)
+    only_in, only_tg = sorted(set(ins) - set(tgs)), sorted(set(tgs) - set(ins))
+    if only_in or only_tg:
+        msg = []
+        if only_in:
+            msg.append(f"{len(only_in)} in {where_in} without a target ({', '.join(only_in[:5])})")
+        if only_tg:
+            msg.append(f"{len(only_tg)} in {where_tg} without an input ({', '.join(only_tg[:5])})")
+        raise RestorationDataError("unpaired images: " + "; ".join(msg))
+    return [(ins[k], tgs[k]) for k in sorted(ins)]
+
+
+class PairedImageDataset(Dataset):
+    """Degraded/clean image pairs of a restoration benchmark in its standard folder layout.
+
+    Args:
+        root: the benchmark (split) folder, e.g. ``GoPro/train`` or ``SIDD/val``.
+        layout: a :data:`LAYOUTS` name or a :class:`PairedLayout`.
+        crop: random ``crop x crop`` patches (same place in both images) when ``train``, else a
+            centre crop (``None``: full images).
+        train: random crops and the 8 flips/rotations.
+        channels: 3 (RGB) or 1 (grey).
+        seed: item ``k`` draws from ``numpy.random.default_rng([seed, k])``; with ``train`` the
+            virtual epoch has ``length`` items (default: the number of pairs), item ``k`` using
+            pair ``k mod N`` (use :class:`EpochSampler`).
+
+    Pairs are matched by file name (within each scene); unpaired files and pairs of different
+    sizes raise :class:`RestorationDataError` naming them (sizes are read from the headers
+    when the dataset is built).
+
+    Items: ``(degraded [C, h, w], clean [C, h, w])`` floats in ``[0, 1]``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        layout: str | PairedLayout = "input_target",
+        *,
+        crop: int | None = None,
+        train: bool = False,
+        channels: int = 3,
+        length: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        if isinstance(layout, str):
+            if layout not in LAYOUTS:
+                raise ValueError(f"unknown paired layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+            layout = LAYOUTS[layout]
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise RestorationDataError(f"dataset folder not found: {self.root}")
+        self.layout = layout
+        if layout.scenes:
+            scenes = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if not scenes:
+                raise RestorationDataError(f"no scene folders in {self.root} (layout {layout.description})")
+            self.pairs = [pair for s in scenes for pair in _pairs_in(s, layout)]
+        else:
+            self.pairs = _pairs_in(self.root, layout)
+        bad = []
+        for a, b in self.pairs:
+            sa, sb = image_size(a), image_size(b)
+            if sa != sb:
+                bad.append(f"{a} {sa[0]}x{sa[1]} vs {b} {sb[0]}x{sb[1]}")
+        if bad:
+            raise RestorationDataError(
+                f"size-mismatched pairs ({len(bad)}): "
+                + "; ".join(bad[:5])
+                + (" ..." if len(bad) > 5 else "")
+            )
+        self.crop = crop
+        self.train = train
+        self.channels = channels
+        self.length = int(length) if length is not None else len(self.pairs)
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return self.length if self.train else len(self.pairs)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.pairs[int(k) % len(self.pairs)]
+        x, y = load_image(a, self.channels), load_image(b, self.channels)
+        if self.train:
+            rng = np.random.default_rng([self.seed, int(k)])
+            x, y = _random_crop([x, y], self.crop, rng, str(a))
+            mode = int(rng.integers(0, 8))
+            x, y = _augment(x, mode), _augment(y, mode)
+        else:
+            x, y = _center_crop(x, self.crop), _center_crop(y, self.crop)
+        return x.contiguous(), y.contiguous()
+
+
+# --------------------------------------------------------------------------- registered data
+
+
+def _pinned(name: str) -> dict[str, str]:
+    """File -> sha256 of a dataset as staged (``restoration_files.json``, from its SOURCE.txt)."""
+    import json
+
+    with open(Path(__file__).with_name("restoration_files.json")) as f:
+        return dict(json.load(f)[name])
+
+
+COCO_MINI = DatasetSpec(
+    name="coco_mini_images",
+    subdir="coco_mini",
+    files=_pinned("coco_mini"),
+    source="https://github.com/Obmutescence/COCO-MINI (159 MS-COCO 2017 images); COCO: https://cocodataset.org",
+    license="COCO annotations CC BY 4.0; images under their Flickr licences (mostly non-commercial)",
+    description="clean training images for synthetic denoising (train2017: 80, val2017: 79)",
+)
+
+DENOISE_TESTSETS = DatasetSpec(
+    name="denoise_testsets",
+    subdir="denoise_testsets",
+    files=_pinned("denoise_testsets"),
+    source="https://github.com/cszn/FFDNet (testsets/); Kodak24 are FFDNet's 500x500 centre crops",
+    license="research-use test images (BSDS300, Kodak PhotoCD, McMaster); no redistribution licence",
+    description="Gaussian-denoising test sets: Set12, BSD68 (grey); CBSD68, Kodak24, McMaster (colour)",
+)
+
+GREY_TESTSETS = ("Set12", "BSD68")
+COLOUR_TESTSETS = ("CBSD68", "Kodak24", "McMaster")
+
+
+def _datamodule_base() -> type:
+    import lightning as L
+
+    return L.LightningDataModule
+
+
+def _loader(ds: Dataset, batch_size: int, sampler: Sampler | None = None, workers: int = 0) -> Any:
+    from torch.utils.data import DataLoader
+
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=workers,
+        drop_last=sampler is not None,
+        persistent_workers=workers > 0,
+    )
+
+
+def denoise_datamodule(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    sigma: float | Sequence[float] = 25.0,
+    test_sigma: float | None = None,
+    channels: int = 3,
+    crop: int = 64,
+    batch_size: int = 8,
+    samples_per_epoch: int = 800,
+    val_images: int = 8,
+    val_crop: int = 128,
+    test_sets: Sequence[str] | None = None,
+    train_folders: Sequence[str] = ("train2017",),
+    seed: int = 0,
+    num_workers: int = 0,
+    check_disjoint: bool = True,
+    verify: bool = True,
+) -> Any:
+    """Synthetic Gaussian denoising: COCO-mini clean images in, classic test sets out.
+
+    * train: random ``crop`` patches (flips/rotations) of COCO-mini ``train_folders`` images,
+      ``samples_per_epoch`` per epoch, noise ``sigma`` (a number, or ``[low, high]`` for blind);
+    * val: centre ``val_crop`` crops of the first ``val_images`` COCO-mini ``val2017`` images,
+      fixed noise ``test_sigma`` (default: ``sigma``, or the middle of a blind range);
+    * test: full images of ``test_sets`` (default colour: CBSD68, Kodak24, McMaster; grey:
+      Set12, BSD68) from ``denoise_testsets``, fixed noise, batch size 1.
+
+    With ``check_disjoint`` the training images are checked not to equal any test image; with
+    ``verify`` every file is checked against its pinned sha256 (cached).
+    """
+    base = _datamodule_base()
+    lo, hi = _sigma_of(sigma)
+    tsigma = float(test_sigma) if test_sigma is not None else (lo + hi) / 2
+    sets = (
+        list(test_sets)
+        if test_sets is not None
+        else list(COLOUR_TESTSETS if channels == 3 else GREY_TESTSETS)
+    )
+    for s in sets:
+        if s not in GREY_TESTSETS + COLOUR_TESTSETS:
+            raise ValueError(
+                f"unknown test set {s!r}; expected one of {', '.join(GREY_TESTSETS + COLOUR_TESTSETS)}"
+            )
+
+    class DenoiseDataModule(base):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            super().__init__()
+            self.test_names = sets
+
+        def setup(self, stage: str | None = None) -> None:
+            if getattr(self, "_ready", False):
+                return
+            coco = locate(COCO_MINI, data_dir, verify=verify)
+            train_files = [f for d in train_folders for f in list_images(coco / d)]
+            val_files = list_images(coco / "val2017")[:val_images]
+            self.test_files = {}
+            if sets:
+                tests = locate(DENOISE_TESTSETS, data_dir, verify=verify)
+                self.test_files = {s: list_images(tests / s) for s in sets}
+                if check_disjoint:
+                    assert_disjoint(
+                        train_files + val_files, [f for fs in self.test_files.values() for f in fs], channels
+                    )
+            self.train_ds = NoisyImageDataset(
+                ImageFolderDataset(train_files, channels),
+                (lo, hi),
+                crop=crop,
+                train=True,
+                length=samples_per_epoch,
+                seed=seed,
+            )
+            self.val_ds = NoisyImageDataset(
+                ImageFolderDataset(val_files, channels), tsigma, crop=val_crop, seed=seed + 1
+            )
+            self.test_ds = {
+                s: NoisyImageDataset(ImageFolderDataset(fs, channels), tsigma, seed=seed + 2)
+                for s, fs in self.test_files.items()
+            }
+            self._ready = True
+
+        def train_dataloader(self) -> Any:
+            return _loader(self.train_ds, batch_size, EpochSampler(len(self.train_ds)), num_workers)
+
+        def val_dataloader(self) -> Any:
+            return _loader(self.val_ds, batch_size)
+
+        def test_dataloader(self) -> Any:
+            return [_loader(self.test_ds[s], 1) for s in sets]
+
+        def model_kwargs(self) -> dict[str, Any]:
+            return {"in_channels": channels, "num_outputs": channels}
+
+    return DenoiseDataModule()
+
+
+def paired_datamodule(
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    train_root: str,
+    val_root: str | None = None,
+    test_root: str | None = None,
+    layout: str = "input_target",
+    channels: int = 3,
+    crop: int = 256,
+    val_crop: int | None = 256,
+    batch_size: int = 4,
+    samples_per_epoch: int | None = None,
+    seed: int = 0,
+    num_workers: int = 0,
+) -> Any:
+    """Paired benchmark (SIDD, GoPro, Rain13k, LOL, ...): folders relative to ``data_dir``
+    (or absolute), in the :data:`LAYOUTS` ``layout``. Test images are full size, batch size 1."""
+    base = _datamodule_base()
+    root = Path(data_dir) if data_dir is not None else Path(".")
+
+    def resolve(p: str) -> Path:
+        q = Path(p)
+        q = q if q.is_absolute() else root / q
+        if not q.is_dir():
+            raise DatasetNotFoundError(
+                f"paired restoration data not found: {q} (layout {layout}: {LAYOUTS[layout].description if layout in LAYOUTS else layout})"
+            )
+        return q
+
+    class PairedDataModule(base):  # type: ignore[misc, valid-type]
+        def setup(self, stage: str | None = None) -> None:
+            if getattr(self, "_ready", False):
+                return
+            tr = PairedImageDataset(resolve(train_root), layout, channels=channels)
+            self.train_ds = PairedImageDataset(
+                tr.root, layout, crop=crop, train=True, channels=channels, length=samples_per_epoch, seed=seed
+            )
+            self.val_ds = (
+                PairedImageDataset(resolve(val_root), layout, crop=val_crop, channels=channels)
+                if val_root
+                else None
+            )
+            self.test_ds = (
+                PairedImageDataset(resolve(test_root), layout, channels=channels) if test_root else None
+            )
+            self._ready = True
+
+        def train_dataloader(self) -> Any:
+            return _loader(self.train_ds, batch_size, EpochSampler(len(self.train_ds)), num_workers)
+
+        def val_dataloader(self) -> Any:
+            return _loader(self.val_ds, batch_size) if self.val_ds is not None else []
+
+        def test_dataloader(self) -> Any:
+            return _loader(self.test_ds, 1) if self.test_ds is not None else []
+
+        def model_kwargs(self) -> dict[str, Any]:
+            return {"in_channels": channels, "num_outputs": channels}
+
+    return PairedDataModule()
