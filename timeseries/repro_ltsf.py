@@ -40,7 +40,7 @@ from typing import Any
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.repro import Option, ReproTable, register_table
 
-from .data.ltsf_datasets import EMBEDDED_FILES, LTSF_DATASETS
+from .data.ltsf_datasets import LTSF_DATASETS
 from .ltsf_presets import MODELS, get_preset
 
 __all__ = [
@@ -250,10 +250,13 @@ def _present(dataset: str, data_dir: str | None) -> bool:
     return dataset_status(info.spec, data_dir) == "present" or info.embedded is not None
 
 
-def _embedded_sha256(dataset: str) -> str:
-    """``dataset_sha256`` of the embedded copy (equal to the harness digest of the same file)."""
-    file, digest = EMBEDDED_FILES[dataset]
-    return hashlib.sha256(f"{file} {digest}\n".encode()).hexdigest()
+def _data_sha256(path: Path) -> str:
+    """The ledger's ``data_sha256`` of the file a run read: ``sha256("<file name> <file sha256>\\n")``,
+    the formula of :func:`gatelab.core.harness.data.dataset_sha256` for a one-file dataset (so the
+    embedded ETTh1 and the same file in a data directory give the same digest)."""
+    from gatelab.core.harness.data import file_sha256
+
+    return hashlib.sha256(f"{path.name} {file_sha256(path)}\n".encode()).hexdigest()
 
 
 def _seed_list(args: argparse.Namespace, budget: Budget) -> list[int]:
@@ -348,8 +351,8 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                         "wall_s": round(res.wall_s, 2),
                         "config": json.dumps(config, sort_keys=True, default=str),
                     }
+                    row["data_sha256"] = _data_sha256(dm.data.series.path)
                     if dm.data.source == "embedded":
-                        row["data_sha256"] = _embedded_sha256(ds)
                         row["note"] = f"data: the embedded copy of {info.file} (not found in the data dir)"
                     per_model[model].append(row)
                     produced.append(row)
@@ -373,6 +376,7 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                         "mae": statistics.fmean(r["mae"] for r in rows),
                         "wall_s": round(sum(r["wall_s"] for r in rows), 2),
                         "config": json.dumps({"horizons": horizons, "budget_caps": budget.describe()}),
+                        "data_sha256": rows[0]["data_sha256"],
                     }
                     produced.append(avg)
                     yield avg

@@ -30,6 +30,12 @@ from gatelab.timeseries.data.ltsf_datasets import EMBEDDED_DIR, EMBEDDED_FILES, 
 ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"
 
 
+@pytest.fixture(autouse=True)
+def _private_hash_cache(tmp_path, monkeypatch):
+    """Digests of large files are cached; keep the tests out of the user's cache."""
+    monkeypatch.setenv("GATELAB_CACHE", str(tmp_path / "cache"))
+
+
 def write_csv(
     path: Path,
     n: int,
