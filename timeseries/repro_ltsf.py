@@ -122,12 +122,12 @@ class Budget:
 
 #: ``--budget cpu``: what the committed table used on 2 shared CPU cores (see docs/gateformer.md)
 CPU_BUDGET: dict[str, Budget] = {
-    "etth1": Budget(max_train_windows=4096, max_seeds=2),
-    "etth2": Budget(max_train_windows=4096, max_seeds=2),
-    "exchange": Budget(max_train_windows=4096, max_seeds=2),
-    "ili": Budget(max_seeds=2),
-    "ettm1": Budget(max_train_windows=4096, max_seeds=1, val_stride=4),
-    "ettm2": Budget(max_train_windows=4096, max_seeds=1, val_stride=4),
+    "etth1": Budget(max_train_windows=2048, max_seeds=1),
+    "etth2": Budget(max_train_windows=2048, max_seeds=1),
+    "exchange": Budget(max_train_windows=2048, max_seeds=1),
+    "ili": Budget(max_seeds=1),
+    "ettm1": Budget(max_train_windows=2048, max_seeds=1, val_stride=4),
+    "ettm2": Budget(max_train_windows=2048, max_seeds=1, val_stride=4),
     "weather": Budget(max_train_windows=2048, max_seeds=1, width=128, val_stride=4),
     "ecl": Budget(max_train_windows=2048, max_seeds=1, width=128, val_stride=4),
     "traffic": Budget(max_train_windows=1024, max_seeds=1, width=128, val_stride=4),
