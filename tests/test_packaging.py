@@ -6,6 +6,7 @@ listed in ``[tool.setuptools] packages``; a folder missing there is silently dro
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: files that must ship inside the wheel (path in the wheel -> sha256, or None)
+SHIPPED_DATA = {
+    # the embedded ETTh1 (unmodified, CC BY-ND 4.0) with its license and attribution
+    "gatelab/timeseries/data/embedded/ETTh1.csv": "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066",
+    "gatelab/timeseries/data/embedded/LICENSE": "83cbb5c31415b1d0ee1d20d35dae3fda3a045b85fae9364cc57facc9cd6e0946",
+    "gatelab/timeseries/data/embedded/README.md": None,
+}
 
 
 def _config() -> dict:
@@ -93,6 +102,12 @@ def test_wheel_contains_every_module(tmp_path):
             expected.append("/".join([*dotted.split("."), py.name]))
     missing = sorted(e for e in expected if e not in names)
     assert not missing, f"wheel lacks {missing[:20]}"
+    # data files shipped inside packages (pyproject package-data), byte-identical
+    with zipfile.ZipFile(wheel) as z:
+        for rel, digest in SHIPPED_DATA.items():
+            assert rel in names, f"wheel lacks package data {rel}"
+            if digest:
+                assert hashlib.sha256(z.read(rel)).hexdigest() == digest, f"{rel} changed in the wheel"
 
 
 def test_mapping_resolves_in_this_install():

@@ -96,6 +96,9 @@ class ReproTable:
         domain: the domain that owns the table.
         metrics: metric columns for the markdown, in order (default: every metric in the ledger).
         default_seeds: seeds run when ``--seeds`` is not given.
+        quick_table: ledger table for ``--quick`` runs (default: this table). Giving one keeps smoke
+            runs out of the paper table: ``gatelab repro NAME --quick`` then writes
+            ``<quick_table>.jsonl`` / ``.md``.
     """
 
     def __init__(
@@ -109,8 +112,11 @@ class ReproTable:
         domain: str = "core",
         metrics: Sequence[str] | None = None,
         default_seeds: Sequence[int] = (0,),
+        quick_table: str | None = None,
     ) -> None:
         ledger._check_table_name(name)
+        if quick_table is not None:
+            ledger._check_table_name(quick_table)
         self.name = name
         self.description = description
         self.paper = paper
@@ -120,6 +126,11 @@ class ReproTable:
         self.domain = domain
         self.metrics = list(metrics) if metrics is not None else None
         self.default_seeds = [int(s) for s in default_seeds]
+        self.quick_table = quick_table
+
+    def ledger_name(self, quick: bool = False) -> str:
+        """The ledger a run writes to: :attr:`quick_table` for ``--quick`` runs when set, else the name."""
+        return self.quick_table if quick and self.quick_table else self.name
 
     def __repr__(self) -> str:
         return f"ReproTable({self.name!r}, paper={self.paper!r})"
@@ -268,8 +279,9 @@ def run_table(
     total = time.perf_counter() - t0
 
     rows: list[dict[str, Any]] = []
+    ledger_name = table.ledger_name(args.quick)
     for row, dt in raw:
-        row.setdefault("table", table.name)
+        row.setdefault("table", ledger_name)
         if "seed" not in row and len(args.seeds) == 1:
             row["seed"] = args.seeds[0]
         if "wall_s" not in row:
@@ -296,16 +308,18 @@ def run_table(
         row.setdefault("commit", commit)
         row.setdefault("machine", machine)
         row.setdefault("date", date)
-        rows.append(ledger.validate_record(row, table.name))
+        rows.append(ledger.validate_record(row, ledger_name))
 
-    title = f"{table.name}: {table.description}"
+    title = f"{ledger_name}: {table.description}"
     description = f"Paper: {table.paper}."
+    if ledger_name != table.name:
+        description += f" Smoke runs (`--quick`) of table `{table.name}`: not the paper's protocol."
     if args.dry_run or not provenance.is_rank_zero():
         lines = [json.dumps(r) for r in rows]
         return ReproResult(rows, "\n".join(lines) + ("\n" if lines else ""), None, None)
-    ledger.append_records(table.name, rows, res_dir, stamp=False, render=False)
+    ledger.append_records(ledger_name, rows, res_dir, stamp=False, render=False)
     md = ledger.render_markdown(
-        table.name, res_dir, title=title, description=description, metrics=table.metrics
+        ledger_name, res_dir, title=title, description=description, metrics=table.metrics
     )
     folder = ledger.resolve_results_dir(res_dir)
-    return ReproResult(rows, md, folder / f"{table.name}.jsonl", folder / f"{table.name}.md")
+    return ReproResult(rows, md, folder / f"{ledger_name}.jsonl", folder / f"{ledger_name}.md")

@@ -1,0 +1,218 @@
+"""Gateformer / iTransformer: equality with a transcription of the official forward passes built
+from plain torch modules (weights copied), the gate flags, shapes, capture and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from gatelab import create_model
+from gatelab.core import TokenwiseGate, capture_gates
+from gatelab.timeseries.models.gateformer import Gateformer, PatchEmbedding, sinusoidal_table
+
+
+def _mha_from(attn) -> nn.MultiheadAttention:
+    """torch MHA with the weights of an OutputGatedAttention(gate=None)."""
+    d = attn.dim
+    mha = nn.MultiheadAttention(d, attn.num_heads, dropout=0.0, batch_first=True)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        mha.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        mha.out_proj.weight.copy_(attn.out_proj.weight)
+        mha.out_proj.bias.copy_(attn.out_proj.bias)
+    return mha
+
+
+def _torch_layer(layer, norm_first: bool, activation: str) -> nn.TransformerEncoderLayer:
+    d = layer.linear1.in_features
+    ref = nn.TransformerEncoderLayer(
+        d, layer.attn.num_heads, layer.linear1.out_features, dropout=0.0, activation=activation,
+        batch_first=True, norm_first=norm_first,
+    )  # fmt: skip
+    mha = _mha_from(layer.attn)
+    ref.self_attn.load_state_dict(mha.state_dict())
+    for name in ("linear1", "linear2", "norm1", "norm2"):
+        getattr(ref, name).load_state_dict(getattr(layer, name).state_dict())
+    return ref.eval()
+
+
+def _official_gateformer(m: Gateformer, x: torch.Tensor) -> torch.Tensor:
+    """nyuolab/Gateformer models/Gateformer.py forecast(), re-typed with torch modules."""
+    temporal = [_torch_layer(layer, True, "relu") for layer in m.temporal_encoder]
+    variate = [_torch_layer(layer, True, "relu") for layer in m.variate_encoder]
+    d = m.projection.in_features
+    w1, w2 = m.temporal_gate.proj.weight[:, :d], m.temporal_gate.proj.weight[:, d:]
+    w3, w4 = m.variate_gate.proj.weight[:, :d], m.variate_gate.proj.weight[:, d:]
+    b12, b34 = m.temporal_gate.proj.bias, m.variate_gate.proj.bias
+
+    means = x.mean(1, keepdim=True)
+    z = x - means
+    stdev = torch.sqrt(torch.var(z, dim=1, keepdim=True, unbiased=False) + 1e-5)
+    z = z / stdev
+    glob = m.global_embedding(z.permute(0, 2, 1))  # DataEmbedding_inverted(x, None)
+    xe = z.permute(0, 2, 1)  # [B, N, L]
+    n_vars = xe.shape[1]
+    pad = nn.ReplicationPad1d((0, m.patch_embedding.stride))(xe)
+    patches = pad.unfold(-1, m.patch_embedding.patch_len, m.patch_embedding.stride)
+    patches = patches.reshape(-1, patches.shape[2], patches.shape[3])
+    enc = m.patch_embedding.value(patches) + sinusoidal_table(patches.shape[1], d)
+    for layer in temporal:
+        enc = layer(enc)
+    enc = enc.reshape(-1, n_vars, enc.shape[-2], enc.shape[-1]).permute(0, 1, 3, 2)
+    tde = m.temporal_head(enc.flatten(-2))  # FlattenHead
+    gate = torch.sigmoid(glob @ w1.T + tde @ w2.T + b12)
+    u = gate * glob + (1 - gate) * tde
+    c = u
+    for layer in variate:
+        c = layer(c)
+    gate = torch.sigmoid(u @ w3.T + c @ w4.T + b34)
+    h = gate * u + (1 - gate) * c
+    dec = m.projection(h).permute(0, 2, 1)[:, :, :n_vars]
+    return dec * stdev[:, 0, :].unsqueeze(1) + means[:, 0, :].unsqueeze(1)
+
+
+def _official_itransformer(m: Gateformer, x: torch.Tensor, x_mark: torch.Tensor) -> torch.Tensor:
+    """thuml/iTransformer model/iTransformer.py forecast() with post-norm GELU layers + final LayerNorm."""
+    layers = [_torch_layer(layer, False, "gelu") for layer in m.variate_encoder]
+    means = x.mean(1, keepdim=True)
+    z = x - means
+    stdev = torch.sqrt(torch.var(z, dim=1, keepdim=True, unbiased=False) + 1e-5)
+    z = z / stdev
+    n = x.shape[2]
+    enc = m.global_embedding(torch.cat([z.permute(0, 2, 1), x_mark.permute(0, 2, 1)], 1))
+    for layer in layers:
+        enc = layer(enc)
+    enc = m.final_norm(enc)
+    dec = m.projection(enc).permute(0, 2, 1)[:, :, :n]
+    return dec * stdev[:, 0, :].unsqueeze(1) + means[:, 0, :].unsqueeze(1)
+
+
+@pytest.mark.parametrize("e_layers", [1, 2])
+def test_gateformer_matches_official_forward(e_layers):
+    torch.manual_seed(0)
+    m = create_model(
+        "gateformer", n_vars=5, seq_len=24, pred_len=6, d_model=16, n_heads=4, e_layers=e_layers, d_ff=32,
+        patch_len=8, stride=8,
+    ).eval()  # fmt: skip
+    x = torch.randn(3, 24, 5) * 3 + 1
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), _official_gateformer(m, x), rtol=1e-5, atol=1e-5)
+
+
+def test_itransformer_matches_official_forward():
+    torch.manual_seed(1)
+    m = create_model("itransformer", n_vars=4, seq_len=20, pred_len=7, d_model=16, n_heads=2, e_layers=2, d_ff=24,
+                     n_marks=3).eval()  # fmt: skip
+    x, mark = torch.randn(2, 20, 4), torch.rand(2, 20, 3) - 0.5
+    with torch.no_grad():
+        torch.testing.assert_close(
+            m(x, x_mark=mark), _official_itransformer(m, x, mark), rtol=1e-5, atol=1e-5
+        )
+
+
+def test_patch_count_and_padding():
+    # official: ReplicationPad1d((0, stride)), unfold(patch_len, stride), patch_num = int((L - P) / S + 2)
+    for L, P, S in [(96, 8, 8), (36, 8, 8), (16, 4, 4), (20, 6, 3)]:
+        pe = PatchEmbedding(P, P, S, L)  # d_model = P so an identity value embedding shows the patches
+        assert pe.num_patches == int((L - P) / S + 2)
+        with torch.no_grad():
+            pe.value.weight.copy_(torch.eye(P))
+        z = torch.randn(2, 3, L)
+        out = (pe(z) - pe.pe).reshape(2, 3, pe.num_patches, P)
+        for b in range(2):
+            for v in range(3):
+                series = z[b, v].tolist() + [z[b, v, -1].item()] * S
+                for k in range(pe.num_patches):
+                    want = torch.tensor(series[k * S : k * S + P])
+                    torch.testing.assert_close(out[b, v, k], want, rtol=1e-5, atol=1e-5)
+
+
+def test_sinusoidal_table_values():
+    pe = sinusoidal_table(5, 6)
+    for pos in range(5):
+        for i in range(3):
+            ang = pos / 10000 ** (2 * i / 6)
+            assert pe[pos, 2 * i].item() == pytest.approx(math.sin(ang), abs=1e-6)
+            assert pe[pos, 2 * i + 1].item() == pytest.approx(math.cos(ang), abs=1e-6)
+
+
+def test_gates_are_core_tokenwise_gates_and_captured():
+    m = create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8)
+    assert isinstance(m.temporal_gate, TokenwiseGate) and m.temporal_gate.mode == "vector"
+    assert isinstance(m.variate_gate, TokenwiseGate)
+    with capture_gates(m) as g:
+        m(torch.randn(2, 16, 3))
+    assert set(g) == {"temporal_gate", "variate_gate"}
+    assert g["temporal_gate"].shape == (2, 3, 8)
+    assert ((g["variate_gate"] > 0) & (g["variate_gate"] < 1)).all()
+
+
+def test_gate_init_matches_two_official_linears():
+    torch.manual_seed(0)
+    d = 64
+    m = create_model("gateformer", n_vars=2, seq_len=16, pred_len=4, d_model=d, n_heads=4, e_layers=1, d_ff=8)
+    w = m.temporal_gate.proj.weight
+    bound = 1 / math.sqrt(d)
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound  # U(-1/sqrt(d), 1/sqrt(d)), not 1/sqrt(2d)
+    b = m.variate_gate.proj.bias
+    assert b.abs().max() <= 2 * bound and b.abs().max() > bound  # sum of two uniform biases
+
+
+def test_flags_make_itransformer_a_gateformer_without_branch_and_gates():
+    it = create_model(
+        "itransformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8
+    )
+    assert isinstance(it, Gateformer)
+    assert (
+        not hasattr(it, "temporal_encoder")
+        and not hasattr(it, "variate_gate")
+        and not hasattr(it, "temporal_gate")
+    )
+    nogate = create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8,
+                          gates=False)  # fmt: skip
+    assert not hasattr(nogate, "variate_gate") and hasattr(nogate, "temporal_encoder")
+    # gates=False, temporal_branch=False on Gateformer's (pre-norm) path: h = encoder(embedding) exactly
+    bare = create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8,
+                        gates=False, temporal_branch=False).eval()  # fmt: skip
+    x = torch.randn(2, 16, 3)
+    with torch.no_grad():
+        mean = x.mean(1, keepdim=True)
+        std = torch.sqrt(x.var(1, keepdim=True, unbiased=False) + 1e-5)
+        h = bare.variate_encoder(bare.global_embedding(((x - mean) / std).transpose(1, 2)))
+        want = bare.projection(h).transpose(1, 2) * std + mean
+        torch.testing.assert_close(bare(x), want)
+    with capture_gates(nogate) as g:
+        nogate(x)
+    assert g == {}
+
+
+def test_ms_mode_returns_target_only_and_marks_are_checked():
+    m = create_model("gateformer", n_vars=4, seq_len=16, pred_len=5, d_model=8, n_heads=2, e_layers=1, d_ff=8,
+                     n_targets=1).eval()  # fmt: skip
+    full = create_model(
+        "gateformer", n_vars=4, seq_len=16, pred_len=5, d_model=8, n_heads=2, e_layers=1, d_ff=8
+    ).eval()
+    full.load_state_dict(m.state_dict())
+    x = torch.randn(2, 16, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), full(x)[..., -1:])
+    it = create_model("itransformer", n_vars=4, seq_len=16, pred_len=5, d_model=8, n_heads=2, e_layers=1, d_ff=8,
+                      n_marks=2)  # fmt: skip
+    with pytest.raises(ValueError, match=r"x_mark \[B, 16, 2\]"):
+        it(x)
+    with pytest.raises(ValueError, match=r"expected x \[B, seq_len=16, n_vars=4\]"):
+        m(torch.randn(2, 15, 4))
+
+
+def test_bad_config_is_an_error():
+    with pytest.raises(ValueError, match="divisible"):
+        Gateformer(3, 16, 4, d_model=10, n_heads=4)
+    with pytest.raises(ValueError, match="n_targets"):
+        Gateformer(3, 16, 4, d_model=8, n_heads=2, n_targets=4)
+    from gatelab.core import ConfigError
+
+    with pytest.raises(ConfigError, match="d_modle"):
+        create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_modle=8)

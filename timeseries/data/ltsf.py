@@ -1,0 +1,770 @@
+r"""Long-horizon forecasting (LTSF) data: the Informer / Autoformer / iTransformer / Gateformer layout.
+
+Three layers, from file to batches:
+
+1. :func:`read_ltsf_file` reads one file into float64 values ``[T, C]`` (target moved last) and
+   its timestamps, with clear errors for bad input (missing ``date`` or target column,
+   non-numeric cells, NaNs, timestamps going backwards or spaced at another frequency than the
+   dataset's), naming the file, the column and the line.
+2. :class:`LTSFData` splits the rows the way the literature does (:func:`split_borders`), fits a
+   standard scaler on the training rows only, selects the feature mode (``M``, ``S``, ``MS``),
+   computes calendar features (:func:`time_features`) and hands out :class:`LTSFWindows`.
+3. :class:`LTSFDataModule` (Lightning) batches the windows; :func:`ltsf_datamodule` is the factory
+   registered with the harness as data module ``ltsf``.
+
+A window ``i`` of a split ``[s, e)`` with lookback ``L`` and horizon ``H`` is::
+
+    x       = data[s + i      : s + i + L,     inputs]     [L, C_in]
+    x_mark  = marks[s + i     : s + i + L]                 [L, F]
+    target  = data[s + i + L  : s + i + L + H, outputs]    [H, C_out]
+
+for ``i = 0 .. (e - s) - L - H``; a split of ``n`` rows has ``n - L - H + 1`` windows.
+
+Feature modes: ``M`` inputs and outputs every variable; ``S`` only the target; ``MS`` every
+variable in, the target out (``C_out = 1``). The target is always the last column (the custom
+loader's ``[date, others..., target]`` order; ETT files already end with ``OT``).
+
+Scaling: ``z = (v - mean_train) / std_train`` per column, with the mean and the population
+standard deviation (``ddof = 0``, as ``sklearn.preprocessing.StandardScaler``) of the training
+rows only; a constant training column gets ``std = 1``. Inputs and targets are both scaled and
+metrics are computed on the scaled values (the convention of the LTSF papers).
+
+Calendar features (``timeF`` in the official code, after GluonTS): per row, each in
+``[-0.5, 0.5]``, chosen by the frequency: hourly ``[hour/23, dayofweek/6, (day-1)/30,
+(dayofyear-1)/365] - 0.5``; minutely adds ``minute/59`` in front; daily drops the hour; weekly
+``[(day-1)/30, (week-1)/52]``; monthly ``[(month-1)/11]``. Files without dates (LSTNet layout)
+get one all-zero mark column, as the official Solar loader.
+
+Deviations from the official loaders: the target is moved last in every layout (a no-op for the
+ETT files); timestamps are validated (the official code does not look at them); nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from gatelab.core.config import ConfigError
+from gatelab.core.harness.data import (
+    DataError,
+    DatasetNotFoundError,
+    dataset_file,
+    file_sha256,
+    locate,
+)
+
+from .ltsf_datasets import EMBEDDED_FILES, LTSFDataset, get_ltsf_dataset
+
+__all__ = [
+    "FEATURE_MODES",
+    "LTSFData",
+    "LTSFDataError",
+    "LTSFDataModule",
+    "LTSFSeries",
+    "LTSFWindows",
+    "calendar_feature_names",
+    "load_ltsf",
+    "ltsf_datamodule",
+    "read_ltsf_file",
+    "resolve_ltsf_file",
+    "split_borders",
+    "time_features",
+]
+
+log = logging.getLogger("gatelab.timeseries")
+
+FEATURE_MODES = ("M", "S", "MS")
+STAGES = ("train", "val", "test")
+
+# rows of the ETT splits: 12/4/4 months of 30 days
+_ETT_H = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)
+
+
+class LTSFDataError(DataError, ValueError):
+    """Bad LTSF input (a file, a column, a setting); the message names the file and the problem."""
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def split_borders(n_rows: int, lookback: int, rule: str) -> dict[str, tuple[int, int]]:
+    """Row ranges ``[start, end)`` of the train / val / test splits of a file of ``n_rows`` rows.
+
+    ``rule`` is ``ett_h``, ``ett_m``, ``custom`` or ``solar`` (see
+    :mod:`gatelab.timeseries.data.ltsf_datasets`). Validation and test start ``lookback`` rows
+    before their edge, so their first target row is the first row after the edge.
+
+    Raises :class:`LTSFDataError` when the file is too short for the rule or the lookback.
+    """
+    if lookback < 1:
+        raise LTSFDataError(f"lookback must be >= 1, got {lookback}")
+    if rule in ("ett_h", "ett_m"):
+        k = 1 if rule == "ett_h" else 4
+        n_train, n_val, n_test = (k * n for n in _ETT_H)
+        need = n_train + n_val + n_test
+        if n_rows < need:
+            raise LTSFDataError(
+                f"the {rule} split uses the first {need} rows (12/4/4 months), but the file has {n_rows}"
+            )
+        a, b = n_train, n_train + n_val
+        borders = {"train": (0, a), "val": (a - lookback, b), "test": (b - lookback, need)}
+    elif rule in ("custom", "solar"):
+        n_train = int(n_rows * 0.7)
+        n_test = int(n_rows * 0.2)
+        n_val = n_rows - n_train - n_test if rule == "custom" else int(n_rows * 0.1)
+        borders = {
+            "train": (0, n_train),
+            "val": (n_train - lookback, n_train + n_val),
+            "test": (n_rows - n_test - lookback, n_rows),
+        }
+    else:
+        raise LTSFDataError(f"unknown split rule {rule!r}; expected ett_h, ett_m, custom or solar")
+    if borders["val"][0] < 0:
+        raise LTSFDataError(
+            f"lookback {lookback} is longer than the training split ({borders['train'][1]} rows of {n_rows})"
+        )
+    return borders
+
+
+# --------------------------------------------------------------------------- calendar features
+
+_FREQ_ALIASES = {"t": "min", "T": "min", "H": "h", "S": "s", "M": "ME", "A": "YE", "Y": "YE", "Q": "QE"}
+
+
+def _offset(freq: str) -> Any:
+    from pandas.tseries.frequencies import to_offset
+
+    try:
+        return to_offset(_FREQ_ALIASES.get(freq, freq))
+    except ValueError as e:
+        raise LTSFDataError(f"unknown frequency {freq!r} ({e})") from None
+
+
+def calendar_feature_names(freq: str) -> list[str]:
+    """Names of the :func:`time_features` columns for ``freq`` (GluonTS's choice by offset type)."""
+    from pandas.tseries import offsets as o
+
+    off = _offset(freq)
+    day = ["dayofweek", "dayofmonth", "dayofyear"]
+    table: list[tuple[type, list[str]]] = [
+        (o.YearEnd, []),
+        (o.QuarterEnd, ["monthofyear"]),
+        (o.MonthEnd, ["monthofyear"]),
+        (o.Week, ["dayofmonth", "weekofyear"]),
+        (o.Day, day),
+        (o.BusinessDay, day),
+        (o.Hour, ["hourofday", *day]),
+        (o.Minute, ["minuteofhour", "hourofday", *day]),
+        (o.Second, ["secondofminute", "minuteofhour", "hourofday", *day]),
+    ]
+    for cls, names in table:
+        if isinstance(off, cls):
+            return names
+    raise LTSFDataError(
+        f"no calendar features for frequency {freq!r}; use one of h, min (or t), s, D, B, W, ME, QE, YE"
+    )
+
+
+def time_features(dates: pd.DatetimeIndex | Sequence[Any], freq: str) -> np.ndarray:
+    """Calendar features ``[T, F]`` (float32, each in ``[-0.5, 0.5]``) of ``dates`` for ``freq``.
+
+    The official ``timeF`` encoding (``utils/timefeatures.py`` of Autoformer/iTransformer, after
+    GluonTS): ``secondofminute = s/59``, ``minuteofhour = m/59``, ``hourofday = h/23``,
+    ``dayofweek = dow/6`` (Monday = 0), ``dayofmonth = (d-1)/30``, ``dayofyear = (doy-1)/365``,
+    ``monthofyear = (month-1)/11``, ``weekofyear = (isoweek-1)/52``, each minus 0.5.
+    """
+    idx = pd.DatetimeIndex(dates)
+    feats = {
+        "secondofminute": lambda: idx.second / 59.0,
+        "minuteofhour": lambda: idx.minute / 59.0,
+        "hourofday": lambda: idx.hour / 23.0,
+        "dayofweek": lambda: idx.dayofweek / 6.0,
+        "dayofmonth": lambda: (idx.day - 1) / 30.0,
+        "dayofyear": lambda: (idx.dayofyear - 1) / 365.0,
+        "monthofyear": lambda: (idx.month - 1) / 11.0,
+        "weekofyear": lambda: (idx.isocalendar().week.to_numpy(dtype=np.float64) - 1) / 52.0,
+    }
+    names = calendar_feature_names(freq)
+    if not names:
+        return np.zeros((len(idx), 0), dtype=np.float32)
+    cols = [np.asarray(feats[n](), dtype=np.float64) - 0.5 for n in names]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclasses.dataclass
+class LTSFSeries:
+    """One file as read: ``values [T, C]`` (float64, target last), column names, timestamps.
+
+    ``dates`` is ``None`` for the LSTNet layout. ``irregular_steps`` counts timestamp steps that
+    differ from the declared frequency (kept as they are; the reader warns about them).
+    """
+
+    path: Path
+    values: np.ndarray
+    columns: list[str]
+    dates: pd.DatetimeIndex | None
+    freq: str | None
+    irregular_steps: int = 0
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.values.shape[0])
+
+
+def _freq_delta(freq: str) -> np.timedelta64:
+    text = freq if freq[:1].isdigit() else f"1{freq}"
+    try:
+        return np.timedelta64(pd.Timedelta(text))
+    except ValueError:
+        raise LTSFDataError(
+            f"frequency {freq!r} is not a fixed interval (use e.g. 'h', '15min', '10min', 'D', '7D')"
+        ) from None
+
+
+def _line(row: int, header: bool) -> int:
+    """1-based line number of 0-based data row ``row``."""
+    return row + (2 if header else 1)
+
+
+def _numeric(df: pd.DataFrame, path: Path, header: bool) -> np.ndarray:
+    """Every column of ``df`` as float64, or an error naming the first non-numeric / NaN cell."""
+    out = np.empty(df.shape, dtype=np.float64)
+    for j, col in enumerate(df.columns):
+        s = df[col]
+        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+            num = pd.to_numeric(s, errors="coerce")
+            bad = num.isna() & s.notna()
+            if bad.any():
+                r = int(np.flatnonzero(bad.to_numpy())[0])
+                raise LTSFDataError(
+                    f"{path}: column {col!r} has a non-numeric value {s.iloc[r]!r} at line {_line(r, header)}"
+                    f" ({int(bad.sum())} non-numeric cell(s) in that column)"
+                )
+            s = num
+        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        nan = np.isnan(v)
+        if nan.any():
+            r = int(np.flatnonzero(nan)[0])
+            raise LTSFDataError(
+                f"{path}: column {col!r} has {int(nan.sum())} missing/NaN value(s), the first at line"
+                f" {_line(r, header)}; fill or drop them before training (nothing is imputed silently)"
+            )
+        if np.isinf(v).any():
+            r = int(np.flatnonzero(np.isinf(v))[0])
+            raise LTSFDataError(f"{path}: column {col!r} has an infinite value at line {_line(r, header)}")
+        out[:, j] = v
+    return out
+
+
+def _check_dates(dates: pd.DatetimeIndex, path: Path, freq: str | None) -> int:
+    """Reject backwards steps and a wrong sampling frequency; return the number of irregular steps."""
+    if len(dates) < 2:
+        return 0
+    steps = np.diff(dates.to_numpy())
+    back = np.flatnonzero(steps < np.timedelta64(0))
+    if back.size:
+        r = int(back[0]) + 1
+        raise LTSFDataError(
+            f"{path}: the date column goes backwards at line {_line(r, True)} ({dates[r - 1]} -> {dates[r]});"
+            " the rows must be in time order"
+        )
+    if freq is None:
+        return 0
+    expected = _freq_delta(freq)
+    values, counts = np.unique(steps, return_counts=True)
+    mode = values[int(np.argmax(counts))]
+    if mode != expected:
+        raise LTSFDataError(
+            f"{path}: wrong frequency: timestamps are mostly {pd.Timedelta(mode)} apart"
+            f" ({int(counts.max())} of {len(steps)} steps), but this dataset is sampled every"
+            f" {pd.Timedelta(expected)} (freq={freq!r})"
+        )
+    irregular = np.flatnonzero(steps != expected)
+    if irregular.size:
+        r = int(irregular[0]) + 1
+        log.warning(
+            "%s: %d of %d timestamp steps differ from %s (first at line %d: %s -> %s); the rows are used"
+            " as they are, as in the official loaders",
+            path,
+            irregular.size,
+            len(steps),
+            pd.Timedelta(expected),
+            _line(r, True),
+            dates[r - 1],
+            dates[r],
+        )
+    return int(irregular.size)
+
+
+def read_ltsf_file(
+    path: str | os.PathLike[str],
+    *,
+    layout: str = "csv",
+    target: str | None = "OT",
+    freq: str | None = None,
+) -> LTSFSeries:
+    """Read one LTSF file (``.csv``, ``.txt`` or either ``.gz``-compressed).
+
+    Args:
+        path: the file.
+        layout: ``"csv"``: a header with a ``date`` column, the variables and the target
+            (Autoformer's ``custom`` layout, also ETT's); ``"lstnet"``: no header, no dates,
+            comma-separated floats, one row per time step (LSTNet's Solar/Exchange files).
+        target: the target column (csv layout; must exist). For ``lstnet`` a column index as a
+            string, or ``None`` for the last column.
+        freq: sampling interval the ``date`` column must follow (most common step); ``None``
+            skips the check. Irregular single steps are allowed (and warned about).
+
+    Returns the values with the target moved to the last column (other columns keep their order).
+    """
+    p = Path(path)
+    if layout not in ("csv", "lstnet"):
+        raise LTSFDataError(f"layout must be 'csv' or 'lstnet', got {layout!r}")
+    if not p.is_file():
+        raise LTSFDataError(f"{p}: no such file")
+    try:
+        df = pd.read_csv(p, header=0 if layout == "csv" else None, compression="infer")
+    except pd.errors.EmptyDataError:
+        raise LTSFDataError(f"{p}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+        raise LTSFDataError(f"{p}: cannot be parsed as {layout} ({type(e).__name__}: {e})") from None
+    if len(df) == 0:
+        raise LTSFDataError(f"{p}: the file has a header but no data rows")
+
+    dates: pd.DatetimeIndex | None = None
+    irregular = 0
+    if layout == "csv":
+        cols = [str(c) for c in df.columns]
+        df.columns = cols
+        if "date" not in cols:
+            raise LTSFDataError(
+                f"{p}: no 'date' column; the header is {cols} (the LTSF layout is date, variables..., target)"
+            )
+        if target is None or target not in cols or target == "date":
+            raise LTSFDataError(f"{p}: target column {target!r} not found; the header is {cols}")
+        raw = df["date"]
+        parsed = pd.to_datetime(raw, errors="coerce")
+        bad = parsed.isna().to_numpy()
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise LTSFDataError(
+                f"{p}: column 'date' has an unparseable or missing timestamp {raw.iloc[r]!r} at line {_line(r, True)}"
+            )
+        dates = pd.DatetimeIndex(parsed)
+        irregular = _check_dates(dates, p, freq)
+        order = [c for c in cols if c not in ("date", target)] + [target]
+        values = _numeric(df[order], p, header=True)
+        columns = order
+    else:
+        values = _numeric(df, p, header=False)
+        n = values.shape[1]
+        if target is None:
+            t = n - 1
+        else:
+            try:
+                t = int(target)
+            except ValueError:
+                raise LTSFDataError(
+                    f"{p}: lstnet files have no header; target must be a column index, got {target!r}"
+                ) from None
+            if not -n <= t < n:
+                raise LTSFDataError(f"{p}: target column {t} out of range for {n} columns")
+            t %= n
+        order_idx = [j for j in range(n) if j != t] + [t]
+        values = values[:, order_idx]
+        columns = [str(j) for j in order_idx]
+    return LTSFSeries(
+        path=p, values=values, columns=columns, dates=dates, freq=freq, irregular_steps=irregular
+    )
+
+
+def resolve_ltsf_file(
+    dataset: LTSFDataset,
+    data_dir: str | os.PathLike[str] | None = None,
+    *,
+    verify: bool = True,
+    allow_embedded: bool = True,
+) -> tuple[Path, str]:
+    """The file of a registered dataset and where it came from (``"data_dir"`` or ``"embedded"``).
+
+    The data directory wins; when it lacks the dataset and a copy ships inside the package
+    (ETTh1), that copy is used after checking its sha256, and a warning says so. A present
+    but corrupt file is an error (never silently replaced by the embedded copy).
+    """
+    try:
+        locate(dataset.spec, data_dir, verify=verify)
+        return dataset_file(dataset.spec, dataset.file, data_dir), "data_dir"
+    except DatasetNotFoundError:
+        emb = dataset.embedded
+        if not allow_embedded or emb is None:
+            raise
+        expected = EMBEDDED_FILES[dataset.name][1]
+        actual = file_sha256(emb)
+        if actual != expected:
+            raise LTSFDataError(
+                f"the embedded copy {emb} has sha256 {actual}, expected {expected}: the package is damaged"
+            ) from None
+        log.warning(
+            "%s not found in %s; using the embedded copy %s (unmodified, CC BY-ND 4.0, sha256 %s...)",
+            dataset.title,
+            dataset.spec.root(data_dir),
+            emb,
+            expected[:12],
+        )
+        return emb, "embedded"
+
+
+# --------------------------------------------------------------------------- windows
+
+
+class LTSFWindows(Dataset):
+    """Sliding windows over one split (see the module docstring for the indexing).
+
+    Items are dicts ``{"x": [L, C_in], "x_mark": [L, F], "target": [H, C_out]}`` (float32
+    views into the split's tensors; nothing is copied until batching).
+    """
+
+    def __init__(
+        self, x: torch.Tensor, marks: torch.Tensor, y: torch.Tensor, lookback: int, horizon: int
+    ) -> None:
+        if not (x.shape[0] == marks.shape[0] == y.shape[0]):
+            raise ValueError(
+                f"LTSFWindows: x, marks, y have {x.shape[0]}, {marks.shape[0]}, {y.shape[0]} rows"
+            )
+        self.x, self.marks, self.y = x, marks, y
+        self.lookback, self.horizon = int(lookback), int(horizon)
+        self._n = x.shape[0] - self.lookback - self.horizon + 1
+
+    def __len__(self) -> int:
+        return max(self._n, 0)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if not 0 <= i < self._n:
+            raise IndexError(f"window {i} out of range [0, {self._n})")
+        s, m = i, i + self.lookback
+        return {"x": self.x[s:m], "x_mark": self.marks[s:m], "target": self.y[m : m + self.horizon]}
+
+
+class LTSFData:
+    """A file read, split, scaled and ready to hand out windows (see the module docstring).
+
+    Args:
+        series: the file as read by :func:`read_ltsf_file`.
+        lookback, horizon: window lengths ``L`` and ``H``.
+        split: split rule (:func:`split_borders`).
+        features: ``"M"``, ``"S"`` or ``"MS"``.
+        calendar_freq: frequency of the calendar features (default: the series' own); the
+            official scripts use ``"h"`` for every dataset.
+        scale: standardise with training statistics (``False`` keeps raw values).
+        name: a label for messages (the dataset name).
+        source: where the file came from (``"data_dir"``, ``"embedded"``, ``"file"``).
+
+    Attributes: ``borders`` (split row ranges), ``mean``/``std`` (``[C]`` scaler statistics of
+    the columns in use), ``data`` (``[T, C]`` float32 scaled), ``marks`` (``[T, F]``),
+    ``columns``, ``n_inputs``, ``n_targets``, ``n_marks``.
+    """
+
+    def __init__(
+        self,
+        series: LTSFSeries,
+        *,
+        lookback: int,
+        horizon: int,
+        split: str,
+        features: str = "M",
+        calendar_freq: str | None = None,
+        scale: bool = True,
+        name: str | None = None,
+        source: str = "file",
+    ) -> None:
+        if features not in FEATURE_MODES:
+            raise ConfigError(f"features={features!r} must be one of {FEATURE_MODES}")
+        if horizon < 1:
+            raise ConfigError(f"horizon must be >= 1, got {horizon}")
+        self.series = series
+        self.name = name or series.path.name
+        self.source = source
+        self.lookback, self.horizon = int(lookback), int(horizon)
+        self.features = features
+        self.split = split
+        try:
+            self.borders = split_borders(series.n_rows, self.lookback, split)
+        except LTSFDataError as e:
+            raise LTSFDataError(f"{series.path}: {e}") from None
+        need = self.lookback + self.horizon
+        for stage, (a, b) in self.borders.items():
+            if b - a < need:
+                raise LTSFDataError(
+                    f"{series.path}: the {stage} split has {b - a} rows (rows {a}..{b - 1} of {series.n_rows}),"
+                    f" shorter than lookback + horizon = {self.lookback} + {self.horizon} = {need}"
+                )
+        values = series.values if features != "S" else series.values[:, -1:]
+        self.columns = list(series.columns) if features != "S" else [series.columns[-1]]
+        a, b = self.borders["train"]
+        if scale:
+            mean = values[a:b].mean(axis=0)
+            std = values[a:b].std(axis=0)
+            std = np.where(std > 0, std, 1.0)
+        else:
+            mean = np.zeros(values.shape[1])
+            std = np.ones(values.shape[1])
+        self.mean, self.std = mean, std
+        self.data = torch.from_numpy(((values - mean) / std).astype(np.float32))
+        if series.dates is not None:
+            freq = calendar_freq or series.freq
+            if freq is None:
+                raise ConfigError(f"{series.path}: give calendar_freq (the file's frequency is unknown)")
+            self.marks = torch.from_numpy(time_features(series.dates, freq))
+            self.calendar = calendar_feature_names(freq)
+        else:  # no timestamps: one all-zero mark column, like the official Solar loader
+            self.marks = torch.zeros(series.n_rows, 1)
+            self.calendar = ["none"]
+        self.n_inputs = self.data.shape[1]
+        self.n_targets = self.n_inputs if features == "M" else 1
+        self.n_marks = self.marks.shape[1]
+
+    def windows(self, stage: str) -> LTSFWindows:
+        """The sliding windows of ``stage`` (``train``, ``val`` or ``test``)."""
+        if stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+        a, b = self.borders[stage]
+        y = self.data[a:b, self.n_inputs - self.n_targets :]
+        return LTSFWindows(self.data[a:b], self.marks[a:b], y, self.lookback, self.horizon)
+
+    def inverse_transform(self, z: np.ndarray | torch.Tensor, columns: slice | None = None) -> np.ndarray:
+        """Undo the scaling of ``z [..., C']`` (``columns`` picks the scaler columns; default: the
+        last ``C'`` columns, i.e. the targets for ``MS``)."""
+        z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
+        sl = columns if columns is not None else slice(self.n_inputs - z.shape[-1], self.n_inputs)
+        return z * self.std[sl] + self.mean[sl]
+
+    def model_kwargs(self) -> dict[str, int]:
+        """Sizes for the forecasters: ``n_vars``, ``seq_len``, ``pred_len``, ``n_targets``, ``n_marks``."""
+        return {
+            "n_vars": self.n_inputs,
+            "seq_len": self.lookback,
+            "pred_len": self.horizon,
+            "n_targets": self.n_targets,
+            "n_marks": self.n_marks,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Rows, split borders and window counts, for logs and ledger configs."""
+        return {
+            "dataset": self.name,
+            "file": str(self.series.path),
+            "source": self.source,
+            "rows": self.series.n_rows,
+            "columns": len(self.columns),
+            "features": self.features,
+            "borders": {k: list(v) for k, v in self.borders.items()},
+            "windows": {k: len(self.windows(k)) for k in STAGES},
+            "calendar": self.calendar,
+            "irregular_steps": self.series.irregular_steps,
+        }
+
+
+def load_ltsf(
+    dataset: str | None = "etth1",
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    file: str | os.PathLike[str] | None = None,
+    layout: str = "csv",
+    freq: str | None = None,
+    split: str = "custom",
+    target: str | None = None,
+    lookback: int | None = None,
+    horizon: int | None = None,
+    features: str = "M",
+    calendar_freq: str | None = None,
+    scale: bool = True,
+    verify: bool = True,
+    allow_embedded: bool = True,
+) -> LTSFData:
+    """Read and prepare a registered dataset (``dataset``) or any file in the same layout (``file``).
+
+    For a registered dataset, the file, layout, frequency, split rule, target and default
+    lookback/horizon come from its registry entry (:data:`~.ltsf_datasets.LTSF_DATASETS`);
+    ``target``, ``lookback`` and ``horizon`` may override them. For ``file=...`` give ``layout``,
+    ``freq`` (or ``None`` to skip the check), ``split`` and ``target``.
+    """
+    if file is not None:
+        if dataset not in (None, ""):
+            raise ConfigError("give either dataset or file, not both")
+        if lookback is None or horizon is None:
+            raise ConfigError("file=...: give lookback and horizon")
+        path = Path(file)
+        tgt = target if target is not None else ("OT" if layout == "csv" else None)
+        series = read_ltsf_file(path, layout=layout, target=tgt, freq=freq)
+        return LTSFData(
+            series,
+            lookback=lookback,
+            horizon=horizon,
+            split=split,
+            features=features,
+            calendar_freq=calendar_freq,
+            scale=scale,
+            name=path.name,
+            source="file",
+        )
+    if not dataset:
+        raise ConfigError("give dataset (a registered name) or file")
+    try:
+        info = get_ltsf_dataset(dataset)
+    except KeyError as e:
+        raise ConfigError(str(e.args[0])) from None
+    path, source = resolve_ltsf_file(info, data_dir, verify=verify, allow_embedded=allow_embedded)
+    series = read_ltsf_file(path, layout=info.layout, target=target or info.target, freq=info.freq)
+    if info.layout == "csv" and series.values.shape[1] != info.n_vars:
+        raise LTSFDataError(
+            f"{path}: expected {info.n_vars} variables for {info.title}, found {series.values.shape[1]}"
+        )
+    return LTSFData(
+        series,
+        lookback=lookback if lookback is not None else info.lookback,
+        horizon=horizon if horizon is not None else info.horizons[0],
+        split=info.split,
+        features=features,
+        calendar_freq=calendar_freq,
+        scale=scale,
+        name=info.name,
+        source=source,
+    )
+
+
+# --------------------------------------------------------------------------- Lightning
+
+
+class LTSFDataModule(L.LightningDataModule):
+    """Batches of :class:`LTSFWindows` for training (shuffled), validation and test (in order).
+
+    Batches are dicts ``{"x": [B, L, C_in], "x_mark": [B, L, F], "target": [B, H, C_out]}``: the
+    harness passes ``x`` and ``x_mark`` to the model and compares its output with ``target``.
+    ``eval_batch_size`` only changes speed (metrics are averaged over all windows).
+    ``drop_last`` defaults to ``False`` as in the official Gateformer loader. ``val_stride = k``
+    validates on every ``k``-th window only (a speed knob for early stopping on large datasets:
+    neighbouring windows overlap in all but one row); the test split always uses every window.
+    """
+
+    def __init__(
+        self,
+        data: LTSFData,
+        *,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        val_stride: int = 1,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if val_stride < 1:
+            raise ConfigError(f"val_stride must be >= 1, got {val_stride}")
+        self.val_stride = val_stride
+        self.data = data
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.drop_last = drop_last
+
+    def model_kwargs(self) -> dict[str, int]:
+        return self.data.model_kwargs()
+
+    def _loader(
+        self, stage: str, batch_size: int, shuffle: bool, drop_last: bool, stride: int = 1
+    ) -> DataLoader:
+        ds: Dataset = self.data.windows(stage)
+        if stride > 1:
+            ds = torch.utils.data.Subset(ds, range(0, len(ds), stride))
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, True, self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, False, False, self.val_stride)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, False, False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
+def ltsf_datamodule(
+    data_dir: str | os.PathLike[str] | None = None,
+    dataset: str | None = None,
+    *,
+    file: str | None = None,
+    layout: str = "csv",
+    freq: str | None = None,
+    split: str = "custom",
+    target: str | None = None,
+    lookback: int | None = None,
+    horizon: int | None = None,
+    features: str = "M",
+    calendar_freq: str | None = None,
+    scale: bool = True,
+    batch_size: int = 8,
+    eval_batch_size: int | None = None,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    val_stride: int = 1,
+    verify: bool = True,
+    allow_embedded: bool = True,
+) -> LTSFDataModule:
+    """Data module ``ltsf`` for experiment configs (``data: {name: ltsf, kwargs: {...}}``).
+
+    The keyword arguments are those of :func:`load_ltsf` and :class:`LTSFDataModule`; a relative
+    ``file`` is looked up under the data directory.
+    """
+    if (dataset is None) == (file is None):
+        raise ConfigError("data module ltsf: give exactly one of dataset (a registered name) and file")
+    if file is not None and not Path(file).is_absolute() and data_dir is not None:
+        cand = Path(data_dir) / file
+        file = str(cand) if cand.exists() else file
+    data = load_ltsf(
+        dataset,
+        data_dir=data_dir,
+        file=file,
+        layout=layout,
+        freq=freq,
+        split=split,
+        target=target,
+        lookback=lookback,
+        horizon=horizon,
+        features=features,
+        calendar_freq=calendar_freq,
+        scale=scale,
+        verify=verify,
+        allow_embedded=allow_embedded,
+    )
+    return LTSFDataModule(
+        data,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        val_stride=val_stride,
+    )
