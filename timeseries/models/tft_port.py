@@ -35,6 +35,8 @@ from torch import nn
 from gatelab.core import VariableSelectionNetwork, load_pytorch_forecasting_state
 from gatelab.core.config import ConfigError
 
+from .tft import ELU
+
 if TYPE_CHECKING:  # pragma: no cover
     from .tft import TemporalFusionTransformer
 
@@ -116,6 +118,21 @@ def _copy(dst: torch.Tensor, src: torch.Tensor, what: str) -> None:
     dst.copy_(src)
 
 
+def _load_grn_like(ours: nn.Module, theirs: nn.Module) -> None:
+    """``load_pytorch_forecasting_state`` for a GRN / GateAddNorm; our GRNs use :class:`ELU`
+    (the vectorised ELU), which the core loader, checking for ``nn.ELU``, is shown as ``nn.ELU``."""
+    act = getattr(ours, "act", None)
+    if act is not None:
+        if not isinstance(act, ELU):
+            raise ValueError(f"load_tft_state: GRN activation must be ELU, got {act}")
+        ours.act = nn.ELU()
+    try:
+        load_pytorch_forecasting_state(ours, theirs)
+    finally:
+        if act is not None:
+            ours.act = act
+
+
 def _load_vsn(ours: VariableSelectionNetwork | None, theirs: nn.Module, what: str) -> None:
     if ours is None:
         return
@@ -163,7 +180,7 @@ def load_tft_state(ours: TemporalFusionTransformer, theirs: nn.Module) -> None:
         "post_attn_gate_norm",
         "pre_output_gate_norm",
     ):
-        load_pytorch_forecasting_state(getattr(ours, name), getattr(theirs, name))
+        _load_grn_like(getattr(ours, name), getattr(theirs, name))
 
     ours.lstm_encoder.load_state_dict(theirs.lstm_encoder.state_dict())
     ours.lstm_decoder.load_state_dict(theirs.lstm_decoder.state_dict())
