@@ -58,7 +58,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-steps", type=int, default=60)
     p.add_argument("--batches", type=int, default=20, help="distinct pre-collated batches, cycled")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--synthetic", action="store_true", help="stallion-shaped random data (no data dir needed)")
+    p.add_argument(
+        "--synthetic", action="store_true", help="stallion-shaped random data (no data dir needed)"
+    )
     p.add_argument("--record", action="store_true", help="append the result to docs/results/tft-speed")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--no-memory", action="store_true")
@@ -169,7 +171,9 @@ def _step_fn(name: str, model: Any) -> Any:
         def loss_of(x: dict, y: tuple) -> Any:
             target, weight = y
             out = model(x)
-            return quantile_loss(out.prediction, target, quantiles, valid_mask(x["decoder_lengths"], target.shape), weight)
+            return quantile_loss(
+                out.prediction, target, quantiles, valid_mask(x["decoder_lengths"], target.shape), weight
+            )
 
     def step(x: dict, y: tuple) -> float:
         loss = loss_of(x, y)
