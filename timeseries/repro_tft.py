@@ -199,6 +199,23 @@ def _train_ours(args: argparse.Namespace, seed: int, sizes: dict[str, Any], run_
     return task.model, res.trainer.current_epoch
 
 
+def _write_interpretation(
+    args: argparse.Namespace, model: Any, dm: Any, run_dir: Path, *, first: bool
+) -> None:
+    """Variable importances and attention of our model on the validation set: CSV + PNG in the
+    run directory, and for the first seed of a full run also in ``docs/results/tft-<dataset>-interpretation``."""
+    from gatelab.core.harness.ledger import resolve_results_dir
+    from gatelab.timeseries.tft_interpret import interpret, plot_interpretation
+
+    interp = interpret(model, dm.val_dataloader())
+    folders = [run_dir / "interpretation"]
+    if first and not args.quick and not args.dry_run:
+        folders.append(resolve_results_dir(args.results_dir) / f"tft-{args.dataset}-interpretation")
+    for folder in folders:
+        interp.to_csv(folder)
+        plot_interpretation(interp, folder, title=f"TFT on {args.dataset} (validation)")
+
+
 def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Rows of ``gatelab repro tft`` (see the module docstring)."""
     from gatelab.timeseries.tft_metrics import evaluate_forecasts
@@ -245,6 +262,8 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 quantiles, label = model.quantiles, "tft"
             p, y, m = collect_forecasts(model, dm.val_dataloader())
             metrics = evaluate_forecasts(p, y, quantiles, m)
+            if name == "tft":
+                _write_interpretation(args, model, dm, run_dir, first=seed == args.seeds[0])
             row = {
                 **base,
                 "model": label,
