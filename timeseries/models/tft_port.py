@@ -141,7 +141,10 @@ def _load_vsn(ours: VariableSelectionNetwork | None, theirs: nn.Module, what: st
         raise ValueError(f"load_tft_state: {what}: variables differ (ours {ours.names}, theirs {tmp.names})")
     # theirs lifts reals inside each VSN; ours once for all networks (the prescaler bank)
     state = {k: v for k, v in tmp.state_dict().items() if not k.startswith("prescale_")}
-    ours.load_state_dict(state, strict=True)
+    try:
+        ours.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"load_tft_state: {what}: {e}") from None
 
 
 @torch.no_grad()
