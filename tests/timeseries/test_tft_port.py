@@ -141,7 +141,7 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
     from gatelab.timeseries.tft_task import TFTTask
 
     torch.manual_seed(0)
-    dm = TFTDataModule(dataset, dataset, batch_size=32, val_batch_size=64)
+    dm = TFTDataModule(dataset, dataset, batch_size=16, val_batch_size=64)
     task = TFTTask(
         model_name="tft",
         model_kwargs={**dm.model_kwargs(), "hidden_size": 8, "attention_head_size": 2, "dropout": 0.0},
@@ -156,7 +156,7 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
 
     before = val_loss()
     trainer = L.Trainer(
-        max_epochs=6,
+        max_steps=10,
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,

@@ -394,10 +394,14 @@ def prediction_dataset(
             raise FrameError(f"future: known input {c!r} has {n} missing value(s)")
     last = history.groupby(keys, observed=True)[spec.time_idx].max()
     fut = future.sort_values([*keys, spec.time_idx])
-    for key in fut.groupby(keys, observed=True).groups:
-        key = key if len(keys) > 1 else (key[0] if isinstance(key, tuple) else key)
-        if key not in last.index:
-            raise FrameError(f"future: series ({_group_label(key, keys)}) does not occur in the history")
+    known = pd.MultiIndex.from_frame(history[keys].astype(str).drop_duplicates())
+    fut_keys = pd.MultiIndex.from_frame(fut[keys].astype(str))
+    stray = ~fut_keys.isin(known)
+    if stray.any():
+        key = fut_keys[np.flatnonzero(stray)[0]]
+        raise FrameError(
+            f"future: series ({_group_label(key if len(keys) > 1 else key[0], keys)}) does not occur in the history"
+        )
     rows = []
     for key, t_last in last.items():
         sel = np.ones(len(fut), dtype=bool)
