@@ -1,8 +1,8 @@
 r"""Losses and metrics of the Temporal Fusion Transformer.
 
 * :func:`quantile_loss` -- the training loss, pytorch-forecasting's ``QuantileLoss``:
-  ``2 * sum_q max(q (y - y_hat_q), (q - 1)(y - y_hat_q))`` summed over quantiles and averaged over
-  the valid (series, horizon) cells.
+  ``2 * max(q (y - y_hat_q), (q - 1)(y - y_hat_q))`` averaged over the quantiles and the valid
+  (series, horizon) cells.
 * :class:`QRisk` -- the paper's normalised quantile loss (Lim et al. 2021, Sec. 6.1 and the
   official ``utils.numpy_normalised_quantile_loss``)::
 
@@ -46,7 +46,7 @@ def quantile_loss(
     mask: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Mean over valid ``[B, T]`` cells of ``2 * sum_q pinball_q`` (pytorch-forecasting's ``QuantileLoss``).
+    """Mean over valid ``[B, T]`` cells and the quantiles of ``2 * pinball_q`` (pytorch-forecasting's ``QuantileLoss``).
 
     Args:
         prediction: ``[B, T, Q]`` quantile forecasts.
@@ -67,7 +67,7 @@ def quantile_loss(
         )
     q = torch.as_tensor(list(quantiles), dtype=prediction.dtype, device=prediction.device)
     err = target.unsqueeze(-1).to(prediction.dtype) - prediction
-    cell = 2.0 * torch.maximum(q * err, (q - 1.0) * err).sum(-1)  # [B, T]
+    cell = 2.0 * torch.maximum(q * err, (q - 1.0) * err).mean(-1)  # [B, T]
     if weight is not None:
         cell = cell * (weight if weight.dim() == 2 else weight[:, None]).to(cell.dtype)
     if mask is None:
