@@ -1,8 +1,10 @@
 """Lightning data modules for the Temporal Fusion Transformer (registered ``tft-*``).
 
 Each wraps pytorch-forecasting ``TimeSeriesDataSet`` splits built by
-:mod:`gatelab.timeseries.data.tft_data` and serves their dataloaders (batches
-``(x, (target, weight))``). ``model_kwargs()`` sizes the model from the training split
+:mod:`gatelab.timeseries.data.tft_data` and serves their batches ``(x, (target, weight))``:
+through :func:`gatelab.timeseries.data.tft_loader.window_dataloader` (``fast=True``, the default:
+the same batches as the dataset's own ``to_dataloader``, built vectorised) or the dataset's own
+``to_dataloader`` (``fast=False``, or a dataset the fast path does not support). ``model_kwargs()`` sizes the model from the training split
 (:func:`gatelab.timeseries.models.tft.config_from_dataset`), so ``gatelab train`` needs only
 the model's hyperparameters.
 
@@ -42,8 +44,10 @@ class TFTDataModule(L.LightningDataModule):
         batch_size: int = 128,
         val_batch_size: int | None = None,
         num_workers: int = 0,
+        fast: bool = True,
     ) -> None:
         super().__init__()
+        self.fast = fast
         self.training = training
         self.validation = validation
         self.test = test if test is not None else validation
@@ -51,20 +55,27 @@ class TFTDataModule(L.LightningDataModule):
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
 
+    def _loader(self, dataset: Any, train: bool) -> Any:
+        bs = self.batch_size if train else self.val_batch_size
+        if self.fast:
+            from .tft_loader import window_dataloader
+
+            try:
+                return window_dataloader(dataset, train=train, batch_size=bs, num_workers=self.num_workers)
+            except NotImplementedError as e:
+                import warnings
+
+                warnings.warn(f"{e}; using the dataset's own (slower) dataloader", stacklevel=2)
+        return dataset.to_dataloader(train=train, batch_size=bs, num_workers=self.num_workers)
+
     def train_dataloader(self) -> Any:
-        return self.training.to_dataloader(
-            train=True, batch_size=self.batch_size, num_workers=self.num_workers
-        )
+        return self._loader(self.training, True)
 
     def val_dataloader(self) -> Any:
-        return self.validation.to_dataloader(
-            train=False, batch_size=self.val_batch_size, num_workers=self.num_workers
-        )
+        return self._loader(self.validation, False)
 
     def test_dataloader(self) -> Any:
-        return self.test.to_dataloader(
-            train=False, batch_size=self.val_batch_size, num_workers=self.num_workers
-        )
+        return self._loader(self.test, False)
 
     def model_kwargs(self) -> dict[str, Any]:
         from gatelab.timeseries.models.tft import config_from_dataset
@@ -77,13 +88,19 @@ def stallion_datamodule(
     batch_size: int = 128,
     val_batch_size: int = 1280,
     num_workers: int = 0,
+    fast: bool = True,
 ) -> TFTDataModule:
     """The stallion tutorial's data (``../shared/data/stallion/stallion.parquet``)."""
     folder = locate(td.STALLION, data_dir)
     frame = td.stallion_frame(td.read_stallion(folder))
     training, validation = td.stallion_datasets(frame)
     return TFTDataModule(
-        training, validation, batch_size=batch_size, val_batch_size=val_batch_size, num_workers=num_workers
+        training,
+        validation,
+        batch_size=batch_size,
+        val_batch_size=val_batch_size,
+        num_workers=num_workers,
+        fast=fast,
     )
 
 
@@ -107,6 +124,7 @@ def electricity_datamodule(
     batch_size: int = 64,
     val_batch_size: int = 512,
     num_workers: int = 0,
+    fast: bool = True,
 ) -> TFTDataModule:
     """UCI electricity with the TFT paper's protocol (``<data dir>/electricity/LD2011_2014.txt``)."""
     locate(td.ELECTRICITY, data_dir)
@@ -120,6 +138,7 @@ def electricity_datamodule(
         batch_size=batch_size,
         val_batch_size=val_batch_size,
         num_workers=num_workers,
+        fast=fast,
     )
 
 
@@ -128,6 +147,7 @@ def traffic_datamodule(
     batch_size: int = 128,
     val_batch_size: int = 512,
     num_workers: int = 0,
+    fast: bool = True,
 ) -> TFTDataModule:
     """UCI PEMS-SF with the TFT paper's protocol (``<data dir>/PEMS-SF/``)."""
     folder = locate(td.TRAFFIC, data_dir)
@@ -140,4 +160,5 @@ def traffic_datamodule(
         batch_size=batch_size,
         val_batch_size=val_batch_size,
         num_workers=num_workers,
+        fast=fast,
     )
