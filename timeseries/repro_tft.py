@@ -9,7 +9,8 @@ gradient-norm clipping 0.1, batch 128, at most ``--max-epochs`` epochs of ``--li
 batches, early stopping on the validation loss (patience 10, min delta 1e-4), learning rate
 halved after 4 epochs without improvement (cooldown 4, minimum 1e-5), the checkpoint with the
 best validation loss evaluated. Each model is trained with its own library's Lightning loop on
-the *same* dataloaders, from the same seed. Reported on the validation set (the last 6 months of
+the *same* dataloaders (gatelab's vectorised loader, whose batches equal the dataset's own
+``to_dataloader``'s, see tests/timeseries/test_tft_loader.py), from the same seed. Reported on the validation set (the last 6 months of
 every series, as the tutorial): MAE of the median forecast and the paper's q-risk at P50/P90;
 the naive baseline repeats the last observed value (pytorch-forecasting's ``Baseline``).
 
