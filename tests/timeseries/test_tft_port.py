@@ -155,6 +155,7 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
             return float(sum(task.shared_step(b, "val")[0] for b in loader) / len(loader))
 
     before = val_loss()
+    task.train()
     trainer = L.Trainer(
         max_steps=10,
         accelerator="cpu",
