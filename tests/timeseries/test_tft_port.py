@@ -141,7 +141,9 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
     from gatelab.timeseries.tft_task import TFTTask
 
     torch.manual_seed(0)
-    dm = TFTDataModule(dataset, dataset, batch_size=16, val_batch_size=64)
+    # fast=False: the dataset's own TimeSeriesDataSet.to_dataloader
+    dm = TFTDataModule(dataset, dataset, batch_size=16, val_batch_size=64, fast=False)
+    assert dm.train_dataloader().collate_fn.__qualname__ == "TimeSeriesDataSet._collate_fn"
     task = TFTTask(
         model_name="tft",
         model_kwargs={**dm.model_kwargs(), "hidden_size": 8, "attention_head_size": 2, "dropout": 0.0},
