@@ -361,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
     import pytorch_forecasting
     import torch
 
+    from gatelab.core.harness import provenance
+
+    commit = provenance.git_commit()  # the code that runs (stamped at the start, not at the end)
+    command = "python benchmarks/tft_speed.py " + " ".join(argv)
     env = _setup(args)
     t = _time_steps(args, env) if args.mode == "step" else _time_fit(args, env)
     B = args.batch_size
@@ -400,10 +404,14 @@ def main(argv: list[str] | None = None) -> int:
             "seed": 0,
             "baseline": f"pytorch-forecasting {pytorch_forecasting.__version__} TemporalFusionTransformer",
             "config": config,
+            "commit": commit,
+            "command": command,
             **result,
         }
         append_records("tft-speed", [row], args.results_dir)
-        print("recorded in docs/results/tft-speed.jsonl")
+        from gatelab.core.harness.ledger import resolve_results_dir
+
+        print(f"recorded in {resolve_results_dir(args.results_dir) / 'tft-speed.jsonl'}")
     return 0
 
 
