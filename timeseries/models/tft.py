@@ -59,7 +59,8 @@ Two layouts (``layout``):
 
 Paper: B. Lim, S. O. Arik, N. Loeff, T. Pfister, "Temporal Fusion Transformers for interpretable
 multi-horizon time series forecasting", International Journal of Forecasting 37(4), 2021.
-Official code: google-research/google-research ``tft/libs/tft_model.py``.
+Official code: google-research/google-research ``tft/libs/tft_model.py``. The config keys, data,
+interpretation, training and results are described in ``docs/tft.md``.
 
 Deviations from the paper: the attention is queried by the decoder steps only (the official code
 attends over all steps and keeps the decoder outputs: the same values, less work); static reals
