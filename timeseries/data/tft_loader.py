@@ -69,9 +69,9 @@ class WindowBatches(torch.utils.data.Dataset):
         self.time = data["time"]
         self.group_codes = data["groups"]
         index = dataset.index
-        start = torch.as_tensor(index["index_start"].to_numpy(), dtype=torch.long)
-        end = torch.as_tensor(index["index_end"].to_numpy(), dtype=torch.long)
-        seq = torch.as_tensor(index["sequence_length"].to_numpy(), dtype=torch.long)
+        start = torch.tensor(index["index_start"].to_numpy(), dtype=torch.long)
+        end = torch.tensor(index["index_end"].to_numpy(), dtype=torch.long)
+        seq = torch.tensor(index["sequence_length"].to_numpy(), dtype=torch.long)
         if not bool((end - start + 1 == seq).all()):
             raise NotImplementedError("WindowBatches: datasets with missing time steps are not supported")
         time_last = self.time[end].numpy()
