@@ -210,7 +210,7 @@ def _write_interpretation(
 
     interp = interpret(model, dm.val_dataloader())
     folders = [run_dir / "interpretation"]
-    if first and not args.quick and not args.dry_run:
+    if first and not args.quick and not args.dry_run and args.layout == "paper":
         folders.append(resolve_results_dir(args.results_dir) / f"tft-{args.dataset}-interpretation")
     for folder in folders:
         interp.to_csv(folder)
@@ -264,9 +264,15 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             p, y, m = collect_forecasts(model, dm.val_dataloader())
             metrics = evaluate_forecasts(p, y, quantiles, m)
             if name == "tft":
-                _write_interpretation(args, model, dm, run_dir, first=seed == args.seeds[0])
+                _write_interpretation(args, model, dm, run_dir, first=seed == 0)
+            tags = [
+                base.get("variant"),
+                f"layout-{args.layout}" if name == "tft" and args.layout != "paper" else None,
+            ]
+            variant = {"variant": "-".join(t for t in tags if t)} if any(tags) else {}
             row = {
                 **base,
+                **variant,
                 "model": label,
                 "seed": seed,
                 **metrics,

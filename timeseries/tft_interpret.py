@@ -166,11 +166,11 @@ def plot_interpretation(interp: TFTInterpretation, folder: str | Path, *, title:
         df = getattr(interp, name)
         if df.empty:
             continue
-        fig, ax = plt.subplots(figsize=(7, 0.3 * len(df) + 1.6))
+        fig, ax = plt.subplots(figsize=(8, 0.3 * len(df) + 1.8))
         d = df.iloc[::-1]
         ax.barh(d.index.astype(str), d["importance"], color="#3b6ea8")
         ax.set_xlabel("importance (%)")
-        ax.set_title(f"{prefix}{label} importance")
+        ax.set_title(f"{prefix}\n{label} importance" if prefix else f"{label} importance", fontsize=10)
         fig.tight_layout()
         path = folder / f"tft_{name}.png"
         fig.savefig(path, dpi=100)
@@ -185,7 +185,7 @@ def plot_interpretation(interp: TFTInterpretation, folder: str | Path, *, title:
     ax.axvline(-0.5, color="grey", ls="--", lw=1)
     ax.set_xlabel("time relative to the first forecast step (encoder < 0 <= decoder)")
     ax.set_ylabel("attention (mean over heads and samples)")
-    ax.set_title(f"{prefix}attention over time, per forecast horizon")
+    ax.set_title(f"{prefix}attention over time, per forecast horizon", fontsize=10)
     ax.legend(title="horizon", ncol=2, fontsize=8)
     fig.tight_layout()
     path = folder / "tft_attention.png"
