@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import ActLike, create_act
-from .capture import record_gate
+from .capture import is_capturing, record_gate
 
 __all__ = [
     "GateAddNorm",
@@ -468,6 +468,15 @@ def _select(owner: str, what: str, spec: Collection[str | int], names: list[str]
     return sorted(set(out))
 
 
+def _span(idx: list[int], V: int) -> bool | slice:
+    """``True`` if ``idx`` is every variable, a ``slice`` if a contiguous range, else ``False``."""
+    if len(idx) == V:
+        return True
+    if idx and idx == list(range(idx[0], idx[-1] + 1)):
+        return slice(idx[0], idx[-1] + 1)
+    return False
+
+
 class VariableSelectionNetwork(nn.Module):
     r"""TFT variable selection network, all per-variable GRNs computed in one batched op.
 
@@ -642,7 +651,7 @@ class VariableSelectionNetwork(nn.Module):
         else:
             rn = list(res_only)
         rn = sorted(rn)
-        self._rn_all = len(rn) == V
+        self._rn_all = _span(rn, V)
         if rn:
             self.register_buffer("_rn_idx", torch.tensor(rn, dtype=torch.long), persistent=False)
             if skip == "interpolate":
@@ -658,7 +667,7 @@ class VariableSelectionNetwork(nn.Module):
             self.register_parameter("resample_norm_bias", None)
 
         # --- grouped per-variable GRNs for the variables in grn_idx
-        self._grn_all = len(grn_idx) == V
+        self._grn_all = _span(grn_idx, V)
         self._grn_vars = grn_idx
         if grn_idx:
             g = len(grn_idx)
@@ -778,61 +787,84 @@ class VariableSelectionNetwork(nn.Module):
         V, H, d_max = self.num_inputs, self.hidden_size, self._d_max
         raw = self._flatten_inputs(x)
         lead = raw.shape[:-1]
-        raw = torch.cat([raw, raw.new_zeros((*lead, 1))], dim=-1)
-        xp = raw.index_select(-1, self._gather_idx).reshape(*lead, V, d_max)  # [..., V, d_max]
-
+        flat_raw = raw.reshape(-1, raw.shape[-1])
+        n = flat_raw.shape[0]
+        padded = torch.cat([flat_raw, flat_raw.new_zeros(n, 1)], dim=-1)
+        # variable-major layout [V, n, d]: every per-variable op works on contiguous slabs
+        # (bmm/baddbmm, elementwise, layer norm), which is much faster on CPU than strided views
+        xv = padded.index_select(-1, self._gather_idx).view(n, V, d_max).transpose(0, 1)
         if self.prescale_weight is not None:
-            valid = self._valid.to(xp.dtype)
+            valid = self._valid.to(xv.dtype)
             pw = torch.ones_like(valid).index_copy(
                 0, self._pre_idx, self.prescale_weight * valid[self._pre_idx]
             )
             pb = torch.zeros_like(valid).index_copy(
                 0, self._pre_idx, self.prescale_bias * valid[self._pre_idx]
             )
-            xp = xp * pw + pb
-
-        # skip maps R_j
-        if self._skip_identity:
-            r = xp
+            xv = torch.addcmul(pb[:, None, :], xv, pw[:, None, :])
         else:
-            s = self._skip_fixed.to(xp.dtype)
+            xv = xv.contiguous()
+
+        # skip maps R_j; the resample-norm scale 2 sigmoid(mask_j) is folded into them
+        rn_scale = 2.0 * torch.sigmoid(self.resample_mask) if self.resample_mask is not None else None
+        if self._skip_identity:
+            r = xv
+            if rn_scale is not None:
+                r = self._put(
+                    r,
+                    self._rn_idx,
+                    self._rn_all,
+                    self._take(r, self._rn_idx, self._rn_all) * rn_scale[:, None, :],
+                )
+        else:
+            s = self._skip_fixed.to(xv.dtype)
             if self.skip_weight is not None:
-                w = self.skip_weight * self._valid[self._proj_idx].to(xp.dtype)[..., None]
+                w = self.skip_weight * self._valid[self._proj_idx].to(xv.dtype)[..., None]
                 s = s.index_copy(0, self._proj_idx, w)
-            r = torch.einsum("...vd,vdh->...vh", xp, s)
+            b = None
             if self.skip_bias is not None:
-                r = r + torch.zeros_like(s[:, 0]).index_copy(0, self._proj_idx, self.skip_bias)
+                b = torch.zeros_like(s[:, 0]).index_copy(0, self._proj_idx, self.skip_bias)
+            if rn_scale is not None:
+                m = torch.ones_like(s[:, 0]).index_copy(0, self._rn_idx, rn_scale)
+                s = s * m[:, None, :]
+                b = b * m if b is not None else None
+            r = torch.bmm(xv, s) if b is None else torch.baddbmm(b[:, None, :], xv, s)
         if self._rn_idx is not None:
-            rr = r if self._rn_all else r.index_select(-2, self._rn_idx)
-            if self.resample_mask is not None:
-                rr = rr * (2.0 * torch.sigmoid(self.resample_mask))
-            rr = F.layer_norm(rr, (H,)) * self.resample_norm_weight + self.resample_norm_bias
-            r = rr if self._rn_all else r.index_copy(-2, self._rn_idx, rr)
+            rr = F.layer_norm(self._take(r, self._rn_idx, self._rn_all), (H,))
+            rr = torch.addcmul(self.resample_norm_bias[:, None, :], rr, self.resample_norm_weight[:, None, :])
+            r = self._put(r, self._rn_idx, self._rn_all, rr)
 
         # grouped per-variable GRNs
         if self._grn_vars:
-            xg = xp if self._grn_all else xp.index_select(-2, self._grn_idx)
-            h = torch.einsum("...vd,vdh->...vh", xg, self.fc1_weight * self._w1_mask)
+            xg = self._take(xv, self._grn_idx, self._grn_all)
+            w1 = self.fc1_weight * self._w1_mask
+            w2 = self.fc2_weight * self._w2_mask
+            wg = self.glu_weight * self._h_mask[..., None]
             if self.fc1_bias is not None:
-                h = h + self.fc1_bias * self._h_mask
-            h = torch.einsum("...vh,vhk->...vk", self.act(h), self.fc2_weight * self._w2_mask)
-            if self.fc2_bias is not None:
-                h = h + self.fc2_bias * self._h_mask
-            h = torch.einsum("...vk,vko->...vo", self.dropout(h), self.glu_weight * self._h_mask[..., None])
-            if self.glu_bias is not None:
-                h = h + self.glu_bias
-            value, gate = h.chunk(2, dim=-1)
+                h = torch.baddbmm((self.fc1_bias * self._h_mask)[:, None, :], xg, w1)
+                h = torch.baddbmm((self.fc2_bias * self._h_mask)[:, None, :], self.act(h), w2)
+                h = self.dropout(h)
+                value = torch.baddbmm(self.glu_bias[:, None, :H], h, wg[..., :H])
+                gate = torch.baddbmm(self.glu_bias[:, None, H:], h, wg[..., H:])
+            else:
+                h = self.dropout(torch.bmm(self.act(torch.bmm(xg, w1)), w2))
+                value, gate = torch.bmm(h, wg[..., :H]), torch.bmm(h, wg[..., H:])
             gate = self.gate_act(gate)
-            record_gate(self, gate, "glu")
-            skip = r if self._grn_all else r.index_select(-2, self._grn_idx)
-            y = F.layer_norm(value * gate + skip, (H,)) * self.norm_weight + self.norm_bias
-            var_out = y if self._grn_all else r.index_copy(-2, self._grn_idx, y)
+            if is_capturing():
+                record_gate(self, gate.transpose(0, 1).reshape(*lead, gate.shape[0], H), "glu")
+            y = torch.addcmul(self._take(r, self._grn_idx, self._grn_all), value, gate)
+            y = torch.addcmul(self.norm_bias[:, None, :], F.layer_norm(y, (H,)), self.norm_weight[:, None, :])
+            var_out = self._put(r, self._grn_idx, self._grn_all, y)
         else:
             var_out = r  # every variable is resample-only
 
         # variable weights
         if self.weight_grn is not None:
-            flat = xp.reshape(*lead, V * d_max).index_select(-1, self._flat_idx)
+            if self.prescale_weight is None:
+                flat = raw  # the inputs, concatenated, are the flattened embeddings
+            else:
+                flat = xv.transpose(0, 1).reshape(n, V * d_max).index_select(-1, self._flat_idx)
+                flat = flat.reshape(*lead, -1)
             weights = torch.softmax(self.weight_grn(flat, context), dim=-1)
         else:
             if context is not None and self.context_size is None:
@@ -841,8 +873,28 @@ class VariableSelectionNetwork(nn.Module):
                 )
             weights = var_out.new_ones((*lead, 1))
         record_gate(self, weights, "weights")
-        out = (var_out * weights.unsqueeze(-1)).sum(dim=-2)
-        return out, weights
+        out = (var_out * weights.reshape(n, V).t().unsqueeze(-1)).sum(0)
+        return out.reshape(*lead, H), weights
+
+    @staticmethod
+    def _take(t: torch.Tensor, idx: torch.Tensor | None, every: bool | slice) -> torch.Tensor:
+        """Rows ``idx`` of variable-major ``t`` (a view when they are all or a contiguous range)."""
+        if every is True:
+            return t
+        if isinstance(every, slice):
+            return t[every]
+        return t.index_select(0, idx)
+
+    @staticmethod
+    def _put(
+        t: torch.Tensor, idx: torch.Tensor | None, every: bool | slice, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """``t`` with rows ``idx`` replaced by ``rows`` (out of place)."""
+        if every is True:
+            return rows
+        if isinstance(every, slice):
+            return torch.cat([t[: every.start], rows, t[every.stop :]], dim=0)
+        return t.index_copy(0, idx, rows)
 
     def extra_repr(self) -> str:
         return (
