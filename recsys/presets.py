@@ -86,11 +86,21 @@ _FRAPPE: dict[str, dict[str, Any]] = {
         "task": {"embedding_regularizer": 0.05, "net_regularizer": 0.0},
     },
     "dnn": {
-        "model": {"embedding_dim": 10, "hidden_units": [400, 400, 400], "batch_norm": True, "net_dropout": 0.2},
+        "model": {
+            "embedding_dim": 10,
+            "hidden_units": [400, 400, 400],
+            "batch_norm": True,
+            "net_dropout": 0.2,
+        },
         "task": {"embedding_regularizer": 0.05, "net_regularizer": 0.0},
     },
     "deepfm": {
-        "model": {"embedding_dim": 10, "hidden_units": [400, 400, 400], "batch_norm": True, "net_dropout": 0.2},
+        "model": {
+            "embedding_dim": 10,
+            "hidden_units": [400, 400, 400],
+            "batch_norm": True,
+            "net_dropout": 0.2,
+        },
         "task": {"embedding_regularizer": 0.05, "net_regularizer": 0.0},
     },
     "lr": {"model": {}, "task": {"embedding_regularizer": 1e-5, "net_regularizer": 0.0}},

@@ -32,8 +32,19 @@ def ctr_config(
         "accelerator": "cpu",
         "devices": 1,
         "gradient_clip_val": t["gradient_clip_val"],
-        "early_stopping": {"monitor": t["monitor"], "mode": "max", "patience": t["patience"], "min_delta": 1e-6},
-        "checkpoint": {"enabled": True, "monitor": t["monitor"], "mode": "max", "save_top_k": 1, "save_last": False},
+        "early_stopping": {
+            "monitor": t["monitor"],
+            "mode": "max",
+            "patience": t["patience"],
+            "min_delta": 1e-6,
+        },
+        "checkpoint": {
+            "enabled": True,
+            "monitor": t["monitor"],
+            "mode": "max",
+            "save_top_k": 1,
+            "save_last": False,
+        },
         "loggers": ["csv"],
         "progress_bar": True,
         "num_sanity_val_steps": 0,
@@ -107,7 +118,9 @@ def run_ctr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                         "oov": {k: v.get("oov") for k, v in dm.spec.splits.items()},
                         "run_dir": str(res.run_dir),
                         "max_epochs": args.max_epochs,
-                        "train_data": "official x1 train.csv" if args.dataset == "frappe_x1" else "rebuilt from the raw log (NFM protocol)",
+                        "train_data": "official x1 train.csv"
+                        if args.dataset == "frappe_x1"
+                        else "rebuilt from the raw log (NFM protocol)",
                     },
                     sort_keys=True,
                 ),

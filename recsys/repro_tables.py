@@ -36,10 +36,21 @@ CTR_TABLE = ReproTable(
         ("lr", "frappe", "x1", {"auc": 0.935584, "logloss": 0.307643}),
     ],
     options=[
-        Option("--dataset", default="frappe", choices=["frappe", "frappe_x1"],
-               help="frappe: rebuilt train + official x1 valid/test; frappe_x1: the official train.csv too"),
-        Option("--models", nargs="+", default=list(CTR_MODELS), help="models to run (presets in gatelab.recsys.presets)"),
-        Option("--max-epochs", type=int, default=100, help="epoch limit (early stopping usually ends earlier)"),
+        Option(
+            "--dataset",
+            default="frappe",
+            choices=["frappe", "frappe_x1"],
+            help="frappe: rebuilt train + official x1 valid/test; frappe_x1: the official train.csv too",
+        ),
+        Option(
+            "--models",
+            nargs="+",
+            default=list(CTR_MODELS),
+            help="models to run (presets in gatelab.recsys.presets)",
+        ),
+        Option(
+            "--max-epochs", type=int, default=100, help="epoch limit (early stopping usually ends earlier)"
+        ),
         Option("--output-dir", default="runs/ctr", help="where run directories go"),
         Option("--negative-seed", type=int, default=2021, help="seed of Frappe's negative sampling"),
     ],

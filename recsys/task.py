@@ -40,7 +40,9 @@ def parse_regularizer(value: float | int | str | None, key: str = "regularizer")
     if value is None:
         return []
     if isinstance(value, bool):
-        raise ConfigError(f"task.kwargs.{key}: expected a number or 'l1(x)', 'l2(x)', 'l1_l2(x, y)', got {value!r}")
+        raise ConfigError(
+            f"task.kwargs.{key}: expected a number or 'l1(x)', 'l2(x)', 'l1_l2(x, y)', got {value!r}"
+        )
     if isinstance(value, (int, float)):
         if value < 0:
             raise ConfigError(f"task.kwargs.{key}: must be >= 0, got {value}")
@@ -119,7 +121,9 @@ class CTRTask(GatelabTask):
     def _logits(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         z = preds.squeeze(-1) if preds.ndim == target.ndim + 1 and preds.shape[-1] == 1 else preds
         if z.shape != target.shape:
-            raise ValueError(f"CTRTask: logits shape {tuple(preds.shape)} does not match target shape {tuple(target.shape)}")
+            raise ValueError(
+                f"CTRTask: logits shape {tuple(preds.shape)} does not match target shape {tuple(target.shape)}"
+            )
         return z
 
     def compute_loss(self, preds: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -153,7 +157,6 @@ class CTRTask(GatelabTask):
         for opt in self.trainer.optimizers:
             for group in opt.param_groups:
                 group["lr"] = max(group["lr"] * o.lr_decay_factor, o.min_lr)
-        self.log("lr_decayed", 1.0, on_step=False, on_epoch=True)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["ctr_plateau_best"] = self._best

@@ -129,13 +129,17 @@ class CTRDataModule(L.LightningDataModule):
         self.split_names = {"train": "train", "val": "valid", "test": "test", **dict(splits or {})}
         for stage, name in self.split_names.items():
             if name not in self.encoded:
-                raise CTRDataError(f"{self.folder}: no {name!r} split for {stage} (have {sorted(self.encoded)})")
+                raise CTRDataError(
+                    f"{self.folder}: no {name!r} split for {stage} (have {sorted(self.encoded)})"
+                )
         self.info = dict(info or {})
         for split, counts in oov_report(self.spec).items():
             total = sum(counts.values())
             log.warning(
                 "gatelab.recsys: %s: %d value(s) unseen in training mapped to the OOV bucket (%s)",
-                split, total, ", ".join(f"{k} {v}" for k, v in counts.items()),
+                split,
+                total,
+                ", ".join(f"{k} {v}" for k, v in counts.items()),
             )
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -144,7 +148,9 @@ class CTRDataModule(L.LightningDataModule):
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         bs = self.batch_size if stage == "train" else self.eval_batch_size
-        return DataLoader(_Batches(self.encoded[self.split_names[stage]], bs, shuffle), batch_size=None, num_workers=0)
+        return DataLoader(
+            _Batches(self.encoded[self.split_names[stage]], bs, shuffle), batch_size=None, num_workers=0
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -156,7 +162,9 @@ class CTRDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
 
-def _readers(layout: Layout, files: Mapping[str, Path], fmt: str, header: bool, sep: str | None, block_size: int) -> dict[str, Reader]:
+def _readers(
+    layout: Layout, files: Mapping[str, Path], fmt: str, header: bool, sep: str | None, block_size: int
+) -> dict[str, Reader]:
     readers: dict[str, Reader] = {}
     for split, path in files.items():
         if fmt in ("csv", "tsv"):
@@ -219,11 +227,15 @@ def ctr_datamodule(
     if dataset == "custom":
         if not files or not fields:
             raise ConfigError("data.kwargs: dataset=custom needs files and fields")
-        layout = Layout("custom", "custom files", None, dict(files), fmt or "csv", tuple(fields), label=label or "label")
+        layout = Layout(
+            "custom", "custom files", None, dict(files), fmt or "csv", tuple(fields), label=label or "label"
+        )
     elif dataset in LAYOUTS:
         layout = LAYOUTS[dataset]
     else:
-        raise ConfigError(f"data.kwargs.dataset={dataset!r}: unknown; expected one of {', '.join([*LAYOUTS, 'custom'])}")
+        raise ConfigError(
+            f"data.kwargs.dataset={dataset!r}: unknown; expected one of {', '.join([*LAYOUTS, 'custom'])}"
+        )
     cache_root = Path(cache).expanduser() if cache else cache_dir() / "recsys"
     info: dict[str, Any] = {}
     if files is not None:
@@ -245,13 +257,28 @@ def ctr_datamodule(
     if "train" not in paths:
         raise ConfigError(f"data.kwargs: dataset={dataset!r} has no train file (files: {sorted(paths)})")
     layout_fields = tuple(fields) if fields is not None else layout.fields
-    eff = Layout(layout.name, layout.description, layout.dataset, layout.files, fmt or layout.fmt, layout_fields,
-                 label=label or layout.label, header=layout.header if header is None else header, names=layout.names,
-                 min_count=layout.min_count if min_count is None else min_count,
-                 negative_label=layout.negative_label if negative_label is None else negative_label)
+    eff = Layout(
+        layout.name,
+        layout.description,
+        layout.dataset,
+        layout.files,
+        fmt or layout.fmt,
+        layout_fields,
+        label=label or layout.label,
+        header=layout.header if header is None else header,
+        names=layout.names,
+        min_count=layout.min_count if min_count is None else min_count,
+        negative_label=layout.negative_label if negative_label is None else negative_label,
+    )
     readers = _readers(eff, paths, eff.fmt, eff.header, sep, block_size)
     folder = encode_dataset(
-        readers, eff.fields, cache_root, name=dataset, label=eff.label, min_count=eff.min_count,
-        negative_label=eff.negative_label, meta={"layout": dataset, "prepare": info},
+        readers,
+        eff.fields,
+        cache_root,
+        name=dataset,
+        label=eff.label,
+        min_count=eff.min_count,
+        negative_label=eff.negative_label,
+        meta={"layout": dataset, "prepare": info},
     )
     return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info)

@@ -82,7 +82,11 @@ def _to_float(col: pa.ChunkedArray, chunk: RawChunk, reader: Reader, what: str) 
 
 
 def _as_string(col: pa.ChunkedArray) -> pa.ChunkedArray:
-    return col if pa.types.is_string(col.type) or pa.types.is_large_string(col.type) else pc.cast(col, pa.string())
+    return (
+        col
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        else pc.cast(col, pa.string())
+    )
 
 
 def _log_bucket(x: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -98,7 +102,9 @@ def _avazu_time(col: pa.ChunkedArray, what: str) -> pa.ChunkedArray:
     """Avazu's ``hour`` column (``YYMMDDHH`` text) -> hour of day, weekday (0 = Monday) or weekend flag."""
     if what == "hour_of_day":
         return pc.utf8_slice_codeunits(col, 6, 8)
-    day = pc.day_of_week(pc.strptime(pc.utf8_slice_codeunits(col, 0, 6), format="%y%m%d", unit="s", error_is_null=True))
+    day = pc.day_of_week(
+        pc.strptime(pc.utf8_slice_codeunits(col, 0, 6), format="%y%m%d", unit="s", error_is_null=True)
+    )
     if what == "weekday":
         return pc.cast(day, pa.string())
     return pc.cast(pc.cast(pc.greater_equal(day, 5), pa.int8()), pa.string())
@@ -154,7 +160,9 @@ class EncodedSplit:
         return {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
 
 
-def load_encoded(folder: str | os.PathLike[str], mmap_mode: str | None = "r") -> tuple[FeatureSpec, dict[str, EncodedSplit]]:
+def load_encoded(
+    folder: str | os.PathLike[str], mmap_mode: str | None = "r"
+) -> tuple[FeatureSpec, dict[str, EncodedSplit]]:
     """The :class:`FeatureSpec` and the encoded splits in ``folder`` (written by :func:`encode_dataset`)."""
     folder = Path(folder)
     spec = FeatureSpec.load(folder / "feature_spec.json")
@@ -214,7 +222,10 @@ class FeatureEncoder:
         min_count: int = 1,
         negative_label: float | None = None,
     ) -> None:
-        self.fields = [f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(fields)]
+        self.fields = [
+            f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
+            for i, f in enumerate(fields)
+        ]
         FeatureSpec(self.fields)  # validates names
         if min_count < 1:
             raise CTRDataError(f"min_count must be >= 1, got {min_count}")
@@ -238,7 +249,9 @@ class FeatureEncoder:
         bad = np.flatnonzero((y != 0.0) & (y != 1.0))
         if len(bad):
             i = int(bad[0])
-            allowed = "0 or 1" + (f" (or {self.negative_label:g} for 0)" if self.negative_label is not None else "")
+            allowed = "0 or 1" + (
+                f" (or {self.negative_label:g} for 0)" if self.negative_label is not None else ""
+            )
             raise CTRDataError(
                 f"{reader.path}:{chunk.line_of(i)}: label {col[i].as_py()!r} in column {self.label!r} is not {allowed}"
             )
@@ -270,7 +283,9 @@ class FeatureEncoder:
         # drop empty tokens (an empty cell is an empty sequence)
         row = np.repeat(np.arange(len(lists)), lengths)
         keep_np = keep.to_numpy(zero_copy_only=False)
-        new_len = np.bincount(row[keep_np], minlength=len(lists)) if len(row) else np.zeros(len(lists), np.int64)
+        new_len = (
+            np.bincount(row[keep_np], minlength=len(lists)) if len(row) else np.zeros(len(lists), np.int64)
+        )
         offsets = np.concatenate([[0], np.cumsum(new_len)]).astype(np.int32)
         return pa.ListArray.from_arrays(pa.array(offsets), pc.filter(flat, keep))
 
@@ -294,7 +309,9 @@ class FeatureEncoder:
                     lists = self._sequences(f, chunk, reader)
                     counts[f.name] = _merge_counts(counts[f.name], lists.flatten())
                     if len(lists):
-                        longest[f.name] = max(longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0))
+                        longest[f.name] = max(
+                            longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0)
+                        )
         if rows == 0:
             raise CTRDataError(f"{reader.path}: no data rows")
         fitted: list[FieldSpec] = []
@@ -312,7 +329,11 @@ class FeatureEncoder:
                 tokens = t.column("v").take(order).to_pylist()
             self.vocab[f.name] = tokens
             self._value_sets[f.name] = pa.array(tokens, type=pa.string())
-            extra: dict[str, Any] = {"num_tokens": len(tokens), "vocab_size": len(tokens) + 2, "min_count": min_count}
+            extra: dict[str, Any] = {
+                "num_tokens": len(tokens),
+                "vocab_size": len(tokens) + 2,
+                "min_count": min_count,
+            }
             if f.type == "sequence" and f.max_len is None:
                 extra["max_len"] = max(longest[f.name], 1)
             fitted.append(dataclasses.replace(f, **extra))
@@ -339,7 +360,9 @@ class FeatureEncoder:
             out = out.combine_chunks()
         return out.to_numpy(zero_copy_only=False).astype(np.int32), oov, missing
 
-    def _encode_chunk(self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]) -> dict[str, np.ndarray]:
+    def _encode_chunk(
+        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
+    ) -> dict[str, np.ndarray]:
         assert self.spec is not None
         n = chunk.table.num_rows
         out: dict[str, np.ndarray] = {"label": self._labels(chunk, reader)}
@@ -377,7 +400,9 @@ class FeatureEncoder:
                 oov[f.name] += o
                 lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
                 row = np.repeat(np.arange(n), lengths)
-                pos = np.arange(len(idx)) - np.repeat(lists.offsets.to_numpy()[:-1] - lists.offsets.to_numpy()[0], lengths)
+                pos = np.arange(len(idx)) - np.repeat(
+                    lists.offsets.to_numpy()[:-1] - lists.offsets.to_numpy()[0], lengths
+                )
                 keep = pos < f.max_len  # truncate after max_len tokens ("post")
                 a[row[keep], j, pos[keep]] = idx[keep]
             out["sequence"] = a
@@ -457,7 +482,10 @@ def encode_dataset(
     """
     if train_split not in readers:
         raise CTRDataError(f"encode_dataset: no {train_split!r} split among {sorted(readers)}")
-    field_list = [f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(fields)]
+    field_list = [
+        f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
+        for i, f in enumerate(fields)
+    ]
     payload = {
         "version": ENCODER_VERSION,
         "sources": {k: r.describe() for k, r in readers.items()},

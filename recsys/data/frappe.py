@@ -54,20 +54,27 @@ def _read_table(path: Path, sep: str) -> pa.Table:
         return pcsv.read_csv(
             pa.input_stream(str(path), compression="detect"),
             parse_options=pcsv.ParseOptions(delimiter=sep, quote_char=False),
-            convert_options=pcsv.ConvertOptions(column_types={}, strings_can_be_null=False, auto_dict_encode=False),
+            convert_options=pcsv.ConvertOptions(
+                column_types={}, strings_can_be_null=False, auto_dict_encode=False
+            ),
         )
     except pa.ArrowInvalid as e:
         raise CTRDataError(f"{path}: could not parse ({e})") from None
 
 
-def frappe_x1_codes(log_path: str | os.PathLike[str]) -> tuple[np.ndarray, list[list[str]]]:
+def frappe_x1_codes(
+    log_path: str | os.PathLike[str], *, expected_features: int | None = FRAPPE_NUM_FEATURES
+) -> tuple[np.ndarray, list[list[str]]]:
     """Global x1 indices ``[N, 10]`` (int64) of every raw log row, and per field the raw values in
-    index order (first appearance in the log)."""
+    index order (first appearance in the log). ``expected_features``: the number of distinct
+    values the log must have (5382 for Frappe; ``None`` skips the check)."""
     path = Path(log_path)
     t = _read_table(path, "\t")
     missing = [f for f in FRAPPE_FIELDS if f not in t.column_names]
     if missing:
-        raise CTRDataError(f"{path}: columns {missing} missing; expected the Frappe log columns {FRAPPE_FIELDS}")
+        raise CTRDataError(
+            f"{path}: columns {missing} missing; expected the Frappe log columns {FRAPPE_FIELDS}"
+        )
     codes = np.empty((t.num_rows, len(FRAPPE_FIELDS)), np.int64)
     values: list[list[str]] = []
     offset = 0
@@ -77,8 +84,10 @@ def frappe_x1_codes(log_path: str | os.PathLike[str]) -> tuple[np.ndarray, list[
         codes[:, j] = pc.index_in(col, value_set=uniq).to_numpy(zero_copy_only=False) + offset
         values.append(uniq.to_pylist())
         offset += len(uniq)
-    if offset != FRAPPE_NUM_FEATURES:
-        raise CTRDataError(f"{path}: {offset} distinct field values, expected {FRAPPE_NUM_FEATURES} (not the Frappe log?)")
+    if expected_features is not None and offset != expected_features:
+        raise CTRDataError(
+            f"{path}: {offset} distinct field values, expected {expected_features} (not the Frappe log?)"
+        )
     return codes, values
 
 
@@ -131,7 +140,7 @@ def verify_x1_mapping(codes: np.ndarray, splits: dict[str, tuple[np.ndarray, np.
     ids = _row_ids(codes, *pos_blocks.values())
     log_count = np.bincount(ids[0], minlength=int(max(i.max(initial=0) for i in ids)) + 1)
     need = np.zeros_like(log_count)
-    for k, pid in zip(pos_blocks, ids[1:]):
+    for pid in ids[1:]:
         need += np.bincount(pid, minlength=len(log_count))
     short = int(np.maximum(need - log_count, 0).sum())
     if short:
@@ -235,13 +244,24 @@ def build_train(
 
 def _write_x1_csv(path: Path, y: np.ndarray, x: np.ndarray) -> None:
     tmp = path.with_suffix(".tmp")
-    np.savetxt(tmp, np.concatenate([y[:, None].astype(np.int64), x], axis=1), fmt="%d", delimiter=",",
-               header=",".join(["label", *FRAPPE_FIELDS]), comments="")
+    np.savetxt(
+        tmp,
+        np.concatenate([y[:, None].astype(np.int64), x], axis=1),
+        fmt="%d",
+        delimiter=",",
+        header=",".join(["label", *FRAPPE_FIELDS]),
+        comments="",
+    )
     tmp.replace(path)
 
 
 def prepare_frappe_x1(
-    frappe_dir: str | os.PathLike[str], cache_root: str | os.PathLike[str], *, seed: int = 2021, negatives: int = 2
+    frappe_dir: str | os.PathLike[str],
+    cache_root: str | os.PathLike[str],
+    *,
+    seed: int = 2021,
+    negatives: int = 2,
+    expected_features: int | None = FRAPPE_NUM_FEATURES,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Verify the mapping, rebuild the training split and return the x1-layout files
     ``{"train", "valid", "test"}`` (train in ``cache_root``, valid/test the official files) and a
@@ -254,13 +274,18 @@ def prepare_frappe_x1(
     for p in (log_path, *files.values()):
         if not p.is_file():
             raise CTRDataError(f"Frappe: {p} not found")
-    codes, _ = frappe_x1_codes(log_path)
+    codes, _ = frappe_x1_codes(log_path, expected_features=expected_features)
     heldout = {k: read_x1(p) for k, p in files.items()}
-    report = {"mapping": "first appearance in the raw log, fields in x1 order", "verified": verify_x1_mapping(codes, heldout)}
+    report = {
+        "mapping": "first appearance in the raw log, fields in x1 order",
+        "verified": verify_x1_mapping(codes, heldout),
+    }
     st = log_path.stat()
     out = Path(cache_root).expanduser() / "frappe"
     out.mkdir(parents=True, exist_ok=True)
-    train = out / f"train-x1rebuilt-v{_PREP_VERSION}-seed{seed}-neg{negatives}-{st.st_size}-{st.st_mtime_ns}.csv"
+    train = (
+        out / f"train-x1rebuilt-v{_PREP_VERSION}-seed{seed}-neg{negatives}-{st.st_size}-{st.st_mtime_ns}.csv"
+    )
     y, x, info = build_train(codes, heldout, negatives=negatives, seed=seed)
     report["train"] = info
     if not train.is_file():

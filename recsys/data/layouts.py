@@ -34,7 +34,18 @@ def _cats(*names: str, **extra: Any) -> tuple[dict[str, Any], ...]:
     return tuple({"name": n, "type": "categorical", **extra} for n in names)
 
 
-FRAPPE_FIELDS = ("user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country", "city")
+FRAPPE_FIELDS = (
+    "user",
+    "item",
+    "daytime",
+    "weekday",
+    "isweekend",
+    "homework",
+    "cost",
+    "weather",
+    "country",
+    "city",
+)
 CRITEO_I = tuple(f"I{i}" for i in range(1, 14))
 CRITEO_C = tuple(f"C{i}" for i in range(1, 27))
 AVAZU_COLUMNS = (

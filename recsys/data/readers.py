@@ -117,7 +117,9 @@ class CsvReader(Reader):
         if header:
             file_names = self._header_names()
             if names is not None and list(names) != file_names:
-                raise CTRDataError(f"{self.path}: header {file_names} differs from the expected columns {list(names)}")
+                raise CTRDataError(
+                    f"{self.path}: header {file_names} differs from the expected columns {list(names)}"
+                )
             self.all_columns = file_names
         else:
             if names is None:
@@ -129,7 +131,9 @@ class CsvReader(Reader):
         if columns is not None:
             missing = [c for c in columns if c not in self.all_columns]
             if missing:
-                raise CTRDataError(f"{self.path}: columns {missing} not found; the file has {self.all_columns}")
+                raise CTRDataError(
+                    f"{self.path}: columns {missing} not found; the file has {self.all_columns}"
+                )
         self.columns = list(columns) if columns is not None else list(self.all_columns)
 
     def _header_names(self) -> list[str]:
@@ -137,11 +141,23 @@ class CsvReader(Reader):
             line = f.readline()
         if not line:
             raise CTRDataError(f"{self.path}: empty file (no header line)")
-        row = next(csv.reader([line.rstrip("\r\n")], delimiter=self.sep, quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE))
+        row = next(
+            csv.reader(
+                [line.rstrip("\r\n")],
+                delimiter=self.sep,
+                quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE,
+            )
+        )
         return [c.strip() for c in row]
 
     def describe(self) -> dict[str, Any]:
-        return {"reader": "csv", **_stat(self.path), "sep": self.sep, "header": self.header, "columns": self.columns}
+        return {
+            "reader": "csv",
+            **_stat(self.path),
+            "sep": self.sep,
+            "header": self.header,
+            "columns": self.columns,
+        }
 
     def _line_fields(self, line: str) -> int:
         if self.quoting:
@@ -189,7 +205,12 @@ class CsvReader(Reader):
         )
         line = 2 if self.header else 1
         try:
-            reader = pcsv.open_csv(pa.input_stream(str(self.path), compression="detect"), read_options=read, parse_options=parse, convert_options=convert)
+            reader = pcsv.open_csv(
+                pa.input_stream(str(self.path), compression="detect"),
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+            )
             for batch in reader:
                 if batch.num_rows == 0:
                     continue
@@ -233,7 +254,9 @@ class LibsvmReader(Reader):
         if names is None:
             names = [f"f{i}" for i in range(n_fields)]
         elif len(names) != n_fields:
-            raise CTRDataError(f"{self.path}:1: {n_fields} idx:val entries, but {len(names)} field names were given")
+            raise CTRDataError(
+                f"{self.path}:1: {n_fields} idx:val entries, but {len(names)} field names were given"
+            )
         self.names = list(names)
         unknown = sorted(set(numeric) - set(self.names))
         if unknown:
@@ -262,10 +285,17 @@ class LibsvmReader(Reader):
     def iter_chunks(self) -> Iterator[RawChunk]:
         read = pcsv.ReadOptions(block_size=self.block_size, column_names=self.columns)
         parse = pcsv.ParseOptions(delimiter=" ", quote_char=False)
-        convert = pcsv.ConvertOptions(column_types={c: pa.string() for c in self.columns}, strings_can_be_null=True, null_values=[""])
+        convert = pcsv.ConvertOptions(
+            column_types={c: pa.string() for c in self.columns}, strings_can_be_null=True, null_values=[""]
+        )
         line = 1
         try:
-            reader = pcsv.open_csv(pa.input_stream(str(self.path), compression="detect"), read_options=read, parse_options=parse, convert_options=convert)
+            reader = pcsv.open_csv(
+                pa.input_stream(str(self.path), compression="detect"),
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+            )
             for batch in reader:
                 if batch.num_rows == 0:
                     continue
@@ -275,7 +305,9 @@ class LibsvmReader(Reader):
                     parts = pc.split_pattern(col, ":", max_splits=1)
                     if pc.any(pc.not_equal(pc.list_value_length(parts), 2)).as_py():
                         bad = pc.index(pc.not_equal(pc.list_value_length(parts), 2), True).as_py()
-                        raise CTRDataError(f"{self.path}:{line + bad}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val")
+                        raise CTRDataError(
+                            f"{self.path}:{line + bad}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val"
+                        )
                     cols[name] = pc.list_element(parts, 1 if name in self.numeric else 0)
                 yield RawChunk(pa.table(cols), line)
                 line += batch.num_rows
@@ -289,7 +321,9 @@ class LibsvmReader(Reader):
 class ParquetReader(Reader):
     """A parquet file read in row batches (``batch_rows``); positions are row numbers (1-based)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, batch_rows: int = 1 << 20, columns: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, batch_rows: int = 1 << 20, columns: Sequence[str] | None = None
+    ) -> None:
         import pyarrow.parquet as pq
 
         self.path = Path(path)

@@ -97,17 +97,22 @@ class FieldSpec:
         if self.type not in FIELD_TYPES:
             raise ConfigError(f"{where}: type={self.type!r} is not one of {', '.join(FIELD_TYPES)}")
         if self.normalizer not in NORMALIZERS:
-            raise ConfigError(f"{where}: normalizer={self.normalizer!r} is not one of {', '.join(NORMALIZERS)}")
+            raise ConfigError(
+                f"{where}: normalizer={self.normalizer!r} is not one of {', '.join(NORMALIZERS)}"
+            )
         if self.normalizer != "none" and self.type != "numeric":
             raise ConfigError(f"{where}: normalizer applies to numeric fields only")
         if self.preprocess not in PREPROCESSORS:
             raise ConfigError(f"{where}: preprocess={self.preprocess!r} is not one of {PREPROCESSORS}")
         if self.preprocess is not None and self.type != "categorical":
-            raise ConfigError(f"{where}: preprocess={self.preprocess} makes categorical tokens; set type: categorical")
+            raise ConfigError(
+                f"{where}: preprocess={self.preprocess} makes categorical tokens; set type: categorical"
+            )
         for key in ("min_count", "max_len", "vocab_size", "num_tokens", "embedding_dim"):
             v = getattr(self, key)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "min_count" else 1)):
-                raise ConfigError(f"{where}: {key} must be a positive int, got {v!r}")
+            lo = 0 if key == "num_tokens" else 1
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+                raise ConfigError(f"{where}: {key} must be an int >= {lo}, got {v!r}")
         if self.type == "sequence" and not self.splitter:
             raise ConfigError(f"{where}: a sequence field needs a splitter")
 
@@ -163,7 +168,10 @@ class FeatureSpec:
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.fields = [f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(self.fields)]
+        self.fields = [
+            f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
+            for i, f in enumerate(self.fields)
+        ]
         if not self.fields:
             raise ConfigError("FeatureSpec: no fields")
         names = [f.name for f in self.fields]
@@ -206,7 +214,10 @@ class FeatureSpec:
         unknown = sorted(set(dims) - set(self.names))
         if unknown:
             raise ConfigError(f"with_embedding_dims: unknown fields {unknown}")
-        fields = [dataclasses.replace(f, embedding_dim=int(dims[f.name])) if f.name in dims else f for f in self.fields]
+        fields = [
+            dataclasses.replace(f, embedding_dim=int(dims[f.name])) if f.name in dims else f
+            for f in self.fields
+        ]
         return dataclasses.replace(self, fields=fields)
 
     # ---- (de)serialisation -------------------------------------------------------------------
@@ -215,7 +226,9 @@ class FeatureSpec:
         """The part of the spec a model is built from (plain data, small, checkpoint-safe)."""
         return {
             "label": self.label,
-            "fields": [{k: v for k, v in f.to_dict(_MODEL_KEYS).items() if v is not None} for f in self.fields],
+            "fields": [
+                {k: v for k, v in f.to_dict(_MODEL_KEYS).items() if v is not None} for f in self.fields
+            ],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,7 +255,12 @@ class FeatureSpec:
         if "fields" not in data:
             raise ConfigError("FeatureSpec: missing 'fields'")
         fields = [FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(data["fields"])]
-        return cls(fields=fields, label=data.get("label", "label"), splits=dict(data.get("splits") or {}), meta=dict(data.get("meta") or {}))
+        return cls(
+            fields=fields,
+            label=data.get("label", "label"),
+            splits=dict(data.get("splits") or {}),
+            meta=dict(data.get("meta") or {}),
+        )
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -276,4 +294,6 @@ def as_feature_spec(spec: FeatureSpec | Mapping[str, Any] | Sequence[Mapping[str
         return FeatureSpec.from_dict(spec)
     if isinstance(spec, Sequence) and not isinstance(spec, str):
         return FeatureSpec(fields=[FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(spec)])
-    raise ConfigError(f"feature_spec: expected a FeatureSpec, a mapping or a list of fields, got {type(spec).__name__}")
+    raise ConfigError(
+        f"feature_spec: expected a FeatureSpec, a mapping or a list of fields, got {type(spec).__name__}"
+    )

@@ -7,7 +7,7 @@ its ``model_dict()``) and the keyword inputs ``categorical`` / ``numeric`` / ``s
 returns logits ``[B]``.
 """
 
-from .baselines import DCNv2, DNN, CrossNetV2, DeepFM, FactorizationMachine, LogisticRegression
+from .baselines import DNN, CrossNetV2, DCNv2, DeepFM, FactorizationMachine, LogisticRegression
 from .finalmlp import DualMLP, FinalMLP
 from .gdcn import GDCN, fdo_embedding_dims
 from .layers import FieldEmbedding, MLPBlock, example_inputs, model_param_groups, tiny_feature_spec

@@ -14,7 +14,7 @@ from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
 
-__all__ = ["DCNv2", "DNN", "CrossNetV2", "DeepFM", "FactorizationMachine", "LogisticRegression"]
+__all__ = ["DNN", "CrossNetV2", "DCNv2", "DeepFM", "FactorizationMachine", "LogisticRegression"]
 
 
 def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -78,8 +78,19 @@ class DNN(nn.Module):
         super().__init__()
         spec = as_feature_spec(feature_spec)
         self.feature_spec = spec.model_dict()
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, device=device, dtype=dtype)
-        self.mlp = MLPBlock(self.embedding.output_dim, list(hidden_units), 1, act=activation, dropout=net_dropout, batch_norm=batch_norm, device=device, dtype=dtype)
+        self.embedding = FieldEmbedding(
+            spec, embedding_dim, init_std=embedding_init_std, device=device, dtype=dtype
+        )
+        self.mlp = MLPBlock(
+            self.embedding.output_dim,
+            list(hidden_units),
+            1,
+            act=activation,
+            dropout=net_dropout,
+            batch_norm=batch_norm,
+            device=device,
+            dtype=dtype,
+        )
 
     def forward(
         self,
@@ -99,11 +110,20 @@ class CrossNetV2(nn.Module):
     Paper: Wang et al., "DCN V2", WWW 2021, eq. (1). Deviations: none.
     """
 
-    def __init__(self, dim: int, num_layers: int = 3, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_layers: int = 3,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"CrossNetV2: num_layers must be >= 1, got {num_layers}")
-        self.layers = nn.ModuleList(nn.Linear(dim, dim, device=device, dtype=dtype) for _ in range(num_layers))
+        self.layers = nn.ModuleList(
+            nn.Linear(dim, dim, device=device, dtype=dtype) for _ in range(num_layers)
+        )
         for layer in self.layers:
             nn.init.xavier_normal_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -149,7 +169,9 @@ class DCNv2(nn.Module):
         super().__init__()
         fk = {"device": device, "dtype": dtype}
         if model_structure not in self.STRUCTURES:
-            raise ValueError(f"DCNv2: model_structure={model_structure!r} is not one of {', '.join(self.STRUCTURES)}")
+            raise ValueError(
+                f"DCNv2: model_structure={model_structure!r} is not one of {', '.join(self.STRUCTURES)}"
+            )
         spec = as_feature_spec(feature_spec)
         self.feature_spec = spec.model_dict()
         self.structure = model_structure
@@ -166,7 +188,9 @@ class DCNv2(nn.Module):
             final = self.stacked_dnn.out_features
         if model_structure in ("parallel", "stacked_parallel"):
             if not parallel_dnn_hidden_units:
-                raise ValueError(f"DCNv2: model_structure={model_structure!r} needs parallel_dnn_hidden_units")
+                raise ValueError(
+                    f"DCNv2: model_structure={model_structure!r} needs parallel_dnn_hidden_units"
+                )
             self.parallel_dnn = MLPBlock(dim, list(parallel_dnn_hidden_units), **mlp)
             final = (final if model_structure == "stacked_parallel" else dim) + self.parallel_dnn.out_features
         self.fc = nn.Linear(final, 1, **fk)
@@ -229,7 +253,15 @@ class DeepFM(nn.Module):
             raise ValueError("DeepFM: the FM needs equal embedding sizes for all fields")
         self.lr = LogisticRegression(spec, embedding_init_std=embedding_init_std, **fk)
         self.fm = FactorizationMachine()
-        self.mlp = MLPBlock(self.embedding.output_dim, list(hidden_units), 1, act=activation, dropout=net_dropout, batch_norm=batch_norm, **fk)
+        self.mlp = MLPBlock(
+            self.embedding.output_dim,
+            list(hidden_units),
+            1,
+            act=activation,
+            dropout=net_dropout,
+            batch_norm=batch_norm,
+            **fk,
+        )
 
     def forward(
         self,
@@ -245,31 +277,63 @@ class DeepFM(nn.Module):
 _TINY = tiny_feature_spec()
 
 
-@register_model("lr", domain="recsys", paper="Richardson et al., Predicting Clicks, WWW 2007", gates=(),
-                tiny=dict(feature_spec=_TINY), example_inputs=_example, tags=("baseline",))
+@register_model(
+    "lr",
+    domain="recsys",
+    paper="Richardson et al., Predicting Clicks, WWW 2007",
+    gates=(),
+    tiny=dict(feature_spec=_TINY),
+    example_inputs=_example,
+    tags=("baseline",),
+)
 def lr(**cfg: Any) -> LogisticRegression:
     """Logistic regression on one-hot features (baseline, no gates)."""
     return LogisticRegression(**cfg)
 
 
-@register_model("dnn", domain="recsys", paper="Covington et al., Deep Neural Networks for YouTube Recommendations, RecSys 2016",
-                gates=(), tiny=dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8, 8], batch_norm=True, net_dropout=0.1),
-                example_inputs=_example, tags=("baseline",))
+@register_model(
+    "dnn",
+    domain="recsys",
+    paper="Covington et al., Deep Neural Networks for YouTube Recommendations, RecSys 2016",
+    gates=(),
+    tiny=dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8, 8], batch_norm=True, net_dropout=0.1),
+    example_inputs=_example,
+    tags=("baseline",),
+)
 def dnn(**cfg: Any) -> DNN:
     """DNN: embeddings + MLP (baseline, no gates)."""
     return DNN(**cfg)
 
 
-@register_model("dcnv2", domain="recsys", paper="Wang et al., DCN V2, WWW 2021", gates=(),
-                tiny=dict(feature_spec=_TINY, embedding_dim=4, num_cross_layers=2, parallel_dnn_hidden_units=[8], batch_norm=True),
-                example_inputs=_example, tags=("baseline",))
+@register_model(
+    "dcnv2",
+    domain="recsys",
+    paper="Wang et al., DCN V2, WWW 2021",
+    gates=(),
+    tiny=dict(
+        feature_spec=_TINY,
+        embedding_dim=4,
+        num_cross_layers=2,
+        parallel_dnn_hidden_units=[8],
+        batch_norm=True,
+    ),
+    example_inputs=_example,
+    tags=("baseline",),
+)
 def dcnv2(**cfg: Any) -> DCNv2:
     """DCN-V2: cross network v2 + DNN (baseline, no gates)."""
     return DCNv2(**cfg)
 
 
-@register_model("deepfm", domain="recsys", paper="Guo et al., DeepFM, IJCAI 2017", gates=(),
-                tiny=dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8]), example_inputs=_example, tags=("baseline",))
+@register_model(
+    "deepfm",
+    domain="recsys",
+    paper="Guo et al., DeepFM, IJCAI 2017",
+    gates=(),
+    tiny=dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8]),
+    example_inputs=_example,
+    tags=("baseline",),
+)
 def deepfm(**cfg: Any) -> DeepFM:
     """DeepFM: LR + FM + DNN (baseline, no gates)."""
     return DeepFM(**cfg)

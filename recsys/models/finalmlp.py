@@ -95,8 +95,12 @@ class FinalMLP(nn.Module):
         dim = self.embedding.output_dim
         u1 = _units("FinalMLP: mlp1_hidden_units", mlp1_hidden_units)
         u2 = _units("FinalMLP: mlp2_hidden_units", mlp2_hidden_units)
-        self.mlp1 = MLPBlock(dim, u1, act=mlp1_activation, dropout=mlp1_dropout, batch_norm=mlp1_batch_norm, **factory_kwargs)
-        self.mlp2 = MLPBlock(dim, u2, act=mlp2_activation, dropout=mlp2_dropout, batch_norm=mlp2_batch_norm, **factory_kwargs)
+        self.mlp1 = MLPBlock(
+            dim, u1, act=mlp1_activation, dropout=mlp1_dropout, batch_norm=mlp1_batch_norm, **factory_kwargs
+        )
+        self.mlp2 = MLPBlock(
+            dim, u2, act=mlp2_activation, dropout=mlp2_dropout, batch_norm=mlp2_batch_norm, **factory_kwargs
+        )
         self.use_fs = bool(use_fs)
         self.fs1_context, self.fs2_context = list(fs1_context), list(fs2_context)
         self.ctx1 = self.ctx2 = None
@@ -104,11 +108,17 @@ class FinalMLP(nn.Module):
             gates = []
             for k, ctx in ((1, self.fs1_context), (2, self.fs2_context)):
                 if ctx:
-                    emb = FieldEmbedding(spec, embedding_dim, fields=ctx, init_std=embedding_init_std, **factory_kwargs)
+                    emb = FieldEmbedding(
+                        spec, embedding_dim, fields=ctx, init_std=embedding_init_std, **factory_kwargs
+                    )
                     setattr(self, f"ctx{k}", emb)
                     gates.append(FeatureGate(dim, emb.output_dim, list(fs_hidden_units), **factory_kwargs))
                 else:  # FuxiCTR: a learnable [embedding_dim] context, zero at start
-                    gates.append(FeatureGate(dim, embedding_dim, list(fs_hidden_units), learned_context=True, **factory_kwargs))
+                    gates.append(
+                        FeatureGate(
+                            dim, embedding_dim, list(fs_hidden_units), learned_context=True, **factory_kwargs
+                        )
+                    )
             self.gate1, self.gate2 = gates
         self.fusion = BilinearFusion(u1[-1], u2[-1], 1, num_heads=num_heads, **factory_kwargs)
 
@@ -164,8 +174,24 @@ class DualMLP(nn.Module):
         self.feature_spec = spec.model_dict()
         self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, **factory_kwargs)
         dim = self.embedding.output_dim
-        self.mlp1 = MLPBlock(dim, list(mlp1_hidden_units), 1, act=mlp1_activation, dropout=mlp1_dropout, batch_norm=mlp1_batch_norm, **factory_kwargs)
-        self.mlp2 = MLPBlock(dim, list(mlp2_hidden_units), 1, act=mlp2_activation, dropout=mlp2_dropout, batch_norm=mlp2_batch_norm, **factory_kwargs)
+        self.mlp1 = MLPBlock(
+            dim,
+            list(mlp1_hidden_units),
+            1,
+            act=mlp1_activation,
+            dropout=mlp1_dropout,
+            batch_norm=mlp1_batch_norm,
+            **factory_kwargs,
+        )
+        self.mlp2 = MLPBlock(
+            dim,
+            list(mlp2_hidden_units),
+            1,
+            act=mlp2_activation,
+            dropout=mlp2_dropout,
+            batch_norm=mlp2_batch_norm,
+            **factory_kwargs,
+        )
 
     def forward(
         self,
@@ -209,7 +235,13 @@ def finalmlp(**cfg: Any) -> FinalMLP:
     domain="recsys",
     paper=_PAPER,
     gates=(),
-    tiny=dict(feature_spec=tiny_feature_spec(), embedding_dim=4, mlp1_hidden_units=[8], mlp2_hidden_units=[6, 6], mlp2_batch_norm=True),
+    tiny=dict(
+        feature_spec=tiny_feature_spec(),
+        embedding_dim=4,
+        mlp1_hidden_units=[8],
+        mlp2_hidden_units=[6, 6],
+        mlp2_batch_norm=True,
+    ),
     example_inputs=_example,
     tags=("baseline",),
 )

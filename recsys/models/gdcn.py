@@ -3,6 +3,7 @@ dimension optimisation (FDO)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -138,7 +139,7 @@ class GDCN(nn.Module):
         rows = []
         for layer in range(len(self.cross.layers)):
             g = gates[f"layers.{layer}"].float().mean(dim=0)  # [D]
-            rows.append(torch.stack([g[a:b].mean() for a, b in zip(bounds[:-1], bounds[1:])]))
+            rows.append(torch.stack([g[a:b].mean() for a, b in itertools.pairwise(bounds)]))
         return torch.stack(rows)
 
 
@@ -185,16 +186,37 @@ def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, A
     return (), example_inputs(model.feature_spec, batch)
 
 
-_TINY = dict(feature_spec=tiny_feature_spec(), embedding_dim=4, num_cross_layers=2, dnn_hidden_units=[8, 8], batch_norm=True, net_dropout=0.1)
+_TINY = dict(
+    feature_spec=tiny_feature_spec(),
+    embedding_dim=4,
+    num_cross_layers=2,
+    dnn_hidden_units=[8, 8],
+    batch_norm=True,
+    net_dropout=0.1,
+)
 
 
-@register_model("gdcn-p", domain="recsys", paper=_PAPER, gates=("GatedCrossNetwork", "GatedCrossLayer"), tiny=_TINY, example_inputs=_example)
+@register_model(
+    "gdcn-p",
+    domain="recsys",
+    paper=_PAPER,
+    gates=("GatedCrossNetwork", "GatedCrossLayer"),
+    tiny=_TINY,
+    example_inputs=_example,
+)
 def gdcn_p(**cfg: Any) -> GDCN:
     """GDCN-P: gated cross network in parallel with a DNN."""
     return GDCN(structure="parallel", **cfg)
 
 
-@register_model("gdcn-s", domain="recsys", paper=_PAPER, gates=("GatedCrossNetwork", "GatedCrossLayer"), tiny=_TINY, example_inputs=_example)
+@register_model(
+    "gdcn-s",
+    domain="recsys",
+    paper=_PAPER,
+    gates=("GatedCrossNetwork", "GatedCrossLayer"),
+    tiny=_TINY,
+    example_inputs=_example,
+)
 def gdcn_s(**cfg: Any) -> GDCN:
     """GDCN-S: gated cross network stacked under a DNN."""
     return GDCN(structure="stacked", **cfg)

@@ -87,7 +87,10 @@ class FieldEmbedding(nn.Module):
         self.dims = [f.embedding_dim or embedding_dim for f in chosen]
         self.output_dim = sum(self.dims)
         # column of each field inside its input tensor (categorical / numeric / sequence)
-        col_of = {kind: {f.name: i for i, f in enumerate(spec.of_type(kind))} for kind in ("categorical", "numeric", "sequence")}
+        col_of = {
+            kind: {f.name: i for i, f in enumerate(spec.of_type(kind))}
+            for kind in ("categorical", "numeric", "sequence")
+        }
         self.num_inputs = {kind: len(col_of[kind]) for kind in col_of}
         self.max_len = max((f.max_len or 1 for f in spec.of_type("sequence")), default=0)
 
@@ -111,7 +114,9 @@ class FieldEmbedding(nn.Module):
             else:
                 sizes = [int(f.vocab_size) for _, f in members]
                 starts = list(itertools.accumulate([0, *sizes[:-1]]))
-                self.register_buffer(f"offsets_{key}", torch.tensor(starts, dtype=torch.long), persistent=False)
+                self.register_buffer(
+                    f"offsets_{key}", torch.tensor(starts, dtype=torch.long), persistent=False
+                )
                 self.tables[key] = nn.Embedding(sum(sizes), d, **factory_kwargs)
                 for (_, f), s, n in zip(members, starts, sizes):
                     self._field_rows[f.name] = (key, s, n)
@@ -148,7 +153,9 @@ class FieldEmbedding(nn.Module):
 
     def _check(self, kind: str, x: torch.Tensor | None, ndim: int) -> torch.Tensor:
         if x is None:
-            raise ValueError(f"FieldEmbedding: the spec has {self.num_inputs[kind]} {kind} fields; pass {kind}=")
+            raise ValueError(
+                f"FieldEmbedding: the spec has {self.num_inputs[kind]} {kind} fields; pass {kind}="
+            )
         if x.ndim != ndim or x.shape[1] != self.num_inputs[kind]:
             want = f"[B, {self.num_inputs[kind]}" + (", L]" if ndim == 3 else "]")
             raise ValueError(f"FieldEmbedding: {kind} must be {want}, got {tuple(x.shape)}")
@@ -251,7 +258,9 @@ def model_param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Pa
     return list(emb.values()), other
 
 
-def example_inputs(spec: FeatureSpec | Mapping[str, Any], batch: int, *, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+def example_inputs(
+    spec: FeatureSpec | Mapping[str, Any], batch: int, *, generator: torch.Generator | None = None
+) -> dict[str, torch.Tensor]:
     """Random valid model inputs for ``spec`` (indices in ``1 .. vocab_size-1``, some padding in sequences)."""
     spec = as_feature_spec(spec)
     out: dict[str, torch.Tensor] = {}
