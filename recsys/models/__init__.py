@@ -10,7 +10,7 @@ returns logits ``[B]``.
 from .baselines import DNN, CrossNetV2, DCNv2, DeepFM, FactorizationMachine, LogisticRegression
 from .finalmlp import DualMLP, FinalMLP
 from .gdcn import GDCN, fdo_embedding_dims
-from .layers import FieldEmbedding, MLPBlock, example_inputs, model_param_groups, tiny_feature_spec
+from .layers import Dropout, FieldEmbedding, MLPBlock, example_inputs, model_param_groups, tiny_feature_spec
 
 __all__ = [
     "DNN",
@@ -18,6 +18,7 @@ __all__ = [
     "CrossNetV2",
     "DCNv2",
     "DeepFM",
+    "Dropout",
     "DualMLP",
     "FactorizationMachine",
     "FieldEmbedding",

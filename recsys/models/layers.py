@@ -26,6 +26,7 @@ from gatelab.core.activations import ActLike
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
 
 __all__ = [
+    "Dropout",
     "FieldEmbedding",
     "MLPBlock",
     "example_inputs",
@@ -202,11 +203,38 @@ class FieldEmbedding(nn.Module):
         return f"fields={len(self.field_names)}, dims={sorted(set(self.dims))}, output_dim={self.output_dim}"
 
 
+class Dropout(nn.Module):
+    r"""Inverted dropout ``y = x * m / (1 - p)``, ``m ~ Bernoulli(1 - p)`` drawn as ``rand >= p``.
+
+    The same distribution as :class:`torch.nn.Dropout` (up to float32 resolution of the uniform
+    draw), but on the CPU the uniform draw is several times faster than the ``bernoulli_`` kernel
+    ``nn.Dropout`` uses (fwd+bwd of a ``[4096, 400]`` layer: ~45 ms vs ~100 ms on one core),
+    which matters for CTR MLPs whose layers are narrow. Identity in eval mode or with ``p = 0``.
+    Shapes: any -> same.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = (torch.rand_like(x) >= self.p).to(x.dtype)
+        return x * (keep * (1.0 / (1.0 - self.p)))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class MLPBlock(nn.Sequential):
     r"""``[Linear -> (BatchNorm) -> act -> (Dropout)] x len(hidden_units) [-> Linear(out_dim)]``.
 
     FuxiCTR's ``MLP_Block``: Xavier-normal weights, zero biases. ``out_dim=None`` returns the last
     hidden layer. Shapes ``[B, in_dim]`` -> ``[B, hidden_units[-1]]`` or ``[B, out_dim]``.
+    Dropout is :class:`Dropout` (same distribution as ``nn.Dropout``, faster mask on the CPU).
     """
 
     def __init__(
@@ -234,7 +262,7 @@ class MLPBlock(nn.Sequential):
                 layers.append(nn.BatchNorm1d(b, **factory_kwargs))
             layers.append(create_act(act))
             if dropout > 0:
-                layers.append(nn.Dropout(dropout))
+                layers.append(Dropout(dropout))
         if out_dim is not None:
             layers.append(nn.Linear(widths[-1], out_dim, **factory_kwargs))
         super().__init__(*layers)

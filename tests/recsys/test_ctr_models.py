@@ -286,3 +286,18 @@ def test_bad_config_is_an_error():
         GDCN(SPEC, 2, dnn_hidden_units=[])
     with pytest.raises(KeyError, match="no field 'shop'"):
         FinalMLP(SPEC, 2, [4], fs1_context=["shop"])
+
+
+def test_dropout_distribution_and_eval_identity():
+    from gatelab.recsys.models import Dropout
+
+    d = Dropout(0.3)
+    x = torch.ones(200, 500)
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01  # Bernoulli(0.7) keep mask
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))  # inverted scaling
+    d.eval()
+    assert d(x) is x
+    with pytest.raises(ValueError, match="p must be in"):
+        Dropout(1.0)
