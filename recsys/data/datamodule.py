@@ -12,6 +12,8 @@ epoch with the global torch RNG (seeded by the harness). Under DDP each rank tak
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import math
 import os
@@ -185,6 +187,85 @@ def _readers(
     return readers
 
 
+def _prepare(
+    data_dir: str | os.PathLike[str],
+    dataset: str,
+    layout: Layout,
+    cache_root: Path,
+    *,
+    files: Mapping[str, str] | None,
+    fields: Sequence[Mapping[str, Any]] | None,
+    label: str | None,
+    fmt: str | None,
+    header: bool | None,
+    sep: str | None,
+    min_count: int | None,
+    negative_label: float | None,
+    negative_seed: int,
+    block_size: int,
+    verify: bool,
+) -> tuple[Path, dict[str, Any]]:
+    """Locate the files, rebuild Frappe's train split if needed, and encode (or reuse the cache)."""
+    info: dict[str, Any] = {}
+    if files is not None:
+        root = Path(data_dir)
+        paths = {k: (Path(v) if Path(v).is_absolute() else root / v) for k, v in files.items()}
+    else:
+        if layout.dataset is None:
+            raise ConfigError(f"data.kwargs: dataset={dataset!r} needs files")
+        folder = locate(layout.dataset, data_dir, verify=verify)
+        if dataset == "frappe":
+            from .frappe import prepare_frappe_x1
+
+            paths, info = prepare_frappe_x1(folder, cache_root, seed=negative_seed)
+        else:
+            paths = {}
+            for split, rel in layout.files.items():
+                p = folder / rel
+                paths[split] = p if p.exists() or not Path(f"{p}.gz").exists() else Path(f"{p}.gz")
+    if "train" not in paths:
+        raise ConfigError(f"data.kwargs: dataset={dataset!r} has no train file (files: {sorted(paths)})")
+    layout_fields = tuple(fields) if fields is not None else layout.fields
+    eff = Layout(
+        layout.name,
+        layout.description,
+        layout.dataset,
+        layout.files,
+        fmt or layout.fmt,
+        layout_fields,
+        label=label or layout.label,
+        header=layout.header if header is None else header,
+        names=layout.names,
+        min_count=layout.min_count if min_count is None else min_count,
+        negative_label=layout.negative_label if negative_label is None else negative_label,
+    )
+    readers = _readers(eff, paths, eff.fmt, eff.header, sep, block_size)
+    folder = encode_dataset(
+        readers,
+        eff.fields,
+        cache_root,
+        name=dataset,
+        label=eff.label,
+        min_count=eff.min_count,
+        negative_label=eff.negative_label,
+        meta={"layout": dataset, "prepare": info},
+    )
+    return folder, info
+
+
+@contextlib.contextmanager
+def _cache_lock(root: Path, name: str) -> Iterator[None]:
+    """An exclusive file lock on ``<root>/.<name>.lock`` (several processes -- DDP ranks,
+    parallel runs -- preparing the same dataset wait for one another)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def ctr_datamodule(
     data_dir: str | os.PathLike[str],
     dataset: str = "frappe",
@@ -237,48 +318,22 @@ def ctr_datamodule(
             f"data.kwargs.dataset={dataset!r}: unknown; expected one of {', '.join([*LAYOUTS, 'custom'])}"
         )
     cache_root = Path(cache).expanduser() if cache else cache_dir() / "recsys"
-    info: dict[str, Any] = {}
-    if files is not None:
-        root = Path(data_dir)
-        paths = {k: (Path(v) if Path(v).is_absolute() else root / v) for k, v in files.items()}
-    else:
-        if layout.dataset is None:
-            raise ConfigError(f"data.kwargs: dataset={dataset!r} needs files")
-        folder = locate(layout.dataset, data_dir, verify=verify)
-        if dataset == "frappe":
-            from .frappe import prepare_frappe_x1
-
-            paths, info = prepare_frappe_x1(folder, cache_root, seed=negative_seed)
-        else:
-            paths = {}
-            for split, rel in layout.files.items():
-                p = folder / rel
-                paths[split] = p if p.exists() or not Path(f"{p}.gz").exists() else Path(f"{p}.gz")
-    if "train" not in paths:
-        raise ConfigError(f"data.kwargs: dataset={dataset!r} has no train file (files: {sorted(paths)})")
-    layout_fields = tuple(fields) if fields is not None else layout.fields
-    eff = Layout(
-        layout.name,
-        layout.description,
-        layout.dataset,
-        layout.files,
-        fmt or layout.fmt,
-        layout_fields,
-        label=label or layout.label,
-        header=layout.header if header is None else header,
-        names=layout.names,
-        min_count=layout.min_count if min_count is None else min_count,
-        negative_label=layout.negative_label if negative_label is None else negative_label,
-    )
-    readers = _readers(eff, paths, eff.fmt, eff.header, sep, block_size)
-    folder = encode_dataset(
-        readers,
-        eff.fields,
-        cache_root,
-        name=dataset,
-        label=eff.label,
-        min_count=eff.min_count,
-        negative_label=eff.negative_label,
-        meta={"layout": dataset, "prepare": info},
-    )
+    with _cache_lock(cache_root, dataset):
+        folder, info = _prepare(
+            data_dir,
+            dataset,
+            layout,
+            cache_root,
+            files=files,
+            fields=fields,
+            label=label,
+            fmt=fmt,
+            header=header,
+            sep=sep,
+            min_count=min_count,
+            negative_label=negative_label,
+            negative_seed=negative_seed,
+            block_size=block_size,
+            verify=verify,
+        )
     return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info)
