@@ -3,7 +3,7 @@
 Two streaming passes with bounded memory (one raw chunk plus the per-field token counts):
 
 1. :meth:`FeatureEncoder.fit` on the training split: token counts per categorical/sequence field
-   (``pyarrow.compute.value_counts`` per chunk, merged with a hash group-by), numeric statistics,
+   (``pyarrow.compute.value_counts`` per chunk, merged with a hash group-by every few chunks), numeric statistics,
    the longest sequence. Vocabularies keep tokens seen at least ``min_count`` times, most
    frequent first (ties by token text, so the result does not depend on the chunking).
 2. :meth:`FeatureEncoder.transform` on every split: tokens -> indices with
@@ -110,17 +110,31 @@ def _avazu_time(col: pa.ChunkedArray, what: str) -> pa.ChunkedArray:
     return pc.cast(pc.cast(pc.greater_equal(day, 5), pa.int8()), pa.string())
 
 
-def _merge_counts(acc: pa.Table | None, values: pa.Array | pa.ChunkedArray) -> pa.Table:
-    """Token counts so far merged with the counts of ``values`` (nulls ignored)."""
-    values = pc.drop_null(values)
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    vc = pc.value_counts(values)
-    t = pa.table({"v": vc.field("values"), "n": vc.field("counts")})
-    if acc is None:
-        return t
-    merged = pa.concat_tables([acc, t]).group_by("v").aggregate([("n", "sum")])
-    return pa.table({"v": merged.column("v"), "n": merged.column("n_sum")})
+class _TokenCounts:
+    """Token counts of one field over many chunks: per-chunk ``value_counts`` tables, merged by
+    a hash group-by every ``merge_every`` chunks (and at the end), so the merge cost stays
+    ``O(vocabulary)`` per few chunks instead of per chunk."""
+
+    def __init__(self, merge_every: int = 8) -> None:
+        self.merge_every = merge_every
+        self.parts: list[pa.Table] = []
+
+    def add(self, values: pa.Array | pa.ChunkedArray) -> None:
+        values = pc.drop_null(values)
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        vc = pc.value_counts(values)
+        self.parts.append(pa.table({"v": vc.field("values"), "n": vc.field("counts")}))
+        if len(self.parts) > self.merge_every:
+            self.parts = [self.table()]
+
+    def table(self) -> pa.Table:
+        if not self.parts:
+            return pa.table({"v": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
+        if len(self.parts) == 1:
+            return self.parts[0]
+        merged = pa.concat_tables(self.parts).group_by("v").aggregate([("n", "sum")])
+        return pa.table({"v": merged.column("v"), "n": merged.column("n_sum")})
 
 
 # --------------------------------------------------------------------------- encoded splits
@@ -293,7 +307,7 @@ class FeatureEncoder:
 
     def fit(self, reader: Reader) -> FeatureSpec:
         """Count tokens / statistics over ``reader`` (the training split) and build the spec."""
-        counts: dict[str, pa.Table | None] = {f.name: None for f in self.fields if f.type != "numeric"}
+        counts = {f.name: _TokenCounts() for f in self.fields if f.type != "numeric"}
         stats = {f.name: _NumStats() for f in self.fields if f.type == "numeric"}
         longest = {f.name: 0 for f in self.fields if f.type == "sequence"}
         rows = 0
@@ -302,12 +316,12 @@ class FeatureEncoder:
             rows += chunk.table.num_rows
             for f in self.fields:
                 if f.type == "categorical":
-                    counts[f.name] = _merge_counts(counts[f.name], self._tokens(f, chunk, reader))
+                    counts[f.name].add(self._tokens(f, chunk, reader))
                 elif f.type == "numeric":
                     stats[f.name].update(self._numbers(f, chunk, reader))
                 else:
                     lists = self._sequences(f, chunk, reader)
-                    counts[f.name] = _merge_counts(counts[f.name], lists.flatten())
+                    counts[f.name].add(lists.flatten())
                     if len(lists):
                         longest[f.name] = max(
                             longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0)
@@ -319,9 +333,9 @@ class FeatureEncoder:
             if f.type == "numeric":
                 fitted.append(dataclasses.replace(f, stats=stats[f.name].as_dict()))
                 continue
-            t = counts[f.name]
+            t = counts[f.name].table()
             min_count = f.min_count if f.min_count is not None else self.min_count
-            if t is None or t.num_rows == 0:
+            if t.num_rows == 0:
                 tokens: list[str] = []
             else:
                 t = t.filter(pc.greater_equal(t.column("n"), min_count))
