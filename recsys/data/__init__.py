@@ -1,1 +1,47 @@
-"""Data loaders of gatelab.recsys."""
+"""The CTR feature pipeline of gatelab.recsys.
+
+* :mod:`.spec`: :class:`FeatureSpec` / :class:`FieldSpec`, the JSON contract between data and models;
+* :mod:`.readers`: streaming readers (CSV/TSV, libsvm/libfm, parquet) with file:line errors;
+* :mod:`.encoder`: chunked vocabulary fitting and encoding into memory-mappable arrays;
+* :mod:`.layouts`: Criteo, Avazu and BARS ``x1`` layouts, Frappe's rebuilt x1 split;
+* :mod:`.frappe`: Frappe's raw-log -> x1 index mapping and the NFM training-set rebuild;
+* :mod:`.datamodule`: the Lightning data module (imports Lightning; loaded lazily).
+
+Names are exported lazily so ``import gatelab.recsys`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FeatureSpec": "spec",
+    "FieldSpec": "spec",
+    "as_feature_spec": "spec",
+    "CTRDataError": "readers",
+    "CsvReader": "readers",
+    "LibsvmReader": "readers",
+    "ParquetReader": "readers",
+    "make_reader": "readers",
+    "FeatureEncoder": "encoder",
+    "EncodedSplit": "encoder",
+    "encode_dataset": "encoder",
+    "load_encoded": "encoder",
+    "LAYOUTS": "layouts",
+    "Layout": "layouts",
+    "prepare_frappe_x1": "frappe",
+    "CTRDataModule": "datamodule",
+    "ctr_datamodule": "datamodule",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'gatelab.recsys.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
+    globals()[name] = value
+    return value

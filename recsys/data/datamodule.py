@@ -1,0 +1,339 @@
+"""The CTR Lightning data module: encoded arrays -> dict batches for the recsys models.
+
+``ctr_datamodule`` (registered as data module ``ctr``) turns a named layout (or your own files
+and fields) into encoded arrays with :func:`~.encoder.encode_dataset` (cached under
+``$GATELAB_CACHE/recsys``) and returns a :class:`CTRDataModule`. Batches are dicts
+``{"categorical" [B, F_cat] int64, "numeric" [B, F_num] float32, "sequence" [B, F_seq, L] int64,
+"target" [B] float32}`` (the keys the spec has), gathered from whole arrays with one index per
+batch (no per-row ``__getitem__``, no collation, no pandas). Training batches are shuffled each
+epoch with the global torch RNG (seeded by the harness). Under DDP each rank takes every
+``world_size``-th batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, IterableDataset
+
+from gatelab.core.config import ConfigError
+from gatelab.core.harness.data import cache_dir, locate
+
+from .encoder import EncodedSplit, encode_dataset, load_encoded
+from .layouts import LAYOUTS, Layout
+from .readers import DEFAULT_BLOCK_SIZE, CTRDataError, Reader, make_reader
+from .spec import FeatureSpec
+
+__all__ = ["CTRDataModule", "ctr_datamodule", "oov_report"]
+
+log = logging.getLogger("gatelab.recsys")
+
+
+class _Batches(IterableDataset):
+    """Batches of one encoded split (dicts of tensors)."""
+
+    def __init__(self, split: EncodedSplit, batch_size: int, shuffle: bool) -> None:
+        super().__init__()
+        self.batch_size, self.shuffle = int(batch_size), shuffle
+        self.n = len(split)
+        self.arrays: dict[str, Any] = {}
+        for k, a in split.arrays().items():
+            self.arrays[k] = a if isinstance(a, np.memmap) else torch.from_numpy(np.ascontiguousarray(a))
+
+    def _shard(self) -> tuple[int, int]:
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __len__(self) -> int:
+        rank, world = self._shard()
+        total = math.ceil(self.n / self.batch_size)
+        return len(range(rank, total, world))
+
+    def _gather(self, idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for k, a in self.arrays.items():
+            if isinstance(a, np.memmap):
+                np_idx = idx.numpy() if isinstance(idx, torch.Tensor) else idx
+                t = torch.from_numpy(np.ascontiguousarray(a[np_idx]))
+            else:
+                t = a[idx]
+            if k in ("categorical", "sequence"):
+                t = t.long()
+            out["target" if k == "label" else k] = t
+        return out
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        rank, world = self._shard()
+        order = torch.randperm(self.n) if self.shuffle else None
+        for start in range(rank * self.batch_size, self.n, world * self.batch_size):
+            stop = min(start + self.batch_size, self.n)
+            if order is not None:
+                if stop - start < 2:  # a 1-row training batch breaks BatchNorm; its row is skipped this epoch
+                    continue
+                yield self._gather(order[start:stop])
+            else:
+                yield self._gather(slice(start, stop))
+
+
+def oov_report(spec: FeatureSpec) -> dict[str, dict[str, int]]:
+    """Per evaluation split, the fields with values unseen in training (mapped to the OOV bucket)."""
+    out: dict[str, dict[str, int]] = {}
+    for split, s in spec.splits.items():
+        if split == spec.meta.get("train_split", "train"):
+            continue
+        counts = {k: v for k, v in (s.get("oov") or {}).items() if v}
+        if counts:
+            out[split] = counts
+    return out
+
+
+class CTRDataModule(L.LightningDataModule):
+    """Encoded CTR splits as Lightning data loaders.
+
+    Args:
+        folder: an encoded dataset folder (:func:`~.encoder.encode_dataset`).
+        batch_size: training batch size (BARS: 4096).
+        eval_batch_size: validation/test batch size (default ``batch_size``).
+        in_memory: load the arrays into RAM (default) instead of memory-mapping them.
+        splits: names of the train/validation/test splits in the folder.
+        info: extra provenance (e.g. Frappe's rebuild report), kept as ``self.info``.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        batch_size: int = 4096,
+        eval_batch_size: int | None = None,
+        *,
+        in_memory: bool = True,
+        splits: Mapping[str, str] | None = None,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.kwargs.batch_size must be >= 1, got {batch_size}")
+        self.folder = Path(folder)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.spec, self.encoded = load_encoded(self.folder, mmap_mode=None if in_memory else "r")
+        self.split_names = {"train": "train", "val": "valid", "test": "test", **dict(splits or {})}
+        for stage, name in self.split_names.items():
+            if name not in self.encoded:
+                raise CTRDataError(
+                    f"{self.folder}: no {name!r} split for {stage} (have {sorted(self.encoded)})"
+                )
+        self.info = dict(info or {})
+        for split, counts in oov_report(self.spec).items():
+            total = sum(counts.values())
+            log.warning(
+                "gatelab.recsys: %s: %d value(s) unseen in training mapped to the OOV bucket (%s)",
+                split,
+                total,
+                ", ".join(f"{k} {v}" for k, v in counts.items()),
+            )
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Sizes the model: ``{"feature_spec": spec.model_dict()}``."""
+        return {"feature_spec": self.spec.model_dict()}
+
+    def _loader(self, stage: str, shuffle: bool) -> DataLoader:
+        bs = self.batch_size if stage == "train" else self.eval_batch_size
+        return DataLoader(
+            _Batches(self.encoded[self.split_names[stage]], bs, shuffle), batch_size=None, num_workers=0
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+def _readers(
+    layout: Layout, files: Mapping[str, Path], fmt: str, header: bool, sep: str | None, block_size: int
+) -> dict[str, Reader]:
+    readers: dict[str, Reader] = {}
+    for split, path in files.items():
+        if fmt in ("csv", "tsv"):
+            kw: dict[str, Any] = {"header": header, "block_size": block_size}
+            if not header:
+                if layout.names is None:
+                    raise ConfigError(f"layout {layout.name!r}: header=False needs column names")
+                kw["names"] = list(layout.names)
+            if sep is not None:
+                kw["sep"] = sep
+            readers[split] = make_reader(path, fmt, **kw)
+        elif fmt in ("libsvm", "libfm"):
+            names = [f.get("column") or f["name"] for f in layout.fields]
+            numeric = [f.get("column") or f["name"] for f in layout.fields if f["type"] == "numeric"]
+            readers[split] = make_reader(path, "libsvm", names=names, numeric=numeric, block_size=block_size)
+        else:
+            readers[split] = make_reader(path, fmt)
+    return readers
+
+
+def _prepare(
+    data_dir: str | os.PathLike[str],
+    dataset: str,
+    layout: Layout,
+    cache_root: Path,
+    *,
+    files: Mapping[str, str] | None,
+    fields: Sequence[Mapping[str, Any]] | None,
+    label: str | None,
+    fmt: str | None,
+    header: bool | None,
+    sep: str | None,
+    min_count: int | None,
+    negative_label: float | None,
+    negative_seed: int,
+    block_size: int,
+    verify: bool,
+) -> tuple[Path, dict[str, Any]]:
+    """Locate the files, rebuild Frappe's train split if needed, and encode (or reuse the cache)."""
+    info: dict[str, Any] = {}
+    if files is not None:
+        root = Path(data_dir)
+        paths = {k: (Path(v) if Path(v).is_absolute() else root / v) for k, v in files.items()}
+    else:
+        if layout.dataset is None:
+            raise ConfigError(f"data.kwargs: dataset={dataset!r} needs files")
+        folder = locate(layout.dataset, data_dir, verify=verify)
+        if dataset == "frappe":
+            from .frappe import prepare_frappe_x1
+
+            paths, info = prepare_frappe_x1(folder, cache_root, seed=negative_seed)
+        else:
+            paths = {}
+            for split, rel in layout.files.items():
+                p = folder / rel
+                paths[split] = p if p.exists() or not Path(f"{p}.gz").exists() else Path(f"{p}.gz")
+    if "train" not in paths:
+        raise ConfigError(f"data.kwargs: dataset={dataset!r} has no train file (files: {sorted(paths)})")
+    layout_fields = tuple(fields) if fields is not None else layout.fields
+    eff = Layout(
+        layout.name,
+        layout.description,
+        layout.dataset,
+        layout.files,
+        fmt or layout.fmt,
+        layout_fields,
+        label=label or layout.label,
+        header=layout.header if header is None else header,
+        names=layout.names,
+        min_count=layout.min_count if min_count is None else min_count,
+        negative_label=layout.negative_label if negative_label is None else negative_label,
+    )
+    readers = _readers(eff, paths, eff.fmt, eff.header, sep, block_size)
+    folder = encode_dataset(
+        readers,
+        eff.fields,
+        cache_root,
+        name=dataset,
+        label=eff.label,
+        min_count=eff.min_count,
+        negative_label=eff.negative_label,
+        meta={"layout": dataset, "prepare": info},
+    )
+    return folder, info
+
+
+@contextlib.contextmanager
+def _cache_lock(root: Path, name: str) -> Iterator[None]:
+    """An exclusive file lock on ``<root>/.<name>.lock`` (several processes -- DDP ranks,
+    parallel runs -- preparing the same dataset wait for one another)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ctr_datamodule(
+    data_dir: str | os.PathLike[str],
+    dataset: str = "frappe",
+    batch_size: int = 4096,
+    eval_batch_size: int | None = None,
+    *,
+    files: Mapping[str, str] | None = None,
+    fields: Sequence[Mapping[str, Any]] | None = None,
+    label: str | None = None,
+    fmt: str | None = None,
+    header: bool | None = None,
+    sep: str | None = None,
+    min_count: int | None = None,
+    negative_label: float | None = None,
+    negative_seed: int = 2021,
+    cache: str | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    in_memory: bool = True,
+    verify: bool = True,
+) -> CTRDataModule:
+    """Build (or reuse) the encoded data of ``dataset`` and return its :class:`CTRDataModule`.
+
+    Args:
+        data_dir: the data directory (the harness resolves it).
+        dataset: a layout name (``frappe``, ``frappe_x1``, ``criteo_x1``, ``avazu_x1``,
+            ``movielenslatest_x1``, ``criteo``, ``avazu``; see :mod:`.layouts`) or ``custom``
+            (then ``files`` and ``fields`` are required).
+        batch_size, eval_batch_size: batch sizes.
+        files: split -> file (absolute, or relative to the data directory); overrides the
+            layout's files.
+        fields: the fields (FieldSpec dicts); overrides the layout's.
+        label, fmt, header, sep, min_count, negative_label: override the layout's reading
+            settings (``fmt``: csv, tsv, libsvm, parquet).
+        negative_seed: seed of Frappe's negative sampling (``dataset: frappe``).
+        cache: cache root (default ``$GATELAB_CACHE/recsys``).
+        block_size: bytes of raw text per encoding chunk.
+        in_memory: load arrays into RAM (else memory-map).
+        verify: check the registered files' sha256 when locating the dataset.
+    """
+    if dataset == "custom":
+        if not files or not fields:
+            raise ConfigError("data.kwargs: dataset=custom needs files and fields")
+        layout = Layout(
+            "custom", "custom files", None, dict(files), fmt or "csv", tuple(fields), label=label or "label"
+        )
+    elif dataset in LAYOUTS:
+        layout = LAYOUTS[dataset]
+    else:
+        raise ConfigError(
+            f"data.kwargs.dataset={dataset!r}: unknown; expected one of {', '.join([*LAYOUTS, 'custom'])}"
+        )
+    cache_root = Path(cache).expanduser() if cache else cache_dir() / "recsys"
+    with _cache_lock(cache_root, dataset):
+        folder, info = _prepare(
+            data_dir,
+            dataset,
+            layout,
+            cache_root,
+            files=files,
+            fields=fields,
+            label=label,
+            fmt=fmt,
+            header=header,
+            sep=sep,
+            min_count=min_count,
+            negative_label=negative_label,
+            negative_seed=negative_seed,
+            block_size=block_size,
+            verify=verify,
+        )
+    return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info)

@@ -1,0 +1,299 @@
+"""``FeatureSpec``: the contract between encoded CTR data and the models (FuxiCTR's FeatureMap).
+
+A :class:`FeatureSpec` lists the fields of a CTR dataset in model order, each a
+:class:`FieldSpec` with its type and what a model needs to embed it:
+
+* ``categorical``: one token per row; ``vocab_size`` indices ``0 .. V+1`` where ``0`` is padding
+  (never produced for categorical fields), ``1 .. V`` the vocabulary (most frequent first) and
+  ``V + 1`` the out-of-vocabulary (OOV) bucket, which also receives missing values and tokens
+  rarer than ``min_count`` (FuxiCTR's layout);
+* ``numeric``: one float per row (optionally normalised, see ``normalizer``); embedded as
+  ``value * w_field``;
+* ``sequence`` (multi-valued): up to ``max_len`` tokens per row split on ``splitter``, padded with
+  ``0`` after the tokens; same index layout as categorical fields.
+
+A raw column can be turned into categorical tokens by ``preprocess``: ``log_bucket`` (Criteo's
+winning-solution transform of a numeric column, ``floor(log(x)^2)`` for ``x > 2``, else
+``int(x)``; FuxiCTR's ``convert_to_bucket``), or ``hour_of_day`` / ``weekday`` / ``weekend`` of
+Avazu's ``YYMMDDHH`` ``hour`` column (FuxiCTR's ``convert_hour/weekday/weekend``).
+
+The fitted spec is saved as ``feature_spec.json`` next to the encoded arrays; the vocabularies
+themselves go to ``vocab.json`` (they can hold millions of tokens and models never need them).
+:meth:`FeatureSpec.model_dict` is the small part a model is built from (names, types, sizes,
+embedding dims): that dict is what data modules pass as the ``feature_spec`` model argument.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from gatelab.core.config import ConfigError, check_keys
+
+__all__ = [
+    "FIELD_TYPES",
+    "NORMALIZERS",
+    "PREPROCESSORS",
+    "FeatureSpec",
+    "FieldSpec",
+    "as_feature_spec",
+]
+
+FIELD_TYPES = ("categorical", "numeric", "sequence")
+NORMALIZERS = ("none", "minmax", "standard")
+PREPROCESSORS = (None, "log_bucket", "hour_of_day", "weekday", "weekend")
+SPEC_FORMAT = "gatelab.recsys.FeatureSpec/1"
+
+
+@dataclasses.dataclass
+class FieldSpec:
+    """One input field.
+
+    Raw-data keys (what to read and how to process it):
+        name: field name (also the column name in the raw data unless ``column`` is given).
+        type: ``categorical``, ``numeric`` or ``sequence``.
+        column: raw column to read (default: ``name``).
+        min_count: tokens seen fewer times in the training split go to the OOV bucket
+            (``None``: the encoder's default).
+        preprocess: ``log_bucket``, ``hour_of_day``, ``weekday`` or ``weekend`` (see above;
+            only with ``type: categorical``).
+        fill_na: value for missing numeric entries (default 0.0); missing categorical entries
+            go to the OOV bucket.
+        normalizer: numeric fields: ``none``, ``minmax`` (to [0, 1] with the training min/max) or
+            ``standard`` (zero mean, unit variance on the training split).
+        splitter: sequence fields: token separator (default ``^``, FuxiCTR's).
+        max_len: sequence fields: tokens kept per row (``None``: the longest training row).
+
+    Fitted keys (filled by the encoder):
+        vocab_size: indices of a categorical/sequence field, ``num_tokens + 2``.
+        num_tokens: tokens in the vocabulary.
+        stats: numeric fields: ``min``, ``max``, ``mean``, ``std`` on the training split.
+
+    Model key:
+        embedding_dim: this field's embedding size (``None``: the model's ``embedding_dim``).
+    """
+
+    name: str
+    type: str
+    column: str | None = None
+    min_count: int | None = None
+    preprocess: str | None = None
+    fill_na: float = 0.0
+    normalizer: str = "none"
+    splitter: str = "^"
+    max_len: int | None = None
+    vocab_size: int | None = None
+    num_tokens: int | None = None
+    stats: dict[str, float] | None = None
+    embedding_dim: int | None = None
+
+    def __post_init__(self) -> None:
+        where = f"field {self.name!r}"
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"field name must be a non-empty string, got {self.name!r}")
+        if self.type not in FIELD_TYPES:
+            raise ConfigError(f"{where}: type={self.type!r} is not one of {', '.join(FIELD_TYPES)}")
+        if self.normalizer not in NORMALIZERS:
+            raise ConfigError(
+                f"{where}: normalizer={self.normalizer!r} is not one of {', '.join(NORMALIZERS)}"
+            )
+        if self.normalizer != "none" and self.type != "numeric":
+            raise ConfigError(f"{where}: normalizer applies to numeric fields only")
+        if self.preprocess not in PREPROCESSORS:
+            raise ConfigError(f"{where}: preprocess={self.preprocess!r} is not one of {PREPROCESSORS}")
+        if self.preprocess is not None and self.type != "categorical":
+            raise ConfigError(
+                f"{where}: preprocess={self.preprocess} makes categorical tokens; set type: categorical"
+            )
+        for key in ("min_count", "max_len", "vocab_size", "num_tokens", "embedding_dim"):
+            v = getattr(self, key)
+            lo = 0 if key == "num_tokens" else 1
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+                raise ConfigError(f"{where}: {key} must be an int >= {lo}, got {v!r}")
+        if self.type == "sequence" and not self.splitter:
+            raise ConfigError(f"{where}: a sequence field needs a splitter")
+
+    @property
+    def source(self) -> str:
+        """The raw column this field is read from."""
+        return self.column or self.name
+
+    @property
+    def oov_index(self) -> int:
+        """Index of the out-of-vocabulary bucket (categorical and sequence fields)."""
+        if self.num_tokens is None:
+            raise ConfigError(f"field {self.name!r} is not fitted (no vocabulary yet)")
+        return self.num_tokens + 1
+
+    def to_dict(self, keys: Iterable[str] | None = None) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if keys is not None:
+            keys = set(keys)
+            d = {k: v for k, v in d.items() if k in keys}
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "field") -> FieldSpec:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+        check_keys(cls, data.keys(), where)
+        missing = [k for k in ("name", "type") if k not in data]
+        if missing:
+            raise ConfigError(f"{where}: missing required key(s) {missing}")
+        return cls(**dict(data))
+
+
+_MODEL_KEYS = ("name", "type", "vocab_size", "num_tokens", "embedding_dim", "max_len")
+
+
+@dataclasses.dataclass
+class FeatureSpec:
+    """The fields of an encoded CTR dataset, in model order, and its label.
+
+    Args:
+        fields: the fields (names must be unique).
+        label: name of the label column (values 0/1).
+        splits: per split: ``rows``, ``positives``, and per field the ``oov`` count (non-missing
+            values not in the training vocabulary, or rarer than ``min_count``) and ``missing``
+            count (empty entries), as recorded by the encoder.
+        meta: free-form provenance (source files, reader, encoder settings).
+    """
+
+    fields: list[FieldSpec]
+    label: str = "label"
+    splits: dict[str, Any] = dataclasses.field(default_factory=dict)
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.fields = [
+            f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
+            for i, f in enumerate(self.fields)
+        ]
+        if not self.fields:
+            raise ConfigError("FeatureSpec: no fields")
+        names = [f.name for f in self.fields]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ConfigError(f"FeatureSpec: duplicate field names {dup}")
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def __getitem__(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"no field {name!r}; fields: {', '.join(self.names)}")
+
+    def __len__(self) -> int:
+        return len(self.fields)
+
+    def of_type(self, kind: str) -> list[FieldSpec]:
+        """Fields of type ``kind`` in spec order."""
+        if kind not in FIELD_TYPES:
+            raise ValueError(f"unknown field type {kind!r}")
+        return [f for f in self.fields if f.type == kind]
+
+    def check_fitted(self) -> None:
+        """Raise :class:`ConfigError` if a categorical/sequence field has no ``vocab_size``."""
+        bad = [f.name for f in self.fields if f.type != "numeric" and f.vocab_size is None]
+        if bad:
+            raise ConfigError(f"FeatureSpec: fields {bad} have no vocab_size (encode the data first)")
+        bad = [f.name for f in self.fields if f.type == "sequence" and f.max_len is None]
+        if bad:
+            raise ConfigError(f"FeatureSpec: sequence fields {bad} have no max_len")
+
+    def with_embedding_dims(self, dims: Mapping[str, int]) -> FeatureSpec:
+        """A copy with per-field ``embedding_dim`` set from ``dims`` (e.g. GDCN's FDO result)."""
+        unknown = sorted(set(dims) - set(self.names))
+        if unknown:
+            raise ConfigError(f"with_embedding_dims: unknown fields {unknown}")
+        fields = [
+            dataclasses.replace(f, embedding_dim=int(dims[f.name])) if f.name in dims else f
+            for f in self.fields
+        ]
+        return dataclasses.replace(self, fields=fields)
+
+    # ---- (de)serialisation -------------------------------------------------------------------
+
+    def model_dict(self) -> dict[str, Any]:
+        """The part of the spec a model is built from (plain data, small, checkpoint-safe)."""
+        return {
+            "label": self.label,
+            "fields": [
+                {k: v for k, v in f.to_dict(_MODEL_KEYS).items() if v is not None} for f in self.fields
+            ],
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": SPEC_FORMAT,
+            "label": self.label,
+            "fields": [f.to_dict() for f in self.fields],
+            "splits": self.splits,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"FeatureSpec: expected a mapping, got {type(data).__name__}")
+        data = dict(data)
+        fmt = data.pop("format", SPEC_FORMAT)
+        if fmt != SPEC_FORMAT:
+            raise ConfigError(f"FeatureSpec: unsupported format {fmt!r} (expected {SPEC_FORMAT!r})")
+        allowed = ("fields", "label", "splits", "meta")
+        unknown = sorted(set(data) - set(allowed))
+        if unknown:
+            raise ConfigError(f"FeatureSpec: unknown keys {unknown}; valid keys: {', '.join(allowed)}")
+        if "fields" not in data:
+            raise ConfigError("FeatureSpec: missing 'fields'")
+        fields = [FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(data["fields"])]
+        return cls(
+            fields=fields,
+            label=data.get("label", "label"),
+            splits=dict(data.get("splits") or {}),
+            meta=dict(data.get("meta") or {}),
+        )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> FeatureSpec:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"feature spec not found: {path}") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+def as_feature_spec(spec: FeatureSpec | Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> FeatureSpec:
+    """A :class:`FeatureSpec` from a spec, its dict (:meth:`FeatureSpec.model_dict` or
+    :meth:`FeatureSpec.to_dict`), or a bare list of field dicts."""
+    if isinstance(spec, FeatureSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return FeatureSpec.from_dict(spec)
+    if isinstance(spec, Sequence) and not isinstance(spec, str):
+        return FeatureSpec(fields=[FieldSpec.from_dict(f, f"fields[{i}]") for i, f in enumerate(spec)])
+    raise ConfigError(
+        f"feature_spec: expected a FeatureSpec, a mapping or a list of fields, got {type(spec).__name__}"
+    )
