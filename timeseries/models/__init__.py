@@ -1,4 +1,6 @@
 """Models of gatelab.timeseries (each registered with gatelab.core.registry)."""
 
-from . import gateformer  # registers gateformer, itransformer
-from . import tft  # Temporal Fusion Transformer (registers "tft")
+from . import (
+    gateformer,  # registers gateformer, itransformer
+    tft,  # Temporal Fusion Transformer (registers "tft")
+)
