@@ -4,4 +4,4 @@ Importing the package registers its models, datasets, data modules and paper tab
 :mod:`gatelab.core` (kept light: nothing here imports Lightning).
 """
 
-from . import data, models  # registration side effects
+from . import data, models, segmentation_registry  # registration side effects

@@ -1,1 +1,3 @@
 """Data loaders of gatelab.vision."""
+
+from . import segmentation_specs  # registers isbi2012-membrane, drive

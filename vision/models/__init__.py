@@ -1,1 +1,3 @@
 """Models of gatelab.vision (each registered with gatelab.core.registry)."""
+
+from . import unet  # registers attention-unet-2d / attention-unet-3d
