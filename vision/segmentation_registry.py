@@ -35,7 +35,7 @@ register_table(
             Option(
                 "--models", nargs="+", choices=["unet", "attention-unet"], default=["unet", "attention-unet"]
             ),
-            Option("--iters", type=int, default=1500, help="optimizer steps per run"),
+            Option("--iters", type=int, default=2000, help="optimizer steps per run"),
             Option("--batch-size", type=int, default=8),
             Option("--patch", type=int, default=96, help="square training patch / sliding-window size"),
             Option("--feature-scale", type=float, default=8, help="widths (64..1024) / feature_scale"),
