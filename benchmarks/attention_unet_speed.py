@@ -48,6 +48,7 @@ from typing import Any
 BASE = (64, 128, 256, 512, 1024)
 OURS = ("attention-unet", "attention-unet-1gate", "unet")
 BASELINE = "monai-attentionunet"
+GATE_BASELINE = "monai-attentionblock"
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -62,6 +63,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="both")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-gates", action="store_true", help="skip the single-gate comparison")
     p.add_argument("--no-record", action="store_true", help="print only; write nothing to docs/results")
     p.add_argument("--results-dir", default=None)
     p.add_argument(
@@ -120,6 +122,73 @@ def train_gflop(model: Any, x: Any) -> float:
     with FlopCounterMode(display=False) as counter:
         _step(model, x)
     return counter.get_total_flops() / 1e9
+
+
+def gate_rows(args: argparse.Namespace, nd: int, batch: int, size: int, threads: int) -> list[dict[str, Any]]:
+    """One attention gate on the finest gated skip (level 1: ``[B, f_1, *S/2]``), fwd + bwd.
+
+    gatelab: ``AttentionGate(f_1, gating f_2 at S/4)`` (theta/phi/psi on the S/4 grid, resampled
+    alpha, output projection + norm). MONAI: ``AttentionBlock(f_int = f_1 / 2, f_g = f_l = f_1)``
+    with the gating signal already upsampled to S/2 (its design), everything at S/2.
+    """
+    import torch
+    from monai.networks.nets.attentionunet import AttentionBlock
+
+    from gatelab.core import AttentionGate
+
+    widths = [int(c / args.feature_scale) for c in BASE]
+    c, cg = widths[1], widths[2]
+    s1, s2 = [size // 2] * nd, [size // 4] * nd
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, c, *s1, generator=g).requires_grad_(True)
+    g_ours = torch.randn(batch, cg, *s2, generator=g).requires_grad_(True)
+    g_monai = torch.randn(batch, c, *s1, generator=g).requires_grad_(True)
+    ours = AttentionGate(nd, c, cg, c).train()
+    monai = AttentionBlock(nd, f_int=c // 2, f_g=c, f_l=c).train()
+
+    def run_ours():
+        x.grad = g_ours.grad = None
+        ours.zero_grad(set_to_none=True)
+        y, a = ours(x, g_ours)
+        (y.mean() + a.mean()).backward()
+
+    def run_monai():
+        x.grad = g_monai.grad = None
+        monai.zero_grad(set_to_none=True)
+        monai(g=g_monai, x=x).mean().backward()
+
+    fns = {"attention-gate": run_ours, GATE_BASELINE: run_monai}
+    for f in fns.values():
+        for _ in range(args.warmup):
+            f()
+    times: dict[str, list[float]] = {n: [] for n in fns}
+    for _ in range(args.rounds * 3):
+        for n, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[n].append(time.perf_counter() - t0)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    shape = f"{batch}x{c}x" + "x".join(map(str, s1))
+    ratio = med[GATE_BASELINE] / med["attention-gate"]
+    print(f"\n{nd}D one gate on a {shape} skip; fwd+bwd median over {args.rounds * 3} rounds")
+    for n in fns:
+        print(f"  {n:22s} {med[n] * 1e3:9.2f} ms  {med[GATE_BASELINE] / med[n]:5.2f}x")
+    return [
+        {
+            "model": "attention-gate",
+            "dataset": "synthetic",
+            "split": f"{nd}d-gate-fwd+bwd",
+            "variant": f"{shape}-fs{args.feature_scale:g}",
+            "baseline": GATE_BASELINE,
+            "seed": 0,
+            "speedup": ratio,
+            "ms": med["attention-gate"] * 1e3,
+            "baseline_ms": med[GATE_BASELINE] * 1e3,
+            "params": sum(p.numel() for p in ours.parameters()),
+            "baseline_params": sum(p.numel() for p in monai.parameters()),
+            "config": {"threads": threads, "rounds": args.rounds * 3, "warmup": args.warmup},
+        }
+    ]
 
 
 def _status_kb(field: str) -> int:
@@ -234,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
                         },
                     }
                 )
+        if not args.no_gates:
+            rows += gate_rows(args, nd, batch, size, threads)
     if not args.no_record:
         from gatelab.core.harness.ledger import append_records
 
