@@ -321,6 +321,26 @@ def test_end_to_end_2d_folder(tmp_path):
     assert math.isfinite(res.metrics["test/dice"]) and "test/auc" not in res.metrics
 
 
+def test_example_config_is_the_repro_protocol(repo_root):
+    from gatelab.core.config import to_dict
+    from gatelab.vision.repro_attention_unet import experiment_config
+
+    cfg = ExperimentConfig.load(repo_root / "docs/vision/attention_unet_drive.yaml")
+    want = experiment_config(
+        "drive",
+        "attention-unet",
+        0,
+        iters=2000,
+        batch_size=8,
+        patch=96,
+        feature_scale=8,
+        lr=1e-3,
+        output_dir="runs",
+    )
+    want["name"] = "attention-unet-drive"
+    assert to_dict(cfg) == to_dict(ExperimentConfig.from_dict(want))
+
+
 def test_repro_configs_and_overlay(tmp_path):
     from gatelab.vision.models.unet import UNet
     from gatelab.vision.repro_attention_unet import attention_overlay, experiment_config, save_overlay
