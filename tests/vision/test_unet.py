@@ -203,6 +203,13 @@ def test_attention_maps_receive_gradients_and_unet_has_none():
     u = UNet(2, 1, 2, feature_scale=16)
     out = u(torch.randn(1, 1, 32, 32), return_attention=True)
     assert out[1] == {} and not hasattr(u, "gates")
+    # the U-Net baseline round-trips through its state dict like the registered models
+    u.eval()
+    fresh = UNet(2, 1, 2, feature_scale=16).eval()
+    fresh.load_state_dict(u.state_dict())
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), u(x))
 
 
 def test_odd_sizes_and_options():
