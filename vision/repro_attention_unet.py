@@ -135,9 +135,11 @@ def attention_overlay(image: torch.Tensor, maps: dict[str, torch.Tensor], probs:
 def save_overlay(model: torch.nn.Module, case: Any, path: Path, *, max_side: int = 256) -> Path:
     """Run ``model`` (eval mode, whole image) on ``case`` and save :func:`attention_overlay` as PNG.
 
-    The panel is downscaled so that each tile's longer side is at most ``max_side`` pixels.
+    Each tile is downscaled so that its longer side is at most ``max_side`` pixels, captioned
+    (``input``, ``att2 (1/2)`` ..., ``P(fg)``) and the panel is stored with a 256-colour palette
+    (small files).
     """
-    from PIL import Image
+    from PIL import Image, ImageDraw
 
     was_training = model.training
     model.eval()
@@ -147,14 +149,19 @@ def save_overlay(model: torch.nn.Module, case: Any, path: Path, *, max_side: int
         model.train(was_training)
     probs = torch.softmax(logits.float(), dim=1)[0, 1]
     panel = attention_overlay(case.image, {k: v[0] for k, v in maps.items()}, probs)
-    n_tiles = len(maps) + 2
+    names = sorted(maps, key=lambda n: int(n.removeprefix("att")))
+    captions = ["input", *(f"{n} (1/{2 ** (int(n.removeprefix('att')) - 1)})" for n in names), "P(fg)"]
     h, w = case.image.shape[1:]
     scale = min(1.0, max_side / max(h, w))
+    tw, th = round(w * scale), round(h * scale)
     out = Image.fromarray(panel)
     if scale < 1.0:
-        out = out.resize((round(w * scale) * n_tiles, round(h * scale)), Image.Resampling.BILINEAR)
+        out = out.resize((tw * len(captions), th), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(out)
+    for k, text in enumerate(captions):
+        draw.text((k * tw + 4, 3), text, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
-    out.save(path, optimize=True)
+    out.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
     return path
 
 

@@ -365,6 +365,6 @@ def test_repro_configs_and_overlay(tmp_path):
     )
     path = save_overlay(net, case, tmp_path / "ov.png", max_side=20)
     im = Image.open(path)
-    assert im.size == (18 * 5, 20) and im.mode == "RGB"  # input + 3 gated levels + prediction
+    assert im.size == (18 * 5, 20) and im.mode == "P"  # input + 3 gated levels + prediction, 256 colours
     panel = attention_overlay(case.image, {"att2": torch.rand(2, 20, 18)}, torch.rand(40, 36))
     assert panel.shape == (40, 36 * 3, 3) and panel.dtype == np.uint8
