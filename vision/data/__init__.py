@@ -1,3 +1,6 @@
 """Data loaders of gatelab.vision."""
 
-from . import restoration
+from . import (
+    restoration,
+    segmentation_specs,  # registers isbi2012-membrane, drive
+)

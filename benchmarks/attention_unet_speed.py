@@ -1,0 +1,322 @@
+"""Attention U-Net training speed on the CPU: gatelab vs MONAI's ``AttentionUnet`` at the same widths.
+
+Times forward + backward (``loss = logits.mean()``, ``zero_grad`` included) of each network on the
+same input in one process, rounds interleaved (A, B, C, A, B, C, ...) so that load from other
+processes hits every model alike; reports the median over rounds as samples/s and the ratio
+``speedup = gatelab samples/s / MONAI samples/s`` (> 1: gatelab faster). Peak memory: the rise of
+the process's peak resident set (``VmHWM`` - ``VmRSS`` before) over one forward + backward, each
+model in a fresh subprocess (the CPU allocator has no peak counter).
+
+Networks at widths ``int((64, 128, 256, 512, 1024) / feature_scale)``, 4 poolings, 1 input
+channel, 2 classes, batch norm, ReLU:
+
+* ``attention-unet`` -- the paper's network (``unet_CT_multi_att_dsv``): 2 gates per gated skip
+  (levels 2-4) + 1x1 combine, gating signal from the coarser scale, gates computed on the
+  2x-subsampled grid (strided ``W_theta``), deep supervision, bi/trilinear upsampling followed by
+  two 3x3 convolutions per decoder level;
+* ``attention-unet-1gate`` -- the same with 1 gate per skip and no deep supervision (the topology
+  closest to MONAI's);
+* ``unet`` -- the same without gates (the paper's U-Net baseline).
+
+MONAI ``AttentionUnet(spatial_dims, 1, 2, channels=widths, strides=(2, 2, 2, 2))`` differs in
+structure, so "same widths" is not "same work": it downsamples with stride-2 convolutions instead
+of max-pooling, upsamples with a stride-2 3x3 transposed convolution (``2c -> c``, cheap per output
+pixel) followed by ONE 3x3 "merge" convolution (instance norm + PReLU) where the official code has
+two 3x3 convolutions on ``[skip, up]`` (``3c -> c``, ``c -> c``); its gate takes the gating signal
+*after* upsampling, runs at full resolution without a strided ``W_theta`` or output projection,
+gates every skip including the finest, and it has no deep supervision. At equal widths MONAI's
+decoder does roughly 40% fewer multiply-adds than the official decoder, so this is a comparison of
+the two published designs, not of implementations of one design.
+
+Usage (long: run through the shared CPU slot)::
+
+    /work/notes/cpu_slot python benchmarks/attention_unet_speed.py            # 2D and 3D, fs 4
+    python benchmarks/attention_unet_speed.py --dims 2 --rounds 3 --no-record   # quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+BASE = (64, 128, 256, 512, 1024)
+OURS = ("attention-unet", "attention-unet-1gate", "unet")
+BASELINE = "monai-attentionunet"
+GATE_BASELINE = "monai-attentionblock"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dims", type=int, nargs="+", default=[2, 3], choices=[2, 3])
+    p.add_argument("--feature-scale", type=float, default=4, help="widths = (64..1024) / feature_scale")
+    p.add_argument("--batch-2d", type=int, default=4)
+    p.add_argument("--size-2d", type=int, default=128)
+    p.add_argument("--batch-3d", type=int, default=1)
+    p.add_argument("--size-3d", type=int, default=48)
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every model once)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="both")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--no-gates", action="store_true", help="skip the single-gate comparison")
+    p.add_argument("--no-record", action="store_true", help="print only; write nothing to docs/results")
+    p.add_argument("--results-dir", default=None)
+    p.add_argument(
+        "--_memory", nargs=5, metavar=("MODEL", "DIMS", "FS", "BATCH", "SIZE_FORMAT"), help=argparse.SUPPRESS
+    )
+    return p.parse_args(argv)
+
+
+def build(name: str, nd: int, fs: float) -> Any:
+    """One of the benchmarked networks (see the module docstring)."""
+    widths = [int(c / fs) for c in BASE]
+    if name == BASELINE:
+        from monai.networks.nets import AttentionUnet
+
+        return AttentionUnet(nd, 1, 2, channels=widths, strides=(2, 2, 2, 2))
+    from gatelab.vision.models.unet import UNet
+
+    if name == "attention-unet":
+        return UNet(nd, 1, 2, feature_scale=fs, attention=True)
+    if name == "attention-unet-1gate":
+        return UNet(nd, 1, 2, feature_scale=fs, attention=True, gates_per_level=1, deep_supervision=False)
+    if name == "unet":
+        return UNet(nd, 1, 2, feature_scale=fs, attention=False)
+    raise ValueError(name)
+
+
+def _input(nd: int, batch: int, size: int, fmt: str):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 1, *([size] * nd), generator=g)
+    if fmt == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d)
+    return x
+
+
+def _prepare(model: Any, nd: int, fmt: str) -> Any:
+    import torch
+
+    model.train()
+    if fmt == "channels_last":
+        model = model.to(memory_format=torch.channels_last if nd == 2 else torch.channels_last_3d)
+    return model
+
+
+def _step(model: Any, x: Any) -> None:
+    model.zero_grad(set_to_none=True)
+    model(x).mean().backward()
+
+
+def train_gflop(model: Any, x: Any) -> float:
+    """Multiply-add work of one forward + backward in GFLOP (2 per MAC; convolutions and matmuls
+    as counted by ``torch.utils.flop_counter``; element-wise ops are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        _step(model, x)
+    return counter.get_total_flops() / 1e9
+
+
+def gate_rows(args: argparse.Namespace, nd: int, batch: int, size: int, threads: int) -> list[dict[str, Any]]:
+    """One attention gate on the finest gated skip (level 1: ``[B, f_1, *S/2]``), fwd + bwd.
+
+    gatelab: ``AttentionGate(f_1, gating f_2 at S/4)`` (theta/phi/psi on the S/4 grid, resampled
+    alpha, output projection + norm). MONAI: ``AttentionBlock(f_int = f_1 / 2, f_g = f_l = f_1)``
+    with the gating signal already upsampled to S/2 (its design), everything at S/2.
+    """
+    import torch
+    from monai.networks.nets.attentionunet import AttentionBlock
+
+    from gatelab.core import AttentionGate
+
+    widths = [int(c / args.feature_scale) for c in BASE]
+    c, cg = widths[1], widths[2]
+    s1, s2 = [size // 2] * nd, [size // 4] * nd
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, c, *s1, generator=g).requires_grad_(True)
+    g_ours = torch.randn(batch, cg, *s2, generator=g).requires_grad_(True)
+    g_monai = torch.randn(batch, c, *s1, generator=g).requires_grad_(True)
+    ours = AttentionGate(nd, c, cg, c).train()
+    monai = AttentionBlock(nd, f_int=c // 2, f_g=c, f_l=c).train()
+
+    def run_ours():
+        x.grad = g_ours.grad = None
+        ours.zero_grad(set_to_none=True)
+        y, a = ours(x, g_ours)
+        (y.mean() + a.mean()).backward()
+
+    def run_monai():
+        x.grad = g_monai.grad = None
+        monai.zero_grad(set_to_none=True)
+        monai(g=g_monai, x=x).mean().backward()
+
+    fns = {"attention-gate": run_ours, GATE_BASELINE: run_monai}
+    for f in fns.values():
+        for _ in range(args.warmup):
+            f()
+    times: dict[str, list[float]] = {n: [] for n in fns}
+    for _ in range(args.rounds * 3):
+        for n, f in fns.items():
+            t0 = time.perf_counter()
+            f()
+            times[n].append(time.perf_counter() - t0)
+    med = {n: statistics.median(t) for n, t in times.items()}
+    shape = f"{batch}x{c}x" + "x".join(map(str, s1))
+    ratio = med[GATE_BASELINE] / med["attention-gate"]
+    print(f"\n{nd}D one gate on a {shape} skip; fwd+bwd median over {args.rounds * 3} rounds")
+    for n in fns:
+        print(f"  {n:22s} {med[n] * 1e3:9.2f} ms  {med[GATE_BASELINE] / med[n]:5.2f}x")
+    return [
+        {
+            "model": "attention-gate",
+            "dataset": "synthetic",
+            "split": f"{nd}d-gate-fwd+bwd",
+            "variant": f"{shape}-fs{args.feature_scale:g}",
+            "baseline": GATE_BASELINE,
+            "seed": 0,
+            "speedup": ratio,
+            "ms": med["attention-gate"] * 1e3,
+            "baseline_ms": med[GATE_BASELINE] * 1e3,
+            "params": sum(p.numel() for p in ours.parameters()),
+            "baseline_params": sum(p.numel() for p in monai.parameters()),
+            "config": {"threads": threads, "rounds": args.rounds * 3, "warmup": args.warmup},
+        }
+    ]
+
+
+def _status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _memory_child(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    name, nd, fs, batch, size_fmt = args._memory
+    size, fmt = size_fmt.split(":")
+    nd, batch, size = int(nd), int(batch), int(size)
+    model = _prepare(build(name, nd, float(fs)), nd, fmt)
+    x = _input(nd, batch, size, fmt)
+    with torch.no_grad():  # touch the weights and the kernels' workspaces once
+        model.eval()(x)
+    model.train()
+    base = _status_kb("VmRSS")
+    _step(model, x)
+    peak = _status_kb("VmHWM")
+    print(json.dumps({"peak_mb": max(peak - base, 0) / 1024}))
+    return 0
+
+
+def peak_memory_mb(name: str, nd: int, fs: float, batch: int, size: int, fmt: str) -> float | None:
+    """Peak RSS rise (MiB) over one forward + backward, measured in a fresh subprocess."""
+    cmd = [sys.executable, __file__, "--_memory", name, str(nd), str(fs), str(batch), f"{size}:{fmt}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        print(f"memory subprocess for {name} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+        return None
+    return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args._memory:
+        return _memory_child(args)
+    import torch
+
+    threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
+    torch.set_num_threads(threads)
+    fmts = ["contiguous", "channels_last"] if args.memory_format == "both" else [args.memory_format]
+    names = [*OURS, BASELINE]
+    rows: list[dict[str, Any]] = []
+    print(f"torch {torch.__version__}, CPU, {threads} thread(s); feature_scale {args.feature_scale}")
+    for nd in args.dims:
+        batch, size = (args.batch_2d, args.size_2d) if nd == 2 else (args.batch_3d, args.size_3d)
+        for fmt in fmts:
+            torch.manual_seed(0)
+            x = _input(nd, batch, size, fmt)
+            models = {n: _prepare(build(n, nd, args.feature_scale), nd, fmt) for n in names}
+            params = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
+            gflop = {n: train_gflop(m, x) for n, m in models.items()}
+            for m in models.values():
+                for _ in range(args.warmup):
+                    _step(m, x)
+            times: dict[str, list[float]] = {n: [] for n in names}
+            for _ in range(args.rounds):
+                for n, m in models.items():
+                    t0 = time.perf_counter()
+                    _step(m, x)
+                    times[n].append(time.perf_counter() - t0)
+            med = {n: statistics.median(t) for n, t in times.items()}
+            mem = {}
+            if not args.no_memory:
+                mem = {n: peak_memory_mb(n, nd, args.feature_scale, batch, size, fmt) for n in names}
+            shape = f"{batch}x1x" + "x".join([str(size)] * nd)
+            print(f"\n{nd}D input {shape}, {fmt}; fwd+bwd median over {args.rounds} rounds")
+            print(
+                f"  {'model':22s} {'params':>9s} {'GFLOP':>7s} {'ms':>9s} {'samples/s':>10s} "
+                f"{'vs MONAI':>9s} {'peak MiB':>9s}"
+            )
+            for n in names:
+                sps = batch / med[n]
+                ratio = med[BASELINE] / med[n]
+                pm = mem.get(n)
+                print(
+                    f"  {n:22s} {params[n]:9d} {gflop[n]:7.2f} {med[n] * 1e3:9.1f} {sps:10.2f} {ratio:9.2f}x "
+                    f"{'' if pm is None else f'{pm:9.1f}'}"
+                )
+            for n in OURS:
+                rows.append(
+                    {
+                        "model": n,
+                        "dataset": "synthetic",
+                        "split": f"{nd}d-fwd+bwd",
+                        "variant": f"{shape}-fs{args.feature_scale:g}-{fmt}",
+                        "baseline": BASELINE,
+                        "seed": 0,
+                        "speedup": ratio_of(med, n),
+                        "samples_per_s": batch / med[n],
+                        "baseline_samples_per_s": batch / med[BASELINE],
+                        "ms": med[n] * 1e3,
+                        "baseline_ms": med[BASELINE] * 1e3,
+                        "peak_mb": mem.get(n),
+                        "baseline_peak_mb": mem.get(BASELINE),
+                        "params": params[n],
+                        "baseline_params": params[BASELINE],
+                        "gflop": gflop[n],
+                        "baseline_gflop": gflop[BASELINE],
+                        "config": {
+                            "threads": threads,
+                            "rounds": args.rounds,
+                            "warmup": args.warmup,
+                            "torch": torch.__version__,
+                        },
+                    }
+                )
+        if not args.no_gates:
+            rows += gate_rows(args, nd, batch, size, threads)
+    if not args.no_record:
+        from gatelab.core.harness.ledger import append_records
+
+        append_records("attention-unet-speed", rows, args.results_dir)
+        print("\nrecorded in docs/results/attention-unet-speed.jsonl (.md)")
+    return 0
+
+
+def ratio_of(med: dict[str, float], name: str) -> float:
+    """``speedup`` of ``name``: MONAI's median time / its median time (> 1: faster than MONAI)."""
+    return med[BASELINE] / med[name]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,370 @@
+"""Segmentation task: loss vs hand-written Dice/CE, metrics vs hand counts, sliding window vs hand
+blending, end-to-end training of the 2D and 3D models through the harness on fixture files."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from tolerances import assert_close
+
+from gatelab.core.harness import ExperimentConfig, run_experiment
+from gatelab.vision.segmentation_task import SegmentationTask, dice_ce_loss, soft_dice_loss
+from gatelab.vision.sliding_window import importance_map, sliding_window_inference, window_starts
+
+# --------------------------------------------------------------------------- loss
+
+
+def _hand_loss(logits, target, valid, smooth=0.01, include_bg=True):
+    b, k = logits.shape[:2]
+    pix = list(itertools.product(*(range(n) for n in target.shape[1:])))
+    ce_sum, n_valid, scores = 0.0, 0, []
+    for bi in range(b):
+        inter = [0.0] * k
+        psum = [0.0] * k
+        ysum = [0.0] * k
+        for p in pix:
+            if not valid[(bi, *p)]:
+                continue
+            z = [float(logits[(bi, c, *p)]) for c in range(k)]
+            m = max(z)
+            e = [math.exp(v - m) for v in z]
+            prob = [v / sum(e) for v in e]
+            y = int(target[(bi, *p)])
+            ce_sum += -math.log(prob[y])
+            n_valid += 1
+            for c in range(k):
+                psum[c] += prob[c]
+                ysum[c] += 1.0 if c == y else 0.0
+                inter[c] += prob[c] * (1.0 if c == y else 0.0)
+        for c in range(0 if include_bg else 1, k):
+            scores.append((2 * inter[c] + smooth) / (psum[c] + ysum[c] + smooth))
+    dice = 1 - sum(scores) / len(scores)
+    return ce_sum / n_valid, dice
+
+
+@pytest.mark.parametrize("include_bg", [True, False])
+def test_dice_ce_loss_matches_hand_computation(include_bg):
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    target = torch.randint(0, 3, (2, 4, 5))
+    valid = torch.rand(2, 4, 5) > 0.3
+    ce, dice = _hand_loss(logits, target, valid, include_bg=include_bg)
+    got = dice_ce_loss(logits, target, valid, dice_weight=0.7, ce_weight=1.3, include_background=include_bg)
+    assert math.isclose(float(got), 1.3 * ce + 0.7 * dice, rel_tol=1e-5)
+    assert math.isclose(
+        float(soft_dice_loss(logits, target, valid, include_background=include_bg)), dice, rel_tol=1e-5
+    )
+    # invalid pixels do not matter
+    logits2 = logits.clone()
+    logits2[0][:, ~valid[0]] = 100.0
+    logits2[1][:, ~valid[1]] = -50.0
+    same = float(dice_ce_loss(logits2, target, valid))
+    assert math.isclose(same, float(dice_ce_loss(logits, target, valid)), rel_tol=1e-6)
+    with pytest.raises(ValueError, match="target classes"):
+        dice_ce_loss(logits, target + 3, valid)
+    with pytest.raises(ValueError, match="logits"):
+        dice_ce_loss(logits, target[0], valid)
+
+
+def test_loss_gradient_is_finite_on_extreme_logits():
+    logits = torch.tensor([[[[80.0, -80.0]], [[-80.0, 80.0]]]], requires_grad=True)
+    target = torch.tensor([[[1, 0]]])
+    loss = dice_ce_loss(logits, target)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class _Fixed(torch.nn.Module):
+    """A 'model' returning stored logits (for metric tests)."""
+
+    def __init__(self, n_classes):
+        super().__init__()
+        self.n_classes = n_classes
+        self.w = torch.nn.Parameter(torch.zeros(()))
+        self.logits: torch.Tensor | None = None
+
+    def forward(self, x):
+        return self.logits + 0 * self.w
+
+
+def _auc_hand(scores, labels):
+    pos = [s for s, y in zip(scores, labels) if y == 1]
+    neg = [s for s, y in zip(scores, labels) if y == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_binary_metrics_pool_valid_pixels():
+    torch.manual_seed(1)
+    task = SegmentationTask(model=_Fixed(2), task={"name": "segmentation", "kwargs": {"auc": True}})
+    metrics = task.metrics_for("test")
+    allp, ally = [], []
+    for _ in range(2):
+        logits = torch.randn(1, 2, 6, 7)
+        target = torch.randint(0, 2, (1, 6, 7))
+        valid = torch.rand(1, 6, 7) > 0.25
+        p, t = task.metric_inputs((logits, valid), target)
+        metrics.update(p, t)
+        prob = torch.softmax(logits, 1)[:, 1]
+        allp += prob[valid].tolist()
+        ally += target[valid].tolist()
+    out = {k.split("/")[1]: float(v) for k, v in metrics.compute().items()}
+    pred = [1 if p > 0.5 else 0 for p in allp]
+    tp = sum(1 for a, y in zip(pred, ally) if a == 1 and y == 1)
+    fp = sum(1 for a, y in zip(pred, ally) if a == 1 and y == 0)
+    fn = sum(1 for a, y in zip(pred, ally) if a == 0 and y == 1)
+    assert math.isclose(out["dice"], 2 * tp / (2 * tp + fp + fn), rel_tol=1e-5)
+    assert math.isclose(out["iou"], tp / (tp + fp + fn), rel_tol=1e-5)
+    assert math.isclose(out["auc"], _auc_hand(allp, ally), rel_tol=1e-5)
+    assert len(task.metrics_for("train")) == 0  # not scored unless train_metrics
+
+
+def test_multiclass_metrics_mean_over_foreground():
+    task = SegmentationTask(model=_Fixed(3), task={"name": "segmentation"})
+    logits = torch.randn(2, 3, 5, 5)
+    target = torch.randint(0, 3, (2, 5, 5))
+    valid = torch.ones(2, 5, 5, dtype=torch.bool)
+    m = task.metrics_for("val")
+    m.update(*task.metric_inputs((logits, valid), target))
+    out = {k.split("/")[1]: float(v) for k, v in m.compute().items()}
+    pred = logits.argmax(1)
+    dices, ious = [], []
+    for c in (1, 2):
+        tp = int(((pred == c) & (target == c)).sum())
+        fp = int(((pred == c) & (target != c)).sum())
+        fn = int(((pred != c) & (target == c)).sum())
+        dices.append(2 * tp / (2 * tp + fp + fn))
+        ious.append(tp / (tp + fp + fn))
+    assert math.isclose(out["dice"], sum(dices) / 2, rel_tol=1e-5)
+    assert math.isclose(out["iou"], sum(ious) / 2, rel_tol=1e-5)
+    from gatelab.core import ConfigError
+
+    with pytest.raises(ConfigError, match="two classes"):
+        SegmentationTask(model=_Fixed(3), task={"name": "segmentation", "kwargs": {"auc": True}})
+    with pytest.raises(ConfigError, match="sw_mode"):
+        SegmentationTask(model=_Fixed(2), task={"name": "segmentation", "kwargs": {"sw_mode": "hann"}})
+
+
+# --------------------------------------------------------------------------- sliding window
+
+
+def test_window_starts():
+    assert window_starts(10, 4, 0.5) == [0, 2, 4, 6]
+    assert window_starts(11, 4, 0.5) == [0, 2, 4, 6, 7]
+    assert window_starts(4, 8, 0.5) == [0]
+    assert window_starts(9, 4, 0.0) == [0, 4, 5]
+
+
+def test_sliding_window_pointwise_predictor_is_exact():
+    x = torch.randn(2, 3, 19, 23)
+    w = torch.randn(4, 3, 1, 1)
+
+    def f(t):
+        return torch.nn.functional.conv2d(t, w)
+
+    for mode in ("gaussian", "constant"):
+        out = sliding_window_inference(x, (8, 6), f, overlap=0.5, mode=mode, sw_batch_size=3)
+        assert_close(out, f(x), kind="reduction")
+    small = torch.randn(1, 3, 5, 4)  # smaller than the window: padded, then cropped
+    assert_close(sliding_window_inference(small, 8, f), f(small), kind="reduction")
+    vol = torch.randn(1, 3, 9, 7, 8)
+    assert_close(
+        sliding_window_inference(vol, 4, lambda t: torch.nn.functional.conv3d(t, w[..., None])),
+        torch.nn.functional.conv3d(vol, w[..., None]),
+        kind="reduction",
+    )
+
+
+def test_sliding_window_blending_by_hand():
+    """A predictor that outputs a window-dependent constant: the blend is the weighted mean of the
+    windows covering each pixel, computed here by explicit loops."""
+    x = torch.zeros(1, 1, 7, 5)
+    calls = []
+
+    def f(t):
+        out = torch.empty(t.shape[0], 1, *t.shape[2:])
+        for i in range(t.shape[0]):
+            calls.append(len(calls))
+            out[i] = float(len(calls))  # window number 1, 2, 3 ...
+        return out
+
+    roi, overlap = (4, 3), 0.5
+    got = sliding_window_inference(x, roi, f, overlap=overlap, mode="gaussian", sw_batch_size=2)
+    w = importance_map(roi, "gaussian")
+    starts = list(itertools.product(window_starts(7, 4, overlap), window_starts(5, 3, overlap)))
+    num = torch.zeros(7, 5)
+    den = torch.zeros(7, 5)
+    for n, (a, b) in enumerate(starts, start=1):
+        for i in range(4):
+            for j in range(3):
+                num[a + i, b + j] += n * w[i, j]
+                den[a + i, b + j] += w[i, j]
+    assert_close(got[0, 0], num / den)
+    # the Gaussian map: peak 1 at the centre, symmetric, positive everywhere
+    wm = importance_map((5, 4))
+    assert float(wm.max()) == 1.0 and float(wm.min()) > 0
+    assert_close(wm, wm.flip(0))
+
+
+def test_sliding_window_errors():
+    with pytest.raises(ValueError, match="overlap"):
+        sliding_window_inference(torch.zeros(1, 1, 8, 8), 4, lambda t: t, overlap=1.0)
+    with pytest.raises(ValueError, match="predictor must map"):
+        sliding_window_inference(torch.zeros(1, 1, 8, 8), 4, lambda t: t[:, :, :2])
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def _trainer_cfg(steps):
+    return {
+        "max_epochs": 1,
+        "max_steps": steps,
+        "accelerator": "cpu",
+        "devices": 1,
+        "checkpoint": {"monitor": None, "save_last": False},
+        "early_stopping": None,
+        "loggers": [],
+        "progress_bar": False,
+        "num_sanity_val_steps": 0,
+        "enable_model_summary": False,
+    }
+
+
+def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
+    """The 3D path: synthetic NIfTI volumes with a bright cube, foreground-aware patches, the 3D
+    Attention U-Net, sliding-window testing."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("test", 1)):
+        for k in range(n):
+            vol = rng.normal(0, 1, (20, 18, 16)).astype(np.float32)
+            lab = np.zeros(vol.shape, np.uint8)
+            lab[5:10, 6:11, 4:8] = 1
+            vol[lab == 1] += 3
+            for sub, arr in (("img", vol), ("lab", lab)):
+                (tmp_path / split / sub).mkdir(parents=True, exist_ok=True)
+                nib.save(nib.Nifti1Image(arr, np.eye(4)), str(tmp_path / split / sub / f"v{k}.nii.gz"))
+    cfg = ExperimentConfig.from_dict(
+        {
+            "name": "seg3d",
+            "output_dir": str(tmp_path / "runs"),
+            "model": {"name": "attention-unet-3d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
+            "data": {
+                "name": "seg-nifti",
+                "kwargs": {
+                    "train_images": "train/img",
+                    "train_labels": "train/lab",
+                    "test_images": "test/img",
+                    "test_labels": "test/lab",
+                    "label_values": {0: 0, 1: 1},
+                    "patch_size": 8,
+                    "batch_size": 2,
+                    "samples_per_epoch": 4,
+                    "augment": {"rotate_deg": 10, "elastic_alpha": 1.0},
+                    "val_cases": 1,
+                },
+            },
+            "task": {"name": "segmentation", "kwargs": {"roi_size": [8, 8, 8], "auc": True}, "lr": 1e-2},
+            "trainer": _trainer_cfg(2),
+        }
+    )
+    res = run_experiment(cfg, data_dir=tmp_path)
+    assert res.model_kwargs["in_channels"] == 1 and res.model_kwargs["n_classes"] == 2
+    for k in ("test/dice", "test/iou", "test/auc", "test/loss", "val/loss"):
+        assert math.isfinite(res.metrics[k]), k
+    assert 0.0 <= res.metrics["test/dice"] <= 1.0
+
+
+def test_end_to_end_2d_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    for split in ("train", "test"):
+        for k in range(2):
+            lab = np.zeros((24, 20), np.uint8)
+            lab[5:15, 4:12] = 255
+            img = (rng.normal(100, 10, (24, 20)) + (lab > 0) * 60).clip(0, 255).astype(np.uint8)
+            for sub, arr in (("img", img), ("lab", lab)):
+                (tmp_path / split / sub).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr).save(tmp_path / split / sub / f"{k}.png")
+    cfg = ExperimentConfig.from_dict(
+        {
+            "name": "seg2d",
+            "output_dir": str(tmp_path / "runs"),
+            "model": {"name": "attention-unet-2d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
+            "data": {
+                "name": "seg-folder",
+                "kwargs": {
+                    "train_images": "train/img",
+                    "train_labels": "train/lab",
+                    "test_images": "test/img",
+                    "test_labels": "test/lab",
+                    "label_values": {0: 0, 255: 1},
+                    "patch_size": 16,
+                    "batch_size": 2,
+                    "samples_per_epoch": 6,
+                },
+            },
+            "task": {"name": "segmentation", "kwargs": {"roi_size": [16, 16]}, "lr": 1e-2},
+            "trainer": {**_trainer_cfg(3), "limit_val_batches": 0},
+        }
+    )
+    res = run_experiment(cfg, data_dir=tmp_path)
+    assert res.trainer.global_step == 3
+    assert math.isfinite(res.metrics["test/dice"]) and "test/auc" not in res.metrics
+
+
+def test_example_config_is_the_repro_protocol(repo_root):
+    from gatelab.core.config import to_dict
+    from gatelab.vision.repro_attention_unet import experiment_config
+
+    cfg = ExperimentConfig.load(repo_root / "docs/vision/attention_unet_drive.yaml")
+    want = experiment_config(
+        "drive",
+        "attention-unet",
+        0,
+        iters=2000,
+        batch_size=8,
+        patch=96,
+        feature_scale=8,
+        lr=1e-3,
+        output_dir="runs",
+    )
+    want["name"] = "attention-unet-drive"
+    assert to_dict(cfg) == to_dict(ExperimentConfig.from_dict(want))
+
+
+def test_repro_configs_and_overlay(tmp_path):
+    from gatelab.vision.models.unet import UNet
+    from gatelab.vision.repro_attention_unet import attention_overlay, experiment_config, save_overlay
+
+    for ds in ("membrane", "drive"):
+        for model in ("unet", "attention-unet"):
+            cfg = ExperimentConfig.from_dict(
+                experiment_config(
+                    ds, model, 0, iters=10, batch_size=2, patch=32, feature_scale=16, lr=1e-3, output_dir="x"
+                )
+            )
+            assert cfg.model.kwargs["attention"] == (model == "attention-unet")
+            assert cfg.task.kwargs["auc"] == (ds == "drive")
+    net = UNet(2, 3, 2, feature_scale=16, attention=True)
+    from gatelab.vision.data.segmentation import SegmentationCase
+
+    case = SegmentationCase(
+        "c",
+        torch.randn(3, 40, 36),
+        torch.zeros(40, 36, dtype=torch.long),
+        torch.ones(40, 36, dtype=torch.bool),
+    )
+    path = save_overlay(net, case, tmp_path / "ov.png", max_side=20)
+    im = Image.open(path)
+    assert im.size == (18 * 5, 20) and im.mode == "P"  # input + 3 gated levels + prediction, 256 colours
+    panel = attention_overlay(case.image, {"att2": torch.rand(2, 20, 18)}, torch.rand(40, 36))
+    assert panel.shape == (40, 36 * 3, 3) and panel.dtype == np.uint8

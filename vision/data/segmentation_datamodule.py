@@ -1,0 +1,370 @@
+"""Lightning data modules for segmentation: ISBI 2012 membrane, DRIVE, any 2D folder, any NIfTI folder.
+
+Registered with the harness (``data.name`` in experiment configs): ``membrane``, ``drive``,
+``seg-folder`` (2D images + masks) and ``seg-nifti`` (3D volumes). Every factory is called as
+``factory(data_dir, **data.kwargs)``; all share these keys:
+
+``patch_size`` (int or one per axis), ``batch_size``, ``samples_per_epoch`` (random patches per
+training "epoch"), ``fg_prob`` (foreground-aware sampling probability), ``augment`` (keyword
+arguments of :class:`~gatelab.vision.data.segmentation.Augment`, or ``null`` for none),
+``normalize`` (``zscore`` | ``unit`` | ``none``), ``val_cases`` (how many training cases to hold
+out for validation; 0 = no validation loop), ``num_workers``.
+
+Training batches are random patches (``{"image", "target", "valid"}``); validation and test batches
+are whole cases (batch size 1, any size), which :class:`~gatelab.vision.segmentation_task.SegmentationTask`
+scores with sliding-window inference. ``model_kwargs()`` gives ``in_channels`` and ``n_classes``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from gatelab.core.config import ConfigError
+from gatelab.core.harness.data import locate
+
+from .segmentation import (
+    Augment,
+    CaseDataset,
+    PatchDataset,
+    SegmentationCase,
+    load_folder,
+    load_nifti_folder,
+    load_tiff_stacks,
+)
+
+__all__ = [
+    "MEMBRANE_LABELS",
+    "SegmentationDataModule",
+    "drive_datamodule",
+    "folder_datamodule",
+    "membrane_datamodule",
+    "membrane_split",
+    "nifti_datamodule",
+]
+
+#: ISBI 2012 labels (zhixuhao PNGs / challenge TIFF): 0 = membrane, 255 = cell interior
+MEMBRANE_LABELS = {"membrane": {0: 1, 255: 0}, "cell": {0: 0, 255: 1}}
+DRIVE_LABELS = {0: 0, 255: 1}
+
+
+class SegmentationDataModule(L.LightningDataModule):
+    """Patches for training, whole cases for validation and test (see the module docstring)."""
+
+    def __init__(
+        self,
+        train_cases: Sequence[SegmentationCase],
+        test_cases: Sequence[SegmentationCase],
+        *,
+        n_classes: int,
+        patch_size: int | Sequence[int] = 96,
+        batch_size: int = 8,
+        samples_per_epoch: int = 800,
+        fg_prob: float = 0.0,
+        augment: Mapping[str, Any] | None = None,
+        val_cases: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not train_cases:
+            raise ConfigError("segmentation data module: no training cases")
+        nd = train_cases[0].label.dim()
+        patch = (patch_size,) * nd if isinstance(patch_size, int) else tuple(patch_size)
+        if len(patch) != nd:
+            raise ConfigError(f"data.kwargs.patch_size={patch_size!r}: need {nd} sizes for {nd}D data")
+        if not 0 <= val_cases < len(train_cases):
+            raise ConfigError(
+                f"data.kwargs.val_cases={val_cases} must be in [0, {len(train_cases) - 1}] "
+                f"({len(train_cases)} training cases)"
+            )
+        try:
+            self.augment = Augment(**dict(augment)) if augment is not None else None
+        except TypeError as e:
+            raise ConfigError(f"data.kwargs.augment: {e}") from None
+        cases = list(train_cases)
+        self.val = cases[len(cases) - val_cases :] if val_cases else []
+        self.train = cases[: len(cases) - val_cases]
+        self.test = list(test_cases)
+        self.patch_size = patch
+        self.batch_size = int(batch_size)
+        self.samples_per_epoch = int(samples_per_epoch)
+        self.fg_prob = float(fg_prob)
+        self.num_workers = int(num_workers)
+        self.n_classes = int(n_classes)
+        self.in_channels = int(train_cases[0].image.shape[0])
+
+    def model_kwargs(self) -> dict[str, int]:
+        """``in_channels`` and ``n_classes`` for the model."""
+        return {"in_channels": self.in_channels, "n_classes": self.n_classes}
+
+    def train_dataloader(self) -> DataLoader:
+        ds = PatchDataset(
+            self.train, self.patch_size, self.samples_per_epoch, fg_prob=self.fg_prob, augment=self.augment
+        )
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            shuffle=False,  # every item is already a random patch
+            num_workers=self.num_workers,
+            drop_last=True,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _cases_loader(self, cases: Sequence[SegmentationCase]) -> DataLoader:
+        return DataLoader(CaseDataset(cases), batch_size=1, shuffle=False, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._cases_loader(self.val) if self.val else []
+
+    def test_dataloader(self) -> DataLoader:
+        if not self.test:
+            raise ConfigError("segmentation data module: no test cases")
+        return self._cases_loader(self.test)
+
+
+def _resolve(data_dir: Path, path: str | os.PathLike[str]) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else Path(data_dir) / p
+
+
+# --------------------------------------------------------------------------- ISBI 2012 membrane
+
+
+def membrane_split(n_cases: int, fold: int, n_folds: int) -> tuple[list[int], list[int]]:
+    """Contiguous-block K-fold split of an EM stack: ``(train indices, test indices)``.
+
+    Fold ``f`` holds out slices ``[f * n / K, (f + 1) * n / K)`` (30 slices, K = 5: six
+    consecutive slices), so no test slice has both neighbours in the training set except at the
+    block's two edges (adjacent serial sections are strongly correlated).
+    """
+    if n_folds < 2 or not 0 <= fold < n_folds:
+        raise ConfigError(f"membrane split: fold={fold} must be in [0, n_folds={n_folds}) with n_folds >= 2")
+    lo, hi = fold * n_cases // n_folds, (fold + 1) * n_cases // n_folds
+    test = list(range(lo, hi))
+    return [i for i in range(n_cases) if not lo <= i < hi], test
+
+
+def membrane_datamodule(
+    data_dir: Path,
+    *,
+    fold: int = 4,
+    n_folds: int = 5,
+    foreground: str = "membrane",
+    patch_size: int | Sequence[int] = 96,
+    batch_size: int = 8,
+    samples_per_epoch: int = 800,
+    fg_prob: float = 0.0,
+    augment: Mapping[str, Any] | None = None,
+    normalize: str = "zscore",
+    val_cases: int = 0,
+    num_workers: int = 0,
+) -> SegmentationDataModule:
+    """ISBI 2012 EM membrane segmentation (30 labelled 512x512 slices).
+
+    Reads the zhixuhao/unet PNG layout ``isbi2012_membrane/train/{image,label}/<k>.png`` (checked
+    against the registered sha256 digests) or, when present, the challenge's multi-page TIFFs
+    ``isbi2012_membrane/train-volume.tif`` + ``train-labels.tif``. The 30 challenge test slices
+    have no public labels, so the held-out set is fold ``fold`` of a contiguous-block
+    ``n_folds``-fold split (:func:`membrane_split`; default: slices 24-29 held out, 0-23 train).
+    ``foreground``: ``membrane`` (class 1 = membrane, label value 0) or ``cell`` (value 255).
+    """
+    if foreground not in MEMBRANE_LABELS:
+        raise ConfigError(f"data.kwargs.foreground={foreground!r} is not one of {sorted(MEMBRANE_LABELS)}")
+    labels = MEMBRANE_LABELS[foreground]
+    stack_root = Path(data_dir) / "isbi2012_membrane"
+    if (stack_root / "train-volume.tif").is_file() and (stack_root / "train-labels.tif").is_file():
+        cases = load_tiff_stacks(
+            stack_root / "train-volume.tif",
+            stack_root / "train-labels.tif",
+            label_values=labels,
+            normalize=normalize,
+        )
+    else:
+        root = locate("isbi2012-membrane", data_dir)
+        cases = load_folder(
+            root / "train/image", root / "train/label", label_values=labels, normalize=normalize
+        )
+    train_idx, test_idx = membrane_split(len(cases), fold, n_folds)
+    return SegmentationDataModule(
+        [cases[i] for i in train_idx],
+        [cases[i] for i in test_idx],
+        n_classes=2,
+        patch_size=patch_size,
+        batch_size=batch_size,
+        samples_per_epoch=samples_per_epoch,
+        fg_prob=fg_prob,
+        augment=augment,
+        val_cases=val_cases,
+        num_workers=num_workers,
+    )
+
+
+# --------------------------------------------------------------------------- DRIVE
+
+
+def drive_datamodule(
+    data_dir: Path,
+    *,
+    channels: str = "rgb",
+    patch_size: int | Sequence[int] = 96,
+    batch_size: int = 8,
+    samples_per_epoch: int = 800,
+    fg_prob: float = 0.0,
+    augment: Mapping[str, Any] | None = None,
+    normalize: str = "zscore",
+    val_cases: int = 0,
+    num_workers: int = 0,
+) -> SegmentationDataModule:
+    """DRIVE retinal vessels: train on the 20 training images, test on the 20 official test images.
+
+    Ground truth is ``1st_manual`` (vessel = 255); the field-of-view masks (``mask/*.gif``) define
+    ``valid``: the loss and every metric only count pixels inside the FOV, and z-score
+    normalisation uses FOV pixels only. ``channels``: ``rgb`` (3 channels) or ``green`` (the
+    usual single high-contrast channel).
+    """
+    if channels not in ("rgb", "green"):
+        raise ConfigError(f"data.kwargs.channels={channels!r} is not one of rgb, green")
+    root = locate("drive", data_dir)
+    kw = dict(label_values=DRIVE_LABELS, key_pattern=r"^(\d+)_", normalize=normalize)
+    train = load_folder(root / "training/images", root / "training/1st_manual", root / "training/mask", **kw)
+    test = load_folder(root / "test/images", root / "test/1st_manual", root / "test/mask", **kw)
+    if channels == "green":
+        for c in (*train, *test):
+            if c.image.shape[0] != 3:
+                raise ConfigError(f"DRIVE image {c.name} has {c.image.shape[0]} channels; green needs RGB")
+            c.image = c.image[1:2].contiguous()
+    return SegmentationDataModule(
+        train,
+        test,
+        n_classes=2,
+        patch_size=patch_size,
+        batch_size=batch_size,
+        samples_per_epoch=samples_per_epoch,
+        fg_prob=fg_prob,
+        augment=augment,
+        val_cases=val_cases,
+        num_workers=num_workers,
+    )
+
+
+# --------------------------------------------------------------------------- generic folders
+
+
+def _label_values(label_values: Mapping[Any, Any]) -> dict[int, int]:
+    try:
+        out = {int(k): int(v) for k, v in dict(label_values).items()}
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"data.kwargs.label_values must map integer raw values to classes, got {label_values!r}"
+        ) from None
+    classes = sorted(set(out.values()))
+    if not out or classes != list(range(len(classes))):
+        raise ConfigError(f"data.kwargs.label_values classes must be 0..K-1, got {sorted(set(out.values()))}")
+    return out
+
+
+def folder_datamodule(
+    data_dir: Path,
+    *,
+    train_images: str,
+    train_labels: str,
+    test_images: str,
+    test_labels: str,
+    label_values: Mapping[Any, Any],
+    train_masks: str | None = None,
+    test_masks: str | None = None,
+    key_pattern: str | None = None,
+    patch_size: int | Sequence[int] = 96,
+    batch_size: int = 8,
+    samples_per_epoch: int = 800,
+    fg_prob: float = 0.0,
+    augment: Mapping[str, Any] | None = None,
+    normalize: str = "zscore",
+    val_cases: int = 0,
+    num_workers: int = 0,
+) -> SegmentationDataModule:
+    """Any 2D dataset laid out as image / label (/ field-of-view mask) folders (PNG, TIFF, GIF ...).
+
+    Folder paths are relative to ``data_dir`` unless absolute; files are paired by name (or
+    ``key_pattern``, see :func:`~gatelab.vision.data.segmentation.pair_files`); ``label_values``
+    maps raw label values to classes ``0..K-1`` (``{0: 0, 255: 1}``).
+    """
+    labels = _label_values(label_values)
+    d = Path(data_dir)
+
+    def load(images: str, lab: str, masks: str | None) -> list[SegmentationCase]:
+        return load_folder(
+            _resolve(d, images),
+            _resolve(d, lab),
+            _resolve(d, masks) if masks else None,
+            label_values=labels,
+            key_pattern=key_pattern,
+            normalize=normalize,
+        )
+
+    return SegmentationDataModule(
+        load(train_images, train_labels, train_masks),
+        load(test_images, test_labels, test_masks),
+        n_classes=max(labels.values()) + 1,
+        patch_size=patch_size,
+        batch_size=batch_size,
+        samples_per_epoch=samples_per_epoch,
+        fg_prob=fg_prob,
+        augment=augment,
+        val_cases=val_cases,
+        num_workers=num_workers,
+    )
+
+
+def nifti_datamodule(
+    data_dir: Path,
+    *,
+    train_images: str,
+    train_labels: str,
+    test_images: str,
+    test_labels: str,
+    label_values: Mapping[Any, Any],
+    key_pattern: str | None = None,
+    patch_size: int | Sequence[int] = 64,
+    batch_size: int = 2,
+    samples_per_epoch: int = 200,
+    fg_prob: float = 0.5,
+    augment: Mapping[str, Any] | None = None,
+    normalize: str = "zscore",
+    val_cases: int = 0,
+    num_workers: int = 0,
+) -> SegmentationDataModule:
+    """3D volumes from folders of NIfTI images and labels (``.nii`` / ``.nii.gz``).
+
+    Patches are centred on a foreground voxel with probability ``fg_prob`` (default 0.5: the
+    organs of abdominal CT fill a tiny fraction of the volume). Axes: ``[C, Z, Y, X]``.
+    """
+    labels = _label_values(label_values)
+    d = Path(data_dir)
+
+    def load(images: str, lab: str) -> list[SegmentationCase]:
+        return load_nifti_folder(
+            _resolve(d, images),
+            _resolve(d, lab),
+            label_values=labels,
+            key_pattern=key_pattern,
+            normalize=normalize,
+        )
+
+    return SegmentationDataModule(
+        load(train_images, train_labels),
+        load(test_images, test_labels),
+        n_classes=max(labels.values()) + 1,
+        patch_size=patch_size,
+        batch_size=batch_size,
+        samples_per_epoch=samples_per_epoch,
+        fg_prob=fg_prob,
+        augment=augment,
+        val_cases=val_cases,
+        num_workers=num_workers,
+    )

@@ -1,0 +1,423 @@
+r"""U-Net and Attention U-Net for 2D images and 3D volumes, from one code path.
+
+Follows the official code of Oktay et al., "Attention U-Net: Learning Where to Look for the
+Pancreas" (MIDL 2018), ``ozan-oktay/Attention-Gated-Networks``: the paper's CT models
+``unet_CT_multi_att_dsv_3D`` (Attention U-Net) and ``unet_CT_dsv_3D`` (its U-Net baseline).
+Layers are looked up by ``spatial_dims`` (MONAI-style factories in :mod:`gatelab.core._nd`), so
+the 2D and the 3D network are the same class.
+
+Architecture (``L = len(filters)`` levels, ``f_i = int(filters[i] / feature_scale)``; the
+paper's configuration has ``filters = (64, 128, 256, 512, 1024)``, ``feature_scale = 4``)::
+
+    e_0 = Block(x)                               Block = 2 x [conv k^d pad 1 -> norm -> act]
+    e_i = Block(maxpool_2(e_{i-1}))    i = 1 .. L-2        [B, f_i, *S / 2^i]
+    c   = Block(maxpool_2(e_{L-2}))                        [B, f_{L-1}, *S / 2^(L-1)]   centre
+    g   = act(norm(conv_1(c)))                             gating signal from the centre
+    for i = L-2 .. 0 (coarse to fine):
+        gating_i = g if i = L-2 else d_{i+1}               from the *coarser* scale
+        s_i = AttGates(e_i, gating_i)   if attention and i >= 1, else e_i
+        d_i = Block(concat[s_i, up(d_{i+1} or c)])         up = (bi/tri)linear resize to e_i's grid
+    AttGates(e, g) = act(norm(conv_1(concat_k[y_k])))      y_k, alpha_k = AttentionGate_k(e, g),
+                                                           k = 1 .. gates_per_level
+    deep supervision: z_i = up(conv_1(d_i)) to S, logits = conv_1(concat[z_0, ..., z_{L-2}])
+    without deep supervision: logits = conv_1(d_0)
+
+Each :class:`gatelab.core.AttentionGate` is the additive grid gate
+``alpha = sigmoid(psi^T relu(W_theta x + W_phi g + b_phi) + b_psi)`` computed on ``x``'s grid
+sub-sampled by ``attention_dsample`` (``W_theta``: kernel = stride = 2), resampled back to ``x``'s
+grid, then ``y = norm(W_o (alpha * x))``; ``F_int = f_i`` as in the official multi-attention block.
+The finest skip (``i = 0``) is not gated, as in the official code.
+
+Shapes: input ``[B, in_channels, *S]`` (``S`` = ``(H, W)`` or ``(D, H, W)``, each side at least
+``2^(L-1)``; it need not be divisible by it), logits ``[B, n_classes, *S]``. With
+``return_attention=True`` the forward returns ``(logits, maps)``, ``maps[f"att{i+1}"]`` being
+``[B, gates_per_level, *S / 2^i]`` in ``[0, 1]`` for every gated level ``i`` (names as the
+official ``att2``, ``att3``, ``att4``).
+
+Config keys (constructor arguments): ``spatial_dims``, ``in_channels``, ``n_classes``,
+``feature_scale``, ``filters``, ``attention``, ``gates_per_level``, ``deep_supervision``,
+``norm``, ``act``, ``gate_act``, ``attention_dsample``, ``upsample_mode``, ``kernel_size``.
+
+Deviations from the official code:
+
+* The 2D network is the same architecture with 2D layers (the repository's 2D ``unet_2D`` is an
+  older variant with transposed convolutions and no normalisation in the decoder).
+* The decoder upsamples to the skip's exact size (``F.interpolate(size=...)``) and deep
+  supervision outputs to the input's size, instead of ``scale_factor=2`` plus zero-padding of the
+  skip; for sizes divisible by ``2^(L-1)`` this is identical, other sizes then also work.
+* One ``norm`` option is used everywhere; the official ``is_batchnorm=False`` still keeps
+  batch norm inside the gates and the gate-combining convolution.
+* ``align_corners=False`` for every linear resampling (what the official ``nn.Upsample`` /
+  ``F.upsample`` calls do on PyTorch >= 0.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gatelab.core import AttentionGate, _nd
+from gatelab.core.activations import ActLike, create_act
+
+__all__ = ["PAPER_FILTERS", "AttentionUNet", "UNet", "unet_param_count"]
+
+#: base widths of the official networks, divided by ``feature_scale``
+PAPER_FILTERS: tuple[int, ...] = (64, 128, 256, 512, 1024)
+
+
+def _act(act: ActLike) -> nn.Module:
+    a = create_act(act)
+    if type(a) is nn.ReLU:  # safe after conv/norm (their backward does not read their output)
+        a.inplace = True
+    return a
+
+
+class ConvBlock(nn.Sequential):
+    """``2 x [conv (kernel k, padding k//2) -> norm -> act]`` (the official ``UnetConv3``)."""
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        *,
+        act: ActLike = "relu",
+        norm: str | None = "batch",
+        kernel_size: int = 3,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        conv = _nd.conv(spatial_dims)
+        layers: list[nn.Module] = []
+        for c_in in (in_channels, out_channels):
+            layers += [
+                conv(c_in, out_channels, kernel_size, padding=kernel_size // 2, **factory_kwargs),
+                _nd.norm(norm, spatial_dims, out_channels, **factory_kwargs),
+                _act(act),
+            ]
+        super().__init__(*layers)
+
+
+class ConvNormAct(nn.Sequential):
+    """``act(norm(conv_1x1(x)))``: the gating-signal and gate-combining layers."""
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        out_channels: int,
+        *,
+        act: ActLike = "relu",
+        norm: str | None = "batch",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__(
+            _nd.conv(spatial_dims)(in_channels, out_channels, 1, **factory_kwargs),
+            _nd.norm(norm, spatial_dims, out_channels, **factory_kwargs),
+            _act(act),
+        )
+
+
+class GatedSkip(nn.Module):
+    """``gates_per_level`` attention gates on one skip connection, combined by a 1x1 conv.
+
+    ``y = act(norm(conv_1(concat_k[y_k])))`` with ``(y_k, alpha_k) = gate_k(x, g)``; returns
+    ``(y, alpha)`` with ``alpha = concat_k[alpha_k]`` ``[B, gates_per_level, *S]`` (the official
+    ``MultiAttentionBlock``; one gate is its single-attention variant).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        gating_channels: int,
+        inter_channels: int,
+        *,
+        gates_per_level: int = 2,
+        act: ActLike = "relu",
+        gate_act: ActLike = "sigmoid",
+        norm: str | None = "batch",
+        sub_sample_factor: int | Sequence[int] = 2,
+        upsample_mode: str = "linear",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.gates = nn.ModuleList(
+            AttentionGate(
+                spatial_dims,
+                in_channels,
+                gating_channels,
+                inter_channels,
+                act=act,
+                gate_act=gate_act,
+                norm=norm,
+                sub_sample_factor=sub_sample_factor,
+                upsample_mode=upsample_mode,
+                **factory_kwargs,
+            )
+            for _ in range(gates_per_level)
+        )
+        self.combine = ConvNormAct(
+            spatial_dims, gates_per_level * in_channels, in_channels, act=act, norm=norm, **factory_kwargs
+        )
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ys, alphas = zip(*(gate(x, g) for gate in self.gates), strict=True)
+        y = ys[0] if len(ys) == 1 else torch.cat(ys, dim=1)
+        alpha = alphas[0] if len(alphas) == 1 else torch.cat(alphas, dim=1)
+        return self.combine(y), alpha
+
+
+class UNet(nn.Module):
+    """U-Net / Attention U-Net (2D or 3D); see the module docstring for equations and deviations.
+
+    Args:
+        spatial_dims: 2 (``[B, C, H, W]``) or 3 (``[B, C, D, H, W]``).
+        in_channels: input channels.
+        n_classes: output channels (class logits; use softmax over dim 1).
+        feature_scale: widths are ``int(filters[i] / feature_scale)`` (official default 4).
+        filters: base widths per level, finest first (default ``(64, 128, 256, 512, 1024)``);
+            ``len(filters) - 1`` poolings.
+        attention: gate the skips of levels ``1 .. L-2`` with attention gates.
+        gates_per_level: attention gates per gated skip (2 = the paper's multi-attention model,
+            1 = the single-attention variant).
+        deep_supervision: fuse per-level 1x1-conv predictions (``dsv``) into the logits, as the
+            paper's CT models; ``False`` predicts from the finest decoder level only.
+        norm: ``"batch"`` (official), ``"instance"`` or ``None``.
+        act: activation of the convolution blocks and of the gates' additive attention.
+        gate_act: squashing of the attention logits (sigmoid).
+        attention_dsample: sub-sampling of ``W_theta`` in the gates (official ``(2, 2, 2)``).
+        upsample_mode: decoder / gate / deep-supervision resampling: ``"linear"`` (bi/trilinear,
+            official), ``"nearest"`` ...
+        kernel_size: convolution kernel of the blocks (odd; official 3).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int = 1,
+        n_classes: int = 2,
+        *,
+        feature_scale: float = 4,
+        filters: Sequence[int] = PAPER_FILTERS,
+        attention: bool = False,
+        gates_per_level: int = 2,
+        deep_supervision: bool = True,
+        norm: str | None = "batch",
+        act: ActLike = "relu",
+        gate_act: ActLike = "sigmoid",
+        attention_dsample: int | Sequence[int] = 2,
+        upsample_mode: str = "linear",
+        kernel_size: int = 3,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.spatial_dims = _nd.check_spatial_dims(spatial_dims, (2, 3), type(self).__name__)
+        for name, value in (("in_channels", in_channels), ("n_classes", n_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
+        if not (isinstance(feature_scale, (int, float)) and feature_scale > 0):
+            raise ValueError(f"{type(self).__name__}: feature_scale must be > 0, got {feature_scale!r}")
+        filters = tuple(filters)
+        if len(filters) < 2:
+            raise ValueError(f"{type(self).__name__}: filters needs at least 2 levels, got {filters!r}")
+        widths = tuple(int(f / feature_scale) for f in filters)
+        if any(w < 1 for w in widths):
+            raise ValueError(
+                f"{type(self).__name__}: filters={filters} / feature_scale={feature_scale} gives widths "
+                f"{widths}; every width must be >= 1"
+            )
+        if not isinstance(gates_per_level, int) or gates_per_level < 1:
+            raise ValueError(f"{type(self).__name__}: gates_per_level must be >= 1, got {gates_per_level!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"{type(self).__name__}: kernel_size must be an odd int, got {kernel_size!r}")
+        self.in_channels = in_channels
+        self.n_classes = n_classes
+        self.widths = widths
+        self.attention = bool(attention)
+        self.gates_per_level = gates_per_level
+        self.deep_supervision = bool(deep_supervision)
+        self.upsample_mode = _nd.interp_mode(upsample_mode, spatial_dims)
+        self.align_corners = _nd.align_corners_for(self.upsample_mode, False)
+        depth = len(widths) - 1  # number of poolings
+        self.depth = depth
+        block = dict(act=act, norm=norm, kernel_size=kernel_size, **factory_kwargs)
+
+        self.pool = _nd.max_pool(spatial_dims)(kernel_size=2)
+        chans = (in_channels, *widths)
+        self.encoder = nn.ModuleList(
+            ConvBlock(spatial_dims, chans[i], chans[i + 1], **block) for i in range(depth)
+        )
+        self.center = ConvBlock(spatial_dims, widths[-2], widths[-1], **block)
+        # decoder level i: Block(concat[skip f_i, up(f_{i+1})]) -> f_i; built coarse to fine
+        self.decoder = nn.ModuleList(
+            ConvBlock(spatial_dims, widths[i] + widths[i + 1], widths[i], **block) for i in range(depth)
+        )
+        self.gated_levels: tuple[int, ...] = tuple(range(1, depth)) if self.attention else ()
+        if self.attention:
+            self.gating = ConvNormAct(
+                spatial_dims, widths[-1], widths[-1], act=act, norm=norm, **factory_kwargs
+            )
+            self.gates = nn.ModuleDict(
+                {
+                    f"att{i + 1}": GatedSkip(
+                        spatial_dims,
+                        widths[i],
+                        widths[i + 1],
+                        widths[i],
+                        gates_per_level=gates_per_level,
+                        act=act,
+                        gate_act=gate_act,
+                        norm=norm,
+                        sub_sample_factor=attention_dsample,
+                        upsample_mode=upsample_mode,
+                        **factory_kwargs,
+                    )
+                    for i in self.gated_levels
+                }
+            )
+        conv = _nd.conv(spatial_dims)
+        if self.deep_supervision:
+            self.dsv = nn.ModuleList(conv(widths[i], n_classes, 1, **factory_kwargs) for i in range(depth))
+            self.final = conv(n_classes * depth, n_classes, 1, **factory_kwargs)
+        else:
+            self.final = conv(widths[0], n_classes, 1, **factory_kwargs)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Official initialisation (``init_weights(..., 'kaiming')``): He-normal (fan-in) conv
+        weights, norm weights ``N(1, 0.02)`` and biases 0; conv biases at PyTorch's default."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            elif isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)):
+                if m.affine:
+                    nn.init.normal_(m.weight, 1.0, 0.02)
+                    nn.init.zeros_(m.bias)
+                if m.track_running_stats:
+                    m.reset_running_stats()
+
+    @property
+    def min_size(self) -> int:
+        """Smallest spatial side the network accepts (``2^depth``)."""
+        return 2**self.depth
+
+    def _resize(self, t: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+        if tuple(t.shape[2:]) == tuple(size):
+            return t
+        return F.interpolate(t, size=size, mode=self.upsample_mode, align_corners=self.align_corners)
+
+    def forward(
+        self, x: torch.Tensor, return_attention: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Logits ``[B, n_classes, *S]``; with ``return_attention`` also ``{name: alpha}``."""
+        n = self.spatial_dims + 2
+        if x.dim() != n or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"{type(self).__name__}: input must be [B, {self.in_channels}, *{self.spatial_dims} spatial dims], "
+                f"got {tuple(x.shape)}"
+            )
+        if min(x.shape[2:]) < self.min_size:
+            raise ValueError(
+                f"{type(self).__name__}: every spatial side must be >= 2^depth = {self.min_size}, "
+                f"got {tuple(x.shape[2:])}"
+            )
+        skips: list[torch.Tensor] = []
+        h = x
+        for i, enc in enumerate(self.encoder):
+            h = enc(h if i == 0 else self.pool(h))
+            skips.append(h)
+        h = self.center(self.pool(h))
+        gating = self.gating(h) if self.attention else h
+        maps: dict[str, torch.Tensor] = {}
+        dec_out: list[torch.Tensor] = [h] * self.depth
+        for i in reversed(range(self.depth)):
+            skip = skips[i]
+            if i in self.gated_levels:
+                name = f"att{i + 1}"
+                skip, maps[name] = self.gates[name](skip, gating if i == self.depth - 1 else h)
+            h = self.decoder[i](torch.cat([skip, self._resize(h, skip.shape[2:])], dim=1))
+            dec_out[i] = h
+        if self.deep_supervision:
+            size = x.shape[2:]
+            z = [self._resize(head(d), size) for head, d in zip(self.dsv, dec_out, strict=True)]
+            logits = self.final(torch.cat(z, dim=1))
+        else:
+            logits = self.final(h)
+        if return_attention:
+            return logits, dict(sorted(maps.items()))
+        return logits
+
+    def extra_repr(self) -> str:
+        return (
+            f"spatial_dims={self.spatial_dims}, widths={self.widths}, attention={self.attention}, "
+            f"gates_per_level={self.gates_per_level}, deep_supervision={self.deep_supervision}"
+        )
+
+
+class AttentionUNet(UNet):
+    """:class:`UNet` with ``attention=True`` (the paper's multi-attention, deep-supervised model)."""
+
+    def __init__(self, spatial_dims: int, in_channels: int = 1, n_classes: int = 2, **kwargs) -> None:
+        if "attention" in kwargs:
+            raise TypeError("AttentionUNet() got an unexpected keyword argument 'attention' (always True)")
+        super().__init__(spatial_dims, in_channels, n_classes, attention=True, **kwargs)
+
+
+def unet_param_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- registry
+
+_PAPER = "Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas (MIDL)"
+_TINY = dict(in_channels=1, n_classes=2, filters=(8, 16, 32), feature_scale=1)
+
+
+def _example(spatial: tuple[int, ...]):
+    def make(model: nn.Module, batch: int):
+        return (torch.randn(batch, model.in_channels, *spatial),), {"return_attention": model.attention}
+
+    return make
+
+
+def _builder(nd: int):
+    def build(**cfg) -> UNet:
+        if "spatial_dims" in cfg:
+            raise TypeError(
+                f"attention-unet-{nd}d: unexpected keyword argument 'spatial_dims' (fixed to {nd})"
+            )
+        return UNet(nd, **{"attention": True, **cfg})
+
+    build.__name__ = f"attention_unet_{nd}d"
+    build.__doc__ = f"Attention U-Net {nd}D (multi-gate, deep supervision); attention=False gives the paper's U-Net baseline"
+    return build
+
+
+def _register() -> None:
+    from gatelab.core.registry import register_model
+
+    for nd, spatial in ((2, (12, 10)), (3, (8, 8, 6))):
+        register_model(
+            f"attention-unet-{nd}d",
+            domain="vision",
+            paper=_PAPER,
+            gates=("AttentionGate",),
+            tiny=_TINY,
+            example_inputs=_example(spatial),
+            tags=("segmentation", f"{nd}d"),
+        )(_builder(nd))
+
+
+_register()

@@ -1,0 +1,228 @@
+"""``gatelab repro attention-unet``: U-Net vs Attention U-Net on ISBI 2012 membranes and DRIVE.
+
+For each dataset, seed and model (``unet`` = ``attention-unet-2d`` with ``attention=False``, the
+paper's baseline; ``attention-unet`` = the paper's multi-gate, deep-supervised network, both from
+the same code path and identical apart from the gates) one :func:`~gatelab.core.harness.run_experiment`:
+
+* data: random ``patch x patch`` training patches with flips, 90-degree rotations, small rotations
+  and elastic deformation; membrane held-out fold = slices 24-29 (contiguous 5-fold split, fold 4),
+  DRIVE = the 20 official test images (1st_manual, scored inside the FOV masks);
+* training: ``iters`` Adam steps (``lr``, weight decay 1e-6 as the official config), cosine decay
+  per step after 50 warm-up steps, Dice + cross-entropy loss, no validation/early stopping (the
+  final weights are tested);
+* test: sliding-window inference (``patch`` windows, 50% overlap, Gaussian blending) on the whole
+  images; Dice, IoU (and AUC for DRIVE) of the foreground class over all scored pixels.
+
+A row per run with ``dice``, ``iou``, ``auc``, ``params`` and, for Attention U-Net rows,
+``dice_gain`` = its Dice minus the U-Net Dice of the same dataset and seed (the quantity the paper
+reports: +2.6 points on CT-150). After the first seed's Attention U-Net run of each dataset, an
+overlay of every gate's attention map on a test image is saved as PNG (see :func:`save_overlay`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["attention_overlay", "experiment_config", "run", "save_overlay"]
+
+DATASETS = {
+    "membrane": ("isbi2012-membrane", "fold4-of-5"),
+    "drive": ("drive", "test"),
+}
+AUGMENT = {"flip": True, "rot90": True, "rotate_deg": 15.0, "elastic_alpha": 3.0, "elastic_grid": 4}
+
+
+def experiment_config(
+    dataset: str,
+    model: str,
+    seed: int,
+    *,
+    iters: int,
+    batch_size: int,
+    patch: int,
+    feature_scale: float,
+    lr: float,
+    output_dir: str,
+    quick: bool = False,
+) -> dict[str, Any]:
+    """The experiment (as a dict for :class:`~gatelab.core.harness.ExperimentConfig`) of one row."""
+    data_kwargs: dict[str, Any] = {
+        "patch_size": patch,
+        "batch_size": batch_size,
+        "samples_per_epoch": iters * batch_size,
+        "augment": dict(AUGMENT),
+        "val_cases": 0,
+    }
+    if dataset == "membrane":
+        data_kwargs.update(fold=4, n_folds=5, foreground="membrane")
+    return {
+        "name": f"attention-unet-{dataset}-{model}{'-quick' if quick else ''}",
+        "seed": seed,
+        "output_dir": output_dir,
+        "test": True,
+        "model": {
+            "name": "attention-unet-2d",
+            "kwargs": {"attention": model == "attention-unet", "feature_scale": feature_scale},
+        },
+        "data": {"name": dataset, "kwargs": data_kwargs},
+        "task": {
+            "name": "segmentation",
+            "kwargs": {
+                "roi_size": [patch, patch],
+                "sw_overlap": 0.5,
+                "sw_mode": "gaussian",
+                "sw_batch_size": 4,
+                "auc": dataset == "drive",
+            },
+            "optimizer": "adam",
+            "lr": lr,
+            "weight_decay": 1e-6,
+            "scheduler": {"name": "cosine", "interval": "step", "warmup": min(50, max(iters // 10, 1))},
+        },
+        "trainer": {
+            "max_epochs": 1,
+            "max_steps": iters,
+            "accelerator": "cpu",
+            "devices": 1,
+            "checkpoint": {"enabled": True, "monitor": None, "save_top_k": 1, "save_last": False},
+            "early_stopping": None,
+            "loggers": ["csv"],
+            "limit_val_batches": 0,
+            "num_sanity_val_steps": 0,
+            "limit_test_batches": 2 if quick else None,
+            "log_every_n_steps": 25,
+            "enable_model_summary": False,
+        },
+    }
+
+
+def attention_overlay(image: torch.Tensor, maps: dict[str, torch.Tensor], probs: torch.Tensor) -> np.ndarray:
+    """A panel ``[input | att2 | att3 | ... | P(foreground)]`` as ``uint8 [H, W * n, 3]``.
+
+    ``image``: ``[C, H, W]`` (z-scored; shown grey or RGB, contrast-stretched to the 1st-99th
+    percentile); ``maps[name]``: ``[gates, h, w]`` attention maps in ``[0, 1]`` (the mean over a
+    level's gates, bilinearly resized to ``H x W``, is blended over the grey input with the
+    ``jet`` colour map, opacity 0.5); ``probs``: ``[H, W]`` foreground probability (``gray``).
+    """
+    from matplotlib import colormaps
+
+    img = image.float()
+    lo, hi = torch.quantile(img.flatten(), torch.tensor([0.01, 0.99]))
+    img = ((img - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1)
+    rgb = img.repeat(3, 1, 1) if img.shape[0] == 1 else img[:3]
+    base = rgb.permute(1, 2, 0).numpy()
+    grey = base.mean(axis=-1, keepdims=True).repeat(3, axis=-1)
+    panels = [base]
+    jet = colormaps["jet"]
+    size = tuple(image.shape[1:])
+    for name in sorted(maps, key=lambda n: int(n.removeprefix("att"))):
+        a = maps[name].float().mean(dim=0, keepdim=True)[None]
+        a = torch.nn.functional.interpolate(a, size=size, mode="bilinear", align_corners=False)[0, 0]
+        heat = jet(a.clamp(0, 1).numpy())[..., :3]
+        panels.append(0.5 * grey + 0.5 * heat)
+    panels.append(probs.float().clamp(0, 1).numpy()[..., None].repeat(3, axis=-1))
+    return (np.concatenate(panels, axis=1) * 255).round().astype(np.uint8)
+
+
+@torch.no_grad()
+def save_overlay(model: torch.nn.Module, case: Any, path: Path, *, max_side: int = 256) -> Path:
+    """Run ``model`` (eval mode, whole image) on ``case`` and save :func:`attention_overlay` as PNG.
+
+    Each tile is downscaled so that its longer side is at most ``max_side`` pixels, captioned
+    (``input``, ``att2 (1/2)`` ..., ``P(fg)``) and the panel is stored with a 256-colour palette
+    (small files).
+    """
+    from PIL import Image, ImageDraw
+
+    was_training = model.training
+    model.eval()
+    try:
+        logits, maps = model(case.image[None], return_attention=True)
+    finally:
+        model.train(was_training)
+    probs = torch.softmax(logits.float(), dim=1)[0, 1]
+    panel = attention_overlay(case.image, {k: v[0] for k, v in maps.items()}, probs)
+    names = sorted(maps, key=lambda n: int(n.removeprefix("att")))
+    captions = ["input", *(f"{n} (1/{2 ** (int(n.removeprefix('att')) - 1)})" for n in names), "P(fg)"]
+    h, w = case.image.shape[1:]
+    scale = min(1.0, max_side / max(h, w))
+    tw, th = round(w * scale), round(h * scale)
+    out = Image.fromarray(panel)
+    if scale < 1.0:
+        out = out.resize((tw * len(captions), th), Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(out)
+    for k, text in enumerate(captions):
+        draw.text((k * tw + 4, 3), text, fill=(255, 255, 255), stroke_width=2, stroke_fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    return path
+
+
+def _overlay_dir(args: argparse.Namespace) -> Path:
+    if args.overlays:
+        return Path(args.overlays)
+    from gatelab.core.harness.ledger import resolve_results_dir
+
+    return resolve_results_dir(args.results_dir) / "attention-unet"
+
+
+def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """Rows of the ``attention-unet`` table (see the module docstring)."""
+    from gatelab.core.harness import ExperimentConfig, run_experiment
+
+    quick = bool(args.quick)
+    iters = 4 if quick else int(args.iters)
+    for dataset in args.datasets:
+        ds_name, split = DATASETS[dataset]
+        for seed in args.seeds:
+            dice_unet: float | None = None
+            for model in args.models:
+                cfg = experiment_config(
+                    dataset,
+                    model,
+                    int(seed),
+                    iters=iters,
+                    batch_size=args.batch_size,
+                    patch=args.patch,
+                    feature_scale=args.feature_scale,
+                    lr=args.lr,
+                    output_dir=args.output_dir,
+                    quick=quick,
+                )
+                t0 = time.perf_counter()
+                res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=args.data_dir)
+                m = res.metrics
+                net = res.task.model
+                row: dict[str, Any] = {
+                    "model": model,
+                    "dataset": ds_name,
+                    "split": split,
+                    "seed": int(seed),
+                    "dice": m["test/dice"],
+                    "iou": m["test/iou"],
+                    "params": sum(p.numel() for p in net.parameters()),
+                    "train_steps": int(res.trainer.global_step),
+                    "run_s": round(time.perf_counter() - t0, 1),
+                    "run_dir": str(res.run_dir),
+                }
+                if "test/auc" in m:
+                    row["auc"] = m["test/auc"]
+                if quick:
+                    row["variant"] = "quick"
+                if model == "unet":
+                    dice_unet = float(m["test/dice"])
+                elif dice_unet is not None:
+                    row["dice_gain"] = float(m["test/dice"]) - dice_unet
+                if model == "attention-unet" and seed == args.seeds[0] and not args.dry_run:
+                    case = res.datamodule.test[0]
+                    suffix = "-quick" if quick else ""
+                    path = save_overlay(net, case, _overlay_dir(args) / f"overlay-{dataset}{suffix}.png")
+                    row["overlay"] = str(path)
+                yield row
