@@ -48,6 +48,7 @@ from gatelab.core.harness import (
     dataset_file,
     file_sha256,
     locate,
+    provenance,
     resolve_data_dir,
     run_experiment,
 )
@@ -215,6 +216,7 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         torch.set_num_threads(int(os.environ["GATELAB_NUM_THREADS"]))
     s = _settings(args)
     config = _config_json(args, s)
+    commit = provenance.git_commit()  # the side tables record the code the run started from
     data_dir = resolve_data_dir(args.data_dir)
     tag = "-quick" if args.quick else ""
     unknown = [v for v in args.variants if v not in VARIANTS]
@@ -389,7 +391,7 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
     if args.dry_run:
         return
-    extra = {"config": config}
+    extra = {"config": config, "commit": commit}
     append_records("vl-gating-blimp", [{**r, **extra} for r in side_blimp], args.results_dir)
     append_records("vl-gating-gates", [{**r, **extra} for r in side_gates], args.results_dir)
     if reports:
