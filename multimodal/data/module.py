@@ -131,7 +131,9 @@ class MixedBatchSampler(Sampler[list[int]]):
     ``n_captions + j``) taken in order from a shuffled permutation of the text blocks that
     continues across epochs (so the whole corpus is eventually seen). With no captions, every
     text block is used once per epoch. The order of the batches is shuffled too.
-    ``set_epoch`` (called by Lightning) makes the order reproducible per epoch.
+    The order depends on ``seed`` and the epoch: each training iteration uses the current epoch
+    and then advances it by one (Lightning calls ``set_epoch`` only on a batch sampler's inner
+    ``sampler``, not on the batch sampler itself); ``set_epoch`` sets it explicitly.
     """
 
     def __init__(
@@ -216,6 +218,7 @@ class MixedBatchSampler(Sampler[list[int]]):
             batches += [[self.n_captions + j for j in b] for b in text_batches]
         if self.shuffle:
             rng.shuffle(batches)
+            self.epoch += 1
         yield from batches
 
 
