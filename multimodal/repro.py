@@ -20,7 +20,8 @@ modules, the ``vl-lm`` task and the ``vl-*-decoder`` models):
    with perplexities, retrieval on the held-out val2017 images and the gate per word class.
 
 Side tables (same ledger, written by this run): ``vl-gating-blimp`` (accuracy per BLiMP paradigm
-per row) and ``vl-gating-gates`` (gate per word class, per layer); the figure
+per row) and ``vl-gating-gates`` (gate per word class and for the 20 most frequent words, mean and
+per layer); the figure
 ``vl-gating-gates.png`` (mean visual gate per word class, shapes and COCO-mini).
 
 Deviations from the paper's protocol (stated in the table): 2.3M words instead of BabyLM's 50M,
@@ -187,10 +188,13 @@ def _blimp_rows(result: dict[str, Any], base: dict[str, Any]) -> list[dict[str, 
     return rows
 
 
-def _gate_rows(report: GateReport, base: dict[str, Any], label: str) -> list[dict[str, Any]]:
-    rows = []
-    for cls, v in sorted(report.classes.items()):
-        rows.append({**base, "variant": f"{label} class={cls}", **v})
+def _gate_rows(
+    report: GateReport, base: dict[str, Any], label: str, top_words: int = 20
+) -> list[dict[str, Any]]:
+    """One row per word class, then the ``top_words`` most frequent words (``variant``: ``class=...`` / ``word=...``)."""
+    rows = [{**base, "variant": f"{label} class={cls}", **v} for cls, v in sorted(report.classes.items())]
+    frequent = sorted(report.words.items(), key=lambda kv: (-kv[1]["n"], kv[0]))[:top_words]
+    rows += [{**base, "variant": f"{label} word={w}", **v} for w, v in frequent]
     return rows
 
 

@@ -55,6 +55,8 @@ def test_quick_repro_on_fixtures(vl_data_dir, tmp_path):
     assert len(blimp) == 5 * 68  # 5 models x (67 paradigms + overall)
     gates = read_records("vl-gating-gates", res_dir)
     assert {r["dataset"] for r in gates} == {"shapes", "coco-mini-captions"}
+    words = {r["variant"]: r for r in gates if r["dataset"] == "shapes" and "word=" in r["variant"]}
+    assert "gate-scalar-quick word=the" in words and words["gate-scalar-quick word=the"]["n"] > 10
     assert (res_dir / "vl-gating-gates-quick.png").read_bytes()[:4] == b"\x89PNG"
     assert "paper_blimp" not in gate  # the paper's number attaches to the full run's row only
     assert (res_dir / "vl-gating.md").is_file()
