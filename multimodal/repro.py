@@ -28,7 +28,7 @@ Deviations from the paper's protocol (stated in the table): 2.3M words instead o
 DINOv2 embeddings of CC3M/Localized Narratives replaced by raw pixel patches of generated shapes
 and COCO-mini images, a d=192 4-layer decoder instead of d=768 with 8 decoder + 5 encoder
 layers, a few epochs on one CPU thread, the full (unfiltered) BLiMP, and one shared text
-pre-training run for the three variants instead of alternating text and caption epochs.
+pre-training run for all variants instead of alternating text and caption epochs.
 """
 
 from __future__ import annotations
