@@ -1,1 +1,30 @@
-"""Data loaders of gatelab.multimodal."""
+"""Data of gatelab.multimodal: readers (no Lightning here) and, in ``module``, the data modules."""
+
+from .blimp import BLIMP, BLIMP_PARADIGMS, MinimalPair, read_blimp
+from .captions import COCO_MINI, load_image, read_babylm, read_caption_manifest, read_coco_captions
+from .shapes import COLOURS, POSITIONS, SHAPES, ShapesData, make_shapes, patchify, render
+from .text import CORPUS_FILES, TEXT_CORPORA, pack_blocks, read_corpus, split_documents
+
+__all__ = [
+    "BLIMP",
+    "BLIMP_PARADIGMS",
+    "COCO_MINI",
+    "COLOURS",
+    "CORPUS_FILES",
+    "POSITIONS",
+    "SHAPES",
+    "TEXT_CORPORA",
+    "MinimalPair",
+    "ShapesData",
+    "load_image",
+    "make_shapes",
+    "pack_blocks",
+    "patchify",
+    "read_babylm",
+    "read_blimp",
+    "read_caption_manifest",
+    "read_coco_captions",
+    "read_corpus",
+    "render",
+    "split_documents",
+]

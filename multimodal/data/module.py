@@ -1,0 +1,646 @@
+"""Lightning data modules of the vision-language decoder: text corpus, shapes, COCO, BabyLM.
+
+One :class:`VLDataModule` serves every source. Its batches are *homogeneous*: either captions
+with their images (``{"input_ids", "attention_mask", "image"}``) or packed text blocks
+(``{"input_ids", "attention_mask"}``, no image: the model's visual path is off). A
+:class:`MixedBatchSampler` interleaves the two kinds at random, ``text_ratio`` text batches per
+caption batch, so one model trains on text and on captions (the official code alternates whole
+epochs of each; see the task's docstring).
+
+The tokenizer is loaded from ``tokenizer`` (a ``tokenizers`` JSON file) or trained on the
+training text and training captions (:func:`gatelab.multimodal.tokenizer.train_bpe`); the task
+attaches it to the model so it is saved in the checkpoint.
+
+Registered factories (``data.name`` in configs): ``vl-text``, ``vl-shapes``, ``vl-coco``,
+``vl-babylm``. Each takes ``verify`` (default true): check the sha256 of the real data files
+(false for fixtures in the same layout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
+
+from gatelab.core.harness import locate
+
+from ..tokenizer import PAD_ID, load_tokenizer, train_bpe
+from .captions import COCO_MINI, load_image, read_babylm, read_caption_manifest, read_coco_captions
+from .shapes import make_shapes, patchify
+from .text import TEXT_CORPORA, pack_blocks, read_corpus
+
+__all__ = [
+    "CaptionSet",
+    "MixedBatchSampler",
+    "VLDataModule",
+    "collate",
+    "vl_babylm_datamodule",
+    "vl_coco_datamodule",
+    "vl_shapes_datamodule",
+    "vl_text_datamodule",
+]
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass
+class CaptionSet:
+    """Captions of one split and their images: ``images[caption_image[i]]`` belongs to ``captions[i]``.
+
+    ``images`` is ``[M, D]`` (global vectors), ``[M, N, D]`` (patch tokens) or ``[M, C, H, W]``
+    (pixels for a timm backbone).
+    """
+
+    captions: list[str]
+    caption_image: torch.Tensor
+    images: torch.Tensor
+
+    def __post_init__(self) -> None:
+        self.caption_image = torch.as_tensor(self.caption_image, dtype=torch.long)
+        if len(self.captions) != len(self.caption_image):
+            raise ValueError(
+                f"CaptionSet: {len(self.captions)} captions but {len(self.caption_image)} image indices"
+            )
+        if len(self.captions) and (
+            int(self.caption_image.min()) < 0 or int(self.caption_image.max()) >= len(self.images)
+        ):
+            raise ValueError(f"CaptionSet: image indices outside [0, {len(self.images)})")
+
+    def subset_images(self, image_ids: Sequence[int]) -> CaptionSet:
+        """The captions of the given images (re-indexed), in image order."""
+        keep = {int(i): k for k, i in enumerate(image_ids)}
+        caps, owner = [], []
+        for c, i in zip(self.captions, self.caption_image.tolist()):
+            if i in keep:
+                caps.append(c)
+                owner.append(keep[i])
+        return CaptionSet(caps, torch.tensor(owner, dtype=torch.long), self.images[list(image_ids)])
+
+
+class _Captions(Dataset):
+    def __init__(self, ids: list[torch.Tensor], cs: CaptionSet) -> None:
+        self.ids, self.cs = ids, cs
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"ids": self.ids[i], "image": self.cs.images[self.cs.caption_image[i]]}
+
+
+class _Blocks(Dataset):
+    def __init__(self, blocks: torch.Tensor) -> None:
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return len(self.blocks)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"ids": self.blocks[i]}
+
+
+def collate(items: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Right-pad token ids with ``[PAD]``; stack images. A batch must be all captions or all text."""
+    with_image = ["image" in it for it in items]
+    if any(with_image) and not all(with_image):
+        raise ValueError("collate: a batch mixes captions and text blocks; use MixedBatchSampler")
+    L_ = max(len(it["ids"]) for it in items)
+    ids = torch.full((len(items), L_), PAD_ID, dtype=torch.long)
+    lengths = torch.tensor([len(it["ids"]) for it in items])
+    for i, it in enumerate(items):
+        ids[i, : len(it["ids"])] = it["ids"]
+    out = {"input_ids": ids, "attention_mask": torch.arange(L_)[None, :] < lengths[:, None]}
+    if with_image[0]:
+        out["image"] = torch.stack([it["image"] for it in items])
+    return out
+
+
+class MixedBatchSampler(Sampler[list[int]]):
+    """Homogeneous batches over ``ConcatDataset([captions, text])``, interleaved at random.
+
+    Each epoch yields every caption batch once (indices ``[0, n_captions)``, shuffled when
+    ``shuffle``) and ``round(text_ratio * n_caption_batches)`` text batches (indices
+    ``n_captions + j``) taken in order from a shuffled permutation of the text blocks that
+    continues across epochs (so the whole corpus is eventually seen). With no captions, every
+    text block is used once per epoch. The order of the batches is shuffled too.
+    The order depends on ``seed`` and the epoch: each training iteration uses the current epoch
+    and then advances it by one (Lightning calls ``set_epoch`` only on a batch sampler's inner
+    ``sampler``, not on the batch sampler itself); ``set_epoch`` sets it explicitly.
+    """
+
+    def __init__(
+        self,
+        n_captions: int,
+        n_text: int,
+        batch_size: int,
+        *,
+        text_ratio: float = 1.0,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"MixedBatchSampler: batch_size must be >= 1, got {batch_size}")
+        if n_captions == 0 and n_text == 0:
+            raise ValueError("MixedBatchSampler: no captions and no text")
+        if text_ratio < 0:
+            raise ValueError(f"MixedBatchSampler: text_ratio must be >= 0, got {text_ratio}")
+        self.n_captions, self.n_text, self.batch_size = n_captions, n_text, batch_size
+        self.text_ratio, self.shuffle, self.drop_last, self.seed = text_ratio, shuffle, drop_last, seed
+        self.epoch = 0
+        self._text_order: list[int] = []
+        self._text_pos = 0
+        self._text_cycle = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _chunks(self, idx: list[int]) -> list[list[int]]:
+        out = [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
+        if self.drop_last and out and len(out[-1]) < self.batch_size:
+            out.pop()
+        return out
+
+    def _n_caption_batches(self) -> int:
+        full, rest = divmod(self.n_captions, self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _n_text_batches(self) -> int:
+        if self.n_text == 0:
+            return 0
+        if self.n_captions == 0:
+            full, rest = divmod(self.n_text, self.batch_size)
+            return full + (1 if rest and not self.drop_last else 0)
+        return round(self.text_ratio * self._n_caption_batches())
+
+    def __len__(self) -> int:
+        return self._n_caption_batches() + self._n_text_batches()
+
+    def _take_text(self, n: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < n:
+            if self._text_pos >= len(self._text_order):
+                order = list(range(self.n_text))
+                if self.shuffle:
+                    random.Random(self.seed * 1_000_003 + self._text_cycle).shuffle(order)
+                self._text_order, self._text_pos = order, 0
+                self._text_cycle += 1
+            take = min(n - len(out), len(self._text_order) - self._text_pos)
+            out.extend(self._text_order[self._text_pos : self._text_pos + take])
+            self._text_pos += take
+        return out
+
+    def __iter__(self) -> Iterator[list[int]]:
+        if not self.shuffle:  # evaluation: the same batches every time
+            self._text_order, self._text_pos, self._text_cycle = [], 0, 0
+        rng = random.Random(self.seed * 7919 + self.epoch)
+        cap = list(range(self.n_captions))
+        if self.shuffle:
+            rng.shuffle(cap)
+        batches = self._chunks(cap)
+        nt = self._n_text_batches()
+        if nt:
+            if self.n_captions == 0:
+                text = list(range(self.n_text))
+                if self.shuffle:
+                    rng.shuffle(text)
+                text_batches = self._chunks(text)
+            else:
+                text_batches = [self._take_text(self.batch_size) for _ in range(nt)]
+            batches += [[self.n_captions + j for j in b] for b in text_batches]
+        if self.shuffle:
+            rng.shuffle(batches)
+            self.epoch += 1
+        yield from batches
+
+
+class VLDataModule(L.LightningDataModule):
+    """Captions and/or packed text for the vision-language decoder (see the module docstring).
+
+    Args:
+        captions: ``{"train": CaptionSet, "val": ..., "test": ...}`` or ``None`` (text only).
+        text_docs: ``{"train": [...], "val": [...], "test": [...]}`` documents or ``None``.
+        tokenizer: path of a saved tokenizer; ``None`` trains one on the training text and captions.
+        vocab_size: BPE vocabulary size when training one.
+        save_tokenizer: write the (loaded or trained) tokenizer here.
+        seq_len: text block length (and the longest caption allowed).
+        batch_size: batch size of both kinds of batches.
+        text_ratio: text batches per caption batch in training (ignored without captions).
+        truncate_captions: cut captions longer than ``seq_len`` (counted and warned); otherwise a
+            long caption is an error.
+        image_info: what :meth:`model_kwargs` reports about images (``image_dim``, ``max_image_tokens``).
+        num_workers: DataLoader workers.
+        seed: shuffling seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        captions: Mapping[str, CaptionSet] | None,
+        text_docs: Mapping[str, list[str]] | None,
+        tokenizer: str | os.PathLike[str] | None = None,
+        vocab_size: int = 4096,
+        save_tokenizer: str | os.PathLike[str] | None = None,
+        seq_len: int = 64,
+        batch_size: int = 32,
+        text_ratio: float = 1.0,
+        truncate_captions: bool = False,
+        image_info: Mapping[str, Any] | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if captions is None and text_docs is None:
+            raise ValueError("VLDataModule: give captions, text_docs or both")
+        for name, part in (("captions", captions), ("text_docs", text_docs)):
+            if part is not None and set(part) != set(SPLITS):
+                raise ValueError(f"VLDataModule: {name} must have the splits {SPLITS}, got {sorted(part)}")
+        self.captions = dict(captions) if captions is not None else None
+        self.text_docs = dict(text_docs) if text_docs is not None else None
+        self.seq_len, self.batch_size, self.text_ratio = seq_len, batch_size, text_ratio
+        self.num_workers, self.seed = num_workers, seed
+        self.truncate_captions = truncate_captions
+        self.image_info = dict(image_info or {})
+        if tokenizer is not None:
+            self.tokenizer = load_tokenizer(tokenizer)
+        else:
+            corpus: list[str] = []
+            if self.text_docs is not None:
+                corpus += self.text_docs["train"]
+            if self.captions is not None:
+                corpus += self.captions["train"].captions
+            self.tokenizer = train_bpe(corpus, vocab_size)
+        if save_tokenizer is not None:
+            Path(save_tokenizer).parent.mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save(str(save_tokenizer))
+        self._datasets: dict[str, tuple[Dataset | None, Dataset | None]] = {}
+        self.truncated: dict[str, int] = {}
+
+    # ---- sizes for the model -------------------------------------------------------------------
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """``vocab_size``, ``max_len`` and the image sizes the model needs."""
+        kw: dict[str, Any] = {"vocab_size": self.tokenizer.get_vocab_size(), "max_len": self.seq_len}
+        kw.update(self.image_info)
+        return kw
+
+    # ---- datasets ------------------------------------------------------------------------------
+
+    def _caption_ids(self, split: str) -> list[torch.Tensor]:
+        cs = self.captions[split]
+        encs = self.tokenizer.encode_batch(cs.captions)
+        ids, cut = [], 0
+        for i, e in enumerate(encs):
+            if len(e.ids) > self.seq_len:
+                if not self.truncate_captions:
+                    raise ValueError(
+                        f"{split} caption {i} has {len(e.ids)} tokens > seq_len={self.seq_len} "
+                        f"(set truncate_captions=true to cut): {cs.captions[i][:80]!r}"
+                    )
+                cut += 1
+                ids.append(torch.tensor(e.ids[: self.seq_len], dtype=torch.long))
+            else:
+                ids.append(torch.tensor(e.ids, dtype=torch.long))
+        if cut:
+            warnings.warn(f"{split}: {cut} captions truncated to {self.seq_len} tokens", stacklevel=2)
+        self.truncated[split] = cut
+        return ids
+
+    def _text_blocks(self, split: str) -> torch.Tensor:
+        docs = self.text_docs[split]
+        encs = self.tokenizer.encode_batch(docs)
+        return pack_blocks([e.ids for e in encs], self.seq_len)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in SPLITS:
+            if split in self._datasets:
+                continue
+            cap = _Captions(self._caption_ids(split), self.captions[split]) if self.captions else None
+            txt = _Blocks(self._text_blocks(split)) if self.text_docs else None
+            if txt is not None and len(txt) == 0:
+                txt = None
+            self._datasets[split] = (cap, txt)
+
+    def caption_ids(self, split: str) -> list[torch.Tensor]:
+        """Token ids (``[BOS] ... [EOS]``) of the split's captions (after :meth:`setup`)."""
+        self.setup()
+        cap = self._datasets[split][0]
+        if cap is None:
+            raise ValueError("this data module has no captions")
+        return cap.ids
+
+    def text_blocks(self, split: str) -> torch.Tensor:
+        """Packed text blocks ``[n, seq_len]`` of the split (after :meth:`setup`)."""
+        self.setup()
+        txt = self._datasets[split][1]
+        return txt.blocks if txt is not None else torch.empty(0, self.seq_len, dtype=torch.long)
+
+    def _loader(self, split: str) -> DataLoader:
+        self.setup()
+        cap, txt = self._datasets[split]
+        parts = [d for d in (cap, txt) if d is not None]
+        if not parts:
+            n_docs = len(self.text_docs[split]) if self.text_docs else 0
+            raise ValueError(
+                f"no {split} data: {n_docs} {split} documents make no block of seq_len={self.seq_len} "
+                "tokens; raise the split's fraction (val_fraction / test_fraction) or lower seq_len"
+            )
+        train = split == "train"
+        sampler = MixedBatchSampler(
+            len(cap) if cap is not None else 0,
+            len(txt) if txt is not None else 0,
+            self.batch_size,
+            text_ratio=self.text_ratio if train else _eval_ratio(cap, txt, self.batch_size),
+            shuffle=train,
+            seed=self.seed,
+        )
+        return DataLoader(
+            ConcatDataset(parts), batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train")
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test")
+
+
+def _eval_ratio(cap: Dataset | None, txt: Dataset | None, batch_size: int) -> float:
+    """Text ratio that makes an evaluation epoch cover every held-out text block exactly once."""
+    if cap is None or txt is None or len(cap) == 0:
+        return 0.0
+    n_cap = -(-len(cap) // batch_size)
+    return (len(txt) // batch_size) / n_cap
+
+
+# --------------------------------------------------------------------------- factories
+
+
+def _split_docs(docs: list[str], val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+    """Deterministic split: every k-th document goes to val/test (spread over all sources)."""
+    for name, f in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= f < 0.5:
+            raise ValueError(f"{name} must be in [0, 0.5), got {f}")
+    out: dict[str, list[str]] = {s: [] for s in SPLITS}
+    acc_v = acc_t = 0.0
+    for d in docs:
+        acc_v += val_fraction
+        acc_t += test_fraction
+        if acc_v >= 1.0:
+            acc_v -= 1.0
+            out["val"].append(d)
+        elif acc_t >= 1.0:
+            acc_t -= 1.0
+            out["test"].append(d)
+        else:
+            out["train"].append(d)
+    return out
+
+
+def _load_text(
+    data_dir: Path,
+    files: Sequence[str] | None,
+    max_words: int | None,
+    val_fraction: float,
+    test_fraction: float,
+    verify: bool = True,
+) -> dict[str, list[str]]:
+    root = locate(TEXT_CORPORA, data_dir, verify=verify)
+    return _split_docs(read_corpus(root, files, max_words=max_words), val_fraction, test_fraction)
+
+
+def vl_text_datamodule(
+    data_dir: Path,
+    *,
+    tokenizer: str | None = None,
+    vocab_size: int = 4096,
+    save_tokenizer: str | None = None,
+    files: list[str] | None = None,
+    max_words: int | None = None,
+    val_fraction: float = 0.01,
+    test_fraction: float = 0.01,
+    seq_len: int = 64,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    seed: int = 0,
+    verify: bool = True,
+) -> VLDataModule:
+    """Text-only pre-training on ``<data dir>/text_corpora`` (packed ``seq_len`` blocks)."""
+    docs = _load_text(data_dir, files, max_words, val_fraction, test_fraction, verify)
+    return VLDataModule(
+        captions=None,
+        text_docs=docs,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        save_tokenizer=save_tokenizer,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        seed=seed,
+    )
+
+
+def _image_features(
+    images: torch.Tensor, image_format: str, patch: int
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Normalise ``[M, 3, H, W]`` pixels to [-1, 1] and convert them to the model's input format."""
+    x = images.sub(0.5).div_(0.5)
+    if image_format == "patches":
+        tokens = patchify(x, patch)
+        return tokens, {"image_dim": tokens.shape[-1], "max_image_tokens": tokens.shape[1]}
+    if image_format == "pixels":
+        return x, {"in_chans": x.shape[1]}
+    raise ValueError(f"image_format must be 'patches' or 'pixels', got {image_format!r}")
+
+
+def vl_shapes_datamodule(
+    data_dir: Path,
+    *,
+    tokenizer: str | None = None,
+    vocab_size: int = 4096,
+    save_tokenizer: str | None = None,
+    n_train: int = 4000,
+    n_val: int = 200,
+    n_test: int = 200,
+    image_size: int = 32,
+    patch: int = 8,
+    image_format: str = "patches",
+    captions_per_image: int = 1,
+    two_object_prob: float = 0.5,
+    text_ratio: float = 0.0,
+    text_files: list[str] | None = None,
+    text_max_words: int | None = None,
+    seq_len: int = 64,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    seed: int = 0,
+    verify: bool = True,
+) -> VLDataModule:
+    """Generated shapes captions (:mod:`gatelab.multimodal.data.shapes`), optionally mixed with text.
+
+    The three splits are generated with different seeds (``seed``, ``seed + 1``, ``seed + 2``).
+    ``text_ratio > 0`` mixes text batches from ``<data dir>/text_corpora`` into training.
+    """
+    captions = {}
+    info: dict[str, Any] = {}
+    for k, (split, n) in enumerate((("train", n_train), ("val", n_val), ("test", n_test))):
+        d = make_shapes(
+            n,
+            size=image_size,
+            captions_per_image=captions_per_image,
+            two_object_prob=two_object_prob,
+            seed=seed * 1000 + k,
+        )
+        feats, info = _image_features(d.images, image_format, patch)
+        captions[split] = CaptionSet(d.captions, torch.tensor(d.caption_image), feats)
+    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
+    return VLDataModule(
+        captions=captions,
+        text_docs=text,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        save_tokenizer=save_tokenizer,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        text_ratio=text_ratio,
+        image_info=info,
+        num_workers=num_workers,
+        seed=seed,
+    )
+
+
+def vl_coco_datamodule(
+    data_dir: Path,
+    *,
+    tokenizer: str | None = None,
+    vocab_size: int = 4096,
+    save_tokenizer: str | None = None,
+    image_size: int = 64,
+    patch: int = 16,
+    image_format: str = "patches",
+    val_images: int = 39,
+    truncate_captions: bool = False,
+    text_ratio: float = 0.0,
+    text_files: list[str] | None = None,
+    text_max_words: int | None = None,
+    seq_len: int = 64,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    seed: int = 0,
+    verify: bool = True,
+) -> VLDataModule:
+    """COCO-mini captions: train2017 (80 images x 5 captions) for training; val2017 (79 images)
+    split by image id into ``val_images`` for validation and the rest for test."""
+    root = locate(COCO_MINI, data_dir, verify=verify)
+    train = read_coco_captions(root / "annotations/captions_train2017.json", root / "train2017")
+    held = read_coco_captions(root / "annotations/captions_val2017.json", root / "val2017")
+    if not 0 < val_images < len(held):
+        raise ValueError(f"val_images must be in (0, {len(held)}), got {val_images}")
+    groups = {"train": train, "val": held[:val_images], "test": held[val_images:]}
+    captions = {}
+    info: dict[str, Any] = {}
+    for split, imgs in groups.items():
+        pixels = torch.stack([load_image(im.path, image_size) for im in imgs])
+        feats, info = _image_features(pixels, image_format, patch)
+        caps = [c for im in imgs for c in im.captions]
+        owner = [k for k, im in enumerate(imgs) for _ in im.captions]
+        captions[split] = CaptionSet(caps, torch.tensor(owner), feats)
+    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
+    return VLDataModule(
+        captions=captions,
+        text_docs=text,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        save_tokenizer=save_tokenizer,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        text_ratio=text_ratio,
+        truncate_captions=truncate_captions,
+        image_info=info,
+        num_workers=num_workers,
+        seed=seed,
+    )
+
+
+def vl_babylm_datamodule(
+    data_dir: Path,
+    *,
+    captions_json: str | None = None,
+    embedding_files: list[str] | None = None,
+    manifest: str | None = None,
+    splits: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    tokenizer: str | None = None,
+    vocab_size: int = 4096,
+    save_tokenizer: str | None = None,
+    truncate_captions: bool = True,
+    text_ratio: float = 0.0,
+    text_files: list[str] | None = None,
+    text_max_words: int | None = None,
+    seq_len: int = 128,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    seed: int = 0,
+    verify: bool = True,
+) -> VLDataModule:
+    """Image-caption pairs with precomputed embeddings in the BabyLM multimodal layout
+    (``captions_json`` + ``embedding_files``) or a JSONL ``manifest`` (see
+    :mod:`gatelab.multimodal.data.captions`). Relative paths are resolved against
+    ``<data dir>/babylm_multimodal``. Pairs are split at random (``seed``) by ``splits``, as the
+    official code (0.8/0.1/0.1); captions longer than ``seq_len`` are truncated as the official
+    code does (``truncate_captions``)."""
+    base = Path(data_dir) / "babylm_multimodal"
+
+    def res(p: str) -> Path:
+        q = Path(p)
+        return q if q.is_absolute() else base / q
+
+    if manifest is not None and (captions_json is not None or embedding_files is not None):
+        raise ValueError("give either manifest or captions_json + embedding_files, not both")
+    if manifest is not None:
+        caps, emb = read_caption_manifest(res(manifest))
+    elif captions_json is not None and embedding_files:
+        caps, emb = read_babylm(res(captions_json), [res(f) for f in embedding_files])
+    else:
+        raise ValueError("vl-babylm needs manifest, or captions_json and embedding_files")
+    if len(splits) != 3 or abs(sum(splits) - 1.0) > 1e-6 or min(splits) < 0:
+        raise ValueError(f"splits must be three fractions summing to 1, got {splits}")
+    order = torch.randperm(len(caps), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_train = int(len(caps) * splits[0])
+    n_val = int(len(caps) * splits[1])
+    parts = {
+        "train": order[:n_train],
+        "val": order[n_train : n_train + n_val],
+        "test": order[n_train + n_val :],
+    }
+    captions = {
+        s: CaptionSet([caps[i] for i in idx], torch.arange(len(idx)), emb[idx]) for s, idx in parts.items()
+    }
+    info = {"image_dim": emb.shape[-1]}
+    if emb.dim() == 3:
+        info["max_image_tokens"] = emb.shape[1]
+    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
+    return VLDataModule(
+        captions=captions,
+        text_docs=text,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        save_tokenizer=save_tokenizer,
+        seq_len=seq_len,
+        batch_size=batch_size,
+        text_ratio=text_ratio,
+        truncate_captions=truncate_captions,
+        image_info=info,
+        num_workers=num_workers,
+        seed=seed,
+    )

@@ -1,0 +1,638 @@
+r"""A small causal decoder LM that decides per token how much visual context to use.
+
+Follows Ganescu et al., "Looking to Learn: Token-wise Dynamic Gating for Low-Resource
+Vision-Language Modelling" (BabyLM 2025; official code ``biancaganescu/looking-to-learn``,
+``models/model_gate_soft_per_token.py``, ``model_film_on_text.py``, ``model_channel_attention.py``,
+``model_with_clip.py``, ``model_gate_none.py``).
+
+Equations (one decoder layer, pre-norm; ``x`` text states ``[B, T, d]``, ``M`` encoded image
+tokens ``[B, N, d]``, ``c = mean_N(M)`` ``[B, d]``):
+
+.. code-block:: text
+
+    h  = x + Drop(SelfAttn(LN_1(x)))                                   causal
+    q  = LN_2(h)
+    v  = Drop(CrossAttn(q, M))                                         visual context per token
+    t  = q * (1 + W_g c) + W_b c                                       FiLM of the text stream by the image
+    g  = sigmoid(W [v; t] + b)                                         token-wise gate, [B, T, 1] or [B, T, d]
+    h' = h + LN_f(Drop(g * v + (1 - g) * t))                           fusion="gate"
+         h + LN_f(Drop(v))                                             fusion="visual" (g == 1: always visual)
+         h + v                                                         fusion="add"    (no gate, the paper's gate_none)
+    y  = h' + Drop(GluMlp(LN_3(h')))
+
+``g`` is the share of the *visual* stream: ``g -> 1`` means the token looks at the image. A batch
+without an image (``image=None``) skips the whole visual block (``h' = h``), so one model trains on
+text-only batches and on captions; ``image_mask`` switches the block off per row.
+
+Image side: precomputed features (a global vector ``[B, D]`` as the BabyLM track's DINOv2 CLS
+embeddings, or patch tokens ``[B, N, D]``) or raw images ``[B, 3, H, W]`` through a timm encoder
+created with ``pretrained=False`` (``image_backbone="resnet10t"``, trained from scratch). Tokens
+are projected to ``d``, get a learned position embedding, pass ``n_image_layers`` bidirectional
+Transformer blocks and a squeeze-excite channel gate over the ``d`` channels (squeezing over the
+image tokens), ``M = SE(Enc(W_p f + P))``.
+
+Auxiliary contrastive loss (InfoNCE / CLIP): ``z_t = norm(W_t mean_T(E))`` (masked mean of the
+token embeddings, as the official code pools the unimodal text), ``z_i = norm(W_i c)``,
+``S = z_t z_i^T / tau`` (``tau = exp(log_tau)``, learned, initialised at 0.07), loss
+``(CE(S, I) + CE(S^T, I)) / 2`` (:func:`contrastive_loss`; the task weights it, 1.0 by default as
+in the official trainer).
+
+Deviations from the paper (official code):
+  * ``g`` weights the visual stream (the official ``gate`` weights the text stream: ``g = 1 - g_paper``
+    with the concatenation order swapped, an equivalent re-parametrisation).
+  * Pre-norm image encoder with a final LayerNorm (the official uses post-norm
+    ``nn.TransformerEncoderLayer``); a final LayerNorm before the output layer (none in the official).
+  * FFN is a SwiGLU :class:`~gatelab.core.GluMlp` (the official: GELU MLP). Attention is
+    :class:`~gatelab.core.OutputGatedAttention` (plain with ``attn_gate=None``, the default).
+  * FiLM is ``x (1 + gamma) + beta`` with zero-initialised ``gamma``/``beta`` layers (identity at
+    start; the official multiplies by a randomly initialised ``gamma``) and is conditioned on the
+    mean image token; it exists only with ``fusion="gate"`` (it modulates the text stream of the mix).
+  * The text pooled for the contrastive loss excludes padding (the official mean includes it).
+  * Squeeze-excite sits on the image tokens (as the official ``Encoder``): on the text it would
+    average over future tokens and break causality.
+  * Sizes: the paper's model is d=768, 8 heads, 8 decoder + 5 encoder layers; the presets here are
+    small enough for CPU (``d_model=128``, 4 layers by default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gatelab.core import GluMlp, OutputGatedAttention, SqueezeExcite, TokenwiseGate
+from gatelab.core.registry import register_model
+
+__all__ = [
+    "FUSIONS",
+    "FiLM",
+    "GatedVLDecoder",
+    "ImageEncoder",
+    "VLDecoderLayer",
+    "VLOutput",
+    "contrastive_loss",
+]
+
+FUSIONS = ("gate", "add", "visual")
+_PAPER = "Ganescu et al. 2025, Looking to Learn: Token-wise Dynamic Gating for Low-Resource Vision-Language Modelling (BabyLM)"
+
+
+class FiLM(nn.Module):
+    r"""Feature-wise linear modulation of token states by a condition vector.
+
+    ``y = x * (1 + gamma) + beta`` with ``[gamma, beta] = W c + b`` (``W``, ``b`` zero-initialised,
+    so the layer starts as the identity).
+
+    Shapes: ``x`` ``[B, T, dim]``, ``cond`` ``[B, cond_dim]`` -> ``[B, T, dim]``.
+
+    Paper: Perez et al., "FiLM: Visual Reasoning with a General Conditioning Layer", AAAI 2018;
+    applied to the text stream as in the official ``model_film_on_text.py``.
+
+    Deviations: ``1 + gamma`` and zero initialisation (the official uses ``x * gamma + beta`` with
+    default initialisation); one fused ``Linear`` for ``gamma`` and ``beta``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        cond_dim: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.proj = nn.Linear(cond_dim, 2 * dim, device=device, dtype=dtype)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(cond).unsqueeze(1).chunk(2, dim=-1)
+        return x * (1.0 + gamma) + beta
+
+
+class _EncoderBlock(nn.Module):
+    """Pre-norm bidirectional Transformer block: ``x + Attn(LN(x))``, then ``x + GluMlp(LN(x))``."""
+
+    def __init__(self, d_model: int, n_heads: int, ffn_hidden: int, dropout: float, **fk: Any) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model, **fk)
+        self.attn = OutputGatedAttention(d_model, n_heads, gate=None, dropout=dropout, **fk)
+        self.norm2 = nn.LayerNorm(d_model, **fk)
+        self.mlp = GluMlp(d_model, ffn_hidden, act="silu", dropout=dropout, **fk)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.mlp(self.norm2(x))
+
+
+class ImageEncoder(nn.Module):
+    r"""Image features -> image memory ``M`` ``[B, N, d]`` for the decoder's cross-attention.
+
+    ``M = SE(LN(Blocks(W_p f + P_{1..N})))`` where ``f`` are the image tokens: a precomputed global
+    vector ``[B, D]`` (one token), precomputed patch tokens ``[B, N, D]``, or, with a timm
+    ``backbone``, the backbone's feature map of raw images ``[B, C, H, W]`` flattened to tokens.
+    ``SE`` is :class:`~gatelab.core.SqueezeExcite` over the ``d`` channels, squeezing over the
+    tokens (the official code's channel attention on the image encoder output).
+
+    Args:
+        d_model: output width ``d``.
+        image_dim: ``D``, the width of precomputed features (ignored with a backbone).
+        n_layers: number of Transformer blocks (0 = projection only).
+        max_tokens: maximum number of image tokens ``N`` (size of the position table).
+        backbone: a timm model name, created with ``pretrained=False`` (no download), e.g.
+            ``"resnet10t"``; its ``forward_features`` output (``[B, C, h, w]`` or ``[B, N, C]``) is
+            the token sequence.
+        in_chans: image channels for the backbone.
+        channel_attention: apply the squeeze-excite channel gate.
+        se_ratio: bottleneck ratio of the squeeze-excite (1/16 as the official ``d // 16``).
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        image_dim: int,
+        *,
+        n_layers: int = 1,
+        n_heads: int = 4,
+        ffn_hidden: int | None = None,
+        max_tokens: int = 64,
+        backbone: str | None = None,
+        in_chans: int = 3,
+        channel_attention: bool = True,
+        se_ratio: float = 1.0 / 16,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.backbone_name = backbone
+        self.backbone: nn.Module | None = None
+        if backbone is not None:
+            import timm
+
+            try:
+                self.backbone = timm.create_model(
+                    backbone, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans
+                )
+            except RuntimeError as e:  # unknown model name
+                raise ValueError(f"ImageEncoder: cannot create timm model {backbone!r}: {e}") from None
+            self.backbone.to(**{k: v for k, v in fk.items() if v is not None})
+            image_dim = int(self.backbone.num_features)
+        if image_dim < 1:
+            raise ValueError(f"ImageEncoder: image_dim must be positive, got {image_dim}")
+        self.image_dim = image_dim
+        self.max_tokens = max_tokens
+        self.proj = nn.Linear(image_dim, d_model, **fk)
+        self.pos = nn.Parameter(torch.zeros(max_tokens, d_model, **fk))
+        nn.init.normal_(self.pos, std=0.02)
+        hidden = ffn_hidden or _default_ffn(d_model)
+        self.blocks = nn.ModuleList(
+            [_EncoderBlock(d_model, n_heads, hidden, dropout, **fk) for _ in range(n_layers)]
+        )
+        self.norm = nn.LayerNorm(d_model, **fk)
+        self.se = SqueezeExcite(d_model, rd_ratio=se_ratio, rd_divisor=1, **fk) if channel_attention else None
+
+    def tokens(self, image: torch.Tensor) -> torch.Tensor:
+        """The raw token sequence ``[B, N, D]`` of an image batch (before projection)."""
+        if self.backbone is not None:
+            if image.dim() != 4:
+                raise ValueError(
+                    f"ImageEncoder({self.backbone_name}): expected raw images [B, C, H, W], got {tuple(image.shape)}"
+                )
+            feats = self.backbone.forward_features(image)
+            if feats.dim() == 4:  # CNN feature map [B, C, h, w]
+                return feats.flatten(2).transpose(1, 2)
+            if feats.dim() == 3:  # ViT-style tokens [B, N, C]
+                return feats
+            raise ValueError(f"ImageEncoder: backbone features of unexpected shape {tuple(feats.shape)}")
+        if image.dim() == 2:
+            image = image.unsqueeze(1)
+        if image.dim() != 3 or image.shape[-1] != self.image_dim:
+            raise ValueError(
+                f"ImageEncoder: expected image features [B, {self.image_dim}] or [B, N, {self.image_dim}], "
+                f"got {tuple(image.shape)}"
+            )
+        return image
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        f = self.tokens(image)
+        n = f.shape[1]
+        if n > self.max_tokens:
+            raise ValueError(f"ImageEncoder: {n} image tokens > max_image_tokens={self.max_tokens}")
+        x = self.proj(f) + self.pos[:n]
+        for blk in self.blocks:
+            x = blk(x)
+        x = self.norm(x)
+        if self.se is not None:
+            x = self.se(x.transpose(1, 2)).transpose(1, 2)
+        return x
+
+
+class VLDecoderLayer(nn.Module):
+    """One decoder layer: causal self-attention, gated visual fusion, GLU feed-forward (module docstring)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        ffn_hidden: int,
+        *,
+        fusion: str = "gate",
+        gate_mode: Literal["scalar", "vector"] = "scalar",
+        gate_init: float | None = None,
+        film: bool = True,
+        attn_gate: str | None = None,
+        dropout: float = 0.1,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.fusion = fusion
+        self.norm1 = nn.LayerNorm(d_model, **fk)
+        self.self_attn = OutputGatedAttention(d_model, n_heads, gate=attn_gate, dropout=dropout, **fk)
+        self.norm2 = nn.LayerNorm(d_model, **fk)
+        self.cross_attn = OutputGatedAttention(d_model, n_heads, gate=attn_gate, dropout=dropout, **fk)
+        self.film = FiLM(d_model, d_model, **fk) if (film and fusion == "gate") else None
+        self.gate = (
+            TokenwiseGate(d_model, mode=gate_mode, init_gate=gate_init, **fk) if fusion == "gate" else None
+        )
+        self.fuse_norm = nn.LayerNorm(d_model, **fk) if fusion in ("gate", "visual") else None
+        self.norm3 = nn.LayerNorm(d_model, **fk)
+        self.ffn = GluMlp(d_model, ffn_hidden, act="silu", dropout=dropout, **fk)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor | None,
+        image_pool: torch.Tensor | None,
+        *,
+        key_padding_mask: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        h = x + self.drop(self.self_attn(self.norm1(x), key_padding_mask=key_padding_mask, is_causal=True))
+        if memory is not None:
+            q = self.norm2(h)
+            v = self.drop(self.cross_attn(q, memory))
+            if self.fusion == "gate":
+                t = self.film(q, image_pool) if self.film is not None else q
+                fused = self.fuse_norm(self.drop(self.gate(v, t)))
+            elif self.fusion == "visual":
+                fused = self.fuse_norm(self.drop(v))
+            else:  # "add"
+                fused = v
+            if image_mask is not None:
+                fused = fused * image_mask[:, None, None].to(fused.dtype)
+            h = h + fused
+        return h + self.drop(self.ffn(self.norm3(h)))
+
+
+@dataclasses.dataclass
+class VLOutput:
+    """Output of :class:`GatedVLDecoder`.
+
+    ``logits`` ``[B, T, V]`` (next-token logits at every position); with an image and
+    ``contrastive=True`` also ``text_embed``/``image_embed`` ``[B, E]`` (unit vectors) and
+    ``contrastive_logits`` ``[B, B]`` (``text_embed @ image_embed.T / tau``), else ``None``.
+    """
+
+    logits: torch.Tensor
+    text_embed: torch.Tensor | None = None
+    image_embed: torch.Tensor | None = None
+    contrastive_logits: torch.Tensor | None = None
+
+
+def contrastive_loss(logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    r"""Symmetric InfoNCE: ``(CE(S, I) + CE(S^T, I)) / 2`` over the ``[B, B]`` similarity ``S``.
+
+    ``valid`` (``[B]`` bool) restricts the loss to rows/columns that have an image; the others
+    are removed from both directions (no silent negatives from text-only rows).
+    """
+    if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
+        raise ValueError(f"contrastive_loss: expected a square [B, B] matrix, got {tuple(logits.shape)}")
+    if valid is not None:
+        keep = valid.to(torch.bool)
+        logits = logits[keep][:, keep]
+    labels = torch.arange(logits.shape[0], device=logits.device)
+    lf = logits.float()
+    return 0.5 * (F.cross_entropy(lf, labels) + F.cross_entropy(lf.t(), labels))
+
+
+def _default_ffn(d_model: int) -> int:
+    """SwiGLU width matching a ``4 d`` GELU MLP's parameter count, rounded up to a multiple of 8."""
+    h = int(8 * d_model / 3)
+    return (h + 7) // 8 * 8
+
+
+class GatedVLDecoder(nn.Module):
+    r"""Causal decoder LM with per-layer cross-attention to an image and a token-wise visual gate.
+
+    See the module docstring for the equations and the deviations from the paper.
+
+    Args:
+        vocab_size: tokenizer vocabulary size ``V``.
+        d_model, n_layers, n_heads: decoder width, depth and heads.
+        ffn_hidden: GLU width of the FFN (default: ``8 d / 3`` rounded to 8).
+        max_len: longest token sequence (learned absolute positions, as the paper).
+        image_dim: width ``D`` of precomputed image features (768 for DINOv2-base).
+        n_image_layers: Transformer blocks of the image encoder.
+        max_image_tokens: longest image token sequence.
+        image_backbone: timm model name for raw images (``pretrained=False``); ``None`` =
+            precomputed features.
+        in_chans: image channels for the backbone.
+        fusion: ``"gate"`` (token-wise gate), ``"add"`` (no gate: ``h + CrossAttn``) or
+            ``"visual"`` (gate fixed at 1: always the visual stream).
+        gate_mode: ``"scalar"`` (one gate per token, the paper's best "soft per token") or
+            ``"vector"`` (one per channel, "soft per feature").
+        gate_init: initial gate value (``TokenwiseGate(init_gate=...)``); ``None`` = default init.
+        film: FiLM of the text stream by the mean image token (``fusion="gate"`` only).
+        channel_attention: squeeze-excite over the image memory's channels.
+        se_ratio: squeeze-excite bottleneck ratio.
+        attn_gate: output gate of every attention layer (``None``, ``"headwise"``, ``"elementwise"``).
+        contrastive: build the InfoNCE heads (``text_proj``, ``image_proj``, ``log_tau``).
+        contrastive_dim: width of the contrastive embedding (default ``d_model``).
+        tau_init: initial temperature.
+        dropout: dropout everywhere (the paper: 0.1).
+
+    Forward: ``model(input_ids [B, T], image=None, *, attention_mask=None [B, T] bool (True =
+    token), image_mask=None [B] bool)`` -> :class:`VLOutput`. ``image`` is ``[B, D]``/``[B, N, D]``
+    features or ``[B, C, H, W]`` pixels (with ``image_backbone``). The tokenizer is kept with the
+    model (:meth:`set_tokenizer`, saved in the ``state_dict``).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        d_model: int = 128,
+        n_layers: int = 4,
+        n_heads: int = 4,
+        ffn_hidden: int | None = None,
+        max_len: int = 128,
+        image_dim: int = 768,
+        n_image_layers: int = 1,
+        max_image_tokens: int = 64,
+        image_backbone: str | None = None,
+        in_chans: int = 3,
+        fusion: str = "gate",
+        gate_mode: Literal["scalar", "vector"] = "scalar",
+        gate_init: float | None = None,
+        film: bool = True,
+        channel_attention: bool = True,
+        se_ratio: float = 1.0 / 16,
+        attn_gate: str | None = None,
+        contrastive: bool = True,
+        contrastive_dim: int | None = None,
+        tau_init: float = 0.07,
+        dropout: float = 0.1,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        for name, val in (("vocab_size", vocab_size), ("d_model", d_model), ("n_layers", n_layers)):
+            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
+                raise ValueError(f"GatedVLDecoder: {name} must be a positive int, got {val!r}")
+        if fusion not in FUSIONS:
+            raise ValueError(f"GatedVLDecoder: fusion must be one of {FUSIONS}, got {fusion!r}")
+        if gate_mode not in ("scalar", "vector"):
+            raise ValueError(f"GatedVLDecoder: gate_mode must be 'scalar' or 'vector', got {gate_mode!r}")
+        if not 0.0 < tau_init:
+            raise ValueError(f"GatedVLDecoder: tau_init must be > 0, got {tau_init}")
+        self.vocab_size = vocab_size
+        self.d_model = d_model
+        self.max_len = max_len
+        self.fusion = fusion
+        self.gate_mode = gate_mode
+        hidden = ffn_hidden or _default_ffn(d_model)
+
+        self.tok_emb = nn.Embedding(vocab_size, d_model, **fk)
+        self.pos_emb = nn.Embedding(max_len, d_model, **fk)
+        self.emb_norm = nn.LayerNorm(d_model, **fk)
+        self.drop = nn.Dropout(dropout)
+        self.image_encoder = ImageEncoder(
+            d_model,
+            image_dim,
+            n_layers=n_image_layers,
+            n_heads=n_heads,
+            ffn_hidden=hidden,
+            max_tokens=max_image_tokens,
+            backbone=image_backbone,
+            in_chans=in_chans,
+            channel_attention=channel_attention,
+            se_ratio=se_ratio,
+            dropout=dropout,
+            **fk,
+        )
+        self.layers = nn.ModuleList(
+            [
+                VLDecoderLayer(
+                    d_model,
+                    n_heads,
+                    hidden,
+                    fusion=fusion,
+                    gate_mode=gate_mode,
+                    gate_init=gate_init,
+                    film=film,
+                    attn_gate=attn_gate,
+                    dropout=dropout,
+                    **fk,
+                )
+                for _ in range(n_layers)
+            ]
+        )
+        self.final_norm = nn.LayerNorm(d_model, **fk)
+        self.head = nn.Linear(d_model, vocab_size, **fk)
+        self.contrastive = contrastive
+        if contrastive:
+            e = contrastive_dim or d_model
+            self.text_proj = nn.Linear(d_model, e, **fk)
+            self.image_proj = nn.Linear(d_model, e, **fk)
+            self.log_tau = nn.Parameter(torch.tensor(math.log(tau_init), **fk))
+        self._tokenizer_json: str | None = None
+        self._tokenizer: Any = None
+
+    # ---- tokenizer kept with the model -------------------------------------------------------
+
+    def set_tokenizer(self, tokenizer: Any) -> None:
+        """Attach a ``tokenizers.Tokenizer`` (saved in the ``state_dict`` as its JSON string)."""
+        vocab = tokenizer.get_vocab_size()
+        if vocab > self.vocab_size:
+            raise ValueError(f"tokenizer has {vocab} tokens > model vocab_size={self.vocab_size}")
+        self._tokenizer = tokenizer
+        self._tokenizer_json = tokenizer.to_str()
+
+    @property
+    def tokenizer(self) -> Any:
+        """The attached tokenizer (``None`` if none was set or loaded)."""
+        if self._tokenizer is None and self._tokenizer_json is not None:
+            from gatelab.multimodal.tokenizer import tokenizer_from_json
+
+            self._tokenizer = tokenizer_from_json(self._tokenizer_json)
+        return self._tokenizer
+
+    def get_extra_state(self) -> dict[str, Any]:
+        return {"tokenizer_json": self._tokenizer_json}
+
+    def set_extra_state(self, state: Any) -> None:
+        if not isinstance(state, dict) or "tokenizer_json" not in state:
+            raise ValueError("GatedVLDecoder: extra state must be a dict with key 'tokenizer_json'")
+        self._tokenizer_json = state["tokenizer_json"]
+        self._tokenizer = None
+
+    # ---- forward -------------------------------------------------------------------------------
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """Image memory ``[B, N, d]`` (see :class:`ImageEncoder`)."""
+        return self.image_encoder(image)
+
+    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``LN(Drop(E[ids] sqrt(d) + P[pos]))`` ``[B, T, d]`` (the official ``SimpleTextEmbedding``)."""
+        T = input_ids.shape[1]
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.tok_emb(input_ids) * math.sqrt(self.d_model) + self.pos_emb(pos)
+        return self.emb_norm(self.drop(x))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        image: torch.Tensor | None = None,
+        *,
+        attention_mask: torch.Tensor | None = None,
+        image_mask: torch.Tensor | None = None,
+    ) -> VLOutput:
+        if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int32, torch.int64):
+            raise ValueError(
+                f"input_ids must be an integer tensor [B, T], got {tuple(input_ids.shape)} {input_ids.dtype}"
+            )
+        B, T = input_ids.shape
+        if T > self.max_len:
+            raise ValueError(f"sequence of {T} tokens > max_len={self.max_len}")
+        if attention_mask is not None:
+            if attention_mask.shape != (B, T) or attention_mask.dtype != torch.bool:
+                raise ValueError(
+                    f"attention_mask must be bool [B, T] = {(B, T)}, got {tuple(attention_mask.shape)} {attention_mask.dtype}"
+                )
+        if image is not None and image.shape[0] != B:
+            raise ValueError(f"image batch {image.shape[0]} != text batch {B}")
+        if image_mask is not None:
+            if image is None:
+                raise ValueError("image_mask given without an image")
+            if image_mask.shape != (B,) or image_mask.dtype != torch.bool:
+                raise ValueError(
+                    f"image_mask must be bool [B] = ({B},), got {tuple(image_mask.shape)} {image_mask.dtype}"
+                )
+
+        x0 = self.embed(input_ids)
+        memory = pool = None
+        if image is not None:
+            memory = self.encode_image(image)
+            pool = memory.mean(dim=1)
+        kpm = None if attention_mask is None else ~attention_mask
+        x = x0
+        for layer in self.layers:
+            x = layer(x, memory, pool, key_padding_mask=kpm, image_mask=image_mask)
+        logits = self.head(self.final_norm(x))
+        if not self.contrastive or image is None:
+            return VLOutput(logits)
+        zt = self._text_embed(x0, attention_mask)
+        zi = F.normalize(self.image_proj(pool), dim=-1)
+        return VLOutput(logits, zt, zi, (zt @ zi.t()) * self.logit_scale())
+
+    def _text_embed(self, x0: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if attention_mask is None:
+            text = x0.mean(dim=1)
+        else:
+            w = attention_mask.to(x0.dtype).unsqueeze(-1)
+            text = (x0 * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
+        return F.normalize(self.text_proj(text), dim=-1)
+
+    def logit_scale(self) -> torch.Tensor:
+        """``1 / tau`` of the contrastive similarity (``tau`` bounded below at 0.01, as CLIP bounds its scale at 100)."""
+        if not self.contrastive:
+            raise RuntimeError("this model was built with contrastive=False")
+        return torch.exp(-self.log_tau.clamp(min=math.log(0.01)))
+
+    def text_embedding(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Unit contrastive embedding ``[B, E]`` of a caption batch (no image needed)."""
+        if not self.contrastive:
+            raise RuntimeError("this model was built with contrastive=False")
+        return self._text_embed(self.embed(input_ids), attention_mask)
+
+    def image_embedding(self, image: torch.Tensor) -> torch.Tensor:
+        """Unit contrastive embedding ``[B, E]`` of an image batch."""
+        if not self.contrastive:
+            raise RuntimeError("this model was built with contrastive=False")
+        return F.normalize(self.image_proj(self.encode_image(image).mean(dim=1)), dim=-1)
+
+
+# --------------------------------------------------------------------------- registered presets
+
+
+def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, model.vocab_size, (batch, 7), generator=g)
+    mask = torch.ones(batch, 7, dtype=torch.bool)
+    mask[0, 5:] = False
+    image = torch.randn(batch, 4, model.image_encoder.image_dim, generator=g)
+    return (ids, image), {"attention_mask": mask}
+
+
+_TINY = dict(vocab_size=50, d_model=16, n_layers=2, n_heads=2, image_dim=12, max_len=16, max_image_tokens=8)
+
+
+def _build(defaults: dict[str, Any], cfg: dict[str, Any]) -> GatedVLDecoder:
+    fixed = {k: v for k, v in defaults.items() if k == "fusion"}
+    clash = [k for k in fixed if k in cfg and cfg[k] != fixed[k]]
+    if clash:
+        raise TypeError(f"this preset fixes {clash}; got an unexpected keyword override {clash[0]!r}")
+    return GatedVLDecoder(**{**defaults, **cfg})
+
+
+@register_model(
+    "vl-gated-decoder",
+    domain="multimodal",
+    paper=_PAPER,
+    gates=("TokenwiseGate", "SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    tiny=_TINY,
+    example_inputs=_example_inputs,
+)
+def vl_gated_decoder(**cfg: Any) -> GatedVLDecoder:
+    """Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE)."""
+    return _build({"fusion": "gate"}, cfg)
+
+
+@register_model(
+    "vl-nogate-decoder",
+    domain="multimodal",
+    paper=_PAPER,
+    gates=("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    tiny=_TINY,
+    example_inputs=_example_inputs,
+)
+def vl_nogate_decoder(**cfg: Any) -> GatedVLDecoder:
+    """Baseline without the gate: cross-attention output added to the residual (the paper's gate_none)."""
+    return _build({"fusion": "add"}, cfg)
+
+
+@register_model(
+    "vl-visual-decoder",
+    domain="multimodal",
+    paper=_PAPER,
+    gates=("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    tiny=_TINY,
+    example_inputs=_example_inputs,
+)
+def vl_visual_decoder(**cfg: Any) -> GatedVLDecoder:
+    """Baseline with the gate fixed fully open: every token takes the (normalised) visual stream."""
+    return _build({"fusion": "visual"}, cfg)
