@@ -130,6 +130,8 @@ def test_explicit_triton_without_interpreter_on_cpu_raises(monkeypatch):
 
 
 def test_available_reports_missing_triton(monkeypatch):
+    # the installation check is cached per process (find_spec is slow); start from an empty cache
+    monkeypatch.setattr(importlib.import_module("gatelab.core.kernels._common"), "_import_result", {})
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a)
