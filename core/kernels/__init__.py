@@ -9,7 +9,13 @@ Ops: ``swiglu``, ``geglu`` (:mod:`.glu`).
 
 from __future__ import annotations
 
-from . import glu  # registers "swiglu" and "geglu" with their triton backends
+from . import (
+    feature_gate,  # "feature_gate", "gated_cross"
+    gate_add_norm,  # "gate_add_norm"
+    glu,  # registers "swiglu" and "geglu" with their triton backends
+    sigmoid_gate,  # "sigmoid_gate"
+    tokenwise,  # "tokenwise_gate"
+)
 from .dispatch import (
     BackendError,
     backends,

@@ -130,3 +130,14 @@ def next_power_of_2(n: int) -> int:
 def cdiv(a: int, b: int) -> int:
     """Ceiling division of non-negative ints."""
     return -(-a // b)
+
+
+def dot_upcast(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether a kernel must feed ``tl.dot`` float32 copies of ``dtype`` operands.
+
+    Triton's interpreter (3.x) evaluates ``tl.dot`` with numpy, which has no bfloat16: bfloat16
+    operands come out as garbage. Products of bfloat16 values are exact in float32 and the
+    accumulation is float32 anyway, so upcasting first computes what the tensor cores compute. On
+    CUDA the operands go to ``tl.dot`` as they are.
+    """
+    return dtype == torch.bfloat16 and device.type != "cuda"
