@@ -80,7 +80,9 @@ def get_act(act: ActLike) -> Callable[[torch.Tensor], torch.Tensor]:
         return act()
     if callable(act):
         return act
-    raise TypeError(f"activation must be a name, nn.Module class/instance or callable, got {type(act).__name__}")
+    raise TypeError(
+        f"activation must be a name, nn.Module class/instance or callable, got {type(act).__name__}"
+    )
 
 
 def create_act(act: ActLike) -> nn.Module:
@@ -101,7 +103,9 @@ def create_act(act: ActLike) -> nn.Module:
         return act
     if callable(act):
         return _Lambda(act)
-    raise TypeError(f"activation must be a name, nn.Module class/instance or callable, got {type(act).__name__}")
+    raise TypeError(
+        f"activation must be a name, nn.Module class/instance or callable, got {type(act).__name__}"
+    )
 
 
 class _Lambda(nn.Module):

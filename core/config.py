@@ -82,7 +82,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         path = f"{where}.{key}" if where else key
         if sub is not None and isinstance(value, Mapping):
             kwargs[key] = from_dict(sub, value, path)
-        elif isinstance(value, list) and hints.get(key) is not None and typing.get_origin(hints[key]) is tuple:
+        elif (
+            isinstance(value, list) and hints.get(key) is not None and typing.get_origin(hints[key]) is tuple
+        ):
             kwargs[key] = tuple(value)
         else:
             kwargs[key] = value

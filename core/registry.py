@@ -119,7 +119,9 @@ def model_info(name: str) -> ModelInfo:
 
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}") from None
+        raise KeyError(
+            f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_REGISTRY))}"
+        ) from None
 
 
 def create_model(name: str, **cfg: Any) -> nn.Module:

@@ -26,7 +26,9 @@ def _tensors(out) -> list[torch.Tensor]:
     return []
 
 
-def check_compile(module: nn.Module, *inputs: torch.Tensor, atol: float = 1e-5, backend: str = "aot_eager") -> None:
+def check_compile(
+    module: nn.Module, *inputs: torch.Tensor, atol: float = 1e-5, backend: str = "aot_eager"
+) -> None:
     """The module compiles with ``fullgraph=True`` (no graph breaks) and matches eager output.
 
     ``aot_eager`` traces through Dynamo and AOTAutograd (what breaks on Python control flow) without

@@ -159,7 +159,7 @@ if triton is not None:
             wb = tl.load(w_ptr + cols[None, :] * stride_w + D + ks[:, None], mask=wmask, other=0.0)
             a = tl.load(a_ptr + rows[:, None] * stride_a + ks[None, :], mask=amask, other=0.0)
             b = tl.load(b_ptr + rows[:, None] * stride_b + ks[None, :], mask=amask, other=0.0)
-            if DOT_UPCAST:  # interpreter only (see _common.dot_upcast)
+            if DOT_UPCAST:  # interpreter only (see _common.dot_upcast); the operands are already bf16
                 a, b, wa, wb = a.to(tl.float32), b.to(tl.float32), wa.to(tl.float32), wb.to(tl.float32)
             acc = tl.dot(a, wa, acc, input_precision=DOT_PRECISION)
             acc = tl.dot(b, wb, acc, input_precision=DOT_PRECISION)
