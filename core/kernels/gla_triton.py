@@ -542,7 +542,7 @@ if triton is not None:
             qi = tl.load(q_ptr + base + ri * (H * K) + ks, mask=mr, other=0.0).to(tl.float32)
             gq = tl.load(gc_ptr + base + ri * (H * K) + ks, mask=mr, other=0.0)
             dA = tl.load(dA_base + ri * BT + i_i * BC + sub, mask=mi & (ri < T), other=0.0)
-            m = ((sub <= i) & mi)[:, None]
+            m = ((sub <= i) & mi & (ri < T))[:, None]  # row ri past T: its gq is a fill, not a gate
             dk += tl.where(m, dA[:, None] * qi[None, :] * tl.exp(tl.where(m, gq[None, :] - gi, 0.0)), 0.0)
 
         tl.store(dq_ptr + offs_i, dq, mask=mik)
