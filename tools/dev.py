@@ -44,7 +44,9 @@ def _uv_from_pypi(dest: Path) -> Path:
     machine = platform.machine().lower()
     arch = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(machine)
     if arch is None or sys.platform != "linux":
-        raise SystemExit(f"cannot fetch uv for {sys.platform}/{machine}; install uv (https://docs.astral.sh/uv/)")
+        raise SystemExit(
+            f"cannot fetch uv for {sys.platform}/{machine}; install uv (https://docs.astral.sh/uv/)"
+        )
     index = "https://pypi.org/pypi/uv/json"
     with urllib.request.urlopen(index, timeout=60) as r:
         meta = json.load(r)

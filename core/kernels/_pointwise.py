@@ -37,7 +37,7 @@ from ._common import cdiv, next_power_of_2
 
 # A program handles about _TILE elements (memory-bound ops: enough to amortise index arithmetic,
 # few enough to keep several fp32 operands in registers).
-_TILE = 2048
+_TILE = 1024
 _MAX_BLOCK_N = 1024
 #: largest last dimension for which a kernel reduces over the columns of a row (one block per row)
 MAX_REDUCE_COLS = 8192

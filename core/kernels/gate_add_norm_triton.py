@@ -36,7 +36,9 @@ except ImportError:  # the module must import without triton; the functions belo
     triton = None
     tl = None
 
-_TILE = 4096  # elements of one row block (BLOCK_M rows x BLOCK_N >= D columns)
+# elements of one row block (BLOCK_M rows x BLOCK_N >= D columns); with the warps of _blocks this
+# keeps both kernels at <= ~72 registers per thread on sm_90 (tools/check_kernels_compile.py)
+_TILE = 1024
 _MAX_PROGRAMS_CUDA = 1024  # backward programs (partial dw/db rows) on CUDA
 _MAX_PROGRAMS_CPU = 4  # under the interpreter
 
@@ -151,10 +153,11 @@ def _rows(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1, t.size(-1))
 
 
-def _blocks(rows: int, D: int) -> tuple[int, int]:
+def _blocks(rows: int, D: int) -> tuple[int, int, dict[str, int]]:
+    """``(BLOCK_M, BLOCK_N, launch options)``: whole rows, about 8 elements per thread and tensor."""
     block_n = next_power_of_2(D)
     block_m = min(max(1, _TILE // block_n), next_power_of_2(rows))
-    return block_m, block_n
+    return block_m, block_n, {"num_warps": min(16, max(4, block_m * block_n // 256))}
 
 
 def gate_add_norm_forward(
@@ -170,7 +173,7 @@ def gate_add_norm_forward(
     rstd = torch.empty(R, dtype=torch.float32, device=h.device)
     if y.numel() == 0:
         return y, mean, rstd
-    block_m, block_n = _blocks(R, D)
+    block_m, block_n, opts = _blocks(R, D)
     with device_ctx(h):
         _gan_fwd_kernel[(cdiv(R, block_m),)](
             h2,
@@ -187,6 +190,7 @@ def gate_add_norm_forward(
             eps,
             BLOCK_M=block_m,
             BLOCK_N=block_n,
+            **opts,
         )
     return y, mean, rstd
 
@@ -208,7 +212,7 @@ def gate_add_norm_backward(
         return dh, dskip, torch.zeros_like(weight), torch.zeros_like(weight)
     h2, s2, dy2 = _rows(h), _rows(skip), _rows(dy.to(h.dtype))
     R = h2.shape[0]
-    block_m, block_n = _blocks(R, D)
+    block_m, block_n, opts = _blocks(R, D)
     n_blocks = cdiv(R, block_m)
     n_prog = min(n_blocks, _MAX_PROGRAMS_CUDA if h.device.type == "cuda" else _MAX_PROGRAMS_CPU)
     dw_part = torch.empty(n_prog, D, dtype=torch.float32, device=h.device)
@@ -233,6 +237,7 @@ def gate_add_norm_backward(
             n_blocks,
             BLOCK_M=block_m,
             BLOCK_N=block_n,
+            **opts,
         )
     return dh, dskip, dw_part.sum(0).to(weight.dtype), db_part.sum(0).to(weight.dtype)
 

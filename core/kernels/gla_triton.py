@@ -68,6 +68,12 @@ except ImportError:  # the module must import without triton; the functions belo
 BT = 64  # chunk length
 BC = 16  # sub-chunk length (tl.dot needs >= 16)
 NC = BT // BC
+# K/V tiles and warps: the largest that ptxas compiles for sm_90 without register spills
+# (tools/check_kernels_compile.py); IEEE float32 dots need more registers than half-precision ones.
+_BKV_HALF, _BKV_FP32 = 64, 32
+_WARPS = 8  # the state/output kernels (64 x 64 fp32 tiles)
+_WARPS_SUB = 4  # the sub-chunk kernels (_fwd_A, _bwd_intra) and the cumulative sum
+_BK_CUMSUM = 16
 
 
 if triton is not None:
@@ -637,8 +643,9 @@ class _Cfg:
         self.B, self.T, self.H, self.K = q.shape
         self.V = v.shape[-1]
         self.NT = cdiv(self.T, BT)
-        self.BK = min(64, max(16, next_power_of_2(self.K)))
-        self.BV = min(64, max(16, next_power_of_2(self.V)))
+        bkv = _BKV_FP32 if q.dtype == torch.float32 else _BKV_HALF
+        self.BK = min(bkv, max(16, next_power_of_2(self.K)))
+        self.BV = min(bkv, max(16, next_power_of_2(self.V)))
         self.NK = cdiv(self.K, self.BK)
         self.NV = cdiv(self.V, self.BV)
         upcast = dot_upcast(q.dtype, q.device)
@@ -654,7 +661,7 @@ class _Cfg:
 
 def _cumsum(gk: torch.Tensor, c: _Cfg) -> torch.Tensor:
     gc = torch.empty(gk.shape, dtype=torch.float32, device=gk.device)
-    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=c.BK, **c.warps(4))
+    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=_BK_CUMSUM, **c.warps(_WARPS_SUB))
     return gc
 
 
@@ -687,7 +694,7 @@ def _states(
         BK=c.BK,
         BV=c.BV,
         **c.dot,
-        **c.warps(4),
+        **c.warps(_WARPS),
     )
     return h, ht
 
@@ -709,11 +716,27 @@ def gla_forward(
         h, ht = _states(k, v, gc, h0, c, output_final_state)
         A = torch.empty(c.B * c.H, c.T, BT, dtype=torch.float32, device=q.device)
         _fwd_A_kernel[(c.NT * NC, c.B * c.H)](
-            q, k, gc, A, scale, c.T, c.H, c.K, BT=BT, BC=BC, NC=NC, BK=c.BK, **c.dot, **c.warps(4)
+            q, k, gc, A, scale, c.T, c.H, c.K, BT=BT, BC=BC, NC=NC, BK=c.BK, **c.dot, **c.warps(_WARPS_SUB)
         )
         o = torch.empty(v.shape, dtype=q.dtype, device=q.device)
         _fwd_o_kernel[(c.NV, c.NT, c.B * c.H)](
-            q, v, gc, h, A, o, scale, c.T, c.H, c.K, c.V, c.NT, BT=BT, BK=c.BK, BV=c.BV, **c.dot, **c.warps(4)
+            q,
+            v,
+            gc,
+            h,
+            A,
+            o,
+            scale,
+            c.T,
+            c.H,
+            c.K,
+            c.V,
+            c.NT,
+            BT=BT,
+            BK=c.BK,
+            BV=c.BV,
+            **c.dot,
+            **c.warps(_WARPS),
         )
     return o, ht, A
 
@@ -759,20 +782,49 @@ def gla_backward(
             BK=c.BK,
             BV=c.BV,
             **c.dot,
-            **c.warps(4),
+            **c.warps(_WARPS),
         )
         dA = torch.empty(c.B * c.H, c.T, BT, **f32)
         _bwd_dA_kernel[(c.NT, c.B * c.H)](
-            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot, **c.warps(4)
+            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot, **c.warps(_WARPS)
         )
         dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
         _bwd_dv_kernel[(c.NV, c.NT, c.B * c.H)](
-            k, gc, A, do, dh, dv, c.T, c.H, c.K, c.V, c.NT, BT=BT, BK=c.BK, BV=c.BV, **c.dot, **c.warps(4)
+            k,
+            gc,
+            A,
+            do,
+            dh,
+            dv,
+            c.T,
+            c.H,
+            c.K,
+            c.V,
+            c.NT,
+            BT=BT,
+            BK=c.BK,
+            BV=c.BV,
+            **c.dot,
+            **c.warps(_WARPS),
         )
         dq2 = torch.empty(q.shape, **f32)
         dk2 = torch.empty(k.shape, **f32)
         _bwd_intra_kernel[(c.NK, c.NT * NC, c.B * c.H)](
-            q, k, gc, dA, dq2, dk2, c.T, c.H, c.K, BT=BT, BC=BC, NC=NC, BK=c.BK, **c.dot, **c.warps(4)
+            q,
+            k,
+            gc,
+            dA,
+            dq2,
+            dk2,
+            c.T,
+            c.H,
+            c.K,
+            BT=BT,
+            BC=BC,
+            NC=NC,
+            BK=c.BK,
+            **c.dot,
+            **c.warps(_WARPS_SUB),
         )
         dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
         dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
@@ -800,7 +852,7 @@ def gla_backward(
             BK=c.BK,
             BV=c.BV,
             **c.dot,
-            **c.warps(4),
+            **c.warps(_WARPS),
         )
     if dh0 is not None and h0 is not None:
         dh0 = dh0.to(h0.dtype)

@@ -37,7 +37,7 @@ except ImportError:  # the module must import without triton; the functions belo
     triton = None
     tl = None
 
-_TILE = 4096
+_TILE = 256  # elements of a row block: 4 rows of 64 experts (no register spills on sm_90)
 _MAX_PROGRAMS_CUDA = 1024
 _MAX_PROGRAMS_CPU = 4
 
@@ -240,10 +240,12 @@ def _require_triton() -> None:
         raise RuntimeError("gatelab.core.kernels.router_triton needs triton, which is not installed")
 
 
-def _blocks(N: int, E: int, k1: int) -> tuple[int, int, int]:
+def _blocks(N: int, E: int, k1: int) -> tuple[int, int, int, dict[str, int]]:
+    """``(BLOCK_M, BLOCK_E, BLOCK_K, launch options)``: about 2 tile elements per thread and tensor."""
     block_e = next_power_of_2(E)
     block_m = min(max(1, _TILE // block_e), next_power_of_2(N))
-    return block_m, block_e, next_power_of_2(k1)
+    warps = min(16, max(4, block_m * block_e // 256))
+    return block_m, block_e, next_power_of_2(k1), {"num_warps": warps}
 
 
 def router_forward(
@@ -259,7 +261,7 @@ def router_forward(
     probs = torch.empty_like(x)
     idx = torch.empty(N, k, dtype=torch.int64, device=dev)
     w = torch.empty(N, k, dtype=x.dtype, device=dev)
-    block_m, block_e, block_k = _blocks(N, E, k + 1 if smooth else k)
+    block_m, block_e, block_k, opts = _blocks(N, E, k + 1 if smooth else k)
     n_blocks = cdiv(N, block_m)
     n_prog = min(n_blocks, _MAX_PROGRAMS_CUDA if dev.type == "cuda" else _MAX_PROGRAMS_CPU)
     imp = torch.empty(n_prog, E, dtype=torch.float32, device=dev)
@@ -285,6 +287,7 @@ def router_forward(
             BLOCK_M=block_m,
             BLOCK_E=block_e,
             BLOCK_K=block_k,
+            **opts,
         )
     counts = cnt.sum(0, dtype=torch.int64)
     importance = imp.sum(0)
@@ -311,7 +314,7 @@ def router_backward(
     dx = torch.empty_like(x)
     dclean = torch.empty_like(clean) if smooth else None
     dstd = torch.empty_like(std) if smooth else None
-    block_m, block_e, block_k = _blocks(N, E, k + 1 if smooth else k)
+    block_m, block_e, block_k, opts = _blocks(N, E, k + 1 if smooth else k)
 
     def c(t: torch.Tensor | None) -> torch.Tensor:
         return t.contiguous() if t is not None else x
@@ -341,6 +344,7 @@ def router_backward(
             BLOCK_M=block_m,
             BLOCK_E=block_e,
             BLOCK_K=block_k,
+            **opts,
         )
     return dx, dclean, dstd
 

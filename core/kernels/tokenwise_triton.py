@@ -41,9 +41,14 @@ except ImportError:  # the module must import without triton; the functions belo
     triton = None
     tl = None
 
-_TILE = 4096
-_EW_TILE = 2048
+_TILE = 1024  # scalar mode: elements of a row block (whole rows)
+_EW_TILE = 1024  # vector-mode backward (element-wise)
 _MAX_EW_BLOCK_N = 1024
+
+
+def _row_warps(block_m: int, block_n: int) -> dict[str, int]:
+    """Warps for a whole-row block: about 8 elements per thread and tensor."""
+    return {"num_warps": min(16, max(4, block_m * block_n // 256))}
 
 
 if triton is not None:
@@ -224,9 +229,11 @@ def _matmul_blocks(dtype: torch.dtype, on_cuda: bool) -> tuple[int, int, int, in
     """``(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)`` of the vector-mode matmul."""
     if not on_cuda:  # the interpreter: small tiles keep it quick (tl.dot needs >= 16)
         return 16, 16, 16, 4, 1
-    if dtype == torch.float32:  # IEEE fp32 FMA path, no tensor cores: smaller K tiles
-        return 64, 64, 16, 4, 3
-    return 128, 64, 32, 4, 3
+    # the largest tiles ptxas compiles for sm_90 without register spills with the mix epilogue
+    # (tools/check_kernels_compile.py); IEEE fp32 FMA path: smaller K tiles
+    if dtype == torch.float32:
+        return 64, 64, 16, 8, 2
+    return 64, 64, 32, 8, 3
 
 
 def tokenwise_forward(
@@ -263,6 +270,7 @@ def tokenwise_forward(
                 HAS_BIAS=bias is not None,
                 BLOCK_M=block_m,
                 BLOCK_N=block_n,
+                **_row_warps(block_m, block_n),
             )
         else:
             bm, bn, bk, warps, stages = _matmul_blocks(a.dtype, a.device.type == "cuda")
@@ -332,6 +340,7 @@ def tokenwise_backward(
                 b2.stride(0),
                 BLOCK_M=block_m,
                 BLOCK_N=block_n,
+                **_row_warps(block_m, block_n),
             )
             # dW = dlogit^T [a, b] (a GEMV each half); the reference does this in the input dtype too
             dl = dlogit.to(a.dtype)
