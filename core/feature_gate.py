@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .activations import ActLike, create_act
-from .capture import record_gate
+from .capture import is_capturing, record_gate
+from .kernels import dispatch, is_sigmoid
 
 __all__ = ["FeatureGate"]
 
@@ -131,7 +132,10 @@ class FeatureGate(nn.Module):
             raise ValueError(
                 f"FeatureGate: expected context[..., {self.context_dim}], got shape {tuple(context.shape)}"
             )
-        gate = self.gate_act(self.mlp(context))
+        z = self.mlp(context)
+        if not is_capturing() and is_sigmoid(self.gate_act):  # fused gate (Triton on CUDA)
+            return dispatch("feature_gate", x, z, self.scale, self.mask)
+        gate = self.gate_act(z)
         record_gate(self, gate)
         factor = gate * self.scale
         if self.mask is not None:

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from .activations import ActLike, create_act
-from .capture import record_gate
+from .capture import is_capturing, record_gate
+from .kernels import dispatch, is_sigmoid
 
 __all__ = ["GatedCrossLayer", "GatedCrossNetwork"]
 
@@ -68,10 +69,14 @@ class GatedCrossLayer(nn.Module):
             raise ValueError(
                 f"GatedCrossLayer: expected c0, cl [..., {self.dim}], got {tuple(c0.shape)} and {tuple(cl.shape)}"
             )
-        cross = self.w(cl)
+        xw = self.w(cl)
+        logits = self.wg(cl)
+        if not is_capturing() and is_sigmoid(self.gate_act):  # fused step (Triton on CUDA)
+            return dispatch("gated_cross", c0, xw, logits, cl, self.b)
+        cross = xw
         if self.b is not None:
             cross = cross + self.b
-        gate = self.gate_act(self.wg(cl))
+        gate = self.gate_act(logits)
         record_gate(self, gate)
         return c0 * cross * gate + cl
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from .activations import ActLike, get_act
 from .capture import record_gate
+from .kernels import dispatch
 
 NORM_KINDS: tuple[str, ...] = ("rmsnorm", "layernorm")
 MODES: tuple[str, ...] = ("chunk", "recurrent")
@@ -345,8 +346,9 @@ class GatedLinearAttention(nn.Module):
 
         # the recurrence runs in float32 for half-precision inputs (the gate already is)
         q, k, v = q.to(ct), k.to(ct), v.to(ct)
-        if self.mode == "chunk":
-            o, state = gla_chunk(
+        if self.mode == "chunk":  # gla_chunk, or the Triton chunk kernels on CUDA
+            o, state = dispatch(
+                "gla_chunk",
                 q,
                 k,
                 v,

@@ -28,6 +28,7 @@ from torch import nn
 
 from .activations import ActLike, create_act
 from .capture import is_capturing, record_gate
+from .kernels import dispatch, is_sigmoid
 
 __all__ = [
     "GateAddNorm",
@@ -285,7 +286,16 @@ class GateAddNorm(nn.Module):
             skip = self.resample(skip)
         if self.mask is not None:
             skip = skip * (2.0 * torch.sigmoid(self.mask))
-        return self.norm(self.glu(x) + skip)
+        glu = self.glu
+        if is_capturing() or not is_sigmoid(glu.gate_act):
+            return self.norm(self.glu(x) + skip)
+        # fused GLU + add + LayerNorm (Triton on CUDA), from the GLU's projection
+        if x.shape[-1] != glu.input_size:
+            raise ValueError(
+                f"GatedLinearUnit: expected x[..., {glu.input_size}], got shape {tuple(x.shape)}"
+            )
+        h = glu.fc(glu.dropout(x))
+        return dispatch("gate_add_norm", h, skip, self.norm.weight, self.norm.bias, self.norm.eps)
 
     @classmethod
     def from_pytorch_forecasting(cls, theirs: nn.Module) -> GateAddNorm:

@@ -14,6 +14,7 @@ from torch import nn
 
 from .activations import ActLike, get_act
 from .capture import record_gate
+from .kernels import dispatch
 
 EXPERT_KINDS: tuple[str, ...] = ("mlp", "glu")
 
@@ -175,21 +176,11 @@ class TopKRouter(nn.Module):
             logits = clean
 
         smooth = use_noise and k < E
-        top_vals, top_idx = logits.topk(k + 1 if smooth else k, dim=-1)  # descending
-        indices = top_idx[:, :k]
-        weights = torch.softmax(top_vals[:, :k].float(), dim=-1).to(logits.dtype)
-        gates = torch.zeros_like(logits).scatter(1, indices, weights)
-        selected = torch.zeros(N, E, dtype=torch.bool, device=x.device).scatter(1, indices, True)
-        counts = selected.sum(0)
-
-        importance = gates.float().sum(0)
-        if smooth:
-            # kth_excluding(H, k, i): (k+1)-th largest of H if i is in the top k, else the k-th largest
-            threshold = torch.where(selected, top_vals[:, k : k + 1], top_vals[:, k - 1 : k]).float()
-            z = (clean.float() - threshold) / std.float()
-            load = torch.special.ndtr(z).sum(0)
-        else:
-            load = counts.float()
+        # softmax + top-k + importance/load/counts (one Triton pass on CUDA; the reference is the
+        # eager code in gatelab.core.kernels.router)
+        gates, indices, weights, probs, importance, load, counts = dispatch(
+            "topk_router", logits, k, clean if smooth else None, std if smooth else None
+        )
         importance_loss = self.w_importance * cv_squared(importance)
         load_loss = self.w_load * cv_squared(load)
 
@@ -199,7 +190,7 @@ class TopKRouter(nn.Module):
             gates=gates,
             indices=indices,
             weights=weights,
-            probs=torch.softmax(logits.float(), dim=-1).to(logits.dtype),
+            probs=probs,
             logits=logits,
             importance_loss=importance_loss,
             load_loss=load_loss,

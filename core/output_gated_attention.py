@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .activations import ActLike, get_act
-from .capture import record_gate
+from .capture import is_capturing, record_gate
+from .kernels import dispatch, is_sigmoid
 
 GATE_KINDS: tuple[str, ...] = ("headwise", "elementwise")
 
@@ -223,9 +224,13 @@ class OutputGatedAttention(nn.Module):
         attn = attn.transpose(1, 2)  # [B, Tq, H, Dh]
 
         if self.gate is not None:
-            g = self.gate_act(qg[..., Dh:])  # [B, Tq, H, 1 | Dh]
-            record_gate(self, g.squeeze(-1) if self.gate == "headwise" else g)
-            attn = attn * g
+            logits = qg[..., Dh:]  # [B, Tq, H, 1 | Dh]
+            if is_capturing() or not is_sigmoid(self.gate_act):
+                g = self.gate_act(logits)
+                record_gate(self, g.squeeze(-1) if self.gate == "headwise" else g)
+                attn = attn * g
+            else:  # fused sigmoid gate (Triton on CUDA; reads the strided views in place)
+                attn = dispatch("sigmoid_gate", attn, logits)
         out = self.out_proj(attn.reshape(B, Tq, self.dim))
         if need_weights:
             return out, weights

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from .activations import ActLike, create_act
-from .capture import record_gate
+from .capture import is_capturing, record_gate
+from .kernels import dispatch, is_sigmoid
 
 __all__ = ["TokenwiseGate"]
 
@@ -85,6 +86,9 @@ class TokenwiseGate(nn.Module):
             raise ValueError(
                 f"TokenwiseGate: expected a, b [..., {self.dim}], got {tuple(a.shape)} and {tuple(b.shape)}"
             )
+        if not is_capturing() and is_sigmoid(self.gate_act):
+            # projection + gate + mix fused (Triton on CUDA); the reference is the code below
+            return dispatch("tokenwise_gate", a, b, self.proj.weight, self.proj.bias)
         logits = self.proj(torch.cat([a, b], dim=-1))
         # Gate and mix in (at least) float32: the gradient dL/dg = a - b overflows float16/bfloat16
         # ranges for large opposite-signed streams, and inf * sigmoid'(saturated logit) = NaN.

@@ -51,6 +51,7 @@ class Backend:
     available: Callable[[], str | None]
     verifier: Verifier
     interpreted: Callable[[], bool] = lambda: False
+    devices: tuple[str, ...] | None = None
 
 
 @dataclasses.dataclass
@@ -59,6 +60,8 @@ class KernelOp:
     reference: Callable[..., Any]
     doc: str = ""
     backends: dict[str, Backend] = dataclasses.field(default_factory=dict)
+    # backends by priority, best first; filled by the first auto selection, reset by register_backend
+    ranked: list[Backend] | None = None
 
 
 _OPS: dict[str, KernelOp] = {}
@@ -86,12 +89,17 @@ def register_backend(
     available: Callable[[], str | None] = lambda: None,
     verifier: Verifier = lambda *a, **k: None,
     interpreted: Callable[[], bool] = lambda: False,
+    devices: tuple[str, ...] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``fn`` as backend ``name`` of ``op``.
 
     ``available()`` returns ``None`` when the backend can run at all in this process, else the
     reason it cannot. ``verifier(*args, **kwargs)`` returns ``None`` when the backend accepts these
-    inputs, else the reason (e.g. ``"dtype float64 not supported"``).
+    inputs, else the reason (e.g. ``"dtype float64 not supported"``). ``devices``: the device types
+    of the first tensor argument on which ``auto`` considers the backend (``None``: any); it lets
+    ``auto`` skip a CUDA-only backend for CPU tensors without running its checks (dispatch runs on
+    every forward, so its CPU overhead matters). Explicit requests ignore ``devices`` and ask the
+    verifier.
     """
     if name in (REFERENCE, AUTO):
         raise ValueError(f"backend name {name!r} is reserved")
@@ -99,7 +107,8 @@ def register_backend(
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if op not in _OPS:
             raise ValueError(f"register the reference of op {op!r} before its backends")
-        _OPS[op].backends[name] = Backend(name, fn, priority, available, verifier, interpreted)
+        _OPS[op].backends[name] = Backend(name, fn, priority, available, verifier, interpreted, devices)
+        _OPS[op].ranked = None
         return fn
 
     return deco
@@ -173,26 +182,38 @@ def use_backend(spec: str | dict[str, str]) -> Iterator[None]:
 
 def select(op: str, *args: Any, **kwargs: Any) -> tuple[str, Callable[..., Any]]:
     """Return ``(backend name, callable)`` that :func:`dispatch` would use for these inputs."""
+    name, fn, _ = _select(op, args, kwargs)
+    return name, fn
+
+
+def _select(op: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Callable[..., Any], str]:
+    """``(backend name, callable, device type of the first tensor argument)``."""
     k = _op(op)
     want = requested_backend(op)
+    dev = _device_type(args)
     if want == REFERENCE:
-        return REFERENCE, k.reference
+        return REFERENCE, k.reference, dev
     if want == AUTO:
         if torch.compiler.is_compiling():
-            return REFERENCE, k.reference
-        for b in sorted(k.backends.values(), key=lambda b: -b.priority):
+            return REFERENCE, k.reference, dev
+        cands = k.ranked
+        if cands is None:
+            cands = k.ranked = sorted(k.backends.values(), key=lambda b: -b.priority)
+        for b in cands:
+            if b.devices is not None and dev not in b.devices:
+                continue
             if b.interpreted() or b.available() is not None:
                 continue
             if b.verifier(*args, **kwargs) is None:
-                return b.name, b.fn
-        return REFERENCE, k.reference
+                return b.name, b.fn, dev
+        return REFERENCE, k.reference, dev
     if want not in k.backends:
         raise BackendError(f"op {op!r} has no backend {want!r}; available: {backends(op)}")
     b = k.backends[want]
     why = b.available() or b.verifier(*args, **kwargs)
     if why is not None:
         raise BackendError(f"backend {want!r} was requested for op {op!r} but cannot run: {why}")
-    return b.name, b.fn
+    return b.name, b.fn, dev
 
 
 def _device_type(args: tuple[Any, ...]) -> str:
@@ -204,11 +225,11 @@ def _device_type(args: tuple[Any, ...]) -> str:
 
 def dispatch(op: str, *args: Any, **kwargs: Any) -> Any:
     """Run ``op`` on the selected backend (see module docstring)."""
-    name, fn = select(op, *args, **kwargs)
-    key = (op, name, _device_type(args))
+    name, fn, dev = _select(op, args, kwargs)
+    key = (op, name, dev)
     if key not in _logged and not torch.compiler.is_compiling():
         _logged.add(key)
-        log.info("gatelab.kernels: op %r runs on backend %r (%s tensors)", op, name, key[2])
+        log.info("gatelab.kernels: op %r runs on backend %r (%s tensors)", op, name, dev)
     return fn(*args, **kwargs)
 
 

@@ -25,54 +25,22 @@ Backend ``"triton"`` (see :mod:`gatelab.core.kernels.glu_triton`) runs when
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
 
 import torch
 import torch.nn.functional as F
 
+from ._common import TRITON_DTYPES, triton_available, triton_interpreted
 from .dispatch import register_backend, register_op
 
-TRITON_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32)
-
-_TRUE = frozenset({"1", "true", "on", "yes", "y"})
-
-
-def triton_interpreted() -> bool:
-    """True when ``TRITON_INTERPRET`` is set to a true value (``1``, ``true``, ``on``, ``yes``).
-
-    Triton reads the variable when it defines its kernels, so set it before anything imports
-    triton (``tests/conftest.py`` does).
-    """
-    return os.environ.get("TRITON_INTERPRET", "").strip().lower() in _TRUE
-
-
-_import_result: dict[str, str | None] = {}  # cache of the import check (a plain dict: Dynamo traces it)
-
-
-def _triton_import_error() -> str | None:
-    if "triton" not in _import_result:
-        try:
-            import triton  # noqa: F401
-        except Exception as e:  # ImportError, or a broken install raising at import time
-            _import_result["triton"] = f"triton is not importable ({type(e).__name__}: {e})"
-        else:
-            _import_result["triton"] = None
-    return _import_result["triton"]
-
-
-def triton_available() -> str | None:
-    """``None`` when the Triton backend can run in this process, else the reason it cannot.
-
-    Cheap checks come first so a CPU-only process never imports triton just to learn it cannot run.
-    """
-    if importlib.util.find_spec("triton") is None:
-        return "triton is not installed"
-    if not (triton_interpreted() or torch.cuda.is_available()):
-        return (
-            "no CUDA device and TRITON_INTERPRET is not set (set TRITON_INTERPRET=1 to run Triton on the CPU)"
-        )
-    return _triton_import_error()
+# Re-exported for the tests and callers that import them from here (the foundation's home of them).
+__all__ = [
+    "TRITON_DTYPES",
+    "geglu",
+    "swiglu",
+    "triton_available",
+    "triton_interpreted",
+    "verify_triton_inputs",
+]
 
 
 def verify_triton_inputs(gate: torch.Tensor, value: torch.Tensor) -> str | None:
@@ -118,6 +86,7 @@ _triton_backend = functools.partial(
     register_backend,
     name="triton",
     priority=10,
+    devices=("cuda",),
     available=triton_available,
     verifier=verify_triton_inputs,
     interpreted=triton_interpreted,

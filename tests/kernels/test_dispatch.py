@@ -130,6 +130,8 @@ def test_explicit_triton_without_interpreter_on_cpu_raises(monkeypatch):
 
 
 def test_available_reports_missing_triton(monkeypatch):
+    # the installation check is cached per process (find_spec is slow); start from an empty cache
+    monkeypatch.setattr(importlib.import_module("gatelab.core.kernels._common"), "_import_result", {})
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "triton" else real(name, *a)
@@ -217,3 +219,53 @@ def test_choice_is_logged_once(fake_op, caplog):
         "gatelab.kernels: op 'fake' runs on backend 'fast' (cpu tensors)",
         "gatelab.kernels: op 'fake' runs on backend 'reference' (cpu tensors)",
     ]
+
+
+ALL_OPS = (
+    "swiglu",
+    "geglu",
+    "sigmoid_gate",
+    "gate_add_norm",
+    "feature_gate",
+    "gated_cross",
+    "tokenwise_gate",
+    "gla_chunk",
+    "topk_router",
+)
+
+
+def test_every_op_has_a_reference_and_a_cuda_triton_backend():
+    assert set(ALL_OPS) <= set(ops())
+    for op in ALL_OPS:
+        assert backends(op) == ["triton", "reference"], op
+        b = dispatch_mod._OPS[op].backends["triton"]
+        assert b.devices == ("cuda",), op  # auto considers it for CUDA tensors only
+        assert b.interpreted is triton_interpreted, op
+
+
+def test_auto_skips_backends_for_other_devices_without_asking_them(monkeypatch):
+    def boom(*a, **k):
+        raise AssertionError("auto must not ask a CUDA-only backend about CPU tensors")
+
+    op = dispatch_mod.KernelOp(name="fake2", reference=lambda x: 2 * x)
+    op.backends["gpu"] = dispatch_mod.Backend(
+        "gpu", lambda x: 3 * x, 10, boom, boom, lambda: False, ("cuda",)
+    )
+    op.backends["any"] = dispatch_mod.Backend("any", lambda x: 4 * x, 5, lambda: None, lambda x: None)
+    monkeypatch.setitem(dispatch_mod._OPS, "fake2", op)
+    x = torch.randn(3)
+    assert select("fake2", x)[0] == "any"  # the lower-priority backend without a device restriction
+    torch.testing.assert_close(dispatch("fake2", x), 4 * x)
+    with use_backend("gpu"), pytest.raises(AssertionError, match="must not ask"):
+        select("fake2", x)  # an explicit request does ask (and here the check itself fails loudly)
+
+
+def test_register_backend_resets_the_ranking(monkeypatch):
+    op = dispatch_mod.KernelOp(name="fake3", reference=lambda x: 2 * x)
+    monkeypatch.setitem(dispatch_mod._OPS, "fake3", op)
+    x = torch.randn(2)
+    assert select("fake3", x)[0] == "reference"
+    assert op.ranked == []
+    dispatch_mod.register_backend("fake3", "fast", priority=1)(lambda x: 5 * x)
+    assert op.ranked is None
+    assert select("fake3", x)[0] == "fast"

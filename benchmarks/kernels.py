@@ -1,0 +1,785 @@
+"""Benchmark every gate kernel: Triton vs torch eager vs torch.compile vs Liger-Kernel / fla.
+
+For each op of :mod:`gatelab.core.kernels` and sizes typical of the models that use it, times the
+forward and the forward+backward of
+
+* ``eager``: the op's PyTorch reference (the anchor: ``speedup`` is relative to it),
+* ``compile``: ``torch.compile`` (Inductor) of the reference,
+* ``triton``: our Triton kernels (``use_backend("triton")``; CUDA only, or ``--interpret``),
+* ``liger``: Liger-Kernel's ``LigerSiLUMulFunction`` / ``LigerGELUMulFunction`` for ``swiglu`` /
+  ``geglu`` (CUDA only; note Liger's GEGLU uses the tanh GELU approximation, ours the exact erf),
+* ``fla``: flash-linear-attention's ``chunk_gla`` for ``gla_chunk`` (CUDA only),
+
+and reports milliseconds, effective bandwidth (GB/s over the op's minimal traffic: every input read
+once, every output written once; the same byte count for every implementation), the percentage of
+the GPU's peak HBM bandwidth, TFLOP/s for the matmul-bearing ops (chunked GLA, the vector token-wise
+gate) and the speed ratios. Every implementation is first checked against eager (outputs and
+gradients, normwise); a wrong one aborts the run.
+
+Results go through the harness ledger: ``docs/results/kernels.jsonl`` (one record per op, size and
+implementation, with the command, commit, machine and date), ``kernels.md`` rendered from it, and
+``kernels.csv`` (all records, flat). Without CUDA the script times the references on the CPU
+(eager and torch.compile) at smaller sizes and the table says the GPU numbers are pending.
+
+Usage::
+
+    python benchmarks/kernels.py                        # CUDA if present, else the CPU references
+    python benchmarks/kernels.py --ops swiglu gla_chunk --dtype bf16
+    python benchmarks/kernels.py --interpret --sizes tiny --no-write   # exercise the Triton path on CPU
+    /work/notes/cpu_slot python benchmarks/kernels.py   # on the shared CPU machine
+
+Goals on H100/H200 (issue 9): element-wise kernels >= 85% of peak HBM bandwidth, SwiGLU >= 1.0x
+Liger, chunk GLA >= 0.8x flash-linear-attention.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import importlib.util
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+TABLE = "kernels"
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+IMPLS = ("eager", "compile", "triton", "liger", "fla")
+# Spec-sheet peak HBM bandwidth in GB/s, matched against torch.cuda.get_device_name() (first match).
+PEAK_HBM_GBPS: tuple[tuple[str, float], ...] = (
+    ("H200", 4800.0),
+    ("H100 NVL", 3900.0),
+    ("H100 PCIE", 2000.0),
+    ("H100", 3350.0),  # SXM5 (HBM3)
+    ("A100 80GB PCIE", 1935.0),
+    ("A100-SXM4-80GB", 2039.0),
+    ("A100", 1555.0),
+    ("L40S", 864.0),
+)
+GLA_CHUNK = 64  # the chunk length of the FLOP count (our kernels' chunk; fla's default too)
+CSV_COLUMNS = (
+    "date",
+    "machine",
+    "model",
+    "split",
+    "variant",
+    "fwd_ms",
+    "fwd_bwd_ms",
+    "fwd_gbps",
+    "fwd_bwd_gbps",
+    "pct_hbm_fwd",
+    "pct_hbm_fwd_bwd",
+    "fwd_tflops",
+    "fwd_bwd_tflops",
+    "speedup_fwd",
+    "speedup",
+    "speedup_vs_compile",
+    "speedup_vs_anchor",
+    "commit",
+    "command",
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# cases
+# ------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Case:
+    """One op at one size: how to build its inputs and count its traffic and FLOPs."""
+
+    op: str
+    label: str  # size label, e.g. "tft N=24576 D=160"
+    model: str  # where the size comes from
+    make: Callable[[Any, Any, Any], tuple[list[Any], dict[str, Any]]]  # (torch, dtype, device) -> args
+    bytes_fwd: Callable[[int], float]  # element size in bytes -> minimal bytes moved by the forward
+    bytes_bwd: Callable[[int], float]  # ... by the backward (fwd+bwd = fwd + bwd)
+    flops_fwd: float = 0.0  # 0: report no TFLOP/s
+    flops_bwd: float = 0.0
+    grad_args: tuple[int, ...] = ()  # positional args that get gradients
+    grad_kwargs: tuple[str, ...] = ()
+    dtype: str | None = None  # force this dtype ("float32") whatever --dtype says
+
+
+def _glu(op: str, n: int, h: int, model: str) -> Case:
+    def make(torch, dtype, device):
+        return [torch.randn(n, h, device=device).to(dtype), torch.randn(n, h, device=device).to(dtype)], {}
+
+    return Case(
+        op, f"N={n} H={h}", model, make, lambda b: 3 * n * h * b, lambda b: 5 * n * h * b, grad_args=(0, 1)
+    )
+
+
+def _sigmoid_gate(b_: int, t: int, heads: int, dh: int, mode: str, model: str) -> Case:
+    g = 1 if mode == "headwise" else dh
+    m, mg = b_ * t * heads * dh, b_ * t * heads * g
+
+    def make(torch, dtype, device):
+        # the layer's views: transposed SDPA output, gate slice of the fused q projection
+        o = torch.randn(b_, heads, t, dh, device=device).to(dtype).transpose(1, 2)
+        logits = torch.randn(b_, t, heads, dh + g, device=device).to(dtype)[..., dh:]
+        return [o, logits], {}
+
+    return Case(
+        "sigmoid_gate",
+        f"{mode} B={b_} T={t} H={heads} Dh={dh}",
+        model,
+        make,
+        lambda b: (2 * m + mg) * b,
+        lambda b: (3 * m + 2 * mg) * b,
+        grad_args=(0, 1),
+    )
+
+
+def _gate_add_norm(n: int, d: int, model: str) -> Case:
+    def make(torch, dtype, device):
+        h = torch.randn(n, 2 * d, device=device).to(dtype)
+        skip = torch.randn(n, d, device=device).to(dtype)
+        w = (1 + 0.1 * torch.randn(d, device=device)).to(dtype)
+        bias = (0.1 * torch.randn(d, device=device)).to(dtype)
+        return [h, skip, w, bias, 1e-5], {}
+
+    return Case(
+        "gate_add_norm",
+        f"N={n} D={d}",
+        model,
+        make,
+        lambda b: 4 * n * d * b + 8 * n,
+        lambda b: 7 * n * d * b + 8 * n,
+        grad_args=(0, 1, 2, 3),
+    )
+
+
+def _feature_gate(n: int, f: int, learned: bool, model: str) -> Case:
+    mz = f if learned else n * f
+
+    def make(torch, dtype, device):
+        x = torch.randn(n, f, device=device).to(dtype)
+        z = torch.randn(*((f,) if learned else (n, f)), device=device).to(dtype)
+        return [x, z, 2.0], {}
+
+    label = f"{'learned-context' if learned else 'context'} N={n} F={f}"
+    return Case(
+        "feature_gate",
+        label,
+        model,
+        make,
+        lambda b: (2 * n * f + mz) * b,
+        lambda b: (3 * n * f + 2 * mz) * b,
+        grad_args=(0, 1),
+    )
+
+
+def _gated_cross(n: int, d: int, model: str) -> Case:
+    def make(torch, dtype, device):
+        ts = [torch.randn(n, d, device=device).to(dtype) for _ in range(4)]
+        return [*ts, torch.rand(d, device=device).to(dtype)], {}
+
+    return Case(
+        "gated_cross",
+        f"N={n} D={d}",
+        model,
+        make,
+        lambda b: 5 * n * d * b,
+        lambda b: 7 * n * d * b,
+        grad_args=(0, 1, 2, 3, 4),
+    )
+
+
+def _tokenwise(n: int, d: int, mode: str, model: str) -> Case:
+    e = 1 if mode == "scalar" else d
+
+    def make(torch, dtype, device):
+        a = torch.randn(n, d, device=device).to(dtype)
+        b2 = torch.randn(n, d, device=device).to(dtype)
+        w = (torch.randn(e, 2 * d, device=device) / d**0.5).to(dtype)
+        return [a, b2, w, torch.zeros(e, device=device).to(dtype)], {}
+
+    # forward: a [a; b] W^T projection (2 N E 2D flops) + the mix; backward: three matmuls of that size
+    flops = 2.0 * n * e * 2 * d
+    return Case(
+        "tokenwise_gate",
+        f"{mode} N={n} D={d}",
+        model,
+        make,
+        lambda b: (3 * n * d + 2 * e * d) * b,
+        lambda b: (5 * n * d + 4 * e * d) * b,
+        flops_fwd=flops if mode == "vector" else 0.0,
+        flops_bwd=2 * flops if mode == "vector" else 0.0,
+        grad_args=(0, 1, 2, 3),
+    )
+
+
+def _gla(b_: int, t: int, heads: int, k: int, v: int, model: str, dtype: str | None = None) -> Case:
+    def make(torch, dtype, device):
+        import torch.nn.functional as F
+
+        q = torch.randn(b_, t, heads, k, device=device).to(dtype)
+        kk = torch.randn(b_, t, heads, k, device=device).to(dtype)
+        vv = torch.randn(b_, t, heads, v, device=device).to(dtype)
+        g = (F.logsigmoid(torch.randn(b_, t, heads, k, device=device)) / 16).to(dtype)
+        return [q, kk, vv, g], {}
+
+    # matmul FLOPs of the chunk form (chunk C = 64, causal halves not discounted): state update and
+    # inter-chunk output (2 x 2TKV), intra-chunk scores (2TCK) and output (2TCV); backward ~ 2x forward
+    flops = 2.0 * b_ * heads * t * (2 * k * v + GLA_CHUNK * (k + v))
+    return Case(
+        "gla_chunk",
+        f"B={b_} T={t} H={heads} K={k} V={v}",
+        model,
+        make,
+        lambda b: b_ * t * heads * (3 * k + 2 * v) * b,  # read q, k, g, v; write o
+        lambda b: b_ * t * heads * (6 * k + 4 * v) * b,  # read q, k, g, v, do; write dq, dk, dg, dv
+        flops_fwd=flops,
+        flops_bwd=2 * flops,
+        grad_args=(0, 1, 2, 3),
+        dtype=dtype,
+    )
+
+
+def _router(n: int, e: int, k: int, smooth: bool, model: str) -> Case:
+    def make(torch, dtype, device):
+        logits = torch.randn(n, e, device=device).to(dtype)
+        if not smooth:
+            return [logits, k, None, None], {}
+        clean = torch.randn(n, e, device=device).to(dtype)
+        std = (torch.rand(n, e, device=device) + 0.1).to(dtype)
+        return [logits, k, clean, std], {}
+
+    ins = 3 if smooth else 1
+    return Case(
+        "topk_router",
+        f"{'noisy ' if smooth else ''}N={n} E={e} k={k}",
+        model,
+        make,
+        # read logits (+ clean, std); write gates, probs, weights, indices (int64)
+        lambda b: (ins + 2) * n * e * b + n * k * (b + 8),
+        # read logits (+ clean, std), dgates, dprobs, dweights; write dlogits (+ dclean, dstd)
+        lambda b: (2 * ins + 2) * n * e * b + n * k * b,
+        grad_args=(0, 2, 3) if smooth else (0,),
+    )
+
+
+def cases(sizes: str) -> list[Case]:
+    """Benchmark cases: ``gpu`` (sizes of the models), ``cpu`` (smaller, for the references on a CPU
+    core), ``tiny`` (a smoke run: tests and ``--interpret``)."""
+    if sizes == "gpu":
+        return [
+            _glu("swiglu", 8192, 4096, "transformer FFN (GluMlp)"),
+            _glu("swiglu", 4096, 11008, "LLaMA-7B FFN"),
+            _glu("geglu", 8192, 4096, "transformer FFN (GluMlp)"),
+            _sigmoid_gate(8, 2048, 16, 128, "headwise", "gated attention 1.7B"),
+            _sigmoid_gate(8, 2048, 16, 128, "elementwise", "gated attention 1.7B"),
+            _gate_add_norm(128 * 192, 160, "TFT (batch 128, 168+24 steps, hidden 160)"),
+            _gate_add_norm(32768, 512, "TFT large hidden"),
+            _feature_gate(4096, 39 * 16, False, "FinalMLP Criteo (39 fields x 16)"),
+            _feature_gate(4096, 39 * 16, True, "FinalMLP Criteo, learned context"),
+            _gated_cross(4096, 39 * 16, "GDCN Criteo (39 fields x 16)"),
+            _tokenwise(8192, 1024, "scalar", "vision-language fusion"),
+            _tokenwise(8192, 1024, "vector", "vision-language fusion"),
+            _gla(8, 2048, 4, 128, 256, "GLA 340M (dim 1024, 4 heads)"),
+            _gla(8, 2048, 4, 128, 256, "GLA 340M, float32 as GatedLinearAttention calls it", "float32"),
+            _router(16384, 64, 2, True, "noisy top-2 MoE, 64 experts"),
+            _router(16384, 8, 2, False, "top-2 MoE, 8 experts (eval)"),
+        ]
+    if sizes == "cpu":
+        return [
+            _glu("swiglu", 256, 1024, "transformer FFN (GluMlp), CPU size"),
+            _glu("geglu", 256, 1024, "transformer FFN (GluMlp), CPU size"),
+            _sigmoid_gate(2, 256, 8, 64, "headwise", "gated attention, CPU size"),
+            _sigmoid_gate(2, 256, 8, 64, "elementwise", "gated attention, CPU size"),
+            _gate_add_norm(16 * 192, 160, "TFT (batch 16, 168+24 steps, hidden 160)"),
+            _feature_gate(1024, 39 * 16, False, "FinalMLP Criteo, batch 1024"),
+            _feature_gate(1024, 39 * 16, True, "FinalMLP Criteo, learned context, batch 1024"),
+            _gated_cross(1024, 39 * 16, "GDCN Criteo, batch 1024"),
+            _tokenwise(1024, 512, "scalar", "vision-language fusion, CPU size"),
+            _tokenwise(1024, 512, "vector", "vision-language fusion, CPU size"),
+            _gla(1, 512, 2, 64, 64, "GLA, CPU size"),
+            _router(4096, 64, 2, True, "noisy top-2 MoE, 64 experts"),
+            _router(4096, 8, 2, False, "top-2 MoE, 8 experts (eval)"),
+        ]
+    if sizes == "tiny":
+        return [
+            _glu("swiglu", 4, 40, "tiny"),
+            _glu("geglu", 4, 40, "tiny"),
+            _sigmoid_gate(1, 3, 2, 8, "headwise", "tiny"),
+            _sigmoid_gate(1, 3, 2, 8, "elementwise", "tiny"),
+            _gate_add_norm(6, 12, "tiny"),
+            _feature_gate(4, 10, False, "tiny"),
+            _feature_gate(4, 10, True, "tiny"),
+            _gated_cross(4, 10, "tiny"),
+            _tokenwise(5, 16, "scalar", "tiny"),
+            _tokenwise(5, 16, "vector", "tiny"),
+            _gla(1, 20, 1, 16, 16, "tiny"),
+            _router(9, 6, 2, True, "tiny"),
+        ]
+    raise ValueError(f"unknown --sizes {sizes!r}; expected gpu, cpu or tiny")
+
+
+# ------------------------------------------------------------------------------------------------
+# implementations
+# ------------------------------------------------------------------------------------------------
+def _installed(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+ANCHOR_OF = {"swiglu": "liger", "geglu": "liger", "gla_chunk": "fla"}
+
+
+def anchor_impl(op: str, cuda: bool) -> tuple[Callable[..., Any] | None, str]:
+    """``(callable, note)`` of the external anchor of ``op`` (:data:`ANCHOR_OF`): ``None`` with the
+    reason when it cannot run here, else the callable with a note on how it differs from our op."""
+    anchor = ANCHOR_OF.get(op)
+    if anchor == "liger":
+        if not _installed("liger_kernel"):
+            return None, "liger-kernel not installed (uv sync --group anchors)"
+        if not cuda:
+            return None, "liger-kernel has no CPU path"
+        if op == "swiglu":
+            from liger_kernel.ops.swiglu import LigerSiLUMulFunction
+
+            # Liger's (a, b) -> silu(a) * b: a is the gate
+            return (lambda gate, value: LigerSiLUMulFunction.apply(gate, value)), ""
+        from liger_kernel.ops.geglu import LigerGELUMulFunction
+
+        return (lambda gate, value: LigerGELUMulFunction.apply(gate, value)), "tanh-approximate GELU"
+    if anchor == "fla":
+        if not _installed("fla"):
+            return None, "flash-linear-attention not installed (uv sync --group anchors)"
+        if not cuda:
+            return None, "flash-linear-attention needs a GPU"
+        from fla.ops.gla import chunk_gla
+
+        def fla_gla(q, k, v, g, scale=None, initial_state=None, output_final_state=False, chunk_size=16):
+            # same [B, T, H, K] layout and (o, final_state) result as ours; fla picks its own chunk
+            return chunk_gla(
+                q, k, v, g, scale=scale, initial_state=initial_state, output_final_state=output_final_state
+            )
+
+        return fla_gla, ""
+    return None, "no external anchor"
+
+
+# ------------------------------------------------------------------------------------------------
+# timing
+# ------------------------------------------------------------------------------------------------
+def _tensors(out: Any) -> list[Any]:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+class Runner:
+    """Times callables on one device (CUDA: ``triton.testing.do_bench``; CPU: perf_counter)."""
+
+    def __init__(self, torch: Any, cuda: bool, warmup: int, iters: int, repeats: int) -> None:
+        self.torch, self.cuda = torch, cuda
+        self.warmup, self.iters, self.repeats = warmup, iters, repeats
+
+    def ms(self, fn: Callable[[], Any]) -> float:
+        """Median milliseconds per call."""
+        if self.cuda:
+            from triton.testing import do_bench  # flushes L2 between calls, CUDA-event timing
+
+            return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+        for _ in range(self.warmup):
+            fn()
+        per_call = []
+        for _ in range(self.repeats):
+            t0 = time.perf_counter()
+            for _ in range(self.iters):
+                fn()
+            per_call.append((time.perf_counter() - t0) * 1e3 / self.iters)
+        return statistics.median(per_call)
+
+
+def _leaves(
+    torch: Any, case: Case, args: list[Any], kwargs: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    la = [
+        a.detach().clone().requires_grad_(True) if i in case.grad_args and a is not None else a
+        for i, a in enumerate(args)
+    ]
+    lk = {
+        k: (v.detach().clone().requires_grad_(True) if k in case.grad_kwargs else v)
+        for k, v in kwargs.items()
+    }
+    return la, lk
+
+
+def _diff_outputs(out: Any) -> list[Any]:
+    return [
+        o for o in _tensors(out) if hasattr(o, "requires_grad") and o.requires_grad and o.is_floating_point()
+    ]
+
+
+def check_against_eager(
+    torch: Any,
+    case: Case,
+    name: str,
+    fn: Callable[..., Any],
+    eager: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    dtype: Any,
+    loose: bool,
+) -> str | None:
+    """``None`` when ``fn`` matches ``eager`` (outputs and gradients, normwise), else the mismatch."""
+    tol = 1e-4 if dtype == torch.float32 else 2e-2
+    if loose:
+        tol = max(tol, 5e-3)
+    res = {}
+    for key, f in (("impl", fn), ("eager", eager)):
+        la, lk = _leaves(torch, case, args, kwargs)
+        out = f(*la, **lk)
+        diff = _diff_outputs(out)
+        gen = torch.Generator(device=diff[0].device).manual_seed(0)
+        cots = [torch.randn(o.shape, generator=gen, device=o.device, dtype=o.dtype) for o in diff]
+        torch.autograd.backward(diff, cots)
+        grads = [t.grad for t in [*la, *lk.values()] if hasattr(t, "grad") and t.requires_grad]
+        res[key] = [
+            o.detach() for o in _tensors(out) if hasattr(o, "is_floating_point") and o.is_floating_point()
+        ]
+        res[key] += grads
+    for i, (a, b) in enumerate(zip(res["impl"], res["eager"])):
+        a, b = a.double(), b.double()
+        err = (a - b).norm().item() / max(b.norm().item(), 1e-30)
+        if not err <= tol:
+            return f"{case.op} [{case.label}] {name}: tensor {i} differs from eager (normwise {err:.3g} > {tol:g})"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
+# main
+# ------------------------------------------------------------------------------------------------
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    p.add_argument("--ops", nargs="*", default=None, help="ops to run (default: all)")
+    p.add_argument(
+        "--sizes", choices=["gpu", "cpu", "tiny"], default=None, help="default gpu on CUDA, else cpu"
+    )
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=None, help="default bf16 on CUDA, fp32 on CPU")
+    p.add_argument("--impls", nargs="*", choices=IMPLS, default=None, help="implementations (default: all)")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (slow to build on a CPU)")
+    p.add_argument("--interpret", action="store_true", help="run triton via TRITON_INTERPRET=1 on the CPU")
+    p.add_argument("--warmup", type=int, default=2, help="CPU warm-up calls")
+    p.add_argument("--iters", type=int, default=5, help="CPU calls per repeat")
+    p.add_argument("--repeats", type=int, default=3, help="CPU repeats (the median is reported)")
+    p.add_argument("--results-dir", default=None, help="ledger directory (default docs/results)")
+    p.add_argument("--no-write", action="store_true", help="print only (default with --interpret)")
+    return p.parse_args(argv)
+
+
+def _device_tag(torch: Any, cuda: bool) -> tuple[str, str]:
+    """(short tag for the split label, full device description)."""
+    if cuda:
+        name = torch.cuda.get_device_name()
+        return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"), name
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return "cpu", f"{cpu} (torch threads: {torch.get_num_threads()})"
+
+
+def peak_hbm_gbps(device_name: str) -> float | None:
+    """Spec-sheet peak HBM bandwidth of a CUDA device name, or ``None`` when unknown."""
+    up = device_name.upper()
+    for key, gbps in PEAK_HBM_GBPS:
+        if key in up:
+            return gbps
+    return None
+
+
+@dataclasses.dataclass
+class Setup:
+    """What every case of one run shares."""
+
+    torch: Any
+    cuda: bool
+    device: Any
+    dtype: Any
+    impls: list[str]
+    runner: Runner
+    tag: str
+    device_name: str
+    peak: float | None
+    why_triton: str | None
+    interpret: bool
+    timing: str
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+def implementations(st: Setup, case: Case) -> tuple[dict[str, Callable[..., Any]], dict[str, bool]]:
+    """The callables to time for ``case`` (eager first) and which of them approximate the op."""
+    from gatelab.core.kernels import dispatch, reference, use_backend
+
+    ref = reference(case.op)
+    fns: dict[str, Callable[..., Any]] = {}
+    loose: dict[str, bool] = {}
+    for impl in st.impls:
+        if impl == "eager":
+            fns[impl] = ref
+        elif impl == "compile":
+            fns[impl] = st.torch.compile(ref)
+        elif impl == "triton":
+            if st.why_triton is None:
+
+                def triton_fn(*a: Any, _op: str = case.op, **k: Any) -> Any:
+                    with use_backend("triton"):
+                        return dispatch(_op, *a, **k)
+
+                fns[impl] = triton_fn
+        elif ANCHOR_OF.get(case.op) == impl:
+            fn, note = anchor_impl(case.op, st.cuda)
+            if fn is None:
+                st.notes.append(f"{case.op}: {impl} not run: {note}")
+                continue
+            fns[impl] = fn
+            loose[impl] = bool(note)
+            if note:
+                st.notes.append(f"{case.op}: {impl} uses the {note} (ours: exact erf)")
+    return fns, loose
+
+
+def time_case(
+    st: Setup,
+    case: Case,
+    fns: dict[str, Callable[..., Any]],
+    in_args: list[Any],
+    in_kwargs: dict[str, Any],
+    dtype: Any,
+) -> list[dict[str, Any]]:
+    """Time every implementation of ``case``; one ledger record each."""
+    torch = st.torch
+    b = torch.finfo(dtype).bits // 8
+    bytes_fwd, bytes_all = case.bytes_fwd(b), case.bytes_fwd(b) + case.bytes_bwd(b)
+    flops_all = case.flops_fwd + case.flops_bwd
+    dname = str(dtype).removeprefix("torch.")
+    print(f"\n{case.op} [{case.label}] ({case.model}), {dname}")
+    print(
+        f"  {'impl':8s} {'fwd ms':>9s} {'f+b ms':>9s} {'fwd GB/s':>9s} {'f+b GB/s':>9s} {'TFLOP/s':>8s} {'speedup':>8s}"
+    )
+    timings: dict[str, tuple[float, float]] = {}
+    records: list[dict[str, Any]] = []
+    for name, fn in fns.items():
+        la, lk = _leaves(torch, case, in_args, in_kwargs)
+        cots = [torch.randn_like(o) for o in _diff_outputs(fn(*la, **lk))]
+        params = [t for t in [*la, *lk.values()] if hasattr(t, "requires_grad") and t.requires_grad]
+
+        def fwd(fn: Callable[..., Any] = fn, a: list[Any] = in_args, k: dict[str, Any] = in_kwargs) -> Any:
+            with torch.no_grad():
+                return fn(*a, **k)
+
+        def fwd_bwd(
+            fn: Callable[..., Any] = fn,
+            la: list[Any] = la,
+            lk: dict[str, Any] = lk,
+            cots: list[Any] = cots,
+            params: list[Any] = params,
+        ) -> None:
+            for t in params:
+                t.grad = None
+            torch.autograd.backward(_diff_outputs(fn(*la, **lk)), cots)
+
+        f_ms, fb_ms = st.runner.ms(fwd), st.runner.ms(fwd_bwd)
+        timings[name] = (f_ms, fb_ms)
+        e_f, e_fb = timings.get("eager", (f_ms, fb_ms))
+        rec: dict[str, Any] = {
+            "model": case.op,
+            "dataset": "synthetic",
+            "split": f"{st.tag}/{case.label}/{dname}",
+            "variant": name + (" (interpreted)" if name == "triton" and st.interpret else ""),
+            "baseline": "eager",
+            "seed": 0,
+            "fwd_ms": f_ms,
+            "fwd_bwd_ms": fb_ms,
+            "fwd_gbps": bytes_fwd / f_ms / 1e6,
+            "fwd_bwd_gbps": bytes_all / fb_ms / 1e6,
+            "speedup_fwd": e_f / f_ms,
+            "speedup": e_fb / fb_ms,
+        }
+        if st.peak:
+            rec["pct_hbm_fwd"] = 100 * rec["fwd_gbps"] / st.peak
+            rec["pct_hbm_fwd_bwd"] = 100 * rec["fwd_bwd_gbps"] / st.peak
+        if case.flops_fwd:
+            rec["fwd_tflops"] = case.flops_fwd / f_ms / 1e9
+            rec["fwd_bwd_tflops"] = flops_all / fb_ms / 1e9
+        rec["config"] = {
+            "op": case.op,
+            "size": case.label,
+            "source": case.model,
+            "dtype": str(dtype),
+            "device": st.device_name,
+            "peak_hbm_gbps": st.peak,
+            "bytes_fwd": bytes_fwd,
+            "bytes_fwd_bwd": bytes_all,
+            "flops_fwd": case.flops_fwd,
+            "flops_fwd_bwd": flops_all,
+            "timing": st.timing,
+            "torch": torch.__version__,
+        }
+        records.append(rec)
+        tf = rec.get("fwd_bwd_tflops")
+        tf_s = f"{tf:8.2f}" if tf is not None else f"{'-':>8s}"
+        print(
+            f"  {name:8s} {f_ms:9.4f} {fb_ms:9.4f} {rec['fwd_gbps']:9.2f} {rec['fwd_bwd_gbps']:9.2f} "
+            f"{tf_s} {rec['speedup']:8.2f}"
+        )
+    # the Triton row against torch.compile and the external anchor (timed after it)
+    for rec in records:
+        if rec["variant"].startswith("triton"):
+            fb = rec["fwd_bwd_ms"]
+            if "compile" in timings:
+                rec["speedup_vs_compile"] = timings["compile"][1] / fb
+            anchor = ANCHOR_OF.get(case.op)
+            if anchor in timings:
+                rec["speedup_vs_anchor"] = timings[anchor][1] / fb
+                rec["config"]["anchor"] = anchor
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.interpret:
+        os.environ["TRITON_INTERPRET"] = "1"  # before anything imports triton
+
+    import torch
+
+    from gatelab.core.harness import ledger
+    from gatelab.core.kernels import reference
+    from gatelab.core.kernels._common import triton_available
+
+    cuda = torch.cuda.is_available() and not args.interpret
+    sizes = args.sizes or ("gpu" if cuda else ("tiny" if args.interpret else "cpu"))
+    dtype_name = args.dtype or ("bf16" if cuda else "fp32")
+    impls = [i for i in (args.impls or IMPLS) if not (args.no_compile and i == "compile")]
+    tag, device_name = _device_tag(torch, cuda)
+    why_triton = triton_available()
+    if why_triton is None and not cuda and not args.interpret:
+        why_triton = "no CUDA device (Triton rows need a GPU; --interpret runs them in the interpreter)"
+    st = Setup(
+        torch=torch,
+        cuda=cuda,
+        device=torch.device("cuda" if cuda else "cpu"),
+        dtype=getattr(torch, DTYPES[dtype_name]),
+        impls=impls,
+        runner=Runner(torch, cuda, args.warmup, args.iters, args.repeats),
+        tag=tag,
+        device_name=device_name,
+        peak=peak_hbm_gbps(device_name) if cuda else None,
+        why_triton=why_triton,
+        interpret=args.interpret,
+        timing="triton.testing.do_bench median (L2 flushed)"
+        if cuda
+        else f"perf_counter, median of {args.repeats} x {args.iters} calls after {args.warmup} warm-up",
+    )
+    write = not args.no_write and not (args.interpret and args.results_dir is None)
+    print(f"torch {torch.__version__}, device {st.device} ({device_name}), sizes {sizes}, dtype {dtype_name}")
+    if args.interpret:
+        print("NOTE: triton runs in the interpreter: its times are NOT a speed measurement.")
+
+    all_cases = cases(sizes)
+    unknown = set(args.ops or ()) - {c.op for c in all_cases}
+    if unknown:
+        print(f"unknown ops {sorted(unknown)}; known: {sorted({c.op for c in all_cases})}", file=sys.stderr)
+        return 2
+    records: list[dict[str, Any]] = []
+    for case in [c for c in all_cases if args.ops is None or c.op in args.ops]:
+        torch.manual_seed(0)
+        dtype = getattr(torch, case.dtype) if case.dtype else st.dtype
+        in_args, in_kwargs = case.make(torch, dtype, st.device)
+        fns, loose = implementations(st, case)
+        for name, fn in fns.items():  # correctness first: every implementation against eager
+            if name != "eager":
+                why = check_against_eager(
+                    torch,
+                    case,
+                    name,
+                    fn,
+                    reference(case.op),
+                    in_args,
+                    in_kwargs,
+                    dtype,
+                    loose.get(name, False),
+                )
+                if why is not None:
+                    print(f"WRONG: {why}", file=sys.stderr)
+                    return 1
+        records += time_case(st, case, fns, in_args, in_kwargs, dtype)
+
+    if why_triton is not None:
+        st.notes.append(f"triton not run: {why_triton}")
+    notes = list(dict.fromkeys(st.notes))
+    for n in notes:
+        print(f"note: {n}")
+    if not cuda:
+        print("\nGPU numbers pending: run `python benchmarks/kernels.py` on a CUDA machine (H100/H200).")
+    if not write:
+        print("(not written: --no-write, or --interpret without --results-dir)")
+        return 0
+    if notes:
+        for rec in records:
+            rec["note"] = "; ".join(notes)
+    written = ledger.append_records(TABLE, records, args.results_dir, render=False)
+    folder = ledger.resolve_results_dir(args.results_dir)
+    render(folder, ledger)
+    print(f"\nwrote {len(written)} records to {folder / (TABLE + '.jsonl')} (+ .md, .csv)")
+    return 0
+
+
+def render(folder: Path, ledger: Any) -> None:
+    """Re-render ``kernels.md`` and ``kernels.csv`` from every record of the ledger."""
+    records = ledger.read_records(TABLE, folder)
+    devices = sorted({json.loads(r["config"]).get("device", "?") for r in records if r.get("config")})
+    has_gpu = any(not str(r["split"]).startswith("cpu/") for r in records)
+    lines = [
+        "Gate kernels: milliseconds per call (forward, forward+backward), effective bandwidth over each op's",
+        "minimal traffic (GB/s; % of the GPU's spec-sheet HBM peak), TFLOP/s for the matmul-bearing ops, and",
+        "speed ratios (`speedup`: eager / this, forward+backward; `speedup_vs_compile`, `speedup_vs_anchor`:",
+        "torch.compile or Liger-Kernel / flash-linear-attention / ours, on the Triton rows). Split = device/size/dtype.",
+        "",
+        f"Devices measured: {', '.join(devices) or 'none'}.",
+    ]
+    if not has_gpu:
+        lines += [
+            "",
+            "**GPU numbers pending**: no GPU was available. These rows time the PyTorch references (eager and",
+            "torch.compile) on the CPU named above, at smaller sizes than the GPU cases; the Triton kernels,",
+            "Liger-Kernel and flash-linear-attention need CUDA. Run `python benchmarks/kernels.py` on an",
+            "H100/H200 to fill in the Triton rows and check the goals (element-wise kernels >= 85% of HBM",
+            "peak, SwiGLU >= 1.0x Liger, chunk GLA >= 0.8x fla).",
+        ]
+    metrics = [
+        "fwd_ms",
+        "fwd_bwd_ms",
+        "fwd_gbps",
+        "fwd_bwd_gbps",
+        "pct_hbm_fwd_bwd",
+        "fwd_bwd_tflops",
+        "speedup",
+        "speedup_vs_compile",
+        "speedup_vs_anchor",
+    ]
+    present = [m for m in metrics if any(r.get(m) is not None for r in records)]
+    ledger.render_markdown(
+        TABLE, folder, title="Gate kernel benchmarks", description="\n".join(lines), metrics=present
+    )
+    with open(folder / f"{TABLE}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in CSV_COLUMNS})
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

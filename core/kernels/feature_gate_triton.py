@@ -1,0 +1,560 @@
+"""Triton kernels for FinalMLP's feature gate and GDCN's gated cross step, forward and backward.
+
+Feature gate, per element (``m = 2 sigmoid(mask)`` or 1 without a mask)::
+
+    out = x * f,          f = scale * s * m,   s = sigmoid(z)
+    dx  = dout * f
+    dz  = dout * x * scale * m * s * (1 - s)
+    dmask = dout * x * scale * s * 2 * sm * (1 - sm),   sm = sigmoid(mask)
+
+Gated cross step, per element::
+
+    out = c0 * c * s + cl,   c = xw + bias,   s = sigmoid(g)
+    dc0 = dout * c * s;  dxw = dout * c0 * s;  dg = dout * c0 * c * s * (1 - s);  dcl = dout
+    dbias = sum over rows of dxw
+
+Every operand is read through its own strides (:mod:`._pointwise`); gradients of operands that
+broadcast (a learned context ``z`` of shape ``[F]``, the mask, the bias) are written over the full
+shape in float32 and summed afterwards. Only the inputs are saved; the backward recomputes the
+sigmoids. Computation in float32, rounded once on store. While ``torch.compile`` traces, the
+autograd Functions call the kernels through opaque custom ops (see :mod:`.glu_triton`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._common import device_ctx
+from ._pointwise import GradBuffer, blocks, layout
+
+try:
+    import triton
+    import triton.language as tl
+
+    from ._pointwise import lead_index, offsets
+except ImportError:  # the module must import without triton; the functions below raise instead
+    triton = None
+    tl = None
+
+
+if triton is not None:
+
+    @triton.jit
+    def _feature_gate_fwd_kernel(
+        x_ptr,
+        z_ptr,
+        m_ptr,
+        out_ptr,
+        scale,
+        R,
+        D,
+        S1,
+        S2,
+        x_s0,
+        x_s1,
+        x_s2,
+        x_sc,
+        z_s0,
+        z_s1,
+        z_s2,
+        z_sc,
+        m_s0,
+        m_s1,
+        m_s2,
+        m_sc,
+        HAS_MASK: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # int64: no overflow
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < R) & (cols[None, :] < D)
+        i0, i1, i2 = lead_index(rows, S1, S2)
+        x = tl.load(x_ptr + offsets(i0, i1, i2, cols, x_s0, x_s1, x_s2, x_sc), mask=mask, other=0.0)
+        z = tl.load(z_ptr + offsets(i0, i1, i2, cols, z_s0, z_s1, z_s2, z_sc), mask=mask, other=0.0)
+        # fp32 upcast: one rounding of x * f instead of one per factor in half precision
+        f = tl.sigmoid(z.to(tl.float32)) * scale
+        if HAS_MASK:
+            mk = tl.load(m_ptr + offsets(i0, i1, i2, cols, m_s0, m_s1, m_s2, m_sc), mask=mask, other=0.0)
+            f = f * (2.0 * tl.sigmoid(mk.to(tl.float32)))
+        out = x.to(tl.float32) * f
+        tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _feature_gate_bwd_kernel(
+        dout_ptr,
+        x_ptr,
+        z_ptr,
+        m_ptr,
+        dx_ptr,
+        dz_ptr,
+        dm_ptr,
+        scale,
+        R,
+        D,
+        S1,
+        S2,
+        d_s0,
+        d_s1,
+        d_s2,
+        d_sc,
+        x_s0,
+        x_s1,
+        x_s2,
+        x_sc,
+        z_s0,
+        z_s1,
+        z_s2,
+        z_sc,
+        m_s0,
+        m_s1,
+        m_s2,
+        m_sc,
+        HAS_MASK: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < R) & (cols[None, :] < D)
+        i0, i1, i2 = lead_index(rows, S1, S2)
+        out_offs = rows[:, None] * D + cols[None, :]  # gradient buffers are contiguous [R, D]
+        dout = tl.load(dout_ptr + offsets(i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc), mask=mask, other=0.0)
+        x = tl.load(x_ptr + offsets(i0, i1, i2, cols, x_s0, x_s1, x_s2, x_sc), mask=mask, other=0.0)
+        z = tl.load(z_ptr + offsets(i0, i1, i2, cols, z_s0, z_s1, z_s2, z_sc), mask=mask, other=0.0)
+        dout = dout.to(tl.float32)
+        x = x.to(tl.float32)
+        # recompute the sigmoids in fp32 (s * (1 - s) cancels in half precision near s = 1)
+        s = tl.sigmoid(z.to(tl.float32))
+        m = tl.full(s.shape, 1.0, tl.float32)
+        if HAS_MASK:
+            mk = tl.load(m_ptr + offsets(i0, i1, i2, cols, m_s0, m_s1, m_s2, m_sc), mask=mask, other=0.0)
+            sm = tl.sigmoid(mk.to(tl.float32))
+            m = 2.0 * sm
+            dm = dout * x * scale * s * 2.0 * sm * (1.0 - sm)
+            tl.store(dm_ptr + out_offs, dm.to(dm_ptr.dtype.element_ty), mask=mask)
+        tl.store(dx_ptr + out_offs, (dout * s * scale * m).to(dx_ptr.dtype.element_ty), mask=mask)
+        dz = dout * x * scale * m * s * (1.0 - s)
+        tl.store(dz_ptr + out_offs, dz.to(dz_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _gated_cross_fwd_kernel(
+        c0_ptr,
+        xw_ptr,
+        g_ptr,
+        cl_ptr,
+        b_ptr,
+        out_ptr,
+        R,
+        D,
+        S1,
+        S2,
+        c0_s0,
+        c0_s1,
+        c0_s2,
+        c0_sc,
+        xw_s0,
+        xw_s1,
+        xw_s2,
+        xw_sc,
+        g_s0,
+        g_s1,
+        g_s2,
+        g_sc,
+        cl_s0,
+        cl_s1,
+        cl_s2,
+        cl_sc,
+        b_s0,
+        b_s1,
+        b_s2,
+        b_sc,
+        HAS_BIAS: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < R) & (cols[None, :] < D)
+        i0, i1, i2 = lead_index(rows, S1, S2)
+        c0 = tl.load(c0_ptr + offsets(i0, i1, i2, cols, c0_s0, c0_s1, c0_s2, c0_sc), mask=mask, other=0.0)
+        c = tl.load(xw_ptr + offsets(i0, i1, i2, cols, xw_s0, xw_s1, xw_s2, xw_sc), mask=mask, other=0.0)
+        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
+        cl = tl.load(cl_ptr + offsets(i0, i1, i2, cols, cl_s0, cl_s1, cl_s2, cl_sc), mask=mask, other=0.0)
+        c = c.to(tl.float32)
+        if HAS_BIAS:
+            b = tl.load(b_ptr + offsets(i0, i1, i2, cols, b_s0, b_s1, b_s2, b_sc), mask=mask, other=0.0)
+            c = c + b.to(tl.float32)
+        # fp32: the product of three factors plus the residual rounds once instead of four times
+        out = c0.to(tl.float32) * c * tl.sigmoid(g.to(tl.float32)) + cl.to(tl.float32)
+        tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _gated_cross_bwd_kernel(
+        dout_ptr,
+        c0_ptr,
+        xw_ptr,
+        g_ptr,
+        b_ptr,
+        dc0_ptr,
+        dxw_ptr,
+        dg_ptr,
+        R,
+        D,
+        S1,
+        S2,
+        d_s0,
+        d_s1,
+        d_s2,
+        d_sc,
+        c0_s0,
+        c0_s1,
+        c0_s2,
+        c0_sc,
+        xw_s0,
+        xw_s1,
+        xw_s2,
+        xw_sc,
+        g_s0,
+        g_s1,
+        g_s2,
+        g_sc,
+        b_s0,
+        b_s1,
+        b_s2,
+        b_sc,
+        HAS_BIAS: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < R) & (cols[None, :] < D)
+        i0, i1, i2 = lead_index(rows, S1, S2)
+        out_offs = rows[:, None] * D + cols[None, :]
+        dout = tl.load(dout_ptr + offsets(i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc), mask=mask, other=0.0)
+        c0 = tl.load(c0_ptr + offsets(i0, i1, i2, cols, c0_s0, c0_s1, c0_s2, c0_sc), mask=mask, other=0.0)
+        c = tl.load(xw_ptr + offsets(i0, i1, i2, cols, xw_s0, xw_s1, xw_s2, xw_sc), mask=mask, other=0.0)
+        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
+        dout = dout.to(tl.float32)
+        c0 = c0.to(tl.float32)
+        c = c.to(tl.float32)
+        if HAS_BIAS:
+            b = tl.load(b_ptr + offsets(i0, i1, i2, cols, b_s0, b_s1, b_s2, b_sc), mask=mask, other=0.0)
+            c = c + b.to(tl.float32)
+        s = tl.sigmoid(g.to(tl.float32))  # recomputed; s * (1 - s) in fp32
+        tl.store(dc0_ptr + out_offs, (dout * c * s).to(dc0_ptr.dtype.element_ty), mask=mask)
+        tl.store(dxw_ptr + out_offs, (dout * c0 * s).to(dxw_ptr.dtype.element_ty), mask=mask)
+        dg = dout * c0 * c * s * (1.0 - s)
+        tl.store(dg_ptr + out_offs, dg.to(dg_ptr.dtype.element_ty), mask=mask)
+
+
+def _require_triton() -> None:
+    if triton is None:
+        raise RuntimeError("gatelab.core.kernels.feature_gate_triton needs triton, which is not installed")
+
+
+# ------------------------------------------------------------------------------------------------
+# feature gate
+# ------------------------------------------------------------------------------------------------
+def feature_gate_forward(
+    x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """``x * sigmoid(z) * scale [* 2 sigmoid(mask)]`` by the Triton forward kernel (no autograd)."""
+    _require_triton()
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    if out.numel() == 0:
+        return out
+    lay = layout(x.shape, x, z, mask)
+    block_m, block_n, grid = blocks(lay.rows, lay.cols)
+    with device_ctx(x):
+        _feature_gate_fwd_kernel[grid](
+            lay.tensors[0],
+            lay.tensors[1],
+            lay.tensors[2] if mask is not None else x,
+            out,
+            scale,
+            lay.rows,
+            lay.cols,
+            lay.s1,
+            lay.s2,
+            *lay.args(0),
+            *lay.args(1),
+            *lay.args(2),
+            HAS_MASK=mask is not None,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+        )
+    return out
+
+
+def feature_gate_backward(
+    dout: torch.Tensor, x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(dx, dz, dmask)`` by the Triton backward kernel (``dmask`` is ``None`` without a mask)."""
+    _require_triton()
+    if x.numel() == 0:
+        zeros = [None if t is None else torch.zeros_like(t) for t in (x, z, mask)]
+        return zeros[0], zeros[1], zeros[2]
+    lay = layout(x.shape, dout.to(x.dtype), x, z, mask)
+    dx = GradBuffer(x, lay)
+    dz = GradBuffer(z, lay)
+    dm = GradBuffer(mask, lay) if mask is not None else None
+    block_m, block_n, grid = blocks(lay.rows, lay.cols)
+    with device_ctx(x):
+        _feature_gate_bwd_kernel[grid](
+            lay.tensors[0],
+            lay.tensors[1],
+            lay.tensors[2],
+            lay.tensors[3] if mask is not None else x,
+            dx.buf,
+            dz.buf,
+            dm.buf if dm is not None else dx.buf,
+            scale,
+            lay.rows,
+            lay.cols,
+            lay.s1,
+            lay.s2,
+            *lay.args(0),
+            *lay.args(1),
+            *lay.args(2),
+            *lay.args(3),
+            HAS_MASK=mask is not None,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+        )
+    return dx.result(), dz.result(), (dm.result() if dm is not None else None)
+
+
+@torch.library.custom_op("gatelab::feature_gate_fwd", mutates_args=())
+def _fg_fwd_op(x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor:
+    return feature_gate_forward(x, z, scale, mask)
+
+
+@_fg_fwd_op.register_fake
+def _(x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
+
+
+@torch.library.custom_op("gatelab::feature_gate_bwd", mutates_args=())
+def _fg_bwd_op(
+    dout: torch.Tensor, x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    dx, dz, dm = feature_gate_backward(dout, x, z, scale, mask)
+    # custom ops return tensors, not None: an empty placeholder stands for the absent mask gradient
+    return dx, dz, dm if dm is not None else x.new_empty(0)
+
+
+@_fg_bwd_op.register_fake
+def _(
+    dout: torch.Tensor, x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        torch.empty_like(x),
+        torch.empty_like(z),
+        (torch.empty_like(mask) if mask is not None else x.new_empty(0)),
+    )
+
+
+class FeatureGateFunction(torch.autograd.Function):
+    """Autograd wrapper of the feature gate: saves the inputs, recomputes the sigmoids in backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, z, mask)
+        ctx.scale = scale
+        if torch.compiler.is_compiling():
+            return _fg_fwd_op(x, z, scale, mask)
+        return feature_gate_forward(x, z, scale, mask)
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, z, mask = ctx.saved_tensors
+        if torch.compiler.is_compiling():
+            dx, dz, dm = _fg_bwd_op(dout, x, z, ctx.scale, mask)
+        else:
+            dx, dz, dm = feature_gate_backward(dout, x, z, ctx.scale, mask)
+        need = ctx.needs_input_grad
+        return (
+            dx if need[0] else None,
+            dz if need[1] else None,
+            None,
+            dm if mask is not None and need[3] else None,
+        )
+
+
+def feature_gate_triton(
+    x: torch.Tensor, z: torch.Tensor, scale: float, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Feature gate with Triton forward and backward; call through ``dispatch`` (it verifies)."""
+    return FeatureGateFunction.apply(x, z, scale, mask)
+
+
+# ------------------------------------------------------------------------------------------------
+# gated cross step
+# ------------------------------------------------------------------------------------------------
+def gated_cross_forward(
+    c0: torch.Tensor, xw: torch.Tensor, g: torch.Tensor, cl: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """``c0 * (xw + bias) * sigmoid(g) + cl`` by the Triton forward kernel (no autograd)."""
+    _require_triton()
+    out = torch.empty(xw.shape, dtype=xw.dtype, device=xw.device)
+    if out.numel() == 0:
+        return out
+    lay = layout(xw.shape, c0, xw, g, cl, bias)
+    block_m, block_n, grid = blocks(lay.rows, lay.cols)
+    with device_ctx(xw):
+        _gated_cross_fwd_kernel[grid](
+            lay.tensors[0],
+            lay.tensors[1],
+            lay.tensors[2],
+            lay.tensors[3],
+            lay.tensors[4] if bias is not None else xw,
+            out,
+            lay.rows,
+            lay.cols,
+            lay.s1,
+            lay.s2,
+            *lay.args(0),
+            *lay.args(1),
+            *lay.args(2),
+            *lay.args(3),
+            *lay.args(4),
+            HAS_BIAS=bias is not None,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+        )
+    return out
+
+
+def gated_cross_backward(
+    dout: torch.Tensor,
+    c0: torch.Tensor,
+    xw: torch.Tensor,
+    g: torch.Tensor,
+    bias: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(dc0, dxw, dg, dbias)`` by the Triton backward kernel (``dcl`` is ``dout`` itself)."""
+    _require_triton()
+    if xw.numel() == 0:
+        return (
+            torch.zeros_like(c0),
+            torch.zeros_like(xw),
+            torch.zeros_like(g),
+            None if bias is None else torch.zeros_like(bias),
+        )
+    lay = layout(xw.shape, dout.to(xw.dtype), c0, xw, g, bias)
+    dc0 = GradBuffer(c0, lay)
+    dxw = GradBuffer(xw, lay)
+    dg = GradBuffer(g, lay)
+    block_m, block_n, grid = blocks(lay.rows, lay.cols)
+    with device_ctx(xw):
+        _gated_cross_bwd_kernel[grid](
+            lay.tensors[0],
+            lay.tensors[1],
+            lay.tensors[2],
+            lay.tensors[3],
+            lay.tensors[4] if bias is not None else xw,
+            dc0.buf,
+            dxw.buf,
+            dg.buf,
+            lay.rows,
+            lay.cols,
+            lay.s1,
+            lay.s2,
+            *lay.args(0),
+            *lay.args(1),
+            *lay.args(2),
+            *lay.args(3),
+            *lay.args(4),
+            HAS_BIAS=bias is not None,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+        )
+    dxw_full = dxw.buf
+    dbias = None
+    if bias is not None:
+        # the bias gradient sums dxw over the rows, accumulated in fp32
+        dbias = dxw_full.float().sum_to_size(bias.shape).to(bias.dtype)
+    return dc0.result(), dxw.result(), dg.result(), dbias
+
+
+@torch.library.custom_op("gatelab::gated_cross_fwd", mutates_args=())
+def _gc_fwd_op(
+    c0: torch.Tensor, xw: torch.Tensor, g: torch.Tensor, cl: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    return gated_cross_forward(c0, xw, g, cl, bias)
+
+
+@_gc_fwd_op.register_fake
+def _(
+    c0: torch.Tensor, xw: torch.Tensor, g: torch.Tensor, cl: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    return torch.empty(xw.shape, dtype=xw.dtype, device=xw.device)
+
+
+@torch.library.custom_op("gatelab::gated_cross_bwd", mutates_args=())
+def _gc_bwd_op(
+    dout: torch.Tensor, c0: torch.Tensor, xw: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    dc0, dxw, dg, db = gated_cross_backward(dout, c0, xw, g, bias)
+    return dc0, dxw, dg, db if db is not None else xw.new_empty(0)
+
+
+@_gc_bwd_op.register_fake
+def _(
+    dout: torch.Tensor, c0: torch.Tensor, xw: torch.Tensor, g: torch.Tensor, bias: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        torch.empty_like(c0),
+        torch.empty_like(xw),
+        torch.empty_like(g),
+        torch.empty_like(bias) if bias is not None else xw.new_empty(0),
+    )
+
+
+class GatedCrossFunction(torch.autograd.Function):
+    """Autograd wrapper of the gated cross step: saves the inputs, recomputes the sigmoid."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        c0: torch.Tensor,
+        xw: torch.Tensor,
+        g: torch.Tensor,
+        cl: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(c0, xw, g, bias)
+        ctx.cl_shape = cl.shape
+        if torch.compiler.is_compiling():
+            return _gc_fwd_op(c0, xw, g, cl, bias)
+        return gated_cross_forward(c0, xw, g, cl, bias)
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        c0, xw, g, bias = ctx.saved_tensors
+        if torch.compiler.is_compiling():
+            dc0, dxw, dg, db = _gc_bwd_op(dout, c0, xw, g, bias)
+        else:
+            dc0, dxw, dg, db = gated_cross_backward(dout, c0, xw, g, bias)
+        need = ctx.needs_input_grad
+        dcl = dout.sum_to_size(ctx.cl_shape) if need[3] else None  # d(out)/d(cl) is the identity
+        return (
+            dc0 if need[0] else None,
+            dxw if need[1] else None,
+            dg if need[2] else None,
+            dcl,
+            db if bias is not None and need[4] else None,
+        )
+
+
+def gated_cross_triton(
+    c0: torch.Tensor, xw: torch.Tensor, g: torch.Tensor, cl: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """Gated cross step with Triton forward and backward; call through ``dispatch`` (it verifies)."""
+    return GatedCrossFunction.apply(c0, xw, g, cl, bias)

@@ -1,0 +1,982 @@
+r"""Triton kernels for chunked gated linear attention (GLA), forward and backward.
+
+Notation per batch and head: the sequence is cut into chunks of ``BT = 64`` steps, chunk ``n``
+enters with state ``H_n`` (``[K, V]``); inside a chunk ``b_i = sum_{s <= i} g_s`` is the chunk-local
+cumulative log gate (``<= 0``, non-increasing) and ``b_C`` its value at the chunk's last step::
+
+    o_i     = scale * [ (q_i * e^{b_i}) H_n + sum_{j <= i} A'_ij v_j ],   A'_ij = sum_k q_ik k_jk e^{b_ik - b_jk}
+    H_{n+1} = e^{b_C} * H_n + sum_j (k_j * e^{b_C - b_j})^T v_j
+
+Stability: no exponent is ever positive. ``e^{b_i}``, ``e^{b_C - b_j}`` and ``e^{b_C}`` have
+non-positive exponents by construction. The intra-chunk matrix ``A = scale * A'`` is computed per
+``BC = 16``-step sub-chunk pair: a block strictly below the diagonal (rows in sub-chunk ``i``,
+columns in an earlier sub-chunk ``j``) factors through the reference point ``r`` = the last step
+before sub-chunk ``i``, ``e^{b_i - b_j} = e^{b_i - b_r} e^{b_r - b_j}``, both factors ``<= 1``, so
+it is one ``tl.dot``; the diagonal blocks are summed explicitly element by element (``BC``
+column updates), which needs no factorisation. (The factorisation ``(q e^{b}) (k e^{-b})^T`` over a
+whole chunk would overflow for strongly negative gates.)
+
+Forward kernels (grids over ``(K-block, V-block, B*H)`` or ``(chunk, B*H)``):
+
+1. ``_cumsum``: ``b`` (float32) per chunk.
+2. ``_fwd_h``: the chunk-level recurrence; stores every ``H_n`` (``n = 0..N``; float32) and the
+   final state.
+3. ``_fwd_A``: ``A`` per chunk (float32, ``[B*H, T, BT]``, zero above the diagonal).
+4. ``_fwd_o``: ``o = (q * e^{b} * scale) H_n + A v``.
+
+Backward, with ``dA_ij = scale * do_i . v_j`` (``j <= i``) and ``dH_n`` the gradient of the state
+entering chunk ``n`` (``dH_N`` = gradient of the final state)::
+
+    dH_n = e^{b_C} * dH_{n+1} + scale * (q * e^{b})^T do                   (reverse recurrence)
+    dv   = A^T do + (k * e^{b_C - b}) dH_{n+1}
+    dq   = scale * e^{b} * (do H_n^T) + sum_{j <= i} dA_ij k_j e^{b_i - b_j}
+    dk   = e^{b_C - b} * (v dH_{n+1}^T) + sum_{i >= j} dA_ij q_i e^{b_i - b_j}
+    dL/db_i = q_i dq_i - k_i dk_i  (+ sum_v H_{n+1} * dH_{n+1} at the chunk's last step)
+    dg   = reverse cumulative sum of dL/db over the chunk
+
+Kernels: ``_cumsum`` and ``_fwd_h`` again (the states are recomputed, not saved; ``A`` is saved),
+``_bwd_dh`` (reverse recurrence), ``_bwd_dA``, ``_bwd_dv``, ``_bwd_intra`` (the ``dA`` terms of
+``dq``/``dk``, sub-chunk blocks as in the forward) and ``_bwd_dqk`` (state terms, ``dg``).
+
+Precision: the gates, states, ``A`` and all accumulations are float32. For float32 inputs every
+``tl.dot`` is IEEE float32 (``input_precision="ieee"``; TF32 would be far from the float32
+reference); for float16/bfloat16 inputs the ``tl.dot`` operands are rounded to the input dtype
+(tensor cores, float32 accumulation), as in flash-linear-attention. While ``torch.compile`` traces,
+:class:`GlaChunkFunction` calls the kernels through opaque custom ops (see :mod:`.glu_triton`).
+
+Layouts: inputs ``[B, T, H, K|V]`` (made contiguous); ``T`` need not be a multiple of ``BT`` (the
+tail is masked). This is an independent implementation of the algorithm of Yang et al. 2023
+(Sec. 4, "secondary chunking"); flash-linear-attention's ``chunk_gla`` served as the reference
+design, no code is copied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._common import cdiv, device_ctx, dot_upcast, next_power_of_2
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # the module must import without triton; the functions below raise instead
+    triton = None
+    tl = None
+
+BT = 64  # chunk length
+BC = 16  # sub-chunk length (tl.dot needs >= 16)
+NC = BT // BC
+# K/V tiles and warps: the largest that ptxas compiles for sm_90 without register spills
+# (tools/check_kernels_compile.py); IEEE float32 dots need more registers than half-precision ones.
+_BKV_HALF, _BKV_FP32 = 64, 32
+_WARPS = 8  # the state/output kernels (64 x 64 fp32 tiles)
+_WARPS_SUB = 4  # the sub-chunk kernels (_fwd_A, _bwd_intra) and the cumulative sum
+_BK_CUMSUM = 16
+
+
+if triton is not None:
+
+    @triton.jit
+    def _dot(a, b, acc, DT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
+        """``acc + a @ b`` with the operands rounded to ``DT``.
+
+        ``UPCAST`` (interpreter, bfloat16; see ``_common.dot_upcast``): the operands are rounded to
+        ``DT`` and handed to ``tl.dot`` as float32, which computes what the tensor cores compute.
+        """
+        if UPCAST:
+            a = a.to(DT).to(tl.float32)
+            b = b.to(DT).to(tl.float32)
+            out = tl.dot(a, b, acc, input_precision=PRECISION)
+        else:
+            out = tl.dot(a.to(DT), b.to(DT), acc, input_precision=PRECISION)
+        return out
+
+    @triton.jit
+    def _cumsum_kernel(g_ptr, gc_ptr, T, H, K, BT: tl.constexpr, BK: tl.constexpr):
+        i_t = tl.program_id(0)
+        i_bh = tl.program_id(1)
+        i_b = (i_bh // H).to(tl.int64)
+        i_h = i_bh % H
+        base = (i_b * T * H + i_h) * K
+        rows = i_t * BT + tl.arange(0, BT).to(tl.int64)
+        rmask = rows < T
+        for k0 in range(0, K, BK):
+            ks = k0 + tl.arange(0, BK)
+            mask = rmask[:, None] & (ks < K)[None, :]
+            offs = base + rows[:, None] * (H * K) + ks[None, :]
+            g = tl.load(g_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+            tl.store(gc_ptr + offs, tl.cumsum(g, axis=0), mask=mask)
+
+    @triton.jit
+    def _fwd_h_kernel(
+        k_ptr,
+        v_ptr,
+        gc_ptr,
+        h0_ptr,
+        h_ptr,
+        ht_ptr,
+        T,
+        H,
+        K,
+        V,
+        NT,
+        HAS_H0: tl.constexpr,
+        STORE_HT: tl.constexpr,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BK: tl.constexpr,
+        BV: tl.constexpr,
+    ):
+        i_k = tl.program_id(0)
+        i_v = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = k_ptr.dtype.element_ty
+        ks = i_k * BK + tl.arange(0, BK)
+        vs = i_v * BV + tl.arange(0, BV)
+        kmask = ks < K
+        vmask = vs < V
+        hmask = kmask[:, None] & vmask[None, :]
+        hoffs = ks[:, None] * V + vs[None, :]
+        kbase = (i_b * T * H + i_h) * K
+        vbase = (i_b * T * H + i_h) * V
+        hbase = i_bh * (NT + 1) * K * V
+        S = tl.zeros([BK, BV], dtype=tl.float32)
+        if HAS_H0:
+            S += tl.load(h0_ptr + i_bh * K * V + hoffs, mask=hmask, other=0.0).to(tl.float32)
+        for i_t in range(0, NT):
+            tl.store(h_ptr + hbase + i_t * K * V + hoffs, S, mask=hmask)
+            rows = i_t * BT + tl.arange(0, BT).to(tl.int64)
+            rmask = rows < T
+            mk = rmask[:, None] & kmask[None, :]
+            kk = tl.load(k_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mk, other=0.0)
+            gc = tl.load(gc_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mk, other=0.0)
+            vv = tl.load(
+                v_ptr + vbase + rows[:, None] * (H * V) + vs[None, :],
+                mask=rmask[:, None] & vmask[None, :],
+                other=0.0,
+            )
+            last = tl.minimum(i_t * BT + BT, T) - 1
+            glast = tl.load(gc_ptr + kbase + last * (H * K) + ks, mask=kmask, other=0.0)
+            # k_j * e^{b_C - b_j}: exponent <= 0 (masked rows: 0, their k is 0 anyway)
+            kd = kk.to(tl.float32) * tl.exp(tl.where(mk, glast[None, :] - gc, 0.0))
+            S = S * tl.exp(glast)[:, None]
+            S = _dot(tl.trans(kd), vv, S, DT, PRECISION, UPCAST)
+        tl.store(h_ptr + hbase + NT * K * V + hoffs, S, mask=hmask)
+        if STORE_HT:
+            tl.store(ht_ptr + i_bh * K * V + hoffs, S, mask=hmask)
+
+    @triton.jit
+    def _fwd_A_kernel(
+        q_ptr,
+        k_ptr,
+        gc_ptr,
+        A_ptr,
+        scale,
+        T,
+        H,
+        K,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BC: tl.constexpr,
+        NC: tl.constexpr,
+        BK: tl.constexpr,
+    ):
+        i_tc = tl.program_id(0)
+        i_bh = tl.program_id(1).to(tl.int64)
+        i_t = i_tc // NC
+        i_i = i_tc % NC
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = q_ptr.dtype.element_ty
+        row0 = i_t * BT + i_i * BC
+        if row0 >= T:
+            return
+        sub = tl.arange(0, BC)
+        rows_i = row0 + sub.to(tl.int64)
+        mi = rows_i < T
+        base = (i_b * T * H + i_h) * K
+        a_rows = A_ptr + i_bh * T * BT + rows_i[:, None] * BT
+        for i_j in tl.static_range(NC):
+            acc = tl.zeros([BC, BC], dtype=tl.float32)
+            if i_j < i_i:
+                # strictly below the diagonal: e^{b_i - b_j} = e^{b_i - b_r} e^{b_r - b_j}, r = row0 - 1
+                rows_j = i_t * BT + i_j * BC + sub.to(tl.int64)  # all < row0 <= T - 1
+                for k0 in range(0, K, BK):
+                    ks = k0 + tl.arange(0, BK)
+                    kmask = ks < K
+                    mq = mi[:, None] & kmask[None, :]
+                    qi = tl.load(q_ptr + base + rows_i[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+                    gi = tl.load(gc_ptr + base + rows_i[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+                    kj = tl.load(
+                        k_ptr + base + rows_j[:, None] * (H * K) + ks[None, :], mask=kmask[None, :], other=0.0
+                    )
+                    gj = tl.load(
+                        gc_ptr + base + rows_j[:, None] * (H * K) + ks[None, :],
+                        mask=kmask[None, :],
+                        other=0.0,
+                    )
+                    gr = tl.load(gc_ptr + base + (row0 - 1) * (H * K) + ks, mask=kmask, other=0.0)
+                    qs = qi.to(tl.float32) * tl.exp(tl.where(mq, gi - gr[None, :], 0.0))
+                    kr = kj.to(tl.float32) * tl.exp(gr[None, :] - gj)
+                    acc = _dot(qs, tl.trans(kr), acc, DT, PRECISION, UPCAST)
+            elif i_j == i_i:
+                # diagonal block: A'_ij = sum_k q_ik k_jk e^{b_ik - b_jk} for j <= i, column by column
+                for k0 in range(0, K, BK):
+                    ks = k0 + tl.arange(0, BK)
+                    kmask = ks < K
+                    mq = mi[:, None] & kmask[None, :]
+                    qi = tl.load(q_ptr + base + rows_i[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+                    gi = tl.load(gc_ptr + base + rows_i[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+                    qi = qi.to(tl.float32)
+                    for j in range(0, BC):
+                        rj = row0 + j
+                        mj = kmask & (rj < T)
+                        kj = tl.load(k_ptr + base + rj * (H * K) + ks, mask=mj, other=0.0).to(tl.float32)
+                        gj = tl.load(gc_ptr + base + rj * (H * K) + ks, mask=mj, other=0.0)
+                        m = (sub >= j) & mi
+                        e = tl.exp(tl.where(m[:, None], gi - gj[None, :], 0.0))
+                        col = tl.where(m, tl.sum(qi * kj[None, :] * e, axis=1), 0.0)
+                        acc += tl.where(sub[None, :] == j, col[:, None], 0.0)
+            # blocks above the diagonal stay zero (stored so that A is a full lower-triangular tile)
+            tl.store(a_rows + i_j * BC + sub[None, :], acc * scale, mask=mi[:, None])
+
+    @triton.jit
+    def _fwd_o_kernel(
+        q_ptr,
+        v_ptr,
+        gc_ptr,
+        h_ptr,
+        A_ptr,
+        o_ptr,
+        scale,
+        T,
+        H,
+        K,
+        V,
+        NT,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BK: tl.constexpr,
+        BV: tl.constexpr,
+    ):
+        i_v = tl.program_id(0)
+        i_t = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = q_ptr.dtype.element_ty
+        rows = i_t * BT + tl.arange(0, BT).to(tl.int64)
+        rmask = rows < T
+        vs = i_v * BV + tl.arange(0, BV)
+        vmask = vs < V
+        kbase = (i_b * T * H + i_h) * K
+        vbase = (i_b * T * H + i_h) * V
+        hbase = (i_bh * (NT + 1) + i_t) * K * V
+        acc = tl.zeros([BT, BV], dtype=tl.float32)
+        for k0 in range(0, K, BK):
+            ks = k0 + tl.arange(0, BK)
+            kmask = ks < K
+            mq = rmask[:, None] & kmask[None, :]
+            q = tl.load(q_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+            gc = tl.load(gc_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+            qs = q.to(tl.float32) * tl.exp(gc) * scale
+            h = tl.load(
+                h_ptr + hbase + ks[:, None] * V + vs[None, :], mask=kmask[:, None] & vmask[None, :], other=0.0
+            )
+            acc = _dot(qs, h, acc, DT, PRECISION, UPCAST)
+        cols = tl.arange(0, BT)
+        A = tl.load(
+            A_ptr + i_bh * T * BT + rows[:, None] * BT + cols[None, :], mask=rmask[:, None], other=0.0
+        )
+        rows_v = rmask[:, None] & vmask[None, :]
+        vv = tl.load(v_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], mask=rows_v, other=0.0)
+        acc = _dot(A, vv, acc, DT, PRECISION, UPCAST)
+        tl.store(
+            o_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], acc.to(o_ptr.dtype.element_ty), mask=rows_v
+        )
+
+    @triton.jit
+    def _bwd_dh_kernel(
+        q_ptr,
+        do_ptr,
+        gc_ptr,
+        dht_ptr,
+        dh_ptr,
+        dh0_ptr,
+        scale,
+        T,
+        H,
+        K,
+        V,
+        NT,
+        HAS_DHT: tl.constexpr,
+        STORE_DH0: tl.constexpr,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BK: tl.constexpr,
+        BV: tl.constexpr,
+    ):
+        i_k = tl.program_id(0)
+        i_v = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = q_ptr.dtype.element_ty
+        ks = i_k * BK + tl.arange(0, BK)
+        vs = i_v * BV + tl.arange(0, BV)
+        kmask = ks < K
+        vmask = vs < V
+        hmask = kmask[:, None] & vmask[None, :]
+        hoffs = ks[:, None] * V + vs[None, :]
+        kbase = (i_b * T * H + i_h) * K
+        vbase = (i_b * T * H + i_h) * V
+        hbase = i_bh * (NT + 1) * K * V
+        dS = tl.zeros([BK, BV], dtype=tl.float32)
+        if HAS_DHT:
+            dS += tl.load(dht_ptr + i_bh * K * V + hoffs, mask=hmask, other=0.0).to(tl.float32)
+        tl.store(dh_ptr + hbase + NT * K * V + hoffs, dS, mask=hmask)
+        for i in range(0, NT):
+            i_t = NT - 1 - i
+            rows = i_t * BT + tl.arange(0, BT).to(tl.int64)
+            rmask = rows < T
+            mq = rmask[:, None] & kmask[None, :]
+            q = tl.load(q_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+            gc = tl.load(gc_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mq, other=0.0)
+            do = tl.load(
+                do_ptr + vbase + rows[:, None] * (H * V) + vs[None, :],
+                mask=rmask[:, None] & vmask[None, :],
+                other=0.0,
+            )
+            last = tl.minimum(i_t * BT + BT, T) - 1
+            glast = tl.load(gc_ptr + kbase + last * (H * K) + ks, mask=kmask, other=0.0)
+            qs = q.to(tl.float32) * tl.exp(gc) * scale
+            dS = dS * tl.exp(glast)[:, None]
+            dS = _dot(tl.trans(qs), do, dS, DT, PRECISION, UPCAST)
+            tl.store(dh_ptr + hbase + i_t * K * V + hoffs, dS, mask=hmask)
+        if STORE_DH0:
+            tl.store(dh0_ptr + i_bh * K * V + hoffs, dS, mask=hmask)
+
+    @triton.jit
+    def _bwd_dA_kernel(
+        do_ptr,
+        v_ptr,
+        dA_ptr,
+        scale,
+        T,
+        H,
+        V,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BV: tl.constexpr,
+    ):
+        i_t = tl.program_id(0)
+        i_bh = tl.program_id(1).to(tl.int64)
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = v_ptr.dtype.element_ty
+        sub = tl.arange(0, BT)
+        rows = i_t * BT + sub.to(tl.int64)
+        rmask = rows < T
+        vbase = (i_b * T * H + i_h) * V
+        acc = tl.zeros([BT, BT], dtype=tl.float32)
+        for v0 in range(0, V, BV):
+            vs = v0 + tl.arange(0, BV)
+            m = rmask[:, None] & (vs < V)[None, :]
+            do = tl.load(do_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], mask=m, other=0.0)
+            vv = tl.load(v_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], mask=m, other=0.0)
+            acc = _dot(do, tl.trans(vv), acc, DT, PRECISION, UPCAST)
+        acc = tl.where(sub[:, None] >= sub[None, :], acc * scale, 0.0)
+        tl.store(dA_ptr + i_bh * T * BT + rows[:, None] * BT + sub[None, :], acc, mask=rmask[:, None])
+
+    @triton.jit
+    def _bwd_dv_kernel(
+        k_ptr,
+        gc_ptr,
+        A_ptr,
+        do_ptr,
+        dh_ptr,
+        dv_ptr,
+        T,
+        H,
+        K,
+        V,
+        NT,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BK: tl.constexpr,
+        BV: tl.constexpr,
+    ):
+        i_v = tl.program_id(0)
+        i_t = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = k_ptr.dtype.element_ty
+        sub = tl.arange(0, BT)
+        rows = i_t * BT + sub.to(tl.int64)
+        rmask = rows < T
+        vs = i_v * BV + tl.arange(0, BV)
+        vmask = vs < V
+        rows_v = rmask[:, None] & vmask[None, :]
+        kbase = (i_b * T * H + i_h) * K
+        vbase = (i_b * T * H + i_h) * V
+        hbase = (i_bh * (NT + 1) + i_t + 1) * K * V  # dH_{n+1}
+        do = tl.load(do_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], mask=rows_v, other=0.0)
+        A = tl.load(A_ptr + i_bh * T * BT + rows[:, None] * BT + sub[None, :], mask=rmask[:, None], other=0.0)
+        acc = tl.zeros([BT, BV], dtype=tl.float32)
+        acc = _dot(tl.trans(A), do, acc, DT, PRECISION, UPCAST)  # dv_j += sum_i A_ij do_i
+        last = tl.minimum(i_t * BT + BT, T) - 1
+        for k0 in range(0, K, BK):
+            ks = k0 + tl.arange(0, BK)
+            kmask = ks < K
+            mk = rmask[:, None] & kmask[None, :]
+            kk = tl.load(k_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mk, other=0.0)
+            gc = tl.load(gc_ptr + kbase + rows[:, None] * (H * K) + ks[None, :], mask=mk, other=0.0)
+            glast = tl.load(gc_ptr + kbase + last * (H * K) + ks, mask=kmask, other=0.0)
+            kd = kk.to(tl.float32) * tl.exp(tl.where(mk, glast[None, :] - gc, 0.0))
+            dh = tl.load(
+                dh_ptr + hbase + ks[:, None] * V + vs[None, :],
+                mask=kmask[:, None] & vmask[None, :],
+                other=0.0,
+            )
+            acc = _dot(kd, dh, acc, DT, PRECISION, UPCAST)
+        tl.store(
+            dv_ptr + vbase + rows[:, None] * (H * V) + vs[None, :],
+            acc.to(dv_ptr.dtype.element_ty),
+            mask=rows_v,
+        )
+
+    @triton.jit
+    def _bwd_intra_kernel(
+        q_ptr,
+        k_ptr,
+        gc_ptr,
+        dA_ptr,
+        dq_ptr,
+        dk_ptr,
+        T,
+        H,
+        K,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BC: tl.constexpr,
+        NC: tl.constexpr,
+        BK: tl.constexpr,
+    ):
+        i_k = tl.program_id(0)
+        i_tc = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        i_t = i_tc // NC
+        i_i = i_tc % NC
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = q_ptr.dtype.element_ty
+        row0 = i_t * BT + i_i * BC
+        if row0 >= T:
+            return
+        sub = tl.arange(0, BC)
+        rows_i = row0 + sub.to(tl.int64)
+        mi = rows_i < T
+        ks = i_k * BK + tl.arange(0, BK)
+        kmask = ks < K
+        mik = mi[:, None] & kmask[None, :]
+        base = (i_b * T * H + i_h) * K
+        dA_base = dA_ptr + i_bh * T * BT
+        offs_i = base + rows_i[:, None] * (H * K) + ks[None, :]
+        gi = tl.load(gc_ptr + offs_i, mask=mik, other=0.0)
+
+        # dq_i = sum_{j <= i} dA_ij k_j e^{b_i - b_j}
+        dq = tl.zeros([BC, BK], dtype=tl.float32)
+        if i_i > 0:
+            # earlier sub-chunks through r = row0 - 1: e^{b_i - b_r} (e^{b_r - b_j} k_j)
+            gr = tl.load(gc_ptr + base + (row0 - 1) * (H * K) + ks, mask=kmask, other=0.0)
+            for i_j in tl.static_range(NC):
+                if i_j < i_i:
+                    rows_j = i_t * BT + i_j * BC + sub.to(tl.int64)
+                    offs_j = base + rows_j[:, None] * (H * K) + ks[None, :]
+                    kj = tl.load(k_ptr + offs_j, mask=kmask[None, :], other=0.0)
+                    gj = tl.load(gc_ptr + offs_j, mask=kmask[None, :], other=0.0)
+                    kr = kj.to(tl.float32) * tl.exp(gr[None, :] - gj)
+                    dA = tl.load(
+                        dA_base + rows_i[:, None] * BT + i_j * BC + sub[None, :], mask=mi[:, None], other=0.0
+                    )
+                    dq = _dot(dA, kr, dq, DT, PRECISION, UPCAST)
+            dq *= tl.exp(tl.where(mik, gi - gr[None, :], 0.0))
+        for j in range(0, BC):  # diagonal block
+            rj = row0 + j
+            mj = kmask & (rj < T)
+            kj = tl.load(k_ptr + base + rj * (H * K) + ks, mask=mj, other=0.0).to(tl.float32)
+            gj = tl.load(gc_ptr + base + rj * (H * K) + ks, mask=mj, other=0.0)
+            dA = tl.load(dA_base + rows_i * BT + i_i * BC + j, mask=mi, other=0.0)
+            m = ((sub >= j) & mi)[:, None]
+            dq += tl.where(m, dA[:, None] * kj[None, :] * tl.exp(tl.where(m, gi - gj[None, :], 0.0)), 0.0)
+
+        # dk_j = sum_{i >= j} dA_ij q_i e^{b_i - b_j}
+        dk = tl.zeros([BC, BK], dtype=tl.float32)
+        last_i = tl.minimum(row0 + BC, T) - 1
+        if last_i < tl.minimum(i_t * BT + BT, T) - 1:  # some later sub-chunk of this chunk has rows
+            # later sub-chunks through r = the last row of this one: (q_i e^{b_i - b_r}) e^{b_r - b_j}
+            gr = tl.load(gc_ptr + base + last_i * (H * K) + ks, mask=kmask, other=0.0)
+            for i_j in tl.static_range(NC):
+                if i_j > i_i:
+                    rows_l = i_t * BT + i_j * BC + sub.to(tl.int64)
+                    ml = rows_l < T
+                    mlk = ml[:, None] & kmask[None, :]
+                    offs_l = base + rows_l[:, None] * (H * K) + ks[None, :]
+                    ql = tl.load(q_ptr + offs_l, mask=mlk, other=0.0)
+                    gl = tl.load(gc_ptr + offs_l, mask=mlk, other=0.0)
+                    qr = ql.to(tl.float32) * tl.exp(tl.where(mlk, gl - gr[None, :], 0.0))
+                    dA = tl.load(
+                        dA_base + rows_l[:, None] * BT + i_i * BC + sub[None, :], mask=ml[:, None], other=0.0
+                    )
+                    dk = _dot(tl.trans(dA), qr, dk, DT, PRECISION, UPCAST)
+            dk *= tl.exp(tl.where(mik, gr[None, :] - gi, 0.0))
+        for i in range(0, BC):  # diagonal block
+            ri = row0 + i
+            mr = kmask & (ri < T)
+            qi = tl.load(q_ptr + base + ri * (H * K) + ks, mask=mr, other=0.0).to(tl.float32)
+            gq = tl.load(gc_ptr + base + ri * (H * K) + ks, mask=mr, other=0.0)
+            dA = tl.load(dA_base + ri * BT + i_i * BC + sub, mask=mi & (ri < T), other=0.0)
+            m = ((sub <= i) & mi & (ri < T))[:, None]  # row ri past T: its gq is a fill, not a gate
+            dk += tl.where(m, dA[:, None] * qi[None, :] * tl.exp(tl.where(m, gq[None, :] - gi, 0.0)), 0.0)
+
+        tl.store(dq_ptr + offs_i, dq, mask=mik)
+        tl.store(dk_ptr + offs_i, dk, mask=mik)
+
+    @triton.jit
+    def _bwd_dqk_kernel(
+        q_ptr,
+        k_ptr,
+        v_ptr,
+        gc_ptr,
+        h_ptr,
+        do_ptr,
+        dh_ptr,
+        dq2_ptr,
+        dk2_ptr,
+        dq_ptr,
+        dk_ptr,
+        dg_ptr,
+        scale,
+        T,
+        H,
+        K,
+        V,
+        NT,
+        PRECISION: tl.constexpr,
+        UPCAST: tl.constexpr,
+        BT: tl.constexpr,
+        BK: tl.constexpr,
+        BV: tl.constexpr,
+    ):
+        i_k = tl.program_id(0)
+        i_t = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        i_b = i_bh // H
+        i_h = i_bh % H
+        DT = q_ptr.dtype.element_ty
+        sub = tl.arange(0, BT)
+        rows = i_t * BT + sub.to(tl.int64)
+        rmask = rows < T
+        ks = i_k * BK + tl.arange(0, BK)
+        kmask = ks < K
+        mk = rmask[:, None] & kmask[None, :]
+        kbase = (i_b * T * H + i_h) * K
+        vbase = (i_b * T * H + i_h) * V
+        h_n = h_ptr + (i_bh * (NT + 1) + i_t) * K * V  # H_n
+        h_next = h_n + K * V  # H_{n+1}
+        dh_next = dh_ptr + (i_bh * (NT + 1) + i_t + 1) * K * V  # dH_{n+1}
+        dq = tl.zeros([BT, BK], dtype=tl.float32)
+        dk = tl.zeros([BT, BK], dtype=tl.float32)
+        hterm = tl.zeros([BK], dtype=tl.float32)
+        for v0 in range(0, V, BV):
+            vs = v0 + tl.arange(0, BV)
+            vmask = vs < V
+            mv = rmask[:, None] & vmask[None, :]
+            hm = kmask[:, None] & vmask[None, :]
+            hoffs = ks[:, None] * V + vs[None, :]
+            do = tl.load(do_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], mask=mv, other=0.0)
+            vv = tl.load(v_ptr + vbase + rows[:, None] * (H * V) + vs[None, :], mask=mv, other=0.0)
+            h = tl.load(h_n + hoffs, mask=hm, other=0.0)
+            dh = tl.load(dh_next + hoffs, mask=hm, other=0.0)
+            hn = tl.load(h_next + hoffs, mask=hm, other=0.0)
+            dq = _dot(do, tl.trans(h), dq, DT, PRECISION, UPCAST)
+            dk = _dot(vv, tl.trans(dh), dk, DT, PRECISION, UPCAST)
+            hterm += tl.sum(hn * dh, axis=1)
+        offs = kbase + rows[:, None] * (H * K) + ks[None, :]
+        q = tl.load(q_ptr + offs, mask=mk, other=0.0).to(tl.float32)
+        k = tl.load(k_ptr + offs, mask=mk, other=0.0).to(tl.float32)
+        gc = tl.load(gc_ptr + offs, mask=mk, other=0.0)
+        last = tl.minimum(i_t * BT + BT, T) - 1
+        glast = tl.load(gc_ptr + kbase + last * (H * K) + ks, mask=kmask, other=0.0)
+        dq = dq * scale * tl.exp(gc) + tl.load(dq2_ptr + offs, mask=mk, other=0.0)
+        dk = dk * tl.exp(tl.where(mk, glast[None, :] - gc, 0.0)) + tl.load(dk2_ptr + offs, mask=mk, other=0.0)
+        # dL/db; the state term (derivative through b_C) sits on the chunk's last row (a padded row
+        # for a partial last chunk: the reverse cumulative sum carries it to every real row)
+        db = q * dq - k * dk + tl.where(sub[:, None] == BT - 1, hterm[None, :], 0.0)
+        dg = tl.cumsum(db, axis=0, reverse=True)
+        tl.store(dq_ptr + offs, dq.to(dq_ptr.dtype.element_ty), mask=mk)
+        tl.store(dk_ptr + offs, dk.to(dk_ptr.dtype.element_ty), mask=mk)
+        tl.store(dg_ptr + offs, dg.to(dg_ptr.dtype.element_ty), mask=mk)
+
+
+def _require_triton() -> None:
+    if triton is None:
+        raise RuntimeError("gatelab.core.kernels.gla_triton needs triton, which is not installed")
+
+
+class _Cfg:
+    """Launch configuration for one call (shapes, blocks, dot precision)."""
+
+    def __init__(self, q: torch.Tensor, v: torch.Tensor) -> None:
+        self.B, self.T, self.H, self.K = q.shape
+        self.V = v.shape[-1]
+        self.NT = cdiv(self.T, BT)
+        bkv = _BKV_FP32 if q.dtype == torch.float32 else _BKV_HALF
+        self.BK = min(bkv, max(16, next_power_of_2(self.K)))
+        self.BV = min(bkv, max(16, next_power_of_2(self.V)))
+        self.NK = cdiv(self.K, self.BK)
+        self.NV = cdiv(self.V, self.BV)
+        upcast = dot_upcast(q.dtype, q.device)
+        self.dot = {
+            "PRECISION": "ieee" if q.dtype == torch.float32 or upcast else "tf32",
+            "UPCAST": upcast,
+        }
+        self.cuda = q.device.type == "cuda"
+
+    def warps(self, n: int) -> dict[str, int]:
+        return {"num_warps": n, "num_stages": 2} if self.cuda else {}
+
+
+def _cumsum(gk: torch.Tensor, c: _Cfg) -> torch.Tensor:
+    gc = torch.empty(gk.shape, dtype=torch.float32, device=gk.device)
+    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=_BK_CUMSUM, **c.warps(_WARPS_SUB))
+    return gc
+
+
+def _states(
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gc: torch.Tensor,
+    h0: torch.Tensor | None,
+    c: _Cfg,
+    store_ht: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every chunk's entering state ``[B*H, NT+1, K, V]`` (float32) and the final state if asked."""
+    h = torch.empty(c.B * c.H, c.NT + 1, c.K, c.V, dtype=torch.float32, device=k.device)
+    ht = torch.empty(c.B, c.H, c.K, c.V, dtype=torch.float32, device=k.device) if store_ht else None
+    _fwd_h_kernel[(c.NK, c.NV, c.B * c.H)](
+        k,
+        v,
+        gc,
+        h0 if h0 is not None else k,
+        h,
+        ht if ht is not None else h,
+        c.T,
+        c.H,
+        c.K,
+        c.V,
+        c.NT,
+        HAS_H0=h0 is not None,
+        STORE_HT=store_ht,
+        BT=BT,
+        BK=c.BK,
+        BV=c.BV,
+        **c.dot,
+        **c.warps(_WARPS),
+    )
+    return h, ht
+
+
+def gla_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    output_final_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``(o, final state or None, A)`` by the Triton forward kernels (no autograd); contiguous inputs."""
+    _require_triton()
+    c = _Cfg(q, v)
+    with device_ctx(q):
+        gc = _cumsum(gk, c)
+        h, ht = _states(k, v, gc, h0, c, output_final_state)
+        A = torch.empty(c.B * c.H, c.T, BT, dtype=torch.float32, device=q.device)
+        _fwd_A_kernel[(c.NT * NC, c.B * c.H)](
+            q, k, gc, A, scale, c.T, c.H, c.K, BT=BT, BC=BC, NC=NC, BK=c.BK, **c.dot, **c.warps(_WARPS_SUB)
+        )
+        o = torch.empty(v.shape, dtype=q.dtype, device=q.device)
+        _fwd_o_kernel[(c.NV, c.NT, c.B * c.H)](
+            q,
+            v,
+            gc,
+            h,
+            A,
+            o,
+            scale,
+            c.T,
+            c.H,
+            c.K,
+            c.V,
+            c.NT,
+            BT=BT,
+            BK=c.BK,
+            BV=c.BV,
+            **c.dot,
+            **c.warps(_WARPS),
+        )
+    return o, ht, A
+
+
+def gla_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    A: torch.Tensor,
+    do: torch.Tensor,
+    dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """``(dq, dk, dv, dgk, dh0 or None)`` by the Triton backward kernels (states recomputed)."""
+    _require_triton()
+    c = _Cfg(q, v)
+    do = do.to(q.dtype).contiguous()
+    dht = dht.contiguous() if dht is not None else None
+    f32 = {"dtype": torch.float32, "device": q.device}
+    with device_ctx(q):
+        gc = _cumsum(gk, c)
+        h, _ = _states(k, v, gc, h0, c, False)
+        dh = torch.empty(c.B * c.H, c.NT + 1, c.K, c.V, **f32)
+        dh0 = torch.empty(c.B, c.H, c.K, c.V, **f32) if h0 is not None else None
+        _bwd_dh_kernel[(c.NK, c.NV, c.B * c.H)](
+            q,
+            do,
+            gc,
+            dht if dht is not None else q,
+            dh,
+            dh0 if dh0 is not None else dh,
+            scale,
+            c.T,
+            c.H,
+            c.K,
+            c.V,
+            c.NT,
+            HAS_DHT=dht is not None,
+            STORE_DH0=dh0 is not None,
+            BT=BT,
+            BK=c.BK,
+            BV=c.BV,
+            **c.dot,
+            **c.warps(_WARPS),
+        )
+        dA = torch.empty(c.B * c.H, c.T, BT, **f32)
+        _bwd_dA_kernel[(c.NT, c.B * c.H)](
+            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot, **c.warps(_WARPS)
+        )
+        dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
+        _bwd_dv_kernel[(c.NV, c.NT, c.B * c.H)](
+            k,
+            gc,
+            A,
+            do,
+            dh,
+            dv,
+            c.T,
+            c.H,
+            c.K,
+            c.V,
+            c.NT,
+            BT=BT,
+            BK=c.BK,
+            BV=c.BV,
+            **c.dot,
+            **c.warps(_WARPS),
+        )
+        dq2 = torch.empty(q.shape, **f32)
+        dk2 = torch.empty(k.shape, **f32)
+        _bwd_intra_kernel[(c.NK, c.NT * NC, c.B * c.H)](
+            q,
+            k,
+            gc,
+            dA,
+            dq2,
+            dk2,
+            c.T,
+            c.H,
+            c.K,
+            BT=BT,
+            BC=BC,
+            NC=NC,
+            BK=c.BK,
+            **c.dot,
+            **c.warps(_WARPS_SUB),
+        )
+        dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
+        dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
+        dg = torch.empty(gk.shape, dtype=gk.dtype, device=gk.device)
+        _bwd_dqk_kernel[(c.NK, c.NT, c.B * c.H)](
+            q,
+            k,
+            v,
+            gc,
+            h,
+            do,
+            dh,
+            dq2,
+            dk2,
+            dq,
+            dk,
+            dg,
+            scale,
+            c.T,
+            c.H,
+            c.K,
+            c.V,
+            c.NT,
+            BT=BT,
+            BK=c.BK,
+            BV=c.BV,
+            **c.dot,
+            **c.warps(_WARPS),
+        )
+    if dh0 is not None and h0 is not None:
+        dh0 = dh0.to(h0.dtype)
+    return dq, dk, dv, dg, dh0
+
+
+@torch.library.custom_op("gatelab::gla_chunk_fwd", mutates_args=())
+def _fwd_op(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    output_final_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state)
+    return o, (ht if ht is not None else q.new_empty(0, dtype=torch.float32)), A
+
+
+@_fwd_op.register_fake
+def _(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    output_final_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    B, T, H, K = q.shape
+    V = v.shape[-1]
+    f32 = {"dtype": torch.float32, "device": q.device}
+    ht = torch.empty(B, H, K, V, **f32) if output_final_state else torch.empty(0, **f32)
+    return torch.empty(v.shape, dtype=q.dtype, device=q.device), ht, torch.empty(B * H, T, BT, **f32)
+
+
+@torch.library.custom_op("gatelab::gla_chunk_bwd", mutates_args=())
+def _bwd_op(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    A: torch.Tensor,
+    do: torch.Tensor,
+    dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    dq, dk, dv, dg, dh0 = gla_backward(q, k, v, gk, scale, h0, A, do, dht)
+    return dq, dk, dv, dg, (dh0 if dh0 is not None else q.new_empty(0, dtype=torch.float32))
+
+
+@_bwd_op.register_fake
+def _(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    A: torch.Tensor,
+    do: torch.Tensor,
+    dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    dh0 = torch.empty_like(h0) if h0 is not None else q.new_empty(0, dtype=torch.float32)
+    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(gk), dh0
+
+
+class GlaChunkFunction(torch.autograd.Function):
+    """Autograd wrapper: saves the inputs and ``A``; the backward recomputes gates and states."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        gk: torch.Tensor,
+        scale: float,
+        h0: torch.Tensor | None,
+        output_final_state: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, k, v, gk = (t.contiguous() for t in (q, k, v, gk))
+        h0 = h0.contiguous() if h0 is not None else None
+        if torch.compiler.is_compiling():
+            o, ht, A = _fwd_op(q, k, v, gk, scale, h0, output_final_state)
+        else:
+            o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state)
+        ctx.save_for_backward(q, k, v, gk, h0, A)
+        ctx.scale = scale
+        ctx.has_ht = output_final_state
+        if not output_final_state:
+            return o, None
+        return o, ht
+
+    @staticmethod
+    def backward(ctx: Any, do: torch.Tensor, dht: torch.Tensor | None) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, gk, h0, A = ctx.saved_tensors
+        dht = dht if ctx.has_ht else None
+        if torch.compiler.is_compiling():
+            dq, dk, dv, dg, dh0 = _bwd_op(q, k, v, gk, ctx.scale, h0, A, do, dht)
+        else:
+            dq, dk, dv, dg, dh0 = gla_backward(q, k, v, gk, ctx.scale, h0, A, do, dht)
+        need = ctx.needs_input_grad
+        return (
+            dq if need[0] else None,
+            dk if need[1] else None,
+            dv if need[2] else None,
+            dg if need[3] else None,
+            None,
+            dh0 if h0 is not None and need[5] else None,
+            None,
+        )
+
+
+def gla_chunk_triton(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    initial_state: torch.Tensor | None,
+    output_final_state: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Chunked GLA with Triton forward and backward: ``(o, final state or None)``; see the module doc."""
+    return GlaChunkFunction.apply(q, k, v, gk, scale, initial_state, output_final_state)

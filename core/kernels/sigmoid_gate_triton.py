@@ -1,0 +1,228 @@
+"""Triton kernels for the sigmoid output gate ``out = o * sigmoid(g)``, forward and backward.
+
+Per element of the ``[rows, D]`` index space (:mod:`._pointwise` layouts, each operand read through
+its own strides)::
+
+    out = o * s,          s = sigmoid(g)
+    do  = dout * s
+    dg  = dout * o * s * (1 - s)          (summed over the D columns for a head-wise gate [..., 1])
+
+Only ``o`` and ``g`` are saved; the backward recomputes ``s``. Everything is computed in float32
+and rounded once on store. While ``torch.compile`` traces, :class:`SigmoidGateFunction` calls the
+kernels through the opaque custom ops ``gatelab::sigmoid_gate_fwd``/``_bwd`` (see
+:mod:`.glu_triton` for why).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._common import device_ctx
+from ._pointwise import GradBuffer, blocks, layout
+
+try:
+    import triton
+    import triton.language as tl
+
+    from ._pointwise import lead_index, offsets
+except ImportError:  # the module must import without triton; the functions below raise instead
+    triton = None
+    tl = None
+
+
+if triton is not None:
+
+    @triton.jit
+    def _sigmoid_gate_fwd_kernel(
+        o_ptr,
+        g_ptr,
+        out_ptr,
+        R,
+        D,
+        S1,
+        S2,
+        o_s0,
+        o_s1,
+        o_s2,
+        o_sc,
+        g_s0,
+        g_s1,
+        g_s2,
+        g_sc,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        # int64 rows: row * stride overflows int32 for tensors above 2**31 elements
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < R) & (cols[None, :] < D)
+        i0, i1, i2 = lead_index(rows, S1, S2)
+        # fp32 upcast: the sigmoid in half precision loses bits and o * s would round twice
+        o = tl.load(o_ptr + offsets(i0, i1, i2, cols, o_s0, o_s1, o_s2, o_sc), mask=mask, other=0.0)
+        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
+        out = o.to(tl.float32) * tl.sigmoid(g.to(tl.float32))
+        tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
+
+    @triton.jit
+    def _sigmoid_gate_bwd_kernel(
+        dout_ptr,
+        o_ptr,
+        g_ptr,
+        do_ptr,
+        dg_ptr,
+        R,
+        D,
+        S1,
+        S2,
+        d_s0,
+        d_s1,
+        d_s2,
+        d_sc,
+        o_s0,
+        o_s1,
+        o_s2,
+        o_sc,
+        g_s0,
+        g_s1,
+        g_s2,
+        g_sc,
+        REDUCE_G: tl.constexpr,
+        BLOCK_M: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+    ):
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        mask = (rows[:, None] < R) & (cols[None, :] < D)
+        i0, i1, i2 = lead_index(rows, S1, S2)
+        dout = tl.load(dout_ptr + offsets(i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc), mask=mask, other=0.0)
+        o = tl.load(o_ptr + offsets(i0, i1, i2, cols, o_s0, o_s1, o_s2, o_sc), mask=mask, other=0.0)
+        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
+        dout = dout.to(tl.float32)
+        o = o.to(tl.float32)
+        # recompute s = sigmoid(g); s * (1 - s) in fp32 (in half precision 1 - s cancels near s = 1)
+        s = tl.sigmoid(g.to(tl.float32))
+        dg = dout * o * s * (1.0 - s)
+        tl.store(
+            do_ptr + rows[:, None] * D + cols[None, :], (dout * s).to(do_ptr.dtype.element_ty), mask=mask
+        )
+        if REDUCE_G:  # head-wise gate: one logit per row, shared by its D columns (masked cols are 0)
+            tl.store(dg_ptr + rows, tl.sum(dg, axis=1).to(dg_ptr.dtype.element_ty), mask=rows < R)
+        else:
+            tl.store(dg_ptr + rows[:, None] * D + cols[None, :], dg.to(dg_ptr.dtype.element_ty), mask=mask)
+
+
+def _require_triton() -> None:
+    if triton is None:
+        raise RuntimeError("gatelab.core.kernels.sigmoid_gate_triton needs triton, which is not installed")
+
+
+def _reduces_cols(o: torch.Tensor, g: torch.Tensor) -> bool:
+    return g.dim() > 0 and g.shape[-1] == 1 and o.shape[-1] > 1
+
+
+def sigmoid_gate_forward(o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``o * sigmoid(g)`` by the Triton forward kernel (no autograd); contiguous output."""
+    _require_triton()
+    out = torch.empty(o.shape, dtype=o.dtype, device=o.device)
+    if out.numel() == 0:
+        return out
+    lay = layout(o.shape, o, g)
+    block_m, block_n, grid = blocks(lay.rows, lay.cols)
+    with device_ctx(o):
+        _sigmoid_gate_fwd_kernel[grid](
+            lay.tensors[0],
+            lay.tensors[1],
+            out,
+            lay.rows,
+            lay.cols,
+            lay.s1,
+            lay.s2,
+            *lay.args(0),
+            *lay.args(1),
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+        )
+    return out
+
+
+def sigmoid_gate_backward(
+    dout: torch.Tensor, o: torch.Tensor, g: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(do, dg)`` by the Triton backward kernel; ``dg`` is reduced to ``g``'s (broadcast) shape."""
+    _require_triton()
+    do = torch.empty(o.shape, dtype=o.dtype, device=o.device)
+    if o.numel() == 0:
+        return do, torch.zeros(g.shape, dtype=g.dtype, device=g.device)
+    reduce = _reduces_cols(o, g)
+    lay = layout(o.shape, dout.to(o.dtype), o, g)
+    dg = GradBuffer(g, lay, reduce_cols=reduce)
+    block_m, block_n, grid = blocks(lay.rows, lay.cols, reduce_cols=reduce)
+    with device_ctx(o):
+        _sigmoid_gate_bwd_kernel[grid](
+            lay.tensors[0],
+            lay.tensors[1],
+            lay.tensors[2],
+            do,
+            dg.buf,
+            lay.rows,
+            lay.cols,
+            lay.s1,
+            lay.s2,
+            *lay.args(0),
+            *lay.args(1),
+            *lay.args(2),
+            REDUCE_G=reduce,
+            BLOCK_M=block_m,
+            BLOCK_N=block_n,
+        )
+    return do, dg.result()
+
+
+@torch.library.custom_op("gatelab::sigmoid_gate_fwd", mutates_args=())
+def _fwd_op(o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return sigmoid_gate_forward(o, g)
+
+
+@_fwd_op.register_fake
+def _(o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return torch.empty(o.shape, dtype=o.dtype, device=o.device)
+
+
+@torch.library.custom_op("gatelab::sigmoid_gate_bwd", mutates_args=())
+def _bwd_op(dout: torch.Tensor, o: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return sigmoid_gate_backward(dout, o, g)
+
+
+@_bwd_op.register_fake
+def _(dout: torch.Tensor, o: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.empty(o.shape, dtype=o.dtype, device=o.device),
+        torch.empty(g.shape, dtype=g.dtype, device=g.device),
+    )
+
+
+class SigmoidGateFunction(torch.autograd.Function):
+    """Autograd wrapper: saves ``o`` and the logits; the backward recomputes the sigmoid."""
+
+    @staticmethod
+    def forward(ctx: Any, o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(o, g)
+        if torch.compiler.is_compiling():
+            return _fwd_op(o, g)
+        return sigmoid_gate_forward(o, g)
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        o, g = ctx.saved_tensors
+        if torch.compiler.is_compiling():
+            do, dg = _bwd_op(dout, o, g)
+        else:
+            do, dg = sigmoid_gate_backward(dout, o, g)
+        return (do if ctx.needs_input_grad[0] else None, dg if ctx.needs_input_grad[1] else None)
+
+
+def sigmoid_gate_triton(o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``o * sigmoid(g)`` with Triton forward and backward; call through ``dispatch`` (it verifies)."""
+    return SigmoidGateFunction.apply(o, g)
