@@ -50,7 +50,9 @@ def test_tiny_run_writes_ledger_csv_and_markdown(bench, tmp_path, capsys):
     }
     gla = [r for r in recs if r["model"] == "gla_chunk"]
     assert all(r["fwd_bwd_tflops"] > 0 for r in gla)  # FLOP-counted op
-    assert "flash-linear-attention needs a GPU" in gla[0]["note"]
+    # why fla did not run: no GPU (anchors installed) or not installed (plain `uv sync`)
+    note = gla[0]["note"]
+    assert "flash-linear-attention needs a GPU" in note or "flash-linear-attention not installed" in note
     md = (tmp_path / "kernels.md").read_text()
     assert "GPU numbers pending" in md and "| gla_chunk |" in md
     rows = list(csv.DictReader(open(tmp_path / "kernels.csv")))
