@@ -1,6 +1,10 @@
-"""Models of gatelab.timeseries (each registered with gatelab.core.registry)."""
+"""Models of gatelab.timeseries (each registered with gatelab.core.registry).
 
-from . import (
-    gateformer,  # registers gateformer, itransformer
-    tft,  # Temporal Fusion Transformer (registers "tft")
-)
+``gateformer`` / ``itransformer`` (:class:`Gateformer`, the latter with the temporal branch and
+gates off) and ``tft`` (:class:`TemporalFusionTransformer`).
+"""
+
+from .gateformer import Gateformer
+from .tft import InterpretableMultiHeadAttention, TemporalFusionTransformer, TFTOutput
+
+__all__ = ["Gateformer", "InterpretableMultiHeadAttention", "TFTOutput", "TemporalFusionTransformer"]
