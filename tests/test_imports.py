@@ -40,3 +40,14 @@ def test_core_exports_resolve():
 
     for name in core.__all__:
         assert getattr(core, name) is not None, name
+
+
+@pytest.mark.parametrize(
+    "package", ["gatelab.timeseries.models", "gatelab.recsys.models", "gatelab.vision.models", "gatelab.multimodal.models"]
+)
+def test_domain_model_packages_export_their_classes(package):
+    """Each domain's ``models`` package exports its public classes (``__all__`` resolves, none empty)."""
+    mod = importlib.import_module(package)
+    assert mod.__all__, f"{package} exports nothing"
+    for name in mod.__all__:
+        assert getattr(mod, name) is not None, f"{package}.{name}"
