@@ -39,18 +39,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-FRAPPE_VOCAB = dict(
-    user=956,
-    item=4084,
-    daytime=9,
-    weekday=9,
-    isweekend=4,
-    homework=5,
-    cost=4,
-    weather=11,
-    country=82,
-    city=235,
-)
+from gatelab.recsys.data.frappe import FRAPPE_X1_VOCAB
+
 GDCN_FRAPPE = dict(
     embedding_dim=16, dnn_hidden_units=[400, 400, 400], batch_norm=True, net_dropout=0.5, num_cross_layers=3
 )
@@ -94,10 +84,10 @@ def _feature_map(tmp: str, embedding_dim: int) -> Any:
     from fuxictr.features import FeatureMap
 
     fm = FeatureMap("frappe_bench", tmp)
-    for name, v in FRAPPE_VOCAB.items():
+    for name, v in FRAPPE_X1_VOCAB.items():
         fm.features[name] = {"source": "", "type": "categorical", "padding_idx": 0, "vocab_size": v}
     fm.labels = ["label"]
-    fm.num_fields = len(FRAPPE_VOCAB)
+    fm.num_fields = len(FRAPPE_X1_VOCAB)
     fm.default_emb_dim = embedding_dim
     fm.set_column_index()
     return fm
@@ -107,7 +97,7 @@ def _gatelab_spec() -> dict[str, Any]:
     return {
         "fields": [
             {"name": k, "type": "categorical", "vocab_size": v, "num_tokens": v - 2}
-            for k, v in FRAPPE_VOCAB.items()
+            for k, v in FRAPPE_X1_VOCAB.items()
         ]
     }
 
@@ -174,7 +164,7 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
             task={"name": "ctr", "optimizer": "adam", "lr": 1e-3, "kwargs": {"embedding_regularizer": 0.05}},
         )
         ours = task.model
-        _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_VOCAB))
+        _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_X1_VOCAB))
         _copy_embeddings(theirs.fs_module.fs1_ctx_emb.embedding_layer, ours.ctx1, cfg["fs1_context"])
         _copy_embeddings(theirs.fs_module.fs2_ctx_emb.embedding_layer, ours.ctx2, cfg["fs2_context"])
         _copy_mlp(theirs.fs_module.fs1_gate.mlp, ours.gate1.mlp)
@@ -206,7 +196,7 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
             task={"name": "ctr", "optimizer": "adam", "lr": 1e-3, "kwargs": {"embedding_regularizer": 0.05}},
         )
         ours = task.model
-        _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_VOCAB))
+        _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_X1_VOCAB))
         with torch.no_grad():
             for i, layer in enumerate(ours.cross.layers):
                 layer.w.weight.copy_(theirs.cross_net.w[i].weight)
@@ -223,7 +213,7 @@ def _batches(n: int, batch: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     g = torch.Generator().manual_seed(0)
     out = []
     for _ in range(n):
-        cols = {k: torch.randint(1, v - 1, (batch,), generator=g) for k, v in FRAPPE_VOCAB.items()}
+        cols = {k: torch.randint(1, v - 1, (batch,), generator=g) for k, v in FRAPPE_X1_VOCAB.items()}
         y = torch.randint(0, 2, (batch,), generator=g).float()
         ours = {"categorical": torch.stack(list(cols.values()), dim=1), "target": y}
         theirs = {**cols, "label": y}

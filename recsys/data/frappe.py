@@ -38,6 +38,7 @@ from .readers import CTRDataError
 __all__ = [
     "FRAPPE_FIELDS",
     "FRAPPE_NUM_FEATURES",
+    "FRAPPE_X1_VOCAB",
     "build_train",
     "frappe_x1_codes",
     "prepare_frappe_x1",
@@ -46,6 +47,21 @@ __all__ = [
 ]
 
 FRAPPE_NUM_FEATURES = 5382
+#: FuxiCTR's Frappe_x1 vocabulary size per field (its ``feature_map``: the field's distinct
+#: values plus padding and OOV rows; 5,399 embedding rows over 10 fields), the sizes the BARS
+#: logs' parameter counts and the FuxiCTR speed comparison use
+FRAPPE_X1_VOCAB: dict[str, int] = dict(
+    user=956,
+    item=4084,
+    daytime=9,
+    weekday=9,
+    isweekend=4,
+    homework=5,
+    cost=4,
+    weather=11,
+    country=82,
+    city=235,
+)
 _PREP_VERSION = 2
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from gatelab.core import capture_gates
+from gatelab.recsys.data.frappe import FRAPPE_X1_VOCAB
 from gatelab.recsys.models import (
     DNN,
     GDCN,
@@ -215,21 +216,10 @@ def test_dcnv2_and_deepfm_match_hand_computation():
 
 
 def _frappe_spec():
-    sizes = dict(
-        user=956,
-        item=4084,
-        daytime=9,
-        weekday=9,
-        isweekend=4,
-        homework=5,
-        cost=4,
-        weather=11,
-        country=82,
-        city=235,
-    )
     return {
         "fields": [
-            {"name": k, "type": "categorical", "vocab_size": v, "num_tokens": v - 2} for k, v in sizes.items()
+            {"name": k, "type": "categorical", "vocab_size": v, "num_tokens": v - 2}
+            for k, v in FRAPPE_X1_VOCAB.items()
         ]
     }
 
@@ -246,7 +236,7 @@ def test_parameter_counts_match_fuxictr_logs():
     assert sum(p.numel() for p in dual.parameters()) == 972992
     emb, other = model_param_groups(fin)
     # main table + separate user/item context tables, as FuxiCTR's fs*_ctx_emb
-    assert sum(p.numel() for p in emb) == 10 * (sum(f["vocab_size"] for f in spec["fields"]) + 956 + 4084)
+    assert sum(p.numel() for p in emb) == 10 * (sum(f["vocab_size"] for f in spec["fields"]) + FRAPPE_X1_VOCAB["user"] + FRAPPE_X1_VOCAB["item"])
     assert {id(p) for p in emb}.isdisjoint({id(p) for p in other})
 
 
