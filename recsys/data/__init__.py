@@ -12,8 +12,7 @@ Names are exported lazily so ``import gatelab.recsys`` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from gatelab.core._lazy import lazy_exports
 
 _EXPORTS = {
     "FeatureSpec": "spec",
@@ -38,10 +37,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module 'gatelab.recsys.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{mod}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
