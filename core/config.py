@@ -25,6 +25,15 @@ class ConfigError(ValueError):
     """A config key, value or file is wrong; the message names it."""
 
 
+def did_you_mean(name: str, choices: typing.Iterable[str], n: int = 3) -> str:
+    """`` (did you mean 'a', 'b'?)`` for the names in ``choices`` closest to ``name``, else ``""``.
+
+    The one did-you-mean helper of gatelab: every "unknown key/name" message appends it.
+    """
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n)
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+
+
 def _field_types(cls: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(cls)
