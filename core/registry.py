@@ -235,7 +235,7 @@ class Registry(Generic[T]):
             raise ValueError(
                 f"{self.kind} {name!r}: domain {domain!r} must be a lower-case identifier (e.g. 'mylab')"
             )
-        if isinstance(target, str) and not re.fullmatch(r"[\w.]+(:[\w.]+)?", target):
+        if isinstance(target, str) and not re.fullmatch(r"[\w.]+(:[\w.-]+)?", target):
             raise ValueError(f"{self.kind} {name!r}: lazy target {target!r} is not 'package.module:attr'")
         new = Entry(name, target, domain, dict(meta))
         old = self._entries.get(name)

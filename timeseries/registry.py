@@ -59,7 +59,9 @@ register_model(
 # --------------------------------------------------------------------------- datasets
 
 #: the LTSF benchmarks of :data:`gatelab.timeseries.data.ltsf_datasets.LTSF_DATASETS`
-LTSF_NAMES = ("etth1", "etth2", "ettm1", "ettm2", "weather", "exchange", "ili", "ecl", "traffic", "solar")
+LTSF_NAMES = (
+    "etth1", "etth2", "ettm1", "ettm2", "weather", "exchange", "exchange-lstnet", "ili", "ecl", "traffic", "solar",
+)  # fmt: skip
 for _name in LTSF_NAMES:
     DATASETS.register(
         _name, f"gatelab.timeseries.data.ltsf_datasets:LTSF_DATASETS.{_name}.spec", domain=DOMAIN
