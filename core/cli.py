@@ -294,7 +294,7 @@ def _gatelab_version() -> str:
 EXAMPLES: dict[str, str] = {
     "list": "gatelab list --domain timeseries --gate TokenwiseGate",
     "env": "gatelab env --verify",
-    "train": "gatelab train --config docs/examples/ltsf_tiny.yaml --set trainer.max_epochs=1 --print-config",
+    "train": "gatelab train --config docs/examples/ltsf_tiny.yaml --set trainer.max_epochs=1",
     "eval": "gatelab eval --config docs/examples/ltsf_tiny.yaml --ckpt runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt",
     "repro": "gatelab repro --list",
 }
