@@ -22,9 +22,11 @@ run in order in one temporary working directory (``docs/`` is linked into it, so
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copy
 import dataclasses
+import importlib
 import json
 import re
 import shlex
@@ -314,3 +316,57 @@ def test_example_configs_load(path):
     cfg = load_experiment(path)
     assert model_info(cfg.model.name).name == cfg.model.name
     assert callable(get_datamodule(cfg.data.name)) and get_task(cfg.task.name)
+
+
+# --------------------------------------------------------------------------- names in prose
+
+_REF = re.compile(r"(?<![\w./-])(gatelab(?:\.[A-Za-z_]\w*)+)(?::([A-Za-z_][\w.-]*))?")
+#: dotted names in the docs that are not Python objects
+_NOT_OBJECTS = {"gatelab.plugins": "the entry-point group", "gatelab.kernels": "a logger name"}
+
+
+def _texts():
+    """Every markdown page, and every docstring of gatelab's Python modules."""
+    for p in DOC_FILES:
+        yield p, p.read_text()
+    for folder in ("gatelab", "core", "timeseries", "recsys", "vision", "multimodal"):
+        for p in sorted((REPO / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(p.read_text())):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(node)
+                    if doc:
+                        yield p, doc
+
+
+def _resolve(dotted: str, attr: str | None) -> object:
+    parts = dotted.split(".")
+    obj: object = None
+    for i in range(len(parts), 0, -1):
+        name = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(name)
+            break
+        except ModuleNotFoundError as e:
+            if e.name and name.startswith(e.name):  # not a module: an attribute of a shorter prefix
+                continue
+            raise
+    for part in [*parts[i:], *(attr.rstrip(".").split(".") if attr else [])]:
+        obj = obj[part] if isinstance(obj, dict) else getattr(obj, part)
+    return obj
+
+
+def test_docs_name_what_exists():
+    """Every ``gatelab.x.y`` / ``"gatelab.x:attr"`` named in the docs and docstrings exists
+    (stale names such as ``run_gateformer_ett`` fail here)."""
+    bad = set()
+    for path, text in _texts():
+        for m in _REF.finditer(text):
+            dotted, attr = m[1].rstrip("."), m[2]
+            if dotted in _NOT_OBJECTS:
+                continue
+            try:
+                _resolve(dotted, attr)
+            except Exception as e:  # reported below, all at once
+                ref = dotted + (f":{attr}" if attr else "")
+                bad.add(f"{path.relative_to(REPO)}: {ref}: {type(e).__name__}: {e}")
+    assert not bad, "\n".join(sorted(bad))
