@@ -10,7 +10,8 @@ A domain plugs in by registering, never by editing the harness:
   :func:`register_task`.
 
 Factories and task classes may be registered as ``"package.module:attr"`` strings, imported on
-first use, so a domain's ``__init__`` registers them without importing Lightning.
+first use, so a domain's ``registry`` module declares them without importing Lightning (the
+entries live in :data:`gatelab.core.registry.DATAMODULES` and :data:`~gatelab.core.registry.TASKS`).
 
 :func:`run_experiment` seeds everything, builds the data module, the model (its keyword
 arguments are ``datamodule.model_kwargs()``, when the data module defines it, updated with
