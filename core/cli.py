@@ -186,7 +186,11 @@ def _cmd_env(args: argparse.Namespace) -> int:
     if not datasets:
         print("  no datasets registered")
     for name in datasets:
-        spec = hdata.get_dataset(name)
+        try:
+            spec = hdata.get_dataset(name)
+        except Exception as e:  # a broken declaration is reported, and fails the command
+            failures.append(f"dataset {name}: {type(e).__name__}: {e}")
+            continue
         status = hdata.dataset_status(spec, args.data_dir)
         if args.verify and status == "present":
             try:
