@@ -304,6 +304,17 @@ EXAMPLES: dict[str, str] = {
 }
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (the metadata scan costs every other call)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"gatelab {_gatelab_version()}")
+        parser.exit()
+
+
 def _epilog(command: str) -> str:
     return f"example:\n  {EXAMPLES[command]}"
 
@@ -316,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  gatelab list\n  gatelab train --config docs/examples/ltsf_tiny.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--version", action="version", version=f"gatelab {_gatelab_version()}")
+    p.add_argument("--version", action=_VersionAction, help="print gatelab's version and exit")
     sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro}")
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
