@@ -1,4 +1,4 @@
-"""Docs that run: every fenced block in README.md and docs/**/*.md is executed, or says why not.
+"""Docs that run: every fenced block in README.md, docs/**/*.md and the domains' READMEs runs, or says why not.
 
 The marker is an HTML comment on the line right before the opening fence (see docs/conventions.md,
 "Docs that run"):
@@ -42,7 +42,18 @@ from gatelab.core import registry as core_registry
 from gatelab.core.cli import EXAMPLES, main
 
 REPO = Path(__file__).resolve().parents[1]
-DOC_FILES = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])
+#: the pages whose blocks run: README.md, docs/**, and each domain's README
+DOC_FILES = sorted(
+    [
+        REPO / "README.md",
+        *(REPO / "docs").rglob("*.md"),
+        *(
+            p
+            for d in ("core", "timeseries", "recsys", "vision", "multimodal")
+            if (p := REPO / d / "README.md").is_file()
+        ),
+    ]
+)
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _MARKER = re.compile(r"^\s*<!--\s*doc-test:\s*(?P<body>.*?)\s*-->\s*$")
