@@ -460,8 +460,8 @@ class ModelInfo:
         meta = entry.meta
         self.name: str = entry.name
         self.domain: str = entry.domain
-        self.paper: str = meta["paper"]
-        self.gates: tuple[str, ...] = tuple(meta["gates"])
+        self.paper: str = meta.get("paper", "")
+        self.gates: tuple[str, ...] = tuple(meta.get("gates", ()))
         self.tags: tuple[str, ...] = tuple(meta.get("tags", ()))
 
     def __repr__(self) -> str:
@@ -579,7 +579,10 @@ def list_models(domain: str | None = None, gate: str | None = None, tag: str | N
     """Sorted names of registered models, optionally of one domain, using one core gate, with one tag."""
     return MODELS.names(
         domain,
-        where=lambda e: (gate is None or gate in e.meta["gates"]) and (tag is None or tag in e.meta["tags"]),
+        where=lambda e: (
+            (gate is None or gate in e.meta.get("gates", ()))
+            and (tag is None or tag in e.meta.get("tags", ()))
+        ),
     )
 
 
