@@ -8,6 +8,9 @@ Commands::
     gatelab eval --config exp.yaml --ckpt PATH [--set ...] [--data-dir DIR]
     gatelab repro NAME [table options]            run a paper table, append to docs/results/
     gatelab repro --list                          registered paper tables
+    gatelab --version                             the installed version
+
+Every subcommand's ``--help`` ends with an example.
 
 User errors (a bad config key, an unknown model or table, a missing or corrupt dataset) print
 one message and exit with code 2, without a traceback. ``list`` and ``env`` do not import
@@ -66,11 +69,12 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from gatelab.core.registry import DOMAINS, list_models, model_info
+    from gatelab.core.registry import list_models, model_info
 
-    if args.domain is not None and args.domain not in DOMAINS:
-        raise ConfigError(f"--domain {args.domain!r}: expected one of {', '.join(DOMAINS)}")
-    names = list_models(domain=args.domain, gate=args.gate)
+    try:
+        names = list_models(domain=args.domain, gate=args.gate)
+    except ConfigError as e:
+        raise ConfigError(f"--domain: {e}") from None
     if not names:
         filt = " ".join(f"--{k} {v}" for k, v in (("domain", args.domain), ("gate", args.gate)) if v)
         print(f"no registered models{' match ' + filt if filt else ''}")
@@ -181,7 +185,12 @@ def _cmd_env(args: argparse.Namespace) -> int:
     datasets = hdata.list_datasets()
     if not datasets:
         print("  no datasets registered")
-    for name, spec in datasets.items():
+    for name in datasets:
+        try:
+            spec = hdata.get_dataset(name)
+        except Exception as e:  # a broken declaration is reported, and fails the command
+            failures.append(f"dataset {name}: {type(e).__name__}: {e}")
+            continue
         status = hdata.dataset_status(spec, args.data_dir)
         if args.verify and status == "present":
             try:
@@ -252,9 +261,9 @@ def _cmd_repro(args: argparse.Namespace, extra: Sequence[str], parser: argparse.
     from gatelab.core.harness.repro import get_table, list_tables, run_table
 
     if args.list or args.name is None:
-        tables = list_tables()
+        tables = [get_table(name) for name in list_tables()]
         if tables:
-            rows = [[t.name, t.domain, t.paper, t.description] for t in tables.values()]
+            rows = [[t.name, t.domain, t.paper, t.description] for t in tables]
             print(_table(rows, ["table", "domain", "paper", "description"]))
         else:
             print("no repro tables registered")
@@ -275,23 +284,67 @@ def _cmd_repro(args: argparse.Namespace, extra: Sequence[str], parser: argparse.
 # --------------------------------------------------------------------------- main
 
 
+def _gatelab_version() -> str:
+    """The installed distribution's version (``gatelab.__version__`` when not installed)."""
+    try:
+        return importlib.metadata.version("gatelab")
+    except importlib.metadata.PackageNotFoundError:
+        import gatelab
+
+        return gatelab.__version__
+
+
+# the example each subcommand's ``--help`` ends with (tests/test_docs.py runs every one of them)
+EXAMPLES: dict[str, str] = {
+    "list": "gatelab list --domain timeseries --gate TokenwiseGate",
+    "env": "gatelab env --verify",
+    "train": "gatelab train --config docs/examples/ltsf_tiny.yaml --set trainer.max_epochs=1",
+    "eval": "gatelab eval --config docs/examples/ltsf_tiny.yaml --ckpt runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt",
+    "repro": "gatelab repro --list",
+}
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (the metadata scan costs every other call)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"gatelab {_gatelab_version()}")
+        parser.exit()
+
+
+def _epilog(command: str) -> str:
+    return f"example:\n  {EXAMPLES[command]}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``gatelab`` argument parser."""
+    """The ``gatelab`` argument parser (``--version``; every subcommand's help ends with an example)."""
     p = argparse.ArgumentParser(
-        prog="gatelab", description="gated deep-learning models: train, evaluate, reproduce"
+        prog="gatelab",
+        description="gated deep-learning models: train, evaluate, reproduce",
+        epilog="example:\n  gatelab list\n  gatelab train --config docs/examples/ltsf_tiny.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action=_VersionAction, help="print gatelab's version and exit")
     sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro}")
 
-    ls = sub.add_parser("list", help="registered models")
+    def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub.add_parser(
+            name, epilog=_epilog(name), formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
+        )
+
+    ls = add("list", help="registered models")
     ls.add_argument("--domain", default=None, help="only this domain")
     ls.add_argument("--gate", default=None, help="only models using this gatelab.core gate")
 
-    env = sub.add_parser("env", help="versions, devices, kernel backends, data")
+    env = add("env", help="versions, devices, kernel backends, data")
     env.add_argument("--data-dir", default=None)
     env.add_argument("--verify", action="store_true", help="check sha256 of present datasets")
 
     for name, helptext in (("train", "fit an experiment config"), ("eval", "test a checkpoint")):
-        sp = sub.add_parser(name, help=helptext)
+        sp = add(name, help=helptext)
         sp.add_argument("--config", required=True, help="experiment YAML")
         sp.add_argument(
             "--set",
@@ -312,10 +365,24 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sp.add_argument("--ckpt", required=True, help="checkpoint to evaluate")
 
-    rp = sub.add_parser("repro", help="reproduce a paper table", add_help=False, allow_abbrev=False)
+    rp = add(
+        "repro",
+        help="reproduce a paper table",
+        add_help=False,
+        allow_abbrev=False,
+        usage="gatelab repro [--list] [NAME [--help] [table options]]",
+        description="Run a registered paper table; `gatelab repro NAME --help` lists its options.",
+    )
     rp.add_argument("name", nargs="?", default=None)
     rp.add_argument("--list", action="store_true", help="list registered tables")
     return p
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -331,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "repro" and args.name is None and {"-h", "--help"} & set(extra):
+        _subparser(parser, "repro").print_help()  # without NAME, --help is repro's own
+        return 0
 
     from gatelab.core.harness.data import DataError
 

@@ -2,11 +2,29 @@
 
 Sub-packages: :mod:`gatelab.core` (gates, kernels, harness), :mod:`gatelab.timeseries`,
 :mod:`gatelab.recsys`, :mod:`gatelab.vision`, :mod:`gatelab.multimodal`.
+
+``import gatelab`` imports neither torch nor any domain: ``create_model``, ``list_models`` and
+``model_info`` are loaded on first use (PEP 562), and ``create_model(name)`` imports only the
+module of model ``name``.
 """
 
 from __future__ import annotations
 
-from gatelab.core.registry import create_model, list_models, model_info
+from typing import TYPE_CHECKING
+
+from gatelab.core._lazy import lazy_exports
 
 __version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "create_model": "core.registry",
+    "list_models": "core.registry",
+    "model_info": "core.registry",
+}
+
 __all__ = ["__version__", "create_model", "list_models", "model_info"]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from gatelab.core.registry import create_model, list_models, model_info

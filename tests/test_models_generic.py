@@ -82,8 +82,8 @@ def test_every_model_declares_core_gates():
 
 
 def test_registry_rejects_bad_registrations():
-    with pytest.raises(ValueError, match="unknown domain"):
-        register_model("x-test", domain="nope", paper="p", gates=("GluMlp",))
+    with pytest.raises(ValueError, match="must be a lower-case identifier"):
+        register_model("x-test", domain="Not A Domain", paper="p", gates=("GluMlp",))
     with pytest.raises(ValueError, match=r"not gatelab\.core exports"):
         register_model("x-test", domain="core", paper="p", gates=("NotAGate",))(lambda: None)
 

@@ -1,8 +1,8 @@
 """gatelab.timeseries: gated forecasters (Temporal Fusion Transformer, Gateformer, iTransformer).
 
-Importing the package registers its models, datasets, data modules and paper tables with
-:mod:`gatelab.core` (kept light: nothing here imports Lightning).
+Importing the package imports only :mod:`.registry`, which declares its models, datasets, data
+modules, task and paper tables with :mod:`gatelab.core` (no torch, no pandas: every entry is
+imported on first use).
 """
 
-# registration side effects: repro_ltsf (`gatelab repro gateformer`), tft_registry (`gatelab repro tft`)
-from . import data, models, repro_ltsf, tft_registry
+from . import registry

@@ -1,18 +1,15 @@
-"""Registrations of the restoration side of gatelab.vision (MAXIM): datasets, data modules, the
-``restoration`` task and the ``maxim`` paper table. Imports nothing heavy (no Lightning)."""
+"""The ``maxim`` paper table (MAXIM vs DnCNN denoising), registered when this module is imported.
+
+:mod:`gatelab.vision.registry` declares the table lazily (its options need the test-set list of
+:mod:`.data.restoration`, which imports torch); the restoration datasets, data modules and the
+``restoration`` task are declared there too.
+"""
 
 from __future__ import annotations
 
-from gatelab.core.harness import Option, ReproTable, register_datamodule, register_dataset, register_table
-from gatelab.core.harness.experiment import register_task
+from gatelab.core.harness import Option, ReproTable, register_table
 
-from .data.restoration import COCO_MINI, COLOUR_TESTSETS, DENOISE_TESTSETS
-
-register_dataset(COCO_MINI)
-register_dataset(DENOISE_TESTSETS)
-register_datamodule("denoise", "gatelab.vision.data.restoration:denoise_datamodule")
-register_datamodule("paired_restoration", "gatelab.vision.data.restoration:paired_datamodule")
-register_task("restoration", "gatelab.vision.restoration_task:RestorationTask")
+from .data.restoration import COLOUR_TESTSETS
 
 register_table(
     ReproTable(

@@ -32,6 +32,7 @@ import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ChecksumError",
@@ -158,35 +159,37 @@ class DatasetSpec:
         return resolve_data_dir(data_dir) / self.subdir
 
 
-_DATASETS: dict[str, DatasetSpec] = {}
+def register_dataset(spec: DatasetSpec | str, target: str | None = None, *, domain: str = "core") -> Any:
+    """Register ``spec`` under ``spec.name`` (re-registering an equal spec is a no-op).
 
+    Lazily: ``register_dataset("etth1", "package.module:attr", domain="timeseries")`` declares
+    the name without importing the module that defines the spec (returns the entry). Entries
+    live in :data:`gatelab.core.registry.DATASETS`.
+    """
+    from gatelab.core.registry import DATASETS
 
-def register_dataset(spec: DatasetSpec) -> DatasetSpec:
-    """Register ``spec`` under ``spec.name`` (re-registering an equal spec is a no-op)."""
-    old = _DATASETS.get(spec.name)
-    if old is not None and old != spec:
-        raise ValueError(f"dataset {spec.name!r} is already registered with a different spec")
-    _DATASETS[spec.name] = spec
+    if isinstance(spec, str):
+        if target is None:
+            raise TypeError(f"register_dataset({spec!r}): a name needs a 'module:attr' target")
+        return DATASETS.register(spec, target, domain=domain)
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"register_dataset: expected a DatasetSpec, got {type(spec).__name__}")
+    DATASETS.register(spec.name, spec, domain=domain)
     return spec
 
 
-def list_datasets() -> dict[str, DatasetSpec]:
-    """Registered datasets by name (domains register theirs when imported)."""
-    return dict(sorted(_DATASETS.items()))
+def list_datasets(domain: str | None = None) -> list[str]:
+    """Sorted names of registered datasets (after loading the domains' registrations)."""
+    from gatelab.core.registry import DATASETS
+
+    return DATASETS.names(domain)
 
 
 def get_dataset(name: str) -> DatasetSpec:
-    """The registered spec ``name``; imports the domains first if it is not yet known."""
-    if name not in _DATASETS:
-        from gatelab.core.registry import registered
+    """The registered spec ``name`` (:class:`DatasetNotFoundError` naming the known ones if unknown)."""
+    from gatelab.core.registry import DATASETS
 
-        registered()  # imports every domain, which registers its datasets
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise DatasetNotFoundError(
-            f"unknown dataset {name!r}; registered datasets: {', '.join(sorted(_DATASETS)) or 'none'}"
-        ) from None
+    return DATASETS.get(name)
 
 
 def _spec(name_or_spec: str | DatasetSpec) -> DatasetSpec:

@@ -10,7 +10,8 @@ A domain plugs in by registering, never by editing the harness:
   :func:`register_task`.
 
 Factories and task classes may be registered as ``"package.module:attr"`` strings, imported on
-first use, so a domain's ``__init__`` registers them without importing Lightning.
+first use, so a domain's ``registry`` module declares them without importing Lightning (the
+entries live in :data:`gatelab.core.registry.DATAMODULES` and :data:`~gatelab.core.registry.TASKS`).
 
 :func:`run_experiment` seeds everything, builds the data module, the model (its keyword
 arguments are ``datamodule.model_kwargs()``, when the data module defines it, updated with
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import inspect
 import json
 import os
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gatelab.core.config import ConfigError, save_yaml
+from gatelab.core.registry import DATAMODULES, TASKS
 
 from . import provenance
 from .configs import CheckpointConfig, ComponentConfig, ExperimentConfig, load_experiment
@@ -59,89 +60,62 @@ __all__ = [
     "run_experiment",
 ]
 
-_DATAMODULES: dict[str, Callable[..., Any] | str] = {}
-_TASKS: dict[str, type | str] = {
-    "regression": "gatelab.core.harness.task:RegressionTask",
-    "classification": "gatelab.core.harness.task:ClassificationTask",
-}
-
-
-def _register(kind: str, table: dict[str, Any], name: str, obj: Any) -> Any:
-    old = table.get(name)
-    if old is not None and old is not obj and old != obj:
-        raise ValueError(f"{kind} {name!r} is already registered ({old!r})")
-    table[name] = obj
-    return obj
-
-
-def register_datamodule(name: str, factory: Callable[..., Any] | str | None = None) -> Any:
+def register_datamodule(
+    name: str, factory: Callable[..., Any] | str | None = None, *, domain: str = "core"
+) -> Any:
     """Register a data-module factory under ``name`` (also usable as a decorator).
 
     ``factory(data_dir: Path, **kwargs)`` returns a ``LightningDataModule``; ``kwargs`` come from
     ``data.kwargs`` in the experiment config and are checked against the factory's signature
     (an unknown key raises :class:`ConfigError`). The data module may define
     ``model_kwargs() -> dict`` to size the model from the data (number of variables, feature
-    map, ...). ``factory`` may be a ``"module:attr"`` string imported on first use.
+    map, ...). ``factory`` may be a ``"module:attr"`` string imported on first use. Entries live
+    in :data:`gatelab.core.registry.DATAMODULES`.
     """
     if factory is None:
-        return lambda fn: _register("data module", _DATAMODULES, name, fn)
-    return _register("data module", _DATAMODULES, name, factory)
+
+        def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+            DATAMODULES.register(name, fn, domain=domain)
+            return fn
+
+        return deco
+    DATAMODULES.register(name, factory, domain=domain)
+    return factory
 
 
-def register_task(name: str, task: type | str | None = None) -> Any:
+def register_task(name: str, task: type | str | None = None, *, domain: str = "core") -> Any:
     """Register a :class:`~gatelab.core.harness.task.GatelabTask` subclass under ``name``
     (``task.name`` in configs). Also a class decorator; ``task`` may be a ``"module:Class"``
-    string imported on first use."""
+    string imported on first use. Entries live in :data:`gatelab.core.registry.TASKS`."""
     if task is None:
-        return lambda cls: _register("task", _TASKS, name, cls)
-    return _register("task", _TASKS, name, task)
 
+        def deco(cls: type) -> type:
+            TASKS.register(name, cls, domain=domain)
+            return cls
 
-def _resolve(obj: Any) -> Any:
-    if isinstance(obj, str):
-        mod, _, attr = obj.partition(":")
-        return getattr(importlib.import_module(mod), attr)
-    return obj
-
-
-def _lookup(kind: str, key: str, table: dict[str, Any], name: str) -> Any:
-    if name not in table:
-        from gatelab.core.registry import registered
-
-        registered()  # import every domain: they register on import
-    if name not in table:
-        close = difflib.get_close_matches(name, list(table), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(
-            f"{key}={name!r}: unknown {kind}{hint}; registered: {', '.join(sorted(table)) or 'none'}"
-        )
-    return _resolve(table[name])
+        return deco
+    TASKS.register(name, task, domain=domain)
+    return task
 
 
 def get_datamodule(name: str) -> Callable[..., Any]:
     """The data-module factory registered as ``name`` (:class:`ConfigError` if unknown)."""
-    return _lookup("data module", "data.name", _DATAMODULES, name)
+    return DATAMODULES.get(name)
 
 
 def get_task(name: str) -> type[GatelabTask]:
     """The task class registered as ``name`` (:class:`ConfigError` if unknown)."""
-    return _lookup("task", "task.name", _TASKS, name)
+    return TASKS.get(name)
 
 
-def list_datamodules() -> list[str]:
-    """Names of registered data modules (after importing the domains)."""
-    from gatelab.core.registry import registered
-
-    registered()
-    return sorted(_DATAMODULES)
+def list_datamodules(domain: str | None = None) -> list[str]:
+    """Sorted names of registered data modules (after loading the domains' registrations)."""
+    return DATAMODULES.names(domain)
 
 
-def list_tasks() -> list[str]:
-    """Names of registered tasks (after importing the domains)."""
-    from gatelab.core.registry import registered
-
-    registered()
-    return sorted(_TASKS)
+def list_tasks(domain: str | None = None) -> list[str]:
+    """Sorted names of registered tasks (after loading the domains' registrations)."""
+    return TASKS.names(domain)
 
 
 def build_datamodule(

@@ -4,16 +4,16 @@ A domain describes each table it reproduces with a :class:`ReproTable` and regis
 :func:`register_table` when its package is imported::
 
     register_table(ReproTable(
-        name="gateformer-etth1",
-        description="Gateformer, ETTh1, lookback 96, MSE/MAE per horizon",
-        paper="Huang et al. 2025, Table 2",
+        name="gateformer",
+        description="Gateformer vs iTransformer, MSE/MAE per horizon",
+        paper="Lan & Oermann 2025 (Gateformer); Liu et al. 2024 (iTransformer), Table 10",
         references=[
-            {"model": "gateformer", "dataset": "etth1", "horizon": 96, "mse": 0.376, "mae": 0.396},
-            ("gateformer", "etth1", 192, {"mse": 0.428, "mae": 0.425}),
+            {"model": "itransformer", "dataset": "etth1", "horizon": 96, "mse": 0.386, "mae": 0.405},
+            ("itransformer", "etth1", 192, {"mse": 0.441, "mae": 0.436}),
         ],
         options=[Option("--horizon", type=int, nargs="+", default=[96, 192, 336, 720]),
                  Option("--epochs", type=int, default=10)],
-        run="gatelab.timeseries.repro:run_etth1",     # or the callable itself
+        run="gatelab.timeseries.repro_ltsf:run_gateformer_table",   # or the callable itself
         default_seeds=(0, 1, 2),
     ))
 
@@ -31,7 +31,6 @@ generator, else the whole run's time (then ``note`` says so).
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import json
 import shlex
@@ -39,8 +38,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from gatelab.core.config import ConfigError
 
 from . import ledger, provenance
 from .data import DatasetNotFoundError, dataset_sha256, list_datasets
@@ -168,34 +165,38 @@ class ReproTable:
         return {}
 
 
-_TABLES: dict[str, ReproTable] = {}
+def register_table(table: ReproTable | str, target: str | None = None, *, domain: str | None = None) -> Any:
+    """Register ``table`` under ``table.name`` (a second table with that name is an error).
 
+    Lazily: ``register_table("gateformer", "package.module:TABLE", domain="timeseries")``
+    declares the name without importing the module that builds the table (returns the entry;
+    the module's own ``register_table(table)`` then fills it in). Entries live in
+    :data:`gatelab.core.registry.TABLES`.
+    """
+    from gatelab.core.registry import TABLES
 
-def register_table(table: ReproTable) -> ReproTable:
-    """Register ``table`` under ``table.name`` (a second table with that name is an error)."""
-    old = _TABLES.get(table.name)
-    if old is not None and old is not table:
-        raise ValueError(f"repro table {table.name!r} is already registered ({old!r})")
-    _TABLES[table.name] = table
+    if isinstance(table, str):
+        if target is None:
+            raise TypeError(f"register_table({table!r}): a name needs a 'module:attr' target")
+        return TABLES.register(table, target, domain=domain or "core")
+    if not isinstance(table, ReproTable):
+        raise TypeError(f"register_table: expected a ReproTable, got {type(table).__name__}")
+    TABLES.register(table.name, table, domain=domain or table.domain)
     return table
 
 
-def list_tables() -> dict[str, ReproTable]:
-    """Registered tables by name (imports every domain first)."""
-    from gatelab.core.registry import registered
+def list_tables(domain: str | None = None) -> list[str]:
+    """Sorted names of registered tables (after loading the domains' registrations)."""
+    from gatelab.core.registry import TABLES
 
-    registered()
-    return dict(sorted(_TABLES.items()))
+    return TABLES.names(domain)
 
 
 def get_table(name: str) -> ReproTable:
-    """The table ``name``; :class:`ConfigError` (with close names) if unknown."""
-    tables = _TABLES if name in _TABLES else list_tables()
-    if name not in tables:
-        close = difflib.get_close_matches(name, list(tables), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown repro table {name!r}{hint}; see `gatelab repro --list`")
-    return tables[name]
+    """The table ``name`` (imported now if declared lazily); :class:`ConfigError` with close names if unknown."""
+    from gatelab.core.registry import TABLES
+
+    return TABLES.get(name)
 
 
 def table_parser(table: ReproTable) -> argparse.ArgumentParser:
@@ -294,7 +295,7 @@ def run_table(
         if "data_sha256" not in row and isinstance(ds, str) and ds in datasets:
             if ds not in digests:
                 try:
-                    digests[ds] = dataset_sha256(datasets[ds], args.data_dir)
+                    digests[ds] = dataset_sha256(ds, args.data_dir)
                 except DatasetNotFoundError:  # the run used a stand-in (e.g. --quick on synthetic data)
                     digests[ds] = ""
             if digests[ds]:

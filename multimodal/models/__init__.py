@@ -1,13 +1,35 @@
-"""Models of gatelab.multimodal (each registered with gatelab.core.registry)."""
+"""Models of gatelab.multimodal (registered in :mod:`gatelab.multimodal.registry`).
 
-from .decoder import FUSIONS, FiLM, GatedVLDecoder, ImageEncoder, VLDecoderLayer, VLOutput, contrastive_loss
+Names are exported lazily (PEP 562): importing one model imports only its own module.
+"""
 
-__all__ = [
-    "FUSIONS",
-    "FiLM",
-    "GatedVLDecoder",
-    "ImageEncoder",
-    "VLDecoderLayer",
-    "VLOutput",
-    "contrastive_loss",
-]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gatelab.core._lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "FUSIONS": "decoder",
+    "FiLM": "decoder",
+    "GatedVLDecoder": "decoder",
+    "ImageEncoder": "decoder",
+    "VLDecoderLayer": "decoder",
+    "VLOutput": "decoder",
+    "contrastive_loss": "decoder",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .decoder import (
+        FUSIONS,
+        FiLM,
+        GatedVLDecoder,
+        ImageEncoder,
+        VLDecoderLayer,
+        VLOutput,
+        contrastive_loss,
+    )

@@ -65,7 +65,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from gatelab.core import GluMlp, OutputGatedAttention, SqueezeExcite, TokenwiseGate
-from gatelab.core.registry import register_model
 
 __all__ = [
     "FUSIONS",
@@ -78,9 +77,6 @@ __all__ = [
 ]
 
 FUSIONS = ("gate", "add", "visual")
-_PAPER = "Ganescu et al. 2025, Looking to Learn: Token-wise Dynamic Gating for Low-Resource Vision-Language Modelling (BabyLM)"
-
-
 class FiLM(nn.Module):
     r"""Feature-wise linear modulation of token states by a condition vector.
 
@@ -576,7 +572,7 @@ class GatedVLDecoder(nn.Module):
         return F.normalize(self.image_proj(self.encode_image(image).mean(dim=1)), dim=-1)
 
 
-# --------------------------------------------------------------------------- registered presets
+# --------------------------------------------------------------------------- presets (registered in gatelab.multimodal.registry)
 
 
 def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -599,40 +595,16 @@ def _build(defaults: dict[str, Any], cfg: dict[str, Any]) -> GatedVLDecoder:
     return GatedVLDecoder(**{**defaults, **cfg})
 
 
-@register_model(
-    "vl-gated-decoder",
-    domain="multimodal",
-    paper=_PAPER,
-    gates=("TokenwiseGate", "SqueezeExcite", "OutputGatedAttention", "GluMlp"),
-    tiny=_TINY,
-    example_inputs=_example_inputs,
-)
 def vl_gated_decoder(**cfg: Any) -> GatedVLDecoder:
     """Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE)."""
     return _build({"fusion": "gate"}, cfg)
 
 
-@register_model(
-    "vl-nogate-decoder",
-    domain="multimodal",
-    paper=_PAPER,
-    gates=("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
-    tiny=_TINY,
-    example_inputs=_example_inputs,
-)
 def vl_nogate_decoder(**cfg: Any) -> GatedVLDecoder:
     """Baseline without the gate: cross-attention output added to the residual (the paper's gate_none)."""
     return _build({"fusion": "add"}, cfg)
 
 
-@register_model(
-    "vl-visual-decoder",
-    domain="multimodal",
-    paper=_PAPER,
-    gates=("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
-    tiny=_TINY,
-    example_inputs=_example_inputs,
-)
 def vl_visual_decoder(**cfg: Any) -> GatedVLDecoder:
     """Baseline with the gate fixed fully open: every token takes the (normalised) visual stream."""
     return _build({"fusion": "visual"}, cfg)

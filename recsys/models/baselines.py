@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from gatelab.core.activations import ActLike
-from gatelab.core.registry import register_model
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
@@ -277,63 +276,39 @@ class DeepFM(nn.Module):
 _TINY = tiny_feature_spec()
 
 
-@register_model(
-    "lr",
-    domain="recsys",
-    paper="Richardson et al., Predicting Clicks, WWW 2007",
-    gates=(),
-    tiny=dict(feature_spec=_TINY),
-    example_inputs=_example,
-    tags=("baseline",),
-)
+_TINY_LR = dict(feature_spec=_TINY)
+
+
 def lr(**cfg: Any) -> LogisticRegression:
     """Logistic regression on one-hot features (baseline, no gates)."""
     return LogisticRegression(**cfg)
 
 
-@register_model(
-    "dnn",
-    domain="recsys",
-    paper="Covington et al., Deep Neural Networks for YouTube Recommendations, RecSys 2016",
-    gates=(),
-    tiny=dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8, 8], batch_norm=True, net_dropout=0.1),
-    example_inputs=_example,
-    tags=("baseline",),
-)
+_TINY_DNN = dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8, 8], batch_norm=True, net_dropout=0.1)
+
+
 def dnn(**cfg: Any) -> DNN:
     """DNN: embeddings + MLP (baseline, no gates)."""
     return DNN(**cfg)
 
 
-@register_model(
-    "dcnv2",
-    domain="recsys",
-    paper="Wang et al., DCN V2, WWW 2021",
-    gates=(),
-    tiny=dict(
+_TINY_DCNV2 = dict(
         feature_spec=_TINY,
         embedding_dim=4,
         num_cross_layers=2,
         parallel_dnn_hidden_units=[8],
         batch_norm=True,
-    ),
-    example_inputs=_example,
-    tags=("baseline",),
-)
+    )
+
+
 def dcnv2(**cfg: Any) -> DCNv2:
     """DCN-V2: cross network v2 + DNN (baseline, no gates)."""
     return DCNv2(**cfg)
 
 
-@register_model(
-    "deepfm",
-    domain="recsys",
-    paper="Guo et al., DeepFM, IJCAI 2017",
-    gates=(),
-    tiny=dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8]),
-    example_inputs=_example,
-    tags=("baseline",),
-)
+_TINY_DEEPFM = dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8])
+
+
 def deepfm(**cfg: Any) -> DeepFM:
     """DeepFM: LR + FM + DNN (baseline, no gates)."""
     return DeepFM(**cfg)

@@ -10,14 +10,12 @@ from torch import nn
 
 from gatelab.core import BilinearFusion, FeatureGate
 from gatelab.core.activations import ActLike
-from gatelab.core.registry import register_model
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
 
 __all__ = ["DualMLP", "FinalMLP"]
 
-_PAPER = "Mao et al., FinalMLP: An Enhanced Two-Stream MLP Model for CTR Prediction, AAAI 2023"
 
 
 def _units(name: str, units: Sequence[int]) -> list[int]:
@@ -207,12 +205,7 @@ def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, A
     return (), example_inputs(model.feature_spec, batch)
 
 
-@register_model(
-    "finalmlp",
-    domain="recsys",
-    paper=_PAPER,
-    gates=("FeatureGate", "BilinearFusion"),
-    tiny=dict(
+_TINY_FINALMLP = dict(
         feature_spec=tiny_feature_spec(),
         embedding_dim=4,
         mlp1_hidden_units=[8],
@@ -222,29 +215,23 @@ def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, A
         fs_hidden_units=[8],
         fs1_context=["user"],
         num_heads=2,
-    ),
-    example_inputs=_example,
-)
+    )
+
+
 def finalmlp(**cfg: Any) -> FinalMLP:
     """FinalMLP: two MLP streams, per-stream feature gating, multi-head bilinear fusion."""
     return FinalMLP(**cfg)
 
 
-@register_model(
-    "dualmlp",
-    domain="recsys",
-    paper=_PAPER,
-    gates=(),
-    tiny=dict(
+_TINY_DUALMLP = dict(
         feature_spec=tiny_feature_spec(),
         embedding_dim=4,
         mlp1_hidden_units=[8],
         mlp2_hidden_units=[6, 6],
         mlp2_batch_norm=True,
-    ),
-    example_inputs=_example,
-    tags=("baseline",),
-)
+    )
+
+
 def dualmlp(**cfg: Any) -> DualMLP:
     """DualMLP: FinalMLP's ablation, two MLP streams summed (baseline, no gates)."""
     return DualMLP(**cfg)

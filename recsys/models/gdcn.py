@@ -12,14 +12,12 @@ from torch import nn
 
 from gatelab.core import GatedCrossNetwork, capture_gates
 from gatelab.core.activations import ActLike
-from gatelab.core.registry import register_model
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
 
 __all__ = ["GDCN", "fdo_embedding_dims"]
 
-_PAPER = "Wang et al., Towards Deeper, Lighter and Interpretable Cross Network for CTR Prediction, CIKM 2023"
 STRUCTURES = ("parallel", "stacked", "crossnet_only")
 
 
@@ -196,40 +194,19 @@ _TINY = dict(
 )
 
 
-@register_model(
-    "gdcn-p",
-    domain="recsys",
-    paper=_PAPER,
-    gates=("GatedCrossNetwork", "GatedCrossLayer"),
-    tiny=_TINY,
-    example_inputs=_example,
-)
 def gdcn_p(**cfg: Any) -> GDCN:
     """GDCN-P: gated cross network in parallel with a DNN."""
     return GDCN(structure="parallel", **cfg)
 
 
-@register_model(
-    "gdcn-s",
-    domain="recsys",
-    paper=_PAPER,
-    gates=("GatedCrossNetwork", "GatedCrossLayer"),
-    tiny=_TINY,
-    example_inputs=_example,
-)
 def gdcn_s(**cfg: Any) -> GDCN:
     """GDCN-S: gated cross network stacked under a DNN."""
     return GDCN(structure="stacked", **cfg)
 
 
-@register_model(
-    "gcn",
-    domain="recsys",
-    paper=_PAPER,
-    gates=("GatedCrossNetwork", "GatedCrossLayer"),
-    tiny=dict(feature_spec=tiny_feature_spec(), embedding_dim=4, num_cross_layers=2, dnn_hidden_units=[]),
-    example_inputs=_example,
-)
+_TINY_GCN = dict(feature_spec=tiny_feature_spec(), embedding_dim=4, num_cross_layers=2, dnn_hidden_units=[])
+
+
 def gcn(**cfg: Any) -> GDCN:
     """GCN: the gated cross network alone with a linear output (GDCN's cross-only variant)."""
     return GDCN(structure="crossnet_only", **cfg)

@@ -92,7 +92,7 @@ def test_registry_register_create_list():
         assert create_model(name, width=6).fc1.in_features == 6
         with pytest.raises(ConfigError, match="unexpected keyword"):
             create_model(name, widht=6)
-        with pytest.raises(KeyError, match="Did you mean"):
+        with pytest.raises(KeyError, match="did you mean 'core-registry-test-mlp'"):
             model_info("core-registry-test-mpl")
         with pytest.raises(ValueError, match="already registered"):
             register_model(name, domain="core", paper="p", gates=("GluMlp",))(lambda: None)
@@ -101,5 +101,5 @@ def test_registry_register_create_list():
     finally:
         from gatelab.core import registry
 
-        registry._REGISTRY.pop(name, None)
+        registry.MODELS.unregister(name)
     assert name not in registered()

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gatelab.core.harness.data import ChecksumError, DatasetNotFoundError, list_datasets
+from gatelab.core.harness.data import ChecksumError, DatasetNotFoundError, get_dataset, list_datasets
 from gatelab.timeseries.data.ltsf import (
     LTSFDataError,
     LTSFWindows,
@@ -362,10 +362,10 @@ def test_registry_lists_every_benchmark_with_its_file_and_digest():
         "solar": ("Solar", "solar_AL.txt", 0, "10min", "solar"),
     }
     assert set(LTSF_DATASETS) == set(expected)
-    harness = list_datasets()
+    harness = list_datasets(domain="timeseries")
     for name, (subdir, file, n_digests, freq, split) in expected.items():
         info = LTSF_DATASETS[name]
-        assert harness[name] is info.spec and info.spec.subdir == subdir
+        assert name in harness and get_dataset(name) is info.spec and info.spec.subdir == subdir
         digests = info.spec.files[file]
         assert (0 if digests is None else len(digests)) == n_digests, name
         assert (info.freq, info.split) == (freq, split)

@@ -1,3 +1,1 @@
-"""Data loaders of gatelab.timeseries."""
-
-from . import ltsf_datasets  # registers the long-horizon forecasting datasets (light: no pandas)
+"""Data loaders of gatelab.timeseries (their datasets are declared in :mod:`gatelab.timeseries.registry`)."""

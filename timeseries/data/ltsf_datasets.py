@@ -1,9 +1,9 @@
 """The long-horizon forecasting (LTSF) benchmarks: files, digests, frequency and split rule.
 
-Light on purpose (no pandas, no Lightning): importing :mod:`gatelab.timeseries` registers every
-dataset here with the harness (:func:`gatelab.core.harness.register_dataset`) so ``gatelab env``
-lists them and ledger records carry their ``data_sha256``, and registers the data module ``ltsf``
-(:func:`gatelab.timeseries.data.ltsf.ltsf_datamodule`, imported on first use). The reader lives in
+Light on purpose (no pandas, no Lightning). :mod:`gatelab.timeseries.registry` declares every
+dataset here with the harness (lazily, as ``LTSF_DATASETS.<name>.spec``) so ``gatelab env``
+lists them and ledger records carry their ``data_sha256``, and declares the data module ``ltsf``
+(:func:`gatelab.timeseries.data.ltsf.ltsf_datamodule`). The reader lives in
 :mod:`gatelab.timeseries.data.ltsf`.
 
 Datasets (the Autoformer / iTransformer "all_six_datasets" bundle plus Solar from LSTNet):
@@ -48,8 +48,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from gatelab.core.harness.data import DatasetSpec, register_dataset
-from gatelab.core.harness.experiment import register_datamodule
+from gatelab.core.harness.data import DatasetSpec
 
 __all__ = [
     "EMBEDDED_DIR",
@@ -143,15 +142,13 @@ def _ds(
     description: str,
     **kw: object,
 ) -> LTSFDataset:
-    spec = register_dataset(
-        DatasetSpec(
-            name=name,
-            subdir=subdir,
-            files={file: digest},
-            source=source,
-            license=license,
-            description=description,
-        )
+    spec = DatasetSpec(
+        name=name,
+        subdir=subdir,
+        files={file: digest},
+        source=source,
+        license=license,
+        description=description,
     )
     return LTSFDataset(name=name, title=title, spec=spec, file=file, **kw)  # type: ignore[arg-type]
 
@@ -339,11 +336,6 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
         ),
     )
 }
-
-
-# the data module of experiment configs (``data: {name: ltsf, kwargs: {dataset: etth1, ...}}``),
-# imported on first use (it needs Lightning)
-register_datamodule("ltsf", "gatelab.timeseries.data.ltsf:ltsf_datamodule")
 
 
 def get_ltsf_dataset(name: str) -> LTSFDataset:

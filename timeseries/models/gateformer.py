@@ -58,12 +58,9 @@ import torch
 from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
-from gatelab.core.registry import register_model
 
 __all__ = ["Gateformer", "GateformerEncoderLayer", "PatchEmbedding", "gateformer", "itransformer"]
 
-_PAPER_GATEFORMER = "Lan & Oermann 2025, Gateformer (arXiv:2505.00307)"
-_PAPER_ITRANSFORMER = "Liu et al. 2024, iTransformer (ICLR 2024)"
 
 
 def sinusoidal_table(n: int, d: int) -> torch.Tensor:
@@ -349,7 +346,7 @@ class Gateformer(nn.Module):
         return y[:, :, N - self.n_targets :].contiguous()
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- factories (registered in gatelab.timeseries.registry)
 
 
 def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -362,6 +359,7 @@ def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, A
 _TINY = dict(
     n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=16, patch_len=4, stride=4
 )
+_TINY_ITRANSFORMER = {**_TINY, "n_marks": 2}
 
 #: iTransformer's architecture flags on the shared code path
 ITRANSFORMER_FLAGS: dict[str, Any] = dict(
@@ -370,31 +368,11 @@ ITRANSFORMER_FLAGS: dict[str, Any] = dict(
 )  # fmt: skip
 
 
-@register_model(
-    "gateformer",
-    domain="timeseries",
-    paper=_PAPER_GATEFORMER,
-    gates=("TokenwiseGate", "OutputGatedAttention"),
-    description="Gateformer: temporal (patch) + global variate embeddings fused by gates, variate-wise attention",
-    tiny=_TINY,
-    example_inputs=_example,
-    tags=("forecasting", "ltsf"),
-)
 def gateformer(**cfg: Any) -> Gateformer:
     """Gateformer with the official defaults (override any :class:`Gateformer` key)."""
     return Gateformer(**cfg)
 
 
-@register_model(
-    "itransformer",
-    domain="timeseries",
-    paper=_PAPER_ITRANSFORMER,
-    gates=("OutputGatedAttention",),
-    description="iTransformer: variates as tokens (Gateformer without temporal branch and gates; plain attention)",
-    tiny={**_TINY, "n_marks": 2},
-    example_inputs=_example,
-    tags=("forecasting", "ltsf", "baseline"),
-)
 def itransformer(**cfg: Any) -> Gateformer:
     """iTransformer = :class:`Gateformer` with :data:`ITRANSFORMER_FLAGS` (keys may still be overridden)."""
     return Gateformer(**{**ITRANSFORMER_FLAGS, **cfg})

@@ -745,8 +745,8 @@ class TemporalFusionTransformer(nn.Module):
     # ---------------------------------------------------------------------------------------
     @classmethod
     def from_dataset(cls, dataset: Any, **kwargs: Any) -> TemporalFusionTransformer:
-        """Build a model sized for a pytorch-forecasting ``TimeSeriesDataSet`` (or a gatelab
-        :class:`~gatelab.timeseries.data.tft_data.TFTData`); ``kwargs`` override the config.
+        """Build a model sized for a pytorch-forecasting ``TimeSeriesDataSet`` (e.g. one from
+        :func:`~gatelab.timeseries.data.tft_data.build_dataset`); ``kwargs`` override the config.
 
         Defaults to ``layout="pytorch-forecasting"`` (pytorch-forecasting's network, ours), see
         :func:`config_from_dataset`.
@@ -1009,7 +1009,7 @@ def config_from_dataset(dataset: Any, **overrides: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# registry
+# factory, tiny config and example inputs (registered in gatelab.timeseries.registry)
 # --------------------------------------------------------------------------------------------
 _TINY: dict[str, Any] = {
     "x_categoricals": ["store", "month", "hol_a", "hol_b"],
@@ -1057,21 +1057,10 @@ def example_batch(
     }
 
 
-def _register() -> None:
-    from gatelab.core.registry import register_model
-
-    @register_model(
-        "tft",
-        domain="timeseries",
-        paper="Lim et al. 2021, Temporal Fusion Transformers for interpretable multi-horizon time series forecasting",
-        gates=("GatedLinearUnit", "GatedResidualNetwork", "GateAddNorm", "VariableSelectionNetwork"),
-        tiny=_TINY,
-        example_inputs=lambda model, batch: ((example_batch(model, batch),), {}),
-        tags=("forecasting", "quantile", "interpretable"),
-    )
-    def tft(**cfg: Any) -> TemporalFusionTransformer:
-        """Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TemporalFusionTransformer)."""
-        return TemporalFusionTransformer(**cfg)
+def tft(**cfg: Any) -> TemporalFusionTransformer:
+    """Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TemporalFusionTransformer)."""
+    return TemporalFusionTransformer(**cfg)
 
 
-_register()
+def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (example_batch(model, batch),), {}  # type: ignore[arg-type]

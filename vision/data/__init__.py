@@ -1,6 +1,1 @@
-"""Data loaders of gatelab.vision."""
-
-from . import (
-    restoration,
-    segmentation_specs,  # registers isbi2012-membrane, drive
-)
+"""Data loaders of gatelab.vision (their datasets are declared in :mod:`gatelab.vision.registry`)."""

@@ -1,10 +1,28 @@
-"""Models of gatelab.vision (each registered with gatelab.core.registry).
+"""Models of gatelab.vision (registered in :mod:`gatelab.vision.registry`).
 
 ``attention-unet-2d`` / ``attention-unet-3d`` (:class:`AttentionUNet`, :class:`UNet` with the gates
 off) and ``maxim`` / ``maxim-1s`` / ``maxim-2s`` / ``maxim-3s`` (:class:`Maxim`).
+
+Names are exported lazily (PEP 562): importing one model imports only its own module.
 """
 
-from .maxim import Maxim, MaximConfig
-from .unet import AttentionUNet, UNet
+from __future__ import annotations
 
-__all__ = ["AttentionUNet", "Maxim", "MaximConfig", "UNet"]
+from typing import TYPE_CHECKING
+
+from gatelab.core._lazy import lazy_exports
+
+_EXPORTS: dict[str, str] = {
+    "Maxim": "maxim",
+    "MaximConfig": "maxim",
+    "AttentionUNet": "unet",
+    "UNet": "unet",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .maxim import Maxim, MaximConfig
+    from .unet import AttentionUNet, UNet

@@ -84,7 +84,6 @@ from torch import nn
 
 from gatelab.core import CrossGatingBlock, MultiAxisGatedMLP, SqueezeExcite, record_gate
 from gatelab.core.config import ConfigError
-from gatelab.core.registry import register_model
 
 __all__ = [
     "MAXIM_VARIANTS",
@@ -815,7 +814,7 @@ def tiled_forward(
     return out / weight
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- factories (registered in gatelab.vision.registry)
 
 
 def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -824,8 +823,6 @@ def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict
     return (torch.rand(batch, cfg.in_channels, m, m),), {}
 
 
-_GATES = ("MultiAxisGatedMLP", "CrossGatingBlock", "SqueezeExcite")
-_PAPER = "Tu et al., MAXIM: Multi-Axis MLP for Image Processing, CVPR 2022"
 # a small config with every component (2 stages -> SAM and stage fusion, 2 scales, cross gating)
 _TINY = dict(
     features=4,
@@ -850,28 +847,11 @@ def _variant(name: str, doc: str) -> Callable[..., Maxim]:
     return build
 
 
-register_model(
-    "maxim",
-    domain="vision",
-    paper=_PAPER,
-    gates=_GATES,
-    tiny=_TINY,
-    example_inputs=_example_inputs,
-    description="MAXIM restoration model, any config (defaults: MAXIM-2S, 3 supervision scales)",
-)(Maxim)
-for _name, _doc in (
-    ("S-1", "MAXIM-1S (official S-1: features 32, depth 3, 2 groups; 6.11M params)"),
-    ("S-2", "MAXIM-2S (official S-2: deraining/dehazing/enhancement; 13.35M params)"),
-    ("S-3", "MAXIM-3S (official S-3: denoising/deblurring; 20.60M params)"),
-):
-    register_model(
-        f"maxim-{_name[-1]}s",
-        domain="vision",
-        paper=_PAPER,
-        gates=_GATES,
-        # the generic test builds the variant with its widths reduced (tiny); the full size is
-        # built and counted in tests/vision/test_maxim.py
-        tiny=dict(_TINY, num_stages=MAXIM_VARIANTS[_name]["num_stages"]),
-        example_inputs=_example_inputs,
-        description=_doc,
-    )(_variant(_name, _doc))
+maxim_1s = _variant("S-1", "MAXIM-1S (official S-1: features 32, depth 3, 2 groups; 6.11M params)")
+maxim_2s = _variant("S-2", "MAXIM-2S (official S-2: deraining/dehazing/enhancement; 13.35M params)")
+maxim_3s = _variant("S-3", "MAXIM-3S (official S-3: denoising/deblurring; 20.60M params)")
+# the generic test builds each variant with its widths reduced (tiny); the full sizes are built and
+# counted in tests/vision/test_maxim.py
+_TINY_1S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-1"]["num_stages"])
+_TINY_2S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-2"]["num_stages"])
+_TINY_3S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-3"]["num_stages"])

@@ -379,9 +379,8 @@ def unet_param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# --------------------------------------------------------------------------- registry
+# --------------------------------------------------------------------------- factories (registered in gatelab.vision.registry)
 
-_PAPER = "Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas (MIDL)"
 _TINY = dict(in_channels=1, n_classes=2, filters=(8, 16, 32), feature_scale=1)
 
 
@@ -405,19 +404,7 @@ def _builder(nd: int):
     return build
 
 
-def _register() -> None:
-    from gatelab.core.registry import register_model
-
-    for nd, spatial in ((2, (12, 10)), (3, (8, 8, 6))):
-        register_model(
-            f"attention-unet-{nd}d",
-            domain="vision",
-            paper=_PAPER,
-            gates=("AttentionGate",),
-            tiny=_TINY,
-            example_inputs=_example(spatial),
-            tags=("segmentation", f"{nd}d"),
-        )(_builder(nd))
-
-
-_register()
+attention_unet_2d = _builder(2)
+attention_unet_3d = _builder(3)
+_example_2d = _example((12, 10))
+_example_3d = _example((8, 8, 6))
