@@ -413,7 +413,7 @@ class _RowBook:
         if self.resume and self.is_recorded(k, h):
             self.skipped.append(k)
             print(
-                f"[gatelab repro {self.ledger_name}] recorded already, skipped: {_key_text(k)} (config {h[:8]})",
+                f"[gatelab repro {self.ledger_name}] skipped (recorded already): {_key_text(k)} (config {h[:8]})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -599,10 +599,12 @@ def _verify_metrics(table: ReproTable, recorded: Mapping[str, Any]) -> list[str]
     return [m for m in ledger.metric_keys([recorded]) if not m.endswith("_s")]
 
 
-def _compare(table: ReproTable, recorded: Mapping[str, Any], new: Mapping[str, Any] | None) -> dict[str, Any]:
+def _compare(
+    table: ReproTable, number: int, recorded: Mapping[str, Any], new: Mapping[str, Any] | None
+) -> dict[str, Any]:
     """One ``--verify`` report: per metric recorded, new, |difference|, tolerance; passed or not."""
     key = ledger.record_key(recorded)
-    report: dict[str, Any] = {"key": _key_text(key), "record": recorded.get("_n"), "checks": []}
+    report: dict[str, Any] = {"key": _key_text(key), "record": number, "checks": []}
     if new is None:
         report.update(passed=False, reason="the re-run did not produce this row")
         return report
@@ -634,8 +636,7 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
     ledger_name = table.ledger_name(args.quick)
     path = ledger.resolve_results_dir(res_dir) / f"{ledger_name}.jsonl"
     records = ledger.read_records(ledger_name, res_dir)
-    for i, rec in enumerate(records, 1):
-        rec["_n"] = i
+    number = {id(rec): i for i, rec in enumerate(records, 1)}  # 1-based record numbers
     if not records:
         raise ConfigError(f"--verify: no recorded rows in {path}")
     if args.verify_rows is not None:
@@ -647,9 +648,9 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
         if args.verify < 1:
             raise ConfigError(f"--verify {args.verify}: the number of rows to re-run must be >= 1")
         latest = {ledger.record_key(r): r for r in records}  # a key's latest record is the one that counts
-        pool = sorted(latest.values(), key=lambda r: r["_n"])
+        pool = sorted(latest.values(), key=lambda r: number[id(r)])
         chosen = random.Random(args.verify_seed).sample(pool, min(args.verify, len(pool)))
-        chosen.sort(key=lambda r: r["_n"])
+        chosen.sort(key=lambda r: number[id(r)])
     prefix = ["gatelab", "repro", table.name]
     by_command: dict[str, list[dict[str, Any]]] = {}
     reports: list[dict[str, Any]] = []
@@ -665,7 +666,7 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
             except SystemExit:
                 for rec in recs:
                     reports.append(
-                        {"key": _key_text(ledger.record_key(rec)), "record": rec["_n"], "checks": [],
+                        {"key": _key_text(ledger.record_key(rec)), "record": number[id(rec)], "checks": [],
                          "passed": False, "reason": f"its command does not parse as `gatelab repro {table.name}`: {command!r}"}
                     )  # fmt: skip
                 continue
@@ -696,7 +697,7 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
             finally:
                 close()
             for key, rec in wanted.items():
-                reports.append(_compare(table, rec, new.get(key)))
+                reports.append(_compare(table, number[id(rec)], rec, new.get(key)))
     reports.sort(key=lambda r: r["record"])
     lines = [f"verify {ledger_name}: {len(reports)} recorded row(s) of {path} re-run"]
     for r in reports:
