@@ -93,12 +93,15 @@ def run_ctr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 negative_seed=args.negative_seed,
                 quick=args.quick,
             )
+            variant = "quick" if args.quick else ("official-train" if args.dataset == "frappe_x1" else None)
+            key = {"model": model, "dataset": "frappe", "split": "x1", "seed": seed, "variant": variant}
+            if not args.should_run(key, {k: v for k, v in cfg.to_dict().items() if k != "output_dir"}):
+                continue
             res = run_experiment(cfg, data_dir=args.data_dir)
             ck = res.trainer.checkpoint_callback
             best = ck.best_model_score if ck is not None else None
             dm = res.datamodule
             n_params = sum(p.numel() for p in res.task.model.parameters())
-            variant = "quick" if args.quick else ("official-train" if args.dataset == "frappe_x1" else None)
             row: dict[str, Any] = {
                 "model": model,
                 "dataset": "frappe",

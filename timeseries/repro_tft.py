@@ -243,7 +243,8 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     dataset = {"stallion": "stallion", "electricity": "uci-electricity", "traffic": "pems-sf"}[args.dataset]
     base = {"dataset": dataset, "horizon": horizon, **({"variant": variant} if variant else {})}
 
-    if "naive" in args.models:
+    naive_key = {**base, "model": "naive", "seed": 0}
+    if "naive" in args.models and args.should_run(naive_key, {"baseline": "last observed value"}):
         p, y, m = naive_forecasts(dm.val_dataloader())
         metrics = evaluate_forecasts(p.expand(-1, -1, 1), y, [0.5], m, qrisk=(0.5,))
         yield {**base, "model": "naive", "seed": 0, **metrics, "config": {"baseline": "last observed value"}}
@@ -253,28 +254,29 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         for name in args.models:
             if name == "naive":
                 continue
-            t0 = time.perf_counter()
-            run_dir = root / f"{args.dataset}-{name}-seed{seed}"
-            if name == "pf":
-                model, epochs = _train_pf(args, dm, seed, sizes, run_dir)
-                quantiles, label = model.loss.quantiles, "pytorch-forecasting-tft"
-            else:
-                model, epochs = _train_ours(args, seed, sizes, run_dir)
-                quantiles, label = model.quantiles, "tft"
-            p, y, m = collect_forecasts(model, dm.val_dataloader())
-            metrics = evaluate_forecasts(p, y, quantiles, m)
-            if name == "tft":
-                _write_interpretation(args, model, dm, run_dir, first=seed == 0)
+            label = "pytorch-forecasting-tft" if name == "pf" else "tft"
             tags = [
                 base.get("variant"),
                 f"layout-{args.layout}" if name == "tft" and args.layout != "paper" else None,
             ]
             variant = {"variant": "-".join(t for t in tags if t)} if any(tags) else {}
+            key = {**base, **variant, "model": label, "seed": seed}
+            if not args.should_run(key, {**config, "model": name}):
+                continue
+            t0 = time.perf_counter()
+            run_dir = root / f"{args.dataset}-{name}-seed{seed}"
+            if name == "pf":
+                model, epochs = _train_pf(args, dm, seed, sizes, run_dir)
+                quantiles = model.loss.quantiles
+            else:
+                model, epochs = _train_ours(args, seed, sizes, run_dir)
+                quantiles = model.quantiles
+            p, y, m = collect_forecasts(model, dm.val_dataloader())
+            metrics = evaluate_forecasts(p, y, quantiles, m)
+            if name == "tft":
+                _write_interpretation(args, model, dm, run_dir, first=seed == 0)
             row = {
-                **base,
-                **variant,
-                "model": label,
-                "seed": seed,
+                **key,
                 **metrics,
                 "epochs": epochs,
                 "config": {**config, "run_dir": str(run_dir), "train_s": round(time.perf_counter() - t0, 1)},

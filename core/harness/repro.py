@@ -85,6 +85,7 @@ __all__ = [
     "list_tables",
     "register_table",
     "run_table",
+    "table_options",
     "table_parser",
 ]
 
@@ -337,10 +338,15 @@ class ReproResult:
         return sum(1 for r in self.verify or () if not r["passed"])
 
 
-def _options(args: argparse.Namespace) -> dict[str, Any]:
+def table_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a table run that describe its rows: all but the paths, ``--dry-run`` and the
+    run control (``--resume``, ``--verify*``). What a row's default ``config`` field records."""
     return {
         k: v for k, v in vars(args).items() if k not in ("results_dir", "dry_run", "data_dir", *_RUN_CONTROL)
     }
+
+
+_options = table_options
 
 
 def _options_json(args: argparse.Namespace) -> str:
@@ -429,9 +435,14 @@ class _RowBook:
             return self._latest.get(k)
         return self.records().get((k, self.hash_of(config)))
 
-    def install(self, args: argparse.Namespace) -> None:
-        args.should_run = self.should_run
-        args.recorded = self.recorded
+    def install(self, args: argparse.Namespace) -> argparse.Namespace:
+        """``args`` with ``should_run`` and ``recorded`` (class attributes: ``vars(args)`` stays the options)."""
+        cls = type(
+            "TableArgs",
+            (argparse.Namespace,),
+            {"should_run": staticmethod(self.should_run), "recorded": staticmethod(self.recorded)},
+        )
+        return cls(**vars(args))
 
 
 def _finish_row(
@@ -543,7 +554,7 @@ def run_table(
     ledger_name = table.ledger_name(args.quick)
     write = not args.dry_run and provenance.is_rank_zero()
     book = _RowBook(table, args, ledger_name, res_dir, resume=args.resume)
-    book.install(args)
+    args = book.install(args)
     datasets = list_datasets()
     digests: dict[str, str] = {}
     title = f"{ledger_name}: {table.description}"
@@ -678,7 +689,7 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
                 rerun.data_dir = args.data_dir
             wanted = {ledger.record_key(r): r for r in recs}
             book = _RowBook(table, rerun, ledger_name, res_dir, chosen=set(wanted))
-            book.install(rerun)
+            rerun = book.install(rerun)
             options = _options_json(rerun)
             new: dict[tuple[Any, ...], dict[str, Any]] = {}
             produced, close = _produce(table, rerun)
