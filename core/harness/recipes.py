@@ -134,13 +134,15 @@ class Reference:
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One grid point: a row of the table (``horizon`` or ``split`` set, not both)."""
+    """One grid point: a row of the table (``horizon`` or ``split`` set, not both; ``variant``
+    labels otherwise equal rows, e.g. ``quick``)."""
 
     model: str
     dataset: str
     seed: int
     horizon: int | None = None
     split: str | None = None
+    variant: str | None = None
 
     @property
     def where(self) -> int | str:
@@ -148,9 +150,11 @@ class Cell:
         return self.horizon if self.horizon is not None else str(self.split)
 
     def key(self) -> dict[str, Any]:
-        """The row key: ``model``, ``dataset``, ``horizon`` or ``split``, ``seed``."""
+        """The row key: ``model``, ``dataset``, ``horizon`` or ``split``, ``variant`` (when set), ``seed``."""
         out: dict[str, Any] = {"model": self.model, "dataset": self.dataset}
         out.update({"horizon": self.horizon} if self.horizon is not None else {"split": self.split})
+        if self.variant is not None:
+            out["variant"] = self.variant
         out["seed"] = self.seed
         return out
 
@@ -231,7 +235,8 @@ class Recipe:
         cell_paths: cell field (``dataset``, ``horizon``, ``split``) -> config path.
         option_paths: table option -> config path (set when the option is not ``None``).
         model_names: row label -> registered model name (default: the label).
-        run_name: ``name`` of each run, formatted with ``model``, ``dataset``, ``where``, ``seed``.
+        run_name: ``name`` of each run, formatted with ``model``, ``dataset``, ``where``, ``seed``
+            (``configure`` may set another).
         not_hashed: config paths left out of the row's config hash (paths and display only).
     """
 
