@@ -225,7 +225,7 @@ class Recipe:
         base: the ExperimentConfig dict every cell starts from.
         seeds: default seeds.
         horizons: horizons of every dataset, or ``{dataset: horizons}``.
-        splits: splits (when the table has no horizons).
+        splits: splits of every dataset, or ``{dataset: splits}`` (when the table has no horizons).
         overrides: per-model / per-dataset / per-horizon settings.
         configure: ``configure(cell, options) -> settings`` (or ``"module:function"``): settings
             looked up in a domain's tables (presets); ``options`` are the table run's options.
@@ -246,7 +246,7 @@ class Recipe:
     base: Mapping[str, Any]
     seeds: tuple[int, ...] = (0,)
     horizons: tuple[int, ...] | Mapping[str, tuple[int, ...]] = ()
-    splits: tuple[str, ...] = ()
+    splits: tuple[str, ...] | Mapping[str, tuple[str, ...]] = ()
     overrides: tuple[Override, ...] = ()
     configure: Callable[[Cell, Mapping[str, Any]], Mapping[str, Any]] | str | None = None
     budget: Budget = Budget()
@@ -275,6 +275,14 @@ class Recipe:
             return tuple(self.horizons[dataset])
         return tuple(self.horizons)
 
+    def splits_of(self, dataset: str) -> tuple[str, ...]:
+        """The splits of ``dataset`` (empty when the recipe has horizons)."""
+        if isinstance(self.splits, Mapping):
+            if dataset not in self.splits:
+                raise ConfigError(f"recipe {self.name!r} has no splits for dataset {dataset!r}")
+            return tuple(self.splits[dataset])
+        return tuple(self.splits)
+
     def cells(
         self,
         *,
@@ -289,7 +297,7 @@ class Recipe:
         for ds in datasets if datasets is not None else self.datasets:
             wheres: list[tuple[int | None, str | None]]
             if self.splits:
-                wheres = [(None, s) for s in (splits if splits is not None else self.splits)]
+                wheres = [(None, s) for s in (splits if splits is not None else self.splits_of(ds))]
             else:
                 wheres = [
                     (int(h), None) for h in (horizons if horizons is not None else self.horizons_of(ds))
@@ -366,9 +374,11 @@ def run_cell(
     budget: Budget | None = None,
     data_dir: str | None = None,
     before_run: Callable[[Cell, dict[str, Any]], None] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> CellRun | None:
     """Run one cell unless ``args.should_run`` declines it (then ``None``; :func:`recorded_row`
-    gives its record). ``before_run(cell, config)`` is called just before the run starts.
+    gives its record). ``before_run(cell, config)`` is called just before the run starts;
+    ``options`` (default: ``vars(args)``) are what ``configure`` and ``option_paths`` read.
 
     The row: the cell's key, each of :attr:`Recipe.metrics` (a missing metric is a
     :class:`ConfigError` naming the run and the metrics it has), ``budget`` (the effective budget),
@@ -377,7 +387,7 @@ def run_cell(
     from .experiment import run_experiment
 
     budget = budget if budget is not None else recipe.budget
-    cfg = recipe.config(cell, _options(args), budget)
+    cfg = recipe.config(cell, options if options is not None else _options(args), budget)
     hashed = recipe.hashed(cfg)
     should_run = getattr(args, "should_run", None)
     if should_run is not None and not should_run(cell.key(), hashed):
@@ -400,7 +410,12 @@ def run_cell(
 
 
 def recorded_row(
-    recipe: Recipe, cell: Cell, args: argparse.Namespace, *, budget: Budget | None = None
+    recipe: Recipe,
+    cell: Cell,
+    args: argparse.Namespace,
+    *,
+    budget: Budget | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The ledger's record of ``cell`` with the config it would run with now (``args.recorded``),
     or ``None``: how a row derived from skipped cells (an average) finds their values."""
@@ -408,7 +423,8 @@ def recorded_row(
     if recorded is None:
         return None
     budget = budget if budget is not None else recipe.budget
-    return recorded(cell.key(), recipe.hashed(recipe.config(cell, _options(args), budget)))
+    opts = options if options is not None else _options(args)
+    return recorded(cell.key(), recipe.hashed(recipe.config(cell, opts, budget)))
 
 
 def run_recipe(
