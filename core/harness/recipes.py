@@ -332,8 +332,10 @@ class Recipe:
         return (budget if budget is not None else self.budget).apply(cfg)
 
     def hashed(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        """``cfg`` without :attr:`not_hashed` paths: what a row's ``config_hash`` covers."""
+        """``cfg`` without ``seed`` (part of the row's key) and the :attr:`not_hashed` paths: what
+        a row's ``config_hash`` covers, equal for every seed of a cell."""
         out = copy.deepcopy(dict(cfg))
+        out.pop("seed", None)
         for path in self.not_hashed:
             *parents, leaf = path.split(".")
             node: Any = out

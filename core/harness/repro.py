@@ -391,9 +391,14 @@ class _RowBook:
         return self._records
 
     def hash_of(self, config: Mapping[str, Any] | str | None) -> str:
+        """The row's config hash: the options (less :data:`_NOT_HASHED` and ``not_in_hash``) and
+        the run function's row config, less its top-level ``seed`` / ``seeds`` -- the seed is part
+        of the row's key, so all seeds of one configuration share a hash (and a table row)."""
         if isinstance(config, str):
             with contextlib.suppress(ValueError):
                 config = json.loads(config)
+        if isinstance(config, Mapping):
+            config = {k: v for k, v in config.items() if k not in ("seed", "seeds")}
         return ledger.config_hash({"options": self.options, "row": config})
 
     def key_of(self, key: Mapping[str, Any]) -> tuple[Any, ...]:

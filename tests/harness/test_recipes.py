@@ -62,6 +62,8 @@ def test_config_precedence_and_grid():
     assert r.budget.describe(cfg) == "max_epochs=2; tiny"
     hashed = r.hashed(cfg)
     assert "output_dir" not in hashed and "progress_bar" not in hashed["trainer"] and "output_dir" in cfg
+    # the seed is part of the row's key, not of its config: every seed of a cell shares one hash
+    assert "seed" not in hashed and hashed == r.hashed(r.config(Cell("m2", "b", 8, horizon=3), {"out": "/o"}))
     with pytest.raises(ValueError, match="horizons or splits"):
         _recipe(splits=("x",))
     with pytest.raises(ValueError, match="exactly one of horizon or split"):

@@ -153,6 +153,8 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
     assert _entries(_records(folder)) == _entries(ledger.read_records(NAME, tmp_path / "full"))
     assert len(_records(folder)) == 120
     assert _table_lines(final.markdown) == _table_lines(full.markdown)
+    body = _table_lines(final.markdown)[2:]
+    assert len(body) == 15 and all(line.split(" | ")[5] == "8" for line in body)  # every seed in every row
     assert not (folder / f"{NAME}.jsonl.torn").exists() or (folder / f"{NAME}.jsonl.torn").read_text()
     # nothing left to do: a further --resume skips every row and appends none
     again = run_table(NAME, argv)
