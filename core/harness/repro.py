@@ -500,12 +500,13 @@ def _produce(
     table: ReproTable, args: argparse.Namespace
 ) -> tuple[Iterator[tuple[dict[str, Any], float, bool]], Callable[[], None]]:
     """Iterate ``(row, wall_s, whole_run)`` of ``table.run(args)``, and a closer for the generator."""
-    produced = table.run(args)
+    t0 = time.perf_counter()
+    produced = table.run(args)  # a list: all the work is done here; a generator: none yet
 
     def rows() -> Iterator[tuple[dict[str, Any], float, bool]]:
-        last = time.perf_counter()
+        last = t0
         if isinstance(produced, Sequence):  # all the work was done before the first row
-            total = time.perf_counter() - last
+            total = time.perf_counter() - t0
             for row in produced:
                 yield dict(row), total, len(produced) > 1
             return
