@@ -7,6 +7,8 @@ Commands::
     gatelab train --config exp.yaml [--set k.sub=v ...] [--data-dir DIR] [--resume CKPT]
     gatelab eval --config exp.yaml --ckpt PATH [--set ...] [--data-dir DIR]
     gatelab repro NAME [table options]            run a paper table, append to docs/results/
+    gatelab repro NAME --resume                   ... skipping rows already recorded (same config)
+    gatelab repro NAME --verify K                 re-run K recorded rows and compare (exit 1 on a mismatch)
     gatelab repro --list                          registered paper tables
     gatelab --version                             the installed version
 
@@ -276,8 +278,11 @@ def _cmd_repro(args: argparse.Namespace, extra: Sequence[str], parser: argparse.
     table = get_table(args.name)
     res = run_table(table, list(extra))
     print(res.markdown, end="")
+    if res.verify is not None:
+        return 1 if res.failed else 0
     if res.jsonl is not None:
-        print(f"\nappended {len(res.rows)} record(s) to {res.jsonl}; table written to {res.md}")
+        skipped = f" ({len(res.skipped)} recorded row(s) skipped)" if res.skipped else ""
+        print(f"\nappended {len(res.rows)} record(s) to {res.jsonl}{skipped}; table written to {res.md}")
     return 0
 
 

@@ -54,6 +54,7 @@ from gatelab.core.harness import (
     run_experiment,
 )
 from gatelab.core.harness.ledger import append_records, resolve_results_dir
+from gatelab.core.harness.repro import table_options
 
 from .data.blimp import BLIMP, read_blimp
 from .data.captions import COCO_MINI
@@ -209,7 +210,7 @@ def _unverified_digest(spec: Any, data_dir: Path) -> str:
 
 
 def _config_json(args: argparse.Namespace, s: dict[str, Any]) -> str:
-    opts = {k: v for k, v in vars(args).items() if k not in ("results_dir", "dry_run", "data_dir")}
+    opts = table_options(args)
     opts.update(s)  # the settings actually used (--quick replaces some)
     return json.dumps(opts, sort_keys=True, default=str)
 
@@ -243,13 +244,43 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         "dropout": 0.1,
     }
     common_data = {"seq_len": args.seq_len, "batch_size": args.batch_size}
-    side_blimp: list[dict[str, Any]] = []
-    side_gates: list[dict[str, Any]] = []
+    extra = {"config": config, "commit": commit}
+
+    def _side(table: str, rows: list[dict[str, Any]]) -> None:
+        """Append side-table rows at once (a later failure keeps them), unless --dry-run."""
+        if not args.dry_run:
+            append_records(table, [{**r, **extra} for r in rows], args.results_dir)
+
     reports: dict[str, GateReport] = {}
 
     for seed in args.seeds:
         root = Path(args.output_dir) / f"seed{seed}{tag}"
         tok_path = root / "tokenizer.json"
+        # which rows of this seed to produce (all but --resume's recorded ones / --verify's choice);
+        # the text pre-training runs whenever any does: every later row starts from its weights
+        want_text = args.should_run(
+            {"model": "vl-gated-decoder", "dataset": "text-corpora", "split": "test", "seed": seed,
+             "variant": f"text-pretrain{tag}"}, config,
+        )  # fmt: skip
+        want_variant = {
+            v: args.should_run(
+                {
+                    "model": VARIANTS[v][0],
+                    "dataset": "shapes",
+                    "split": "test",
+                    "seed": seed,
+                    "variant": f"{v}{tag}",
+                },
+                config,
+            )
+            for v in args.variants
+        }
+        want_coco = s["coco_epochs"] > 0 and args.should_run(
+            {"model": "vl-gated-decoder", "dataset": "coco-mini-captions", "split": "test", "seed": seed,
+             "variant": f"gate-scalar{tag}"}, config,
+        )  # fmt: skip
+        if not (want_text or any(want_variant.values()) or want_coco):
+            continue
 
         # 1. tokenizer + text pre-training ------------------------------------------------------
         text_cfg = ExperimentConfig.from_dict(
@@ -279,24 +310,27 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         res = run_experiment(text_cfg, data_dir=data_dir)
         text_ckpt = res.best_checkpoint
         text_blocks = res.datamodule.text_blocks("test")
-        model = _load_best(res)
-        b = blimp_accuracy(model, model.tokenizer, pairs, progress=True)
-        base = {"model": "vl-gated-decoder", "seed": seed, "variant": f"text-pretrain{tag}"}
-        side_blimp += _blimp_rows(b, {**base, "dataset": "blimp"})
-        yield {
-            **base,
-            "config": config,
-            "dataset": "text-corpora",
-            **stamp[TEXT_CORPORA.name],
-            "split": "test",
-            "blimp": 100.0 * b["overall"],
-            "text_ppl": _text_ppl(model, text_blocks),
-            "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-            "note": f"run {res.run_dir}; {len(pairs)} BLiMP pairs{unchecked}",
-        }
+        if want_text:
+            model = _load_best(res)
+            b = blimp_accuracy(model, model.tokenizer, pairs, progress=True)
+            base = {"model": "vl-gated-decoder", "seed": seed, "variant": f"text-pretrain{tag}"}
+            _side("vl-gating-blimp", _blimp_rows(b, {**base, "dataset": "blimp"}))
+            yield {
+                **base,
+                "config": config,
+                "dataset": "text-corpora",
+                **stamp[TEXT_CORPORA.name],
+                "split": "test",
+                "blimp": 100.0 * b["overall"],
+                "text_ppl": _text_ppl(model, text_blocks),
+                "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+                "note": f"run {res.run_dir}; {len(pairs)} BLiMP pairs{unchecked}",
+            }
 
         # 2. shapes: gate vs no-gate vs always-visual -------------------------------------------
         for variant in args.variants:
+            if not want_variant[variant]:
+                continue
             cfg = ExperimentConfig.from_dict(
                 {
                     "name": f"shapes-{variant}",
@@ -328,9 +362,12 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             metrics, report = _caption_metrics(model, res.datamodule, "test", s["gallery"], shapes_word_class)
             b = blimp_accuracy(model, model.tokenizer, pairs, progress=True)
             base = {"model": VARIANTS[variant][0], "seed": seed, "variant": label}
-            side_blimp += _blimp_rows(b, {**base, "dataset": "blimp"})
+            _side("vl-gating-blimp", _blimp_rows(b, {**base, "dataset": "blimp"}))
             if report is not None:
-                side_gates += _gate_rows(report, {**base, "dataset": "shapes", "split": "test"}, label)
+                _side(
+                    "vl-gating-gates",
+                    _gate_rows(report, {**base, "dataset": "shapes", "split": "test"}, label),
+                )
                 reports[f"shapes ({label})"] = report
             yield {
                 **base,
@@ -344,7 +381,7 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             }
 
         # 3. COCO-mini: what the gate does on real captions ------------------------------------
-        if s["coco_epochs"] > 0:
+        if want_coco:
             cfg = ExperimentConfig.from_dict(
                 {
                     "name": "coco-gate",
@@ -377,8 +414,9 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             n_test = len(res.datamodule.captions["test"].images)
             base = {"model": "vl-gated-decoder", "seed": seed, "variant": label}
             if report is not None:
-                side_gates += _gate_rows(
-                    report, {**base, "dataset": "coco-mini-captions", "split": "test"}, label
+                _side(
+                    "vl-gating-gates",
+                    _gate_rows(report, {**base, "dataset": "coco-mini-captions", "split": "test"}, label),
                 )
                 reports[f"COCO-mini ({label})"] = report
             yield {
@@ -398,9 +436,6 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
     if args.dry_run:
         return
-    extra = {"config": config, "commit": commit}
-    append_records("vl-gating-blimp", [{**r, **extra} for r in side_blimp], args.results_dir)
-    append_records("vl-gating-gates", [{**r, **extra} for r in side_gates], args.results_dir)
     if reports:
         folder = resolve_results_dir(args.results_dir)
         plot_gate_classes(

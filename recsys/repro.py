@@ -4,14 +4,91 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from gatelab.core.harness.configs import ExperimentConfig
+from gatelab.core.harness.recipes import Budget, Cell, Recipe, run_cell
 
 from .presets import BARS_TRAINING, preset
+from .repro_tables import CTR_MODELS
 
-__all__ = ["ctr_config", "run_ctr"]
+__all__ = ["CTR_RECIPE", "ctr_config", "ctr_settings", "run_ctr"]
+
+_T = BARS_TRAINING
+
+
+def ctr_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's ``configure`` hook: ``cell.model``'s preset (model and task kwargs) for the
+    training data named by the ``dataset`` option (``frappe`` or ``frappe_x1``), its run name,
+    Frappe's negative-sampling seed, and the ``--quick`` evaluation limits."""
+    dataset = options.get("dataset") or cell.dataset
+    p = preset(dataset, cell.model)
+    data: dict[str, Any] = {"dataset": dataset}
+    if dataset == "frappe":
+        data["negative_seed"] = options.get("negative_seed", 2021)
+    out: dict[str, Any] = {
+        "name": f"ctr-{dataset}-{cell.model}" + ("-quick" if options.get("quick") else ""),
+        "model": {"kwargs": p["model"]},
+        "data": {"kwargs": data},
+        "task": {"kwargs": p["task"]},
+    }
+    if options.get("quick"):
+        out["trainer"] = {"limit_val_batches": 2, "limit_test_batches": 2}
+    return out
+
+
+#: the ``ctr`` table as data: every model's preset with the BARS training protocol
+CTR_RECIPE = Recipe(
+    name="ctr",
+    models=CTR_MODELS,
+    datasets=("frappe",),
+    splits=("x1",),
+    seeds=(0, 1),
+    base={
+        "output_dir": "runs/ctr",
+        "test": True,
+        "data": {"name": "ctr", "kwargs": {"batch_size": _T["batch_size"], "eval_batch_size": 8192}},
+        "task": {
+            "name": "ctr",
+            "optimizer": _T["optimizer"],
+            "lr": _T["lr"],
+            "weight_decay": 0.0,
+            "monitor": _T["monitor"],
+        },
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "gradient_clip_val": _T["gradient_clip_val"],
+            "early_stopping": {
+                "monitor": _T["monitor"],
+                "mode": "max",
+                "patience": _T["patience"],
+                "min_delta": 1e-6,
+            },
+            "checkpoint": {
+                "enabled": True,
+                "monitor": _T["monitor"],
+                "mode": "max",
+                "save_top_k": 1,
+                "save_last": False,
+            },
+            "loggers": ["csv"],
+            "progress_bar": True,
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": 10,
+        },
+    },
+    configure=ctr_settings,
+    option_paths={"output_dir": "output_dir"},
+    budget=Budget(max_epochs=100),
+    metrics={"auc": "test/auc", "logloss": "test/logloss"},
+)
+QUICK_BUDGET = Budget(max_epochs=1, limit_train_batches=3, note="quick: 2 validation and 2 test batches")
+
+
+def _budget(max_epochs: int, quick: bool) -> Budget:
+    return QUICK_BUDGET if quick else Budget(max_epochs=max_epochs)
 
 
 def ctr_config(
@@ -24,107 +101,47 @@ def ctr_config(
     negative_seed: int = 2021,
     quick: bool = False,
 ) -> ExperimentConfig:
-    """The :class:`ExperimentConfig` of one table row: ``model``'s preset with BARS training."""
-    p = preset(dataset, model)
-    t = BARS_TRAINING
-    trainer: dict[str, Any] = {
-        "max_epochs": max_epochs,
-        "accelerator": "cpu",
-        "devices": 1,
-        "gradient_clip_val": t["gradient_clip_val"],
-        "early_stopping": {
-            "monitor": t["monitor"],
-            "mode": "max",
-            "patience": t["patience"],
-            "min_delta": 1e-6,
-        },
-        "checkpoint": {
-            "enabled": True,
-            "monitor": t["monitor"],
-            "mode": "max",
-            "save_top_k": 1,
-            "save_last": False,
-        },
-        "loggers": ["csv"],
-        "progress_bar": True,
-        "num_sanity_val_steps": 0,
-        "log_every_n_steps": 10,
-    }
-    if quick:
-        trainer.update(max_epochs=1, limit_train_batches=3, limit_val_batches=2, limit_test_batches=2)
-    data_kwargs: dict[str, Any] = {"dataset": dataset, "batch_size": t["batch_size"], "eval_batch_size": 8192}
-    if dataset == "frappe":
-        data_kwargs["negative_seed"] = negative_seed
-    return ExperimentConfig.from_dict(
-        {
-            "name": f"ctr-{dataset}-{model}" + ("-quick" if quick else ""),
-            "seed": seed,
-            "output_dir": output_dir,
-            "test": True,
-            "model": {"name": model, "kwargs": p["model"]},
-            "data": {"name": "ctr", "kwargs": data_kwargs},
-            "task": {
-                "name": "ctr",
-                "kwargs": p["task"],
-                "optimizer": t["optimizer"],
-                "lr": t["lr"],
-                "weight_decay": 0.0,
-                "monitor": t["monitor"],
-            },
-            "trainer": trainer,
-        }
-    )
+    """The :class:`ExperimentConfig` of one table row: :data:`CTR_RECIPE`'s config of the cell
+    (``model``'s preset with BARS training)."""
+    options = {"dataset": dataset, "negative_seed": negative_seed, "quick": quick, "output_dir": output_dir}
+    cfg = CTR_RECIPE.config(Cell(model, "frappe", seed, split="x1"), options, _budget(max_epochs, quick))
+    return ExperimentConfig.from_dict(cfg)
 
 
 def run_ctr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Rows of the ``ctr`` table: one per (model, seed)."""
-    from gatelab.core.harness.experiment import run_experiment
-
+    """Rows of the ``ctr`` table: one per (model, seed), run by the harness's recipe runner."""
     for model in args.models:
         preset(args.dataset, model)  # fail early on an unknown model
+    variant = "quick" if args.quick else ("official-train" if args.dataset == "frappe_x1" else None)
+    budget = _budget(args.max_epochs, args.quick)
     for seed in args.seeds:
         for model in args.models:
-            cfg = ctr_config(
-                model,
-                args.dataset,
-                seed=seed,
-                max_epochs=args.max_epochs,
-                output_dir=args.output_dir,
-                negative_seed=args.negative_seed,
-                quick=args.quick,
+            done = run_cell(
+                CTR_RECIPE, Cell(model, "frappe", seed, split="x1", variant=variant), args, budget=budget
             )
-            res = run_experiment(cfg, data_dir=args.data_dir)
+            if done is None:  # recorded already (--resume) or not re-run (--verify)
+                continue
+            res, cfg, row = done.result, done.config, done.row
             ck = res.trainer.checkpoint_callback
             best = ck.best_model_score if ck is not None else None
             dm = res.datamodule
             n_params = sum(p.numel() for p in res.task.model.parameters())
-            variant = "quick" if args.quick else ("official-train" if args.dataset == "frappe_x1" else None)
-            row: dict[str, Any] = {
-                "model": model,
-                "dataset": "frappe",
-                "split": "x1",
-                "seed": seed,
-                "auc": res.metrics["test/auc"],
-                "logloss": res.metrics["test/logloss"],
-                "val_auc": float(best) if best is not None else res.metrics.get("val/auc"),
-                "epochs": int(res.trainer.current_epoch),
-                "config": json.dumps(
-                    {
-                        "model_kwargs": cfg.model.kwargs,
-                        "task_kwargs": cfg.task.kwargs,
-                        "params": n_params,
-                        "train_rows": len(dm.encoded["train"]),
-                        "data": dm.info.get("train", {}),
-                        "oov": {k: v.get("oov") for k, v in dm.spec.splits.items()},
-                        "run_dir": str(res.run_dir),
-                        "max_epochs": args.max_epochs,
-                        "train_data": "official x1 train.csv"
-                        if args.dataset == "frappe_x1"
-                        else "rebuilt from the raw log (NFM protocol)",
-                    },
-                    sort_keys=True,
-                ),
-            }
-            if variant is not None:
-                row["variant"] = variant
+            row["val_auc"] = float(best) if best is not None else res.metrics.get("val/auc")
+            row["epochs"] = int(res.trainer.current_epoch)
+            row["config"] = json.dumps(
+                {
+                    "model_kwargs": cfg["model"]["kwargs"],
+                    "task_kwargs": cfg["task"]["kwargs"],
+                    "params": n_params,
+                    "train_rows": len(dm.encoded["train"]),
+                    "data": dm.info.get("train", {}),
+                    "oov": {k: v.get("oov") for k, v in dm.spec.splits.items()},
+                    "run_dir": str(res.run_dir),
+                    "max_epochs": args.max_epochs,
+                    "train_data": "official x1 train.csv"
+                    if args.dataset == "frappe_x1"
+                    else "rebuilt from the raw log (NFM protocol)",
+                },
+                sort_keys=True,
+            )
             yield row

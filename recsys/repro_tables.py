@@ -57,4 +57,5 @@ CTR_TABLE = ReproTable(
     domain="recsys",
     metrics=["auc", "logloss", "val_auc", "epochs"],
     default_seeds=(0, 1),
+    not_in_hash=("models", "output_dir"),
 )

@@ -124,5 +124,6 @@ register_table(
         ],
         metrics=["mae", "q50", "q90", "epochs"],
         default_seeds=(0, 1, 2),
+        not_in_hash=("models", "run_dir", "progress"),
     )
 )

@@ -33,11 +33,12 @@ import json
 import shutil
 import statistics
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gatelab.core.config import ConfigError
+from gatelab.core.harness.recipes import Budget as RunBudget
+from gatelab.core.harness.recipes import Cell, Override, Recipe, Reference, recorded_row, run_cell
 from gatelab.core.harness.repro import Option, ReproTable, register_table
 
 from .data.ltsf_datasets import LTSF_DATASETS
@@ -45,9 +46,11 @@ from .ltsf_presets import MODELS, get_preset
 
 __all__ = [
     "CPU_BUDGET",
+    "GATEFORMER_RECIPE",
     "GATEFORMER_TABLE",
     "ITRANSFORMER_PAPER",
     "Budget",
+    "cell_settings",
     "experiment_config",
     "run_gateformer_table",
     "write_summary",
@@ -80,14 +83,19 @@ ITRANSFORMER_PAPER_AVG: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 
 
-def _references() -> list[dict[str, Any]]:
-    refs: list[dict[str, Any]] = []
+_ITR_SOURCE = "Liu et al. 2024 (iTransformer, ICLR), Table 10, lookback 96"
+
+
+def _references() -> tuple[Reference, ...]:
+    refs: list[Reference] = []
     for ds, by_h in ITRANSFORMER_PAPER.items():
         for h, (mse, mae) in by_h.items():
-            refs.append({"model": "itransformer", "dataset": ds, "horizon": h, "mse": mse, "mae": mae})
+            refs.append(Reference("itransformer", ds, {"mse": mse, "mae": mae}, _ITR_SOURCE, horizon=h))
         mse, mae = ITRANSFORMER_PAPER_AVG[ds]
-        refs.append({"model": "itransformer", "dataset": ds, "split": "avg", "mse": mse, "mae": mae})
-    return refs
+        refs.append(
+            Reference("itransformer", ds, {"mse": mse, "mae": mae}, _ITR_SOURCE + " (Avg)", split="avg")
+        )
+    return tuple(refs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +170,123 @@ OPTIONS = [
 ]  # fmt: skip
 
 
+class _Horizons(Mapping[str, tuple[int, ...]]):
+    """dataset -> its horizons, read from :data:`LTSF_DATASETS` on access (tests swap entries)."""
+
+    def __getitem__(self, dataset: str) -> tuple[int, ...]:
+        return tuple(LTSF_DATASETS[dataset].horizons)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TABLE_DATASETS)
+
+    def __len__(self) -> int:
+        return len(TABLE_DATASETS)
+
+
+def _ltsf_budget(options: Mapping[str, Any], dataset: str) -> Budget:
+    if options.get("ltsf_budget") is not None:
+        return options["ltsf_budget"]
+    if options.get("quick"):
+        return QUICK_BUDGET
+    return CPU_BUDGET[dataset] if options.get("budget") == "cpu" else Budget()
+
+
+def cell_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's ``configure`` hook: what the table reads from its data tables for ``cell`` --
+    the official preset of (model, dataset, horizon) (sizes, lr, batch size, epochs), the
+    dataset's lookback, and the CPU budget's caps (``options``: the table options; an explicit
+    ``ltsf_budget`` wins)."""
+    base = "gateformer" if cell.model == "gateformer-nogate" else cell.model
+    preset = get_preset(base, cell.dataset, int(cell.horizon or 0))
+    budget = _ltsf_budget(options, cell.dataset)
+    mkw: dict[str, Any] = preset.model_kwargs()
+    if budget.width is not None:
+        mkw["d_model"] = min(mkw["d_model"], budget.width)
+        mkw["d_ff"] = min(mkw["d_ff"], budget.width)
+    return {
+        "model": {"kwargs": mkw},
+        "data": {
+            "kwargs": {
+                "lookback": LTSF_DATASETS[cell.dataset].lookback,
+                "batch_size": preset.batch_size,
+                "val_stride": budget.val_stride,
+            }
+        },
+        "task": {"lr": preset.lr},
+        "trainer": {
+            "max_epochs": preset.epochs,
+            "limit_train_batches": (
+                None
+                if budget.max_train_windows is None
+                else -(-budget.max_train_windows // preset.batch_size)
+            ),
+        },
+    }
+
+
+#: the table as data: grid, the protocol every cell shares, per-cell presets (:func:`cell_settings`)
+GATEFORMER_RECIPE = Recipe(
+    name=TABLE,
+    models=(*MODELS, "gateformer-nogate"),
+    datasets=TABLE_DATASETS,
+    horizons=_Horizons(),
+    seeds=DEFAULT_SEEDS,
+    base={
+        "output_dir": "runs/repro",
+        "test": True,
+        "model": {"kwargs": {"dropout": 0.1}},
+        "data": {
+            "name": "ltsf",
+            "kwargs": {
+                "features": "M",
+                "calendar_freq": "h",  # the official scripts never set --freq: hourly features everywhere
+                "eval_batch_size": 256,
+            },
+        },
+        "task": {
+            "name": "regression",
+            "kwargs": {"loss": "mse"},
+            "optimizer": "adam",
+            "weight_decay": 0.0,
+            # lradj type1: epochs 1-2 at lr, then halved after every epoch
+            "scheduler": {"name": "exponential", "gamma": 0.5, "warmup": 1, "warmup_start_factor": 1.0},
+        },
+        "trainer": {
+            "accelerator": "auto",
+            "devices": 1,
+            "early_stopping": {"monitor": "val/loss", "mode": "min", "patience": 3},
+            "checkpoint": {
+                "enabled": True,
+                "monitor": "val/loss",
+                "mode": "min",
+                "save_top_k": 1,
+                "save_last": False,
+            },
+            "loggers": ["csv"],
+            "progress_bar": True,
+            "num_sanity_val_steps": 0,
+            "enable_model_summary": False,
+        },
+    },
+    cell_paths={"dataset": "data.kwargs.dataset", "horizon": "data.kwargs.horizon"},
+    model_names={"gateformer-nogate": "gateformer"},
+    overrides=(Override({"model": {"kwargs": {"gates": False}}}, model="gateformer-nogate"),),
+    configure=cell_settings,
+    option_paths={
+        "patience": "trainer.early_stopping.patience",
+        "eval_batch_size": "data.kwargs.eval_batch_size",
+        "out": "output_dir",
+        "accelerator": "trainer.accelerator",
+    },
+    metrics={"mse": "test/mse", "mae": "test/mae"},
+    references=_references(),
+)
+
+
+def _run_budget(epochs: int | None, budget: Budget) -> RunBudget:
+    return RunBudget(max_epochs=epochs, note=budget.describe())
+
+
 def experiment_config(
     model: str,
     dataset: str,
@@ -176,71 +301,23 @@ def experiment_config(
     accelerator: str = "auto",
     progress_bar: bool = True,
 ) -> dict[str, Any]:
-    """The :class:`~gatelab.core.harness.ExperimentConfig` (as a dict) of one table row.
+    """The :class:`~gatelab.core.harness.ExperimentConfig` (as a dict) of one table row:
+    :data:`GATEFORMER_RECIPE`'s config of the cell.
 
     ``model`` is ``gateformer``, ``itransformer`` or ``gateformer-nogate`` (Gateformer's preset
     with ``gates=False``).
     """
-    base = "gateformer" if model == "gateformer-nogate" else model
-    info = LTSF_DATASETS[dataset]
-    preset = get_preset(base, dataset, horizon)
-    mkw: dict[str, Any] = {**preset.model_kwargs(), "dropout": 0.1}
-    if model == "gateformer-nogate":
-        mkw["gates"] = False
-    if budget.width is not None:
-        mkw["d_model"] = min(mkw["d_model"], budget.width)
-        mkw["d_ff"] = min(mkw["d_ff"], budget.width)
-    return {
-        "name": f"{model}-{dataset}-{horizon}",
-        "seed": int(seed),
-        "output_dir": out,
-        "test": True,
-        "model": {"name": base, "kwargs": mkw},
-        "data": {
-            "name": "ltsf",
-            "kwargs": {
-                "dataset": dataset,
-                "lookback": info.lookback,
-                "horizon": int(horizon),
-                "features": "M",
-                "calendar_freq": "h",  # the official scripts never set --freq: hourly features everywhere
-                "batch_size": preset.batch_size,
-                "eval_batch_size": eval_batch_size,
-                "val_stride": budget.val_stride,
-            },
-        },
-        "task": {
-            "name": "regression",
-            "kwargs": {"loss": "mse"},
-            "optimizer": "adam",
-            "lr": preset.lr,
-            "weight_decay": 0.0,
-            # lradj type1: epochs 1-2 at lr, then halved after every epoch
-            "scheduler": {"name": "exponential", "gamma": 0.5, "warmup": 1, "warmup_start_factor": 1.0},
-        },
-        "trainer": {
-            "max_epochs": epochs if epochs is not None else preset.epochs,
-            "accelerator": accelerator,
-            "devices": 1,
-            "early_stopping": {"monitor": "val/loss", "mode": "min", "patience": patience},
-            "checkpoint": {
-                "enabled": True,
-                "monitor": "val/loss",
-                "mode": "min",
-                "save_top_k": 1,
-                "save_last": False,
-            },
-            "loggers": ["csv"],
-            "progress_bar": progress_bar,
-            "limit_train_batches": (
-                None
-                if budget.max_train_windows is None
-                else -(-budget.max_train_windows // preset.batch_size)
-            ),
-            "num_sanity_val_steps": 0,
-            "enable_model_summary": False,
-        },
+    options = {
+        "patience": patience,
+        "eval_batch_size": eval_batch_size,
+        "out": out,
+        "accelerator": accelerator,
+        "ltsf_budget": budget,
     }
+    cell = Cell(model, dataset, int(seed), horizon=int(horizon))
+    cfg = GATEFORMER_RECIPE.config(cell, options, _run_budget(epochs, budget))
+    cfg["trainer"]["progress_bar"] = progress_bar
+    return cfg
 
 
 def _present(dataset: str, data_dir: str | None) -> bool:
@@ -289,9 +366,18 @@ def _plot(
     return out
 
 
+def _announce(table: str, title: str, caps: str) -> Callable[[Cell, Mapping[str, Any]], None]:
+    def announce(cell: Cell, cfg: Mapping[str, Any]) -> None:
+        print(f"[gatelab repro {table}] {cell.model} {title} H={cell.horizon} seed={cell.seed} ({caps})",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    return announce
+
+
 def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """The row generator of table ``gateformer`` (see the module docstring)."""
-    from gatelab.core.harness.experiment import run_experiment
+    """The row generator of table ``gateformer``: :data:`GATEFORMER_RECIPE` cell by cell (the
+    harness's recipe runner), plus what is specific to this table -- each row's data digest and
+    run summary, the 4-horizon average rows, the plots and the summary (module docstring)."""
     from gatelab.core.harness.ledger import resolve_results_dir
 
     table = QUICK_TABLE if args.quick else TABLE
@@ -308,22 +394,32 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         horizons = list(args.horizon) if args.horizon else ([96] if args.quick else list(info.horizons))
         budget = _budget_for(args, ds)
         epochs = args.epochs if args.epochs is not None else (1 if args.quick else None)
+        run_budget = _run_budget(epochs, budget)
         for seed in _seed_list(args, budget):
             per_model: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
+            hashed: dict[str, list[dict[str, Any]]] = {m: [] for m in args.models}
             for h in horizons:
                 trained: dict[str, Any] = {}
                 data = None
                 for model in args.models:
-                    cfg = experiment_config(
-                        model, ds, h, seed, epochs=epochs, patience=args.patience, budget=budget,
-                        eval_batch_size=args.eval_batch_size, out=args.out, accelerator=args.accelerator,
-                    )  # fmt: skip
-                    print(f"[gatelab repro {table}] {model} {info.title} H={h} seed={seed} ({budget.describe()})",
-                          file=sys.stderr, flush=True)  # fmt: skip
-                    res = run_experiment(cfg, data_dir=args.data_dir)
-                    m = res.metrics
-                    if "test/mse" not in m:
-                        raise ConfigError(f"{model} on {ds} H={h}: no test metrics (keys: {sorted(m)})")
+                    cell = Cell(model, ds, int(seed), horizon=int(h))
+
+                    hashed[model].append(
+                        GATEFORMER_RECIPE.hashed(GATEFORMER_RECIPE.config(cell, vars(args), run_budget))
+                    )
+                    done = run_cell(
+                        GATEFORMER_RECIPE,
+                        cell,
+                        args,
+                        budget=run_budget,
+                        before_run=_announce(table, info.title, budget.describe()),
+                    )
+                    if done is None:  # recorded already (--resume) or not re-run (--verify)
+                        rec = recorded_row(GATEFORMER_RECIPE, cell, args, budget=run_budget)
+                        if rec is not None:
+                            per_model[model].append(rec)
+                        continue
+                    res, cfg, row = done.result, done.config, done.row
                     dm = res.datamodule
                     trainer = res.trainer
                     ck = trainer.checkpoint_callback
@@ -341,16 +437,7 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                         "preset_source": get_preset("gateformer" if model == "gateformer-nogate" else model, ds, h).source,
                         "data": dm.data.summary(),
                     }  # fmt: skip
-                    row: dict[str, Any] = {
-                        "model": model,
-                        "dataset": ds,
-                        "horizon": int(h),
-                        "seed": int(seed),
-                        "mse": float(m["test/mse"]),
-                        "mae": float(m["test/mae"]),
-                        "wall_s": round(res.wall_s, 2),
-                        "config": json.dumps(config, sort_keys=True, default=str),
-                    }
+                    row["config"] = json.dumps(config, sort_keys=True, default=str)
                     row["data_sha256"] = _data_sha256(dm.data.series.path)
                     if dm.data.source == "embedded":
                         row["note"] = f"data: the embedded copy of {info.file} (not found in the data dir)"
@@ -367,15 +454,19 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                         print(f"[gatelab repro {table}] wrote {p}", file=sys.stderr, flush=True)
             if set(horizons) == set(info.horizons):
                 for model, rows in per_model.items():
+                    key = {"model": model, "dataset": ds, "split": "avg", "seed": int(seed)}
+                    caps = budget.describe()
+                    # an average depends on its horizon rows' configs: their hashes are its config
+                    if len(rows) != len(horizons) or not args.should_run(
+                        key, {"horizons": horizons, "budget_caps": caps, "of": hashed[model]}
+                    ):
+                        continue
                     avg = {
-                        "model": model,
-                        "dataset": ds,
-                        "split": "avg",
-                        "seed": int(seed),
+                        **key,
                         "mse": statistics.fmean(r["mse"] for r in rows),
                         "mae": statistics.fmean(r["mae"] for r in rows),
                         "wall_s": round(sum(r["wall_s"] for r in rows), 2),
-                        "config": json.dumps({"horizons": horizons, "budget_caps": budget.describe()}),
+                        "config": json.dumps({"horizons": horizons, "budget_caps": caps}),
                         "data_sha256": rows[0]["data_sha256"],
                     }
                     produced.append(avg)
@@ -500,11 +591,12 @@ GATEFORMER_TABLE = register_table(
         description="Gateformer vs iTransformer, long-horizon forecasting (lookback 96; ILI 36), MSE/MAE per horizon and 4-horizon average",
         paper="Lan & Oermann 2025 (Gateformer) with the official presets; references: Liu et al. 2024 (iTransformer), Table 10",
         run="gatelab.timeseries.repro_ltsf:run_gateformer_table",
-        references=_references(),
+        references=GATEFORMER_RECIPE.reference_rows(),
         options=OPTIONS,
         domain="timeseries",
         metrics=["mse", "mae"],
         default_seeds=DEFAULT_SEEDS,
         quick_table=QUICK_TABLE,
+        not_in_hash=("dataset", "horizon", "models", "out", "keep_checkpoints", "no_plots"),
     )
 )

@@ -29,13 +29,23 @@ import argparse
 import json
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-__all__ = ["PAPER_SIZES", "collect_forecasts", "naive_forecasts", "run_tft"]
+from gatelab.core.harness.recipes import Budget, Cell, Recipe
+
+__all__ = [
+    "PAPER_SIZES",
+    "TFT_RECIPE",
+    "collect_forecasts",
+    "naive_forecasts",
+    "run_tft",
+    "tft_config",
+    "tft_settings",
+]
 
 #: the paper's hyperparameters (official data formatters): hidden, heads, dropout, lr, batch, clip
 PAPER_SIZES = {
@@ -129,68 +139,86 @@ def _train_pf(args: argparse.Namespace, dm: Any, seed: int, sizes: dict[str, Any
     return best, trainer.current_epoch
 
 
-def _train_ours(args: argparse.Namespace, seed: int, sizes: dict[str, Any], run_dir: Path) -> Any:
+def tft_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's ``configure`` hook: the run's sizes (``options["sizes"]``: the dataset's
+    :data:`PAPER_SIZES` with the command line's overrides), its data module and run directory, and
+    the plateau schedule (``--plateau-patience`` is both the patience and the cooldown)."""
+    sizes, plateau = options["sizes"], options["plateau_patience"]
+    return {
+        "name": f"tft-{options['dataset']}",
+        "output_dir": str(options["run_dir"]),
+        "model": {
+            "kwargs": {"hidden_size": sizes["hidden"], "attention_head_size": sizes["heads"], "dropout": sizes["dropout"]}
+        },
+        "data": {"name": f"tft-{options['dataset']}", "kwargs": {"batch_size": sizes["batch_size"]}},
+        "task": {"kwargs": {"plateau_cooldown": plateau}, "lr": sizes["lr"], "scheduler": {"patience": plateau}},
+        "trainer": {"gradient_clip_val": sizes["clip"]},
+    }  # fmt: skip
+
+
+#: our TFT's side of the ``tft`` table as data (the pytorch-forecasting baseline is another
+#: library's model and trains with its own Lightning loop, see :func:`_train_pf`)
+TFT_RECIPE = Recipe(
+    name="tft",
+    models=("tft",),
+    datasets=("stallion", "uci-electricity", "pems-sf"),
+    horizons={"stallion": (6,), "uci-electricity": (24,), "pems-sf": (24,)},
+    seeds=(0, 1, 2),
+    base={
+        "test": False,
+        "model": {"kwargs": {"quantiles": list(PF_QUANTILES)}},
+        "task": {
+            "name": "tft",
+            "kwargs": {"qrisk": [0.5, 0.9]},
+            "optimizer": "adam",
+            "weight_decay": 0.0,
+            "monitor": "val/loss",
+            "scheduler": {"name": "plateau", "factor": 0.5, "min_lr": 1e-5, "mode": "min"},
+        },
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "early_stopping": {"monitor": "val/loss", "mode": "min", "min_delta": 1e-4},
+            "checkpoint": {
+                "enabled": True,
+                "monitor": "val/loss",
+                "mode": "min",
+                "save_top_k": 1,
+                "save_last": False,
+            },
+            "loggers": ["csv"],
+            "enable_model_summary": False,
+        },
+    },
+    configure=tft_settings,
+    option_paths={
+        "hidden_continuous": "model.kwargs.hidden_continuous_size",
+        "layout": "model.kwargs.layout",
+        "limit_train_batches": "trainer.limit_train_batches",
+        "patience": "trainer.early_stopping.patience",
+        "progress": "trainer.progress_bar",
+    },
+    budget=Budget(max_epochs=50),
+)
+
+
+def tft_config(
+    args: argparse.Namespace, seed: int, sizes: dict[str, Any], run_dir: Path, horizon: int
+) -> dict[str, Any]:
+    """The experiment of our TFT for one seed: :data:`TFT_RECIPE`'s config of the cell."""
+    dataset = {"stallion": "stallion", "electricity": "uci-electricity", "traffic": "pems-sf"}[args.dataset]
+    options = {**vars(args), "sizes": sizes, "run_dir": str(run_dir)}
+    cell = Cell("tft", dataset, int(seed), horizon=int(horizon))
+    return TFT_RECIPE.config(cell, options, Budget(max_epochs=args.max_epochs))
+
+
+def _train_ours(
+    args: argparse.Namespace, seed: int, sizes: dict[str, Any], run_dir: Path, horizon: int
+) -> Any:
     from gatelab.core.harness import run_experiment
     from gatelab.core.harness.configs import ExperimentConfig
 
-    cfg = ExperimentConfig.from_dict(
-        {
-            "name": f"tft-{args.dataset}",
-            "seed": seed,
-            "output_dir": str(run_dir),
-            "test": False,
-            "model": {
-                "name": "tft",
-                "kwargs": {
-                    "hidden_size": sizes["hidden"],
-                    "attention_head_size": sizes["heads"],
-                    "dropout": sizes["dropout"],
-                    "hidden_continuous_size": args.hidden_continuous,
-                    "quantiles": list(PF_QUANTILES),
-                    "layout": args.layout,
-                },
-            },
-            "data": {"name": f"tft-{args.dataset}", "kwargs": {"batch_size": sizes["batch_size"]}},
-            "task": {
-                "name": "tft",
-                "kwargs": {"qrisk": [0.5, 0.9], "plateau_cooldown": args.plateau_patience},
-                "optimizer": "adam",
-                "lr": sizes["lr"],
-                "weight_decay": 0.0,
-                "monitor": "val/loss",
-                "scheduler": {
-                    "name": "plateau",
-                    "patience": args.plateau_patience,
-                    "factor": 0.5,
-                    "min_lr": 1e-5,
-                    "mode": "min",
-                },
-            },
-            "trainer": {
-                "max_epochs": args.max_epochs,
-                "accelerator": "cpu",
-                "devices": 1,
-                "gradient_clip_val": sizes["clip"],
-                "limit_train_batches": args.limit_train_batches,
-                "early_stopping": {
-                    "monitor": "val/loss",
-                    "mode": "min",
-                    "patience": args.patience,
-                    "min_delta": 1e-4,
-                },
-                "checkpoint": {
-                    "enabled": True,
-                    "monitor": "val/loss",
-                    "mode": "min",
-                    "save_top_k": 1,
-                    "save_last": False,
-                },
-                "loggers": ["csv"],
-                "progress_bar": args.progress,
-                "enable_model_summary": False,
-            },
-        }
-    )
+    cfg = ExperimentConfig.from_dict(tft_config(args, seed, sizes, run_dir, horizon))
     # the harness builds its own data module from the registered factory: the same splits and
     # loaders as ``dm`` (deterministic construction)
     res = run_experiment(cfg, data_dir=args.data_dir)
@@ -243,7 +271,8 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     dataset = {"stallion": "stallion", "electricity": "uci-electricity", "traffic": "pems-sf"}[args.dataset]
     base = {"dataset": dataset, "horizon": horizon, **({"variant": variant} if variant else {})}
 
-    if "naive" in args.models:
+    naive_key = {**base, "model": "naive", "seed": 0}
+    if "naive" in args.models and args.should_run(naive_key, {"baseline": "last observed value"}):
         p, y, m = naive_forecasts(dm.val_dataloader())
         metrics = evaluate_forecasts(p.expand(-1, -1, 1), y, [0.5], m, qrisk=(0.5,))
         yield {**base, "model": "naive", "seed": 0, **metrics, "config": {"baseline": "last observed value"}}
@@ -253,28 +282,29 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         for name in args.models:
             if name == "naive":
                 continue
-            t0 = time.perf_counter()
-            run_dir = root / f"{args.dataset}-{name}-seed{seed}"
-            if name == "pf":
-                model, epochs = _train_pf(args, dm, seed, sizes, run_dir)
-                quantiles, label = model.loss.quantiles, "pytorch-forecasting-tft"
-            else:
-                model, epochs = _train_ours(args, seed, sizes, run_dir)
-                quantiles, label = model.quantiles, "tft"
-            p, y, m = collect_forecasts(model, dm.val_dataloader())
-            metrics = evaluate_forecasts(p, y, quantiles, m)
-            if name == "tft":
-                _write_interpretation(args, model, dm, run_dir, first=seed == 0)
+            label = "pytorch-forecasting-tft" if name == "pf" else "tft"
             tags = [
                 base.get("variant"),
                 f"layout-{args.layout}" if name == "tft" and args.layout != "paper" else None,
             ]
             variant = {"variant": "-".join(t for t in tags if t)} if any(tags) else {}
+            key = {**base, **variant, "model": label, "seed": seed}
+            if not args.should_run(key, {**config, "model": name}):
+                continue
+            t0 = time.perf_counter()
+            run_dir = root / f"{args.dataset}-{name}-seed{seed}"
+            if name == "pf":
+                model, epochs = _train_pf(args, dm, seed, sizes, run_dir)
+                quantiles = model.loss.quantiles
+            else:
+                model, epochs = _train_ours(args, seed, sizes, run_dir, horizon)
+                quantiles = model.quantiles
+            p, y, m = collect_forecasts(model, dm.val_dataloader())
+            metrics = evaluate_forecasts(p, y, quantiles, m)
+            if name == "tft":
+                _write_interpretation(args, model, dm, run_dir, first=seed == 0)
             row = {
-                **base,
-                **variant,
-                "model": label,
-                "seed": seed,
+                **key,
                 **metrics,
                 "epochs": epochs,
                 "config": {**config, "run_dir": str(run_dir), "train_s": round(time.perf_counter() - t0, 1)},

@@ -130,5 +130,6 @@ register_table(
         domain="vision",
         metrics=["dice", "iou", "auc", "dice_gain", "params"],
         default_seeds=(0, 1, 2),
+        not_in_hash=("datasets", "models", "output_dir", "overlays"),
     )
 )

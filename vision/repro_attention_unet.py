@@ -23,20 +23,111 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-__all__ = ["attention_overlay", "experiment_config", "run", "save_overlay"]
+from gatelab.core.harness.recipes import Budget, Cell, Override, Recipe, recorded_row, run_cell
+
+__all__ = ["UNET_RECIPE", "attention_overlay", "experiment_config", "run", "save_overlay", "unet_settings"]
 
 DATASETS = {
     "membrane": ("isbi2012-membrane", "fold4-of-5"),
     "drive": ("drive", "test"),
 }
+_KEYS = {name: key for key, (name, _split) in DATASETS.items()}  # row dataset -> data module
 AUGMENT = {"flip": True, "rot90": True, "rotate_deg": 15.0, "elastic_alpha": 3.0, "elastic_grid": 4}
+
+
+def unet_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's ``configure`` hook: what follows from the run's sizes (``iters``, ``patch``,
+    ``batch_size``; ``quick``) -- the run name, patches per epoch, the sliding window, the
+    warm-up and the ``--quick`` test limit."""
+    key = _KEYS[cell.dataset]
+    iters, patch = int(options["iters"]), int(options["patch"])
+    quick = bool(options.get("quick"))
+    return {
+        "name": f"attention-unet-{key}-{cell.model}{'-quick' if quick else ''}",
+        "data": {"kwargs": {"samples_per_epoch": iters * int(options["batch_size"])}},
+        "task": {
+            "kwargs": {"roi_size": [patch, patch]},
+            "scheduler": {"name": "cosine", "interval": "step", "warmup": min(50, max(iters // 10, 1))},
+        },
+        "trainer": {"limit_test_batches": 2 if quick else None},
+    }
+
+
+#: the ``attention-unet`` table as data: both models from one code path, identical but the gates
+UNET_RECIPE = Recipe(
+    name="attention-unet",
+    models=("unet", "attention-unet"),
+    datasets=tuple(name for name, _ in DATASETS.values()),
+    splits={name: (split,) for name, split in DATASETS.values()},
+    seeds=(0, 1, 2),
+    base={
+        "test": True,
+        "model": {"name": "attention-unet-2d", "kwargs": {}},
+        "data": {"kwargs": {"augment": dict(AUGMENT), "val_cases": 0}},
+        "task": {
+            "name": "segmentation",
+            "kwargs": {"sw_overlap": 0.5, "sw_mode": "gaussian", "sw_batch_size": 4},
+            "optimizer": "adam",
+            "weight_decay": 1e-6,
+        },
+        "trainer": {
+            "max_epochs": 1,
+            "accelerator": "cpu",
+            "devices": 1,
+            "checkpoint": {"enabled": True, "monitor": None, "save_top_k": 1, "save_last": False},
+            "early_stopping": None,
+            "loggers": ["csv"],
+            "limit_val_batches": 0,
+            "num_sanity_val_steps": 0,
+            "log_every_n_steps": 25,
+            "enable_model_summary": False,
+        },
+    },
+    model_names={"unet": "attention-unet-2d", "attention-unet": "attention-unet-2d"},
+    overrides=(
+        Override({"model": {"kwargs": {"attention": False}}}, model="unet"),
+        Override({"model": {"kwargs": {"attention": True}}}, model="attention-unet"),
+        Override(
+            {
+                "data": {"name": "membrane", "kwargs": {"fold": 4, "n_folds": 5, "foreground": "membrane"}},
+                "task": {"kwargs": {"auc": False}},
+            },
+            dataset="isbi2012-membrane",
+        ),
+        Override({"data": {"name": "drive"}, "task": {"kwargs": {"auc": True}}}, dataset="drive"),
+    ),
+    configure=unet_settings,
+    option_paths={
+        "feature_scale": "model.kwargs.feature_scale",
+        "patch": "data.kwargs.patch_size",
+        "batch_size": "data.kwargs.batch_size",
+        "lr": "task.lr",
+        "output_dir": "output_dir",
+    },
+    budget=Budget(max_steps=2000),
+    metrics={"dice": "test/dice", "iou": "test/iou"},
+)
+
+
+def _cell(dataset: str, model: str, seed: int, quick: bool) -> Cell:
+    name, split = DATASETS[dataset]
+    return Cell(model, name, int(seed), split=split, variant="quick" if quick else None)
+
+
+def _options(
+    *, iters: int, batch_size: int, patch: int, feature_scale: float, lr: float, output_dir: str, quick: bool
+) -> dict[str, Any]:
+    return {
+        "iters": iters, "batch_size": batch_size, "patch": patch, "feature_scale": feature_scale, "lr": lr,
+        "output_dir": output_dir, "quick": quick,
+    }  # fmt: skip
 
 
 def experiment_config(
@@ -52,55 +143,11 @@ def experiment_config(
     output_dir: str,
     quick: bool = False,
 ) -> dict[str, Any]:
-    """The experiment (as a dict for :class:`~gatelab.core.harness.ExperimentConfig`) of one row."""
-    data_kwargs: dict[str, Any] = {
-        "patch_size": patch,
-        "batch_size": batch_size,
-        "samples_per_epoch": iters * batch_size,
-        "augment": dict(AUGMENT),
-        "val_cases": 0,
-    }
-    if dataset == "membrane":
-        data_kwargs.update(fold=4, n_folds=5, foreground="membrane")
-    return {
-        "name": f"attention-unet-{dataset}-{model}{'-quick' if quick else ''}",
-        "seed": seed,
-        "output_dir": output_dir,
-        "test": True,
-        "model": {
-            "name": "attention-unet-2d",
-            "kwargs": {"attention": model == "attention-unet", "feature_scale": feature_scale},
-        },
-        "data": {"name": dataset, "kwargs": data_kwargs},
-        "task": {
-            "name": "segmentation",
-            "kwargs": {
-                "roi_size": [patch, patch],
-                "sw_overlap": 0.5,
-                "sw_mode": "gaussian",
-                "sw_batch_size": 4,
-                "auc": dataset == "drive",
-            },
-            "optimizer": "adam",
-            "lr": lr,
-            "weight_decay": 1e-6,
-            "scheduler": {"name": "cosine", "interval": "step", "warmup": min(50, max(iters // 10, 1))},
-        },
-        "trainer": {
-            "max_epochs": 1,
-            "max_steps": iters,
-            "accelerator": "cpu",
-            "devices": 1,
-            "checkpoint": {"enabled": True, "monitor": None, "save_top_k": 1, "save_last": False},
-            "early_stopping": None,
-            "loggers": ["csv"],
-            "limit_val_batches": 0,
-            "num_sanity_val_steps": 0,
-            "limit_test_batches": 2 if quick else None,
-            "log_every_n_steps": 25,
-            "enable_model_summary": False,
-        },
-    }
+    """The experiment (as a dict for :class:`~gatelab.core.harness.ExperimentConfig`) of one row:
+    :data:`UNET_RECIPE`'s config of the cell."""
+    options = _options(iters=iters, batch_size=batch_size, patch=patch, feature_scale=feature_scale, lr=lr,
+                       output_dir=output_dir, quick=quick)  # fmt: skip
+    return UNET_RECIPE.config(_cell(dataset, model, seed, quick), options, Budget(max_steps=iters))
 
 
 def attention_overlay(image: torch.Tensor, maps: dict[str, torch.Tensor], probs: torch.Tensor) -> np.ndarray:
@@ -174,48 +221,36 @@ def _overlay_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Rows of the ``attention-unet`` table (see the module docstring)."""
-    from gatelab.core.harness import ExperimentConfig, run_experiment
-
+    """Rows of the ``attention-unet`` table (see the module docstring), run by the harness's
+    recipe runner; this module adds ``params``, ``train_steps``, ``dice_gain`` and the overlays."""
     quick = bool(args.quick)
     iters = 4 if quick else int(args.iters)
+    options = _options(iters=iters, batch_size=args.batch_size, patch=args.patch, feature_scale=args.feature_scale,
+                       lr=args.lr, output_dir=args.output_dir, quick=quick)  # fmt: skip
+    budget = Budget(max_steps=iters)
     for dataset in args.datasets:
-        ds_name, split = DATASETS[dataset]
         for seed in args.seeds:
             dice_unet: float | None = None
             for model in args.models:
-                cfg = experiment_config(
-                    dataset,
-                    model,
-                    int(seed),
-                    iters=iters,
-                    batch_size=args.batch_size,
-                    patch=args.patch,
-                    feature_scale=args.feature_scale,
-                    lr=args.lr,
-                    output_dir=args.output_dir,
-                    quick=quick,
-                )
+                cell = _cell(dataset, model, seed, quick)
                 t0 = time.perf_counter()
-                res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=args.data_dir)
+                done = run_cell(UNET_RECIPE, cell, args, budget=budget, options=options)
+                if done is None:  # recorded already (--resume) or not re-run (--verify)
+                    if model == "unet":  # its Dice is the baseline of dice_gain
+                        rec = recorded_row(UNET_RECIPE, cell, args, budget=budget, options=options)
+                        dice_unet = float(rec["dice"]) if rec is not None else None
+                    continue
+                res, row = done.result, done.row
                 m = res.metrics
                 net = res.task.model
-                row: dict[str, Any] = {
-                    "model": model,
-                    "dataset": ds_name,
-                    "split": split,
-                    "seed": int(seed),
-                    "dice": m["test/dice"],
-                    "iou": m["test/iou"],
-                    "params": sum(p.numel() for p in net.parameters()),
-                    "train_steps": int(res.trainer.global_step),
-                    "run_s": round(time.perf_counter() - t0, 1),
-                    "run_dir": str(res.run_dir),
-                }
+                row.update(
+                    params=sum(p.numel() for p in net.parameters()),
+                    train_steps=int(res.trainer.global_step),
+                    run_s=round(time.perf_counter() - t0, 1),
+                    run_dir=str(res.run_dir),
+                )
                 if "test/auc" in m:
                     row["auc"] = m["test/auc"]
-                if quick:
-                    row["variant"] = "quick"
                 if model == "unet":
                     dice_unet = float(m["test/dice"])
                 elif dice_unet is not None:

@@ -110,6 +110,9 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 ds = torch.utils.data.Subset(ds, list(range(n_test)))
             tests[name] = ds
         for name, ds in tests.items() if args.noisy else ():  # the floor every denoiser must beat
+            key = {"model": "noisy-input", "dataset": name, "split": "test", "variant": variant, "seed": seed}
+            if not args.should_run(key, {"sigma": args.sigma, "n_test": n_test}):
+                continue
             m = evaluate_images(None, ds, opts)
             yield {
                 "data_sha256": test_digest,
@@ -123,6 +126,28 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             }
         restorers = {}
         for key, (model_name, kwargs, desc) in specs.items():
+            # the rows this model's training serves: one per test set, and MAXIM's tiled check
+            row_config = {"model": model_name, **kwargs}
+            wanted = {
+                name: args.should_run(
+                    {"model": key, "dataset": name, "split": "test", "variant": variant, "seed": seed},
+                    row_config,
+                )
+                for name in tests
+            }
+            n_tile = min(args.tile_check_images, len(tests["Kodak24"])) if "Kodak24" in tests else 0
+            tile_wanted = key == "maxim" and args.tile_check and "Kodak24" in tests and any(
+                [
+                    args.should_run(
+                        {"model": key, "dataset": f"Kodak24[:{n_tile}]", "split": "test",
+                         "variant": f"{variant}-{how}", "seed": seed},
+                        row_config,
+                    )
+                    for how in ("whole", "tiled256o64")
+                ]
+            )  # fmt: skip
+            if not any(wanted.values()) and not tile_wanted:
+                continue
             task = TaskConfig(
                 name="restoration",
                 kwargs={"freq_weight": 0.1},
@@ -161,7 +186,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 trainer=trainer,
                 run_dir=run_dir,
                 seed=seed,
-                resume=resume if (args.resume and resume.is_file()) else None,
+                resume=resume if (args.resume_training and resume.is_file()) else None,
             )
             model = lit.model.eval()
             n_params = sum(p.numel() for p in model.parameters())
@@ -175,6 +200,8 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             for name, ds in tests.items():
                 import time
 
+                if not wanted[name]:
+                    continue
                 t0 = time.perf_counter()
                 m = evaluate_images(restore, ds, opts, progress=f"{key} {name}" if args.progress else None)
                 row = {
@@ -208,7 +235,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 yield row
             # tiled inference (MAXIM's grid branch is global: tiling is an approximation) on one set
             # on the first Kodak24 images: whole-image vs 256-pixel tiles with 64-pixel overlap
-            if key == "maxim" and args.tile_check and "Kodak24" in tests:
+            if tile_wanted:
                 ds = tests["Kodak24"]
                 ds = torch.utils.data.Subset(ds, list(range(min(args.tile_check_images, len(ds)))))
                 whole = evaluate_images(restore, ds, opts)

@@ -43,7 +43,9 @@ register_table(
             Option("--test-sets", nargs="+", choices=list(COLOUR_TESTSETS), default=list(COLOUR_TESTSETS)),
             Option("--run-dir", default="runs/repro-maxim", help="checkpoints and logs"),
             Option(
-                "--resume", action="store_true", help="continue from <run-dir>/.../last.ckpt when present"
+                "--resume-training",
+                action="store_true",
+                help="continue training from <run-dir>/.../last.ckpt when present (--resume skips recorded rows)",
             ),
             Option("--no-grid", dest="grid", action="store_false", help="skip the before/after PNG"),
             Option("--grid-crop", type=int, default=128),
@@ -54,6 +56,8 @@ register_table(
         ],
         domain="vision",
         metrics=["psnr", "ssim", "params", "train_wall_s", "eval_wall_s"],
+        verify_metrics=["psnr", "ssim", "params"],
         default_seeds=(0,),
+        not_in_hash=("models", "test_sets", "run_dir", "resume_training", "grid", "grid_crop", "progress"),
     )
 )

@@ -23,6 +23,8 @@ metrics         by their usual names: ``mse``, ``mae``, ``auc``, ``logloss``, ``
 ``machine``     cpu model and cores, gpu if any, os
 ``date``        ISO 8601 time the record was written
 ``config``      json-encoded run configuration (or flat ``config_*`` keys)
+``config_hash`` :func:`config_hash` of the row's full configuration (rows written before the
+                hash existed have none); the markdown never mixes rows of different hashes
 ``data_sha256`` digest of the dataset files (:func:`gatelab.core.harness.data.dataset_sha256`)
 ``wall_s``      wall-clock seconds the row took
 ``note``        free text; NaN/inf metrics are written as ``null`` and named here
@@ -37,12 +39,16 @@ Results directory (:func:`resolve_results_dir`): an explicit argument, ``$GATELA
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import math
 import os
 import re
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +58,18 @@ from . import provenance
 
 __all__ = [
     "DESCRIPTIVE_KEYS",
+    "KEY_FIELDS",
     "PROVENANCE_KEYS",
     "REQUIRED_KEYS",
     "LedgerError",
     "append_records",
+    "config_hash",
+    "ledger_lock",
     "metric_keys",
     "read_records",
+    "record_key",
     "render_markdown",
+    "repair_torn_tail",
     "resolve_results_dir",
     "validate_record",
 ]
@@ -71,7 +82,8 @@ DESCRIPTIVE_KEYS = ("model", "dataset", "horizon", "split", "variant", "baseline
 PROVENANCE_KEYS = ("command", "commit", "machine", "date")
 REQUIRED_KEYS = ("table", "model", "dataset", "seed", *PROVENANCE_KEYS)
 _NON_METRIC = frozenset(
-    {"table", "seed", "note", "config", "data_sha256", "wall_s", *DESCRIPTIVE_KEYS, *PROVENANCE_KEYS}
+    {"table", "seed", "note", "config", "config_hash", "data_sha256", "wall_s", *DESCRIPTIVE_KEYS}
+    | set(PROVENANCE_KEYS)
 )
 _KEY_RE = re.compile(r"^[a-z0-9_][a-z0-9_@.\-]*$")
 
@@ -163,6 +175,145 @@ def _stamp(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def config_hash(config: Mapping[str, Any] | str | None) -> str:
+    """First 16 hex digits of the sha256 of ``config``'s canonical JSON (sorted keys, no spaces).
+
+    A string is parsed as JSON first (so a json-encoded ``config`` field and the mapping it encodes
+    hash alike); values JSON cannot encode are hashed by their ``str``.
+    """
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            pass  # a free-text config: hashed as that string
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+#: the keys that identify a row of a table (with ``config_hash``: the row a resume may skip)
+KEY_FIELDS = (*DESCRIPTIVE_KEYS, "seed")
+
+
+def record_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """``(model, dataset, horizon, split, variant, baseline, seed)`` of ``record`` (absent keys: ``None``)."""
+    return tuple(record.get(k) for k in KEY_FIELDS)
+
+
+def _ledger_path(table: str, results_dir: str | os.PathLike[str] | None) -> Path:
+    _check_table_name(table)
+    return resolve_results_dir(results_dir) / f"{table}.jsonl"
+
+
+@contextlib.contextmanager
+def ledger_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive ``fcntl.flock`` on the sidecar ``<path>.lock`` (created if absent).
+
+    Every writer of a ledger takes it, so appends and tail repairs of concurrent runs never
+    interleave. The lock is released when the holder exits or dies.
+    """
+    lock = Path(f"{os.fspath(path)}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _is_record_line(line: bytes) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:  # includes UnicodeDecodeError
+        return False
+
+
+def _torn_tail(path: Path) -> tuple[int, bytes] | None:
+    """``(offset, bytes)`` of a torn tail of ``path``, or ``None`` when its end is sound.
+
+    Torn: the bytes after the last newline (a line whose write was cut short), or else a last
+    line that is not a JSON object (e.g. zeros left by a crash).
+    """
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return None
+    with open(path, "rb") as f:
+        pos, buf = size, b""
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            f.seek(pos)
+            buf = f.read(step) + buf
+            if buf.count(b"\n") >= (2 if buf.endswith(b"\n") else 1):
+                break
+    if not buf.endswith(b"\n"):
+        cut = buf.rfind(b"\n") + 1
+        return pos + cut, buf[cut:]
+    cut = buf.rfind(b"\n", 0, len(buf) - 1) + 1
+    last = buf[cut:-1]
+    if not last.strip() or _is_record_line(last):
+        return None
+    return pos + cut, buf[cut:]
+
+
+def _torn_tail_before(path: Path, offset: int) -> tuple[int, bytes] | None:
+    """A bad line ending right at ``offset`` of ``path`` (``(start, bytes)``), else ``None``."""
+    if offset == 0:
+        return None
+    with open(path, "rb") as f:
+        start = offset
+        while start > 0:  # find the start of the line ending at offset
+            step = min(1 << 16, start)
+            f.seek(start - step)
+            chunk = f.read(step)
+            nl = chunk.rfind(b"\n", 0, len(chunk) - 1 if start == offset else len(chunk))
+            if nl >= 0:
+                start = start - step + nl + 1
+                break
+            start -= step
+        f.seek(start)
+        line = f.read(offset - start)
+    body = line[:-1]
+    if not body.strip() or _is_record_line(body):
+        return None
+    return start, line
+
+
+def repair_torn_tail(path: str | os.PathLike[str]) -> bytes | None:
+    """Move a torn tail of ledger ``path`` to ``<path>.torn`` and cut it off; returns what moved.
+
+    The caller holds :func:`ledger_lock`. The fragment is written (and fsynced) to the quarantine
+    file before the ledger is truncated, so a crash in between loses nothing. Warns
+    (``RuntimeWarning``) naming the file, the byte offset and the quarantine file.
+    """
+    path = Path(path)
+    torn = _torn_tail(path)
+    if torn is None:
+        return None
+    offset, fragment = torn
+    while (more := _torn_tail_before(path, offset)) is not None:  # several bad lines at the end
+        offset, fragment = more[0], more[1] + fragment
+    quarantine = Path(f"{path}.torn")
+    with open(quarantine, "ab") as q:
+        q.write(fragment if fragment.endswith(b"\n") else fragment + b"\n")
+        q.flush()
+        os.fsync(q.fileno())
+    with open(path, "r+b") as f:
+        f.truncate(offset)
+        f.flush()
+        os.fsync(f.fileno())
+    warnings.warn(
+        f"{path}: torn last line at byte {offset} ({len(fragment)} bytes, from an interrupted write) "
+        f"moved to {quarantine}",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return fragment
+
+
 def append_records(
     table: str,
     rows: Iterable[Mapping[str, Any]],
@@ -171,7 +322,7 @@ def append_records(
     stamp: bool = True,
     render: bool = True,
 ) -> list[dict[str, Any]]:
-    """Validate ``rows`` and append them to ``<results dir>/<table>.jsonl``.
+    """Validate ``rows`` and append them to ``<results dir>/<table>.jsonl``, crash-safely.
 
     Args:
         table: ledger name (file stem).
@@ -180,35 +331,83 @@ def append_records(
         stamp: fill missing ``command``/``commit``/``machine``/``date`` from this process.
         render: re-render ``<table>.md`` afterwards (:func:`render_markdown`).
 
-    All rows are validated before anything is written, so a bad row appends nothing.
+    All rows are validated before anything is written, so a bad row appends nothing. Under
+    :func:`ledger_lock`, a torn tail is quarantined (:func:`repair_torn_tail`), then the rows are
+    written in one ``write`` call (one line each), flushed and fsynced: a process killed at any
+    point leaves either all of them or a torn tail the next append repairs.
     Returns the records as written.
     """
-    _check_table_name(table)
+    path = _ledger_path(table, results_dir)
     records = [validate_record(_stamp(r) if stamp else r, table) for r in rows]
-    folder = resolve_results_dir(results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{table}.jsonl"
-    with open(path, "a") as f:
-        for rec in records:
-            f.write(json.dumps(rec, allow_nan=False, sort_keys=False) + "\n")
+    if records:
+        data = "".join(json.dumps(rec, allow_nan=False) + "\n" for rec in records).encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with ledger_lock(path):
+            repair_torn_tail(path)
+            created = not path.exists()
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                view = memoryview(data)
+                while view:  # one call for any regular file; the loop only guards short writes
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_dir(path.parent)
     if render:
         render_markdown(table, results_dir)
     return records
 
 
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot sync a directory
+    finally:
+        os.close(fd)
+
+
 def read_records(table: str, results_dir: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """All records of ``table`` in file order (an absent ledger is empty)."""
-    _check_table_name(table)
-    path = resolve_results_dir(results_dir) / f"{table}.jsonl"
+    """All records of ``table`` in file order (an absent ledger is empty).
+
+    A torn last line (no newline, or not JSON) is skipped with a ``RuntimeWarning`` (the next
+    append quarantines it); any other line that is not a JSON object raises :class:`LedgerError`
+    naming ``file:line``.
+    """
+    path = _ledger_path(table, results_dir)
     if not path.is_file():
         return []
+    lines = path.read_bytes().split(b"\n")
+    complete = lines[:-1]  # text after the last newline is a torn tail (or empty)
+    tail = lines[-1]
     out = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError as e:
-                raise LedgerError(f"{path}:{i}: not a JSON object: {e}") from None
+    for i, line in enumerate(complete, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as e:
+            if i == len(complete) and not tail.strip():
+                warnings.warn(
+                    f"{path}:{i}: torn last line skipped (not JSON: {e})", RuntimeWarning, stacklevel=2
+                )
+                continue
+            raise LedgerError(f"{path}:{i}: not a JSON object: {e}") from None
+        if not isinstance(rec, dict):
+            raise LedgerError(f"{path}:{i}: not a JSON object: {type(rec).__name__}")
+        out.append(rec)
+    if tail.strip():
+        warnings.warn(
+            f"{path}:{len(complete) + 1}: torn last line skipped (no newline: an interrupted write)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return out
 
 
@@ -254,8 +453,12 @@ def render_markdown(
     """Render ``<table>.md`` from ``<table>.jsonl``; returns the markdown.
 
     One row per group of records with equal :data:`DESCRIPTIVE_KEYS` (model, dataset,
-    horizon/split, variant, baseline). Per seed only the latest record counts (a re-run replaces
-    an earlier one). For each metric: mean ± sample standard deviation over seeds (``n-1``
+    horizon/split, variant, baseline). Only records of the group's latest configuration count:
+    those whose ``config_hash`` equals that of the group's last record (records without a hash
+    form one configuration); records of other configurations are left out and counted below the
+    table, with the hashes. Per seed only the latest record counts (a re-run replaces an earlier
+    one). When any shown record has a ``config_hash``, a ``config`` column shows its first 8
+    digits. For each metric: mean ± sample standard deviation over seeds (``n-1``
     denominator; no ± with one seed), and when any record carries ``paper_<metric>``, the paper's
     value and ``Δ = ours − paper``. Below the table: every distinct command with its commit and
     date.
@@ -265,13 +468,22 @@ def render_markdown(
     metrics = list(metrics) if metrics is not None else metric_keys(records)
     keys = [k for k in DESCRIPTIVE_KEYS if any(k in r for r in records)]
 
+    latest_hash: dict[tuple[Any, ...], Any] = {}
+    for rec in records:
+        latest_hash[tuple(rec.get(k) for k in keys)] = rec.get("config_hash")
     groups: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+    hidden: dict[tuple[Any, ...], dict[Any, int]] = {}
     for rec in records:
         gkey = tuple(rec.get(k) for k in keys)
+        if rec.get("config_hash") != latest_hash[gkey]:  # another configuration: never mixed in
+            counts = hidden.setdefault(gkey, {})
+            counts[rec.get("config_hash")] = counts.get(rec.get("config_hash"), 0) + 1
+            continue
         groups.setdefault(gkey, {})[rec["seed"]] = rec  # latest record per seed wins
+    show_hash = any(latest_hash[g] is not None for g in groups)
 
     with_paper = [m for m in metrics if any(r.get(f"paper_{m}") is not None for r in records)]
-    header = [*keys, "seeds"]
+    header = [*keys, *(["config"] if show_hash else []), "seeds"]
     for m in metrics:
         header.append(m)
         if m in with_paper:
@@ -290,7 +502,10 @@ def render_markdown(
         by_seed = groups[gkey]
         recs = [by_seed[s] for s in sorted(by_seed)]
         used += recs
-        cells = ["" if v is None else str(v) for v in gkey] + [str(len(recs))]
+        cells = ["" if v is None else str(v) for v in gkey]
+        if show_hash:
+            cells.append(str(latest_hash[gkey] or "")[:8])
+        cells.append(str(len(recs)))
         for m in metrics:
             vals = [float(r[m]) for r in recs if isinstance(r.get(m), (int, float))]
             n_null = sum(1 for r in recs if m in r and r[m] is None)
@@ -314,8 +529,14 @@ def render_markdown(
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Mean ± sample std over seeds (latest record per seed); Δ = ours − paper.",
+        "Mean ± sample std over seeds (latest record per seed, latest configuration); Δ = ours − paper.",
     ]
+    if hidden:
+        lines += ["", "Records of an earlier configuration, not shown (config_hash: records):", ""]
+        for gkey in sorted(hidden, key=lambda g: tuple(_sort_key(v) for v in g)):
+            what = ", ".join(f"{k}={v}" for k, v in zip(keys, gkey, strict=True) if v is not None)
+            counts = ", ".join(f"{h or 'none'}: {n}" for h, n in hidden[gkey].items())
+            lines.append(f"- {what} (shown: {latest_hash[gkey] or 'none'}; not shown: {counts})")
     commands: dict[str, dict[str, Any]] = {}
     for r in used:
         commands[r["command"]] = r
@@ -325,5 +546,8 @@ def render_markdown(
             lines.append(f"- `{cmd}` (commit {str(r['commit'])[:12]}, {r['date']}, {r['machine']})")
     text = "\n".join(lines) + "\n"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{table}.md").write_text(text)
+    target = folder / f"{table}.md"
+    tmp = folder / f".{table}.md.{os.getpid()}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, target)  # atomic: a reader (or a kill) never sees half a table
     return text

@@ -26,18 +26,52 @@ JSON), ``data_sha256`` (when the row's dataset is a registered
 appends the rows to ``<results dir>/<name>.jsonl`` and re-renders ``<name>.md`` (our value, the
 paper's, the difference). A row's ``wall_s`` is the time spent producing it when ``run`` is a
 generator, else the whole run's time (then ``note`` says so).
+
+Rows stream: each row is appended (:func:`~gatelab.core.harness.ledger.append_records`: one
+locked, fsynced write) and the markdown re-rendered the moment the row is produced, so an
+interrupted table (Ctrl-C, SIGKILL, a later row's exception) keeps every row it finished. Each row
+carries ``config_hash``: the hash of its configuration, i.e. the table's options (less the seeds,
+the paths and the options named in ``ReproTable(not_in_hash=...)``) plus the per-row config the
+run function declared through ``args.should_run``.
+
+Run functions ask before doing a row's work::
+
+    for seed in args.seeds:
+        cfg = experiment_config(...)
+        if not args.should_run({"model": m, "dataset": d, "horizon": h, "seed": seed}, cfg):
+            continue                      # recorded already (--resume) or not chosen (--verify)
+        ...
+        yield row
+
+``args.should_run(key, config=None) -> bool`` is ``True`` in a plain run; with ``--resume``
+``False`` for a key whose latest record has the same ``config_hash``; with ``--verify`` ``True``
+only for the rows being verified. ``args.recorded(key, config=None)`` returns that record (for
+rows derived from skipped ones, e.g. averages).
+
+``--verify K`` (or ``--verify-rows N ...``, 1-based record numbers in the ledger) re-runs K
+recorded rows (random, ``--verify-seed``), each with the options of the command that recorded
+it, and reports recorded vs new values against ``ReproTable(tolerance=...)`` (default: exact);
+nothing is written to the ledger.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import inspect
 import json
+import math
+import random
 import shlex
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from gatelab.core.config import ConfigError
 
 from . import ledger, provenance
 from .data import DatasetNotFoundError, dataset_sha256, list_datasets
@@ -50,11 +84,16 @@ __all__ = [
     "list_tables",
     "register_table",
     "run_table",
+    "table_options",
     "table_parser",
 ]
 
 _REF_KEYS = ("model", "dataset", "horizon", "split", "variant")
 _COMMON = {"seeds", "quick", "data_dir", "results_dir", "dry_run"}
+#: common options that never enter a row's config (its ``config`` field or its ``config_hash``)
+_RUN_CONTROL = ("resume", "verify", "verify_rows", "verify_seed", "should_run", "recorded")
+#: options left out of every row's config hash: which seeds run, where files go, how the run is steered
+_NOT_HASHED = frozenset({"seeds", "results_dir", "data_dir", "dry_run", *_RUN_CONTROL})
 
 
 class Option:
@@ -96,6 +135,13 @@ class ReproTable:
         quick_table: ledger table for ``--quick`` runs (default: this table). Giving one keeps smoke
             runs out of the paper table: ``gatelab repro NAME --quick`` then writes
             ``<quick_table>.jsonl`` / ``.md``.
+        tolerance: ``--verify`` tolerance: an absolute difference allowed for every metric, or
+            ``{metric: tolerance}`` (metrics not named: exact). Default 0: deterministic CPU rows
+            must reproduce exactly.
+        verify_metrics: metrics ``--verify`` compares (default: :attr:`metrics`, else every
+            metric of the recorded row except timings ending in ``_s``).
+        not_in_hash: option destinations (``"out"``, ``"no_plots"``) left out of the rows'
+            ``config_hash``: options that only choose rows or place files, never change a number.
     """
 
     def __init__(
@@ -110,6 +156,9 @@ class ReproTable:
         metrics: Sequence[str] | None = None,
         default_seeds: Sequence[int] = (0,),
         quick_table: str | None = None,
+        tolerance: float | Mapping[str, float] = 0.0,
+        verify_metrics: Sequence[str] | None = None,
+        not_in_hash: Sequence[str] = (),
     ) -> None:
         ledger._check_table_name(name)
         if quick_table is not None:
@@ -124,6 +173,23 @@ class ReproTable:
         self.metrics = list(metrics) if metrics is not None else None
         self.default_seeds = [int(s) for s in default_seeds]
         self.quick_table = quick_table
+        tols = dict(tolerance) if isinstance(tolerance, Mapping) else {}
+        for metric, tol in tols.items() if tols else [("*", tolerance)]:
+            if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
+                raise ValueError(
+                    f"table {name!r}: tolerance of {metric!r} must be a number >= 0, got {tol!r}"
+                )
+        self.tolerance: float | dict[str, float] = (
+            tols if isinstance(tolerance, Mapping) else float(tolerance)
+        )
+        self.verify_metrics = list(verify_metrics) if verify_metrics is not None else None
+        self.not_in_hash = frozenset(not_in_hash)
+
+    def tolerance_of(self, metric: str) -> float:
+        """The ``--verify`` tolerance of ``metric`` (absolute difference)."""
+        if isinstance(self.tolerance, dict):
+            return float(self.tolerance.get(metric, 0.0))
+        return self.tolerance
 
     def ledger_name(self, quick: bool = False) -> str:
         """The ledger a run writes to: :attr:`quick_table` for ``--quick`` runs when set, else the name."""
@@ -220,6 +286,27 @@ def table_parser(table: ReproTable) -> argparse.ArgumentParser:
         "--results-dir", default=None, help="ledger directory (else $GATELAB_RESULTS, else docs/results)"
     )
     common.add_argument("--dry-run", action="store_true", help="print the rows, write nothing")
+    common.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip rows whose key and config hash are already in the ledger",
+    )
+    common.add_argument(
+        "--verify",
+        type=int,
+        default=None,
+        metavar="K",
+        help="re-run K recorded rows (random, --verify-seed) and compare; writes nothing",
+    )
+    common.add_argument(
+        "--verify-rows",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="N",
+        help="re-run these recorded rows (1-based record numbers in the ledger) and compare",
+    )
+    common.add_argument("--verify-seed", type=int, default=0, help="seed of --verify's random choice")
     own = p.add_argument_group(f"{table.name} options")
     for opt in table.options:
         own.add_argument(*opt.flags, **opt.kwargs)
@@ -227,20 +314,215 @@ def table_parser(table: ReproTable) -> argparse.ArgumentParser:
 
 
 class ReproResult:
-    """Rows written by :func:`run_table`, the rendered markdown and the ledger paths."""
+    """What :func:`run_table` did: the rows written (or, for ``--dry-run``, produced), the rendered
+    markdown, the ledger paths, the keys ``--resume`` skipped and, for ``--verify``, one report
+    dict per verified row (``verify``; ``failed``: how many did not pass)."""
 
     def __init__(
-        self, rows: list[dict[str, Any]], markdown: str, jsonl: Path | None, md: Path | None
+        self,
+        rows: list[dict[str, Any]],
+        markdown: str,
+        jsonl: Path | None,
+        md: Path | None,
+        *,
+        skipped: list[tuple[Any, ...]] | None = None,
+        verify: list[dict[str, Any]] | None = None,
     ) -> None:
         self.rows = rows
         self.markdown = markdown
         self.jsonl = jsonl
         self.md = md
+        self.skipped = skipped or []
+        self.verify = verify
+
+    @property
+    def failed(self) -> int:
+        """Verified rows that did not pass (0 outside ``--verify``)."""
+        return sum(1 for r in self.verify or () if not r["passed"])
+
+
+def table_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a table run that describe its rows: all but the paths, ``--dry-run`` and the
+    run control (``--resume``, ``--verify*``). What a row's default ``config`` field records."""
+    return {
+        k: v for k, v in vars(args).items() if k not in ("results_dir", "dry_run", "data_dir", *_RUN_CONTROL)
+    }
+
+
+_options = table_options
 
 
 def _options_json(args: argparse.Namespace) -> str:
-    opts = {k: v for k, v in vars(args).items() if k not in ("results_dir", "dry_run", "data_dir")}
-    return json.dumps(opts, sort_keys=True, default=str)
+    return json.dumps(_options(args), sort_keys=True, default=str)
+
+
+def _key_text(key: tuple[Any, ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in zip(ledger.KEY_FIELDS, key, strict=True) if v is not None)
+
+
+class _RowBook:
+    """The row bookkeeping of one run: config hashes, what the ledger holds, what to skip."""
+
+    def __init__(
+        self,
+        table: ReproTable,
+        args: argparse.Namespace,
+        ledger_name: str,
+        res_dir: str | Path | None,
+        *,
+        resume: bool = False,
+        chosen: set[tuple[Any, ...]] | None = None,
+    ) -> None:
+        self.table = table
+        self.ledger_name = ledger_name
+        self.res_dir = res_dir
+        self.resume = resume
+        self.chosen = chosen
+        self.options = {k: v for k, v in _options(args).items() if k not in _NOT_HASHED | table.not_in_hash}
+        self.asked: dict[tuple[Any, ...], str] = {}
+        self.skipped: list[tuple[Any, ...]] = []
+        self._records: dict[tuple[tuple[Any, ...], str | None], dict[str, Any]] | None = None
+        self._latest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.seeds = list(args.seeds)
+
+    def records(self) -> dict[tuple[tuple[Any, ...], str | None], dict[str, Any]]:
+        if self._records is None:
+            self._records = {}
+            for rec in ledger.read_records(self.ledger_name, self.res_dir):
+                self._records[(ledger.record_key(rec), rec.get("config_hash"))] = rec
+                self._latest[ledger.record_key(rec)] = rec
+        return self._records
+
+    def hash_of(self, config: Mapping[str, Any] | str | None) -> str:
+        """The row's config hash: the options (less :data:`_NOT_HASHED` and ``not_in_hash``) and
+        the run function's row config, less its top-level ``seed`` / ``seeds`` -- the seed is part
+        of the row's key, so all seeds of one configuration share a hash (and a table row)."""
+        if isinstance(config, str):
+            with contextlib.suppress(ValueError):
+                config = json.loads(config)
+        if isinstance(config, Mapping):
+            config = {k: v for k, v in config.items() if k not in ("seed", "seeds")}
+        return ledger.config_hash({"options": self.options, "row": config})
+
+    def key_of(self, key: Mapping[str, Any]) -> tuple[Any, ...]:
+        key = dict(key)
+        if "seed" not in key and len(self.seeds) == 1:
+            key["seed"] = self.seeds[0]
+        missing = [k for k in ("model", "dataset", "seed") if key.get(k) is None]
+        if "horizon" not in key and "split" not in key:
+            missing.append("horizon|split")
+        if missing:
+            raise ValueError(f"table {self.table.name!r}: row key {key} lacks {missing}")
+        return ledger.record_key(key)
+
+    def is_recorded(self, key: tuple[Any, ...], h: str) -> bool:
+        rec = self.records()
+        return (key, h) in rec and self._latest[key].get("config_hash") == h
+
+    def should_run(self, key: Mapping[str, Any], config: Mapping[str, Any] | str | None = None) -> bool:
+        k = self.key_of(key)
+        h = self.asked[k] = self.hash_of(config)
+        if self.chosen is not None:
+            return k in self.chosen
+        if self.resume and self.is_recorded(k, h):
+            self.skipped.append(k)
+            print(
+                f"[gatelab repro {self.ledger_name}] skipped (recorded already): {_key_text(k)} (config {h[:8]})",
+                file=sys.stderr,
+                flush=True,
+            )
+            return False
+        return True
+
+    def recorded(
+        self, key: Mapping[str, Any], config: Mapping[str, Any] | str | None = None
+    ) -> dict[str, Any] | None:
+        k = self.key_of(key)
+        if config is None:
+            self.records()
+            return self._latest.get(k)
+        return self.records().get((k, self.hash_of(config)))
+
+    def install(self, args: argparse.Namespace) -> argparse.Namespace:
+        """``args`` with ``should_run`` and ``recorded`` (class attributes: ``vars(args)`` stays the options)."""
+        cls = type(
+            "TableArgs",
+            (argparse.Namespace,),
+            {"should_run": staticmethod(self.should_run), "recorded": staticmethod(self.recorded)},
+        )
+        return cls(**vars(args))
+
+
+def _finish_row(
+    table: ReproTable,
+    book: _RowBook,
+    row: dict[str, Any],
+    *,
+    ledger_name: str,
+    args: argparse.Namespace,
+    stamp: dict[str, str],
+    wall_s: float,
+    whole_run: bool,
+    options: str,
+    datasets: Sequence[str] | Mapping[str, Any],
+    digests: dict[str, str],
+) -> dict[str, Any]:
+    """Stamp ``row`` (provenance, wall time, config, its hash, data digest, paper values); validated."""
+    row.setdefault("table", ledger_name)
+    if "seed" not in row and len(args.seeds) == 1:
+        row["seed"] = args.seeds[0]
+    if "wall_s" not in row:
+        row["wall_s"] = round(wall_s, 3)
+        if whole_run:
+            note = "wall_s covers the whole table run"
+            row["note"] = f"{row['note']}; {note}" if row.get("note") else note
+    if "config_hash" not in row:
+        key = ledger.record_key(row)
+        row["config_hash"] = book.asked.get(key) or book.hash_of(None)
+    row.setdefault("config", options)
+    ds = row.get("dataset")
+    if "data_sha256" not in row and isinstance(ds, str) and ds in datasets:
+        if ds not in digests:
+            try:
+                digests[ds] = dataset_sha256(ds, args.data_dir)
+            except DatasetNotFoundError:  # the run used a stand-in (e.g. --quick on synthetic data)
+                digests[ds] = ""
+        if digests[ds]:
+            row["data_sha256"] = digests[ds]
+        else:
+            note = f"dataset {ds!r} files not found: no data_sha256"
+            row["note"] = f"{row['note']}; {note}" if row.get("note") else note
+    for metric, value in table.paper_values(row).items():
+        row.setdefault(f"paper_{metric}", value)
+    for k, v in stamp.items():
+        row.setdefault(k, v)
+    return ledger.validate_record(row, ledger_name)
+
+
+def _produce(
+    table: ReproTable, args: argparse.Namespace
+) -> tuple[Iterator[tuple[dict[str, Any], float, bool]], Callable[[], None]]:
+    """Iterate ``(row, wall_s, whole_run)`` of ``table.run(args)``, and a closer for the generator."""
+    t0 = time.perf_counter()
+    produced = table.run(args)  # a list: all the work is done here; a generator: none yet
+
+    def rows() -> Iterator[tuple[dict[str, Any], float, bool]]:
+        last = t0
+        if isinstance(produced, Sequence):  # all the work was done before the first row
+            total = time.perf_counter() - t0
+            for row in produced:
+                yield dict(row), total, len(produced) > 1
+            return
+        for row in produced:
+            now = time.perf_counter()
+            yield dict(row), now - last, False
+            last = time.perf_counter()
+
+    def close() -> None:
+        if inspect.isgenerator(produced):
+            produced.close()
+
+    return rows(), close
 
 
 def run_table(
@@ -256,71 +538,198 @@ def run_table(
         argv: the table's command-line options (``["--seeds", "0", "1", "--quick"]``).
         results_dir: ledger directory; ``--results-dir`` in ``argv`` wins.
 
-    Only rank 0 of a distributed run writes the ledger. Raises :class:`ConfigError` for an
-    unknown table or a row the ledger rejects (nothing is written then).
+    Each row is appended the moment it is produced and the markdown re-rendered (also when the
+    run ends by an exception or Ctrl-C), so the rows before a failure stay recorded. With
+    ``--resume`` rows already recorded with the same config hash are skipped (and a row the run
+    function produces anyway is not appended twice); ``--verify`` / ``--verify-rows`` re-run
+    recorded rows and compare (:attr:`ReproResult.verify`), writing nothing. Only rank 0 of a
+    distributed run writes the ledger. Raises :class:`ConfigError` for an unknown table or a row
+    the ledger rejects (the rows before it stay written).
     """
     if isinstance(table, str):
         table = get_table(table)
     args = table_parser(table).parse_args(list(argv))
     res_dir = args.results_dir or results_dir
+    if args.verify is not None or args.verify_rows is not None:
+        return _verify(table, args, res_dir)
     command = shlex.join(["gatelab", "repro", table.name, *argv])
-    commit, machine, date = provenance.git_commit(), provenance.machine(), provenance.now_iso()
+    stamp = {
+        "command": command,
+        "commit": provenance.git_commit(),
+        "machine": provenance.machine(),
+        "date": provenance.now_iso(),
+    }
     options = _options_json(args)
+    ledger_name = table.ledger_name(args.quick)
+    write = not args.dry_run and provenance.is_rank_zero()
+    book = _RowBook(table, args, ledger_name, res_dir, resume=args.resume)
+    args = book.install(args)
     datasets = list_datasets()
     digests: dict[str, str] = {}
-
-    produced = table.run(args)
-    per_row = not isinstance(produced, Sequence)
-    t0 = last = time.perf_counter()
-    raw: list[tuple[dict[str, Any], float]] = []
-    for row in produced:
-        now = time.perf_counter()
-        raw.append((dict(row), now - last))
-        last = now
-    total = time.perf_counter() - t0
-
-    rows: list[dict[str, Any]] = []
-    ledger_name = table.ledger_name(args.quick)
-    for row, dt in raw:
-        row.setdefault("table", ledger_name)
-        if "seed" not in row and len(args.seeds) == 1:
-            row["seed"] = args.seeds[0]
-        if "wall_s" not in row:
-            row["wall_s"] = round(dt if per_row else total, 3)
-            if not per_row and len(raw) > 1:
-                note = "wall_s covers the whole table run"
-                row["note"] = f"{row['note']}; {note}" if row.get("note") else note
-        row.setdefault("config", options)
-        ds = row.get("dataset")
-        if "data_sha256" not in row and isinstance(ds, str) and ds in datasets:
-            if ds not in digests:
-                try:
-                    digests[ds] = dataset_sha256(ds, args.data_dir)
-                except DatasetNotFoundError:  # the run used a stand-in (e.g. --quick on synthetic data)
-                    digests[ds] = ""
-            if digests[ds]:
-                row["data_sha256"] = digests[ds]
-            else:
-                note = f"dataset {ds!r} files not found: no data_sha256"
-                row["note"] = f"{row['note']}; {note}" if row.get("note") else note
-        for metric, value in table.paper_values(row).items():
-            row.setdefault(f"paper_{metric}", value)
-        row.setdefault("command", command)
-        row.setdefault("commit", commit)
-        row.setdefault("machine", machine)
-        row.setdefault("date", date)
-        rows.append(ledger.validate_record(row, ledger_name))
-
     title = f"{ledger_name}: {table.description}"
     description = f"Paper: {table.paper}."
     if ledger_name != table.name:
         description += f" Smoke runs (`--quick`) of table `{table.name}`: not the paper's protocol."
-    if args.dry_run or not provenance.is_rank_zero():
-        lines = [json.dumps(r) for r in rows]
-        return ReproResult(rows, "\n".join(lines) + ("\n" if lines else ""), None, None)
-    ledger.append_records(ledger_name, rows, res_dir, stamp=False, render=False)
-    md = ledger.render_markdown(
-        ledger_name, res_dir, title=title, description=description, metrics=table.metrics
-    )
     folder = ledger.resolve_results_dir(res_dir)
-    return ReproResult(rows, md, folder / f"{ledger_name}.jsonl", folder / f"{ledger_name}.md")
+    jsonl = folder / f"{ledger_name}.jsonl"
+
+    def render() -> str:
+        return ledger.render_markdown(
+            ledger_name, res_dir, title=title, description=description, metrics=table.metrics
+        )
+
+    rows: list[dict[str, Any]] = []
+    md = ""
+    produced, close = _produce(table, args)
+    try:
+        for row, dt, whole in produced:
+            rec = _finish_row(
+                table, book, row, ledger_name=ledger_name, args=args, stamp=stamp, wall_s=dt,
+                whole_run=whole, options=options, datasets=datasets, digests=digests,
+            )  # fmt: skip
+            key = ledger.record_key(rec)
+            if args.resume and book.is_recorded(key, rec["config_hash"]):
+                if key not in book.skipped:
+                    book.skipped.append(key)
+                continue  # produced by a run function that did not ask: recorded once only
+            if write:
+                ledger.append_records(ledger_name, [rec], res_dir, stamp=False, render=False)
+                md = render()
+                print(
+                    f"[gatelab repro {ledger_name}] recorded {_key_text(key)} (config {rec['config_hash'][:8]})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows.append(rec)
+    finally:
+        close()
+        if write and jsonl.is_file():
+            md = render()  # also after an interruption, and after a kill of an earlier run
+    if not write:
+        lines = [json.dumps(r) for r in rows]
+        return ReproResult(rows, "\n".join(lines) + ("\n" if lines else ""), None, None, skipped=book.skipped)
+    return ReproResult(rows, md, jsonl, folder / f"{ledger_name}.md", skipped=book.skipped)
+
+
+def _verify_metrics(table: ReproTable, recorded: Mapping[str, Any]) -> list[str]:
+    if table.verify_metrics is not None:
+        return list(table.verify_metrics)
+    if table.metrics is not None:
+        return list(table.metrics)
+    return [m for m in ledger.metric_keys([recorded]) if not m.endswith("_s")]
+
+
+def _compare(
+    table: ReproTable, number: int, recorded: Mapping[str, Any], new: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """One ``--verify`` report: per metric recorded, new, |difference|, tolerance; passed or not."""
+    key = ledger.record_key(recorded)
+    report: dict[str, Any] = {"key": _key_text(key), "record": number, "checks": []}
+    if new is None:
+        report.update(passed=False, reason="the re-run did not produce this row")
+        return report
+    reasons = []
+    old_hash, new_hash = recorded.get("config_hash"), new.get("config_hash")
+    if old_hash is not None and old_hash != new_hash:
+        reasons.append(f"config differs (recorded {old_hash}, now {new_hash})")
+    for m in _verify_metrics(table, recorded):
+        if m not in recorded:
+            continue
+        a, b, tol = recorded.get(m), new.get(m), table.tolerance_of(m)
+        if a is None or b is None:
+            ok = a is None and b is None
+            diff = None
+        else:
+            diff = abs(float(b) - float(a))
+            ok = math.isfinite(diff) and diff <= tol
+        report["checks"].append(
+            {"metric": m, "recorded": a, "new": b, "diff": diff, "tolerance": tol, "passed": ok}
+        )
+        if not ok:
+            reasons.append(f"{m}: recorded {a}, now {b}, |diff| {diff} > tolerance {tol}")
+    report.update(passed=not reasons, reason="; ".join(reasons))
+    return report
+
+
+def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | None) -> ReproResult:
+    """``--verify K`` / ``--verify-rows N ...``: re-run recorded rows and compare (nothing written)."""
+    ledger_name = table.ledger_name(args.quick)
+    path = ledger.resolve_results_dir(res_dir) / f"{ledger_name}.jsonl"
+    records = ledger.read_records(ledger_name, res_dir)
+    number = {id(rec): i for i, rec in enumerate(records, 1)}  # 1-based record numbers
+    if not records:
+        raise ConfigError(f"--verify: no recorded rows in {path}")
+    if args.verify_rows is not None:
+        bad = [n for n in args.verify_rows if not 1 <= n <= len(records)]
+        if bad:
+            raise ConfigError(f"--verify-rows {bad}: {path} holds records 1..{len(records)}")
+        chosen = [records[n - 1] for n in dict.fromkeys(args.verify_rows)]
+    else:
+        if args.verify < 1:
+            raise ConfigError(f"--verify {args.verify}: the number of rows to re-run must be >= 1")
+        latest = {ledger.record_key(r): r for r in records}  # a key's latest record is the one that counts
+        pool = sorted(latest.values(), key=lambda r: number[id(r)])
+        chosen = random.Random(args.verify_seed).sample(pool, min(args.verify, len(pool)))
+        chosen.sort(key=lambda r: number[id(r)])
+    prefix = ["gatelab", "repro", table.name]
+    by_command: dict[str, list[dict[str, Any]]] = {}
+    reports: list[dict[str, Any]] = []
+    for rec in chosen:
+        by_command.setdefault(str(rec.get("command", "")), []).append(rec)
+    with tempfile.TemporaryDirectory(prefix="gatelab-verify-") as scratch:
+        for command, recs in by_command.items():
+            words = shlex.split(command)
+            try:
+                if words[:3] != prefix:
+                    raise SystemExit(2)
+                rerun = table_parser(table).parse_args(words[3:])
+            except SystemExit:
+                for rec in recs:
+                    reports.append(
+                        {"key": _key_text(ledger.record_key(rec)), "record": number[id(rec)], "checks": [],
+                         "passed": False, "reason": f"its command does not parse as `gatelab repro {table.name}`: {command!r}"}
+                    )  # fmt: skip
+                continue
+            rerun.resume = False
+            rerun.verify = rerun.verify_rows = None
+            rerun.dry_run = True  # run functions skip their side files
+            rerun.results_dir = scratch  # ... and any they write anyway land here
+            if args.data_dir is not None:
+                rerun.data_dir = args.data_dir
+            wanted = {ledger.record_key(r): r for r in recs}
+            book = _RowBook(table, rerun, ledger_name, res_dir, chosen=set(wanted))
+            rerun = book.install(rerun)
+            options = _options_json(rerun)
+            new: dict[tuple[Any, ...], dict[str, Any]] = {}
+            produced, close = _produce(table, rerun)
+            try:
+                for row, dt, whole in produced:
+                    key = book.key_of(row)
+                    if key not in wanted:
+                        continue
+                    new[key] = _finish_row(
+                        table, book, row, ledger_name=ledger_name, args=rerun, stamp={"command": command,
+                        "commit": "", "machine": "", "date": ""}, wall_s=dt, whole_run=whole,
+                        options=options, datasets={}, digests={},
+                    )  # fmt: skip
+                    if len(new) == len(wanted):
+                        break
+            finally:
+                close()
+            for key, rec in wanted.items():
+                reports.append(_compare(table, number[id(rec)], rec, new.get(key)))
+    reports.sort(key=lambda r: r["record"])
+    lines = [f"verify {ledger_name}: {len(reports)} recorded row(s) of {path} re-run"]
+    for r in reports:
+        lines.append(f"{'PASS' if r['passed'] else 'FAIL'} record {r['record']}: {r['key']}")
+        for c in r["checks"]:
+            diff = "—" if c["diff"] is None else f"{c['diff']:.3g}"
+            lines.append(
+                f"    {c['metric']}: recorded {c['recorded']!r}, new {c['new']!r}, |diff| {diff}, "
+                f"tolerance {c['tolerance']:g}: {'ok' if c['passed'] else 'FAIL'}"
+            )
+        if not r["passed"]:
+            lines.append(f"    {r['reason']}")
+    failed = sum(1 for r in reports if not r["passed"])
+    lines.append(f"{len(reports) - failed} passed, {failed} failed")
+    return ReproResult([], "\n".join(lines) + "\n", None, None, verify=reports)

@@ -201,8 +201,10 @@ def test_repro_writes_ledger_and_markdown(tmp_path, tiny, capsys):
     mean = sum(mse) / 2
     std = (sum((m - mean) ** 2 for m in mse) / 1) ** 0.5
     line = next(x for x in md.splitlines() if x.startswith("| harness-test-mlp"))
+    assert rows[0]["config_hash"] == rows[1]["config_hash"]  # the seed is not part of the config
     assert line.startswith(
-        f"| harness-test-mlp | harness-test-repro-data | 1 | 2 | {mean:.4f} ± {std:.4f} | 0.5000 | {mean - 0.5:+.4f} |"
+        f"| harness-test-mlp | harness-test-repro-data | 1 | {rows[0]['config_hash'][:8]} | 2 | "
+        f"{mean:.4f} ± {std:.4f} | 0.5000 | {mean - 0.5:+.4f} |"
     )
     assert "Nobody et al. 2099" in md
 

@@ -145,3 +145,113 @@ def test_metric_keys():
         _row(q50=None, speedup=2.0, baseline="eager"),
     ]
     assert ledger.metric_keys(recs) == ["mse", "q50", "speedup"]
+
+
+# --------------------------------------------------------------------------- crash safety
+
+
+def _lines(path):
+    return path.read_bytes().split(b"\n")
+
+
+def test_torn_tail_is_skipped_on_read_and_quarantined_before_the_next_append(tmp_path):
+    append_records("t", [_row(seed=0, mse=0.1), _row(seed=1, mse=0.2)], tmp_path)
+    path = tmp_path / "t.jsonl"
+    good = path.read_bytes()
+    fragment = b'{"model": "m", "dataset": "d", "hori'  # a write cut short by a kill
+    path.write_bytes(good + fragment)
+    with pytest.warns(RuntimeWarning, match=r"t\.jsonl:3: torn last line skipped"):
+        assert [r["seed"] for r in read_records("t", tmp_path)] == [0, 1]
+    with pytest.warns(RuntimeWarning, match=r"torn last line at byte \d+ .* moved to .*t\.jsonl\.torn"):
+        append_records("t", [_row(seed=2, mse=0.3)], tmp_path)
+    assert (tmp_path / "t.jsonl.torn").read_bytes() == fragment + b"\n"
+    assert path.read_bytes().startswith(good) and path.read_bytes().endswith(b"\n")
+    assert [r["seed"] for r in read_records("t", tmp_path)] == [0, 1, 2]  # no warning now
+    # a complete last line that is not JSON (zeros from a crash) is torn too; several are moved at once
+    path.write_bytes(path.read_bytes() + b"\x00\x00\x00\n" + b"garbage\n" + b'{"seed": ')
+    with pytest.warns(RuntimeWarning, match="torn last line"):
+        append_records("t", [_row(seed=3, mse=0.4)], tmp_path)
+    assert [r["seed"] for r in read_records("t", tmp_path)] == [0, 1, 2, 3]
+    assert (
+        tmp_path / "t.jsonl.torn"
+    ).read_bytes() == fragment + b"\n" + b'\x00\x00\x00\ngarbage\n{"seed": \n'
+    # a ledger that is all torn tail (the first write was cut short)
+    (tmp_path / "u.jsonl").write_bytes(b'{"mod')
+    with pytest.warns(RuntimeWarning):
+        assert read_records("u", tmp_path) == []
+    with pytest.warns(RuntimeWarning):
+        append_records("u", [_row(mse=0.5)], tmp_path)
+    assert len(read_records("u", tmp_path)) == 1
+
+
+def test_corrupt_middle_line_names_file_and_line(tmp_path):
+    append_records("t", [_row(seed=0, mse=0.1), _row(seed=1, mse=0.2), _row(seed=2, mse=0.3)], tmp_path)
+    path = tmp_path / "t.jsonl"
+    lines = _lines(path)
+    lines[1] = b'{"model": broken'
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(LedgerError, match=r"t\.jsonl:2: not a JSON object"):
+        read_records("t", tmp_path)
+    lines[1] = b"[1, 2]"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(LedgerError, match=r"t\.jsonl:2: not a JSON object: list"):
+        read_records("t", tmp_path)
+
+
+def test_old_records_without_config_hash_still_read_and_render(tmp_path):
+    path = tmp_path / "old.jsonl"
+    path.write_text(
+        "".join(json.dumps({"table": "old", **_row(seed=s, mse=0.1 * (s + 1))}) + "\n" for s in (0, 1))
+    )
+    md = render_markdown("old", tmp_path)
+    assert "| model | dataset | horizon | seeds | mse |" in md  # no config column without hashes
+    assert "| m | d | 96 | 2 | 0.1500 ± 0.0707 |" in md
+
+
+def test_config_hash_is_canonical():
+    a = ledger.config_hash({"lr": 0.1, "model": {"d": 8, "e": [1, 2]}})
+    assert a == ledger.config_hash({"model": {"e": [1, 2], "d": 8}, "lr": 0.1})
+    assert a == ledger.config_hash('{"model": {"e": [1, 2], "d": 8}, "lr": 0.1}')  # json text alike
+    assert a != ledger.config_hash({"lr": 0.2, "model": {"d": 8, "e": [1, 2]}})
+    assert len(a) == 16 and int(a, 16) >= 0
+
+
+def test_markdown_never_mixes_configs(tmp_path):
+    rows = [
+        _row(seed=0, mse=0.10, config_hash="aaaa1111aaaa1111"),
+        _row(seed=1, mse=0.20, config_hash="aaaa1111aaaa1111"),
+        _row(seed=0, mse=0.50, config_hash="bbbb2222bbbb2222"),  # a re-run with another config
+        _row(model="n", seed=0, mse=0.70, config_hash="cccc3333cccc3333"),
+        _row(model="o", seed=0, mse=0.90),  # an old record without a hash
+    ]
+    append_records("t", rows, tmp_path, render=False)
+    md = render_markdown("t", tmp_path)
+    body = [line for line in md.splitlines() if line.startswith(("| m ", "| n ", "| o "))]
+    # group m: only the latest config's record (seed 0 of bbbb...): not mean(0.50, 0.20)
+    assert body == [
+        "| m | d | 96 | bbbb2222 | 1 | 0.5000 |",
+        "| n | d | 96 | cccc3333 | 1 | 0.7000 |",
+        "| o | d | 96 |  | 1 | 0.9000 |",
+    ]
+    assert "Records of an earlier configuration, not shown" in md
+    assert "- model=m, dataset=d, horizon=96 (shown: bbbb2222bbbb2222; not shown: aaaa1111aaaa1111: 2)" in md
+
+
+def _append_many(folder, start):
+    for i in range(start, start + 40):
+        append_records("c", [_row(seed=i, mse=float(i), note="x" * 3000)], folder, render=False)
+
+
+def test_concurrent_appends_never_interleave(tmp_path):
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_append_many, args=(tmp_path, k * 100)) for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(30)
+        assert p.exitcode == 0
+    recs = read_records("c", tmp_path)
+    assert sorted(r["seed"] for r in recs) == sorted(k * 100 + i for k in range(3) for i in range(40))
+    assert (tmp_path / "c.jsonl.lock").exists()

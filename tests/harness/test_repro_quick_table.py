@@ -38,3 +38,15 @@ def test_without_quick_table_quick_rows_stay_in_the_table(tmp_path):
     table = ReproTable("paper-y", "a test table", "Nobody 2099", _rows)
     res = run_table(table, ["--quick"], results_dir=tmp_path)
     assert res.jsonl == tmp_path / "paper-y.jsonl"
+
+
+def test_a_run_function_returning_a_list_is_timed_as_a_whole(tmp_path):
+    import time
+
+    def rows(args):
+        time.sleep(0.05)
+        return [{"model": m, "dataset": "d", "horizon": 1, "seed": 0, "mse": 0.1} for m in ("a", "b")]
+
+    res = run_table(ReproTable("paper-z", "a test table", "Nobody 2099", rows), [], results_dir=tmp_path)
+    assert [r["model"] for r in res.rows] == ["a", "b"]
+    assert all(r["wall_s"] >= 0.05 and "whole table run" in r["note"] for r in res.rows)

@@ -1,0 +1,82 @@
+"""A tiny paper table for the crash/resume/verify tests: rows take a few milliseconds, values are a
+deterministic function of the row's key and ``--scale``.
+
+Rows: for every seed, model (``a``, ``b``, ``c``) and ``--horizon`` one row (``mse``, ``mae``),
+then per (model, seed) a ``split = "avg"`` row: the mean over the horizons, computed from the rows
+of this run and, for rows a ``--resume`` skipped, from their records (``args.recorded``), the
+pattern a real table uses for derived rows. ``--fail-at N`` raises before the first horizon row
+after this run produced N rows, ``--row-ms`` is the time each row takes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from gatelab.core.harness.repro import Option, ReproTable, register_table
+
+NAME = "fake-crash"
+MODELS = ("a", "b", "c")
+
+
+def value(model: str, horizon: int, seed: int, scale: float, metric: str) -> float:
+    """The row's metric: a pseudo-random number fixed by the arguments."""
+    h = hashlib.sha256(f"{model}/{horizon}/{seed}/{metric}".encode()).digest()
+    return scale * int.from_bytes(h[:6], "big") / 2**48
+
+
+def run(args: Any) -> Iterator[dict[str, Any]]:
+    produced = 0
+    for seed in args.seeds:
+        for model in MODELS:
+            per_h: list[dict[str, Any]] = []
+            for h in args.horizon:
+                key = {"model": model, "dataset": "toy", "horizon": h, "seed": seed}
+                cfg = {"model": model, "horizon": h, "scale": args.scale}
+                if not args.should_run(key, cfg):
+                    rec = args.recorded(key, cfg)
+                    if rec is not None:
+                        per_h.append(rec)
+                    continue
+                if args.fail_at is not None and produced >= args.fail_at:
+                    raise RuntimeError(f"fake failure in row {produced}")
+                time.sleep(args.row_ms / 1000.0)
+                row = {
+                    **key,
+                    "mse": value(model, h, seed, args.scale, "mse"),
+                    "mae": value(model, h, seed, args.scale, "mae"),
+                }
+                per_h.append(row)
+                produced += 1
+                yield row
+            avg_key = {"model": model, "dataset": "toy", "split": "avg", "seed": seed}
+            avg_cfg = {"model": model, "horizons": list(args.horizon), "scale": args.scale}
+            if len(per_h) == len(args.horizon) and args.should_run(avg_key, avg_cfg):
+                produced += 1
+                yield {
+                    **avg_key,
+                    "mse": statistics.fmean(r["mse"] for r in per_h),
+                    "mae": statistics.fmean(r["mae"] for r in per_h),
+                }
+
+
+TABLE = ReproTable(
+    name=NAME,
+    description="a fake table for the crash tests",
+    paper="Nobody 2099, Table 0",
+    run=run,
+    references=[("a", "toy", 1, {"mse": 0.5})],
+    options=[
+        Option("--horizon", type=int, nargs="+", default=[1, 2, 3, 4]),
+        Option("--scale", type=float, default=1.0),
+        Option("--row-ms", type=float, default=5.0),
+        Option("--fail-at", type=int, default=None),
+    ],
+    metrics=["mse", "mae"],
+    default_seeds=(0, 1, 2),
+    not_in_hash=("row_ms", "fail_at"),
+)
+register_table(TABLE)
