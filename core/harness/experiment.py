@@ -23,7 +23,6 @@ config to ``<run dir>/config.yaml``; fits; tests the best checkpoint; writes ``m
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import inspect
 import json
@@ -33,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gatelab.core.config import ConfigError, save_yaml
+from gatelab.core.config import ConfigError, did_you_mean, save_yaml
 
 from . import provenance
 from .configs import CheckpointConfig, ComponentConfig, ExperimentConfig, load_experiment
@@ -110,10 +109,9 @@ def _lookup(kind: str, key: str, table: dict[str, Any], name: str) -> Any:
 
         registered()  # import every domain: they register on import
     if name not in table:
-        close = difflib.get_close_matches(name, list(table), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ConfigError(
-            f"{key}={name!r}: unknown {kind}{hint}; registered: {', '.join(sorted(table)) or 'none'}"
+            f"{key}={name!r}: unknown {kind}{did_you_mean(name, table)}; "
+            f"registered: {', '.join(sorted(table)) or 'none'}"
         )
     return _resolve(table[name])
 
@@ -249,9 +247,8 @@ def run_experiment(
     Raises:
         ConfigError: unknown model / data module / task / key, or a bad value.
     """
-    from gatelab.core.registry import registered
-
     from .trainer import build_trainer, seed_everything
+    from .validation import validate_experiment
 
     if not isinstance(cfg, ExperimentConfig):
         cfg = ExperimentConfig.from_dict(cfg)
@@ -261,11 +258,7 @@ def run_experiment(
         raise ConfigError("stage='test' needs a checkpoint (ckpt_path / --ckpt)")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"checkpoint not found: {ckpt_path}")
-    models = registered()
-    if cfg.model.name not in models:
-        close = difflib.get_close_matches(cfg.model.name, list(models), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"model.name={cfg.model.name!r}: unknown model{hint}; see `gatelab list`")
+    validate_experiment(cfg)  # kwargs, monitors, Trainer extras, callbacks: before any data is read
     task_cls = get_task(cfg.task.name)
 
     t0 = time.perf_counter()

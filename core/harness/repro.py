@@ -31,7 +31,6 @@ generator, else the whole run's time (then ``note`` says so).
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import json
 import shlex
@@ -40,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gatelab.core.config import ConfigError
+from gatelab.core.config import ConfigError, did_you_mean
 
 from . import ledger, provenance
 from .data import DatasetNotFoundError, dataset_sha256, list_datasets
@@ -192,9 +191,9 @@ def get_table(name: str) -> ReproTable:
     """The table ``name``; :class:`ConfigError` (with close names) if unknown."""
     tables = _TABLES if name in _TABLES else list_tables()
     if name not in tables:
-        close = difflib.get_close_matches(name, list(tables), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"unknown repro table {name!r}{hint}; see `gatelab repro --list`")
+        raise ConfigError(
+            f"unknown repro table {name!r}{did_you_mean(name, tables)}; see `gatelab repro --list`"
+        )
     return tables[name]
 
 
