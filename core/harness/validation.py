@@ -25,6 +25,7 @@ key path, the value and what is allowed.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import typing
@@ -61,9 +62,16 @@ def signature_params(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> tupl
     A class is described by its ``__init__`` (without ``self``). A function whose only
     parameters are ``**kwargs`` is described by the class its return annotation names (the
     registry's ``def gateformer(**cfg) -> Gateformer: return Gateformer(**cfg)``), plus any
-    named parameters of its own. ``open_ended`` is true when ``**kwargs`` still accepts any
-    other name. Unannotated parameters map to ``Any`` (name checked, value not).
+    named parameters of its own. A class whose ``__init__`` takes only ``**kwargs`` may name
+    the dataclass those keywords are the fields of in a ``config_class`` attribute (MAXIM's
+    ``MaximConfig``). ``open_ended`` is true when ``**kwargs`` still accepts any other name.
+    Unannotated parameters map to ``Any`` (name checked, value not).
     """
+    config_class = getattr(fn, "config_class", None) if isinstance(fn, type) else None
+    if dataclasses.is_dataclass(config_class) and isinstance(config_class, type):
+        hints = _hints(config_class)
+        fields = dataclasses.fields(config_class)
+        return {f.name: hints.get(f.name, Any) for f in fields if f.init and f.name not in skip}, False
     target = fn.__init__ if isinstance(fn, type) else fn
     try:
         sig = inspect.signature(target)
