@@ -24,6 +24,7 @@ import collections.abc as abc
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -39,6 +40,7 @@ __all__ = [
     "Allowed",
     "Bool",
     "ConfigError",
+    "ConfigLoader",
     "Dropout",
     "Float",
     "Int",
@@ -58,11 +60,37 @@ __all__ = [
     "validate_fields",
     "validate_kwargs",
     "validate_value",
+    "yaml_load",
 ]
 
 
 class ConfigError(ValueError):
     """A config key, value or file is wrong; the message names it."""
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 scalars: only ``true``/``false`` are booleans (YAML 1.1
+    also reads ``yes``, ``no``, ``on``, ``off``, which then pass silently as flags) and ``1e-3`` is
+    a float (YAML 1.1 needs a dot: ``1.0e-3``)."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [r for r in resolvers if r[0] != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def yaml_load(text: str) -> Any:
+    """Parse config YAML with :class:`ConfigLoader` (YAML 1.2 booleans and floats)."""
+    return yaml.load(text, Loader=ConfigLoader)  # a SafeLoader subclass: no arbitrary objects
 
 
 def did_you_mean(name: str, choices: typing.Iterable[str], n: int = 3) -> str:
@@ -180,11 +208,18 @@ def _build_adapter(tp: Any) -> TypeAdapter[Any] | None:
 
 
 def _allowed(tp: Any) -> str | None:
-    if typing.get_origin(tp) is typing.Annotated:
+    """The :class:`Allowed` text of ``tp``; for a union, its members' texts joined by "or"
+    (``PositiveInt | None`` -> ``an integer >= 1 or null``), if every member has one."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
         for m in reversed(tp.__metadata__):  # the outermost annotation wins
             if isinstance(m, Allowed):
                 return m.text
         return _allowed(typing.get_args(tp)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        texts = ["null" if a is type(None) else _allowed(a) for a in typing.get_args(tp)]
+        if all(texts):
+            return " or ".join(typing.cast(list[str], texts))
     return None
 
 
@@ -347,6 +382,12 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         return cls(**kwargs)
     except TypeError as e:  # missing required fields
         raise ConfigError(f"{where or cls.__name__}: {e}") from None
+    except ConfigError as e:  # a field check of cls naming the bare field: add the path
+        msg = str(e)
+        head = msg.split("=", 1)[0].split("[", 1)[0]
+        if where and head.isidentifier() and head in kwargs:
+            raise ConfigError(f"{where}.{msg}") from None
+        raise
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -382,9 +423,9 @@ def load_yaml(cls: type[T], path: str | Path) -> T:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_load(path.read_text())
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(e).split())}") from None
     try:
         return from_dict(cls, data or {})
     except ConfigError as e:

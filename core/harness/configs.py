@@ -48,6 +48,7 @@ from gatelab.core.config import (
     save_yaml,
     to_dict,
     validate_fields,
+    yaml_load,
 )
 
 __all__ = [
@@ -493,7 +494,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read the config file: {e}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml_load(text)
     except yaml.YAMLError as e:
         raise _yaml_error(path, e) from None
     if data is None:
@@ -523,7 +524,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if not all(keys):
             raise ConfigError(f"override {item!r}: empty key in {path!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw  # not YAML (e.g. "a: b: c"): the text itself, checked like any string
         node: Any = data

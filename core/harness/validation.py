@@ -120,7 +120,14 @@ def _check_monitors(cfg: ExperimentConfig, task_cls: Any, options: Any) -> None:
             )
 
 
+#: names Lightning always accepts: no need to import it (seconds) to check them
+_KNOWN_ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+_KNOWN_STRATEGIES = ("auto", "ddp", "ddp_spawn", "ddp_notebook", "fsdp", "single_device")
+
+
 def _check_lightning_names(cfg: ExperimentConfig) -> None:
+    if cfg.trainer.accelerator in _KNOWN_ACCELERATORS and cfg.trainer.strategy in _KNOWN_STRATEGIES:
+        return
     from lightning.pytorch.accelerators import AcceleratorRegistry
     from lightning.pytorch.strategies import StrategyRegistry
 
@@ -139,6 +146,8 @@ def _check_lightning_names(cfg: ExperimentConfig) -> None:
 
 
 def _check_extra(cfg: ExperimentConfig) -> None:
+    if not cfg.trainer.extra:
+        return
     import lightning as L
 
     for key, value in cfg.trainer.extra.items():
@@ -195,20 +204,22 @@ def validate_experiment(cfg: ExperimentConfig | Mapping[str, Any]) -> Experiment
     Raises:
         ConfigError: the first problem, as one line naming the key path and value.
     """
-    from gatelab.core.registry import registered
+    from gatelab.core.registry import model_info, registered
 
     from .experiment import get_datamodule, get_task
     from .task import build_options
 
     if not isinstance(cfg, ExperimentConfig):
         cfg = ExperimentConfig.from_dict(cfg)
-    models = registered()
-    if cfg.model.name not in models:
+    try:
+        info = model_info(cfg.model.name)
+    except KeyError:
+        models = registered()
         raise ConfigError(
             f"model.name={cfg.model.name!r}: unknown model{did_you_mean(cfg.model.name, models)}; "
             "see `gatelab list`"
-        )
-    _check_component(models[cfg.model.name].fn, cfg.model.kwargs, "model.kwargs", f"model {cfg.model.name!r}")
+        ) from None
+    _check_component(info.fn, cfg.model.kwargs, "model.kwargs", f"model {cfg.model.name!r}")
     factory = get_datamodule(cfg.data.name)
     _check_component(factory, cfg.data.kwargs, "data.kwargs", f"data module {cfg.data.name!r}")
     task_cls = get_task(cfg.task.name)
