@@ -127,6 +127,8 @@ Int = Annotated[int, Strict(), BeforeValidator(_number_from_text)]
 Float = Annotated[float, Strict(), BeforeValidator(_number_from_text)]
 #: ``true`` or ``false`` only
 Bool = Annotated[bool, Strict()]
+
+
 @dataclasses.dataclass(frozen=True)
 class Allowed:
     """Annotation metadata: what a value may be, in words, for error messages.
@@ -159,7 +161,7 @@ def _strict(tp: Any) -> Any:
     """``tp`` with plain ``int``/``float``/``bool`` leaves replaced by :data:`Int`/:data:`Float`/
     :data:`Bool`, or ``None`` when ``tp`` holds a type a config value cannot be (a class, a
     callable ...): such parameters are checked for their name only."""
-    if tp in _SCALARS:
+    if isinstance(tp, type) and tp in _SCALARS:
         return _SCALARS[tp]
     if tp in _PLAIN or tp is str:
         return tp
