@@ -223,7 +223,10 @@ def _load_config(args: argparse.Namespace) -> Any:
     cfg = load_experiment(args.config, args.set or ())  # harness sections: no torch needed
     from gatelab.core.harness.validation import validate_experiment
 
-    return validate_experiment(cfg)  # registered kwargs, monitors, Trainer extras, callbacks
+    try:
+        return validate_experiment(cfg)  # registered kwargs, monitors, Trainer extras, callbacks
+    except ConfigError as e:
+        raise ConfigError(f"{' + '.join(args.config)}: {e}") from None
 
 
 def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:

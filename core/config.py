@@ -233,11 +233,27 @@ def _explain(errors: list[dict[str, Any]]) -> tuple[str, str]:
     msgs: list[str] = []
     ops = {"greater_than": "> {gt}", "greater_than_equal": ">= {ge}", "less_than": "< {lt}"}
     ops["less_than_equal"] = "<= {le}"
+    words = {
+        "bool_type": "a boolean (true or false)",
+        "bool_parsing": "a boolean (true or false)",
+        "int_type": "an integer",
+        "int_parsing": "an integer",
+        "int_from_float": "an integer",
+        "float_type": "a number",
+        "float_parsing": "a number",
+        "string_type": "a string",
+        "dict_type": "a mapping",
+        "list_type": "a list",
+        "tuple_type": "a list",
+        "missing": "a value",
+    }
     for e in errors:
         m = str(e.get("msg", "invalid value"))
         kind = e.get("type")
-        if kind == "missing":
-            m = "a value"
+        if kind in words:
+            m = words[kind]
+        elif kind == "string_too_short":
+            m = "a string of at least {min_length} character(s)".format(**e.get("ctx", {}))
         elif kind in ops:
             m = "a value " + ops[kind].format(**e.get("ctx", {}))
         m = m.removeprefix("Input should be ").removeprefix("Value error, ")
