@@ -4,8 +4,8 @@ Commands::
 
     gatelab list [--domain D] [--gate G]          registered models: name, domain, gates, paper
     gatelab env [--data-dir DIR] [--verify]       versions, devices, kernel backends, data
-    gatelab train --config exp.yaml [--set k.sub=v ...] [--data-dir DIR] [--resume CKPT]
-    gatelab eval --config exp.yaml --ckpt PATH [--set ...] [--data-dir DIR]
+    gatelab train --config exp.yaml [more.yaml ...] [--set k.sub=v ...] [--data-dir DIR] [--resume CKPT]
+    gatelab eval --config exp.yaml [more.yaml ...] --ckpt PATH [--set ...] [--data-dir DIR]
     gatelab repro NAME [table options]            run a paper table, append to docs/results/
     gatelab repro NAME --resume                   ... skipping rows already recorded (same config)
     gatelab repro NAME --verify K                 re-run K recorded rows and compare (exit 1 on a mismatch)
@@ -15,7 +15,10 @@ Commands::
 Every subcommand's ``--help`` ends with an example.
 
 User errors (a bad config key, an unknown model or table, a missing or corrupt dataset) print
-one message and exit with code 2, without a traceback. ``list`` and ``env`` do not import
+one message and exit with code 2, without a traceback. Several ``--config`` files merge in order
+(later wins, mappings merge key by key), then ``--set`` applies; ``train``, ``eval`` and
+``train --print-config`` check the whole config (every section, the model/data/task kwargs, the
+monitors, ``trainer.extra`` and ``trainer.callbacks``) before any data is read. ``list`` and ``env`` do not import
 Lightning, so they stay fast.
 """
 
@@ -228,7 +231,13 @@ def _print_result(res: Any) -> None:
 def _load_config(args: argparse.Namespace) -> Any:
     from gatelab.core.harness.configs import load_experiment
 
-    return load_experiment(args.config, args.set or ())
+    cfg = load_experiment(args.config, args.set or ())  # harness sections: no torch needed
+    from gatelab.core.harness.validation import validate_experiment
+
+    try:
+        return validate_experiment(cfg)  # registered kwargs, monitors, Trainer extras, callbacks
+    except ConfigError as e:
+        raise ConfigError(f"{' + '.join(args.config)}: {e}") from None
 
 
 def _cmd_train(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -350,7 +359,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("train", "fit an experiment config"), ("eval", "test a checkpoint")):
         sp = add(name, help=helptext)
-        sp.add_argument("--config", required=True, help="experiment YAML")
+        sp.add_argument(
+            "--config",
+            required=True,
+            nargs="+",
+            action="extend",
+            metavar="YAML",
+            help="experiment YAML; several files (or repeated --config) merge in order, later wins",
+        )
         sp.add_argument(
             "--set",
             nargs="+",

@@ -569,10 +569,22 @@ def create_model(name: str, **cfg: Any) -> nn.Module:
     fn = MODELS.get(name)
     try:
         return fn(**cfg)
-    except TypeError as e:
-        if "unexpected keyword" in str(e):
-            raise ConfigError(f"create_model({name!r}): {e}") from None
-        raise
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(_constructor_error(name, cfg, e)) from None
+
+
+def _constructor_error(name: str, cfg: dict[str, Any], e: Exception) -> str:
+    """One line for a ``ValueError``/``TypeError`` of a model constructor, naming the key it
+    mentions (``model.kwargs.d_model=0: ...``) when there is one."""
+    import re
+
+    msg = " ".join(str(e).split()) or type(e).__name__
+    for key in sorted(cfg, key=len, reverse=True):
+        if re.search(rf"(?<![\w.]){re.escape(key)}(?!\w)", msg):
+            return f"model {name!r}: model.kwargs.{key}={cfg[key]!r}: {msg}"
+    return f"create_model({name!r}): {msg}"
 
 
 def list_models(domain: str | None = None, gate: str | None = None, tag: str | None = None) -> list[str]:

@@ -135,6 +135,7 @@ class VLTask(GatelabTask):
     """Next-token prediction on text and captions + InfoNCE (module docstring)."""
 
     Options = VLOptions
+    extra_logged = ("text_nll", "caption_nll", "contrastive")
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

@@ -97,6 +97,7 @@ class CTRTask(GatelabTask):
     """Binary CTR task: BCE-with-logits, AUC/logloss, FuxiCTR regularisers and LR decay."""
 
     Options = CTROptions
+    extra_logged = ("bce",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

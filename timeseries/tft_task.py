@@ -48,6 +48,11 @@ class TFTTask(GatelabTask):
 
     Options = TFTOptions
 
+    @classmethod
+    def metric_names(cls, options: Any) -> list[str]:
+        """``mae`` and ``q<100 q>`` for each ``qrisk`` quantile (as :meth:`build_metrics`)."""
+        return ["mae", *(f"q{round(float(q) * 100)}" for q in options.qrisk)]
+
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         qs = [float(q) for q in self.model.quantiles]
         median = min(range(len(qs)), key=lambda i: abs(qs[i] - 0.5))

@@ -166,6 +166,11 @@ class SegmentationTask(GatelabTask):
 
     Options = SegmentationOptions
 
+    @classmethod
+    def metric_names(cls, options: Any) -> list[str]:
+        """``dice``, ``iou`` (and ``auc`` with ``options.auc``), as :meth:`build_metrics`."""
+        return ["dice", "iou", *(["auc"] if options.auc else [])]
+
     @property
     def n_classes(self) -> int:
         k = getattr(self.model, "n_classes", None)

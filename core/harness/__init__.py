@@ -47,6 +47,9 @@ _EXPORTS: dict[str, str] = {
     "ExperimentConfig": "configs",
     "load_experiment": "configs",
     "apply_overrides": "configs",
+    "CallbackConfig": "configs",
+    "merge_configs": "configs",
+    "validate_experiment": "validation",
     # task (Lightning)
     "GatelabTask": "task",
     "RegressionTask": "task",
@@ -85,6 +88,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .configs import (
+        CallbackConfig,
         CheckpointConfig,
         ComponentConfig,
         EarlyStoppingConfig,
@@ -94,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover
         TrainerConfig,
         apply_overrides,
         load_experiment,
+        merge_configs,
     )
     from .data import (
         ChecksumError,
@@ -139,3 +144,4 @@ if TYPE_CHECKING:  # pragma: no cover
         build_scheduler,
     )
     from .trainer import build_trainer, seed_everything
+    from .validation import validate_experiment

@@ -26,17 +26,33 @@ is not a number raises.
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BeforeValidator, Field
 
-from gatelab.core.config import ConfigError, from_dict, load_yaml, save_yaml, to_dict
+from gatelab.core.config import (
+    Allowed,
+    Bool,
+    ConfigError,
+    Float,
+    Int,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+    from_dict,
+    save_yaml,
+    to_dict,
+    validate_fields,
+    yaml_load,
+)
 
 __all__ = [
+    "CallbackConfig",
     "CheckpointConfig",
     "ComponentConfig",
     "EarlyStoppingConfig",
@@ -46,50 +62,58 @@ __all__ = [
     "TrainerConfig",
     "apply_overrides",
     "load_experiment",
+    "merge_configs",
+    "read_config_file",
 ]
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step", "exponential", "plateau")
 LOGGERS = ("csv", "tensorboard")
+#: Lightning's accepted ``precision`` values (``lightning.fabric.plugins.precision.precision._PRECISION_INPUT``)
+PRECISIONS = (
+    64, 32, 16, "64", "32", "16", "bf16", "transformer-engine", "transformer-engine-float16",
+    "16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true",
+)  # fmt: skip
+
+Optimizer = Literal["adam", "adamw", "sgd"]
+SchedulerName = Literal["none", "cosine", "step", "exponential", "plateau"]
+Mode = Literal["min", "max"]
+Name = Annotated[str, Field(min_length=1), Allowed("a non-empty name")]
+Monitor = Annotated[str, Field(min_length=1), Allowed("a logged metric name such as 'val/loss'")]
+Beta = Annotated[Float, Field(ge=0, lt=1)]
+#: Lightning's ``max_epochs``/``max_steps``: ``-1`` means no limit
+Limit = Annotated[Int, Field(ge=-1), Allowed("an integer >= -1 (-1: no limit)")]
+#: ``limit_*_batches``: a number of batches (int) or a fraction of them (float)
+BatchLimit = Annotated[
+    NonNegativeInt | UnitInterval | None,
+    Allowed("an integer >= 0 (batches), a fraction in [0.0, 1.0] or null"),
+]
+Devices = Annotated[
+    PositiveInt | Literal[-1, "auto"] | Annotated[list[NonNegativeInt], Field(min_length=1)],
+    BeforeValidator(lambda v: _devices_from_text(v)),
+    Allowed("an integer >= 1, -1 (all), 'auto' or a non-empty list of device indices"),
+]
+Precision = Annotated[
+    Literal[PRECISIONS] | None,  # type: ignore[valid-type]
+    Allowed(f"one of Lightning's precisions {list(PRECISIONS)} or null"),
+]
+CallbackPath = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$"),
+    Allowed("a dotted import path 'package.module.Class'"),
+]
 
 
-def _kinds(tp: Any) -> set[Any]:
-    """The member types of an annotation (``float | None`` -> ``{float, NoneType}``)."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        return {typing.get_origin(a) or a for a in typing.get_args(tp)}
-    return {origin or tp}
-
-
-def _coerce(obj: Any, owner: str) -> None:
-    """Convert string values of numeric fields (YAML's ``1e-3``) and reject non-numbers there."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        kinds = _kinds(hints.get(f.name))
-        numeric = kinds & {int, float}
-        value = getattr(obj, f.name)
-        path = f"{owner}.{f.name}" if owner else f.name
-        if not numeric or value is None or isinstance(value, bool):
-            continue
-        if isinstance(value, str):
-            try:
-                num = float(value)
-            except ValueError:
-                if str in kinds:
-                    continue  # e.g. devices: "auto"; the consumer validates
-                raise ConfigError(f"{path}={value!r} is not a number") from None
-            if int in numeric and num.is_integer() and (float not in numeric or "." not in value):
-                num = int(num)
-            object.__setattr__(obj, f.name, num)
-        elif isinstance(value, int) and numeric == {float}:
-            object.__setattr__(obj, f.name, float(value))
-        elif not isinstance(value, (int, float)) and not (kinds - {int, float, type(None)}):
-            raise ConfigError(f"{path}={value!r} is not a number")
-
-
-def _choice(owner: str, key: str, value: Any, choices: Sequence[Any]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{owner}.{key}={value!r} is not one of {list(choices)}")
+def _devices_from_text(value: Any) -> Any:
+    """``"2"`` -> ``2``, ``"0,1"`` -> ``[0, 1]`` (Lightning's string forms); else unchanged."""
+    if isinstance(value, str) and value.strip() not in ("auto", ""):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        try:
+            nums = [int(p) for p in parts]
+        except ValueError:
+            return value
+        return nums[0] if len(nums) == 1 and "," not in value else nums
+    return value
 
 
 # --------------------------------------------------------------------------- task
@@ -112,32 +136,25 @@ class SchedulerConfig:
     ``warmup`` intervals (not with ``plateau``). ``interval`` is ``epoch`` or ``step``.
     """
 
-    name: str = "none"
-    interval: str = "epoch"
-    frequency: int = 1
-    t_max: int | None = None
-    eta_min: float = 0.0
-    step_size: int = 10
-    gamma: float = 0.1
-    factor: float = 0.1
-    patience: int = 10
-    mode: str = "min"
-    min_lr: float = 0.0
-    warmup: int = 0
-    warmup_start_factor: float = 1e-3
+    name: SchedulerName = "none"
+    interval: Literal["epoch", "step"] = "epoch"
+    frequency: PositiveInt = 1
+    t_max: PositiveInt | None = None
+    eta_min: NonNegativeFloat = 0.0
+    step_size: PositiveInt = 10
+    gamma: Annotated[Float, Field(gt=0, le=1), Allowed("a decay factor in (0, 1]")] = 0.1
+    factor: Annotated[Float, Field(gt=0, lt=1), Allowed("a reduction factor in (0, 1)")] = 0.1
+    patience: NonNegativeInt = 10
+    mode: Mode = "min"
+    min_lr: NonNegativeFloat = 0.0
+    warmup: NonNegativeInt = 0
+    warmup_start_factor: Annotated[Float, Field(gt=0, le=1), Allowed("a factor in (0, 1]")] = 1e-3
 
     def __post_init__(self) -> None:
-        _coerce(self, "task.scheduler")
-        _choice("task.scheduler", "name", self.name, SCHEDULERS)
-        _choice("task.scheduler", "interval", self.interval, ("epoch", "step"))
-        _choice("task.scheduler", "mode", self.mode, ("min", "max"))
-        if self.warmup < 0:
-            raise ConfigError(f"task.scheduler.warmup={self.warmup} must be >= 0")
+        validate_fields(self, "task.scheduler")
         if self.warmup and self.name == "plateau":
-            raise ConfigError("task.scheduler.warmup is not supported with name=plateau")
-        if not 0.0 < self.warmup_start_factor <= 1.0:
             raise ConfigError(
-                f"task.scheduler.warmup_start_factor={self.warmup_start_factor} must be in (0, 1]"
+                f"task.scheduler.warmup={self.warmup}: expected 0 with name=plateau (warmup is not supported with plateau)"
             )
 
 
@@ -153,35 +170,30 @@ class TaskConfig:
     logged value the ``plateau`` scheduler watches.
     """
 
-    name: str = "regression"
+    name: Name = "regression"
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    momentum: float = 0.9
-    nesterov: bool = False
+    optimizer: Optimizer = "adamw"
+    lr: PositiveFloat = 1e-3
+    weight_decay: NonNegativeFloat = 0.0
+    betas: Annotated[tuple[Beta, Beta], Allowed("two numbers in [0, 1)")] = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    momentum: NonNegativeFloat = 0.9
+    nesterov: Bool = False
     scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
-    monitor: str = "val/loss"
+    monitor: Monitor = "val/loss"
 
     def __post_init__(self) -> None:
         if isinstance(self.scheduler, str):
-            self.scheduler = SchedulerConfig(name=self.scheduler)
-        elif isinstance(self.scheduler, Mapping):
+            self.scheduler = from_dict(SchedulerConfig, {"name": self.scheduler}, "task.scheduler")
+        elif isinstance(self.scheduler, Mapping) or self.scheduler is None:
             self.scheduler = from_dict(SchedulerConfig, self.scheduler, "task.scheduler")
+        elif not isinstance(self.scheduler, SchedulerConfig):
+            raise ConfigError(
+                f"task.scheduler={self.scheduler!r}: expected a scheduler name or a mapping {{name, ...}}"
+            )
         if self.kwargs is None:
             self.kwargs = {}
-        if not isinstance(self.kwargs, Mapping):
-            raise ConfigError(f"task.kwargs must be a mapping, got {type(self.kwargs).__name__}")
-        _coerce(self, "task")
-        _choice("task", "optimizer", self.optimizer, OPTIMIZERS)
-        betas = tuple(float(b) for b in self.betas)
-        if len(betas) != 2:
-            raise ConfigError(f"task.betas must have two values, got {list(self.betas)}")
-        self.betas = betas  # type: ignore[assignment]
-        if self.lr <= 0:
-            raise ConfigError(f"task.lr={self.lr} must be > 0")
+        validate_fields(self, "task")
 
 
 # --------------------------------------------------------------------------- trainer
@@ -192,15 +204,14 @@ class EarlyStoppingConfig:
     """``trainer.early_stopping``: stop when ``monitor`` has not improved by ``min_delta`` for
     ``patience`` validation checks (Lightning ``EarlyStopping``)."""
 
-    monitor: str = "val/loss"
-    mode: str = "min"
-    patience: int = 3
-    min_delta: float = 0.0
-    check_finite: bool = True
+    monitor: Monitor = "val/loss"
+    mode: Mode = "min"
+    patience: NonNegativeInt = 3
+    min_delta: NonNegativeFloat = 0.0
+    check_finite: Bool = True
 
     def __post_init__(self) -> None:
-        _coerce(self, "trainer.early_stopping")
-        _choice("trainer.early_stopping", "mode", self.mode, ("min", "max"))
+        validate_fields(self, "trainer.early_stopping")
 
 
 @dataclasses.dataclass
@@ -211,17 +222,34 @@ class CheckpointConfig:
     ``last.ckpt`` when ``save_last``; ``enabled: false`` saves nothing.
     """
 
-    enabled: bool = True
-    monitor: str | None = "val/loss"
-    mode: str = "min"
-    save_top_k: int = 1
-    save_last: bool = True
-    filename: str | None = None
-    every_n_epochs: int | None = None
+    enabled: Bool = True
+    monitor: Monitor | None = "val/loss"
+    mode: Mode = "min"
+    save_top_k: Annotated[Int, Field(ge=-1), Allowed("an integer >= -1 (-1: keep all)")] = 1
+    save_last: Bool = True
+    filename: Annotated[str, Field(min_length=1)] | None = None
+    every_n_epochs: NonNegativeInt | None = None
 
     def __post_init__(self) -> None:
-        _coerce(self, "trainer.checkpoint")
-        _choice("trainer.checkpoint", "mode", self.mode, ("min", "max"))
+        validate_fields(self, "trainer.checkpoint")
+
+
+@dataclasses.dataclass
+class CallbackConfig:
+    """One extra Lightning callback in ``trainer.callbacks``: ``{class_path, init_args}``.
+
+    ``class_path`` is a dotted import path (``lightning.pytorch.callbacks.StochasticWeightAveraging``);
+    ``init_args`` its keyword arguments. The import and the argument names are checked before
+    any data is read (:func:`gatelab.core.harness.validation.validate_experiment`).
+    """
+
+    class_path: CallbackPath
+    init_args: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.init_args is None:
+            self.init_args = {}
+        validate_fields(self, "")
 
 
 @dataclasses.dataclass
@@ -235,54 +263,105 @@ class TrainerConfig:
     for ops without one). ``loggers`` lists ``csv`` and/or ``tensorboard``. ``log_dir`` is where
     logs and checkpoints go when the trainer is built on its own; experiments use their run
     directory.
+
+    Any other ``lightning.Trainer`` argument goes in ``extra`` (``{sync_batchnorm: true,
+    max_time: "00:01:00:00"}``; names checked against ``Trainer.__init__``), and further
+    callbacks in ``callbacks`` (a list of ``{class_path, init_args}`` or bare class paths).
     """
 
-    max_epochs: int | None = 10
-    max_steps: int = -1
-    min_epochs: int | None = None
-    accelerator: str = "auto"
-    devices: int | str | list[int] = "auto"
-    strategy: str = "auto"
-    num_nodes: int = 1
-    precision: str | int | None = None
-    gradient_clip_val: float | None = None
-    gradient_clip_algorithm: str = "norm"
-    accumulate_grad_batches: int = 1
-    deterministic: bool | str = False
-    benchmark: bool | None = None
+    max_epochs: Limit | None = 10
+    max_steps: Limit = -1
+    min_epochs: NonNegativeInt | None = None
+    accelerator: Name = "auto"
+    devices: Devices = "auto"
+    strategy: Name = "auto"
+    num_nodes: PositiveInt = 1
+    precision: Precision = None
+    gradient_clip_val: NonNegativeFloat | None = None
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accumulate_grad_batches: PositiveInt = 1
+    deterministic: Annotated[Bool | Literal["warn"], Allowed("true, false or 'warn'")] = False
+    benchmark: Bool | None = None
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
-    log_dir: str | None = None
-    loggers: list[str] = dataclasses.field(default_factory=lambda: ["csv"])
-    progress_bar: bool = True
-    limit_train_batches: int | float | None = None
-    limit_val_batches: int | float | None = None
-    limit_test_batches: int | float | None = None
-    limit_predict_batches: int | float | None = None
-    val_check_interval: int | float | None = None
-    check_val_every_n_epoch: int | None = 1
-    num_sanity_val_steps: int | None = None
-    log_every_n_steps: int = 50
-    enable_model_summary: bool = True
+    log_dir: Annotated[str, Field(min_length=1)] | None = None
+    loggers: Annotated[list[Literal["csv", "tensorboard"]], Allowed("a list of 'csv', 'tensorboard'")] = (
+        dataclasses.field(default_factory=lambda: ["csv"])
+    )
+    progress_bar: Bool = True
+    limit_train_batches: BatchLimit = None
+    limit_val_batches: BatchLimit = None
+    limit_test_batches: BatchLimit = None
+    limit_predict_batches: BatchLimit = None
+    val_check_interval: Annotated[
+        PositiveInt | Annotated[Float, Field(gt=0, le=1)] | None,
+        Allowed("an integer >= 1 (batches), a fraction in (0.0, 1.0] or null"),
+    ] = None
+    check_val_every_n_epoch: PositiveInt | None = 1
+    num_sanity_val_steps: Limit | None = None
+    log_every_n_steps: NonNegativeInt = 50
+    enable_model_summary: Bool = True
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    callbacks: list[CallbackConfig] = dataclasses.field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.early_stopping, Mapping):
             self.early_stopping = from_dict(
                 EarlyStoppingConfig, self.early_stopping, "trainer.early_stopping"
             )
+        elif self.early_stopping is not None and not isinstance(self.early_stopping, EarlyStoppingConfig):
+            raise ConfigError(
+                f"trainer.early_stopping={self.early_stopping!r}: expected a mapping {{monitor, patience, ...}} or null"
+            )
         if isinstance(self.checkpoint, Mapping):
             self.checkpoint = from_dict(CheckpointConfig, self.checkpoint, "trainer.checkpoint")
         if self.checkpoint is None:
             self.checkpoint = CheckpointConfig(enabled=False)
-        _coerce(self, "trainer")
+        elif not isinstance(self.checkpoint, CheckpointConfig):
+            raise ConfigError(
+                f"trainer.checkpoint={self.checkpoint!r}: expected a mapping {{monitor, save_top_k, ...}} or null"
+            )
         if isinstance(self.loggers, str):
             self.loggers = [self.loggers]
-        self.loggers = list(self.loggers or [])
-        for name in self.loggers:
-            _choice("trainer", "loggers", name, LOGGERS)
-        if self.deterministic not in (True, False, "warn"):
-            raise ConfigError(f"trainer.deterministic={self.deterministic!r} must be true, false or 'warn'")
-        _choice("trainer", "gradient_clip_algorithm", self.gradient_clip_algorithm, ("norm", "value"))
+        if self.loggers is None:
+            self.loggers = []
+        if self.extra is None:
+            self.extra = {}
+        if self.callbacks is None:
+            self.callbacks = []
+        if not isinstance(self.callbacks, (list, tuple)):
+            raise ConfigError(
+                f"trainer.callbacks={self.callbacks!r}: expected a list of {{class_path, init_args}}"
+            )
+        built = []
+        for i, cb in enumerate(self.callbacks):
+            where = f"trainer.callbacks[{i}]"
+            if isinstance(cb, str):
+                cb = {"class_path": cb}
+            if isinstance(cb, Mapping):
+                try:
+                    cb = from_dict(CallbackConfig, cb, where)
+                except ConfigError as e:
+                    raise ConfigError(_prefixed(where, str(e))) from None
+            elif not isinstance(cb, CallbackConfig):
+                raise ConfigError(f"{where}={cb!r}: expected {{class_path, init_args}} or a class path")
+            built.append(cb)
+        self.callbacks = built
+        validate_fields(self, "trainer", skip=("callbacks",))
+        owned = sorted(set(self.extra) & {f.name for f in dataclasses.fields(self)})
+        if owned:
+            raise ConfigError(
+                f"trainer.extra.{owned[0]}={self.extra[owned[0]]!r}: expected it as trainer.{owned[0]} "
+                "(extra holds only Trainer arguments TrainerConfig has no field for)"
+            )
+
+
+def _prefixed(where: str, message: str) -> str:
+    """``where.`` in front of a message that starts with a bare ``key=`` (a component's own field)."""
+    head = message.split("=", 1)[0]
+    if "=" in message and head.isidentifier():
+        return f"{where}.{message}"
+    return message
 
 
 # --------------------------------------------------------------------------- experiment
@@ -290,18 +369,19 @@ class TrainerConfig:
 
 @dataclasses.dataclass
 class ComponentConfig:
-    """A registered component by name plus its keyword arguments (``model:`` and ``data:``)."""
+    """A registered component by name plus its keyword arguments (``model:`` and ``data:``).
 
-    name: str
+    ``kwargs`` are checked against the registered constructor's signature by
+    :func:`gatelab.core.harness.validation.validate_experiment` (it needs the registry).
+    """
+
+    name: Name
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"component name must be a non-empty string, got {self.name!r}")
         if self.kwargs is None:
             self.kwargs = {}
-        if not isinstance(self.kwargs, Mapping):
-            raise ConfigError(f"{self.name}: kwargs must be a mapping, got {type(self.kwargs).__name__}")
+        validate_fields(self, "")
         self.kwargs = dict(self.kwargs)
 
 
@@ -314,33 +394,38 @@ class ExperimentConfig:
     :func:`gatelab.core.harness.experiment.register_datamodule` and ``data.kwargs`` its factory's
     arguments. Runs are written to ``<output_dir>/<name>/seed<seed>/version_<n>``. ``test``:
     evaluate the best checkpoint on the test split after fitting (when the data module has one).
+    ``seed`` is an integer in [0, 2**32 - 1] (NumPy's seed range).
     """
 
-    name: str
+    name: Name
     model: ComponentConfig
     data: ComponentConfig
     task: TaskConfig = dataclasses.field(default_factory=TaskConfig)
     trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
-    seed: int = 0
-    output_dir: str = "runs"
-    test: bool = True
+    seed: Annotated[Int, Field(ge=0, le=2**32 - 1), Allowed("an integer in [0, 2**32 - 1]")] = 0
+    output_dir: Annotated[str, Field(min_length=1)] = "runs"
+    test: Bool = True
 
     def __post_init__(self) -> None:
         for key, cls in (("model", ComponentConfig), ("data", ComponentConfig)):
             value = getattr(self, key)
             if isinstance(value, str):
-                setattr(self, key, ComponentConfig(name=value))
-            elif isinstance(value, Mapping):
-                setattr(self, key, from_dict(cls, value, key))
+                value = {"name": value}
+            if isinstance(value, Mapping):
+                try:
+                    value = from_dict(cls, value, key)
+                except ConfigError as e:
+                    raise ConfigError(_prefixed(key, str(e))) from None
+                setattr(self, key, value)
             elif not isinstance(value, ComponentConfig):
-                raise ConfigError(f"{key}: expected a mapping {{name, kwargs}}, got {type(value).__name__}")
-        if isinstance(self.task, Mapping):
-            self.task = from_dict(TaskConfig, self.task, "task")
-        if isinstance(self.trainer, Mapping):
-            self.trainer = from_dict(TrainerConfig, self.trainer, "trainer")
-        _coerce(self, "")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise ConfigError(f"seed must be an integer, got {self.seed!r}")
+                raise ConfigError(f"{key}={value!r}: expected a name or a mapping {{name, kwargs}}")
+        for key, cls in (("task", TaskConfig), ("trainer", TrainerConfig)):
+            value = getattr(self, key)
+            if isinstance(value, Mapping) or value is None:
+                setattr(self, key, from_dict(cls, value, key))
+            elif not isinstance(value, cls):
+                raise ConfigError(f"{key}={value!r}: expected a mapping")
+        validate_fields(self, "")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
@@ -361,6 +446,67 @@ class ExperimentConfig:
         return load_experiment(path, overrides)
 
 
+_SHORTHANDS = (("model",), ("data",), ("task", "scheduler"))
+
+
+def _expand_shorthands(data: dict[str, Any]) -> dict[str, Any]:
+    """``model: m`` -> ``model: {name: m}`` (also ``data``, ``task.scheduler``), so files merge."""
+    for path in _SHORTHANDS:
+        node: Any = data
+        for k in path[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(path[-1]), str):
+            node[path[-1]] = {"name": node[path[-1]]}
+    return data
+
+
+def merge_configs(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge ``over`` into ``base`` (in place; returned): mappings merge key by key, any
+    other value (scalars, lists) replaces the earlier one."""
+    for key, value in over.items():
+        old = base.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping):
+            merge_configs(old, value)
+        else:
+            base[key] = dict(value) if isinstance(value, Mapping) else value
+    return base
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> ConfigError:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return ConfigError(f"{path}: invalid YAML{where}: {problem}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a dict (shorthands expanded).
+
+    Raises:
+        ConfigError: missing file, invalid YAML (line and column), an empty file, or a top
+            level that is not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read the config file: {e}") from None
+    try:
+        data = yaml_load(text)
+    except yaml.YAMLError as e:
+        raise _yaml_error(path, e) from None
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty (expected a mapping of config keys)")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigError(f"{path}: config keys must be strings, got {bad[0]!r}")
+    return _expand_shorthands(data)
+
+
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` strings to a nested dict in place (and return it).
 
@@ -369,6 +515,7 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
     created; whether a key is valid is decided when the dataclasses are built, so a misspelt
     key raises :class:`ConfigError` there.
     """
+    _expand_shorthands(data)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} must look like key.sub=value")
@@ -377,9 +524,9 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
         if not all(keys):
             raise ConfigError(f"override {item!r}: empty key in {path!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            value = raw
+            value = raw  # not YAML (e.g. "a: b: c"): the text itself, checked like any string
         node: Any = data
         for i, k in enumerate(keys[:-1]):
             nxt = node.get(k)
@@ -389,24 +536,33 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
                 raise ConfigError(f"override {item!r}: {'.'.join(keys[: i + 1])} is {nxt!r}, not a mapping")
             node = nxt
         node[keys[-1]] = value
+        _expand_shorthands(data)
     return data
 
 
-def load_experiment(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Load an :class:`ExperimentConfig` from YAML, with ``key.sub=value`` overrides applied."""
-    if not overrides:
-        return load_yaml(ExperimentConfig, path)
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+def load_experiment(
+    path: str | Path | Sequence[str | Path], overrides: Sequence[str] = ()
+) -> ExperimentConfig:
+    """Load an :class:`ExperimentConfig` from one or several YAML files, then ``key.sub=value``
+    overrides.
+
+    Several files merge in order (later wins; mappings merge key by key, see
+    :func:`merge_configs`), then ``overrides`` apply. Every section's types and ranges are
+    checked here (no torch, no registry); the registered components' kwargs and the monitors
+    are checked by :func:`gatelab.core.harness.validation.validate_experiment`.
+
+    Raises:
+        ConfigError: one line naming the file(s), the key path, the value and what is allowed.
+    """
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    if not paths:
+        raise ConfigError("no config file given")
+    data: dict[str, Any] = {}
+    for p in paths:
+        merge_configs(data, read_config_file(p))
+    label = " + ".join(str(p) for p in paths)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    apply_overrides(data, overrides)
-    try:
+        apply_overrides(data, overrides)
         return from_dict(ExperimentConfig, data)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+        raise ConfigError(f"{label}: {e}") from None

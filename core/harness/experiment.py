@@ -24,7 +24,6 @@ config to ``<run dir>/config.yaml``; fits; tests the best checkpoint; writes ``m
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import json
 import os
@@ -223,9 +222,8 @@ def run_experiment(
     Raises:
         ConfigError: unknown model / data module / task / key, or a bad value.
     """
-    from gatelab.core.registry import registered
-
     from .trainer import build_trainer, seed_everything
+    from .validation import validate_experiment
 
     if not isinstance(cfg, ExperimentConfig):
         cfg = ExperimentConfig.from_dict(cfg)
@@ -235,11 +233,7 @@ def run_experiment(
         raise ConfigError("stage='test' needs a checkpoint (ckpt_path / --ckpt)")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise ConfigError(f"checkpoint not found: {ckpt_path}")
-    models = registered()
-    if cfg.model.name not in models:
-        close = difflib.get_close_matches(cfg.model.name, list(models), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise ConfigError(f"model.name={cfg.model.name!r}: unknown model{hint}; see `gatelab list`")
+    validate_experiment(cfg)  # kwargs, monitors, Trainer extras, callbacks: before any data is read
     task_cls = get_task(cfg.task.name)
 
     t0 = time.perf_counter()

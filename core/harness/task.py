@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -41,7 +43,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from gatelab.core.config import ConfigError, from_dict, to_dict
+from gatelab.core.config import ConfigError, from_dict, to_dict, validate_kwargs
 
 from .configs import SchedulerConfig, TaskConfig
 
@@ -180,6 +182,27 @@ class NoOptions:
     """A task without options of its own: any ``task.kwargs`` key is an error."""
 
 
+def build_options(options_cls: type, kwargs: Mapping[str, Any] | None) -> Any:
+    """``task.kwargs`` -> the task's ``Options`` dataclass: names checked strictly (did-you-mean),
+    values checked against the field annotations (pydantic, see :mod:`gatelab.core.config`)
+    before the dataclass's own ``__post_init__`` checks run.
+
+    Raises:
+        ConfigError: ``task.kwargs.<key>=<value>: expected ...``.
+    """
+    kwargs = dict(kwargs or {})
+    try:
+        hints = typing.get_type_hints(options_cls, include_extras=True)
+    except Exception:  # unresolvable annotations: names are still checked by from_dict
+        hints = {}
+    fields = {f.name: hints.get(f.name, Any) for f in dataclasses.fields(options_cls) if f.init}
+    for key in kwargs:
+        if key not in fields:  # from_dict names the key with its did-you-mean
+            return from_dict(options_cls, kwargs, "task.kwargs")
+    kwargs = validate_kwargs(fields, kwargs, "task.kwargs", owner=options_cls.__name__)
+    return from_dict(options_cls, kwargs, "task.kwargs")
+
+
 def _batch_size(target: Any) -> int | None:
     if isinstance(target, torch.Tensor) and target.ndim > 0:
         return int(target.shape[0])
@@ -210,6 +233,9 @@ class GatelabTask(L.LightningModule):
     """
 
     Options: ClassVar[type] = NoOptions
+    #: names the task logs per stage besides ``loss`` and its metrics (``{stage}/<name>``),
+    #: for the load-time check of monitor keys
+    extra_logged: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -221,7 +247,7 @@ class GatelabTask(L.LightningModule):
         super().__init__()
         cfg = task if isinstance(task, TaskConfig) else from_dict(TaskConfig, task or {}, "task")
         self.config = cfg
-        self.options = from_dict(self.Options, cfg.kwargs, "task.kwargs")
+        self.options = build_options(self.Options, cfg.kwargs)
         self.save_hyperparameters(
             {"model_name": model_name, "model_kwargs": dict(model_kwargs or {}), "task": to_dict(cfg)}
         )
@@ -241,6 +267,34 @@ class GatelabTask(L.LightningModule):
         self.train_metrics = collection.clone(prefix="train/")
         self.val_metrics = collection.clone(prefix="val/")
         self.test_metrics = collection.clone(prefix="test/")
+
+    # ---- what the task logs (known before any model or data is built) -------------------------
+
+    @classmethod
+    def metric_names(cls, options: Any) -> list[str] | None:
+        """Names of the metrics :meth:`build_metrics` returns for ``options``, without a model.
+
+        The default calls ``build_metrics`` on a stand-in holding only ``options``; a task whose
+        metrics depend on the model overrides this. ``None``: not knowable before the model is
+        built (monitor keys are then not checked at load time).
+        """
+        stand_in = types.SimpleNamespace(options=options)
+        try:
+            metrics = cls.build_metrics(stand_in)  # type: ignore[arg-type]
+        except Exception:  # the metrics need the model or data: unknown until then
+            return None
+        return [str(k) for k in metrics]
+
+    @classmethod
+    def logged_names(cls, options: Any) -> list[str] | None:
+        """Every value a monitor may watch: ``train/`` and ``val/`` + ``loss``, the metric names
+        and :attr:`extra_logged`, plus ``train/loss_step`` and ``train/loss_epoch``."""
+        names = cls.metric_names(options)
+        if names is None:
+            return None
+        base = ["loss", *names, *cls.extra_logged]
+        out = [f"{stage}/{n}" for stage in ("val", "train") for n in base]
+        return [*dict.fromkeys(out), "train/loss_step", "train/loss_epoch"]
 
     # ---- override points -------------------------------------------------------------------
 

@@ -115,6 +115,20 @@ def build_callbacks(cfg: TrainerConfig, run_dir: str | Path) -> list[Callback]:
     return callbacks
 
 
+def build_extra_callbacks(cfg: TrainerConfig) -> list[Callback]:
+    """``trainer.callbacks``: each ``class_path`` imported and built with its ``init_args``."""
+    from .validation import import_callback
+
+    out: list[Callback] = []
+    for i, cb in enumerate(cfg.callbacks):
+        cls = import_callback(cb.class_path, f"trainer.callbacks[{i}].class_path")
+        try:
+            out.append(cls(**cb.init_args))
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"trainer.callbacks[{i}] ({cb.class_path}): {e}") from None
+    return out
+
+
 def build_trainer(
     cfg: TrainerConfig,
     *,
@@ -129,7 +143,8 @@ def build_trainer(
         run_dir: where checkpoints and logs go; defaults to ``cfg.log_dir``, else ``runs/default``.
         callbacks: extra callbacks (run before the checkpoint callback).
         overrides: further ``Trainer`` keyword arguments (e.g. ``enable_checkpointing=False``);
-            they win over ``cfg``.
+            they win over ``cfg`` and ``cfg.extra`` (any other ``Trainer`` argument, passed as
+            given). ``cfg.callbacks`` are imported and built after the built-in callbacks.
 
     Raises:
         ConfigError: Lightning rejected a setting (bad accelerator, precision, strategy ...).
@@ -169,6 +184,8 @@ def build_trainer(
         num_sanity_val_steps=cfg.num_sanity_val_steps,
         log_every_n_steps=cfg.log_every_n_steps,
     )
+    kwargs["callbacks"] += build_extra_callbacks(cfg)
+    kwargs.update(cfg.extra)
     kwargs.update(overrides)
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 

@@ -65,6 +65,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gatelab.core import GluMlp, OutputGatedAttention, SqueezeExcite, TokenwiseGate
+from gatelab.core.config import Dropout, NonNegativeInt, PositiveFloat, PositiveInt
 
 __all__ = [
     "FUSIONS",
@@ -366,29 +367,29 @@ class GatedVLDecoder(nn.Module):
 
     def __init__(
         self,
-        vocab_size: int,
+        vocab_size: PositiveInt,
         *,
-        d_model: int = 128,
-        n_layers: int = 4,
-        n_heads: int = 4,
-        ffn_hidden: int | None = None,
-        max_len: int = 128,
-        image_dim: int = 768,
-        n_image_layers: int = 1,
-        max_image_tokens: int = 64,
+        d_model: PositiveInt = 128,
+        n_layers: NonNegativeInt = 4,
+        n_heads: PositiveInt = 4,
+        ffn_hidden: PositiveInt | None = None,
+        max_len: PositiveInt = 128,
+        image_dim: PositiveInt = 768,
+        n_image_layers: NonNegativeInt = 1,
+        max_image_tokens: PositiveInt = 64,
         image_backbone: str | None = None,
-        in_chans: int = 3,
+        in_chans: PositiveInt = 3,
         fusion: str = "gate",
         gate_mode: Literal["scalar", "vector"] = "scalar",
         gate_init: float | None = None,
         film: bool = True,
         channel_attention: bool = True,
-        se_ratio: float = 1.0 / 16,
+        se_ratio: PositiveFloat = 1.0 / 16,
         attn_gate: str | None = None,
         contrastive: bool = True,
-        contrastive_dim: int | None = None,
-        tau_init: float = 0.07,
-        dropout: float = 0.1,
+        contrastive_dim: PositiveInt | None = None,
+        tau_init: PositiveFloat = 0.07,
+        dropout: Dropout = 0.1,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:

@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, IterableDataset
 
-from gatelab.core.config import ConfigError
+from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import cache_dir, locate
 
 from .encoder import EncodedSplit, encode_dataset, load_encoded
@@ -269,8 +269,8 @@ def _cache_lock(root: Path, name: str) -> Iterator[None]:
 def ctr_datamodule(
     data_dir: str | os.PathLike[str],
     dataset: str = "frappe",
-    batch_size: int = 4096,
-    eval_batch_size: int | None = None,
+    batch_size: PositiveInt = 4096,
+    eval_batch_size: PositiveInt | None = None,
     *,
     files: Mapping[str, str] | None = None,
     fields: Sequence[Mapping[str, Any]] | None = None,
@@ -278,11 +278,11 @@ def ctr_datamodule(
     fmt: str | None = None,
     header: bool | None = None,
     sep: str | None = None,
-    min_count: int | None = None,
+    min_count: NonNegativeInt | None = None,
     negative_label: float | None = None,
     negative_seed: int = 2021,
     cache: str | None = None,
-    block_size: int = DEFAULT_BLOCK_SIZE,
+    block_size: PositiveInt = DEFAULT_BLOCK_SIZE,
     in_memory: bool = True,
     verify: bool = True,
 ) -> CTRDataModule:

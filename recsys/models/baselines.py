@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from gatelab.core.activations import ActLike
+from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
@@ -31,7 +32,7 @@ class LogisticRegression(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_init_std: float = 1e-4,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -65,12 +66,12 @@ class DNN(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int = 10,
-        hidden_units: Sequence[int] = (400, 400, 400),
+        embedding_dim: PositiveInt = 10,
+        hidden_units: Sequence[PositiveInt] = (400, 400, 400),
         activation: ActLike = "relu",
-        net_dropout: float = 0.0,
+        net_dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        embedding_init_std: float = 1e-4,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -153,15 +154,15 @@ class DCNv2(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int = 10,
+        embedding_dim: PositiveInt = 10,
         model_structure: str = "parallel",
-        num_cross_layers: int = 3,
-        stacked_dnn_hidden_units: Sequence[int] = (),
-        parallel_dnn_hidden_units: Sequence[int] = (),
+        num_cross_layers: NonNegativeInt = 3,
+        stacked_dnn_hidden_units: Sequence[PositiveInt] = (),
+        parallel_dnn_hidden_units: Sequence[PositiveInt] = (),
         dnn_activation: ActLike = "relu",
-        net_dropout: float = 0.0,
+        net_dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        embedding_init_std: float = 1e-4,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -234,12 +235,12 @@ class DeepFM(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int = 10,
-        hidden_units: Sequence[int] = (400, 400, 400),
+        embedding_dim: PositiveInt = 10,
+        hidden_units: Sequence[PositiveInt] = (400, 400, 400),
         activation: ActLike = "relu",
-        net_dropout: float = 0.0,
+        net_dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        embedding_init_std: float = 1e-4,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:

@@ -10,6 +10,7 @@ from torch import nn
 
 from gatelab.core import BilinearFusion, FeatureGate
 from gatelab.core.activations import ActLike
+from gatelab.core.config import Dropout, NonNegativeFloat, PositiveInt
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
@@ -67,21 +68,21 @@ class FinalMLP(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int = 10,
-        mlp1_hidden_units: Sequence[int] = (64, 64, 64),
+        embedding_dim: PositiveInt = 10,
+        mlp1_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
         mlp1_activation: ActLike = "relu",
-        mlp1_dropout: float = 0.0,
+        mlp1_dropout: Dropout = 0.0,
         mlp1_batch_norm: bool = False,
-        mlp2_hidden_units: Sequence[int] = (64, 64, 64),
+        mlp2_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
         mlp2_activation: ActLike = "relu",
-        mlp2_dropout: float = 0.0,
+        mlp2_dropout: Dropout = 0.0,
         mlp2_batch_norm: bool = False,
         use_fs: bool = True,
-        fs_hidden_units: Sequence[int] = (64,),
+        fs_hidden_units: Sequence[PositiveInt] = (64,),
         fs1_context: Sequence[str] = (),
         fs2_context: Sequence[str] = (),
-        num_heads: int = 1,
-        embedding_init_std: float = 1e-4,
+        num_heads: PositiveInt = 1,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -153,16 +154,16 @@ class DualMLP(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int = 10,
-        mlp1_hidden_units: Sequence[int] = (64, 64, 64),
+        embedding_dim: PositiveInt = 10,
+        mlp1_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
         mlp1_activation: ActLike = "relu",
-        mlp1_dropout: float = 0.0,
+        mlp1_dropout: Dropout = 0.0,
         mlp1_batch_norm: bool = False,
-        mlp2_hidden_units: Sequence[int] = (64, 64, 64),
+        mlp2_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
         mlp2_activation: ActLike = "relu",
-        mlp2_dropout: float = 0.0,
+        mlp2_dropout: Dropout = 0.0,
         mlp2_batch_norm: bool = False,
-        embedding_init_std: float = 1e-4,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:

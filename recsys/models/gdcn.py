@@ -12,6 +12,7 @@ from torch import nn
 
 from gatelab.core import GatedCrossNetwork, capture_gates
 from gatelab.core.activations import ActLike
+from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
@@ -60,14 +61,14 @@ class GDCN(nn.Module):
     def __init__(
         self,
         feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int = 16,
+        embedding_dim: PositiveInt = 16,
         structure: str = "parallel",
-        num_cross_layers: int = 3,
-        dnn_hidden_units: Sequence[int] = (400, 400, 400),
+        num_cross_layers: NonNegativeInt = 3,
+        dnn_hidden_units: Sequence[PositiveInt] = (400, 400, 400),
         dnn_activation: ActLike = "relu",
-        net_dropout: float = 0.0,
+        net_dropout: Dropout = 0.0,
         batch_norm: bool = False,
-        embedding_init_std: float = 1e-4,
+        embedding_init_std: NonNegativeFloat = 1e-4,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:

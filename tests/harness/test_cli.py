@@ -90,8 +90,8 @@ def test_user_errors_exit_2_with_one_message(tmp_path, tiny, capsys):
         (["--set", "data.name=no-such-data"], "data.name='no-such-data': unknown data module"),
         (["--set", "task.name=no-such-task"], "task.name='no-such-task': unknown task"),
         (["--set", "task.kwargs.los=mae"], "'los' (did you mean 'loss'?)"),
-        (["--set", "data.kwargs.bs=3"], "unexpected keyword argument 'bs'"),
-        (["--set", "task.lr=fast"], "task.lr='fast' is not a number"),
+        (["--set", "data.kwargs.bs=3"], "data.kwargs.bs=3: unknown argument"),
+        (["--set", "task.lr=fast"], "task.lr='fast': expected a number > 0"),
     ]
     for extra, msg in cases:
         assert main(["train", "--config", str(path), *extra]) == 2, extra

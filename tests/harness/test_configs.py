@@ -116,7 +116,7 @@ def test_yaml_number_strings_and_shorthands(tmp_path):
     [
         ({"optimizer": "adagrad"}, "task.optimizer='adagrad'"),
         ({"scheduler": "linear"}, "task.scheduler.name='linear'"),
-        ({"scheduler": {"name": "plateau", "warmup": 2}}, "warmup is not supported"),
+        ({"scheduler": {"name": "plateau", "warmup": 2}}, "warmup is not supported with plateau"),
         ({"lr": "fast"}, "task.lr"),
         ({"betas": [0.9]}, "task.betas"),
     ],

@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from gatelab.core import GluMlp
+from gatelab.core.config import PositiveInt
 from gatelab.core.harness.experiment import register_datamodule, register_task
 from gatelab.core.harness.task import RegressionTask
 from gatelab.core.registry import register_model, registered
@@ -31,7 +32,7 @@ HASH_DIR_ENV = "GATELAB_TEST_HASH_DIR"
 class TinyMLP(nn.Module):
     """A SwiGLU MLP (``gatelab.core.GluMlp``); x: [B, in_features] -> [B, out_features]."""
 
-    def __init__(self, in_features: int = 3, hidden: int = 4, out_features: int = 1) -> None:
+    def __init__(self, in_features: PositiveInt = 3, hidden: PositiveInt = 4, out_features: PositiveInt = 1) -> None:
         super().__init__()
         self.net = GluMlp(in_features, hidden, out_features)
 
@@ -42,7 +43,9 @@ class TinyMLP(nn.Module):
 class TinyRegressionData(L.LightningDataModule):
     """y = x @ w + 0.5 with fixed x ~ N(0, 1) and w = [1, -2, 0.5, ...]; 50/25/25 % splits."""
 
-    def __init__(self, data_dir: Path, n: int = 64, in_features: int = 3, batch_size: int = 8) -> None:
+    def __init__(
+        self, data_dir: Path, n: PositiveInt = 64, in_features: PositiveInt = 3, batch_size: PositiveInt = 8
+    ) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(1234)
         self.x = torch.randn(n, in_features, generator=g)
@@ -98,6 +101,18 @@ class HashingTask(RegressionTask):
             "backend": str(torch.distributed.get_backend()) if torch.distributed.is_initialized() else None,
         }
         (out / f"rank{self.global_rank}.json").write_text(json.dumps(info))
+
+
+class RecordingCallback(L.Callback):
+    """Counts finished training epochs; built from ``trainer.callbacks`` by class path in tests."""
+
+    def __init__(self, tag: str, every: PositiveInt = 1) -> None:
+        self.tag = tag
+        self.every = every
+        self.epochs = 0
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.epochs += 1
 
 
 def _example_inputs(model: nn.Module, batch: int):

@@ -54,7 +54,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from gatelab.core.config import ConfigError
+from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import (
     DataError,
     DatasetNotFoundError,
@@ -721,16 +721,16 @@ def ltsf_datamodule(
     freq: str | None = None,
     split: str = "custom",
     target: str | None = None,
-    lookback: int | None = None,
-    horizon: int | None = None,
+    lookback: PositiveInt | None = None,
+    horizon: PositiveInt | None = None,
     features: str = "M",
     calendar_freq: str | None = None,
     scale: bool = True,
-    batch_size: int = 8,
-    eval_batch_size: int | None = None,
-    num_workers: int = 0,
+    batch_size: PositiveInt = 8,
+    eval_batch_size: PositiveInt | None = None,
+    num_workers: NonNegativeInt = 0,
     drop_last: bool = False,
-    val_stride: int = 1,
+    val_stride: PositiveInt = 1,
     verify: bool = True,
     allow_embedded: bool = True,
 ) -> LTSFDataModule:

@@ -25,6 +25,7 @@ from typing import Any
 
 import lightning as L
 
+from gatelab.core.config import NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import dataset_file, locate
 
 from . import tft_data as td
@@ -85,9 +86,9 @@ class TFTDataModule(L.LightningDataModule):
 
 def stallion_datamodule(
     data_dir: Path,
-    batch_size: int = 128,
-    val_batch_size: int = 1280,
-    num_workers: int = 0,
+    batch_size: PositiveInt = 128,
+    val_batch_size: PositiveInt = 1280,
+    num_workers: NonNegativeInt = 0,
     fast: bool = True,
 ) -> TFTDataModule:
     """The stallion tutorial's data (``../shared/data/stallion/stallion.parquet``)."""
@@ -121,9 +122,9 @@ def _paper_splits(frame: Any, spec: td.TFTSpec, split: dict[str, Any]) -> tuple[
 
 def electricity_datamodule(
     data_dir: Path,
-    batch_size: int = 64,
-    val_batch_size: int = 512,
-    num_workers: int = 0,
+    batch_size: PositiveInt = 64,
+    val_batch_size: PositiveInt = 512,
+    num_workers: NonNegativeInt = 0,
     fast: bool = True,
 ) -> TFTDataModule:
     """UCI electricity with the TFT paper's protocol (``<data dir>/electricity/LD2011_2014.txt``)."""
@@ -144,9 +145,9 @@ def electricity_datamodule(
 
 def traffic_datamodule(
     data_dir: Path,
-    batch_size: int = 128,
-    val_batch_size: int = 512,
-    num_workers: int = 0,
+    batch_size: PositiveInt = 128,
+    val_batch_size: PositiveInt = 512,
+    num_workers: NonNegativeInt = 0,
     fast: bool = True,
 ) -> TFTDataModule:
     """UCI PEMS-SF with the TFT paper's protocol (``<data dir>/PEMS-SF/``)."""

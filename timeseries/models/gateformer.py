@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
+from gatelab.core.config import Dropout, NonNegativeInt, PositiveInt
 
 __all__ = ["Gateformer", "GateformerEncoderLayer", "PatchEmbedding", "gateformer", "itransformer"]
 
@@ -221,25 +222,25 @@ class Gateformer(nn.Module):
 
     def __init__(
         self,
-        n_vars: int,
-        seq_len: int,
-        pred_len: int,
+        n_vars: PositiveInt,
+        seq_len: PositiveInt,
+        pred_len: PositiveInt,
         *,
-        d_model: int = 512,
-        n_heads: int = 8,
-        e_layers: int = 2,
-        d_ff: int = 2048,
-        dropout: float = 0.1,
-        patch_len: int = 8,
-        stride: int = 8,
+        d_model: PositiveInt = 512,
+        n_heads: PositiveInt = 8,
+        e_layers: NonNegativeInt = 2,
+        d_ff: PositiveInt = 2048,
+        dropout: Dropout = 0.1,
+        patch_len: PositiveInt = 8,
+        stride: PositiveInt = 8,
         temporal_branch: bool = True,
         gates: bool = True,
         norm_first: bool = True,
         act: str = "relu",
         final_norm: bool = False,
         use_marks: bool = False,
-        n_marks: int = 0,
-        n_targets: int | None = None,
+        n_marks: NonNegativeInt = 0,
+        n_targets: PositiveInt | None = None,
         use_norm: bool = True,
         attn_gate: str | None = None,
         attn_init: str = "xavier",

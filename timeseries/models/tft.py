@@ -82,7 +82,7 @@ from torch import nn
 from torch.nn.utils import rnn
 
 from gatelab.core import GateAddNorm, GatedResidualNetwork, VariableSelectionNetwork, record_gate
-from gatelab.core.config import ConfigError
+from gatelab.core.config import ConfigError, Dropout, PositiveInt, UnitInterval
 
 __all__ = [
     "ELU",
@@ -528,14 +528,14 @@ class TemporalFusionTransformer(nn.Module):
         embedding_sizes: Mapping[str, Sequence[int] | int] | None = None,
         categorical_groups: Mapping[str, Sequence[str]] | None = None,
         embedding_paddings: Sequence[str] = (),
-        hidden_size: int = 16,
-        lstm_layers: int = 1,
-        dropout: float = 0.1,
-        attention_head_size: int = 4,
-        hidden_continuous_size: int = 8,
+        hidden_size: PositiveInt = 16,
+        lstm_layers: PositiveInt = 1,
+        dropout: Dropout = 0.1,
+        attention_head_size: PositiveInt = 4,
+        hidden_continuous_size: PositiveInt = 8,
         hidden_continuous_sizes: Mapping[str, int] | None = None,
-        quantiles: Sequence[float] = (0.1, 0.5, 0.9),
-        max_encoder_length: int | None = None,
+        quantiles: Sequence[UnitInterval] = (0.1, 0.5, 0.9),
+        max_encoder_length: PositiveInt | None = None,
         layout: Layout = "paper",
         causal_attention: bool = True,
         attend_to_self: bool | None = None,

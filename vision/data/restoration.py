@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from gatelab.core.config import NonNegativeFloat, NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import DatasetNotFoundError, DatasetSpec, locate
 
 __all__ = [
@@ -509,18 +510,18 @@ def _loader(ds: Dataset, batch_size: int, sampler: Sampler | None = None, worker
 def denoise_datamodule(
     data_dir: str | os.PathLike[str] | None = None,
     *,
-    sigma: float | Sequence[float] = 25.0,
-    test_sigma: float | None = None,
-    channels: int = 3,
-    crop: int = 64,
-    batch_size: int = 8,
-    samples_per_epoch: int = 800,
-    val_images: int = 8,
-    val_crop: int = 128,
+    sigma: NonNegativeFloat | Sequence[NonNegativeFloat] = 25.0,
+    test_sigma: NonNegativeFloat | None = None,
+    channels: PositiveInt = 3,
+    crop: PositiveInt = 64,
+    batch_size: PositiveInt = 8,
+    samples_per_epoch: PositiveInt = 800,
+    val_images: NonNegativeInt = 8,
+    val_crop: PositiveInt = 128,
     test_sets: Sequence[str] | None = None,
     train_folders: Sequence[str] = ("train2017",),
     seed: int = 0,
-    num_workers: int = 0,
+    num_workers: NonNegativeInt = 0,
     check_disjoint: bool = True,
     verify: bool = True,
 ) -> Any:
@@ -608,13 +609,13 @@ def paired_datamodule(
     val_root: str | None = None,
     test_root: str | None = None,
     layout: str = "input_target",
-    channels: int = 3,
-    crop: int = 256,
-    val_crop: int | None = 256,
-    batch_size: int = 4,
-    samples_per_epoch: int | None = None,
+    channels: PositiveInt = 3,
+    crop: PositiveInt = 256,
+    val_crop: PositiveInt | None = 256,
+    batch_size: PositiveInt = 4,
+    samples_per_epoch: PositiveInt | None = None,
     seed: int = 0,
-    num_workers: int = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> Any:
     """Paired benchmark (SIDD, GoPro, Rain13k, LOL, ...): folders relative to ``data_dir``
     (or absolute), in the :data:`LAYOUTS` ``layout``. Test images are full size, batch size 1."""

@@ -25,7 +25,7 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
-from gatelab.core.config import ConfigError
+from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt, UnitInterval
 from gatelab.core.harness.data import locate
 
 from .segmentation import (
@@ -152,17 +152,17 @@ def membrane_split(n_cases: int, fold: int, n_folds: int) -> tuple[list[int], li
 def membrane_datamodule(
     data_dir: Path,
     *,
-    fold: int = 4,
-    n_folds: int = 5,
+    fold: NonNegativeInt = 4,
+    n_folds: PositiveInt = 5,
     foreground: str = "membrane",
-    patch_size: int | Sequence[int] = 96,
-    batch_size: int = 8,
-    samples_per_epoch: int = 800,
-    fg_prob: float = 0.0,
+    patch_size: PositiveInt | Sequence[PositiveInt] = 96,
+    batch_size: PositiveInt = 8,
+    samples_per_epoch: PositiveInt = 800,
+    fg_prob: UnitInterval = 0.0,
     augment: Mapping[str, Any] | None = None,
     normalize: str = "zscore",
-    val_cases: int = 0,
-    num_workers: int = 0,
+    val_cases: NonNegativeInt = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> SegmentationDataModule:
     """ISBI 2012 EM membrane segmentation (30 labelled 512x512 slices).
 
@@ -211,14 +211,14 @@ def drive_datamodule(
     data_dir: Path,
     *,
     channels: str = "rgb",
-    patch_size: int | Sequence[int] = 96,
-    batch_size: int = 8,
-    samples_per_epoch: int = 800,
-    fg_prob: float = 0.0,
+    patch_size: PositiveInt | Sequence[PositiveInt] = 96,
+    batch_size: PositiveInt = 8,
+    samples_per_epoch: PositiveInt = 800,
+    fg_prob: UnitInterval = 0.0,
     augment: Mapping[str, Any] | None = None,
     normalize: str = "zscore",
-    val_cases: int = 0,
-    num_workers: int = 0,
+    val_cases: NonNegativeInt = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> SegmentationDataModule:
     """DRIVE retinal vessels: train on the 20 training images, test on the 20 official test images.
 
@@ -279,14 +279,14 @@ def folder_datamodule(
     train_masks: str | None = None,
     test_masks: str | None = None,
     key_pattern: str | None = None,
-    patch_size: int | Sequence[int] = 96,
-    batch_size: int = 8,
-    samples_per_epoch: int = 800,
-    fg_prob: float = 0.0,
+    patch_size: PositiveInt | Sequence[PositiveInt] = 96,
+    batch_size: PositiveInt = 8,
+    samples_per_epoch: PositiveInt = 800,
+    fg_prob: UnitInterval = 0.0,
     augment: Mapping[str, Any] | None = None,
     normalize: str = "zscore",
-    val_cases: int = 0,
-    num_workers: int = 0,
+    val_cases: NonNegativeInt = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> SegmentationDataModule:
     """Any 2D dataset laid out as image / label (/ field-of-view mask) folders (PNG, TIFF, GIF ...).
 
@@ -330,14 +330,14 @@ def nifti_datamodule(
     test_labels: str,
     label_values: Mapping[Any, Any],
     key_pattern: str | None = None,
-    patch_size: int | Sequence[int] = 64,
-    batch_size: int = 2,
-    samples_per_epoch: int = 200,
-    fg_prob: float = 0.5,
+    patch_size: PositiveInt | Sequence[PositiveInt] = 64,
+    batch_size: PositiveInt = 2,
+    samples_per_epoch: PositiveInt = 200,
+    fg_prob: UnitInterval = 0.5,
     augment: Mapping[str, Any] | None = None,
     normalize: str = "zscore",
-    val_cases: int = 0,
-    num_workers: int = 0,
+    val_cases: NonNegativeInt = 0,
+    num_workers: NonNegativeInt = 0,
 ) -> SegmentationDataModule:
     """3D volumes from folders of NIfTI images and labels (``.nii`` / ``.nii.gz``).
 

@@ -76,14 +76,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gatelab.core import CrossGatingBlock, MultiAxisGatedMLP, SqueezeExcite, record_gate
-from gatelab.core.config import ConfigError
+from gatelab.core.config import ConfigError, Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
 
 __all__ = [
     "MAXIM_VARIANTS",
@@ -412,28 +412,28 @@ class MaximConfig:
     outputs large (|values| ~ 10), which costs a short training run many steps to undo.
     """
 
-    features: int = 32
-    depth: int = 3
-    num_stages: int = 2
-    num_groups: int = 2
+    features: PositiveInt = 32
+    depth: PositiveInt = 3
+    num_stages: PositiveInt = 2
+    num_groups: PositiveInt = 2
     use_bias: bool = True
-    num_supervision_scales: int = 3
-    lrelu_slope: float = 0.2
+    num_supervision_scales: PositiveInt = 3
+    lrelu_slope: NonNegativeFloat = 0.2
     use_global_mlp: bool = True
     use_cross_gating: bool = True
-    high_res_stages: int = 2
+    high_res_stages: NonNegativeInt = 2
     block_size_hr: tuple[int, int] = (16, 16)
     block_size_lr: tuple[int, int] = (8, 8)
     grid_size_hr: tuple[int, int] = (16, 16)
     grid_size_lr: tuple[int, int] = (8, 8)
-    num_bottleneck_blocks: int = 2
-    block_gmlp_factor: int = 2
-    grid_gmlp_factor: int = 2
-    input_proj_factor: int = 2
-    channels_reduction: int = 4
-    in_channels: int = 3
-    num_outputs: int = 3
-    dropout_rate: float = 0.0
+    num_bottleneck_blocks: NonNegativeInt = 2
+    block_gmlp_factor: PositiveInt = 2
+    grid_gmlp_factor: PositiveInt = 2
+    input_proj_factor: PositiveInt = 2
+    channels_reduction: PositiveInt = 4
+    in_channels: PositiveInt = 3
+    num_outputs: PositiveInt = 3
+    dropout_rate: Dropout = 0.0
     zero_init_heads: bool = False
 
     def __post_init__(self) -> None:
@@ -675,6 +675,9 @@ class Maxim(nn.Module):
     Gates recorded (:func:`gatelab.core.capture_gates`): every MAB's block/grid gates, every
     CGB's ``gate_x``/``gate_y``, every SE channel gate and the SAM attention maps.
     """
+
+    #: the dataclass its ``**kwargs`` are the fields of (read by the harness's config check)
+    config_class: ClassVar[type] = MaximConfig
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()

@@ -61,6 +61,7 @@ from torch import nn
 
 from gatelab.core import AttentionGate, _nd
 from gatelab.core.activations import ActLike, create_act
+from gatelab.core.config import NonNegativeInt, PositiveFloat, PositiveInt
 
 __all__ = ["PAPER_FILTERS", "AttentionUNet", "UNet", "unet_param_count"]
 
@@ -203,20 +204,20 @@ class UNet(nn.Module):
     def __init__(
         self,
         spatial_dims: int,
-        in_channels: int = 1,
-        n_classes: int = 2,
+        in_channels: PositiveInt = 1,
+        n_classes: PositiveInt = 2,
         *,
-        feature_scale: float = 4,
-        filters: Sequence[int] = PAPER_FILTERS,
+        feature_scale: PositiveFloat = 4,
+        filters: Sequence[PositiveInt] = PAPER_FILTERS,
         attention: bool = False,
-        gates_per_level: int = 2,
+        gates_per_level: NonNegativeInt = 2,
         deep_supervision: bool = True,
         norm: str | None = "batch",
         act: ActLike = "relu",
         gate_act: ActLike = "sigmoid",
-        attention_dsample: int | Sequence[int] = 2,
+        attention_dsample: PositiveInt | Sequence[PositiveInt] = 2,
         upsample_mode: str = "linear",
-        kernel_size: int = 3,
+        kernel_size: PositiveInt = 3,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
