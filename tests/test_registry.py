@@ -274,7 +274,7 @@ def test_open_domain_model_registration():
         assert info.description == inspect.getdoc(GluMlp).split("\n")[0]  # none declared: the docstring's
         model = create_model(name, **info.tiny)
         assert type(model).__name__ == "GluMlp"
-        with pytest.raises(ConfigError, match=r"create_model\('regtest-mylab-mlp'\).*unexpected keyword"):
+        with pytest.raises(ConfigError, match=r"model 'regtest-mylab-mlp'.*in_featurs.*unexpected keyword"):
             create_model(name, in_featurs=4)
         with pytest.raises(
             ValueError, match=r"\['GluMpl'\] are not gatelab.core exports \(did you mean 'GluMlp'"
