@@ -232,7 +232,8 @@ class TrainerConfig:
     ``strategy``, ``num_nodes``, ``precision``, ``limit_*_batches`` ...). Multi-GPU and
     multi-node runs use ``strategy: ddp`` with ``devices`` and ``num_nodes``. ``deterministic``
     is ``false``, ``true`` or ``"warn"`` (deterministic algorithms, warning instead of raising
-    for ops without one). ``loggers`` lists ``csv`` and/or ``tensorboard``. ``log_dir`` is where
+    for ops without one). ``sync_batchnorm`` converts BatchNorm layers to ``SyncBatchNorm`` under
+    DDP/FSDP (batch statistics over the global batch; GPU only in PyTorch). ``loggers`` lists ``csv`` and/or ``tensorboard``. ``log_dir`` is where
     logs and checkpoints go when the trainer is built on its own; experiments use their run
     directory.
     """
@@ -264,6 +265,7 @@ class TrainerConfig:
     num_sanity_val_steps: int | None = None
     log_every_n_steps: int = 50
     enable_model_summary: bool = True
+    sync_batchnorm: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.early_stopping, Mapping):
