@@ -229,3 +229,28 @@ def test_ctr_loader_shards_over_simulated_ranks(tmp_path, monkeypatch):
         assert len(r0) == len(r1) == len(one) == 6  # 45 rows: 5 global batches of 8 + 5
         for a, b, g in zip(r0, r1, one):
             assert torch.equal(torch.cat([a, b]), g)
+
+
+def test_seeded_segmentation_patches_are_pure_functions_of_seed_and_index():
+    """Segmentation patches under DDP: with a seed, patch k depends on (seed, k) only, so ranks
+    (which share the global RNG state) draw different patches for their different indices."""
+    from gatelab.vision.data.segmentation import PatchDataset, SegmentationCase
+
+    g = torch.Generator().manual_seed(0)
+    case = SegmentationCase(
+        "c0",
+        torch.rand(1, 20, 20, generator=g),
+        torch.randint(0, 2, (20, 20), generator=g),
+        torch.ones(20, 20, dtype=torch.bool),
+    )
+    ds = PatchDataset([case], (8, 8), 4, seed=11)
+    before = _rng_states()
+    a = [ds[k]["image"] for k in (0, 1, 5, 4000)]  # any k >= 0 (epoch * 4 + i)
+    _assert_rng_unchanged(before)
+    torch.manual_seed(123)  # the global state does not matter
+    b = [ds[k]["image"] for k in (0, 1, 5, 4000)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], a[1]) and not torch.equal(a[1], a[2])
+    assert not torch.equal(PatchDataset([case], (8, 8), 4, seed=12)[0]["image"], a[0])
+    with pytest.raises(IndexError):
+        ds[-1]
