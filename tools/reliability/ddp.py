@@ -1,7 +1,7 @@
 """DDP trials: each domain's smallest recipe on 2 gloo CPU ranks vs one process at the same global batch.
 
-For each domain (timeseries ``ltsf``, recsys ``ctr``, vision ``paired_restoration``, multimodal
-``vl-text``) this writes a tiny data set in the real file format, then trains the same experiment
+For each domain (timeseries ``ltsf``, recsys ``ctr``, vision ``seg-folder`` and
+``paired_restoration``, multimodal ``vl-text``) this writes a tiny data set in the real file format, then trains the same experiment
 
 * on 2 CPU processes (``strategy: ddp``, ``devices: 2``, gloo) with per-rank batch ``b``, and
 * on 1 process with batch ``2b`` (the same global batch),
@@ -9,17 +9,17 @@ For each domain (timeseries ``ltsf``, recsys ``ctr``, vision ``paired_restoratio
 and compares the final weights of every parameter and buffer. Both runs see the same samples at
 every step: ``ctr`` and ``vl-text`` batch with the samplers of :mod:`gatelab.core.harness.sampling`
 (pure functions of ``(seed, epoch)`` that shard each global batch over the ranks, the same order
-with or without DDP). ``ltsf`` and ``paired_restoration`` use plain loaders, which Lightning
+with or without DDP). ``ltsf``, ``seg-folder`` and ``paired_restoration`` use plain loaders, which Lightning
 re-samples under DDP with a ``DistributedSampler`` that always shuffles training data (seeded by
 the experiment seed), so their single-process reference runs Lightning's DDP strategy on one
 process (``devices: 1``) to get that same order; outside DDP their order differs (``ltsf``:
-the global RNG; ``paired_restoration``: sequential).
+the global RNG; the vision modules: sequential epoch indices).
 
 Settings that make two correct runs differ, and how the recipes avoid them (see
 ``docs/harness.md``, "Distributed training"): dropout (each rank draws its own masks: 0 here),
-BatchNorm without ``sync_batchnorm`` (per-rank statistics: no BatchNorm in these models; PyTorch's
-``SyncBatchNorm`` needs GPUs), losses normalised per rank by a data-dependent count (the VL
-decoder's token mean: fixed-length text blocks here), batch-level losses (the VL contrastive loss:
+BatchNorm without ``sync_batchnorm`` (per-rank statistics; PyTorch's ``SyncBatchNorm`` needs
+GPUs: no BatchNorm in these models, the U-Net uses instance norm), losses normalised per rank by
+a data-dependent count (the VL decoder's token mean: fixed-length text blocks here), batch-level losses (the VL contrastive loss:
 text only here), an uneven last global batch (DDP weights the ranks equally: even sizes here) and
 Adam: the gradients agree to float rounding (summation order of the all-reduce), but Adam divides
 each update by ``sqrt(v) + eps``, which turns rounding-level differences of near-zero gradients
@@ -47,7 +47,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-6
-DOMAINS = ("ltsf", "ctr", "paired_restoration", "vl-text")
+DOMAINS = ("ltsf", "ctr", "seg-folder", "paired_restoration", "vl-text")
+#: one per domain (timeseries, recsys, vision, multimodal): what tests/harness/test_ddp.py runs
+TEST_DOMAINS = ("ltsf", "ctr", "seg-folder", "vl-text")
 
 _TRAINER = {
     "accelerator": "cpu",
@@ -110,6 +112,22 @@ def _paired_pngs(root: Path, seed: int) -> None:
             for d, a in (("input", noisy), ("target", clean)):
                 (root / split / d).mkdir(parents=True, exist_ok=True)
                 Image.fromarray(a).save(root / split / d / f"{i}.png")
+
+
+def _seg_pngs(root: Path, seed: int) -> None:
+    """Grey images with a bright rectangle and 0/255 label PNGs (``<split>/img``, ``<split>/lab``)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split in ("train", "test"):
+        for k in range(2):
+            lab = np.zeros((24, 20), np.uint8)
+            lab[5:15, 4:12] = 255
+            img = (rng.normal(100, 10, (24, 20)) + (lab > 0) * 60).clip(0, 255).astype(np.uint8)
+            for sub, arr in (("img", img), ("lab", lab)):
+                (root / split / sub).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(arr).save(root / split / sub / f"{k}.png")
 
 
 def _write_corpus(root: Path, seed: int) -> None:
@@ -206,6 +224,27 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
             }
             task = {"name": "ctr", "optimizer": "sgd", "lr": 5e-2}
             per_rank = 8
+        elif domain == "seg-folder":
+            _seg_pngs(data_dir, seed)
+            # instance norm: BatchNorm would normalise each rank's patches alone (see the docstring)
+            model = {
+                "name": "attention-unet-2d",
+                "kwargs": {"filters": [4, 8, 16], "feature_scale": 1, "norm": "instance"},
+            }
+            data = {
+                "name": "seg-folder",
+                "kwargs": {
+                    "train_images": "train/img",
+                    "train_labels": "train/lab",
+                    "test_images": "test/img",
+                    "test_labels": "test/lab",
+                    "label_values": {0: 0, 255: 1},
+                    "patch_size": 16,
+                    "samples_per_epoch": 8,
+                },
+            }
+            task = {"name": "segmentation", "optimizer": "sgd", "lr": 1e-2, "kwargs": {"roi_size": [16, 16]}}
+            per_rank = 2
         elif domain == "paired_restoration":
             _paired_pngs(data_dir, seed)
             from gatelab.vision.models.maxim import _TINY
@@ -241,7 +280,7 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
 
         parts = {"seed": seed, "output_dir": str(root / "runs"), "model": model, "data": data, "task": task}
         single_trainer: dict[str, Any] = {"devices": 1}
-        if domain in ("ltsf", "paired_restoration"):  # plain loaders: see the module docstring
+        if domain in ("ltsf", "seg-folder", "paired_restoration"):  # plain loaders: see the module docstring
             single_trainer["strategy"] = "ddp"
         trials.append(
             {
