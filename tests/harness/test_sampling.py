@@ -254,3 +254,81 @@ def test_seeded_segmentation_patches_are_pure_functions_of_seed_and_index():
     assert not torch.equal(PatchDataset([case], (8, 8), 4, seed=12)[0]["image"], a[0])
     with pytest.raises(IndexError):
         ds[-1]
+
+
+def _lightning_ddp_view(make_loader, world: int, rank: int, mode: str = "train"):
+    """What Lightning does to a data module's loader on rank ``rank`` of ``world`` under DDP: the
+    hook runs with DataLoader/BatchSampler arguments recorded, then a loader whose sampler is not
+    a DistributedSampler is rebuilt around one (training data shuffled)."""
+    from lightning.fabric.utilities.data import _replace_dunder_methods
+    from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
+    from lightning.pytorch.trainer.states import RunningStage
+    from lightning.pytorch.utilities.data import _update_dataloader
+    from torch.utils.data import BatchSampler, DataLoader
+
+    with _replace_dunder_methods(DataLoader, "dataset"), _replace_dunder_methods(BatchSampler):
+        loader = make_loader()
+    if isinstance(loader.sampler, DistributedSampler):
+        return loader
+    stage = RunningStage.TRAINING if mode == "train" else RunningStage.VALIDATING
+    sampler = _get_distributed_sampler(loader, mode == "train", 0, num_replicas=world, rank=rank, seed=0)
+    return _update_dataloader(loader, sampler, mode=stage)
+
+
+def _batch_len(batch) -> int:
+    if isinstance(batch, dict):
+        return len(next(iter(batch.values())))
+    if isinstance(batch, (tuple, list)) and isinstance(batch[0], dict):  # TFT: (x, (target, weight))
+        return len(batch[0]["encoder_lengths"])
+    return len(batch)
+
+
+def test_tft_fast_loader_keeps_its_batch_size_under_ddp():
+    """Lightning rebuilds plain loaders under DDP; an explicit torch BatchSampler came back with
+    batch size 1 (TFT trained on single windows under DDP). Now: full batches, equal counts."""
+    pytest.importorskip("pytorch_forecasting")
+    from tft_fixtures import tiny_frame, tiny_spec
+
+    from gatelab.timeseries.data.tft_data import build_dataset
+    from gatelab.timeseries.data.tft_loader import window_dataloader
+
+    ds = build_dataset(tiny_frame(), tiny_spec())
+    for train in (True, False):
+        ranks = [
+            [
+                _batch_len(b)
+                for b in _lightning_ddp_view(
+                    lambda train=train: window_dataloader(ds, train=train, batch_size=8),
+                    2,
+                    r,
+                    "train" if train else "val",
+                )
+            ]
+            for r in (0, 1)
+        ]
+        assert len(ranks[0]) == len(ranks[1]) > 0
+        assert ranks[0][0] == ranks[1][0] == 8
+        if train:  # training drops the incomplete batch
+            assert set(ranks[0]) == set(ranks[1]) == {8}
+
+
+def test_ltsf_loader_gives_every_rank_the_same_batch_count(tmp_path):
+    import pandas as pd
+
+    from gatelab.timeseries.data.ltsf import ltsf_datamodule
+
+    n = 103
+    df = pd.DataFrame(
+        {"date": pd.date_range("2016-07-01", periods=n, freq="h").strftime("%Y-%m-%d %H:%M:%S")}
+    )
+    for c in ("a", "OT"):
+        df[c] = np.arange(n, dtype=float)
+    df.to_csv(tmp_path / "s.csv", index=False)
+    dm = ltsf_datamodule(tmp_path, file="s.csv", freq="h", lookback=8, horizon=4, batch_size=4, verify=False)
+    for mode, hook in (
+        ("train", dm.train_dataloader),
+        ("val", dm.val_dataloader),
+        ("test", dm.test_dataloader),
+    ):
+        counts = [len(list(_lightning_ddp_view(hook, 3, r, mode))) for r in range(3)]
+        assert len(set(counts)) == 1, (mode, counts)
