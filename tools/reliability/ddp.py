@@ -417,11 +417,11 @@ def run_trials(
 
 
 def rows(quick: bool = False) -> list[dict]:
-    """Ledger-style rows: one per domain (and seed; ``quick``: seed 0 only)."""
+    """Ledger-style rows: one per domain and seed (``quick``: the test's four domains, seed 0)."""
     out = []
     for seed in (0,) if quick else (0, 1):
         with tempfile.TemporaryDirectory(prefix="gatelab-ddp-") as tmp:
-            for r in run_trials(Path(tmp), seed):
+            for r in run_trials(Path(tmp), seed, domains=TEST_DOMAINS if quick else DOMAINS):
                 passed = (
                     r["ranks"] == 2
                     and r["ranks_identical"]
