@@ -121,3 +121,19 @@ def test_ddp_every_domain_matches_single_process(tmp_path):
         assert r["max_abs_diff"] <= ddp.TOLERANCE, (
             f"{domain}: max |w_ddp - w_single| = {r['max_abs_diff']:.3g}"
         )
+
+
+def test_sync_batchnorm_reaches_the_trainer(tmp_path):
+    from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
+
+    from gatelab.core.harness import ExperimentConfig, build_trainer
+
+    base = {"name": "x", "model": "m", "data": "d"}
+    cfg = ExperimentConfig.from_dict(
+        {**base, "trainer": {"sync_batchnorm": True, "accelerator": "cpu", "devices": 1}}
+    )
+    assert cfg.trainer.sync_batchnorm is True
+    on = build_trainer(cfg.trainer, run_dir=tmp_path)
+    assert isinstance(on._accelerator_connector._layer_sync, TorchSyncBatchNorm)
+    off = build_trainer(ExperimentConfig.from_dict(base).trainer, run_dir=tmp_path)
+    assert off._accelerator_connector._layer_sync is None
