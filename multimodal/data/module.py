@@ -269,7 +269,7 @@ class VLDataModule(L.LightningDataModule):
         vocab_size: BPE vocabulary size when training one.
         save_tokenizer: write the (loaded or trained) tokenizer here.
         seq_len: text block length (and the longest caption allowed).
-        batch_size: batch size of both kinds of batches.
+        batch_size: batch size of both kinds of batches (per rank under DDP).
         text_ratio: text batches per caption batch in training (ignored without captions).
         truncate_captions: cut captions longer than ``seq_len`` (counted and warned); otherwise a
             long caption is an error.
