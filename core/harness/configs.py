@@ -260,7 +260,8 @@ class TrainerConfig:
     ``strategy``, ``num_nodes``, ``precision``, ``limit_*_batches`` ...). Multi-GPU and
     multi-node runs use ``strategy: ddp`` with ``devices`` and ``num_nodes``. ``deterministic``
     is ``false``, ``true`` or ``"warn"`` (deterministic algorithms, warning instead of raising
-    for ops without one). ``loggers`` lists ``csv`` and/or ``tensorboard``. ``log_dir`` is where
+    for ops without one). ``sync_batchnorm`` converts BatchNorm layers to ``SyncBatchNorm`` under
+    DDP/FSDP (batch statistics over the global batch; GPU only in PyTorch). ``loggers`` lists ``csv`` and/or ``tensorboard``. ``log_dir`` is where
     logs and checkpoints go when the trainer is built on its own; experiments use their run
     directory.
 
@@ -301,6 +302,7 @@ class TrainerConfig:
     num_sanity_val_steps: Limit | None = None
     log_every_n_steps: NonNegativeInt = 50
     enable_model_summary: Bool = True
+    sync_batchnorm: Bool = False
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     callbacks: list[CallbackConfig] = dataclasses.field(default_factory=list)
 

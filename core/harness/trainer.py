@@ -14,7 +14,10 @@
 Multi-GPU and multi-node training is Lightning's DDP: ``strategy: ddp`` with ``devices`` and
 ``num_nodes`` (``accelerator: cpu`` uses the gloo backend). Under DDP only rank 0 writes logs and
 checkpoints; the checkpoint directory is broadcast from rank 0 (Lightning's ``ModelCheckpoint``
-does that), so every rank loads the same "best" checkpoint for testing.
+does that), so every rank loads the same "best" checkpoint for testing. ``sync_batchnorm: true``
+computes BatchNorm statistics over all ranks (``SyncBatchNorm``; PyTorch runs it on GPUs only).
+``strategy: fsdp`` (or ``fsdp`` with Lightning's other strategy names) shards parameters,
+gradients and optimizer states over the GPUs; see ``docs/harness.md``.
 """
 
 from __future__ import annotations
@@ -183,6 +186,7 @@ def build_trainer(
         check_val_every_n_epoch=cfg.check_val_every_n_epoch,
         num_sanity_val_steps=cfg.num_sanity_val_steps,
         log_every_n_steps=cfg.log_every_n_steps,
+        sync_batchnorm=cfg.sync_batchnorm,
     )
     kwargs["callbacks"] += build_extra_callbacks(cfg)
     kwargs.update(cfg.extra)

@@ -7,6 +7,13 @@ with their images (``{"input_ids", "attention_mask", "image"}``) or packed text 
 caption batch, so one model trains on text and on captions (the official code alternates whole
 epochs of each; see the task's docstring).
 
+Distributed training (DDP): the sampler shards every global batch (``batch_size`` per rank times
+the number of ranks) over the ranks, so every rank yields the same number of batches; an
+incomplete last batch is split over the ranks (sizes differ by at most one; a rank is given a
+repeated sample only when the batch has fewer samples than there are ranks), see
+:mod:`gatelab.core.harness.sampling`. Evaluation uses ``len(text) // global batch`` full text
+batches. The order is a pure function of ``(seed, epoch)``.
+
 The tokenizer is loaded from ``tokenizer`` (a ``tokenizers`` JSON file) or trained on the
 training text and training captions (:func:`gatelab.multimodal.tokenizer.train_bpe`); the task
 attaches it to the model so it is saved in the checkpoint.
@@ -20,18 +27,25 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import random
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from gatelab.core.config import NonNegativeInt, PositiveInt, UnitInterval
 from gatelab.core.harness import locate
+from gatelab.core.harness.sampling import (
+    Batch,
+    ShardedBatchSampler,
+    batch_loader,
+    epoch_permutation,
+    replicas,
+)
 
 from ..tokenizer import PAD_ID, load_tokenizer, train_bpe
 from .captions import COCO_MINI, load_image, read_babylm, read_caption_manifest, read_coco_captions
@@ -124,17 +138,34 @@ def collate(items: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tens
     return out
 
 
-class MixedBatchSampler(Sampler[list[int]]):
-    """Homogeneous batches over ``ConcatDataset([captions, text])``, interleaved at random.
+class MixedBatchSampler(ShardedBatchSampler):
+    """Homogeneous batches over ``ConcatDataset([captions, text])``, interleaved at random, sharded over DDP ranks.
 
-    Each epoch yields every caption batch once (indices ``[0, n_captions)``, shuffled when
-    ``shuffle``) and ``round(text_ratio * n_caption_batches)`` text batches (indices
-    ``n_captions + j``) taken in order from a shuffled permutation of the text blocks that
-    continues across epochs (so the whole corpus is eventually seen). With no captions, every
-    text block is used once per epoch. The order of the batches is shuffled too.
-    The order depends on ``seed`` and the epoch: each training iteration uses the current epoch
-    and then advances it by one (Lightning calls ``set_epoch`` only on a batch sampler's inner
-    ``sampler``, not on the batch sampler itself); ``set_epoch`` sets it explicitly.
+    One epoch is a list of *global* batches of ``G = batch_size * num_replicas`` indices (one
+    optimizer step over all ranks); rank ``r`` yields the ``r``-th part of each
+    (:func:`gatelab.core.harness.sampling.shard_batch`), so every rank yields the same number of
+    batches and a batch never mixes captions and text on any rank. An epoch holds:
+
+    * every caption once (indices ``[0, n_captions)``, shuffled when ``shuffle``), cut into global
+      batches of ``G`` (the last may be smaller: split over the ranks, or dropped with
+      ``drop_last``);
+    * ``round(text_ratio * n_caption_batches)`` full global text batches (indices
+      ``n_captions + j``) taken in order from an endless stream of text-block permutations
+      (cycle ``c`` is a permutation drawn from ``(seed, c)``; epoch ``e`` starts at stream position
+      ``e * n_text_batches * G``), so the whole corpus is eventually seen. With no captions, every
+      text block is used once per epoch instead.
+
+    The order of the batches is shuffled too. Everything is a pure function of ``(seed, epoch)``
+    (no global RNG; Lightning calls :meth:`set_epoch` on the loader's sampler every epoch), so a
+    resumed run sees the batches of an uninterrupted one. Without ``shuffle`` (evaluation) every
+    epoch is the same, unshuffled, and the text stream starts at position 0.
+
+    Args:
+        n_captions, n_text: sizes of the two parts of the ``ConcatDataset``.
+        batch_size: samples per rank per step.
+        text_ratio: text batches per caption batch (ignored without captions).
+        shuffle, drop_last, seed, num_replicas, rank: see
+            :class:`~gatelab.core.harness.sampling.ShardedBatchSampler`.
     """
 
     def __init__(
@@ -147,80 +178,86 @@ class MixedBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
     ) -> None:
-        if batch_size < 1:
+        if isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"MixedBatchSampler: batch_size must be >= 1, got {batch_size}")
+        if n_captions < 0 or n_text < 0:
+            raise ValueError(f"MixedBatchSampler: sizes must be >= 0, got {n_captions} captions, {n_text} text")
         if n_captions == 0 and n_text == 0:
             raise ValueError("MixedBatchSampler: no captions and no text")
         if text_ratio < 0:
             raise ValueError(f"MixedBatchSampler: text_ratio must be >= 0, got {text_ratio}")
-        self.n_captions, self.n_text, self.batch_size = n_captions, n_text, batch_size
-        self.text_ratio, self.shuffle, self.drop_last, self.seed = text_ratio, shuffle, drop_last, seed
-        self.epoch = 0
-        self._text_order: list[int] = []
-        self._text_pos = 0
-        self._text_cycle = 0
+        super().__init__(
+            batch_size, num_replicas=num_replicas, rank=rank, seed=seed, shuffle=shuffle, drop_last=drop_last
+        )
+        self.n_captions, self.n_text, self.text_ratio = int(n_captions), int(n_text), float(text_ratio)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _chunks(self, idx: list[int]) -> list[list[int]]:
-        out = [idx[i : i + self.batch_size] for i in range(0, len(idx), self.batch_size)]
-        if self.drop_last and out and len(out[-1]) < self.batch_size:
-            out.pop()
-        return out
+    @staticmethod
+    def _sizes(n: int, g: int) -> list[int]:
+        full, rest = divmod(n, g)
+        return [g] * full + ([rest] if rest else [])
 
     def _n_caption_batches(self) -> int:
-        full, rest = divmod(self.n_captions, self.batch_size)
-        return full + (1 if rest and not self.drop_last else 0)
+        return sum(1 for m in self._sizes(self.n_captions, self.global_batch_size) if self.keep(m))
 
     def _n_text_batches(self) -> int:
         if self.n_text == 0:
             return 0
         if self.n_captions == 0:
-            full, rest = divmod(self.n_text, self.batch_size)
-            return full + (1 if rest and not self.drop_last else 0)
+            return sum(1 for m in self._sizes(self.n_text, self.global_batch_size) if self.keep(m))
         return round(self.text_ratio * self._n_caption_batches())
 
-    def __len__(self) -> int:
-        return self._n_caption_batches() + self._n_text_batches()
+    def global_batch_sizes(self) -> list[int]:
+        g = self.global_batch_size
+        sizes = self._sizes(self.n_captions, g)
+        if self.n_captions == 0:
+            return sizes + self._sizes(self.n_text, g)
+        return sizes + [g] * self._n_text_batches()
 
-    def _take_text(self, n: int) -> list[int]:
+    def _text_stream(self, start: int, count: int) -> list[int]:
+        """Positions ``[start, start + count)`` of the endless stream of text-block permutations."""
         out: list[int] = []
-        while len(out) < n:
-            if self._text_pos >= len(self._text_order):
-                order = list(range(self.n_text))
-                if self.shuffle:
-                    random.Random(self.seed * 1_000_003 + self._text_cycle).shuffle(order)
-                self._text_order, self._text_pos = order, 0
-                self._text_cycle += 1
-            take = min(n - len(out), len(self._text_order) - self._text_pos)
-            out.extend(self._text_order[self._text_pos : self._text_pos + take])
-            self._text_pos += take
+        pos = start
+        while len(out) < count:
+            cycle, offset = divmod(pos, self.n_text)
+            order = (
+                epoch_permutation(self.n_text, self.seed, cycle, _TEXT_CYCLES)
+                if self.shuffle
+                else np.arange(self.n_text)
+            )
+            take = min(count - len(out), self.n_text - offset)
+            out.extend(order[offset : offset + take].tolist())
+            pos += take
         return out
 
-    def __iter__(self) -> Iterator[list[int]]:
-        if not self.shuffle:  # evaluation: the same batches every time
-            self._text_order, self._text_pos, self._text_cycle = [], 0, 0
-        rng = random.Random(self.seed * 7919 + self.epoch)
-        cap = list(range(self.n_captions))
-        if self.shuffle:
-            rng.shuffle(cap)
-        batches = self._chunks(cap)
+    def global_batches(self, epoch: int) -> list[Batch]:
+        g = self.global_batch_size
+
+        def chunks(idx: list[int]) -> list[Batch]:
+            return [idx[i : i + g] for i in range(0, len(idx), g)]
+
+        def order(n: int, stream: int) -> list[int]:
+            return epoch_permutation(n, self.seed, epoch, stream).tolist() if self.shuffle else list(range(n))
+
+        batches = chunks(order(self.n_captions, _CAPTIONS))
         nt = self._n_text_batches()
         if nt:
             if self.n_captions == 0:
-                text = list(range(self.n_text))
-                if self.shuffle:
-                    rng.shuffle(text)
-                text_batches = self._chunks(text)
+                text_batches = chunks(order(self.n_text, _TEXT_EPOCH))
             else:
-                text_batches = [self._take_text(self.batch_size) for _ in range(nt)]
+                start = epoch * nt * g if self.shuffle else 0
+                text_batches = chunks(self._text_stream(start, nt * g))
             batches += [[self.n_captions + j for j in b] for b in text_batches]
         if self.shuffle:
-            rng.shuffle(batches)
-            self.epoch += 1
-        yield from batches
+            perm = epoch_permutation(len(batches), self.seed, epoch, _BATCH_ORDER).tolist()
+            batches = [batches[i] for i in perm]
+        return batches
+
+
+# streams of epoch_permutation (independent draws within one epoch)
+_CAPTIONS, _TEXT_EPOCH, _BATCH_ORDER, _TEXT_CYCLES = 0, 1, 2, 3
 
 
 class VLDataModule(L.LightningDataModule):
@@ -233,7 +270,7 @@ class VLDataModule(L.LightningDataModule):
         vocab_size: BPE vocabulary size when training one.
         save_tokenizer: write the (loaded or trained) tokenizer here.
         seq_len: text block length (and the longest caption allowed).
-        batch_size: batch size of both kinds of batches.
+        batch_size: batch size of both kinds of batches (per rank under DDP).
         text_ratio: text batches per caption batch in training (ignored without captions).
         truncate_captions: cut captions longer than ``seq_len`` (counted and warned); otherwise a
             long caption is an error.
@@ -355,17 +392,18 @@ class VLDataModule(L.LightningDataModule):
                 "tokens; raise the split's fraction (val_fraction / test_fraction) or lower seq_len"
             )
         train = split == "train"
+        num_replicas, rank = replicas(self.trainer)
         sampler = MixedBatchSampler(
             len(cap) if cap is not None else 0,
             len(txt) if txt is not None else 0,
             self.batch_size,
-            text_ratio=self.text_ratio if train else _eval_ratio(cap, txt, self.batch_size),
+            text_ratio=self.text_ratio if train else _eval_ratio(cap, txt, self.batch_size * num_replicas),
             shuffle=train,
             seed=self.seed,
+            num_replicas=num_replicas,
+            rank=rank,
         )
-        return DataLoader(
-            ConcatDataset(parts), batch_sampler=sampler, collate_fn=collate, num_workers=self.num_workers
-        )
+        return batch_loader(ConcatDataset(parts), sampler, collate_fn=collate, num_workers=self.num_workers)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -377,12 +415,13 @@ class VLDataModule(L.LightningDataModule):
         return self._loader("test")
 
 
-def _eval_ratio(cap: Dataset | None, txt: Dataset | None, batch_size: int) -> float:
-    """Text ratio that makes an evaluation epoch cover every held-out text block exactly once."""
+def _eval_ratio(cap: Dataset | None, txt: Dataset | None, global_batch: int) -> float:
+    """Text ratio that makes an evaluation epoch use every held-out text block once, in full global
+    batches (``len(txt) // global_batch`` of them; the remainder is not evaluated)."""
     if cap is None or txt is None or len(cap) == 0:
         return 0.0
-    n_cap = -(-len(cap) // batch_size)
-    return (len(txt) // batch_size) / n_cap
+    n_cap = -(-len(cap) // global_batch)
+    return (len(txt) // global_batch) / n_cap
 
 
 # --------------------------------------------------------------------------- factories

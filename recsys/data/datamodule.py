@@ -5,9 +5,18 @@ and fields) into encoded arrays with :func:`~.encoder.encode_dataset` (cached un
 ``$GATELAB_CACHE/recsys``) and returns a :class:`CTRDataModule`. Batches are dicts
 ``{"categorical" [B, F_cat] int64, "numeric" [B, F_num] float32, "sequence" [B, F_seq, L] int64,
 "target" [B] float32}`` (the keys the spec has), gathered from whole arrays with one index per
-batch (no per-row ``__getitem__``, no collation, no pandas). Training batches are shuffled each
-epoch with the global torch RNG (seeded by the harness). Under DDP each rank takes every
-``world_size``-th batch.
+batch (no per-row ``__getitem__``, no collation, no pandas). Training batches are a fresh
+permutation per epoch drawn from ``(seed, epoch)`` only (no global RNG; ``seed`` defaults to the
+harness seed), evaluation batches are in file order
+(:class:`gatelab.core.harness.sampling.EpochBatchSampler`).
+
+Distributed training (DDP): ``batch_size`` is per rank. Each step's global batch
+(``batch_size * world_size`` rows) is split over the ranks, so every rank yields the same number
+of batches and the ranks together see the rows one process would see with batch
+``batch_size * world_size``. The incomplete last batch is split over the ranks (sizes differ by at
+most one row; nothing is dropped or repeated unless it has fewer rows than there are ranks); in
+training a last batch that would give a rank a single row is skipped on every rank (BatchNorm
+cannot train on one row).
 """
 
 from __future__ import annotations
@@ -15,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -24,11 +32,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-import torch.distributed as dist
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, Dataset
 
 from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import cache_dir, locate
+from gatelab.core.harness.sampling import EpochBatchSampler, batch_loader, default_seed, replicas
 
 from .encoder import EncodedSplit, encode_dataset, load_encoded
 from .layouts import LAYOUTS, Layout
@@ -40,28 +48,26 @@ __all__ = ["CTRDataModule", "ctr_datamodule", "oov_report"]
 log = logging.getLogger("gatelab.recsys")
 
 
-class _Batches(IterableDataset):
-    """Batches of one encoded split (dicts of tensors)."""
+class _Batches(Dataset):
+    """Batches of one encoded split: item ``[i, j, ...]`` (or a ``range``) is the batch of those
+    rows, a dict of tensors gathered from the whole arrays at once."""
 
-    def __init__(self, split: EncodedSplit, batch_size: int, shuffle: bool) -> None:
+    def __init__(self, split: EncodedSplit) -> None:
         super().__init__()
-        self.batch_size, self.shuffle = int(batch_size), shuffle
         self.n = len(split)
         self.arrays: dict[str, Any] = {}
         for k, a in split.arrays().items():
             self.arrays[k] = a if isinstance(a, np.memmap) else torch.from_numpy(np.ascontiguousarray(a))
 
-    def _shard(self) -> tuple[int, int]:
-        if dist.is_available() and dist.is_initialized():
-            return dist.get_rank(), dist.get_world_size()
-        return 0, 1
-
     def __len__(self) -> int:
-        rank, world = self._shard()
-        total = math.ceil(self.n / self.batch_size)
-        return len(range(rank, total, world))
+        return self.n
 
-    def _gather(self, idx: torch.Tensor | slice) -> dict[str, torch.Tensor]:
+    def __getitem__(self, rows: Sequence[int]) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        idx: torch.Tensor | slice
+        if isinstance(rows, range) and rows.step == 1:
+            idx = slice(rows.start, rows.stop)
+        else:
+            idx = torch.as_tensor(list(rows) if isinstance(rows, range) else rows, dtype=torch.long)
         out: dict[str, torch.Tensor] = {}
         for k, a in self.arrays.items():
             if isinstance(a, np.memmap):
@@ -73,18 +79,6 @@ class _Batches(IterableDataset):
                 t = t.long()
             out["target" if k == "label" else k] = t
         return out
-
-    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
-        rank, world = self._shard()
-        order = torch.randperm(self.n) if self.shuffle else None
-        for start in range(rank * self.batch_size, self.n, world * self.batch_size):
-            stop = min(start + self.batch_size, self.n)
-            if order is not None:
-                if stop - start < 2:  # a 1-row training batch breaks BatchNorm; its row is skipped this epoch
-                    continue
-                yield self._gather(order[start:stop])
-            else:
-                yield self._gather(slice(start, stop))
 
 
 def oov_report(spec: FeatureSpec) -> dict[str, dict[str, int]]:
@@ -109,6 +103,10 @@ class CTRDataModule(L.LightningDataModule):
         in_memory: load the arrays into RAM (default) instead of memory-mapping them.
         splits: names of the train/validation/test splits in the folder.
         info: extra provenance (e.g. Frappe's rebuild report), kept as ``self.info``.
+        seed: seed of the training order (a permutation per ``(seed, epoch)``); default: the
+            harness seed (``$PL_GLOBAL_SEED``, see :func:`~gatelab.core.harness.sampling.default_seed`).
+
+    Under DDP ``batch_size`` and ``eval_batch_size`` are per rank (see the module docstring).
     """
 
     def __init__(
@@ -120,10 +118,16 @@ class CTRDataModule(L.LightningDataModule):
         in_memory: bool = True,
         splits: Mapping[str, str] | None = None,
         info: Mapping[str, Any] | None = None,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"data.kwargs.batch_size must be >= 1, got {batch_size}")
+        if eval_batch_size is not None and eval_batch_size < 1:
+            raise ConfigError(f"data.kwargs.eval_batch_size must be >= 1, got {eval_batch_size}")
+        if seed is not None and seed < 0:
+            raise ConfigError(f"data.kwargs.seed must be >= 0, got {seed}")
+        self.seed = default_seed() if seed is None else int(seed)
         self.folder = Path(folder)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
@@ -150,9 +154,19 @@ class CTRDataModule(L.LightningDataModule):
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         bs = self.batch_size if stage == "train" else self.eval_batch_size
-        return DataLoader(
-            _Batches(self.encoded[self.split_names[stage]], bs, shuffle), batch_size=None, num_workers=0
+        ds = _Batches(self.encoded[self.split_names[stage]])
+        num_replicas, rank = replicas(self.trainer)
+        sampler = EpochBatchSampler(
+            len(ds),
+            bs,
+            shuffle=shuffle,
+            seed=self.seed,
+            num_replicas=num_replicas,
+            rank=rank,
+            # a 1-row training batch breaks BatchNorm: such a last batch is skipped (on every rank)
+            min_rank_batch=2 if shuffle else 1,
         )
+        return batch_loader(ds, sampler, batched=True)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -285,6 +299,7 @@ def ctr_datamodule(
     block_size: PositiveInt = DEFAULT_BLOCK_SIZE,
     in_memory: bool = True,
     verify: bool = True,
+    seed: int | None = None,
 ) -> CTRDataModule:
     """Build (or reuse) the encoded data of ``dataset`` and return its :class:`CTRDataModule`.
 
@@ -304,6 +319,7 @@ def ctr_datamodule(
         block_size: bytes of raw text per encoding chunk.
         in_memory: load arrays into RAM (else memory-map).
         verify: check the registered files' sha256 when locating the dataset.
+        seed: seed of the training order (default: the harness seed).
     """
     if dataset == "custom":
         if not files or not fields:
@@ -336,4 +352,4 @@ def ctr_datamodule(
             block_size=block_size,
             verify=verify,
         )
-    return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info)
+    return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info, seed=seed)

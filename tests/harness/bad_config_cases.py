@@ -183,7 +183,7 @@ CASES: list[Case] = [
     # ---- trainer.extra ---------------------------------------------------------------------
     C("extra-owned", "trainer.extra.max_epochs=3", "trainer.extra.max_epochs=3", "trainer.max_epochs"),
     C("extra-gatelab", "trainer.extra.logger=false", "trainer.extra.logger=False", "trainer.loggers"),
-    C("extra-type", "trainer.extra.sync_batchnorm=maybe", "trainer.extra.sync_batchnorm='maybe'", "a boolean (true or false)"),
+    C("extra-type", "trainer.extra.detect_anomaly=maybe", "trainer.extra.detect_anomaly='maybe'", "a boolean (true or false)"),
     C("extra-unknown", "trainer.extra.fast_dev_rn=1", "trainer.extra.fast_dev_rn=1", "did you mean 'fast_dev_run'"),
     C("extra-list", "trainer.extra=[1]", "trainer.extra=[1]", "a mapping"),
     # ---- trainer.callbacks -----------------------------------------------------------------

@@ -86,3 +86,54 @@ def test_ddp_two_cpu_ranks_agree(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert "test/mse" in metrics  # both ranks tested the best checkpoint
     assert json.loads((run / "run.json").read_text())["world_size"] == 2
+
+
+def _ddp_trials():
+    """tools/reliability/ddp.py (the same trials the reliability ledger records)."""
+    import importlib.util
+
+    path = HERE.parents[1] / "tools" / "reliability" / "ddp.py"
+    spec = importlib.util.spec_from_file_location("gatelab_reliability_ddp", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ddp_every_domain_matches_single_process(tmp_path):
+    """Each domain's smallest recipe (ltsf + Gateformer, ctr + GDCN-P, seg-folder + Attention
+    U-Net, vl-text + the gated VL decoder), 2 epochs on 2 gloo CPU ranks with per-rank batch b, ends with
+    the weights of one process trained with batch 2b (see tools/reliability/ddp.py for why these
+    recipes use SGD, no dropout and even batch splits)."""
+    ddp = _ddp_trials()
+    results = {
+        r["domain"]: r for r in ddp.run_trials(tmp_path, seed=0, domains=ddp.TEST_DOMAINS, timeout=400)
+    }
+    assert sorted(results) == sorted(ddp.TEST_DOMAINS)
+    for domain, r in results.items():
+        assert r["ranks"] == r["world_size"] == 2, domain
+        assert r["ranks_identical"], f"{domain}: the two ranks ended with different weights"
+        # every rank ran the same number of batches (unequal counts hang DDP), as many as one process
+        assert len(set(r["train_batches"])) == 1 and r["train_batches"][0] == r["train_batches_single"], (
+            domain
+        )
+        assert r["steps"] == r["steps_single"] == 2 * r["train_batches_single"] > 0, domain
+        assert r["max_abs_diff"] <= ddp.TOLERANCE, (
+            f"{domain}: max |w_ddp - w_single| = {r['max_abs_diff']:.3g}"
+        )
+
+
+def test_sync_batchnorm_reaches_the_trainer(tmp_path):
+    from lightning.pytorch.plugins.layer_sync import TorchSyncBatchNorm
+
+    from gatelab.core.harness import ExperimentConfig, build_trainer
+
+    base = {"name": "x", "model": "m", "data": "d"}
+    cfg = ExperimentConfig.from_dict(
+        {**base, "trainer": {"sync_batchnorm": True, "accelerator": "cpu", "devices": 1}}
+    )
+    assert cfg.trainer.sync_batchnorm is True
+    on = build_trainer(cfg.trainer, run_dir=tmp_path)
+    assert isinstance(on._accelerator_connector._layer_sync, TorchSyncBatchNorm)
+    off = build_trainer(ExperimentConfig.from_dict(base).trainer, run_dir=tmp_path)
+    assert off._accelerator_connector._layer_sync is None

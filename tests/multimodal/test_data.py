@@ -213,9 +213,10 @@ def test_mixed_batch_sampler_covers_captions_and_interleaves_text():
     s.set_epoch(0)
     order = [b[0] < 10 for b in batches]
     assert order != sorted(order) or order != sorted(order, reverse=True)  # kinds are interleaved
-    fresh = MixedBatchSampler(10, 50, 4, seed=1)
-    first, second = list(fresh), list(fresh)  # without set_epoch, each pass is a new epoch
-    assert first != second and fresh.epoch == 2
+    fresh = MixedBatchSampler(10, 50, 4, text_ratio=1.5, seed=1)
+    assert list(fresh) == list(fresh) == batches  # a pure function of (seed, epoch): no hidden state
+    fresh.set_epoch(1)
+    assert [i for b in fresh if b[0] >= 10 for i in b] == nxt
     ev = MixedBatchSampler(10, 50, 4, text_ratio=2.0, shuffle=False)
     assert list(ev) == list(ev)  # evaluation repeats the same batches
 

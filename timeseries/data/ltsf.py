@@ -657,6 +657,11 @@ class LTSFDataModule(L.LightningDataModule):
     ``drop_last`` defaults to ``False`` as in the official Gateformer loader. ``val_stride = k``
     validates on every ``k``-th window only (a speed knob for early stopping on large datasets:
     neighbouring windows overlap in all but one row); the test split always uses every window.
+
+    DDP: ``batch_size`` is per rank; Lightning gives every loader a ``DistributedSampler`` (training
+    shuffled by seed and epoch), which pads each split to a multiple of the number of ranks with
+    windows from the start of its order (equal batch counts; ``drop_last`` drops the last
+    incomplete batch instead). See "Distributed training" in ``docs/harness.md``.
     """
 
     def __init__(

@@ -34,7 +34,12 @@ __all__ = ["TFTDataModule", "electricity_datamodule", "stallion_datamodule", "tr
 
 
 class TFTDataModule(L.LightningDataModule):
-    """Dataloaders of fitted ``TimeSeriesDataSet`` splits; ``test`` defaults to ``validation``."""
+    """Dataloaders of fitted ``TimeSeriesDataSet`` splits; ``test`` defaults to ``validation``.
+
+    DDP: ``batch_size`` is per rank; Lightning puts a ``DistributedSampler`` inside the batch
+    sampler, padding each split to a multiple of the number of ranks (equal batch counts; training
+    drops the last incomplete batch). See "Distributed training" in ``docs/harness.md``.
+    """
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 __all__ = ["WindowBatches", "window_dataloader"]
 
@@ -170,9 +170,15 @@ def window_dataloader(
     incomplete batch for training, in order for evaluation."""
     batches = WindowBatches(dataset)
     sampler = RandomSampler(batches, generator=generator) if train else SequentialSampler(batches)
+    # sampler + batch_size (not an explicit BatchSampler): under DDP Lightning rebuilds the loader
+    # around a DistributedSampler and keeps batch_size only when it was given this way (an explicit
+    # torch BatchSampler comes back with batch size 1). The loader's BatchSampler still fetches a
+    # whole batch through WindowBatches.__getitems__.
     return DataLoader(
         batches,
-        batch_sampler=BatchSampler(sampler, batch_size=batch_size, drop_last=train),
+        sampler=sampler,
+        batch_size=batch_size,
+        drop_last=train,
         collate_fn=_identity,
         num_workers=num_workers,
     )

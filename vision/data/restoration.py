@@ -18,6 +18,12 @@ denoising sets) and :func:`paired_datamodule` (registered as ``paired_restoratio
 
 Batches are ``(degraded, clean)`` pairs of ``[B, C, H, W]`` float tensors in ``[0, 1]`` (the noisy
 input is not clipped, as in DnCNN/FFDNet's evaluation protocol).
+
+DDP: ``batch_size`` is per rank; Lightning wraps the :class:`EpochSampler` (and the evaluation
+loaders' samplers) in a distributed sampler that shuffles the epoch's training indices by seed and
+epoch and pads every split to a multiple of the number of ranks (equal batch counts; training
+drops the last incomplete batch). Samples are pure functions of ``(seed, index)``, so ranks draw
+different crops and noise.
 """
 
 from __future__ import annotations

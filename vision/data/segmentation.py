@@ -649,7 +649,12 @@ class PatchDataset(Dataset):
     case has foreground -- containing a foreground voxel chosen uniformly at random (the window is
     shifted by a uniform offset so that voxel is not always centred, then clipped to the image).
     Cases smaller than the patch are padded (``valid`` false there). Then ``augment`` is applied.
-    Uses torch's global RNG (seeded by the harness; Lightning seeds dataloader workers).
+
+    ``seed=None`` draws from torch's global RNG (seeded by the harness; Lightning seeds dataloader
+    workers). With a ``seed``, item ``k`` (any ``k >= 0``: pair it with an epoch sampler giving
+    ``epoch * samples_per_epoch + i``) is a pure function of ``(seed, k)``, drawn from a forked
+    RNG seeded with both, and the global RNG is left untouched: DDP ranks, which share the global
+    seed, then draw different patches for their different indices.
 
     Items: ``{"image": [C, *P] float32, "target": [*P] int64, "valid": [*P] bool}``.
     """
@@ -662,9 +667,12 @@ class PatchDataset(Dataset):
         *,
         fg_prob: float = 0.0,
         augment: Augment | None = None,
+        seed: int | None = None,
     ) -> None:
         if not cases:
             raise ValueError("PatchDataset: no cases")
+        if seed is not None and seed < 0:
+            raise ValueError(f"PatchDataset: seed must be >= 0, got {seed}")
         nd = cases[0].label.dim()
         patch = tuple(int(p) for p in patch_size)
         if len(patch) != nd or any(p < 1 for p in patch):
@@ -678,6 +686,7 @@ class PatchDataset(Dataset):
         self.samples_per_epoch = int(samples_per_epoch)
         self.fg_prob = float(fg_prob)
         self.augment = augment
+        self.seed = seed
 
     def __len__(self) -> int:
         return self.samples_per_epoch
@@ -696,8 +705,18 @@ class PatchDataset(Dataset):
         return [int(torch.randint(0, n - s + 1, ())) for n, s in zip(shape, p, strict=True)]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.samples_per_epoch:
+        if self.seed is None:
+            if not 0 <= index < self.samples_per_epoch:
+                raise IndexError(index)
+            return self._draw()
+        if index < 0:
             raise IndexError(index)
+        item_seed = int(np.random.SeedSequence([self.seed, int(index)]).generate_state(1, np.uint64)[0] >> 1)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item_seed)
+            return self._draw()
+
+    def _draw(self) -> dict[str, torch.Tensor]:
         case = self.cases[int(torch.randint(0, len(self.cases), ()))]
         image, label, valid = _pad_to(case, self.patch_size)
         starts = self._start(case, label.shape)

@@ -10,7 +10,10 @@ arguments of :class:`~gatelab.vision.data.segmentation.Augment`, or ``null`` for
 ``normalize`` (``zscore`` | ``unit`` | ``none``), ``val_cases`` (how many training cases to hold
 out for validation; 0 = no validation loop), ``num_workers``.
 
-Training batches are random patches (``{"image", "target", "valid"}``); validation and test batches
+Training batches are random patches (``{"image", "target", "valid"}``), patch ``k`` a pure function
+of the experiment seed and ``k`` (epoch ``e`` draws ``k = e * samples_per_epoch + i``); under DDP
+Lightning shards those indices over the ranks (a ``DistributedSampler``, padded to equal length; the
+last incomplete per-rank batch is dropped), so every rank draws different patches. Validation and test batches
 are whole cases (batch size 1, any size), which :class:`~gatelab.vision.segmentation_task.SegmentationTask`
 scores with sliding-window inference. ``model_kwargs()`` gives ``in_channels`` and ``n_classes``.
 """
@@ -27,7 +30,9 @@ from torch.utils.data import DataLoader
 
 from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt, UnitInterval
 from gatelab.core.harness.data import locate
+from gatelab.core.harness.sampling import default_seed
 
+from .restoration import EpochSampler
 from .segmentation import (
     Augment,
     CaseDataset,
@@ -103,13 +108,20 @@ class SegmentationDataModule(L.LightningDataModule):
         return {"in_channels": self.in_channels, "n_classes": self.n_classes}
 
     def train_dataloader(self) -> DataLoader:
+        # item k is a pure function of (experiment seed, k) and the sampler gives epoch * n + i, so
+        # every epoch and every DDP rank (Lightning shards the sampler) draws its own patches
         ds = PatchDataset(
-            self.train, self.patch_size, self.samples_per_epoch, fg_prob=self.fg_prob, augment=self.augment
+            self.train,
+            self.patch_size,
+            self.samples_per_epoch,
+            fg_prob=self.fg_prob,
+            augment=self.augment,
+            seed=default_seed(),
         )
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=False,  # every item is already a random patch
+            sampler=EpochSampler(len(ds)),
             num_workers=self.num_workers,
             drop_last=True,
             persistent_workers=self.num_workers > 0,
