@@ -209,6 +209,11 @@ class CheckpointConfig:
 
     Keeps the ``save_top_k`` best by ``monitor`` (``monitor: null`` keeps the latest) and
     ``last.ckpt`` when ``save_last``; ``enabled: false`` saves nothing.
+
+    Resume cadence (see ``docs/harness.md``, "Resuming runs"): ``every_n_train_steps`` (an
+    int >= 1) and/or ``train_time_interval`` (seconds, > 0) additionally keep the latest
+    mid-epoch checkpoint ``step-epoch=E-step=S.ckpt``, from which ``--resume auto`` continues
+    bit-identically.
     """
 
     enabled: bool = True
@@ -218,10 +223,21 @@ class CheckpointConfig:
     save_last: bool = True
     filename: str | None = None
     every_n_epochs: int | None = None
+    every_n_train_steps: int | None = None
+    train_time_interval: float | None = None
 
     def __post_init__(self) -> None:
         _coerce(self, "trainer.checkpoint")
         _choice("trainer.checkpoint", "mode", self.mode, ("min", "max"))
+        for key in ("every_n_epochs", "every_n_train_steps"):
+            value = getattr(self, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"trainer.checkpoint.{key}={value!r} must be an integer >= 1 (or null)")
+        t = self.train_time_interval
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf")):
+            raise ConfigError(
+                f"trainer.checkpoint.train_time_interval={t!r} must be a number of seconds > 0 (or null)"
+            )
 
 
 @dataclasses.dataclass
@@ -240,6 +256,7 @@ class TrainerConfig:
     max_epochs: int | None = 10
     max_steps: int = -1
     min_epochs: int | None = None
+    max_time: str | int | float | dict[str, int | float] | None = None
     accelerator: str = "auto"
     devices: int | str | list[int] = "auto"
     strategy: str = "auto"
@@ -283,6 +300,52 @@ class TrainerConfig:
         if self.deterministic not in (True, False, "warn"):
             raise ConfigError(f"trainer.deterministic={self.deterministic!r} must be true, false or 'warn'")
         _choice("trainer", "gradient_clip_algorithm", self.gradient_clip_algorithm, ("norm", "value"))
+        _check_max_time(self.max_time)
+
+
+_MAX_TIME_KEYS = ("days", "hours", "minutes", "seconds")
+
+
+def _check_max_time(value: Any) -> None:
+    """``trainer.max_time``: seconds (> 0), ``"DD:HH:MM:SS"`` or ``{days, hours, minutes, seconds}``
+    (Lightning's ``Trainer(max_time=...)``; the budget spans resumes: the elapsed time is saved)."""
+    key = "trainer.max_time"
+    if value is None:
+        return
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be seconds, 'DD:HH:MM:SS' or a mapping of {list(_MAX_TIME_KEYS)}")
+    if isinstance(value, (int, float)):
+        if not 0 < value < float("inf"):
+            raise ConfigError(f"{key}={value!r} must be a number of seconds > 0")
+        return
+    if isinstance(value, str):
+        parts = value.split(":")
+        ok = len(parts) == 4 and all(p.strip().isdigit() for p in parts)
+        if not ok or all(int(p) == 0 for p in parts):
+            raise ConfigError(f"{key}={value!r} must be 'DD:HH:MM:SS' (non-negative integers, not all 0)")
+        return
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in _MAX_TIME_KEYS]
+        if unknown:
+            raise ConfigError(f"{key}: unknown key {unknown[0]!r}; allowed {list(_MAX_TIME_KEYS)}")
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{key}.{k}={v!r} must be a number >= 0")
+        if not any(value.values()):
+            raise ConfigError(f"{key}={dict(value)!r} must be > 0 in total")
+        return
+    raise ConfigError(f"{key}={value!r} must be seconds, 'DD:HH:MM:SS' or a mapping of {list(_MAX_TIME_KEYS)}")
+
+
+def max_time_timedelta(value: Any) -> Any:
+    """``trainer.max_time`` as Lightning takes it (``str``, or a ``timedelta`` for seconds/mappings)."""
+    import datetime
+
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return datetime.timedelta(**{k: float(v) for k, v in value.items()})
+    return datetime.timedelta(seconds=float(value))
 
 
 # --------------------------------------------------------------------------- experiment
