@@ -63,6 +63,7 @@ from gatelab.core.config import ConfigError
 
 __all__ = [
     "CHECKPOINT_KEY",
+    "EpochCheckpoint",
     "ExactResume",
     "ResumeChoice",
     "StepCheckpoint",
@@ -460,6 +461,39 @@ class ExactResume(Callback):
             )
             state = {**state, "epoch_batches": state["consumed"] + 1}
         self._pending = state
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """Lightning's ``ModelCheckpoint`` whose ``last.ckpt`` (``save_last``) is the state at the end
+    of every epoch (after validation), not only of epochs that entered the top ``k``.
+
+    Lightning 2.6 writes ``last.ckpt`` only when a top-k checkpoint was written at the same
+    step, so after an epoch that did not improve ``monitor``, ``last.ckpt`` is older than the
+    run; ``--resume`` from it would redo epochs and the "final weights" on disk would not be
+    final.
+    """
+
+    def _ensure_last(self, trainer: Any) -> None:
+        if self.save_last and not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer) and self._epoch_done(trainer):
+            self._ensure_last(trainer)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._ensure_last(trainer)
+
+    @staticmethod
+    def _epoch_done(trainer: Any) -> bool:
+        progress = trainer.fit_loop.epoch_loop.batch_progress
+        return bool(progress.is_last_batch) or progress.current.ready >= trainer.num_training_batches
 
 
 # --------------------------------------------------------------------------- step/time checkpoints

@@ -32,7 +32,6 @@ from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
@@ -88,8 +87,10 @@ def build_callbacks(cfg: TrainerConfig, run_dir: str | Path) -> list[Callback]:
     callbacks: list[Callback] = []
     ck = cfg.checkpoint
     if ck.enabled:
+        from .resume import EpochCheckpoint  # ModelCheckpoint whose last.ckpt is every epoch's end
+
         callbacks.append(
-            ModelCheckpoint(
+            EpochCheckpoint(
                 dirpath=str(Path(run_dir) / "checkpoints"),
                 filename=ck.filename,
                 monitor=ck.monitor,
