@@ -173,21 +173,69 @@ def _hooked_iter(self: DataLoader) -> Any:
 _HOOKED: dict[tuple[type, int], type] = {}
 
 
-def _set_epoch_everywhere(dl: DataLoader, epoch: int) -> None:
-    seen: set[int] = set()
+def _sampling_objects(dl: DataLoader) -> list[Any]:
+    """The sampler, the batch sampler and its inner sampler of ``dl`` (deduplicated, in order)."""
+    out: list[Any] = []
     batch_sampler = getattr(dl, "batch_sampler", None)
-    for obj in (
-        getattr(dl, "sampler", None),
-        batch_sampler,
-        getattr(batch_sampler, "sampler", None),
-        getattr(dl, "dataset", None),
-    ):
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
+    for obj in (getattr(dl, "sampler", None), batch_sampler, getattr(batch_sampler, "sampler", None)):
+        if obj is not None and all(obj is not o for o in out):
+            out.append(obj)
+    return out
+
+
+def _set_epoch_everywhere(dl: DataLoader, epoch: int) -> None:
+    for obj in [*_sampling_objects(dl), getattr(dl, "dataset", None)]:
         fn = getattr(obj, "set_epoch", None)
         if callable(fn):
             fn(epoch)
+
+
+_PURE_SAMPLERS = (
+    torch.utils.data.SequentialSampler,
+    torch.utils.data.RandomSampler,
+    torch.utils.data.SubsetRandomSampler,
+    torch.utils.data.WeightedRandomSampler,
+    torch.utils.data.BatchSampler,
+    torch.utils.data.distributed.DistributedSampler,
+)
+
+
+def _sampler_states(dl: DataLoader) -> list[Any]:
+    """Per sampling object: its ``state_dict()`` (stateful samplers), the state of its
+    ``torch.Generator`` (samplers built with one), else ``None`` (stateless here)."""
+    out: list[Any] = []
+    for obj in _sampling_objects(dl):
+        if callable(getattr(obj, "state_dict", None)) and callable(getattr(obj, "load_state_dict", None)):
+            out.append({"state_dict": obj.state_dict()})
+        elif isinstance(getattr(obj, "generator", None), torch.Generator):
+            out.append({"generator": obj.generator.get_state()})
+        else:
+            out.append(None)
+    return out
+
+
+def _load_sampler_states(dl: DataLoader, states: list[Any]) -> None:
+    objs = _sampling_objects(dl)
+    if len(objs) != len(states):
+        raise RuntimeError(
+            f"exact resume: the training DataLoader has {len(objs)} sampling objects, the checkpoint "
+            f"{len(states)}; the data module changed since it was written"
+        )
+    for obj, state in zip(objs, states):
+        if state is None:
+            continue
+        if "state_dict" in state:
+            obj.load_state_dict(state["state_dict"])
+        else:
+            obj.generator.set_state(state["generator"])
+
+
+def _needs_replay(dl: DataLoader, states: list[Any]) -> bool:
+    """Whether a sampling object keeps unsaved state across epochs: a custom sampler with
+    neither ``state_dict`` nor a ``torch.Generator`` (e.g. one continuing a permutation)."""
+    return any(
+        state is None and not isinstance(obj, _PURE_SAMPLERS) for obj, state in zip(_sampling_objects(dl), states)
+    )
 
 
 # --------------------------------------------------------------------------- epoch aggregates
@@ -317,6 +365,8 @@ class ExactResume(Callback):
         self._carry: dict[str, Any] = {}  # epoch aggregates to merge after the first resumed batch
         self._trainer: Any = None
         self._patched: tuple[Any, Any] | None = None
+        self._loader: DataLoader | None = None  # the training DataLoader (hooked)
+        self._epoch_sampler_states: list[Any] | None = None  # its samplers' states at epoch start
 
     @property
     def state_key(self) -> str:
@@ -391,9 +441,13 @@ class ExactResume(Callback):
         else:
             epoch = self._epoch
         self._epoch, self._consumed = epoch, skip
-        _set_epoch_everywhere(loader, epoch)
-        _seed_data_stream(data_seed(self.seed, epoch))
         try:
+            if pending is not None:
+                self._restore_samplers(loader, pending, epoch, skip)
+            _set_epoch_everywhere(loader, epoch)
+            self._epoch_sampler_states = _sampler_states(loader)
+            self._loader = loader
+            _seed_data_stream(data_seed(self.seed, epoch))
             inner = make_iter()
             for i in range(skip):
                 try:
@@ -407,6 +461,23 @@ class ExactResume(Callback):
         finally:
             set_rng_state(model_state)  # the model stream: as it was, or as the checkpoint saved it
         return _DataStreamIter(inner, data_state)
+
+    def _restore_samplers(self, loader: DataLoader, pending: dict[str, Any], epoch: int, skip: int) -> None:
+        """Bring the samplers to their state at the start of ``epoch``: saved states when they
+        have any, else (custom samplers without state) by replaying the previous epochs' indices."""
+        saved = pending.get("sampler_states_epoch_start" if skip else "sampler_states_now")
+        if saved is not None and any(state is not None for state in saved):
+            _load_sampler_states(loader, saved)
+        if not _needs_replay(loader, _sampler_states(loader)):
+            return
+        index_sampler = loader.batch_sampler if loader.batch_sampler is not None else loader.sampler
+        per_epoch = int(pending["epoch_batches"])
+        for past in range(epoch):
+            _set_epoch_everywhere(loader, past)
+            _seed_data_stream(data_seed(self.seed, past))
+            for i, _ in enumerate(index_sampler):
+                if i + 1 >= per_epoch:
+                    break
 
     # ---- progress and epoch aggregates
 
@@ -441,6 +512,8 @@ class ExactResume(Callback):
             "consumed": self._consumed,
             "epoch_batches": int(epoch_batches) if epoch_batches != float("inf") else -1,
             "aggregates": _save_epoch_aggregates(trainer.fit_loop.epoch_loop._results) if mid_epoch else {},
+            "sampler_states_epoch_start": self._epoch_sampler_states,
+            "sampler_states_now": _sampler_states(self._loader) if self._loader is not None else None,
         }
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
