@@ -211,7 +211,7 @@ class CheckpointConfig:
     ``last.ckpt`` when ``save_last``; ``enabled: false`` saves nothing.
 
     Resume cadence (see ``docs/harness.md``, "Resuming runs"): ``every_n_train_steps`` (an
-    int >= 1) and/or ``train_time_interval`` (seconds, > 0) additionally keep the latest
+    int >= 1) or ``train_time_interval`` (seconds, > 0; not both) additionally keep the latest
     mid-epoch checkpoint ``step-epoch=E-step=S.ckpt``, from which ``--resume auto`` continues
     bit-identically.
     """
@@ -237,6 +237,11 @@ class CheckpointConfig:
         if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf")):
             raise ConfigError(
                 f"trainer.checkpoint.train_time_interval={t!r} must be a number of seconds > 0 (or null)"
+            )
+        if t is not None and self.every_n_train_steps is not None:
+            raise ConfigError(
+                f"trainer.checkpoint: every_n_train_steps={self.every_n_train_steps} and "
+                f"train_time_interval={t} are mutually exclusive (Lightning); set one of them"
             )
 
 

@@ -320,7 +320,8 @@ def run_experiment(
     if stage == "fit":
         from .resume import ExactResume
 
-        extra.append(ExactResume(cfg.seed))
+        continuing = resume_choice is not None and resume_choice.run_dir is not None
+        extra.append(ExactResume(cfg.seed, csv_logs=[run_dir / "csv" / "metrics.csv"] if continuing else ()))
     trainer = build_trainer(trainer_cfg, run_dir=run_dir, callbacks=extra)
 
     metrics: dict[str, float] = {}
@@ -346,6 +347,10 @@ def run_experiment(
     config_path = run_dir / "config.yaml"
     wall = time.perf_counter() - t0
     if trainer.is_global_zero:
+        prior = run_dir / "metrics.json"
+        if resume_choice is not None and resume_choice.run_dir is not None and prior.is_file():
+            # resuming a finished run trains nothing: keep its train/val values, update the rest
+            metrics = {**json.loads(prior.read_text()), **metrics}
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         info = {
             "stage": stage,

@@ -49,7 +49,7 @@ import dataclasses
 import os
 import random
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -340,6 +340,47 @@ def _merge_epoch_aggregates(results: Any, saved: dict[str, Any], merged_ids: set
     return done
 
 
+# --------------------------------------------------------------------------- CSV logs
+
+
+def _csv_loggers(trainer: Any) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger
+
+    return [lg for lg in trainer.loggers if isinstance(lg, CSVLogger)]
+
+
+def _read_csv_logs(paths: Any) -> dict[str, tuple[list[str], list[dict[str, str]]]]:
+    """``{normalised path: (header, rows)}`` of existing CSV logs (read before Lightning's
+    CSV writer, created when the trainer is set up, deletes them)."""
+    import csv
+
+    out = {}
+    for path in paths:
+        if os.path.isfile(path):
+            with open(path, newline="") as fh:
+                reader = csv.DictReader(fh)
+                out[os.path.normpath(path)] = (list(reader.fieldnames or []), list(reader))
+    return out
+
+
+def _continue_csv_logs(trainer: Any, saved: dict[str, tuple[list[str], list[dict[str, str]]]], step: int) -> None:
+    """Write back the rows logged before the checkpoint (``step < global_step``; later rows were
+    logged by the killed run after it and are logged again) so the log continues."""
+    import csv
+
+    for lg in _csv_loggers(trainer):
+        writer = lg.experiment  # creating it deletes metrics.csv (Lightning)
+        header, rows = saved.get(os.path.normpath(writer.metrics_file_path), ([], []))
+        if not header:
+            continue
+        keep = [r for r in rows if not str(r.get("step", "")).strip() or int(float(r["step"])) < step]
+        with open(writer.metrics_file_path, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=header)
+            w.writeheader()
+            w.writerows(keep)
+        writer.metrics_keys = list(header)
+
+
 # --------------------------------------------------------------------------- the callback
 
 
@@ -349,6 +390,9 @@ class ExactResume(Callback):
     Args:
         seed: the experiment seed; the data stream of epoch ``e`` is seeded with
             :func:`data_seed(seed, e) <data_seed>`.
+        csv_logs: ``metrics.csv`` files of the run being resumed, read now (Lightning's CSV
+            logger deletes an existing file when the trainer is set up); their rows logged
+            before the checkpoint's step are written back, so the log continues.
 
     Saved in every checkpoint under ``checkpoint["gatelab_resume"]``: the model-stream RNG
     states, the epoch of the current training iterator, the number of its batches consumed,
@@ -356,9 +400,14 @@ class ExactResume(Callback):
     without that entry (written without this callback) resumes with a warning and is not exact.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, csv_logs: Sequence[str | os.PathLike[str]] = ()) -> None:
         super().__init__()
         self.seed = int(seed)
+        self._csv_rows = _read_csv_logs(csv_logs)
+        # Lightning's warnings that do not apply under this callback: the training data *is*
+        # resumable mid-epoch, and the CSV logger appends to (it does not delete) an existing log
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
         self._epoch = 0  # epoch of the current training iterator
         self._consumed = 0  # its batches whose training step finished
         self._pending: dict[str, Any] | None = None  # state loaded from a checkpoint
@@ -534,6 +583,7 @@ class ExactResume(Callback):
             )
             state = {**state, "epoch_batches": state["consumed"] + 1}
         self._pending = state
+        _continue_csv_logs(trainer, self._csv_rows, int(checkpoint.get("global_step", 0)))
 
 
 # --------------------------------------------------------------------------- checkpoints
