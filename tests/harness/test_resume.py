@@ -14,7 +14,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -78,22 +77,6 @@ def test_killed_and_resumed_run_is_identical(name, tmp_path):
 
 # --------------------------------------------------------------------------- real SIGKILL
 
-_KILLER = textwrap.dedent(
-    """
-    import os, signal, sys
-    import lightning as L
-    from gatelab.core.harness import load_experiment, run_experiment
-
-    class SigKill(L.Callback):
-        def on_train_batch_end(self, trainer, *args):
-            if trainer.global_step >= int(sys.argv[3]):
-                os.kill(os.getpid(), signal.SIGKILL)
-
-    run_experiment(load_experiment(sys.argv[1]), data_dir=sys.argv[2], callbacks=[SigKill()])
-    """
-)
-
-
 def _env() -> dict[str, str]:
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
@@ -106,32 +89,74 @@ def _gatelab(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("name", ["ltsf", "seg-folder"])
-def test_sigkill_then_cli_resume_auto(name, tmp_path):
-    """Subprocesses: ``gatelab train`` uninterrupted; a run SIGKILLed at step k; ``gatelab train
-    --resume auto`` finishes it."""
+def _sigkilled_child(case: rc.Case, step: int) -> int:
+    """Fork; the child trains ``case`` and SIGKILLs itself at the end of step ``step`` (before
+    that step's checkpoints are written). Returns the signal that ended the child."""
+    import lightning as L
+
+    class SigKill(L.Callback):
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= step:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        try:
+            rc.run_case(case, callbacks=(SigKill(),))
+        finally:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    return os.WTERMSIG(status) if os.WIFSIGNALED(status) else -os.WEXITSTATUS(status)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.parametrize("name", ["ltsf", "seg-folder", "ctr"])
+def test_sigkill_then_cli_resume_auto(name, tmp_path, capsys):
+    """A training process SIGKILLed at step k, then ``gatelab train --resume auto`` (the CLI's
+    main) finishes the run: identical to the uninterrupted one."""
+    from gatelab.core.cli import main
+
     a, b = rc.build_case(name, tmp_path / "a"), rc.build_case(name, tmp_path / "b")
-    assert not a.unverified and not b.unverified
-    for case, path in ((a, tmp_path / "a.yaml"), (b, tmp_path / "b.yaml")):
-        path.write_text(yaml.safe_dump(case.config))
-    done = _gatelab("train", "--config", str(tmp_path / "a.yaml"), "--data-dir", str(a.data_dir))
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert not b.unverified
+    rc.run_case(a)
     k = kill_step(f"sigkill:{name}")
-    killed = subprocess.run(
-        [sys.executable, "-c", _KILLER, str(tmp_path / "b.yaml"), str(b.data_dir), str(k)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=240,
-    )
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    assert not (rc.run_dir(b) / "metrics.json").exists()
-    resumed = _gatelab("train", "--config", str(tmp_path / "b.yaml"), "--data-dir", str(b.data_dir), "--resume", "auto")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"run dir      {rc.run_dir(b)}" in resumed.stdout
+    assert _sigkilled_child(b, k) == signal.SIGKILL
+    assert (rc.run_dir(b) / "checkpoints").is_dir() and not (rc.run_dir(b) / "metrics.json").exists()
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(b.config))
+    capsys.readouterr()
+    assert main(["train", "--config", str(tmp_path / "b.yaml"), "--data-dir", str(b.data_dir), "--resume", "auto"]) == 0
+    assert f"run dir      {rc.run_dir(b)}" in capsys.readouterr().out
     _assert_identical(rc.compare_runs(rc.run_dir(a), rc.run_dir(b)))
     run = json.loads((rc.run_dir(b) / "run.json").read_text())
     assert Path(run["resumed_from"]).parent == rc.run_dir(b) / "checkpoints"
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_cli_process(tmp_path):
+    """Fresh interpreters: ``gatelab train`` uninterrupted; a ``gatelab train`` process killed
+    with SIGKILL by the parent once its step-2 checkpoint exists; ``gatelab train --resume auto``."""
+    import time
+
+    a, b = rc.build_case("ltsf", tmp_path / "a"), rc.build_case("ltsf", tmp_path / "b")
+    for case, path in ((a, tmp_path / "a.yaml"), (b, tmp_path / "b.yaml")):
+        path.write_text(yaml.safe_dump(case.config))
+    done = _gatelab("train", "--config", str(tmp_path / "a.yaml"), "--data-dir", str(a.data_dir), timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gatelab", "train", "--config", str(tmp_path / "b.yaml"), "--data-dir", str(b.data_dir)],
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = rc.run_dir(b) / "checkpoints" / "step-epoch=0-step=2.ckpt"
+    deadline = time.monotonic() + 600
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=60) == -signal.SIGKILL
+    resumed = _gatelab("train", "--config", str(tmp_path / "b.yaml"), "--data-dir", str(b.data_dir), "--resume", "auto", timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_identical(rc.compare_runs(rc.run_dir(a), rc.run_dir(b)))
 
 
 def test_without_the_saved_state_the_resume_differs(tmp_path):
