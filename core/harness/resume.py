@@ -39,8 +39,9 @@ Limits (stated, not hidden): exactness holds for ``num_workers=0`` or for worker
 randomness is a function of the sample index or of the iterator's base seed; with
 ``persistent_workers=True`` the worker processes keep their RNG across epochs, so worker-side
 augmentations after a resume differ. Epoch aggregates with a ``mean`` torchmetrics reduction
-cannot be merged and are reported with a warning. Under DDP each rank keeps its own streams
-(the model stream of each rank is saved by rank 0 only, so DDP resumes are not bit-exact).
+cannot be merged and are reported with a warning. Under DDP every rank restores the streams
+saved by rank 0 (identical across ranks when they draw alike); DDP resume is not covered by the
+exactness tests.
 """
 
 from __future__ import annotations
@@ -368,13 +369,18 @@ def _continue_csv_logs(trainer: Any, saved: dict[str, tuple[list[str], list[dict
     logged by the killed run after it and are logged again) so the log continues."""
     import csv
 
+    if not trainer.is_global_zero:
+        return  # only rank 0 writes logs
     for lg in _csv_loggers(trainer):
         writer = lg.experiment  # creating it deletes metrics.csv (Lightning)
-        header, rows = saved.get(os.path.normpath(writer.metrics_file_path), ([], []))
+        path = getattr(writer, "metrics_file_path", None)
+        if not isinstance(path, str):
+            continue
+        header, rows = saved.get(os.path.normpath(path), ([], []))
         if not header:
             continue
         keep = [r for r in rows if not str(r.get("step", "")).strip() or int(float(r["step"])) < step]
-        with open(writer.metrics_file_path, "w", newline="") as fh:
+        with open(path, "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=header)
             w.writeheader()
             w.writerows(keep)
@@ -566,6 +572,8 @@ class ExactResume(Callback):
         }
 
     def on_load_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn != "fit":
+            return  # trainer.test(ckpt_path=...) after fitting: nothing to resume
         state = checkpoint.get(CHECKPOINT_KEY)
         if state is None:
             warnings.warn(
