@@ -117,7 +117,6 @@ def test_sigkill_then_cli_resume_auto(name, tmp_path, capsys):
     from gatelab.core.cli import main
 
     a, b = rc.build_case(name, tmp_path / "a"), rc.build_case(name, tmp_path / "b")
-    assert not b.unverified
     rc.run_case(a)
     k = kill_step(f"sigkill:{name}")
     assert _sigkilled_child(b, k) == signal.SIGKILL
@@ -240,7 +239,7 @@ def test_auto_last_and_run_dir_continuation(tiny, tmp_path):
 
 
 def test_corrupt_and_mismatched_checkpoints(tiny, tmp_path):
-    from gatelab.core.harness import run_experiment
+    from gatelab.core.harness import evaluate, run_experiment
 
     first = run_experiment(_tiny_cfg(tmp_path, max_epochs=1))
     good = Path(first.last_checkpoint)
@@ -255,6 +254,8 @@ def test_corrupt_and_mismatched_checkpoints(tiny, tmp_path):
         run_experiment(_tiny_cfg(tmp_path), ckpt_path=str(junk))
     with pytest.raises(ConfigError, match="checkpoint not found"):
         run_experiment(_tiny_cfg(tmp_path), ckpt_path=str(tmp_path / "missing.ckpt"))
+    with pytest.raises(ConfigError, match="not a readable checkpoint"):  # gatelab eval too
+        evaluate(_tiny_cfg(tmp_path), junk)
     # auto skips (and quarantines) the newest, corrupt file and resumes from the previous one
     os.utime(bad, (good.stat().st_mtime + 10,) * 2)
     res = run_experiment(_tiny_cfg(tmp_path), ckpt_path="auto")

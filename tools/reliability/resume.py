@@ -62,7 +62,7 @@ def trial_rows(name: str, trials: int, seed: int = 0, sigkill: bool = True) -> d
             case = rc.build_case(name, root / f"t{t}")
             k = rng.randint(2, rc.STEPS)
             steps.append(k)
-            if sigkill and hasattr(os, "fork") and not case.unverified:
+            if sigkill and hasattr(os, "fork"):
                 assert _sigkill_child(rc, case, k) == signal.SIGKILL
             else:
                 try:
@@ -79,7 +79,7 @@ def trial_rows(name: str, trials: int, seed: int = 0, sigkill: bool = True) -> d
         "model": "resume",
         "dataset": name,
         "split": f"kill at seeded random steps {steps} of {rc.STEPS}, resume auto; "
-        + ("SIGKILL of a forked process" if sigkill and not base.unverified else "in-process stop"),
+        + ("SIGKILL of a forked training process" if sigkill and hasattr(os, "fork") else "in-process stop"),
         "seed": seed,
         "runs": trials,
         "identical": identical,
