@@ -26,8 +26,9 @@ Mid-epoch checkpoints
     sees exactly the batches, in the order, of the uninterrupted run; this works for any
     ``DataLoader`` (map-style or iterable, any sampler). The training loop's epoch
     aggregates (``self.log(..., on_epoch=True)`` values and the ``torchmetrics`` states they
-    point to) of the first ``k`` batches are saved too and merged back after the first resumed
-    batch, so the epoch's ``train/*`` values are those of the uninterrupted run.
+    point to) of the first ``k`` batches are saved too and restored before the first resumed
+    batch (the entries re-created with their ``self.log`` options), so the epoch's ``train/*``
+    values are those of the uninterrupted run, also for keys the remaining batches never log.
 
 :class:`ExactResume` is the callback that does all this (``run_experiment`` adds it to every
 fit); :class:`StepCheckpoint` saves checkpoints every ``n`` optimizer steps and/or every
@@ -38,8 +39,8 @@ fit); :class:`StepCheckpoint` saves checkpoints every ``n`` optimizer steps and/
 Limits (stated, not hidden): exactness holds for ``num_workers=0`` or for workers whose
 randomness is a function of the sample index or of the iterator's base seed; with
 ``persistent_workers=True`` the worker processes keep their RNG across epochs, so worker-side
-augmentations after a resume differ. Epoch aggregates with a ``mean`` torchmetrics reduction
-cannot be merged and are reported with a warning. Under DDP every rank restores the streams
+augmentations after a resume differ. ``self.log`` entries with a custom ``reduce_fx`` or a
+``sync_dist_group`` are not carried over. Under DDP every rank restores the streams
 saved by rank 0 (identical across ranks when they draw alike); DDP resume is not covered by the
 exactness tests.
 """
@@ -242,103 +243,108 @@ def _needs_replay(dl: DataLoader, states: list[Any]) -> bool:
 # --------------------------------------------------------------------------- epoch aggregates
 
 
-def _merge_tensor(current: torch.Tensor, saved: torch.Tensor, kind: str) -> torch.Tensor:
-    saved = saved.to(current.device, current.dtype)
-    if kind == "max":
-        return torch.maximum(saved, current)
-    if kind == "min":
-        return torch.minimum(saved, current)
-    return saved + current  # sum/mean accumulators; IEEE addition is commutative, so exact
+_REDUCE_FX = {"mean": torch.mean, "sum": torch.sum, "max": torch.max, "min": torch.min}
 
 
 def _result_kind(meta: Any) -> str | None:
-    if meta.is_mean_reduction:
-        return "mean"
-    if meta.is_sum_reduction:
-        return "sum"
-    if meta.is_max_reduction:
-        return "max"
-    if meta.is_min_reduction:
-        return "min"
-    return None
-
-
-def _metric_reduction(metric: Any, name: str) -> str | None:
-    fn = getattr(metric, "_reductions", {}).get(name)
-    fname = getattr(fn, "__name__", "")
-    for kind in ("sum", "cat", "max", "min", "mean"):
-        if fname == f"dim_zero_{kind}":
+    for kind in ("mean", "sum", "max", "min"):
+        if getattr(meta, f"is_{kind}_reduction"):
             return kind
     return None
 
 
 def _save_epoch_aggregates(results: Any) -> dict[str, Any]:
-    """Tensor sums/counts of the training ``_ResultCollection`` and the states of the
-    torchmetrics objects it logs (only ``on_epoch`` entries: those feed the epoch values)."""
+    """The ``on_epoch`` entries of the training ``_ResultCollection``, as plain data: their
+    ``self.log`` metadata, the running sums/counts (tensor values) or the states of the
+    torchmetrics object logged (metric values)."""
     out: dict[str, Any] = {}
     for key, rm in results.items():
-        if not rm.meta.on_epoch:
+        meta = rm.meta
+        kind = _result_kind(meta)
+        sync = meta._sync
+        if not meta.on_epoch or kind is None or (sync is not None and sync.group is not None):
             continue
+        entry: dict[str, Any] = {
+            "meta": {
+                "fx": meta.fx,
+                "name": meta.name,
+                "prog_bar": meta.prog_bar,
+                "logger": meta.logger,
+                "on_step": meta.on_step,
+                "on_epoch": meta.on_epoch,
+                "reduce": kind,
+                "enable_graph": meta.enable_graph,
+                "add_dataloader_idx": meta.add_dataloader_idx,
+                "dataloader_idx": meta.dataloader_idx,
+                "metric_attribute": meta.metric_attribute,
+                "sync_dist": bool(sync.should) if sync is not None else False,
+                "rank_zero_only": bool(sync.rank_zero_only) if sync is not None else False,
+            }
+        }
         if rm.is_tensor:
-            kind = _result_kind(rm.meta)
-            if kind is None:
-                continue
-            entry: dict[str, Any] = {"kind": kind, "value": rm.value.detach().cpu().clone()}
+            entry["value"] = rm.value.detach().cpu().clone()
             if kind == "mean":
                 entry["cumulated_batch_size"] = rm.cumulated_batch_size.detach().cpu().clone()
-            out[key] = entry
         else:
             metric = rm.value
             states: dict[str, Any] = {}
             for name in metric._defaults:
                 value = getattr(metric, name)
-                if isinstance(value, list):
-                    states[name] = [v.detach().cpu().clone() for v in value]
-                else:
-                    states[name] = value.detach().cpu().clone()
-            out[key] = {"kind": "metric", "states": states, "update_count": int(metric._update_count)}
+                states[name] = (
+                    [v.detach().cpu().clone() for v in value] if isinstance(value, list) else value.detach().cpu().clone()
+                )
+            entry["states"] = states
+            entry["update_count"] = int(metric._update_count)
+        out[key] = entry
     return out
 
 
-def _merge_epoch_aggregates(results: Any, saved: dict[str, Any], merged_ids: set[int]) -> list[str]:
-    """Merge ``saved`` entries whose key is now in ``results``; returns the keys merged."""
-    done = []
+def _restore_epoch_aggregates(trainer: Any, pl_module: Any, saved: dict[str, Any]) -> None:
+    """Re-create the saved entries in the (empty) training ``_ResultCollection`` before the first
+    resumed batch, with the saved sums/counts or metric states: the resumed batches then add
+    to them exactly as in the uninterrupted run."""
+    results = trainer.fit_loop.epoch_loop._results
     for key, entry in saved.items():
-        rm = results.get(key)
-        if rm is None:
-            continue
-        done.append(key)
-        if entry["kind"] != "metric":
-            rm.value = _merge_tensor(rm.value, entry["value"], entry["kind"])
-            if entry["kind"] == "mean":
-                rm.cumulated_batch_size = rm.cumulated_batch_size + entry["cumulated_batch_size"].to(
-                    rm.cumulated_batch_size.device
-                )
-            continue
-        metric = rm.value
-        if id(metric) in merged_ids:
-            continue
-        merged_ids.add(id(metric))
-        for name, value in entry["states"].items():
-            current = getattr(metric, name)
-            if id(current) in merged_ids:  # a state shared within a MetricCollection compute group
-                continue
-            merged_ids.add(id(current))
-            kind = _metric_reduction(metric, name)
-            if isinstance(current, list):
-                current[:0] = [v.to(current[0].device) if current else v for v in value]
-            elif kind in ("sum", "max", "min"):
-                current.copy_(_merge_tensor(current, value, kind))
+        m = entry["meta"]
+        kwargs = dict(
+            prog_bar=m["prog_bar"],
+            logger=m["logger"],
+            on_step=m["on_step"],
+            on_epoch=m["on_epoch"],
+            reduce_fx=_REDUCE_FX[m["reduce"]],
+            enable_graph=m["enable_graph"],
+            add_dataloader_idx=m["add_dataloader_idx"],
+            sync_dist=m["sync_dist"],
+            sync_dist_fn=trainer.strategy.reduce,
+            metric_attribute=m["metric_attribute"],
+            rank_zero_only=m["rank_zero_only"],
+            batch_size=1,
+        )
+        fx = m["fx"]
+        old_idx = results.dataloader_idx
+        results.dataloader_idx = m["dataloader_idx"]
+        if m["dataloader_idx"] is not None and m["add_dataloader_idx"] and fx.endswith(f".{m['dataloader_idx']}"):
+            fx = fx[: -len(f".{m['dataloader_idx']}")]
+        try:
+            if "states" in entry:
+                metric = pl_module.get_submodule(m["metric_attribute"])
+                for name, value in entry["states"].items():
+                    current = getattr(metric, name)
+                    if isinstance(current, list):
+                        current[:] = [v.to(pl_module.device) for v in value]
+                    else:
+                        setattr(metric, name, value.to(current.device, current.dtype))
+                metric._update_count = entry["update_count"]
+                metric._computed = None
+                results.log(fx, m["name"], metric, **kwargs)
             else:
-                warnings.warn(
-                    f"exact resume: the epoch state {name!r} of logged metric {key!r} has reduction "
-                    f"{kind or 'custom'}, which cannot be merged; this epoch's value covers only the "
-                    "batches after the resume point",
-                    stacklevel=2,
-                )
-        metric._update_count += entry["update_count"]
-        metric._computed = None
-    return done
+                results.log(fx, m["name"], torch.zeros((), dtype=entry["value"].dtype), **kwargs)
+                rm = results[key]
+                rm.value = entry["value"].to(rm.value.device)
+                if "cumulated_batch_size" in entry:
+                    rm.cumulated_batch_size = entry["cumulated_batch_size"].to(rm.cumulated_batch_size.device)
+        finally:
+            results.dataloader_idx = old_idx
 
 
 # --------------------------------------------------------------------------- CSV logs
@@ -417,7 +423,7 @@ class ExactResume(Callback):
         self._epoch = 0  # epoch of the current training iterator
         self._consumed = 0  # its batches whose training step finished
         self._pending: dict[str, Any] | None = None  # state loaded from a checkpoint
-        self._carry: dict[str, Any] = {}  # epoch aggregates to merge after the first resumed batch
+        self._carry: dict[str, Any] = {}  # epoch aggregates to restore before the first resumed batch
         self._trainer: Any = None
         self._patched: tuple[Any, Any] | None = None
         self._loader: DataLoader | None = None  # the training DataLoader (hooked)
@@ -536,23 +542,18 @@ class ExactResume(Callback):
 
     # ---- progress and epoch aggregates
 
+    def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
+        if self._carry:
+            carry, self._carry = self._carry, {}
+            _restore_epoch_aggregates(trainer, pl_module, carry)
+            # Lightning resets an epoch's logged tensors on the first batch of a loop run; this batch
+            # continues an epoch, as batch k of the uninterrupted run does, where the flag is False
+            trainer._logger_connector._first_loop_iter = False
+
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         self._consumed = batch_idx + 1
-        if self._carry:
-            merged_ids: set[int] = set()
-            for key in _merge_epoch_aggregates(trainer.fit_loop.epoch_loop._results, self._carry, merged_ids):
-                self._carry.pop(key, None)
-
-    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if self._carry:
-            warnings.warn(
-                "exact resume: epoch aggregates "
-                f"{sorted(self._carry)} saved in the checkpoint were never logged again; dropped",
-                stacklevel=2,
-            )
-            self._carry = {}
 
     # ---- checkpoint state
 
