@@ -749,7 +749,10 @@ def find_checkpoint(
             if "not a readable checkpoint" not in str(e):
                 raise
             quarantine = path.with_name(path.name + ".corrupt")
-            os.replace(path, quarantine)
+            try:
+                os.replace(path, quarantine)
+            except FileNotFoundError:  # another DDP rank moved it first
+                pass
             notes.append(f"{e}; moved to {quarantine.name}")
             continue
         return path, notes
