@@ -542,6 +542,16 @@ class ExactResume(Callback):
 
     # ---- progress and epoch aggregates
 
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if self._pending is not None:  # the training data is not a DataLoader of the data module
+            pending, self._pending = self._pending, None
+            set_rng_state(pending["rng"])
+            warnings.warn(
+                "exact resume: the training data is not a torch DataLoader returned by "
+                "train_dataloader(); the RNG states are restored, the data order is not",
+                stacklevel=2,
+            )
+
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         if self._carry:
             carry, self._carry = self._carry, {}
