@@ -104,7 +104,7 @@ def _stallion(root: Path) -> Case:
     from test_tft_data import _stallion_raw
 
     folder = root / "data" / "stallion"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     _stallion_raw(n_agency=2, n_sku=2, months=60).to_parquet(folder / "stallion.parquet")
     data = {"name": "tft-stallion", "kwargs": {"batch_size": 4, "val_batch_size": 8}}
     cfg = _config(root, "tft-stallion", {"name": "tft", "kwargs": _TFT_MODEL}, data, _tft_task())
@@ -114,7 +114,7 @@ def _stallion(root: Path) -> Case:
 def _electricity(root: Path) -> Case:
     # LD2011_2014.txt: 15-minute kW from 2011-01-01 00:15 to the paper's last day (1346) for 2 customers
     folder = root / "data" / "electricity"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     stamps = pd.date_range("2011-01-01 00:15:00", "2014-09-08 00:00:00", freq="15min")
     rng = np.random.default_rng(0)
     t = np.arange(len(stamps))
@@ -131,7 +131,7 @@ def _traffic(root: Path) -> Case:
     from test_tft_data import _write_pems
 
     folder = root / "data" / "PEMS-SF"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     _write_pems(folder, n_days=174, n_st=2)
     data = {"name": "tft-traffic", "kwargs": {"batch_size": 16, "val_batch_size": 32}}
     cfg = _config(root, "tft-traffic", {"name": "tft", "kwargs": _TFT_MODEL}, data, _tft_task())
@@ -190,7 +190,7 @@ def _membrane(root: Path) -> Case:
     import tifffile
 
     folder = root / "data" / "isbi2012_membrane"
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     tifffile.imwrite(folder / "train-volume.tif", rng.integers(0, 256, (10, 24, 24), dtype=np.uint8))
     tifffile.imwrite(folder / "train-labels.tif", np.where(rng.random((10, 24, 24)) > 0.2, 255, 0).astype(np.uint8))
@@ -427,7 +427,7 @@ def _vl_babylm(root: Path) -> Case:
     data_dir = _vl_root(root)
     rng = np.random.default_rng(0)
     caps = [f"a {c} {s} on the grass." for c in ("red", "blue", "green", "small") for s in ("ball", "dog", "cat", "box", "tree")]
-    (data_dir / "babylm_multimodal").mkdir()
+    (data_dir / "babylm_multimodal").mkdir(exist_ok=True)
     (data_dir / "babylm_multimodal" / "caps.json").write_text(json.dumps(caps))
     np.save(data_dir / "babylm_multimodal" / "emb.npy", rng.normal(size=(len(caps), 12)).astype(np.float32))
     data = {
