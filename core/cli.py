@@ -4,7 +4,7 @@ Commands::
 
     gatelab list [--domain D] [--gate G]          registered models: name, domain, gates, paper
     gatelab env [--data-dir DIR] [--verify]       versions, devices, kernel backends, data
-    gatelab train --config exp.yaml [more.yaml ...] [--set k.sub=v ...] [--data-dir DIR] [--resume CKPT]
+    gatelab train --config exp.yaml [more.yaml ...] [--set k.sub=v ...] [--data-dir DIR] [--resume CKPT|auto|last]
     gatelab eval --config exp.yaml [more.yaml ...] --ckpt PATH [--set ...] [--data-dir DIR]
     gatelab repro NAME [table options]            run a paper table, append to docs/results/
     gatelab repro NAME --resume                   ... skipping rows already recorded (same config)
@@ -380,7 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         if name == "train":
             sp.add_argument(
-                "--resume", default=None, metavar="CKPT", help="resume training from a checkpoint"
+                "--resume",
+                default=None,
+                metavar="CKPT|auto|last",
+                help="resume exactly from a checkpoint; auto: the newest of this experiment (fresh if "
+                "none); last: the same, an error if none",
             )
             sp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         else:

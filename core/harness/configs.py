@@ -220,6 +220,11 @@ class CheckpointConfig:
 
     Keeps the ``save_top_k`` best by ``monitor`` (``monitor: null`` keeps the latest) and
     ``last.ckpt`` when ``save_last``; ``enabled: false`` saves nothing.
+
+    Resume cadence (see ``docs/harness.md``, "Resuming runs"): ``every_n_train_steps`` (an
+    int >= 1) or ``train_time_interval`` (seconds, > 0; not both) additionally keep the latest
+    mid-epoch checkpoint ``step-epoch=E-step=S.ckpt``, from which ``--resume auto`` continues
+    bit-identically.
     """
 
     enabled: Bool = True
@@ -229,9 +234,19 @@ class CheckpointConfig:
     save_last: Bool = True
     filename: Annotated[str, Field(min_length=1)] | None = None
     every_n_epochs: NonNegativeInt | None = None
+    every_n_train_steps: PositiveInt | None = None
+    train_time_interval: Annotated[
+        PositiveFloat, Field(allow_inf_nan=False), Allowed("a number of seconds > 0 or null")
+    ] | None = None
 
     def __post_init__(self) -> None:
         validate_fields(self, "trainer.checkpoint")
+        t = self.train_time_interval
+        if t is not None and self.every_n_train_steps is not None:
+            raise ConfigError(
+                f"trainer.checkpoint: every_n_train_steps={self.every_n_train_steps} and "
+                f"train_time_interval={t} are mutually exclusive (Lightning); set one of them"
+            )
 
 
 @dataclasses.dataclass
@@ -273,6 +288,7 @@ class TrainerConfig:
     max_epochs: Limit | None = 10
     max_steps: Limit = -1
     min_epochs: NonNegativeInt | None = None
+    max_time: str | Float | dict[str, Float] | None = None  # checked by _check_max_time
     accelerator: Name = "auto"
     devices: Devices = "auto"
     strategy: Name = "auto"
@@ -350,6 +366,7 @@ class TrainerConfig:
             built.append(cb)
         self.callbacks = built
         validate_fields(self, "trainer", skip=("callbacks",))
+        _check_max_time(self.max_time)
         owned = sorted(set(self.extra) & {f.name for f in dataclasses.fields(self)})
         if owned:
             raise ConfigError(
@@ -364,6 +381,51 @@ def _prefixed(where: str, message: str) -> str:
     if "=" in message and head.isidentifier():
         return f"{where}.{message}"
     return message
+
+
+_MAX_TIME_KEYS = ("days", "hours", "minutes", "seconds")
+
+
+def _check_max_time(value: Any) -> None:
+    """``trainer.max_time``: seconds (> 0), ``"DD:HH:MM:SS"`` or ``{days, hours, minutes, seconds}``
+    (Lightning's ``Trainer(max_time=...)``; the budget spans resumes: the elapsed time is saved)."""
+    key = "trainer.max_time"
+    if value is None:
+        return
+    if isinstance(value, bool):
+        raise ConfigError(f"{key}={value!r} must be seconds, 'DD:HH:MM:SS' or a mapping of {list(_MAX_TIME_KEYS)}")
+    if isinstance(value, (int, float)):
+        if not 0 < value < float("inf"):
+            raise ConfigError(f"{key}={value!r} must be a number of seconds > 0")
+        return
+    if isinstance(value, str):
+        parts = value.split(":")
+        ok = len(parts) == 4 and all(p.strip().isdigit() for p in parts)
+        if not ok or all(int(p) == 0 for p in parts):
+            raise ConfigError(f"{key}={value!r} must be 'DD:HH:MM:SS' (non-negative integers, not all 0)")
+        return
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in _MAX_TIME_KEYS]
+        if unknown:
+            raise ConfigError(f"{key}: unknown key {unknown[0]!r}; allowed {list(_MAX_TIME_KEYS)}")
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ConfigError(f"{key}.{k}={v!r} must be a number >= 0")
+        if not any(value.values()):
+            raise ConfigError(f"{key}={dict(value)!r} must be > 0 in total")
+        return
+    raise ConfigError(f"{key}={value!r} must be seconds, 'DD:HH:MM:SS' or a mapping of {list(_MAX_TIME_KEYS)}")
+
+
+def max_time_timedelta(value: Any) -> Any:
+    """``trainer.max_time`` as Lightning takes it (``str``, or a ``timedelta`` for seconds/mappings)."""
+    import datetime
+
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        return datetime.timedelta(**{k: float(v) for k, v in value.items()})
+    return datetime.timedelta(seconds=float(value))
 
 
 # --------------------------------------------------------------------------- experiment

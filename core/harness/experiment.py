@@ -18,7 +18,8 @@ arguments are ``datamodule.model_kwargs()``, when the data module defines it, up
 ``model.kwargs`` from the config, which win), the task and the trainer; writes the resolved
 config to ``<run dir>/config.yaml``; fits; tests the best checkpoint; writes ``metrics.json`` and
 ``run.json`` (provenance) and returns an :class:`ExperimentResult`. Run directories are
-``<output_dir>/<name>/seed<seed>/version_<n>`` (``eval_<n>`` for test-only runs).
+``<output_dir>/<name>/seed<seed>/version_<n>`` (``eval_<n>`` for test-only runs); a resumed run
+continues in the directory of its checkpoint (see :mod:`gatelab.core.harness.resume`).
 """
 
 from __future__ import annotations
@@ -213,8 +214,11 @@ def run_experiment(
         cfg: the experiment (an :class:`ExperimentConfig` or its dict; unknown keys raise).
         stage: ``"fit"`` (train, then test the best checkpoint when ``cfg.test`` and the data
             module has a test split) or ``"test"`` (evaluate ``ckpt_path`` only).
-        ckpt_path: for ``fit``, a checkpoint to resume from; for ``test``, the checkpoint to
-            evaluate (required).
+        ckpt_path: for ``fit``, a checkpoint to resume from: a path, ``"auto"`` (the newest
+            checkpoint of this experiment, ``<output_dir>/<name>/seed<seed>/version_*``, or a
+            fresh start when there is none) or ``"last"`` (the same, an error when there is
+            none); a checkpoint of this experiment continues in its own run directory. For
+            ``test``, the checkpoint to evaluate (required).
         data_dir: data directory flag (see :func:`~gatelab.core.harness.data.resolve_data_dir`).
         callbacks: extra Lightning callbacks.
         argv: the CLI arguments, recorded in ``run.json``.
@@ -231,8 +235,20 @@ def run_experiment(
         raise ConfigError(f"stage={stage!r} must be 'fit' or 'test'")
     if stage == "test" and ckpt_path is None:
         raise ConfigError("stage='test' needs a checkpoint (ckpt_path / --ckpt)")
-    if ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise ConfigError(f"checkpoint not found: {ckpt_path}")
+    resume_choice = None
+    if stage == "fit" and ckpt_path is not None:  # auto / last / a path, vetted before any data is read
+        from .resume import resolve_resume
+
+        resume_choice = resolve_resume(
+            ckpt_path, Path(cfg.output_dir) / cfg.name / f"seed{cfg.seed}", cfg.model.name, cfg.task.name
+        )
+        for note in resume_choice.notes:
+            print(f"gatelab: --resume {ckpt_path}: {note}")
+        ckpt_path = resume_choice.checkpoint
+    elif ckpt_path is not None:
+        from .resume import check_checkpoint
+
+        check_checkpoint(ckpt_path, cfg.model.name, cfg.task.name, training=False)
     validate_experiment(cfg)  # kwargs, monitors, Trainer extras, callbacks: before any data is read
     task_cls = get_task(cfg.task.name)
 
@@ -253,7 +269,10 @@ def run_experiment(
             )
         model_kwargs = dict(task.hparams.get("model_kwargs") or {})
 
-    run_dir = _new_run_dir(cfg, "version" if stage == "fit" else "eval")
+    if resume_choice is not None and resume_choice.run_dir is not None:
+        run_dir = resume_choice.run_dir  # continue the interrupted run (logs, best-k tracking)
+    else:
+        run_dir = _new_run_dir(cfg, "version" if stage == "fit" else "eval")
     rank_zero = provenance.is_rank_zero()
     config_path = run_dir / "config.yaml"
     if rank_zero:
@@ -265,7 +284,13 @@ def run_experiment(
         trainer_cfg = dataclasses.replace(
             trainer_cfg, checkpoint=CheckpointConfig(enabled=False), early_stopping=None
         )
-    trainer = build_trainer(trainer_cfg, run_dir=run_dir, callbacks=[sync, *callbacks])
+    extra = [sync, *callbacks]
+    if stage == "fit":
+        from .resume import ExactResume
+
+        continuing = resume_choice is not None and resume_choice.run_dir is not None
+        extra.append(ExactResume(cfg.seed, csv_logs=[run_dir / "csv" / "metrics.csv"] if continuing else ()))
+    trainer = build_trainer(trainer_cfg, run_dir=run_dir, callbacks=extra)
 
     metrics: dict[str, float] = {}
     best = last = None
@@ -290,6 +315,10 @@ def run_experiment(
     config_path = run_dir / "config.yaml"
     wall = time.perf_counter() - t0
     if trainer.is_global_zero:
+        prior = run_dir / "metrics.json"
+        if resume_choice is not None and resume_choice.run_dir is not None and prior.is_file():
+            # resuming a finished run trains nothing: keep its train/val values, update the rest
+            metrics = {**json.loads(prior.read_text()), **metrics}
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         info = {
             "stage": stage,
@@ -302,6 +331,7 @@ def run_experiment(
             "model_kwargs": model_kwargs,
             "best_checkpoint": best,
             "last_checkpoint": last,
+            "resumed_from": str(ckpt_path) if stage == "fit" and ckpt_path else None,
             "world_size": trainer.world_size,
         }
         (run_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -4,7 +4,9 @@
 ``lightning.Trainer`` with the callbacks every gatelab run uses:
 
 * ``ModelCheckpoint`` in ``<run dir>/checkpoints`` (best ``save_top_k`` by ``monitor`` and
-  ``last.ckpt``), unless ``checkpoint.enabled`` is false;
+  ``last.ckpt``), unless ``checkpoint.enabled`` is false, plus a
+  :class:`~gatelab.core.harness.resume.StepCheckpoint` when ``checkpoint.every_n_train_steps``
+  or ``checkpoint.train_time_interval`` is set;
 * ``EarlyStopping`` when ``early_stopping`` is set;
 * a ``TQDMProgressBar`` when ``progress_bar`` is true;
 * ``LearningRateMonitor`` when a logger is configured;
@@ -33,14 +35,13 @@ from lightning.pytorch.callbacks import (
     Callback,
     EarlyStopping,
     LearningRateMonitor,
-    ModelCheckpoint,
     TQDMProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from gatelab.core.config import ConfigError
 
-from .configs import TrainerConfig
+from .configs import TrainerConfig, max_time_timedelta
 
 __all__ = ["TrainerConfig", "build_trainer", "seed_everything"]
 
@@ -89,8 +90,10 @@ def build_callbacks(cfg: TrainerConfig, run_dir: str | Path) -> list[Callback]:
     callbacks: list[Callback] = []
     ck = cfg.checkpoint
     if ck.enabled:
+        from .resume import EpochCheckpoint  # ModelCheckpoint whose last.ckpt is every epoch's end
+
         callbacks.append(
-            ModelCheckpoint(
+            EpochCheckpoint(
                 dirpath=str(Path(run_dir) / "checkpoints"),
                 filename=ck.filename,
                 monitor=ck.monitor,
@@ -100,6 +103,16 @@ def build_callbacks(cfg: TrainerConfig, run_dir: str | Path) -> list[Callback]:
                 every_n_epochs=ck.every_n_epochs,
             )
         )
+        if ck.every_n_train_steps is not None or ck.train_time_interval is not None:
+            from .resume import StepCheckpoint
+
+            callbacks.append(
+                StepCheckpoint(
+                    Path(run_dir) / "checkpoints",
+                    every_n_train_steps=ck.every_n_train_steps,
+                    train_time_interval=ck.train_time_interval,
+                )
+            )
     es = cfg.early_stopping
     if es is not None:
         callbacks.append(
@@ -163,6 +176,7 @@ def build_trainer(
         max_epochs=cfg.max_epochs,
         max_steps=cfg.max_steps,
         min_epochs=cfg.min_epochs,
+        max_time=max_time_timedelta(cfg.max_time),
         accelerator=cfg.accelerator,
         devices=cfg.devices,
         strategy=cfg.strategy,
