@@ -233,10 +233,10 @@ class CheckpointConfig:
     save_top_k: Annotated[Int, Field(ge=-1), Allowed("an integer >= -1 (-1: keep all)")] = 1
     save_last: Bool = True
     filename: Annotated[str, Field(min_length=1)] | None = None
-    every_n_epochs: NonNegativeInt | None = None
+    every_n_epochs: PositiveInt | None = None
     every_n_train_steps: PositiveInt | None = None
     train_time_interval: Annotated[
-        PositiveFloat, Field(allow_inf_nan=False), Allowed("a number of seconds > 0 or null")
+        PositiveFloat, Field(allow_inf_nan=False), Allowed("a number of seconds > 0")
     ] | None = None
 
     def __post_init__(self) -> None:
@@ -288,7 +288,7 @@ class TrainerConfig:
     max_epochs: Limit | None = 10
     max_steps: Limit = -1
     min_epochs: NonNegativeInt | None = None
-    max_time: str | Float | dict[str, Float] | None = None  # checked by _check_max_time
+    max_time: Any = None  # seconds, "DD:HH:MM:SS" or {days, hours, minutes, seconds}: _check_max_time
     accelerator: Name = "auto"
     devices: Devices = "auto"
     strategy: Name = "auto"
