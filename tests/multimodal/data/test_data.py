@@ -27,7 +27,7 @@ from gatelab.multimodal.data import (
     render,
     split_documents,
 )
-from gatelab.multimodal.data.module import (
+from gatelab.multimodal.data.datamodule import (
     CaptionSet,
     MixedBatchSampler,
     collate,
@@ -36,7 +36,7 @@ from gatelab.multimodal.data.module import (
     vl_shapes_datamodule,
     vl_text_datamodule,
 )
-from gatelab.multimodal.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from gatelab.multimodal.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 # ---------------------------------------------------------------- shapes
 
