@@ -16,7 +16,7 @@ from gatelab.core.harness.repro import Option, ReproTable, register_table
 from gatelab.core.registry import DATAMODULES, DATASETS, TASKS, register_model
 
 DOMAIN = "multimodal"
-_DEC = "gatelab.multimodal.models.decoder"
+_DEC = "gatelab.multimodal.models.vl_decoder"
 _PAPER = (
     "Ganescu et al. 2025, Looking to Learn: Token-wise Dynamic Gating for Low-Resource "
     "Vision-Language Modelling (BabyLM)"
@@ -49,11 +49,11 @@ DATASETS.register("text-corpora", "gatelab.multimodal.data.text:TEXT_CORPORA", d
 DATASETS.register("coco-mini-captions", "gatelab.multimodal.data.captions:COCO_MINI", domain=DOMAIN)
 DATASETS.register("blimp", "gatelab.multimodal.data.blimp:BLIMP", domain=DOMAIN)
 
-DATAMODULES.register("vl-text", "gatelab.multimodal.data.module:vl_text_datamodule", domain=DOMAIN)
-DATAMODULES.register("vl-shapes", "gatelab.multimodal.data.module:vl_shapes_datamodule", domain=DOMAIN)
-DATAMODULES.register("vl-coco", "gatelab.multimodal.data.module:vl_coco_datamodule", domain=DOMAIN)
-DATAMODULES.register("vl-babylm", "gatelab.multimodal.data.module:vl_babylm_datamodule", domain=DOMAIN)
-TASKS.register("vl-lm", "gatelab.multimodal.task:VLTask", domain=DOMAIN)
+DATAMODULES.register("vl-text", "gatelab.multimodal.data.datamodule:vl_text_datamodule", domain=DOMAIN)
+DATAMODULES.register("vl-shapes", "gatelab.multimodal.data.datamodule:vl_shapes_datamodule", domain=DOMAIN)
+DATAMODULES.register("vl-coco", "gatelab.multimodal.data.datamodule:vl_coco_datamodule", domain=DOMAIN)
+DATAMODULES.register("vl-babylm", "gatelab.multimodal.data.datamodule:vl_babylm_datamodule", domain=DOMAIN)
+TASKS.register("vl-lm", "gatelab.multimodal.tasks.vl:VLTask", domain=DOMAIN)
 
 # --------------------------------------------------------------------------- paper table
 
@@ -67,7 +67,7 @@ register_table(
             "~2.3M words and generated shapes with a d=192 model on one CPU thread, so it is far lower"
         ),
         paper="Ganescu et al. 2025 (BabyLM), Looking to Learn: Token-wise Dynamic Gating; BLiMP 73.86 (soft gate per token)",
-        run="gatelab.multimodal.repro:run_vl_gating",
+        run="gatelab.multimodal.recipes.vl_gating:run_vl_gating",
         domain="multimodal",
         references=[
             {

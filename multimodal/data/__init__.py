@@ -1,4 +1,5 @@
-"""Data of gatelab.multimodal: readers (no Lightning here) and, in ``module``, the data modules."""
+"""Data of gatelab.multimodal: readers and the BPE tokenizer (no Lightning here) and, in
+``datamodule``, the data modules."""
 
 from .blimp import BLIMP, BLIMP_PARADIGMS, MinimalPair, read_blimp
 from .captions import COCO_MINI, load_image, read_babylm, read_caption_manifest, read_coco_captions

@@ -3,7 +3,7 @@
 Each line holds ``sentence_good``, ``sentence_bad``, ``UID`` (the paradigm), ``field``,
 ``linguistics_term`` and ``pairID`` (see the dataset's README). :func:`read_blimp` reads the
 pairs of the paradigms asked for; the evaluation (a pair counts when
-``log p(good) > log p(bad)``) is :func:`gatelab.multimodal.evaluation.blimp_accuracy`.
+``log p(good) > log p(bad)``) is :func:`gatelab.multimodal.analysis.evaluation.blimp_accuracy`.
 """
 
 from __future__ import annotations

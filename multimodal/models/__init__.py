@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 from gatelab.core._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "FUSIONS": "decoder",
-    "FiLM": "decoder",
-    "GatedVLDecoder": "decoder",
-    "ImageEncoder": "decoder",
-    "VLDecoderLayer": "decoder",
-    "VLOutput": "decoder",
-    "contrastive_loss": "decoder",
+    "FUSIONS": "vl_decoder",
+    "FiLM": "vl_decoder",
+    "GatedVLDecoder": "vl_decoder",
+    "ImageEncoder": "vl_decoder",
+    "VLDecoderLayer": "vl_decoder",
+    "VLOutput": "vl_decoder",
+    "contrastive_loss": "vl_decoder",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -24,7 +24,7 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .decoder import (
+    from .vl_decoder import (
         FUSIONS,
         FiLM,
         GatedVLDecoder,

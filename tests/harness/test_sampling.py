@@ -25,7 +25,7 @@ from gatelab.core.harness.sampling import (
     epoch_permutation,
     shard_batch,
 )
-from gatelab.multimodal.data.module import MixedBatchSampler
+from gatelab.multimodal.data.datamodule import MixedBatchSampler
 
 
 def _ranks(make, world: int) -> list[list[list[int]]]:

@@ -146,7 +146,7 @@ def _write_corpus(root: Path, seed: int) -> None:
 def _vl_text_kwargs(root: Path, seed: int) -> dict[str, Any]:
     """``vl-text`` kwargs with a saved tokenizer and an even number of training blocks (so the last
     global batch splits evenly over 2 ranks: the token-mean loss then weights every block alike)."""
-    from gatelab.multimodal.data.module import vl_text_datamodule
+    from gatelab.multimodal.data.datamodule import vl_text_datamodule
 
     tok = root / "tokenizer.json"
     base = {"val_fraction": 0.1, "test_fraction": 0.1, "max_words": 400, "verify": False, "seed": seed}

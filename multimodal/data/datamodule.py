@@ -15,7 +15,7 @@ repeated sample only when the batch has fewer samples than there are ranks), see
 batches. The order is a pure function of ``(seed, epoch)``.
 
 The tokenizer is loaded from ``tokenizer`` (a ``tokenizers`` JSON file) or trained on the
-training text and training captions (:func:`gatelab.multimodal.tokenizer.train_bpe`); the task
+training text and training captions (:func:`gatelab.multimodal.data.tokenizer.train_bpe`); the task
 attaches it to the model so it is saved in the checkpoint.
 
 Registered factories (``data.name`` in configs): ``vl-text``, ``vl-shapes``, ``vl-coco``,
@@ -47,10 +47,10 @@ from gatelab.core.harness.sampling import (
     replicas,
 )
 
-from ..tokenizer import PAD_ID, load_tokenizer, train_bpe
 from .captions import COCO_MINI, load_image, read_babylm, read_caption_manifest, read_coco_captions
 from .shapes import make_shapes, patchify
 from .text import TEXT_CORPORA, pack_blocks, read_corpus
+from .tokenizer import PAD_ID, load_tokenizer, train_bpe
 
 __all__ = [
     "CaptionSet",

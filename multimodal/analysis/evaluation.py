@@ -14,7 +14,7 @@
 * :func:`gate_by_word_class`: the visual gate ``g`` (mean over channels for a vector gate) at the
   position that *predicts* each word (as the official ``evaluation/test_gate.py``: the gate at
   token ``t - 1`` is the gate "for" token ``t``), averaged over the word's sub-word tokens, then per
-  word class (:mod:`gatelab.multimodal.wordclasses`), for the last layer and the mean over layers.
+  word class (:mod:`gatelab.multimodal.analysis.wordclasses`), for the last layer and the mean over layers.
   :func:`plot_gate_classes` draws the table as a bar chart.
 """
 
@@ -32,7 +32,7 @@ import torch
 
 from gatelab.core import capture_gates
 
-from .tokenizer import EOS_ID, PAD_ID
+from ..data.tokenizer import EOS_ID, PAD_ID
 from .wordclasses import word_class
 
 __all__ = [

@@ -8,7 +8,7 @@ import torch
 from gatelab.core import ConfigError
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.multimodal.models import GatedVLDecoder
-from gatelab.multimodal.task import VLTask, lm_nll, load_init_weights
+from gatelab.multimodal.tasks.vl import VLTask, lm_nll, load_init_weights
 
 
 def test_lm_nll_matches_a_loop():

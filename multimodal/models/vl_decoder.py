@@ -471,7 +471,7 @@ class GatedVLDecoder(nn.Module):
     def tokenizer(self) -> Any:
         """The attached tokenizer (``None`` if none was set or loaded)."""
         if self._tokenizer is None and self._tokenizer_json is not None:
-            from gatelab.multimodal.tokenizer import tokenizer_from_json
+            from gatelab.multimodal.data.tokenizer import tokenizer_from_json
 
             self._tokenizer = tokenizer_from_json(self._tokenizer_json)
         return self._tokenizer

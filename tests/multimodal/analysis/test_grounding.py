@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import torch
 
+from gatelab.multimodal.analysis.evaluation import caption_perplexity, gate_by_word_class
+from gatelab.multimodal.analysis.wordclasses import shapes_word_class
 from gatelab.multimodal.data.shapes import make_shapes, patchify
-from gatelab.multimodal.evaluation import caption_perplexity, gate_by_word_class
+from gatelab.multimodal.data.tokenizer import batch_encode, train_bpe
 from gatelab.multimodal.models import GatedVLDecoder
-from gatelab.multimodal.task import lm_nll
-from gatelab.multimodal.tokenizer import batch_encode, train_bpe
-from gatelab.multimodal.wordclasses import shapes_word_class
+from gatelab.multimodal.tasks.vl import lm_nll
 
 
 def test_gate_opens_towards_the_image_on_colour_and_shape_words():

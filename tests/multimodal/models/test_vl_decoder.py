@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from gatelab.core import ConfigError, capture_gates, create_model
+from gatelab.multimodal.data.tokenizer import train_bpe
 from gatelab.multimodal.models import FiLM, GatedVLDecoder, VLDecoderLayer, contrastive_loss
-from gatelab.multimodal.tokenizer import train_bpe
 
 
 def _ln(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:

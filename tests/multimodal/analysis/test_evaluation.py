@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from gatelab.core import capture_gates
-from gatelab.multimodal.data.blimp import MinimalPair
-from gatelab.multimodal.evaluation import (
+from gatelab.multimodal.analysis.evaluation import (
     blimp_accuracy,
     caption_perplexity,
     contrastive_retrieval,
@@ -18,9 +17,10 @@ from gatelab.multimodal.evaluation import (
     plot_gate_classes,
     sequence_logprobs,
 )
+from gatelab.multimodal.analysis.wordclasses import shapes_word_class, word_class
+from gatelab.multimodal.data.blimp import MinimalPair
+from gatelab.multimodal.data.tokenizer import EOS_ID, train_bpe
 from gatelab.multimodal.models import GatedVLDecoder
-from gatelab.multimodal.tokenizer import EOS_ID, train_bpe
-from gatelab.multimodal.wordclasses import shapes_word_class, word_class
 
 TEXT = ["the red circle is in the top left.", "a blue square and a green diamond.", "Who should Derek hug?"]
 

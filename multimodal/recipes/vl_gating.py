@@ -56,10 +56,7 @@ from gatelab.core.harness import (
 from gatelab.core.harness.ledger import append_records, resolve_results_dir
 from gatelab.core.harness.repro import table_options
 
-from .data.blimp import BLIMP, read_blimp
-from .data.captions import COCO_MINI
-from .data.text import TEXT_CORPORA
-from .evaluation import (
+from ..analysis.evaluation import (
     GateReport,
     blimp_accuracy,
     caption_perplexity,
@@ -69,8 +66,11 @@ from .evaluation import (
     plot_gate_classes,
     sequence_logprobs,
 )
-from .task import VLTask
-from .wordclasses import shapes_word_class, word_class
+from ..analysis.wordclasses import shapes_word_class, word_class
+from ..data.blimp import BLIMP, read_blimp
+from ..data.captions import COCO_MINI
+from ..data.text import TEXT_CORPORA
+from ..tasks.vl import VLTask
 
 __all__ = ["PAPER_BLIMP", "VARIANTS", "run_vl_gating"]
 

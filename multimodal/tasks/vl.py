@@ -1,6 +1,6 @@
 """Lightning task of the vision-language decoder (``task.name: vl-lm``).
 
-Loss of a batch (homogeneous, see :mod:`gatelab.multimodal.data.module`):
+Loss of a batch (homogeneous, see :mod:`gatelab.multimodal.data.datamodule`):
 
 .. code-block:: text
 
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.task import GatelabTask
 
-from .models.decoder import contrastive_loss
+from ..models.vl_decoder import contrastive_loss
 
 __all__ = ["VISUAL_PREFIXES", "VLTask", "lm_nll", "load_init_weights"]
 
