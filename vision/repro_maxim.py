@@ -1,6 +1,6 @@
 """``gatelab repro maxim --task denoise``: a small, honest MAXIM experiment that fits a 2-core CPU.
 
-Both models are trained by the same code path (:func:`gatelab.vision.restoration_task.fit_restoration`):
+Both models are trained by the same code path (:func:`gatelab.vision.tasks.restoration.fit_restoration`):
 the same COCO-mini ``train2017`` random crops with flips/rotations (identical sample stream:
 item ``k`` is a function of ``(seed, k)``), additive Gaussian noise ``sigma`` (0-255 scale), the
 paper's loss (Charbonnier + 0.1 FFT loss on every output), AdamW, linear warm-up then cosine
@@ -72,8 +72,8 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
     from .data.restoration import denoise_datamodule
     from .models.maxim import tiled_forward
-    from .restoration_metrics import MetricOptions, final_output
-    from .restoration_task import evaluate_images, fit_restoration
+    from .tasks.metrics import MetricOptions, final_output
+    from .tasks.restoration import evaluate_images, fit_restoration
 
     if args.task != "denoise":  # argparse restricts the choices; keep the function honest
         raise ValueError(f"--task {args.task!r}: only 'denoise' is implemented")
@@ -259,7 +259,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         for key in ("maxim", "dncnn"):
             ckpt = Path(args.run_dir) / f"{key}-{variant}" / f"seed{seed}" / "checkpoints" / "last.ckpt"
             if key not in restorers and ckpt.is_file():
-                from .restoration_task import RestorationTask
+                from .tasks.restoration import RestorationTask
 
                 other = RestorationTask.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=True)
                 net = other.model.eval()

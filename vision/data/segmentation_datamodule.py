@@ -14,7 +14,7 @@ Training batches are random patches (``{"image", "target", "valid"}``), patch ``
 of the experiment seed and ``k`` (epoch ``e`` draws ``k = e * samples_per_epoch + i``); under DDP
 Lightning shards those indices over the ranks (a ``DistributedSampler``, padded to equal length; the
 last incomplete per-rank batch is dropped), so every rank draws different patches. Validation and test batches
-are whole cases (batch size 1, any size), which :class:`~gatelab.vision.segmentation_task.SegmentationTask`
+are whole cases (batch size 1, any size), which :class:`~gatelab.vision.tasks.segmentation.SegmentationTask`
 scores with sliding-window inference. ``model_kwargs()`` gives ``in_channels`` and ``n_classes``.
 """
 

@@ -14,8 +14,8 @@ from PIL import Image
 from tolerances import assert_close
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
-from gatelab.vision.segmentation_task import SegmentationTask, dice_ce_loss, soft_dice_loss
-from gatelab.vision.sliding_window import importance_map, sliding_window_inference, window_starts
+from gatelab.vision.tasks.inference import importance_map, sliding_window_inference, window_starts
+from gatelab.vision.tasks.segmentation import SegmentationTask, dice_ce_loss, soft_dice_loss
 
 # --------------------------------------------------------------------------- loss
 
