@@ -76,14 +76,14 @@ DATASETS.register("denoise_testsets", "gatelab.vision.data.restoration:DENOISE_T
 
 # --------------------------------------------------------------------------- data modules and tasks
 
-_DM = "gatelab.vision.data.segmentation_datamodule"
+_DM = "gatelab.vision.data.datamodule"
 DATAMODULES.register("membrane", f"{_DM}:membrane_datamodule", domain=DOMAIN)
 DATAMODULES.register("drive", f"{_DM}:drive_datamodule", domain=DOMAIN)
 DATAMODULES.register("seg-folder", f"{_DM}:folder_datamodule", domain=DOMAIN)
 DATAMODULES.register("seg-nifti", f"{_DM}:nifti_datamodule", domain=DOMAIN)
 TASKS.register("segmentation", "gatelab.vision.tasks.segmentation:SegmentationTask", domain=DOMAIN)
-DATAMODULES.register("denoise", "gatelab.vision.data.restoration:denoise_datamodule", domain=DOMAIN)
-DATAMODULES.register("paired_restoration", "gatelab.vision.data.restoration:paired_datamodule", domain=DOMAIN)
+DATAMODULES.register("denoise", f"{_DM}:denoise_datamodule", domain=DOMAIN)
+DATAMODULES.register("paired_restoration", f"{_DM}:paired_datamodule", domain=DOMAIN)
 TASKS.register("restoration", "gatelab.vision.tasks.restoration:RestorationTask", domain=DOMAIN)
 
 # --------------------------------------------------------------------------- paper tables

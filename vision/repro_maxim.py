@@ -70,7 +70,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Rows: one per (model, test set) -- ``maxim``, ``dncnn`` and ``noisy-input``."""
     from gatelab.core.harness.ledger import resolve_results_dir
 
-    from .data.restoration import denoise_datamodule
+    from .data.datamodule import denoise_datamodule
     from .models.maxim import tiled_forward
     from .tasks.metrics import MetricOptions, final_output
     from .tasks.restoration import evaluate_images, fit_restoration
