@@ -10,7 +10,7 @@ imports neither torch nor Lightning: every entry names its ``"module:attr"``, im
   ``denoise_testsets`` (restoration);
 * data modules: ``membrane``, ``drive``, ``seg-folder``, ``seg-nifti``, ``denoise``,
   ``paired_restoration``; tasks: ``segmentation``, ``restoration``;
-* paper tables: ``attention-unet`` (below) and ``maxim`` (built in :mod:`.restoration`).
+* paper tables: ``attention-unet`` (below) and ``maxim`` (built in :mod:`.recipes.maxim`).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ for _k, _desc in (
         gates=_MAXIM_GATES,
         description=_desc,
         # the generic test builds the variant with its widths reduced; the full size is built and
-        # counted in tests/vision/test_maxim.py
+        # counted in tests/vision/models/test_maxim.py
         tiny=f"{_MAXIM}:_TINY_{_k}S",
         example_inputs=f"{_MAXIM}:_example_inputs",
     )
@@ -76,20 +76,20 @@ DATASETS.register("denoise_testsets", "gatelab.vision.data.restoration:DENOISE_T
 
 # --------------------------------------------------------------------------- data modules and tasks
 
-_DM = "gatelab.vision.data.segmentation_datamodule"
+_DM = "gatelab.vision.data.datamodule"
 DATAMODULES.register("membrane", f"{_DM}:membrane_datamodule", domain=DOMAIN)
 DATAMODULES.register("drive", f"{_DM}:drive_datamodule", domain=DOMAIN)
 DATAMODULES.register("seg-folder", f"{_DM}:folder_datamodule", domain=DOMAIN)
 DATAMODULES.register("seg-nifti", f"{_DM}:nifti_datamodule", domain=DOMAIN)
-TASKS.register("segmentation", "gatelab.vision.segmentation_task:SegmentationTask", domain=DOMAIN)
-DATAMODULES.register("denoise", "gatelab.vision.data.restoration:denoise_datamodule", domain=DOMAIN)
-DATAMODULES.register("paired_restoration", "gatelab.vision.data.restoration:paired_datamodule", domain=DOMAIN)
-TASKS.register("restoration", "gatelab.vision.restoration_task:RestorationTask", domain=DOMAIN)
+TASKS.register("segmentation", "gatelab.vision.tasks.segmentation:SegmentationTask", domain=DOMAIN)
+DATAMODULES.register("denoise", f"{_DM}:denoise_datamodule", domain=DOMAIN)
+DATAMODULES.register("paired_restoration", f"{_DM}:paired_datamodule", domain=DOMAIN)
+TASKS.register("restoration", "gatelab.vision.tasks.restoration:RestorationTask", domain=DOMAIN)
 
 # --------------------------------------------------------------------------- paper tables
 
-# the ``maxim`` table is built (and registered) by .restoration when it is imported
-TABLES.register("maxim", "gatelab.vision.restoration", domain=DOMAIN)
+# the ``maxim`` table's options need the test-set list of .data.restoration (torch): built in its recipe
+TABLES.register("maxim", "gatelab.vision.recipes.maxim:MAXIM_TABLE", domain=DOMAIN)
 
 #: the paper's claim: Attention U-Net +2.6 Dice points over U-Net (Oktay et al. 2018, Table 1, CT-150)
 PAPER_DICE_GAIN = 0.026
@@ -105,7 +105,7 @@ register_table(
             "pancreas (3D CT), a different dataset"
         ),
         paper="Oktay et al. 2018, Attention U-Net, Table 1 (CT-150: +2.6 Dice points over U-Net)",
-        run="gatelab.vision.repro_attention_unet:run",
+        run="gatelab.vision.recipes.attention_unet:run",
         references=[
             {"model": "attention-unet", "dataset": ds, "split": split, "dice_gain": PAPER_DICE_GAIN}
             for ds, split in (("isbi2012-membrane", "fold4-of-5"), ("drive", "test"))

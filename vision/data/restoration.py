@@ -1,6 +1,4 @@
-"""Image-restoration data: paired benchmark folders, synthetic Gaussian noise, Lightning data modules.
-
-Raw layer (no Lightning):
+"""Image-restoration data: paired benchmark folders, synthetic Gaussian noise, dataset specs (no Lightning).
 
 * :func:`list_images` / :func:`load_image` -- image files of a folder, decoded to float tensors
   ``[C, H, W]`` in ``[0, 1]``; a non-image file or an undecodable image is an error naming it.
@@ -12,18 +10,9 @@ Raw layer (no Lightning):
   random crops, flips and 90-degree rotations. Every sample is a pure function of
   ``(seed, index)``, so training is reproducible and resumable (:class:`EpochSampler`).
 
-Lightning layer: :func:`denoise_datamodule` (registered as ``denoise``: train on the clean
-images of COCO-mini ``train2017``, validate on ``val2017`` centre crops, test on the classic
-denoising sets) and :func:`paired_datamodule` (registered as ``paired_restoration``).
-
-Batches are ``(degraded, clean)`` pairs of ``[B, C, H, W]`` float tensors in ``[0, 1]`` (the noisy
-input is not clipped, as in DnCNN/FFDNet's evaluation protocol).
-
-DDP: ``batch_size`` is per rank; Lightning wraps the :class:`EpochSampler` (and the evaluation
-loaders' samplers) in a distributed sampler that shuffles the epoch's training indices by seed and
-epoch and pads every split to a multiple of the number of ranks (equal batch counts; training
-drops the last incomplete batch). Samples are pure functions of ``(seed, index)``, so ranks draw
-different crops and noise.
+The dataset specs ``coco_mini_images`` (:data:`COCO_MINI`) and ``denoise_testsets``
+(:data:`DENOISE_TESTSETS`) are declared here; the Lightning data modules ``denoise`` and
+``paired_restoration`` that use them are in :mod:`.datamodule`.
 """
 
 from __future__ import annotations
@@ -39,8 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from gatelab.core.config import NonNegativeFloat, NonNegativeInt, PositiveInt
-from gatelab.core.harness.data import DatasetNotFoundError, DatasetSpec, locate
+from gatelab.core.harness.data import DatasetSpec
 
 __all__ = [
     "DENOISE_TESTSETS",
@@ -53,10 +41,8 @@ __all__ = [
     "PairedLayout",
     "RestorationDataError",
     "assert_disjoint",
-    "denoise_datamodule",
     "list_images",
     "load_image",
-    "paired_datamodule",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -491,180 +477,3 @@ DENOISE_TESTSETS = DatasetSpec(
 
 GREY_TESTSETS = ("Set12", "BSD68")
 COLOUR_TESTSETS = ("CBSD68", "Kodak24", "McMaster")
-
-
-def _datamodule_base() -> type:
-    import lightning as L
-
-    return L.LightningDataModule
-
-
-def _loader(ds: Dataset, batch_size: int, sampler: Sampler | None = None, workers: int = 0) -> Any:
-    from torch.utils.data import DataLoader
-
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False,
-        num_workers=workers,
-        drop_last=sampler is not None,
-        persistent_workers=workers > 0,
-    )
-
-
-def denoise_datamodule(
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    sigma: NonNegativeFloat | Sequence[NonNegativeFloat] = 25.0,
-    test_sigma: NonNegativeFloat | None = None,
-    channels: PositiveInt = 3,
-    crop: PositiveInt = 64,
-    batch_size: PositiveInt = 8,
-    samples_per_epoch: PositiveInt = 800,
-    val_images: NonNegativeInt = 8,
-    val_crop: PositiveInt = 128,
-    test_sets: Sequence[str] | None = None,
-    train_folders: Sequence[str] = ("train2017",),
-    seed: int = 0,
-    num_workers: NonNegativeInt = 0,
-    check_disjoint: bool = True,
-    verify: bool = True,
-) -> Any:
-    """Synthetic Gaussian denoising: COCO-mini clean images in, classic test sets out.
-
-    * train: random ``crop`` patches (flips/rotations) of COCO-mini ``train_folders`` images,
-      ``samples_per_epoch`` per epoch, noise ``sigma`` (a number, or ``[low, high]`` for blind);
-    * val: centre ``val_crop`` crops of the first ``val_images`` COCO-mini ``val2017`` images,
-      fixed noise ``test_sigma`` (default: ``sigma``, or the middle of a blind range);
-    * test: full images of ``test_sets`` (default colour: CBSD68, Kodak24, McMaster; grey:
-      Set12, BSD68) from ``denoise_testsets``, fixed noise, batch size 1.
-
-    With ``check_disjoint`` the training images are checked not to equal any test image; with
-    ``verify`` every file is checked against its pinned sha256 (cached).
-    """
-    base = _datamodule_base()
-    lo, hi = _sigma_of(sigma)
-    tsigma = float(test_sigma) if test_sigma is not None else (lo + hi) / 2
-    sets = (
-        list(test_sets)
-        if test_sets is not None
-        else list(COLOUR_TESTSETS if channels == 3 else GREY_TESTSETS)
-    )
-    for s in sets:
-        if s not in GREY_TESTSETS + COLOUR_TESTSETS:
-            raise ValueError(
-                f"unknown test set {s!r}; expected one of {', '.join(GREY_TESTSETS + COLOUR_TESTSETS)}"
-            )
-
-    class DenoiseDataModule(base):  # type: ignore[misc, valid-type]
-        def __init__(self) -> None:
-            super().__init__()
-            self.test_names = sets
-
-        def setup(self, stage: str | None = None) -> None:
-            if getattr(self, "_ready", False):
-                return
-            coco = locate(COCO_MINI, data_dir, verify=verify)
-            train_files = [f for d in train_folders for f in list_images(coco / d)]
-            val_files = list_images(coco / "val2017")[:val_images]
-            self.test_files = {}
-            if sets:
-                tests = locate(DENOISE_TESTSETS, data_dir, verify=verify)
-                self.test_files = {s: list_images(tests / s) for s in sets}
-                if check_disjoint:
-                    assert_disjoint(
-                        train_files + val_files, [f for fs in self.test_files.values() for f in fs], channels
-                    )
-            self.train_ds = NoisyImageDataset(
-                ImageFolderDataset(train_files, channels),
-                (lo, hi),
-                crop=crop,
-                train=True,
-                length=samples_per_epoch,
-                seed=seed,
-            )
-            self.val_ds = NoisyImageDataset(
-                ImageFolderDataset(val_files, channels), tsigma, crop=val_crop, seed=seed + 1
-            )
-            self.test_ds = {
-                s: NoisyImageDataset(ImageFolderDataset(fs, channels), tsigma, seed=seed + 2)
-                for s, fs in self.test_files.items()
-            }
-            self._ready = True
-
-        def train_dataloader(self) -> Any:
-            return _loader(self.train_ds, batch_size, EpochSampler(len(self.train_ds)), num_workers)
-
-        def val_dataloader(self) -> Any:
-            return _loader(self.val_ds, batch_size)
-
-        def test_dataloader(self) -> Any:
-            return [_loader(self.test_ds[s], 1) for s in sets]
-
-        def model_kwargs(self) -> dict[str, Any]:
-            return {"in_channels": channels, "num_outputs": channels}
-
-    return DenoiseDataModule()
-
-
-def paired_datamodule(
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    train_root: str,
-    val_root: str | None = None,
-    test_root: str | None = None,
-    layout: str = "input_target",
-    channels: PositiveInt = 3,
-    crop: PositiveInt = 256,
-    val_crop: PositiveInt | None = 256,
-    batch_size: PositiveInt = 4,
-    samples_per_epoch: PositiveInt | None = None,
-    seed: int = 0,
-    num_workers: NonNegativeInt = 0,
-) -> Any:
-    """Paired benchmark (SIDD, GoPro, Rain13k, LOL, ...): folders relative to ``data_dir``
-    (or absolute), in the :data:`LAYOUTS` ``layout``. Test images are full size, batch size 1."""
-    base = _datamodule_base()
-    root = Path(data_dir) if data_dir is not None else Path(".")
-
-    def resolve(p: str) -> Path:
-        q = Path(p)
-        q = q if q.is_absolute() else root / q
-        if not q.is_dir():
-            raise DatasetNotFoundError(
-                f"paired restoration data not found: {q} (layout {layout}: {LAYOUTS[layout].description if layout in LAYOUTS else layout})"
-            )
-        return q
-
-    class PairedDataModule(base):  # type: ignore[misc, valid-type]
-        def setup(self, stage: str | None = None) -> None:
-            if getattr(self, "_ready", False):
-                return
-            tr = PairedImageDataset(resolve(train_root), layout, channels=channels)
-            self.train_ds = PairedImageDataset(
-                tr.root, layout, crop=crop, train=True, channels=channels, length=samples_per_epoch, seed=seed
-            )
-            self.val_ds = (
-                PairedImageDataset(resolve(val_root), layout, crop=val_crop, channels=channels)
-                if val_root
-                else None
-            )
-            self.test_ds = (
-                PairedImageDataset(resolve(test_root), layout, channels=channels) if test_root else None
-            )
-            self._ready = True
-
-        def train_dataloader(self) -> Any:
-            return _loader(self.train_ds, batch_size, EpochSampler(len(self.train_ds)), num_workers)
-
-        def val_dataloader(self) -> Any:
-            return _loader(self.val_ds, batch_size) if self.val_ds is not None else []
-
-        def test_dataloader(self) -> Any:
-            return _loader(self.test_ds, 1) if self.test_ds is not None else []
-
-        def model_kwargs(self) -> dict[str, Any]:
-            return {"in_channels": channels, "num_outputs": channels}
-
-    return PairedDataModule()

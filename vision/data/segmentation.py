@@ -1,6 +1,6 @@
 """Segmentation data: image/mask readers, 2D folder and 3D NIfTI datasets, patch sampling, augmentation.
 
-Layers (no Lightning here; the Lightning data modules are in :mod:`.segmentation_datamodule`):
+Layers (no Lightning here; the Lightning data modules are in :mod:`.datamodule`):
 
 * **Readers** turn files into arrays and fail with a :class:`SegmentationDataError` naming the file:
   :func:`read_image` (PNG, TIFF, GIF, JPEG, BMP -> ``[C, H, W]``), :func:`read_label`

@@ -12,7 +12,7 @@ Receptive field ``(2 depth + 1)`` pixels square.
 This is a plain convolutional baseline with no gate, so it is deliberately *not* registered in
 :mod:`gatelab.core.registry` (every registered model is assembled from core gates); the
 restoration task builds it by name (``model_name="dncnn"``, see
-:mod:`gatelab.vision.restoration_task`).
+:mod:`gatelab.vision.tasks.restoration`).
 
 Paper: Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian Denoiser: Residual Learning of Deep CNN
 for Image Denoising", IEEE TIP 2017 (DnCNN-S depth 17, CDnCNN-B depth 20, width 64).

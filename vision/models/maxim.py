@@ -49,7 +49,7 @@ every output back. :func:`tiled_forward` restores large images tile by tile with
 **Parameter counts.** The official code states, for ``num_supervision_scales=3`` (its
 ``run_eval.py`` configuration for every task) with 3 input/output channels: S-1 6.108515M,
 S-2 13.35383M, S-3 20.599145M parameters; our variants have exactly these counts (pinned in
-``tests/vision/test_maxim.py``). ``lrelu_slope`` and ``use_global_mlp=True`` do not change the
+``tests/vision/models/test_maxim.py``). ``lrelu_slope`` and ``use_global_mlp=True`` do not change the
 count (the README's 14.1M / 22.2M figures are not reproduced by the code at any setting we found).
 
 Paper: Tu, Talebi, Zhang, Yang, Milanfar, Bovik, Li, "MAXIM: Multi-Axis MLP for Image Processing",
@@ -854,7 +854,7 @@ maxim_1s = _variant("S-1", "MAXIM-1S (official S-1: features 32, depth 3, 2 grou
 maxim_2s = _variant("S-2", "MAXIM-2S (official S-2: deraining/dehazing/enhancement; 13.35M params)")
 maxim_3s = _variant("S-3", "MAXIM-3S (official S-3: denoising/deblurring; 20.60M params)")
 # the generic test builds each variant with its widths reduced (tiny); the full sizes are built and
-# counted in tests/vision/test_maxim.py
+# counted in tests/vision/models/test_maxim.py
 _TINY_1S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-1"]["num_stages"])
 _TINY_2S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-2"]["num_stages"])
 _TINY_3S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-3"]["num_stages"])

@@ -1,6 +1,6 @@
 """``gatelab repro maxim --task denoise``: a small, honest MAXIM experiment that fits a 2-core CPU.
 
-Both models are trained by the same code path (:func:`gatelab.vision.restoration_task.fit_restoration`):
+Both models are trained by the same code path (:func:`gatelab.vision.tasks.restoration.fit_restoration`):
 the same COCO-mini ``train2017`` random crops with flips/rotations (identical sample stream:
 item ``k`` is a function of ``(seed, k)``), additive Gaussian noise ``sigma`` (0-255 scale), the
 paper's loss (Charbonnier + 0.1 FFT loss on every output), AdamW, linear warm-up then cosine
@@ -27,9 +27,13 @@ from typing import Any
 
 import torch
 
+from gatelab.core.harness import Option, ReproTable, register_table
 from gatelab.core.harness.configs import CheckpointConfig, SchedulerConfig, TaskConfig, TrainerConfig
 
-__all__ = ["run_maxim"]
+from ..analysis.figures import save_image_grid
+from ..data.restoration import COLOUR_TESTSETS
+
+__all__ = ["MAXIM_TABLE", "run_maxim"]
 
 
 def _model_specs(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any], str]]:
@@ -49,31 +53,14 @@ def _model_specs(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any
     }
 
 
-def _grid(rows: list[list[torch.Tensor]], path: Path, pad: int = 2) -> None:
-    """Save a grid of ``[3, h, w]`` images (rows x columns) as PNG, values clipped to [0, 1]."""
-    import numpy as np
-    from PIL import Image
-
-    h, w = rows[0][0].shape[-2:]
-    nr, nc = len(rows), len(rows[0])
-    canvas = np.full((nr * (h + pad) + pad, nc * (w + pad) + pad, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for c, img in enumerate(row):
-            a = (img.clamp(0, 1) * 255.0).round().byte().permute(1, 2, 0).numpy()
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
-            canvas[y : y + h, x : x + w] = a
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(canvas).save(path, optimize=True)
-
-
 def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Rows: one per (model, test set) -- ``maxim``, ``dncnn`` and ``noisy-input``."""
     from gatelab.core.harness.ledger import resolve_results_dir
 
-    from .data.restoration import denoise_datamodule
-    from .models.maxim import tiled_forward
-    from .restoration_metrics import MetricOptions, final_output
-    from .restoration_task import evaluate_images, fit_restoration
+    from ..data.datamodule import denoise_datamodule
+    from ..models.maxim import tiled_forward
+    from ..tasks.metrics import MetricOptions, final_output
+    from ..tasks.restoration import evaluate_images, fit_restoration
 
     if args.task != "denoise":  # argparse restricts the choices; keep the function honest
         raise ValueError(f"--task {args.task!r}: only 'denoise' is implemented")
@@ -88,7 +75,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     specs = {k: v for k, v in _model_specs(args).items() if k in args.models}
     from gatelab.core.harness.data import dataset_sha256
 
-    from .data.restoration import DENOISE_TESTSETS
+    from ..data.restoration import DENOISE_TESTSETS
 
     test_digest = dataset_sha256(DENOISE_TESTSETS, data_dir)  # one digest of every test-set file
 
@@ -259,7 +246,7 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         for key in ("maxim", "dncnn"):
             ckpt = Path(args.run_dir) / f"{key}-{variant}" / f"seed{seed}" / "checkpoints" / "last.ckpt"
             if key not in restorers and ckpt.is_file():
-                from .restoration_task import RestorationTask
+                from ..tasks.restoration import RestorationTask
 
                 other = RestorationTask.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=True)
                 net = other.model.eval()
@@ -278,4 +265,57 @@ def run_maxim(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
                 rows.append([c(x), *[c(o) for o in outs], c(y)])
             name = f"maxim_denoise_{variant}_seed{seed}_{'-'.join(restorers)}.png"
-            _grid(rows, results / name)
+            save_image_grid(rows, results / name)
+
+
+# ``maxim`` is declared lazily in gatelab.vision.registry; importing this module fills it in
+MAXIM_TABLE = register_table(
+    ReproTable(
+        name="maxim",
+        description=(
+            "MAXIM (reduced width) vs a DnCNN baseline trained the same way on COCO-mini crops, "
+            "Gaussian colour denoising sigma=25, PSNR/SSIM (RGB, official run_eval protocol) on CBSD68, "
+            "Kodak24 (500x500 crops), McMaster"
+        ),
+        paper=(
+            "Tu et al., MAXIM, CVPR 2022. Published full-scale context (not comparable, not run here): "
+            "MAXIM-3S on SIDD real-noise denoising 39.96 dB PSNR / 0.960 SSIM (SIDD is not available on "
+            "this machine; the models here are reduced and trained for minutes on 80 images)"
+        ),
+        run="gatelab.vision.recipes.maxim:run_maxim",
+        options=[
+            Option("--task", choices=["denoise"], default="denoise", help="restoration task (denoise)"),
+            Option("--sigma", type=float, default=25.0, help="Gaussian noise level on the 0-255 scale"),
+            Option("--steps", type=int, default=400, help="optimizer steps per model"),
+            Option("--steps-per-epoch", type=int, default=100, help="steps per (virtual) epoch"),
+            Option("--batch-size", type=int, default=8),
+            Option("--crop", type=int, default=64, help="training crop size (multiple of 64 for MAXIM)"),
+            Option("--lr", type=float, default=5e-4),
+            Option("--weight-decay", type=float, default=1e-4),
+            Option("--warmup", type=int, default=100, help="linear warm-up steps"),
+            Option("--models", nargs="+", choices=["maxim", "dncnn"], default=["maxim", "dncnn"]),
+            Option("--maxim-features", type=int, default=8),
+            Option("--maxim-stages", type=int, default=1),
+            Option("--dncnn-depth", type=int, default=17),
+            Option("--dncnn-features", type=int, default=32),
+            Option("--test-sets", nargs="+", choices=list(COLOUR_TESTSETS), default=list(COLOUR_TESTSETS)),
+            Option("--run-dir", default="runs/repro-maxim", help="checkpoints and logs"),
+            Option(
+                "--resume-training",
+                action="store_true",
+                help="continue training from <run-dir>/.../last.ckpt when present (--resume skips recorded rows)",
+            ),
+            Option("--no-grid", dest="grid", action="store_false", help="skip the before/after PNG"),
+            Option("--grid-crop", type=int, default=128),
+            Option("--no-tile-check", dest="tile_check", action="store_false"),
+            Option("--tile-check-images", type=int, default=4, help="Kodak24 images for the tiled check"),
+            Option("--no-noisy", dest="noisy", action="store_false", help="skip the noisy-input rows"),
+            Option("--no-progress", dest="progress", action="store_false"),
+        ],
+        domain="vision",
+        metrics=["psnr", "ssim", "params", "train_wall_s", "eval_wall_s"],
+        verify_metrics=["psnr", "ssim", "params"],
+        default_seeds=(0,),
+        not_in_hash=("models", "test_sets", "run_dir", "resume_training", "grid", "grid_crop", "progress"),
+    )
+)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gatelab.vision.restoration_metrics import (
+from gatelab.vision.tasks.metrics import (
     MetricOptions,
     charbonnier_loss,
     frequency_loss,

@@ -2,8 +2,8 @@
 
 :class:`RestorationTask` (registered as ``restoration``) trains any image-to-image model whose
 output is an image or MAXIM's ``outputs[stage][scale]`` with the paper's loss (Charbonnier +
-0.1 x FFT loss summed over every stage and scale, :func:`~.restoration_metrics.restoration_loss`)
-and reports PSNR / SSIM of the final output (:mod:`.restoration_metrics`, options as the official
+0.1 x FFT loss summed over every stage and scale, :func:`~.metrics.restoration_loss`)
+and reports PSNR / SSIM of the final output (:mod:`.metrics`, options as the official
 evaluation). Optimizer and schedule come from the task config (MAXIM: AdamW, cosine).
 
 Models: a registered model name (``maxim``, ``maxim-2s`` ...) or ``dncnn`` (the unregistered
@@ -30,7 +30,7 @@ from gatelab.core.config import ConfigError
 from gatelab.core.harness.configs import TaskConfig, TrainerConfig
 from gatelab.core.harness.task import GatelabTask
 
-from .restoration_metrics import (
+from .metrics import (
     MetricOptions,
     final_output,
     prepare_for_metrics,
@@ -42,7 +42,7 @@ __all__ = ["BASELINES", "RestorationOptions", "RestorationTask", "evaluate_image
 
 
 def _dncnn(**kwargs: Any) -> nn.Module:
-    from .models.dncnn import DnCNN
+    from ..models.dncnn import DnCNN
 
     kwargs.pop("num_outputs", None)  # data modules size models with in_channels and num_outputs
     return DnCNN(**kwargs)
@@ -58,7 +58,7 @@ class RestorationOptions:
 
     ``freq_weight``: weight of the FFT loss (paper: 0.1; 0 = Charbonnier only);
     ``charbonnier_eps``: the Charbonnier epsilon (1e-3); ``y_channel``, ``crop_border``, ``clip``,
-    ``quantize``: how PSNR/SSIM are computed (:class:`~.restoration_metrics.MetricOptions`).
+    ``quantize``: how PSNR/SSIM are computed (:class:`~.metrics.MetricOptions`).
     """
 
     freq_weight: float = 0.1

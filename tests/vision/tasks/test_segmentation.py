@@ -1,5 +1,5 @@
-"""Segmentation task: loss vs hand-written Dice/CE, metrics vs hand counts, sliding window vs hand
-blending, end-to-end training of the 2D and 3D models through the harness on fixture files."""
+"""Segmentation task: loss vs hand-written Dice/CE, metrics vs hand counts, end-to-end training of
+the 2D and 3D models through the harness on fixture files."""
 
 from __future__ import annotations
 
@@ -11,11 +11,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from tolerances import assert_close
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
-from gatelab.vision.segmentation_task import SegmentationTask, dice_ce_loss, soft_dice_loss
-from gatelab.vision.sliding_window import importance_map, sliding_window_inference, window_starts
+from gatelab.vision.tasks.segmentation import SegmentationTask, dice_ce_loss, soft_dice_loss
 
 # --------------------------------------------------------------------------- loss
 
@@ -154,74 +152,6 @@ def test_multiclass_metrics_mean_over_foreground():
         SegmentationTask(model=_Fixed(2), task={"name": "segmentation", "kwargs": {"sw_mode": "hann"}})
 
 
-# --------------------------------------------------------------------------- sliding window
-
-
-def test_window_starts():
-    assert window_starts(10, 4, 0.5) == [0, 2, 4, 6]
-    assert window_starts(11, 4, 0.5) == [0, 2, 4, 6, 7]
-    assert window_starts(4, 8, 0.5) == [0]
-    assert window_starts(9, 4, 0.0) == [0, 4, 5]
-
-
-def test_sliding_window_pointwise_predictor_is_exact():
-    x = torch.randn(2, 3, 19, 23)
-    w = torch.randn(4, 3, 1, 1)
-
-    def f(t):
-        return torch.nn.functional.conv2d(t, w)
-
-    for mode in ("gaussian", "constant"):
-        out = sliding_window_inference(x, (8, 6), f, overlap=0.5, mode=mode, sw_batch_size=3)
-        assert_close(out, f(x), kind="reduction")
-    small = torch.randn(1, 3, 5, 4)  # smaller than the window: padded, then cropped
-    assert_close(sliding_window_inference(small, 8, f), f(small), kind="reduction")
-    vol = torch.randn(1, 3, 9, 7, 8)
-    assert_close(
-        sliding_window_inference(vol, 4, lambda t: torch.nn.functional.conv3d(t, w[..., None])),
-        torch.nn.functional.conv3d(vol, w[..., None]),
-        kind="reduction",
-    )
-
-
-def test_sliding_window_blending_by_hand():
-    """A predictor that outputs a window-dependent constant: the blend is the weighted mean of the
-    windows covering each pixel, computed here by explicit loops."""
-    x = torch.zeros(1, 1, 7, 5)
-    calls = []
-
-    def f(t):
-        out = torch.empty(t.shape[0], 1, *t.shape[2:])
-        for i in range(t.shape[0]):
-            calls.append(len(calls))
-            out[i] = float(len(calls))  # window number 1, 2, 3 ...
-        return out
-
-    roi, overlap = (4, 3), 0.5
-    got = sliding_window_inference(x, roi, f, overlap=overlap, mode="gaussian", sw_batch_size=2)
-    w = importance_map(roi, "gaussian")
-    starts = list(itertools.product(window_starts(7, 4, overlap), window_starts(5, 3, overlap)))
-    num = torch.zeros(7, 5)
-    den = torch.zeros(7, 5)
-    for n, (a, b) in enumerate(starts, start=1):
-        for i in range(4):
-            for j in range(3):
-                num[a + i, b + j] += n * w[i, j]
-                den[a + i, b + j] += w[i, j]
-    assert_close(got[0, 0], num / den)
-    # the Gaussian map: peak 1 at the centre, symmetric, positive everywhere
-    wm = importance_map((5, 4))
-    assert float(wm.max()) == 1.0 and float(wm.min()) > 0
-    assert_close(wm, wm.flip(0))
-
-
-def test_sliding_window_errors():
-    with pytest.raises(ValueError, match="overlap"):
-        sliding_window_inference(torch.zeros(1, 1, 8, 8), 4, lambda t: t, overlap=1.0)
-    with pytest.raises(ValueError, match="predictor must map"):
-        sliding_window_inference(torch.zeros(1, 1, 8, 8), 4, lambda t: t[:, :, :2])
-
-
 # --------------------------------------------------------------------------- end to end
 
 
@@ -319,52 +249,3 @@ def test_end_to_end_2d_folder(tmp_path):
     res = run_experiment(cfg, data_dir=tmp_path)
     assert res.trainer.global_step == 3
     assert math.isfinite(res.metrics["test/dice"]) and "test/auc" not in res.metrics
-
-
-def test_example_config_is_the_repro_protocol(repo_root):
-    from gatelab.core.config import to_dict
-    from gatelab.vision.repro_attention_unet import experiment_config
-
-    cfg = ExperimentConfig.load(repo_root / "docs/vision/attention_unet_drive.yaml")
-    want = experiment_config(
-        "drive",
-        "attention-unet",
-        0,
-        iters=2000,
-        batch_size=8,
-        patch=96,
-        feature_scale=8,
-        lr=1e-3,
-        output_dir="runs",
-    )
-    want["name"] = "attention-unet-drive"
-    assert to_dict(cfg) == to_dict(ExperimentConfig.from_dict(want))
-
-
-def test_repro_configs_and_overlay(tmp_path):
-    from gatelab.vision.models.unet import UNet
-    from gatelab.vision.repro_attention_unet import attention_overlay, experiment_config, save_overlay
-
-    for ds in ("membrane", "drive"):
-        for model in ("unet", "attention-unet"):
-            cfg = ExperimentConfig.from_dict(
-                experiment_config(
-                    ds, model, 0, iters=10, batch_size=2, patch=32, feature_scale=16, lr=1e-3, output_dir="x"
-                )
-            )
-            assert cfg.model.kwargs["attention"] == (model == "attention-unet")
-            assert cfg.task.kwargs["auc"] == (ds == "drive")
-    net = UNet(2, 3, 2, feature_scale=16, attention=True)
-    from gatelab.vision.data.segmentation import SegmentationCase
-
-    case = SegmentationCase(
-        "c",
-        torch.randn(3, 40, 36),
-        torch.zeros(40, 36, dtype=torch.long),
-        torch.ones(40, 36, dtype=torch.bool),
-    )
-    path = save_overlay(net, case, tmp_path / "ov.png", max_side=20)
-    im = Image.open(path)
-    assert im.size == (18 * 5, 20) and im.mode == "P"  # input + 3 gated levels + prediction, 256 colours
-    panel = attention_overlay(case.image, {"att2": torch.rand(2, 20, 18)}, torch.rand(40, 36))
-    assert panel.shape == (40, 36 * 3, 3) and panel.dtype == np.uint8

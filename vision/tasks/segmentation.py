@@ -23,7 +23,7 @@ Metrics (torchmetrics), over every valid pixel of the evaluated split pooled tog
 
 Training batches are scored only when ``train_metrics: true`` (pixel AUC over thousands of patches
 would hold every pixel in memory). Validation and test batches are whole images, predicted with
-:func:`~gatelab.vision.sliding_window.sliding_window_inference` when ``roi_size`` is set (else one
+:func:`~gatelab.vision.tasks.inference.sliding_window_inference` when ``roi_size`` is set (else one
 forward pass of the whole image).
 """
 
@@ -47,7 +47,7 @@ from torchmetrics.classification import (
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.task import GatelabTask
 
-from .sliding_window import MODES, sliding_window_inference
+from .inference import MODES, sliding_window_inference
 
 __all__ = ["SegmentationOptions", "SegmentationTask", "dice_ce_loss", "soft_dice_loss"]
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 from restoration_fixtures import make_fake_restoration_data
 
+from gatelab.vision.data.datamodule import denoise_datamodule, paired_datamodule
 from gatelab.vision.data.restoration import (
     COLOUR_TESTSETS,
     EpochSampler,
@@ -18,10 +19,8 @@ from gatelab.vision.data.restoration import (
     PairedImageDataset,
     RestorationDataError,
     assert_disjoint,
-    denoise_datamodule,
     list_images,
     load_image,
-    paired_datamodule,
 )
 
 

@@ -12,9 +12,9 @@ from restoration_fixtures import make_fake_restoration_data
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.core.harness.configs import CheckpointConfig, SchedulerConfig, TaskConfig, TrainerConfig
-from gatelab.vision.data.restoration import paired_datamodule
+from gatelab.vision.data.datamodule import paired_datamodule
 from gatelab.vision.models.maxim import _TINY
-from gatelab.vision.restoration_task import RestorationTask, evaluate_images, fit_restoration
+from gatelab.vision.tasks.restoration import RestorationTask, evaluate_images, fit_restoration
 
 
 def _paired_root(root: Path) -> Path:

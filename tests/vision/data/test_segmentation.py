@@ -12,6 +12,12 @@ import tifffile
 import torch
 from PIL import Image
 
+from gatelab.vision.data.datamodule import (
+    folder_datamodule,
+    membrane_datamodule,
+    membrane_split,
+    nifti_datamodule,
+)
 from gatelab.vision.data.segmentation import (
     Augment,
     CaseDataset,
@@ -28,12 +34,6 @@ from gatelab.vision.data.segmentation import (
     read_label,
     read_nifti,
     read_tiff_stack,
-)
-from gatelab.vision.data.segmentation_datamodule import (
-    folder_datamodule,
-    membrane_datamodule,
-    membrane_split,
-    nifti_datamodule,
 )
 
 LABELS = {0: 0, 255: 1}
@@ -378,7 +378,7 @@ def test_membrane_split_and_tiff_layout(tmp_path):
 
 @pytest.mark.data
 def test_real_membrane_and_drive(shared_data):
-    from gatelab.vision.data.segmentation_datamodule import drive_datamodule
+    from gatelab.vision.data.datamodule import drive_datamodule
 
     if not (shared_data / "DRIVE").is_dir() or not (shared_data / "isbi2012_membrane").is_dir():
         pytest.skip("DRIVE / isbi2012_membrane not in the data directory")

@@ -1,0 +1,1 @@
+"""Interpretation and plots of gatelab.vision (attention overlays, image grids)."""

@@ -1,0 +1,1 @@
+"""Lightning tasks, losses and metrics of gatelab.vision (registered in :mod:`gatelab.vision.registry`)."""
