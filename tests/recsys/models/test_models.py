@@ -227,7 +227,7 @@ def _frappe_spec():
 def test_parameter_counts_match_fuxictr_logs():
     """Parameter counts with the official Frappe_x1 vocabulary sizes, as printed in the BARS /
     RecZoo logs (FinalMLP 253392 with FuxiCTR's two fusion biases -- one here -- and DualMLP 972992)."""
-    from gatelab.recsys.presets import preset
+    from gatelab.recsys.models.presets import preset
 
     spec = _frappe_spec()
     fin = FinalMLP(spec, **preset("frappe", "finalmlp")["model"])
