@@ -291,3 +291,17 @@ def test_dropout_distribution_and_eval_identity():
     assert d(x) is x
     with pytest.raises(ValueError, match="p must be in"):
         Dropout(1.0)
+
+
+def test_every_model_is_a_ctr_model():
+    """The eight registered CTR models share one scaffold (spec -> FieldEmbedding -> tower)."""
+    from gatelab.core.registry import registered
+    from gatelab.recsys.models import CTRModel
+
+    names = sorted(n for n, i in registered().items() if i.domain == "recsys")
+    assert len(names) == 9  # finalmlp, dualmlp, gdcn-p, gdcn-s, gcn, lr, dnn, dcnv2, deepfm
+    for name in names:
+        m = registered()[name].fn(**registered()[name].tiny)
+        assert isinstance(m, CTRModel) and isinstance(m.embedding, FieldEmbedding), name
+    with pytest.raises(NotImplementedError):
+        CTRModel(SPEC, 2)(**_inputs())
