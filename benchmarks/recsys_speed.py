@@ -2,7 +2,7 @@
 
 For each model, one *training step* on a batch is: forward, BCE + embedding L2 (0.05, FuxiCTR's
 ``embedding_regularizer`` over the whole tables), backward, gradient-norm clipping at 10, Adam
-step -- for gatelab through :class:`gatelab.recsys.task.CTRTask` (``compute_loss`` in train
+step -- for gatelab through :class:`gatelab.recsys.tasks.ctr.CTRTask` (``compute_loss`` in train
 mode), for FuxiCTR through its own ``BaseModel.train_step``. Both models get the Frappe_x1
 sizes (the official vocabularies: 5,399 embedding rows over 10 fields) and the published Frappe
 presets (FinalMLP: BARS ``FinalMLP_frappe_x1_004``; GDCN-P: embedding 16, DNN 400-400-400, BN,
@@ -124,8 +124,8 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
     """(gatelab CTRTask, FuxiCTR model) with identical weights."""
     import torch
 
-    from gatelab.recsys.presets import preset
-    from gatelab.recsys.task import CTRTask
+    from gatelab.recsys.models.presets import preset
+    from gatelab.recsys.tasks.ctr import CTRTask
 
     common = dict(
         gpu=-1,

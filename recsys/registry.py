@@ -2,8 +2,8 @@
 
 Imported by :mod:`gatelab.recsys` (and by :func:`gatelab.core.registry.load_registrations`). It
 imports neither torch, Lightning nor pyarrow: models, the data module and the task are
-``"module:attr"`` entries imported on first use; the dataset specs (:mod:`.data.layouts`) and the
-``ctr`` table (:mod:`.repro_tables`) are plain data.
+``"module:attr"`` entries imported on first use, and so is the ``ctr`` table
+(:mod:`.recipes.ctr`); the dataset specs (:mod:`.data.layouts`) are plain data.
 
 * gated models: ``finalmlp`` (FeatureGate + BilinearFusion), ``gdcn-p`` / ``gdcn-s`` / ``gcn``
   (GatedCrossNetwork); baselines on the same pipeline: ``dualmlp``, ``lr``, ``dnn``, ``dcnv2``,
@@ -15,11 +15,9 @@ imports neither torch, Lightning nor pyarrow: models, the data module and the ta
 from __future__ import annotations
 
 from gatelab.core.harness.data import register_dataset
-from gatelab.core.harness.repro import register_table
-from gatelab.core.registry import DATAMODULES, TASKS, register_model
+from gatelab.core.registry import DATAMODULES, TABLES, TASKS, register_model
 
 from .data.layouts import DATASETS
-from .repro_tables import CTR_TABLE
 
 DOMAIN = "recsys"
 _M = "gatelab.recsys.models"
@@ -71,5 +69,5 @@ for _name, _mod, _fn, _tiny, _paper, _gates, _tags, _desc in (
 for _spec in DATASETS:
     register_dataset(_spec, domain=DOMAIN)
 DATAMODULES.register("ctr", "gatelab.recsys.data.datamodule:ctr_datamodule", domain=DOMAIN)
-TASKS.register("ctr", "gatelab.recsys.task:CTRTask", domain=DOMAIN)
-register_table(CTR_TABLE)
+TASKS.register("ctr", "gatelab.recsys.tasks.ctr:CTRTask", domain=DOMAIN)
+TABLES.register("ctr", "gatelab.recsys.recipes.ctr:CTR_TABLE", domain=DOMAIN)

@@ -2,7 +2,8 @@
 
 Gated: ``finalmlp`` (FeatureGate + BilinearFusion), ``gdcn-p`` / ``gdcn-s`` / ``gcn``
 (GatedCrossNetwork). Baselines on the same pipeline: ``dualmlp``, ``lr``, ``dnn``, ``dcnv2``,
-``deepfm``. Every model takes ``feature_spec`` (a :class:`~gatelab.recsys.data.FeatureSpec` or
+``deepfm``. Every model is a :class:`~gatelab.recsys.models.CTRModel` (feature spec -> field
+embeddings -> tower), takes ``feature_spec`` (a :class:`~gatelab.recsys.data.FeatureSpec` or
 its ``model_dict()``) and the keyword inputs ``categorical`` / ``numeric`` / ``sequence``, and
 returns logits ``[B]``.
 
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "FinalMLP": "finalmlp",
     "GDCN": "gdcn",
     "fdo_embedding_dims": "gdcn",
+    "CTRModel": "layers",
     "Dropout": "layers",
     "FieldEmbedding": "layers",
     "MLPBlock": "layers",
@@ -43,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .finalmlp import DualMLP, FinalMLP
     from .gdcn import GDCN, fdo_embedding_dims
     from .layers import (
+        CTRModel,
         Dropout,
         FieldEmbedding,
         MLPBlock,

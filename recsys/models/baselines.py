@@ -12,7 +12,7 @@ from gatelab.core.activations import ActLike
 from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
-from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
+from .layers import CTRModel, MLPBlock, example_inputs, tiny_feature_spec
 
 __all__ = ["DNN", "CrossNetV2", "DCNv2", "DeepFM", "FactorizationMachine", "LogisticRegression"]
 
@@ -21,7 +21,7 @@ def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, A
     return (), example_inputs(model.feature_spec, batch)
 
 
-class LogisticRegression(nn.Module):
+class LogisticRegression(CTRModel):
     r"""``y = b + sum_f w_f(x_f)``: a 1-dim embedding per feature value (``x_f * w_f`` for numeric
     fields), summed over fields. Returns logits ``[B]``.
 
@@ -36,24 +36,22 @@ class LogisticRegression(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
-        # field-wise embedding sizes do not apply: every weight is a scalar
-        scalar = spec.with_embedding_dims({f.name: 1 for f in spec.fields})
-        self.embedding = FieldEmbedding(scalar, 1, init_std=embedding_init_std, device=device, dtype=dtype)
+        super().__init__(
+            feature_spec, 1, embedding_init_std=embedding_init_std, scalar=True, device=device, dtype=dtype
+        )
         self.bias = nn.Parameter(torch.zeros(1, device=device, dtype=dtype))
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        return self.embedding(categorical, numeric, sequence).sum(dim=-1) + self.bias
+        return e.sum(dim=-1) + self.bias
 
 
-class DNN(nn.Module):
+class DNN(CTRModel):
     r"""``y = MLP(e)``: flat field embeddings through an MLP ending in ``Linear(., 1)``.
 
     Args: ``feature_spec``, ``embedding_dim`` (10), ``hidden_units``, ``activation`` (ReLU),
@@ -75,11 +73,8 @@ class DNN(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
-        self.embedding = FieldEmbedding(
-            spec, embedding_dim, init_std=embedding_init_std, device=device, dtype=dtype
+        super().__init__(
+            feature_spec, embedding_dim, embedding_init_std=embedding_init_std, device=device, dtype=dtype
         )
         self.mlp = MLPBlock(
             self.embedding.output_dim,
@@ -92,13 +87,14 @@ class DNN(nn.Module):
             dtype=dtype,
         )
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        return self.mlp(self.embedding(categorical, numeric, sequence)).squeeze(-1)
+        return self.mlp(e).squeeze(-1)
 
 
 class CrossNetV2(nn.Module):
@@ -135,7 +131,7 @@ class CrossNetV2(nn.Module):
         return x
 
 
-class DCNv2(nn.Module):
+class DCNv2(CTRModel):
     r"""DCN-V2: cross network and DNN, ``parallel`` (``w^T [x_L; DNN(e)]``), ``stacked``
     (``w^T DNN(x_L)``), ``stacked_parallel`` (``w^T [DNN_s(x_L); DNN_p(e)]``) or ``crossnet_only``
     (``w^T x_L``). Returns logits ``[B]``.
@@ -166,16 +162,13 @@ class DCNv2(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         fk = {"device": device, "dtype": dtype}
         if model_structure not in self.STRUCTURES:
             raise ValueError(
                 f"DCNv2: model_structure={model_structure!r} is not one of {', '.join(self.STRUCTURES)}"
             )
-        spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
+        super().__init__(feature_spec, embedding_dim, embedding_init_std=embedding_init_std, **fk)
         self.structure = model_structure
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, **fk)
         dim = self.embedding.output_dim
         self.cross = CrossNetV2(dim, num_cross_layers, **fk)
         mlp = dict(act=dnn_activation, dropout=net_dropout, batch_norm=batch_norm, **fk)
@@ -197,13 +190,13 @@ class DCNv2(nn.Module):
         nn.init.xavier_normal_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        e = self.embedding(categorical, numeric, sequence)
         x = self.cross(e)
         if self.stacked_dnn is not None:
             x = self.stacked_dnn(x)
@@ -222,7 +215,7 @@ class FactorizationMachine(nn.Module):
         return 0.5 * (e.sum(dim=1).square() - e.square().sum(dim=1)).sum(dim=-1)
 
 
-class DeepFM(nn.Module):
+class DeepFM(CTRModel):
     r"""DeepFM: ``y = b + sum_f w_f(x_f) + FM(e) + MLP(e)`` (first-order LR weights in their own
     1-dim embedding, FM and MLP sharing the field embeddings). Returns logits ``[B]``.
 
@@ -244,11 +237,9 @@ class DeepFM(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         fk = {"device": device, "dtype": dtype}
         spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, **fk)
+        super().__init__(spec, embedding_dim, embedding_init_std=embedding_init_std, **fk)
         if not self.embedding.equal_dims:
             raise ValueError("DeepFM: the FM needs equal embedding sizes for all fields")
         self.lr = LogisticRegression(spec, embedding_init_std=embedding_init_std, **fk)
@@ -263,13 +254,13 @@ class DeepFM(nn.Module):
             **fk,
         )
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        flat: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        flat = self.embedding(categorical, numeric, sequence)
         e = flat.unflatten(1, (len(self.embedding.dims), self.embedding.dims[0]))
         return self.lr(categorical, numeric, sequence) + self.fm(e) + self.mlp(flat).squeeze(-1)
 

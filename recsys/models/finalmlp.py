@@ -13,7 +13,7 @@ from gatelab.core.activations import ActLike
 from gatelab.core.config import Dropout, NonNegativeFloat, PositiveInt
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
-from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
+from .layers import CTRModel, FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
 
 __all__ = ["DualMLP", "FinalMLP"]
 
@@ -26,7 +26,7 @@ def _units(name: str, units: Sequence[int]) -> list[int]:
     return units
 
 
-class FinalMLP(nn.Module):
+class FinalMLP(CTRModel):
     r"""FinalMLP: two MLP streams with stream-specific feature gating and multi-head bilinear fusion.
 
     ::
@@ -86,11 +86,9 @@ class FinalMLP(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
         spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, **factory_kwargs)
+        super().__init__(spec, embedding_dim, embedding_init_std=embedding_init_std, **factory_kwargs)
         dim = self.embedding.output_dim
         u1 = _units("FinalMLP: mlp1_hidden_units", mlp1_hidden_units)
         u2 = _units("FinalMLP: mlp2_hidden_units", mlp2_hidden_units)
@@ -121,13 +119,13 @@ class FinalMLP(nn.Module):
             self.gate1, self.gate2 = gates
         self.fusion = BilinearFusion(u1[-1], u2[-1], 1, num_heads=num_heads, **factory_kwargs)
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        e = self.embedding(categorical, numeric, sequence)
         if self.use_fs:
             c1 = self.ctx1(categorical, numeric, sequence) if self.ctx1 is not None else None
             c2 = self.ctx2(categorical, numeric, sequence) if self.ctx2 is not None else None
@@ -137,7 +135,7 @@ class FinalMLP(nn.Module):
         return self.fusion(self.mlp1(h1), self.mlp2(h2)).squeeze(-1)
 
 
-class DualMLP(nn.Module):
+class DualMLP(CTRModel):
     r"""DualMLP: two independent MLP streams whose scalar outputs are summed (FinalMLP's ablation).
 
     ``y = MLP_1(e) + MLP_2(e)`` with each ``MLP_k`` ending in ``Linear(., 1)``; ``e`` the flat field
@@ -167,11 +165,8 @@ class DualMLP(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, **factory_kwargs)
+        super().__init__(feature_spec, embedding_dim, embedding_init_std=embedding_init_std, **factory_kwargs)
         dim = self.embedding.output_dim
         self.mlp1 = MLPBlock(
             dim,
@@ -192,13 +187,13 @@ class DualMLP(nn.Module):
             **factory_kwargs,
         )
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        e = self.embedding(categorical, numeric, sequence)
         return (self.mlp1(e) + self.mlp2(e)).squeeze(-1)
 
 

@@ -15,14 +15,14 @@ from gatelab.core.activations import ActLike
 from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
-from .layers import FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
+from .layers import CTRModel, FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
 
 __all__ = ["GDCN", "fdo_embedding_dims"]
 
 STRUCTURES = ("parallel", "stacked", "crossnet_only")
 
 
-class GDCN(nn.Module):
+class GDCN(CTRModel):
     r"""Gated deep cross network.
 
     ::
@@ -72,14 +72,11 @@ class GDCN(nn.Module):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
         if structure not in STRUCTURES:
             raise ValueError(f"GDCN: structure={structure!r} is not one of {', '.join(STRUCTURES)}")
-        spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
+        super().__init__(feature_spec, embedding_dim, embedding_init_std=embedding_init_std, **factory_kwargs)
         self.structure = structure
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, **factory_kwargs)
         dim = self.embedding.output_dim
         self.cross = GatedCrossNetwork(dim, num_cross_layers, **factory_kwargs)
         units = list(dnn_hidden_units)
@@ -99,13 +96,13 @@ class GDCN(nn.Module):
             nn.init.xavier_normal_(self.fc.weight)
             nn.init.zeros_(self.fc.bias)
 
-    def forward(
+    def tower(
         self,
-        categorical: torch.Tensor | None = None,
-        numeric: torch.Tensor | None = None,
-        sequence: torch.Tensor | None = None,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        e = self.embedding(categorical, numeric, sequence)
         c = self.cross(e)
         if self.structure == "parallel":
             assert self.dnn is not None and self.fc is not None

@@ -26,6 +26,7 @@ from gatelab.core.activations import ActLike
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
 
 __all__ = [
+    "CTRModel",
     "Dropout",
     "FieldEmbedding",
     "MLPBlock",
@@ -271,6 +272,64 @@ class MLPBlock(nn.Sequential):
             if isinstance(m, nn.Linear):
                 nn.init.xavier_normal_(m.weight)
                 nn.init.zeros_(m.bias)
+
+
+class CTRModel(nn.Module):
+    r"""The scaffold every recsys model shares: feature spec -> field embeddings -> tower -> logit.
+
+    ``forward(categorical, numeric, sequence)`` embeds the inputs with :attr:`embedding`
+    (a :class:`FieldEmbedding`, flat ``e`` ``[B, sum_f d_f]``) and returns
+    :meth:`tower` ``(e, categorical, numeric, sequence)``, the logit ``[B]`` (the task applies the
+    sigmoid). A model builds its layers after ``super().__init__(...)`` and implements
+    :meth:`tower`; the raw inputs are passed on for parts that embed fields of their own (FinalMLP's
+    gate contexts, DeepFM's first-order term).
+
+    Args:
+        feature_spec: the data's :class:`~gatelab.recsys.data.FeatureSpec` (or ``model_dict()``),
+            kept as :attr:`feature_spec` (its ``model_dict()``).
+        embedding_dim: default field embedding size.
+        embedding_init_std: std of the embedding initialisation (FuxiCTR: 1e-4).
+        scalar: every field gets a 1-dim embedding whatever the spec says (logistic regression's
+            per-value weights).
+
+    Shapes: keyword inputs ``categorical [B, F_cat]``, ``numeric [B, F_num]``,
+    ``sequence [B, F_seq, L]`` (those the spec has) -> ``[B]``.
+    """
+
+    def __init__(
+        self,
+        feature_spec: FeatureSpec | Mapping[str, Any],
+        embedding_dim: int,
+        *,
+        embedding_init_std: float = 1e-4,
+        scalar: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        spec = as_feature_spec(feature_spec)
+        self.feature_spec = spec.model_dict()
+        if scalar:  # field-wise embedding sizes do not apply: every weight is a scalar
+            spec = spec.with_embedding_dims({f.name: 1 for f in spec.fields})
+        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, device=device, dtype=dtype)
+
+    def forward(
+        self,
+        categorical: torch.Tensor | None = None,
+        numeric: torch.Tensor | None = None,
+        sequence: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        return self.tower(self.embedding(categorical, numeric, sequence), categorical, numeric, sequence)
+
+    def tower(
+        self,
+        e: torch.Tensor,
+        categorical: torch.Tensor | None,
+        numeric: torch.Tensor | None,
+        sequence: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """The logit ``[B]`` from the flat field embeddings ``e`` ``[B, D]`` (and the raw inputs)."""
+        raise NotImplementedError
 
 
 def model_param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

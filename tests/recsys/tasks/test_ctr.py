@@ -10,7 +10,7 @@ import torch
 
 from gatelab.core.config import ConfigError
 from gatelab.recsys.models import tiny_feature_spec
-from gatelab.recsys.task import CTRTask, parse_regularizer
+from gatelab.recsys.tasks.ctr import CTRTask, parse_regularizer
 
 
 def test_parse_regularizer():
@@ -150,16 +150,3 @@ def test_end_to_end_run_through_the_harness(tmp_path):
     assert 0.0 <= res.metrics["test/auc"] <= 1.0 and res.metrics["test/logloss"] > 0
     assert res.best_checkpoint and res.model_kwargs["feature_spec"]["fields"][3]["type"] == "sequence"
     assert res.metrics["val/auc"] > 0.7  # the label depends on the user: learnable in 3 epochs
-
-
-@pytest.mark.parametrize("model", ["finalmlp", "dualmlp", "gdcn-p", "gdcn-s", "dcnv2", "dnn", "deepfm", "lr"])
-def test_shipped_configs_equal_the_presets(model):
-    """recsys/configs/<model>_frappe.yaml (for `gatelab train --config`) match the repro presets."""
-    from pathlib import Path
-
-    from gatelab.core.config import to_dict
-    from gatelab.core.harness import ExperimentConfig
-    from gatelab.recsys.repro import ctr_config
-
-    path = Path(__file__).resolve().parents[2] / "recsys" / "configs" / f"{model}_frappe.yaml"
-    assert to_dict(ExperimentConfig.load(path)) == to_dict(ctr_config(model, "frappe"))

@@ -1,7 +1,7 @@
 """Published configurations (presets) of the recsys models, by dataset.
 
 ``PRESETS[dataset][model]`` holds ``model`` (constructor keyword arguments, without
-``feature_spec``, which the data module supplies) and ``task`` (:class:`~gatelab.recsys.task.CTROptions`
+``feature_spec``, which the data module supplies) and ``task`` (:class:`~gatelab.recsys.tasks.ctr.CTROptions`
 keys). Sources:
 
 * Frappe_x1, BARS (github.com/reczoo/BARS ``ranking/ctr/<Model>/<Model>_frappe_x1``): FinalMLP

@@ -1,0 +1,73 @@
+"""Shared CTR layers and the CTRModel scaffold against hand-written computations."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from ctr_model_fixtures import SPEC, inputs, manual_embeddings
+
+from gatelab.recsys.models import FieldEmbedding
+
+
+def test_field_embedding_matches_lookups_with_mixed_dims():
+    spec = dict(SPEC, fields=[dict(f) for f in SPEC["fields"]])
+    spec["fields"][1]["embedding_dim"] = 3  # item: 3, the rest: 2
+    emb = FieldEmbedding(spec, 2)
+    with torch.no_grad():
+        for t in emb.tables.values():
+            t.weight.normal_()
+        for w in emb.numeric_weights.values():
+            w.normal_()
+    x = inputs()
+    x["sequence"][0] = 0  # an empty sequence embeds to zero
+    got = emb(**x)
+    want = torch.cat(manual_embeddings(emb, x, [2, 3, 2, 2, 2]), dim=1)
+    torch.testing.assert_close(got, want)
+    assert emb.output_dim == 11 and not emb.equal_dims
+    # the padding row of every field starts at zero; other rows ~ N(0, 1e-4^2)
+    fresh = FieldEmbedding(SPEC, 4)
+    for name in ("user", "item", "ctx", "tags"):
+        t = fresh.field_table(name)
+        assert torch.all(t[0] == 0) and 0 < t[1:].std() < 1e-3
+    with pytest.raises(ValueError, match=r"categorical must be \[B, 3\]"):
+        fresh(categorical=x["categorical"][:, :2], numeric=x["numeric"], sequence=x["sequence"])
+
+
+def test_context_embedding_selects_fields_in_given_order():
+    emb = FieldEmbedding(SPEC, 4, fields=["ctx", "user"])
+    x = inputs()
+    got = emb(**x)
+    want = torch.cat(
+        [emb.field_table("ctx")[x["categorical"][:, 2]], emb.field_table("user")[x["categorical"][:, 0]]],
+        dim=1,
+    )
+    torch.testing.assert_close(got, want)
+
+
+def test_dropout_distribution_and_eval_identity():
+    from gatelab.recsys.models import Dropout
+
+    d = Dropout(0.3)
+    x = torch.ones(200, 500)
+    y = d(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01  # Bernoulli(0.7) keep mask
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))  # inverted scaling
+    d.eval()
+    assert d(x) is x
+    with pytest.raises(ValueError, match="p must be in"):
+        Dropout(1.0)
+
+
+def test_every_model_is_a_ctr_model():
+    """The eight registered CTR models share one scaffold (spec -> FieldEmbedding -> tower)."""
+    from gatelab.core.registry import registered
+    from gatelab.recsys.models import CTRModel
+
+    names = sorted(n for n, i in registered().items() if i.domain == "recsys")
+    assert len(names) == 9  # finalmlp, dualmlp, gdcn-p, gdcn-s, gcn, lr, dnn, dcnv2, deepfm
+    for name in names:
+        m = registered()[name].fn(**registered()[name].tiny)
+        assert isinstance(m, CTRModel) and isinstance(m.embedding, FieldEmbedding), name
+    with pytest.raises(NotImplementedError):
+        CTRModel(SPEC, 2)(**inputs())
