@@ -746,7 +746,7 @@ class TemporalFusionTransformer(nn.Module):
     @classmethod
     def from_dataset(cls, dataset: Any, **kwargs: Any) -> TemporalFusionTransformer:
         """Build a model sized for a pytorch-forecasting ``TimeSeriesDataSet`` (e.g. one from
-        :func:`~gatelab.timeseries.data.tft_data.build_dataset`); ``kwargs`` override the config.
+        :func:`~gatelab.timeseries.data.tft.build_dataset`); ``kwargs`` override the config.
 
         Defaults to ``layout="pytorch-forecasting"`` (pytorch-forecasting's network, ours), see
         :func:`config_from_dataset`.

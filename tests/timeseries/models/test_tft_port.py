@@ -18,10 +18,10 @@ warnings.filterwarnings("ignore", category=UserWarning)
 from pytorch_forecasting import TemporalFusionTransformer as PFTFT  # noqa: E402
 from pytorch_forecasting.metrics import QuantileLoss  # noqa: E402
 
-from gatelab.timeseries.data.tft_data import build_dataset  # noqa: E402
+from gatelab.timeseries.data.tft import build_dataset  # noqa: E402
 from gatelab.timeseries.models.tft import TemporalFusionTransformer, config_from_dataset  # noqa: E402
 from gatelab.timeseries.models.tft_port import load_tft_state  # noqa: E402
-from gatelab.timeseries.tft_metrics import quantile_loss, valid_mask  # noqa: E402
+from gatelab.timeseries.tasks.metrics import quantile_loss, valid_mask  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +137,8 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
     """Lightning fit of our task on the dataset's own dataloaders: the loss goes down."""
     import lightning as L
 
-    from gatelab.timeseries.data.tft_datamodule import TFTDataModule
-    from gatelab.timeseries.tft_task import TFTTask
+    from gatelab.timeseries.data.datamodule import TFTDataModule
+    from gatelab.timeseries.tasks.tft import TFTTask
 
     torch.manual_seed(0)
     # fast=False: the dataset's own TimeSeriesDataSet.to_dataloader

@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from gatelab.core.harness.data import ChecksumError, DatasetNotFoundError, get_dataset, list_datasets
+from gatelab.timeseries.data.datamodule import ltsf_datamodule
 from gatelab.timeseries.data.ltsf import (
     LTSFDataError,
     LTSFWindows,
     calendar_feature_names,
     load_ltsf,
-    ltsf_datamodule,
     read_ltsf_file,
     split_borders,
     time_features,
