@@ -4,17 +4,17 @@ Both models are built from the same pytorch-forecasting ``TimeSeriesDataSet`` (t
 tutorial's: 7 static, 13 encoder and 6 decoder variables, a group of 12 categorical columns) with
 the same sizes (``hidden_size``, heads, ``hidden_continuous_size``, dropout, 7 quantiles); ours
 with ``layout="pytorch-forecasting"``, i.e. the same network (pytorch-forecasting's weights port
-into it exactly, tests/timeseries/test_tft_port.py). Two modes:
+into it exactly, tests/timeseries/models/test_tft_port.py). Two modes:
 
 * ``--mode step`` (model only): both train on the *same* pre-collated batches (data loading not
   timed): forward, each library's quantile loss (pytorch-forecasting's ``QuantileLoss`` metric as
-  its ``training_step`` calls it; ours :func:`gatelab.timeseries.tft_metrics.quantile_loss`, the
+  its ``training_step`` calls it; ours :func:`gatelab.timeseries.tasks.metrics.quantile_loss`, the
   same value), backward, gradient-norm clipping 0.1, ``torch.optim.Adam`` step. ``rounds`` rounds of
   ``steps`` steps per model, the order alternating per round.
 * ``--mode fit`` (end to end): each library's own training loop and data pipeline, one Lightning
   epoch of ``fit_batches`` batches without validation: pytorch-forecasting's
   ``TemporalFusionTransformer`` (a LightningModule; Adam, no logger) on
-  ``TimeSeriesDataSet.to_dataloader``; ours :class:`gatelab.timeseries.tft_task.TFTTask` on
+  ``TimeSeriesDataSet.to_dataloader``; ours :class:`gatelab.timeseries.tasks.tft.TFTTask` on
   :func:`gatelab.timeseries.data.tft_loader.window_dataloader` (the same batches, built
   vectorised). Per-batch cost = (cost of a ``fit_batches`` run - cost of a 2-batch run) /
   (``fit_batches`` - 2), which removes the set-up.
@@ -82,7 +82,7 @@ def _synthetic_stallion(seed: int = 0) -> Any:
     import numpy as np
     import pandas as pd
 
-    from gatelab.timeseries.data.tft_data import STALLION_SPECIAL_DAYS
+    from gatelab.timeseries.data.tft import STALLION_SPECIAL_DAYS
 
     rng = np.random.default_rng(seed)
     dates = pd.date_range("2013-01-01", periods=60, freq="MS")
@@ -132,7 +132,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
     from pytorch_forecasting.metrics import QuantileLoss
 
     from gatelab.core.harness.data import locate, resolve_data_dir
-    from gatelab.timeseries.data.tft_data import STALLION, read_stallion, stallion_datasets, stallion_frame
+    from gatelab.timeseries.data.tft import STALLION, read_stallion, stallion_datasets, stallion_frame
     from gatelab.timeseries.models.tft import TemporalFusionTransformer
 
     if args.synthetic:
@@ -165,7 +165,7 @@ def _step_fn(name: str, model: Any) -> Any:
     import torch
     from torch.nn.utils import rnn
 
-    from gatelab.timeseries.tft_metrics import quantile_loss, valid_mask
+    from gatelab.timeseries.tasks.metrics import quantile_loss, valid_mask
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=1e-3)
@@ -268,7 +268,7 @@ def _fit(name: str, args: argparse.Namespace, env: dict[str, Any], n_batches: in
     else:
         from gatelab.timeseries.data.tft_loader import window_dataloader
         from gatelab.timeseries.models.tft import config_from_dataset
-        from gatelab.timeseries.tft_task import TFTTask
+        from gatelab.timeseries.tasks.tft import TFTTask
 
         model = TFTTask(
             model_name="tft",

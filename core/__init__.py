@@ -34,7 +34,6 @@ _EXPORTS: dict[str, str] = {
     "GatedResidualNetwork": "grn",
     "GateAddNorm": "grn",
     "VariableSelectionNetwork": "grn",
-    "load_pytorch_forecasting_state": "grn",
     # 3. FinalMLP feature gating
     "FeatureGate": "feature_gate",
     # 4. GDCN gated cross

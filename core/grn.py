@@ -9,11 +9,8 @@ Two flavours of the same layers live here:
   :class:`VariableSelectionNetwork`): a mismatched skip is *resampled* by linear interpolation
   along the feature axis, scaled by a trainable ``2 * sigmoid(mask)`` and layer-normalised.
 
-:func:`load_pytorch_forecasting_state` copies the weights of a pytorch-forecasting module
-(``pytorch_forecasting.models.temporal_fusion_transformer.sub_modules``) into ours, and each
-class has a ``from_pytorch_forecasting`` constructor that also builds the matching layout; with
-those weights our layers reproduce pytorch-forecasting's outputs (up to float rounding of the
-batched matmuls, ~1e-7 in float32).
+Weight ports from pytorch-forecasting are not here (core knows no model zoo): see
+:mod:`gatelab.timeseries.models.tft_port`.
 """
 
 from __future__ import annotations
@@ -35,7 +32,6 @@ __all__ = [
     "GatedLinearUnit",
     "GatedResidualNetwork",
     "VariableSelectionNetwork",
-    "load_pytorch_forecasting_state",
 ]
 
 SkipMode = Literal["linear", "interpolate"]
@@ -189,22 +185,6 @@ class GatedLinearUnit(nn.Module):
         record_gate(self, gate)
         return value * gate
 
-    @classmethod
-    def from_pytorch_forecasting(cls, theirs: nn.Module) -> GatedLinearUnit:
-        """Build the equivalent of a pytorch-forecasting ``GatedLinearUnit`` and copy its weights."""
-        _expect_pf(theirs, "GatedLinearUnit")
-        fc = theirs.fc
-        ours = cls(
-            fc.in_features,
-            fc.out_features // 2,
-            bias=fc.bias is not None,
-            dropout=_pf_dropout(theirs.dropout),
-            device=fc.weight.device,
-            dtype=fc.weight.dtype,
-        )
-        load_pytorch_forecasting_state(ours, theirs)
-        return ours
-
 
 # --------------------------------------------------------------------------------------------
 # Gate + add + norm
@@ -296,25 +276,6 @@ class GateAddNorm(nn.Module):
             )
         h = glu.fc(glu.dropout(x))
         return dispatch("gate_add_norm", h, skip, self.norm.weight, self.norm.bias, self.norm.eps)
-
-    @classmethod
-    def from_pytorch_forecasting(cls, theirs: nn.Module) -> GateAddNorm:
-        """Build the equivalent of a pytorch-forecasting ``GateAddNorm`` and copy its weights."""
-        _expect_pf(theirs, "GateAddNorm")
-        w = theirs.glu.fc.weight
-        ours = cls(
-            theirs.input_size,
-            theirs.hidden_size,
-            skip_size=theirs.skip_size,
-            bias=theirs.glu.fc.bias is not None,
-            dropout=_pf_dropout(theirs.glu.dropout),
-            trainable_add=theirs.add_norm.trainable_add,
-            skip="interpolate",
-            device=w.device,
-            dtype=w.dtype,
-        )
-        load_pytorch_forecasting_state(ours, theirs)
-        return ours
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,25 +399,6 @@ class GatedResidualNetwork(nn.Module):
         h = self.fc2(self.act(h))
         return self.gate_norm(h, residual)
 
-    @classmethod
-    def from_pytorch_forecasting(cls, theirs: nn.Module) -> GatedResidualNetwork:
-        """Build the equivalent of a pytorch-forecasting ``GatedResidualNetwork``, copy its weights."""
-        _expect_pf(theirs, "GatedResidualNetwork")
-        w = theirs.fc1.weight
-        ours = cls(
-            theirs.input_size,
-            theirs.hidden_size,
-            theirs.output_size,
-            context_size=theirs.context_size,
-            bias=theirs.fc1.bias is not None,
-            dropout=_pf_dropout(theirs.gate_norm.glu.dropout),
-            skip="interpolate",
-            device=w.device,
-            dtype=w.dtype,
-        )
-        load_pytorch_forecasting_state(ours, theirs)
-        return ours
-
 
 # --------------------------------------------------------------------------------------------
 # VSN
@@ -503,7 +445,7 @@ class VariableSelectionNetwork(nn.Module):
     layer. Variables with smaller ``d_j`` or GRN width ``h_j`` are zero-padded, and the padding
     is masked in the weights, so every variable's result is exactly its own GRN.
 
-    Options that reproduce pytorch-forecasting (``from_pytorch_forecasting`` sets them):
+    Options that reproduce pytorch-forecasting's layout:
 
     * ``skip="interpolate"``: the skip of ``GRN_j`` (and ``GRN_v``) when ``d_j != hidden_size``
       is ``LayerNorm(2 sigmoid(m_j) * interpolate(xi_j))`` instead of a learned projection;
@@ -912,248 +854,3 @@ class VariableSelectionNetwork(nn.Module):
             f"context_size={self.context_size}, skip={self.skip_mode!r}, prescale={self.prescale}, "
             f"resample_only={self.resample_only}, grn_hidden_sizes={self.grn_hidden_sizes}"
         )
-
-    @classmethod
-    def from_pytorch_forecasting(cls, theirs: nn.Module) -> VariableSelectionNetwork:
-        """Build the equivalent of a pytorch-forecasting ``VariableSelectionNetwork``, copy its weights.
-
-        The layout is read from ``theirs``: variables with a prescaler become ``prescale``,
-        variables whose single-variable network is a ``ResampleNorm`` (its
-        ``input_embedding_flags``) become ``resample_only``, the GRN widths become
-        ``grn_hidden_sizes`` and ``weight_hidden_size``.
-        """
-        _expect_pf(theirs, "VariableSelectionNetwork")
-        names = list(theirs.input_sizes)
-        nets = theirs.single_variable_grns
-        res_only = [n for n in names if type(nets[n]).__name__ == "ResampleNorm"]
-        grn_names = [n for n in names if n not in res_only]
-        hid = [nets[n].hidden_size if n in grn_names else theirs.hidden_size for n in names]
-        ref = next(iter(theirs.parameters()))
-        ours = cls(
-            dict(theirs.input_sizes),
-            theirs.hidden_size,
-            context_size=theirs.context_size,
-            dropout=_pf_dropout(theirs.dropout),
-            skip="interpolate",
-            prescale=[n for n in names if n in theirs.prescalers],
-            resample_only=res_only,
-            grn_hidden_sizes=hid,
-            weight_hidden_size=theirs.flattened_grn.hidden_size if len(names) > 1 else None,
-            device=ref.device,
-            dtype=ref.dtype,
-        )
-        load_pytorch_forecasting_state(ours, theirs)
-        return ours
-
-
-# --------------------------------------------------------------------------------------------
-# weight porting from pytorch-forecasting
-# --------------------------------------------------------------------------------------------
-def _expect_pf(theirs: nn.Module, cls_name: str) -> None:
-    if type(theirs).__name__ != cls_name or "pytorch_forecasting" not in type(theirs).__module__:
-        raise TypeError(
-            f"expected pytorch_forecasting's {cls_name}, got {type(theirs).__module__}.{type(theirs).__name__}"
-        )
-
-
-def _pf_dropout(d: nn.Module | float | None) -> float:
-    if d is None:
-        return 0.0
-    if isinstance(d, nn.Dropout):
-        return float(d.p)
-    return float(d)
-
-
-def _copy(dst: torch.Tensor | None, src: torch.Tensor | None, what: str) -> None:
-    if dst is None or src is None:
-        if dst is None and src is None:
-            return
-        raise ValueError(f"load_pytorch_forecasting_state: {what}: present on one side only (check `bias`)")
-    if dst.shape != src.shape:
-        raise ValueError(
-            f"load_pytorch_forecasting_state: {what}: shape {tuple(src.shape)} does not fit ours {tuple(dst.shape)}"
-        )
-    dst.copy_(src)
-
-
-def _require(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(f"load_pytorch_forecasting_state: {msg}")
-
-
-def _load_glu(ours: GatedLinearUnit, theirs: nn.Module, where: str) -> None:
-    _copy(ours.fc.weight, theirs.fc.weight, f"{where}.fc.weight")
-    _copy(ours.fc.bias, theirs.fc.bias, f"{where}.fc.bias")
-
-
-def _load_gate_add_norm(ours: GateAddNorm, theirs: nn.Module, where: str) -> None:
-    _load_glu(ours.glu, theirs.glu, f"{where}.glu")
-    add_norm = theirs.add_norm
-    _require(
-        ours.skip_size == add_norm.skip_size and ours.output_size == add_norm.input_size,
-        f"{where}: sizes differ (ours skip {ours.skip_size} -> {ours.output_size}, "
-        f"theirs {add_norm.skip_size} -> {add_norm.input_size})",
-    )
-    _require(
-        ours.skip_size == ours.output_size or ours.skip_mode == "interpolate",
-        f"{where}: pytorch-forecasting interpolates a mismatched skip; build ours with skip='interpolate'",
-    )
-    _require(ours.trainable_add == add_norm.trainable_add, f"{where}: trainable_add differs")
-    if ours.mask is not None:
-        _copy(ours.mask, add_norm.mask, f"{where}.add_norm.mask")
-    _copy(ours.norm.weight, add_norm.norm.weight, f"{where}.add_norm.norm.weight")
-    _copy(ours.norm.bias, add_norm.norm.bias, f"{where}.add_norm.norm.bias")
-
-
-def _load_resample_norm(ours: _ResampleNorm, theirs: nn.Module, where: str) -> None:
-    _require(theirs.trainable_add, f"{where}: ResampleNorm without trainable_add is not supported")
-    _copy(ours.mask, theirs.mask, f"{where}.mask")
-    _copy(ours.norm.weight, theirs.norm.weight, f"{where}.norm.weight")
-    _copy(ours.norm.bias, theirs.norm.bias, f"{where}.norm.bias")
-
-
-def _load_grn(ours: GatedResidualNetwork, theirs: nn.Module, where: str) -> None:
-    _require(
-        (ours.input_size, ours.hidden_size, ours.output_size)
-        == (theirs.input_size, theirs.hidden_size, theirs.output_size),
-        f"{where}: sizes differ (ours {(ours.input_size, ours.hidden_size, ours.output_size)}, "
-        f"theirs {(theirs.input_size, theirs.hidden_size, theirs.output_size)})",
-    )
-    _require(
-        not (theirs.residual and theirs.input_size != theirs.output_size),
-        f"{where}: pytorch-forecasting's residual=True with input_size != output_size is not supported",
-    )
-    _require(ours.context_size == theirs.context_size, f"{where}: context_size differs")
-    _copy(ours.fc1.weight, theirs.fc1.weight, f"{where}.fc1.weight")
-    _copy(ours.fc1.bias, theirs.fc1.bias, f"{where}.fc1.bias")
-    _copy(ours.fc2.weight, theirs.fc2.weight, f"{where}.fc2.weight")
-    _copy(ours.fc2.bias, theirs.fc2.bias, f"{where}.fc2.bias")
-    if ours.context is not None:
-        _copy(ours.context.weight, theirs.context.weight, f"{where}.context.weight")
-    _require(type(ours.act) is nn.ELU and ours.act.alpha == 1.0, f"{where}: activation must be ELU(alpha=1)")
-    if ours.skip is not None:
-        _require(
-            isinstance(ours.skip, _ResampleNorm),
-            f"{where}: pytorch-forecasting resamples a mismatched skip; build ours with skip='interpolate'",
-        )
-        _load_resample_norm(ours.skip, theirs.resample_norm, f"{where}.resample_norm")
-    _load_gate_add_norm(ours.gate_norm, theirs.gate_norm, f"{where}.gate_norm")
-
-
-def _load_vsn(ours: VariableSelectionNetwork, theirs: nn.Module) -> None:
-    where = "VariableSelectionNetwork"
-    names = list(theirs.input_sizes)
-    _require(ours.names == names, f"{where}: variables differ (ours {ours.names}, theirs {names})")
-    _require(ours.input_sizes == [theirs.input_sizes[n] for n in names], f"{where}: input sizes differ")
-    _require(ours.hidden_size == theirs.hidden_size, f"{where}: hidden_size differs")
-    _require(ours.skip_mode == "interpolate", f"{where}: build ours with skip='interpolate'")
-    _require(
-        sorted(ours.prescale) == sorted(n for n in names if n in theirs.prescalers),
-        f"{where}: prescaled variables differ (ours {ours.prescale}, theirs {list(theirs.prescalers)})",
-    )
-    nets = theirs.single_variable_grns
-    theirs_res = [n for n in names if type(nets[n]).__name__ == "ResampleNorm"]
-    _require(
-        sorted(ours.resample_only) == sorted(theirs_res),
-        f"{where}: resample-only variables differ (ours {ours.resample_only}, theirs {theirs_res})",
-    )
-    if ours.weight_grn is not None:
-        _load_grn(ours.weight_grn, theirs.flattened_grn, f"{where}.flattened_grn")
-    H = ours.hidden_size
-
-    for i, j in enumerate(ours._pre_idx.tolist() if ours._pre_idx is not None else []):
-        lin = theirs.prescalers[names[j]]
-        d = ours.input_sizes[j]
-        _require(
-            isinstance(lin, nn.Linear)
-            and lin.in_features == 1
-            and lin.out_features == d
-            and lin.bias is not None,
-            f"{where}: prescaler {names[j]!r} must be nn.Linear(1, {d}) with bias, got {lin}",
-        )
-        ours.prescale_weight[i].zero_()
-        ours.prescale_bias[i].zero_()
-        ours.prescale_weight[i, :d].copy_(lin.weight[:, 0])
-        ours.prescale_bias[i, :d].copy_(lin.bias)
-
-    rn = ours._rn_idx.tolist() if ours._rn_idx is not None else []
-    for i, j in enumerate(rn):  # resample-norm of interpolated skips / resample-only variables
-        net = nets[names[j]]
-        res = net if type(net).__name__ == "ResampleNorm" else net.resample_norm
-        _require(
-            res.trainable_add, f"{where}: {names[j]!r}: ResampleNorm without trainable_add is not supported"
-        )
-        _require(res.output_size == H, f"{where}: {names[j]!r}: output size {res.output_size} != {H}")
-        ours.resample_mask[i].copy_(res.mask)
-        ours.resample_norm_weight[i].copy_(res.norm.weight)
-        ours.resample_norm_bias[i].copy_(res.norm.bias)
-
-    for i, j in enumerate(ours._grn_vars):
-        net = nets[names[j]]
-        d, h = ours.input_sizes[j], ours.grn_hidden_sizes[j]
-        _require(
-            type(net).__name__ == "GatedResidualNetwork"
-            and (net.input_size, net.hidden_size, net.output_size, net.context_size) == (d, h, H, None),
-            f"{where}: single-variable network {names[j]!r} must be a GatedResidualNetwork({d}, {h}, {H}) "
-            f"without context, got {net}",
-        )
-        _require(not net.residual or d == H, f"{where}: {names[j]!r}: residual=True is not supported")
-        for p in (
-            ours.fc1_weight,
-            ours.fc2_weight,
-            ours.glu_weight,
-            ours.fc1_bias,
-            ours.fc2_bias,
-            ours.glu_bias,
-        ):
-            if p is not None:
-                p[i].zero_()
-        ours.fc1_weight[i, :d, :h].copy_(net.fc1.weight.t())
-        ours.fc2_weight[i, :h, :h].copy_(net.fc2.weight.t())
-        ours.glu_weight[i, :h].copy_(net.gate_norm.glu.fc.weight.t())
-        _require(ours.fc1_bias is not None, f"{where}: build ours with bias=True")
-        ours.fc1_bias[i, :h].copy_(net.fc1.bias)
-        ours.fc2_bias[i, :h].copy_(net.fc2.bias)
-        ours.glu_bias[i].copy_(net.gate_norm.glu.fc.bias)
-        ours.norm_weight[i].copy_(net.gate_norm.add_norm.norm.weight)
-        ours.norm_bias[i].copy_(net.gate_norm.add_norm.norm.bias)
-        _require(
-            not net.gate_norm.add_norm.trainable_add,
-            f"{where}: {names[j]!r}: trainable_add GRN not supported",
-        )
-
-
-@torch.no_grad()
-def load_pytorch_forecasting_state(ours: nn.Module, theirs: nn.Module) -> None:
-    """Copy the weights of a pytorch-forecasting TFT sub-module into the matching gatelab layer.
-
-    Supported pairs (pytorch-forecasting's ``models.temporal_fusion_transformer.sub_modules``):
-    ``GatedLinearUnit``, ``GateAddNorm``, ``GatedResidualNetwork`` and
-    ``VariableSelectionNetwork``, each into ours of the same name. ``ours`` must have the
-    matching layout (sizes, ``skip="interpolate"`` wherever sizes differ, ``trainable_add``,
-    the VSN's ``prescale``/``resample_only``/hidden sizes); the ``from_pytorch_forecasting``
-    classmethods build it for you. Every mismatch raises ``ValueError`` naming the sub-module;
-    a different activation than ELU in a GRN also raises. After loading, ``ours.eval()`` and
-    ``theirs.eval()`` give the same outputs (dropout differs in training mode, being random).
-
-    For the VSN the per-variable ``nn.Linear`` weights ``[out, in]`` are transposed into our
-    grouped ``[V, in, out]`` tensors and zero-padded.
-    """
-    if isinstance(ours, VariableSelectionNetwork):
-        _expect_pf(theirs, "VariableSelectionNetwork")
-        _load_vsn(ours, theirs)
-    elif isinstance(ours, GatedResidualNetwork):
-        _expect_pf(theirs, "GatedResidualNetwork")
-        _load_grn(ours, theirs, "GatedResidualNetwork")
-    elif isinstance(ours, GateAddNorm):
-        _expect_pf(theirs, "GateAddNorm")
-        _load_gate_add_norm(ours, theirs, "GateAddNorm")
-    elif isinstance(ours, GatedLinearUnit):
-        _expect_pf(theirs, "GatedLinearUnit")
-        _require(
-            (ours.input_size, ours.output_size) == (theirs.fc.in_features, theirs.fc.out_features // 2),
-            "GatedLinearUnit: sizes differ",
-        )
-        _load_glu(ours, theirs, "GatedLinearUnit")
-    else:
-        raise TypeError(f"load_pytorch_forecasting_state: unsupported target {type(ours).__name__}")

@@ -51,7 +51,7 @@ def tiny_frame(n_series: int = 6, n_steps: int = 20, seed: int = 0) -> pd.DataFr
 
 
 def tiny_spec(**kw):
-    from gatelab.timeseries.data.tft_data import TFTSpec
+    from gatelab.timeseries.data.tft import TFTSpec
 
     base = dict(
         time_idx="time_idx",

@@ -8,7 +8,7 @@ use, so ``create_model("gateformer")`` loads only :mod:`gatelab.timeseries.model
 * datasets: the ten LTSF benchmarks (``etth1`` ... ``solar``) and TFT's ``stallion``,
   ``uci-electricity``, ``pems-sf``;
 * data modules: ``ltsf``, ``tft-stallion``, ``tft-electricity``, ``tft-traffic``; task: ``tft``;
-* paper tables: ``gateformer`` (built in :mod:`.repro_ltsf`), ``tft``.
+* paper tables: ``gateformer`` (built in :mod:`.recipes.gateformer`), ``tft``.
 """
 
 from __future__ import annotations
@@ -66,35 +66,31 @@ for _name in LTSF_NAMES:
     DATASETS.register(
         _name, f"gatelab.timeseries.data.ltsf_datasets:LTSF_DATASETS.{_name}.spec", domain=DOMAIN
     )
-DATASETS.register("stallion", "gatelab.timeseries.data.tft_data:STALLION", domain=DOMAIN)
-DATASETS.register("uci-electricity", "gatelab.timeseries.data.tft_data:ELECTRICITY", domain=DOMAIN)
-DATASETS.register("pems-sf", "gatelab.timeseries.data.tft_data:TRAFFIC", domain=DOMAIN)
+DATASETS.register("stallion", "gatelab.timeseries.data.tft:STALLION", domain=DOMAIN)
+DATASETS.register("uci-electricity", "gatelab.timeseries.data.tft:ELECTRICITY", domain=DOMAIN)
+DATASETS.register("pems-sf", "gatelab.timeseries.data.tft:TRAFFIC", domain=DOMAIN)
 
 # --------------------------------------------------------------------------- data modules and tasks
 
 # ``data: {name: ltsf, kwargs: {dataset: etth1, ...}}``
-DATAMODULES.register("ltsf", "gatelab.timeseries.data.ltsf:ltsf_datamodule", domain=DOMAIN)
+DATAMODULES.register("ltsf", "gatelab.timeseries.data.datamodule:ltsf_datamodule", domain=DOMAIN)
+DATAMODULES.register("tft-stallion", "gatelab.timeseries.data.datamodule:stallion_datamodule", domain=DOMAIN)
 DATAMODULES.register(
-    "tft-stallion", "gatelab.timeseries.data.tft_datamodule:stallion_datamodule", domain=DOMAIN
+    "tft-electricity", "gatelab.timeseries.data.datamodule:electricity_datamodule", domain=DOMAIN
 )
-DATAMODULES.register(
-    "tft-electricity", "gatelab.timeseries.data.tft_datamodule:electricity_datamodule", domain=DOMAIN
-)
-DATAMODULES.register(
-    "tft-traffic", "gatelab.timeseries.data.tft_datamodule:traffic_datamodule", domain=DOMAIN
-)
-TASKS.register("tft", "gatelab.timeseries.tft_task:TFTTask", domain=DOMAIN)
+DATAMODULES.register("tft-traffic", "gatelab.timeseries.data.datamodule:traffic_datamodule", domain=DOMAIN)
+TASKS.register("tft", "gatelab.timeseries.tasks.tft:TFTTask", domain=DOMAIN)
 
 # --------------------------------------------------------------------------- paper tables
 
-# built (and registered) by repro_ltsf when it is imported
-TABLES.register("gateformer", "gatelab.timeseries.repro_ltsf:GATEFORMER_TABLE", domain=DOMAIN)
+# built (and registered) by recipes.gateformer when it is imported
+TABLES.register("gateformer", "gatelab.timeseries.recipes.gateformer:GATEFORMER_TABLE", domain=DOMAIN)
 register_table(
     ReproTable(
         name="tft",
         description="TFT (ours) vs pytorch-forecasting's TFT trained side by side, and the naive last value",
         paper="pytorch-forecasting stallion tutorial (2022: naive 293.0, TFT 254.6 MAE); Lim et al. 2021, Table 2",
-        run="gatelab.timeseries.repro_tft:run_tft",
+        run="gatelab.timeseries.recipes.tft:run_tft",
         domain="timeseries",
         references=[
             ("naive", "stallion", 6, {"mae": 293.0}),

@@ -15,7 +15,7 @@ A recipe is a frozen dataclass::
         base={...},                               # the ExperimentConfig dict every cell starts from
         cell_paths={"dataset": "data.kwargs.dataset", "horizon": "data.kwargs.horizon"},
         overrides=(Override({"model": {"kwargs": {"gates": False}}}, model="gateformer-nogate"),),
-        configure="gatelab.timeseries.repro_ltsf:cell_settings",   # settings looked up in data tables
+        configure="gatelab.timeseries.recipes.gateformer:cell_settings",   # settings looked up in data tables
         option_paths={"patience": "trainer.early_stopping.patience"},
         budget=Budget(max_epochs=10),
         metrics={"mse": "test/mse", "mae": "test/mae"},

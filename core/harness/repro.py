@@ -13,7 +13,7 @@ A domain describes each table it reproduces with a :class:`ReproTable` and regis
         ],
         options=[Option("--horizon", type=int, nargs="+", default=[96, 192, 336, 720]),
                  Option("--epochs", type=int, default=10)],
-        run="gatelab.timeseries.repro_ltsf:run_gateformer_table",   # or the callable itself
+        run="gatelab.timeseries.recipes.gateformer:run_gateformer_table",   # or the callable itself
         default_seeds=(0, 1, 2),
     ))
 

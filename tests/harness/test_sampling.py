@@ -289,7 +289,7 @@ def test_tft_fast_loader_keeps_its_batch_size_under_ddp():
     pytest.importorskip("pytorch_forecasting")
     from tft_fixtures import tiny_frame, tiny_spec
 
-    from gatelab.timeseries.data.tft_data import build_dataset
+    from gatelab.timeseries.data.tft import build_dataset
     from gatelab.timeseries.data.tft_loader import window_dataloader
 
     ds = build_dataset(tiny_frame(), tiny_spec())
@@ -315,7 +315,7 @@ def test_tft_fast_loader_keeps_its_batch_size_under_ddp():
 def test_ltsf_loader_gives_every_rank_the_same_batch_count(tmp_path):
     import pandas as pd
 
-    from gatelab.timeseries.data.ltsf import ltsf_datamodule
+    from gatelab.timeseries.data.datamodule import ltsf_datamodule
 
     n = 103
     df = pd.DataFrame(

@@ -3,7 +3,7 @@
 Light on purpose (no pandas, no Lightning). :mod:`gatelab.timeseries.registry` declares every
 dataset here with the harness (lazily, as ``LTSF_DATASETS.<name>.spec``) so ``gatelab env``
 lists them and ledger records carry their ``data_sha256``, and declares the data module ``ltsf``
-(:func:`gatelab.timeseries.data.ltsf.ltsf_datamodule`). The reader lives in
+(:func:`gatelab.timeseries.data.datamodule.ltsf_datamodule`). The reader lives in
 :mod:`gatelab.timeseries.data.ltsf`.
 
 Datasets (the Autoformer / iTransformer "all_six_datasets" bundle plus Solar from LSTNet):

@@ -51,7 +51,7 @@ Two layouts (``layout``):
   VSNs; the decoder attends to itself and earlier steps (the official code's
   ``get_decoder_mask``); attention projections without biases, as the official code.
 * ``"pytorch-forecasting"``: pytorch-forecasting's variant, which we reproduce exactly
-  (:meth:`TemporalFusionTransformer.from_pytorch_forecasting` ports a trained model and gives
+  (:func:`gatelab.timeseries.models.tft_port.from_pytorch_forecasting` ports a trained model and gives
   the same outputs): smaller categorical embeddings fed to the VSN through
   ``LayerNorm(interpolate(.))`` only, reals lifted to ``hidden_continuous_size``, interpolated
   skips, narrower GRNs (``min(d_j, H)``; weight GRN ``min(H, V)``), attention biases, and a
@@ -746,23 +746,12 @@ class TemporalFusionTransformer(nn.Module):
     @classmethod
     def from_dataset(cls, dataset: Any, **kwargs: Any) -> TemporalFusionTransformer:
         """Build a model sized for a pytorch-forecasting ``TimeSeriesDataSet`` (e.g. one from
-        :func:`~gatelab.timeseries.data.tft_data.build_dataset`); ``kwargs`` override the config.
+        :func:`~gatelab.timeseries.data.tft.build_dataset`); ``kwargs`` override the config.
 
         Defaults to ``layout="pytorch-forecasting"`` (pytorch-forecasting's network, ours), see
         :func:`config_from_dataset`.
         """
         return cls(**config_from_dataset(dataset, **kwargs))
-
-    @classmethod
-    def from_pytorch_forecasting(cls, theirs: nn.Module) -> TemporalFusionTransformer:
-        """Build the equivalent of a pytorch-forecasting ``TemporalFusionTransformer`` and copy its weights.
-
-        In eval mode the two give the same forward outputs (float32 rounding of batched
-        matmuls aside); see :mod:`gatelab.timeseries.models.tft_port`.
-        """
-        from .tft_port import from_pytorch_forecasting
-
-        return from_pytorch_forecasting(cls, theirs)
 
     # ---------------------------------------------------------------------------------------
     def _attention_blocked(

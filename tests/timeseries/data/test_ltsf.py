@@ -7,20 +7,19 @@ from __future__ import annotations
 import gzip
 import hashlib
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from ltsf_fixtures import write_csv
 
 from gatelab.core.harness.data import ChecksumError, DatasetNotFoundError, get_dataset, list_datasets
+from gatelab.timeseries.data.datamodule import ltsf_datamodule
 from gatelab.timeseries.data.ltsf import (
     LTSFDataError,
-    LTSFWindows,
     calendar_feature_names,
     load_ltsf,
-    ltsf_datamodule,
     read_ltsf_file,
     split_borders,
     time_features,
@@ -34,31 +33,6 @@ ETTH1_SHA256 = "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066
 def _private_hash_cache(tmp_path, monkeypatch):
     """Digests of large files are cached; keep the tests out of the user's cache."""
     monkeypatch.setenv("GATELAB_CACHE", str(tmp_path / "cache"))
-
-
-def write_csv(
-    path: Path,
-    n: int,
-    *,
-    freq: str = "h",
-    cols: tuple[str, ...] = ("a", "b", "OT"),
-    start: str = "2016-07-01",
-    seed: int = 0,
-    gz: bool = False,
-) -> np.ndarray:
-    """An LTSF-layout CSV: date + cols, values = row * 10 + column index + noise; returns the values."""
-    rng = np.random.default_rng(seed)
-    dates = pd.date_range(start, periods=n, freq=freq)
-    vals = np.arange(n)[:, None] * 10.0 + np.arange(len(cols))[None, :] + rng.normal(0, 0.1, (n, len(cols)))
-    df = pd.DataFrame(vals, columns=list(cols))
-    df.insert(0, "date", dates.strftime("%Y-%m-%d %H:%M:%S"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = df.to_csv(index=False)
-    if gz:
-        path.write_bytes(gzip.compress(text.encode()))
-    else:
-        path.write_text(text)
-    return vals
 
 
 # --------------------------------------------------------------------------- split arithmetic
@@ -416,19 +390,3 @@ def test_embedded_fallback_says_so(tmp_path, caplog):
     write_csv(tmp_path / "ETT-small" / "ETTh1.csv", 20)
     with pytest.raises(ChecksumError, match=r"ETTh1\.csv"):
         load_ltsf("etth1", data_dir=tmp_path)
-
-
-def test_datamodule_batches(tmp_path):
-    f = tmp_path / "dm.csv"
-    write_csv(f, 100)
-    dm = ltsf_datamodule(
-        tmp_path, file="dm.csv", freq="h", lookback=10, horizon=5, batch_size=4, eval_batch_size=7
-    )
-    assert dm.model_kwargs() == {"n_vars": 3, "seq_len": 10, "pred_len": 5, "n_targets": 3, "n_marks": 4}
-    b = next(iter(dm.train_dataloader()))
-    assert b["x"].shape == (4, 10, 3) and b["x_mark"].shape == (4, 10, 4) and b["target"].shape == (4, 5, 3)
-    v = list(dm.val_dataloader())
-    assert [x["x"].shape[0] for x in v] == [6]  # 6 windows, in order, nothing dropped
-    t = list(dm.test_dataloader())
-    assert sum(x["x"].shape[0] for x in t) == 16 and t[0]["x"].shape[0] == 7
-    assert isinstance(dm.data.windows("train"), LTSFWindows)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from gatelab.timeseries.analysis.tft import interpret, plot_interpretation
 from gatelab.timeseries.models.tft import _TINY, TemporalFusionTransformer, example_batch
-from gatelab.timeseries.tft_interpret import interpret, plot_interpretation
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from tft_fixtures import tiny_frame, tiny_spec
 
-from gatelab.timeseries.data import tft_data as td
+from gatelab.timeseries.data import tft as td
 
 # --------------------------------------------------------------------------------------- electricity
 
@@ -179,8 +179,8 @@ def test_real_stallion_naive_baseline_matches_the_tutorial(shared_data):
     """The tutorial protocol on the real file: the last-value baseline's validation MAE is 293.0."""
     import torch
 
-    from gatelab.timeseries.repro_tft import naive_forecasts
-    from gatelab.timeseries.tft_metrics import evaluate_forecasts
+    from gatelab.timeseries.recipes.tft import naive_forecasts
+    from gatelab.timeseries.tasks.metrics import evaluate_forecasts
 
     folder = shared_data / "stallion"
     if not (folder / "stallion.parquet").is_file():

@@ -2,12 +2,12 @@
 
 Batches are pytorch-forecasting's ``(x, (target, weight))`` (what ``TimeSeriesDataSet.to_dataloader``
 yields, and the gatelab TFT data modules): ``x`` goes to the model as is, the loss is
-:func:`gatelab.timeseries.tft_metrics.quantile_loss` on the model's quantile forecasts in the
+:func:`gatelab.timeseries.tasks.metrics.quantile_loss` on the model's quantile forecasts in the
 target's scale, over the valid decoder cells (``x["decoder_lengths"]``), weighted by ``weight``
 when the dataset has one -- the same objective as pytorch-forecasting's ``QuantileLoss``.
 
 Logged metrics (per stage): ``mae`` (of the median forecast) and the paper's q-risk ``q50``,
-``q90`` (:class:`~gatelab.timeseries.tft_metrics.QRisk`; the levels are the task option
+``q90`` (:class:`~gatelab.timeseries.tasks.metrics.QRisk`; the levels are the task option
 ``qrisk``, each must be one of the model's quantiles).
 
 Options (``task.kwargs``): ``qrisk`` (levels, default ``[0.5, 0.9]``) and ``plateau_cooldown``
@@ -26,7 +26,7 @@ import torchmetrics
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.task import GatelabTask
 
-from .tft_metrics import PointMAE, QRisk, quantile_loss, valid_mask
+from .metrics import PointMAE, QRisk, quantile_loss, valid_mask
 
 __all__ = ["TFTTask"]
 

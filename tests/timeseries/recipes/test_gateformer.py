@@ -14,9 +14,10 @@ import pytest
 from gatelab.core.cli import main
 from gatelab.core.harness.data import DatasetSpec
 from gatelab.core.harness.experiment import ExperimentConfig
-from gatelab.timeseries import ltsf_presets, repro_ltsf
 from gatelab.timeseries.data.ltsf_datasets import LTSF_DATASETS
-from gatelab.timeseries.ltsf_presets import Preset, get_preset
+from gatelab.timeseries.models import gateformer as gateformer_model
+from gatelab.timeseries.models.gateformer import Preset, get_preset
+from gatelab.timeseries.recipes import gateformer as gateformer_recipe
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +46,7 @@ def test_presets_are_the_official_scripts():
 
 
 def test_experiment_config_follows_the_protocol():
-    cfg = repro_ltsf.experiment_config("gateformer", "etth1", 336, 2021)
+    cfg = gateformer_recipe.experiment_config("gateformer", "etth1", 336, 2021)
     ExperimentConfig.from_dict(cfg)  # strict: every key valid
     assert cfg["model"] == {
         "name": "gateformer",
@@ -62,13 +63,13 @@ def test_experiment_config_follows_the_protocol():
     assert cfg["trainer"]["limit_train_batches"] is None
     assert cfg["data"]["kwargs"]["batch_size"] == 8 and cfg["data"]["kwargs"]["lookback"] == 96
     # CPU budget: the same number of windows for both models whatever their batch size; width caps both
-    b = repro_ltsf.Budget(max_train_windows=4096, width=128, val_stride=4)
-    g = repro_ltsf.experiment_config("gateformer", "weather", 96, 1, budget=b)
-    i = repro_ltsf.experiment_config("itransformer", "weather", 96, 1, budget=b)
+    b = gateformer_recipe.Budget(max_train_windows=4096, width=128, val_stride=4)
+    g = gateformer_recipe.experiment_config("gateformer", "weather", 96, 1, budget=b)
+    i = gateformer_recipe.experiment_config("itransformer", "weather", 96, 1, budget=b)
     assert g["trainer"]["limit_train_batches"] == 512 and i["trainer"]["limit_train_batches"] == 128
     assert g["model"]["kwargs"]["d_model"] == 128 and i["model"]["kwargs"]["d_ff"] == 128
     assert g["data"]["kwargs"]["val_stride"] == 4
-    nog = repro_ltsf.experiment_config("gateformer-nogate", "etth1", 96, 1)
+    nog = gateformer_recipe.experiment_config("gateformer-nogate", "etth1", 96, 1)
     assert nog["model"]["name"] == "gateformer" and nog["model"]["kwargs"]["gates"] is False
 
 
@@ -78,7 +79,7 @@ def test_schedule_is_lradj_type1():
     from gatelab.core.harness.configs import SchedulerConfig
     from gatelab.core.harness.task import build_scheduler
 
-    sched = repro_ltsf.experiment_config("gateformer", "etth1", 96, 1)["task"]["scheduler"]
+    sched = gateformer_recipe.experiment_config("gateformer", "etth1", 96, 1)["task"]["scheduler"]
     opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     s = build_scheduler(opt, SchedulerConfig(**sched))
     lrs = []
@@ -107,7 +108,7 @@ def test_summary_arithmetic(tmp_path):
         _rec("gateformer", "etth1", 1, 0.5, 0.5, horizon=96, wall=1800.0),
         _rec("itransformer", "etth1", 1, 0.5, 0.5, horizon=96, wall=1800.0),
     ]
-    path = repro_ltsf.write_summary("t", tmp_path, extra=rows)
+    path = gateformer_recipe.write_summary("t", tmp_path, extra=rows)
     text = path.read_text()
     lines = {
         ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]]
@@ -154,7 +155,9 @@ def _tiny_etth1(monkeypatch, tmp_path):
         dataclasses.replace(info, spec=spec, split="custom", lookback=16, horizons=(4,)),
     )
     for model in ("gateformer", "itransformer"):
-        monkeypatch.setitem(ltsf_presets.PRESETS, (model, "etth1", 4), Preset(1, 8, 8, 1e-3, 2, batch_size=8))
+        monkeypatch.setitem(
+            gateformer_model.PRESETS, (model, "etth1", 4), Preset(1, 8, 8, 1e-3, 2, batch_size=8)
+        )
     return data
 
 

@@ -8,7 +8,7 @@ from tft_fixtures import tiny_frame, tiny_spec
 
 pytest.importorskip("pytorch_forecasting")
 
-from gatelab.timeseries.data.tft_data import build_dataset, dataset_from
+from gatelab.timeseries.data.tft import build_dataset, dataset_from
 from gatelab.timeseries.data.tft_loader import WindowBatches, window_dataloader
 
 

@@ -1,7 +1,12 @@
-"""Lightning data modules for the Temporal Fusion Transformer (registered ``tft-*``).
+"""The Lightning data modules of gatelab.timeseries: ``ltsf`` (Gateformer / iTransformer) and ``tft-*``.
+
+``ltsf``: :class:`LTSFDataModule` batches the windows of :class:`gatelab.timeseries.data.ltsf.LTSFData`;
+:func:`ltsf_datamodule` is the factory registered with the harness.
+
+Temporal Fusion Transformer (registered ``tft-*``):
 
 Each wraps pytorch-forecasting ``TimeSeriesDataSet`` splits built by
-:mod:`gatelab.timeseries.data.tft_data` and serves their batches ``(x, (target, weight))``:
+:mod:`gatelab.timeseries.data.tft` and serves their batches ``(x, (target, weight))``:
 through :func:`gatelab.timeseries.data.tft_loader.window_dataloader` (``fast=True``, the default:
 the same batches as the dataset's own ``to_dataloader``, built vectorised) or the dataset's own
 ``to_dataloader`` (``fast=False``, or a dataset the fast path does not support). ``model_kwargs()`` sizes the model from the training split
@@ -20,17 +25,160 @@ the model's hyperparameters.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
 
-from gatelab.core.config import NonNegativeInt, PositiveInt
+from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import dataset_file, locate
 
-from . import tft_data as td
+from . import tft as td
+from .ltsf import LTSFData, load_ltsf
 
-__all__ = ["TFTDataModule", "electricity_datamodule", "stallion_datamodule", "traffic_datamodule"]
+__all__ = [
+    "LTSFDataModule",
+    "TFTDataModule",
+    "electricity_datamodule",
+    "ltsf_datamodule",
+    "stallion_datamodule",
+    "traffic_datamodule",
+]
+
+# --------------------------------------------------------------------------- LTSF
+
+
+class LTSFDataModule(L.LightningDataModule):
+    """Batches of :class:`LTSFWindows` for training (shuffled), validation and test (in order).
+
+    Batches are dicts ``{"x": [B, L, C_in], "x_mark": [B, L, F], "target": [B, H, C_out]}``: the
+    harness passes ``x`` and ``x_mark`` to the model and compares its output with ``target``.
+    ``eval_batch_size`` only changes speed (metrics are averaged over all windows).
+    ``drop_last`` defaults to ``False`` as in the official Gateformer loader. ``val_stride = k``
+    validates on every ``k``-th window only (a speed knob for early stopping on large datasets:
+    neighbouring windows overlap in all but one row); the test split always uses every window.
+
+    DDP: ``batch_size`` is per rank; Lightning gives every loader a ``DistributedSampler`` (training
+    shuffled by seed and epoch), which pads each split to a multiple of the number of ranks with
+    windows from the start of its order (equal batch counts; ``drop_last`` drops the last
+    incomplete batch instead). See "Distributed training" in ``docs/harness.md``.
+    """
+
+    def __init__(
+        self,
+        data: LTSFData,
+        *,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        drop_last: bool = False,
+        val_stride: int = 1,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+        if val_stride < 1:
+            raise ConfigError(f"val_stride must be >= 1, got {val_stride}")
+        self.val_stride = val_stride
+        self.data = data
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.drop_last = drop_last
+
+    def model_kwargs(self) -> dict[str, int]:
+        return self.data.model_kwargs()
+
+    def _loader(
+        self, stage: str, batch_size: int, shuffle: bool, drop_last: bool, stride: int = 1
+    ) -> DataLoader:
+        ds: Dataset = self.data.windows(stage)
+        if stride > 1:
+            ds = torch.utils.data.Subset(ds, range(0, len(ds), stride))
+        return DataLoader(
+            ds,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, True, self.drop_last)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, False, False, self.val_stride)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", self.eval_batch_size, False, False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.test_dataloader()
+
+
+def ltsf_datamodule(
+    data_dir: str | os.PathLike[str] | None = None,
+    dataset: str | None = None,
+    *,
+    file: str | None = None,
+    layout: str = "csv",
+    freq: str | None = None,
+    split: str = "custom",
+    target: str | None = None,
+    lookback: PositiveInt | None = None,
+    horizon: PositiveInt | None = None,
+    features: str = "M",
+    calendar_freq: str | None = None,
+    scale: bool = True,
+    batch_size: PositiveInt = 8,
+    eval_batch_size: PositiveInt | None = None,
+    num_workers: NonNegativeInt = 0,
+    drop_last: bool = False,
+    val_stride: PositiveInt = 1,
+    verify: bool = True,
+    allow_embedded: bool = True,
+) -> LTSFDataModule:
+    """Data module ``ltsf`` for experiment configs (``data: {name: ltsf, kwargs: {...}}``).
+
+    The keyword arguments are those of :func:`load_ltsf` and :class:`LTSFDataModule`; a relative
+    ``file`` is looked up under the data directory.
+    """
+    if (dataset is None) == (file is None):
+        raise ConfigError("data module ltsf: give exactly one of dataset (a registered name) and file")
+    if file is not None and not Path(file).is_absolute() and data_dir is not None:
+        cand = Path(data_dir) / file
+        file = str(cand) if cand.exists() else file
+    data = load_ltsf(
+        dataset,
+        data_dir=data_dir,
+        file=file,
+        layout=layout,
+        freq=freq,
+        split=split,
+        target=target,
+        lookback=lookback,
+        horizon=horizon,
+        features=features,
+        calendar_freq=calendar_freq,
+        scale=scale,
+        verify=verify,
+        allow_embedded=allow_embedded,
+    )
+    return LTSFDataModule(
+        data,
+        batch_size=batch_size,
+        eval_batch_size=eval_batch_size,
+        num_workers=num_workers,
+        drop_last=drop_last,
+        val_stride=val_stride,
+    )
+
+
+# --------------------------------------------------------------------------- TFT
 
 
 class TFTDataModule(L.LightningDataModule):

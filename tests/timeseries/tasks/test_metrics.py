@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gatelab.timeseries.tft_metrics import QRisk, evaluate_forecasts, quantile_loss, valid_mask
+from gatelab.timeseries.tasks.metrics import QRisk, evaluate_forecasts, quantile_loss, valid_mask
 
 QS = [0.1, 0.5, 0.9]
 

@@ -1,7 +1,7 @@
 """Our TFT gates reproduce pytorch-forecasting's when given its weights (fp32, eval mode, 1e-6).
 
 pytorch-forecasting's modules are random-initialised (every parameter, LayerNorm affines and
-trainable-add masks included), ported with ``from_pytorch_forecasting`` /
+trainable-add masks included), ported with ``gatelab.timeseries.models.tft_port``'s ``*_from_pytorch_forecasting`` /
 ``load_pytorch_forecasting_state`` and run on the same inputs.
 """
 
@@ -13,8 +13,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from gatelab.core import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
-from gatelab.core.grn import load_pytorch_forecasting_state
+from gatelab.core import GatedResidualNetwork
+from gatelab.timeseries.models.tft_port import (
+    gate_add_norm_from_pytorch_forecasting,
+    glu_from_pytorch_forecasting,
+    grn_from_pytorch_forecasting,
+    load_pytorch_forecasting_state,
+    vsn_from_pytorch_forecasting,
+)
 
 
 def _load_sub_modules():
@@ -51,7 +57,7 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> None:
 
 def test_glu():
     theirs = _randomize(pf.GatedLinearUnit(5, 3, dropout=0.2))
-    ours = GatedLinearUnit.from_pytorch_forecasting(theirs).eval()
+    ours = glu_from_pytorch_forecasting(theirs).eval()
     assert ours.dropout.p == 0.2
     x = torch.randn(4, 6, 5)
     _close(ours(x), theirs(x))
@@ -61,7 +67,7 @@ def test_glu():
 @pytest.mark.parametrize("skip_size", [None, 7, 3])
 def test_gate_add_norm(trainable_add, skip_size):
     theirs = _randomize(pf.GateAddNorm(6, 5, skip_size=skip_size, trainable_add=trainable_add, dropout=0.1))
-    ours = GateAddNorm.from_pytorch_forecasting(theirs).eval()
+    ours = gate_add_norm_from_pytorch_forecasting(theirs).eval()
     x, s = torch.randn(4, 3, 6), torch.randn(4, 3, skip_size or 5)
     _close(ours(x, s), theirs(x, s))
 
@@ -76,7 +82,7 @@ def test_grn(d_in, d_hid, d_out, context):
     theirs = _randomize(
         pf.GatedResidualNetwork(d_in, d_hid, d_out, dropout=0.1, context_size=4 if context else None)
     )
-    ours = GatedResidualNetwork.from_pytorch_forecasting(theirs).eval()
+    ours = grn_from_pytorch_forecasting(theirs).eval()
     a = torch.randn(4, 3, d_in)
     c = torch.randn(4, 3, 4) if context else None
     _close(ours(a, c), theirs(a, c))
@@ -115,7 +121,7 @@ def test_variable_selection_network(context):
         prescalers={"day": torch.nn.Linear(1, 8), "temp": torch.nn.Linear(1, 5)},
     )
     theirs = _randomize(theirs)
-    ours = VariableSelectionNetwork.from_pytorch_forecasting(theirs).eval()
+    ours = vsn_from_pytorch_forecasting(theirs).eval()
     assert ours.prescale == ["price", "promo", "day", "temp"]
     assert ours.resample_only == ["store", "item"]
     assert ours.grn_hidden_sizes == [4, 1, hidden, 5, hidden, 5]
@@ -130,7 +136,7 @@ def test_variable_selection_network(context):
 
 def test_variable_selection_network_single_variable_and_2d_inputs():
     theirs = _randomize(pf.VariableSelectionNetwork({"y": 3}, 6, dropout=0.1))
-    ours = VariableSelectionNetwork.from_pytorch_forecasting(theirs).eval()
+    ours = vsn_from_pytorch_forecasting(theirs).eval()
     x = {"y": torch.randn(7, 1)}
     out_t, w_t = theirs(x)
     out_o, w_o = ours(x)
@@ -150,7 +156,7 @@ def test_variable_selection_network_shared_grns_as_in_tft():
             context_size=2,
         )
     )
-    ours = VariableSelectionNetwork.from_pytorch_forecasting(theirs).eval()
+    ours = vsn_from_pytorch_forecasting(theirs).eval()
     assert ours.resample_only == [] and ours.prescale == ["a"]
     x = {"a": torch.randn(5, 1), "b": torch.randn(5, 6)}
     c = torch.randn(5, 2)

@@ -18,10 +18,10 @@ warnings.filterwarnings("ignore", category=UserWarning)
 from pytorch_forecasting import TemporalFusionTransformer as PFTFT  # noqa: E402
 from pytorch_forecasting.metrics import QuantileLoss  # noqa: E402
 
-from gatelab.timeseries.data.tft_data import build_dataset  # noqa: E402
+from gatelab.timeseries.data.tft import build_dataset  # noqa: E402
 from gatelab.timeseries.models.tft import TemporalFusionTransformer, config_from_dataset  # noqa: E402
-from gatelab.timeseries.models.tft_port import load_tft_state  # noqa: E402
-from gatelab.timeseries.tft_metrics import quantile_loss, valid_mask  # noqa: E402
+from gatelab.timeseries.models.tft_port import from_pytorch_forecasting, load_tft_state  # noqa: E402
+from gatelab.timeseries.tasks.metrics import quantile_loss, valid_mask  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def _pf_model(dataset, **kw):
 def test_whole_model_port_reproduces_pytorch_forecasting(dataset, batch, causal):
     x, _ = batch
     pf = _pf_model(dataset, causal_attention=causal)
-    ours = TemporalFusionTransformer.from_pytorch_forecasting(pf).eval()
+    ours = from_pytorch_forecasting(pf).eval()
     with torch.no_grad():
         theirs, got = pf(x), ours(x)
     torch.testing.assert_close(got.prediction, theirs["prediction"], rtol=1e-5, atol=1e-4)
@@ -78,7 +78,7 @@ def test_port_gradients_match(dataset, batch):
     for m in pf.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
-    ours = TemporalFusionTransformer.from_pytorch_forecasting(pf)
+    ours = from_pytorch_forecasting(pf)
     for m in ours.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
@@ -137,8 +137,8 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
     """Lightning fit of our task on the dataset's own dataloaders: the loss goes down."""
     import lightning as L
 
-    from gatelab.timeseries.data.tft_datamodule import TFTDataModule
-    from gatelab.timeseries.tft_task import TFTTask
+    from gatelab.timeseries.data.datamodule import TFTDataModule
+    from gatelab.timeseries.tasks.tft import TFTTask
 
     torch.manual_seed(0)
     # fast=False: the dataset's own TimeSeriesDataSet.to_dataloader

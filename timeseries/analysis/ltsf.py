@@ -4,7 +4,7 @@ Both functions take trained models and an :class:`~gatelab.timeseries.data.ltsf.
 the models in eval mode without gradients, and write a PNG with matplotlib's Agg backend
 (no display needed)::
 
-    from gatelab.timeseries.ltsf_plots import plot_forecast, plot_gate_values
+    from gatelab.timeseries.analysis.ltsf import plot_forecast, plot_gate_values
     plot_forecast({"gateformer": m1, "itransformer": m2}, data, "forecast.png", variates=[-1])
     plot_gate_values(m1, data, "gates.png")
 
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 
 from gatelab.core import capture_gates
 
-from .data.ltsf import LTSFData
+from ..data.ltsf import LTSFData
 
 __all__ = ["gate_values", "plot_forecast", "plot_gate_values"]
 

@@ -10,12 +10,12 @@ batches, early stopping on the validation loss (patience 10, min delta 1e-4), le
 halved after 4 epochs without improvement (cooldown 4, minimum 1e-5), the checkpoint with the
 best validation loss evaluated. Each model is trained with its own library's Lightning loop on
 the *same* dataloaders (gatelab's vectorised loader, whose batches equal the dataset's own
-``to_dataloader``'s, see tests/timeseries/test_tft_loader.py), from the same seed. Reported on the validation set (the last 6 months of
+``to_dataloader``'s, see tests/timeseries/data/test_tft_loader.py), from the same seed. Reported on the validation set (the last 6 months of
 every series, as the tutorial): MAE of the median forecast and the paper's q-risk at P50/P90;
 the naive baseline repeats the last observed value (pytorch-forecasting's ``Baseline``).
 
 Electricity and traffic (the paper's Table 2 datasets; their files are not on this machine) run
-the same comparison on the paper's protocol (:mod:`gatelab.timeseries.data.tft_datamodule`) with
+the same comparison on the paper's protocol (:mod:`gatelab.timeseries.data.datamodule`) with
 the paper's sizes (``--hidden``/``--heads``/``--dropout``/``--lr`` to change them).
 
 Deviations from the tutorial: Adam instead of Ranger (``pytorch_optimizer`` is not a gatelab
@@ -89,7 +89,7 @@ def naive_forecasts(loader: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 def _datamodule(args: argparse.Namespace, batch_size: int) -> Any:
     from gatelab.core.harness.data import resolve_data_dir
-    from gatelab.timeseries.data import tft_datamodule as tdm
+    from gatelab.timeseries.data import datamodule as tdm
 
     factory = {
         "stallion": tdm.stallion_datamodule,
@@ -222,7 +222,7 @@ def _train_ours(
     # the harness builds its own data module from the registered factory: the same splits and
     # loaders as ``dm`` (deterministic construction)
     res = run_experiment(cfg, data_dir=args.data_dir)
-    from gatelab.timeseries.tft_task import TFTTask
+    from gatelab.timeseries.tasks.tft import TFTTask
 
     task = TFTTask.load_from_checkpoint(res.best_checkpoint, map_location="cpu", weights_only=True)
     return task.model, res.trainer.current_epoch
@@ -234,7 +234,7 @@ def _write_interpretation(
     """Variable importances and attention of our model on the validation set: CSV + PNG in the
     run directory, and for the first seed of a full run also in ``docs/results/tft-<dataset>-interpretation``."""
     from gatelab.core.harness.ledger import resolve_results_dir
-    from gatelab.timeseries.tft_interpret import interpret, plot_interpretation
+    from gatelab.timeseries.analysis.tft import interpret, plot_interpretation
 
     interp = interpret(model, dm.val_dataloader())
     folders = [run_dir / "interpretation"]
@@ -247,7 +247,7 @@ def _write_interpretation(
 
 def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Rows of ``gatelab repro tft`` (see the module docstring)."""
-    from gatelab.timeseries.tft_metrics import evaluate_forecasts
+    from gatelab.timeseries.tasks.metrics import evaluate_forecasts
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*is an instance of `nn.Module`.*")
