@@ -79,7 +79,7 @@ def _config(root: Path, name: str, model: dict, data: dict, task: dict, **traine
 
 
 def _ltsf(root: Path) -> Case:
-    from test_ltsf_data import write_csv
+    from ltsf_fixtures import write_csv
 
     write_csv(root / "data" / "tiny.csv", 160, cols=("a", "b", "OT"))
     model = {
@@ -101,14 +101,14 @@ def _tft_task() -> dict[str, Any]:
 
 
 def _stallion(root: Path) -> Case:
-    from test_tft_data import _stallion_raw
+    from tft_fixtures import stallion_raw
 
     folder = root / "data" / "stallion"
     folder.mkdir(parents=True, exist_ok=True)
-    _stallion_raw(n_agency=2, n_sku=2, months=60).to_parquet(folder / "stallion.parquet")
+    stallion_raw(n_agency=2, n_sku=2, months=60).to_parquet(folder / "stallion.parquet")
     data = {"name": "tft-stallion", "kwargs": {"batch_size": 4, "val_batch_size": 8}}
     cfg = _config(root, "tft-stallion", {"name": "tft", "kwargs": _TFT_MODEL}, data, _tft_task())
-    return Case(cfg, root / "data", ["gatelab.timeseries.data.tft_datamodule:locate"])
+    return Case(cfg, root / "data", ["gatelab.timeseries.data.datamodule:locate"])
 
 
 def _electricity(root: Path) -> Case:
@@ -128,11 +128,11 @@ def _electricity(root: Path) -> Case:
 
 
 def _traffic(root: Path) -> Case:
-    from test_tft_data import _write_pems
+    from tft_fixtures import write_pems
 
     folder = root / "data" / "PEMS-SF"
     folder.mkdir(parents=True, exist_ok=True)
-    _write_pems(folder, n_days=174, n_st=2)
+    write_pems(folder, n_days=174, n_st=2)
     data = {"name": "tft-traffic", "kwargs": {"batch_size": 16, "val_batch_size": 32}}
     cfg = _config(root, "tft-traffic", {"name": "tft", "kwargs": _TFT_MODEL}, data, _tft_task())
     return Case(cfg, root / "data")
@@ -224,7 +224,7 @@ def _drive(root: Path) -> Case:
         "kwargs": {"channels": "green", "patch_size": 16, "batch_size": 2, "samples_per_epoch": 6, "augment": _AUG, "val_cases": 2},
     }
     cfg = _config(root, "drive", _seg_model(), data, _seg_task())
-    return Case(cfg, root / "data", ["gatelab.vision.data.segmentation_datamodule:locate"])
+    return Case(cfg, root / "data", ["gatelab.vision.data.datamodule:locate"])
 
 
 def _seg_folder(root: Path) -> Case:

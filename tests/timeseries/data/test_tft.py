@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tft_fixtures import tiny_frame, tiny_spec
+from tft_fixtures import stallion_raw, tiny_frame, tiny_spec, write_pems
 
 from gatelab.timeseries.data import tft as td
 
@@ -63,27 +63,10 @@ def test_electricity_reader_errors(tmp_path):
 # --------------------------------------------------------------------------------------- PEMS-SF
 
 
-def _write_pems(folder, n_days=4, n_st=3, n_samples=144, seed=0):
-    rng = np.random.default_rng(seed)
-    cal = rng.random((n_days, n_st, n_samples)).round(4)  # calendar-ordered days
-    order = rng.permutation(n_days)  # file line i holds calendar day order[i]
-    dow = (np.arange(n_days) % 7) + 1
-    n_train = n_days // 2
-
-    def day_line(d):
-        return "[" + ";".join(" ".join(f"{v:.4f}" for v in cal[d, s]) for s in range(n_st)) + "]"
-
-    (folder / "PEMS_train").write_text("\n".join(day_line(d) for d in order[:n_train]) + "\n")
-    (folder / "PEMS_test").write_text("\n".join(day_line(d) for d in order[n_train:]) + "\n")
-    (folder / "PEMS_trainlabels").write_text("[" + " ".join(str(dow[d]) for d in order[:n_train]) + "]\n")
-    (folder / "PEMS_testlabels").write_text("[" + " ".join(str(dow[d]) for d in order[n_train:]) + "]\n")
-    (folder / "randperm").write_text("[" + " ".join(str(o + 1) for o in order) + "]\n")
-    (folder / "stations_list").write_text("[" + " ".join(str(400000 + s) for s in range(n_st)) + "]\n")
-    return cal, dow
 
 
 def test_pems_reader_restores_calendar_order(tmp_path):
-    cal, dow = _write_pems(tmp_path)
+    cal, dow = write_pems(tmp_path)
     raw = td.read_pems_sf(tmp_path)
     np.testing.assert_allclose(raw["values"], cal)
     np.testing.assert_array_equal(raw["day_of_week"], dow)
@@ -91,7 +74,7 @@ def test_pems_reader_restores_calendar_order(tmp_path):
 
 
 def test_traffic_protocol_hourly_means_and_neighbours(tmp_path):
-    cal, dow = _write_pems(tmp_path, n_days=2, n_st=2)
+    cal, dow = write_pems(tmp_path, n_days=2, n_st=2)
     frame = td.traffic_frame(td.read_pems_sf(tmp_path))
     st = frame[frame.id == 400001].reset_index(drop=True)
     hourly = cal[:, 1, :].reshape(2, 24, 6).mean(-1).reshape(-1)  # 48 hours of station 1
@@ -105,7 +88,7 @@ def test_traffic_protocol_hourly_means_and_neighbours(tmp_path):
 
 
 def test_pems_reader_errors(tmp_path):
-    _write_pems(tmp_path)
+    write_pems(tmp_path)
     (tmp_path / "randperm").write_text("[1 2 3]\n")
     with pytest.raises(td.FrameError, match="randperm has 3 days"):
         td.read_pems_sf(tmp_path)
@@ -117,38 +100,10 @@ def test_pems_reader_errors(tmp_path):
 # --------------------------------------------------------------------------------------- stallion
 
 
-def _stallion_raw(n_agency=2, n_sku=2, months=30, seed=0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = []
-    for a in range(n_agency):
-        for s in range(n_sku):
-            for t, d in enumerate(pd.date_range("2013-01-01", periods=months, freq="MS")):
-                r = dict(
-                    agency=f"Agency_{a:02d}",
-                    sku=f"SKU_{s:02d}",
-                    volume=float(rng.gamma(2, 50)),
-                    date=d,
-                    industry_volume=int(5e8),
-                    soda_volume=int(8e8),
-                    avg_max_temp=float(rng.normal(25, 3)),
-                    price_regular=float(rng.normal(1500, 50)),
-                    price_actual=1400.0,
-                    discount=100.0,
-                    avg_population_2017=1000 * (a + 1),
-                    avg_yearly_household_income_2017=200000,
-                    discount_in_percent=float(rng.uniform(0, 10)),
-                    timeseries=a * n_sku + s,
-                )
-                r.update({c: int(t % 12 == i) for i, c in enumerate(td.STALLION_SPECIAL_DAYS)})
-                rows.append(r)
-    df = pd.DataFrame(rows)
-    df["agency"] = df["agency"].astype("category")
-    df["sku"] = df["sku"].astype("category")
-    return df
 
 
 def test_stallion_reader_and_tutorial_features(tmp_path):
-    raw = _stallion_raw()
+    raw = stallion_raw()
     raw.to_parquet(tmp_path / "stallion.parquet")
     data = td.stallion_frame(td.read_stallion(tmp_path))
     assert data["time_idx"].min() == 0 and data["time_idx"].max() == 29
@@ -169,7 +124,7 @@ def test_stallion_reader_and_tutorial_features(tmp_path):
 def test_stallion_reader_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="stallion file not found"):
         td.read_stallion(tmp_path)
-    _stallion_raw().drop(columns=["volume"]).to_parquet(tmp_path / "stallion.parquet")
+    stallion_raw().drop(columns=["volume"]).to_parquet(tmp_path / "stallion.parquet")
     with pytest.raises(td.FrameError, match="missing column"):
         td.read_stallion(tmp_path)
 
