@@ -296,8 +296,8 @@ MODES = ("print", "train", "eval")
 
 
 def run_case(case: Case, tmp: Path, mode: str) -> tuple[int, str, str, float]:
-    """Run ``case`` through ``gatelab.core.cli.main`` in this process: ``(rc, stdout, stderr, seconds)``."""
-    from gatelab.core.cli import main
+    """Run ``case`` through ``gatelab.core.harness.cli.main`` in this process: ``(rc, stdout, stderr, seconds)``."""
+    from gatelab.core.harness.cli import main
 
     configs = write_case(case, tmp)
     out, err = io.StringIO(), io.StringIO()

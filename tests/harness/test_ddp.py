@@ -24,7 +24,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
 import tiny_setup  # registers the test model, data module and hashing task (in every rank)
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 sys.exit(main(["train", "--config", {config!r}]))
 """
 

@@ -2,7 +2,7 @@
 
 ``gatelab repro`` of a tiny table (tests/harness/fake_table.py: rows of a few ms) is killed at
 random points 20 times -- SIGKILL, SIGINT, an exception in a later row -- and resumed with
-``--resume`` each time. Each run is the real CLI (``gatelab.core.cli.main``) in a forked child
+``--resume`` each time. Each run is the real CLI (``gatelab.core.harness.cli.main``) in a forked child
 process (a fresh interpreter would spend seconds importing torch per run).
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gatelab.core.cli import main
 from gatelab.core.harness import ledger
+from gatelab.core.harness.cli import main
 from gatelab.core.harness.repro import ReproTable, run_table
 
 HERE = Path(__file__).resolve().parent

@@ -40,7 +40,8 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from gatelab.core.config import NonNegativeFloat, NonNegativeInt, PositiveInt
-from gatelab.core.harness.data import DatasetNotFoundError, DatasetSpec, locate
+from gatelab.core.harness.data import DatasetSpec, locate
+from gatelab.core.harness.errors import DatasetNotFoundError
 
 __all__ = [
     "DENOISE_TESTSETS",
