@@ -1,5 +1,5 @@
 """Reliability trials of validated configs (issue 13, point 4): every bad config in
-``tests/harness/bad_config_cases.py`` through ``gatelab.core.harness.cli.main``.
+``tests/core/harness/bad_config_cases.py`` through ``gatelab.core.harness.cli.main``.
 
 Rows (ledger-style, see ``rows``):
 
@@ -26,7 +26,7 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "harness"))
+sys.path.insert(0, str(ROOT / "tests" / "core" / "harness"))
 
 import bad_config_cases as bc  # noqa: E402  (the test suite's case list)
 

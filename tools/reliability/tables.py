@@ -5,7 +5,7 @@ repairs.
 
     .venv/bin/python tools/reliability/tables.py [--quick]     # JSON lines, one per trial kind
 
-The table is tests/harness/fake_table.py (rows of a few ms, values fixed by the row's key). Each
+The table is tests/core/harness/fake_table.py (rows of a few ms, values fixed by the row's key). Each
 run is the real CLI (``gatelab.core.harness.cli.main``) in a forked child process. Row fields:
 ``trials``; ``rows_lost`` (finished rows missing or changed after a later kill: must be 0);
 ``ledgers_valid`` (trials after which every complete ledger line parsed and no row was recorded
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _fake() -> Any:
     name = "gatelab_reliability_fake_table"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "harness" / "fake_table.py")
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "core" / "harness" / "fake_table.py")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)

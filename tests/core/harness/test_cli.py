@@ -123,7 +123,7 @@ register_dataset(
         name="harness-test-repro-data",
         subdir="repro-data",
         files={"x.txt": hashlib.sha256(DATA_BYTES).hexdigest()},
-        source="written by tests/harness/test_cli.py",
+        source="written by tests/core/harness/test_cli.py",
         license="test fixture",
     )
 )

@@ -2,7 +2,7 @@
 allowed, no traceback, within 2 s; and the good configs this validation allows still run
 (several files merged, ``trainer.extra``, callbacks by class path).
 
-The cases live in ``tests/harness/bad_config_cases.py`` (shared with
+The cases live in ``tests/core/harness/bad_config_cases.py`` (shared with
 ``tools/reliability/configs.py``). They run in-process through ``gatelab.core.harness.cli.main``,
 cycling through ``train --print-config``, ``train`` and ``eval`` (a bad config must stop all
 three before any data is read); a few run as real subprocesses to time the whole command.
@@ -226,7 +226,7 @@ def test_shipped_configs_validate():
     """Every YAML config in the repository loads and passes the registered-kwargs check."""
     from gatelab.core.harness.validation import validate_experiment
 
-    root = HERE.parents[1]
+    root = HERE.parents[2]
     paths = sorted((root / "recsys" / "configs").glob("*.yaml")) + sorted((root / "docs").rglob("*.yaml"))
     assert paths
     for p in paths:
