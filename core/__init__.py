@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._lazy import lazy_exports
+from .layers.lazy import lazy_exports
 
 # public name -> submodule of gatelab.core defining it
 _EXPORTS: dict[str, str] = {
     # infrastructure
-    "get_act": "activations",
-    "create_act": "activations",
-    "capture_gates": "capture",
-    "record_gate": "capture",
-    "is_capturing": "capture",
-    "GateCapture": "capture",
+    "get_act": "layers.activations",
+    "create_act": "layers.activations",
+    "capture_gates": "layers.capture",
+    "record_gate": "layers.capture",
+    "is_capturing": "layers.capture",
+    "GateCapture": "layers.capture",
     "ConfigError": "config",
     "register_model": "registry",
     "create_model": "registry",
@@ -52,8 +52,8 @@ _EXPORTS: dict[str, str] = {
     "OutputGatedAttention": "output_gated_attention",
     # 9. gated linear attention
     "GatedLinearAttention": "gla",
-    "gla_recurrent": "gla",
-    "gla_chunk": "gla",
+    "gla_recurrent": "kernels.gla",
+    "gla_chunk": "kernels.gla",
     # 10. mixture of experts
     "TopKRouter": "moe",
     "SparseMoE": "moe",
@@ -77,19 +77,20 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .activations import create_act, get_act
     from .attention_gate import AttentionGate
     from .bilinear import BilinearFusion
-    from .capture import GateCapture, capture_gates, is_capturing, record_gate
     from .channel_gates import CBAM, SqueezeExcite
     from .config import ConfigError
     from .feature_gate import FeatureGate
     from .gated_conv import GatedConv1d
     from .gated_cross import GatedCrossLayer, GatedCrossNetwork
-    from .gla import GatedLinearAttention, gla_chunk, gla_recurrent
+    from .gla import GatedLinearAttention
     from .glu_family import GLU_KINDS, GluMlp, glu, glu_pair
     from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
     from .highway import HighwayGate, ResidualGate
+    from .kernels.gla import gla_chunk, gla_recurrent
+    from .layers.activations import create_act, get_act
+    from .layers.capture import GateCapture, capture_gates, is_capturing, record_gate
     from .moe import MoEOutput, RouterOutput, SparseMoE, TopKRouter
     from .output_gated_attention import OutputGatedAttention
     from .registry import create_model, list_models, model_info, register_model

@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import _nd
-from .activations import ActLike, create_act
-from .capture import record_gate
+from .layers import nd
+from .layers.activations import ActLike, create_act
+from .layers.capture import record_gate
+from .layers.checks import check_positive_int, check_positive_ints
 
 __all__ = ["AttentionGate"]
 
@@ -86,22 +87,24 @@ class AttentionGate(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        self.spatial_dims = _nd.check_spatial_dims(spatial_dims, (2, 3), "AttentionGate")
-        for name, value in (("in_channels", in_channels), ("gating_channels", gating_channels)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"AttentionGate: {name} must be a positive int, got {value!r}")
+        self.spatial_dims = nd.check_spatial_dims(spatial_dims, (2, 3), "AttentionGate")
+        check_positive_ints(
+            "AttentionGate",
+            ("in_channels", in_channels),
+            ("gating_channels", gating_channels),
+            allow_bool=True,
+        )
         if inter_channels is None:
             inter_channels = max(in_channels // 2, 1)
-        if not isinstance(inter_channels, int) or inter_channels < 1:
-            raise ValueError(f"AttentionGate: inter_channels must be a positive int, got {inter_channels!r}")
+        check_positive_int("AttentionGate", "inter_channels", inter_channels, allow_bool=True)
         self.in_channels = in_channels
         self.gating_channels = gating_channels
         self.inter_channels = inter_channels
-        self.sub_sample_factor = _nd.as_tuple(sub_sample_factor, spatial_dims, "sub_sample_factor")
-        self.upsample_mode = _nd.interp_mode(upsample_mode, spatial_dims)
-        self.align_corners = _nd.align_corners_for(self.upsample_mode, align_corners)
+        self.sub_sample_factor = nd.as_tuple(sub_sample_factor, spatial_dims, "sub_sample_factor")
+        self.upsample_mode = nd.interp_mode(upsample_mode, spatial_dims)
+        self.align_corners = nd.align_corners_for(self.upsample_mode, align_corners)
 
-        conv = _nd.conv(spatial_dims)
+        conv = nd.conv(spatial_dims)
         s = self.sub_sample_factor
         self.theta = conv(in_channels, inter_channels, kernel_size=s, stride=s, bias=False, **factory_kwargs)
         self.phi = conv(gating_channels, inter_channels, kernel_size=1, bias=bias, **factory_kwargs)
@@ -110,7 +113,7 @@ class AttentionGate(nn.Module):
         self.gate_act = create_act(gate_act)
         self.W = nn.Sequential(
             conv(in_channels, in_channels, kernel_size=1, bias=bias, **factory_kwargs),
-            _nd.norm(norm, spatial_dims, in_channels, **factory_kwargs),
+            nd.norm(norm, spatial_dims, in_channels, **factory_kwargs),
         )
         self.reset_parameters()
 

@@ -7,7 +7,8 @@ import math
 import torch
 from torch import nn
 
-from .capture import record_gate
+from .layers.capture import record_gate
+from .layers.checks import check_positive_ints
 
 __all__ = ["BilinearFusion"]
 
@@ -61,14 +62,13 @@ class BilinearFusion(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        for name, value in (
+        check_positive_ints(
+            "BilinearFusion",
             ("x_dim", x_dim),
             ("y_dim", y_dim),
             ("out_dim", out_dim),
             ("num_heads", num_heads),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"BilinearFusion: {name} must be a positive int, got {value!r}")
+        )
         if x_dim % num_heads or y_dim % num_heads:
             raise ValueError(
                 f"BilinearFusion: x_dim={x_dim} and y_dim={y_dim} must both be divisible by num_heads={num_heads}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import _nd
-from .activations import ActLike, create_act
-from .capture import record_gate
+from .layers import nd
+from .layers.activations import ActLike, create_act
+from .layers.capture import record_gate
+from .layers.checks import check_positive_int
 
 __all__ = ["CBAM", "SqueezeExcite"]
 
@@ -26,14 +27,12 @@ def _make_divisible(
 def _reduced_channels(
     channels: int, rd_channels: int | None, rd_ratio: float, rd_divisor: int, who: str
 ) -> int:
-    if not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"{who}: channels must be a positive int, got {channels!r}")
+    check_positive_int(who, "channels", channels, allow_bool=True)
     if rd_channels is None:
         if not rd_ratio > 0:
             raise ValueError(f"{who}: rd_ratio must be > 0, got {rd_ratio!r}")
         return _make_divisible(channels * rd_ratio, rd_divisor)
-    if not isinstance(rd_channels, int) or rd_channels < 1:
-        raise ValueError(f"{who}: rd_channels must be a positive int, got {rd_channels!r}")
+    check_positive_int(who, "rd_channels", rd_channels, allow_bool=True)
     return rd_channels
 
 
@@ -172,7 +171,7 @@ class CBAM(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        self.spatial_dims = _nd.check_spatial_dims(spatial_dims, (2, 3), "CBAM")
+        self.spatial_dims = nd.check_spatial_dims(spatial_dims, (2, 3), "CBAM")
         self.channels = channels
         self.rd_channels = _reduced_channels(channels, rd_channels, rd_ratio, rd_divisor, "CBAM")
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
@@ -182,11 +181,11 @@ class CBAM(nn.Module):
         self.act = create_act(act)
         self.fc2 = nn.Linear(self.rd_channels, channels, bias=bias, **factory_kwargs)
         self.gate_act = create_act(gate_act)
-        self.spatial_conv = _nd.conv(spatial_dims)(
+        self.spatial_conv = nd.conv(spatial_dims)(
             2, 1, kernel_size, padding=kernel_size // 2, bias=spatial_norm is None, **factory_kwargs
         )
         norm_options = {"momentum": 0.01} if spatial_norm == "batch" else {}
-        self.spatial_norm = _nd.norm(spatial_norm, spatial_dims, 1, **norm_options, **factory_kwargs)
+        self.spatial_norm = nd.norm(spatial_norm, spatial_dims, 1, **norm_options, **factory_kwargs)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

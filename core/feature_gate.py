@@ -8,9 +8,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .activations import ActLike, create_act
-from .capture import is_capturing, record_gate
 from .kernels import dispatch, is_sigmoid
+from .layers.activations import ActLike, create_act
+from .layers.capture import is_capturing, record_gate
+from .layers.checks import check_dropout, check_positive_ints
 
 __all__ = ["FeatureGate"]
 
@@ -76,15 +77,13 @@ class FeatureGate(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        for name, value in (
+        check_positive_ints(
+            "FeatureGate",
             ("feature_dim", feature_dim),
             ("context_dim", context_dim),
             *((f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"FeatureGate: {name} must be a positive int, got {value!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"FeatureGate: dropout must be in [0, 1), got {dropout!r}")
+        )
+        check_dropout("FeatureGate", dropout)
         self.feature_dim = feature_dim
         self.context_dim = context_dim
         self.scale = float(scale)

@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import ActLike, create_act
-from .capture import record_gate
+from .layers.activations import ActLike, create_act
+from .layers.capture import record_gate
+from .layers.checks import check_dropout, check_positive_ints
 
 __all__ = ["GatedConv1d"]
 
@@ -71,22 +72,20 @@ class GatedConv1d(nn.Module):
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
         out_channels = out_channels or in_channels
-        for name, value in (
+        check_positive_ints(
+            "GatedConv1d",
             ("in_channels", in_channels),
             ("out_channels", out_channels),
             ("kernel_size", kernel_size),
             ("dilation", dilation),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"GatedConv1d: {name} must be a positive int, got {value!r}")
+        )
         if padding not in ("causal", "same"):
             raise ValueError(f"GatedConv1d: padding must be 'causal' or 'same', got {padding!r}")
         if residual and in_channels != out_channels:
             raise ValueError(
                 f"GatedConv1d: residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}"
             )
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"GatedConv1d: dropout must be in [0, 1), got {dropout!r}")
+        check_dropout("GatedConv1d", dropout)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = kernel_size

@@ -5,16 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .activations import ActLike, create_act
-from .capture import is_capturing, record_gate
 from .kernels import dispatch, is_sigmoid
+from .layers.activations import ActLike, create_act
+from .layers.capture import is_capturing, record_gate
+from .layers.checks import check_positive_int
 
 __all__ = ["GatedCrossLayer", "GatedCrossNetwork"]
-
-
-def _check_dim(owner: str, dim: object) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"{owner}: dim must be a positive int, got {dim!r}")
 
 
 class GatedCrossLayer(nn.Module):
@@ -50,7 +46,7 @@ class GatedCrossLayer(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        _check_dim("GatedCrossLayer", dim)
+        check_positive_int("GatedCrossLayer", "dim", dim)
         self.dim = dim
         self.w = nn.Linear(dim, dim, bias=False, **factory_kwargs)
         self.wg = nn.Linear(dim, dim, bias=False, **factory_kwargs)
@@ -112,9 +108,8 @@ class GatedCrossNetwork(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_dim("GatedCrossNetwork", dim)
-        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
-            raise ValueError(f"GatedCrossNetwork: num_layers must be a positive int, got {num_layers!r}")
+        check_positive_int("GatedCrossNetwork", "dim", dim)
+        check_positive_int("GatedCrossNetwork", "num_layers", num_layers)
         self.layers = nn.ModuleList(
             GatedCrossLayer(dim, gate_act=gate_act, bias=bias, device=device, dtype=dtype)
             for _ in range(num_layers)

@@ -27,9 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import ActLike, act_names, create_act
-from .capture import is_capturing, record_gate
 from .kernels import dispatch
+from .layers.activations import ActLike, act_names, create_act
+from .layers.capture import is_capturing, record_gate
+from .layers.checks import check_dropout, check_positive_ints
 
 GLU_KINDS: tuple[str, ...] = ("glu", "geglu", "swiglu", "reglu", "bilinear")
 
@@ -154,7 +155,7 @@ class GluMlp(nn.Module):
         act: the gate activation: a GLU kind (``"swiglu"``, ``"geglu"``, ``"glu"``, ``"reglu"``,
             ``"bilinear"``), an activation name mapped to one (silu/swish -> swiglu, gelu -> geglu,
             sigmoid -> glu, relu -> reglu, identity -> bilinear), any other name known to
-            :func:`gatelab.core.activations.get_act` (e.g. ``"gelu_tanh"``), or an ``nn.Module``
+            :func:`gatelab.core.layers.activations.get_act` (e.g. ``"gelu_tanh"``), or an ``nn.Module``
             class/instance or callable (plain PyTorch path). Default ``"silu"`` (SwiGLU).
         bias: biases in ``fc1`` and ``fc2``.
         dropout: dropout probability after the GLU and after ``fc2`` (timm's ``drop1``/``drop2``).
@@ -184,15 +185,14 @@ class GluMlp(nn.Module):
         factory_kwargs = {"device": device, "dtype": dtype}
         hidden_features = in_features if hidden_features is None else hidden_features
         out_features = in_features if out_features is None else out_features
-        for name, n in (
+        check_positive_ints(
+            "GluMlp",
             ("in_features", in_features),
             ("hidden_features", hidden_features),
             ("out_features", out_features),
-        ):
-            if not isinstance(n, int) or n <= 0:
-                raise ValueError(f"GluMlp: {name} must be a positive int, got {n!r}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"GluMlp: dropout must be in [0, 1), got {dropout!r}")
+            allow_bool=True,
+        )
+        check_dropout("GluMlp", dropout)
         self.in_features = in_features
         self.hidden_features = hidden_features
         self.out_features = out_features

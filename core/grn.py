@@ -23,9 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import ActLike, create_act
-from .capture import is_capturing, record_gate
 from .kernels import dispatch, is_sigmoid
+from .layers.activations import ActLike, create_act
+from .layers.capture import is_capturing, record_gate
+from .layers.checks import check_positive_int
 
 __all__ = [
     "GateAddNorm",
@@ -36,13 +37,6 @@ __all__ = [
 
 SkipMode = Literal["linear", "interpolate"]
 _SKIP_MODES = ("linear", "interpolate")
-
-
-def _check_size(owner: str, name: str, value: object, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
 
 
 def _check_skip(owner: str, skip: str) -> None:
@@ -161,8 +155,8 @@ class GatedLinearUnit(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        _check_size("GatedLinearUnit", "input_size", input_size)
-        _check_size("GatedLinearUnit", "output_size", output_size, allow_none=True)
+        check_positive_int("GatedLinearUnit", "input_size", input_size)
+        check_positive_int("GatedLinearUnit", "output_size", output_size, allow_none=True)
         self.input_size = input_size
         self.output_size = output_size or input_size
         self.dropout = nn.Dropout(_check_dropout("GatedLinearUnit", dropout))
@@ -233,9 +227,9 @@ class GateAddNorm(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        _check_size("GateAddNorm", "input_size", input_size)
-        _check_size("GateAddNorm", "output_size", output_size, allow_none=True)
-        _check_size("GateAddNorm", "skip_size", skip_size, allow_none=True)
+        check_positive_int("GateAddNorm", "input_size", input_size)
+        check_positive_int("GateAddNorm", "output_size", output_size, allow_none=True)
+        check_positive_int("GateAddNorm", "skip_size", skip_size, allow_none=True)
         _check_skip("GateAddNorm", skip)
         self.input_size = input_size
         self.output_size = output_size or input_size
@@ -341,9 +335,9 @@ class GatedResidualNetwork(nn.Module):
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
         for name, value in (("hidden_size", hidden_size), ("output_size", output_size)):
-            _check_size("GatedResidualNetwork", name, value, allow_none=True)
-        _check_size("GatedResidualNetwork", "input_size", input_size)
-        _check_size("GatedResidualNetwork", "context_size", context_size, allow_none=True)
+            check_positive_int("GatedResidualNetwork", name, value, allow_none=True)
+        check_positive_int("GatedResidualNetwork", "input_size", input_size)
+        check_positive_int("GatedResidualNetwork", "context_size", context_size, allow_none=True)
         _check_skip("GatedResidualNetwork", skip)
         self.input_size = input_size
         self.hidden_size = hidden_size or input_size
@@ -516,10 +510,10 @@ class VariableSelectionNetwork(nn.Module):
         if not sizes:
             raise ValueError(f"{owner}: input_sizes is empty")
         for n, s in zip(names, sizes):
-            _check_size(owner, f"input_sizes[{n!r}]", s)
-        _check_size(owner, "hidden_size", hidden_size)
-        _check_size(owner, "context_size", context_size, allow_none=True)
-        _check_size(owner, "weight_hidden_size", weight_hidden_size, allow_none=True)
+            check_positive_int(owner, f"input_sizes[{n!r}]", s)
+        check_positive_int(owner, "hidden_size", hidden_size)
+        check_positive_int(owner, "context_size", context_size, allow_none=True)
+        check_positive_int(owner, "weight_hidden_size", weight_hidden_size, allow_none=True)
         _check_skip(owner, skip)
         dropout = _check_dropout(owner, dropout)
         V, H = len(sizes), hidden_size
@@ -541,7 +535,7 @@ class VariableSelectionNetwork(nn.Module):
             if len(hid) != V:
                 raise ValueError(f"{owner}: grn_hidden_sizes has {len(hid)} entries for {V} variables")
         for n, h in zip(names, hid):
-            _check_size(owner, f"grn_hidden_sizes[{n!r}]", h)
+            check_positive_int(owner, f"grn_hidden_sizes[{n!r}]", h)
         self.grn_hidden_sizes = hid
         self.prescale = [names[j] for j in pre]
         self.resample_only = [names[j] for j in res_only]

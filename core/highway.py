@@ -7,15 +7,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .activations import ActLike, create_act
-from .capture import record_gate
+from .layers.activations import ActLike, create_act
+from .layers.capture import record_gate
+from .layers.checks import check_dropout, check_positive_int
 
 __all__ = ["HighwayGate", "ResidualGate"]
-
-
-def _check_dim(owner: str, dim: object) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"{owner}: dim must be a positive int, got {dim!r}")
 
 
 class HighwayGate(nn.Module):
@@ -63,9 +59,8 @@ class HighwayGate(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        _check_dim("HighwayGate", dim)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"HighwayGate: dropout must be in [0, 1), got {dropout!r}")
+        check_positive_int("HighwayGate", "dim", dim)
+        check_dropout("HighwayGate", dropout)
         self.dim = dim
         self.gate_bias_init = float(gate_bias_init)
         self.transform = nn.Linear(dim, dim, bias=bias, **factory_kwargs)
@@ -143,7 +138,7 @@ class ResidualGate(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        _check_dim("ResidualGate", dim)
+        check_positive_int("ResidualGate", "dim", dim)
         if mode not in ("scalar", "vector", "input"):
             raise ValueError(f"ResidualGate: mode must be 'scalar', 'vector' or 'input', got {mode!r}")
         self.dim = dim

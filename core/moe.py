@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import ActLike, get_act
-from .capture import record_gate
 from .kernels import dispatch
+from .layers.activations import ActLike, get_act
+from .layers.capture import record_gate
 
 EXPERT_KINDS: tuple[str, ...] = ("mlp", "glu")
 

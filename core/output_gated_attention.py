@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .activations import ActLike, get_act
-from .capture import is_capturing, record_gate
 from .kernels import dispatch, is_sigmoid
+from .layers.activations import ActLike, get_act
+from .layers.capture import is_capturing, record_gate
 
 GATE_KINDS: tuple[str, ...] = ("headwise", "elementwise")
 

@@ -402,7 +402,7 @@ def _check_named(kind: str, cls_path: str) -> Callable[[str, Any], None]:
 
 
 def _dataset_error(message: str) -> Exception:
-    from gatelab.core.harness.data import DatasetNotFoundError
+    from gatelab.core.harness.errors import DatasetNotFoundError
 
     return DatasetNotFoundError(message)
 

@@ -21,9 +21,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from . import _nd
-from .activations import ActLike, create_act
-from .capture import record_gate
+from .layers import nd
+from .layers.activations import ActLike, create_act
+from .layers.capture import record_gate
+from .layers.checks import check_positive_int, check_positive_ints
 
 __all__ = ["CrossGatingBlock", "MultiAxisGatedMLP", "SpatialGatingUnit"]
 
@@ -54,7 +55,7 @@ def _flax_dense(in_features: int, out_features: int, bias: bool, factory_kwargs:
 
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    h, w = _nd.as_tuple(value, 2, name)
+    h, w = nd.as_tuple(value, 2, name)
     return h, w
 
 
@@ -163,8 +164,7 @@ class SpatialGatingUnit(nn.Module):
             raise ValueError(
                 f"SpatialGatingUnit: dim must be a positive even int (split in two), got {dim!r}"
             )
-        if not isinstance(seq_len, int) or seq_len < 1:
-            raise ValueError(f"SpatialGatingUnit: seq_len must be a positive int, got {seq_len!r}")
+        check_positive_int("SpatialGatingUnit", "seq_len", seq_len, allow_bool=True)
         self.dim = dim
         self.seq_len = seq_len
         self.causal = causal
@@ -318,15 +318,14 @@ class MultiAxisGatedMLP(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"MultiAxisGatedMLP: channels must be a positive int, got {channels!r}")
-        for name, f in (
+        check_positive_ints(
+            "MultiAxisGatedMLP",
+            ("channels", channels),
             ("input_proj_factor", input_proj_factor),
             ("block_gmlp_factor", block_gmlp_factor),
             ("grid_gmlp_factor", grid_gmlp_factor),
-        ):
-            if not isinstance(f, int) or f < 1:
-                raise ValueError(f"MultiAxisGatedMLP: {name} must be a positive int, got {f!r}")
+            allow_bool=True,
+        )
         if (channels * input_proj_factor) % 2:
             raise ValueError(
                 f"MultiAxisGatedMLP: channels {channels} * input_proj_factor {input_proj_factor} must be even"
@@ -482,13 +481,13 @@ class CrossGatingBlock(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        for name, value in (
+        check_positive_ints(
+            "CrossGatingBlock",
             ("in_channels", in_channels),
             ("gating_channels", gating_channels),
             ("features", features),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"CrossGatingBlock: {name} must be a positive int, got {value!r}")
+            allow_bool=True,
+        )
         if (
             not isinstance(input_proj_factor, int)
             or input_proj_factor < 1

@@ -8,9 +8,10 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .activations import ActLike, create_act
-from .capture import is_capturing, record_gate
 from .kernels import dispatch, is_sigmoid
+from .layers.activations import ActLike, create_act
+from .layers.capture import is_capturing, record_gate
+from .layers.checks import check_positive_int
 
 __all__ = ["TokenwiseGate"]
 
@@ -60,8 +61,7 @@ class TokenwiseGate(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"TokenwiseGate: dim must be a positive int, got {dim!r}")
+        check_positive_int("TokenwiseGate", "dim", dim)
         if mode not in ("scalar", "vector"):
             raise ValueError(f"TokenwiseGate: mode must be 'scalar' or 'vector', got {mode!r}")
         if init_gate is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gatelab.core._lazy import lazy_exports
+from gatelab.core.layers.lazy import lazy_exports
 
 __version__ = "0.1.0"
 

@@ -1,3 +1,3 @@
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 
 raise SystemExit(main())

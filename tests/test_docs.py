@@ -4,7 +4,7 @@ The marker is an HTML comment on the line right before the opening fence (see do
 "Docs that run"):
 
 * ``<!-- doc-test: run -->``: executed. ``python``: ``exec``'d; ``bash``/``sh``/``console``: every
-  line is a ``gatelab ...`` command run in-process through :func:`gatelab.core.cli.main` (exit code
+  line is a ``gatelab ...`` command run in-process through :func:`gatelab.core.harness.cli.main` (exit code
   0 expected; ``train``/``eval`` get tiny ``--set`` overrides); ``yaml``: loaded as an
   ``ExperimentConfig`` and trained with ``gatelab train`` on tiny settings (:data:`TINY` merged in);
   ``json``: a ledger record, validated and its ``table`` looked up. ``run file=NAME`` also writes
@@ -39,7 +39,7 @@ import pytest
 import yaml
 
 from gatelab.core import registry as core_registry
-from gatelab.core.cli import EXAMPLES, main
+from gatelab.core.harness.cli import EXAMPLES, main
 
 REPO = Path(__file__).resolve().parents[1]
 #: the pages whose blocks run: README.md, docs/**, and each domain's README

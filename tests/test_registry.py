@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 import gatelab
-from gatelab.core.cli import EXAMPLES, main
 from gatelab.core.config import ConfigError
 from gatelab.core.harness import (
     get_datamodule,
@@ -26,6 +25,7 @@ from gatelab.core.harness import (
     list_tables,
     list_tasks,
 )
+from gatelab.core.harness.cli import EXAMPLES, main
 from gatelab.core.registry import (
     BUILTIN_DOMAINS,
     DATAMODULES,
@@ -227,7 +227,7 @@ def test_every_lazy_entry_resolves_to_the_right_kind():
 
 
 def test_unknown_names_keep_their_error_types_and_messages():
-    from gatelab.core.harness.data import DatasetNotFoundError
+    from gatelab.core.harness.errors import DatasetNotFoundError
 
     with pytest.raises(KeyError, match=r"unknown model 'gatefromer' \(did you mean 'gateformer'\?\)"):
         create_model("gatefromer")
@@ -346,7 +346,7 @@ def test_import_gatelab_and_cli_help_version_are_cheap():
         t0 = time.process_time()
         import gatelab
         after_import = sorted(m for m in sys.modules if m.split(".")[0] in {_HEAVY!r} or m.startswith({_DOMAINS!r}))
-        from gatelab.core.cli import main
+        from gatelab.core.harness.cli import main
         codes = []
         for argv in (["--version"], ["--help"], ["train", "--help"], ["repro", "--help"]):
             with contextlib.redirect_stdout(io.StringIO()):
@@ -423,7 +423,7 @@ def test_plugin_entry_points(tmp_path):
         model = gatelab.create_model("mylab-model", width=3)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = __import__("gatelab.core.cli", fromlist=["main"]).main(["list", "--domain", "mylab"])
+            code = __import__("gatelab.core.harness.cli", fromlist=["main"]).main(["list", "--domain", "mylab"])
         print(json.dumps({"names": names, "model": model, "warnings": [str(w.message) for w in caught],
                           "list": out.getvalue(), "code": code, "torch": "torch" in sys.modules}))
         """,

@@ -7,14 +7,15 @@ Lightning is imported only when a Lightning-backed name (``GatelabTask``, ``buil
 Modules: :mod:`.data` (data directory, dataset specs, checksums), :mod:`.ledger` (results
 JSONL + markdown), :mod:`.configs` (strict dataclass configs), :mod:`.task` (Lightning task),
 :mod:`.trainer` (Trainer factory, seeding), :mod:`.experiment` (registries, ``run_experiment``),
-:mod:`.repro` (paper tables), :mod:`.provenance` (commit, machine, date).
+:mod:`.repro` (paper tables), :mod:`.provenance` (commit, machine, date), :mod:`.errors` (the
+data errors), :mod:`.cli` (the ``gatelab`` command).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gatelab.core._lazy import lazy_exports
+from gatelab.core.layers.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # data
@@ -27,9 +28,9 @@ _EXPORTS: dict[str, str] = {
     "dataset_file": "data",
     "dataset_sha256": "data",
     "file_sha256": "data",
-    "DataError": "data",
-    "DatasetNotFoundError": "data",
-    "ChecksumError": "data",
+    "DataError": "errors",
+    "DatasetNotFoundError": "errors",
+    "ChecksumError": "errors",
     # ledger
     "append_records": "ledger",
     "read_records": "ledger",
@@ -101,9 +102,6 @@ if TYPE_CHECKING:  # pragma: no cover
         merge_configs,
     )
     from .data import (
-        ChecksumError,
-        DataError,
-        DatasetNotFoundError,
         DatasetSpec,
         dataset_file,
         dataset_sha256,
@@ -114,6 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover
         register_dataset,
         resolve_data_dir,
     )
+    from .errors import ChecksumError, DataError, DatasetNotFoundError
     from .experiment import (
         ExperimentResult,
         build_datamodule,

@@ -34,10 +34,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .errors import ChecksumError, DatasetNotFoundError
+
 __all__ = [
-    "ChecksumError",
-    "DataError",
-    "DatasetNotFoundError",
     "DatasetSpec",
     "cache_dir",
     "data_dir_origin",
@@ -58,18 +57,6 @@ DEFAULT_DATA_DIR = Path("~/.cache/gatelab/data")
 DEFAULT_CACHE_DIR = Path("~/.cache/gatelab")
 #: files at least this large have their digest cached (smaller ones are cheap to re-hash)
 CACHE_MIN_BYTES = 1 << 20
-
-
-class DataError(Exception):
-    """Base class of data errors the CLI reports as one message (exit code 2)."""
-
-
-class DatasetNotFoundError(DataError, FileNotFoundError):
-    """A dataset (or some of its files) is not in the data directory; the message says where to get it."""
-
-
-class ChecksumError(DataError, ValueError):
-    """A dataset file's sha256 differs from the published one; the message names file and digests."""
 
 
 # --------------------------------------------------------------------------- data directory

@@ -60,6 +60,7 @@ __all__ = [
     "run_experiment",
 ]
 
+
 def register_datamodule(
     name: str, factory: Callable[..., Any] | str | None = None, *, domain: str = "core"
 ) -> Any:

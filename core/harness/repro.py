@@ -74,7 +74,8 @@ from typing import Any
 from gatelab.core.config import ConfigError
 
 from . import ledger, provenance
-from .data import DatasetNotFoundError, dataset_sha256, list_datasets
+from .data import dataset_sha256, list_datasets
+from .errors import DatasetNotFoundError
 
 __all__ = [
     "Option",

@@ -204,9 +204,8 @@ def validate_experiment(cfg: ExperimentConfig | Mapping[str, Any]) -> Experiment
     Raises:
         ConfigError: the first problem, as one line naming the key path and value.
     """
-    from gatelab.core.registry import model_info, registered
+    from gatelab.core.registry import DATAMODULES, TASKS, model_info, registered
 
-    from .experiment import get_datamodule, get_task
     from .task import build_options
 
     if not isinstance(cfg, ExperimentConfig):
@@ -220,9 +219,9 @@ def validate_experiment(cfg: ExperimentConfig | Mapping[str, Any]) -> Experiment
             "see `gatelab list`"
         ) from None
     _check_component(info.fn, cfg.model.kwargs, "model.kwargs", f"model {cfg.model.name!r}")
-    factory = get_datamodule(cfg.data.name)
+    factory = DATAMODULES.get(cfg.data.name)
     _check_component(factory, cfg.data.kwargs, "data.kwargs", f"data module {cfg.data.name!r}")
-    task_cls = get_task(cfg.task.name)
+    task_cls = TASKS.get(cfg.task.name)
     options = build_options(task_cls.Options, cfg.task.kwargs)
     _check_monitors(cfg, task_cls, options)
     _check_lightning_names(cfg)

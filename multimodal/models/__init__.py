@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gatelab.core._lazy import lazy_exports
+from gatelab.core.layers.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "FUSIONS": "vl_decoder",

@@ -12,7 +12,7 @@ Names are exported lazily so ``import gatelab.recsys`` stays cheap.
 
 from __future__ import annotations
 
-from gatelab.core._lazy import lazy_exports
+from gatelab.core.layers.lazy import lazy_exports
 
 _EXPORTS = {
     "FeatureSpec": "spec",

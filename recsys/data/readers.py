@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from gatelab.core.harness.data import DataError
+from gatelab.core.harness.errors import DataError
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",

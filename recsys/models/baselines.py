@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gatelab.core.activations import ActLike
 from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
+from gatelab.core.layers.activations import ActLike
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import CTRModel, MLPBlock, example_inputs, tiny_feature_spec

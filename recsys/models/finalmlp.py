@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from gatelab.core import BilinearFusion, FeatureGate
-from gatelab.core.activations import ActLike
 from gatelab.core.config import Dropout, NonNegativeFloat, PositiveInt
+from gatelab.core.layers.activations import ActLike
 from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
 
 from .layers import CTRModel, FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec

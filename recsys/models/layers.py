@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gatelab.core import create_act
-from gatelab.core.activations import ActLike
+from gatelab.core.layers.activations import ActLike
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
 
 __all__ = [

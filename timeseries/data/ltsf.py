@@ -55,13 +55,8 @@ import torch
 from torch.utils.data import Dataset
 
 from gatelab.core.config import ConfigError
-from gatelab.core.harness.data import (
-    DataError,
-    DatasetNotFoundError,
-    dataset_file,
-    file_sha256,
-    locate,
-)
+from gatelab.core.harness.data import dataset_file, file_sha256, locate
+from gatelab.core.harness.errors import DataError, DatasetNotFoundError
 
 from .ltsf_datasets import EMBEDDED_FILES, LTSFDataset, get_ltsf_dataset
 

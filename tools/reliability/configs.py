@@ -1,5 +1,5 @@
 """Reliability trials of validated configs (issue 13, point 4): every bad config in
-``tests/harness/bad_config_cases.py`` through ``gatelab.core.cli.main``.
+``tests/core/harness/bad_config_cases.py`` through ``gatelab.core.harness.cli.main``.
 
 Rows (ledger-style, see ``rows``):
 
@@ -8,7 +8,7 @@ Rows (ledger-style, see ``rows``):
   with the key, the value and what is allowed, no traceback), ``tracebacks``, ``max_seconds``
   (slowest answer once the libraries are imported);
 * ``split="cold-process"`` (not in ``quick``): a fresh interpreter per case kind:
-  ``import_seconds`` (``import gatelab.core.cli``, which imports torch today) and the seconds
+  ``import_seconds`` (``import gatelab.core.harness.cli``, which imports torch today) and the seconds
   after it until the error, for a harness-section error (no further imports) and for a
   model-kwargs error (imports the domains and the model's module).
 
@@ -26,14 +26,14 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "harness"))
+sys.path.insert(0, str(ROOT / "tests" / "core" / "harness"))
 
 import bad_config_cases as bc  # noqa: E402  (the test suite's case list)
 
 _TIMED = """
 import json, sys, time
 t0 = time.perf_counter()
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 t1 = time.perf_counter()
 rc = main(sys.argv[1:])
 t2 = time.perf_counter()

@@ -48,7 +48,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 TOLERANCE = 1e-6
 DOMAINS = ("ltsf", "ctr", "seg-folder", "paired_restoration", "vl-text")
-#: one per domain (timeseries, recsys, vision, multimodal): what tests/harness/test_ddp.py runs
+#: one per domain (timeseries, recsys, vision, multimodal): what tests/core/harness/test_ddp.py runs
 TEST_DOMAINS = ("ltsf", "ctr", "seg-folder", "vl-text")
 
 _TRAINER = {

@@ -1,7 +1,7 @@
 """Reliability trials of exact resume (issue 13, point 1), as ledger-style rows.
 
 For every registered data module (``quick``: a few), on the tiny real-format fixture of
-``tests/harness/resume_cases.py``: one uninterrupted run, then ``trials`` runs stopped at
+``tests/core/harness/resume_cases.py``: one uninterrupted run, then ``trials`` runs stopped at
 seeded random steps (2..6 of 6; newest checkpoint mid-epoch or at an epoch end) and resumed
 with ``--resume auto``; each resumed run is compared with the uninterrupted one (final weights
 bit for bit, ``metrics.json`` equal, the tested best checkpoint equal by name and weights).

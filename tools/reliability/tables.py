@@ -5,8 +5,8 @@ repairs.
 
     .venv/bin/python tools/reliability/tables.py [--quick]     # JSON lines, one per trial kind
 
-The table is tests/harness/fake_table.py (rows of a few ms, values fixed by the row's key). Each
-run is the real CLI (``gatelab.core.cli.main``) in a forked child process. Row fields:
+The table is tests/core/harness/fake_table.py (rows of a few ms, values fixed by the row's key). Each
+run is the real CLI (``gatelab.core.harness.cli.main``) in a forked child process. Row fields:
 ``trials``; ``rows_lost`` (finished rows missing or changed after a later kill: must be 0);
 ``ledgers_valid`` (trials after which every complete ledger line parsed and no row was recorded
 twice); ``rows_reported_missing`` (rows the killed run reported recorded that are not in the
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _fake() -> Any:
     name = "gatelab_reliability_fake_table"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "harness" / "fake_table.py")
+        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "core" / "harness" / "fake_table.py")
         mod = importlib.util.module_from_spec(spec)
         sys.modules[name] = mod
         spec.loader.exec_module(mod)
@@ -46,7 +46,7 @@ def _fake() -> Any:
 def _fork(argv: list[str], log: Path, kill: int | None, delay: float) -> int:
     import time
 
-    from gatelab.core.cli import main
+    from gatelab.core.harness.cli import main
 
     r, w = os.pipe()
     pid = os.fork()

@@ -43,7 +43,8 @@ import lightning as L
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gatelab.core.config import ConfigError, NonNegativeFloat, NonNegativeInt, PositiveInt, UnitInterval
-from gatelab.core.harness.data import DatasetNotFoundError, locate
+from gatelab.core.harness.data import locate
+from gatelab.core.harness.errors import DatasetNotFoundError
 from gatelab.core.harness.sampling import default_seed
 
 from .restoration import (

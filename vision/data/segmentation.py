@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from gatelab.core.harness.data import DataError
+from gatelab.core.harness.errors import DataError
 
 __all__ = [
     "IMAGE_SUFFIXES",

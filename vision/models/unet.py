@@ -3,7 +3,7 @@ r"""U-Net and Attention U-Net for 2D images and 3D volumes, from one code path.
 Follows the official code of Oktay et al., "Attention U-Net: Learning Where to Look for the
 Pancreas" (MIDL 2018), ``ozan-oktay/Attention-Gated-Networks``: the paper's CT models
 ``unet_CT_multi_att_dsv_3D`` (Attention U-Net) and ``unet_CT_dsv_3D`` (its U-Net baseline).
-Layers are looked up by ``spatial_dims`` (MONAI-style factories in :mod:`gatelab.core._nd`), so
+Layers are looked up by ``spatial_dims`` (MONAI-style factories in :mod:`gatelab.core.layers.nd`), so
 the 2D and the 3D network are the same class.
 
 Architecture (``L = len(filters)`` levels, ``f_i = int(filters[i] / feature_scale)``; the
@@ -59,9 +59,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gatelab.core import AttentionGate, _nd
-from gatelab.core.activations import ActLike, create_act
+from gatelab.core import AttentionGate
 from gatelab.core.config import NonNegativeInt, PositiveFloat, PositiveInt
+from gatelab.core.layers import nd as _nd
+from gatelab.core.layers.activations import ActLike, create_act
 
 __all__ = ["PAPER_FILTERS", "AttentionUNet", "UNet", "unet_param_count"]
 

@@ -350,7 +350,7 @@ def test_bars_x1_layouts(tmp_path, layout, make_row):
 
 
 def test_datamodule_errors(tmp_path):
-    from gatelab.core.harness.data import DatasetNotFoundError
+    from gatelab.core.harness.errors import DatasetNotFoundError
     from gatelab.recsys.data.datamodule import ctr_datamodule
 
     with pytest.raises(ConfigError, match="dataset='nope': unknown"):

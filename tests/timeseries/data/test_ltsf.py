@@ -14,7 +14,8 @@ import pytest
 import torch
 from ltsf_fixtures import write_csv
 
-from gatelab.core.harness.data import ChecksumError, DatasetNotFoundError, get_dataset, list_datasets
+from gatelab.core.harness.data import get_dataset, list_datasets
+from gatelab.core.harness.errors import ChecksumError, DatasetNotFoundError
 from gatelab.timeseries.data.datamodule import ltsf_datamodule
 from gatelab.timeseries.data.ltsf import (
     LTSFDataError,

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 from gatelab.core.harness.data import DatasetSpec
 from gatelab.core.harness.experiment import ExperimentConfig
 from gatelab.timeseries.data.ltsf_datasets import LTSF_DATASETS

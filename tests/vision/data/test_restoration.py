@@ -203,7 +203,7 @@ def test_paired_datamodule(tmp_path):
     x, _ = next(iter(dm.train_dataloader()))
     assert x.shape == (2, 3, 16, 16)
     assert next(iter(dm.test_dataloader()))[0].shape == (1, 3, 21, 17)
-    from gatelab.core.harness.data import DatasetNotFoundError
+    from gatelab.core.harness.errors import DatasetNotFoundError
 
     with pytest.raises(DatasetNotFoundError, match="paired restoration data not found"):
         paired_datamodule(tmp_path, train_root="nope").setup()

@@ -25,8 +25,8 @@ from gatelab.core.config import ConfigError
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resume_cases as rc
 
-REPO = Path(__file__).resolve().parents[2]
-TEST_ONLY = "harness-test-"  # data modules registered by tests/harness/tiny_setup.py
+REPO = Path(__file__).resolve().parents[3]
+TEST_ONLY = "harness-test-"  # data modules registered by tests/core/harness/tiny_setup.py
 
 
 def kill_step(name: str) -> int:
@@ -114,7 +114,7 @@ def test_sigkill_then_cli_resume_auto(name, tmp_path, capsys):
     """A training process SIGKILLed at step k (a fresh interpreter), then ``gatelab train
     --resume auto`` (the CLI's main, in this process) finishes the run: identical to the
     uninterrupted one."""
-    from gatelab.core.cli import main
+    from gatelab.core.harness.cli import main
 
     a = rc.build_case(name, tmp_path / "a")
     rc.run_case(a)
@@ -280,7 +280,7 @@ def test_corrupt_and_mismatched_checkpoints(tiny, tmp_path):
 
 
 def test_cli_reports_bad_checkpoints_in_one_line(tmp_path, capsys):
-    from gatelab.core.cli import main
+    from gatelab.core.harness.cli import main
 
     cfg = {
         "name": "cli",

@@ -1,4 +1,4 @@
-"""End to end through ``gatelab.core.cli.main``: train, eval, repro, list, env, user errors."""
+"""End to end through ``gatelab.core.harness.cli.main``: train, eval, repro, list, env, user errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 from gatelab.core.harness.configs import ExperimentConfig, load_experiment
 from gatelab.core.harness.data import DatasetSpec, register_dataset
 from gatelab.core.harness.experiment import run_experiment
@@ -123,7 +123,7 @@ register_dataset(
         name="harness-test-repro-data",
         subdir="repro-data",
         files={"x.txt": hashlib.sha256(DATA_BYTES).hexdigest()},
-        source="written by tests/harness/test_cli.py",
+        source="written by tests/core/harness/test_cli.py",
         license="test fixture",
     )
 )
@@ -263,7 +263,7 @@ def test_env(tmp_path, capsys):
 
 def test_list_and_env_do_not_import_lightning():
     code = (
-        "import sys; from gatelab.core.cli import main; main(['list']); main(['env']); "
+        "import sys; from gatelab.core.harness.cli import main; main(['list']); main(['env']); "
         "bad = [m for m in ('lightning', 'torchmetrics') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -13,9 +13,8 @@ from kernel_checks import compare, count_calls, needs_cuda, needs_interpreter, r
 from tolerances import assert_close
 
 from gatelab.core import GatedLinearAttention
-from gatelab.core.gla import gla_recurrent
 from gatelab.core.kernels import dispatch, select, use_backend
-from gatelab.core.kernels.gla import verify_gla_chunk
+from gatelab.core.kernels.gla import gla_recurrent, verify_gla_chunk
 
 OUTS = ("o", "final_state")
 ARGS = ("dq", "dk", "dv", "dgk", "dinitial_state")

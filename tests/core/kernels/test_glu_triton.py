@@ -2,7 +2,7 @@
 
 CPU tests run the kernels through the Triton interpreter (``TRITON_INTERPRET=1``, set by
 tests/conftest.py before triton is imported), so shapes are kept small. The ``gpu`` tests compile
-the kernels for CUDA; run them with ``TRITON_INTERPRET=0 pytest -m gpu tests/kernels`` (under the
+the kernels for CUDA; run them with ``TRITON_INTERPRET=0 pytest -m gpu tests/core/kernels`` (under the
 interpreter they still run, on device tensors copied through the host, but auto-selection is off).
 """
 

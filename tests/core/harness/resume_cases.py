@@ -1,5 +1,5 @@
 """One tiny, real-format experiment per registered data module, for the exact-resume tests
-(tests/harness/test_resume.py) and tools/reliability/resume.py.
+(tests/core/harness/test_resume.py) and tools/reliability/resume.py.
 
 ``build_case(name, root)`` writes the data module's files (in the real on-disk format, with the
 fixture builders of the domain tests) under ``root`` and returns a :class:`Case`: the experiment
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-TESTS = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parents[2]
 for sub in ("", "recsys", "timeseries"):
     p = str(TESTS / sub) if sub else str(TESTS)
     if p not in sys.path:

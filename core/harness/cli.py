@@ -1,4 +1,4 @@
-"""The ``gatelab`` command line (``gatelab = gatelab.core.cli:main``; also ``python -m gatelab``).
+"""The ``gatelab`` command line (``gatelab = gatelab.core.harness.cli:main``; also ``python -m gatelab``).
 
 Commands::
 
@@ -127,6 +127,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
     from gatelab.core.harness import data as hdata
     from gatelab.core.harness import ledger, provenance
+    from gatelab.core.harness.errors import ChecksumError
 
     failures: list[str] = []
     print("gatelab")
@@ -201,7 +202,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
             try:
                 hdata.locate(spec, args.data_dir, verify=True)
                 status = "present, checksums ok"
-            except hdata.ChecksumError as e:
+            except ChecksumError as e:
                 status = "CHECKSUM MISMATCH"
                 failures.append(str(e).splitlines()[0])
         print(f"  {name:<20} {status:<24} {spec.root(args.data_dir)}")
@@ -427,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _subparser(parser, "repro").print_help()  # without NAME, --help is repro's own
         return 0
 
-    from gatelab.core.harness.data import DataError
+    from gatelab.core.harness.errors import DataError
 
     try:
         if args.command == "list":

@@ -1,46 +1,14 @@
-"""Activation factories, strict configs, and the model registry."""
+"""Strict configs and the model registry."""
 
 from __future__ import annotations
 
 import dataclasses
 
 import pytest
-import torch
-import torch.nn.functional as F
 from torch import nn
 
-from gatelab.core.activations import act_names, create_act, get_act
 from gatelab.core.config import ConfigError, check_keys, from_dict, load_yaml, save_yaml, to_dict
 from gatelab.core.registry import create_model, list_models, model_info, register_model, registered
-
-
-@pytest.mark.parametrize(
-    ("name", "ref"),
-    [
-        ("relu", F.relu),
-        ("gelu", F.gelu),
-        ("silu", F.silu),
-        ("sigmoid", torch.sigmoid),
-        ("identity", lambda x: x),
-    ],
-)
-def test_act_by_name(name, ref):
-    x = torch.linspace(-3, 3, 11)
-    torch.testing.assert_close(get_act(name)(x), ref(x))
-    torch.testing.assert_close(create_act(name)(x), ref(x))
-    assert isinstance(create_act(name), nn.Module)
-
-
-def test_act_other_forms_and_errors():
-    x = torch.randn(5)
-    torch.testing.assert_close(create_act(nn.Tanh)(x), torch.tanh(x))
-    torch.testing.assert_close(create_act(lambda t: 2 * t)(x), 2 * x)
-    torch.testing.assert_close(create_act("gelu_tanh")(x), F.gelu(x, approximate="tanh"))
-    assert "swish" in act_names()
-    with pytest.raises(ValueError, match="unknown activation 'swishh'"):
-        get_act("swishh")
-    with pytest.raises(TypeError):
-        create_act(3)
 
 
 @dataclasses.dataclass

@@ -1,11 +1,11 @@
 """Bad experiment configs and what the CLI must say about each (shared by
-``tests/harness/test_bad_configs.py`` and ``tools/reliability/configs.py``).
+``tests/core/harness/test_bad_configs.py`` and ``tools/reliability/configs.py``).
 
 Each case is ``Case(id, sets, fragments, files)``: ``--set`` overrides applied to the good base
 config :func:`base_config`, optional extra files (``{"name.yaml": text}``; a value of ``None``
 names a missing file, a name starting with ``!`` replaces the base file), and the substrings
 the one-line error must contain (the key path, the value, what is allowed). The registered
-test model/data module come from ``tests/harness/tiny_setup.py``.
+test model/data module come from ``tests/core/harness/tiny_setup.py``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ TINY_MODULE = "gatelab_harness_tiny"
 
 
 def load_tiny() -> Any:
-    """Import tests/harness/tiny_setup.py once per process, as ``conftest.load_tiny`` does."""
+    """Import tests/core/harness/tiny_setup.py once per process, as ``conftest.load_tiny`` does."""
     mod = sys.modules.get(TINY_MODULE)
     if mod is None:
         spec = importlib.util.spec_from_file_location(TINY_MODULE, Path(__file__).with_name("tiny_setup.py"))
@@ -296,8 +296,8 @@ MODES = ("print", "train", "eval")
 
 
 def run_case(case: Case, tmp: Path, mode: str) -> tuple[int, str, str, float]:
-    """Run ``case`` through ``gatelab.core.cli.main`` in this process: ``(rc, stdout, stderr, seconds)``."""
-    from gatelab.core.cli import main
+    """Run ``case`` through ``gatelab.core.harness.cli.main`` in this process: ``(rc, stdout, stderr, seconds)``."""
+    from gatelab.core.harness.cli import main
 
     configs = write_case(case, tmp)
     out, err = io.StringIO(), io.StringIO()

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from gatelab.core.cli import main
 from gatelab.core.harness import ledger
+from gatelab.core.harness.cli import main
 from gatelab.core.harness.recipes import Budget, Cell, Override, Recipe, Reference, run_recipe
 from gatelab.core.harness.repro import ReproTable, register_table, run_table
 

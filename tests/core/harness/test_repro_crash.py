@@ -1,8 +1,8 @@
 """Crash-safe, resumable, verifiable paper tables (issue 13, point 2).
 
-``gatelab repro`` of a tiny table (tests/harness/fake_table.py: rows of a few ms) is killed at
+``gatelab repro`` of a tiny table (tests/core/harness/fake_table.py: rows of a few ms) is killed at
 random points 20 times -- SIGKILL, SIGINT, an exception in a later row -- and resumed with
-``--resume`` each time. Each run is the real CLI (``gatelab.core.cli.main``) in a forked child
+``--resume`` each time. Each run is the real CLI (``gatelab.core.harness.cli.main``) in a forked child
 process (a fresh interpreter would spend seconds importing torch per run).
 """
 
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from gatelab.core.cli import main
 from gatelab.core.harness import ledger
+from gatelab.core.harness.cli import main
 from gatelab.core.harness.repro import ReproTable, run_table
 
 HERE = Path(__file__).resolve().parent
@@ -29,7 +29,7 @@ FAKE_MODULE = "gatelab_harness_fake_table"
 
 
 def load_fake():
-    """Import tests/harness/fake_table.py once per process (it registers table ``fake-crash``)."""
+    """Import tests/core/harness/fake_table.py once per process (it registers table ``fake-crash``)."""
     mod = sys.modules.get(FAKE_MODULE)
     if mod is None:
         spec = importlib.util.spec_from_file_location(FAKE_MODULE, HERE / "fake_table.py")

@@ -2,8 +2,8 @@
 allowed, no traceback, within 2 s; and the good configs this validation allows still run
 (several files merged, ``trainer.extra``, callbacks by class path).
 
-The cases live in ``tests/harness/bad_config_cases.py`` (shared with
-``tools/reliability/configs.py``). They run in-process through ``gatelab.core.cli.main``,
+The cases live in ``tests/core/harness/bad_config_cases.py`` (shared with
+``tools/reliability/configs.py``). They run in-process through ``gatelab.core.harness.cli.main``,
 cycling through ``train --print-config``, ``train`` and ``eval`` (a bad config must stop all
 three before any data is read); a few run as real subprocesses to time the whole command.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatelab.core.cli import main
 from gatelab.core.config import ConfigError
+from gatelab.core.harness.cli import main
 from gatelab.core.harness.configs import PRECISIONS, ExperimentConfig, load_experiment, merge_configs
 
 HERE = Path(__file__).resolve().parent
@@ -71,7 +71,7 @@ def test_base_config_is_good(tmp_path, capsys):
 _TIMED = """
 import json, sys, time
 t0 = time.perf_counter()
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 t1 = time.perf_counter()
 rc = main(sys.argv[1:])
 t2 = time.perf_counter()
@@ -83,7 +83,7 @@ sys.exit(rc)
 @pytest.mark.parametrize("case_id", ["second-file-value"])
 def test_subprocess_wall_time(case_id, tmp_path):
     """A fresh process: an error in the harness sections is reported less than 2 s after
-    ``gatelab.core.cli`` is imported (the package import itself pulls torch in today, which the
+    ``gatelab.core.harness.cli`` is imported (the package import itself pulls torch in today, which the
     registry issue removes; it is measured and shown). Errors in model/data kwargs also import
     the model's domain and torch, so they are timed in-process above (``test_bad_config``)."""
     import json
@@ -226,7 +226,7 @@ def test_shipped_configs_validate():
     """Every YAML config in the repository loads and passes the registered-kwargs check."""
     from gatelab.core.harness.validation import validate_experiment
 
-    root = HERE.parents[1]
+    root = HERE.parents[2]
     paths = sorted((root / "docs").rglob("*.yaml"))
     assert paths
     for p in paths:

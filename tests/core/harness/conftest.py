@@ -13,7 +13,7 @@ TINY_MODULE = "gatelab_harness_tiny"
 
 
 def load_tiny():
-    """Import tests/harness/tiny_setup.py once per process (it registers the test model/data/task)."""
+    """Import tests/core/harness/tiny_setup.py once per process (it registers the test model/data/task)."""
     mod = sys.modules.get(TINY_MODULE)
     if mod is None:
         spec = importlib.util.spec_from_file_location(TINY_MODULE, HERE / "tiny_setup.py")

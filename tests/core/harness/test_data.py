@@ -12,8 +12,6 @@ import pytest
 
 from gatelab.core.harness import data as hdata
 from gatelab.core.harness.data import (
-    ChecksumError,
-    DatasetNotFoundError,
     DatasetSpec,
     dataset_file,
     dataset_sha256,
@@ -22,6 +20,7 @@ from gatelab.core.harness.data import (
     locate,
     resolve_data_dir,
 )
+from gatelab.core.harness.errors import ChecksumError, DatasetNotFoundError
 
 
 def _sha(b: bytes) -> str:

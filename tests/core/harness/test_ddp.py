@@ -24,7 +24,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {here!r})
 import tiny_setup  # registers the test model, data module and hashing task (in every rank)
-from gatelab.core.cli import main
+from gatelab.core.harness.cli import main
 sys.exit(main(["train", "--config", {config!r}]))
 """
 
@@ -92,7 +92,7 @@ def _ddp_trials():
     """tools/reliability/ddp.py (the same trials the reliability ledger records)."""
     import importlib.util
 
-    path = HERE.parents[1] / "tools" / "reliability" / "ddp.py"
+    path = HERE.parents[2] / "tools" / "reliability" / "ddp.py"
     spec = importlib.util.spec_from_file_location("gatelab_reliability_ddp", path)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)

@@ -1,0 +1,61 @@
+"""The package layout: no import cycles (deferred imports included), no private core names outside core.
+
+The import graph is static (``tests/layout_checks.py``: every ``import`` anywhere in a module,
+function-level ones included, ``if TYPE_CHECKING:`` blocks excluded).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layout_checks import find_cycles, import_graph, private_core_imports
+
+REPO = Path(__file__).resolve().parents[1]
+
+CORE = {"gatelab.core": REPO / "core"}
+#: every package outside gatelab.core (the domains and the top-level package)
+OUTSIDE_CORE = {
+    "gatelab": REPO / "gatelab",
+    "gatelab.timeseries": REPO / "timeseries",
+    "gatelab.recsys": REPO / "recsys",
+    "gatelab.vision": REPO / "vision",
+    "gatelab.multimodal": REPO / "multimodal",
+}
+
+
+def test_find_cycles_sees_deferred_and_import_module_cycles(tmp_path):
+    pkg = tmp_path / "pkg"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from . import a\n")  # a package importing its own module: no cycle
+    (pkg / "a.py").write_text("from .sub import b\n")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "sub" / "b.py").write_text("def f():\n    from ..a import x  # deferred: still a cycle\n")
+    (pkg / "c.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\nimport importlib\n"
+        "importlib.import_module('p.d')\n"
+    )
+    (pkg / "d.py").write_text("import p.c\n")
+    graph = import_graph({"p": pkg})
+    assert graph["p"] == {"p.a"}
+    assert graph["p.a"] == {"p.sub", "p.sub.b"}
+    assert graph["p.c"] == {"p.d"}  # import_module with a literal name counts; TYPE_CHECKING does not
+    assert find_cycles(graph) == [["p.a", "p.sub.b", "p.a"], ["p.c", "p.d", "p.c"]]
+
+
+def test_core_has_no_import_cycles():
+    cycles = find_cycles(import_graph(CORE))
+    assert cycles == [], "import cycles in gatelab.core:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_kernels_never_import_the_layers_of_core():
+    """gatelab.core.kernels owns op + reference + backends; the gate modules call it, never the reverse."""
+    graph = import_graph(CORE)
+    for module, deps in graph.items():
+        if module.startswith("gatelab.core.kernels"):
+            outside = {d for d in deps if not d.startswith("gatelab.core.kernels")}
+            assert outside == set(), f"{module} imports {sorted(outside)}"
+
+
+def test_no_module_outside_core_imports_a_private_core_name():
+    bad = private_core_imports(OUTSIDE_CORE)
+    assert bad == [], "private gatelab.core names imported outside core:\n" + "\n".join(bad)
