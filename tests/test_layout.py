@@ -59,3 +59,46 @@ def test_kernels_never_import_the_layers_of_core():
 def test_no_module_outside_core_imports_a_private_core_name():
     bad = private_core_imports(OUTSIDE_CORE)
     assert bad == [], "private gatelab.core names imported outside core:\n" + "\n".join(bad)
+
+
+# --------------------------------------------------------------------------- the domain skeleton (issue 14)
+
+DOMAINS = {name: path for name, path in OUTSIDE_CORE.items() if name != "gatelab"}
+TOP_FILES = {"__init__.py", "registry.py", "README.md"}
+REQUIRED = {"models", "data", "tasks", "recipes"}
+OPTIONAL = {"analysis"}  # only where a domain has interpretation or plotting code
+
+
+def test_no_import_cycles_anywhere():
+    """Zero import cycles in the whole of gatelab (core, domains, top level), deferred ones included."""
+    cycles = find_cycles(import_graph({**CORE, **OUTSIDE_CORE}))
+    assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_every_domain_keeps_the_skeleton():
+    """README.md + registry.py + models/ data/ tasks/ recipes/ (+ analysis/), nothing else at the top,
+    one data/datamodule.py, a package __init__ in every sub-folder (docs/conventions.md, "Layout")."""
+    problems = []
+    for name, root in DOMAINS.items():
+        files = {p.name for p in root.iterdir() if p.is_file()}
+        folders = {p.name for p in root.iterdir() if p.is_dir() and p.name != "__pycache__"}
+        if extra := files - TOP_FILES:
+            problems.append(f"{name}: modules outside the skeleton: {sorted(extra)}")
+        if missing := TOP_FILES - files:
+            problems.append(f"{name}: missing {sorted(missing)}")
+        if missing := REQUIRED - folders:
+            problems.append(f"{name}: missing sub-packages {sorted(missing)}")
+        if extra := folders - REQUIRED - OPTIONAL:
+            problems.append(f"{name}: folders outside the skeleton: {sorted(extra)}")
+        for sub in folders & (REQUIRED | OPTIONAL):
+            if not (root / sub / "__init__.py").is_file():
+                problems.append(f"{name}.{sub}: no __init__.py")
+        if not (root / "data" / "datamodule.py").is_file():
+            problems.append(f"{name}: no data/datamodule.py (the domain's Lightning data modules)")
+    assert problems == [], "\n".join(problems)
+
+
+def test_domain_init_imports_only_its_registry():
+    for name, root in DOMAINS.items():
+        graph = import_graph({name: root})
+        assert graph[name] == {f"{name}.registry"}, f"{name}/__init__.py imports {sorted(graph[name])}"
