@@ -176,7 +176,7 @@ CASES: list[Case] = [
     C("ck-monitor", "trainer.checkpoint.monitor=val/mae2", "trainer.checkpoint.monitor='val/mae2'", "did you mean 'val/mae'"),
     C("ck-mode", "trainer.checkpoint.mode=avg", "trainer.checkpoint.mode='avg'", "'min' or 'max'"),
     C("ck-save-last", "trainer.checkpoint.save_last=maybe", "trainer.checkpoint.save_last='maybe'", "a boolean (true or false)"),
-    C("ck-every", "trainer.checkpoint.every_n_epochs=-1", "trainer.checkpoint.every_n_epochs=-1", ">= 0"),
+    C("ck-every", "trainer.checkpoint.every_n_epochs=-1", "trainer.checkpoint.every_n_epochs=-1", ">= 1"),
     C("ck-enabled", "trainer.checkpoint.enabled=no-thanks", "trainer.checkpoint.enabled='no-thanks'", "a boolean (true or false)"),
     C("ck-unknown-key", "trainer.checkpoint.top_k=3", "'top_k'", "did you mean 'save_top_k'"),
     C("ck-scalar", "trainer.checkpoint=5", "trainer.checkpoint=5", "mapping"),

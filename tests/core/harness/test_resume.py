@@ -109,8 +109,20 @@ rc.run_case(rc.build_case({name!r}, __import__("pathlib").Path({root!r})), callb
 """
 
 
+@pytest.fixture
+def one_thread():
+    """The killed child runs with OMP_NUM_THREADS=1; this process must too, or a multi-threaded
+    reduction (matmul, attention) orders its float sums differently and the runs differ by ~1e-4."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("name", ["ltsf", "ctr"])
-def test_sigkill_then_cli_resume_auto(name, tmp_path, capsys):
+def test_sigkill_then_cli_resume_auto(name, tmp_path, capsys, one_thread):
     """A training process SIGKILLed at step k (a fresh interpreter), then ``gatelab train
     --resume auto`` (the CLI's main, in this process) finishes the run: identical to the
     uninterrupted one."""
