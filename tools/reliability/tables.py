@@ -43,40 +43,6 @@ def _fake() -> Any:
     return sys.modules[name]
 
 
-def _fork(argv: list[str], log: Path, kill: int | None, delay: float) -> int:
-    import time
-
-    from gatelab.core.harness.cli import main
-
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: the real CLI
-        code = 97
-        try:
-            os.close(r)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            sys.stdout = open(1, "w", buffering=1, closefd=False)
-            sys.stderr = sys.stdout
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            os.write(w, b"r")
-            os.close(w)
-            code = main(["repro", _fake().NAME, *argv])
-        except BaseException as e:
-            print(f"child ended by {type(e).__name__}: {e}", flush=True)
-            code = 99
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    os.close(w)
-    os.read(r, 1)
-    os.close(r)
-    if kill is not None:
-        time.sleep(delay)
-        os.kill(pid, kill)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _entries(records: list[dict[str, Any]], fake: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -108,10 +74,10 @@ def kill_trials(n: int, seed: int, folder: Path) -> list[dict[str, Any]]:
     for trial, kind in enumerate(kinds):
         log = folder / f"trial{trial}.log"
         if kind == "raise":
-            code = _fork([*argv, "--fail-at", str(rng.randrange(0, 6))], log, None, 0.0)
+            code = _fake().fork_repro([*argv, "--fail-at", str(rng.randrange(0, 6))], log)
         else:
             sig = signal.SIGKILL if kind == "sigkill" else signal.SIGINT
-            code = _fork(argv, log, sig, rng.uniform(0.0, 0.06))
+            code = _fake().fork_repro(argv, log, kill=sig, delay=rng.uniform(0.0, 0.06))
         s = stats[kind]
         s["trials"] += 1
         s["cut_short"] += int(code != 0)

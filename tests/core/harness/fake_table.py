@@ -80,3 +80,45 @@ TABLE = ReproTable(
     not_in_hash=("row_ms", "fail_at"),
 )
 register_table(TABLE)
+
+
+def fork_repro(argv: list[str], log: Any, *, kill: int | None = None, delay: float = 0.0) -> int:
+    """Run ``gatelab repro fake-crash ARGV`` in a forked child (stdout/stderr to ``log``); send
+    signal ``kill`` ``delay`` seconds after it starts. Returns the wait status's exit code, or
+    ``-signal`` for a child killed by a signal."""
+    import os
+    import signal
+    import sys
+    import time
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 97
+        try:
+            os.close(r)
+            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            sys.stdout = open(1, "w", buffering=1, closefd=False)
+            sys.stderr = sys.stdout
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.write(w, b"r")
+            os.close(w)
+            from gatelab.core.harness.cli import main
+
+            code = main(["repro", NAME, *argv])
+        except BaseException as e:  # the exception trial ends here: a line, code 99
+            print(f"child ended by {type(e).__name__}: {e}", flush=True)
+            code = 99
+        finally:
+            sys.stdout.flush()
+            os._exit(code)
+    os.close(w)
+    assert os.read(r, 1) == b"r"
+    os.close(r)
+    if kill is not None:
+        time.sleep(delay)
+        os.kill(pid, kill)
+    _, status = os.waitpid(pid, 0)
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)

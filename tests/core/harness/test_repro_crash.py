@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import random
 import signal
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -43,39 +41,6 @@ fake = load_fake()
 NAME = fake.NAME
 
 
-def _fork_repro(argv: list[str], log: Path, *, kill: int | None = None, delay: float = 0.0) -> int:
-    """Run ``gatelab repro fake-crash ARGV`` in a forked child (stdout/stderr to ``log``); send
-    signal ``kill`` ``delay`` seconds after it starts. Returns the wait status's exit code, or
-    ``-signal`` for a child killed by a signal."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 97
-        try:
-            os.close(r)
-            fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            sys.stdout = open(1, "w", buffering=1, closefd=False)
-            sys.stderr = sys.stdout
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            os.write(w, b"r")
-            os.close(w)
-            code = main(["repro", NAME, *argv])
-        except BaseException as e:  # the exception trial ends here: a traceback-like line, code 99
-            print(f"child ended by {type(e).__name__}: {e}", flush=True)
-            code = 99
-        finally:
-            sys.stdout.flush()
-            os._exit(code)
-    os.close(w)
-    assert os.read(r, 1) == b"r"
-    os.close(r)
-    if kill is not None:
-        time.sleep(delay)
-        os.kill(pid, kill)
-    _, status = os.waitpid(pid, 0)
-    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
 def _records(folder: Path) -> list[dict]:
@@ -124,11 +89,11 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
     for trial, kind in enumerate(kinds):
         log = tmp_path / f"trial{trial}.log"
         if kind == "raise":
-            code = _fork_repro([*argv, "--fail-at", str(rng.randrange(0, 6))], log)
+            code = fake.fork_repro([*argv, "--fail-at", str(rng.randrange(0, 6))], log)
             expected = {99, 0}
         else:
             sig = signal.SIGKILL if kind == "sigkill" else signal.SIGINT
-            code = _fork_repro(argv, log, kill=sig, delay=rng.uniform(0.0, 0.06))
+            code = fake.fork_repro(argv, log, kill=sig, delay=rng.uniform(0.0, 0.06))
             # 0: finished before the signal; 99 + KeyboardInterrupt: Ctrl-C before `main` set up its handler
             expected = {-9, 0} if kind == "sigkill" else {130, 0}
             if kind == "sigint" and "child ended by KeyboardInterrupt" in log.read_text():
@@ -164,7 +129,7 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
 
 def test_sigint_exits_130_and_renders_the_rows_it_finished(tmp_path):
     folder = tmp_path / "r"
-    code = _fork_repro(
+    code = fake.fork_repro(
         ["--results-dir", str(folder), "--row-ms", "40"], tmp_path / "log", kill=signal.SIGINT, delay=0.25
     )
     assert code == 130
