@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -100,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from gatelab.core.harness import ledger
 
+    # resolved once: a part may point $GATELAB_RESULTS at a scratch folder for its own trials
+    folder = ledger.resolve_results_dir(args.results_dir)
+    command = shlex.join(["python", "tools/reliability/run.py", *(sys.argv[1:] if argv is None else argv)])
     for part in args.parts:
         t0 = time.perf_counter()
         rows = _load(part).rows(quick=args.quick)
@@ -109,15 +113,15 @@ def main(argv: list[str] | None = None) -> int:
             r = dict(r)
             r.setdefault("seed", 0)
             r.setdefault("wall_s", wall)
+            r.setdefault("command", command)
             out.append(r)
         print(f"[reliability] {part}: {len(out)} row(s) in {wall} s", file=sys.stderr, flush=True)
         if args.dry_run:
             for r in out:
                 print(r)
             continue
-        ledger.append_records(TABLE, out, args.results_dir, render=False)
-        folder = ledger.resolve_results_dir(args.results_dir)
-        (folder / f"{TABLE}.md").write_text(render(ledger.read_records(TABLE, args.results_dir)))
+        ledger.append_records(TABLE, out, folder, render=False)
+        (folder / f"{TABLE}.md").write_text(render(ledger.read_records(TABLE, folder)))
     return 0
 
 
