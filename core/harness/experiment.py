@@ -262,15 +262,12 @@ def run_experiment(
         model_kwargs.update(cfg.model.kwargs)
         task = task_cls(model_name=cfg.model.name, model_kwargs=model_kwargs, task=cfg.task)
     else:
+        # check_checkpoint (above) already vetted its model and task names
         task = task_cls.load_from_checkpoint(str(ckpt_path), map_location="cpu", weights_only=True)
-        saved = task.hparams.get("model_name")
-        if saved is not None and saved != cfg.model.name:
-            raise ConfigError(
-                f"checkpoint {ckpt_path} holds model {saved!r}, but the config names {cfg.model.name!r}"
-            )
         model_kwargs = dict(task.hparams.get("model_kwargs") or {})
 
-    if resume_choice is not None and resume_choice.run_dir is not None:
+    continuing = resume_choice is not None and resume_choice.run_dir is not None
+    if continuing:
         run_dir = resume_choice.run_dir  # continue the interrupted run (logs, best-k tracking)
     else:
         run_dir = _new_run_dir(cfg, "version" if stage == "fit" else "eval")
@@ -289,7 +286,6 @@ def run_experiment(
     if stage == "fit":
         from .resume import ExactResume
 
-        continuing = resume_choice is not None and resume_choice.run_dir is not None
         extra.append(ExactResume(cfg.seed, csv_logs=[run_dir / "csv" / "metrics.csv"] if continuing else ()))
     trainer = build_trainer(trainer_cfg, run_dir=run_dir, callbacks=extra)
 
@@ -317,7 +313,7 @@ def run_experiment(
     wall = time.perf_counter() - t0
     if trainer.is_global_zero:
         prior = run_dir / "metrics.json"
-        if resume_choice is not None and resume_choice.run_dir is not None and prior.is_file():
+        if continuing and prior.is_file():
             # resuming a finished run trains nothing: keep its train/val values, update the rest
             metrics = {**json.loads(prior.read_text()), **metrics}
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
