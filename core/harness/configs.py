@@ -75,8 +75,8 @@ PRECISIONS = (
     "16-true", "16-mixed", "bf16-true", "bf16-mixed", "32-true", "64-true",
 )  # fmt: skip
 
-Optimizer = Literal["adam", "adamw", "sgd"]
-SchedulerName = Literal["none", "cosine", "step", "exponential", "plateau"]
+Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]
+SchedulerName = Literal[SCHEDULERS]  # type: ignore[valid-type]
 Mode = Literal["min", "max"]
 Name = Annotated[str, Field(min_length=1), Allowed("a non-empty name")]
 Monitor = Annotated[str, Field(min_length=1), Allowed("a logged metric name such as 'val/loss'")]
@@ -302,7 +302,7 @@ class TrainerConfig:
     early_stopping: EarlyStoppingConfig | None = None
     checkpoint: CheckpointConfig = dataclasses.field(default_factory=CheckpointConfig)
     log_dir: Annotated[str, Field(min_length=1)] | None = None
-    loggers: Annotated[list[Literal["csv", "tensorboard"]], Allowed("a list of 'csv', 'tensorboard'")] = (
+    loggers: Annotated[list[Literal[LOGGERS]], Allowed("a list of 'csv', 'tensorboard'")] = (
         dataclasses.field(default_factory=lambda: ["csv"])
     )
     progress_bar: Bool = True
