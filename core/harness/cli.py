@@ -34,8 +34,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from gatelab.core.config import ConfigError
-
 __all__ = ["main"]
 
 _PACKAGES = (
@@ -74,6 +72,7 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    from gatelab.core.config import ConfigError
     from gatelab.core.registry import list_models, model_info
 
     try:
@@ -230,6 +229,7 @@ def _print_result(res: Any) -> None:
 
 
 def _load_config(args: argparse.Namespace) -> Any:
+    from gatelab.core.config import ConfigError
     from gatelab.core.harness.configs import load_experiment
 
     cfg = load_experiment(args.config, args.set or ())  # harness sections: no torch needed
@@ -428,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _subparser(parser, "repro").print_help()  # without NAME, --help is repro's own
         return 0
 
+    # imported only now: gatelab.core.config loads pydantic, which --help/--version never need
+    from gatelab.core.config import ConfigError
     from gatelab.core.harness.errors import DataError
 
     try:
