@@ -44,6 +44,7 @@ __all__ = [
     "Dropout",
     "Float",
     "Int",
+    "ModelConfig",
     "NonNegativeFloat",
     "NonNegativeInt",
     "PositiveFloat",
@@ -454,3 +455,77 @@ def replace(cfg: T, **changes: Any) -> T:
     """``dataclasses.replace`` with the strict key check and a clear error."""
     check_keys(type(cfg), changes.keys())
     return dataclasses.replace(cfg, **changes)
+
+
+# --------------------------------------------------------------------------- model configs
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Base of every model's frozen ``<Model>Config`` dataclass, with named presets.
+
+    A model module declares its hyper-parameters once, as typed and ranged fields of a frozen
+    subclass (``d_model: PositiveInt = 64``, ``dropout: Dropout = 0.1``); the model's
+    ``__init__(self, config=None, /, **overrides)`` takes the config (or keywords) through
+    :meth:`build` and reads ``self.config``. Named presets are partial field mappings in the
+    class variable ``presets`` (``{"etth1-96": {"d_model": 512, ...}}``); a registry entry may
+    name one (``register_model(..., preset="S-3")``), and ``create_model(name, preset=...,
+    **overrides)`` fills the config from it.
+
+    Every field is checked against its annotation when the config is built (pydantic, via
+    :func:`validate_fields`; a list becomes a tuple where a tuple is expected), then the
+    cross-field rules of :meth:`check` run. Unknown keys, unknown presets and bad values raise
+    :class:`ConfigError` as one line ``<Config>.<field>=<value>: <what is allowed>``.
+    """
+
+    presets: typing.ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    def __post_init__(self) -> None:
+        validate_fields(self, type(self).__name__)
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field rules (``d_model % num_heads == 0`` ...); raise :class:`ConfigError`."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The config's keys, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls) if f.init]
+
+    @classmethod
+    def from_preset(cls: type[MC], preset: str | None = None, /, **overrides: Any) -> MC:
+        """The config of named ``preset`` (``None``: the class defaults) with ``overrides``.
+
+        Raises:
+            ConfigError: unknown preset (listing the known ones), unknown key or bad value.
+        """
+        base: Mapping[str, Any] = {}
+        if preset is not None:
+            if preset not in cls.presets:
+                raise ConfigError(
+                    f"{cls.__name__}: unknown preset {preset!r}{did_you_mean(preset, cls.presets)}; "
+                    f"presets: {', '.join(cls.presets) or 'none'}"
+                )
+            base = cls.presets[preset]
+        return from_dict(cls, {**base, **overrides})
+
+    @classmethod
+    def build(cls: type[MC], config: MC | Mapping[str, Any] | None = None, /, **overrides: Any) -> MC:
+        """A model constructor's one entry: a config instance, a mapping, or keywords (or a
+        config plus keyword overrides). Strict: unknown keys raise :class:`ConfigError`."""
+        if config is None:
+            return cls.from_preset(None, **overrides)
+        if isinstance(config, cls):
+            return replace(config, **overrides) if overrides else config
+        if isinstance(config, Mapping):
+            return cls.from_preset(None, **{**config, **overrides})
+        raise ConfigError(
+            f"{cls.__name__}: expected a {cls.__name__}, a mapping or keywords, got {type(config).__name__}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML/JSON-safe dict of every field (tuples as lists)."""
+        return to_dict(self)
+
+
+MC = TypeVar("MC", bound=ModelConfig)

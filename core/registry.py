@@ -507,6 +507,7 @@ def register_model(
     tiny: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | str | None = None,
     example_inputs: ExampleInputs | str | None = None,
     tags: Iterable[str] = (),
+    preset: str | None = None,
 ) -> Any:
     """Register a model factory under ``name``; without ``factory``, a decorator.
 
@@ -524,6 +525,8 @@ def register_model(
         example_inputs: ``fn(model, batch_size) -> (args, kwargs)`` for a forward call of the tiny
             model, or its ``"module:attr"``.
         tags: free labels (``"baseline"`` marks a model without gates).
+        preset: for a model class with a ``config_class``, the named preset of that config
+            :func:`create_model` starts from (``"maxim-3s"`` -> ``MaximConfig.presets["S-3"]``).
 
     Returns:
         The registered entry when ``factory`` is given, else a decorator returning the function.
@@ -537,6 +540,7 @@ def register_model(
     if not isinstance(paper, str) or not paper:
         raise ValueError(f"register_model({name!r}): paper must be a non-empty citation")
     meta = dict(
+        preset=preset,
         paper=paper,
         gates=gates,
         description=description,
@@ -561,13 +565,23 @@ def model_info(name: str) -> ModelInfo:
     return ModelInfo(MODELS.entry(name))
 
 
-def create_model(name: str, **cfg: Any) -> nn.Module:
+def create_model(name: str, preset: str | None = None, **cfg: Any) -> nn.Module:
     """Build registered model ``name`` with keyword config ``cfg`` (unknown keys raise :class:`ConfigError`).
 
-    Imports only the model's own module (and what it imports).
+    A model class with a ``config_class`` (a :class:`~gatelab.core.config.ModelConfig`) is
+    built from its config filled from ``preset`` (default: the preset the registry entry
+    names, else the config's defaults) and the ``cfg`` overrides. Imports only the model's own
+    module (and what it imports).
     """
     fn = MODELS.get(name)
+    config_class = getattr(fn, "config_class", None)
+    if preset is None:
+        preset = MODELS.entry(name).meta.get("preset")
+    if preset is not None and not (isinstance(config_class, type) and hasattr(config_class, "from_preset")):
+        raise ConfigError(f"model {name!r} has no presets (preset={preset!r})")
     try:
+        if preset is not None:
+            return fn(config_class.from_preset(preset, **cfg))
         return fn(**cfg)
     except (TypeError, ValueError) as e:
         if isinstance(e, ConfigError):

@@ -71,7 +71,11 @@ def signature_params(fn: Callable[..., Any], skip: tuple[str, ...] = ()) -> tupl
     if dataclasses.is_dataclass(config_class) and isinstance(config_class, type):
         hints = _hints(config_class)
         fields = dataclasses.fields(config_class)
-        return {f.name: hints.get(f.name, Any) for f in fields if f.init and f.name not in skip}, False
+        params = {f.name: hints.get(f.name, Any) for f in fields if f.init and f.name not in skip}
+        presets = tuple(getattr(config_class, "presets", ()))
+        if presets:  # create_model(name, preset=...): a ModelConfig's named presets
+            params["preset"] = typing.Literal[presets]
+        return params, False
     target = fn.__init__ if isinstance(fn, type) else fn
     try:
         sig = inspect.signature(target)
