@@ -56,7 +56,8 @@ for _k, _desc in (
 ):
     register_model(
         f"maxim-{_k}s",
-        f"{_MAXIM}:maxim_{_k}s",
+        f"{_MAXIM}:Maxim",
+        preset=f"S-{_k}",  # MaximConfig.presets
         domain=DOMAIN,
         paper=_MAXIM_PAPER,
         gates=_MAXIM_GATES,
