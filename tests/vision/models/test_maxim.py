@@ -266,9 +266,9 @@ def test_resizes_follow_jax_image_resize():
 
 
 def test_tiling_equals_untiled_within_receptive_field():
-    """DnCNN depth 5 has a receptive radius of 5 pixels: with margin >= 5 every blended pixel is
+    """DnCNN with 5 layers has a receptive radius of 5 pixels: with margin >= 5 every blended pixel is
     exact, so tiled == whole-image inference up to float rounding."""
-    net = DnCNN(3, 8, 5).eval()
+    net = DnCNN(in_channels=3, features=8, num_layers=5).eval()
     _randomise(net)
     x = torch.rand(1, 3, 45, 38)
     with torch.no_grad():
