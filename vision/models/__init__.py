@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "MaximConfig": "maxim",
     "AttentionUNet": "unet",
     "UNet": "unet",
+    "UNetConfig": "unet",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -30,4 +31,4 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from .dncnn import DnCNN, DnCNNConfig
     from .maxim import Maxim, MaximConfig
-    from .unet import AttentionUNet, UNet
+    from .unet import AttentionUNet, UNet, UNetConfig
