@@ -682,9 +682,9 @@ _TINY = dict(
 )
 
 
-def _entry(preset: str) -> Callable[..., GatedVLDecoder]:
-    """The factory of a registry entry: :class:`GatedVLDecoderConfig` preset ``preset``, whose
-    ``fusion`` names the entry and cannot be overridden (its other keys can)."""
+def _entry(name: str, preset: str, doc: str) -> Callable[..., GatedVLDecoder]:
+    """The factory of registry entry ``name``: :class:`GatedVLDecoderConfig` preset ``preset``,
+    whose ``fusion`` names the entry and cannot be overridden (its other keys can)."""
     fusion = GatedVLDecoderConfig.presets[preset]["fusion"]
 
     def build(config: GatedVLDecoderConfig | None = None, /, **overrides: Any) -> GatedVLDecoder:
@@ -692,23 +692,28 @@ def _entry(preset: str) -> Callable[..., GatedVLDecoder]:
         cfg = C.from_preset(preset, **overrides) if config is None else C.build(config, **overrides)
         if cfg.fusion != fusion:
             raise ConfigError(
-                f"this model fixes fusion={fusion!r} (preset {preset!r}); got fusion={cfg.fusion!r}"
+                f"{name}: fusion is fixed to {fusion!r} (preset {preset!r}), got fusion={cfg.fusion!r}"
             )
         return GatedVLDecoder(cfg)
 
+    build.__name__ = build.__qualname__ = name.replace("-", "_")
+    build.__doc__ = doc
     build.config_class = GatedVLDecoderConfig  # type: ignore[attr-defined]  # create_model fills it from the preset
     return build
 
 
-vl_gated_decoder = _entry("gate-scalar")
-vl_gated_decoder.__doc__ = (
-    "Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE)."
+vl_gated_decoder = _entry(
+    "vl-gated-decoder",
+    "gate-scalar",
+    "Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE).",
 )
-vl_nogate_decoder = _entry("no-gate")
-vl_nogate_decoder.__doc__ = (
-    "Baseline without the gate: cross-attention output added to the residual (the paper's gate_none)."
+vl_nogate_decoder = _entry(
+    "vl-nogate-decoder",
+    "no-gate",
+    "Baseline without the gate: cross-attention output added to the residual (the paper's gate_none).",
 )
-vl_visual_decoder = _entry("always-visual")
-vl_visual_decoder.__doc__ = (
-    "Baseline with the gate fixed fully open: every token takes the (normalised) visual stream."
+vl_visual_decoder = _entry(
+    "vl-visual-decoder",
+    "always-visual",
+    "Baseline with the gate fixed fully open: every token takes the (normalised) visual stream.",
 )

@@ -270,7 +270,7 @@ def test_presets_are_the_papers_fusion_variants():
     assert {k: v.shape for k, v in enc.state_dict().items()} == {
         k: v.shape for k, v in m.image_encoder.state_dict().items()
     }
-    with pytest.raises(ConfigError, match="fixes fusion='gate'"):
+    with pytest.raises(ConfigError, match="vl-gated-decoder: fusion is fixed to 'gate'"):
         create_model("vl-gated-decoder", preset="no-gate", **tiny)
 
 
