@@ -82,11 +82,19 @@ def build(name: str, nd: int, fs: float) -> Any:
     from gatelab.vision.models.unet import UNet
 
     if name == "attention-unet":
-        return UNet(nd, 1, 2, feature_scale=fs, attention=True)
+        return UNet(spatial_dims=nd, in_channels=1, num_classes=2, feature_scale=fs, attention=True)
     if name == "attention-unet-1gate":
-        return UNet(nd, 1, 2, feature_scale=fs, attention=True, gates_per_level=1, deep_supervision=False)
+        return UNet(
+            spatial_dims=nd,
+            in_channels=1,
+            num_classes=2,
+            feature_scale=fs,
+            attention=True,
+            gates_per_level=1,
+            deep_supervision=False,
+        )
     if name == "unet":
-        return UNet(nd, 1, 2, feature_scale=fs, attention=False)
+        return UNet(spatial_dims=nd, in_channels=1, num_classes=2, feature_scale=fs, attention=False)
     raise ValueError(name)
 
 

@@ -24,17 +24,20 @@ _PAPER = (
 
 # --------------------------------------------------------------------------- models
 
-for _name, _fn, _gates, _desc in (
-    ("vl-gated-decoder", "vl_gated_decoder", ("TokenwiseGate", "SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+# each entry starts from a GatedVLDecoderConfig preset (its fusion variant) and fixes its fusion
+for _name, _fn, _preset, _gates, _desc in (
+    ("vl-gated-decoder", "vl_gated_decoder", "gate-scalar",
+     ("TokenwiseGate", "SqueezeExcite", "OutputGatedAttention", "GluMlp"),
      "Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE)."),
-    ("vl-nogate-decoder", "vl_nogate_decoder", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    ("vl-nogate-decoder", "vl_nogate_decoder", "no-gate", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
      "Baseline without the gate: cross-attention output added to the residual (the paper's gate_none)."),
-    ("vl-visual-decoder", "vl_visual_decoder", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    ("vl-visual-decoder", "vl_visual_decoder", "always-visual", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
      "Baseline with the gate fixed fully open: every token takes the (normalised) visual stream."),
 ):  # fmt: skip
     register_model(
         _name,
         f"{_DEC}:{_fn}",
+        preset=_preset,
         domain=DOMAIN,
         paper=_PAPER,
         gates=_gates,

@@ -28,6 +28,7 @@ for _nd in (2, 3):
     register_model(
         f"attention-unet-{_nd}d",
         f"{_UNET}:attention_unet_{_nd}d",
+        preset=f"attention-unet-{_nd}d",  # UNetConfig.presets; spatial_dims fixed
         domain=DOMAIN,
         paper="Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas (MIDL)",
         gates=("AttentionGate",),
@@ -56,7 +57,8 @@ for _k, _desc in (
 ):
     register_model(
         f"maxim-{_k}s",
-        f"{_MAXIM}:maxim_{_k}s",
+        f"{_MAXIM}:Maxim",
+        preset=f"S-{_k}",  # MaximConfig.presets
         domain=DOMAIN,
         paper=_MAXIM_PAPER,
         gates=_MAXIM_GATES,

@@ -500,7 +500,7 @@ def _image_features(
         tokens = patchify(x, patch)
         return tokens, {"image_dim": tokens.shape[-1], "max_image_tokens": tokens.shape[1]}
     if image_format == "pixels":
-        return x, {"in_chans": x.shape[1]}
+        return x, {"in_channels": x.shape[1]}
     raise ValueError(f"image_format must be 'patches' or 'pixels', got {image_format!r}")
 
 

@@ -27,7 +27,7 @@ text-only batches and on captions; ``image_mask`` switches the block off per row
 Image side: precomputed features (a global vector ``[B, D]`` as the BabyLM track's DINOv2 CLS
 embeddings, or patch tokens ``[B, N, D]``) or raw images ``[B, 3, H, W]`` through a timm encoder
 created with ``pretrained=False`` (``image_backbone="resnet10t"``, trained from scratch). Tokens
-are projected to ``d``, get a learned position embedding, pass ``n_image_layers`` bidirectional
+are projected to ``d``, get a learned position embedding, pass ``num_image_layers`` bidirectional
 Transformer blocks and a squeeze-excite channel gate over the ``d`` channels (squeezing over the
 image tokens), ``M = SE(Enc(W_p f + P))``.
 
@@ -50,34 +50,56 @@ Deviations from the paper (official code):
   * The text pooled for the contrastive loss excludes padding (the official mean includes it).
   * Squeeze-excite sits on the image tokens (as the official ``Encoder``): on the text it would
     average over future tokens and break causality.
-  * Sizes: the paper's model is d=768, 8 heads, 8 decoder + 5 encoder layers; the presets here are
-    small enough for CPU (``d_model=128``, 4 layers by default).
+  * Sizes: the paper's model is d=768, 8 heads, 8 decoder + 5 encoder layers; the defaults here are
+    small enough for CPU (``d_model=128``, 4 layers).
+
+Config: :class:`GatedVLDecoderConfig` (frozen; presets ``gate-scalar``, ``gate-vector``, ``no-gate``,
+``always-visual``: the fusion variants of the paper's comparison, which the registry entries
+``vl-gated-decoder`` / ``vl-nogate-decoder`` / ``vl-visual-decoder`` start from);
+:class:`ImageEncoderConfig` for the image side alone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from gatelab.core import GluMlp, OutputGatedAttention, SqueezeExcite, TokenwiseGate
-from gatelab.core.config import Dropout, NonNegativeInt, PositiveFloat, PositiveInt
+from gatelab.core.config import (
+    Allowed,
+    ConfigError,
+    Dropout,
+    Float,
+    ModelConfig,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+)
 
 __all__ = [
     "FUSIONS",
     "FiLM",
     "GatedVLDecoder",
+    "GatedVLDecoderConfig",
     "ImageEncoder",
+    "ImageEncoderConfig",
     "VLDecoderLayer",
     "VLOutput",
     "contrastive_loss",
 ]
 
 FUSIONS = ("gate", "add", "visual")
+#: an initial gate value, strictly inside (0, 1) (``TokenwiseGate(init_gate=...)``)
+GateInit = Annotated[Float, Field(gt=0, lt=1), Allowed("a number in (0, 1)")]
+
+
 class FiLM(nn.Module):
     r"""Feature-wise linear modulation of token states by a condition vector.
 
@@ -115,17 +137,58 @@ class FiLM(nn.Module):
 class _EncoderBlock(nn.Module):
     """Pre-norm bidirectional Transformer block: ``x + Attn(LN(x))``, then ``x + GluMlp(LN(x))``."""
 
-    def __init__(self, d_model: int, n_heads: int, ffn_hidden: int, dropout: float, **fk: Any) -> None:
+    def __init__(self, d_model: int, num_heads: int, hidden_dim: int, dropout: float, **fk: Any) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model, **fk)
-        self.attn = OutputGatedAttention(d_model, n_heads, gate=None, dropout=dropout, **fk)
+        self.attn = OutputGatedAttention(d_model, num_heads, gate=None, dropout=dropout, **fk)
         self.norm2 = nn.LayerNorm(d_model, **fk)
-        self.mlp = GluMlp(d_model, ffn_hidden, act="silu", dropout=dropout, **fk)
+        self.mlp = GluMlp(d_model, hidden_dim, act="silu", dropout=dropout, **fk)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop(self.attn(self.norm1(x)))
         return x + self.mlp(self.norm2(x))
+
+
+def _check_heads(name: str, d_model: int, num_heads: int) -> None:
+    if d_model % num_heads:
+        raise ConfigError(f"{name}.d_model={d_model}: must be divisible by num_heads={num_heads}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageEncoderConfig(ModelConfig):
+    """Hyper-parameters of :class:`ImageEncoder`.
+
+    Fields:
+        d_model: output width ``d``.
+        image_dim: ``D``, the width of precomputed features (ignored with a backbone).
+        num_layers: Transformer blocks (0 = projection only).
+        num_heads: attention heads of the blocks (``d_model`` divisible by it).
+        hidden_dim: SwiGLU width of the blocks (``None``: ``8 d / 3`` rounded up to 8).
+        max_tokens: maximum number of image tokens ``N`` (size of the position table).
+        backbone: a timm model name, created with ``pretrained=False`` (no download), e.g.
+            ``"resnet10t"``; its ``forward_features`` output (``[B, C, h, w]`` or ``[B, N, C]``) is
+            the token sequence.
+        in_channels: image channels for the backbone (timm's ``in_chans``).
+        channel_attention: apply the squeeze-excite channel gate.
+        se_ratio: bottleneck ratio of the squeeze-excite (1/16 as the official ``d // 16``).
+        dropout: dropout of the blocks.
+    """
+
+    d_model: PositiveInt = 128
+    image_dim: PositiveInt = 768
+    num_layers: NonNegativeInt = 1
+    num_heads: PositiveInt = 4
+    hidden_dim: PositiveInt | None = None
+    max_tokens: PositiveInt = 64
+    backbone: str | None = None
+    in_channels: PositiveInt = 3
+    channel_attention: bool = True
+    se_ratio: PositiveFloat = 1.0 / 16
+    dropout: Dropout = 0.0
+
+    def check(self) -> None:
+        _check_heads(type(self).__name__, self.d_model, self.num_heads)
 
 
 class ImageEncoder(nn.Module):
@@ -138,63 +201,60 @@ class ImageEncoder(nn.Module):
     tokens (the official code's channel attention on the image encoder output).
 
     Args:
-        d_model: output width ``d``.
-        image_dim: ``D``, the width of precomputed features (ignored with a backbone).
-        n_layers: number of Transformer blocks (0 = projection only).
-        max_tokens: maximum number of image tokens ``N`` (size of the position table).
-        backbone: a timm model name, created with ``pretrained=False`` (no download), e.g.
-            ``"resnet10t"``; its ``forward_features`` output (``[B, C, h, w]`` or ``[B, N, C]``) is
-            the token sequence.
-        in_chans: image channels for the backbone.
-        channel_attention: apply the squeeze-excite channel gate.
-        se_ratio: bottleneck ratio of the squeeze-excite (1/16 as the official ``d // 16``).
+        config: an :class:`ImageEncoderConfig` (or a mapping of its fields); ``None``: the defaults.
+        **overrides: config fields replacing ``config``'s.
+        device, dtype: where and in what precision the parameters are created.
     """
+
+    config_class = ImageEncoderConfig
 
     def __init__(
         self,
-        d_model: int,
-        image_dim: int,
+        config: ImageEncoderConfig | Mapping[str, Any] | None = None,
+        /,
         *,
-        n_layers: int = 1,
-        n_heads: int = 4,
-        ffn_hidden: int | None = None,
-        max_tokens: int = 64,
-        backbone: str | None = None,
-        in_chans: int = 3,
-        channel_attention: bool = True,
-        se_ratio: float = 1.0 / 16,
-        dropout: float = 0.0,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
+        self.config = cfg = ImageEncoderConfig.build(config, **overrides)
         fk = {"device": device, "dtype": dtype}
-        self.backbone_name = backbone
-        self.backbone: nn.Module | None = None
-        if backbone is not None:
-            import timm
-
-            try:
-                self.backbone = timm.create_model(
-                    backbone, pretrained=False, num_classes=0, global_pool="", in_chans=in_chans
-                )
-            except RuntimeError as e:  # unknown model name
-                raise ValueError(f"ImageEncoder: cannot create timm model {backbone!r}: {e}") from None
-            self.backbone.to(**{k: v for k, v in fk.items() if v is not None})
-            image_dim = int(self.backbone.num_features)
-        if image_dim < 1:
-            raise ValueError(f"ImageEncoder: image_dim must be positive, got {image_dim}")
-        self.image_dim = image_dim
-        self.max_tokens = max_tokens
-        self.proj = nn.Linear(image_dim, d_model, **fk)
-        self.pos = nn.Parameter(torch.zeros(max_tokens, d_model, **fk))
-        nn.init.normal_(self.pos, std=0.02)
-        hidden = ffn_hidden or _default_ffn(d_model)
-        self.blocks = nn.ModuleList(
-            [_EncoderBlock(d_model, n_heads, hidden, dropout, **fk) for _ in range(n_layers)]
+        self.backbone_name = cfg.backbone
+        self.backbone = self._create_backbone(cfg, fk)
+        d = cfg.d_model
+        self.image_dim = image_dim = (
+            cfg.image_dim if self.backbone is None else int(self.backbone.num_features)
         )
-        self.norm = nn.LayerNorm(d_model, **fk)
-        self.se = SqueezeExcite(d_model, rd_ratio=se_ratio, rd_divisor=1, **fk) if channel_attention else None
+        self.max_tokens = cfg.max_tokens
+        self.proj = nn.Linear(image_dim, d, **fk)
+        self.pos = nn.Parameter(torch.zeros(cfg.max_tokens, d, **fk))
+        nn.init.normal_(self.pos, std=0.02)
+        hidden = cfg.hidden_dim or _default_hidden(d)
+        self.blocks = nn.ModuleList(
+            [_EncoderBlock(d, cfg.num_heads, hidden, cfg.dropout, **fk) for _ in range(cfg.num_layers)]
+        )
+        self.norm = nn.LayerNorm(d, **fk)
+        self.se = (
+            SqueezeExcite(d, rd_ratio=cfg.se_ratio, rd_divisor=1, **fk) if cfg.channel_attention else None
+        )
+
+    @staticmethod
+    def _create_backbone(cfg: ImageEncoderConfig, fk: dict[str, Any]) -> nn.Module | None:
+        """The timm backbone of ``cfg.backbone`` (``pretrained=False``), or ``None``."""
+        if cfg.backbone is None:
+            return None
+        import timm
+
+        try:
+            backbone = timm.create_model(
+                cfg.backbone, pretrained=False, num_classes=0, global_pool="", in_chans=cfg.in_channels
+            )
+        except RuntimeError as e:  # unknown model name
+            raise ConfigError(
+                f"ImageEncoderConfig.backbone={cfg.backbone!r}: cannot create timm model {cfg.backbone!r}: {e}"
+            ) from None
+        return backbone.to(**{k: v for k, v in fk.items() if v is not None})
 
     def tokens(self, image: torch.Tensor) -> torch.Tensor:
         """The raw token sequence ``[B, N, D]`` of an image batch (before projection)."""
@@ -238,8 +298,8 @@ class VLDecoderLayer(nn.Module):
     def __init__(
         self,
         d_model: int,
-        n_heads: int,
-        ffn_hidden: int,
+        num_heads: int,
+        hidden_dim: int,
         *,
         fusion: str = "gate",
         gate_mode: Literal["scalar", "vector"] = "scalar",
@@ -254,16 +314,16 @@ class VLDecoderLayer(nn.Module):
         fk = {"device": device, "dtype": dtype}
         self.fusion = fusion
         self.norm1 = nn.LayerNorm(d_model, **fk)
-        self.self_attn = OutputGatedAttention(d_model, n_heads, gate=attn_gate, dropout=dropout, **fk)
+        self.self_attn = OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
         self.norm2 = nn.LayerNorm(d_model, **fk)
-        self.cross_attn = OutputGatedAttention(d_model, n_heads, gate=attn_gate, dropout=dropout, **fk)
+        self.cross_attn = OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
         self.film = FiLM(d_model, d_model, **fk) if (film and fusion == "gate") else None
         self.gate = (
             TokenwiseGate(d_model, mode=gate_mode, init_gate=gate_init, **fk) if fusion == "gate" else None
         )
         self.fuse_norm = nn.LayerNorm(d_model, **fk) if fusion in ("gate", "visual") else None
         self.norm3 = nn.LayerNorm(d_model, **fk)
-        self.ffn = GluMlp(d_model, ffn_hidden, act="silu", dropout=dropout, **fk)
+        self.ffn = GluMlp(d_model, hidden_dim, act="silu", dropout=dropout, **fk)
         self.drop = nn.Dropout(dropout)
 
     def forward(
@@ -323,10 +383,99 @@ def contrastive_loss(logits: torch.Tensor, valid: torch.Tensor | None = None) ->
     return 0.5 * (F.cross_entropy(lf, labels) + F.cross_entropy(lf.t(), labels))
 
 
-def _default_ffn(d_model: int) -> int:
+def _default_hidden(d_model: int) -> int:
     """SwiGLU width matching a ``4 d`` GELU MLP's parameter count, rounded up to a multiple of 8."""
     h = int(8 * d_model / 3)
     return (h + 7) // 8 * 8
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GatedVLDecoderConfig(ModelConfig):
+    """Hyper-parameters of :class:`GatedVLDecoder`.
+
+    Fields:
+        vocab_size: tokenizer vocabulary size ``V`` (required; a data module's ``model_kwargs``
+            gives it).
+        d_model: decoder (and image memory) width ``d``.
+        num_layers: decoder layers.
+        num_heads: attention heads (``d_model`` divisible by it).
+        hidden_dim: SwiGLU width of every FFN (``None``: ``8 d / 3`` rounded up to 8, the width of
+            a ``4 d`` GELU MLP's parameter count).
+        max_len: longest token sequence (learned absolute positions, as the paper).
+        image_dim: width ``D`` of precomputed image features (768 for DINOv2-base).
+        num_image_layers: Transformer blocks of the image encoder.
+        max_image_tokens: longest image token sequence.
+        image_backbone: timm model name for raw images (``pretrained=False``); ``None`` =
+            precomputed features.
+        in_channels: image channels for the backbone.
+        fusion: ``"gate"`` (token-wise gate), ``"add"`` (no gate: ``h + CrossAttn``) or
+            ``"visual"`` (gate fixed at 1: always the visual stream).
+        gate_mode: ``"scalar"`` (one gate per token, the paper's best "soft per token") or
+            ``"vector"`` (one per channel, "soft per feature").
+        gate_init: initial gate value in (0, 1) (``TokenwiseGate(init_gate=...)``); ``None`` =
+            default init.
+        film: FiLM of the text stream by the mean image token (``fusion="gate"`` only).
+        channel_attention: squeeze-excite over the image memory's channels.
+        se_ratio: squeeze-excite bottleneck ratio.
+        attn_gate: output gate of every attention layer (``None``, ``"headwise"``, ``"elementwise"``).
+        contrastive: build the InfoNCE heads (``text_proj``, ``image_proj``, ``log_tau``).
+        contrastive_dim: width of the contrastive embedding (``None``: ``d_model``).
+        tau_init: initial temperature.
+        dropout: dropout everywhere (the paper: 0.1; the image encoder's blocks too).
+
+    Presets: the fusion variants of the paper's comparison: ``gate-scalar`` (soft gate per token,
+    the paper's best), ``gate-vector`` (soft gate per feature), ``no-gate`` (``fusion="add"``, the
+    official ``gate_none``) and ``always-visual`` (``fusion="visual"``).
+    """
+
+    vocab_size: PositiveInt
+    d_model: PositiveInt = 128
+    num_layers: PositiveInt = 4
+    num_heads: PositiveInt = 4
+    hidden_dim: PositiveInt | None = None
+    max_len: PositiveInt = 128
+    image_dim: PositiveInt = 768
+    num_image_layers: NonNegativeInt = 1
+    max_image_tokens: PositiveInt = 64
+    image_backbone: str | None = None
+    in_channels: PositiveInt = 3
+    fusion: Literal["gate", "add", "visual"] = "gate"
+    gate_mode: Literal["scalar", "vector"] = "scalar"
+    gate_init: GateInit | None = None
+    film: bool = True
+    channel_attention: bool = True
+    se_ratio: PositiveFloat = 1.0 / 16
+    attn_gate: Literal["headwise", "elementwise"] | None = None
+    contrastive: bool = True
+    contrastive_dim: PositiveInt | None = None
+    tau_init: PositiveFloat = 0.07
+    dropout: Dropout = 0.1
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "gate-scalar": {"fusion": "gate", "gate_mode": "scalar"},
+        "gate-vector": {"fusion": "gate", "gate_mode": "vector"},
+        "no-gate": {"fusion": "add"},
+        "always-visual": {"fusion": "visual"},
+    }
+
+    def check(self) -> None:
+        _check_heads(type(self).__name__, self.d_model, self.num_heads)
+
+    def image_encoder(self) -> ImageEncoderConfig:
+        """The config of the decoder's :class:`ImageEncoder` (same width, heads, FFN width, dropout)."""
+        return ImageEncoderConfig(
+            d_model=self.d_model,
+            image_dim=self.image_dim,
+            num_layers=self.num_image_layers,
+            num_heads=self.num_heads,
+            hidden_dim=self.hidden_dim or _default_hidden(self.d_model),
+            max_tokens=self.max_image_tokens,
+            backbone=self.image_backbone,
+            in_channels=self.in_channels,
+            channel_attention=self.channel_attention,
+            se_ratio=self.se_ratio,
+            dropout=self.dropout,
+        )
 
 
 class GatedVLDecoder(nn.Module):
@@ -335,29 +484,12 @@ class GatedVLDecoder(nn.Module):
     See the module docstring for the equations and the deviations from the paper.
 
     Args:
-        vocab_size: tokenizer vocabulary size ``V``.
-        d_model, n_layers, n_heads: decoder width, depth and heads.
-        ffn_hidden: GLU width of the FFN (default: ``8 d / 3`` rounded to 8).
-        max_len: longest token sequence (learned absolute positions, as the paper).
-        image_dim: width ``D`` of precomputed image features (768 for DINOv2-base).
-        n_image_layers: Transformer blocks of the image encoder.
-        max_image_tokens: longest image token sequence.
-        image_backbone: timm model name for raw images (``pretrained=False``); ``None`` =
-            precomputed features.
-        in_chans: image channels for the backbone.
-        fusion: ``"gate"`` (token-wise gate), ``"add"`` (no gate: ``h + CrossAttn``) or
-            ``"visual"`` (gate fixed at 1: always the visual stream).
-        gate_mode: ``"scalar"`` (one gate per token, the paper's best "soft per token") or
-            ``"vector"`` (one per channel, "soft per feature").
-        gate_init: initial gate value (``TokenwiseGate(init_gate=...)``); ``None`` = default init.
-        film: FiLM of the text stream by the mean image token (``fusion="gate"`` only).
-        channel_attention: squeeze-excite over the image memory's channels.
-        se_ratio: squeeze-excite bottleneck ratio.
-        attn_gate: output gate of every attention layer (``None``, ``"headwise"``, ``"elementwise"``).
-        contrastive: build the InfoNCE heads (``text_proj``, ``image_proj``, ``log_tau``).
-        contrastive_dim: width of the contrastive embedding (default ``d_model``).
-        tau_init: initial temperature.
-        dropout: dropout everywhere (the paper: 0.1).
+        config: a :class:`GatedVLDecoderConfig` (or a mapping of its fields); ``None``: the
+            defaults (``vocab_size`` must then be given).
+        **overrides: config fields replacing ``config``'s (``GatedVLDecoder(vocab_size=4096,
+            num_layers=2)``); unknown keys and bad values raise
+            :class:`~gatelab.core.config.ConfigError`.
+        device, dtype: where and in what precision the parameters are created.
 
     Forward: ``model(input_ids [B, T], image=None, *, attention_mask=None [B, T] bool (True =
     token), image_mask=None [B] bool)`` -> :class:`VLOutput`. ``image`` is ``[B, D]``/``[B, N, D]``
@@ -365,97 +497,57 @@ class GatedVLDecoder(nn.Module):
     model (:meth:`set_tokenizer`, saved in the ``state_dict``).
     """
 
+    config_class = GatedVLDecoderConfig
+
     def __init__(
         self,
-        vocab_size: PositiveInt,
+        config: GatedVLDecoderConfig | Mapping[str, Any] | None = None,
+        /,
         *,
-        d_model: PositiveInt = 128,
-        n_layers: NonNegativeInt = 4,
-        n_heads: PositiveInt = 4,
-        ffn_hidden: PositiveInt | None = None,
-        max_len: PositiveInt = 128,
-        image_dim: PositiveInt = 768,
-        n_image_layers: NonNegativeInt = 1,
-        max_image_tokens: PositiveInt = 64,
-        image_backbone: str | None = None,
-        in_chans: PositiveInt = 3,
-        fusion: str = "gate",
-        gate_mode: Literal["scalar", "vector"] = "scalar",
-        gate_init: float | None = None,
-        film: bool = True,
-        channel_attention: bool = True,
-        se_ratio: PositiveFloat = 1.0 / 16,
-        attn_gate: str | None = None,
-        contrastive: bool = True,
-        contrastive_dim: PositiveInt | None = None,
-        tau_init: PositiveFloat = 0.07,
-        dropout: Dropout = 0.1,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
+        self.config = cfg = GatedVLDecoderConfig.build(config, **overrides)
+        self.vocab_size = cfg.vocab_size
+        self.d_model = d = cfg.d_model
+        self.max_len = cfg.max_len
+        self.fusion = cfg.fusion
+        self.gate_mode = cfg.gate_mode
         fk = {"device": device, "dtype": dtype}
-        for name, val in (("vocab_size", vocab_size), ("d_model", d_model), ("n_layers", n_layers)):
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"GatedVLDecoder: {name} must be a positive int, got {val!r}")
-        if fusion not in FUSIONS:
-            raise ValueError(f"GatedVLDecoder: fusion must be one of {FUSIONS}, got {fusion!r}")
-        if gate_mode not in ("scalar", "vector"):
-            raise ValueError(f"GatedVLDecoder: gate_mode must be 'scalar' or 'vector', got {gate_mode!r}")
-        if not 0.0 < tau_init:
-            raise ValueError(f"GatedVLDecoder: tau_init must be > 0, got {tau_init}")
-        self.vocab_size = vocab_size
-        self.d_model = d_model
-        self.max_len = max_len
-        self.fusion = fusion
-        self.gate_mode = gate_mode
-        hidden = ffn_hidden or _default_ffn(d_model)
-
-        self.tok_emb = nn.Embedding(vocab_size, d_model, **fk)
-        self.pos_emb = nn.Embedding(max_len, d_model, **fk)
-        self.emb_norm = nn.LayerNorm(d_model, **fk)
-        self.drop = nn.Dropout(dropout)
-        self.image_encoder = ImageEncoder(
-            d_model,
-            image_dim,
-            n_layers=n_image_layers,
-            n_heads=n_heads,
-            ffn_hidden=hidden,
-            max_tokens=max_image_tokens,
-            backbone=image_backbone,
-            in_chans=in_chans,
-            channel_attention=channel_attention,
-            se_ratio=se_ratio,
-            dropout=dropout,
-            **fk,
-        )
-        self.layers = nn.ModuleList(
-            [
-                VLDecoderLayer(
-                    d_model,
-                    n_heads,
-                    hidden,
-                    fusion=fusion,
-                    gate_mode=gate_mode,
-                    gate_init=gate_init,
-                    film=film,
-                    attn_gate=attn_gate,
-                    dropout=dropout,
-                    **fk,
-                )
-                for _ in range(n_layers)
-            ]
-        )
-        self.final_norm = nn.LayerNorm(d_model, **fk)
-        self.head = nn.Linear(d_model, vocab_size, **fk)
-        self.contrastive = contrastive
-        if contrastive:
-            e = contrastive_dim or d_model
-            self.text_proj = nn.Linear(d_model, e, **fk)
-            self.image_proj = nn.Linear(d_model, e, **fk)
-            self.log_tau = nn.Parameter(torch.tensor(math.log(tau_init), **fk))
+        # the build order is the parameter order, in which the random init is drawn
+        self.tok_emb = nn.Embedding(cfg.vocab_size, d, **fk)
+        self.pos_emb = nn.Embedding(cfg.max_len, d, **fk)
+        self.emb_norm = nn.LayerNorm(d, **fk)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.image_encoder = ImageEncoder(cfg.image_encoder(), **fk)
+        self.layers = nn.ModuleList([self._layer(cfg, fk) for _ in range(cfg.num_layers)])
+        self.final_norm = nn.LayerNorm(d, **fk)
+        self.head = nn.Linear(d, cfg.vocab_size, **fk)
+        self.contrastive = cfg.contrastive
+        if cfg.contrastive:
+            e = cfg.contrastive_dim or d
+            self.text_proj = nn.Linear(d, e, **fk)
+            self.image_proj = nn.Linear(d, e, **fk)
+            self.log_tau = nn.Parameter(torch.tensor(math.log(cfg.tau_init), **fk))
         self._tokenizer_json: str | None = None
         self._tokenizer: Any = None
+
+    @staticmethod
+    def _layer(cfg: GatedVLDecoderConfig, fk: dict[str, Any]) -> VLDecoderLayer:
+        return VLDecoderLayer(
+            cfg.d_model,
+            cfg.num_heads,
+            cfg.hidden_dim or _default_hidden(cfg.d_model),
+            fusion=cfg.fusion,
+            gate_mode=cfg.gate_mode,
+            gate_init=cfg.gate_init,
+            film=cfg.film,
+            attn_gate=cfg.attn_gate,
+            dropout=cfg.dropout,
+            **fk,
+        )
 
     # ---- tokenizer kept with the model -------------------------------------------------------
 
@@ -585,27 +677,43 @@ def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict
     return (ids, image), {"attention_mask": mask}
 
 
-_TINY = dict(vocab_size=50, d_model=16, n_layers=2, n_heads=2, image_dim=12, max_len=16, max_image_tokens=8)
+_TINY = dict(
+    vocab_size=50, d_model=16, num_layers=2, num_heads=2, image_dim=12, max_len=16, max_image_tokens=8
+)
 
 
-def _build(defaults: dict[str, Any], cfg: dict[str, Any]) -> GatedVLDecoder:
-    fixed = {k: v for k, v in defaults.items() if k == "fusion"}
-    clash = [k for k in fixed if k in cfg and cfg[k] != fixed[k]]
-    if clash:
-        raise TypeError(f"this preset fixes {clash}; got an unexpected keyword override {clash[0]!r}")
-    return GatedVLDecoder(**{**defaults, **cfg})
+def _entry(name: str, preset: str, doc: str) -> Callable[..., GatedVLDecoder]:
+    """The factory of registry entry ``name``: :class:`GatedVLDecoderConfig` preset ``preset``,
+    whose ``fusion`` names the entry and cannot be overridden (its other keys can)."""
+    fusion = GatedVLDecoderConfig.presets[preset]["fusion"]
+
+    def build(config: GatedVLDecoderConfig | None = None, /, **overrides: Any) -> GatedVLDecoder:
+        C = GatedVLDecoderConfig
+        cfg = C.from_preset(preset, **overrides) if config is None else C.build(config, **overrides)
+        if cfg.fusion != fusion:
+            raise ConfigError(
+                f"{name}: fusion is fixed to {fusion!r} (preset {preset!r}), got fusion={cfg.fusion!r}"
+            )
+        return GatedVLDecoder(cfg)
+
+    build.__name__ = build.__qualname__ = name.replace("-", "_")
+    build.__doc__ = doc
+    build.config_class = GatedVLDecoderConfig  # type: ignore[attr-defined]  # create_model fills it from the preset
+    return build
 
 
-def vl_gated_decoder(**cfg: Any) -> GatedVLDecoder:
-    """Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE)."""
-    return _build({"fusion": "gate"}, cfg)
-
-
-def vl_nogate_decoder(**cfg: Any) -> GatedVLDecoder:
-    """Baseline without the gate: cross-attention output added to the residual (the paper's gate_none)."""
-    return _build({"fusion": "add"}, cfg)
-
-
-def vl_visual_decoder(**cfg: Any) -> GatedVLDecoder:
-    """Baseline with the gate fixed fully open: every token takes the (normalised) visual stream."""
-    return _build({"fusion": "visual"}, cfg)
+vl_gated_decoder = _entry(
+    "vl-gated-decoder",
+    "gate-scalar",
+    "Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE).",
+)
+vl_nogate_decoder = _entry(
+    "vl-nogate-decoder",
+    "no-gate",
+    "Baseline without the gate: cross-attention output added to the residual (the paper's gate_none).",
+)
+vl_visual_decoder = _entry(
+    "vl-visual-decoder",
+    "always-visual",
+    "Baseline with the gate fixed fully open: every token takes the (normalised) visual stream.",
+)

@@ -239,8 +239,8 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     pairs = read_blimp(locate(BLIMP, data_dir, verify=verify), per_paradigm=s["blimp_per_paradigm"])
     model_kw = {
         "d_model": s["d_model"],
-        "n_layers": s["n_layers"],
-        "n_heads": s["n_heads"],
+        "num_layers": s["n_layers"],
+        "num_heads": s["n_heads"],
         "dropout": 0.1,
     }
     common_data = {"seq_len": args.seq_len, "batch_size": args.batch_size}

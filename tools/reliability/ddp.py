@@ -268,7 +268,7 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
             _write_corpus(data_dir, seed)
             model = {
                 "name": "vl-gated-decoder",
-                "kwargs": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.0},
+                "kwargs": {"d_model": 16, "num_layers": 1, "num_heads": 2, "dropout": 0.0},
             }
             data = {"name": "vl-text", "kwargs": _vl_text_kwargs(data_dir, seed)}
             task = {"name": "vl-lm", "optimizer": "sgd", "lr": 5e-2}

@@ -19,7 +19,7 @@ of the experiment seed and ``k`` (epoch ``e`` draws ``k = e * samples_per_epoch 
 Lightning shards those indices over the ranks (a ``DistributedSampler``, padded to equal length; the
 last incomplete per-rank batch is dropped), so every rank draws different patches. Validation and test batches
 are whole cases (batch size 1, any size), which :class:`~gatelab.vision.tasks.segmentation.SegmentationTask`
-scores with sliding-window inference. ``model_kwargs()`` gives ``in_channels`` and ``n_classes``.
+scores with sliding-window inference. ``model_kwargs()`` gives ``in_channels`` and ``num_classes``.
 
 Restoration: :func:`denoise_datamodule` (registered as ``denoise``: train on the clean images of
 COCO-mini ``train2017``, validate on ``val2017`` centre crops, test on the classic denoising sets)
@@ -96,7 +96,7 @@ class SegmentationDataModule(L.LightningDataModule):
         train_cases: Sequence[SegmentationCase],
         test_cases: Sequence[SegmentationCase],
         *,
-        n_classes: int,
+        num_classes: int,
         patch_size: int | Sequence[int] = 96,
         batch_size: int = 8,
         samples_per_epoch: int = 800,
@@ -130,12 +130,12 @@ class SegmentationDataModule(L.LightningDataModule):
         self.samples_per_epoch = int(samples_per_epoch)
         self.fg_prob = float(fg_prob)
         self.num_workers = int(num_workers)
-        self.n_classes = int(n_classes)
+        self.num_classes = int(num_classes)
         self.in_channels = int(train_cases[0].image.shape[0])
 
     def model_kwargs(self) -> dict[str, int]:
-        """``in_channels`` and ``n_classes`` for the model."""
-        return {"in_channels": self.in_channels, "n_classes": self.n_classes}
+        """``in_channels`` and ``num_classes`` for the model."""
+        return {"in_channels": self.in_channels, "num_classes": self.num_classes}
 
     def train_dataloader(self) -> DataLoader:
         # item k is a pure function of (experiment seed, k) and the sampler gives epoch * n + i, so
@@ -235,7 +235,7 @@ def membrane_datamodule(
     return SegmentationDataModule(
         [cases[i] for i in train_idx],
         [cases[i] for i in test_idx],
-        n_classes=2,
+        num_classes=2,
         patch_size=patch_size,
         batch_size=batch_size,
         samples_per_epoch=samples_per_epoch,
@@ -283,7 +283,7 @@ def drive_datamodule(
     return SegmentationDataModule(
         train,
         test,
-        n_classes=2,
+        num_classes=2,
         patch_size=patch_size,
         batch_size=batch_size,
         samples_per_epoch=samples_per_epoch,
@@ -352,7 +352,7 @@ def folder_datamodule(
     return SegmentationDataModule(
         load(train_images, train_labels, train_masks),
         load(test_images, test_labels, test_masks),
-        n_classes=max(labels.values()) + 1,
+        num_classes=max(labels.values()) + 1,
         patch_size=patch_size,
         batch_size=batch_size,
         samples_per_epoch=samples_per_epoch,
@@ -401,7 +401,7 @@ def nifti_datamodule(
     return SegmentationDataModule(
         load(train_images, train_labels),
         load(test_images, test_labels),
-        n_classes=max(labels.values()) + 1,
+        num_classes=max(labels.values()) + 1,
         patch_size=patch_size,
         batch_size=batch_size,
         samples_per_epoch=samples_per_epoch,

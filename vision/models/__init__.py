@@ -1,7 +1,9 @@
 """Models of gatelab.vision (registered in :mod:`gatelab.vision.registry`).
 
 ``attention-unet-2d`` / ``attention-unet-3d`` (:class:`AttentionUNet`, :class:`UNet` with the gates
-off) and ``maxim`` / ``maxim-1s`` / ``maxim-2s`` / ``maxim-3s`` (:class:`Maxim`).
+off) and ``maxim`` / ``maxim-1s`` / ``maxim-2s`` / ``maxim-3s`` (:class:`Maxim`); :class:`DnCNN` is
+the restoration baseline (not registered: it has no gate). Each model is built from its frozen
+config (``<Model>Config``, with named presets).
 
 Names are exported lazily (PEP 562): importing one model imports only its own module.
 """
@@ -13,10 +15,13 @@ from typing import TYPE_CHECKING
 from gatelab.core.layers.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "DnCNN": "dncnn",
+    "DnCNNConfig": "dncnn",
     "Maxim": "maxim",
     "MaximConfig": "maxim",
     "AttentionUNet": "unet",
     "UNet": "unet",
+    "UNetConfig": "unet",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -24,5 +29,6 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .dncnn import DnCNN, DnCNNConfig
     from .maxim import Maxim, MaximConfig
-    from .unet import AttentionUNet, UNet
+    from .unet import AttentionUNet, UNet, UNetConfig

@@ -75,18 +75,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gatelab.core import CrossGatingBlock, MultiAxisGatedMLP, SqueezeExcite, record_gate
-from gatelab.core.config import ConfigError, Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
+from gatelab.core.config import (
+    Allowed,
+    ConfigError,
+    Dropout,
+    ModelConfig,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+)
 
 __all__ = [
-    "MAXIM_VARIANTS",
+    "MAXIM_OFFICIAL_PARAMS",
     "Maxim",
     "MaximConfig",
     "pad_to_multiple",
@@ -231,7 +239,7 @@ class _Groups(nn.Module):
     def __init__(self, cin: int, level: _Level, cfg: MaximConfig, *, dense: bool, use_mab: bool) -> None:
         super().__init__()
         c = level.channels
-        self.conv_in = _dense(cin, c, cfg.use_bias)
+        self.conv_in = _dense(cin, c, cfg.bias)
         self.mab = nn.ModuleList()
         self.cab = nn.ModuleList()
         for _ in range(cfg.num_groups):
@@ -242,8 +250,8 @@ class _Groups(nn.Module):
                         level.block,
                         level.grid,
                         act="gelu_tanh",
-                        bias=cfg.use_bias,
-                        dropout=cfg.dropout_rate,
+                        bias=cfg.bias,
+                        dropout=cfg.dropout,
                         input_proj_factor=cfg.input_proj_factor,
                         block_gmlp_factor=cfg.block_gmlp_factor,
                         grid_gmlp_factor=cfg.grid_gmlp_factor,
@@ -251,9 +259,9 @@ class _Groups(nn.Module):
                     )
                 )
             if dense:
-                self.cab.append(RDCAB(c, cfg.channels_reduction, bias=cfg.use_bias, dropout=cfg.dropout_rate))
+                self.cab.append(RDCAB(c, cfg.channels_reduction, bias=cfg.bias, dropout=cfg.dropout))
             else:
-                self.cab.append(RCAB(c, cfg.channels_reduction, cfg.lrelu_slope, bias=cfg.use_bias))
+                self.cab.append(RCAB(c, cfg.channels_reduction, cfg.lrelu_slope, bias=cfg.bias))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv_in(x)
@@ -273,8 +281,8 @@ def _cgb(cin: int, cgate: int, level: _Level, cfg: MaximConfig, upsample_y: bool
         level.block,
         level.grid,
         act="gelu_tanh",
-        bias=cfg.use_bias,
-        dropout=cfg.dropout_rate,
+        bias=cfg.bias,
+        dropout=cfg.dropout,
         upsample_y=upsample_y,
         input_proj_factor=cfg.input_proj_factor,
         norm_eps=_LN_EPS,
@@ -295,7 +303,7 @@ class EncoderBlock(nn.Module):
         self.groups = _Groups(cin, level, cfg, dense=False, use_mab=cfg.use_global_mlp)
         c = level.channels
         self.cross_gating = _cgb(c, c, level, cfg, upsample_y=False) if cross_gating else None
-        self.down = _Conv(c, c, 4, stride=2, bias=cfg.use_bias) if downsample else None
+        self.down = _Conv(c, c, 4, stride=2, bias=cfg.bias) if downsample else None
 
     def forward(
         self,
@@ -321,7 +329,7 @@ class DecoderBlock(nn.Module):
 
     def __init__(self, cin: int, cbridge: int, level: _Level, cfg: MaximConfig) -> None:
         super().__init__()
-        self.up = _ConvUp(cin, level.channels, bias=cfg.use_bias)
+        self.up = _ConvUp(cin, level.channels, bias=cfg.bias)
         self.block = EncoderBlock(level.channels + cbridge, level, cfg, downsample=False, cross_gating=False)
 
     def forward(self, x: torch.Tensor, bridge: torch.Tensor) -> torch.Tensor:
@@ -388,44 +396,69 @@ class SAM(nn.Module):
 # --------------------------------------------------------------------------- config and model
 
 
-def _pair(v: int | Sequence[int], name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        v = (v, v)
-    t = tuple(int(a) for a in v)
-    if len(t) != 2 or min(t) < 1:
-        raise ConfigError(f"MaximConfig: {name} must be a positive int or a pair of them, got {v!r}")
-    return t  # type: ignore[return-value]
+#: a block / grid size: ``(h, w)``, or one int for a square
+Pair = Annotated[
+    PositiveInt | tuple[PositiveInt, PositiveInt], Allowed("a positive integer or a pair [h, w] of them")
+]
+_PAIRS = ("block_size_hr", "block_size_lr", "grid_size_hr", "grid_size_lr")
+_S = dict(features=32, depth=3, num_groups=2, num_bottleneck_blocks=2)
+_M = dict(features=64, depth=3, num_groups=2, num_bottleneck_blocks=2)
 
 
-@dataclasses.dataclass(frozen=True)
-class MaximConfig:
-    """Hyper-parameters of :class:`Maxim`, named as the official ``MAXIM`` Flax module.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MaximConfig(ModelConfig):
+    """Hyper-parameters of :class:`Maxim`, named as the official ``MAXIM`` Flax module except
+    ``bias`` (official ``use_bias``) and ``dropout`` (official ``dropout_rate``).
 
     The official class defaults (``features=64, num_stages=2, num_groups=1, num_supervision_scales=1,
     num_bottleneck_blocks=1``) are overridden by its named variants (``S-1..3``, ``M-1..3``) and by
     ``run_eval.py`` (``num_supervision_scales=3``); here the defaults are MAXIM-2S as evaluated.
 
-    ``in_channels`` (ours) is the number of image channels (3 RGB, 1 grey); ``num_outputs`` the
-    channels of every output (official default 3). ``zero_init_heads`` (ours, default off = the
-    official init) zero-initialises the convolutions that produce the output images, so a model
-    with the input residual starts as the identity: the official LeCun init makes the untrained
-    outputs large (|values| ~ 10), which costs a short training run many steps to undo.
+    Fields:
+        features: ``F``, the channels of UNet level 0 (level ``i`` has ``2^i F``).
+        depth: UNet levels per stage (down-samplings by 2).
+        num_stages: stages ``S`` (each a full UNet; 1-3 in the paper).
+        num_groups: ``[MAB, RCAB | RDCAB]`` groups per encoder/decoder/bottleneck block.
+        bias: additive biases of every convolution and Dense (official ``use_bias``).
+        num_supervision_scales: multi-scale inputs/outputs (``<= depth``; ``run_eval.py``: 3).
+        lrelu_slope: negative slope of the RCABs' leaky ReLU.
+        use_global_mlp: MABs in the encoder/decoder blocks (the bottleneck always has them).
+        use_cross_gating: cross-gating blocks in the skips and between stages (else 1x1 convs).
+        high_res_stages: levels ``i < high_res_stages`` use the ``*_hr`` block/grid sizes.
+        block_size_hr, block_size_lr, grid_size_hr, grid_size_lr: ``(h, w)`` of the MAB's local
+            blocks and global grid at high / low resolution (an int means a square).
+        num_bottleneck_blocks: bottleneck blocks at ``H / 2^depth``.
+        block_gmlp_factor, grid_gmlp_factor: width factors of the block / grid gMLP branches.
+        input_proj_factor: width factor of the MAB's / CGB's input projection.
+        channels_reduction: squeeze-excite reduction ``r`` of the channel attention.
+        in_channels: image channels (ours; 3 RGB, 1 grey).
+        num_outputs: channels of every output image (official default 3).
+        dropout: dropout of the gMLP and RDCAB MLPs (official ``dropout_rate``).
+        zero_init_heads: (ours, default off = the official init) zero-initialise the convolutions
+            that produce the output images, so a model with the input residual starts as the
+            identity: the official LeCun init makes the untrained outputs large (|values| ~ 10),
+            which costs a short training run many steps to undo.
+
+    Presets: the official variants (``Model(variant=...)`` in ``maxim/models/maxim.py``) with the
+    ``run_eval.py`` settings (``num_supervision_scales=3``, 3 outputs): ``S-1``, ``S-2``, ``S-3``,
+    ``M-1``, ``M-2``, ``M-3``. With ``num_supervision_scales=1`` they have exactly the official
+    code's parameter counts (:data:`MAXIM_OFFICIAL_PARAMS`).
     """
 
     features: PositiveInt = 32
     depth: PositiveInt = 3
     num_stages: PositiveInt = 2
     num_groups: PositiveInt = 2
-    use_bias: bool = True
+    bias: bool = True
     num_supervision_scales: PositiveInt = 3
     lrelu_slope: NonNegativeFloat = 0.2
     use_global_mlp: bool = True
     use_cross_gating: bool = True
     high_res_stages: NonNegativeInt = 2
-    block_size_hr: tuple[int, int] = (16, 16)
-    block_size_lr: tuple[int, int] = (8, 8)
-    grid_size_hr: tuple[int, int] = (16, 16)
-    grid_size_lr: tuple[int, int] = (8, 8)
+    block_size_hr: Pair = (16, 16)
+    block_size_lr: Pair = (8, 8)
+    grid_size_hr: Pair = (16, 16)
+    grid_size_lr: Pair = (8, 8)
     num_bottleneck_blocks: NonNegativeInt = 2
     block_gmlp_factor: PositiveInt = 2
     grid_gmlp_factor: PositiveInt = 2
@@ -433,45 +466,39 @@ class MaximConfig:
     channels_reduction: PositiveInt = 4
     in_channels: PositiveInt = 3
     num_outputs: PositiveInt = 3
-    dropout_rate: Dropout = 0.0
+    dropout: Dropout = 0.0
     zero_init_heads: bool = False
 
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "S-1": dict(_S, num_stages=1),  # 6.108515M (official count, num_supervision_scales=1)
+        "S-2": dict(_S, num_stages=2),  # 13.35383M  (deraining, dehazing, enhancement)
+        "S-3": dict(_S, num_stages=3),  # 20.599145M (denoising, deblurring)
+        "M-1": dict(_M, num_stages=1),  # 19.361219M
+        "M-2": dict(_M, num_stages=2),  # 40.83911M
+        "M-3": dict(_M, num_stages=3),  # 62.317001M
+    }
+
     def __post_init__(self) -> None:
-        for name in ("block_size_hr", "block_size_lr", "grid_size_hr", "grid_size_lr"):
-            object.__setattr__(self, name, _pair(getattr(self, name), name))
-        for name in (
-            "features",
-            "depth",
-            "num_stages",
-            "num_groups",
-            "num_supervision_scales",
-            "num_bottleneck_blocks",
-            "block_gmlp_factor",
-            "grid_gmlp_factor",
-            "input_proj_factor",
-            "channels_reduction",
-            "in_channels",
-            "num_outputs",
-        ):
+        super().__post_init__()
+        for name in _PAIRS:  # a square size given as one int
             v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"MaximConfig: {name} must be a positive int, got {v!r}")
-        if self.high_res_stages < 0:
-            raise ConfigError(f"MaximConfig: high_res_stages must be >= 0, got {self.high_res_stages}")
+            if isinstance(v, int):
+                object.__setattr__(self, name, (v, v))
+
+    def check(self) -> None:
         if self.num_supervision_scales > self.depth:
             raise ConfigError(
-                f"MaximConfig: num_supervision_scales={self.num_supervision_scales} > depth={self.depth}"
+                f"MaximConfig.num_supervision_scales={self.num_supervision_scales}: must be <= "
+                f"depth={self.depth} (one input/output scale per UNet level)"
             )
-        if not 0.0 <= self.dropout_rate < 1.0:
-            raise ConfigError(f"MaximConfig: dropout_rate must be in [0, 1), got {self.dropout_rate}")
 
     def level(self, i: int) -> _Level:
         """Channels, block and grid size of UNet level ``i`` (resolution ``H / 2^i``)."""
         hr = i < self.high_res_stages
         return _Level(
             channels=(2**i) * self.features,
-            block=self.block_size_hr if hr else self.block_size_lr,
-            grid=self.grid_size_hr if hr else self.grid_size_lr,
+            block=self.block_size_hr if hr else self.block_size_lr,  # type: ignore[arg-type]
+            grid=self.grid_size_hr if hr else self.grid_size_lr,  # type: ignore[arg-type]
         )
 
     @property
@@ -482,24 +509,11 @@ class MaximConfig:
             lv = self.level(i)
             for a in (*lv.block, *lv.grid):
                 m = math.lcm(m, (2**i) * a)
-        for a in (*self.block_size_lr, *self.grid_size_lr):  # bottleneck at H / 2^depth
+        for a in (*self.block_size_lr, *self.grid_size_lr):  # type: ignore[misc]  # bottleneck at H / 2^depth
             m = math.lcm(m, (2**self.depth) * a)
         return m
 
 
-# Official variants (``Model(variant=...)`` in maxim/models/maxim.py) with the ``run_eval.py``
-# settings (num_supervision_scales=3, 3 outputs). The comments give the official code's parameter
-# counts, which these configurations reproduce exactly.
-_S = dict(features=32, depth=3, num_groups=2, num_bottleneck_blocks=2)
-_M = dict(features=64, depth=3, num_groups=2, num_bottleneck_blocks=2)
-MAXIM_VARIANTS: dict[str, dict[str, Any]] = {
-    "S-1": dict(_S, num_stages=1),  # 6.108515M
-    "S-2": dict(_S, num_stages=2),  # 13.35383M  (deraining, dehazing, enhancement)
-    "S-3": dict(_S, num_stages=3),  # 20.599145M (denoising, deblurring)
-    "M-1": dict(_M, num_stages=1),  # 19.361219M
-    "M-2": dict(_M, num_stages=2),  # 40.83911M
-    "M-3": dict(_M, num_stages=3),  # 62.317001M
-}
 # Official parameter counts quoted in maxim/models/maxim.py (tests check ours equal them).
 MAXIM_OFFICIAL_PARAMS: dict[str, int] = {
     "S-1": 6_108_515,
@@ -518,31 +532,47 @@ class _Stage(nn.Module):
         super().__init__()
         self.index = index
         self.last = index == cfg.num_stages - 1
-        n, d, b = cfg.num_supervision_scales, cfg.depth, cfg.use_bias
+        n, d = cfg.num_supervision_scales, cfg.depth
         lv = [cfg.level(i) for i in range(d)]
+        # the build order is the parameter order, in which the random init is drawn
+        self._build_inputs(cfg, lv)
+        self._build_encoder(cfg, lv)
+        self._build_skips(cfg, lv)
+        self._build_decoder(cfg, lv)
+        self.residual = cfg.num_outputs == cfg.in_channels
+        self.n_scales = n
+        self.depth = d
+        self.use_cross_gating = cfg.use_cross_gating
+
+    def _build_inputs(self, cfg: MaximConfig, lv: list[_Level]) -> None:
+        """Per input scale: a 3x3 conv of the image, fused (stages > 0) with the previous SAM features."""
+        n, b = cfg.num_supervision_scales, cfg.bias
         self.input_conv = nn.ModuleList(_Conv(cfg.in_channels, lv[i].channels, 3, bias=b) for i in range(n))
-        if index > 0:
-            if cfg.use_cross_gating:
-                self.input_fuse = nn.ModuleList(
-                    _cgb(lv[i].channels, lv[i].channels, lv[i], cfg, upsample_y=False) for i in range(n)
-                )
-            else:
-                self.input_fuse = nn.ModuleList(
-                    _dense(2 * lv[i].channels, lv[i].channels, b) for i in range(n)
-                )
-        else:
-            self.input_fuse = None
+        self.input_fuse: nn.ModuleList | None = None
+        if self.index > 0 and cfg.use_cross_gating:
+            self.input_fuse = nn.ModuleList(
+                _cgb(lv[i].channels, lv[i].channels, lv[i], cfg, upsample_y=False) for i in range(n)
+            )
+        elif self.index > 0:
+            self.input_fuse = nn.ModuleList(_dense(2 * lv[i].channels, lv[i].channels, b) for i in range(n))
+
+    def _build_encoder(self, cfg: MaximConfig, lv: list[_Level]) -> None:
+        """Encoder blocks (level ``i`` takes ``[x; input features of scale i]``) and the bottleneck."""
+        d = cfg.depth
         self.encoders = nn.ModuleList()
         for i in range(d):
             cin = cfg.features if i == 0 else lv[i - 1].channels
-            if i < n:
+            if i < cfg.num_supervision_scales:
                 cin += lv[i].channels
-            self.encoders.append(EncoderBlock(cin, lv[i], cfg, downsample=True, cross_gating=index > 0))
-        bott = _Level(lv[d - 1].channels, cfg.block_size_lr, cfg.grid_size_lr)
+            self.encoders.append(EncoderBlock(cin, lv[i], cfg, downsample=True, cross_gating=self.index > 0))
+        bott = _Level(lv[d - 1].channels, cfg.block_size_lr, cfg.grid_size_lr)  # type: ignore[arg-type]
         self.bottleneck = nn.ModuleList(
             BottleneckBlock(lv[d - 1].channels, bott, cfg) for _ in range(cfg.num_bottleneck_blocks)
         )
-        # cross-gated skips, built for i = depth-1 .. 0 (stored in that order)
+
+    def _build_skips(self, cfg: MaximConfig, lv: list[_Level]) -> None:
+        """Cross-gated skips, built for ``i = depth-1 .. 0`` (stored in that order)."""
+        d, b = cfg.depth, cfg.bias
         self.skip_resize = nn.ModuleList()
         self.skip_fuse = nn.ModuleList()
         g = lv[d - 1].channels
@@ -556,10 +586,15 @@ class _Stage(nn.Module):
                 g = c
             else:
                 self.skip_fuse.append(nn.Sequential(_dense(d * c, c, b), _Conv(c, c, 3, bias=b)))
-        # decoder for i = depth-1 .. 0; skip j (ordered depth-1 .. 0) sits at level depth-1-j
+
+    def _build_decoder(self, cfg: MaximConfig, lv: list[_Level]) -> None:
+        """Decoder blocks for ``i = depth-1 .. 0`` (skip ``j``, ordered ``depth-1 .. 0``, sits at
+        level ``depth-1-j``) and the output heads (SAM, or a 3x3 conv in the last stage)."""
+        d, b = cfg.depth, cfg.bias
         self.dec_resize = nn.ModuleList()
         self.decoders = nn.ModuleList()
         self.heads = nn.ModuleList()
+        residual = cfg.num_outputs == cfg.in_channels
         for i in reversed(range(d)):
             c = lv[i].channels
             self.dec_resize.append(
@@ -569,8 +604,7 @@ class _Stage(nn.Module):
             )
             cin = lv[d - 1].channels if i == d - 1 else lv[i + 1].channels
             self.decoders.append(DecoderBlock(cin, d * c, lv[i], cfg))
-            if i < n:
-                residual = cfg.num_outputs == cfg.in_channels
+            if i < cfg.num_supervision_scales:
                 if self.last:
                     self.heads.append(_Conv(c, cfg.num_outputs, 3, bias=b))
                 else:
@@ -581,10 +615,6 @@ class _Stage(nn.Module):
                 nn.init.zeros_(conv.weight)
                 if conv.bias is not None:
                     nn.init.zeros_(conv.bias)
-        self.residual = cfg.num_outputs == cfg.in_channels
-        self.n_scales = n
-        self.depth = d
-        self.use_cross_gating = cfg.use_cross_gating
 
     def forward(
         self,
@@ -666,7 +696,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
 class Maxim(nn.Module):
     """MAXIM multi-stage, multi-scale restoration model (see the module docstring).
 
-    Args: the fields of :class:`MaximConfig` as keywords (unknown keys are errors).
+    Args:
+        config: a :class:`MaximConfig` (or a mapping of its fields); ``None``: the defaults.
+        **overrides: config fields replacing ``config``'s (``Maxim(features=16)``, or
+            ``Maxim(MaximConfig.from_preset("S-3"), dropout=0.1)``); unknown keys and bad values
+            raise :class:`~gatelab.core.config.ConfigError`.
 
     Shapes: ``x`` ``[B, in_channels, H, W]`` of any ``H, W >= 1`` (padded internally to
     :attr:`size_multiple`). Returns ``outputs[stage][scale]``, a list of ``num_stages`` lists
@@ -676,25 +710,13 @@ class Maxim(nn.Module):
     CGB's ``gate_x``/``gate_y``, every SE channel gate and the SAM attention maps.
     """
 
-    #: the dataclass its ``**kwargs`` are the fields of (read by the harness's config check)
-    config_class: ClassVar[type] = MaximConfig
+    config_class = MaximConfig
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, config: MaximConfig | Mapping[str, Any] | None = None, /, **overrides: Any) -> None:
         super().__init__()
-        names = {f.name for f in dataclasses.fields(MaximConfig)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            import difflib
-
-            hints = [
-                f"{k!r}"
-                + (f" (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(k, names, 1)) else "")
-                for k in unknown
-            ]
-            raise ConfigError(f"Maxim: unknown config keys {', '.join(hints)}")
-        self.config = MaximConfig(**kwargs)
-        self.size_multiple = self.config.size_multiple
-        self.stages = nn.ModuleList(_Stage(self.config, k) for k in range(self.config.num_stages))
+        self.config = cfg = MaximConfig.build(config, **overrides)
+        self.size_multiple = cfg.size_multiple
+        self.stages = nn.ModuleList(_Stage(cfg, k) for k in range(cfg.num_stages))
 
     def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         cfg = self.config
@@ -842,19 +864,9 @@ _TINY = dict(
 )
 
 
-def _variant(name: str, doc: str) -> Callable[..., Maxim]:
-    def build(**kwargs: Any) -> Maxim:
-        return Maxim(**{**MAXIM_VARIANTS[name], **kwargs})
-
-    build.__doc__ = doc
-    return build
-
-
-maxim_1s = _variant("S-1", "MAXIM-1S (official S-1: features 32, depth 3, 2 groups; 6.11M params)")
-maxim_2s = _variant("S-2", "MAXIM-2S (official S-2: deraining/dehazing/enhancement; 13.35M params)")
-maxim_3s = _variant("S-3", "MAXIM-3S (official S-3: denoising/deblurring; 20.60M params)")
-# the generic test builds each variant with its widths reduced (tiny); the full sizes are built and
-# counted in tests/vision/models/test_maxim.py
-_TINY_1S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-1"]["num_stages"])
-_TINY_2S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-2"]["num_stages"])
-_TINY_3S = dict(_TINY, num_stages=MAXIM_VARIANTS["S-3"]["num_stages"])
+# the generic test builds each registered size with its widths reduced (tiny; it calls Maxim
+# directly, without the registry's preset, so the stage count is given here); the full sizes are
+# built and counted in tests/vision/models/test_maxim.py
+_TINY_1S = dict(_TINY, num_stages=MaximConfig.presets["S-1"]["num_stages"])
+_TINY_2S = dict(_TINY, num_stages=MaximConfig.presets["S-2"]["num_stages"])
+_TINY_3S = dict(_TINY, num_stages=MaximConfig.presets["S-3"]["num_stages"])

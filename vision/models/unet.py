@@ -29,12 +29,12 @@ grid, then ``y = norm(W_o (alpha * x))``; ``F_int = f_i`` as in the official mul
 The finest skip (``i = 0``) is not gated, as in the official code.
 
 Shapes: input ``[B, in_channels, *S]`` (``S`` = ``(H, W)`` or ``(D, H, W)``, each side at least
-``2^(L-1)``; it need not be divisible by it), logits ``[B, n_classes, *S]``. With
+``2^(L-1)``; it need not be divisible by it), logits ``[B, num_classes, *S]``. With
 ``return_attention=True`` the forward returns ``(logits, maps)``, ``maps[f"att{i+1}"]`` being
 ``[B, gates_per_level, *S / 2^i]`` in ``[0, 1]`` for every gated level ``i`` (names as the
 official ``att2``, ``att3``, ``att4``).
 
-Config keys (constructor arguments): ``spatial_dims``, ``in_channels``, ``n_classes``,
+Config keys (:class:`UNetConfig`, frozen, with presets): ``spatial_dims``, ``in_channels``, ``num_classes``,
 ``feature_scale``, ``filters``, ``attention``, ``gates_per_level``, ``deep_supervision``,
 ``norm``, ``act``, ``gate_act``, ``attention_dsample``, ``upsample_mode``, ``kernel_size``.
 
@@ -53,18 +53,20 @@ Deviations from the official code:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from gatelab.core import AttentionGate
-from gatelab.core.config import NonNegativeInt, PositiveFloat, PositiveInt
+from gatelab.core.config import ConfigError, ModelConfig, PositiveFloat, PositiveInt
 from gatelab.core.layers import nd as _nd
 from gatelab.core.layers.activations import ActLike, create_act
 
-__all__ = ["PAPER_FILTERS", "AttentionUNet", "UNet", "unet_param_count"]
+__all__ = ["PAPER_FILTERS", "AttentionUNet", "UNet", "UNetConfig", "unet_param_count"]
 
 #: base widths of the official networks, divided by ``feature_scale``
 PAPER_FILTERS: tuple[int, ...] = (64, 128, 256, 512, 1024)
@@ -178,123 +180,168 @@ class GatedSkip(nn.Module):
         return self.combine(y), alpha
 
 
-class UNet(nn.Module):
-    """U-Net / Attention U-Net (2D or 3D); see the module docstring for equations and deviations.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UNetConfig(ModelConfig):
+    """Hyper-parameters of :class:`UNet` / :class:`AttentionUNet` (the official names, but
+    ``num_classes`` for the official ``n_classes``).
 
-    Args:
+    Fields:
         spatial_dims: 2 (``[B, C, H, W]``) or 3 (``[B, C, D, H, W]``).
         in_channels: input channels.
-        n_classes: output channels (class logits; use softmax over dim 1).
+        num_classes: output channels (class logits; use softmax over dim 1).
         feature_scale: widths are ``int(filters[i] / feature_scale)`` (official default 4).
         filters: base widths per level, finest first (default ``(64, 128, 256, 512, 1024)``);
-            ``len(filters) - 1`` poolings.
+            ``len(filters) - 1`` poolings, at least 2 levels.
         attention: gate the skips of levels ``1 .. L-2`` with attention gates.
         gates_per_level: attention gates per gated skip (2 = the paper's multi-attention model,
             1 = the single-attention variant).
         deep_supervision: fuse per-level 1x1-conv predictions (``dsv``) into the logits, as the
             paper's CT models; ``False`` predicts from the finest decoder level only.
         norm: ``"batch"`` (official), ``"instance"`` or ``None``.
-        act: activation of the convolution blocks and of the gates' additive attention.
+        act: activation of the convolution blocks and of the gates' additive attention (a name
+            of :func:`gatelab.core.layers.activations.create_act`).
         gate_act: squashing of the attention logits (sigmoid).
-        attention_dsample: sub-sampling of ``W_theta`` in the gates (official ``(2, 2, 2)``).
+        attention_dsample: sub-sampling of ``W_theta`` in the gates (official ``(2, 2, 2)``; an
+            int, or one per spatial axis).
         upsample_mode: decoder / gate / deep-supervision resampling: ``"linear"`` (bi/trilinear,
-            official), ``"nearest"`` ...
+            official), ``"nearest"`` ... (:func:`gatelab.core.layers.nd.interp_mode`).
         kernel_size: convolution kernel of the blocks (odd; official 3).
+
+    Presets: ``unet-2d``, ``unet-3d`` (the U-Net baseline ``unet_CT_dsv_3D``) and
+    ``attention-unet-2d``, ``attention-unet-3d`` (``unet_CT_multi_att_dsv_3D``), all at the
+    paper's widths (``filters / 4`` = 16 .. 256); the registry's ``attention-unet-2d`` /
+    ``attention-unet-3d`` start from the attention presets.
     """
+
+    spatial_dims: Literal[2, 3] = 2
+    in_channels: PositiveInt = 1
+    num_classes: PositiveInt = 2
+    feature_scale: PositiveFloat = 4
+    filters: tuple[PositiveInt, ...] = PAPER_FILTERS
+    attention: bool = False
+    gates_per_level: PositiveInt = 2
+    deep_supervision: bool = True
+    norm: Literal["batch", "instance"] | None = "batch"
+    act: str = "relu"
+    gate_act: str = "sigmoid"
+    attention_dsample: PositiveInt | tuple[PositiveInt, ...] = 2
+    upsample_mode: str = "linear"
+    kernel_size: PositiveInt = 3
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "unet-2d": {"spatial_dims": 2, "attention": False},
+        "unet-3d": {"spatial_dims": 3, "attention": False},
+        "attention-unet-2d": {"spatial_dims": 2, "attention": True},
+        "attention-unet-3d": {"spatial_dims": 3, "attention": True},
+    }
+
+    def check(self) -> None:
+        if len(self.filters) < 2:
+            raise ConfigError(f"UNetConfig.filters={list(self.filters)}: expected at least 2 levels")
+        if any(w < 1 for w in self.widths):
+            raise ConfigError(
+                f"UNetConfig.filters={list(self.filters)} / feature_scale={self.feature_scale} gives widths "
+                f"{list(self.widths)}; every width must be >= 1"
+            )
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"UNetConfig.kernel_size={self.kernel_size}: expected an odd integer")
+        try:
+            _nd.interp_mode(self.upsample_mode, self.spatial_dims)
+        except ValueError as e:
+            raise ConfigError(f"UNetConfig.upsample_mode={self.upsample_mode!r}: {e}") from None
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Channels per level, finest first: ``int(filters[i] / feature_scale)``."""
+        return tuple(int(f / self.feature_scale) for f in self.filters)
+
+
+class UNet(nn.Module):
+    """U-Net / Attention U-Net (2D or 3D); see the module docstring for equations and deviations.
+
+    Args:
+        config: a :class:`UNetConfig` (or a mapping of its fields); ``None``: the defaults (2D
+            U-Net without gates).
+        **overrides: config fields replacing ``config``'s (``UNet(spatial_dims=3, attention=True)``).
+        device, dtype: where and in what precision the parameters are created.
+    """
+
+    config_class = UNetConfig
 
     def __init__(
         self,
-        spatial_dims: int,
-        in_channels: PositiveInt = 1,
-        n_classes: PositiveInt = 2,
+        config: UNetConfig | Mapping[str, Any] | None = None,
+        /,
         *,
-        feature_scale: PositiveFloat = 4,
-        filters: Sequence[PositiveInt] = PAPER_FILTERS,
-        attention: bool = False,
-        gates_per_level: NonNegativeInt = 2,
-        deep_supervision: bool = True,
-        norm: str | None = "batch",
-        act: ActLike = "relu",
-        gate_act: ActLike = "sigmoid",
-        attention_dsample: PositiveInt | Sequence[PositiveInt] = 2,
-        upsample_mode: str = "linear",
-        kernel_size: PositiveInt = 3,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
-        factory_kwargs = {"device": device, "dtype": dtype}
-        self.spatial_dims = _nd.check_spatial_dims(spatial_dims, (2, 3), type(self).__name__)
-        for name, value in (("in_channels", in_channels), ("n_classes", n_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
-        if not (isinstance(feature_scale, (int, float)) and feature_scale > 0):
-            raise ValueError(f"{type(self).__name__}: feature_scale must be > 0, got {feature_scale!r}")
-        filters = tuple(filters)
-        if len(filters) < 2:
-            raise ValueError(f"{type(self).__name__}: filters needs at least 2 levels, got {filters!r}")
-        widths = tuple(int(f / feature_scale) for f in filters)
-        if any(w < 1 for w in widths):
-            raise ValueError(
-                f"{type(self).__name__}: filters={filters} / feature_scale={feature_scale} gives widths "
-                f"{widths}; every width must be >= 1"
-            )
-        if not isinstance(gates_per_level, int) or gates_per_level < 1:
-            raise ValueError(f"{type(self).__name__}: gates_per_level must be >= 1, got {gates_per_level!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
-            raise ValueError(f"{type(self).__name__}: kernel_size must be an odd int, got {kernel_size!r}")
-        self.in_channels = in_channels
-        self.n_classes = n_classes
-        self.widths = widths
-        self.attention = bool(attention)
-        self.gates_per_level = gates_per_level
-        self.deep_supervision = bool(deep_supervision)
-        self.upsample_mode = _nd.interp_mode(upsample_mode, spatial_dims)
+        self.config = cfg = UNetConfig.build(config, **overrides)
+        self.spatial_dims = cfg.spatial_dims
+        self.in_channels = cfg.in_channels
+        self.num_classes = cfg.num_classes
+        self.widths = widths = cfg.widths
+        self.attention = cfg.attention
+        self.gates_per_level = cfg.gates_per_level
+        self.deep_supervision = cfg.deep_supervision
+        self.upsample_mode = _nd.interp_mode(cfg.upsample_mode, cfg.spatial_dims)
         self.align_corners = _nd.align_corners_for(self.upsample_mode, False)
-        depth = len(widths) - 1  # number of poolings
-        self.depth = depth
-        block = dict(act=act, norm=norm, kernel_size=kernel_size, **factory_kwargs)
-
-        self.pool = _nd.max_pool(spatial_dims)(kernel_size=2)
-        chans = (in_channels, *widths)
-        self.encoder = nn.ModuleList(
-            ConvBlock(spatial_dims, chans[i], chans[i + 1], **block) for i in range(depth)
-        )
-        self.center = ConvBlock(spatial_dims, widths[-2], widths[-1], **block)
-        # decoder level i: Block(concat[skip f_i, up(f_{i+1})]) -> f_i; built coarse to fine
-        self.decoder = nn.ModuleList(
-            ConvBlock(spatial_dims, widths[i] + widths[i + 1], widths[i], **block) for i in range(depth)
-        )
-        self.gated_levels: tuple[int, ...] = tuple(range(1, depth)) if self.attention else ()
+        self.depth = len(widths) - 1  # number of poolings
+        self.gated_levels: tuple[int, ...] = tuple(range(1, self.depth)) if self.attention else ()
+        fk = {"device": device, "dtype": dtype}
+        # the build order is the parameter order, in which the random init is drawn
+        self._build_encoder_decoder(cfg, fk)
         if self.attention:
-            self.gating = ConvNormAct(
-                spatial_dims, widths[-1], widths[-1], act=act, norm=norm, **factory_kwargs
-            )
-            self.gates = nn.ModuleDict(
-                {
-                    f"att{i + 1}": GatedSkip(
-                        spatial_dims,
-                        widths[i],
-                        widths[i + 1],
-                        widths[i],
-                        gates_per_level=gates_per_level,
-                        act=act,
-                        gate_act=gate_act,
-                        norm=norm,
-                        sub_sample_factor=attention_dsample,
-                        upsample_mode=upsample_mode,
-                        **factory_kwargs,
-                    )
-                    for i in self.gated_levels
-                }
-            )
-        conv = _nd.conv(spatial_dims)
-        if self.deep_supervision:
-            self.dsv = nn.ModuleList(conv(widths[i], n_classes, 1, **factory_kwargs) for i in range(depth))
-            self.final = conv(n_classes * depth, n_classes, 1, **factory_kwargs)
-        else:
-            self.final = conv(widths[0], n_classes, 1, **factory_kwargs)
+            self._build_gates(cfg, fk)
+        self._build_head(cfg, fk)
         self.reset_parameters()
+
+    def _build_encoder_decoder(self, cfg: UNetConfig, fk: dict[str, Any]) -> None:
+        """``encoder[i]`` (level ``i``), ``center`` and ``decoder[i]`` = Block(concat[skip f_i,
+        up(f_{i+1})]) -> f_i."""
+        nd, widths, depth = cfg.spatial_dims, self.widths, self.depth
+        block = dict(act=cfg.act, norm=cfg.norm, kernel_size=cfg.kernel_size, **fk)
+        self.pool = _nd.max_pool(nd)(kernel_size=2)
+        chans = (cfg.in_channels, *widths)
+        self.encoder = nn.ModuleList(ConvBlock(nd, chans[i], chans[i + 1], **block) for i in range(depth))
+        self.center = ConvBlock(nd, widths[-2], widths[-1], **block)
+        self.decoder = nn.ModuleList(
+            ConvBlock(nd, widths[i] + widths[i + 1], widths[i], **block) for i in range(depth)
+        )
+
+    def _build_gates(self, cfg: UNetConfig, fk: dict[str, Any]) -> None:
+        """The gating signal from the centre and one :class:`GatedSkip` per gated level."""
+        nd, widths = cfg.spatial_dims, self.widths
+        self.gating = ConvNormAct(nd, widths[-1], widths[-1], act=cfg.act, norm=cfg.norm, **fk)
+        self.gates = nn.ModuleDict(
+            {
+                f"att{i + 1}": GatedSkip(
+                    nd,
+                    widths[i],
+                    widths[i + 1],
+                    widths[i],
+                    gates_per_level=cfg.gates_per_level,
+                    act=cfg.act,
+                    gate_act=cfg.gate_act,
+                    norm=cfg.norm,
+                    sub_sample_factor=cfg.attention_dsample,
+                    upsample_mode=cfg.upsample_mode,
+                    **fk,
+                )
+                for i in self.gated_levels
+            }
+        )
+
+    def _build_head(self, cfg: UNetConfig, fk: dict[str, Any]) -> None:
+        """Deep supervision (``dsv[i]`` per level, fused by ``final``) or ``final`` on level 0."""
+        conv, k, depth = _nd.conv(cfg.spatial_dims), cfg.num_classes, self.depth
+        if self.deep_supervision:
+            self.dsv = nn.ModuleList(conv(self.widths[i], k, 1, **fk) for i in range(depth))
+            self.final = conv(k * depth, k, 1, **fk)
+        else:
+            self.final = conv(self.widths[0], k, 1, **fk)
 
     def reset_parameters(self) -> None:
         """Official initialisation (``init_weights(..., 'kaiming')``): He-normal (fan-in) conv
@@ -322,7 +369,7 @@ class UNet(nn.Module):
     def forward(
         self, x: torch.Tensor, return_attention: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Logits ``[B, n_classes, *S]``; with ``return_attention`` also ``{name: alpha}``."""
+        """Logits ``[B, num_classes, *S]``; with ``return_attention`` also ``{name: alpha}``."""
         n = self.spatial_dims + 2
         if x.dim() != n or x.shape[1] != self.in_channels:
             raise ValueError(
@@ -368,12 +415,30 @@ class UNet(nn.Module):
 
 
 class AttentionUNet(UNet):
-    """:class:`UNet` with ``attention=True`` (the paper's multi-attention, deep-supervised model)."""
+    """:class:`UNet` with ``attention=True`` (the paper's multi-attention, deep-supervised model).
 
-    def __init__(self, spatial_dims: int, in_channels: int = 1, n_classes: int = 2, **kwargs) -> None:
-        if "attention" in kwargs:
-            raise TypeError("AttentionUNet() got an unexpected keyword argument 'attention' (always True)")
-        super().__init__(spatial_dims, in_channels, n_classes, attention=True, **kwargs)
+    Takes the same config as :class:`UNet`; ``attention`` is always true (passing ``attention``
+    is an error, as is a config with ``attention=False``).
+    """
+
+    def __init__(
+        self,
+        config: UNetConfig | Mapping[str, Any] | None = None,
+        /,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides: Any,
+    ) -> None:
+        if "attention" in overrides or (isinstance(config, Mapping) and "attention" in config):
+            raise ConfigError(
+                "AttentionUNet: unexpected key 'attention' (always true; UNet(attention=...) chooses)"
+            )
+        if isinstance(config, UNetConfig) and not config.attention:
+            raise ConfigError(
+                "AttentionUNet: the config has attention=False; UNet(config) builds the baseline"
+            )
+        super().__init__(UNetConfig.build(config, attention=True, **overrides), device=device, dtype=dtype)
 
 
 def unet_param_count(model: nn.Module) -> int:
@@ -383,7 +448,7 @@ def unet_param_count(model: nn.Module) -> int:
 
 # --------------------------------------------------------------------------- factories (registered in gatelab.vision.registry)
 
-_TINY = dict(in_channels=1, n_classes=2, filters=(8, 16, 32), feature_scale=1)
+_TINY = dict(in_channels=1, num_classes=2, filters=(8, 16, 32), feature_scale=1)
 
 
 def _example(spatial: tuple[int, ...]):
@@ -394,15 +459,21 @@ def _example(spatial: tuple[int, ...]):
 
 
 def _builder(nd: int):
-    def build(**cfg) -> UNet:
-        if "spatial_dims" in cfg:
-            raise TypeError(
-                f"attention-unet-{nd}d: unexpected keyword argument 'spatial_dims' (fixed to {nd})"
-            )
-        return UNet(nd, **{"attention": True, **cfg})
+    preset = f"attention-unet-{nd}d"
 
-    build.__name__ = f"attention_unet_{nd}d"
+    def build(config: UNetConfig | None = None, /, **overrides: Any) -> UNet:
+        cfg = (
+            UNetConfig.from_preset(preset, **overrides)
+            if config is None
+            else UNetConfig.build(config, **overrides)
+        )
+        if cfg.spatial_dims != nd:  # the entry's name says the rank
+            raise ConfigError(f"{preset}: spatial_dims is fixed to {nd}, got spatial_dims={cfg.spatial_dims}")
+        return UNet(cfg)
+
+    build.__name__ = build.__qualname__ = f"attention_unet_{nd}d"
     build.__doc__ = f"Attention U-Net {nd}D (multi-gate, deep supervision); attention=False gives the paper's U-Net baseline"
+    build.config_class = UNetConfig  # type: ignore[attr-defined]  # create_model fills it from the entry's preset
     return build
 
 

@@ -47,7 +47,7 @@ def _model_specs(args: argparse.Namespace) -> dict[str, tuple[str, dict[str, Any
         ),
         "dncnn": (
             "dncnn",
-            dict(depth=args.dncnn_depth, features=args.dncnn_features, zero_init_last=True),
+            dict(num_layers=args.dncnn_depth, features=args.dncnn_features, zero_init_last=True),
             f"DnCNN depth {args.dncnn_depth}, width {args.dncnn_features}",
         ),
     }

@@ -172,14 +172,14 @@ class SegmentationTask(GatelabTask):
         return ["dice", "iou", *(["auc"] if options.auc else [])]
 
     @property
-    def n_classes(self) -> int:
-        k = getattr(self.model, "n_classes", None)
+    def num_classes(self) -> int:
+        k = getattr(self.model, "num_classes", None)
         if not isinstance(k, int) or k < 2:
-            raise ConfigError(f"SegmentationTask: the model must expose n_classes >= 2, got {k!r}")
+            raise ConfigError(f"SegmentationTask: the model must expose num_classes >= 2, got {k!r}")
         return k
 
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
-        k = self.n_classes
+        k = self.num_classes
         if k == 2:
             metrics: dict[str, torchmetrics.Metric] = {
                 "dice": BinaryF1Score(threshold=0.5),
@@ -239,7 +239,7 @@ class SegmentationTask(GatelabTask):
         logits, valid = preds
         probs = torch.softmax(logits.detach().float(), dim=1)
         mask = valid.bool()
-        if self.n_classes == 2:
+        if self.num_classes == 2:
             return probs[:, 1][mask], target[mask].long()
         return probs.movedim(1, -1)[mask], target[mask].long()
 

@@ -242,7 +242,7 @@ CASES: list[Case] = [
     C("finalmlp-dropout", M("finalmlp", mlp1_dropout=1.0), "model.kwargs.mlp1_dropout=1.0", "[0, 1)"),
     C("finalmlp-units", M("finalmlp", mlp1_hidden_units=[64, 0]), "model.kwargs.mlp1_hidden_units=[64, 0]", "[1]"),
     C("maxim-key", M("maxim", featurs=32), "model.kwargs.featurs=32", "did you mean 'features'"),
-    C("maxim-dropout", M("maxim", dropout_rate=2), "model.kwargs.dropout_rate=2", "[0, 1)"),
+    C("maxim-dropout", M("maxim", dropout=2), "model.kwargs.dropout=2", "[0, 1)"),
     C("data-name", "data.name=no-such-data", "data.name='no-such-data'", "unknown data module"),
     C("data-kwarg-unknown", "data.kwargs.bs=3", "data.kwargs.bs=3", "valid: data_dir, n, in_features, batch_size"),
     C("data-batch-size", "data.kwargs.batch_size=0", "data.kwargs.batch_size=0", ">= 1"),

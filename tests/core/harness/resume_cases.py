@@ -357,7 +357,7 @@ def _paired(root: Path) -> Case:
 
 
 def _vl_model() -> dict[str, Any]:
-    return {"name": "vl-gated-decoder", "kwargs": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.2}}
+    return {"name": "vl-gated-decoder", "kwargs": {"d_model": 16, "num_layers": 1, "num_heads": 2, "dropout": 0.2}}
 
 
 def _vl_task() -> dict[str, Any]:

@@ -34,7 +34,7 @@ def tok():
 def model(tok):
     torch.manual_seed(0)
     return GatedVLDecoder(
-        tok.get_vocab_size(), d_model=16, n_layers=2, n_heads=2, image_dim=5, max_len=32
+        vocab_size=tok.get_vocab_size(), d_model=16, num_layers=2, num_heads=2, image_dim=5, max_len=32
     ).eval()
 
 
@@ -138,7 +138,10 @@ def test_gate_by_word_class_attributes_the_predicting_position(model, tok):
     assert rep.words["red"]["n"] == 1 and "." in rep.words
     with pytest.raises(ValueError, match="fusion"):
         gate_by_word_class(
-            GatedVLDecoder(tok.get_vocab_size(), fusion="add", d_model=8, n_heads=2), tok, caps, images
+            GatedVLDecoder(vocab_size=tok.get_vocab_size(), fusion="add", d_model=8, num_heads=2),
+            tok,
+            caps,
+            images,
         )
 
 

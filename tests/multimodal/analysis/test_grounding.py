@@ -22,10 +22,10 @@ def test_gate_opens_towards_the_image_on_colour_and_shape_words():
     feats = patchify(train.images.sub(0.5).div(0.5), 8)  # 4 patch tokens: one per grid cell
     test_feats = patchify(test.images.sub(0.5).div(0.5), 8)
     model = GatedVLDecoder(
-        tok.get_vocab_size(),
+        vocab_size=tok.get_vocab_size(),
         d_model=32,
-        n_layers=2,
-        n_heads=2,
+        num_layers=2,
+        num_heads=2,
         image_dim=feats.shape[-1],
         max_image_tokens=4,
         max_len=64,

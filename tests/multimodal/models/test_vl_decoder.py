@@ -73,9 +73,11 @@ def test_layer_matches_hand_written_equations(fusion, gate_mode):
 
 
 def _model(**kw) -> GatedVLDecoder:
-    cfg = dict(d_model=16, n_layers=2, n_heads=2, image_dim=6, max_len=12, max_image_tokens=4, dropout=0.0)
+    cfg = dict(
+        d_model=16, num_layers=2, num_heads=2, image_dim=6, max_len=12, max_image_tokens=4, dropout=0.0
+    )
     cfg.update(kw)
-    return GatedVLDecoder(40, **cfg).eval()
+    return GatedVLDecoder(vocab_size=40, **cfg).eval()
 
 
 def test_causal_text_and_image():
@@ -175,11 +177,11 @@ def test_backward_reaches_visual_path_and_gate():
 
 
 def test_presets_fix_fusion_and_reject_unknown_keys():
-    assert create_model("vl-nogate-decoder", vocab_size=30, d_model=8, n_heads=2).fusion == "add"
-    assert create_model("vl-visual-decoder", vocab_size=30, d_model=8, n_heads=2).fusion == "visual"
-    nogate = create_model("vl-nogate-decoder", vocab_size=30, d_model=8, n_heads=2)
+    assert create_model("vl-nogate-decoder", vocab_size=30, d_model=8, num_heads=2).fusion == "add"
+    assert create_model("vl-visual-decoder", vocab_size=30, d_model=8, num_heads=2).fusion == "visual"
+    nogate = create_model("vl-nogate-decoder", vocab_size=30, d_model=8, num_heads=2)
     assert not any(".gate." in n or ".film." in n for n, _ in nogate.named_parameters())
-    with pytest.raises(ConfigError, match="unexpected keyword"):
+    with pytest.raises(ConfigError, match="unknown config key 'd_modle'"):
         create_model("vl-gated-decoder", vocab_size=30, d_modle=8)
     with pytest.raises(ConfigError, match="fusion"):
         create_model("vl-nogate-decoder", vocab_size=30, fusion="gate")
@@ -187,9 +189,9 @@ def test_presets_fix_fusion_and_reject_unknown_keys():
 
 def test_bad_inputs_name_the_problem():
     with pytest.raises(ValueError, match="fusion"):
-        GatedVLDecoder(10, fusion="concat")
+        GatedVLDecoder(vocab_size=10, fusion="concat")
     with pytest.raises(ValueError, match="gate_mode"):
-        GatedVLDecoder(10, gate_mode="token")
+        GatedVLDecoder(vocab_size=10, gate_mode="token")
     m = _model()
     with pytest.raises(ValueError, match="max_len"):
         m(torch.randint(3, 40, (1, 13)))
@@ -205,21 +207,23 @@ def test_bad_inputs_name_the_problem():
 
 def test_tokenizer_saved_in_state_dict_and_weights_only_checkpoint():
     tok = train_bpe(["the red circle is in the top left."] * 20, 280)
-    m = GatedVLDecoder(tok.get_vocab_size(), d_model=8, n_heads=2, n_layers=1)
+    m = GatedVLDecoder(vocab_size=tok.get_vocab_size(), d_model=8, num_heads=2, num_layers=1)
     m.set_tokenizer(tok)
     buf = io.BytesIO()
     torch.save(m.state_dict(), buf)
     buf.seek(0)
-    fresh = GatedVLDecoder(tok.get_vocab_size(), d_model=8, n_heads=2, n_layers=1)
+    fresh = GatedVLDecoder(vocab_size=tok.get_vocab_size(), d_model=8, num_heads=2, num_layers=1)
     assert fresh.tokenizer is None
     fresh.load_state_dict(torch.load(buf, weights_only=True))
     assert fresh.tokenizer.encode("a red circle").ids == tok.encode("a red circle").ids
     with pytest.raises(ValueError, match="vocab_size"):
-        GatedVLDecoder(10, d_model=8, n_heads=2).set_tokenizer(tok)
+        GatedVLDecoder(vocab_size=10, d_model=8, num_heads=2).set_tokenizer(tok)
 
 
 def test_timm_backbone_from_scratch_on_raw_images():
-    m = GatedVLDecoder(30, d_model=16, n_layers=1, n_heads=2, image_backbone="resnet10t", max_image_tokens=4)
+    m = GatedVLDecoder(
+        vocab_size=30, d_model=16, num_layers=1, num_heads=2, image_backbone="resnet10t", max_image_tokens=4
+    )
     assert m.image_encoder.image_dim == m.image_encoder.backbone.num_features
     ids = torch.randint(3, 30, (2, 5))
     out = m(ids, torch.randn(2, 3, 32, 32))  # resnet stride 32: one 1x1 feature map token
@@ -228,7 +232,7 @@ def test_timm_backbone_from_scratch_on_raw_images():
     with pytest.raises(ValueError, match="raw images"):
         m(ids, torch.randn(2, 4, 16))
     with pytest.raises(ValueError, match="timm model"):
-        GatedVLDecoder(30, d_model=16, n_heads=2, image_backbone="no_such_net")
+        GatedVLDecoder(vocab_size=30, d_model=16, num_heads=2, image_backbone="no_such_net")
 
 
 def test_half_precision_forward_is_finite():
@@ -236,3 +240,62 @@ def test_half_precision_forward_is_finite():
     out = m(torch.randint(3, 40, (2, 5)), torch.randn(2, 4, 6, dtype=torch.bfloat16) * 1e3)
     assert torch.isfinite(out.logits.float()).all()
     assert F.softmax(out.logits.float(), -1).sum(-1).allclose(torch.ones(2, 5), atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- config and presets
+
+
+def test_presets_are_the_papers_fusion_variants():
+    from gatelab.multimodal.models import GatedVLDecoderConfig, ImageEncoder
+
+    tiny = dict(vocab_size=30, d_model=8, num_heads=2, num_layers=1)
+    for name, preset, fusion, mode in (
+        ("vl-gated-decoder", "gate-scalar", "gate", "scalar"),
+        ("vl-gated-decoder", "gate-vector", "gate", "vector"),
+        ("vl-nogate-decoder", "no-gate", "add", "scalar"),
+        ("vl-visual-decoder", "always-visual", "visual", "scalar"),
+    ):
+        m = create_model(name, preset=preset, **tiny)
+        assert m.config == GatedVLDecoderConfig.from_preset(preset, **tiny)
+        assert (m.fusion, m.gate_mode) == (fusion, mode)
+        assert (m.layers[0].gate is not None) == (fusion == "gate")
+        if fusion == "gate":
+            assert m.layers[0].gate.mode == mode
+    # a config instance is taken as it is
+    cfg = GatedVLDecoderConfig(**tiny, hidden_dim=12, num_image_layers=2)
+    m = GatedVLDecoder(cfg)
+    assert m.config is cfg and m.layers[0].ffn.fc2.in_features == 12  # hidden_dim: the SwiGLU width
+    enc = ImageEncoder(cfg.image_encoder())  # the decoder's image side alone: same keys, same shapes
+    assert len(enc.blocks) == 2 and enc.blocks[0].mlp.fc2.in_features == 12
+    assert {k: v.shape for k, v in enc.state_dict().items()} == {
+        k: v.shape for k, v in m.image_encoder.state_dict().items()
+    }
+    with pytest.raises(ConfigError, match="vl-gated-decoder: fusion is fixed to 'gate'"):
+        create_model("vl-gated-decoder", preset="no-gate", **tiny)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"n_heads": 2}, ["'n_heads'", "did you mean 'num_heads'"]),  # the old names
+        ({"ffn_hidden": 32}, ["'ffn_hidden'", "valid keys"]),
+        ({"d_model": 10, "num_heads": 4}, ["d_model=10", "divisible by num_heads=4"]),
+        ({"num_layers": 0}, ["GatedVLDecoderConfig.num_layers=0", ">= 1"]),
+        ({"dropout": 1.5}, ["GatedVLDecoderConfig.dropout=1.5", "[0, 1)"]),
+        ({"gate_init": 1.0}, ["GatedVLDecoderConfig.gate_init=1.0", "(0, 1)"]),
+        ({"attn_gate": "token"}, ["GatedVLDecoderConfig.attn_gate='token'", "headwise"]),
+        ({"tau_init": 0}, ["GatedVLDecoderConfig.tau_init=0", "> 0"]),
+        ({"preset": "gated"}, ["unknown preset 'gated'", "gate-scalar"]),
+    ],
+)
+def test_config_errors_are_one_line(kwargs, fragments):
+    with pytest.raises(ConfigError) as e:
+        create_model("vl-gated-decoder", vocab_size=30, **kwargs)
+    assert "\n" not in str(e.value)
+    for f in fragments:
+        assert f in str(e.value), str(e.value)
+
+
+def test_vocab_size_is_required():
+    with pytest.raises(ConfigError, match="vocab_size"):
+        GatedVLDecoder(d_model=8, num_heads=2)

@@ -26,19 +26,19 @@ def test_lm_nll_matches_a_loop():
 
 
 def test_load_init_weights_allows_only_visual_differences(tmp_path):
-    text = GatedVLDecoder(50, d_model=16, n_heads=2, n_layers=2, image_dim=8)
+    text = GatedVLDecoder(vocab_size=50, d_model=16, num_heads=2, num_layers=2, image_dim=8)
     torch.save({"state_dict": {f"model.{k}": v for k, v in text.state_dict().items()}}, tmp_path / "t.ckpt")
-    other = GatedVLDecoder(50, d_model=16, n_heads=2, n_layers=2, image_dim=12, fusion="add")
+    other = GatedVLDecoder(vocab_size=50, d_model=16, num_heads=2, num_layers=2, image_dim=12, fusion="add")
     info = load_init_weights(other, tmp_path / "t.ckpt")
     torch.testing.assert_close(other.tok_emb.weight, text.tok_emb.weight)
     torch.testing.assert_close(other.layers[1].ffn.fc1.weight, text.layers[1].ffn.fc1.weight)
     assert "image_encoder.proj.weight" in info["skipped"]  # 8 vs 12 features: fresh init kept
     assert any(".gate." in k for k in info["unexpected"])
     assert not torch.equal(other.image_encoder.proj.weight[:, :8], text.image_encoder.proj.weight)
-    wider = GatedVLDecoder(60, d_model=16, n_heads=2, n_layers=2)
+    wider = GatedVLDecoder(vocab_size=60, d_model=16, num_heads=2, num_layers=2)
     with pytest.raises(ConfigError, match=r"tok_emb\.weight"):
         load_init_weights(wider, tmp_path / "t.ckpt")
-    deeper = GatedVLDecoder(50, d_model=16, n_heads=2, n_layers=3)
+    deeper = GatedVLDecoder(vocab_size=50, d_model=16, num_heads=2, num_layers=3)
     with pytest.raises(ConfigError, match="outside the visual path"):
         load_init_weights(deeper, tmp_path / "t.ckpt")
     with pytest.raises(ConfigError, match="not found"):
@@ -52,7 +52,10 @@ def _cfg(root, name, data, init=None, model="vl-gated-decoder"):
             "seed": 0,
             "output_dir": str(root),
             "test": False,
-            "model": {"name": model, "kwargs": {"d_model": 16, "n_layers": 1, "n_heads": 2, "dropout": 0.0}},
+            "model": {
+                "name": model,
+                "kwargs": {"d_model": 16, "num_layers": 1, "num_heads": 2, "dropout": 0.0},
+            },
             "data": data,
             "task": {"name": "vl-lm", "lr": 3e-3, "kwargs": {"init_from": init}},
             "trainer": {

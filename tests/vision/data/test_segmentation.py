@@ -323,7 +323,7 @@ def test_folder_and_nifti_datamodules(tmp_path):
         augment={"rotate_deg": 10},
         val_cases=1,
     )
-    assert dm.model_kwargs() == {"in_channels": 1, "n_classes": 2}
+    assert dm.model_kwargs() == {"in_channels": 1, "num_classes": 2}
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 1, 16, 16) and batch["target"].dtype == torch.int64
     assert len(dm.val_dataloader()) == 1 and len(dm.test_dataloader()) == 2

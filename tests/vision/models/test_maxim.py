@@ -14,7 +14,6 @@ from gatelab.vision.models.dncnn import DnCNN
 from gatelab.vision.models.maxim import (
     _TINY,
     MAXIM_OFFICIAL_PARAMS,
-    MAXIM_VARIANTS,
     RCAB,
     SAM,
     ChannelAttention,
@@ -26,6 +25,8 @@ from gatelab.vision.models.maxim import (
     tiled_forward,
 )
 
+PRESETS = MaximConfig.presets
+
 
 def _count(**cfg) -> int:
     with torch.device("meta"):
@@ -36,21 +37,21 @@ def _count(**cfg) -> int:
 # ----------------------------------------------------------------------------- parameter counts
 
 
-@pytest.mark.parametrize("variant", sorted(MAXIM_VARIANTS))
+@pytest.mark.parametrize("variant", sorted(PRESETS))
 def test_official_code_parameter_counts(variant):
     """maxim/models/maxim.py states e.g. "S-2 params: 13.35383 M", "S-3: 20.599145 M": those are the
     MAXIM class defaults (num_supervision_scales=1, 3 outputs); ours match to the parameter."""
-    assert _count(**MAXIM_VARIANTS[variant], num_supervision_scales=1) == MAXIM_OFFICIAL_PARAMS[variant]
+    assert _count(**PRESETS[variant], num_supervision_scales=1) == MAXIM_OFFICIAL_PARAMS[variant]
 
 
 def test_released_configuration_parameter_counts():
     """run_eval.py builds every released model with num_supervision_scales=3 (multi-scale
     inputs/outputs): 14.18M (2S) and 22.21M (3S), the README's "14.1M" and "22.2M"."""
-    assert _count(**MAXIM_VARIANTS["S-2"]) == 14_176_178
-    assert _count(**MAXIM_VARIANTS["S-3"]) == 22_212_795
-    assert _count(**MAXIM_VARIANTS["S-1"]) == 6_139_561
+    assert _count(**PRESETS["S-2"]) == 14_176_178
+    assert _count(**PRESETS["S-3"]) == 22_212_795
+    assert _count(**PRESETS["S-1"]) == 6_139_561
     # lrelu_slope, dropout and the head init do not change the count
-    assert _count(**MAXIM_VARIANTS["S-2"], lrelu_slope=0.0, zero_init_heads=True) == 14_176_178
+    assert _count(**PRESETS["S-2"], lrelu_slope=0.0, zero_init_heads=True) == 14_176_178
 
 
 def test_registered_variants_build_at_official_size():
@@ -115,6 +116,47 @@ def test_zero_init_heads_start_as_identity():
     out = m(x)
     torch.testing.assert_close(out[-1][-1], x)
     torch.testing.assert_close(out[0][0], x[..., 1::2, 1::2])  # nearest (JAX): odd pixels
+
+
+def test_presets_and_registered_sizes():
+    from gatelab import create_model
+
+    assert sorted(PRESETS) == sorted(MAXIM_OFFICIAL_PARAMS)
+    for k in (1, 2, 3):  # the registry entries name their preset; keys given next to it override it
+        with torch.device("meta"):
+            m = create_model(f"maxim-{k}s", dropout=0.1)
+        assert m.config == MaximConfig.from_preset(f"S-{k}", dropout=0.1)
+    with torch.device("meta"):
+        m = create_model("maxim", preset="M-1", num_supervision_scales=1)
+    assert sum(p.numel() for p in m.parameters()) == MAXIM_OFFICIAL_PARAMS["M-1"]
+    assert MaximConfig() == MaximConfig.from_preset("S-2")  # the defaults are MAXIM-2S
+    cfg = MaximConfig.from_preset("S-1", block_size_lr=4, grid_size_hr=[8, 4])  # int: a square; YAML list
+    assert (cfg.block_size_lr, cfg.grid_size_hr) == ((4, 4), (8, 4))
+    assert Maxim(cfg).config is cfg
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"featurs": 8}, ["'featurs'", "did you mean 'features'"]),
+        ({"dropout_rate": 0.1}, ["'dropout_rate'", "did you mean 'dropout'"]),  # the official names
+        ({"use_bias": False}, ["'use_bias'", "did you mean 'bias'"]),
+        ({"dropout": 1.5}, ["MaximConfig.dropout=1.5", "[0, 1)"]),
+        ({"features": 0}, ["MaximConfig.features=0", ">= 1"]),
+        ({"bias": "yes"}, ["MaximConfig.bias='yes'", "boolean"]),
+        ({"block_size_hr": (4, 0)}, ["MaximConfig.block_size_hr=(4, 0)", "pair [h, w]"]),
+        ({"depth": 2, "num_supervision_scales": 3}, ["num_supervision_scales=3", "depth=2"]),
+        ({"preset": "S-4"}, ["unknown preset 'S-4'", "S-1"]),
+    ],
+)
+def test_config_errors_are_one_line(kwargs, fragments):
+    from gatelab import create_model
+
+    with pytest.raises(ConfigError) as e:
+        create_model("maxim", **kwargs)
+    assert "\n" not in str(e.value)
+    for f in fragments:
+        assert f in str(e.value), str(e.value)
 
 
 def test_config_errors():
@@ -224,9 +266,9 @@ def test_resizes_follow_jax_image_resize():
 
 
 def test_tiling_equals_untiled_within_receptive_field():
-    """DnCNN depth 5 has a receptive radius of 5 pixels: with margin >= 5 every blended pixel is
+    """DnCNN with 5 layers has a receptive radius of 5 pixels: with margin >= 5 every blended pixel is
     exact, so tiled == whole-image inference up to float rounding."""
-    net = DnCNN(3, 8, 5).eval()
+    net = DnCNN(in_channels=3, features=8, num_layers=5).eval()
     _randomise(net)
     x = torch.rand(1, 3, 45, 38)
     with torch.no_grad():

@@ -33,7 +33,7 @@ def _official_count(nd: int, in_ch: int, n_cls: int, f: list[int], attention: bo
     total += unet_conv(f[3], f[4])  # center
     # up_concat4..1: UnetUp3_CT(in, out) = UnetConv3(in + out, out) after a parameter-free upsample
     total += sum(unet_conv(f[i + 1] + f[i], f[i]) for i in range(4))
-    # deep supervision: dsv4/3/2 (conv1 + upsample), dsv1 conv1, final conv1 over 4 * n_classes
+    # deep supervision: dsv4/3/2 (conv1 + upsample), dsv1 conv1, final conv1 over 4 * num_classes
     total += sum(_conv(f[i], n_cls, 1, nd) for i in range(4)) + _conv(4 * n_cls, n_cls, 1, nd)
     if attention:
         total += _conv(f[4], f[4], 1, nd) + _bn(f[4])  # UnetGridGatingSignal3
@@ -53,8 +53,8 @@ def _official_count(nd: int, in_ch: int, n_cls: int, f: list[int], attention: bo
 def test_paper_configuration_parameter_counts():
     """The paper's CT networks: 3D, feature_scale 4 (filters 16..256), 1 input channel, 2 classes."""
     f = [16, 32, 64, 128, 256]
-    unet = UNet(3, 1, 2, feature_scale=4, attention=False)
-    att = UNet(3, 1, 2, feature_scale=4, attention=True)
+    unet = UNet(spatial_dims=3, in_channels=1, num_classes=2, feature_scale=4, attention=False)
+    att = UNet(spatial_dims=3, in_channels=1, num_classes=2, feature_scale=4, attention=True)
     assert unet.widths == tuple(f)
     assert unet_param_count(unet) == _official_count(3, 1, 2, f, attention=False) == 5_887_466
     assert unet_param_count(att) == _official_count(3, 1, 2, f, attention=True) == 6_472_784
@@ -66,7 +66,14 @@ def test_paper_configuration_parameter_counts():
 def test_parameter_counts_2d(fs, gates):
     f = [int(c / fs) for c in (64, 128, 256, 512, 1024)]
     for att in (False, True):
-        m = UNet(2, 3, 2, feature_scale=fs, attention=att, gates_per_level=gates)
+        m = UNet(
+            spatial_dims=2,
+            in_channels=3,
+            num_classes=2,
+            feature_scale=fs,
+            attention=att,
+            gates_per_level=gates,
+        )
         assert unet_param_count(m) == _official_count(2, 3, 2, f, att, gates)
 
 
@@ -155,7 +162,18 @@ def _randomise_norms(m):
 @pytest.mark.parametrize("attention", [False, True])
 def test_matches_official_forward(nd, size, attention):
     torch.manual_seed(0)
-    m = UNet(nd, 2, 3, filters=(8, 16, 32, 64), feature_scale=2, attention=attention).double().eval()
+    m = (
+        UNet(
+            spatial_dims=nd,
+            in_channels=2,
+            num_classes=3,
+            filters=(8, 16, 32, 64),
+            feature_scale=2,
+            attention=attention,
+        )
+        .double()
+        .eval()
+    )
     _randomise_norms(m)
     x = torch.randn(2, 2, *size, dtype=torch.float64)
     with torch.no_grad():
@@ -176,7 +194,9 @@ def test_matches_official_forward(nd, size, attention):
 @pytest.mark.parametrize(("nd", "size"), [(2, (48, 40)), (3, (32, 16, 24))])
 @pytest.mark.parametrize("gates", [1, 2])
 def test_return_attention_shapes_and_range(nd, size, gates):
-    m = AttentionUNet(nd, 1, 2, feature_scale=16, gates_per_level=gates).train()
+    m = AttentionUNet(
+        spatial_dims=nd, in_channels=1, num_classes=2, feature_scale=16, gates_per_level=gates
+    ).train()
     x = torch.randn(2, 1, *size)
     with capture_gates(m) as captured:
         logits, maps = m(x, return_attention=True)
@@ -195,17 +215,17 @@ def test_return_attention_shapes_and_range(nd, size, gates):
 
 
 def test_attention_maps_receive_gradients_and_unet_has_none():
-    m = AttentionUNet(2, 1, 2, feature_scale=16)
+    m = AttentionUNet(spatial_dims=2, in_channels=1, num_classes=2, feature_scale=16)
     logits, _ = m(torch.randn(2, 1, 32, 32), return_attention=True)
     logits.mean().backward()
     for gate in m.gates.values():
         assert gate.gates[0].psi.weight.grad is not None and gate.gates[0].psi.weight.grad.abs().sum() > 0
-    u = UNet(2, 1, 2, feature_scale=16)
+    u = UNet(spatial_dims=2, in_channels=1, num_classes=2, feature_scale=16)
     out = u(torch.randn(1, 1, 32, 32), return_attention=True)
     assert out[1] == {} and not hasattr(u, "gates")
     # the U-Net baseline round-trips through its state dict like the registered models
     u.eval()
-    fresh = UNet(2, 1, 2, feature_scale=16).eval()
+    fresh = UNet(spatial_dims=2, in_channels=1, num_classes=2, feature_scale=16).eval()
     fresh.load_state_dict(u.state_dict())
     x = torch.randn(1, 1, 32, 32)
     with torch.no_grad():
@@ -213,7 +233,16 @@ def test_attention_maps_receive_gradients_and_unet_has_none():
 
 
 def test_odd_sizes_and_options():
-    m = UNet(2, 1, 4, feature_scale=16, attention=True, deep_supervision=False, norm="instance", act="silu")
+    m = UNet(
+        spatial_dims=2,
+        in_channels=1,
+        num_classes=4,
+        feature_scale=16,
+        attention=True,
+        deep_supervision=False,
+        norm="instance",
+        act="silu",
+    )
     y, maps = m(torch.randn(1, 1, 37, 45), return_attention=True)
     assert y.shape == (1, 4, 37, 45)
     assert maps["att2"].shape == (1, 2, 18, 22)
@@ -221,16 +250,71 @@ def test_odd_sizes_and_options():
 
 
 def test_errors():
-    m = UNet(2, 1, 2, feature_scale=16)
+    m = UNet(spatial_dims=2, in_channels=1, num_classes=2, feature_scale=16)
     with pytest.raises(ValueError, match="input must be"):
         m(torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match=">= 2\\^depth = 16"):
         m(torch.randn(1, 1, 8, 32))
     with pytest.raises(ValueError, match="spatial_dims"):
-        UNet(1, 1, 2)
+        UNet(spatial_dims=1, in_channels=1, num_classes=2)
     with pytest.raises(ValueError, match="every width must be >= 1"):
-        UNet(2, 1, 2, feature_scale=128)
-    with pytest.raises(ConfigError, match="unexpected keyword"):
+        UNet(spatial_dims=2, in_channels=1, num_classes=2, feature_scale=128)
+    with pytest.raises(ConfigError, match="unknown config key 'feature_scael'"):
         create_model("attention-unet-2d", feature_scael=4)
     with pytest.raises(ConfigError, match="spatial_dims"):
         create_model("attention-unet-2d", spatial_dims=3)
+
+
+# --------------------------------------------------------------------------- config and presets
+
+
+@pytest.mark.parametrize("preset", ["unet-2d", "unet-3d", "attention-unet-2d", "attention-unet-3d"])
+def test_presets_build_the_papers_networks(preset):
+    from gatelab.vision.models.unet import UNetConfig
+
+    cfg = UNetConfig.from_preset(preset)
+    nd = cfg.spatial_dims
+    with torch.device("meta"):
+        m = UNet(cfg)
+    assert m.config is cfg and m.widths == (16, 32, 64, 128, 256) and m.attention == preset.startswith("att")
+    assert unet_param_count(m) == _official_count(nd, 1, 2, [16, 32, 64, 128, 256], attention=m.attention)
+
+
+def test_registry_entries_start_from_their_preset():
+    from gatelab.vision.models.unet import UNetConfig
+
+    with torch.device("meta"):
+        m = create_model("attention-unet-3d", attention=False, gates_per_level=1)
+        base = create_model("attention-unet-2d", preset="unet-2d")  # another preset of the same config
+    assert m.config == UNetConfig.from_preset("attention-unet-3d", attention=False, gates_per_level=1)
+    assert base.config == UNetConfig.from_preset("unet-2d") and not base.attention
+    with pytest.raises(ConfigError, match="spatial_dims is fixed to 2"):
+        create_model("attention-unet-2d", preset="unet-3d")
+    a = AttentionUNet(spatial_dims=2, filters=[4, 8, 16], feature_scale=1)  # a YAML list is a tuple
+    assert a.attention and a.config.filters == (4, 8, 16)
+    with pytest.raises(ConfigError, match="attention=False"):
+        AttentionUNet(UNetConfig())
+    with pytest.raises(ConfigError, match="'attention'"):
+        AttentionUNet(attention=True)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"spatial_dims": 1}, ["UNetConfig.spatial_dims=1", "2", "3"]),
+        ({"n_classes": 3}, ["'n_classes'", "did you mean 'num_classes'"]),
+        ({"num_classes": 0}, ["UNetConfig.num_classes=0", ">= 1"]),
+        ({"filters": [64]}, ["UNetConfig.filters=[64]", "at least 2 levels"]),
+        ({"kernel_size": 4}, ["UNetConfig.kernel_size=4", "odd"]),
+        ({"norm": "layer"}, ["UNetConfig.norm='layer'", "batch"]),
+        ({"upsample_mode": "bicubic"}, ["UNetConfig.upsample_mode='bicubic'", "nearest"]),
+        ({"upsample_mode": "trilinear"}, ["UNetConfig.upsample_mode='trilinear'", "spatial_dims=3"]),
+        ({"feature_scale": -1}, ["UNetConfig.feature_scale=-1", "> 0"]),
+    ],
+)
+def test_config_errors_are_one_line(kwargs, fragments):
+    with pytest.raises(ConfigError) as e:
+        create_model("attention-unet-2d", **kwargs)
+    assert "\n" not in str(e.value)
+    for f in fragments:
+        assert f in str(e.value), str(e.value)

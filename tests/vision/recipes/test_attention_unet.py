@@ -43,7 +43,7 @@ def test_repro_configs_and_overlay(tmp_path):
             )
             assert cfg.model.kwargs["attention"] == (model == "attention-unet")
             assert cfg.task.kwargs["auc"] == (ds == "drive")
-    net = UNet(2, 3, 2, feature_scale=16, attention=True)
+    net = UNet(spatial_dims=2, in_channels=3, num_classes=2, feature_scale=16, attention=True)
     from gatelab.vision.data.segmentation import SegmentationCase
 
     case = SegmentationCase(

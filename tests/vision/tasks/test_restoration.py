@@ -134,7 +134,7 @@ def test_dncnn_baseline_through_the_task(tmp_path):
         checkpoint=CheckpointConfig(monitor=None, save_top_k=1, save_last=True),
     )
     lit, tr, wall = fit_restoration(
-        "dncnn", {"depth": 3, "features": 4}, dm, task=task, trainer=trainer, run_dir=tmp_path / "run", seed=0
+        "dncnn", {"num_layers": 3, "features": 4}, dm, task=task, trainer=trainer, run_dir=tmp_path / "run", seed=0
     )
     assert tr.global_step == 3 and wall > 0
     ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"

@@ -84,9 +84,9 @@ def test_loss_gradient_is_finite_on_extreme_logits():
 class _Fixed(torch.nn.Module):
     """A 'model' returning stored logits (for metric tests)."""
 
-    def __init__(self, n_classes):
+    def __init__(self, num_classes):
         super().__init__()
-        self.n_classes = n_classes
+        self.num_classes = num_classes
         self.w = torch.nn.Parameter(torch.zeros(()))
         self.logits: torch.Tensor | None = None
 
@@ -208,7 +208,7 @@ def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
         }
     )
     res = run_experiment(cfg, data_dir=tmp_path)
-    assert res.model_kwargs["in_channels"] == 1 and res.model_kwargs["n_classes"] == 2
+    assert res.model_kwargs["in_channels"] == 1 and res.model_kwargs["num_classes"] == 2
     for k in ("test/dice", "test/iou", "test/auc", "test/loss", "val/loss"):
         assert math.isfinite(res.metrics[k]), k
     assert 0.0 <= res.metrics["test/dice"] <= 1.0
