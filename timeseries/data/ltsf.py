@@ -545,13 +545,14 @@ class LTSFData:
         return z * self.std[sl] + self.mean[sl]
 
     def model_kwargs(self) -> dict[str, int]:
-        """Sizes for the forecasters: ``n_vars``, ``seq_len``, ``pred_len``, ``n_targets``, ``n_marks``."""
+        """Sizes for the forecasters (:class:`~gatelab.timeseries.models.gateformer.GateformerConfig`
+        keys): ``num_vars``, ``lookback``, ``horizon``, ``num_targets``, ``num_marks``."""
         return {
-            "n_vars": self.n_inputs,
-            "seq_len": self.lookback,
-            "pred_len": self.horizon,
-            "n_targets": self.n_targets,
-            "n_marks": self.n_marks,
+            "num_vars": self.n_inputs,
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "num_targets": self.n_targets,
+            "num_marks": self.n_marks,
         }
 
     def summary(self) -> dict[str, Any]:

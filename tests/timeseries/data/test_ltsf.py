@@ -184,7 +184,7 @@ def test_feature_modes_and_target_moved_last(tmp_path):
     w = ms.windows("train")[0]
     assert w["x"].shape == (6, 3) and w["target"].shape == (3, 1)
     torch.testing.assert_close(w["target"][:, 0], ms.data[6:9, 2])
-    assert ms.model_kwargs() == {"n_vars": 3, "seq_len": 6, "pred_len": 3, "n_targets": 1, "n_marks": 4}
+    assert ms.model_kwargs() == {"num_vars": 3, "lookback": 6, "horizon": 3, "num_targets": 1, "num_marks": 4}
     with pytest.raises(Exception, match="features='X'"):
         load_ltsf(None, file=f, freq="h", lookback=6, horizon=3, features="X")
 
