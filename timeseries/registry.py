@@ -46,11 +46,11 @@ register_model(
 )
 register_model(
     "tft",
-    f"{_TFT}:tft",
+    f"{_TFT}:TemporalFusionTransformer",
     domain=DOMAIN,
     paper="Lim et al. 2021, Temporal Fusion Transformers for interpretable multi-horizon time series forecasting",
     gates=("GatedLinearUnit", "GatedResidualNetwork", "GateAddNorm", "VariableSelectionNetwork"),
-    description="Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TemporalFusionTransformer)",
+    description="Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TFTConfig)",
     tiny=f"{_TFT}:_TINY",
     example_inputs=f"{_TFT}:_example",
     tags=("forecasting", "quantile", "interpretable"),

@@ -93,7 +93,7 @@ def _ltsf(root: Path) -> Case:
     return Case(_config(root, "ltsf", model, data, {"name": "regression", "lr": 1e-2}), root / "data")
 
 
-_TFT_MODEL = {"hidden_size": 8, "attention_head_size": 2, "hidden_continuous_size": 4, "dropout": 0.2}
+_TFT_MODEL = {"d_model": 8, "num_heads": 2, "continuous_dim": 4, "dropout": 0.2}
 
 
 def _tft_task() -> dict[str, Any]:
