@@ -321,13 +321,20 @@ class _InputEmbedding(nn.Module):
             **dict(zip(self.cat_names, self.cat_dims)),
             **dict(zip(self.real_names, self.real_dims)),
         }
-        row_off = [sum(self.cardinalities[:o]) for o in range(len(self.cat_names))]
-        d_cat = max(self.cat_dims, default=1)
-        d_real = max(self.real_dims, default=1)
-        self._d_cat, self._d_real = d_cat, d_real
-        x_cat, x_real = list(x_categoricals), list(x_reals)
+        self._d_cat = max(self.cat_dims, default=1)
+        self._d_real = max(self.real_dims, default=1)
+        x_cat = list(x_categoricals)
+        self._register_code_check(x_cat, groups)
+        self.parts: dict[str, tuple[list[str], list[str]]] = {}
+        self._grouped: dict[str, bool] = {}
+        self._padded: dict[str, bool] = {}
+        for part, names in parts.items():
+            self._register_part(part, names, x_cat, list(x_reals), groups, paddings, factory_kwargs)
+        self._build_tables(factory_kwargs)
+        self.reset_parameters()
 
-        # every categorical input column used, for the code check
+    def _register_code_check(self, x_cat: list[str], groups: Mapping[str, Sequence[str]]) -> None:
+        """Every categorical input column used and its variable's class count, for :meth:`check_codes`."""
         check_cols, check_card, self.col_names = [], [], []
         for o, name in enumerate(self.cat_names):
             for m in groups.get(name, [name]):
@@ -337,57 +344,65 @@ class _InputEmbedding(nn.Module):
         self.register_buffer("_check_cols", torch.tensor(check_cols, dtype=torch.long), persistent=False)
         self.register_buffer("_check_card", torch.tensor(check_card, dtype=torch.long), persistent=False)
 
-        self.parts: dict[str, tuple[list[str], list[str]]] = {}
-        self._grouped: dict[str, bool] = {}
-        self._padded: dict[str, bool] = {}
-        for part, names in parts.items():
-            cats = [n for n in names if n in cat_vars]
-            reals = [n for n in names if n in real_vars]
-            if [*cats, *reals] != list(names):
-                raise ValueError(
-                    f"_InputEmbedding: part {part!r} must list categoricals before reals: {names}"
-                )
-            self.parts[part] = (cats, reals)
-            cols, rows, pads, member = [], [], [], []
-            for k, name in enumerate(cats):
-                o = self.cat_names.index(name)
-                for m in groups.get(name, [name]):
-                    cols.append(x_cat.index(m))
-                    rows.append(row_off[o])
-                    pads.append(name in paddings)
-                    member.append(k)
-            self._grouped[part] = len(cols) != len(cats)
-            self._padded[part] = any(pads)
-            mat = torch.zeros(len(cats), len(cols))
-            if cats:
-                mat[torch.tensor(member), torch.arange(len(cols))] = 1.0
-            valid_c = [i + k * d_cat for k, n in enumerate(cats) for i in range(self.sizes[n])]
-            ridx = [self.real_names.index(n) for n in reals]
-            valid_r = [i + k * d_real for k, n in enumerate(reals) for i in range(self.sizes[n])]
-            bufs = {
-                "cols": torch.tensor(cols, dtype=torch.long),
-                "rows": torch.tensor(rows, dtype=torch.long),
-                "pad": torch.tensor(pads, dtype=torch.bool),
-                "member": mat.to(**factory_kwargs),
-                "cvalid": torch.tensor(valid_c, dtype=torch.long),
-                "rcols": torch.tensor([x_real.index(n) for n in reals], dtype=torch.long),
-                "ridx": torch.tensor(ridx, dtype=torch.long),
-                "rvalid": torch.tensor(valid_r, dtype=torch.long),
-            }
-            for key, t in bufs.items():
-                self.register_buffer(f"_{part}_{key}", t, persistent=False)
+    def _register_part(
+        self,
+        part: str,
+        names: Sequence[str],
+        x_cat: list[str],
+        x_real: list[str],
+        groups: Mapping[str, Sequence[str]],
+        paddings: Sequence[str],
+        factory_kwargs: dict[str, Any],
+    ) -> None:
+        """The index buffers ``_<part>_*`` that gather ``part``'s variables from the inputs and tables."""
+        cats = [n for n in names if n in self.cat_names]
+        reals = [n for n in names if n in self.real_names]
+        if [*cats, *reals] != list(names):
+            raise ValueError(f"_InputEmbedding: part {part!r} must list categoricals before reals: {names}")
+        self.parts[part] = (cats, reals)
+        row_off = [sum(self.cardinalities[:o]) for o in range(len(self.cat_names))]
+        cols, rows, pads, member = [], [], [], []
+        for k, name in enumerate(cats):
+            o = self.cat_names.index(name)
+            for m in groups.get(name, [name]):
+                cols.append(x_cat.index(m))
+                rows.append(row_off[o])
+                pads.append(name in paddings)
+                member.append(k)
+        self._grouped[part] = len(cols) != len(cats)
+        self._padded[part] = any(pads)
+        mat = torch.zeros(len(cats), len(cols))
+        if cats:
+            mat[torch.tensor(member), torch.arange(len(cols))] = 1.0
+        d_cat, d_real = self._d_cat, self._d_real
+        valid_c = [i + k * d_cat for k, n in enumerate(cats) for i in range(self.sizes[n])]
+        ridx = [self.real_names.index(n) for n in reals]
+        valid_r = [i + k * d_real for k, n in enumerate(reals) for i in range(self.sizes[n])]
+        bufs = {
+            "cols": torch.tensor(cols, dtype=torch.long),
+            "rows": torch.tensor(rows, dtype=torch.long),
+            "pad": torch.tensor(pads, dtype=torch.bool),
+            "member": mat.to(**factory_kwargs),
+            "cvalid": torch.tensor(valid_c, dtype=torch.long),
+            "rcols": torch.tensor([x_real.index(n) for n in reals], dtype=torch.long),
+            "ridx": torch.tensor(ridx, dtype=torch.long),
+            "rvalid": torch.tensor(valid_r, dtype=torch.long),
+        }
+        for key, t in bufs.items():
+            self.register_buffer(f"_{part}_{key}", t, persistent=False)
 
+    def _build_tables(self, factory_kwargs: dict[str, Any]) -> None:
+        """The parameters: one categorical table ``[sum n_o, d_cat]``, the reals' lifts ``[n_real, d_real]``."""
         n_rows = sum(self.cardinalities)
         self.cat_weight = (
-            nn.Parameter(torch.empty(n_rows, d_cat, **factory_kwargs)) if self.cat_names else None
+            nn.Parameter(torch.empty(n_rows, self._d_cat, **factory_kwargs)) if self.cat_names else None
         )
         if self.real_names:
-            self.real_weight = nn.Parameter(torch.empty(len(self.real_names), d_real, **factory_kwargs))
-            self.real_bias = nn.Parameter(torch.empty(len(self.real_names), d_real, **factory_kwargs))
+            self.real_weight = nn.Parameter(torch.empty(len(self.real_names), self._d_real, **factory_kwargs))
+            self.real_bias = nn.Parameter(torch.empty(len(self.real_names), self._d_real, **factory_kwargs))
         else:
             self.register_parameter("real_weight", None)
             self.register_parameter("real_bias", None)
-        self.reset_parameters()
 
     def features(self, part: str) -> dict[str, int]:
         """``{variable: width}`` of ``part``'s output, in order."""
