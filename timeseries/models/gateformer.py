@@ -399,7 +399,7 @@ class Gateformer(nn.Module):
     variate attention against after it), each ``[B, N, d]``.
     """
 
-    config_class: ClassVar[type[GateformerConfig]] = GateformerConfig
+    config_class = GateformerConfig
 
     def __init__(
         self,
@@ -517,7 +517,7 @@ class ITransformer(Gateformer):
     :class:`ITransformerConfig` (no temporal branch, no gates, post-norm GELU layers, final
     ``LayerNorm``, calendar tokens)."""
 
-    config_class: ClassVar[type[GateformerConfig]] = ITransformerConfig
+    config_class = ITransformerConfig
 
 
 # --------------------------------------------------------------------------- tiny configs and example inputs (registered in gatelab.timeseries.registry)

@@ -664,7 +664,7 @@ class TemporalFusionTransformer(nn.Module):
     :meth:`_build_static_encoders`, :meth:`_build_seq2seq`, :meth:`_build_temporal_fusion`).
     """
 
-    config_class: ClassVar[type[TFTConfig]] = TFTConfig
+    config_class = TFTConfig
 
     def __init__(
         self,

@@ -299,7 +299,7 @@ OPTIONS = [
     Option("--horizon", type=int, nargs="+", default=None, help="horizons (default: the dataset's four)"),
     Option("--models", nargs="+", choices=[*MODELS, "gateformer-nogate"], default=list(MODELS),
            help="models (gateformer-nogate: Gateformer with gates=False, the ablation)"),
-    Option("--epochs", type=int, default=None, help="max epochs (default: the preset's, 10)"),
+    Option("--epochs", type=int, default=None, help="max epochs (default: the official run's, 10)"),
     Option("--patience", type=int, default=3, help="early-stopping patience (validation MSE)"),
     Option("--budget", choices=["official", "cpu"], default="official",
            help="official protocol, or the documented CPU reductions (CPU_BUDGET)"),
@@ -568,6 +568,7 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                     ck = trainer.checkpoint_callback
                     config = {
                         "model_kwargs": {k: v for k, v in res.model_kwargs.items()},
+                        "model_config": res.task.model.config.to_dict(),  # the preset resolved
                         "lr": cfg["task"]["lr"],
                         "batch_size": cfg["data"]["kwargs"]["batch_size"],
                         "lookback": info.lookback,

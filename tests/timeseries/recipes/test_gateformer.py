@@ -195,6 +195,7 @@ def test_cli_quick_path_writes_its_own_ledger_and_plots(tmp_path, monkeypatch, c
         assert r["seed"] == 2021 and r["mse"] > 0 and r["mae"] > 0 and r["wall_s"] > 0
         cfg = json.loads(r["config"])
         assert cfg["budget"] == "quick" and cfg["max_epochs"] == 1 and cfg["data"]["windows"]["train"] == 65
+        assert cfg["model_kwargs"]["preset"] == "etth1-4" and cfg["model_config"]["d_model"] == 8
         assert r["data_sha256"] and r["command"].startswith("gatelab repro gateformer --quick")
     assert "ours vs published iTransformer" in out and "gateformer-quick" in out
     for name in (
