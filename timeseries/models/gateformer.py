@@ -321,6 +321,10 @@ class GateformerConfig(ModelConfig):
             raise ConfigError(
                 f"{name}: patch_len={self.patch_len} exceeds lookback={self.lookback} + stride={self.stride}"
             )
+        try:
+            create_act(self.act)
+        except ValueError as e:
+            raise ConfigError(f"{name}.act={self.act!r}: {e}") from None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -276,6 +276,7 @@ def test_itransformer_is_gateformer_with_itransformer_defaults():
         (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, dropout=1.0), ["dropout=1.0", "[0, 1)"]),
         (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, gates="yes"), ["gates='yes'"]),
         (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, attn_gate="rowwise"), ["attn_gate='rowwise'"]),
+        (lambda: ITransformerConfig(num_vars=3, lookback=16, horizon=4, act="gelux"), ["ITransformerConfig.act='gelux'"]),
         (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, d_model=10, num_heads=4),
          ["d_model=10 must be divisible by num_heads=4"]),
         (lambda: GateformerConfig(num_vars=3, lookback=4, horizon=4, patch_len=16, stride=4),
