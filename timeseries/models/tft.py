@@ -96,9 +96,6 @@ __all__ = [
     "default_embedding_size",
 ]
 
-Layout = Literal["paper", "pytorch-forecasting"]
-LAYOUTS = ("paper", "pytorch-forecasting")
-
 
 def _square(y: torch.Tensor) -> torch.Tensor:
     return y * y
@@ -493,7 +490,6 @@ def _keras_lstm_init_(lstm: nn.LSTM) -> None:
                 p.zero_()
 
 
-TargetTransform = Literal["log", "log1p", "logit", "count", "softplus", "relu", "sqrt"]
 _NAME_LISTS = (
     "x_categoricals", "x_reals", "static_categoricals", "static_reals", "time_varying_categoricals_encoder",
     "time_varying_categoricals_decoder", "time_varying_reals_encoder", "time_varying_reals_decoder",
@@ -564,10 +560,10 @@ class TFTConfig(ModelConfig):
     continuous_dims: dict[str, PositiveInt] = dataclasses.field(default_factory=dict)
     quantiles: tuple[UnitInterval, ...] = (0.1, 0.5, 0.9)
     lookback: PositiveInt | None = None
-    layout: Layout = "paper"
+    layout: Literal["paper", "pytorch-forecasting"] = "paper"
     causal_attention: bool = True
     attend_to_self: bool | None = None
-    target_transform: TargetTransform | None = None
+    target_transform: Literal["log", "log1p", "logit", "count", "softplus", "relu", "sqrt"] | None = None
     rescale_output: bool = True
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from gatelab.core.config import ConfigError
 from gatelab.timeseries.models.tft import (
     _TINY,
     ELU,
+    TARGET_TRANSFORMS,
     InterpretableMultiHeadAttention,
     TemporalFusionTransformer,
     default_embedding_size,
@@ -269,6 +271,9 @@ def test_config_presets_build_and_create_model_uses_them():
     assert TemporalFusionTransformer(dict(_TINY)).config == cfg == TemporalFusionTransformer(**_TINY).config
     assert TemporalFusionTransformer(cfg, dropout=0.2).config.dropout == 0.2
     assert cfg.to_dict()["embedding_sizes"]["store"] == [3, 2]
+    # the config's target_transform names are exactly the inverse transforms the model has
+    hints = typing.get_type_hints(TFTConfig, include_extras=True)
+    assert set(typing.get_args(typing.get_args(hints["target_transform"])[0])) == set(TARGET_TRANSFORMS) - {None}
     assert TFTConfig(**cfg.to_dict()) == cfg
 
 
