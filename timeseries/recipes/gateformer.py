@@ -495,7 +495,7 @@ def _plot(
 ) -> list[Path]:
     from ..analysis.ltsf import plot_forecast, plot_gate_values
 
-    variates = sorted({0, data.n_targets - 1}) if data.n_targets > 1 else [0]
+    variates = sorted({0, data.num_targets - 1}) if data.num_targets > 1 else [0]
     out = [
         plot_forecast(
             models, data, folder / f"{table}_{dataset}_{horizon}_forecast.png", variates=variates,

@@ -51,7 +51,7 @@ def test_presets_are_the_official_scripts():
                 for h in info.horizons:
                     official_run(model, ds, h)
                     cfg = config_class.from_preset(f"{ds}-{h}")  # the whole model of the run
-                    assert (cfg.num_vars, cfg.lookback, cfg.horizon) == (info.n_vars, info.lookback, h)
+                    assert (cfg.num_vars, cfg.lookback, cfg.horizon) == (info.num_vars, info.lookback, h)
                     names.add(f"{ds}-{h}")
         assert set(config_class.presets) == names  # one preset per official run, no other
     with pytest.raises(KeyError, match="runs exist for horizons"):
