@@ -2,7 +2,7 @@
 
 Both models are built from the same pytorch-forecasting ``TimeSeriesDataSet`` (the stallion
 tutorial's: 7 static, 13 encoder and 6 decoder variables, a group of 12 categorical columns) with
-the same sizes (``hidden_size``, heads, ``hidden_continuous_size``, dropout, 7 quantiles); ours
+the same sizes (``hidden_size``/``d_model``, heads, ``hidden_continuous_size``/``continuous_dim``, dropout, 7 quantiles); ours
 with ``layout="pytorch-forecasting"``, i.e. the same network (pytorch-forecasting's weights port
 into it exactly, tests/timeseries/models/test_tft_port.py). Two modes:
 
@@ -115,12 +115,18 @@ def _synthetic_stallion(seed: int = 0) -> Any:
 
 
 def _sizes(args: argparse.Namespace) -> dict[str, Any]:
+    """The sizes in pytorch-forecasting's names (its ``from_dataset``)."""
     return dict(
         hidden_size=args.hidden,
         attention_head_size=args.heads,
         dropout=args.dropout,
         hidden_continuous_size=args.hidden_continuous,
     )
+
+
+def _our_sizes(args: argparse.Namespace) -> dict[str, Any]:
+    """The same sizes as :class:`~gatelab.timeseries.models.tft.TFTConfig` keys."""
+    return dict(d_model=args.hidden, num_heads=args.heads, dropout=args.dropout, continuous_dim=args.hidden_continuous)
 
 
 def _setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,7 +161,7 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
         env["pf"] = PFTFT.from_dataset(training, loss=QuantileLoss(), **_sizes(args))
         torch.manual_seed(0)
         env["ours"] = TemporalFusionTransformer.from_dataset(
-            training, quantiles=env["pf"].loss.quantiles, **_sizes(args)
+            training, quantiles=env["pf"].loss.quantiles, **_our_sizes(args)
         )
     return env
 
@@ -274,7 +280,7 @@ def _fit(name: str, args: argparse.Namespace, env: dict[str, Any], n_batches: in
             model_name="tft",
             model_kwargs={
                 **config_from_dataset(training),
-                **_sizes(args),
+                **_our_sizes(args),
                 "quantiles": [0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98],
             },
             task={"name": "tft", "optimizer": "adam", "lr": 1e-3},

@@ -373,7 +373,7 @@ def test_listing_imports_no_model_module_and_create_model_only_its_own():
         gates = {{n: list(i.gates) for n, i in infos.items()}}
         listed = sorted(m for m in sys.modules if m.split(".")[0] in {_HEAVY!r} or ".models" in m)
         before = set(sys.modules)
-        model = gatelab.create_model("gateformer", n_vars=3, seq_len=16, pred_len=4)
+        model = gatelab.create_model("gateformer", num_vars=3, lookback=16, horizon=4)
         created = sorted(m for m in set(sys.modules) - before if m.startswith(("gatelab.timeseries",
                          "gatelab.recsys", "gatelab.vision", "gatelab.multimodal")))
         heavy = sorted(m for m in ("pandas", "pyarrow", "lightning", "PIL", "pytorch_forecasting") if m in sys.modules)

@@ -2,7 +2,7 @@
 
 Imported by :mod:`gatelab.timeseries` (and by :func:`gatelab.core.registry.load_registrations`).
 It imports neither torch nor pandas: every entry names its ``"module:attr"``, imported on first
-use, so ``create_model("gateformer")`` loads only :mod:`gatelab.timeseries.models.gateformer`.
+use, so ``create_model("gateformer", preset="etth1-96")`` loads only :mod:`gatelab.timeseries.models.gateformer`.
 
 * models: ``gateformer``, ``itransformer``, ``tft``;
 * datasets: the ten LTSF benchmarks (``etth1`` ... ``solar``) and TFT's ``stallion``,
@@ -24,7 +24,7 @@ _TFT = "gatelab.timeseries.models.tft"
 
 register_model(
     "gateformer",
-    f"{_GF}:gateformer",
+    f"{_GF}:Gateformer",
     domain=DOMAIN,
     paper="Lan & Oermann 2025, Gateformer (arXiv:2505.00307)",
     gates=("TokenwiseGate", "OutputGatedAttention"),
@@ -35,7 +35,7 @@ register_model(
 )
 register_model(
     "itransformer",
-    f"{_GF}:itransformer",
+    f"{_GF}:ITransformer",
     domain=DOMAIN,
     paper="Liu et al. 2024, iTransformer (ICLR 2024)",
     gates=("OutputGatedAttention",),
@@ -46,11 +46,11 @@ register_model(
 )
 register_model(
     "tft",
-    f"{_TFT}:tft",
+    f"{_TFT}:TemporalFusionTransformer",
     domain=DOMAIN,
     paper="Lim et al. 2021, Temporal Fusion Transformers for interpretable multi-horizon time series forecasting",
     gates=("GatedLinearUnit", "GatedResidualNetwork", "GateAddNorm", "VariableSelectionNetwork"),
-    description="Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TemporalFusionTransformer)",
+    description="Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TFTConfig)",
     tiny=f"{_TFT}:_TINY",
     example_inputs=f"{_TFT}:_example",
     tags=("forecasting", "quantile", "interpretable"),

@@ -77,7 +77,7 @@ def plot_forecast(
     batch = {k: v.unsqueeze(0) for k, v in item.items()}
     L, H = data.lookback, data.horizon
     n_out = item["target"].shape[-1]
-    hist_in = data.inverse_transform(item["x"][:, data.n_inputs - n_out :])  # [L, C_out]
+    hist_in = data.inverse_transform(item["x"][:, data.num_vars - n_out :])  # [L, C_out]
     truth = data.inverse_transform(item["target"])  # [H, C_out]
     preds = {}
     for label, model in models.items():
@@ -88,7 +88,7 @@ def plot_forecast(
     show = L if history is None else min(history, L)
     t_hist = np.arange(-show, 0)
     t_fut = np.arange(0, H)
-    names = data.columns[data.n_inputs - n_out :]
+    names = data.columns[data.num_vars - n_out :]
     fig, axes = plt.subplots(len(variates), 1, figsize=(9, 2.6 * len(variates)), squeeze=False)
     for ax, v in zip(axes[:, 0], variates):
         ax.plot(t_hist, hist_in[-show:, v], color="0.35", lw=1.2, label="history")

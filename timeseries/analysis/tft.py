@@ -11,7 +11,7 @@ the paper does (Lim et al. 2021, Sec. 7):
 * **attention over time** -- the attention of each forecast step (horizon ``h = 1..T_d``) on every
   earlier step, averaged over heads and samples, with encoder steps aligned on the last observed
   step (relative time ``-1``) as pytorch-forecasting's ``interpret_output``: a ``DataFrame``
-  indexed by relative time (``-max_encoder_length .. T_d - 1``) with one column per horizon.
+  indexed by relative time (``-lookback .. T_d - 1``, the model's ``lookback``) with one column per horizon.
   Entries no sample reaches are NaN.
 
 :func:`plot_interpretation` draws each as a PNG (matplotlib's Agg backend).
@@ -83,7 +83,7 @@ def interpret(
     s_n = e_n = d_n = 0.0
     att_sum: np.ndarray | None = None
     att_cnt: np.ndarray | None = None
-    max_enc = model.max_encoder_length
+    max_enc = model.lookback
     samples = 0
     for i, batch in enumerate(batches):
         if max_batches is not None and i >= max_batches:

@@ -467,7 +467,7 @@ class LTSFData:
 
     Attributes: ``borders`` (split row ranges), ``mean``/``std`` (``[C]`` scaler statistics of
     the columns in use), ``data`` (``[T, C]`` float32 scaled), ``marks`` (``[T, F]``),
-    ``columns``, ``n_inputs``, ``n_targets``, ``n_marks``.
+    ``columns``, ``num_vars``, ``num_targets``, ``num_marks``.
     """
 
     def __init__(
@@ -525,33 +525,34 @@ class LTSFData:
         else:  # no timestamps: one all-zero mark column, like the official Solar loader
             self.marks = torch.zeros(series.n_rows, 1)
             self.calendar = ["none"]
-        self.n_inputs = self.data.shape[1]
-        self.n_targets = self.n_inputs if features == "M" else 1
-        self.n_marks = self.marks.shape[1]
+        self.num_vars = self.data.shape[1]
+        self.num_targets = self.num_vars if features == "M" else 1
+        self.num_marks = self.marks.shape[1]
 
     def windows(self, stage: str) -> LTSFWindows:
         """The sliding windows of ``stage`` (``train``, ``val`` or ``test``)."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         a, b = self.borders[stage]
-        y = self.data[a:b, self.n_inputs - self.n_targets :]
+        y = self.data[a:b, self.num_vars - self.num_targets :]
         return LTSFWindows(self.data[a:b], self.marks[a:b], y, self.lookback, self.horizon)
 
     def inverse_transform(self, z: np.ndarray | torch.Tensor, columns: slice | None = None) -> np.ndarray:
         """Undo the scaling of ``z [..., C']`` (``columns`` picks the scaler columns; default: the
         last ``C'`` columns, i.e. the targets for ``MS``)."""
         z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
-        sl = columns if columns is not None else slice(self.n_inputs - z.shape[-1], self.n_inputs)
+        sl = columns if columns is not None else slice(self.num_vars - z.shape[-1], self.num_vars)
         return z * self.std[sl] + self.mean[sl]
 
     def model_kwargs(self) -> dict[str, int]:
-        """Sizes for the forecasters: ``n_vars``, ``seq_len``, ``pred_len``, ``n_targets``, ``n_marks``."""
+        """Sizes for the forecasters (:class:`~gatelab.timeseries.models.gateformer.GateformerConfig`
+        keys): ``num_vars``, ``lookback``, ``horizon``, ``num_targets``, ``num_marks``."""
         return {
-            "n_vars": self.n_inputs,
-            "seq_len": self.lookback,
-            "pred_len": self.horizon,
-            "n_targets": self.n_targets,
-            "n_marks": self.n_marks,
+            "num_vars": self.num_vars,
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "num_targets": self.num_targets,
+            "num_marks": self.num_marks,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -621,9 +622,9 @@ def load_ltsf(
         raise ConfigError(str(e.args[0])) from None
     path, source = resolve_ltsf_file(info, data_dir, verify=verify, allow_embedded=allow_embedded)
     series = read_ltsf_file(path, layout=info.layout, target=target or info.target, freq=info.freq)
-    if info.layout == "csv" and series.values.shape[1] != info.n_vars:
+    if info.layout == "csv" and series.values.shape[1] != info.num_vars:
         raise LTSFDataError(
-            f"{path}: expected {info.n_vars} variables for {info.title}, found {series.values.shape[1]}"
+            f"{path}: expected {info.num_vars} variables for {info.title}, found {series.values.shape[1]}"
         )
     return LTSFData(
         series,

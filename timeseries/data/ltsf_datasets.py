@@ -95,7 +95,7 @@ class LTSFDataset:
         freq: sampling interval as a pandas offset alias (``"h"``, ``"15min"``, ``"D"``, ``"7D"``);
             the reader checks the ``date`` column against it.
         split: split rule (``ett_h``, ``ett_m``, ``custom``, ``solar``; see the module docstring).
-        n_vars: number of variables (columns besides ``date``).
+        num_vars: number of variables (columns besides ``date``).
         target: target column for the S / MS modes (``None``: the last column).
         lookback: the lookback the literature uses.
         horizons: the horizons the literature reports.
@@ -108,7 +108,7 @@ class LTSFDataset:
     layout: str
     freq: str
     split: str
-    n_vars: int
+    num_vars: int
     target: str | None = "OT"
     lookback: int = 96
     horizons: tuple[int, ...] = (96, 192, 336, 720)
@@ -172,7 +172,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="h",
             split="ett_h",
-            n_vars=7,
+            num_vars=7,
         ),
         _ds(
             "etth2",
@@ -186,7 +186,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="h",
             split="ett_h",
-            n_vars=7,
+            num_vars=7,
         ),
         _ds(
             "ettm1",
@@ -203,7 +203,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="15min",
             split="ett_m",
-            n_vars=7,
+            num_vars=7,
         ),
         _ds(
             "ettm2",
@@ -220,7 +220,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="15min",
             split="ett_m",
-            n_vars=7,
+            num_vars=7,
         ),
         _ds(
             "weather",
@@ -237,7 +237,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="10min",
             split="custom",
-            n_vars=21,
+            num_vars=21,
         ),
         _ds(
             "exchange",
@@ -251,7 +251,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="D",
             split="custom",
-            n_vars=8,
+            num_vars=8,
         ),
         _ds(
             "exchange-lstnet",
@@ -269,7 +269,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="lstnet",
             freq="D",
             split="custom",
-            n_vars=8,
+            num_vars=8,
             target=None,
         ),
         _ds(
@@ -284,7 +284,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="7D",
             split="custom",
-            n_vars=7,
+            num_vars=7,
             lookback=36,
             horizons=(24, 36, 48, 60),
         ),
@@ -301,7 +301,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="h",
             split="custom",
-            n_vars=321,
+            num_vars=321,
         ),
         _ds(
             "traffic",
@@ -316,7 +316,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="csv",
             freq="h",
             split="custom",
-            n_vars=862,
+            num_vars=862,
         ),
         _ds(
             "solar",
@@ -331,7 +331,7 @@ LTSF_DATASETS: dict[str, LTSFDataset] = {
             layout="lstnet",
             freq="10min",
             split="solar",
-            n_vars=137,
+            num_vars=137,
             target=None,
         ),
     )

@@ -5,8 +5,8 @@ attend to each other, and gates that result against its input. iTransformer is t
 the temporal branch and both gates switched off (plus its own encoder-layer style and calendar
 tokens), so the effect of the gates is one flag away.
 
-Notation: ``B`` batch, ``L`` lookback (``seq_len``), ``H`` horizon (``pred_len``), ``N`` variates
-(``n_vars``), ``F`` calendar features (``n_marks``), ``d`` model width, ``P``/``S`` patch
+Notation: ``B`` batch, ``L`` lookback (``lookback``), ``H`` horizon (``horizon``), ``N`` variates
+(``num_vars``), ``F`` calendar features (``num_marks``), ``d`` model width, ``P``/``S`` patch
 length/stride, ``K = floor((L - P) / S) + 2`` patches (the series is padded by ``S`` copies of its
 last value first).
 
@@ -45,33 +45,38 @@ Time Series Forecasting", ICLR 2024 (code thuml/iTransformer).
 
 Deviations from the official code: the two gate matrices are one fused ``Linear(2d, d)`` (same
 function, same initial distribution); the sinusoidal position table is a non-persistent buffer;
-for ``MS`` the model returns only the last ``n_targets`` variates (the official code slices them
+for ``MS`` the model returns only the last ``num_targets`` variates (the official code slices them
 outside the model). Nothing else.
+
+Config: :class:`GateformerConfig` / :class:`ITransformerConfig` (keys, official names, named presets
+``"etth1-96"`` ...); ``create_model("gateformer", preset="etth1-96")``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
-from gatelab.core.config import Dropout, NonNegativeInt, PositiveInt
+from gatelab.core.config import ConfigError, Dropout, ModelConfig, NonNegativeInt, PositiveInt
 
 __all__ = [
     "MODELS",
-    "PRESETS",
     "Gateformer",
+    "GateformerConfig",
     "GateformerEncoderLayer",
+    "ITransformer",
+    "ITransformerConfig",
     "PatchEmbedding",
-    "Preset",
-    "gateformer",
-    "get_preset",
-    "itransformer",
 ]
+
+#: the registered models of this module
+MODELS = ("gateformer", "itransformer")
 
 
 def sinusoidal_table(n: int, d: int) -> torch.Tensor:
@@ -98,7 +103,7 @@ class PatchEmbedding(nn.Module):
         d_model: int,
         patch_len: int,
         stride: int,
-        seq_len: int,
+        lookback: int,
         *,
         dropout: float = 0.0,
         device: torch.device | str | None = None,
@@ -107,10 +112,10 @@ class PatchEmbedding(nn.Module):
         super().__init__()
         if patch_len < 1 or stride < 1:
             raise ValueError(f"PatchEmbedding: patch_len and stride must be >= 1, got {patch_len}, {stride}")
-        if seq_len + stride < patch_len:
-            raise ValueError(f"PatchEmbedding: seq_len {seq_len} + stride {stride} < patch_len {patch_len}")
+        if lookback + stride < patch_len:
+            raise ValueError(f"PatchEmbedding: lookback {lookback} + stride {stride} < patch_len {patch_len}")
         self.patch_len, self.stride = patch_len, stride
-        self.num_patches = (seq_len + stride - patch_len) // stride + 1
+        self.num_patches = (lookback + stride - patch_len) // stride + 1
         self.value = nn.Linear(patch_len, d_model, bias=False, device=device, dtype=dtype)
         self.register_buffer(
             "pe", sinusoidal_table(self.num_patches, d_model).to(dtype or torch.float32), persistent=False
@@ -143,8 +148,8 @@ class GateformerEncoderLayer(nn.Module):
     def __init__(
         self,
         d_model: int,
-        n_heads: int,
-        d_ff: int,
+        num_heads: int,
+        hidden_dim: int,
         *,
         act: str = "relu",
         dropout: float = 0.0,
@@ -160,9 +165,9 @@ class GateformerEncoderLayer(nn.Module):
             raise ValueError(f"attn_init must be 'xavier' or 'default', got {attn_init!r}")
         self.norm_first = norm_first
         self.attn_init = attn_init
-        self.attn = OutputGatedAttention(d_model, n_heads, gate=attn_gate, dropout=dropout, **fk)
-        self.linear1 = nn.Linear(d_model, d_ff, **fk)
-        self.linear2 = nn.Linear(d_ff, d_model, **fk)
+        self.attn = OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
+        self.linear1 = nn.Linear(d_model, hidden_dim, **fk)
+        self.linear2 = nn.Linear(hidden_dim, d_model, **fk)
         self.norm1 = nn.LayerNorm(d_model, eps=1e-5, **fk)
         self.norm2 = nn.LayerNorm(d_model, eps=1e-5, **fk)
         self.act = create_act(act)
@@ -199,104 +204,258 @@ class GateformerEncoderLayer(nn.Module):
         return self.norm2(x + self._ff(x))
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GateformerConfig(ModelConfig):
+    r"""Hyper-parameters of :class:`Gateformer` (Gateformer's defaults: the official ``run.py``).
+
+    Fields (official script names in brackets where they differ):
+
+    * ``num_vars`` (``enc_in``): variates ``N`` of the input; ``lookback`` (``seq_len``): ``L``;
+      ``horizon`` (``pred_len``): ``H``. Set by the data module (``model_kwargs()``).
+    * ``d_model``: width ``d`` of every token. ``num_heads`` (``n_heads``): attention heads
+      (``d_model % num_heads == 0``). ``num_layers`` (``e_layers``): layers of *each* encoder
+      (temporal and variate-wise, as the official code). ``hidden_dim`` (``d_ff``): feed-forward width.
+    * ``dropout``: dropout everywhere (embeddings, attention probabilities, feed-forward, head).
+    * ``patch_len``, ``stride``: patching of the temporal branch (official: 8 and 8; needs
+      ``lookback + stride >= patch_len``).
+    * ``temporal_branch``: build the patch / temporal-encoder branch (Gateformer: ``True``).
+    * ``gates``: fuse with the two :class:`~gatelab.core.TokenwiseGate` gates (Gateformer:
+      ``True``); ``False`` fuses by addition (``u = g + t``) and uses the variate encoder's output
+      directly (``h = c``), the no-gate ablation.
+    * ``norm_first``: pre-norm encoder layers (Gateformer) or post-norm (iTransformer).
+    * ``act``: feed-forward activation (Gateformer ``relu``, iTransformer ``gelu``).
+    * ``final_norm``: a ``LayerNorm`` after the variate encoder (iTransformer).
+    * ``use_marks``: embed the ``F`` calendar features as extra tokens (iTransformer);
+      Gateformer ignores ``x_mark``, as its official code does. ``num_marks``: ``F`` (set by the
+      data module; used when ``use_marks``).
+    * ``num_targets``: output only the last ``num_targets`` variates (``MS`` mode: 1); ``None``:
+      all ``N`` (``1 <= num_targets <= num_vars``).
+    * ``use_norm``: instance normalisation and its inverse.
+    * ``attn_gate``: ``None`` (plain attention, both papers), ``"headwise"`` or ``"elementwise"``
+      (Qiu et al.'s output gate). ``attn_init``: ``"xavier"`` (``torch.nn.MultiheadAttention``,
+      Gateformer) or ``"default"`` (``nn.Linear``, iTransformer).
+
+    Presets ``"<dataset>-<horizon>"`` (``"etth1-96"`` ...) are the model part of the official
+    runs: ``nyuolab/Gateformer`` ``scripts/multivariate_forecasting/*/Gateformer*.sh`` (commit
+    f209962) set ``e_layers``, ``d_model``, ``d_ff`` and ``n_heads`` per dataset x horizon; dropout
+    0.1 and patch length = stride = 8 are the ``run.py`` defaults (the class defaults here). ILI has
+    no official script (the paper does not report it): its presets are ours. Lookback is 96 for
+    every dataset but ILI (36); ``num_vars`` is the dataset's variate count. The training part of
+    each run (learning rate, batch size, epochs) lives in :mod:`gatelab.timeseries.recipes.gateformer`.
+    """
+
+    num_vars: PositiveInt
+    lookback: PositiveInt
+    horizon: PositiveInt
+    d_model: PositiveInt = 512
+    num_heads: PositiveInt = 8
+    num_layers: PositiveInt = 2
+    hidden_dim: PositiveInt = 2048
+    dropout: Dropout = 0.1
+    patch_len: PositiveInt = 8
+    stride: PositiveInt = 8
+    temporal_branch: bool = True
+    gates: bool = True
+    norm_first: bool = True
+    act: str = "relu"
+    final_norm: bool = False
+    use_marks: bool = False
+    num_marks: NonNegativeInt = 0
+    num_targets: PositiveInt | None = None
+    use_norm: bool = True
+    attn_gate: Literal["headwise", "elementwise"] | None = None
+    attn_init: Literal["xavier", "default"] = "xavier"
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "etth1-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "etth1-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "etth1-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 4},
+        "etth1-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "etth2-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 4},
+        "etth2-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "etth2-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "etth2-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 1, "d_model": 128, "hidden_dim": 128, "num_heads": 4},
+        "ettm1-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "ettm1-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 1, "d_model": 128, "hidden_dim": 128, "num_heads": 4},
+        "ettm1-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 1, "d_model": 128, "hidden_dim": 128, "num_heads": 4},
+        "ettm1-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "ettm2-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "ettm2-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "ettm2-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "ettm2-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "weather-96": {"num_vars": 21, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "weather-192": {"num_vars": 21, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "weather-336": {"num_vars": 21, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 256, "hidden_dim": 256, "num_heads": 8},
+        "weather-720": {"num_vars": 21, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 256, "hidden_dim": 512, "num_heads": 8},
+        "exchange-96": {"num_vars": 8, "lookback": 96, "horizon": 96, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "exchange-192": {"num_vars": 8, "lookback": 96, "horizon": 192, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "exchange-336": {"num_vars": 8, "lookback": 96, "horizon": 336, "num_layers": 1, "d_model": 64, "hidden_dim": 64, "num_heads": 4},
+        "exchange-720": {"num_vars": 8, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 4},
+        "ecl-96": {"num_vars": 321, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "ecl-192": {"num_vars": 321, "lookback": 96, "horizon": 192, "num_layers": 4, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "ecl-336": {"num_vars": 321, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "ecl-720": {"num_vars": 321, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "traffic-96": {"num_vars": 862, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "traffic-192": {"num_vars": 862, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "traffic-336": {"num_vars": 862, "lookback": 96, "horizon": 336, "num_layers": 3, "d_model": 512, "hidden_dim": 1024, "num_heads": 8},
+        "traffic-720": {"num_vars": 862, "lookback": 96, "horizon": 720, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-96": {"num_vars": 137, "lookback": 96, "horizon": 96, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-192": {"num_vars": 137, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-336": {"num_vars": 137, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-720": {"num_vars": 137, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "ili-24": {"num_vars": 7, "lookback": 36, "horizon": 24, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ili-36": {"num_vars": 7, "lookback": 36, "horizon": 36, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ili-48": {"num_vars": 7, "lookback": 36, "horizon": 48, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ili-60": {"num_vars": 7, "lookback": 36, "horizon": 60, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+    }  # fmt: skip
+
+    def check(self) -> None:
+        name = type(self).__name__
+        if self.d_model % self.num_heads:
+            raise ConfigError(f"{name}: d_model={self.d_model} must be divisible by num_heads={self.num_heads}")
+        if self.num_targets is not None and self.num_targets > self.num_vars:
+            raise ConfigError(
+                f"{name}: num_targets={self.num_targets} must be in [1, num_vars={self.num_vars}]"
+            )
+        if self.temporal_branch and self.lookback + self.stride < self.patch_len:
+            raise ConfigError(
+                f"{name}: patch_len={self.patch_len} exceeds lookback={self.lookback} + stride={self.stride}"
+            )
+        try:
+            create_act(self.act)
+        except ValueError as e:
+            raise ConfigError(f"{name}.act={self.act!r}: {e}") from None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ITransformerConfig(GateformerConfig):
+    """:class:`GateformerConfig` with iTransformer's architecture as defaults: no temporal branch
+    and no gates, post-norm GELU layers, a final ``LayerNorm``, calendar tokens, ``nn.Linear``
+    attention init (every key may still be overridden).
+
+    Presets ``"<dataset>-<horizon>"``: ``thuml/iTransformer``
+    ``scripts/multivariate_forecasting/*/iTransformer*.sh`` (``e_layers``, ``d_model``, ``d_ff``
+    per dataset; ``n_heads`` 8, dropout 0.1: the ``run.py`` defaults); ILI's are ours.
+    """
+
+    temporal_branch: bool = False
+    gates: bool = False
+    norm_first: bool = False
+    act: str = "gelu"
+    final_norm: bool = True
+    use_marks: bool = True
+    attn_init: Literal["xavier", "default"] = "default"
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "etth1-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 256, "hidden_dim": 256, "num_heads": 8},
+        "etth1-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 256, "hidden_dim": 256, "num_heads": 8},
+        "etth1-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "etth1-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "etth2-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "etth2-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "etth2-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "etth2-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm1-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm1-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm1-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm1-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm2-96": {"num_vars": 7, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm2-192": {"num_vars": 7, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm2-336": {"num_vars": 7, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ettm2-720": {"num_vars": 7, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "weather-96": {"num_vars": 21, "lookback": 96, "horizon": 96, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "weather-192": {"num_vars": 21, "lookback": 96, "horizon": 192, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "weather-336": {"num_vars": 21, "lookback": 96, "horizon": 336, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "weather-720": {"num_vars": 21, "lookback": 96, "horizon": 720, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "exchange-96": {"num_vars": 8, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "exchange-192": {"num_vars": 8, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "exchange-336": {"num_vars": 8, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "exchange-720": {"num_vars": 8, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ecl-96": {"num_vars": 321, "lookback": 96, "horizon": 96, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "ecl-192": {"num_vars": 321, "lookback": 96, "horizon": 192, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "ecl-336": {"num_vars": 321, "lookback": 96, "horizon": 336, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "ecl-720": {"num_vars": 321, "lookback": 96, "horizon": 720, "num_layers": 3, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "traffic-96": {"num_vars": 862, "lookback": 96, "horizon": 96, "num_layers": 4, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "traffic-192": {"num_vars": 862, "lookback": 96, "horizon": 192, "num_layers": 4, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "traffic-336": {"num_vars": 862, "lookback": 96, "horizon": 336, "num_layers": 4, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "traffic-720": {"num_vars": 862, "lookback": 96, "horizon": 720, "num_layers": 4, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-96": {"num_vars": 137, "lookback": 96, "horizon": 96, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-192": {"num_vars": 137, "lookback": 96, "horizon": 192, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-336": {"num_vars": 137, "lookback": 96, "horizon": 336, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "solar-720": {"num_vars": 137, "lookback": 96, "horizon": 720, "num_layers": 2, "d_model": 512, "hidden_dim": 512, "num_heads": 8},
+        "ili-24": {"num_vars": 7, "lookback": 36, "horizon": 24, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ili-36": {"num_vars": 7, "lookback": 36, "horizon": 36, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ili-48": {"num_vars": 7, "lookback": 36, "horizon": 48, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+        "ili-60": {"num_vars": 7, "lookback": 36, "horizon": 60, "num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 8},
+    }  # fmt: skip
+
+
 class Gateformer(nn.Module):
     r"""Gateformer / iTransformer forecaster (equations, shapes and papers in the module docstring).
 
-    Args (config keys):
-        n_vars: variates ``N`` in the input (set by the data module).
-        seq_len: lookback ``L``. pred_len: horizon ``H``.
-        d_model: width ``d``. n_heads: attention heads. e_layers: layers of each encoder
-            (temporal and variate-wise, as the official code). d_ff: feed-forward width.
-        dropout: dropout everywhere (embeddings, attention probabilities, feed-forward, head).
-        patch_len, stride: patching of the temporal branch (official: 8 and 8).
-        temporal_branch: build the patch/temporal-encoder branch (Gateformer: True).
-        gates: fuse with the two :class:`~gatelab.core.TokenwiseGate` gates (Gateformer: True);
-            ``False`` fuses by addition (``u = g + t``) and uses the variate encoder's output directly
-            (``h = c``), the no-gate ablation.
-        norm_first: pre-norm encoder layers (Gateformer) or post-norm (iTransformer).
-        act: feed-forward activation (Gateformer ``relu``, iTransformer ``gelu``).
-        final_norm: a ``LayerNorm`` after the variate encoder (iTransformer).
-        use_marks: embed the ``F`` calendar features as extra tokens (iTransformer); Gateformer
-            ignores ``x_mark``, as its official code does.
-        n_marks: ``F`` (set by the data module; needed when ``use_marks``).
-        n_targets: output only the last ``n_targets`` variates (``MS`` mode: 1); default ``N``.
-        use_norm: instance normalisation and its inverse.
-        attn_gate: ``None`` (plain attention, both papers), ``"headwise"`` or ``"elementwise"``.
-        attn_init: ``"xavier"`` (``torch.nn.MultiheadAttention``, Gateformer) or ``"default"``.
+    Built from a :class:`GateformerConfig` (or a mapping, or its keys as keywords:
+    ``Gateformer(num_vars=7, lookback=96, horizon=96)``; a config plus keyword overrides also
+    works); ``device``/``dtype`` place the parameters and are not config keys.
 
-    Inputs: ``x [B, L, N]``, optional ``x_mark [B, L, F]``. Output ``[B, H, n_targets]``.
+    Inputs: ``x [B, L, N]``, optional ``x_mark [B, L, F]``. Output ``[B, H, num_targets]``.
     Captured gates (:func:`gatelab.core.capture_gates`): ``temporal_gate`` (weight of the global
     embedding against the temporal one) and ``variate_gate`` (weight of the embedding before
     variate attention against after it), each ``[B, N, d]``.
     """
 
+    config_class = GateformerConfig
+
     def __init__(
         self,
-        n_vars: PositiveInt,
-        seq_len: PositiveInt,
-        pred_len: PositiveInt,
+        config: GateformerConfig | Mapping[str, Any] | None = None,
+        /,
         *,
-        d_model: PositiveInt = 512,
-        n_heads: PositiveInt = 8,
-        e_layers: NonNegativeInt = 2,
-        d_ff: PositiveInt = 2048,
-        dropout: Dropout = 0.1,
-        patch_len: PositiveInt = 8,
-        stride: PositiveInt = 8,
-        temporal_branch: bool = True,
-        gates: bool = True,
-        norm_first: bool = True,
-        act: str = "relu",
-        final_norm: bool = False,
-        use_marks: bool = False,
-        n_marks: NonNegativeInt = 0,
-        n_targets: PositiveInt | None = None,
-        use_norm: bool = True,
-        attn_gate: str | None = None,
-        attn_init: str = "xavier",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
+        self.config = cfg = self.config_class.build(config, **overrides)
         fk = {"device": device, "dtype": dtype}
-        for key, val in (("n_vars", n_vars), ("seq_len", seq_len), ("pred_len", pred_len), ("d_model", d_model),
-                         ("n_heads", n_heads), ("e_layers", e_layers), ("d_ff", d_ff)):  # fmt: skip
-            if isinstance(val, bool) or not isinstance(val, int) or val < 1:
-                raise ValueError(f"Gateformer: {key} must be a positive int, got {val!r}")
-        if d_model % n_heads:
-            raise ValueError(f"Gateformer: d_model={d_model} must be divisible by n_heads={n_heads}")
-        if use_marks and n_marks < 0:
-            raise ValueError(f"Gateformer: n_marks must be >= 0, got {n_marks}")
-        n_targets = n_vars if n_targets is None else n_targets
-        if not 1 <= n_targets <= n_vars:
-            raise ValueError(f"Gateformer: n_targets must be in [1, n_vars={n_vars}], got {n_targets}")
-        self.n_vars, self.seq_len, self.pred_len = n_vars, seq_len, pred_len
-        self.n_targets, self.n_marks = n_targets, n_marks if use_marks else 0
-        self.use_norm, self.use_marks = use_norm, use_marks
-        self.temporal_branch, self.gates = temporal_branch, gates
-
-        def layer() -> GateformerEncoderLayer:
-            return GateformerEncoderLayer(
-                d_model, n_heads, d_ff, act=act, dropout=dropout, norm_first=norm_first,
-                attn_gate=attn_gate, attn_init=attn_init, **fk,
-            )  # fmt: skip
+        self.num_vars, self.lookback, self.horizon = cfg.num_vars, cfg.lookback, cfg.horizon
+        self.num_targets = cfg.num_vars if cfg.num_targets is None else cfg.num_targets
+        self.num_marks = cfg.num_marks if cfg.use_marks else 0
+        self.use_norm, self.use_marks = cfg.use_norm, cfg.use_marks
+        self.temporal_branch, self.gates = cfg.temporal_branch, cfg.gates
 
         # global (inverted) embedding of each whole series (+ calendar tokens for iTransformer)
-        self.global_embedding = nn.Linear(seq_len, d_model, **fk)
-        self.embed_dropout = nn.Dropout(dropout)
-        if temporal_branch:
-            self.patch_embedding = PatchEmbedding(d_model, patch_len, stride, seq_len, dropout=dropout, **fk)
-            self.temporal_encoder = nn.Sequential(*[layer() for _ in range(e_layers)])
-            self.temporal_head = nn.Linear(d_model * self.patch_embedding.num_patches, d_model, **fk)
-            self.head_dropout = nn.Dropout(dropout)
-        if gates and temporal_branch:
-            self.temporal_gate = TokenwiseGate(d_model, mode="vector", **fk)
-        self.variate_encoder = nn.Sequential(*[layer() for _ in range(e_layers)])
-        self.final_norm = nn.LayerNorm(d_model, **fk) if final_norm else nn.Identity()
-        if gates:
-            self.variate_gate = TokenwiseGate(d_model, mode="vector", **fk)
-        self.projection = nn.Linear(d_model, pred_len, **fk)
+        self.global_embedding = nn.Linear(cfg.lookback, cfg.d_model, **fk)
+        self.embed_dropout = nn.Dropout(cfg.dropout)
+        if cfg.temporal_branch:
+            self._build_temporal_branch(cfg, fk)
+        if cfg.gates and cfg.temporal_branch:
+            self.temporal_gate = TokenwiseGate(cfg.d_model, mode="vector", **fk)
+        self.variate_encoder = self._encoder(cfg, fk)
+        self.final_norm = nn.LayerNorm(cfg.d_model, **fk) if cfg.final_norm else nn.Identity()
+        if cfg.gates:
+            self.variate_gate = TokenwiseGate(cfg.d_model, mode="vector", **fk)
+        self.projection = nn.Linear(cfg.d_model, cfg.horizon, **fk)
         self._init_gates()
+
+    @staticmethod
+    def _encoder(cfg: GateformerConfig, fk: dict[str, Any]) -> nn.Sequential:
+        """``num_layers`` :class:`GateformerEncoderLayer` of the config's style."""
+        layer = {
+            "act": cfg.act, "dropout": cfg.dropout, "norm_first": cfg.norm_first, "attn_gate": cfg.attn_gate,
+            "attn_init": cfg.attn_init, **fk,
+        }  # fmt: skip
+        return nn.Sequential(
+            *[GateformerEncoderLayer(cfg.d_model, cfg.num_heads, cfg.hidden_dim, **layer) for _ in range(cfg.num_layers)]
+        )
+
+    def _build_temporal_branch(self, cfg: GateformerConfig, fk: dict[str, Any]) -> None:
+        """Patch embedding, temporal encoder and the head flattening its ``K`` patches to ``d``."""
+        self.patch_embedding = PatchEmbedding(
+            cfg.d_model, cfg.patch_len, cfg.stride, cfg.lookback, dropout=cfg.dropout, **fk
+        )
+        self.temporal_encoder = self._encoder(cfg, fk)
+        self.temporal_head = nn.Linear(cfg.d_model * self.patch_embedding.num_patches, cfg.d_model, **fk)
+        self.head_dropout = nn.Dropout(cfg.dropout)
 
     def _init_gates(self) -> None:
         """Initialise each fused gate as the official two ``nn.Linear(d, d)``: both weight halves
@@ -314,14 +473,14 @@ class Gateformer(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"n_vars={self.n_vars}, seq_len={self.seq_len}, pred_len={self.pred_len}, "
+            f"num_vars={self.num_vars}, lookback={self.lookback}, horizon={self.horizon}, "
             f"temporal_branch={self.temporal_branch}, gates={self.gates}, use_marks={self.use_marks}"
         )
 
     def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
-        if x.dim() != 3 or x.shape[1] != self.seq_len or x.shape[2] != self.n_vars:
+        if x.dim() != 3 or x.shape[1] != self.lookback or x.shape[2] != self.num_vars:
             raise ValueError(
-                f"Gateformer: expected x [B, seq_len={self.seq_len}, n_vars={self.n_vars}], got {tuple(x.shape)}"
+                f"Gateformer: expected x [B, lookback={self.lookback}, num_vars={self.num_vars}], got {tuple(x.shape)}"
             )
         B, _, N = x.shape
         if self.use_norm:
@@ -332,11 +491,11 @@ class Gateformer(nn.Module):
         else:
             z = x
         tokens = z.transpose(1, 2)  # [B, N, L]
-        if self.use_marks and self.n_marks:
-            if x_mark is None or x_mark.shape != (B, self.seq_len, self.n_marks):
+        if self.use_marks and self.num_marks:
+            if x_mark is None or x_mark.shape != (B, self.lookback, self.num_marks):
                 got = None if x_mark is None else tuple(x_mark.shape)
                 raise ValueError(
-                    f"Gateformer(use_marks=True): expected x_mark [B, {self.seq_len}, {self.n_marks}], got {got}"
+                    f"Gateformer(use_marks=True): expected x_mark [B, {self.lookback}, {self.num_marks}], got {got}"
                 )
             tokens = torch.cat([tokens, x_mark.transpose(1, 2).to(z.dtype)], dim=1)  # [B, N + F, L]
         u = self.embed_dropout(self.global_embedding(tokens))  # [B, N (+F), d]
@@ -354,145 +513,28 @@ class Gateformer(nn.Module):
         y = self.projection(h).transpose(1, 2)[:, :, :N]  # [B, H, N]
         if self.use_norm:
             y = y * std + mean
-        return y[:, :, N - self.n_targets :].contiguous()
+        return y[:, :, N - self.num_targets :].contiguous()
 
 
-# --------------------------------------------------------------------------- factories (registered in gatelab.timeseries.registry)
+class ITransformer(Gateformer):
+    """iTransformer (Liu et al. 2024): :class:`Gateformer`'s code path built from an
+    :class:`ITransformerConfig` (no temporal branch, no gates, post-norm GELU layers, final
+    ``LayerNorm``, calendar tokens)."""
+
+    config_class = ITransformerConfig
+
+
+# --------------------------------------------------------------------------- tiny configs and example inputs (registered in gatelab.timeseries.registry)
 
 
 def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
     m: Gateformer = model  # type: ignore[assignment]
-    x = torch.randn(batch, m.seq_len, m.n_vars)
-    kwargs = {"x_mark": torch.rand(batch, m.seq_len, m.n_marks) - 0.5} if m.use_marks else {}
+    x = torch.randn(batch, m.lookback, m.num_vars)
+    kwargs = {"x_mark": torch.rand(batch, m.lookback, m.num_marks) - 0.5} if m.use_marks else {}
     return (x,), kwargs
 
 
 _TINY = dict(
-    n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=16, patch_len=4, stride=4
+    num_vars=3, lookback=16, horizon=4, d_model=8, num_heads=2, num_layers=1, hidden_dim=16, patch_len=4, stride=4
 )
-_TINY_ITRANSFORMER = {**_TINY, "n_marks": 2}
-
-#: iTransformer's architecture flags on the shared code path
-ITRANSFORMER_FLAGS: dict[str, Any] = dict(
-    temporal_branch=False, gates=False, norm_first=False, act="gelu", final_norm=True, use_marks=True,
-    attn_init="default",
-)  # fmt: skip
-
-
-def gateformer(**cfg: Any) -> Gateformer:
-    """Gateformer with the official defaults (override any :class:`Gateformer` key)."""
-    return Gateformer(**cfg)
-
-
-def itransformer(**cfg: Any) -> Gateformer:
-    """iTransformer = :class:`Gateformer` with :data:`ITRANSFORMER_FLAGS` (keys may still be overridden)."""
-    return Gateformer(**{**ITRANSFORMER_FLAGS, **cfg})
-
-
-# --------------------------------------------------------------------------- named presets (official runs)
-
-# Hyperparameter presets of Gateformer and iTransformer for every LTSF dataset x horizon.
-#
-# Taken from the official scripts:
-#
-# * Gateformer: ``nyuolab/Gateformer`` ``scripts/multivariate_forecasting/*/Gateformer*.sh`` (commit
-#   f209962): per dataset x horizon ``e_layers``, ``d_model``, ``d_ff``, ``learning_rate``,
-#   ``n_heads``; ``batch_size 8`` everywhere; ``run.py`` defaults: 10 epochs, patience 3, dropout
-#   0.1, patch length = stride = 8, Adam, ``lradj type1``, seed 2021.
-# * iTransformer: ``thuml/iTransformer`` ``scripts/multivariate_forecasting/*/iTransformer*.sh``:
-#   ``e_layers``, ``d_model``, ``d_ff`` per dataset (``learning_rate`` / ``batch_size`` where the
-#   script sets them, else the ``run.py`` defaults 1e-4 / 32), ``n_heads`` 8, GELU, 10 epochs,
-#   patience 3, dropout 0.1, Adam, ``lradj type1``. The Exchange-336 script trains 1 epoch.
-#
-# ILI has no official script for either model (neither paper reports it); its presets are ours
-# (``source == "ours"``), the same for both models. Lookback is 96 for every dataset but ILI (36).
-#
-# ``lradj type1`` sets the learning rate to ``lr * 0.5 ** (epoch - 1)`` *after* epoch ``epoch``
-# (1-based), so epochs 1 and 2 run at ``lr``, epoch 3 at ``lr / 2``, ...: in the harness this is
-# ``scheduler: {name: exponential, gamma: 0.5, warmup: 1, warmup_start_factor: 1.0}``.
-
-MODELS = ("gateformer", "itransformer")
-
-
-@dataclasses.dataclass(frozen=True)
-class Preset:
-    """One official run: model size, optimiser settings and where they come from."""
-
-    e_layers: int
-    d_model: int
-    d_ff: int
-    lr: float
-    n_heads: int
-    batch_size: int
-    epochs: int = 10
-    source: str = "official"
-
-    def model_kwargs(self) -> dict[str, int]:
-        return {
-            "e_layers": self.e_layers,
-            "d_model": self.d_model,
-            "d_ff": self.d_ff,
-            "n_heads": self.n_heads,
-        }
-
-
-def _g(e: int, d: int, ff: int, lr: float, heads: int) -> Preset:
-    return Preset(e, d, ff, lr, heads, batch_size=8)
-
-
-def _i(e: int, d: int, ff: int, lr: float = 1e-4, batch: int = 32, epochs: int = 10) -> Preset:
-    return Preset(e, d, ff, lr, 8, batch_size=batch, epochs=epochs)
-
-
-_ILI = Preset(2, 128, 128, 5e-4, 8, batch_size=8, source="ours")
-
-#: (model, dataset, horizon) -> Preset
-PRESETS: dict[tuple[str, str, int], Preset] = {}
-
-_GATEFORMER = {
-    "etth1": {96: _g(1, 64, 64, 1e-4, 4), 192: _g(2, 64, 64, 5e-4, 4), 336: _g(2, 128, 128, 5e-4, 4), 720: _g(2, 64, 64, 5e-4, 4)},
-    "etth2": {96: _g(2, 128, 128, 5e-4, 4), 192: _g(1, 64, 64, 5e-4, 4), 336: _g(2, 64, 64, 1e-4, 4), 720: _g(1, 128, 128, 1e-4, 4)},
-    "ettm1": {96: _g(1, 64, 64, 5e-4, 4), 192: _g(1, 128, 128, 5e-4, 4), 336: _g(1, 128, 128, 1e-4, 4), 720: _g(1, 64, 64, 5e-4, 4)},
-    "ettm2": {96: _g(1, 64, 64, 5e-4, 4), 192: _g(1, 64, 64, 1e-4, 4), 336: _g(2, 64, 64, 5e-4, 4), 720: _g(2, 64, 64, 5e-4, 4)},
-    "weather": {96: _g(2, 512, 1024, 1e-4, 8), 192: _g(2, 512, 1024, 1e-4, 8), 336: _g(2, 256, 256, 5e-4, 8), 720: _g(2, 256, 512, 1e-4, 8)},
-    "exchange": {96: _g(1, 64, 64, 1e-4, 4), 192: _g(1, 64, 64, 1e-3, 4), 336: _g(1, 64, 64, 1e-4, 4), 720: _g(2, 128, 128, 1e-3, 4)},
-    "ecl": {96: _g(2, 512, 512, 5e-4, 8), 192: _g(4, 512, 1024, 5e-4, 8), 336: _g(2, 512, 1024, 5e-4, 8), 720: _g(2, 512, 1024, 5e-4, 8)},
-    "traffic": {96: _g(2, 512, 1024, 5e-4, 8), 192: _g(2, 512, 1024, 5e-4, 8), 336: _g(3, 512, 1024, 5e-4, 8), 720: _g(3, 512, 512, 5e-4, 8)},
-    "solar": {96: _g(3, 512, 512, 1e-4, 8), 192: _g(2, 512, 512, 1e-4, 8), 336: _g(2, 512, 512, 1e-4, 8), 720: _g(2, 512, 512, 1e-4, 8)},
-}  # fmt: skip
-
-_ITRANSFORMER = {
-    "etth1": {96: _i(2, 256, 256), 192: _i(2, 256, 256), 336: _i(2, 512, 512), 720: _i(2, 512, 512)},
-    "etth2": dict.fromkeys((96, 192, 336, 720), _i(2, 128, 128)),
-    "ettm1": dict.fromkeys((96, 192, 336, 720), _i(2, 128, 128)),
-    "ettm2": dict.fromkeys((96, 192, 336, 720), _i(2, 128, 128)),
-    "weather": dict.fromkeys((96, 192, 336, 720), _i(3, 512, 512)),
-    "exchange": {
-        96: _i(2, 128, 128),
-        192: _i(2, 128, 128),
-        336: _i(2, 128, 128, epochs=1),
-        720: _i(2, 128, 128),
-    },
-    "ecl": dict.fromkeys((96, 192, 336, 720), _i(3, 512, 512, lr=5e-4, batch=16)),
-    "traffic": dict.fromkeys((96, 192, 336, 720), _i(4, 512, 512, lr=1e-3, batch=16)),
-    "solar": dict.fromkeys((96, 192, 336, 720), _i(2, 512, 512, lr=5e-4)),
-}
-
-for _model, _table in (("gateformer", _GATEFORMER), ("itransformer", _ITRANSFORMER)):
-    for _ds, _by_h in _table.items():
-        for _h, _p in _by_h.items():
-            PRESETS[(_model, _ds, _h)] = _p
-    for _h in (24, 36, 48, 60):
-        PRESETS[(_model, "ili", _h)] = _ILI
-
-
-def get_preset(model: str, dataset: str, horizon: int) -> Preset:
-    """The preset of ``model`` on ``dataset`` at ``horizon``; a clear error for unknown triples."""
-    key = (model, dataset.lower(), int(horizon))
-    if key not in PRESETS:
-        known = sorted({h for (m, d, h) in PRESETS if m == key[0] and d == key[1]})
-        raise KeyError(
-            f"no preset for {model} on {dataset} at horizon {horizon}"
-            + (f"; presets exist for horizons {known}" if known else f"; models: {MODELS}")
-        )
-    return PRESETS[key]
+_TINY_ITRANSFORMER = {**_TINY, "num_marks": 2}

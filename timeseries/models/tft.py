@@ -1,7 +1,7 @@
 r"""Temporal Fusion Transformer (Lim et al. 2021), assembled from the :mod:`gatelab.core` TFT gates.
 
 The network, for a batch of ``B`` series with an encoder (past) window of ``T_e`` steps and a
-decoder (future) window of ``T_d`` steps, ``H = hidden_size``::
+decoder (future) window of ``T_d`` steps, ``H = d_model``::
 
     input embedding     categorical j -> E_j[x_j]          (one table, all variables at once)
                         real j        -> w_j x_j + b_j      ("prescaler", all reals at once)
@@ -53,13 +53,14 @@ Two layouts (``layout``):
 * ``"pytorch-forecasting"``: pytorch-forecasting's variant, which we reproduce exactly
   (:func:`gatelab.timeseries.models.tft_port.from_pytorch_forecasting` ports a trained model and gives
   the same outputs): smaller categorical embeddings fed to the VSN through
-  ``LayerNorm(interpolate(.))`` only, reals lifted to ``hidden_continuous_size``, interpolated
+  ``LayerNorm(interpolate(.))`` only, reals lifted to ``continuous_dim``, interpolated
   skips, narrower GRNs (``min(d_j, H)``; weight GRN ``min(H, V)``), attention biases, and a
   decoder that does not attend to its own step.
 
 Paper: B. Lim, S. O. Arik, N. Loeff, T. Pfister, "Temporal Fusion Transformers for interpretable
 multi-horizon time series forecasting", International Journal of Forecasting 37(4), 2021.
-Official code: google-research/google-research ``tft/libs/tft_model.py``. The config keys, data,
+Official code: google-research/google-research ``tft/libs/tft_model.py``. The config keys
+(:class:`TFTConfig`, with the presets ``"stallion"``, ``"electricity"``, ``"traffic"``), data,
 interpretation, training and results are described in ``docs/tft.md``.
 
 Deviations from the paper: the attention is queried by the decoder steps only (the official code
@@ -72,9 +73,10 @@ LSTM forget-gate bias 1, embeddings ``U(-0.05, 0.05)``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -82,19 +84,17 @@ from torch import nn
 from torch.nn.utils import rnn
 
 from gatelab.core import GateAddNorm, GatedResidualNetwork, VariableSelectionNetwork, record_gate
-from gatelab.core.config import ConfigError, Dropout, PositiveInt, UnitInterval
+from gatelab.core.config import ConfigError, Dropout, ModelConfig, PositiveInt, UnitInterval
 
 __all__ = [
     "ELU",
     "TARGET_TRANSFORMS",
     "InterpretableMultiHeadAttention",
+    "TFTConfig",
     "TFTOutput",
     "TemporalFusionTransformer",
     "default_embedding_size",
 ]
-
-Layout = Literal["paper", "pytorch-forecasting"]
-LAYOUTS = ("paper", "pytorch-forecasting")
 
 
 def _square(y: torch.Tensor) -> torch.Tensor:
@@ -318,13 +318,20 @@ class _InputEmbedding(nn.Module):
             **dict(zip(self.cat_names, self.cat_dims)),
             **dict(zip(self.real_names, self.real_dims)),
         }
-        row_off = [sum(self.cardinalities[:o]) for o in range(len(self.cat_names))]
-        d_cat = max(self.cat_dims, default=1)
-        d_real = max(self.real_dims, default=1)
-        self._d_cat, self._d_real = d_cat, d_real
-        x_cat, x_real = list(x_categoricals), list(x_reals)
+        self._d_cat = max(self.cat_dims, default=1)
+        self._d_real = max(self.real_dims, default=1)
+        x_cat = list(x_categoricals)
+        self._register_code_check(x_cat, groups)
+        self.parts: dict[str, tuple[list[str], list[str]]] = {}
+        self._grouped: dict[str, bool] = {}
+        self._padded: dict[str, bool] = {}
+        for part, names in parts.items():
+            self._register_part(part, names, x_cat, list(x_reals), groups, paddings, factory_kwargs)
+        self._build_tables(factory_kwargs)
+        self.reset_parameters()
 
-        # every categorical input column used, for the code check
+    def _register_code_check(self, x_cat: list[str], groups: Mapping[str, Sequence[str]]) -> None:
+        """Every categorical input column used and its variable's class count, for :meth:`check_codes`."""
         check_cols, check_card, self.col_names = [], [], []
         for o, name in enumerate(self.cat_names):
             for m in groups.get(name, [name]):
@@ -334,57 +341,65 @@ class _InputEmbedding(nn.Module):
         self.register_buffer("_check_cols", torch.tensor(check_cols, dtype=torch.long), persistent=False)
         self.register_buffer("_check_card", torch.tensor(check_card, dtype=torch.long), persistent=False)
 
-        self.parts: dict[str, tuple[list[str], list[str]]] = {}
-        self._grouped: dict[str, bool] = {}
-        self._padded: dict[str, bool] = {}
-        for part, names in parts.items():
-            cats = [n for n in names if n in cat_vars]
-            reals = [n for n in names if n in real_vars]
-            if [*cats, *reals] != list(names):
-                raise ValueError(
-                    f"_InputEmbedding: part {part!r} must list categoricals before reals: {names}"
-                )
-            self.parts[part] = (cats, reals)
-            cols, rows, pads, member = [], [], [], []
-            for k, name in enumerate(cats):
-                o = self.cat_names.index(name)
-                for m in groups.get(name, [name]):
-                    cols.append(x_cat.index(m))
-                    rows.append(row_off[o])
-                    pads.append(name in paddings)
-                    member.append(k)
-            self._grouped[part] = len(cols) != len(cats)
-            self._padded[part] = any(pads)
-            mat = torch.zeros(len(cats), len(cols))
-            if cats:
-                mat[torch.tensor(member), torch.arange(len(cols))] = 1.0
-            valid_c = [i + k * d_cat for k, n in enumerate(cats) for i in range(self.sizes[n])]
-            ridx = [self.real_names.index(n) for n in reals]
-            valid_r = [i + k * d_real for k, n in enumerate(reals) for i in range(self.sizes[n])]
-            bufs = {
-                "cols": torch.tensor(cols, dtype=torch.long),
-                "rows": torch.tensor(rows, dtype=torch.long),
-                "pad": torch.tensor(pads, dtype=torch.bool),
-                "member": mat.to(**factory_kwargs),
-                "cvalid": torch.tensor(valid_c, dtype=torch.long),
-                "rcols": torch.tensor([x_real.index(n) for n in reals], dtype=torch.long),
-                "ridx": torch.tensor(ridx, dtype=torch.long),
-                "rvalid": torch.tensor(valid_r, dtype=torch.long),
-            }
-            for key, t in bufs.items():
-                self.register_buffer(f"_{part}_{key}", t, persistent=False)
+    def _register_part(
+        self,
+        part: str,
+        names: Sequence[str],
+        x_cat: list[str],
+        x_real: list[str],
+        groups: Mapping[str, Sequence[str]],
+        paddings: Sequence[str],
+        factory_kwargs: dict[str, Any],
+    ) -> None:
+        """The index buffers ``_<part>_*`` that gather ``part``'s variables from the inputs and tables."""
+        cats = [n for n in names if n in self.cat_names]
+        reals = [n for n in names if n in self.real_names]
+        if [*cats, *reals] != list(names):
+            raise ValueError(f"_InputEmbedding: part {part!r} must list categoricals before reals: {names}")
+        self.parts[part] = (cats, reals)
+        row_off = [sum(self.cardinalities[:o]) for o in range(len(self.cat_names))]
+        cols, rows, pads, member = [], [], [], []
+        for k, name in enumerate(cats):
+            o = self.cat_names.index(name)
+            for m in groups.get(name, [name]):
+                cols.append(x_cat.index(m))
+                rows.append(row_off[o])
+                pads.append(name in paddings)
+                member.append(k)
+        self._grouped[part] = len(cols) != len(cats)
+        self._padded[part] = any(pads)
+        mat = torch.zeros(len(cats), len(cols))
+        if cats:
+            mat[torch.tensor(member), torch.arange(len(cols))] = 1.0
+        d_cat, d_real = self._d_cat, self._d_real
+        valid_c = [i + k * d_cat for k, n in enumerate(cats) for i in range(self.sizes[n])]
+        ridx = [self.real_names.index(n) for n in reals]
+        valid_r = [i + k * d_real for k, n in enumerate(reals) for i in range(self.sizes[n])]
+        bufs = {
+            "cols": torch.tensor(cols, dtype=torch.long),
+            "rows": torch.tensor(rows, dtype=torch.long),
+            "pad": torch.tensor(pads, dtype=torch.bool),
+            "member": mat.to(**factory_kwargs),
+            "cvalid": torch.tensor(valid_c, dtype=torch.long),
+            "rcols": torch.tensor([x_real.index(n) for n in reals], dtype=torch.long),
+            "ridx": torch.tensor(ridx, dtype=torch.long),
+            "rvalid": torch.tensor(valid_r, dtype=torch.long),
+        }
+        for key, t in bufs.items():
+            self.register_buffer(f"_{part}_{key}", t, persistent=False)
 
+    def _build_tables(self, factory_kwargs: dict[str, Any]) -> None:
+        """The parameters: one categorical table ``[sum n_o, d_cat]``, the reals' lifts ``[n_real, d_real]``."""
         n_rows = sum(self.cardinalities)
         self.cat_weight = (
-            nn.Parameter(torch.empty(n_rows, d_cat, **factory_kwargs)) if self.cat_names else None
+            nn.Parameter(torch.empty(n_rows, self._d_cat, **factory_kwargs)) if self.cat_names else None
         )
         if self.real_names:
-            self.real_weight = nn.Parameter(torch.empty(len(self.real_names), d_real, **factory_kwargs))
-            self.real_bias = nn.Parameter(torch.empty(len(self.real_names), d_real, **factory_kwargs))
+            self.real_weight = nn.Parameter(torch.empty(len(self.real_names), self._d_real, **factory_kwargs))
+            self.real_bias = nn.Parameter(torch.empty(len(self.real_names), self._d_real, **factory_kwargs))
         else:
             self.register_parameter("real_weight", None)
             self.register_parameter("real_bias", None)
-        self.reset_parameters()
 
     def features(self, part: str) -> dict[str, int]:
         """``{variable: width}`` of ``part``'s output, in order."""
@@ -452,16 +467,10 @@ class _InputEmbedding(nn.Module):
 # --------------------------------------------------------------------------------------------
 # the model
 # --------------------------------------------------------------------------------------------
-def _names(owner: str, what: str, value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        raise ConfigError(f"{owner}: {what} must be a list of variable names, got {value!r}")
-    out = [str(v) for v in value]
-    dup = sorted({v for v in out if out.count(v) > 1})
+def _duplicates(owner: str, what: str, names: Sequence[str]) -> None:
+    dup = sorted({v for v in names if names.count(v) > 1})
     if dup:
         raise ConfigError(f"{owner}: {what} lists {dup} more than once")
-    return out
 
 
 def _keras_lstm_init_(lstm: nn.LSTM) -> None:
@@ -481,10 +490,20 @@ def _keras_lstm_init_(lstm: nn.LSTM) -> None:
                 p.zero_()
 
 
-class TemporalFusionTransformer(nn.Module):
-    """Temporal Fusion Transformer (see the module docstring for the equations and inputs).
+_NAME_LISTS = (
+    "x_categoricals", "x_reals", "static_categoricals", "static_reals", "time_varying_categoricals_encoder",
+    "time_varying_categoricals_decoder", "time_varying_reals_encoder", "time_varying_reals_decoder",
+    "embedding_paddings",
+)  # fmt: skip
 
-    Args (all keyword; every value is a plain list/dict/number so the config can be saved):
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TFTConfig(ModelConfig):
+    """Config of :class:`TemporalFusionTransformer` (pytorch-forecasting's names in brackets
+    where ours differ; :mod:`~gatelab.timeseries.models.tft_port` maps them). Every value is a
+    plain list/dict/number, so the config saves as YAML.
+
+    Variables (usually from the data: :func:`config_from_dataset`):
         x_categoricals: column order of ``encoder_cat`` / ``decoder_cat``.
         x_reals: column order of ``encoder_cont`` / ``decoder_cont``.
         static_categoricals, static_reals: static inputs (the first time step is used).
@@ -493,252 +512,248 @@ class TemporalFusionTransformer(nn.Module):
         time_varying_categoricals_decoder, time_varying_reals_decoder: known-future inputs.
         embedding_sizes: ``{name: (n_classes, dim)}`` or ``{name: n_classes}`` for every
             categorical variable (a group name for ``categorical_groups``); ``dim`` is capped at
-            ``hidden_size`` and ignored by the ``paper`` layout (which uses ``hidden_size``).
+            ``d_model`` and ignored by the ``paper`` layout (which uses ``d_model``).
         categorical_groups: ``{name: [columns]}``: columns of ``x_categoricals`` embedded by one
             table and summed into one variable ``name``.
         embedding_paddings: categoricals whose code 0 embeds to zeros.
-        hidden_size: ``H`` (``d_model``).
-        lstm_layers: stacked LSTM layers (each initialised from the static context).
+        lookback (``max_encoder_length``): longest encoder window (for interpretation plots;
+            ``None``: not known).
+
+    Sizes (presets ``"stallion"``, ``"electricity"``, ``"traffic"``: the pytorch-forecasting
+    tutorial's and the paper's, official data formatters):
+        d_model (``hidden_size``): ``H``, the width of every GRN, the LSTMs and the attention.
+        num_lstm_layers (``lstm_layers``): stacked LSTM layers (each initialised from the static context).
         dropout: dropout rate of every GRN/GLU, the attention and between LSTM layers.
-        attention_head_size: number of attention heads.
-        hidden_continuous_size: width reals are lifted to (``pytorch-forecasting`` layout).
-        hidden_continuous_sizes: per-real overrides of ``hidden_continuous_size``.
-        quantiles: the output quantiles (sorted, in (0, 1)).
-        max_encoder_length: longest encoder window (for interpretation plots; default: none).
+        num_heads (``attention_head_size``): attention heads (``<= d_model``).
+        continuous_dim (``hidden_continuous_size``): width reals are lifted to (``pytorch-forecasting`` layout).
+        continuous_dims (``hidden_continuous_sizes``): per-real overrides of ``continuous_dim``.
+        quantiles: the output quantiles (distinct, increasing, in (0, 1)).
+
+    Variant:
         layout: ``"paper"`` or ``"pytorch-forecasting"`` (see the module docstring).
         causal_attention: decoder steps attend only to the past (and, with
             ``attend_to_self``, their own step); ``False``: to every valid decoder step.
-        attend_to_self: default ``True`` for ``paper``, ``False`` for ``pytorch-forecasting``.
+        attend_to_self: default (``None``) ``True`` for ``paper``, ``False`` for ``pytorch-forecasting``.
         target_transform: inverse-transform of the output, a key of :data:`TARGET_TRANSFORMS`.
         rescale_output: ``prediction = target_transform^-1(y_hat * scale + center)`` with
             ``target_scale`` from the batch; ``False`` returns ``y_hat``.
     """
 
-    def __init__(
-        self,
-        *,
-        x_categoricals: Sequence[str] = (),
-        x_reals: Sequence[str] = (),
-        static_categoricals: Sequence[str] = (),
-        static_reals: Sequence[str] = (),
-        time_varying_categoricals_encoder: Sequence[str] = (),
-        time_varying_categoricals_decoder: Sequence[str] = (),
-        time_varying_reals_encoder: Sequence[str] = (),
-        time_varying_reals_decoder: Sequence[str] = (),
-        embedding_sizes: Mapping[str, Sequence[int] | int] | None = None,
-        categorical_groups: Mapping[str, Sequence[str]] | None = None,
-        embedding_paddings: Sequence[str] = (),
-        hidden_size: PositiveInt = 16,
-        lstm_layers: PositiveInt = 1,
-        dropout: Dropout = 0.1,
-        attention_head_size: PositiveInt = 4,
-        hidden_continuous_size: PositiveInt = 8,
-        hidden_continuous_sizes: Mapping[str, int] | None = None,
-        quantiles: Sequence[UnitInterval] = (0.1, 0.5, 0.9),
-        max_encoder_length: PositiveInt | None = None,
-        layout: Layout = "paper",
-        causal_attention: bool = True,
-        attend_to_self: bool | None = None,
-        target_transform: str | None = None,
-        rescale_output: bool = True,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__()
+    x_categoricals: tuple[str, ...] = ()
+    x_reals: tuple[str, ...] = ()
+    static_categoricals: tuple[str, ...] = ()
+    static_reals: tuple[str, ...] = ()
+    time_varying_categoricals_encoder: tuple[str, ...] = ()
+    time_varying_categoricals_decoder: tuple[str, ...] = ()
+    time_varying_reals_encoder: tuple[str, ...] = ()
+    time_varying_reals_decoder: tuple[str, ...] = ()
+    embedding_sizes: dict[str, tuple[PositiveInt, PositiveInt] | PositiveInt] = dataclasses.field(
+        default_factory=dict
+    )
+    categorical_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    embedding_paddings: tuple[str, ...] = ()
+    d_model: PositiveInt = 16
+    num_lstm_layers: PositiveInt = 1
+    dropout: Dropout = 0.1
+    num_heads: PositiveInt = 4
+    continuous_dim: PositiveInt = 8
+    continuous_dims: dict[str, PositiveInt] = dataclasses.field(default_factory=dict)
+    quantiles: tuple[UnitInterval, ...] = (0.1, 0.5, 0.9)
+    lookback: PositiveInt | None = None
+    layout: Literal["paper", "pytorch-forecasting"] = "paper"
+    causal_attention: bool = True
+    attend_to_self: bool | None = None
+    target_transform: Literal["log", "log1p", "logit", "count", "softplus", "relu", "sqrt"] | None = None
+    rescale_output: bool = True
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "stallion": {"d_model": 16, "num_heads": 2, "dropout": 0.1, "continuous_dim": 8},
+        "electricity": {"d_model": 160, "num_heads": 4, "dropout": 0.1},
+        "traffic": {"d_model": 320, "num_heads": 4, "dropout": 0.3},
+    }
+
+    def check(self) -> None:
         owner = "TemporalFusionTransformer"
-        factory_kwargs = {"device": device, "dtype": dtype}
-        if layout not in LAYOUTS:
-            raise ConfigError(f"{owner}: layout must be one of {LAYOUTS}, got {layout!r}")
-        if target_transform not in TARGET_TRANSFORMS:
-            raise ConfigError(
-                f"{owner}: target_transform must be one of {list(TARGET_TRANSFORMS)}, got {target_transform!r}"
-            )
-        for name, value in (
-            ("hidden_size", hidden_size),
-            ("lstm_layers", lstm_layers),
-            ("attention_head_size", attention_head_size),
-            ("hidden_continuous_size", hidden_continuous_size),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{owner}: {name} must be a positive int, got {value!r}")
-        if attention_head_size > hidden_size:
-            raise ConfigError(
-                f"{owner}: attention_head_size {attention_head_size} > hidden_size {hidden_size}"
-            )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ConfigError(f"{owner}: dropout must be in [0, 1), got {dropout!r}")
-        qs = [float(q) for q in quantiles]
+        if self.num_heads > self.d_model:
+            raise ConfigError(f"{owner}: num_heads {self.num_heads} > d_model {self.d_model}")
+        qs = list(self.quantiles)
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or qs != sorted(set(qs)):
             raise ConfigError(
-                f"{owner}: quantiles must be distinct, increasing and in (0, 1), got {quantiles!r}"
+                f"{owner}: quantiles must be distinct, increasing and in (0, 1), got {list(self.quantiles)!r}"
             )
+        for what in _NAME_LISTS:
+            _duplicates(owner, what, list(getattr(self, what)))
+        for g, members in self.categorical_groups.items():
+            _duplicates(owner, f"categorical_groups[{g!r}]", list(members))
+        self._check_variables(owner)
 
-        x_cat = _names(owner, "x_categoricals", x_categoricals)
-        x_real = _names(owner, "x_reals", x_reals)
-        s_cat = _names(owner, "static_categoricals", static_categoricals)
-        s_real = _names(owner, "static_reals", static_reals)
-        e_cat = _names(owner, "time_varying_categoricals_encoder", time_varying_categoricals_encoder)
-        d_cat = _names(owner, "time_varying_categoricals_decoder", time_varying_categoricals_decoder)
-        e_real = _names(owner, "time_varying_reals_encoder", time_varying_reals_encoder)
-        d_real = _names(owner, "time_varying_reals_decoder", time_varying_reals_decoder)
-        groups = {
-            str(k): _names(owner, f"categorical_groups[{k!r}]", v)
-            for k, v in (categorical_groups or {}).items()
-        }
-        paddings = _names(owner, "embedding_paddings", embedding_paddings)
-        emb_in = dict(embedding_sizes or {})
-        hc_sizes = {str(k): int(v) for k, v in (hidden_continuous_sizes or {}).items()}
-
-        if not e_cat + e_real:
+    def _check_variables(self, owner: str) -> None:
+        """Every variable a network uses is a column (or a group of columns) with its sizes."""
+        if not self.time_varying_categoricals_encoder + self.time_varying_reals_encoder:
             raise ConfigError(f"{owner}: no encoder (past) inputs; give time_varying_*_encoder")
-        if not d_cat + d_real:
+        if not self.time_varying_categoricals_decoder + self.time_varying_reals_decoder:
             raise ConfigError(
                 f"{owner}: no decoder (known-future) inputs; give time_varying_*_decoder "
                 "(e.g. a relative time index)"
             )
-        cats_used = list(dict.fromkeys(s_cat + e_cat + d_cat))
-        reals_used = list(dict.fromkeys(s_real + e_real + d_real))
-        for n in reals_used:
-            if n not in x_real:
-                raise ConfigError(f"{owner}: real variable {n!r} is not a column of x_reals {x_real}")
-        for g, members in groups.items():
+        for n in self.reals_used:
+            if n not in self.x_reals:
+                raise ConfigError(f"{owner}: real variable {n!r} is not a column of x_reals {list(self.x_reals)}")
+        for g, members in self.categorical_groups.items():
             for m in members:
-                if m not in x_cat:
+                if m not in self.x_categoricals:
                     raise ConfigError(
                         f"{owner}: categorical_groups[{g!r}] member {m!r} is not a column of x_categoricals"
                     )
-        for n in cats_used:
-            if n not in groups and n not in x_cat:
+        for n in self.categoricals_used:
+            if n not in self.categorical_groups and n not in self.x_categoricals:
                 raise ConfigError(
                     f"{owner}: categorical variable {n!r} is neither a column of x_categoricals nor a group"
                 )
-            if n not in emb_in:
+            if n not in self.embedding_sizes:
                 raise ConfigError(f"{owner}: embedding_sizes has no entry for categorical variable {n!r}")
-        for n in paddings:
-            if n not in emb_in:
+        for n in self.embedding_paddings:
+            if n not in self.embedding_sizes:
                 raise ConfigError(f"{owner}: embedding_paddings names unknown variable {n!r}")
-        for n in hc_sizes:
-            if n not in x_real:
-                raise ConfigError(f"{owner}: hidden_continuous_sizes names unknown real {n!r}")
+        for n in self.continuous_dims:
+            if n not in self.x_reals:
+                raise ConfigError(f"{owner}: continuous_dims names unknown real {n!r}")
 
-        H = hidden_size
-        pf = layout == "pytorch-forecasting"
-        cat_vars: dict[str, tuple[int, int]] = {}
-        for n in cats_used:
-            spec = emb_in[n]
-            if isinstance(spec, int) and not isinstance(spec, bool):
-                card, dim = spec, default_embedding_size(spec)
-            else:
-                card, dim = (int(v) for v in spec)
-            if card < 1 or dim < 1:
-                raise ConfigError(f"{owner}: embedding_sizes[{n!r}] = {spec!r} must be positive")
-            cat_vars[n] = (card, min(dim, H) if pf else H)
-        real_vars = {n: (hc_sizes.get(n, hidden_continuous_size) if pf else H) for n in reals_used}
-
-        self.config: dict[str, Any] = {
-            "x_categoricals": x_cat,
-            "x_reals": x_real,
-            "static_categoricals": s_cat,
-            "static_reals": s_real,
-            "time_varying_categoricals_encoder": e_cat,
-            "time_varying_categoricals_decoder": d_cat,
-            "time_varying_reals_encoder": e_real,
-            "time_varying_reals_decoder": d_real,
-            "embedding_sizes": {n: list(v) if not isinstance(v, int) else v for n, v in emb_in.items()},
-            "categorical_groups": groups,
-            "embedding_paddings": paddings,
-            "hidden_size": H,
-            "lstm_layers": lstm_layers,
-            "dropout": float(dropout),
-            "attention_head_size": attention_head_size,
-            "hidden_continuous_size": hidden_continuous_size,
-            "hidden_continuous_sizes": hc_sizes,
-            "quantiles": qs,
-            "max_encoder_length": max_encoder_length,
-            "layout": layout,
-            "causal_attention": causal_attention,
-            "attend_to_self": attend_to_self,
-            "target_transform": target_transform,
-            "rescale_output": rescale_output,
-        }
-        self.hidden_size = H
-        self.quantiles = qs
-        self.layout = layout
-        self.max_encoder_length = max_encoder_length
-        self.causal_attention = bool(causal_attention)
-        self.attend_to_self = (not pf) if attend_to_self is None else bool(attend_to_self)
-        self.target_transform = target_transform
-        self.rescale_output = bool(rescale_output)
-        self.lstm_layers = lstm_layers
-        self.x_categoricals = x_cat
-        self.x_reals = x_real
-        self.static_variables = s_cat + s_real
-        self.encoder_variables = e_cat + e_real
-        self.decoder_variables = d_cat + d_real
-
-        self.input_embedding = _InputEmbedding(
-            x_cat,
-            x_real,
-            cat_vars,
-            groups,
-            paddings,
-            real_vars,
-            {
-                "static": self.static_variables,
-                "encoder": self.encoder_variables,
-                "decoder": self.decoder_variables,
-            },
-            **factory_kwargs,
+    @property
+    def categoricals_used(self) -> list[str]:
+        """Static, encoder and decoder categoricals, each once, in that order."""
+        return list(
+            dict.fromkeys(
+                self.static_categoricals
+                + self.time_varying_categoricals_encoder
+                + self.time_varying_categoricals_decoder
+            )
         )
 
-        def vsn(part: str, cats: list[str], context: int | None) -> VariableSelectionNetwork:
+    @property
+    def reals_used(self) -> list[str]:
+        """Static, encoder and decoder reals, each once, in that order."""
+        return list(
+            dict.fromkeys(self.static_reals + self.time_varying_reals_encoder + self.time_varying_reals_decoder)
+        )
+
+    def variable_sizes(self) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+        """``({categorical: (n_classes, width)}, {real: width})`` of the layout: every width is
+        ``d_model`` for ``paper``; ``pytorch-forecasting`` caps the categoricals' ``dim`` at
+        ``d_model`` (fastai's heuristic for a bare ``n_classes``) and lifts reals to ``continuous_dim``."""
+        H, pf = self.d_model, self.layout == "pytorch-forecasting"
+        cat_vars: dict[str, tuple[int, int]] = {}
+        for n in self.categoricals_used:
+            spec = self.embedding_sizes[n]
+            card, dim = (spec, default_embedding_size(spec)) if isinstance(spec, int) else spec
+            cat_vars[n] = (card, min(dim, H) if pf else H)
+        real_vars = {n: (self.continuous_dims.get(n, self.continuous_dim) if pf else H) for n in self.reals_used}
+        return cat_vars, real_vars
+
+
+class TemporalFusionTransformer(nn.Module):
+    """Temporal Fusion Transformer (see the module docstring for the equations and inputs).
+
+    Built from a :class:`TFTConfig` (or a mapping, or its keys as keywords; a config plus keyword
+    overrides also works); ``device``/``dtype`` place the parameters and are not config keys.
+    The sub-networks are built in the order of the equations (:meth:`_build_variable_selection`,
+    :meth:`_build_static_encoders`, :meth:`_build_seq2seq`, :meth:`_build_temporal_fusion`).
+    """
+
+    config_class = TFTConfig
+
+    def __init__(
+        self,
+        config: TFTConfig | Mapping[str, Any] | None = None,
+        /,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        self.config = cfg = TFTConfig.build(config, **overrides)
+        fk = {"device": device, "dtype": dtype}
+        pf = cfg.layout == "pytorch-forecasting"
+        self.d_model = cfg.d_model
+        self.quantiles = list(cfg.quantiles)
+        self.layout = cfg.layout
+        self.lookback = cfg.lookback
+        self.causal_attention = cfg.causal_attention
+        self.attend_to_self = (not pf) if cfg.attend_to_self is None else cfg.attend_to_self
+        self.target_transform = cfg.target_transform
+        self.rescale_output = cfg.rescale_output
+        self.num_lstm_layers = cfg.num_lstm_layers
+        self.x_categoricals = list(cfg.x_categoricals)
+        self.x_reals = list(cfg.x_reals)
+        self.static_variables = [*cfg.static_categoricals, *cfg.static_reals]
+        self.encoder_variables = [*cfg.time_varying_categoricals_encoder, *cfg.time_varying_reals_encoder]
+        self.decoder_variables = [*cfg.time_varying_categoricals_decoder, *cfg.time_varying_reals_decoder]
+        self._build_variable_selection(cfg, fk)
+        self._build_static_encoders(cfg, fk)
+        self._build_seq2seq(cfg, fk)
+        self._build_temporal_fusion(cfg, fk)
+
+    def _grn(self, cfg: TFTConfig, fk: dict[str, Any], context: int | None = None) -> GatedResidualNetwork:
+        H = cfg.d_model
+        return GatedResidualNetwork(H, H, H, context_size=context, act=ELU, dropout=cfg.dropout, **fk)
+
+    def _build_variable_selection(self, cfg: TFTConfig, fk: dict[str, Any]) -> None:
+        """The input embedding (all variables, one op per kind) and the static, encoder and decoder VSNs."""
+        H, pf = cfg.d_model, cfg.layout == "pytorch-forecasting"
+        cat_vars, real_vars = cfg.variable_sizes()
+        parts = {"static": self.static_variables, "encoder": self.encoder_variables, "decoder": self.decoder_variables}
+        groups = {k: list(v) for k, v in cfg.categorical_groups.items()}
+        self.input_embedding = _InputEmbedding(
+            self.x_categoricals, self.x_reals, cat_vars, groups, list(cfg.embedding_paddings), real_vars, parts, **fk
+        )
+
+        def vsn(part: str, cats: Sequence[str], context: int | None) -> VariableSelectionNetwork:
             sizes = self.input_embedding.features(part)
             return VariableSelectionNetwork(
                 sizes,
                 H,
                 context_size=context,
                 act=ELU,
-                dropout=dropout,
+                dropout=cfg.dropout,
                 skip="interpolate" if pf else "linear",
-                resample_only=cats if pf else (),
+                resample_only=list(cats) if pf else (),
                 grn_hidden_sizes=[min(s, H) for s in sizes.values()] if pf else None,
                 weight_hidden_size=min(H, len(sizes)) if pf else None,
-                **factory_kwargs,
+                **fk,
             )
 
-        self.static_vsn = vsn("static", s_cat, None) if self.static_variables else None
-        self.encoder_vsn = vsn("encoder", e_cat, H)
-        self.decoder_vsn = vsn("decoder", d_cat, H)
+        self.static_vsn = vsn("static", cfg.static_categoricals, None) if self.static_variables else None
+        self.encoder_vsn = vsn("encoder", cfg.time_varying_categoricals_encoder, H)
+        self.decoder_vsn = vsn("decoder", cfg.time_varying_categoricals_decoder, H)
 
-        def grn(context: int | None = None) -> GatedResidualNetwork:
-            return GatedResidualNetwork(
-                H, H, H, context_size=context, act=ELU, dropout=dropout, **factory_kwargs
-            )
+    def _build_static_encoders(self, cfg: TFTConfig, fk: dict[str, Any]) -> None:
+        """The static covariate encoders: c_s (selection), c_e (enrichment), c_h, c_c (LSTM state)."""
+        self.static_context_variable_selection = self._grn(cfg, fk)
+        self.static_context_enrichment = self._grn(cfg, fk)
+        self.static_context_initial_hidden_lstm = self._grn(cfg, fk)
+        self.static_context_initial_cell_lstm = self._grn(cfg, fk)
 
-        # static covariate encoders: c_s (selection), c_e (enrichment), c_h, c_c (LSTM state)
-        self.static_context_variable_selection = grn()
-        self.static_context_enrichment = grn()
-        self.static_context_initial_hidden_lstm = grn()
-        self.static_context_initial_cell_lstm = grn()
-
-        lstm_dropout = dropout if lstm_layers > 1 else 0.0
-        self.lstm_encoder = nn.LSTM(
-            H, H, lstm_layers, batch_first=True, dropout=lstm_dropout, **factory_kwargs
-        )
-        self.lstm_decoder = nn.LSTM(
-            H, H, lstm_layers, batch_first=True, dropout=lstm_dropout, **factory_kwargs
-        )
+    def _build_seq2seq(self, cfg: TFTConfig, fk: dict[str, Any]) -> None:
+        """Encoder and decoder LSTMs (Keras init) and the gated skip over them (eq. 17)."""
+        H, L = cfg.d_model, cfg.num_lstm_layers
+        lstm_dropout = cfg.dropout if L > 1 else 0.0
+        self.lstm_encoder = nn.LSTM(H, H, L, batch_first=True, dropout=lstm_dropout, **fk)
+        self.lstm_decoder = nn.LSTM(H, H, L, batch_first=True, dropout=lstm_dropout, **fk)
         _keras_lstm_init_(self.lstm_encoder)
         _keras_lstm_init_(self.lstm_decoder)
-        self.post_lstm_gate = GateAddNorm(H, dropout=dropout, **factory_kwargs)
-        self.static_enrichment = grn(context=H)
-        self.attention = InterpretableMultiHeadAttention(
-            H, attention_head_size, dropout=dropout, bias=pf, **factory_kwargs
-        )
-        self.post_attn_gate_norm = GateAddNorm(H, dropout=dropout, **factory_kwargs)
-        self.pos_wise_ff = grn()
-        self.pre_output_gate_norm = GateAddNorm(H, dropout=0.0, **factory_kwargs)
-        self.output_layer = nn.Linear(H, len(qs), **factory_kwargs)
+        self.post_lstm_gate = GateAddNorm(H, dropout=cfg.dropout, **fk)
+
+    def _build_temporal_fusion(self, cfg: TFTConfig, fk: dict[str, Any]) -> None:
+        """Static enrichment, interpretable attention, the position-wise GRN, the output gate and
+        the quantile layer (eqs. 18-23)."""
+        H, pf = cfg.d_model, cfg.layout == "pytorch-forecasting"
+        self.static_enrichment = self._grn(cfg, fk, context=H)
+        self.attention = InterpretableMultiHeadAttention(H, cfg.num_heads, dropout=cfg.dropout, bias=pf, **fk)
+        self.post_attn_gate_norm = GateAddNorm(H, dropout=cfg.dropout, **fk)
+        self.pos_wise_ff = self._grn(cfg, fk)
+        self.pre_output_gate_norm = GateAddNorm(H, dropout=0.0, **fk)
+        self.output_layer = nn.Linear(H, len(cfg.quantiles), **fk)
         nn.init.xavier_uniform_(self.output_layer.weight)
         nn.init.zeros_(self.output_layer.bias)
 
@@ -860,7 +875,7 @@ class TemporalFusionTransformer(nn.Module):
 
         emb = self.input_embedding
         enc_cat, dec_cat = x["encoder_cat"], x["decoder_cat"]
-        H = self.hidden_size
+        H = self.d_model
         if self.static_vsn is not None:  # static inputs: the first time step only
             first_cat = enc_cat[:, 0] if Te > 0 else dec_cat[:, 0]
             first_cont = enc_cont[:, 0] if Te > 0 else dec_cont[:, 0]
@@ -876,7 +891,7 @@ class TemporalFusionTransformer(nn.Module):
         enc_emb, enc_w = self.encoder_vsn(emb(enc_cat, enc_cont, "encoder"), c_sel[:, None])
         dec_emb, dec_w = self.decoder_vsn(emb(dec_cat, dec_cont, "decoder"), c_sel[:, None])
 
-        L = self.lstm_layers
+        L = self.num_lstm_layers
         state = (
             c_h.unsqueeze(0).expand(L, -1, -1).contiguous(),
             c_c.unsqueeze(0).expand(L, -1, -1).contiguous(),
@@ -929,7 +944,7 @@ class TemporalFusionTransformer(nn.Module):
 def config_from_dataset(dataset: Any, **overrides: Any) -> dict[str, Any]:
     """Model config for a pytorch-forecasting ``TimeSeriesDataSet`` (plain values; ``overrides`` win).
 
-    Reads the dataset's variables the way pytorch-forecasting's ``from_dataset`` does: encoder
+    :class:`TFTConfig` keys. Reads the dataset's variables the way pytorch-forecasting's ``from_dataset`` does: encoder
     inputs are the known and observed variables (``allowed_encoder_known_variable_names``
     restricts the known ones), decoder inputs the known ones; categorical codes, embedding
     sizes (fastai heuristic), groups and padding variables from its encoders; the target
@@ -986,7 +1001,7 @@ def config_from_dataset(dataset: Any, **overrides: Any) -> dict[str, Any]:
         },
         "categorical_groups": {k: list(v) for k, v in dataset._variable_groups.items()},
         "embedding_paddings": list(dataset.dropout_categoricals),
-        "max_encoder_length": int(dataset.max_encoder_length),
+        "lookback": int(dataset.max_encoder_length),
         "target_transform": transformation,
         "layout": "pytorch-forecasting",
     }
@@ -998,7 +1013,7 @@ def config_from_dataset(dataset: Any, **overrides: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# factory, tiny config and example inputs (registered in gatelab.timeseries.registry)
+# tiny config and example inputs (registered in gatelab.timeseries.registry)
 # --------------------------------------------------------------------------------------------
 _TINY: dict[str, Any] = {
     "x_categoricals": ["store", "month", "hol_a", "hol_b"],
@@ -1011,9 +1026,9 @@ _TINY: dict[str, Any] = {
     "time_varying_reals_decoder": ["price", "time"],
     "embedding_sizes": {"store": [3, 2], "month": [12, 5], "holidays": [3, 2]},
     "categorical_groups": {"holidays": ["hol_a", "hol_b"]},
-    "hidden_size": 8,
-    "attention_head_size": 2,
-    "hidden_continuous_size": 4,
+    "d_model": 8,
+    "num_heads": 2,
+    "continuous_dim": 4,
     "target_transform": "softplus",
 }
 
@@ -1044,11 +1059,6 @@ def example_batch(
             [torch.randn(batch, generator=g), torch.rand(batch, generator=g) + 0.5], -1
         ),
     }
-
-
-def tft(**cfg: Any) -> TemporalFusionTransformer:
-    """Temporal Fusion Transformer: static/past/known inputs, quantile forecasts (config: TemporalFusionTransformer)."""
-    return TemporalFusionTransformer(**cfg)
 
 
 def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -2,7 +2,9 @@
 
 For every dataset present (ETTh1 always: a copy ships with gatelab), every horizon (96, 192,
 336, 720; ILI 24, 36, 48, 60 with lookback 36), every seed and both models, one run of the
-official protocol: the official presets (:mod:`gatelab.timeseries.models.gateformer`), Adam, MSE
+official protocol: the official runs (model part: the config presets ``"<dataset>-<horizon>"`` of
+:class:`~gatelab.timeseries.models.gateformer.GateformerConfig` / ``ITransformerConfig``; training
+part: :data:`TRAINING`), Adam, MSE
 loss, ``lradj type1`` (lr halved after every epoch from the second on), at most 10 epochs with
 early stopping on the validation MSE (patience 3), the best checkpoint tested on the test split;
 MSE and MAE on the standardised data. Per dataset, model and seed a row ``split = "avg"``
@@ -42,16 +44,19 @@ from gatelab.core.harness.recipes import Cell, Override, Recipe, Reference, reco
 from gatelab.core.harness.repro import Option, ReproTable, register_table
 
 from ..data.ltsf_datasets import LTSF_DATASETS
-from ..models.gateformer import MODELS, get_preset
+from ..models.gateformer import MODELS, GateformerConfig, ITransformerConfig
 
 __all__ = [
     "CPU_BUDGET",
     "GATEFORMER_RECIPE",
     "GATEFORMER_TABLE",
     "ITRANSFORMER_PAPER",
+    "TRAINING",
     "Budget",
+    "Training",
     "cell_settings",
     "experiment_config",
+    "official_run",
     "run_gateformer_table",
     "write_summary",
 ]
@@ -105,7 +110,7 @@ class Budget:
     ``max_train_windows``: training windows per epoch (a fresh random subset each epoch, as
     ``ceil(max_train_windows / batch_size)`` batches, so both models see the same number of
     windows whatever their batch size; ``None`` = all). ``max_seeds``: seeds run on this dataset
-    (the first ones of ``--seeds``). ``width``: caps ``d_model`` and ``d_ff`` of both models'
+    (the first ones of ``--seeds``). ``width``: caps ``d_model`` and ``hidden_dim`` of both models'
     presets. ``val_stride``: validate on every k-th window (early stopping only; the test split is
     always complete). Everything else (presets, 10 epochs, patience 3, schedule) stays official.
     """
@@ -122,7 +127,7 @@ class Budget:
         if self.max_seeds is not None:
             parts.append(f"<= {self.max_seeds} seed(s)")
         if self.width is not None:
-            parts.append(f"d_model, d_ff <= {self.width}")
+            parts.append(f"d_model, hidden_dim <= {self.width}")
         if self.val_stride > 1:
             parts.append(f"validation on every {self.val_stride}th window")
         return ", ".join(parts) or "official"
@@ -145,6 +150,142 @@ CPU_BUDGET: dict[str, Budget] = {
 QUICK_BUDGET = Budget(max_train_windows=2048, max_seeds=1)
 
 
+# --------------------------------------------------------------------------- the official runs' training part
+#
+# The model part of every official run is its config preset "<dataset>-<horizon>"
+# (GateformerConfig.presets / ITransformerConfig.presets, with their sources). The training part,
+# from the same scripts:
+#
+# * Gateformer: ``nyuolab/Gateformer`` ``scripts/multivariate_forecasting/*/Gateformer*.sh`` (commit
+#   f209962): ``learning_rate`` per dataset x horizon, ``batch_size 8`` everywhere; ``run.py``
+#   defaults: 10 epochs, patience 3, Adam, ``lradj type1``, seed 2021.
+# * iTransformer: ``thuml/iTransformer`` ``scripts/multivariate_forecasting/*/iTransformer*.sh``:
+#   ``learning_rate`` / ``batch_size`` where the script sets them, else the ``run.py`` defaults
+#   1e-4 / 32; 10 epochs, patience 3, Adam, ``lradj type1``. The Exchange-336 script trains 1 epoch.
+#
+# ILI has no official script for either model (neither paper reports it); its runs are ours
+# (``source == "ours"``), the same for both models.
+#
+# ``lradj type1`` sets the learning rate to ``lr * 0.5 ** (epoch - 1)`` *after* epoch ``epoch``
+# (1-based), so epochs 1 and 2 run at ``lr``, epoch 3 at ``lr / 2``, ...: in the harness this is
+# ``scheduler: {name: exponential, gamma: 0.5, warmup: 1, warmup_start_factor: 1.0}``.
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """The training part of one official run: Adam's learning rate, batch size, epochs, source."""
+
+    lr: float
+    batch_size: int
+    epochs: int = 10
+    source: str = "official"
+
+
+#: (model, dataset, horizon) -> the training part of its official run
+TRAINING: dict[tuple[str, str, int], Training] = {
+    ("gateformer", "etth1", 96): Training(0.0001, 8),
+    ("gateformer", "etth1", 192): Training(0.0005, 8),
+    ("gateformer", "etth1", 336): Training(0.0005, 8),
+    ("gateformer", "etth1", 720): Training(0.0005, 8),
+    ("gateformer", "etth2", 96): Training(0.0005, 8),
+    ("gateformer", "etth2", 192): Training(0.0005, 8),
+    ("gateformer", "etth2", 336): Training(0.0001, 8),
+    ("gateformer", "etth2", 720): Training(0.0001, 8),
+    ("gateformer", "ettm1", 96): Training(0.0005, 8),
+    ("gateformer", "ettm1", 192): Training(0.0005, 8),
+    ("gateformer", "ettm1", 336): Training(0.0001, 8),
+    ("gateformer", "ettm1", 720): Training(0.0005, 8),
+    ("gateformer", "ettm2", 96): Training(0.0005, 8),
+    ("gateformer", "ettm2", 192): Training(0.0001, 8),
+    ("gateformer", "ettm2", 336): Training(0.0005, 8),
+    ("gateformer", "ettm2", 720): Training(0.0005, 8),
+    ("gateformer", "weather", 96): Training(0.0001, 8),
+    ("gateformer", "weather", 192): Training(0.0001, 8),
+    ("gateformer", "weather", 336): Training(0.0005, 8),
+    ("gateformer", "weather", 720): Training(0.0001, 8),
+    ("gateformer", "exchange", 96): Training(0.0001, 8),
+    ("gateformer", "exchange", 192): Training(0.001, 8),
+    ("gateformer", "exchange", 336): Training(0.0001, 8),
+    ("gateformer", "exchange", 720): Training(0.001, 8),
+    ("gateformer", "ecl", 96): Training(0.0005, 8),
+    ("gateformer", "ecl", 192): Training(0.0005, 8),
+    ("gateformer", "ecl", 336): Training(0.0005, 8),
+    ("gateformer", "ecl", 720): Training(0.0005, 8),
+    ("gateformer", "traffic", 96): Training(0.0005, 8),
+    ("gateformer", "traffic", 192): Training(0.0005, 8),
+    ("gateformer", "traffic", 336): Training(0.0005, 8),
+    ("gateformer", "traffic", 720): Training(0.0005, 8),
+    ("gateformer", "solar", 96): Training(0.0001, 8),
+    ("gateformer", "solar", 192): Training(0.0001, 8),
+    ("gateformer", "solar", 336): Training(0.0001, 8),
+    ("gateformer", "solar", 720): Training(0.0001, 8),
+    ("gateformer", "ili", 24): Training(0.0005, 8, source='ours'),
+    ("gateformer", "ili", 36): Training(0.0005, 8, source='ours'),
+    ("gateformer", "ili", 48): Training(0.0005, 8, source='ours'),
+    ("gateformer", "ili", 60): Training(0.0005, 8, source='ours'),
+    ("itransformer", "etth1", 96): Training(0.0001, 32),
+    ("itransformer", "etth1", 192): Training(0.0001, 32),
+    ("itransformer", "etth1", 336): Training(0.0001, 32),
+    ("itransformer", "etth1", 720): Training(0.0001, 32),
+    ("itransformer", "etth2", 96): Training(0.0001, 32),
+    ("itransformer", "etth2", 192): Training(0.0001, 32),
+    ("itransformer", "etth2", 336): Training(0.0001, 32),
+    ("itransformer", "etth2", 720): Training(0.0001, 32),
+    ("itransformer", "ettm1", 96): Training(0.0001, 32),
+    ("itransformer", "ettm1", 192): Training(0.0001, 32),
+    ("itransformer", "ettm1", 336): Training(0.0001, 32),
+    ("itransformer", "ettm1", 720): Training(0.0001, 32),
+    ("itransformer", "ettm2", 96): Training(0.0001, 32),
+    ("itransformer", "ettm2", 192): Training(0.0001, 32),
+    ("itransformer", "ettm2", 336): Training(0.0001, 32),
+    ("itransformer", "ettm2", 720): Training(0.0001, 32),
+    ("itransformer", "weather", 96): Training(0.0001, 32),
+    ("itransformer", "weather", 192): Training(0.0001, 32),
+    ("itransformer", "weather", 336): Training(0.0001, 32),
+    ("itransformer", "weather", 720): Training(0.0001, 32),
+    ("itransformer", "exchange", 96): Training(0.0001, 32),
+    ("itransformer", "exchange", 192): Training(0.0001, 32),
+    ("itransformer", "exchange", 336): Training(0.0001, 32, epochs=1),
+    ("itransformer", "exchange", 720): Training(0.0001, 32),
+    ("itransformer", "ecl", 96): Training(0.0005, 16),
+    ("itransformer", "ecl", 192): Training(0.0005, 16),
+    ("itransformer", "ecl", 336): Training(0.0005, 16),
+    ("itransformer", "ecl", 720): Training(0.0005, 16),
+    ("itransformer", "traffic", 96): Training(0.001, 16),
+    ("itransformer", "traffic", 192): Training(0.001, 16),
+    ("itransformer", "traffic", 336): Training(0.001, 16),
+    ("itransformer", "traffic", 720): Training(0.001, 16),
+    ("itransformer", "solar", 96): Training(0.0005, 32),
+    ("itransformer", "solar", 192): Training(0.0005, 32),
+    ("itransformer", "solar", 336): Training(0.0005, 32),
+    ("itransformer", "solar", 720): Training(0.0005, 32),
+    ("itransformer", "ili", 24): Training(0.0005, 8, source='ours'),
+    ("itransformer", "ili", 36): Training(0.0005, 8, source='ours'),
+    ("itransformer", "ili", 48): Training(0.0005, 8, source='ours'),
+    ("itransformer", "ili", 60): Training(0.0005, 8, source='ours'),
+}  # fmt: skip
+
+#: model -> the config class whose presets hold the model part of its official runs
+_CONFIGS = {"gateformer": GateformerConfig, "itransformer": ITransformerConfig}
+
+
+def _preset_name(dataset: str, horizon: int) -> str:
+    return f"{dataset}-{horizon}"
+
+
+def official_run(model: str, dataset: str, horizon: int) -> Training:
+    """The training part of ``model``'s official run on ``dataset`` at ``horizon`` (its model part
+    is the config preset ``"<dataset>-<horizon>"``); a clear ``KeyError`` for unknown triples."""
+    key = (model, dataset.lower(), int(horizon))
+    if key not in TRAINING:
+        known = sorted({h for (m, d, h) in TRAINING if m == key[0] and d == key[1]})
+        raise KeyError(
+            f"no official run of {model} on {dataset} at horizon {horizon}"
+            + (f"; runs exist for horizons {known}" if known else f"; models: {MODELS}")
+        )
+    return TRAINING[key]
+
+
 def _dataset_arg(name: str) -> str:
     key = name.lower()
     if key not in LTSF_DATASETS:
@@ -158,7 +299,7 @@ OPTIONS = [
     Option("--horizon", type=int, nargs="+", default=None, help="horizons (default: the dataset's four)"),
     Option("--models", nargs="+", choices=[*MODELS, "gateformer-nogate"], default=list(MODELS),
            help="models (gateformer-nogate: Gateformer with gates=False, the ablation)"),
-    Option("--epochs", type=int, default=None, help="max epochs (default: the preset's, 10)"),
+    Option("--epochs", type=int, default=None, help="max epochs (default: the official run's, 10)"),
     Option("--patience", type=int, default=3, help="early-stopping patience (validation MSE)"),
     Option("--budget", choices=["official", "cpu"], default="official",
            help="official protocol, or the documented CPU reductions (CPU_BUDGET)"),
@@ -193,32 +334,34 @@ def _ltsf_budget(options: Mapping[str, Any], dataset: str) -> Budget:
 
 def cell_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
     """The recipe's ``configure`` hook: what the table reads from its data tables for ``cell`` --
-    the official preset of (model, dataset, horizon) (sizes, lr, batch size, epochs), the
-    dataset's lookback, and the CPU budget's caps (``options``: the table options; an explicit
-    ``ltsf_budget`` wins)."""
+    the official run of (model, dataset, horizon) (the model's config preset
+    ``"<dataset>-<horizon>"``; lr, batch size, epochs from :data:`TRAINING`), the dataset's
+    lookback, and the CPU budget's caps on the preset's widths (``options``: the table options;
+    an explicit ``ltsf_budget`` wins)."""
     base = "gateformer" if cell.model == "gateformer-nogate" else cell.model
-    preset = get_preset(base, cell.dataset, int(cell.horizon or 0))
+    run = official_run(base, cell.dataset, int(cell.horizon or 0))
     budget = _ltsf_budget(options, cell.dataset)
-    mkw: dict[str, Any] = preset.model_kwargs()
+    mkw: dict[str, Any] = {"preset": _preset_name(cell.dataset, int(cell.horizon or 0))}
     if budget.width is not None:
-        mkw["d_model"] = min(mkw["d_model"], budget.width)
-        mkw["d_ff"] = min(mkw["d_ff"], budget.width)
+        sizes = _CONFIGS[base].presets[mkw["preset"]]
+        mkw["d_model"] = min(sizes["d_model"], budget.width)
+        mkw["hidden_dim"] = min(sizes["hidden_dim"], budget.width)
     return {
         "model": {"kwargs": mkw},
         "data": {
             "kwargs": {
                 "lookback": LTSF_DATASETS[cell.dataset].lookback,
-                "batch_size": preset.batch_size,
+                "batch_size": run.batch_size,
                 "val_stride": budget.val_stride,
             }
         },
-        "task": {"lr": preset.lr},
+        "task": {"lr": run.lr},
         "trainer": {
-            "max_epochs": preset.epochs,
+            "max_epochs": run.epochs,
             "limit_train_batches": (
                 None
                 if budget.max_train_windows is None
-                else -(-budget.max_train_windows // preset.batch_size)
+                else -(-budget.max_train_windows // run.batch_size)
             ),
         },
     }
@@ -352,7 +495,7 @@ def _plot(
 ) -> list[Path]:
     from ..analysis.ltsf import plot_forecast, plot_gate_values
 
-    variates = sorted({0, data.n_targets - 1}) if data.n_targets > 1 else [0]
+    variates = sorted({0, data.num_targets - 1}) if data.num_targets > 1 else [0]
     out = [
         plot_forecast(
             models, data, folder / f"{table}_{dataset}_{horizon}_forecast.png", variates=variates,
@@ -425,6 +568,7 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                     ck = trainer.checkpoint_callback
                     config = {
                         "model_kwargs": {k: v for k, v in res.model_kwargs.items()},
+                        "model_config": res.task.model.config.to_dict(),  # the preset resolved
                         "lr": cfg["task"]["lr"],
                         "batch_size": cfg["data"]["kwargs"]["batch_size"],
                         "lookback": info.lookback,
@@ -434,7 +578,7 @@ def run_gateformer_table(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                         "best_val_mse": float(ck.best_model_score) if ck is not None and ck.best_model_score is not None else None,
                         "budget": args.budget if not args.quick else "quick",
                         "budget_caps": budget.describe(),
-                        "preset_source": get_preset("gateformer" if model == "gateformer-nogate" else model, ds, h).source,
+                        "preset_source": official_run("gateformer" if model == "gateformer-nogate" else model, ds, h).source,
                         "data": dm.data.summary(),
                     }  # fmt: skip
                     row["config"] = json.dumps(config, sort_keys=True, default=str)

@@ -38,21 +38,39 @@ import torch
 from gatelab.core.harness.recipes import Budget, Cell, Recipe
 
 __all__ = [
-    "PAPER_SIZES",
+    "PAPER_TRAINING",
     "TFT_RECIPE",
     "collect_forecasts",
     "naive_forecasts",
+    "paper_sizes",
     "run_tft",
     "tft_config",
     "tft_settings",
 ]
 
-#: the paper's hyperparameters (official data formatters): hidden, heads, dropout, lr, batch, clip
-PAPER_SIZES = {
-    "electricity": {"hidden": 160, "heads": 4, "dropout": 0.1, "lr": 1e-3, "batch_size": 64, "clip": 0.01},
-    "traffic": {"hidden": 320, "heads": 4, "dropout": 0.3, "lr": 1e-3, "batch_size": 128, "clip": 100.0},
-    "stallion": {"hidden": 16, "heads": 2, "dropout": 0.1, "lr": 0.03, "batch_size": 128, "clip": 0.1},
+#: the training part of the paper's (official data formatters') and the tutorial's runs: lr, batch
+#: size, gradient clip; their model part (hidden size, heads, dropout) is the TFTConfig preset of
+#: the same name (:func:`paper_sizes` joins both)
+PAPER_TRAINING = {
+    "electricity": {"lr": 1e-3, "batch_size": 64, "clip": 0.01},
+    "traffic": {"lr": 1e-3, "batch_size": 128, "clip": 100.0},
+    "stallion": {"lr": 0.03, "batch_size": 128, "clip": 0.1},
 }
+
+
+def paper_sizes(dataset: str) -> dict[str, Any]:
+    """``{"hidden", "heads", "dropout", "lr", "batch_size", "clip"}`` of ``dataset``'s run (the
+    command line's names, also the ledger config's): the model part from ``TFTConfig.presets``,
+    the training part from :data:`PAPER_TRAINING`."""
+    from gatelab.timeseries.models.tft import TFTConfig
+
+    preset = TFTConfig.presets[dataset]
+    return {
+        "hidden": preset["d_model"],
+        "heads": preset["num_heads"],
+        "dropout": preset["dropout"],
+        **PAPER_TRAINING[dataset],
+    }
 PF_QUANTILES = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
 
 
@@ -85,6 +103,10 @@ def naive_forecasts(loader: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
         ys.append(y.float())
         masks.append(torch.arange(y.shape[1])[None, :] < x["decoder_lengths"][:, None])
     return torch.cat(preds), torch.cat(ys), torch.cat(masks)
+
+
+#: command-line size -> TFTConfig key
+_SIZE_KEYS = {"hidden": "d_model", "heads": "num_heads", "dropout": "dropout"}
 
 
 def _datamodule(args: argparse.Namespace, batch_size: int) -> Any:
@@ -141,15 +163,16 @@ def _train_pf(args: argparse.Namespace, dm: Any, seed: int, sizes: dict[str, Any
 
 def tft_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
     """The recipe's ``configure`` hook: the run's sizes (``options["sizes"]``: the dataset's
-    :data:`PAPER_SIZES` with the command line's overrides), its data module and run directory, and
-    the plateau schedule (``--plateau-patience`` is both the patience and the cooldown)."""
+    :func:`paper_sizes` with the command line's overrides), its data module and run directory, and
+    the plateau schedule (``--plateau-patience`` is both the patience and the cooldown). The model
+    is the dataset's ``TFTConfig`` preset, with the sizes the command line changed."""
     sizes, plateau = options["sizes"], options["plateau_patience"]
+    preset = paper_sizes(options["dataset"])
+    changed = {key: sizes[opt] for opt, key in _SIZE_KEYS.items() if sizes[opt] != preset[opt]}
     return {
         "name": f"tft-{options['dataset']}",
         "output_dir": str(options["run_dir"]),
-        "model": {
-            "kwargs": {"hidden_size": sizes["hidden"], "attention_head_size": sizes["heads"], "dropout": sizes["dropout"]}
-        },
+        "model": {"kwargs": {"preset": options["dataset"], **changed}},
         "data": {"name": f"tft-{options['dataset']}", "kwargs": {"batch_size": sizes["batch_size"]}},
         "task": {"kwargs": {"plateau_cooldown": plateau}, "lr": sizes["lr"], "scheduler": {"patience": plateau}},
         "trainer": {"gradient_clip_val": sizes["clip"]},
@@ -192,7 +215,7 @@ TFT_RECIPE = Recipe(
     },
     configure=tft_settings,
     option_paths={
-        "hidden_continuous": "model.kwargs.hidden_continuous_size",
+        "hidden_continuous": "model.kwargs.continuous_dim",
         "layout": "model.kwargs.layout",
         "limit_train_batches": "trainer.limit_train_batches",
         "patience": "trainer.early_stopping.patience",
@@ -251,7 +274,7 @@ def run_tft(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*is an instance of `nn.Module`.*")
-    sizes = dict(PAPER_SIZES[args.dataset])
+    sizes = paper_sizes(args.dataset)
     for key in ("hidden", "heads", "dropout", "lr", "batch_size"):
         if getattr(args, key) is not None:
             sizes[key] = getattr(args, key)

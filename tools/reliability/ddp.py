@@ -179,9 +179,9 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
                 "name": "gateformer",
                 "kwargs": {
                     "d_model": 8,
-                    "n_heads": 2,
-                    "e_layers": 1,
-                    "d_ff": 16,
+                    "num_heads": 2,
+                    "num_layers": 1,
+                    "hidden_dim": 16,
                     "patch_len": 4,
                     "stride": 4,
                     "dropout": 0.0,

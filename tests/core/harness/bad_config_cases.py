@@ -236,7 +236,7 @@ CASES: list[Case] = [
     C("model-unknown-key", "model.kwarg.x=1", "'kwarg'", "did you mean 'kwargs'"),
     C("gateformer-d-model", M("gateformer", d_model=0), "model.kwargs.d_model=0", ">= 1"),
     C("gateformer-dropout", M("gateformer", dropout=1.5), "model.kwargs.dropout=1.5", "[0, 1)"),
-    C("gateformer-heads", M("gateformer", n_heads=-2), "model.kwargs.n_heads=-2", ">= 1"),
+    C("gateformer-heads", M("gateformer", num_heads=-2), "model.kwargs.num_heads=-2", ">= 1"),
     C("gateformer-flag", M("gateformer", gates="maybe"), "model.kwargs.gates='maybe'", "a boolean (true or false)"),
     C("gateformer-unknown", M("gateformer", dmodel=8), "model.kwargs.dmodel=8", "did you mean 'd_model'"),
     C("finalmlp-dropout", M("finalmlp", mlp1_dropout=1.0), "model.kwargs.mlp1_dropout=1.0", "[0, 1)"),

@@ -84,7 +84,7 @@ def _ltsf(root: Path) -> Case:
     write_csv(root / "data" / "tiny.csv", 160, cols=("a", "b", "OT"))
     model = {
         "name": "gateformer",
-        "kwargs": {"d_model": 8, "n_heads": 2, "e_layers": 1, "d_ff": 16, "patch_len": 4, "stride": 4, "dropout": 0.2},
+        "kwargs": {"d_model": 8, "num_heads": 2, "num_layers": 1, "hidden_dim": 16, "patch_len": 4, "stride": 4, "dropout": 0.2},
     }
     data = {
         "name": "ltsf",
@@ -93,7 +93,7 @@ def _ltsf(root: Path) -> Case:
     return Case(_config(root, "ltsf", model, data, {"name": "regression", "lr": 1e-2}), root / "data")
 
 
-_TFT_MODEL = {"hidden_size": 8, "attention_head_size": 2, "hidden_continuous_size": 4, "dropout": 0.2}
+_TFT_MODEL = {"d_model": 8, "num_heads": 2, "continuous_dim": 4, "dropout": 0.2}
 
 
 def _tft_task() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from gatelab.timeseries.models.tft import _TINY, TemporalFusionTransformer, exam
 @pytest.fixture(scope="module")
 def model_and_batches():
     torch.manual_seed(0)
-    m = TemporalFusionTransformer(**_TINY, max_encoder_length=5).eval()
+    m = TemporalFusionTransformer(**_TINY, lookback=5).eval()
     b1 = example_batch(m, 3, encoder_length=5)
     b1["encoder_lengths"] = torch.tensor([5, 2, 4])
     b2 = example_batch(m, 2, encoder_length=5)

@@ -25,7 +25,7 @@ def test_datamodule_batches(tmp_path):
     dm = ltsf_datamodule(
         tmp_path, file="dm.csv", freq="h", lookback=10, horizon=5, batch_size=4, eval_batch_size=7
     )
-    assert dm.model_kwargs() == {"n_vars": 3, "seq_len": 10, "pred_len": 5, "n_targets": 3, "n_marks": 4}
+    assert dm.model_kwargs() == {"num_vars": 3, "lookback": 10, "horizon": 5, "num_targets": 3, "num_marks": 4}
     b = next(iter(dm.train_dataloader()))
     assert b["x"].shape == (4, 10, 3) and b["x_mark"].shape == (4, 10, 4) and b["target"].shape == (4, 5, 3)
     v = list(dm.val_dataloader())

@@ -163,9 +163,9 @@ def test_data_uses_calendar_freq(tmp_path):
     f = tmp_path / "m.csv"
     write_csv(f, 80, freq="15min")
     d = load_ltsf(None, file=f, freq="15min", lookback=8, horizon=4)
-    assert d.n_marks == 5 and d.calendar[0] == "minuteofhour"
+    assert d.num_marks == 5 and d.calendar[0] == "minuteofhour"
     d_h = load_ltsf(None, file=f, freq="15min", lookback=8, horizon=4, calendar_freq="h")
-    assert d_h.n_marks == 4  # what the official scripts use for every dataset
+    assert d_h.num_marks == 4  # what the official scripts use for every dataset
 
 
 # --------------------------------------------------------------------------- feature modes, gz, layouts
@@ -175,16 +175,16 @@ def test_feature_modes_and_target_moved_last(tmp_path):
     f = tmp_path / "m.csv"
     vals = write_csv(f, 60, cols=("a", "OT", "b"))  # target in the middle: the custom loader moves it last
     m = load_ltsf(None, file=f, freq="h", lookback=6, horizon=3)
-    assert m.columns == ["a", "b", "OT"] and (m.n_inputs, m.n_targets) == (3, 3)
+    assert m.columns == ["a", "b", "OT"] and (m.num_vars, m.num_targets) == (3, 3)
     np.testing.assert_allclose(m.inverse_transform(m.data[:2]), vals[:2][:, [0, 2, 1]], atol=1e-4)
     s = load_ltsf(None, file=f, freq="h", lookback=6, horizon=3, features="S")
-    assert s.columns == ["OT"] and (s.n_inputs, s.n_targets) == (1, 1)
+    assert s.columns == ["OT"] and (s.num_vars, s.num_targets) == (1, 1)
     np.testing.assert_allclose(s.mean, [vals[: s.borders["train"][1], 1].mean()])
     ms = load_ltsf(None, file=f, freq="h", lookback=6, horizon=3, features="MS")
     w = ms.windows("train")[0]
     assert w["x"].shape == (6, 3) and w["target"].shape == (3, 1)
     torch.testing.assert_close(w["target"][:, 0], ms.data[6:9, 2])
-    assert ms.model_kwargs() == {"n_vars": 3, "seq_len": 6, "pred_len": 3, "n_targets": 1, "n_marks": 4}
+    assert ms.model_kwargs() == {"num_vars": 3, "lookback": 6, "horizon": 3, "num_targets": 1, "num_marks": 4}
     with pytest.raises(Exception, match="features='X'"):
         load_ltsf(None, file=f, freq="h", lookback=6, horizon=3, features="X")
 
@@ -207,7 +207,7 @@ def test_lstnet_layout_solar_reader(tmp_path):
     d = load_ltsf("solar", data_dir=tmp_path, lookback=8, horizon=4)  # registered: lstnet layout, solar split
     assert d.source == "data_dir" and d.columns == ["0", "1", "2", "3", "4"]
     assert d.borders == split_borders(120, 8, "solar")
-    assert d.n_marks == 1 and torch.all(d.marks == 0)  # no dates: one zero column, as the official loader
+    assert d.num_marks == 1 and torch.all(d.marks == 0)  # no dates: one zero column, as the official loader
     np.testing.assert_allclose(d.inverse_transform(d.data[:3]), vals[:3], atol=1e-5)
     # exchange in the LSTNet layout, gz-compressed, target = column 6 moved last
     ex = tmp_path / "ex.txt.gz"
@@ -222,7 +222,7 @@ def test_custom_bundle_file_in_registry_layout(tmp_path):
     cols = (*(str(i) for i in range(320)), "OT")
     write_csv(tmp_path / "electricity" / "electricity.csv", 64, cols=cols)
     d = load_ltsf("ecl", data_dir=tmp_path, lookback=8, horizon=4)
-    assert d.n_inputs == 321 and d.borders == split_borders(64, 8, "custom")
+    assert d.num_vars == 321 and d.borders == split_borders(64, 8, "custom")
     write_csv(tmp_path / "traffic" / "traffic.csv", 64, cols=("0", "1", "OT"))
     with pytest.raises(LTSFDataError, match="expected 862 variables for Traffic, found 3"):
         load_ltsf("traffic", data_dir=tmp_path, lookback=8, horizon=4)

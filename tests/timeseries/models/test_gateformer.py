@@ -3,6 +3,7 @@ from plain torch modules (weights copied), the gate flags, shapes, capture and b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,7 +12,14 @@ from torch import nn
 
 from gatelab import create_model
 from gatelab.core import TokenwiseGate, capture_gates
-from gatelab.timeseries.models.gateformer import Gateformer, PatchEmbedding, sinusoidal_table
+from gatelab.timeseries.models.gateformer import (
+    Gateformer,
+    GateformerConfig,
+    ITransformer,
+    ITransformerConfig,
+    PatchEmbedding,
+    sinusoidal_table,
+)
 
 
 def _mha_from(attn) -> nn.MultiheadAttention:
@@ -90,11 +98,11 @@ def _official_itransformer(m: Gateformer, x: torch.Tensor, x_mark: torch.Tensor)
     return dec * stdev[:, 0, :].unsqueeze(1) + means[:, 0, :].unsqueeze(1)
 
 
-@pytest.mark.parametrize("e_layers", [1, 2])
-def test_gateformer_matches_official_forward(e_layers):
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_gateformer_matches_official_forward(num_layers):
     torch.manual_seed(0)
     m = create_model(
-        "gateformer", n_vars=5, seq_len=24, pred_len=6, d_model=16, n_heads=4, e_layers=e_layers, d_ff=32,
+        "gateformer", num_vars=5, lookback=24, horizon=6, d_model=16, num_heads=4, num_layers=num_layers, hidden_dim=32,
         patch_len=8, stride=8,
     ).eval()  # fmt: skip
     x = torch.randn(3, 24, 5) * 3 + 1
@@ -104,8 +112,8 @@ def test_gateformer_matches_official_forward(e_layers):
 
 def test_itransformer_matches_official_forward():
     torch.manual_seed(1)
-    m = create_model("itransformer", n_vars=4, seq_len=20, pred_len=7, d_model=16, n_heads=2, e_layers=2, d_ff=24,
-                     n_marks=3).eval()  # fmt: skip
+    m = create_model("itransformer", num_vars=4, lookback=20, horizon=7, d_model=16, num_heads=2, num_layers=2, hidden_dim=24,
+                     num_marks=3).eval()  # fmt: skip
     x, mark = torch.randn(2, 20, 4), torch.rand(2, 20, 3) - 0.5
     with torch.no_grad():
         torch.testing.assert_close(
@@ -140,7 +148,7 @@ def test_sinusoidal_table_values():
 
 
 def test_gates_are_core_tokenwise_gates_and_captured():
-    m = create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8)
+    m = create_model("gateformer", num_vars=3, lookback=16, horizon=4, d_model=8, num_heads=2, num_layers=1, hidden_dim=8)
     assert isinstance(m.temporal_gate, TokenwiseGate) and m.temporal_gate.mode == "vector"
     assert isinstance(m.variate_gate, TokenwiseGate)
     with capture_gates(m) as g:
@@ -153,7 +161,7 @@ def test_gates_are_core_tokenwise_gates_and_captured():
 def test_gate_init_matches_two_official_linears():
     torch.manual_seed(0)
     d = 64
-    m = create_model("gateformer", n_vars=2, seq_len=16, pred_len=4, d_model=d, n_heads=4, e_layers=1, d_ff=8)
+    m = create_model("gateformer", num_vars=2, lookback=16, horizon=4, d_model=d, num_heads=4, num_layers=1, hidden_dim=8)
     w = m.temporal_gate.proj.weight
     bound = 1 / math.sqrt(d)
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound  # U(-1/sqrt(d), 1/sqrt(d)), not 1/sqrt(2d)
@@ -163,7 +171,7 @@ def test_gate_init_matches_two_official_linears():
 
 def test_flags_make_itransformer_a_gateformer_without_branch_and_gates():
     it = create_model(
-        "itransformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8
+        "itransformer", num_vars=3, lookback=16, horizon=4, d_model=8, num_heads=2, num_layers=1, hidden_dim=8
     )
     assert isinstance(it, Gateformer)
     assert (
@@ -171,11 +179,11 @@ def test_flags_make_itransformer_a_gateformer_without_branch_and_gates():
         and not hasattr(it, "variate_gate")
         and not hasattr(it, "temporal_gate")
     )
-    nogate = create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8,
+    nogate = create_model("gateformer", num_vars=3, lookback=16, horizon=4, d_model=8, num_heads=2, num_layers=1, hidden_dim=8,
                           gates=False)  # fmt: skip
     assert not hasattr(nogate, "variate_gate") and hasattr(nogate, "temporal_encoder")
     # gates=False, temporal_branch=False on Gateformer's (pre-norm) path: h = encoder(embedding) exactly
-    bare = create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_model=8, n_heads=2, e_layers=1, d_ff=8,
+    bare = create_model("gateformer", num_vars=3, lookback=16, horizon=4, d_model=8, num_heads=2, num_layers=1, hidden_dim=8,
                         gates=False, temporal_branch=False).eval()  # fmt: skip
     x = torch.randn(2, 16, 3)
     with torch.no_grad():
@@ -190,29 +198,104 @@ def test_flags_make_itransformer_a_gateformer_without_branch_and_gates():
 
 
 def test_ms_mode_returns_target_only_and_marks_are_checked():
-    m = create_model("gateformer", n_vars=4, seq_len=16, pred_len=5, d_model=8, n_heads=2, e_layers=1, d_ff=8,
-                     n_targets=1).eval()  # fmt: skip
+    m = create_model("gateformer", num_vars=4, lookback=16, horizon=5, d_model=8, num_heads=2, num_layers=1, hidden_dim=8,
+                     num_targets=1).eval()  # fmt: skip
     full = create_model(
-        "gateformer", n_vars=4, seq_len=16, pred_len=5, d_model=8, n_heads=2, e_layers=1, d_ff=8
+        "gateformer", num_vars=4, lookback=16, horizon=5, d_model=8, num_heads=2, num_layers=1, hidden_dim=8
     ).eval()
     full.load_state_dict(m.state_dict())
     x = torch.randn(2, 16, 4)
     with torch.no_grad():
         torch.testing.assert_close(m(x), full(x)[..., -1:])
-    it = create_model("itransformer", n_vars=4, seq_len=16, pred_len=5, d_model=8, n_heads=2, e_layers=1, d_ff=8,
-                      n_marks=2)  # fmt: skip
+    it = create_model("itransformer", num_vars=4, lookback=16, horizon=5, d_model=8, num_heads=2, num_layers=1, hidden_dim=8,
+                      num_marks=2)  # fmt: skip
     with pytest.raises(ValueError, match=r"x_mark \[B, 16, 2\]"):
         it(x)
-    with pytest.raises(ValueError, match=r"expected x \[B, seq_len=16, n_vars=4\]"):
+    with pytest.raises(ValueError, match=r"expected x \[B, lookback=16, num_vars=4\]"):
         m(torch.randn(2, 15, 4))
 
 
 def test_bad_config_is_an_error():
     with pytest.raises(ValueError, match="divisible"):
-        Gateformer(3, 16, 4, d_model=10, n_heads=4)
-    with pytest.raises(ValueError, match="n_targets"):
-        Gateformer(3, 16, 4, d_model=8, n_heads=2, n_targets=4)
+        Gateformer(num_vars=3, lookback=16, horizon=4, d_model=10, num_heads=4)
+    with pytest.raises(ValueError, match="num_targets"):
+        Gateformer(num_vars=3, lookback=16, horizon=4, d_model=8, num_heads=2, num_targets=4)
     from gatelab.core import ConfigError
 
     with pytest.raises(ConfigError, match="d_modle"):
-        create_model("gateformer", n_vars=3, seq_len=16, pred_len=4, d_modle=8)
+        create_model("gateformer", num_vars=3, lookback=16, horizon=4, d_modle=8)
+
+
+@pytest.mark.parametrize(
+    ("name", "config_class"), [("gateformer", GateformerConfig), ("itransformer", ITransformerConfig)]
+)
+def test_config_presets_build_and_create_model_uses_them(name, config_class):
+    assert config_class.presets and "etth1-96" in config_class.presets
+    for preset in config_class.presets:  # every preset is a valid config
+        cfg = config_class.from_preset(preset)
+        assert cfg.horizon == int(preset.rsplit("-", 1)[1])
+    m = create_model(name, preset="etth1-96")
+    assert type(m.config) is config_class
+    assert m.config == config_class.from_preset("etth1-96")
+    assert (m.num_vars, m.lookback, m.horizon) == (7, 96, 96)
+    assert m.global_embedding.weight.shape == (m.config.d_model, 96)
+    # data-module sizes and overrides win over the preset
+    small = create_model(name, preset="etth1-96", num_vars=3, lookback=16, horizon=4, d_model=8, hidden_dim=8)
+    assert (small.config.num_layers, small.config.num_heads) == (
+        config_class.presets["etth1-96"]["num_layers"],
+        config_class.presets["etth1-96"]["num_heads"],
+    )
+    assert small(torch.randn(2, 16, 3), x_mark=torch.zeros(2, 16, small.num_marks)).shape == (2, 4, 3)
+
+
+def test_itransformer_is_gateformer_with_itransformer_defaults():
+    cfg = ITransformerConfig(num_vars=3, lookback=16, horizon=4)
+    flags = ("temporal_branch", "gates", "norm_first", "act", "final_norm", "use_marks", "attn_init")
+    assert {k: getattr(cfg, k) for k in flags} == {
+        "temporal_branch": False, "gates": False, "norm_first": False, "act": "gelu", "final_norm": True,
+        "use_marks": True, "attn_init": "default",
+    }  # fmt: skip
+    it = ITransformer(cfg)
+    assert isinstance(it, Gateformer) and it.config is cfg
+    # the same config as a Gateformer builds the same network (one code path)
+    torch.manual_seed(0)
+    a = Gateformer(GateformerConfig(**cfg.to_dict()))
+    torch.manual_seed(0)
+    b = ITransformer(num_vars=3, lookback=16, horizon=4)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    # a config plus keyword overrides; the config is frozen
+    assert Gateformer(cfg, d_model=16).config.d_model == 16 and Gateformer(cfg, d_model=16).config.gates is False
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.d_model = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("call", "fragments"),
+    [
+        (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=0), ["GateformerConfig.horizon=0", ">= 1"]),
+        (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, dropout=1.0), ["dropout=1.0", "[0, 1)"]),
+        (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, gates="yes"), ["gates='yes'"]),
+        (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, attn_gate="rowwise"), ["attn_gate='rowwise'"]),
+        (lambda: ITransformerConfig(num_vars=3, lookback=16, horizon=4, act="gelux"), ["ITransformerConfig.act='gelux'"]),
+        (lambda: GateformerConfig(num_vars=3, lookback=16, horizon=4, d_model=10, num_heads=4),
+         ["d_model=10 must be divisible by num_heads=4"]),
+        (lambda: GateformerConfig(num_vars=3, lookback=4, horizon=4, patch_len=16, stride=4),
+         ["patch_len=16 exceeds lookback=4 + stride=4"]),
+        (lambda: ITransformerConfig(num_vars=3, lookback=16, horizon=4, num_targets=5),
+         ["ITransformerConfig: num_targets=5 must be in [1, num_vars=3]"]),
+        (lambda: GateformerConfig.from_preset("etth1-96", n_heads=2), ["'n_heads'", "did you mean 'num_heads'"]),
+        (lambda: GateformerConfig.from_preset("etth1-97"), ["unknown preset 'etth1-97'", "etth1-96"]),
+        (lambda: create_model("itransformer", preset="ettm3-96"), ["unknown preset 'ettm3-96'"]),
+        (lambda: Gateformer(num_vars=3, lookback=16, horizon=4, seq_len=16), ["'seq_len'"]),
+        (lambda: GateformerConfig.from_preset(None, d_model=8), ["num_vars"]),
+    ],
+)
+def test_bad_config_values_are_one_line_config_errors(call, fragments):
+    from gatelab.core import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        call()
+    msg = str(e.value)
+    assert "\n" not in msg
+    for f in fragments:
+        assert f in msg, msg

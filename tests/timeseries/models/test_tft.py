@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import typing
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from gatelab.core.config import ConfigError
 from gatelab.timeseries.models.tft import (
     _TINY,
     ELU,
+    TARGET_TRANSFORMS,
     InterpretableMultiHeadAttention,
     TemporalFusionTransformer,
     default_embedding_size,
@@ -245,3 +247,59 @@ def test_forward_errors_name_the_input():
     unknown["decoder_cat"][0, 1, m.x_categoricals.index("month")] = 12  # 12 classes: codes 0..11
     with pytest.raises(ValueError, match="decoder_cat column 'month' holds code 12"):
         m(unknown)
+
+
+# -------------------------------------------------------------------------------- config and presets
+def test_config_presets_build_and_create_model_uses_them():
+    from gatelab import create_model
+    from gatelab.timeseries.models.tft import TFTConfig
+
+    assert set(TFTConfig.presets) == {"stallion", "electricity", "traffic"}
+    variables = {k: v for k, v in _TINY.items() if k not in ("d_model", "num_heads", "continuous_dim")}
+    for name, sizes in TFTConfig.presets.items():
+        cfg = TFTConfig.from_preset(name, **variables)
+        assert {k: getattr(cfg, k) for k in sizes} == dict(sizes)
+    assert (TFTConfig.presets["electricity"]["d_model"], TFTConfig.presets["traffic"]["dropout"]) == (160, 0.3)
+    torch.manual_seed(0)
+    m = create_model("tft", preset="stallion", **variables)
+    assert m.config == TFTConfig.from_preset("stallion", **variables)
+    assert (m.d_model, m.attention.num_heads) == (16, 2)
+    assert m(example_batch(m, 2)).prediction.shape == (2, 3, 3)
+    # a config, a mapping or keywords build the same model; the config is frozen and saves as YAML
+    cfg = TFTConfig(**_TINY)
+    assert TemporalFusionTransformer(cfg).config is cfg
+    assert TemporalFusionTransformer(dict(_TINY)).config == cfg == TemporalFusionTransformer(**_TINY).config
+    assert TemporalFusionTransformer(cfg, dropout=0.2).config.dropout == 0.2
+    assert cfg.to_dict()["embedding_sizes"]["store"] == [3, 2]
+    # the config's target_transform names are exactly the inverse transforms the model has
+    hints = typing.get_type_hints(TFTConfig, include_extras=True)
+    assert set(typing.get_args(typing.get_args(hints["target_transform"])[0])) == set(TARGET_TRANSFORMS) - {None}
+    assert TFTConfig(**cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ({"d_model": 0}, ["TFTConfig.d_model=0", ">= 1"]),
+        ({"dropout": 1.0}, ["TFTConfig.dropout=1.0", "[0, 1)"]),
+        ({"num_heads": 16}, ["num_heads 16 > d_model 8"]),
+        ({"layout": "keras"}, ["TFTConfig.layout='keras'", "pytorch-forecasting"]),
+        ({"target_transform": "log2"}, ["TFTConfig.target_transform='log2'"]),
+        ({"x_reals": "price"}, ["TFTConfig.x_reals='price'"]),
+        ({"x_reals": ["size", "price", "time", "y", "y"]}, ["x_reals lists ['y'] more than once"]),
+        ({"embedding_sizes": {"store": [3, 0], "month": [12, 5], "holidays": [3, 2]}}, ["embedding_sizes"]),
+        ({"continuous_dims": {"nope": 3}}, ["continuous_dims names unknown real 'nope'"]),
+        ({"hidden_size": 8}, ["'hidden_size'", "valid keys"]),
+        ({"attention_head_size": 2}, ["'attention_head_size'"]),
+        ({"preset": "electricty"}, ["unknown preset 'electricty'", "did you mean 'electricity'"]),
+    ],
+)
+def test_bad_config_values_are_one_line_config_errors(override, fragments):
+    from gatelab import create_model
+
+    with pytest.raises(ConfigError) as e:
+        create_model("tft", **{**_TINY, **override})
+    msg = str(e.value)
+    assert "\n" not in msg
+    for f in fragments:
+        assert f in msg, msg

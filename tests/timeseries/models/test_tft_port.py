@@ -100,12 +100,12 @@ def test_port_gradients_match(dataset, batch):
 def test_load_errors_name_the_mismatch(dataset):
     pf = _pf_model(dataset)
     paper = TemporalFusionTransformer.from_dataset(
-        dataset, layout="paper", hidden_size=8, attention_head_size=2
+        dataset, layout="paper", d_model=8, num_heads=2
     )
     with pytest.raises(ValueError, match="layout='pytorch-forecasting'"):
         load_tft_state(paper, pf)
     wider = TemporalFusionTransformer.from_dataset(
-        dataset, hidden_size=16, attention_head_size=2, hidden_continuous_size=4, quantiles=pf.loss.quantiles
+        dataset, d_model=16, num_heads=2, continuous_dim=4, quantiles=pf.loss.quantiles
     )
     with pytest.raises(ValueError, match="shape"):
         load_tft_state(wider, pf)
@@ -116,7 +116,7 @@ def test_load_errors_name_the_mismatch(dataset):
 def test_from_dataset_matches_pytorch_forecastings_variables(dataset):
     pf = PFTFT.from_dataset(dataset, hidden_size=8, attention_head_size=2, hidden_continuous_size=4)
     ours = TemporalFusionTransformer.from_dataset(
-        dataset, hidden_size=8, attention_head_size=2, hidden_continuous_size=4, quantiles=pf.loss.quantiles
+        dataset, d_model=8, num_heads=2, continuous_dim=4, quantiles=pf.loss.quantiles
     )
     assert ours.static_variables == pf.static_variables
     assert ours.encoder_variables == pf.encoder_variables
@@ -146,7 +146,7 @@ def test_trains_on_timeseries_dataset_dataloaders(dataset):
     assert dm.train_dataloader().collate_fn.__qualname__ == "TimeSeriesDataSet._collate_fn"
     task = TFTTask(
         model_name="tft",
-        model_kwargs={**dm.model_kwargs(), "hidden_size": 8, "attention_head_size": 2, "dropout": 0.0},
+        model_kwargs={**dm.model_kwargs(), "d_model": 8, "num_heads": 2, "dropout": 0.0},
         task={"name": "tft", "optimizer": "adam", "lr": 3e-2},
     )
     loader = dm.val_dataloader()

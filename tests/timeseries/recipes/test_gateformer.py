@@ -15,9 +15,9 @@ from gatelab.core.harness.cli import main
 from gatelab.core.harness.data import DatasetSpec
 from gatelab.core.harness.experiment import ExperimentConfig
 from gatelab.timeseries.data.ltsf_datasets import LTSF_DATASETS
-from gatelab.timeseries.models import gateformer as gateformer_model
-from gatelab.timeseries.models.gateformer import Preset, get_preset
+from gatelab.timeseries.models.gateformer import GateformerConfig
 from gatelab.timeseries.recipes import gateformer as gateformer_recipe
+from gatelab.timeseries.recipes.gateformer import official_run
 
 
 @pytest.fixture(autouse=True)
@@ -26,31 +26,45 @@ def _private_hash_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GATELAB_CACHE", str(tmp_path / "cache"))
 
 
+def _official(model: str, ds: str, h: int) -> tuple:
+    """(num_layers, d_model, hidden_dim, lr, num_heads, batch_size) of an official run: the model
+    part from the config preset, the training part from the recipe."""
+    sizes = gateformer_recipe._CONFIGS[model].presets[f"{ds}-{h}"]
+    run = official_run(model, ds, h)
+    return (sizes["num_layers"], sizes["d_model"], sizes["hidden_dim"], run.lr, sizes["num_heads"], run.batch_size)
+
+
 def test_presets_are_the_official_scripts():
     # spot checks against nyuolab/Gateformer and thuml/iTransformer scripts
-    assert get_preset("gateformer", "etth1", 96) == Preset(1, 64, 64, 1e-4, 4, 8)
-    assert get_preset("gateformer", "etth1", 336) == Preset(2, 128, 128, 5e-4, 4, 8)
-    assert get_preset("gateformer", "weather", 720) == Preset(2, 256, 512, 1e-4, 8, 8)
-    assert get_preset("gateformer", "exchange", 192).lr == 1e-3
-    assert get_preset("itransformer", "etth1", 720) == Preset(2, 512, 512, 1e-4, 8, 32)
-    assert get_preset("itransformer", "traffic", 96) == Preset(4, 512, 512, 1e-3, 8, 16)
-    assert get_preset("itransformer", "exchange", 336).epochs == 1  # the official script's --train_epochs 1
-    assert get_preset("gateformer", "ili", 24).source == "ours"
-    for model in ("gateformer", "itransformer"):
+    assert _official("gateformer", "etth1", 96) == (1, 64, 64, 1e-4, 4, 8)
+    assert _official("gateformer", "etth1", 336) == (2, 128, 128, 5e-4, 4, 8)
+    assert _official("gateformer", "weather", 720) == (2, 256, 512, 1e-4, 8, 8)
+    assert official_run("gateformer", "exchange", 192).lr == 1e-3
+    assert _official("itransformer", "etth1", 720) == (2, 512, 512, 1e-4, 8, 32)
+    assert _official("itransformer", "traffic", 96) == (4, 512, 512, 1e-3, 8, 16)
+    assert official_run("itransformer", "exchange", 336).epochs == 1  # the official script's --train_epochs 1
+    assert official_run("gateformer", "ili", 24).source == "ours"
+    for model, config_class in gateformer_recipe._CONFIGS.items():
+        names = set()
         for ds, info in LTSF_DATASETS.items():
             if ds != "exchange-lstnet":
                 for h in info.horizons:
-                    get_preset(model, ds, h)
-    with pytest.raises(KeyError, match="presets exist for horizons"):
-        get_preset("gateformer", "etth1", 100)
+                    official_run(model, ds, h)
+                    cfg = config_class.from_preset(f"{ds}-{h}")  # the whole model of the run
+                    assert (cfg.num_vars, cfg.lookback, cfg.horizon) == (info.num_vars, info.lookback, h)
+                    names.add(f"{ds}-{h}")
+        assert set(config_class.presets) == names  # one preset per official run, no other
+    with pytest.raises(KeyError, match="runs exist for horizons"):
+        official_run("gateformer", "etth1", 100)
 
 
 def test_experiment_config_follows_the_protocol():
     cfg = gateformer_recipe.experiment_config("gateformer", "etth1", 336, 2021)
     ExperimentConfig.from_dict(cfg)  # strict: every key valid
-    assert cfg["model"] == {
-        "name": "gateformer",
-        "kwargs": {"e_layers": 2, "d_model": 128, "d_ff": 128, "n_heads": 4, "dropout": 0.1},
+    assert cfg["model"] == {"name": "gateformer", "kwargs": {"preset": "etth1-336", "dropout": 0.1}}
+    assert GateformerConfig.from_preset("etth1-336", num_vars=7).to_dict() == {
+        **GateformerConfig(num_vars=7, lookback=96, horizon=336).to_dict(),
+        **{"num_layers": 2, "d_model": 128, "hidden_dim": 128, "num_heads": 4, "dropout": 0.1},
     }
     assert cfg["task"]["optimizer"] == "adam" and cfg["task"]["lr"] == 5e-4
     assert cfg["task"]["scheduler"] == {
@@ -67,7 +81,7 @@ def test_experiment_config_follows_the_protocol():
     g = gateformer_recipe.experiment_config("gateformer", "weather", 96, 1, budget=b)
     i = gateformer_recipe.experiment_config("itransformer", "weather", 96, 1, budget=b)
     assert g["trainer"]["limit_train_batches"] == 512 and i["trainer"]["limit_train_batches"] == 128
-    assert g["model"]["kwargs"]["d_model"] == 128 and i["model"]["kwargs"]["d_ff"] == 128
+    assert g["model"]["kwargs"]["d_model"] == 128 and i["model"]["kwargs"]["hidden_dim"] == 128
     assert g["data"]["kwargs"]["val_stride"] == 4
     nog = gateformer_recipe.experiment_config("gateformer-nogate", "etth1", 96, 1)
     assert nog["model"]["name"] == "gateformer" and nog["model"]["kwargs"]["gates"] is False
@@ -154,10 +168,11 @@ def _tiny_etth1(monkeypatch, tmp_path):
         "etth1",
         dataclasses.replace(info, spec=spec, split="custom", lookback=16, horizons=(4,)),
     )
-    for model in ("gateformer", "itransformer"):
+    for model, config_class in gateformer_recipe._CONFIGS.items():
         monkeypatch.setitem(
-            gateformer_model.PRESETS, (model, "etth1", 4), Preset(1, 8, 8, 1e-3, 2, batch_size=8)
+            config_class.presets, "etth1-4", {"num_layers": 1, "d_model": 8, "hidden_dim": 8, "num_heads": 2}
         )
+        monkeypatch.setitem(gateformer_recipe.TRAINING, (model, "etth1", 4), gateformer_recipe.Training(1e-3, 8))
     return data
 
 
@@ -180,6 +195,7 @@ def test_cli_quick_path_writes_its_own_ledger_and_plots(tmp_path, monkeypatch, c
         assert r["seed"] == 2021 and r["mse"] > 0 and r["mae"] > 0 and r["wall_s"] > 0
         cfg = json.loads(r["config"])
         assert cfg["budget"] == "quick" and cfg["max_epochs"] == 1 and cfg["data"]["windows"]["train"] == 65
+        assert cfg["model_kwargs"]["preset"] == "etth1-4" and cfg["model_config"]["d_model"] == 8
         assert r["data_sha256"] and r["command"].startswith("gatelab repro gateformer --quick")
     assert "ours vs published iTransformer" in out and "gateformer-quick" in out
     for name in (
