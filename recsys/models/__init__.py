@@ -47,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     "Dropout": "layers",
     "FieldEmbedding": "layers",
     "MLPBlock": "layers",
-    "check_act": "layers",
+    "ActName": "layers",
     "example_inputs": "layers",
     "model_param_groups": "layers",
     "tiny_feature_spec": "layers",
@@ -83,12 +83,12 @@ if TYPE_CHECKING:  # pragma: no cover
         fdo_embedding_dims,
     )
     from .layers import (
+        ActName,
         CTRConfig,
         CTRModel,
         Dropout,
         FieldEmbedding,
         MLPBlock,
-        check_act,
         example_inputs,
         model_param_groups,
         tiny_feature_spec,

@@ -12,7 +12,7 @@ from torch import nn
 
 from gatelab.core.config import ConfigError, Dropout, PositiveInt
 
-from .layers import CTRConfig, CTRModel, MLPBlock, check_act, tiny_feature_spec
+from .layers import ActName, CTRConfig, CTRModel, MLPBlock, tiny_feature_spec
 
 __all__ = [
     "DNN",
@@ -80,16 +80,13 @@ class DNNConfig(CTRConfig):
     """
 
     hidden_dims: tuple[PositiveInt, ...] = (400, 400, 400)
-    act: str = "relu"
+    act: ActName = "relu"
     dropout: Dropout = 0.0
     batch_norm: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "frappe-x1": {"embedding_dim": 10, "hidden_dims": (400, 400, 400), "batch_norm": True, "dropout": 0.2},
     }
-
-    def check(self) -> None:
-        check_act(self, "act")
 
     def mlp(self) -> dict[str, Any]:
         """``MLPBlock`` keywords of the hidden layers."""
@@ -179,7 +176,7 @@ class DCNv2Config(CTRConfig):
     num_cross_layers: PositiveInt = 3
     stacked_dnn_hidden_dims: tuple[PositiveInt, ...] = ()
     parallel_dnn_hidden_dims: tuple[PositiveInt, ...] = ()
-    act: str = "relu"
+    act: ActName = "relu"
     dropout: Dropout = 0.0
     batch_norm: bool = False
 
@@ -195,7 +192,6 @@ class DCNv2Config(CTRConfig):
     }
 
     def check(self) -> None:
-        check_act(self, "act")
         name = type(self).__name__
         for part in ("stacked", "parallel"):
             dims = getattr(self, f"{part}_dnn_hidden_dims")

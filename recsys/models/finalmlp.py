@@ -11,7 +11,7 @@ import torch
 from gatelab.core import BilinearFusion, FeatureGate
 from gatelab.core.config import ConfigError, Dropout, PositiveInt
 
-from .layers import CTRConfig, CTRModel, FieldEmbedding, MLPBlock, check_act, tiny_feature_spec
+from .layers import ActName, CTRConfig, CTRModel, FieldEmbedding, MLPBlock, tiny_feature_spec
 
 __all__ = ["DualMLP", "DualMLPConfig", "FinalMLP", "FinalMLPConfig", "TwoStreamConfig"]
 
@@ -30,16 +30,13 @@ class TwoStreamConfig(CTRConfig):
     """
 
     mlp1_hidden_dims: tuple[PositiveInt, ...] = (64, 64, 64)
-    mlp1_act: str = "relu"
+    mlp1_act: ActName = "relu"
     mlp1_dropout: Dropout = 0.0
     mlp1_batch_norm: bool = False
     mlp2_hidden_dims: tuple[PositiveInt, ...] = (64, 64, 64)
-    mlp2_act: str = "relu"
+    mlp2_act: ActName = "relu"
     mlp2_dropout: Dropout = 0.0
     mlp2_batch_norm: bool = False
-
-    def check(self) -> None:
-        check_act(self, "mlp1_act", "mlp2_act")
 
     def stream(self, k: int) -> dict[str, Any]:
         """``MLPBlock`` keywords of stream ``k`` (1 or 2)."""

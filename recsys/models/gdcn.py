@@ -15,7 +15,7 @@ from gatelab.core import GatedCrossNetwork, capture_gates
 from gatelab.core.config import ConfigError, Dropout, NonNegativeInt, PositiveInt
 from gatelab.recsys.data.spec import as_feature_spec
 
-from .layers import CTRConfig, CTRModel, FieldEmbedding, MLPBlock, check_act, tiny_feature_spec
+from .layers import ActName, CTRConfig, CTRModel, FieldEmbedding, MLPBlock, tiny_feature_spec
 
 __all__ = [
     "GCN",
@@ -57,7 +57,7 @@ class GDCNConfig(CTRConfig):
     structure: Structure = "parallel"
     num_cross_layers: NonNegativeInt = 3
     dnn_hidden_dims: tuple[PositiveInt, ...] = (400, 400, 400)
-    act: str = "relu"
+    act: ActName = "relu"
     dropout: Dropout = 0.0
     batch_norm: bool = False
 
@@ -72,7 +72,6 @@ class GDCNConfig(CTRConfig):
     }
 
     def check(self) -> None:
-        check_act(self, "act")
         name = type(self).__name__
         if self.structure == "crossnet_only" and self.dnn_hidden_dims:
             raise ConfigError(

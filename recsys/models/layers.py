@@ -17,9 +17,10 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import torch
+from pydantic import AfterValidator
 from torch import nn
 
 from gatelab.core import create_act
@@ -28,12 +29,12 @@ from gatelab.core.layers.activations import ActLike, act_names
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
 
 __all__ = [
+    "ActName",
     "CTRConfig",
     "CTRModel",
     "Dropout",
     "FieldEmbedding",
     "MLPBlock",
-    "check_act",
     "example_inputs",
     "model_param_groups",
     "tiny_feature_spec",
@@ -287,17 +288,16 @@ class MLPBlock(nn.Sequential):
                 nn.init.zeros_(m.bias)
 
 
-def check_act(config: ModelConfig, *names: str) -> None:
-    """Raise :class:`ConfigError` if config field ``name`` is not an activation name
-    (:func:`gatelab.core.layers.activations.act_names`)."""
+def _act_name(value: str) -> str:
     known = act_names()
-    for name in names:
-        value = getattr(config, name)
-        if str(value).lower() not in known:
-            raise ConfigError(
-                f"{type(config).__name__}.{name}={value!r}: unknown activation{did_you_mean(value, known)}; "
-                f"expected one of {', '.join(known)}"
-            )
+    if value.lower() not in known:
+        raise ValueError(f"an activation name{did_you_mean(value, known)}: {', '.join(known)}")
+    return value
+
+
+#: a config field holding an activation name (:func:`gatelab.core.layers.activations.act_names`;
+#: checked when the config is built and when an experiment config is validated)
+ActName = Annotated[str, AfterValidator(_act_name)]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -44,3 +44,29 @@ def test_unknown_model_is_one_line():
 
     with pytest.raises(ConfigError, match=r"model 'finalmpl' has no row.*did you mean 'finalmlp'"):
         ctr_config("finalmpl")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        ({"preset": "frappe-x2"}, ["model.kwargs.preset='frappe-x2'", "'frappe-x1'"]),
+        ({"mlp1_act": "reluu"}, ["model.kwargs.mlp1_act='reluu'", "did you mean 'relu'"]),
+        ({"mlp1_activation": "relu"}, ["model.kwargs.mlp1_activation='relu'", "did you mean 'mlp1_act'"]),
+        ({"fs_hidden_dims": [8, 0]}, ["model.kwargs.fs_hidden_dims=[8, 0]", "[1]"]),
+    ],
+)
+def test_bad_model_kwargs_fail_before_any_data(kwargs, fragments):
+    """The row's model kwargs are checked against FinalMLPConfig (types, ranges, activation
+    names, preset names) when the experiment config is validated, before the data is read."""
+    from gatelab.core.config import ConfigError, to_dict
+    from gatelab.core.harness.validation import validate_experiment
+    from gatelab.recsys.recipes.ctr import ctr_config
+
+    cfg = to_dict(ctr_config("finalmlp", "frappe"))
+    cfg["model"]["kwargs"].update(kwargs)
+    with pytest.raises(ConfigError) as e:
+        validate_experiment(cfg)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for f in fragments:
+        assert f in msg, msg
