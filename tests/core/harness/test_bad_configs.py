@@ -235,7 +235,6 @@ def test_shipped_configs_validate():
 
 def test_model_constructor_errors_become_one_config_line():
     from gatelab.core.registry import create_model
-
     from gatelab.recsys.models import tiny_feature_spec
 
     # gdcn-p's config (GDCNPConfig) fixes structure=parallel: another value is its one-line error
