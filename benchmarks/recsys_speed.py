@@ -41,9 +41,24 @@ from typing import Any
 
 from gatelab.recsys.data.frappe import FRAPPE_X1_VOCAB
 
-GDCN_FRAPPE = dict(
-    embedding_dim=16, dnn_hidden_units=[400, 400, 400], batch_norm=True, net_dropout=0.5, num_cross_layers=3
-)
+#: gatelab config field -> FuxiCTR constructor keyword, where the names differ (the glossary's
+#: names on our side, FuxiCTR's on theirs)
+FUXICTR_NAMES = {
+    "mlp1_hidden_dims": "mlp1_hidden_units",
+    "mlp2_hidden_dims": "mlp2_hidden_units",
+    "fs_hidden_dims": "fs_hidden_units",
+    "dnn_hidden_dims": "dnn_hidden_units",
+    "dropout": "net_dropout",
+}
+
+
+def _fuxictr_kwargs(config: Any, keys: list[str]) -> dict[str, Any]:
+    """FuxiCTR keyword arguments from a gatelab model config's ``keys`` (renamed by :data:`FUXICTR_NAMES`)."""
+    out = {}
+    for k in keys:
+        v = getattr(config, k)
+        out[FUXICTR_NAMES.get(k, k)] = list(v) if isinstance(v, tuple) else v
+    return out
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -124,7 +139,6 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
     """(gatelab CTRTask, FuxiCTR model) with identical weights."""
     import torch
 
-    from gatelab.recsys.models.presets import preset
     from gatelab.recsys.tasks.ctr import CTRTask
 
     common = dict(
@@ -139,34 +153,39 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
         net_regularizer=0,
     )
     if name == "finalmlp":
-        cfg = preset("frappe", "finalmlp")["model"]
-        zoo_mod = _import_src(zoo, "FinalMLP")
-        theirs = zoo_mod.FinalMLP(
-            _feature_map(tmp, 10),
-            model_id="bench_finalmlp",
-            embedding_dim=10,
-            mlp1_hidden_units=cfg["mlp1_hidden_units"],
-            mlp1_dropout=cfg["mlp1_dropout"],
-            mlp1_batch_norm=True,
-            mlp2_hidden_units=cfg["mlp2_hidden_units"],
-            mlp2_dropout=cfg["mlp2_dropout"],
-            mlp2_batch_norm=True,
-            use_fs=True,
-            fs_hidden_units=cfg["fs_hidden_units"],
-            fs1_context=cfg["fs1_context"],
-            fs2_context=cfg["fs2_context"],
-            num_heads=cfg["num_heads"],
-            **common,
-        )
         task = CTRTask(
             model_name="finalmlp",
-            model_kwargs={"feature_spec": _gatelab_spec(), **cfg},
+            model_kwargs={"feature_spec": _gatelab_spec(), "preset": "frappe-x1"},
             task={"name": "ctr", "optimizer": "adam", "lr": 1e-3, "kwargs": {"embedding_regularizer": 0.05}},
+        )
+        cfg = task.model.config
+        zoo_mod = _import_src(zoo, "FinalMLP")
+        theirs = zoo_mod.FinalMLP(
+            _feature_map(tmp, cfg.embedding_dim),
+            model_id="bench_finalmlp",
+            **_fuxictr_kwargs(
+                cfg,
+                [
+                    "embedding_dim",
+                    "mlp1_hidden_dims",
+                    "mlp1_dropout",
+                    "mlp1_batch_norm",
+                    "mlp2_hidden_dims",
+                    "mlp2_dropout",
+                    "mlp2_batch_norm",
+                    "use_fs",
+                    "fs_hidden_dims",
+                    "fs1_context",
+                    "fs2_context",
+                    "num_heads",
+                ],
+            ),
+            **common,
         )
         ours = task.model
         _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_X1_VOCAB))
-        _copy_embeddings(theirs.fs_module.fs1_ctx_emb.embedding_layer, ours.ctx1, cfg["fs1_context"])
-        _copy_embeddings(theirs.fs_module.fs2_ctx_emb.embedding_layer, ours.ctx2, cfg["fs2_context"])
+        _copy_embeddings(theirs.fs_module.fs1_ctx_emb.embedding_layer, ours.ctx1, list(cfg.fs1_context))
+        _copy_embeddings(theirs.fs_module.fs2_ctx_emb.embedding_layer, ours.ctx2, list(cfg.fs2_context))
         _copy_mlp(theirs.fs_module.fs1_gate.mlp, ours.gate1.mlp)
         _copy_mlp(theirs.fs_module.fs2_gate.mlp, ours.gate2.mlp)
         _copy_mlp(theirs.mlp1.mlp, ours.mlp1)
@@ -179,21 +198,20 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
             g.bias.copy_(f.w_x.bias + f.w_y.bias)
             g.w_xy.copy_(f.w_xy.view(k, hx, 1, hy).permute(0, 2, 1, 3))
     else:
-        zoo_mod = _import_src(zoo, "GDCN")
-        theirs = zoo_mod.GDCNP(
-            _feature_map(tmp, 16),
-            model_id="bench_gdcnp",
-            embedding_dim=16,
-            dnn_hidden_units=GDCN_FRAPPE["dnn_hidden_units"],
-            num_cross_layers=3,
-            net_dropout=0.5,
-            batch_norm=True,
-            **common,
-        )
         task = CTRTask(
             model_name="gdcn-p",
-            model_kwargs={"feature_spec": _gatelab_spec(), **GDCN_FRAPPE},
+            model_kwargs={"feature_spec": _gatelab_spec(), "preset": "frappe-x1"},
             task={"name": "ctr", "optimizer": "adam", "lr": 1e-3, "kwargs": {"embedding_regularizer": 0.05}},
+        )
+        cfg = task.model.config
+        zoo_mod = _import_src(zoo, "GDCN")
+        theirs = zoo_mod.GDCNP(
+            _feature_map(tmp, cfg.embedding_dim),
+            model_id="bench_gdcnp",
+            **_fuxictr_kwargs(
+                cfg, ["embedding_dim", "dnn_hidden_dims", "num_cross_layers", "dropout", "batch_norm"]
+            ),
+            **common,
         )
         ours = task.model
         _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_X1_VOCAB))

@@ -30,37 +30,37 @@ _GDCN_PAPER = (
 )
 _GDCN_GATES = ("GatedCrossNetwork", "GatedCrossLayer")
 
-# name, module, factory, tiny config, paper, gates, tags, description
-for _name, _mod, _fn, _tiny, _paper, _gates, _tags, _desc in (
-    ("finalmlp", "finalmlp", "finalmlp", "_TINY_FINALMLP", _FINALMLP_PAPER, ("FeatureGate", "BilinearFusion"), (),
+# name, module, model class (its config_class holds the presets), tiny config, paper, gates, tags, description
+for _name, _mod, _cls, _tiny, _paper, _gates, _tags, _desc in (
+    ("finalmlp", "finalmlp", "FinalMLP", "_TINY_FINALMLP", _FINALMLP_PAPER, ("FeatureGate", "BilinearFusion"), (),
      "FinalMLP: two MLP streams, per-stream feature gating, multi-head bilinear fusion."),
-    ("dualmlp", "finalmlp", "dualmlp", "_TINY_DUALMLP", _FINALMLP_PAPER, (), ("baseline",),
+    ("dualmlp", "finalmlp", "DualMLP", "_TINY_DUALMLP", _FINALMLP_PAPER, (), ("baseline",),
      "DualMLP: FinalMLP's ablation, two MLP streams summed (baseline, no gates)."),
-    ("gdcn-p", "gdcn", "gdcn_p", "_TINY", _GDCN_PAPER, _GDCN_GATES, (),
+    ("gdcn-p", "gdcn", "GDCNP", "_TINY", _GDCN_PAPER, _GDCN_GATES, (),
      "GDCN-P: gated cross network in parallel with a DNN."),
-    ("gdcn-s", "gdcn", "gdcn_s", "_TINY", _GDCN_PAPER, _GDCN_GATES, (),
+    ("gdcn-s", "gdcn", "GDCNS", "_TINY", _GDCN_PAPER, _GDCN_GATES, (),
      "GDCN-S: gated cross network stacked under a DNN."),
-    ("gcn", "gdcn", "gcn", "_TINY_GCN", _GDCN_PAPER, _GDCN_GATES, (),
+    ("gcn", "gdcn", "GCN", "_TINY_GCN", _GDCN_PAPER, _GDCN_GATES, (),
      "GCN: the gated cross network alone with a linear output (GDCN's cross-only variant)."),
-    ("lr", "baselines", "lr", "_TINY_LR", "Richardson et al., Predicting Clicks, WWW 2007", (), ("baseline",),
+    ("lr", "baselines", "LogisticRegression", "_TINY_LR", "Richardson et al., Predicting Clicks, WWW 2007", (), ("baseline",),
      "Logistic regression on one-hot features (baseline, no gates)."),
-    ("dnn", "baselines", "dnn", "_TINY_DNN",
+    ("dnn", "baselines", "DNN", "_TINY_DNN",
      "Covington et al., Deep Neural Networks for YouTube Recommendations, RecSys 2016", (), ("baseline",),
      "DNN: embeddings + MLP (baseline, no gates)."),
-    ("dcnv2", "baselines", "dcnv2", "_TINY_DCNV2", "Wang et al., DCN V2, WWW 2021", (), ("baseline",),
+    ("dcnv2", "baselines", "DCNv2", "_TINY_DCNV2", "Wang et al., DCN V2, WWW 2021", (), ("baseline",),
      "DCN-V2: cross network v2 + DNN (baseline, no gates)."),
-    ("deepfm", "baselines", "deepfm", "_TINY_DEEPFM", "Guo et al., DeepFM, IJCAI 2017", (), ("baseline",),
+    ("deepfm", "baselines", "DeepFM", "_TINY_DEEPFM", "Guo et al., DeepFM, IJCAI 2017", (), ("baseline",),
      "DeepFM: LR + FM + DNN (baseline, no gates)."),
 ):  # fmt: skip
     register_model(
         _name,
-        f"{_M}.{_mod}:{_fn}",
+        f"{_M}.{_mod}:{_cls}",
         domain=DOMAIN,
         paper=_paper,
         gates=_gates,
         description=_desc,
         tiny=f"{_M}.{_mod}:{_tiny}",
-        example_inputs=f"{_M}.{_mod}:_example",
+        example_inputs=f"{_M}.layers:_example",
         tags=_tags,
     )
 

@@ -1,24 +1,43 @@
-"""Baselines on the same pipeline and trainer: LR, DNN, DCNv2 and DeepFM (not gated)."""
+"""Baselines on the same pipeline and trainer: LR, DNN, DCNv2 and DeepFM (not gated), with
+their configs and presets (BARS Frappe_x1)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
-from gatelab.core.layers.activations import ActLike
-from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
+from gatelab.core.config import ConfigError, Dropout, PositiveInt
 
-from .layers import CTRModel, MLPBlock, example_inputs, tiny_feature_spec
+from .layers import ActName, CTRConfig, CTRModel, MLPBlock, tiny_feature_spec
 
-__all__ = ["DNN", "CrossNetV2", "DCNv2", "DeepFM", "FactorizationMachine", "LogisticRegression"]
+__all__ = [
+    "DNN",
+    "CrossNetV2",
+    "DCNv2",
+    "DCNv2Config",
+    "DNNConfig",
+    "DeepFM",
+    "DeepFMConfig",
+    "FactorizationMachine",
+    "LogisticRegression",
+    "LogisticRegressionConfig",
+]
 
 
-def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    return (), example_inputs(model.feature_spec, batch)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LogisticRegressionConfig(CTRConfig):
+    """Config of :class:`LogisticRegression`: :class:`~gatelab.recsys.models.CTRConfig`'s fields,
+    with ``embedding_dim`` fixed to 1 (the per-value weights; field-wise sizes of the spec do
+    not apply). Presets: ``frappe-x1`` (BARS ``LR_frappe_x1_001_ff730f43``: no model
+    hyper-parameter besides the embedding regulariser, which is the recipe's)."""
+
+    embedding_dim: Literal[1] = 1
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {"frappe-x1": {}}
 
 
 class LogisticRegression(CTRModel):
@@ -29,17 +48,12 @@ class LogisticRegression(CTRModel):
     ``LogisticRegression`` block. Deviations: none.
     """
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            feature_spec, 1, embedding_init_std=embedding_init_std, scalar=True, device=device, dtype=dtype
-        )
-        self.bias = nn.Parameter(torch.zeros(1, device=device, dtype=dtype))
+    config_class: ClassVar[type[LogisticRegressionConfig]] = LogisticRegressionConfig
+    config: LogisticRegressionConfig
+    scalar_embeddings: ClassVar[bool] = True
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        self.bias = nn.Parameter(torch.zeros(1, **factory_kwargs))
 
     def tower(
         self,
@@ -51,41 +65,49 @@ class LogisticRegression(CTRModel):
         return e.sum(dim=-1) + self.bias
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DNNConfig(CTRConfig):
+    """Config of :class:`DNN` (and, with its own presets, :class:`DeepFM`'s).
+
+    Attributes (besides :class:`~gatelab.recsys.models.CTRConfig`'s ``feature_spec``,
+    ``embedding_dim`` (10), ``embedding_init_std``):
+        hidden_dims: MLP hidden widths (FuxiCTR's ``hidden_units``).
+        act: hidden activation name (FuxiCTR's ``hidden_activations``).
+        dropout: dropout after each hidden layer (FuxiCTR's ``net_dropout``).
+        batch_norm: ``BatchNorm1d`` after each hidden ``Linear``.
+
+    Presets: ``frappe-x1``, BARS ``DNN_frappe_x1_001_ad0f0fce``.
+    """
+
+    hidden_dims: tuple[PositiveInt, ...] = (400, 400, 400)
+    act: ActName = "relu"
+    dropout: Dropout = 0.0
+    batch_norm: bool = False
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "frappe-x1": {"embedding_dim": 10, "hidden_dims": (400, 400, 400), "batch_norm": True, "dropout": 0.2},
+    }
+
+    def mlp(self) -> dict[str, Any]:
+        """``MLPBlock`` keywords of the hidden layers."""
+        return {"act": self.act, "dropout": self.dropout, "batch_norm": self.batch_norm}
+
+
 class DNN(CTRModel):
     r"""``y = MLP(e)``: flat field embeddings through an MLP ending in ``Linear(., 1)``.
 
-    Args: ``feature_spec``, ``embedding_dim`` (10), ``hidden_units``, ``activation`` (ReLU),
-    ``net_dropout``, ``batch_norm``, ``embedding_init_std``.
+    Config: :class:`DNNConfig`.
 
     Paper: Covington et al., "Deep Neural Networks for YouTube Recommendations", RecSys 2016
     (BARS's DNN / YoutubeDNN); FuxiCTR ``model_zoo/DNN``. Deviations: none.
     """
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: PositiveInt = 10,
-        hidden_units: Sequence[PositiveInt] = (400, 400, 400),
-        activation: ActLike = "relu",
-        net_dropout: Dropout = 0.0,
-        batch_norm: bool = False,
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(
-            feature_spec, embedding_dim, embedding_init_std=embedding_init_std, device=device, dtype=dtype
-        )
-        self.mlp = MLPBlock(
-            self.embedding.output_dim,
-            list(hidden_units),
-            1,
-            act=activation,
-            dropout=net_dropout,
-            batch_norm=batch_norm,
-            device=device,
-            dtype=dtype,
-        )
+    config_class: ClassVar[type[DNNConfig]] = DNNConfig
+    config: DNNConfig
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        cfg = self.config
+        self.mlp = MLPBlock(self.embedding.output_dim, cfg.hidden_dims, 1, **cfg.mlp(), **factory_kwargs)
 
     def tower(
         self,
@@ -131,62 +153,84 @@ class CrossNetV2(nn.Module):
         return x
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DCNv2Config(CTRConfig):
+    """Config of :class:`DCNv2`.
+
+    Attributes (besides :class:`~gatelab.recsys.models.CTRConfig`'s ``feature_spec``,
+    ``embedding_dim`` (10), ``embedding_init_std``):
+        structure: ``parallel``, ``stacked``, ``stacked_parallel`` or ``crossnet_only``
+            (FuxiCTR's ``model_structure``).
+        num_cross_layers: cross layers ``L`` (3).
+        stacked_dnn_hidden_dims: widths of the DNN on the cross output (``stacked``,
+            ``stacked_parallel``; else empty).
+        parallel_dnn_hidden_dims: widths of the DNN beside the cross network (``parallel``,
+            ``stacked_parallel``; else empty).
+        act, dropout, batch_norm: both DNNs' hidden activation name, dropout (FuxiCTR's
+            ``net_dropout``) and BatchNorm.
+
+    Presets: ``frappe-x1``, BARS ``DCNv2_frappe_x1_007_c207b717``.
+    """
+
+    structure: Literal["parallel", "stacked", "stacked_parallel", "crossnet_only"] = "parallel"
+    num_cross_layers: PositiveInt = 3
+    stacked_dnn_hidden_dims: tuple[PositiveInt, ...] = ()
+    parallel_dnn_hidden_dims: tuple[PositiveInt, ...] = ()
+    act: ActName = "relu"
+    dropout: Dropout = 0.0
+    batch_norm: bool = False
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "frappe-x1": {
+            "embedding_dim": 10,
+            "structure": "parallel",
+            "num_cross_layers": 4,
+            "parallel_dnn_hidden_dims": (400, 400, 400),
+            "batch_norm": True,
+            "dropout": 0.4,
+        },
+    }
+
+    def check(self) -> None:
+        name = type(self).__name__
+        for part in ("stacked", "parallel"):
+            dims = getattr(self, f"{part}_dnn_hidden_dims")
+            used = part in self.structure.split("_")
+            if used and not dims:
+                raise ConfigError(f"{name}.{part}_dnn_hidden_dims=[]: structure={self.structure!r} needs it")
+            if dims and not used:
+                raise ConfigError(
+                    f"{name}.{part}_dnn_hidden_dims={list(dims)}: unused with structure={self.structure!r}"
+                )
+
+
 class DCNv2(CTRModel):
     r"""DCN-V2: cross network and DNN, ``parallel`` (``w^T [x_L; DNN(e)]``), ``stacked``
     (``w^T DNN(x_L)``), ``stacked_parallel`` (``w^T [DNN_s(x_L); DNN_p(e)]``) or ``crossnet_only``
-    (``w^T x_L``). Returns logits ``[B]``.
-
-    Args: ``feature_spec``, ``embedding_dim`` (10), ``model_structure`` (``parallel``),
-    ``num_cross_layers`` (3), ``stacked_dnn_hidden_units``, ``parallel_dnn_hidden_units``,
-    ``dnn_activation``, ``net_dropout``, ``batch_norm``, ``embedding_init_std``.
+    (``w^T x_L``). Returns logits ``[B]``. Config: :class:`DCNv2Config`.
 
     Paper: Wang et al., WWW 2021; FuxiCTR ``model_zoo/DCNv2``.
     Deviations: the low-rank mixture-of-experts cross layer (``use_low_rank_mixture``) is not
     implemented.
     """
 
-    STRUCTURES = ("parallel", "stacked", "stacked_parallel", "crossnet_only")
+    config_class: ClassVar[type[DCNv2Config]] = DCNv2Config
+    config: DCNv2Config
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: PositiveInt = 10,
-        model_structure: str = "parallel",
-        num_cross_layers: NonNegativeInt = 3,
-        stacked_dnn_hidden_units: Sequence[PositiveInt] = (),
-        parallel_dnn_hidden_units: Sequence[PositiveInt] = (),
-        dnn_activation: ActLike = "relu",
-        net_dropout: Dropout = 0.0,
-        batch_norm: bool = False,
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        fk = {"device": device, "dtype": dtype}
-        if model_structure not in self.STRUCTURES:
-            raise ValueError(
-                f"DCNv2: model_structure={model_structure!r} is not one of {', '.join(self.STRUCTURES)}"
-            )
-        super().__init__(feature_spec, embedding_dim, embedding_init_std=embedding_init_std, **fk)
-        self.structure = model_structure
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        cfg = self.config
         dim = self.embedding.output_dim
-        self.cross = CrossNetV2(dim, num_cross_layers, **fk)
-        mlp = dict(act=dnn_activation, dropout=net_dropout, batch_norm=batch_norm, **fk)
+        self.cross = CrossNetV2(dim, cfg.num_cross_layers, **factory_kwargs)
+        mlp = dict(act=cfg.act, dropout=cfg.dropout, batch_norm=cfg.batch_norm, **factory_kwargs)
         self.stacked_dnn = self.parallel_dnn = None
         final = dim
-        if model_structure in ("stacked", "stacked_parallel"):
-            if not stacked_dnn_hidden_units:
-                raise ValueError(f"DCNv2: model_structure={model_structure!r} needs stacked_dnn_hidden_units")
-            self.stacked_dnn = MLPBlock(dim, list(stacked_dnn_hidden_units), **mlp)
-            final = self.stacked_dnn.out_features
-        if model_structure in ("parallel", "stacked_parallel"):
-            if not parallel_dnn_hidden_units:
-                raise ValueError(
-                    f"DCNv2: model_structure={model_structure!r} needs parallel_dnn_hidden_units"
-                )
-            self.parallel_dnn = MLPBlock(dim, list(parallel_dnn_hidden_units), **mlp)
-            final = (final if model_structure == "stacked_parallel" else dim) + self.parallel_dnn.out_features
-        self.fc = nn.Linear(final, 1, **fk)
+        if cfg.stacked_dnn_hidden_dims:
+            self.stacked_dnn = MLPBlock(dim, cfg.stacked_dnn_hidden_dims, **mlp)
+            final = self.stacked_dnn.out_dim
+        if cfg.parallel_dnn_hidden_dims:
+            self.parallel_dnn = MLPBlock(dim, cfg.parallel_dnn_hidden_dims, **mlp)
+            final += self.parallel_dnn.out_dim
+        self.fc = nn.Linear(final, 1, **factory_kwargs)
         nn.init.xavier_normal_(self.fc.weight)
         nn.init.zeros_(self.fc.bias)
 
@@ -215,44 +259,44 @@ class FactorizationMachine(nn.Module):
         return 0.5 * (e.sum(dim=1).square() - e.square().sum(dim=1)).sum(dim=-1)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeepFMConfig(DNNConfig):
+    """Config of :class:`DeepFM`: :class:`DNNConfig`'s fields (the deep part); every field must
+    have the same embedding size (the FM's inner products). Presets: ``frappe-x1``, BARS
+    ``DeepFM_frappe_x1_001_4ae3a56e``."""
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "frappe-x1": {"embedding_dim": 10, "hidden_dims": (400, 400, 400), "batch_norm": True, "dropout": 0.2},
+    }
+
+    def check(self) -> None:
+        super().check()
+        dims = self.field_dims()
+        if len(set(dims)) > 1:
+            sizes = dict(zip(self.spec().names, dims))
+            raise ConfigError(
+                f"{type(self).__name__}.feature_spec: the FM needs one embedding size for all fields, got {sizes}"
+            )
+
+
 class DeepFM(CTRModel):
     r"""DeepFM: ``y = b + sum_f w_f(x_f) + FM(e) + MLP(e)`` (first-order LR weights in their own
     1-dim embedding, FM and MLP sharing the field embeddings). Returns logits ``[B]``.
-
-    Args: ``feature_spec`` (equal embedding sizes), ``embedding_dim`` (10), ``hidden_units``,
-    ``activation``, ``net_dropout``, ``batch_norm``, ``embedding_init_std``.
+    Config: :class:`DeepFMConfig` (equal embedding sizes).
 
     Paper: Guo et al., IJCAI 2017; FuxiCTR ``model_zoo/DeepFM``. Deviations: none.
     """
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: PositiveInt = 10,
-        hidden_units: Sequence[PositiveInt] = (400, 400, 400),
-        activation: ActLike = "relu",
-        net_dropout: Dropout = 0.0,
-        batch_norm: bool = False,
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        fk = {"device": device, "dtype": dtype}
-        spec = as_feature_spec(feature_spec)
-        super().__init__(spec, embedding_dim, embedding_init_std=embedding_init_std, **fk)
-        if not self.embedding.equal_dims:
-            raise ValueError("DeepFM: the FM needs equal embedding sizes for all fields")
-        self.lr = LogisticRegression(spec, embedding_init_std=embedding_init_std, **fk)
-        self.fm = FactorizationMachine()
-        self.mlp = MLPBlock(
-            self.embedding.output_dim,
-            list(hidden_units),
-            1,
-            act=activation,
-            dropout=net_dropout,
-            batch_norm=batch_norm,
-            **fk,
+    config_class: ClassVar[type[DeepFMConfig]] = DeepFMConfig
+    config: DeepFMConfig
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        cfg = self.config
+        self.lr = LogisticRegression(
+            feature_spec=cfg.feature_spec, embedding_init_std=cfg.embedding_init_std, **factory_kwargs
         )
+        self.fm = FactorizationMachine()
+        self.mlp = MLPBlock(self.embedding.output_dim, cfg.hidden_dims, 1, **cfg.mlp(), **factory_kwargs)
 
     def tower(
         self,
@@ -265,42 +309,9 @@ class DeepFM(CTRModel):
         return self.lr(categorical, numeric, sequence) + self.fm(e) + self.mlp(flat).squeeze(-1)
 
 
+#: registry ``tiny`` configs (the generic model tests build them with ``create_model``)
 _TINY = tiny_feature_spec()
-
-
 _TINY_LR = dict(feature_spec=_TINY)
-
-
-def lr(**cfg: Any) -> LogisticRegression:
-    """Logistic regression on one-hot features (baseline, no gates)."""
-    return LogisticRegression(**cfg)
-
-
-_TINY_DNN = dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8, 8], batch_norm=True, net_dropout=0.1)
-
-
-def dnn(**cfg: Any) -> DNN:
-    """DNN: embeddings + MLP (baseline, no gates)."""
-    return DNN(**cfg)
-
-
-_TINY_DCNV2 = dict(
-        feature_spec=_TINY,
-        embedding_dim=4,
-        num_cross_layers=2,
-        parallel_dnn_hidden_units=[8],
-        batch_norm=True,
-    )
-
-
-def dcnv2(**cfg: Any) -> DCNv2:
-    """DCN-V2: cross network v2 + DNN (baseline, no gates)."""
-    return DCNv2(**cfg)
-
-
-_TINY_DEEPFM = dict(feature_spec=_TINY, embedding_dim=4, hidden_units=[8])
-
-
-def deepfm(**cfg: Any) -> DeepFM:
-    """DeepFM: LR + FM + DNN (baseline, no gates)."""
-    return DeepFM(**cfg)
+_TINY_DNN = dict(feature_spec=_TINY, embedding_dim=4, hidden_dims=[8, 8], batch_norm=True, dropout=0.1)
+_TINY_DCNV2 = dict(feature_spec=_TINY, embedding_dim=4, num_cross_layers=2, parallel_dnn_hidden_dims=[8], batch_norm=True)
+_TINY_DEEPFM = dict(feature_spec=_TINY, embedding_dim=4, hidden_dims=[8])

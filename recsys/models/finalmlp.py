@@ -1,29 +1,138 @@
-"""FinalMLP and its ablation DualMLP (Mao et al., AAAI 2023)."""
+"""FinalMLP and its ablation DualMLP (Mao et al., AAAI 2023), with their configs and presets."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 
 from gatelab.core import BilinearFusion, FeatureGate
-from gatelab.core.config import Dropout, NonNegativeFloat, PositiveInt
-from gatelab.core.layers.activations import ActLike
-from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
+from gatelab.core.config import ConfigError, Dropout, PositiveInt
 
-from .layers import CTRModel, FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
+from .layers import ActName, CTRConfig, CTRModel, FieldEmbedding, MLPBlock, tiny_feature_spec
 
-__all__ = ["DualMLP", "FinalMLP"]
+__all__ = ["DualMLP", "DualMLPConfig", "FinalMLP", "FinalMLPConfig", "TwoStreamConfig"]
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TwoStreamConfig(CTRConfig):
+    """The two MLP streams ``k = 1, 2`` on the flat field embeddings that FinalMLP and DualMLP share.
 
-def _units(name: str, units: Sequence[int]) -> list[int]:
-    units = list(units)
-    if not units:
-        raise ValueError(f"{name} must list at least one hidden layer, got {units}")
-    return units
+    Attributes (besides :class:`~gatelab.recsys.models.CTRConfig`'s ``feature_spec``,
+    ``embedding_dim`` (10, BARS), ``embedding_init_std``):
+        mlp1_hidden_dims, mlp2_hidden_dims: hidden widths of the two streams (FuxiCTR's
+            ``mlp{k}_hidden_units``).
+        mlp1_act, mlp2_act: their hidden activations (names; FuxiCTR's ``mlp{k}_hidden_activations``).
+        mlp1_dropout, mlp2_dropout: dropout after each hidden layer.
+        mlp1_batch_norm, mlp2_batch_norm: ``BatchNorm1d`` after each hidden ``Linear``.
+    """
+
+    mlp1_hidden_dims: tuple[PositiveInt, ...] = (64, 64, 64)
+    mlp1_act: ActName = "relu"
+    mlp1_dropout: Dropout = 0.0
+    mlp1_batch_norm: bool = False
+    mlp2_hidden_dims: tuple[PositiveInt, ...] = (64, 64, 64)
+    mlp2_act: ActName = "relu"
+    mlp2_dropout: Dropout = 0.0
+    mlp2_batch_norm: bool = False
+
+    def stream(self, k: int) -> dict[str, Any]:
+        """``MLPBlock`` keywords of stream ``k`` (1 or 2)."""
+        return {
+            "act": getattr(self, f"mlp{k}_act"),
+            "dropout": getattr(self, f"mlp{k}_dropout"),
+            "batch_norm": getattr(self, f"mlp{k}_batch_norm"),
+        }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DualMLPConfig(TwoStreamConfig):
+    """Config of :class:`DualMLP`: :class:`TwoStreamConfig`'s fields (a stream may have no
+    hidden layer: then it is one ``Linear(D, 1)``).
+
+    Presets: ``frappe-x1``, RecZoo's ``DualMLP_frappe_x1_008_27a1726a`` (972,992 parameters with
+    the Frappe_x1 vocabularies, as its log).
+    """
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "frappe-x1": {
+            "embedding_dim": 10,
+            "mlp1_hidden_dims": (400, 400, 400),
+            "mlp1_dropout": 0.2,
+            "mlp1_batch_norm": True,
+            "mlp2_hidden_dims": (500, 500, 500),
+            "mlp2_dropout": 0.3,
+            "mlp2_batch_norm": True,
+        },
+    }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FinalMLPConfig(TwoStreamConfig):
+    """Config of :class:`FinalMLP`: :class:`TwoStreamConfig`'s streams, plus
+
+    Attributes:
+        use_fs: stream-specific feature gating on (off: both streams see ``e``).
+        fs_hidden_dims: hidden widths of each gate's MLP (FuxiCTR's ``fs_hidden_units``).
+        fs1_context, fs2_context: names of the spec fields whose embeddings are the two gates'
+            contexts (``()``: a learned context vector); only with ``use_fs``.
+        num_heads: heads of the bilinear fusion; the last widths of both streams must be
+            divisible by it.
+
+    Rules (:meth:`check`): both streams have at least one hidden layer (the fusion reads their
+    last widths), the context fields exist in ``feature_spec``, activations are known names.
+
+    Presets: ``frappe-x1``, BARS's ``FinalMLP_frappe_x1_004_e1ab402f`` (253,391 parameters with
+    the Frappe_x1 vocabularies: FuxiCTR's 253,392 less its second fusion bias).
+    """
+
+    use_fs: bool = True
+    fs_hidden_dims: tuple[PositiveInt, ...] = (64,)
+    fs1_context: tuple[str, ...] = ()
+    fs2_context: tuple[str, ...] = ()
+    num_heads: PositiveInt = 1
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "frappe-x1": {
+            "embedding_dim": 10,
+            "mlp1_hidden_dims": (400,),
+            "mlp1_dropout": 0.4,
+            "mlp1_batch_norm": True,
+            "mlp2_hidden_dims": (100,),
+            "mlp2_dropout": 0.4,
+            "mlp2_batch_norm": True,
+            "use_fs": True,
+            "fs_hidden_dims": (400,),
+            "fs1_context": ("user",),
+            "fs2_context": ("item",),
+            "num_heads": 5,
+        },
+    }
+
+    def check(self) -> None:
+        super().check()
+        name = type(self).__name__
+        for k in (1, 2):
+            dims = getattr(self, f"mlp{k}_hidden_dims")
+            if not dims:
+                raise ConfigError(f"{name}.mlp{k}_hidden_dims=(): the fusion needs at least one hidden layer")
+            if dims[-1] % self.num_heads:
+                raise ConfigError(
+                    f"{name}.mlp{k}_hidden_dims={list(dims)}: the last width {dims[-1]} must be divisible "
+                    f"by num_heads={self.num_heads}"
+                )
+        fields = self.spec().names
+        for k in (1, 2):
+            ctx = getattr(self, f"fs{k}_context")
+            if ctx and not self.use_fs:
+                raise ConfigError(f"{name}.fs{k}_context={list(ctx)}: unused with use_fs=false")
+            unknown = [c for c in ctx if c not in fields]
+            if unknown:
+                raise ConfigError(
+                    f"{name}.fs{k}_context={list(ctx)}: {unknown} not in feature_spec; fields: {', '.join(fields)}"
+                )
 
 
 class FinalMLP(CTRModel):
@@ -41,18 +150,8 @@ class FinalMLP(CTRModel):
     the official code, or a learnable vector when the list is empty (a static feature
     weighting). Returns the logit ``y`` ``[B]`` (the task applies the sigmoid).
 
-    Args:
-        feature_spec: the data's :class:`~gatelab.recsys.data.FeatureSpec` (or ``model_dict()``).
-        embedding_dim: default field embedding size (10 in BARS).
-        mlp1_hidden_units, mlp2_hidden_units: the two streams' hidden widths.
-        mlp1_activation, mlp2_activation: hidden activations (ReLU).
-        mlp1_dropout, mlp2_dropout: dropout after each hidden layer.
-        mlp1_batch_norm, mlp2_batch_norm: BatchNorm after each hidden Linear.
-        use_fs: feature gating on (off: both streams see ``e``).
-        fs_hidden_units: hidden widths of each gate's MLP.
-        fs1_context, fs2_context: context fields of the two gates (``[]``: learned context).
-        num_heads: heads ``k`` of the bilinear fusion (both streams' widths divisible by it).
-        embedding_init_std: std of the embedding initialisation (1e-4, FuxiCTR).
+    Config: :class:`FinalMLPConfig` (``FinalMLP(config)``, ``FinalMLP(**fields)`` or
+    ``create_model("finalmlp", preset="frappe-x1", feature_spec=...)``).
 
     Shapes: keyword inputs ``categorical [B, F_cat]``, ``numeric [B, F_num]``,
     ``sequence [B, F_seq, L]`` (those the spec has) -> ``[B]``.
@@ -65,59 +164,34 @@ class FinalMLP(CTRModel):
     learned context the gate MLP runs once per batch instead of once per row (same values).
     """
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: PositiveInt = 10,
-        mlp1_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
-        mlp1_activation: ActLike = "relu",
-        mlp1_dropout: Dropout = 0.0,
-        mlp1_batch_norm: bool = False,
-        mlp2_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
-        mlp2_activation: ActLike = "relu",
-        mlp2_dropout: Dropout = 0.0,
-        mlp2_batch_norm: bool = False,
-        use_fs: bool = True,
-        fs_hidden_units: Sequence[PositiveInt] = (64,),
-        fs1_context: Sequence[str] = (),
-        fs2_context: Sequence[str] = (),
-        num_heads: PositiveInt = 1,
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        spec = as_feature_spec(feature_spec)
-        super().__init__(spec, embedding_dim, embedding_init_std=embedding_init_std, **factory_kwargs)
+    config_class: ClassVar[type[FinalMLPConfig]] = FinalMLPConfig
+    config: FinalMLPConfig
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        cfg = self.config
         dim = self.embedding.output_dim
-        u1 = _units("FinalMLP: mlp1_hidden_units", mlp1_hidden_units)
-        u2 = _units("FinalMLP: mlp2_hidden_units", mlp2_hidden_units)
-        self.mlp1 = MLPBlock(
-            dim, u1, act=mlp1_activation, dropout=mlp1_dropout, batch_norm=mlp1_batch_norm, **factory_kwargs
-        )
-        self.mlp2 = MLPBlock(
-            dim, u2, act=mlp2_activation, dropout=mlp2_dropout, batch_norm=mlp2_batch_norm, **factory_kwargs
-        )
-        self.use_fs = bool(use_fs)
-        self.fs1_context, self.fs2_context = list(fs1_context), list(fs2_context)
-        self.ctx1 = self.ctx2 = None
-        if self.use_fs:
+        self.mlp1 = MLPBlock(dim, cfg.mlp1_hidden_dims, **cfg.stream(1), **factory_kwargs)
+        self.mlp2 = MLPBlock(dim, cfg.mlp2_hidden_dims, **cfg.stream(2), **factory_kwargs)
+        self.ctx1: FieldEmbedding | None = None
+        self.ctx2: FieldEmbedding | None = None
+        if cfg.use_fs:
             gates = []
-            for k, ctx in ((1, self.fs1_context), (2, self.fs2_context)):
+            for k, ctx in ((1, cfg.fs1_context), (2, cfg.fs2_context)):
                 if ctx:
                     emb = FieldEmbedding(
-                        spec, embedding_dim, fields=ctx, init_std=embedding_init_std, **factory_kwargs
+                        cfg.spec(), cfg.embedding_dim, fields=ctx, init_std=cfg.embedding_init_std, **factory_kwargs
                     )
                     setattr(self, f"ctx{k}", emb)
-                    gates.append(FeatureGate(dim, emb.output_dim, list(fs_hidden_units), **factory_kwargs))
+                    gates.append(FeatureGate(dim, emb.output_dim, list(cfg.fs_hidden_dims), **factory_kwargs))
                 else:  # FuxiCTR: a learnable [embedding_dim] context, zero at start
                     gates.append(
                         FeatureGate(
-                            dim, embedding_dim, list(fs_hidden_units), learned_context=True, **factory_kwargs
+                            dim, cfg.embedding_dim, list(cfg.fs_hidden_dims), learned_context=True, **factory_kwargs
                         )
                     )
             self.gate1, self.gate2 = gates
-        self.fusion = BilinearFusion(u1[-1], u2[-1], 1, num_heads=num_heads, **factory_kwargs)
+        u1, u2 = cfg.mlp1_hidden_dims[-1], cfg.mlp2_hidden_dims[-1]
+        self.fusion = BilinearFusion(u1, u2, 1, num_heads=cfg.num_heads, **factory_kwargs)
 
     def tower(
         self,
@@ -126,7 +200,7 @@ class FinalMLP(CTRModel):
         numeric: torch.Tensor | None,
         sequence: torch.Tensor | None,
     ) -> torch.Tensor:
-        if self.use_fs:
+        if self.config.use_fs:
             c1 = self.ctx1(categorical, numeric, sequence) if self.ctx1 is not None else None
             c2 = self.ctx2(categorical, numeric, sequence) if self.ctx2 is not None else None
             h1, h2 = self.gate1(e, c1), self.gate2(e, c2)
@@ -139,53 +213,20 @@ class DualMLP(CTRModel):
     r"""DualMLP: two independent MLP streams whose scalar outputs are summed (FinalMLP's ablation).
 
     ``y = MLP_1(e) + MLP_2(e)`` with each ``MLP_k`` ending in ``Linear(., 1)``; ``e`` the flat field
-    embeddings. Returns the logit ``[B]``.
-
-    Args: ``feature_spec``, ``embedding_dim``, ``mlp{1,2}_hidden_units``,
-    ``mlp{1,2}_activation``, ``mlp{1,2}_dropout``, ``mlp{1,2}_batch_norm``,
-    ``embedding_init_std`` as in :class:`FinalMLP`.
+    embeddings. Returns the logit ``[B]``. Config: :class:`DualMLPConfig`.
 
     Paper: Mao et al., AAAI 2023, Sec. "DualMLP"; official code ``model_zoo/FinalMLP/src/DualMLP.py``.
     Deviations: none.
     """
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: PositiveInt = 10,
-        mlp1_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
-        mlp1_activation: ActLike = "relu",
-        mlp1_dropout: Dropout = 0.0,
-        mlp1_batch_norm: bool = False,
-        mlp2_hidden_units: Sequence[PositiveInt] = (64, 64, 64),
-        mlp2_activation: ActLike = "relu",
-        mlp2_dropout: Dropout = 0.0,
-        mlp2_batch_norm: bool = False,
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        super().__init__(feature_spec, embedding_dim, embedding_init_std=embedding_init_std, **factory_kwargs)
+    config_class: ClassVar[type[DualMLPConfig]] = DualMLPConfig
+    config: DualMLPConfig
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        cfg = self.config
         dim = self.embedding.output_dim
-        self.mlp1 = MLPBlock(
-            dim,
-            list(mlp1_hidden_units),
-            1,
-            act=mlp1_activation,
-            dropout=mlp1_dropout,
-            batch_norm=mlp1_batch_norm,
-            **factory_kwargs,
-        )
-        self.mlp2 = MLPBlock(
-            dim,
-            list(mlp2_hidden_units),
-            1,
-            act=mlp2_activation,
-            dropout=mlp2_dropout,
-            batch_norm=mlp2_batch_norm,
-            **factory_kwargs,
-        )
+        self.mlp1 = MLPBlock(dim, cfg.mlp1_hidden_dims, 1, **cfg.stream(1), **factory_kwargs)
+        self.mlp2 = MLPBlock(dim, cfg.mlp2_hidden_dims, 1, **cfg.stream(2), **factory_kwargs)
 
     def tower(
         self,
@@ -197,37 +238,22 @@ class DualMLP(CTRModel):
         return (self.mlp1(e) + self.mlp2(e)).squeeze(-1)
 
 
-def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    return (), example_inputs(model.feature_spec, batch)
-
-
+#: registry ``tiny`` configs (the generic model tests build them with ``create_model``)
 _TINY_FINALMLP = dict(
-        feature_spec=tiny_feature_spec(),
-        embedding_dim=4,
-        mlp1_hidden_units=[8],
-        mlp2_hidden_units=[6],
-        mlp1_batch_norm=True,
-        mlp1_dropout=0.1,
-        fs_hidden_units=[8],
-        fs1_context=["user"],
-        num_heads=2,
-    )
-
-
-def finalmlp(**cfg: Any) -> FinalMLP:
-    """FinalMLP: two MLP streams, per-stream feature gating, multi-head bilinear fusion."""
-    return FinalMLP(**cfg)
-
-
+    feature_spec=tiny_feature_spec(),
+    embedding_dim=4,
+    mlp1_hidden_dims=[8],
+    mlp2_hidden_dims=[6],
+    mlp1_batch_norm=True,
+    mlp1_dropout=0.1,
+    fs_hidden_dims=[8],
+    fs1_context=["user"],
+    num_heads=2,
+)
 _TINY_DUALMLP = dict(
-        feature_spec=tiny_feature_spec(),
-        embedding_dim=4,
-        mlp1_hidden_units=[8],
-        mlp2_hidden_units=[6, 6],
-        mlp2_batch_norm=True,
-    )
-
-
-def dualmlp(**cfg: Any) -> DualMLP:
-    """DualMLP: FinalMLP's ablation, two MLP streams summed (baseline, no gates)."""
-    return DualMLP(**cfg)
+    feature_spec=tiny_feature_spec(),
+    embedding_dim=4,
+    mlp1_hidden_dims=[8],
+    mlp2_hidden_dims=[6, 6],
+    mlp2_batch_norm=True,
+)

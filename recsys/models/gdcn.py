@@ -3,23 +3,108 @@ dimension optimisation (FDO)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from gatelab.core import GatedCrossNetwork, capture_gates
-from gatelab.core.config import Dropout, NonNegativeFloat, NonNegativeInt, PositiveInt
-from gatelab.core.layers.activations import ActLike
-from gatelab.recsys.data.spec import FeatureSpec, as_feature_spec
+from gatelab.core.config import ConfigError, Dropout, NonNegativeInt, PositiveInt
+from gatelab.recsys.data.spec import as_feature_spec
 
-from .layers import CTRModel, FieldEmbedding, MLPBlock, example_inputs, tiny_feature_spec
+from .layers import ActName, CTRConfig, CTRModel, FieldEmbedding, MLPBlock, tiny_feature_spec
 
-__all__ = ["GDCN", "fdo_embedding_dims"]
+__all__ = [
+    "GCN",
+    "GDCN",
+    "GDCNP",
+    "GDCNS",
+    "GCNConfig",
+    "GDCNConfig",
+    "GDCNPConfig",
+    "GDCNSConfig",
+    "fdo_embedding_dims",
+]
 
-STRUCTURES = ("parallel", "stacked", "crossnet_only")
+#: GDCN's structures: GDCN-P, GDCN-S, and the cross network alone (GCN)
+Structure = Literal["parallel", "stacked", "crossnet_only"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GDCNConfig(CTRConfig):
+    """Config of :class:`GDCN`.
+
+    Attributes (besides :class:`~gatelab.recsys.models.CTRConfig`'s ``feature_spec`` -- field-wise
+    ``embedding_dim`` supported, FDO's output -- ``embedding_dim`` (16, the paper) and
+    ``embedding_init_std``):
+        structure: ``parallel`` (GDCN-P), ``stacked`` (GDCN-S) or ``crossnet_only`` (GCN);
+            FuxiCTR's separate ``GDCNP`` / ``GDCNS`` classes.
+        num_cross_layers: gated cross layers ``L`` (3).
+        dnn_hidden_dims: DNN widths (FuxiCTR's ``dnn_hidden_units``; the paper 400-400-400):
+            required for ``parallel`` / ``stacked``, empty for ``crossnet_only``.
+        act, dropout, batch_norm: the DNN's hidden activation (a name), dropout after each
+            hidden layer (FuxiCTR's ``net_dropout``) and BatchNorm; the cross layers have none.
+
+    Presets: ``frappe-x1``, the GDCN paper's Frappe setting (code ``anonctr/GDCN``: embedding
+    16, DNN 400-400-400 with BatchNorm and dropout 0.5, 3 gated cross layers); the training
+    protocol (BARS's) is the recipe's.
+    """
+
+    embedding_dim: PositiveInt = 16
+    structure: Structure = "parallel"
+    num_cross_layers: NonNegativeInt = 3
+    dnn_hidden_dims: tuple[PositiveInt, ...] = (400, 400, 400)
+    act: ActName = "relu"
+    dropout: Dropout = 0.0
+    batch_norm: bool = False
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "frappe-x1": {
+            "embedding_dim": 16,
+            "num_cross_layers": 3,
+            "dnn_hidden_dims": (400, 400, 400),
+            "batch_norm": True,
+            "dropout": 0.5,
+        },
+    }
+
+    def check(self) -> None:
+        name = type(self).__name__
+        if self.structure == "crossnet_only" and self.dnn_hidden_dims:
+            raise ConfigError(
+                f"{name}.dnn_hidden_dims={list(self.dnn_hidden_dims)}: unused with structure='crossnet_only' "
+                "(give dnn_hidden_dims=[])"
+            )
+        if self.structure != "crossnet_only" and not self.dnn_hidden_dims:
+            raise ConfigError(f"{name}.dnn_hidden_dims=[]: structure={self.structure!r} needs a DNN")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GDCNPConfig(GDCNConfig):
+    """:class:`GDCNConfig` of GDCN-P (registry ``gdcn-p``): ``structure`` is ``parallel``."""
+
+    structure: Literal["parallel"] = "parallel"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GDCNSConfig(GDCNConfig):
+    """:class:`GDCNConfig` of GDCN-S (registry ``gdcn-s``): ``structure`` is ``stacked``."""
+
+    structure: Literal["stacked"] = "stacked"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GCNConfig(GDCNConfig):
+    """:class:`GDCNConfig` of GCN (registry ``gcn``): ``structure`` is ``crossnet_only``, no DNN
+    (no published preset)."""
+
+    structure: Literal["crossnet_only"] = "crossnet_only"
+    dnn_hidden_dims: tuple[PositiveInt, ...] = ()
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
 
 class GDCN(CTRModel):
@@ -38,15 +123,9 @@ class GDCN(CTRModel):
     averages it per field and layer: the paper's interpretation of which fields matter at
     which crossing order (layer ``l`` builds order ``l + 2`` interactions). Returns logits ``[B]``.
 
-    Args:
-        feature_spec: the data's :class:`~gatelab.recsys.data.FeatureSpec` (field-wise
-            ``embedding_dim`` supported -- FDO's output).
-        embedding_dim: default field embedding size (16 in the paper).
-        structure: ``parallel``, ``stacked`` or ``crossnet_only``.
-        num_cross_layers: ``L`` (3).
-        dnn_hidden_units: DNN widths (the paper: 400-400-400; required unless crossnet_only).
-        dnn_activation, net_dropout, batch_norm: the DNN's activation, dropout, BatchNorm.
-        embedding_init_std: embedding initialisation std (1e-4, FuxiCTR).
+    Config: :class:`GDCNConfig`; the registered variants are the subclasses :class:`GDCNP`
+    (``gdcn-p``), :class:`GDCNS` (``gdcn-s``) and :class:`GCN` (``gcn``), whose configs fix
+    ``structure``.
 
     Shapes: keyword inputs ``categorical``, ``numeric``, ``sequence`` -> ``[B]``.
 
@@ -58,37 +137,21 @@ class GDCN(CTRModel):
     FuxiCTR's normal(1e-4) is used here, like every model in this package).
     """
 
-    def __init__(
-        self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: PositiveInt = 16,
-        structure: str = "parallel",
-        num_cross_layers: NonNegativeInt = 3,
-        dnn_hidden_units: Sequence[PositiveInt] = (400, 400, 400),
-        dnn_activation: ActLike = "relu",
-        net_dropout: Dropout = 0.0,
-        batch_norm: bool = False,
-        embedding_init_std: NonNegativeFloat = 1e-4,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        if structure not in STRUCTURES:
-            raise ValueError(f"GDCN: structure={structure!r} is not one of {', '.join(STRUCTURES)}")
-        super().__init__(feature_spec, embedding_dim, embedding_init_std=embedding_init_std, **factory_kwargs)
-        self.structure = structure
+    config_class: ClassVar[type[GDCNConfig]] = GDCNConfig
+    config: GDCNConfig
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        cfg = self.config
         dim = self.embedding.output_dim
-        self.cross = GatedCrossNetwork(dim, num_cross_layers, **factory_kwargs)
-        units = list(dnn_hidden_units)
-        if structure != "crossnet_only" and not units:
-            raise ValueError(f"GDCN: structure={structure!r} needs dnn_hidden_units (got [])")
-        mlp = dict(act=dnn_activation, dropout=net_dropout, batch_norm=batch_norm, **factory_kwargs)
+        self.cross = GatedCrossNetwork(dim, cfg.num_cross_layers, **factory_kwargs)
+        units = list(cfg.dnn_hidden_dims)
+        mlp = dict(act=cfg.act, dropout=cfg.dropout, batch_norm=cfg.batch_norm, **factory_kwargs)
         self.dnn: MLPBlock | None = None
         self.fc: nn.Linear | None = None
-        if structure == "parallel":
+        if cfg.structure == "parallel":
             self.dnn = MLPBlock(dim, units, **mlp)
             self.fc = nn.Linear(dim + units[-1], 1, **factory_kwargs)
-        elif structure == "stacked":
+        elif cfg.structure == "stacked":
             self.dnn = MLPBlock(dim, units, 1, **mlp)
         else:
             self.fc = nn.Linear(dim, 1, **factory_kwargs)
@@ -104,10 +167,11 @@ class GDCN(CTRModel):
         sequence: torch.Tensor | None,
     ) -> torch.Tensor:
         c = self.cross(e)
-        if self.structure == "parallel":
+        structure = self.config.structure
+        if structure == "parallel":
             assert self.dnn is not None and self.fc is not None
             y = self.fc(torch.cat([c, self.dnn(e)], dim=-1))
-        elif self.structure == "stacked":
+        elif structure == "stacked":
             assert self.dnn is not None
             y = self.dnn(c)
         else:
@@ -178,33 +242,31 @@ def fdo_embedding_dims(model: nn.Module, ratio: float = 0.8, *, min_dim: int = 1
     return dims
 
 
-def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    return (), example_inputs(model.feature_spec, batch)
+class GDCNP(GDCN):
+    """GDCN-P (``gdcn-p``): the gated cross network in parallel with a DNN. Config: :class:`GDCNPConfig`."""
+
+    config_class: ClassVar[type[GDCNConfig]] = GDCNPConfig
 
 
+class GDCNS(GDCN):
+    """GDCN-S (``gdcn-s``): the gated cross network stacked under a DNN. Config: :class:`GDCNSConfig`."""
+
+    config_class: ClassVar[type[GDCNConfig]] = GDCNSConfig
+
+
+class GCN(GDCN):
+    """GCN (``gcn``): the gated cross network alone with a linear output. Config: :class:`GCNConfig`."""
+
+    config_class: ClassVar[type[GDCNConfig]] = GCNConfig
+
+
+#: registry ``tiny`` configs (the generic model tests build them with ``create_model``)
 _TINY = dict(
     feature_spec=tiny_feature_spec(),
     embedding_dim=4,
     num_cross_layers=2,
-    dnn_hidden_units=[8, 8],
+    dnn_hidden_dims=[8, 8],
     batch_norm=True,
-    net_dropout=0.1,
+    dropout=0.1,
 )
-
-
-def gdcn_p(**cfg: Any) -> GDCN:
-    """GDCN-P: gated cross network in parallel with a DNN."""
-    return GDCN(structure="parallel", **cfg)
-
-
-def gdcn_s(**cfg: Any) -> GDCN:
-    """GDCN-S: gated cross network stacked under a DNN."""
-    return GDCN(structure="stacked", **cfg)
-
-
-_TINY_GCN = dict(feature_spec=tiny_feature_spec(), embedding_dim=4, num_cross_layers=2, dnn_hidden_units=[])
-
-
-def gcn(**cfg: Any) -> GDCN:
-    """GCN: the gated cross network alone with a linear output (GDCN's cross-only variant)."""
-    return GDCN(structure="crossnet_only", **cfg)
+_TINY_GCN = dict(feature_spec=tiny_feature_spec(), embedding_dim=4, num_cross_layers=2)

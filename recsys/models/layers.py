@@ -13,19 +13,24 @@ as keyword arguments):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import torch
+from pydantic import AfterValidator
 from torch import nn
 
 from gatelab.core import create_act
-from gatelab.core.layers.activations import ActLike
+from gatelab.core.config import ConfigError, ModelConfig, NonNegativeFloat, PositiveInt, did_you_mean
+from gatelab.core.layers.activations import ActLike, act_names
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
 
 __all__ = [
+    "ActName",
+    "CTRConfig",
     "CTRModel",
     "Dropout",
     "FieldEmbedding",
@@ -231,17 +236,26 @@ class Dropout(nn.Module):
 
 
 class MLPBlock(nn.Sequential):
-    r"""``[Linear -> (BatchNorm) -> act -> (Dropout)] x len(hidden_units) [-> Linear(out_dim)]``.
+    r"""``[Linear -> (BatchNorm) -> act -> (Dropout)] x len(hidden_dims) [-> Linear(out_dim)]``.
 
     FuxiCTR's ``MLP_Block``: Xavier-normal weights, zero biases. ``out_dim=None`` returns the last
-    hidden layer. Shapes ``[B, in_dim]`` -> ``[B, hidden_units[-1]]`` or ``[B, out_dim]``.
-    Dropout is :class:`Dropout` (same distribution as ``nn.Dropout``, faster mask on the CPU).
+    hidden layer. Shapes ``[B, dim]`` -> ``[B, hidden_dims[-1]]`` (``[B, dim]`` without hidden
+    layers) or ``[B, out_dim]``. Dropout is :class:`Dropout` (same distribution as
+    ``nn.Dropout``, faster mask on the CPU).
+
+    Args:
+        dim: input width.
+        hidden_dims: hidden widths (FuxiCTR's ``hidden_units``).
+        out_dim: width of a final ``Linear`` (no activation), or ``None``.
+        act: hidden activation (name, class, instance or callable; FuxiCTR's ``hidden_activations``).
+        dropout: dropout after each hidden layer (FuxiCTR's ``net_dropout``).
+        batch_norm: ``BatchNorm1d`` after each hidden ``Linear``.
     """
 
     def __init__(
         self,
-        in_dim: int,
-        hidden_units: Sequence[int],
+        dim: int,
+        hidden_dims: Sequence[int],
         out_dim: int | None = None,
         *,
         act: ActLike = "relu",
@@ -254,10 +268,10 @@ class MLPBlock(nn.Sequential):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"MLPBlock: dropout must be in [0, 1), got {dropout!r}")
         layers: list[nn.Module] = []
-        widths = [in_dim, *hidden_units]
+        widths = [dim, *hidden_dims]
         for i, (a, b) in enumerate(itertools.pairwise(widths)):
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise ValueError(f"MLPBlock: hidden_units[{i}] must be a positive int, got {b!r}")
+                raise ValueError(f"MLPBlock: hidden_dims[{i}] must be a positive int, got {b!r}")
             layers.append(nn.Linear(a, b, **factory_kwargs))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(b, **factory_kwargs))
@@ -267,51 +281,120 @@ class MLPBlock(nn.Sequential):
         if out_dim is not None:
             layers.append(nn.Linear(widths[-1], out_dim, **factory_kwargs))
         super().__init__(*layers)
-        self.out_features = out_dim if out_dim is not None else widths[-1]
+        self.out_dim = out_dim if out_dim is not None else widths[-1]
         for m in self:
             if isinstance(m, nn.Linear):
                 nn.init.xavier_normal_(m.weight)
                 nn.init.zeros_(m.bias)
 
 
+def _act_name(value: str) -> str:
+    known = act_names()
+    if value.lower() not in known:
+        raise ValueError(f"an activation name{did_you_mean(value, known)}: {', '.join(known)}")
+    return value
+
+
+#: a config field holding an activation name (:func:`gatelab.core.layers.activations.act_names`;
+#: checked when the config is built and when an experiment config is validated)
+ActName = Annotated[str, AfterValidator(_act_name)]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CTRConfig(ModelConfig):
+    """The fields every CTR model config shares (the base of each ``<Model>Config``).
+
+    Attributes:
+        feature_spec: the fields of the data (names, types, vocabulary sizes, field-wise
+            embedding sizes), as :meth:`FeatureSpec.model_dict() <gatelab.recsys.data.FeatureSpec.model_dict>`;
+            a :class:`~gatelab.recsys.data.FeatureSpec` (or a bare list of field dicts) is
+            accepted and stored as its ``model_dict()``. Required: the data module's
+            ``model_kwargs()`` supplies it, presets never hold it. A config field (not a separate
+            constructor argument) so that a config alone rebuilds the model
+            (``type(model)(model.config)``) and ``create_model(name, preset=..., feature_spec=...)``
+            needs nothing else.
+        embedding_dim: default field embedding size (a field's own ``embedding_dim`` in the
+            spec wins; FuxiCTR's ``embedding_dim``).
+        embedding_init_std: std of the ``N(0, std^2)`` embedding initialisation (FuxiCTR: 1e-4).
+    """
+
+    feature_spec: Mapping[str, Any] = dataclasses.field(hash=False)
+    embedding_dim: PositiveInt = 10
+    embedding_init_std: NonNegativeFloat = 1e-4
+
+    def __post_init__(self) -> None:
+        try:
+            spec = as_feature_spec(self.feature_spec)
+            spec.check_fitted()
+        except (ValueError, KeyError, TypeError) as e:  # ConfigError is a ValueError
+            msg = " ".join(str(e).strip("'\"").split())
+            raise ConfigError(f"{type(self).__name__}.feature_spec: {msg}") from None
+        object.__setattr__(self, "feature_spec", spec.model_dict())  # plain data, one form
+        super().__post_init__()
+
+    def spec(self) -> FeatureSpec:
+        """:attr:`feature_spec` as a :class:`~gatelab.recsys.data.FeatureSpec`."""
+        return as_feature_spec(self.feature_spec)
+
+    def field_dims(self) -> list[int]:
+        """The embedding size of every field in spec order (its own, else :attr:`embedding_dim`)."""
+        return [f.embedding_dim or self.embedding_dim for f in self.spec().fields]
+
+
 class CTRModel(nn.Module):
-    r"""The scaffold every recsys model shares: feature spec -> field embeddings -> tower -> logit.
+    r"""The scaffold every recsys model shares: config -> feature spec -> field embeddings -> tower -> logit.
 
-    ``forward(categorical, numeric, sequence)`` embeds the inputs with :attr:`embedding`
-    (a :class:`FieldEmbedding`, flat ``e`` ``[B, sum_f d_f]``) and returns
-    :meth:`tower` ``(e, categorical, numeric, sequence)``, the logit ``[B]`` (the task applies the
-    sigmoid). A model builds its layers after ``super().__init__(...)`` and implements
-    :meth:`tower`; the raw inputs are passed on for parts that embed fields of their own (FinalMLP's
-    gate contexts, DeepFM's first-order term).
+    ``__init__(config=None, /, *, device=None, dtype=None, **overrides)`` builds
+    :attr:`config` (a :attr:`config_class` instance, from a config, a mapping or keywords:
+    :meth:`~gatelab.core.config.ModelConfig.build`), the field embeddings :attr:`embedding` (a
+    :class:`FieldEmbedding` of the spec, flat ``e`` ``[B, sum_f d_f]``), then calls the model's
+    :meth:`build_tower`. ``forward(categorical, numeric, sequence)`` returns
+    :meth:`tower` ``(e, categorical, numeric, sequence)``, the logit ``[B]`` (the task applies
+    the sigmoid); the raw inputs are passed on for parts that embed fields of their own
+    (FinalMLP's gate contexts, DeepFM's first-order term). A model declares ``config_class``
+    and implements :meth:`build_tower` and :meth:`tower`; it never writes an ``__init__``.
 
-    Args:
-        feature_spec: the data's :class:`~gatelab.recsys.data.FeatureSpec` (or ``model_dict()``),
-            kept as :attr:`feature_spec` (its ``model_dict()``).
-        embedding_dim: default field embedding size.
-        embedding_init_std: std of the embedding initialisation (FuxiCTR: 1e-4).
-        scalar: every field gets a 1-dim embedding whatever the spec says (logistic regression's
-            per-value weights).
+    ``device`` / ``dtype`` are where the parameters are created, not part of the config.
 
     Shapes: keyword inputs ``categorical [B, F_cat]``, ``numeric [B, F_num]``,
     ``sequence [B, F_seq, L]`` (those the spec has) -> ``[B]``.
     """
 
+    config_class: ClassVar[type[CTRConfig]] = CTRConfig
+    #: every field gets a 1-dim embedding whatever the spec says (logistic regression's
+    #: per-value weights)
+    scalar_embeddings: ClassVar[bool] = False
+    config: CTRConfig
+
     def __init__(
         self,
-        feature_spec: FeatureSpec | Mapping[str, Any],
-        embedding_dim: int,
+        config: CTRConfig | Mapping[str, Any] | None = None,
+        /,
         *,
-        embedding_init_std: float = 1e-4,
-        scalar: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        **overrides: Any,
     ) -> None:
         super().__init__()
-        spec = as_feature_spec(feature_spec)
-        self.feature_spec = spec.model_dict()
-        if scalar:  # field-wise embedding sizes do not apply: every weight is a scalar
+        self.config = cfg = self.config_class.build(config, **overrides)
+        spec = cfg.spec()
+        if self.scalar_embeddings:
             spec = spec.with_embedding_dims({f.name: 1 for f in spec.fields})
-        self.embedding = FieldEmbedding(spec, embedding_dim, init_std=embedding_init_std, device=device, dtype=dtype)
+        factory_kwargs = {"device": device, "dtype": dtype}
+        self.embedding = FieldEmbedding(
+            spec, cfg.embedding_dim, init_std=cfg.embedding_init_std, **factory_kwargs
+        )
+        self.build_tower(factory_kwargs)
+
+    @property
+    def feature_spec(self) -> dict[str, Any]:
+        """The spec the model was built for (``config.feature_spec``, a ``model_dict()``)."""
+        return dict(self.config.feature_spec)
+
+    def build_tower(self, factory_kwargs: dict[str, Any]) -> None:
+        """Create the layers after :attr:`embedding` from :attr:`config` (``factory_kwargs``:
+        ``device`` and ``dtype``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build_tower")
 
     def forward(
         self,
@@ -329,7 +412,12 @@ class CTRModel(nn.Module):
         sequence: torch.Tensor | None,
     ) -> torch.Tensor:
         """The logit ``[B]`` from the flat field embeddings ``e`` ``[B, D]`` (and the raw inputs)."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement tower")
+
+
+def _example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The registry's ``example_inputs`` of every recsys model: random inputs of its spec."""
+    return (), example_inputs(model.feature_spec, batch)
 
 
 def model_param_groups(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:

@@ -1,7 +1,20 @@
 """The ``ctr`` paper table: :data:`CTR_TABLE` (registered as ``ctr``) and :data:`CTR_RECIPE`.
 
-``gatelab repro ctr`` trains every requested model with its preset
-(:mod:`gatelab.recsys.models.presets`) and reports test AUC/logloss.
+``gatelab repro ctr`` trains every requested model from its config's ``frappe-x1`` preset (the
+model hyper-parameters: ``FinalMLPConfig.presets["frappe-x1"]`` ...) with the training
+hyper-parameters held here: :data:`BARS_TRAINING` (optimizer, lr, batch, clipping, early
+stopping) and :data:`CTR_TASK_KWARGS` (per model, the embedding / network regularisers), and
+reports test AUC/logloss.
+
+Sources: Frappe_x1, BARS (github.com/reczoo/BARS ``ranking/ctr/<Model>/<Model>_frappe_x1``):
+FinalMLP (``FinalMLP_frappe_x1_004_e1ab402f``), DNN (``DNN_frappe_x1_001_ad0f0fce``), DCNv2
+(``DCNv2_frappe_x1_007_c207b717``), DeepFM (``DeepFM_frappe_x1_001_4ae3a56e``), LR
+(``LR_frappe_x1_001_ff730f43``); DualMLP from RecZoo (``ranking/ctr/FinalMLP/results/
+DualMLP_frappe_x1_008_27a1726a.log``). All: Adam, lr 1e-3, batch 4096, embedding size 10,
+early stopping on validation AUC with patience 2, learning rate x0.1 on every plateau. GDCN-P /
+GDCN-S: the GDCN paper's Frappe model setting (``GDCNConfig.presets["frappe-x1"]``), trained with
+this BARS Frappe_x1 protocol (embedding regulariser 0.05 like every BARS Frappe model) instead of
+the paper's weight decay 1e-6 / plateau patience 5 / early-stop patience 4.
 """
 
 from __future__ import annotations
@@ -11,15 +24,65 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from gatelab.core.config import ConfigError, did_you_mean
 from gatelab.core.harness import Option, ReproTable
 from gatelab.core.harness.configs import ExperimentConfig
 from gatelab.core.harness.recipes import Budget, Cell, Recipe, run_cell
 
-from ..models.presets import BARS_TRAINING, preset
+__all__ = [
+    "BARS_TRAINING",
+    "CTR_MODELS",
+    "CTR_PRESET",
+    "CTR_RECIPE",
+    "CTR_TABLE",
+    "CTR_TASK_KWARGS",
+    "ctr_config",
+    "ctr_settings",
+    "run_ctr",
+]
 
-__all__ = ["CTR_MODELS", "CTR_RECIPE", "CTR_TABLE", "ctr_config", "ctr_settings", "run_ctr"]
-
+#: the models the table runs by default
 CTR_MODELS = ("finalmlp", "dualmlp", "gdcn-p", "gdcn-s", "dcnv2", "dnn")
+
+#: the model preset of every row (each model's ``<Model>Config.presets[CTR_PRESET]``); the same
+#: for the ``frappe`` (rebuilt train) and ``frappe_x1`` (official train) training data
+CTR_PRESET = "frappe-x1"
+
+#: the BARS/FuxiCTR training protocol shared by every row
+BARS_TRAINING: dict[str, Any] = {
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "batch_size": 4096,
+    "max_epochs": 100,
+    "gradient_clip_val": 10.0,
+    "monitor": "val/auc",
+    "patience": 2,
+}
+
+_BARS_REGULARIZERS = {"embedding_regularizer": 0.05, "net_regularizer": 0.0}
+
+#: ``task.kwargs`` (:class:`~gatelab.recsys.tasks.ctr.CTROptions`) of each model's row: the
+#: BARS Frappe_x1 regularisers (LR's embedding L2 is 1e-5, every other model's 0.05)
+CTR_TASK_KWARGS: dict[str, dict[str, Any]] = {
+    "finalmlp": _BARS_REGULARIZERS,
+    "dualmlp": _BARS_REGULARIZERS,
+    "gdcn-p": _BARS_REGULARIZERS,
+    "gdcn-s": _BARS_REGULARIZERS,
+    "dcnv2": _BARS_REGULARIZERS,
+    "dnn": _BARS_REGULARIZERS,
+    "deepfm": _BARS_REGULARIZERS,
+    "lr": {"embedding_regularizer": 1e-5, "net_regularizer": 0.0},
+}
+
+
+def _task_kwargs(model: str) -> dict[str, Any]:
+    """A copy of ``CTR_TASK_KWARGS[model]`` (:class:`ConfigError` naming the models there)."""
+    if model not in CTR_TASK_KWARGS:
+        raise ConfigError(
+            f"ctr: model {model!r} has no row in the table{did_you_mean(model, CTR_TASK_KWARGS)}; "
+            f"models: {', '.join(CTR_TASK_KWARGS)}"
+        )
+    return dict(CTR_TASK_KWARGS[model])
 
 CTR_TABLE = ReproTable(
     name="ctr",
@@ -59,7 +122,7 @@ CTR_TABLE = ReproTable(
             "--models",
             nargs="+",
             default=list(CTR_MODELS),
-            help="models to run (presets in gatelab.recsys.models.presets)",
+            help="models to run (each from its config's frappe-x1 preset)",
         ),
         Option(
             "--max-epochs", type=int, default=100, help="epoch limit (early stopping usually ends earlier)"
@@ -77,26 +140,27 @@ _T = BARS_TRAINING
 
 
 def ctr_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
-    """The recipe's ``configure`` hook: ``cell.model``'s preset (model and task kwargs) for the
-    training data named by the ``dataset`` option (``frappe`` or ``frappe_x1``), its run name,
-    Frappe's negative-sampling seed, and the ``--quick`` evaluation limits."""
+    """The recipe's ``configure`` hook: ``cell.model``'s preset (:data:`CTR_PRESET`) and task
+    kwargs (:data:`CTR_TASK_KWARGS`), the training data named by the ``dataset`` option
+    (``frappe`` or ``frappe_x1``), its run name, Frappe's negative-sampling seed, and the
+    ``--quick`` evaluation limits."""
     dataset = options.get("dataset") or cell.dataset
-    p = preset(dataset, cell.model)
+    task = _task_kwargs(cell.model)
     data: dict[str, Any] = {"dataset": dataset}
     if dataset == "frappe":
         data["negative_seed"] = options.get("negative_seed", 2021)
     out: dict[str, Any] = {
         "name": f"ctr-{dataset}-{cell.model}" + ("-quick" if options.get("quick") else ""),
-        "model": {"kwargs": p["model"]},
+        "model": {"kwargs": {"preset": CTR_PRESET}},
         "data": {"kwargs": data},
-        "task": {"kwargs": p["task"]},
+        "task": {"kwargs": task},
     }
     if options.get("quick"):
         out["trainer"] = {"limit_val_batches": 2, "limit_test_batches": 2}
     return out
 
 
-#: the ``ctr`` table as data: every model's preset with the BARS training protocol
+#: the ``ctr`` table as data: every model's ``frappe-x1`` preset with the BARS training protocol
 CTR_RECIPE = Recipe(
     name="ctr",
     models=CTR_MODELS,
@@ -169,7 +233,7 @@ def ctr_config(
 def run_ctr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     """Rows of the ``ctr`` table: one per (model, seed), run by the harness's recipe runner."""
     for model in args.models:
-        preset(args.dataset, model)  # fail early on an unknown model
+        _task_kwargs(model)  # fail early on a model the table has no row for
     variant = "quick" if args.quick else ("official-train" if args.dataset == "frappe_x1" else None)
     budget = _budget(args.max_epochs, args.quick)
     for seed in args.seeds:
@@ -189,6 +253,10 @@ def run_ctr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             row["config"] = json.dumps(
                 {
                     "model_kwargs": cfg["model"]["kwargs"],
+                    # the preset resolved: every model hyper-parameter of the row (spec aside)
+                    "model_config": {
+                        k: v for k, v in res.task.model.config.to_dict().items() if k != "feature_spec"
+                    },
                     "task_kwargs": cfg["task"]["kwargs"],
                     "params": n_params,
                     "train_rows": len(dm.encoded["train"]),

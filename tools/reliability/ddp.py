@@ -201,9 +201,9 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
                 "name": "gdcn-p",
                 "kwargs": {
                     "embedding_dim": 4,
-                    "dnn_hidden_units": [8],
+                    "dnn_hidden_dims": [8],
                     "num_cross_layers": 2,
-                    "net_dropout": 0.0,
+                    "dropout": 0.0,
                     "batch_norm": False,
                 },
             }

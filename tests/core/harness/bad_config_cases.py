@@ -240,7 +240,7 @@ CASES: list[Case] = [
     C("gateformer-flag", M("gateformer", gates="maybe"), "model.kwargs.gates='maybe'", "a boolean (true or false)"),
     C("gateformer-unknown", M("gateformer", dmodel=8), "model.kwargs.dmodel=8", "did you mean 'd_model'"),
     C("finalmlp-dropout", M("finalmlp", mlp1_dropout=1.0), "model.kwargs.mlp1_dropout=1.0", "[0, 1)"),
-    C("finalmlp-units", M("finalmlp", mlp1_hidden_units=[64, 0]), "model.kwargs.mlp1_hidden_units=[64, 0]", "[1]"),
+    C("finalmlp-units", M("finalmlp", mlp1_hidden_dims=[64, 0]), "model.kwargs.mlp1_hidden_dims=[64, 0]", "[1]"),
     C("maxim-key", M("maxim", featurs=32), "model.kwargs.featurs=32", "did you mean 'features'"),
     C("maxim-dropout", M("maxim", dropout=2), "model.kwargs.dropout=2", "[0, 1)"),
     C("data-name", "data.name=no-such-data", "data.name='no-such-data'", "unknown data module"),

@@ -166,7 +166,7 @@ def _ctr(root: Path) -> Case:
             "batch_size": 16,
         },
     }
-    model = {"name": "gdcn-p", "kwargs": {"embedding_dim": 4, "dnn_hidden_units": [8], "num_cross_layers": 2, "net_dropout": 0.2}}
+    model = {"name": "gdcn-p", "kwargs": {"embedding_dim": 4, "dnn_hidden_dims": [8], "num_cross_layers": 2, "dropout": 0.2}}
     task = {"name": "ctr", "lr": 1e-2, "monitor": "val/auc"}
     cfg = _config(root, "ctr", model, data, task, checkpoint={"monitor": "val/auc", "mode": "max"})
     return Case(cfg, root / "data")

@@ -235,10 +235,11 @@ def test_shipped_configs_validate():
 
 def test_model_constructor_errors_become_one_config_line():
     from gatelab.core.registry import create_model
+    from gatelab.recsys.models import tiny_feature_spec
 
-    # gdcn-p fixes structure=parallel: a second value is a TypeError of the factory
-    with pytest.raises(ConfigError, match=r"model 'gdcn-p': model\.kwargs\.structure='stacked': .*structure"):
-        create_model("gdcn-p", feature_spec={}, structure="stacked")
+    # gdcn-p's config (GDCNPConfig) fixes structure=parallel: another value is its one-line error
+    with pytest.raises(ConfigError, match=r"^GDCNPConfig\.structure='stacked': expected 'parallel'$"):
+        create_model("gdcn-p", feature_spec=tiny_feature_spec(), structure="stacked")
     with pytest.raises(ConfigError) as e:
         create_model("gateformer", num_vars=3, lookback=16, horizon=4, d_model=10, num_heads=3)
     assert "\n" not in str(e.value) and "gateformer" in str(e.value).lower()  # GateformerConfig: ...

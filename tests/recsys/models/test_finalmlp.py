@@ -1,24 +1,23 @@
-"""FinalMLP against a hand-written computation; config errors of the CTR models."""
+"""FinalMLP against a hand-written computation (configs and their errors: test_configs.py)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 from ctr_model_fixtures import SPEC, inputs, manual_embeddings, mlp_manual, randomize
 
 from gatelab.core import capture_gates
-from gatelab.recsys.models import GDCN, FinalMLP
+from gatelab.recsys.models import FinalMLP
 
 
 def test_finalmlp_matches_hand_computation():
     m = randomize(
         FinalMLP(
-            SPEC,
-            2,
-            [4],
+            feature_spec=SPEC,
+            embedding_dim=2,
+            mlp1_hidden_dims=[4],
             mlp1_batch_norm=True,
-            mlp2_hidden_units=[6],
-            fs_hidden_units=[3],
+            mlp2_hidden_dims=[6],
+            fs_hidden_dims=[3],
             fs1_context=["user", "ctx"],
             num_heads=2,
         )
@@ -47,17 +46,3 @@ def test_finalmlp_matches_hand_computation():
     with capture_gates(m) as gates:
         m(**x)
     torch.testing.assert_close(gates["gate1"], gate1)
-
-
-def test_bad_config_is_an_error():
-    from gatelab import create_model
-    from gatelab.core.config import ConfigError
-
-    with pytest.raises(ConfigError, match="unexpected keyword"):
-        create_model("finalmlp", feature_spec=SPEC, crossing_layers=3)
-    with pytest.raises(ValueError, match="divisible by num_heads"):
-        FinalMLP(SPEC, 2, [4], mlp2_hidden_units=[3], num_heads=2)
-    with pytest.raises(ValueError, match="needs dnn_hidden_units"):
-        GDCN(SPEC, 2, dnn_hidden_units=[])
-    with pytest.raises(KeyError, match="no field 'shop'"):
-        FinalMLP(SPEC, 2, [4], fs1_context=["shop"])

@@ -13,11 +13,11 @@ from gatelab.recsys.models import GDCN, fdo_embedding_dims
 def test_gdcn_matches_hand_computation(structure):
     m = randomize(
         GDCN(
-            SPEC,
-            2,
+            feature_spec=SPEC,
+            embedding_dim=2,
             structure=structure,
             num_cross_layers=2,
-            dnn_hidden_units=[] if structure == "crossnet_only" else [4],
+            dnn_hidden_dims=[] if structure == "crossnet_only" else [4],
             batch_norm=True,
         )
     )
@@ -36,7 +36,7 @@ def test_gdcn_matches_hand_computation(structure):
 
 
 def test_gdcn_gate_importance():
-    m = randomize(GDCN(SPEC, 2, structure="parallel", num_cross_layers=2, dnn_hidden_units=[4]))
+    m = randomize(GDCN(feature_spec=SPEC, embedding_dim=2, structure="parallel", num_cross_layers=2, dnn_hidden_dims=[4]))
     x = inputs(7)
     imp = m.gate_importance(**x)
     e = torch.cat(manual_embeddings(m.embedding, x, [2] * 5), dim=1)
@@ -47,7 +47,7 @@ def test_gdcn_gate_importance():
 
 
 def test_fdo_dimensions_follow_pca():
-    m = GDCN(SPEC, 4, dnn_hidden_units=[4])
+    m = GDCN(feature_spec=SPEC, embedding_dim=4, dnn_hidden_dims=[4])
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         basis = torch.randn(2, 4, generator=g)
@@ -65,6 +65,6 @@ def test_fdo_dimensions_follow_pca():
     from gatelab.recsys.data import as_feature_spec
 
     spec2 = as_feature_spec(SPEC).with_embedding_dims(dims)
-    m2 = GDCN(spec2.model_dict(), 4, dnn_hidden_units=[4])
+    m2 = GDCN(feature_spec=spec2, embedding_dim=4, dnn_hidden_dims=[4])  # a FeatureSpec is accepted
     assert m2.embedding.output_dim == sum(dims.values())
     assert m2(**inputs()).shape == (5,)

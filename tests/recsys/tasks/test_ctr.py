@@ -31,8 +31,8 @@ def _task(**kwargs):
         model_kwargs=dict(
             feature_spec=tiny_feature_spec(),
             embedding_dim=4,
-            mlp1_hidden_units=[4],
-            mlp2_hidden_units=[4],
+            mlp1_hidden_dims=[4],
+            mlp2_hidden_dims=[4],
             fs1_context=["user"],
         ),
         task={"name": "ctr", "optimizer": "adam", "monitor": "val/auc", "kwargs": kwargs},
@@ -109,7 +109,7 @@ def test_end_to_end_run_through_the_harness(tmp_path):
             "output_dir": str(tmp_path / "runs"),
             "model": {
                 "name": "gdcn-p",
-                "kwargs": {"embedding_dim": 4, "dnn_hidden_units": [8], "num_cross_layers": 2},
+                "kwargs": {"embedding_dim": 4, "dnn_hidden_dims": [8], "num_cross_layers": 2},
             },
             "data": {
                 "name": "ctr",
