@@ -21,10 +21,10 @@ class FeatureGate(nn.Module):
 
     ::
 
-        g   = sigmoid(MLP(c))                    [..., feature_dim]  (or [feature_dim], learned context)
-        x'  = x * (scale * g) [* 2 sigmoid(m)]   [..., feature_dim]  scale = 2: g = 1/2 keeps x
+        g   = sigmoid(MLP(c))                    [..., dim]  (or [dim], learned context)
+        x'  = x * (scale * g) [* 2 sigmoid(m)]   [..., dim]  scale = 2: g = 1/2 keeps x
 
-    ``MLP`` is ``Linear -> act -> dropout`` per hidden width, then ``Linear(feature_dim)``. The
+    ``MLP`` is ``Linear -> act -> dropout`` per hidden width, then ``Linear(dim)``. The
     context ``c`` is either given (the concatenated embeddings of the chosen context fields) or,
     with ``learned_context=True``, a learnable vector (zeros at start), as FuxiCTR does when no
     context field is chosen; the gate then depends on no input (a learned static feature
@@ -32,7 +32,7 @@ class FeatureGate(nn.Module):
     (``m = 0`` at start, factor 1) multiplies the output, independent of the context.
 
     Args:
-        feature_dim: features of ``x`` (usually ``num_fields * embedding_dim``, flattened).
+        dim: features of ``x`` (usually ``num_fields * embedding_dim``, flattened).
         context_dim: features of the context (or the size of the learned context vector).
         hidden_dims: hidden widths of the gate MLP (default ``(64,)``; ``()`` is one Linear).
         act: hidden activation (default ReLU).
@@ -43,9 +43,9 @@ class FeatureGate(nn.Module):
         feature_mask: add the learnable per-feature factor ``2 sigmoid(m)``.
         scale: multiplier of the gate (2 in the paper, so the gate spans ``[0, 2]``).
 
-    Shapes: ``x`` ``[..., feature_dim]``; ``context`` ``[..., context_dim]`` with the same
+    Shapes: ``x`` ``[..., dim]``; ``context`` ``[..., context_dim]`` with the same
     leading dims (or broadcastable), omitted with ``learned_context``; returns
-    ``[..., feature_dim]``. The squashed gate ``g`` (in ``[0, 1]``, before ``scale``) is recorded
+    ``[..., dim]``. The squashed gate ``g`` (in ``[0, 1]``, before ``scale``) is recorded
     with :func:`gatelab.core.record_gate`, the mask factor with suffix ``"mask"``.
 
     Paper: Mao et al., "FinalMLP: An Enhanced Two-Stream MLP Model for CTR Prediction", AAAI 2023,
@@ -61,7 +61,7 @@ class FeatureGate(nn.Module):
 
     def __init__(
         self,
-        feature_dim: int,
+        dim: int,
         context_dim: int,
         hidden_dims: Sequence[int] = (64,),
         *,
@@ -79,12 +79,12 @@ class FeatureGate(nn.Module):
         factory_kwargs = {"device": device, "dtype": dtype}
         check_positive_ints(
             "FeatureGate",
-            ("feature_dim", feature_dim),
+            ("dim", dim),
             ("context_dim", context_dim),
             *((f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)),
         )
         check_dropout("FeatureGate", dropout)
-        self.feature_dim = feature_dim
+        self.dim = dim
         self.context_dim = context_dim
         self.scale = float(scale)
         self.learned_context = learned_context
@@ -94,7 +94,7 @@ class FeatureGate(nn.Module):
             layers += [nn.Linear(a, b, bias=bias, **factory_kwargs), create_act(act)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(widths[-1], feature_dim, bias=bias, **factory_kwargs))
+        layers.append(nn.Linear(widths[-1], dim, bias=bias, **factory_kwargs))
         self.mlp = nn.Sequential(*layers)
         self.gate_act = create_act(gate_act)
         if learned_context:
@@ -102,7 +102,7 @@ class FeatureGate(nn.Module):
         else:
             self.register_parameter("context", None)
         if feature_mask:
-            self.mask = nn.Parameter(torch.zeros(feature_dim, **factory_kwargs))
+            self.mask = nn.Parameter(torch.zeros(dim, **factory_kwargs))
         else:
             self.register_parameter("mask", None)
         self.reset_parameters()
@@ -119,8 +119,8 @@ class FeatureGate(nn.Module):
             nn.init.zeros_(self.mask)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if x.shape[-1] != self.feature_dim:
-            raise ValueError(f"FeatureGate: expected x[..., {self.feature_dim}], got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"FeatureGate: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
         if self.context is not None:
             if context is not None:
                 raise ValueError("FeatureGate: built with learned_context=True; do not pass a context")
@@ -145,6 +145,6 @@ class FeatureGate(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"feature_dim={self.feature_dim}, context_dim={self.context_dim}, "
+            f"dim={self.dim}, context_dim={self.context_dim}, "
             f"learned_context={self.learned_context}, feature_mask={self.mask is not None}, scale={self.scale}"
         )

@@ -38,17 +38,17 @@ def _lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
     nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
 
 
-def _maxim_dense(in_features: int, out_features: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
-    lin = nn.Linear(in_features, out_features, bias=bias, **factory_kwargs)
+def _maxim_dense(dim: int, out_dim: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
+    lin = nn.Linear(dim, out_dim, bias=bias, **factory_kwargs)
     nn.init.normal_(lin.weight, 0.0, _MAXIM_STD)
     if lin.bias is not None:
         nn.init.zeros_(lin.bias)
     return lin
 
 
-def _flax_dense(in_features: int, out_features: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
-    lin = nn.Linear(in_features, out_features, bias=bias, **factory_kwargs)
-    _lecun_normal_(lin.weight, in_features)
+def _flax_dense(dim: int, out_dim: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
+    lin = nn.Linear(dim, out_dim, bias=bias, **factory_kwargs)
+    _lecun_normal_(lin.weight, dim)
     if lin.bias is not None:
         nn.init.zeros_(lin.bias)
     return lin
@@ -127,7 +127,7 @@ class SpatialGatingUnit(nn.Module):
 
     Args:
         dim: channels ``2d`` of the input (even); the output has ``d = dim // 2``.
-        seq_len: the number of tokens ``N`` (fixed: ``W`` is ``N x N``).
+        num_tokens: the number of tokens ``N`` (fixed: ``W`` is ``N x N``).
         gate_act: optional squashing of the gate (default ``None``: the paper's linear gate).
         bias: learnable per-token bias ``b`` (initialised to 1).
         causal: mask ``W`` to its lower triangle.
@@ -148,7 +148,7 @@ class SpatialGatingUnit(nn.Module):
     def __init__(
         self,
         dim: int,
-        seq_len: int,
+        num_tokens: int,
         *,
         gate_act: ActLike = None,
         bias: bool = True,
@@ -164,13 +164,13 @@ class SpatialGatingUnit(nn.Module):
             raise ValueError(
                 f"SpatialGatingUnit: dim must be a positive even int (split in two), got {dim!r}"
             )
-        check_positive_int("SpatialGatingUnit", "seq_len", seq_len, allow_bool=True)
+        check_positive_int("SpatialGatingUnit", "num_tokens", num_tokens, allow_bool=True)
         self.dim = dim
-        self.seq_len = seq_len
+        self.num_tokens = num_tokens
         self.causal = causal
         self.init_std = init_std
         self.norm = nn.LayerNorm(dim // 2, eps=norm_eps, **factory_kwargs)
-        self.proj = nn.Linear(seq_len, seq_len, bias=bias, **factory_kwargs)  # weight [N_out, N_in]
+        self.proj = nn.Linear(num_tokens, num_tokens, bias=bias, **factory_kwargs)  # weight [N_out, N_in]
         self.gate_act = create_act(gate_act)
         self.reset_parameters()
 
@@ -183,9 +183,9 @@ class SpatialGatingUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[*, N, dim]`` -> ``[*, N, dim // 2]``."""
-        if x.dim() < 2 or x.shape[-2] != self.seq_len or x.shape[-1] != self.dim:
+        if x.dim() < 2 or x.shape[-2] != self.num_tokens or x.shape[-1] != self.dim:
             raise ValueError(
-                f"SpatialGatingUnit: input must be [*, N={self.seq_len}, dim={self.dim}], got shape {tuple(x.shape)}"
+                f"SpatialGatingUnit: input must be [*, N={self.num_tokens}, dim={self.dim}], got shape {tuple(x.shape)}"
             )
         u, v = x.chunk(2, dim=-1)
         v = self.norm(v)
@@ -197,7 +197,7 @@ class SpatialGatingUnit(nn.Module):
         return u * g
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, seq_len={self.seq_len}, causal={self.causal}"
+        return f"dim={self.dim}, num_tokens={self.num_tokens}, causal={self.causal}"
 
 
 class _GmlpLayer(nn.Module):
@@ -413,7 +413,7 @@ class CrossGatingBlock(nn.Module):
     .. code-block:: text
 
         y  = ConvT_2x2,s2(y)                      if upsample_y (y from the coarser scale)
-        x  = W_x x,  y = W_y y                    1x1 convs to ``features`` channels   [B, H, W, F]
+        x  = W_x x,  y = W_y y                    1x1 convs to F = out_channels    [B, H, W, F]
         x0, y0 = x, y
         x  = act(W_ix LayerNorm(x));  g_x = SGW_x(x)       spatial gating weights of x
         y  = act(W_iy LayerNorm(y));  g_y = SGW_y(y)       spatial gating weights of y
@@ -429,7 +429,7 @@ class CrossGatingBlock(nn.Module):
     Args:
         in_channels: channels of ``x``.
         gating_channels: channels of ``y``.
-        features: ``F``, the working width (official ``features``).
+        out_channels: ``F``, the working width (official ``features``).
         block_size: ``(fh, fw)`` (or an int) of the local token mixing.
         grid_size: ``(gh, gw)`` (or an int) of the global token mixing.
         act: activation after the input projections (default ``"gelu_tanh"``, Flax's ``nn.gelu``).
@@ -466,7 +466,7 @@ class CrossGatingBlock(nn.Module):
         self,
         in_channels: int,
         gating_channels: int,
-        features: int,
+        out_channels: int,
         block_size: int | Sequence[int],
         grid_size: int | Sequence[int],
         *,
@@ -485,40 +485,40 @@ class CrossGatingBlock(nn.Module):
             "CrossGatingBlock",
             ("in_channels", in_channels),
             ("gating_channels", gating_channels),
-            ("features", features),
+            ("out_channels", out_channels),
             allow_bool=True,
         )
         if (
             not isinstance(input_proj_factor, int)
             or input_proj_factor < 1
-            or (features * input_proj_factor) % 2
+            or (out_channels * input_proj_factor) % 2
         ):
             raise ValueError(
-                f"CrossGatingBlock: features * input_proj_factor must be even, got {features} * {input_proj_factor!r}"
+                f"CrossGatingBlock: out_channels * input_proj_factor must be even, got {out_channels} * {input_proj_factor!r}"
             )
         self.in_channels = in_channels
         self.gating_channels = gating_channels
-        self.features = features
+        self.out_channels = out_channels
         self.block_size = _pair(block_size, "block_size")
         self.grid_size = _pair(grid_size, "grid_size")
         self.upsample_y = upsample_y
         if upsample_y:
             self.up_y = nn.ConvTranspose2d(
-                gating_channels, features, 2, stride=2, bias=bias, **factory_kwargs
+                gating_channels, out_channels, 2, stride=2, bias=bias, **factory_kwargs
             )
             _lecun_normal_(self.up_y.weight, gating_channels * 4)
             if self.up_y.bias is not None:
                 nn.init.zeros_(self.up_y.bias)
-            y_channels = features
+            y_channels = out_channels
         else:
             self.up_y = None
             y_channels = gating_channels
-        self.proj_x = _flax_dense(in_channels, features, bias, factory_kwargs)
-        self.proj_y = _flax_dense(y_channels, features, bias, factory_kwargs)
-        self.norm_x = nn.LayerNorm(features, eps=norm_eps, **factory_kwargs)
-        self.norm_y = nn.LayerNorm(features, eps=norm_eps, **factory_kwargs)
-        self.in_project_x = _flax_dense(features, features, bias, factory_kwargs)
-        self.in_project_y = _flax_dense(features, features, bias, factory_kwargs)
+        self.proj_x = _flax_dense(in_channels, out_channels, bias, factory_kwargs)
+        self.proj_y = _flax_dense(y_channels, out_channels, bias, factory_kwargs)
+        self.norm_x = nn.LayerNorm(out_channels, eps=norm_eps, **factory_kwargs)
+        self.norm_y = nn.LayerNorm(out_channels, eps=norm_eps, **factory_kwargs)
+        self.in_project_x = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
+        self.in_project_y = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
         self.act = create_act(act)
         sgw = dict(
             act=act,
@@ -528,10 +528,10 @@ class CrossGatingBlock(nn.Module):
             norm_eps=norm_eps,
             factory_kwargs=factory_kwargs,
         )
-        self.gating_x = _SpatialGatingWeights(features, self.block_size, self.grid_size, **sgw)
-        self.gating_y = _SpatialGatingWeights(features, self.block_size, self.grid_size, **sgw)
-        self.out_project_y = _flax_dense(features, features, bias, factory_kwargs)
-        self.out_project_x = _flax_dense(features, features, bias, factory_kwargs)
+        self.gating_x = _SpatialGatingWeights(out_channels, self.block_size, self.grid_size, **sgw)
+        self.gating_y = _SpatialGatingWeights(out_channels, self.block_size, self.grid_size, **sgw)
+        self.out_project_y = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
+        self.out_project_x = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -569,6 +569,6 @@ class CrossGatingBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"in_channels={self.in_channels}, gating_channels={self.gating_channels}, features={self.features}, "
+            f"in_channels={self.in_channels}, gating_channels={self.gating_channels}, out_channels={self.out_channels}, "
             f"block_size={self.block_size}, grid_size={self.grid_size}, upsample_y={self.upsample_y}"
         )

@@ -696,13 +696,13 @@ class TemporalFusionTransformer(nn.Module):
             return VariableSelectionNetwork(
                 sizes,
                 H,
-                context_size=context,
+                context_dim=context,
                 act=ELU,
                 dropout=dropout,
                 skip="interpolate" if pf else "linear",
                 resample_only=cats if pf else (),
-                grn_hidden_sizes=[min(s, H) for s in sizes.values()] if pf else None,
-                weight_hidden_size=min(H, len(sizes)) if pf else None,
+                grn_hidden_dims=[min(s, H) for s in sizes.values()] if pf else None,
+                weight_hidden_dim=min(H, len(sizes)) if pf else None,
                 **factory_kwargs,
             )
 
@@ -712,7 +712,7 @@ class TemporalFusionTransformer(nn.Module):
 
         def grn(context: int | None = None) -> GatedResidualNetwork:
             return GatedResidualNetwork(
-                H, H, H, context_size=context, act=ELU, dropout=dropout, **factory_kwargs
+                H, H, H, context_dim=context, act=ELU, dropout=dropout, **factory_kwargs
             )
 
         # static covariate encoders: c_s (selection), c_e (enrichment), c_h, c_c (LSTM state)
