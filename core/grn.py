@@ -171,9 +171,7 @@ class GatedLinearUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.dim:
-            raise ValueError(
-                f"GatedLinearUnit: expected x[..., {self.dim}], got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"GatedLinearUnit: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
         value, gate = self.fc(self.dropout(x)).chunk(2, dim=-1)
         gate = self.gate_act(gate)
         record_gate(self, gate)
@@ -265,9 +263,7 @@ class GateAddNorm(nn.Module):
             return self.norm(self.glu(x) + skip)
         # fused GLU + add + LayerNorm (Triton on CUDA), from the GLU's projection
         if x.shape[-1] != glu.dim:
-            raise ValueError(
-                f"GatedLinearUnit: expected x[..., {glu.dim}], got shape {tuple(x.shape)}"
-            )
+            raise ValueError(f"GatedLinearUnit: expected x[..., {glu.dim}], got shape {tuple(x.shape)}")
         h = glu.fc(glu.dropout(x))
         return dispatch("gate_add_norm", h, skip, self.norm.weight, self.norm.bias, self.norm.eps)
 
@@ -377,9 +373,7 @@ class GatedResidualNetwork(nn.Module):
 
     def forward(self, a: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         if a.shape[-1] != self.dim:
-            raise ValueError(
-                f"GatedResidualNetwork: expected a[..., {self.dim}], got shape {tuple(a.shape)}"
-            )
+            raise ValueError(f"GatedResidualNetwork: expected a[..., {self.dim}], got shape {tuple(a.shape)}")
         residual = a if self.skip is None else self.skip(a)
         h = self.fc1(a)
         if context is not None:
@@ -412,6 +406,33 @@ def _select(owner: str, what: str, spec: Collection[str | int], names: list[str]
                 raise ValueError(f"{owner}: {what} names unknown variable {item!r}; variables: {names}")
             out.append(names.index(item))
     return sorted(set(out))
+
+
+def _variable_dims(owner: str, input_dims: Mapping[str, int] | Sequence[int]) -> tuple[list[str], list[int]]:
+    """``(names, widths)`` of a VSN's variables; a sequence gets the names ``"0"``, ``"1"``, ..."""
+    if isinstance(input_dims, Mapping):
+        names = [str(k) for k in input_dims]
+        sizes = list(input_dims.values())
+    else:
+        sizes = list(input_dims)
+        names = [str(i) for i in range(len(sizes))]
+    if not sizes:
+        raise ValueError(f"{owner}: input_dims is empty")
+    for n, s in zip(names, sizes):
+        check_positive_int(owner, f"input_dims[{n!r}]", s)
+    return names, sizes
+
+
+def _grn_widths(owner: str, spec: int | Sequence[int] | None, default: int, names: list[str]) -> list[int]:
+    """Per-variable GRN widths from an int, a sequence (one per variable) or ``None`` (``default``)."""
+    if spec is None:
+        spec = default
+    hid = [spec] * len(names) if isinstance(spec, int) else list(spec)
+    if len(hid) != len(names):
+        raise ValueError(f"{owner}: grn_hidden_dims has {len(hid)} entries for {len(names)} variables")
+    for n, h in zip(names, hid):
+        check_positive_int(owner, f"grn_hidden_dims[{n!r}]", h)
+    return hid
 
 
 def _span(idx: list[int], V: int) -> bool | slice:
@@ -501,53 +522,62 @@ class VariableSelectionNetwork(nn.Module):
         super().__init__()
         owner = "VariableSelectionNetwork"
         factory_kwargs = {"device": device, "dtype": dtype}
-        if isinstance(input_dims, Mapping):
-            names = [str(k) for k in input_dims]
-            sizes = list(input_dims.values())
-        else:
-            sizes = list(input_dims)
-            names = [str(i) for i in range(len(sizes))]
-        if not sizes:
-            raise ValueError(f"{owner}: input_dims is empty")
-        for n, s in zip(names, sizes):
-            check_positive_int(owner, f"input_dims[{n!r}]", s)
+        names, sizes = _variable_dims(owner, input_dims)
         check_positive_int(owner, "hidden_dim", hidden_dim)
         check_positive_int(owner, "context_dim", context_dim, allow_none=True)
         check_positive_int(owner, "weight_hidden_dim", weight_hidden_dim, allow_none=True)
         _check_skip(owner, skip)
         dropout = _check_dropout(owner, dropout)
-        V, H = len(sizes), hidden_dim
         self.names = names
         self.input_dims = sizes
-        self.hidden_dim = H
+        self.hidden_dim = hidden_dim
         self.context_dim = context_dim
         self.skip_mode = skip
-
         pre = _select(owner, "prescale", prescale, names)
         res_only = _select(owner, "resample_only", resample_only, names)
-        grn_idx = [j for j in range(V) if j not in res_only]
-        if grn_hidden_dims is None:
-            grn_hidden_dims = H
-        if isinstance(grn_hidden_dims, int):
-            hid = [grn_hidden_dims] * V
-        else:
-            hid = list(grn_hidden_dims)
-            if len(hid) != V:
-                raise ValueError(f"{owner}: grn_hidden_dims has {len(hid)} entries for {V} variables")
-        for n, h in zip(names, hid):
-            check_positive_int(owner, f"grn_hidden_dims[{n!r}]", h)
-        self.grn_hidden_dims = hid
+        self.grn_hidden_dims = _grn_widths(owner, grn_hidden_dims, hidden_dim, names)
         self.prescale = [names[j] for j in pre]
         self.resample_only = [names[j] for j in res_only]
 
-        d_max = max(sizes)
-        self._d_max = d_max
-        raw = [1 if j in pre else sizes[j] for j in range(V)]
-        self._raw_sizes = raw
+        # parameters and buffers in the order of the state dict (weight ports rely on the keys)
+        self._build_layout(pre, factory_kwargs)
+        self._build_prescalers(pre, factory_kwargs)
+        self._build_skips(bias, factory_kwargs)
+        self._build_resample_norms(res_only, factory_kwargs)
+        self._build_grns([j for j in range(len(sizes)) if j not in res_only], bias, factory_kwargs)
+        self.act = create_act(act)
+        self.gate_act = create_act(gate_act)
+        self.dropout = nn.Dropout(dropout)
+        # weight GRN over the flattened embeddings (none for a single variable)
+        grn_kwargs = {"act": act, "gate_act": gate_act, "bias": bias, "dropout": dropout, "skip": skip}
+        self.weight_grn = (
+            GatedResidualNetwork(
+                sum(sizes),
+                weight_hidden_dim or hidden_dim,
+                len(sizes),
+                context_dim=context_dim,
+                **grn_kwargs,
+                **factory_kwargs,
+            )
+            if len(sizes) > 1
+            else None
+        )
+        self.reset_parameters()
+
+    # --- construction helpers (called once, in this order, by __init__) ------------------------
+    def _build_layout(self, pre: list[int], factory_kwargs: dict) -> None:
+        """Index buffers mapping the raw inputs to the variable-major ``[V, d_max]`` layout.
+
+        ``_gather_idx`` ``[V * d_max]`` indexes the raw inputs with a zero column appended at the
+        end (padding and prescaled variables' extra slots read it or their single real),
+        ``_valid`` ``[V, d_max]`` marks real features, ``_flat_idx`` picks the unpadded features
+        back out for the weight GRN.
+        """
+        sizes, V = self.input_dims, len(self.input_dims)
+        d_max = self._d_max = max(sizes)
+        raw = self._raw_sizes = [1 if j in pre else sizes[j] for j in range(V)]
         offsets = [sum(raw[:j]) for j in range(V)]
-        r_total = sum(raw)
-        # gather index [V * d_max] into the raw inputs with a zero column appended at r_total
-        gather = torch.full((V, d_max), r_total, dtype=torch.long)
+        gather = torch.full((V, d_max), sum(raw), dtype=torch.long)
         valid = torch.zeros(V, d_max)
         for j in range(V):
             valid[j, : sizes[j]] = 1.0
@@ -560,27 +590,31 @@ class VariableSelectionNetwork(nn.Module):
         flat_idx = torch.cat([torch.arange(sizes[j]) + j * d_max for j in range(V)])
         self.register_buffer("_flat_idx", flat_idx, persistent=False)
 
-        # --- prescalers: Linear(1, d_j) per real variable, stored [V_pre, d_max]
+    def _build_prescalers(self, pre: list[int], factory_kwargs: dict) -> None:
+        """``Linear(1, d_j)`` per prescaled real variable, stored ``[V_pre, d_max]``."""
         if pre:
             self.register_buffer("_pre_idx", torch.tensor(pre, dtype=torch.long), persistent=False)
-            self.prescale_weight = nn.Parameter(torch.empty(len(pre), d_max, **factory_kwargs))
-            self.prescale_bias = nn.Parameter(torch.empty(len(pre), d_max, **factory_kwargs))
+            self.prescale_weight = nn.Parameter(torch.empty(len(pre), self._d_max, **factory_kwargs))
+            self.prescale_bias = nn.Parameter(torch.empty(len(pre), self._d_max, **factory_kwargs))
         else:
             self.register_buffer("_pre_idx", None, persistent=False)
             self.register_parameter("prescale_weight", None)
             self.register_parameter("prescale_bias", None)
 
-        # --- skip maps R_j: identity, interpolation (fixed) or learned projection
-        proj = [j for j in range(V) if sizes[j] != H] if skip == "linear" else []
+    def _build_skips(self, bias: bool, factory_kwargs: dict) -> None:
+        """Skip maps ``R_j``: identity, interpolation (fixed buffer) or learned projection."""
+        sizes, H, V, d_max = self.input_dims, self.hidden_dim, len(self.input_dims), self._d_max
+        proj = [j for j in range(V) if sizes[j] != H] if self.skip_mode == "linear" else []
         self._skip_identity = all(s == H for s in sizes)
         fixed = torch.zeros(V, d_max, H, dtype=torch.float64)
         for j in range(V):
             if sizes[j] == H:
                 fixed[j, :H] = torch.eye(H)
-            elif skip == "interpolate":
+            elif self.skip_mode == "interpolate":
                 fixed[j, : sizes[j]] = _interp_matrix(sizes[j], H)
-        buf_dtype = dtype or torch.get_default_dtype()
-        self.register_buffer("_skip_fixed", fixed.to(device=device, dtype=buf_dtype), persistent=False)
+        buf_dtype = factory_kwargs["dtype"] or torch.get_default_dtype()
+        fixed = fixed.to(device=factory_kwargs["device"], dtype=buf_dtype)
+        self.register_buffer("_skip_fixed", fixed, persistent=False)
         if proj:
             self.register_buffer("_proj_idx", torch.tensor(proj, dtype=torch.long), persistent=False)
             self.skip_weight = nn.Parameter(torch.empty(len(proj), d_max, H, **factory_kwargs))
@@ -591,79 +625,57 @@ class VariableSelectionNetwork(nn.Module):
             self.register_parameter("skip_bias", None)
         self._proj_fan = [(sizes[j], H) for j in proj]
 
-        # --- resample-norm: LayerNorm(m_j * R_j(xi_j)) for interpolated skips and resample-only vars
-        if skip == "interpolate":
-            rn = [j for j in range(V) if sizes[j] != H and j in grn_idx] + res_only
-        else:
-            rn = list(res_only)
-        rn = sorted(rn)
-        self._rn_all = _span(rn, V)
-        if rn:
-            self.register_buffer("_rn_idx", torch.tensor(rn, dtype=torch.long), persistent=False)
-            if skip == "interpolate":
-                self.resample_mask = nn.Parameter(torch.zeros(len(rn), H, **factory_kwargs))
+    def _build_resample_norms(self, res_only: list[int], factory_kwargs: dict) -> None:
+        """``LayerNorm(m_j * R_j(xi_j))`` for interpolated skips and resample-only variables."""
+        sizes, H, V = self.input_dims, self.hidden_dim, len(self.input_dims)
+        interpolate = self.skip_mode == "interpolate"
+        rn = set(res_only)
+        if interpolate:
+            rn |= {j for j in range(V) if sizes[j] != H}
+        rn_sorted = sorted(rn)
+        self._rn_all = _span(rn_sorted, V)
+        if rn_sorted:
+            self.register_buffer("_rn_idx", torch.tensor(rn_sorted, dtype=torch.long), persistent=False)
+            if interpolate:
+                self.resample_mask = nn.Parameter(torch.zeros(len(rn_sorted), H, **factory_kwargs))
             else:
                 self.register_parameter("resample_mask", None)
-            self.resample_norm_weight = nn.Parameter(torch.ones(len(rn), H, **factory_kwargs))
-            self.resample_norm_bias = nn.Parameter(torch.zeros(len(rn), H, **factory_kwargs))
+            self.resample_norm_weight = nn.Parameter(torch.ones(len(rn_sorted), H, **factory_kwargs))
+            self.resample_norm_bias = nn.Parameter(torch.zeros(len(rn_sorted), H, **factory_kwargs))
         else:
             self.register_buffer("_rn_idx", None, persistent=False)
             self.register_parameter("resample_mask", None)
             self.register_parameter("resample_norm_weight", None)
             self.register_parameter("resample_norm_bias", None)
 
-        # --- grouped per-variable GRNs for the variables in grn_idx
-        self._grn_all = _span(grn_idx, V)
+    def _build_grns(self, grn_idx: list[int], bias: bool, factory_kwargs: dict) -> None:
+        """Grouped per-variable GRN weights ``[V_grn, ...]``, zero-padded to ``d_max``/``h_max``."""
+        sizes, hid, H = self.input_dims, self.grn_hidden_dims, self.hidden_dim
+        self._grn_all = _span(grn_idx, len(sizes))
         self._grn_vars = grn_idx
-        if grn_idx:
-            g = len(grn_idx)
-            h_max = max(hid[j] for j in grn_idx)
-            self._h_max = h_max
-            self.register_buffer("_grn_idx", torch.tensor(grn_idx, dtype=torch.long), persistent=False)
-            w1_mask = torch.zeros(g, d_max, h_max)
-            h_mask = torch.zeros(g, h_max)
-            for i, j in enumerate(grn_idx):
-                w1_mask[i, : sizes[j], : hid[j]] = 1.0
-                h_mask[i, : hid[j]] = 1.0
-            w2_mask = h_mask[:, :, None] * h_mask[:, None, :]
-            self.register_buffer("_w1_mask", w1_mask.to(**factory_kwargs), persistent=False)
-            self.register_buffer("_h_mask", h_mask.to(**factory_kwargs), persistent=False)
-            self.register_buffer("_w2_mask", w2_mask.to(**factory_kwargs), persistent=False)
-            self.fc1_weight = nn.Parameter(torch.empty(g, d_max, h_max, **factory_kwargs))
-            self.fc2_weight = nn.Parameter(torch.empty(g, h_max, h_max, **factory_kwargs))
-            self.glu_weight = nn.Parameter(torch.empty(g, h_max, 2 * H, **factory_kwargs))
-            if bias:
-                self.fc1_bias = nn.Parameter(torch.empty(g, h_max, **factory_kwargs))
-                self.fc2_bias = nn.Parameter(torch.empty(g, h_max, **factory_kwargs))
-                self.glu_bias = nn.Parameter(torch.empty(g, 2 * H, **factory_kwargs))
-            else:
-                self.register_parameter("fc1_bias", None)
-                self.register_parameter("fc2_bias", None)
-                self.register_parameter("glu_bias", None)
-            self.norm_weight = nn.Parameter(torch.ones(g, H, **factory_kwargs))
-            self.norm_bias = nn.Parameter(torch.zeros(g, H, **factory_kwargs))
-        self.act = create_act(act)
-        self.gate_act = create_act(gate_act)
-        self.dropout = nn.Dropout(dropout)
-
-        # --- weight GRN over the flattened embeddings (none for a single variable)
-        self.weight_grn = (
-            GatedResidualNetwork(
-                sum(sizes),
-                weight_hidden_dim or H,
-                V,
-                context_dim=context_dim,
-                act=act,
-                gate_act=gate_act,
-                bias=bias,
-                dropout=dropout,
-                skip=skip,
-                **factory_kwargs,
+        if not grn_idx:
+            return
+        g, d_max = len(grn_idx), self._d_max
+        h_max = self._h_max = max(hid[j] for j in grn_idx)
+        self.register_buffer("_grn_idx", torch.tensor(grn_idx, dtype=torch.long), persistent=False)
+        w1_mask = torch.zeros(g, d_max, h_max)
+        h_mask = torch.zeros(g, h_max)
+        for i, j in enumerate(grn_idx):
+            w1_mask[i, : sizes[j], : hid[j]] = 1.0
+            h_mask[i, : hid[j]] = 1.0
+        w2_mask = h_mask[:, :, None] * h_mask[:, None, :]
+        self.register_buffer("_w1_mask", w1_mask.to(**factory_kwargs), persistent=False)
+        self.register_buffer("_h_mask", h_mask.to(**factory_kwargs), persistent=False)
+        self.register_buffer("_w2_mask", w2_mask.to(**factory_kwargs), persistent=False)
+        self.fc1_weight = nn.Parameter(torch.empty(g, d_max, h_max, **factory_kwargs))
+        self.fc2_weight = nn.Parameter(torch.empty(g, h_max, h_max, **factory_kwargs))
+        self.glu_weight = nn.Parameter(torch.empty(g, h_max, 2 * H, **factory_kwargs))
+        for name, shape in (("fc1_bias", (g, h_max)), ("fc2_bias", (g, h_max)), ("glu_bias", (g, 2 * H))):
+            self.register_parameter(
+                name, nn.Parameter(torch.empty(*shape, **factory_kwargs)) if bias else None
             )
-            if V > 1
-            else None
-        )
-        self.reset_parameters()
+        self.norm_weight = nn.Parameter(torch.ones(g, H, **factory_kwargs))
+        self.norm_bias = nn.Parameter(torch.zeros(g, H, **factory_kwargs))
 
     @property
     def num_inputs(self) -> int:

@@ -407,6 +407,39 @@ class _SpatialGatingWeights(nn.Module):
         return self.dropout(self.out_project(torch.cat((u, v), dim=-1)))
 
 
+def _check_cross_gating_args(
+    in_channels: int, gating_channels: int, out_channels: int, input_proj_factor: int
+) -> None:
+    """The argument checks of :class:`CrossGatingBlock` (positive widths, even gating width)."""
+    check_positive_ints(
+        "CrossGatingBlock",
+        ("in_channels", in_channels),
+        ("gating_channels", gating_channels),
+        ("out_channels", out_channels),
+        allow_bool=True,
+    )
+    if (
+        not isinstance(input_proj_factor, int)
+        or input_proj_factor < 1
+        or (out_channels * input_proj_factor) % 2
+    ):
+        raise ValueError(
+            "CrossGatingBlock: out_channels * input_proj_factor must be even, "
+            f"got {out_channels} * {input_proj_factor!r}"
+        )
+
+
+def _flax_conv_transpose_2x2(
+    in_channels: int, out_channels: int, bias: bool, factory_kwargs: dict
+) -> nn.ConvTranspose2d:
+    """Stride-2 2x2 transposed conv initialised like Flax's ``ConvTranspose`` (LeCun-normal, zero bias)."""
+    conv = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=bias, **factory_kwargs)
+    _lecun_normal_(conv.weight, in_channels * 4)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 class CrossGatingBlock(nn.Module):
     r"""MAXIM's cross-gating MLP block: two feature maps gate each other (NHWC layout).
 
@@ -481,38 +514,19 @@ class CrossGatingBlock(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        check_positive_ints(
-            "CrossGatingBlock",
-            ("in_channels", in_channels),
-            ("gating_channels", gating_channels),
-            ("out_channels", out_channels),
-            allow_bool=True,
-        )
-        if (
-            not isinstance(input_proj_factor, int)
-            or input_proj_factor < 1
-            or (out_channels * input_proj_factor) % 2
-        ):
-            raise ValueError(
-                f"CrossGatingBlock: out_channels * input_proj_factor must be even, got {out_channels} * {input_proj_factor!r}"
-            )
+        _check_cross_gating_args(in_channels, gating_channels, out_channels, input_proj_factor)
         self.in_channels = in_channels
         self.gating_channels = gating_channels
         self.out_channels = out_channels
         self.block_size = _pair(block_size, "block_size")
         self.grid_size = _pair(grid_size, "grid_size")
         self.upsample_y = upsample_y
-        if upsample_y:
-            self.up_y = nn.ConvTranspose2d(
-                gating_channels, out_channels, 2, stride=2, bias=bias, **factory_kwargs
-            )
-            _lecun_normal_(self.up_y.weight, gating_channels * 4)
-            if self.up_y.bias is not None:
-                nn.init.zeros_(self.up_y.bias)
-            y_channels = out_channels
-        else:
-            self.up_y = None
-            y_channels = gating_channels
+        self.up_y = (
+            _flax_conv_transpose_2x2(gating_channels, out_channels, bias, factory_kwargs)
+            if upsample_y
+            else None
+        )
+        y_channels = out_channels if upsample_y else gating_channels
         self.proj_x = _flax_dense(in_channels, out_channels, bias, factory_kwargs)
         self.proj_y = _flax_dense(y_channels, out_channels, bias, factory_kwargs)
         self.norm_x = nn.LayerNorm(out_channels, eps=norm_eps, **factory_kwargs)
