@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .kernels import dispatch, is_sigmoid
+from .kernels.feature_gate import feature_gate
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_dropout, check_positive_ints
@@ -132,16 +133,15 @@ class FeatureGate(nn.Module):
                 f"FeatureGate: expected context[..., {self.context_dim}], got shape {tuple(context.shape)}"
             )
         z = self.mlp(context)
-        if not is_capturing() and is_sigmoid(self.gate_act):  # fused gate (Triton on CUDA)
+        if not is_capturing() and is_sigmoid(self.gate_act):  # one op (Triton on CUDA)
             return dispatch("feature_gate", x, z, self.scale, self.mask)
-        gate = self.gate_act(z)
+        out, gate, mask_factor = feature_gate(
+            x, z, self.scale, self.mask, gate_act=self.gate_act, return_gate=True
+        )
         record_gate(self, gate)
-        factor = gate * self.scale
-        if self.mask is not None:
-            m = 2.0 * torch.sigmoid(self.mask)
-            record_gate(self, m, "mask")
-            factor = factor * m
-        return x * factor
+        if mask_factor is not None:
+            record_gate(self, mask_factor, "mask")
+        return out
 
     def extra_repr(self) -> str:
         return (

@@ -22,12 +22,14 @@ the other kinds are plain PyTorch.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import dispatch
+from .kernels import dispatch, reference
+from .kernels.glu import glu_product
 from .layers.activations import ActLike, act_names, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_dropout, check_positive_ints
@@ -93,7 +95,7 @@ def glu_pair(gate: torch.Tensor, value: torch.Tensor, kind: str = "swiglu") -> t
         )
     if k in _KERNEL_KINDS:
         return dispatch(k, gate, value)
-    return _GATE_ACTS[k](gate) * value
+    return glu_product(gate, value, _GATE_ACTS[k])
 
 
 def glu(x: torch.Tensor, kind: str = "swiglu", dim: int = -1) -> torch.Tensor:
@@ -206,12 +208,13 @@ class GluMlp(nn.Module):
         if x.dim() == 0 or x.shape[-1] != self.dim:
             raise ValueError(f"GluMlp: expected input [..., {self.dim}], got shape {tuple(x.shape)}")
         value, gate = self.fc1(x).chunk(2, dim=-1)
-        if is_capturing():
-            record_gate(self, self.act(gate))
-        if self.kind is not None:
-            h = glu_pair(gate, value, self.kind)
+        if self.kind in _KERNEL_KINDS and not is_capturing():
+            h = dispatch(self.kind, gate, value)  # SwiGLU/GEGLU op (Triton on CUDA)
         else:
-            h = self.act(gate) * value
+            # the op's reference (same math) returns the gate; other kinds / custom acts: the GLU formula
+            op = reference(self.kind) if self.kind in _KERNEL_KINDS else partial(glu_product, act=self.act)
+            h, g = op(gate, value, return_gate=True)
+            record_gate(self, g)
         return self.drop2(self.fc2(self.drop1(h)))
 
     def extra_repr(self) -> str:

@@ -24,9 +24,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import dispatch, is_sigmoid
+from .kernels.gate_add_norm import gate_add_norm
+from .kernels.glu import glu_product
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
+from .layers.fusion import is_plain
 
 __all__ = [
     "GateAddNorm",
@@ -169,13 +172,17 @@ class GatedLinearUnit(nn.Module):
         if self.fc.bias is not None:
             nn.init.zeros_(self.fc.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``fc(dropout(x))`` ``[..., 2 * out_dim]`` (value half first), after checking ``x``'s width."""
         if x.shape[-1] != self.dim:
             raise ValueError(f"GatedLinearUnit: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
-        value, gate = self.fc(self.dropout(x)).chunk(2, dim=-1)
-        gate = self.gate_act(gate)
-        record_gate(self, gate)
-        return value * gate
+        return self.fc(self.dropout(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.project(x).chunk(2, dim=-1)
+        out, g = glu_product(gate, value, self.gate_act, return_gate=True)
+        record_gate(self, g)
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,14 +265,18 @@ class GateAddNorm(nn.Module):
             skip = self.resample(skip)
         if self.mask is not None:
             skip = skip * (2.0 * torch.sigmoid(self.mask))
-        glu = self.glu
-        if is_capturing() or not is_sigmoid(glu.gate_act):
-            return self.norm(self.glu(x) + skip)
-        # fused GLU + add + LayerNorm (Triton on CUDA), from the GLU's projection
-        if x.shape[-1] != glu.dim:
-            raise ValueError(f"GatedLinearUnit: expected x[..., {glu.dim}], got shape {tuple(x.shape)}")
-        h = glu.fc(glu.dropout(x))
-        return dispatch("gate_add_norm", h, skip, self.norm.weight, self.norm.bias, self.norm.eps)
+        glu, norm = self.glu, self.norm
+        if not (is_plain(glu, GatedLinearUnit) and is_plain(norm, nn.LayerNorm)):
+            # hooks on / a replacement of the GLU or the norm: call them (the same math)
+            return norm(glu(x) + skip)
+        h = glu.project(x)  # fc and dropout are called: their hooks fire, a replaced fc is used
+        if not is_capturing() and is_sigmoid(glu.gate_act):  # one op (Triton on CUDA)
+            return dispatch("gate_add_norm", h, skip, norm.weight, norm.bias, norm.eps)
+        out, gate = gate_add_norm(
+            h, skip, norm.weight, norm.bias, norm.eps, gate_act=glu.gate_act, return_gate=True
+        )
+        record_gate(glu, gate)
+        return out
 
 
 # --------------------------------------------------------------------------------------------

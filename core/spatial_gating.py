@@ -25,6 +25,7 @@ from .layers import nd
 from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
 from .layers.checks import check_positive_int, check_positive_ints
+from .layers.fusion import is_plain
 
 __all__ = ["CrossGatingBlock", "MultiAxisGatedMLP", "SpatialGatingUnit"]
 
@@ -103,8 +104,14 @@ def _check_divisible(x: torch.Tensor, size: tuple[int, int], what: str, name: st
         )
 
 
-def _token_mix(x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-    """``W x + b`` along the token axis -2 of ``x`` ``[..., N, d]`` (``W`` is ``[N, N]``)."""
+def _token_mix(x: torch.Tensor, proj: nn.Module) -> torch.Tensor:
+    """``proj`` applied along the token axis -2 of ``x`` ``[..., N, d]``: ``W x + b`` for ``W`` ``[N, N]``.
+
+    A plain ``nn.Linear`` is applied as ``W @ x`` (no transposes); hooks on it or a replacement
+    (LoRA, quantised) make it a call of ``proj`` on the transposed tokens.
+    """
+    if not is_plain(proj, nn.Linear):
+        return proj(x.transpose(-1, -2)).transpose(-1, -2)
     out = torch.matmul(proj.weight, x)
     if proj.bias is not None:
         out = out + proj.bias.unsqueeze(-1)
@@ -168,6 +175,7 @@ class SpatialGatingUnit(nn.Module):
         self.dim = dim
         self.num_tokens = num_tokens
         self.causal = causal
+        self.bias = bias
         self.init_std = init_std
         self.norm = nn.LayerNorm(dim // 2, eps=norm_eps, **factory_kwargs)
         self.proj = nn.Linear(num_tokens, num_tokens, bias=bias, **factory_kwargs)  # weight [N_out, N_in]
@@ -189,9 +197,19 @@ class SpatialGatingUnit(nn.Module):
             )
         u, v = x.chunk(2, dim=-1)
         v = self.norm(v)
-        weight = self.proj.weight.tril() if self.causal else self.proj.weight
-        g = torch.matmul(weight, v)
-        g = g + (self.proj.bias.unsqueeze(-1) if self.proj.bias is not None else 1.0)
+        if self.causal:  # the mask applies to W itself, so W is read (see the class docstring)
+            if type(self.proj) is not nn.Linear:
+                raise TypeError(
+                    f"SpatialGatingUnit(causal=True) masks proj.weight and needs proj to be an nn.Linear, "
+                    f"got {type(self.proj).__name__}"
+                )
+            g = torch.matmul(self.proj.weight.tril(), v)
+            if self.proj.bias is not None:
+                g = g + self.proj.bias.unsqueeze(-1)
+        else:
+            g = _token_mix(v, self.proj)
+        if not self.bias:
+            g = g + 1.0
         g = self.gate_act(g)
         record_gate(self, g)
         return u * g
