@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
 from .kernels.feature_gate import feature_gate
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_dropout, check_positive_ints
+from .layers.fusion import is_plain
 
 __all__ = ["FeatureGate"]
 
@@ -133,7 +134,7 @@ class FeatureGate(nn.Module):
                 f"FeatureGate: expected context[..., {self.context_dim}], got shape {tuple(context.shape)}"
             )
         z = self.mlp(context)
-        if not is_capturing() and is_sigmoid(self.gate_act):  # one op (Triton on CUDA)
+        if not is_capturing() and is_plain(self.gate_act, nn.Sigmoid):  # one op (Triton on CUDA)
             return dispatch("feature_gate", x, z, self.scale, self.mask)
         out, gate, mask_factor = feature_gate(
             x, z, self.scale, self.mask, gate_act=self.gate_act, return_gate=True

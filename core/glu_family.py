@@ -22,17 +22,17 @@ the other kinds are plain PyTorch.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import dispatch, reference
+from .kernels import dispatch
 from .kernels.glu import glu_product
 from .layers.activations import ActLike, act_names, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_dropout, check_positive_ints
+from .layers.fusion import is_plain
 
 GLU_KINDS: tuple[str, ...] = ("glu", "geglu", "swiglu", "reglu", "bilinear")
 
@@ -208,12 +208,10 @@ class GluMlp(nn.Module):
         if x.dim() == 0 or x.shape[-1] != self.dim:
             raise ValueError(f"GluMlp: expected input [..., {self.dim}], got shape {tuple(x.shape)}")
         value, gate = self.fc1(x).chunk(2, dim=-1)
-        if self.kind in _KERNEL_KINDS and not is_capturing():
+        if self.kind in _KERNEL_KINDS and not is_capturing() and is_plain(self.act, type(self.act)):
             h = dispatch(self.kind, gate, value)  # SwiGLU/GEGLU op (Triton on CUDA)
-        else:
-            # the op's reference (same math) returns the gate; other kinds / custom acts: the GLU formula
-            op = reference(self.kind) if self.kind in _KERNEL_KINDS else partial(glu_product, act=self.act)
-            h, g = op(gate, value, return_gate=True)
+        else:  # the GLU formula of the ops' references, with the act module (its hooks fire)
+            h, g = glu_product(gate, value, self.act, return_gate=True)
             record_gate(self, g)
         return self.drop2(self.fc2(self.drop1(h)))
 

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
 from .kernels.gate_add_norm import gate_add_norm
 from .kernels.glu import glu_product
 from .layers.activations import ActLike, create_act
@@ -270,7 +270,7 @@ class GateAddNorm(nn.Module):
             # hooks on / a replacement of the GLU or the norm: call them (the same math)
             return norm(glu(x) + skip)
         h = glu.project(x)  # fc and dropout are called: their hooks fire, a replaced fc is used
-        if not is_capturing() and is_sigmoid(glu.gate_act):  # one op (Triton on CUDA)
+        if not is_capturing() and is_plain(glu.gate_act, nn.Sigmoid):  # one op (Triton on CUDA)
             return dispatch("gate_add_norm", h, skip, norm.weight, norm.bias, norm.eps)
         out, gate = gate_add_norm(
             h, skip, norm.weight, norm.bias, norm.eps, gate_act=glu.gate_act, return_gate=True

@@ -7,6 +7,7 @@ sigmoid gate computed from the query input, before the output projection.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,14 @@ from .kernels import dispatch, is_sigmoid
 from .kernels.sigmoid_gate import sigmoid_gate
 from .layers.activations import ActLike, get_act
 from .layers.capture import is_capturing, record_gate
+from .layers.fusion import is_plain
 
 GATE_KINDS: tuple[str, ...] = ("headwise", "elementwise")
+
+
+def _fusable_sigmoid(act: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """The gate is the sigmoid and, when given as a module, one without hooks (the kernel skips it)."""
+    return is_sigmoid(act) and (not isinstance(act, nn.Module) or is_plain(act, nn.Sigmoid))
 
 
 class OutputGatedAttention(nn.Module):
@@ -226,7 +233,7 @@ class OutputGatedAttention(nn.Module):
 
         if self.gate is not None:
             logits = qg[..., Dh:]  # [B, Tq, H, 1 | Dh]
-            if not is_capturing() and is_sigmoid(self.gate_act):
+            if not is_capturing() and _fusable_sigmoid(self.gate_act):
                 # one op (Triton on CUDA; reads the strided views in place)
                 attn = dispatch("sigmoid_gate", attn, logits)
             else:

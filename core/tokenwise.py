@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
 from .kernels.tokenwise import tokenwise_mix
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
@@ -88,7 +88,7 @@ class TokenwiseGate(nn.Module):
             raise ValueError(
                 f"TokenwiseGate: expected a, b [..., {self.dim}], got {tuple(a.shape)} and {tuple(b.shape)}"
             )
-        if not is_capturing() and is_sigmoid(self.gate_act) and is_plain(self.proj, nn.Linear):
+        if not is_capturing() and is_plain(self.gate_act, nn.Sigmoid) and is_plain(self.proj, nn.Linear):
             # projection + gate + mix in one op (Triton on CUDA, the reference elsewhere)
             return dispatch("tokenwise_gate", a, b, self.proj.weight, self.proj.bias)
         # plain path (capture, another gate_act, hooks on / a replacement of proj): the same math,
