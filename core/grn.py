@@ -212,6 +212,12 @@ class GateAddNorm(nn.Module):
 
     Paper: Lim et al. 2021, eq. (2), ``LayerNorm(a + GLU(eta_1))``.
 
+    Paths: one math, op ``gate_add_norm`` (:mod:`gatelab.core.kernels.gate_add_norm`) on the
+    GLU's projection ``glu.fc(glu.dropout(x))`` (always called). The fused op runs for a sigmoid
+    gate outside a capture; a capture or another ``gate_act`` uses the op's reference, which
+    returns the gate; hooks on (or a replacement of) ``glu`` or ``norm`` make the layer call them:
+    ``norm(glu(x) + R(s))``, the same math.
+
     Deviations: the paper always adds tensors of equal size; ``skip_dim``, ``skip`` and
     ``trainable_add`` are extensions (the last two reproduce pytorch-forecasting).
     """

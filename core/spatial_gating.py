@@ -144,6 +144,11 @@ class SpatialGatingUnit(nn.Module):
     Shapes: input ``[*, N, dim]`` (tokens on axis -2), output ``[*, N, dim // 2]``. The gate
     ``g`` ``[*, N, dim // 2]`` is recorded with :func:`gatelab.core.record_gate`.
 
+    Paths: a plain ``nn.Linear`` ``proj`` is applied as ``W @ v`` along the token axis; hooks on
+    it or a replacement (LoRA, quantised) make it a call ``proj(v^T)^T``. The causal unit masks
+    ``W`` itself, so it reads ``proj.weight`` (hooks on ``proj`` do not fire) and needs an
+    ``nn.Linear``.
+
     Paper: Liu, Dai, So, Le, "Pay Attention to MLPs", NeurIPS 2021 (the ``spatial_gating_unit``
     pseudo-code: split, norm on ``v``, token projection with bias initialised to 1, ``u * v``).
 

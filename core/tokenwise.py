@@ -38,6 +38,12 @@ class TokenwiseGate(nn.Module):
     Shapes: ``a``, ``b`` ``[..., dim]`` -> ``[..., dim]``. The gate ``g`` (``[..., 1]`` or
     ``[..., dim]``) is recorded with :func:`gatelab.core.record_gate`.
 
+    Paths: one math, op ``tokenwise_gate`` (:mod:`gatelab.core.kernels.tokenwise`). The fused op
+    (projection inside the kernel) runs when ``gate_act`` is a plain ``nn.Sigmoid``, ``proj`` a plain
+    ``nn.Linear`` (:func:`gatelab.core.layers.fusion.is_plain`: no hooks, not replaced) and nothing
+    is captured; otherwise ``proj`` is called and the op's mix
+    (:func:`gatelab.core.kernels.tokenwise.tokenwise_mix`) returns the gate.
+
     Precision: for float16/bfloat16 inputs the gate and the mix are computed in float32 and the
     result cast back (the gradient ``a - b`` of the gate overflows half precision otherwise).
 
