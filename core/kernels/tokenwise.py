@@ -55,7 +55,7 @@ def tokenwise_mix(
 
     The one PyTorch formula of the mix: the ``tokenwise_gate`` reference calls it with
     ``F.linear([a; b], weight, bias)``, :class:`gatelab.core.TokenwiseGate`'s plain path with its
-    ``proj`` sub-module's output. ``gate_act`` defaults to the sigmoid. The gate and the mix are
+    ``proj`` sub-module's output, :class:`gatelab.core.HighwayGate` with ``a = H(x)``, ``b = x``. ``gate_act`` defaults to the sigmoid. The gate and the mix are
     computed in (at least) float32 and cast back to ``a``'s dtype: ``dL/dg = a - b`` overflows
     float16/bfloat16 otherwise, and ``g*a + (1-g)*b`` rather than ``b + g*(a-b)`` for the same
     reason in the forward pass. ``return_gate=True`` also returns ``g`` in ``a``'s dtype.
