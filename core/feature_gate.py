@@ -8,10 +8,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
+from .kernels.feature_gate import feature_gate
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_dropout, check_positive_ints
+from .layers.fusion import is_plain
 
 __all__ = ["FeatureGate"]
 
@@ -21,10 +23,10 @@ class FeatureGate(nn.Module):
 
     ::
 
-        g   = sigmoid(MLP(c))                    [..., feature_dim]  (or [feature_dim], learned context)
-        x'  = x * (scale * g) [* 2 sigmoid(m)]   [..., feature_dim]  scale = 2: g = 1/2 keeps x
+        g   = sigmoid(MLP(c))                    [..., dim]  (or [dim], learned context)
+        x'  = x * (scale * g) [* 2 sigmoid(m)]   [..., dim]  scale = 2: g = 1/2 keeps x
 
-    ``MLP`` is ``Linear -> act -> dropout`` per hidden width, then ``Linear(feature_dim)``. The
+    ``MLP`` is ``Linear -> act -> dropout`` per hidden width, then ``Linear(dim)``. The
     context ``c`` is either given (the concatenated embeddings of the chosen context fields) or,
     with ``learned_context=True``, a learnable vector (zeros at start), as FuxiCTR does when no
     context field is chosen; the gate then depends on no input (a learned static feature
@@ -32,7 +34,7 @@ class FeatureGate(nn.Module):
     (``m = 0`` at start, factor 1) multiplies the output, independent of the context.
 
     Args:
-        feature_dim: features of ``x`` (usually ``num_fields * embedding_dim``, flattened).
+        dim: features of ``x`` (usually ``num_fields * embedding_dim``, flattened).
         context_dim: features of the context (or the size of the learned context vector).
         hidden_dims: hidden widths of the gate MLP (default ``(64,)``; ``()`` is one Linear).
         act: hidden activation (default ReLU).
@@ -43,9 +45,9 @@ class FeatureGate(nn.Module):
         feature_mask: add the learnable per-feature factor ``2 sigmoid(m)``.
         scale: multiplier of the gate (2 in the paper, so the gate spans ``[0, 2]``).
 
-    Shapes: ``x`` ``[..., feature_dim]``; ``context`` ``[..., context_dim]`` with the same
+    Shapes: ``x`` ``[..., dim]``; ``context`` ``[..., context_dim]`` with the same
     leading dims (or broadcastable), omitted with ``learned_context``; returns
-    ``[..., feature_dim]``. The squashed gate ``g`` (in ``[0, 1]``, before ``scale``) is recorded
+    ``[..., dim]``. The squashed gate ``g`` (in ``[0, 1]``, before ``scale``) is recorded
     with :func:`gatelab.core.record_gate`, the mask factor with suffix ``"mask"``.
 
     Paper: Mao et al., "FinalMLP: An Enhanced Two-Stream MLP Model for CTR Prediction", AAAI 2023,
@@ -61,7 +63,7 @@ class FeatureGate(nn.Module):
 
     def __init__(
         self,
-        feature_dim: int,
+        dim: int,
         context_dim: int,
         hidden_dims: Sequence[int] = (64,),
         *,
@@ -79,12 +81,12 @@ class FeatureGate(nn.Module):
         factory_kwargs = {"device": device, "dtype": dtype}
         check_positive_ints(
             "FeatureGate",
-            ("feature_dim", feature_dim),
+            ("dim", dim),
             ("context_dim", context_dim),
             *((f"hidden_dims[{i}]", h) for i, h in enumerate(hidden_dims)),
         )
         check_dropout("FeatureGate", dropout)
-        self.feature_dim = feature_dim
+        self.dim = dim
         self.context_dim = context_dim
         self.scale = float(scale)
         self.learned_context = learned_context
@@ -94,7 +96,7 @@ class FeatureGate(nn.Module):
             layers += [nn.Linear(a, b, bias=bias, **factory_kwargs), create_act(act)]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
-        layers.append(nn.Linear(widths[-1], feature_dim, bias=bias, **factory_kwargs))
+        layers.append(nn.Linear(widths[-1], dim, bias=bias, **factory_kwargs))
         self.mlp = nn.Sequential(*layers)
         self.gate_act = create_act(gate_act)
         if learned_context:
@@ -102,7 +104,7 @@ class FeatureGate(nn.Module):
         else:
             self.register_parameter("context", None)
         if feature_mask:
-            self.mask = nn.Parameter(torch.zeros(feature_dim, **factory_kwargs))
+            self.mask = nn.Parameter(torch.zeros(dim, **factory_kwargs))
         else:
             self.register_parameter("mask", None)
         self.reset_parameters()
@@ -119,8 +121,8 @@ class FeatureGate(nn.Module):
             nn.init.zeros_(self.mask)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if x.shape[-1] != self.feature_dim:
-            raise ValueError(f"FeatureGate: expected x[..., {self.feature_dim}], got shape {tuple(x.shape)}")
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"FeatureGate: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
         if self.context is not None:
             if context is not None:
                 raise ValueError("FeatureGate: built with learned_context=True; do not pass a context")
@@ -132,19 +134,18 @@ class FeatureGate(nn.Module):
                 f"FeatureGate: expected context[..., {self.context_dim}], got shape {tuple(context.shape)}"
             )
         z = self.mlp(context)
-        if not is_capturing() and is_sigmoid(self.gate_act):  # fused gate (Triton on CUDA)
+        if not is_capturing() and is_plain(self.gate_act, nn.Sigmoid):  # one op (Triton on CUDA)
             return dispatch("feature_gate", x, z, self.scale, self.mask)
-        gate = self.gate_act(z)
+        out, gate, mask_factor = feature_gate(
+            x, z, self.scale, self.mask, gate_act=self.gate_act, return_gate=True
+        )
         record_gate(self, gate)
-        factor = gate * self.scale
-        if self.mask is not None:
-            m = 2.0 * torch.sigmoid(self.mask)
-            record_gate(self, m, "mask")
-            factor = factor * m
-        return x * factor
+        if mask_factor is not None:
+            record_gate(self, mask_factor, "mask")
+        return out
 
     def extra_repr(self) -> str:
         return (
-            f"feature_dim={self.feature_dim}, context_dim={self.context_dim}, "
+            f"dim={self.dim}, context_dim={self.context_dim}, "
             f"learned_context={self.learned_context}, feature_mask={self.mask is not None}, scale={self.scale}"
         )

@@ -5,10 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
+from .kernels.feature_gate import gated_cross
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
+from .layers.fusion import is_plain
 
 __all__ = ["GatedCrossLayer", "GatedCrossNetwork"]
 
@@ -67,14 +69,11 @@ class GatedCrossLayer(nn.Module):
             )
         xw = self.w(cl)
         logits = self.wg(cl)
-        if not is_capturing() and is_sigmoid(self.gate_act):  # fused step (Triton on CUDA)
+        if not is_capturing() and is_plain(self.gate_act, nn.Sigmoid):  # one op (Triton on CUDA)
             return dispatch("gated_cross", c0, xw, logits, cl, self.b)
-        cross = xw
-        if self.b is not None:
-            cross = cross + self.b
-        gate = self.gate_act(logits)
+        out, gate = gated_cross(c0, xw, logits, cl, self.b, gate_act=self.gate_act, return_gate=True)
         record_gate(self, gate)
-        return c0 * cross * gate + cl
+        return out
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, bias={self.b is not None}"

@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import dispatch
+from .kernels.glu import glu_product
 from .layers.activations import ActLike, act_names, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_dropout, check_positive_ints
+from .layers.fusion import is_plain
 
 GLU_KINDS: tuple[str, ...] = ("glu", "geglu", "swiglu", "reglu", "bilinear")
 
@@ -93,7 +95,7 @@ def glu_pair(gate: torch.Tensor, value: torch.Tensor, kind: str = "swiglu") -> t
         )
     if k in _KERNEL_KINDS:
         return dispatch(k, gate, value)
-    return _GATE_ACTS[k](gate) * value
+    return glu_product(gate, value, _GATE_ACTS[k])
 
 
 def glu(x: torch.Tensor, kind: str = "swiglu", dim: int = -1) -> torch.Tensor:
@@ -137,21 +139,21 @@ def _resolve_act(act: ActLike) -> tuple[str | None, nn.Module]:
 class GluMlp(nn.Module):
     """GLU feed-forward block (timm ``GluMlp``): one fused input projection, a GLU, an output projection.
 
-    Equation, for ``x`` of shape ``[..., in_features]``::
+    Equation, for ``x`` of shape ``[..., dim]``::
 
-        [v, g] = x W_1 + b_1                     W_1: [in_features, 2 * hidden_features]
+        [v, g] = x W_1 + b_1                     W_1: [dim, 2 * hidden_dim]
         h      = dropout(act(g) * v)             (glu of kind swiglu/geglu/glu/reglu/bilinear)
-        y      = dropout(h W_2 + b_2)            W_2: [hidden_features, out_features]
+        y      = dropout(h W_2 + b_2)            W_2: [hidden_dim, out_dim]
 
     ``fc1`` computes value and gate in ONE matmul; its output's first half is the value and its
     second half the gate (``F.glu``'s convention). SwiGLU/GEGLU use the fused kernel through
     ``gatelab.core.kernels.dispatch``; the two halves are passed as views, without a copy.
 
     Args:
-        in_features: size of the last input dimension.
-        hidden_features: width of the gated hidden layer ``h`` (default ``in_features``); ``fc1``
-            has ``2 * hidden_features`` outputs.
-        out_features: size of the last output dimension (default ``in_features``).
+        dim: size of the last input dimension.
+        hidden_dim: width of the gated hidden layer ``h`` (default ``dim``); ``fc1``
+            has ``2 * hidden_dim`` outputs.
+        out_dim: size of the last output dimension (default ``dim``).
         act: the gate activation: a GLU kind (``"swiglu"``, ``"geglu"``, ``"glu"``, ``"reglu"``,
             ``"bilinear"``), an activation name mapped to one (silu/swish -> swiglu, gelu -> geglu,
             sigmoid -> glu, relu -> reglu, identity -> bilinear), any other name known to
@@ -160,20 +162,20 @@ class GluMlp(nn.Module):
         bias: biases in ``fc1`` and ``fc2``.
         dropout: dropout probability after the GLU and after ``fc2`` (timm's ``drop1``/``drop2``).
 
-    Shapes: input ``[..., in_features]`` -> output ``[..., out_features]``.
-    Gate capture: ``act(g)`` (``[..., hidden_features]``) under the module's name.
+    Shapes: input ``[..., dim]`` -> output ``[..., out_dim]``.
+    Gate capture: ``act(g)`` (``[..., hidden_dim]``) under the module's name.
 
     Papers: Dauphin et al. 2017 (GLU); Shazeer 2020, "GLU Variants Improve Transformer".
-    Deviations: ``hidden_features`` is the GLU width, so ``fc1`` has ``2 * hidden_features`` outputs
+    Deviations: ``hidden_dim`` is the GLU width, so ``fc1`` has ``2 * hidden_dim`` outputs
     (timm's ``GluMlp`` takes the ``fc1`` width, twice ours); no norm layer between the GLU and
     ``fc2``; default ``nn.Linear`` initialisation (timm's optional ``init_weights`` is not copied).
     """
 
     def __init__(
         self,
-        in_features: int,
-        hidden_features: int | None = None,
-        out_features: int | None = None,
+        dim: int,
+        hidden_dim: int | None = None,
+        out_dim: int | None = None,
         *,
         act: ActLike = "silu",
         bias: bool = True,
@@ -183,35 +185,34 @@ class GluMlp(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        hidden_features = in_features if hidden_features is None else hidden_features
-        out_features = in_features if out_features is None else out_features
+        hidden_dim = dim if hidden_dim is None else hidden_dim
+        out_dim = dim if out_dim is None else out_dim
         check_positive_ints(
             "GluMlp",
-            ("in_features", in_features),
-            ("hidden_features", hidden_features),
-            ("out_features", out_features),
+            ("dim", dim),
+            ("hidden_dim", hidden_dim),
+            ("out_dim", out_dim),
             allow_bool=True,
         )
         check_dropout("GluMlp", dropout)
-        self.in_features = in_features
-        self.hidden_features = hidden_features
-        self.out_features = out_features
+        self.dim = dim
+        self.hidden_dim = hidden_dim
+        self.out_dim = out_dim
         self.kind, self.act = _resolve_act(act)
-        self.fc1 = nn.Linear(in_features, 2 * hidden_features, bias=bias, **factory_kwargs)
+        self.fc1 = nn.Linear(dim, 2 * hidden_dim, bias=bias, **factory_kwargs)
         self.drop1 = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(hidden_features, out_features, bias=bias, **factory_kwargs)
+        self.fc2 = nn.Linear(hidden_dim, out_dim, bias=bias, **factory_kwargs)
         self.drop2 = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"GluMlp: expected input [..., {self.in_features}], got shape {tuple(x.shape)}")
+        if x.dim() == 0 or x.shape[-1] != self.dim:
+            raise ValueError(f"GluMlp: expected input [..., {self.dim}], got shape {tuple(x.shape)}")
         value, gate = self.fc1(x).chunk(2, dim=-1)
-        if is_capturing():
-            record_gate(self, self.act(gate))
-        if self.kind is not None:
-            h = glu_pair(gate, value, self.kind)
-        else:
-            h = self.act(gate) * value
+        if self.kind in _KERNEL_KINDS and not is_capturing() and is_plain(self.act, type(self.act)):
+            h = dispatch(self.kind, gate, value)  # SwiGLU/GEGLU op (Triton on CUDA)
+        else:  # the GLU formula of the ops' references, with the act module (its hooks fire)
+            h, g = glu_product(gate, value, self.act, return_gate=True)
+            record_gate(self, g)
         return self.drop2(self.fc2(self.drop1(h)))
 
     def extra_repr(self) -> str:

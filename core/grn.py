@@ -23,10 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
+from .kernels.gate_add_norm import gate_add_norm
+from .kernels.glu import glu_product
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
+from .layers.fusion import is_plain
 
 __all__ = [
     "GateAddNorm",
@@ -89,24 +92,24 @@ class _Interpolate(nn.Module):
 class _ResampleNorm(nn.Module):
     """``LayerNorm(2 * sigmoid(mask) * interpolate(x))`` (pytorch-forecasting's ``ResampleNorm``).
 
-    With ``input_size == output_size`` there is no interpolation (the mask and norm remain).
+    With ``dim == out_dim`` there is no interpolation (the mask and norm remain).
     """
 
     def __init__(
         self,
-        input_size: int,
-        output_size: int,
+        dim: int,
+        out_dim: int,
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        self.input_size = input_size
-        self.output_size = output_size
-        self.resample = _Interpolate(output_size) if input_size != output_size else None
-        self.mask = nn.Parameter(torch.zeros(output_size, **factory_kwargs))
-        self.norm = nn.LayerNorm(output_size, **factory_kwargs)
+        self.dim = dim
+        self.out_dim = out_dim
+        self.resample = _Interpolate(out_dim) if dim != out_dim else None
+        self.mask = nn.Parameter(torch.zeros(out_dim, **factory_kwargs))
+        self.norm = nn.LayerNorm(out_dim, **factory_kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.resample is not None:
@@ -120,19 +123,19 @@ class _ResampleNorm(nn.Module):
 class GatedLinearUnit(nn.Module):
     r"""The TFT gated linear unit: ``GLU(x) = (W_5 x' + b_5) * sigmoid(W_4 x' + b_4)``, ``x' = dropout(x)``.
 
-    One ``Linear(input_size, 2 * output_size)`` produces both halves; the first half is the value,
+    One ``Linear(dim, 2 * out_dim)`` produces both halves; the first half is the value,
     the second the gate (the layout of ``torch.nn.functional.glu`` and of pytorch-forecasting's
     ``GatedLinearUnit``, so its weights load unchanged).
 
     Args:
-        input_size: features of ``x``.
-        output_size: features of the output (default ``input_size``).
+        dim: features of ``x``.
+        out_dim: features of the output (default ``dim``).
         gate_act: squashing of the gate half (default sigmoid).
         bias: biases ``b_4, b_5``.
         dropout: dropout applied to the input, as the paper's "dropout before the gating layer".
 
-    Shapes: ``x`` is ``[..., input_size]``; returns ``[..., output_size]``. The gate
-    ``sigmoid(W_4 x' + b_4)``, ``[..., output_size]``, is recorded with
+    Shapes: ``x`` is ``[..., dim]``; returns ``[..., out_dim]``. The gate
+    ``sigmoid(W_4 x' + b_4)``, ``[..., out_dim]``, is recorded with
     :func:`gatelab.core.record_gate`.
 
     Paper: Lim et al., "Temporal Fusion Transformers for interpretable multi-horizon time series
@@ -144,8 +147,8 @@ class GatedLinearUnit(nn.Module):
 
     def __init__(
         self,
-        input_size: int,
-        output_size: int | None = None,
+        dim: int,
+        out_dim: int | None = None,
         *,
         gate_act: ActLike = "sigmoid",
         bias: bool = True,
@@ -155,12 +158,12 @@ class GatedLinearUnit(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        check_positive_int("GatedLinearUnit", "input_size", input_size)
-        check_positive_int("GatedLinearUnit", "output_size", output_size, allow_none=True)
-        self.input_size = input_size
-        self.output_size = output_size or input_size
+        check_positive_int("GatedLinearUnit", "dim", dim)
+        check_positive_int("GatedLinearUnit", "out_dim", out_dim, allow_none=True)
+        self.dim = dim
+        self.out_dim = out_dim or dim
         self.dropout = nn.Dropout(_check_dropout("GatedLinearUnit", dropout))
-        self.fc = nn.Linear(input_size, 2 * self.output_size, bias=bias, **factory_kwargs)
+        self.fc = nn.Linear(dim, 2 * self.out_dim, bias=bias, **factory_kwargs)
         self.gate_act = create_act(gate_act)
         self.reset_parameters()
 
@@ -169,15 +172,17 @@ class GatedLinearUnit(nn.Module):
         if self.fc.bias is not None:
             nn.init.zeros_(self.fc.bias)
 
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """``fc(dropout(x))`` ``[..., 2 * out_dim]`` (value half first), after checking ``x``'s width."""
+        if x.shape[-1] != self.dim:
+            raise ValueError(f"GatedLinearUnit: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
+        return self.fc(self.dropout(x))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"GatedLinearUnit: expected x[..., {self.input_size}], got shape {tuple(x.shape)}"
-            )
-        value, gate = self.fc(self.dropout(x)).chunk(2, dim=-1)
-        gate = self.gate_act(gate)
-        record_gate(self, gate)
-        return value * gate
+        value, gate = self.project(x).chunk(2, dim=-1)
+        out, g = glu_product(gate, value, self.gate_act, return_gate=True)
+        record_gate(self, g)
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,37 +191,43 @@ class GatedLinearUnit(nn.Module):
 class GateAddNorm(nn.Module):
     r"""``GateAddNorm(x, s) = LayerNorm(GLU(x) + m * R(s))`` -- TFT's gated skip connection.
 
-    ``R`` maps the skip ``s`` to ``output_size``: identity when ``skip_size == output_size``,
+    ``R`` maps the skip ``s`` to ``out_dim``: identity when ``skip_dim == out_dim``,
     otherwise a learned linear projection (``skip="linear"``) or a parameter-free linear
     interpolation along the feature axis (``skip="interpolate"``, pytorch-forecasting's
     ``AddNorm``). ``m = 2 * sigmoid(mask)`` is a trainable per-feature scale when
     ``trainable_add=True`` (pytorch-forecasting; starts at 1), else 1.
 
     Args:
-        input_size: features of ``x`` (the GLU input).
-        output_size: features of the output and of the GLU (default ``input_size``).
-        skip_size: features of ``s`` (default ``output_size``).
+        dim: features of ``x`` (the GLU input).
+        out_dim: features of the output and of the GLU (default ``dim``).
+        skip_dim: features of ``s`` (default ``out_dim``).
         gate_act: the GLU's gate squashing (default sigmoid).
         bias: GLU (and linear-skip) biases.
         dropout: dropout on the GLU input.
         trainable_add: the ``2 * sigmoid(mask)`` skip scale (pytorch-forecasting option).
         skip: ``"linear"`` (default) or ``"interpolate"``; only used when sizes differ.
 
-    Shapes: ``x`` ``[..., input_size]``, ``skip`` ``[..., skip_size]`` -> ``[..., output_size]``.
+    Shapes: ``x`` ``[..., dim]``, ``skip`` ``[..., skip_dim]`` -> ``[..., out_dim]``.
     The GLU records its gate (module ``<name>.glu``).
 
     Paper: Lim et al. 2021, eq. (2), ``LayerNorm(a + GLU(eta_1))``.
 
-    Deviations: the paper always adds tensors of equal size; ``skip_size``, ``skip`` and
+    Paths: one math, op ``gate_add_norm`` (:mod:`gatelab.core.kernels.gate_add_norm`) on the
+    GLU's projection ``glu.fc(glu.dropout(x))`` (always called). The fused op runs for a sigmoid
+    gate outside a capture; a capture or another ``gate_act`` uses the op's reference, which
+    returns the gate; hooks on (or a replacement of) ``glu`` or ``norm`` make the layer call them:
+    ``norm(glu(x) + R(s))``, the same math.
+
+    Deviations: the paper always adds tensors of equal size; ``skip_dim``, ``skip`` and
     ``trainable_add`` are extensions (the last two reproduce pytorch-forecasting).
     """
 
     def __init__(
         self,
-        input_size: int,
-        output_size: int | None = None,
+        dim: int,
+        out_dim: int | None = None,
         *,
-        skip_size: int | None = None,
+        skip_dim: int | None = None,
         gate_act: ActLike = "sigmoid",
         bias: bool = True,
         dropout: float = 0.0,
@@ -227,49 +238,51 @@ class GateAddNorm(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        check_positive_int("GateAddNorm", "input_size", input_size)
-        check_positive_int("GateAddNorm", "output_size", output_size, allow_none=True)
-        check_positive_int("GateAddNorm", "skip_size", skip_size, allow_none=True)
+        check_positive_int("GateAddNorm", "dim", dim)
+        check_positive_int("GateAddNorm", "out_dim", out_dim, allow_none=True)
+        check_positive_int("GateAddNorm", "skip_dim", skip_dim, allow_none=True)
         _check_skip("GateAddNorm", skip)
-        self.input_size = input_size
-        self.output_size = output_size or input_size
-        self.skip_size = skip_size or self.output_size
+        self.dim = dim
+        self.out_dim = out_dim or dim
+        self.skip_dim = skip_dim or self.out_dim
         self.skip_mode = skip
         self.trainable_add = trainable_add
         self.glu = GatedLinearUnit(
-            input_size, self.output_size, gate_act=gate_act, bias=bias, dropout=dropout, **factory_kwargs
+            dim, self.out_dim, gate_act=gate_act, bias=bias, dropout=dropout, **factory_kwargs
         )
         self.resample: nn.Module | None = None
-        if self.skip_size != self.output_size:
+        if self.skip_dim != self.out_dim:
             if skip == "linear":
-                self.resample = nn.Linear(self.skip_size, self.output_size, bias=bias, **factory_kwargs)
+                self.resample = nn.Linear(self.skip_dim, self.out_dim, bias=bias, **factory_kwargs)
                 nn.init.xavier_uniform_(self.resample.weight)
                 if self.resample.bias is not None:
                     nn.init.zeros_(self.resample.bias)
             else:
-                self.resample = _Interpolate(self.output_size)
-        self.mask = nn.Parameter(torch.zeros(self.output_size, **factory_kwargs)) if trainable_add else None
-        self.norm = nn.LayerNorm(self.output_size, **factory_kwargs)
+                self.resample = _Interpolate(self.out_dim)
+        self.mask = nn.Parameter(torch.zeros(self.out_dim, **factory_kwargs)) if trainable_add else None
+        self.norm = nn.LayerNorm(self.out_dim, **factory_kwargs)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        if skip.shape[-1] != self.skip_size:
+        if skip.shape[-1] != self.skip_dim:
             raise ValueError(
-                f"GateAddNorm: expected skip[..., {self.skip_size}], got shape {tuple(skip.shape)}"
+                f"GateAddNorm: expected skip[..., {self.skip_dim}], got shape {tuple(skip.shape)}"
             )
         if self.resample is not None:
             skip = self.resample(skip)
         if self.mask is not None:
             skip = skip * (2.0 * torch.sigmoid(self.mask))
-        glu = self.glu
-        if is_capturing() or not is_sigmoid(glu.gate_act):
-            return self.norm(self.glu(x) + skip)
-        # fused GLU + add + LayerNorm (Triton on CUDA), from the GLU's projection
-        if x.shape[-1] != glu.input_size:
-            raise ValueError(
-                f"GatedLinearUnit: expected x[..., {glu.input_size}], got shape {tuple(x.shape)}"
-            )
-        h = glu.fc(glu.dropout(x))
-        return dispatch("gate_add_norm", h, skip, self.norm.weight, self.norm.bias, self.norm.eps)
+        glu, norm = self.glu, self.norm
+        if not (is_plain(glu, GatedLinearUnit) and is_plain(norm, nn.LayerNorm)):
+            # hooks on / a replacement of the GLU or the norm: call them (the same math)
+            return norm(glu(x) + skip)
+        h = glu.project(x)  # fc and dropout are called: their hooks fire, a replaced fc is used
+        if not is_capturing() and is_plain(glu.gate_act, nn.Sigmoid):  # one op (Triton on CUDA)
+            return dispatch("gate_add_norm", h, skip, norm.weight, norm.bias, norm.eps)
+        out, gate = gate_add_norm(
+            h, skip, norm.weight, norm.bias, norm.eps, gate_act=glu.gate_act, return_gate=True
+        )
+        record_gate(glu, gate)
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,32 +293,32 @@ class GatedResidualNetwork(nn.Module):
 
     ::
 
-        eta_2 = ELU(W_2 a + W_3 c + b_2)                   [..., hidden_size]   (W_3 c only with context)
-        eta_1 = W_1 eta_2 + b_1                            [..., hidden_size]
-        GRN(a, c) = LayerNorm(S(a) + GLU(eta_1))           [..., output_size]
+        eta_2 = ELU(W_2 a + W_3 c + b_2)                   [..., hidden_dim]   (W_3 c only with context)
+        eta_1 = W_1 eta_2 + b_1                            [..., hidden_dim]
+        GRN(a, c) = LayerNorm(S(a) + GLU(eta_1))           [..., out_dim]
 
     ``GLU`` is :class:`GatedLinearUnit` (with dropout on its input) and the LayerNorm/add is
     :class:`GateAddNorm`. Sub-modules (pytorch-forecasting's names): ``fc1`` = ``W_2, b_2``,
-    ``context`` = ``W_3``, ``fc2`` = ``W_1, b_1``, ``gate_norm``, ``skip``. The skip ``S(a)`` is ``a`` when ``input_size == output_size``;
+    ``context`` = ``W_3``, ``fc2`` = ``W_1, b_1``, ``gate_norm``, ``skip``. The skip ``S(a)`` is ``a`` when ``dim == out_dim``;
     otherwise ``skip="linear"`` (default, the official code) uses a learned ``Linear`` and
     ``skip="interpolate"`` (pytorch-forecasting) uses
     ``LayerNorm(2 * sigmoid(mask) * interpolate(a))`` with a linear interpolation of the feature
     axis.
 
     Args:
-        input_size: features of ``a``.
-        hidden_size: width of ``eta_1, eta_2`` (default ``input_size``).
-        output_size: output features (default ``input_size``).
-        context_size: features of the optional static context ``c`` (``None``: no context).
+        dim: features of ``a``.
+        hidden_dim: width of ``eta_1, eta_2`` (default ``dim``).
+        out_dim: output features (default ``dim``).
+        context_dim: features of the optional static context ``c`` (``None``: no context).
         act: activation of ``eta_2`` (default ELU).
         gate_act: the GLU's gate squashing (default sigmoid).
         bias: biases of ``W_1, W_2``, the GLU and the linear skip (``W_3`` never has one).
         dropout: dropout on the GLU input.
         skip: ``"linear"`` or ``"interpolate"`` (see above).
 
-    Shapes: ``a`` ``[..., input_size]``; ``context`` ``[..., context_size]`` broadcastable
+    Shapes: ``a`` ``[..., dim]``; ``context`` ``[..., context_dim]`` broadcastable
     against ``a``'s leading dims (e.g. ``[B, 1, C]`` for ``a`` of ``[B, T, D]``) or ``None``;
-    returns ``[..., output_size]``. The GLU gate is recorded (module ``<name>.gate_norm.glu``).
+    returns ``[..., out_dim]``. The GLU gate is recorded (module ``<name>.gate_norm.glu``).
 
     Paper: Lim et al. 2021, eqs. (2)-(4); official code ``gated_residual_network``.
     Initialisation as the official code (Keras ``Dense``): Glorot-uniform weights, zero biases.
@@ -319,11 +332,11 @@ class GatedResidualNetwork(nn.Module):
 
     def __init__(
         self,
-        input_size: int,
-        hidden_size: int | None = None,
-        output_size: int | None = None,
+        dim: int,
+        hidden_dim: int | None = None,
+        out_dim: int | None = None,
         *,
-        context_size: int | None = None,
+        context_dim: int | None = None,
         act: ActLike = "elu",
         gate_act: ActLike = "sigmoid",
         bias: bool = True,
@@ -334,37 +347,37 @@ class GatedResidualNetwork(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        for name, value in (("hidden_size", hidden_size), ("output_size", output_size)):
+        for name, value in (("hidden_dim", hidden_dim), ("out_dim", out_dim)):
             check_positive_int("GatedResidualNetwork", name, value, allow_none=True)
-        check_positive_int("GatedResidualNetwork", "input_size", input_size)
-        check_positive_int("GatedResidualNetwork", "context_size", context_size, allow_none=True)
+        check_positive_int("GatedResidualNetwork", "dim", dim)
+        check_positive_int("GatedResidualNetwork", "context_dim", context_dim, allow_none=True)
         _check_skip("GatedResidualNetwork", skip)
-        self.input_size = input_size
-        self.hidden_size = hidden_size or input_size
-        self.output_size = output_size or input_size
-        self.context_size = context_size
+        self.dim = dim
+        self.hidden_dim = hidden_dim or dim
+        self.out_dim = out_dim or dim
+        self.context_dim = context_dim
         self.skip_mode = skip
 
-        self.fc1 = nn.Linear(input_size, self.hidden_size, bias=bias, **factory_kwargs)
+        self.fc1 = nn.Linear(dim, self.hidden_dim, bias=bias, **factory_kwargs)
         self.context = (
-            nn.Linear(context_size, self.hidden_size, bias=False, **factory_kwargs) if context_size else None
+            nn.Linear(context_dim, self.hidden_dim, bias=False, **factory_kwargs) if context_dim else None
         )
         self.act = create_act(act)
-        self.fc2 = nn.Linear(self.hidden_size, self.hidden_size, bias=bias, **factory_kwargs)
+        self.fc2 = nn.Linear(self.hidden_dim, self.hidden_dim, bias=bias, **factory_kwargs)
         self.gate_norm = GateAddNorm(
-            self.hidden_size,
-            self.output_size,
+            self.hidden_dim,
+            self.out_dim,
             gate_act=gate_act,
             bias=bias,
             dropout=dropout,
             **factory_kwargs,
         )
         self.skip: nn.Module | None = None
-        if input_size != self.output_size:
+        if dim != self.out_dim:
             if skip == "linear":
-                self.skip = nn.Linear(input_size, self.output_size, bias=bias, **factory_kwargs)
+                self.skip = nn.Linear(dim, self.out_dim, bias=bias, **factory_kwargs)
             else:
-                self.skip = _ResampleNorm(input_size, self.output_size, **factory_kwargs)
+                self.skip = _ResampleNorm(dim, self.out_dim, **factory_kwargs)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -376,18 +389,16 @@ class GatedResidualNetwork(nn.Module):
         self.gate_norm.glu.reset_parameters()
 
     def forward(self, a: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        if a.shape[-1] != self.input_size:
-            raise ValueError(
-                f"GatedResidualNetwork: expected a[..., {self.input_size}], got shape {tuple(a.shape)}"
-            )
+        if a.shape[-1] != self.dim:
+            raise ValueError(f"GatedResidualNetwork: expected a[..., {self.dim}], got shape {tuple(a.shape)}")
         residual = a if self.skip is None else self.skip(a)
         h = self.fc1(a)
         if context is not None:
             if self.context is None:
-                raise ValueError("GatedResidualNetwork: got a context but was built with context_size=None")
-            if context.shape[-1] != self.context_size:
+                raise ValueError("GatedResidualNetwork: got a context but was built with context_dim=None")
+            if context.shape[-1] != self.context_dim:
                 raise ValueError(
-                    f"GatedResidualNetwork: expected context[..., {self.context_size}], got shape {tuple(context.shape)}"
+                    f"GatedResidualNetwork: expected context[..., {self.context_dim}], got shape {tuple(context.shape)}"
                 )
             h = h + self.context(context)
         h = self.fc2(self.act(h))
@@ -414,6 +425,33 @@ def _select(owner: str, what: str, spec: Collection[str | int], names: list[str]
     return sorted(set(out))
 
 
+def _variable_dims(owner: str, input_dims: Mapping[str, int] | Sequence[int]) -> tuple[list[str], list[int]]:
+    """``(names, widths)`` of a VSN's variables; a sequence gets the names ``"0"``, ``"1"``, ..."""
+    if isinstance(input_dims, Mapping):
+        names = [str(k) for k in input_dims]
+        sizes = list(input_dims.values())
+    else:
+        sizes = list(input_dims)
+        names = [str(i) for i in range(len(sizes))]
+    if not sizes:
+        raise ValueError(f"{owner}: input_dims is empty")
+    for n, s in zip(names, sizes):
+        check_positive_int(owner, f"input_dims[{n!r}]", s)
+    return names, sizes
+
+
+def _grn_widths(owner: str, spec: int | Sequence[int] | None, default: int, names: list[str]) -> list[int]:
+    """Per-variable GRN widths from an int, a sequence (one per variable) or ``None`` (``default``)."""
+    if spec is None:
+        spec = default
+    hid = [spec] * len(names) if isinstance(spec, int) else list(spec)
+    if len(hid) != len(names):
+        raise ValueError(f"{owner}: grn_hidden_dims has {len(hid)} entries for {len(names)} variables")
+    for n, h in zip(names, hid):
+        check_positive_int(owner, f"grn_hidden_dims[{n!r}]", h)
+    return hid
+
+
 def _span(idx: list[int], V: int) -> bool | slice:
     """``True`` if ``idx`` is every variable, a ``slice`` if a contiguous range, else ``False``."""
     if len(idx) == V:
@@ -430,18 +468,18 @@ class VariableSelectionNetwork(nn.Module):
     ``Xi = [xi_1; ...; xi_V]``::
 
         v      = softmax(GRN_v(Xi, c))                            [..., V]   variable weights
-        xi~_j  = GRN_j(xi_j)          (no context)                [..., hidden_size]
-        out    = sum_j v_j xi~_j                                  [..., hidden_size]
+        xi~_j  = GRN_j(xi_j)          (no context)                [..., hidden_dim]
+        out    = sum_j v_j xi~_j                                  [..., hidden_dim]
 
     ``GRN_v`` is a :class:`GatedResidualNetwork` ``(sum d_j) -> V`` with the optional static
-    context ``c``; the ``GRN_j`` (``d_j -> hidden_size``) are stored as grouped weights
+    context ``c``; the ``GRN_j`` (``d_j -> hidden_dim``) are stored as grouped weights
     ``[V, d_max, h_max]`` (input-major, i.e. ``x @ W``) and evaluated with one ``einsum`` per
     layer. Variables with smaller ``d_j`` or GRN width ``h_j`` are zero-padded, and the padding
     is masked in the weights, so every variable's result is exactly its own GRN.
 
     Options that reproduce pytorch-forecasting's layout:
 
-    * ``skip="interpolate"``: the skip of ``GRN_j`` (and ``GRN_v``) when ``d_j != hidden_size``
+    * ``skip="interpolate"``: the skip of ``GRN_j`` (and ``GRN_v``) when ``d_j != hidden_dim``
       is ``LayerNorm(2 sigmoid(m_j) * interpolate(xi_j))`` instead of a learned projection;
     * ``prescale``: variables given as a single real ``[..., 1]`` that are first lifted to
       ``d_j`` features by a per-variable ``Linear(1, d_j)`` (pytorch-forecasting's
@@ -449,26 +487,26 @@ class VariableSelectionNetwork(nn.Module):
     * ``resample_only``: variables that get no GRN, only ``LayerNorm(m_j * R_j(xi_j))`` with
       ``R_j`` the skip map (pytorch-forecasting's ``input_embedding_flags``, used for
       categorical embeddings; ``m_j = 2 sigmoid(mask_j)`` with ``skip="interpolate"``, else 1);
-    * ``grn_hidden_sizes`` (pytorch-forecasting: ``min(d_j, hidden_size)``) and
-      ``weight_hidden_size`` (pytorch-forecasting: ``min(hidden_size, V)``).
+    * ``grn_hidden_dims`` (pytorch-forecasting: ``min(d_j, hidden_dim)``) and
+      ``weight_hidden_dim`` (pytorch-forecasting: ``min(hidden_dim, V)``).
 
     Args:
-        input_sizes: ``{name: d_j}`` (ordered) or a sequence of ``d_j`` (names ``"0"``, ``"1"``, ...).
-        hidden_size: output width (``d_model``).
-        context_size: features of the static context ``c`` (``None``: no context).
+        input_dims: ``{name: d_j}`` (ordered) or a sequence of ``d_j`` (names ``"0"``, ``"1"``, ...).
+        hidden_dim: output width (``d_model``).
+        context_dim: features of the static context ``c`` (``None``: no context).
         act, gate_act, bias, dropout: as in :class:`GatedResidualNetwork`, for every GRN.
         skip: ``"linear"`` (paper) or ``"interpolate"`` (pytorch-forecasting).
         prescale: names or indices of variables given as ``[..., 1]`` reals.
         resample_only: names or indices of variables without a GRN (see above).
-        grn_hidden_sizes: GRN width per variable (int or sequence; default ``hidden_size``).
-        weight_hidden_size: width of the weight GRN ``GRN_v`` (default ``hidden_size``).
+        grn_hidden_dims: GRN width per variable (int or sequence; default ``hidden_dim``).
+        weight_hidden_dim: width of the weight GRN ``GRN_v`` (default ``hidden_dim``).
 
     Shapes: ``x`` is a mapping ``{name: [..., s_j]}``, a sequence of ``[..., s_j]`` tensors in
     variable order, or one tensor ``[..., sum s_j]`` holding them concatenated, where
     ``s_j = 1`` for ``prescale`` variables and ``d_j`` otherwise; ``context`` is
-    ``[..., context_size]`` broadcastable against the leading dims (or ``None``). Returns
-    ``(out, weights)``: ``[..., hidden_size]`` and ``[..., V]``. ``weights`` is recorded with
-    suffix ``"weights"``, the per-variable GLU gates ``[..., V_grn, hidden_size]`` with suffix
+    ``[..., context_dim]`` broadcastable against the leading dims (or ``None``). Returns
+    ``(out, weights)``: ``[..., hidden_dim]`` and ``[..., V]``. ``weights`` is recorded with
+    suffix ``"weights"``, the per-variable GLU gates ``[..., V_grn, hidden_dim]`` with suffix
     ``"glu"``; ``GRN_v``'s own GLU records under ``<name>.weight_grn.gate_norm.glu``.
 
     Paper: Lim et al. 2021, Sec. 4.2, eqs. (6)-(8).
@@ -482,10 +520,10 @@ class VariableSelectionNetwork(nn.Module):
 
     def __init__(
         self,
-        input_sizes: Mapping[str, int] | Sequence[int],
-        hidden_size: int,
+        input_dims: Mapping[str, int] | Sequence[int],
+        hidden_dim: int,
         *,
-        context_size: int | None = None,
+        context_dim: int | None = None,
         act: ActLike = "elu",
         gate_act: ActLike = "sigmoid",
         bias: bool = True,
@@ -493,61 +531,70 @@ class VariableSelectionNetwork(nn.Module):
         skip: SkipMode = "linear",
         prescale: Collection[str | int] = (),
         resample_only: Collection[str | int] = (),
-        grn_hidden_sizes: int | Sequence[int] | None = None,
-        weight_hidden_size: int | None = None,
+        grn_hidden_dims: int | Sequence[int] | None = None,
+        weight_hidden_dim: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         owner = "VariableSelectionNetwork"
         factory_kwargs = {"device": device, "dtype": dtype}
-        if isinstance(input_sizes, Mapping):
-            names = [str(k) for k in input_sizes]
-            sizes = list(input_sizes.values())
-        else:
-            sizes = list(input_sizes)
-            names = [str(i) for i in range(len(sizes))]
-        if not sizes:
-            raise ValueError(f"{owner}: input_sizes is empty")
-        for n, s in zip(names, sizes):
-            check_positive_int(owner, f"input_sizes[{n!r}]", s)
-        check_positive_int(owner, "hidden_size", hidden_size)
-        check_positive_int(owner, "context_size", context_size, allow_none=True)
-        check_positive_int(owner, "weight_hidden_size", weight_hidden_size, allow_none=True)
+        names, sizes = _variable_dims(owner, input_dims)
+        check_positive_int(owner, "hidden_dim", hidden_dim)
+        check_positive_int(owner, "context_dim", context_dim, allow_none=True)
+        check_positive_int(owner, "weight_hidden_dim", weight_hidden_dim, allow_none=True)
         _check_skip(owner, skip)
         dropout = _check_dropout(owner, dropout)
-        V, H = len(sizes), hidden_size
         self.names = names
-        self.input_sizes = sizes
-        self.hidden_size = H
-        self.context_size = context_size
+        self.input_dims = sizes
+        self.hidden_dim = hidden_dim
+        self.context_dim = context_dim
         self.skip_mode = skip
-
         pre = _select(owner, "prescale", prescale, names)
         res_only = _select(owner, "resample_only", resample_only, names)
-        grn_idx = [j for j in range(V) if j not in res_only]
-        if grn_hidden_sizes is None:
-            grn_hidden_sizes = H
-        if isinstance(grn_hidden_sizes, int):
-            hid = [grn_hidden_sizes] * V
-        else:
-            hid = list(grn_hidden_sizes)
-            if len(hid) != V:
-                raise ValueError(f"{owner}: grn_hidden_sizes has {len(hid)} entries for {V} variables")
-        for n, h in zip(names, hid):
-            check_positive_int(owner, f"grn_hidden_sizes[{n!r}]", h)
-        self.grn_hidden_sizes = hid
+        self.grn_hidden_dims = _grn_widths(owner, grn_hidden_dims, hidden_dim, names)
         self.prescale = [names[j] for j in pre]
         self.resample_only = [names[j] for j in res_only]
 
-        d_max = max(sizes)
-        self._d_max = d_max
-        raw = [1 if j in pre else sizes[j] for j in range(V)]
-        self._raw_sizes = raw
+        # parameters and buffers in the order of the state dict (weight ports rely on the keys)
+        self._build_layout(pre, factory_kwargs)
+        self._build_prescalers(pre, factory_kwargs)
+        self._build_skips(bias, factory_kwargs)
+        self._build_resample_norms(res_only, factory_kwargs)
+        self._build_grns([j for j in range(len(sizes)) if j not in res_only], bias, factory_kwargs)
+        self.act = create_act(act)
+        self.gate_act = create_act(gate_act)
+        self.dropout = nn.Dropout(dropout)
+        # weight GRN over the flattened embeddings (none for a single variable)
+        grn_kwargs = {"act": act, "gate_act": gate_act, "bias": bias, "dropout": dropout, "skip": skip}
+        self.weight_grn = (
+            GatedResidualNetwork(
+                sum(sizes),
+                weight_hidden_dim or hidden_dim,
+                len(sizes),
+                context_dim=context_dim,
+                **grn_kwargs,
+                **factory_kwargs,
+            )
+            if len(sizes) > 1
+            else None
+        )
+        self.reset_parameters()
+
+    # --- construction helpers (called once, in this order, by __init__) ------------------------
+    def _build_layout(self, pre: list[int], factory_kwargs: dict) -> None:
+        """Index buffers mapping the raw inputs to the variable-major ``[V, d_max]`` layout.
+
+        ``_gather_idx`` ``[V * d_max]`` indexes the raw inputs with a zero column appended at the
+        end (padding and prescaled variables' extra slots read it or their single real),
+        ``_valid`` ``[V, d_max]`` marks real features, ``_flat_idx`` picks the unpadded features
+        back out for the weight GRN.
+        """
+        sizes, V = self.input_dims, len(self.input_dims)
+        d_max = self._d_max = max(sizes)
+        raw = self._raw_sizes = [1 if j in pre else sizes[j] for j in range(V)]
         offsets = [sum(raw[:j]) for j in range(V)]
-        r_total = sum(raw)
-        # gather index [V * d_max] into the raw inputs with a zero column appended at r_total
-        gather = torch.full((V, d_max), r_total, dtype=torch.long)
+        gather = torch.full((V, d_max), sum(raw), dtype=torch.long)
         valid = torch.zeros(V, d_max)
         for j in range(V):
             valid[j, : sizes[j]] = 1.0
@@ -560,27 +607,31 @@ class VariableSelectionNetwork(nn.Module):
         flat_idx = torch.cat([torch.arange(sizes[j]) + j * d_max for j in range(V)])
         self.register_buffer("_flat_idx", flat_idx, persistent=False)
 
-        # --- prescalers: Linear(1, d_j) per real variable, stored [V_pre, d_max]
+    def _build_prescalers(self, pre: list[int], factory_kwargs: dict) -> None:
+        """``Linear(1, d_j)`` per prescaled real variable, stored ``[V_pre, d_max]``."""
         if pre:
             self.register_buffer("_pre_idx", torch.tensor(pre, dtype=torch.long), persistent=False)
-            self.prescale_weight = nn.Parameter(torch.empty(len(pre), d_max, **factory_kwargs))
-            self.prescale_bias = nn.Parameter(torch.empty(len(pre), d_max, **factory_kwargs))
+            self.prescale_weight = nn.Parameter(torch.empty(len(pre), self._d_max, **factory_kwargs))
+            self.prescale_bias = nn.Parameter(torch.empty(len(pre), self._d_max, **factory_kwargs))
         else:
             self.register_buffer("_pre_idx", None, persistent=False)
             self.register_parameter("prescale_weight", None)
             self.register_parameter("prescale_bias", None)
 
-        # --- skip maps R_j: identity, interpolation (fixed) or learned projection
-        proj = [j for j in range(V) if sizes[j] != H] if skip == "linear" else []
+    def _build_skips(self, bias: bool, factory_kwargs: dict) -> None:
+        """Skip maps ``R_j``: identity, interpolation (fixed buffer) or learned projection."""
+        sizes, H, V, d_max = self.input_dims, self.hidden_dim, len(self.input_dims), self._d_max
+        proj = [j for j in range(V) if sizes[j] != H] if self.skip_mode == "linear" else []
         self._skip_identity = all(s == H for s in sizes)
         fixed = torch.zeros(V, d_max, H, dtype=torch.float64)
         for j in range(V):
             if sizes[j] == H:
                 fixed[j, :H] = torch.eye(H)
-            elif skip == "interpolate":
+            elif self.skip_mode == "interpolate":
                 fixed[j, : sizes[j]] = _interp_matrix(sizes[j], H)
-        buf_dtype = dtype or torch.get_default_dtype()
-        self.register_buffer("_skip_fixed", fixed.to(device=device, dtype=buf_dtype), persistent=False)
+        buf_dtype = factory_kwargs["dtype"] or torch.get_default_dtype()
+        fixed = fixed.to(device=factory_kwargs["device"], dtype=buf_dtype)
+        self.register_buffer("_skip_fixed", fixed, persistent=False)
         if proj:
             self.register_buffer("_proj_idx", torch.tensor(proj, dtype=torch.long), persistent=False)
             self.skip_weight = nn.Parameter(torch.empty(len(proj), d_max, H, **factory_kwargs))
@@ -591,83 +642,61 @@ class VariableSelectionNetwork(nn.Module):
             self.register_parameter("skip_bias", None)
         self._proj_fan = [(sizes[j], H) for j in proj]
 
-        # --- resample-norm: LayerNorm(m_j * R_j(xi_j)) for interpolated skips and resample-only vars
-        if skip == "interpolate":
-            rn = [j for j in range(V) if sizes[j] != H and j in grn_idx] + res_only
-        else:
-            rn = list(res_only)
-        rn = sorted(rn)
-        self._rn_all = _span(rn, V)
-        if rn:
-            self.register_buffer("_rn_idx", torch.tensor(rn, dtype=torch.long), persistent=False)
-            if skip == "interpolate":
-                self.resample_mask = nn.Parameter(torch.zeros(len(rn), H, **factory_kwargs))
+    def _build_resample_norms(self, res_only: list[int], factory_kwargs: dict) -> None:
+        """``LayerNorm(m_j * R_j(xi_j))`` for interpolated skips and resample-only variables."""
+        sizes, H, V = self.input_dims, self.hidden_dim, len(self.input_dims)
+        interpolate = self.skip_mode == "interpolate"
+        rn = set(res_only)
+        if interpolate:
+            rn |= {j for j in range(V) if sizes[j] != H}
+        rn_sorted = sorted(rn)
+        self._rn_all = _span(rn_sorted, V)
+        if rn_sorted:
+            self.register_buffer("_rn_idx", torch.tensor(rn_sorted, dtype=torch.long), persistent=False)
+            if interpolate:
+                self.resample_mask = nn.Parameter(torch.zeros(len(rn_sorted), H, **factory_kwargs))
             else:
                 self.register_parameter("resample_mask", None)
-            self.resample_norm_weight = nn.Parameter(torch.ones(len(rn), H, **factory_kwargs))
-            self.resample_norm_bias = nn.Parameter(torch.zeros(len(rn), H, **factory_kwargs))
+            self.resample_norm_weight = nn.Parameter(torch.ones(len(rn_sorted), H, **factory_kwargs))
+            self.resample_norm_bias = nn.Parameter(torch.zeros(len(rn_sorted), H, **factory_kwargs))
         else:
             self.register_buffer("_rn_idx", None, persistent=False)
             self.register_parameter("resample_mask", None)
             self.register_parameter("resample_norm_weight", None)
             self.register_parameter("resample_norm_bias", None)
 
-        # --- grouped per-variable GRNs for the variables in grn_idx
-        self._grn_all = _span(grn_idx, V)
+    def _build_grns(self, grn_idx: list[int], bias: bool, factory_kwargs: dict) -> None:
+        """Grouped per-variable GRN weights ``[V_grn, ...]``, zero-padded to ``d_max``/``h_max``."""
+        sizes, hid, H = self.input_dims, self.grn_hidden_dims, self.hidden_dim
+        self._grn_all = _span(grn_idx, len(sizes))
         self._grn_vars = grn_idx
-        if grn_idx:
-            g = len(grn_idx)
-            h_max = max(hid[j] for j in grn_idx)
-            self._h_max = h_max
-            self.register_buffer("_grn_idx", torch.tensor(grn_idx, dtype=torch.long), persistent=False)
-            w1_mask = torch.zeros(g, d_max, h_max)
-            h_mask = torch.zeros(g, h_max)
-            for i, j in enumerate(grn_idx):
-                w1_mask[i, : sizes[j], : hid[j]] = 1.0
-                h_mask[i, : hid[j]] = 1.0
-            w2_mask = h_mask[:, :, None] * h_mask[:, None, :]
-            self.register_buffer("_w1_mask", w1_mask.to(**factory_kwargs), persistent=False)
-            self.register_buffer("_h_mask", h_mask.to(**factory_kwargs), persistent=False)
-            self.register_buffer("_w2_mask", w2_mask.to(**factory_kwargs), persistent=False)
-            self.fc1_weight = nn.Parameter(torch.empty(g, d_max, h_max, **factory_kwargs))
-            self.fc2_weight = nn.Parameter(torch.empty(g, h_max, h_max, **factory_kwargs))
-            self.glu_weight = nn.Parameter(torch.empty(g, h_max, 2 * H, **factory_kwargs))
-            if bias:
-                self.fc1_bias = nn.Parameter(torch.empty(g, h_max, **factory_kwargs))
-                self.fc2_bias = nn.Parameter(torch.empty(g, h_max, **factory_kwargs))
-                self.glu_bias = nn.Parameter(torch.empty(g, 2 * H, **factory_kwargs))
-            else:
-                self.register_parameter("fc1_bias", None)
-                self.register_parameter("fc2_bias", None)
-                self.register_parameter("glu_bias", None)
-            self.norm_weight = nn.Parameter(torch.ones(g, H, **factory_kwargs))
-            self.norm_bias = nn.Parameter(torch.zeros(g, H, **factory_kwargs))
-        self.act = create_act(act)
-        self.gate_act = create_act(gate_act)
-        self.dropout = nn.Dropout(dropout)
-
-        # --- weight GRN over the flattened embeddings (none for a single variable)
-        self.weight_grn = (
-            GatedResidualNetwork(
-                sum(sizes),
-                weight_hidden_size or H,
-                V,
-                context_size=context_size,
-                act=act,
-                gate_act=gate_act,
-                bias=bias,
-                dropout=dropout,
-                skip=skip,
-                **factory_kwargs,
+        if not grn_idx:
+            return
+        g, d_max = len(grn_idx), self._d_max
+        h_max = self._h_max = max(hid[j] for j in grn_idx)
+        self.register_buffer("_grn_idx", torch.tensor(grn_idx, dtype=torch.long), persistent=False)
+        w1_mask = torch.zeros(g, d_max, h_max)
+        h_mask = torch.zeros(g, h_max)
+        for i, j in enumerate(grn_idx):
+            w1_mask[i, : sizes[j], : hid[j]] = 1.0
+            h_mask[i, : hid[j]] = 1.0
+        w2_mask = h_mask[:, :, None] * h_mask[:, None, :]
+        self.register_buffer("_w1_mask", w1_mask.to(**factory_kwargs), persistent=False)
+        self.register_buffer("_h_mask", h_mask.to(**factory_kwargs), persistent=False)
+        self.register_buffer("_w2_mask", w2_mask.to(**factory_kwargs), persistent=False)
+        self.fc1_weight = nn.Parameter(torch.empty(g, d_max, h_max, **factory_kwargs))
+        self.fc2_weight = nn.Parameter(torch.empty(g, h_max, h_max, **factory_kwargs))
+        self.glu_weight = nn.Parameter(torch.empty(g, h_max, 2 * H, **factory_kwargs))
+        for name, shape in (("fc1_bias", (g, h_max)), ("fc2_bias", (g, h_max)), ("glu_bias", (g, 2 * H))):
+            self.register_parameter(
+                name, nn.Parameter(torch.empty(*shape, **factory_kwargs)) if bias else None
             )
-            if V > 1
-            else None
-        )
-        self.reset_parameters()
+        self.norm_weight = nn.Parameter(torch.ones(g, H, **factory_kwargs))
+        self.norm_bias = nn.Parameter(torch.zeros(g, H, **factory_kwargs))
 
     @property
     def num_inputs(self) -> int:
-        return len(self.input_sizes)
+        return len(self.input_dims)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
@@ -679,7 +708,7 @@ class VariableSelectionNetwork(nn.Module):
             if mask is not None:
                 w.mul_(mask)
 
-        sizes, hid, H = self.input_sizes, self.grn_hidden_sizes, self.hidden_size
+        sizes, hid, H = self.input_dims, self.grn_hidden_dims, self.hidden_dim
         if self.prescale_weight is not None:
             valid = self._valid[self._pre_idx]
             glorot_(self.prescale_weight, [(1, sizes[j]) for j in self._pre_idx.tolist()], valid)
@@ -730,7 +759,7 @@ class VariableSelectionNetwork(nn.Module):
         x: Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | torch.Tensor,
         context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        V, H, d_max = self.num_inputs, self.hidden_size, self._d_max
+        V, H, d_max = self.num_inputs, self.hidden_dim, self._d_max
         raw = self._flatten_inputs(x)
         lead = raw.shape[:-1]
         flat_raw = raw.reshape(-1, raw.shape[-1])
@@ -813,9 +842,9 @@ class VariableSelectionNetwork(nn.Module):
                 flat = flat.reshape(*lead, -1)
             weights = torch.softmax(self.weight_grn(flat, context), dim=-1)
         else:
-            if context is not None and self.context_size is None:
+            if context is not None and self.context_dim is None:
                 raise ValueError(
-                    "VariableSelectionNetwork: got a context but was built with context_size=None"
+                    "VariableSelectionNetwork: got a context but was built with context_dim=None"
                 )
             weights = var_out.new_ones((*lead, 1))
         record_gate(self, weights, "weights")
@@ -844,7 +873,7 @@ class VariableSelectionNetwork(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"input_sizes={dict(zip(self.names, self.input_sizes))}, hidden_size={self.hidden_size}, "
-            f"context_size={self.context_size}, skip={self.skip_mode!r}, prescale={self.prescale}, "
-            f"resample_only={self.resample_only}, grn_hidden_sizes={self.grn_hidden_sizes}"
+            f"input_dims={dict(zip(self.names, self.input_dims))}, hidden_dim={self.hidden_dim}, "
+            f"context_dim={self.context_dim}, skip={self.skip_mode!r}, prescale={self.prescale}, "
+            f"resample_only={self.resample_only}, grn_hidden_dims={self.grn_hidden_dims}"
         )

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .kernels.tokenwise import tokenwise_mix
 from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
 from .layers.checks import check_dropout, check_positive_int
@@ -79,12 +80,11 @@ class HighwayGate(nn.Module):
         if x.shape[-1] != self.dim:
             raise ValueError(f"HighwayGate: expected x[..., {self.dim}], got shape {tuple(x.shape)}")
         h = self.dropout(self.act(self.transform(x)))
-        # Gate and mix in (at least) float32: dL/dT = H(x) - x can overflow half precision, and
-        # inf * sigmoid'(saturated logit) = NaN in the gate's gradient.
-        ct = torch.promote_types(x.dtype, torch.float32)
-        t = self.gate_act(self.gate(x).to(ct))
-        record_gate(self, t.to(x.dtype))
-        return (t * h.to(ct) + (1.0 - t) * x.to(ct)).to(x.dtype)
+        # the convex mix of the token-wise gate, t * H(x) + (1 - t) * x, gate and mix in (at least)
+        # float32: dL/dT = H(x) - x can overflow half precision (inf * sigmoid'(saturated) = NaN)
+        out, t = tokenwise_mix(h, x, self.gate(x), gate_act=self.gate_act, return_gate=True)
+        record_gate(self, t)
+        return out
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, gate_bias_init={self.gate_bias_init}"

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import dispatch
+from .kernels.glu import glu_product
 from .layers.activations import ActLike, get_act
 from .layers.capture import record_gate
 
@@ -336,7 +337,7 @@ class SparseMoE(nn.Module):
             z = z + self.b1.unsqueeze(1)
         if self.expert == "glu":
             gate, value = z.chunk(2, dim=-1)
-            z = self.act(gate) * value
+            z = glu_product(gate, value, self.act)
         else:
             z = self.act(z)
         out = torch.bmm(self.drop(z), self.w2)

@@ -7,16 +7,24 @@ sigmoid gate computed from the query input, before the output projection.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .kernels import dispatch, is_sigmoid
+from .kernels.sigmoid_gate import sigmoid_gate
 from .layers.activations import ActLike, get_act
 from .layers.capture import is_capturing, record_gate
+from .layers.fusion import is_plain
 
 GATE_KINDS: tuple[str, ...] = ("headwise", "elementwise")
+
+
+def _fusable_sigmoid(act: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+    """The gate is the sigmoid and, when given as a module, one without hooks (the kernel skips it)."""
+    return is_sigmoid(act) and (not isinstance(act, nn.Module) or is_plain(act, nn.Sigmoid))
 
 
 class OutputGatedAttention(nn.Module):
@@ -225,12 +233,12 @@ class OutputGatedAttention(nn.Module):
 
         if self.gate is not None:
             logits = qg[..., Dh:]  # [B, Tq, H, 1 | Dh]
-            if is_capturing() or not is_sigmoid(self.gate_act):
-                g = self.gate_act(logits)
-                record_gate(self, g.squeeze(-1) if self.gate == "headwise" else g)
-                attn = attn * g
-            else:  # fused sigmoid gate (Triton on CUDA; reads the strided views in place)
+            if not is_capturing() and _fusable_sigmoid(self.gate_act):
+                # one op (Triton on CUDA; reads the strided views in place)
                 attn = dispatch("sigmoid_gate", attn, logits)
+            else:
+                attn, g = sigmoid_gate(attn, logits, gate_act=self.gate_act, return_gate=True)
+                record_gate(self, g.squeeze(-1) if self.gate == "headwise" else g)
         out = self.out_proj(attn.reshape(B, Tq, self.dim))
         if need_weights:
             return out, weights

@@ -25,6 +25,7 @@ from .layers import nd
 from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
 from .layers.checks import check_positive_int, check_positive_ints
+from .layers.fusion import is_plain
 
 __all__ = ["CrossGatingBlock", "MultiAxisGatedMLP", "SpatialGatingUnit"]
 
@@ -38,17 +39,17 @@ def _lecun_normal_(weight: torch.Tensor, fan_in: int) -> None:
     nn.init.trunc_normal_(weight, 0.0, std, -2.0 * std, 2.0 * std)
 
 
-def _maxim_dense(in_features: int, out_features: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
-    lin = nn.Linear(in_features, out_features, bias=bias, **factory_kwargs)
+def _maxim_dense(dim: int, out_dim: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
+    lin = nn.Linear(dim, out_dim, bias=bias, **factory_kwargs)
     nn.init.normal_(lin.weight, 0.0, _MAXIM_STD)
     if lin.bias is not None:
         nn.init.zeros_(lin.bias)
     return lin
 
 
-def _flax_dense(in_features: int, out_features: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
-    lin = nn.Linear(in_features, out_features, bias=bias, **factory_kwargs)
-    _lecun_normal_(lin.weight, in_features)
+def _flax_dense(dim: int, out_dim: int, bias: bool, factory_kwargs: dict) -> nn.Linear:
+    lin = nn.Linear(dim, out_dim, bias=bias, **factory_kwargs)
+    _lecun_normal_(lin.weight, dim)
     if lin.bias is not None:
         nn.init.zeros_(lin.bias)
     return lin
@@ -103,8 +104,14 @@ def _check_divisible(x: torch.Tensor, size: tuple[int, int], what: str, name: st
         )
 
 
-def _token_mix(x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
-    """``W x + b`` along the token axis -2 of ``x`` ``[..., N, d]`` (``W`` is ``[N, N]``)."""
+def _token_mix(x: torch.Tensor, proj: nn.Module) -> torch.Tensor:
+    """``proj`` applied along the token axis -2 of ``x`` ``[..., N, d]``: ``W x + b`` for ``W`` ``[N, N]``.
+
+    A plain ``nn.Linear`` is applied as ``W @ x`` (no transposes); hooks on it or a replacement
+    (LoRA, quantised) make it a call of ``proj`` on the transposed tokens.
+    """
+    if not is_plain(proj, nn.Linear):
+        return proj(x.transpose(-1, -2)).transpose(-1, -2)
     out = torch.matmul(proj.weight, x)
     if proj.bias is not None:
         out = out + proj.bias.unsqueeze(-1)
@@ -127,7 +134,7 @@ class SpatialGatingUnit(nn.Module):
 
     Args:
         dim: channels ``2d`` of the input (even); the output has ``d = dim // 2``.
-        seq_len: the number of tokens ``N`` (fixed: ``W`` is ``N x N``).
+        num_tokens: the number of tokens ``N`` (fixed: ``W`` is ``N x N``).
         gate_act: optional squashing of the gate (default ``None``: the paper's linear gate).
         bias: learnable per-token bias ``b`` (initialised to 1).
         causal: mask ``W`` to its lower triangle.
@@ -136,6 +143,11 @@ class SpatialGatingUnit(nn.Module):
 
     Shapes: input ``[*, N, dim]`` (tokens on axis -2), output ``[*, N, dim // 2]``. The gate
     ``g`` ``[*, N, dim // 2]`` is recorded with :func:`gatelab.core.record_gate`.
+
+    Paths: a plain ``nn.Linear`` ``proj`` is applied as ``W @ v`` along the token axis; hooks on
+    it or a replacement (LoRA, quantised) make it a call ``proj(v^T)^T``. The causal unit masks
+    ``W`` itself, so it reads ``proj.weight`` (hooks on ``proj`` do not fire) and needs an
+    ``nn.Linear``.
 
     Paper: Liu, Dai, So, Le, "Pay Attention to MLPs", NeurIPS 2021 (the ``spatial_gating_unit``
     pseudo-code: split, norm on ``v``, token projection with bias initialised to 1, ``u * v``).
@@ -148,7 +160,7 @@ class SpatialGatingUnit(nn.Module):
     def __init__(
         self,
         dim: int,
-        seq_len: int,
+        num_tokens: int,
         *,
         gate_act: ActLike = None,
         bias: bool = True,
@@ -164,13 +176,14 @@ class SpatialGatingUnit(nn.Module):
             raise ValueError(
                 f"SpatialGatingUnit: dim must be a positive even int (split in two), got {dim!r}"
             )
-        check_positive_int("SpatialGatingUnit", "seq_len", seq_len, allow_bool=True)
+        check_positive_int("SpatialGatingUnit", "num_tokens", num_tokens, allow_bool=True)
         self.dim = dim
-        self.seq_len = seq_len
+        self.num_tokens = num_tokens
         self.causal = causal
+        self.bias = bias
         self.init_std = init_std
         self.norm = nn.LayerNorm(dim // 2, eps=norm_eps, **factory_kwargs)
-        self.proj = nn.Linear(seq_len, seq_len, bias=bias, **factory_kwargs)  # weight [N_out, N_in]
+        self.proj = nn.Linear(num_tokens, num_tokens, bias=bias, **factory_kwargs)  # weight [N_out, N_in]
         self.gate_act = create_act(gate_act)
         self.reset_parameters()
 
@@ -183,21 +196,31 @@ class SpatialGatingUnit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` ``[*, N, dim]`` -> ``[*, N, dim // 2]``."""
-        if x.dim() < 2 or x.shape[-2] != self.seq_len or x.shape[-1] != self.dim:
+        if x.dim() < 2 or x.shape[-2] != self.num_tokens or x.shape[-1] != self.dim:
             raise ValueError(
-                f"SpatialGatingUnit: input must be [*, N={self.seq_len}, dim={self.dim}], got shape {tuple(x.shape)}"
+                f"SpatialGatingUnit: input must be [*, N={self.num_tokens}, dim={self.dim}], got shape {tuple(x.shape)}"
             )
         u, v = x.chunk(2, dim=-1)
         v = self.norm(v)
-        weight = self.proj.weight.tril() if self.causal else self.proj.weight
-        g = torch.matmul(weight, v)
-        g = g + (self.proj.bias.unsqueeze(-1) if self.proj.bias is not None else 1.0)
+        if self.causal:  # the mask applies to W itself, so W is read (see the class docstring)
+            if type(self.proj) is not nn.Linear:
+                raise TypeError(
+                    f"SpatialGatingUnit(causal=True) masks proj.weight and needs proj to be an nn.Linear, "
+                    f"got {type(self.proj).__name__}"
+                )
+            g = torch.matmul(self.proj.weight.tril(), v)
+            if self.proj.bias is not None:
+                g = g + self.proj.bias.unsqueeze(-1)
+        else:
+            g = _token_mix(v, self.proj)
+        if not self.bias:
+            g = g + 1.0
         g = self.gate_act(g)
         record_gate(self, g)
         return u * g
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, seq_len={self.seq_len}, causal={self.causal}"
+        return f"dim={self.dim}, num_tokens={self.num_tokens}, causal={self.causal}"
 
 
 class _GmlpLayer(nn.Module):
@@ -407,13 +430,46 @@ class _SpatialGatingWeights(nn.Module):
         return self.dropout(self.out_project(torch.cat((u, v), dim=-1)))
 
 
+def _check_cross_gating_args(
+    in_channels: int, gating_channels: int, out_channels: int, input_proj_factor: int
+) -> None:
+    """The argument checks of :class:`CrossGatingBlock` (positive widths, even gating width)."""
+    check_positive_ints(
+        "CrossGatingBlock",
+        ("in_channels", in_channels),
+        ("gating_channels", gating_channels),
+        ("out_channels", out_channels),
+        allow_bool=True,
+    )
+    if (
+        not isinstance(input_proj_factor, int)
+        or input_proj_factor < 1
+        or (out_channels * input_proj_factor) % 2
+    ):
+        raise ValueError(
+            "CrossGatingBlock: out_channels * input_proj_factor must be even, "
+            f"got {out_channels} * {input_proj_factor!r}"
+        )
+
+
+def _flax_conv_transpose_2x2(
+    in_channels: int, out_channels: int, bias: bool, factory_kwargs: dict
+) -> nn.ConvTranspose2d:
+    """Stride-2 2x2 transposed conv initialised like Flax's ``ConvTranspose`` (LeCun-normal, zero bias)."""
+    conv = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2, bias=bias, **factory_kwargs)
+    _lecun_normal_(conv.weight, in_channels * 4)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 class CrossGatingBlock(nn.Module):
     r"""MAXIM's cross-gating MLP block: two feature maps gate each other (NHWC layout).
 
     .. code-block:: text
 
         y  = ConvT_2x2,s2(y)                      if upsample_y (y from the coarser scale)
-        x  = W_x x,  y = W_y y                    1x1 convs to ``features`` channels   [B, H, W, F]
+        x  = W_x x,  y = W_y y                    1x1 convs to F = out_channels    [B, H, W, F]
         x0, y0 = x, y
         x  = act(W_ix LayerNorm(x));  g_x = SGW_x(x)       spatial gating weights of x
         y  = act(W_iy LayerNorm(y));  g_y = SGW_y(y)       spatial gating weights of y
@@ -429,7 +485,7 @@ class CrossGatingBlock(nn.Module):
     Args:
         in_channels: channels of ``x``.
         gating_channels: channels of ``y``.
-        features: ``F``, the working width (official ``features``).
+        out_channels: ``F``, the working width (official ``features``).
         block_size: ``(fh, fw)`` (or an int) of the local token mixing.
         grid_size: ``(gh, gw)`` (or an int) of the global token mixing.
         act: activation after the input projections (default ``"gelu_tanh"``, Flax's ``nn.gelu``).
@@ -466,7 +522,7 @@ class CrossGatingBlock(nn.Module):
         self,
         in_channels: int,
         gating_channels: int,
-        features: int,
+        out_channels: int,
         block_size: int | Sequence[int],
         grid_size: int | Sequence[int],
         *,
@@ -481,44 +537,25 @@ class CrossGatingBlock(nn.Module):
     ) -> None:
         super().__init__()
         factory_kwargs = {"device": device, "dtype": dtype}
-        check_positive_ints(
-            "CrossGatingBlock",
-            ("in_channels", in_channels),
-            ("gating_channels", gating_channels),
-            ("features", features),
-            allow_bool=True,
-        )
-        if (
-            not isinstance(input_proj_factor, int)
-            or input_proj_factor < 1
-            or (features * input_proj_factor) % 2
-        ):
-            raise ValueError(
-                f"CrossGatingBlock: features * input_proj_factor must be even, got {features} * {input_proj_factor!r}"
-            )
+        _check_cross_gating_args(in_channels, gating_channels, out_channels, input_proj_factor)
         self.in_channels = in_channels
         self.gating_channels = gating_channels
-        self.features = features
+        self.out_channels = out_channels
         self.block_size = _pair(block_size, "block_size")
         self.grid_size = _pair(grid_size, "grid_size")
         self.upsample_y = upsample_y
-        if upsample_y:
-            self.up_y = nn.ConvTranspose2d(
-                gating_channels, features, 2, stride=2, bias=bias, **factory_kwargs
-            )
-            _lecun_normal_(self.up_y.weight, gating_channels * 4)
-            if self.up_y.bias is not None:
-                nn.init.zeros_(self.up_y.bias)
-            y_channels = features
-        else:
-            self.up_y = None
-            y_channels = gating_channels
-        self.proj_x = _flax_dense(in_channels, features, bias, factory_kwargs)
-        self.proj_y = _flax_dense(y_channels, features, bias, factory_kwargs)
-        self.norm_x = nn.LayerNorm(features, eps=norm_eps, **factory_kwargs)
-        self.norm_y = nn.LayerNorm(features, eps=norm_eps, **factory_kwargs)
-        self.in_project_x = _flax_dense(features, features, bias, factory_kwargs)
-        self.in_project_y = _flax_dense(features, features, bias, factory_kwargs)
+        self.up_y = (
+            _flax_conv_transpose_2x2(gating_channels, out_channels, bias, factory_kwargs)
+            if upsample_y
+            else None
+        )
+        y_channels = out_channels if upsample_y else gating_channels
+        self.proj_x = _flax_dense(in_channels, out_channels, bias, factory_kwargs)
+        self.proj_y = _flax_dense(y_channels, out_channels, bias, factory_kwargs)
+        self.norm_x = nn.LayerNorm(out_channels, eps=norm_eps, **factory_kwargs)
+        self.norm_y = nn.LayerNorm(out_channels, eps=norm_eps, **factory_kwargs)
+        self.in_project_x = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
+        self.in_project_y = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
         self.act = create_act(act)
         sgw = dict(
             act=act,
@@ -528,10 +565,10 @@ class CrossGatingBlock(nn.Module):
             norm_eps=norm_eps,
             factory_kwargs=factory_kwargs,
         )
-        self.gating_x = _SpatialGatingWeights(features, self.block_size, self.grid_size, **sgw)
-        self.gating_y = _SpatialGatingWeights(features, self.block_size, self.grid_size, **sgw)
-        self.out_project_y = _flax_dense(features, features, bias, factory_kwargs)
-        self.out_project_x = _flax_dense(features, features, bias, factory_kwargs)
+        self.gating_x = _SpatialGatingWeights(out_channels, self.block_size, self.grid_size, **sgw)
+        self.gating_y = _SpatialGatingWeights(out_channels, self.block_size, self.grid_size, **sgw)
+        self.out_project_y = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
+        self.out_project_x = _flax_dense(out_channels, out_channels, bias, factory_kwargs)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -569,6 +606,6 @@ class CrossGatingBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"in_channels={self.in_channels}, gating_channels={self.gating_channels}, features={self.features}, "
+            f"in_channels={self.in_channels}, gating_channels={self.gating_channels}, out_channels={self.out_channels}, "
             f"block_size={self.block_size}, grid_size={self.grid_size}, upsample_y={self.upsample_y}"
         )

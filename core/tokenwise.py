@@ -8,10 +8,12 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .kernels import dispatch, is_sigmoid
+from .kernels import dispatch
+from .kernels.tokenwise import tokenwise_mix
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
+from .layers.fusion import is_plain
 
 __all__ = ["TokenwiseGate"]
 
@@ -35,6 +37,12 @@ class TokenwiseGate(nn.Module):
 
     Shapes: ``a``, ``b`` ``[..., dim]`` -> ``[..., dim]``. The gate ``g`` (``[..., 1]`` or
     ``[..., dim]``) is recorded with :func:`gatelab.core.record_gate`.
+
+    Paths: one math, op ``tokenwise_gate`` (:mod:`gatelab.core.kernels.tokenwise`). The fused op
+    (projection inside the kernel) runs when ``gate_act`` is a plain ``nn.Sigmoid``, ``proj`` a plain
+    ``nn.Linear`` (:func:`gatelab.core.layers.fusion.is_plain`: no hooks, not replaced) and nothing
+    is captured; otherwise ``proj`` is called and the op's mix
+    (:func:`gatelab.core.kernels.tokenwise.tokenwise_mix`) returns the gate.
 
     Precision: for float16/bfloat16 inputs the gate and the mix are computed in float32 and the
     result cast back (the gradient ``a - b`` of the gate overflows half precision otherwise).
@@ -86,17 +94,15 @@ class TokenwiseGate(nn.Module):
             raise ValueError(
                 f"TokenwiseGate: expected a, b [..., {self.dim}], got {tuple(a.shape)} and {tuple(b.shape)}"
             )
-        if not is_capturing() and is_sigmoid(self.gate_act):
-            # projection + gate + mix fused (Triton on CUDA); the reference is the code below
+        if not is_capturing() and is_plain(self.gate_act, nn.Sigmoid) and is_plain(self.proj, nn.Linear):
+            # projection + gate + mix in one op (Triton on CUDA, the reference elsewhere)
             return dispatch("tokenwise_gate", a, b, self.proj.weight, self.proj.bias)
+        # plain path (capture, another gate_act, hooks on / a replacement of proj): the same math,
+        # with the projection by the proj sub-module
         logits = self.proj(torch.cat([a, b], dim=-1))
-        # Gate and mix in (at least) float32: the gradient dL/dg = a - b overflows float16/bfloat16
-        # ranges for large opposite-signed streams, and inf * sigmoid'(saturated logit) = NaN.
-        # g*a + (1-g)*b rather than b + g*(a-b) for the same reason in the forward pass.
-        ct = torch.promote_types(a.dtype, torch.float32)
-        g = self.gate_act(logits.to(ct))
-        record_gate(self, g.to(a.dtype))
-        return (g * a.to(ct) + (1.0 - g) * b.to(ct)).to(a.dtype)
+        out, g = tokenwise_mix(a, b, logits, gate_act=self.gate_act, return_gate=True)
+        record_gate(self, g)
+        return out
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, mode={self.mode!r}, init_gate={self.init_gate}"

@@ -257,7 +257,7 @@ def test_open_domain_model_registration():
         domain="mylab",
         paper="test only",
         gates=("GluMlp",),
-        tiny={"in_features": 4, "hidden_features": 8},
+        tiny={"dim": 4, "hidden_dim": 8},
         tags=("test",),
     )
     try:
@@ -267,7 +267,7 @@ def test_open_domain_model_registration():
         assert (
             info.domain == "mylab"
             and info.gates == ("GluMlp",)
-            and info.tiny == {"in_features": 4, "hidden_features": 8}
+            and info.tiny == {"dim": 4, "hidden_dim": 8}
         )
         from gatelab.core.glu_family import GluMlp
 

@@ -6,6 +6,8 @@
   CPU only under the interpreter), returning the reason a backend rejects the inputs.
 * :func:`is_sigmoid`: whether a gate's squashing function is the logistic sigmoid (the fused
   kernels hard-code it; a model with another ``gate_act`` keeps its plain PyTorch path).
+* :func:`reference_only`: the verifier check for the ``gate_act`` / ``return_gate`` options every
+  gate op's reference takes and no kernel serves.
 * :func:`device_ctx`, :func:`launch_ctx`: make the inputs' CUDA device current for a launch.
 
 Nothing here imports triton at module import time (a CPU-only process never pays for it).
@@ -115,6 +117,20 @@ _SIGMOIDS: tuple[Callable[..., Any], ...] = (torch.sigmoid, F.sigmoid, torch.Ten
 def is_sigmoid(act: Any) -> bool:
     """True when ``act`` is the logistic sigmoid (``torch.sigmoid``, ``F.sigmoid`` or ``nn.Sigmoid``)."""
     return type(act) is nn.Sigmoid or any(act is s for s in _SIGMOIDS)
+
+
+def reference_only(gate_act: Any = None, return_gate: bool = False) -> str | None:
+    """Why a fused kernel rejects the gate options of an op's reference, or ``None``.
+
+    Every gate op's reference takes ``gate_act`` (the squashing, ``None`` = the sigmoid the
+    kernels hard-code) and ``return_gate`` (also return the gate, for :func:`gatelab.core.capture_gates`);
+    the kernels serve only the defaults, so their verifiers send anything else to the reference.
+    """
+    if return_gate:
+        return "return_gate=True is served by the reference (the kernels do not store the gate)"
+    if gate_act is not None and not is_sigmoid(gate_act):
+        return f"gate_act {gate_act!r} is not the sigmoid the kernels hard-code"
+    return None
 
 
 def device_ctx(t: torch.Tensor) -> Any:

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import functools
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from ._common import check_tensors, triton_available, triton_interpreted
+from ._common import check_tensors, reference_only, triton_available, triton_interpreted
 from ._pointwise import broadcast_shape
 from .dispatch import register_backend, register_op
 
@@ -35,13 +37,28 @@ __all__ = ["feature_gate", "gated_cross", "verify_feature_gate", "verify_gated_c
 
 @register_op("feature_gate", doc="x * sigmoid(z) * scale [* 2 sigmoid(mask)] (FinalMLP feature gating)")
 def feature_gate(
-    x: torch.Tensor, z: torch.Tensor, scale: float = 2.0, mask: torch.Tensor | None = None
-) -> torch.Tensor:
-    """FinalMLP feature gating ``x * (sigmoid(z) * scale [* 2 sigmoid(mask)])`` in the input dtype."""
-    factor = torch.sigmoid(z) * scale
+    x: torch.Tensor,
+    z: torch.Tensor,
+    scale: float = 2.0,
+    mask: torch.Tensor | None = None,
+    *,
+    gate_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """FinalMLP feature gating ``x * (sigmoid(z) * scale [* 2 sigmoid(mask)])`` in the input dtype.
+
+    ``gate_act`` replaces the sigmoid; ``return_gate=True`` returns ``(out, gate, mask_factor)``
+    with ``gate = gate_act(z)`` (before ``scale``) and ``mask_factor = 2 sigmoid(mask)`` (``None``
+    without a mask). Both options are served by this reference only.
+    """
+    gate = torch.sigmoid(z) if gate_act is None else gate_act(z)
+    factor = gate * scale
+    mask_factor = None
     if mask is not None:
-        factor = factor * (2.0 * torch.sigmoid(mask))
-    return x * factor
+        mask_factor = 2.0 * torch.sigmoid(mask)
+        factor = factor * mask_factor
+    out = x * factor
+    return (out, gate, mask_factor) if return_gate else out
 
 
 @register_op("gated_cross", doc="c0 * (xw + bias) * sigmoid(g) + cl (GDCN gated cross step)")
@@ -51,17 +68,26 @@ def gated_cross(
     g: torch.Tensor,
     cl: torch.Tensor,
     bias: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """GDCN's element-wise step ``c0 * (xw + bias) * sigmoid(g) + cl`` in the input dtype."""
+    *,
+    gate_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """GDCN's element-wise step ``c0 * (xw + bias) * sigmoid(g) + cl`` in the input dtype.
+
+    ``gate_act`` replaces the sigmoid; ``return_gate=True`` also returns ``gate_act(g)``; both
+    are served by this reference only.
+    """
     cross = xw if bias is None else xw + bias
-    return c0 * cross * torch.sigmoid(g) + cl
+    gate = torch.sigmoid(g) if gate_act is None else gate_act(g)
+    out = c0 * cross * gate + cl
+    return (out, gate) if return_gate else out
 
 
 def verify_feature_gate(
-    x: torch.Tensor, z: torch.Tensor, scale: float = 2.0, mask: torch.Tensor | None = None
+    x: torch.Tensor, z: torch.Tensor, scale: float = 2.0, mask: torch.Tensor | None = None, **options: Any
 ) -> str | None:
     """``None`` when the Triton feature-gate kernels accept the inputs, else the reason."""
-    why = check_tensors((("x", x), ("z", z), ("mask", mask)))
+    why = reference_only(**options) or check_tensors((("x", x), ("z", z), ("mask", mask)))
     if why is not None:
         return why
     if x.dim() == 0:
@@ -80,9 +106,12 @@ def verify_gated_cross(
     g: torch.Tensor,
     cl: torch.Tensor,
     bias: torch.Tensor | None = None,
+    **options: Any,
 ) -> str | None:
     """``None`` when the Triton gated-cross kernels accept the inputs, else the reason."""
-    why = check_tensors((("c0", c0), ("xw", xw), ("g", g), ("cl", cl), ("bias", bias)))
+    why = reference_only(**options) or check_tensors(
+        (("c0", c0), ("xw", xw), ("g", g), ("cl", cl), ("bias", bias))
+    )
     if why is not None:
         return why
     if xw.dim() == 0:
@@ -105,7 +134,7 @@ _triton_backend = functools.partial(
 
 @_triton_backend("feature_gate", verifier=verify_feature_gate)
 def feature_gate_triton(
-    x: torch.Tensor, z: torch.Tensor, scale: float = 2.0, mask: torch.Tensor | None = None
+    x: torch.Tensor, z: torch.Tensor, scale: float = 2.0, mask: torch.Tensor | None = None, **options: Any
 ) -> torch.Tensor:
     """Triton forward/backward of :func:`feature_gate` (backward recomputes the sigmoids)."""
     from .feature_gate_triton import feature_gate_triton as fn  # importing triton is slow: on first use
@@ -120,6 +149,7 @@ def gated_cross_triton(
     g: torch.Tensor,
     cl: torch.Tensor,
     bias: torch.Tensor | None = None,
+    **options: Any,
 ) -> torch.Tensor:
     """Triton forward/backward of :func:`gated_cross` (backward recomputes the sigmoid)."""
     from .feature_gate_triton import gated_cross_triton as fn

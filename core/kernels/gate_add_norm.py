@@ -23,12 +23,15 @@ Anything else runs the reference.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from ._common import check_tensors, triton_available, triton_interpreted
+from ._common import check_tensors, reference_only, triton_available, triton_interpreted
 from .dispatch import register_backend, register_op
+from .glu import glu_product
 
 __all__ = ["MAX_COLS", "gate_add_norm", "verify_gate_add_norm"]
 
@@ -43,11 +46,20 @@ def gate_add_norm(
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     eps: float = 1e-5,
-) -> torch.Tensor:
-    """``LayerNorm(v * sigmoid(g) + skip)`` with ``[v, g] = h.chunk(2, -1)``, in the input dtype."""
+    *,
+    gate_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``LayerNorm(v * sigmoid(g) + skip)`` with ``[v, g] = h.chunk(2, -1)``, in the input dtype.
+
+    ``gate_act`` replaces the sigmoid; ``return_gate=True`` also returns ``gate_act(g)``
+    ``[..., D]`` (both served by this reference only). The GLU is :func:`.glu.glu_product`.
+    """
     value, gate = h.chunk(2, dim=-1)
-    x = value * torch.sigmoid(gate) + skip
-    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    y, g = glu_product(gate, value, torch.sigmoid if gate_act is None else gate_act, return_gate=True)
+    x = y + skip
+    out = F.layer_norm(x, (x.shape[-1],), weight, bias, eps)
+    return (out, g) if return_gate else out
 
 
 def verify_gate_add_norm(
@@ -56,9 +68,12 @@ def verify_gate_add_norm(
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     eps: float = 1e-5,
+    **options: Any,
 ) -> str | None:
     """``None`` when the fused Triton kernels accept the inputs, else the reason."""
-    why = check_tensors((("h", h), ("skip", skip), ("weight", weight), ("bias", bias)))
+    why = reference_only(**options) or check_tensors(
+        (("h", h), ("skip", skip), ("weight", weight), ("bias", bias))
+    )
     if why is not None:
         return why
     if weight is None or bias is None:
@@ -95,8 +110,9 @@ def gate_add_norm_triton(
     weight: torch.Tensor | None,
     bias: torch.Tensor | None,
     eps: float = 1e-5,
+    **options: Any,
 ) -> torch.Tensor:
-    """Fused Triton forward/backward of :func:`gate_add_norm`."""
+    """Fused Triton forward/backward of :func:`gate_add_norm` (``options`` at their defaults: the verifier checks)."""
     from .gate_add_norm_triton import gate_add_norm_triton as fn  # importing triton is slow: on first use
 
     return fn(h, skip, weight, bias, float(eps))

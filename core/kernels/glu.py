@@ -25,17 +25,19 @@ Backend ``"triton"`` (see :mod:`gatelab.core.kernels.glu_triton`) runs when
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-from ._common import TRITON_DTYPES, triton_available, triton_interpreted
+from ._common import TRITON_DTYPES, reference_only, triton_available, triton_interpreted
 from .dispatch import register_backend, register_op
 
 # Re-exported for the tests and callers that import them from here (the foundation's home of them).
 __all__ = [
     "TRITON_DTYPES",
     "geglu",
+    "glu_product",
     "swiglu",
     "triton_available",
     "triton_interpreted",
@@ -43,8 +45,11 @@ __all__ = [
 ]
 
 
-def verify_triton_inputs(gate: torch.Tensor, value: torch.Tensor) -> str | None:
+def verify_triton_inputs(gate: torch.Tensor, value: torch.Tensor, *, return_gate: bool = False) -> str | None:
     """``None`` when the Triton GLU kernels accept ``(gate, value)``, else the reason they do not."""
+    why = reference_only(return_gate=return_gate)
+    if why is not None:
+        return why
     for name, t in (("gate", gate), ("value", value)):
         if not isinstance(t, torch.Tensor):
             return f"{name} is a {type(t).__name__}, not a tensor"
@@ -70,16 +75,44 @@ def verify_triton_inputs(gate: torch.Tensor, value: torch.Tensor) -> str | None:
     return None
 
 
+def glu_product(
+    gate: torch.Tensor,
+    value: torch.Tensor,
+    act: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The gated product ``act(gate) * value`` of every GLU in gatelab, in the input dtype.
+
+    The one PyTorch formula of a GLU: the ``swiglu``/``geglu`` references, the other GLU kinds of
+    :func:`gatelab.core.glu_pair`, :class:`gatelab.core.GatedLinearUnit` and the GLU inside the
+    ``gate_add_norm`` reference all call it. With ``return_gate`` returns ``(out, act(gate))``.
+    """
+    g = act(gate)
+    out = g * value
+    return (out, g) if return_gate else out
+
+
 @register_op("swiglu", doc="silu(gate) * value")
-def swiglu(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """SwiGLU pointwise part, ``silu(gate) * value`` (Shazeer 2020), in the input dtype."""
-    return F.silu(gate) * value
+def swiglu(
+    gate: torch.Tensor, value: torch.Tensor, *, return_gate: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """SwiGLU pointwise part, ``silu(gate) * value`` (Shazeer 2020), in the input dtype.
+
+    ``return_gate=True`` (reference only) also returns ``silu(gate)``.
+    """
+    return glu_product(gate, value, F.silu, return_gate=return_gate)
 
 
 @register_op("geglu", doc="gelu(gate) * value (exact erf GELU)")
-def geglu(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """GEGLU pointwise part, ``gelu(gate) * value`` with the exact erf GELU (Shazeer 2020)."""
-    return F.gelu(gate) * value
+def geglu(
+    gate: torch.Tensor, value: torch.Tensor, *, return_gate: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """GEGLU pointwise part, ``gelu(gate) * value`` with the exact erf GELU (Shazeer 2020).
+
+    ``return_gate=True`` (reference only) also returns ``gelu(gate)``.
+    """
+    return glu_product(gate, value, F.gelu, return_gate=return_gate)
 
 
 _triton_backend = functools.partial(
@@ -94,7 +127,7 @@ _triton_backend = functools.partial(
 
 
 @_triton_backend("swiglu")
-def swiglu_triton(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+def swiglu_triton(gate: torch.Tensor, value: torch.Tensor, *, return_gate: bool = False) -> torch.Tensor:
     """Triton SwiGLU forward/backward (backward recomputes silu from the saved inputs)."""
     from .glu_triton import glu_triton  # imported on first use: importing triton is slow
 
@@ -102,7 +135,7 @@ def swiglu_triton(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
 
 
 @_triton_backend("geglu")
-def geglu_triton(gate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+def geglu_triton(gate: torch.Tensor, value: torch.Tensor, *, return_gate: bool = False) -> torch.Tensor:
     """Triton GEGLU forward/backward (backward recomputes the erf GELU and its derivative)."""
     from .glu_triton import glu_triton
 

@@ -21,9 +21,12 @@ both inputs are float16/bfloat16/float32 of one dtype on one device, ``logits`` 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from ._common import check_tensors, triton_available, triton_interpreted
+from ._common import check_tensors, reference_only, triton_available, triton_interpreted
 from ._pointwise import MAX_REDUCE_COLS, broadcast_shape
 from .dispatch import register_backend, register_op
 
@@ -31,14 +34,26 @@ __all__ = ["sigmoid_gate", "verify_sigmoid_gate"]
 
 
 @register_op("sigmoid_gate", doc="o * sigmoid(logits) (attention output gate, head-wise or element-wise)")
-def sigmoid_gate(o: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """``o * sigmoid(logits)`` in the input dtype; ``logits`` broadcasts to ``o`` (``[..., 1]``: head-wise)."""
-    return o * torch.sigmoid(logits)
+def sigmoid_gate(
+    o: torch.Tensor,
+    logits: torch.Tensor,
+    *,
+    gate_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``o * sigmoid(logits)`` in the input dtype; ``logits`` broadcasts to ``o`` (``[..., 1]``: head-wise).
+
+    ``gate_act`` replaces the sigmoid; ``return_gate=True`` also returns the gate (the shape of
+    ``logits``); both are served by this reference only.
+    """
+    g = torch.sigmoid(logits) if gate_act is None else gate_act(logits)
+    out = o * g
+    return (out, g) if return_gate else out
 
 
-def verify_sigmoid_gate(o: torch.Tensor, logits: torch.Tensor) -> str | None:
+def verify_sigmoid_gate(o: torch.Tensor, logits: torch.Tensor, **options: Any) -> str | None:
     """``None`` when the Triton sigmoid-gate kernels accept ``(o, logits)``, else the reason."""
-    why = check_tensors((("o", o), ("logits", logits)))
+    why = reference_only(**options) or check_tensors((("o", o), ("logits", logits)))
     if why is not None:
         return why
     if o.dim() == 0:
@@ -59,7 +74,7 @@ def verify_sigmoid_gate(o: torch.Tensor, logits: torch.Tensor) -> str | None:
     verifier=verify_sigmoid_gate,
     interpreted=triton_interpreted,
 )
-def sigmoid_gate_triton(o: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+def sigmoid_gate_triton(o: torch.Tensor, logits: torch.Tensor, **options: Any) -> torch.Tensor:
     """Triton forward/backward of ``o * sigmoid(logits)`` (backward recomputes the sigmoid)."""
     from .sigmoid_gate_triton import sigmoid_gate_triton as fn  # importing triton is slow: on first use
 

@@ -28,35 +28,68 @@ size or ``None``; in scalar mode ``D <= 16384``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from ._common import check_tensors, triton_available, triton_interpreted
+from ._common import check_tensors, reference_only, triton_available, triton_interpreted
 from .dispatch import register_backend, register_op
 
-__all__ = ["MAX_SCALAR_COLS", "tokenwise_gate", "verify_tokenwise_gate"]
+__all__ = ["MAX_SCALAR_COLS", "tokenwise_gate", "tokenwise_mix", "verify_tokenwise_gate"]
 
 #: largest ``D`` of the scalar-mode kernel (one program holds whole rows)
 MAX_SCALAR_COLS = 16384
 
 
+def tokenwise_mix(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    logits: torch.Tensor,
+    *,
+    gate_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The gate and mix of the token-wise gate: ``g * a + (1 - g) * b``, ``g = gate_act(logits)``.
+
+    The one PyTorch formula of the mix: the ``tokenwise_gate`` reference calls it with
+    ``F.linear([a; b], weight, bias)``, :class:`gatelab.core.TokenwiseGate`'s plain path with its
+    ``proj`` sub-module's output, :class:`gatelab.core.HighwayGate` with ``a = H(x)``, ``b = x``. ``gate_act`` defaults to the sigmoid. The gate and the mix are
+    computed in (at least) float32 and cast back to ``a``'s dtype: ``dL/dg = a - b`` overflows
+    float16/bfloat16 otherwise, and ``g*a + (1-g)*b`` rather than ``b + g*(a-b)`` for the same
+    reason in the forward pass. ``return_gate=True`` also returns ``g`` in ``a``'s dtype.
+    """
+    ct = torch.promote_types(a.dtype, torch.float32)
+    lt = logits.to(ct)
+    g = torch.sigmoid(lt) if gate_act is None else gate_act(lt)
+    out = (g * a.to(ct) + (1.0 - g) * b.to(ct)).to(a.dtype)
+    return (out, g.to(a.dtype)) if return_gate else out
+
+
 @register_op("tokenwise_gate", doc="g*a + (1-g)*b, g = sigmoid([a; b] W^T + c) (token-wise fusion)")
 def tokenwise_gate(
-    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
-) -> torch.Tensor:
-    """``g * a + (1 - g) * b``, ``g = sigmoid(linear([a; b], weight, bias))``; float32 gate/mix for half inputs."""
+    a: torch.Tensor,
+    b: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    gate_act: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    return_gate: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """``g * a + (1 - g) * b``, ``g = sigmoid(linear([a; b], weight, bias))``; float32 gate/mix for half inputs.
+
+    ``gate_act`` / ``return_gate``: as :func:`tokenwise_mix` (served by this reference only).
+    """
     logits = F.linear(torch.cat([a, b], dim=-1), weight, bias)
-    # float32 gate and mix for half inputs: dL/dg = a - b overflows float16 otherwise
-    ct = torch.promote_types(a.dtype, torch.float32)
-    g = torch.sigmoid(logits.to(ct))
-    return (g * a.to(ct) + (1.0 - g) * b.to(ct)).to(a.dtype)
+    return tokenwise_mix(a, b, logits, gate_act=gate_act, return_gate=return_gate)
 
 
 def verify_tokenwise_gate(
-    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, **options: Any
 ) -> str | None:
     """``None`` when the Triton token-wise gate kernels accept the inputs, else the reason."""
-    why = check_tensors((("a", a), ("b", b), ("weight", weight), ("bias", bias)))
+    why = reference_only(**options) or check_tensors((("a", a), ("b", b), ("weight", weight), ("bias", bias)))
     if why is not None:
         return why
     if a.dim() == 0 or a.shape != b.shape:
@@ -84,7 +117,7 @@ def verify_tokenwise_gate(
     interpreted=triton_interpreted,
 )
 def tokenwise_gate_triton(
-    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+    a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, **options: Any
 ) -> torch.Tensor:
     """Triton forward/backward of :func:`tokenwise_gate` (projection fused with the mix)."""
     from .tokenwise_triton import tokenwise_gate_triton as fn  # importing triton is slow: on first use

@@ -24,7 +24,7 @@ class _Stack(nn.Module):
     def __init__(self, d: int = 16) -> None:
         super().__init__()
         self.mlp = GluMlp(d, 24, act="silu")
-        self.grn = GatedResidualNetwork(d, 12, d, context_size=4)
+        self.grn = GatedResidualNetwork(d, 12, d, context_dim=4)
         self.attn = OutputGatedAttention(d, 2, gate="headwise")
         self.fuse = TokenwiseGate(d, mode="vector")
         self.fg = FeatureGate(d, d, (8,))

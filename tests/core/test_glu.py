@@ -118,7 +118,7 @@ def test_kernel_kinds_go_through_dispatch(kind):
 
 def _hand_mlp(m: GluMlp, x: torch.Tensor, act) -> tuple[torch.Tensor, torch.Tensor]:
     """GluMlp written out from its own weights: returns (output, act(gate))."""
-    hdim = m.hidden_features
+    hdim = m.hidden_dim
     h = x @ m.fc1.weight.T + m.fc1.bias
     value, gate = h[..., :hdim], h[..., hdim:]
     a = act(gate)
@@ -165,13 +165,13 @@ def test_glumlp_generic_activations():
 
 def test_glumlp_defaults_and_errors():
     m = GluMlp(6)
-    assert (m.in_features, m.hidden_features, m.out_features, m.kind) == (6, 6, 6, "swiglu")
+    assert (m.dim, m.hidden_dim, m.out_dim, m.kind) == (6, 6, 6, "swiglu")
     assert m.fc1.out_features == 12
     m = GluMlp(6, 4, 2, bias=False)
     assert m.fc1.bias is None and m.fc2.bias is None
     with pytest.raises(ValueError, match="unknown GLU activation 'swishy'"):
         GluMlp(4, act="swishy")
-    with pytest.raises(ValueError, match="hidden_features must be a positive int"):
+    with pytest.raises(ValueError, match="hidden_dim must be a positive int"):
         GluMlp(4, 0)
     with pytest.raises(ValueError, match="dropout"):
         GluMlp(4, dropout=1.5)

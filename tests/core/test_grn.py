@@ -56,16 +56,16 @@ def interp(x, n_out):
 
 def hand_glu(m: GatedLinearUnit, x):
     z = lin(x, m.fc.weight, m.fc.bias)
-    n = m.output_size
+    n = m.out_dim
     return z[..., :n] * sig(z[..., n:]), sig(z[..., n:])
 
 
 def hand_gate_add_norm(m: GateAddNorm, x, skip):
-    if m.skip_size != m.output_size:
+    if m.skip_dim != m.out_dim:
         skip = (
             lin(skip, m.resample.weight, m.resample.bias)
             if m.skip_mode == "linear"
-            else interp(skip, m.output_size)
+            else interp(skip, m.out_dim)
         )
     if m.mask is not None:
         skip = skip * 2.0 * sig(m.mask)
@@ -73,13 +73,13 @@ def hand_gate_add_norm(m: GateAddNorm, x, skip):
 
 
 def hand_grn(m: GatedResidualNetwork, a, c=None):
-    if m.input_size == m.output_size:
+    if m.dim == m.out_dim:
         s = a
     elif m.skip_mode == "linear":
         s = lin(a, m.skip.weight, m.skip.bias)
     else:
         s = layer_norm(
-            interp(a, m.output_size) * 2.0 * sig(m.skip.mask), m.skip.norm.weight, m.skip.norm.bias
+            interp(a, m.out_dim) * 2.0 * sig(m.skip.mask), m.skip.norm.weight, m.skip.norm.bias
         )
     h = lin(a, m.fc1.weight, m.fc1.bias)
     if c is not None:
@@ -110,11 +110,11 @@ def test_glu_matches_hand_written():
 
 @pytest.mark.parametrize("skip", ["linear", "interpolate"])
 @pytest.mark.parametrize("trainable_add", [False, True])
-@pytest.mark.parametrize("skip_size", [None, 7, 3])
-def test_gate_add_norm_matches_hand_written(skip, trainable_add, skip_size):
-    m = randomize(GateAddNorm(6, 5, skip_size=skip_size, skip=skip, trainable_add=trainable_add, dtype=D64))
+@pytest.mark.parametrize("skip_dim", [None, 7, 3])
+def test_gate_add_norm_matches_hand_written(skip, trainable_add, skip_dim):
+    m = randomize(GateAddNorm(6, 5, skip_dim=skip_dim, skip=skip, trainable_add=trainable_add, dtype=D64))
     x = torch.randn(3, 6, dtype=D64)
-    s = torch.randn(3, skip_size or 5, dtype=D64)
+    s = torch.randn(3, skip_dim or 5, dtype=D64)
     assert_close(m(x, s), hand_gate_add_norm(m, x, s))
 
 
@@ -124,7 +124,7 @@ def test_gate_add_norm_matches_hand_written(skip, trainable_add, skip_size):
 def test_grn_matches_hand_written(skip, d_in, d_hid, d_out, with_context):
     m = randomize(
         GatedResidualNetwork(
-            d_in, d_hid, d_out, context_size=4 if with_context else None, skip=skip, dtype=D64
+            d_in, d_hid, d_out, context_dim=4 if with_context else None, skip=skip, dtype=D64
         )
     )
     a = torch.randn(2, 3, d_in, dtype=D64)
@@ -136,9 +136,9 @@ def test_grn_matches_hand_written(skip, d_in, d_hid, d_out, with_context):
 
 def test_grn_defaults_and_errors():
     m = GatedResidualNetwork(4)
-    assert (m.hidden_size, m.output_size, m.skip) == (4, 4, None)
+    assert (m.hidden_dim, m.out_dim, m.skip) == (4, 4, None)
     assert torch.all(m.fc1.bias == 0) and m.context is None
-    with pytest.raises(ValueError, match="context_size=None"):
+    with pytest.raises(ValueError, match="context_dim=None"):
         m(torch.randn(2, 4), torch.randn(2, 3))
     with pytest.raises(ValueError, match=r"a\[..., 4\]"):
         m(torch.randn(2, 5))
@@ -146,12 +146,12 @@ def test_grn_defaults_and_errors():
         GatedResidualNetwork(4, skip="project")
     with pytest.raises(TypeError):
         GatedResidualNetwork(4, hiden_size=3)  # misspelt keyword is an error
-    with pytest.raises(ValueError, match="input_size"):
+    with pytest.raises(ValueError, match="dim"):
         GatedResidualNetwork(0)
 
 
 def test_grn_context_is_optional_at_call_time():
-    m = randomize(GatedResidualNetwork(4, 5, 4, context_size=3, dtype=D64))
+    m = randomize(GatedResidualNetwork(4, 5, 4, context_dim=3, dtype=D64))
     a = torch.randn(2, 4, dtype=D64)
     assert_close(m(a), hand_grn(m, a))
 
@@ -159,19 +159,19 @@ def test_grn_context_is_optional_at_call_time():
 # ---------------------------------------------------------------- VSN: hand-written loop over variables
 def hand_vsn(m: VariableSelectionNetwork, xs: dict, ctx=None):
     """The VSN variable by variable, reading each variable's slice of the grouped weights."""
-    H = m.hidden_size
+    H = m.hidden_dim
     names = m.names
     pre = [names.index(n) for n in m.prescale]
-    proj = [j for j in range(len(names)) if m.input_sizes[j] != H] if m.skip_mode == "linear" else []
+    proj = [j for j in range(len(names)) if m.input_dims[j] != H] if m.skip_mode == "linear" else []
     res_only = [names.index(n) for n in m.resample_only]
     if m.skip_mode == "interpolate":
-        rn = sorted({j for j in range(len(names)) if m.input_sizes[j] != H} | set(res_only))
+        rn = sorted({j for j in range(len(names)) if m.input_dims[j] != H} | set(res_only))
     else:
         rn = sorted(res_only)
     grn = [j for j in range(len(names)) if j not in res_only]
     embs, outs, gates = [], [], []
     for j, name in enumerate(names):
-        d, h = m.input_sizes[j], m.grn_hidden_sizes[j]
+        d, h = m.input_dims[j], m.grn_hidden_dims[j]
         x = xs[name]
         if j in pre:
             i = pre.index(j)
@@ -211,33 +211,33 @@ def hand_vsn(m: VariableSelectionNetwork, xs: dict, ctx=None):
 def _inputs(m: VariableSelectionNetwork, lead=(2, 3), dtype=D64):
     return {
         n: torch.randn(*lead, 1 if n in m.prescale else d, dtype=dtype)
-        for n, d in zip(m.names, m.input_sizes)
+        for n, d in zip(m.names, m.input_dims)
     }
 
 
 VSN_CASES = {
     # paper layout: every variable embedded to d_model -> identity skips, no projection
-    "paper-equal-sizes": dict(input_sizes={"a": 4, "b": 4, "c": 4}, hidden_size=4),
+    "paper-equal-sizes": dict(input_dims={"a": 4, "b": 4, "c": 4}, hidden_dim=4),
     # mixed sizes with learned projections, context, per-variable widths
     "linear-mixed": dict(
-        input_sizes={"a": 2, "b": 6, "c": 5, "d": 1},
-        hidden_size=5,
-        context_size=3,
-        grn_hidden_sizes=[2, 5, 4, 1],
-        weight_hidden_size=3,
+        input_dims={"a": 2, "b": 6, "c": 5, "d": 1},
+        hidden_dim=5,
+        context_dim=3,
+        grn_hidden_dims=[2, 5, 4, 1],
+        weight_hidden_dim=3,
     ),
     # pytorch-forecasting layout: interpolated skips, prescaled reals, resample-only embeddings
     "interpolate-pf": dict(
-        input_sizes={"r1": 3, "cat": 6, "r2": 5, "emb": 2, "r3": 7},
-        hidden_size=5,
-        context_size=4,
+        input_dims={"r1": 3, "cat": 6, "r2": 5, "emb": 2, "r3": 7},
+        hidden_dim=5,
+        context_dim=4,
         skip="interpolate",
         prescale=["r1", "r2", "r3"],
         resample_only=["cat", "emb"],
-        grn_hidden_sizes=[3, 5, 5, 2, 5],
-        weight_hidden_size=5,
+        grn_hidden_dims=[3, 5, 5, 2, 5],
+        weight_hidden_dim=5,
     ),
-    "linear-resample-only": dict(input_sizes=[3, 5, 5], hidden_size=5, prescale=[0], resample_only=[1, 2]),
+    "linear-resample-only": dict(input_dims=[3, 5, 5], hidden_dim=5, prescale=[0], resample_only=[1, 2]),
 }
 
 
@@ -246,11 +246,11 @@ def test_vsn_matches_hand_written_loop(case):
     kw = VSN_CASES[case]
     m = randomize(VariableSelectionNetwork(**kw, dtype=D64))  # padding entries random too: must be masked
     xs = _inputs(m)
-    ctx = torch.randn(2, 3, kw["context_size"], dtype=D64) if kw.get("context_size") else None
+    ctx = torch.randn(2, 3, kw["context_dim"], dtype=D64) if kw.get("context_dim") else None
     with capture_gates(m) as gates:
         out, w = m(xs, ctx)
     out_ref, w_ref, g_ref = hand_vsn(m, xs, ctx)
-    assert out.shape == (2, 3, m.hidden_size) and w.shape == (2, 3, len(m.names))
+    assert out.shape == (2, 3, m.hidden_dim) and w.shape == (2, 3, len(m.names))
     assert_close(w, w_ref)
     assert_close(out, out_ref, kind="reduction")
     assert_close(w.sum(-1), torch.ones(2, 3, dtype=D64))
@@ -260,7 +260,7 @@ def test_vsn_matches_hand_written_loop(case):
 
 def test_vsn_input_forms_agree_and_padding_gets_no_gradient():
     m = VariableSelectionNetwork(
-        {"a": 2, "b": 6, "c": 1}, 4, prescale=["c"], grn_hidden_sizes=[2, 4, 3], dtype=D64
+        {"a": 2, "b": 6, "c": 1}, 4, prescale=["c"], grn_hidden_dims=[2, 4, 3], dtype=D64
     )
     xs = _inputs(m)
     out_d, w_d = m(xs)
@@ -275,7 +275,7 @@ def test_vsn_input_forms_agree_and_padding_gets_no_gradient():
     assert torch.all(m.fc2_weight.grad[2, 3:] == 0) and torch.all(m.fc2_weight.grad[2, :, 3:] == 0)
     assert torch.all(m.prescale_weight.grad[0, 1:] == 0)
     # initialisation leaves padding at exactly zero
-    fresh = VariableSelectionNetwork({"a": 2, "b": 6}, 4, grn_hidden_sizes=[2, 4])
+    fresh = VariableSelectionNetwork({"a": 2, "b": 6}, 4, grn_hidden_dims=[2, 4])
     assert torch.all(fresh.fc1_weight[0, 2:] == 0) and torch.all(fresh.glu_weight[0, 2:] == 0)
 
 
@@ -298,9 +298,9 @@ def test_vsn_errors():
         m(torch.randn(2, 5))
     with pytest.raises(ValueError, match="unknown variable 'z'"):
         VariableSelectionNetwork({"a": 2}, 4, prescale=["z"])
-    with pytest.raises(ValueError, match="grn_hidden_sizes has 1 entries"):
-        VariableSelectionNetwork({"a": 2, "b": 2}, 4, grn_hidden_sizes=[3])
-    with pytest.raises(ValueError, match="context_size=None"):
+    with pytest.raises(ValueError, match="grn_hidden_dims has 1 entries"):
+        VariableSelectionNetwork({"a": 2, "b": 2}, 4, grn_hidden_dims=[3])
+    with pytest.raises(ValueError, match="context_dim=None"):
         m({"a": torch.randn(2, 2), "b": torch.randn(2, 1)}, torch.randn(2, 3))
 
 
@@ -309,11 +309,11 @@ def _vsn_small(dtype=None):
     return VariableSelectionNetwork(
         {"r": 3, "c": 4, "e": 2},
         4,
-        context_size=3,
+        context_dim=3,
         skip="interpolate",
         prescale=["r"],
         resample_only=["e"],
-        grn_hidden_sizes=[3, 4, 4],
+        grn_hidden_dims=[3, 4, 4],
         dtype=dtype,
     )
 
@@ -334,11 +334,11 @@ def test_compile():
     xs = _inputs(m, dtype=torch.float32)
     check_compile(m, xs, torch.randn(2, 3, 3))
     check_compile(
-        GatedResidualNetwork(5, 4, 3, context_size=2, skip="interpolate"),
+        GatedResidualNetwork(5, 4, 3, context_dim=2, skip="interpolate"),
         torch.randn(2, 5),
         torch.randn(2, 2),
     )
-    check_compile(GateAddNorm(4, 3, skip_size=5, trainable_add=True), torch.randn(2, 4), torch.randn(2, 5))
+    check_compile(GateAddNorm(4, 3, skip_dim=5, trainable_add=True), torch.randn(2, 4), torch.randn(2, 5))
 
 
 def test_half_precision_extreme_inputs():
@@ -353,7 +353,7 @@ def test_half_precision_extreme_inputs():
 
     check_half_finite(_VsnTensors, inputs)
     check_half_finite(
-        lambda: GatedResidualNetwork(4, 4, 6, context_size=2),
+        lambda: GatedResidualNetwork(4, 4, 6, context_dim=2),
         lambda dt: [torch.tensor([[1e3, -1e3, 1e3, -1e3]], dtype=dt), torch.tensor([[1e3, -1e3]], dtype=dt)],
     )
 
@@ -366,6 +366,6 @@ def test_capture_and_grads():
     assert gates["VariableSelectionNetwork:glu"].shape == (2, 3, 2, 4)  # two GRN variables
     w = _VsnTensors()
     check_grads(w, xs["r"], xs["c"], xs["e"], ctx)
-    check_grads(GatedResidualNetwork(5, 4, 3, context_size=2), torch.randn(2, 5), torch.randn(2, 2))
-    check_grads(GateAddNorm(4, 3, skip_size=5, trainable_add=True), torch.randn(2, 4), torch.randn(2, 5))
+    check_grads(GatedResidualNetwork(5, 4, 3, context_dim=2), torch.randn(2, 5), torch.randn(2, 2))
+    check_grads(GateAddNorm(4, 3, skip_dim=5, trainable_add=True), torch.randn(2, 4), torch.randn(2, 5))
     check_capture(GatedLinearUnit(3, 2), torch.randn(2, 3))

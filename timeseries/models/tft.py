@@ -696,7 +696,7 @@ class TemporalFusionTransformer(nn.Module):
 
     def _grn(self, cfg: TFTConfig, fk: dict[str, Any], context: int | None = None) -> GatedResidualNetwork:
         H = cfg.d_model
-        return GatedResidualNetwork(H, H, H, context_size=context, act=ELU, dropout=cfg.dropout, **fk)
+        return GatedResidualNetwork(H, H, H, context_dim=context, act=ELU, dropout=cfg.dropout, **fk)
 
     def _build_variable_selection(self, cfg: TFTConfig, fk: dict[str, Any]) -> None:
         """The input embedding (all variables, one op per kind) and the static, encoder and decoder VSNs."""
@@ -713,13 +713,13 @@ class TemporalFusionTransformer(nn.Module):
             return VariableSelectionNetwork(
                 sizes,
                 H,
-                context_size=context,
+                context_dim=context,
                 act=ELU,
                 dropout=cfg.dropout,
                 skip="interpolate" if pf else "linear",
                 resample_only=list(cats) if pf else (),
-                grn_hidden_sizes=[min(s, H) for s in sizes.values()] if pf else None,
-                weight_hidden_size=min(H, len(sizes)) if pf else None,
+                grn_hidden_dims=[min(s, H) for s in sizes.values()] if pf else None,
+                weight_hidden_dim=min(H, len(sizes)) if pf else None,
                 **fk,
             )
 

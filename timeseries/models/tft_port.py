@@ -253,7 +253,7 @@ def gate_add_norm_from_pytorch_forecasting(theirs: nn.Module) -> GateAddNorm:
     ours = GateAddNorm(
         theirs.input_size,
         theirs.hidden_size,
-        skip_size=theirs.skip_size,
+        skip_dim=theirs.skip_size,
         bias=theirs.glu.fc.bias is not None,
         dropout=_pf_dropout(theirs.glu.dropout),
         trainable_add=theirs.add_norm.trainable_add,
@@ -273,7 +273,7 @@ def grn_from_pytorch_forecasting(theirs: nn.Module) -> GatedResidualNetwork:
         theirs.input_size,
         theirs.hidden_size,
         theirs.output_size,
-        context_size=theirs.context_size,
+        context_dim=theirs.context_size,
         bias=theirs.fc1.bias is not None,
         dropout=_pf_dropout(theirs.gate_norm.glu.dropout),
         skip="interpolate",
@@ -290,7 +290,7 @@ def vsn_from_pytorch_forecasting(theirs: nn.Module) -> VariableSelectionNetwork:
     The layout is read from ``theirs``: variables with a prescaler become ``prescale``,
     variables whose single-variable network is a ``ResampleNorm`` (its
     ``input_embedding_flags``) become ``resample_only``, the GRN widths become
-    ``grn_hidden_sizes`` and ``weight_hidden_size``.
+    ``grn_hidden_dims`` and ``weight_hidden_dim``.
     """
     _expect_pf(theirs, "VariableSelectionNetwork")
     names = list(theirs.input_sizes)
@@ -302,13 +302,13 @@ def vsn_from_pytorch_forecasting(theirs: nn.Module) -> VariableSelectionNetwork:
     ours = VariableSelectionNetwork(
         dict(theirs.input_sizes),
         theirs.hidden_size,
-        context_size=theirs.context_size,
+        context_dim=theirs.context_size,
         dropout=_pf_dropout(theirs.dropout),
         skip="interpolate",
         prescale=[n for n in names if n in theirs.prescalers],
         resample_only=res_only,
-        grn_hidden_sizes=hid,
-        weight_hidden_size=theirs.flattened_grn.hidden_size if len(names) > 1 else None,
+        grn_hidden_dims=hid,
+        weight_hidden_dim=theirs.flattened_grn.hidden_size if len(names) > 1 else None,
         device=ref.device,
         dtype=ref.dtype,
     )
@@ -357,12 +357,12 @@ def _load_gate_add_norm(ours: GateAddNorm, theirs: nn.Module, where: str) -> Non
     _load_glu(ours.glu, theirs.glu, f"{where}.glu")
     add_norm = theirs.add_norm
     _require(
-        ours.skip_size == add_norm.skip_size and ours.output_size == add_norm.input_size,
-        f"{where}: sizes differ (ours skip {ours.skip_size} -> {ours.output_size}, "
+        ours.skip_dim == add_norm.skip_size and ours.out_dim == add_norm.input_size,
+        f"{where}: sizes differ (ours skip {ours.skip_dim} -> {ours.out_dim}, "
         f"theirs {add_norm.skip_size} -> {add_norm.input_size})",
     )
     _require(
-        ours.skip_size == ours.output_size or ours.skip_mode == "interpolate",
+        ours.skip_dim == ours.out_dim or ours.skip_mode == "interpolate",
         f"{where}: pytorch-forecasting interpolates a mismatched skip; build ours with skip='interpolate'",
     )
     _require(ours.trainable_add == add_norm.trainable_add, f"{where}: trainable_add differs")
@@ -381,16 +381,16 @@ def _load_resample_norm(ours: nn.Module, theirs: nn.Module, where: str) -> None:
 
 def _load_grn(ours: GatedResidualNetwork, theirs: nn.Module, where: str) -> None:
     _require(
-        (ours.input_size, ours.hidden_size, ours.output_size)
+        (ours.dim, ours.hidden_dim, ours.out_dim)
         == (theirs.input_size, theirs.hidden_size, theirs.output_size),
-        f"{where}: sizes differ (ours {(ours.input_size, ours.hidden_size, ours.output_size)}, "
+        f"{where}: sizes differ (ours {(ours.dim, ours.hidden_dim, ours.out_dim)}, "
         f"theirs {(theirs.input_size, theirs.hidden_size, theirs.output_size)})",
     )
     _require(
         not (theirs.residual and theirs.input_size != theirs.output_size),
         f"{where}: pytorch-forecasting's residual=True with input_size != output_size is not supported",
     )
-    _require(ours.context_size == theirs.context_size, f"{where}: context_size differs")
+    _require(ours.context_dim == theirs.context_size, f"{where}: context sizes differ")
     _copy(ours.fc1.weight, theirs.fc1.weight, f"{where}.fc1.weight")
     _copy(ours.fc1.bias, theirs.fc1.bias, f"{where}.fc1.bias")
     _copy(ours.fc2.weight, theirs.fc2.weight, f"{where}.fc2.weight")
@@ -411,8 +411,8 @@ def _load_vsn(ours: VariableSelectionNetwork, theirs: nn.Module) -> None:
     where = "VariableSelectionNetwork"
     names = list(theirs.input_sizes)
     _require(ours.names == names, f"{where}: variables differ (ours {ours.names}, theirs {names})")
-    _require(ours.input_sizes == [theirs.input_sizes[n] for n in names], f"{where}: input sizes differ")
-    _require(ours.hidden_size == theirs.hidden_size, f"{where}: hidden_size differs")
+    _require(ours.input_dims == [theirs.input_sizes[n] for n in names], f"{where}: input sizes differ")
+    _require(ours.hidden_dim == theirs.hidden_size, f"{where}: hidden sizes differ")
     _require(ours.skip_mode == "interpolate", f"{where}: build ours with skip='interpolate'")
     _require(
         sorted(ours.prescale) == sorted(n for n in names if n in theirs.prescalers),
@@ -426,11 +426,11 @@ def _load_vsn(ours: VariableSelectionNetwork, theirs: nn.Module) -> None:
     )
     if ours.weight_grn is not None:
         _load_grn(ours.weight_grn, theirs.flattened_grn, f"{where}.flattened_grn")
-    H = ours.hidden_size
+    H = ours.hidden_dim
 
     for i, j in enumerate(ours._pre_idx.tolist() if ours._pre_idx is not None else []):
         lin = theirs.prescalers[names[j]]
-        d = ours.input_sizes[j]
+        d = ours.input_dims[j]
         _require(
             isinstance(lin, nn.Linear)
             and lin.in_features == 1
@@ -457,7 +457,7 @@ def _load_vsn(ours: VariableSelectionNetwork, theirs: nn.Module) -> None:
 
     for i, j in enumerate(ours._grn_vars):
         net = nets[names[j]]
-        d, h = ours.input_sizes[j], ours.grn_hidden_sizes[j]
+        d, h = ours.input_dims[j], ours.grn_hidden_dims[j]
         _require(
             type(net).__name__ == "GatedResidualNetwork"
             and (net.input_size, net.hidden_size, net.output_size, net.context_size) == (d, h, H, None),
@@ -518,7 +518,7 @@ def load_pytorch_forecasting_state(ours: nn.Module, theirs: nn.Module) -> None:
     elif isinstance(ours, GatedLinearUnit):
         _expect_pf(theirs, "GatedLinearUnit")
         _require(
-            (ours.input_size, ours.output_size) == (theirs.fc.in_features, theirs.fc.out_features // 2),
+            (ours.dim, ours.out_dim) == (theirs.fc.in_features, theirs.fc.out_features // 2),
             "GatedLinearUnit: sizes differ",
         )
         _load_glu(ours, theirs, "GatedLinearUnit")

@@ -269,3 +269,51 @@ def test_register_backend_resets_the_ranking(monkeypatch):
     dispatch_mod.register_backend("fake3", "fast", priority=1)(lambda x: 5 * x)
     assert op.ranked is None
     assert select("fake3", x)[0] == "fast"
+
+
+# ---------------------------------------------------------------------------- gate options
+def _gate_op_args() -> dict:
+    """Tiny inputs of every gate op whose reference takes ``return_gate`` (and ``gate_act``)."""
+    D = 4
+    h, skip = torch.randn(2, 3, 2 * D), torch.randn(2, 3, D)
+    a, b = torch.randn(2, 3, D), torch.randn(2, 3, D)
+    return {
+        "swiglu": ((torch.randn(2, D), torch.randn(2, D)), torch.nn.functional.silu, None),
+        "geglu": ((torch.randn(2, D), torch.randn(2, D)), torch.nn.functional.gelu, None),
+        "gate_add_norm": ((h, skip, torch.randn(D), torch.randn(D), 1e-5), torch.sigmoid, h[..., D:]),
+        "sigmoid_gate": ((torch.randn(2, 3, 2, D), torch.randn(2, 3, 2, 1)), torch.sigmoid, 1),
+        "feature_gate": ((torch.randn(2, D), torch.randn(2, D), 2.0, torch.randn(D)), torch.sigmoid, 1),
+        "gated_cross": ((a, b, torch.randn(2, 3, D), a, torch.randn(D)), torch.sigmoid, 2),
+        "tokenwise_gate": ((a, b, torch.randn(D, 2 * D), torch.randn(D)), torch.sigmoid, None),
+    }
+
+
+@pytest.mark.parametrize("op", sorted(_gate_op_args()))
+def test_reference_returns_the_gate_without_changing_the_output(op):
+    args, act, logits = _gate_op_args()[op]
+    ref = reference(op)
+    out = ref(*args)
+    got = ref(*args, return_gate=True)
+    assert torch.equal(got[0], out), f"{op}: return_gate changed the output"
+    gate = got[1]
+    if logits is not None:  # the gate is the activation of the named logits argument
+        src = logits if isinstance(logits, torch.Tensor) else args[logits]
+        assert torch.equal(gate, act(src))
+    assert gate.shape[-1] in (1, out.shape[-1])
+    if op not in ("swiglu", "geglu"):  # the gate-op references take another squashing
+        other = ref(*args, gate_act=torch.tanh, return_gate=True)
+        assert not torch.equal(other[0], out) and torch.all(other[1].abs() <= 1)
+
+
+@needs_interpreter
+def test_gate_options_are_served_by_the_reference_only():
+    o, logits = torch.randn(2, 3, 2, 4), torch.randn(2, 3, 2, 1)
+    with use_backend("triton"):
+        fused = dispatch("sigmoid_gate", o, logits)  # the interpreted kernel
+        with pytest.raises(BackendError, match="return_gate=True is served by the reference"):
+            dispatch("sigmoid_gate", o, logits, return_gate=True)
+        with pytest.raises(BackendError, match="is not the sigmoid"):
+            dispatch("sigmoid_gate", o, logits, gate_act=torch.tanh)
+        assert torch.allclose(dispatch("sigmoid_gate", o, logits, gate_act=torch.sigmoid), fused)
+    out, gate = dispatch("sigmoid_gate", o, logits, return_gate=True)  # auto: the reference
+    assert torch.equal(gate, torch.sigmoid(logits)) and torch.allclose(out, fused)

@@ -91,8 +91,8 @@ def _layer_grads(m, inputs, op_backend):
     "cfg",
     [
         {},
-        {"skip_size": 5},
-        {"skip_size": 5, "skip": "interpolate", "trainable_add": True},
+        {"skip_dim": 5},
+        {"skip_dim": 5, "skip": "interpolate", "trainable_add": True},
         {"trainable_add": True},
     ],
     ids=str,
@@ -102,7 +102,7 @@ def test_gate_add_norm_layer_uses_the_kernel(cfg):
     if m.mask is not None:
         torch.nn.init.normal_(m.mask)
     torch.nn.init.normal_(m.norm.weight)
-    x, skip = torch.randn(3, 4, 6), torch.randn(3, 4, m.skip_size)
+    x, skip = torch.randn(3, 4, 6), torch.randn(3, 4, m.skip_dim)
     n_t, got = _layer_grads(m, (x, skip), "triton")
     n_r, want = _layer_grads(m, (x, skip), "reference")
     assert (n_t, n_r) == (1, 0)
@@ -112,7 +112,7 @@ def test_gate_add_norm_layer_uses_the_kernel(cfg):
 
 @needs_interpreter
 def test_grn_uses_the_kernel_and_keeps_errors():
-    m = GatedResidualNetwork(5, 7, 6, context_size=3)
+    m = GatedResidualNetwork(5, 7, 6, context_dim=3)
     a, c = torch.randn(2, 4, 5), torch.randn(2, 1, 3)
     n_t, got = _layer_grads(m, (a, c), "triton")
     _, want = _layer_grads(m, (a, c), "reference")

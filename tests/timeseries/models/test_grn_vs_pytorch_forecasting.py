@@ -90,15 +90,15 @@ def test_grn(d_in, d_hid, d_out, context):
 
 def test_load_into_existing_module_and_layout_errors():
     theirs = _randomize(pf.GatedResidualNetwork(5, 4, 9, dropout=0.1, context_size=3))
-    ours = GatedResidualNetwork(5, 4, 9, context_size=3, skip="interpolate").eval()
+    ours = GatedResidualNetwork(5, 4, 9, context_dim=3, skip="interpolate").eval()
     load_pytorch_forecasting_state(ours, theirs)
     a, c = torch.randn(2, 5), torch.randn(2, 3)
     _close(ours(a, c), theirs(a, c))
     with pytest.raises(ValueError, match="skip='interpolate'"):
-        load_pytorch_forecasting_state(GatedResidualNetwork(5, 4, 9, context_size=3), theirs)
+        load_pytorch_forecasting_state(GatedResidualNetwork(5, 4, 9, context_dim=3), theirs)
     with pytest.raises(ValueError, match="sizes differ"):
         load_pytorch_forecasting_state(
-            GatedResidualNetwork(5, 4, 8, context_size=3, skip="interpolate"), theirs
+            GatedResidualNetwork(5, 4, 8, context_dim=3, skip="interpolate"), theirs
         )
     with pytest.raises(TypeError, match="expected pytorch_forecasting's GatedResidualNetwork"):
         load_pytorch_forecasting_state(ours, torch.nn.Linear(2, 2))
@@ -124,7 +124,7 @@ def test_variable_selection_network(context):
     ours = vsn_from_pytorch_forecasting(theirs).eval()
     assert ours.prescale == ["price", "promo", "day", "temp"]
     assert ours.resample_only == ["store", "item"]
-    assert ours.grn_hidden_sizes == [4, 1, hidden, 5, hidden, 5]
+    assert ours.grn_hidden_dims == [4, 1, hidden, 5, hidden, 5]
     x = {n: torch.randn(4, 3, 6 if n == "store" else 3 if n == "item" else 1) for n in SIZES}
     ctx = torch.randn(4, 3, 3) if context else None
     out_t, w_t = theirs(x, ctx)
