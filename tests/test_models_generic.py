@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gatelab.core.registry import register_model, registered
+from gatelab.core.registry import create_model, register_model, registered
 
 
 def _tensors(out) -> list[torch.Tensor]:
@@ -34,7 +34,7 @@ def _build(name: str):
     info = registered()[name]
     assert info.example_inputs is not None, f"{name}: register_model(example_inputs=...) is required"
     torch.manual_seed(0)
-    model = info.fn(**info.tiny)
+    model = create_model(name, **info.tiny)  # the registry entry's preset, reduced by ``tiny``
     return info, model
 
 
@@ -63,7 +63,7 @@ def test_state_dict_round_trip(name):
     with torch.no_grad():
         ref = _tensors(model(*args, **kwargs))
     torch.manual_seed(123)  # a different init for the fresh copy
-    fresh = info.fn(**info.tiny).eval()
+    fresh = create_model(name, **info.tiny).eval()
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
         got = _tensors(fresh(*args, **kwargs))

@@ -63,9 +63,9 @@ for _k, _desc in (
         paper=_MAXIM_PAPER,
         gates=_MAXIM_GATES,
         description=_desc,
-        # the generic test builds the variant with its widths reduced; the full size is built and
+        # the generic test builds the preset with its widths reduced; the full size is built and
         # counted in tests/vision/models/test_maxim.py
-        tiny=f"{_MAXIM}:_TINY_{_k}S",
+        tiny=f"{_MAXIM}:_TINY",
         example_inputs=f"{_MAXIM}:_example_inputs",
     )
 

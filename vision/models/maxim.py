@@ -848,11 +848,11 @@ def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict
     return (torch.rand(batch, cfg.in_channels, m, m),), {}
 
 
-# a small config with every component (2 stages -> SAM and stage fusion, 2 scales, cross gating)
+# a small config with every component (with >= 2 stages: SAM and stage fusion; 2 scales, cross gating);
+# the stage count comes from the registry entry's preset (MAXIM-2S by default)
 _TINY = dict(
     features=4,
     depth=2,
-    num_stages=2,
     num_groups=1,
     num_supervision_scales=2,
     num_bottleneck_blocks=1,
@@ -863,10 +863,3 @@ _TINY = dict(
     grid_size_lr=(2, 2),
 )
 
-
-# the generic test builds each registered size with its widths reduced (tiny; it calls Maxim
-# directly, without the registry's preset, so the stage count is given here); the full sizes are
-# built and counted in tests/vision/models/test_maxim.py
-_TINY_1S = dict(_TINY, num_stages=MaximConfig.presets["S-1"]["num_stages"])
-_TINY_2S = dict(_TINY, num_stages=MaximConfig.presets["S-2"]["num_stages"])
-_TINY_3S = dict(_TINY, num_stages=MaximConfig.presets["S-3"]["num_stages"])
