@@ -104,10 +104,10 @@ class PytorchForecastingTFT(nn.Module):
         qs = [float(q) for q in quantiles]
         if not qs or any(not 0.0 < q < 1.0 for q in qs) or qs != sorted(set(qs)):
             raise ConfigError(f"model.kwargs.quantiles={list(quantiles)}: expected increasing values in (0, 1)")
-        emb = {str(k): (int(v[0]), int(v[1])) for k, v in (embedding_sizes or {}).items()}
         bad = [k for k, v in (embedding_sizes or {}).items() if len(v) != 2]
         if bad:
             raise ConfigError(f"model.kwargs.embedding_sizes: {bad} must be [cardinality, dim] pairs")
+        emb = {str(k): (int(v[0]), int(v[1])) for k, v in (embedding_sizes or {}).items()}
         self.quantiles = tuple(qs)
         with warnings.catch_warnings():  # its save_hyperparameters() on nn.Module arguments
             warnings.filterwarnings("ignore", ".*is an instance of `nn.Module`.*")
