@@ -49,7 +49,11 @@ def test_quick_repro_on_fixtures(vl_data_dir, tmp_path):
         assert isinstance(gate[key], float), key
     assert 0 <= gate["r@1"] <= gate["r@5"] <= 100 and 0 < gate["gate_colour"] < 1
     assert "gate_colour" not in rows[("shapes", "no-gate-quick")]
-    assert json.loads(gate["config"])["d_model"] == 32  # the quick settings are what is recorded
+    cfg = json.loads(gate["config"])  # the cell's experiment, with the quick settings
+    assert cfg["model"] == {"name": "vl-gated-decoder", "kwargs": {"dropout": 0.1, "d_model": 32, "n_layers": 2,
+                                                                   "n_heads": 2, "gate_mode": "scalar"}}
+    assert cfg["trainer"]["max_epochs"] == 1 and gate["budget"].startswith("max_epochs=1;")
+    assert "init_from" not in cfg["task"]["kwargs"]  # a path: not hashed
     assert gate["command"].startswith("gatelab repro vl-gating --quick")
     blimp = read_records("vl-gating-blimp", res_dir)
     assert len(blimp) == 5 * 68  # 5 models x (67 paradigms + overall)
