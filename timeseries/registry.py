@@ -4,16 +4,16 @@ Imported by :mod:`gatelab.timeseries` (and by :func:`gatelab.core.registry.load_
 It imports neither torch nor pandas: every entry names its ``"module:attr"``, imported on first
 use, so ``create_model("gateformer", preset="etth1-96")`` loads only :mod:`gatelab.timeseries.models.gateformer`.
 
-* models: ``gateformer``, ``itransformer``, ``tft``;
+* models: ``gateformer``, ``itransformer``, ``tft`` and the ``tft`` table's baselines
+  ``pytorch-forecasting-tft``, ``naive-last-value``;
 * datasets: the ten LTSF benchmarks (``etth1`` ... ``solar``) and TFT's ``stallion``,
   ``uci-electricity``, ``pems-sf``;
 * data modules: ``ltsf``, ``tft-stallion``, ``tft-electricity``, ``tft-traffic``; task: ``tft``;
-* paper tables: ``gateformer`` (built in :mod:`.recipes.gateformer`), ``tft``.
+* paper tables: ``gateformer`` (built in :mod:`.recipes.gateformer`), ``tft`` (:mod:`.recipes.tft`).
 """
 
 from __future__ import annotations
 
-from gatelab.core.harness.repro import Option, ReproTable, register_table
 from gatelab.core.registry import DATAMODULES, DATASETS, TABLES, TASKS, register_model
 
 DOMAIN = "timeseries"
@@ -56,6 +56,30 @@ register_model(
     tags=("forecasting", "quantile", "interpretable"),
 )
 
+_BASE = "gatelab.timeseries.models.tft_baselines"
+register_model(
+    "pytorch-forecasting-tft",
+    f"{_BASE}:PytorchForecastingTFT",
+    domain=DOMAIN,
+    paper="pytorch-forecasting's TemporalFusionTransformer (Beitner, pytorch-forecasting 1.x), after Lim et al. 2021",
+    gates=(),
+    description="pytorch-forecasting's TFT network, built from the data module's dataset as its from_dataset does",
+    tiny=f"{_BASE}:_tiny_pf",
+    example_inputs=f"{_BASE}:_example_pf",
+    tags=("forecasting", "quantile", "baseline"),
+)
+register_model(
+    "naive-last-value",
+    f"{_BASE}:NaiveLastValue",
+    domain=DOMAIN,
+    paper="the naive forecast: last observed value (pytorch-forecasting's Baseline)",
+    gates=(),
+    description="Naive forecast: the last observed target repeated over the horizon (no parameters)",
+    tiny=f"{_BASE}:_TINY_NAIVE",
+    example_inputs=f"{_BASE}:_example_naive",
+    tags=("forecasting", "baseline"),
+)
+
 # --------------------------------------------------------------------------- datasets
 
 #: the LTSF benchmarks of :data:`gatelab.timeseries.data.ltsf_datasets.LTSF_DATASETS`
@@ -85,41 +109,5 @@ TASKS.register("tft", "gatelab.timeseries.tasks.tft:TFTTask", domain=DOMAIN)
 
 # built (and registered) by recipes.gateformer when it is imported
 TABLES.register("gateformer", "gatelab.timeseries.recipes.gateformer:GATEFORMER_TABLE", domain=DOMAIN)
-register_table(
-    ReproTable(
-        name="tft",
-        description="TFT (ours) vs pytorch-forecasting's TFT trained side by side, and the naive last value",
-        paper="pytorch-forecasting stallion tutorial (2022: naive 293.0, TFT 254.6 MAE); Lim et al. 2021, Table 2",
-        run="gatelab.timeseries.recipes.tft:run_tft",
-        domain="timeseries",
-        references=[
-            ("naive", "stallion", 6, {"mae": 293.0}),
-            ("pytorch-forecasting-tft", "stallion", 6, {"mae": 254.6}),
-            ("tft", "stallion", 6, {"mae": 254.6}),
-            ("tft", "uci-electricity", 24, {"q50": 0.055, "q90": 0.027}),
-            ("tft", "pems-sf", 24, {"q50": 0.095, "q90": 0.070}),
-        ],
-        options=[
-            Option("--dataset", choices=["stallion", "electricity", "traffic"], default="stallion"),
-            Option("--models", nargs="+", choices=["tft", "pf", "naive"], default=["naive", "tft", "pf"]),
-            Option(
-                "--layout", choices=["paper", "pytorch-forecasting"], default="paper", help="our TFT's layout"
-            ),
-            Option("--max-epochs", type=int, default=50),
-            Option("--limit-train-batches", type=int, default=50),
-            Option("--patience", type=int, default=10, help="early-stopping patience (epochs)"),
-            Option("--plateau-patience", type=int, default=4, help="epochs before halving the learning rate"),
-            Option("--hidden", type=int, default=None, help="hidden size (default: the dataset's)"),
-            Option("--heads", type=int, default=None),
-            Option("--dropout", type=float, default=None),
-            Option("--lr", type=float, default=None),
-            Option("--batch-size", type=int, default=None),
-            Option("--hidden-continuous", type=int, default=8),
-            Option("--run-dir", default="runs/repro-tft", help="checkpoints and logs"),
-            Option("--progress", action="store_true", help="show Lightning progress bars"),
-        ],
-        metrics=["mae", "q50", "q90", "epochs"],
-        default_seeds=(0, 1, 2),
-        not_in_hash=("models", "run_dir", "progress"),
-    )
-)
+# built (and registered) by recipes.tft when it is imported
+TABLES.register("tft", "gatelab.timeseries.recipes.tft:TFT_TABLE", domain=DOMAIN)

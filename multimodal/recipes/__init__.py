@@ -1,2 +1,2 @@
-"""Paper tables of gatelab.multimodal: :mod:`.vl_gating` (``gatelab repro vl-gating``, registered in
-:mod:`gatelab.multimodal.registry`)."""
+"""Paper tables of gatelab.multimodal: :mod:`.vl_gating` (``VL_RECIPE``, ``gatelab repro vl-gating``; named in
+:mod:`gatelab.multimodal.registry`, built when the table is first used)."""

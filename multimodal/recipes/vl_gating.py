@@ -1,206 +1,224 @@
 """``gatelab repro vl-gating``: token-wise gate vs no gate vs always-visual on shapes (+ text pre-training).
 
-Protocol (every step through the harness: ``run_experiment`` with the registered ``vl-*`` data
-modules, the ``vl-lm`` task and the ``vl-*-decoder`` models):
+The table is one :class:`~gatelab.core.harness.recipes.Recipe` (:data:`VL_RECIPE`) run cell by
+cell by the harness's recipe runner (``run_experiment`` with the registered ``vl-*`` data
+modules, the ``vl-lm`` task and the ``vl-*-decoder`` models). Cells, per seed, in order:
 
-1. **Tokenizer + text pre-training.** A byte-level BPE is trained on the text corpus
-   (``<data dir>/text_corpora``, ~2.3M words, 1% of documents held out for validation and 1% for
-   test); a ``vl-gated-decoder`` is trained on it with the visual path off (``text_epochs``).
-   Row ``text-pretrain``: BLiMP and held-out text perplexity.
-2. **Shapes.** Each variant -- ``gate-scalar`` and ``gate-vector`` (token-wise gate, one value per
-   token or per channel, ``vl-gated-decoder``), ``no-gate``
-   (cross-attention added to the residual, ``vl-nogate-decoder``) and ``always-visual`` (gate
-   fixed at 1, ``vl-visual-decoder``) -- starts from the text-pre-trained weights (its visual path
-   freshly initialised) and trains on generated shapes captions interleaved with text batches
-   (``text_ratio``). Rows: BLiMP, text perplexity, caption perplexity with and without the image,
-   text-to-image retrieval R@1/R@5 by caption likelihood (``r@k``) and by the InfoNCE embeddings
-   (``clip_r@k``) on the held-out gallery, and the mean visual gate per word class.
-3. **COCO-mini.** The gated model, from the same text weights, trained on the 400 train2017
-   captions (images as 16x16-pixel patch tokens of a 64x64 resize) interleaved with text; row
-   with perplexities, retrieval on the held-out val2017 images and the gate per word class.
+1. **Tokenizer + text pre-training** (``text-corpora``, variant ``text-pretrain``). A byte-level
+   BPE is trained on the text corpus (``<data dir>/text_corpora``, ~2.3M words, 1% of documents
+   held out for validation and 1% for test); a ``vl-gated-decoder`` is trained on it with the
+   visual path off (``--text-epochs``). Row: BLiMP and held-out text perplexity.
+2. **Shapes** (``shapes``, one variant each): ``gate-scalar`` and ``gate-vector`` (token-wise
+   gate, one value per token or per channel, ``vl-gated-decoder``), ``no-gate`` (cross-attention
+   added to the residual, ``vl-nogate-decoder``) and ``always-visual`` (gate fixed at 1,
+   ``vl-visual-decoder``), each starting from the text-pre-trained weights (its visual path
+   freshly initialised) and trained on generated shapes captions interleaved with text batches
+   (``--text-ratio``), with the same budget (``--shapes-epochs``). Rows: BLiMP, text perplexity,
+   caption perplexity with and without the image, text-to-image retrieval R@1/R@5 by caption
+   likelihood (``r@k``) and by the InfoNCE embeddings (``clip_r@k``) on the held-out gallery,
+   and the mean visual gate per word class.
+3. **COCO-mini** (``coco-mini-captions``, ``gate-scalar``): the gated model, from the same text
+   weights, trained on the 400 train2017 captions (images as 16x16-pixel patch tokens of a 64x64
+   resize) interleaved with text; perplexities, retrieval on the held-out val2017 images and the
+   gate per word class.
 
-Side tables (same ledger, written by this run): ``vl-gating-blimp`` (accuracy per BLiMP paradigm
-per row) and ``vl-gating-gates`` (gate per word class and for the 20 most frequent words, mean and
-per layer); the figure
-``vl-gating-gates.png`` (mean visual gate per word class, shapes and COCO-mini).
+Every later cell starts from the text cell's best checkpoint (``task.kwargs.init_from``) and
+reads its tokenizer (``data.kwargs.tokenizer``, ``<output dir>/seed<seed>/tokenizer.json``):
+the run fills in the checkpoint just before the cell runs, training the text cell first when
+it has not run in this invocation (``--resume`` / ``--verify`` of a later row). These paths
+are left out of a row's config hash; the text pre-training's settings are in it through the
+table options.
+
+What is specific to this table stays here and in :mod:`gatelab.multimodal.analysis`: the
+evaluations of each trained model (:mod:`~gatelab.multimodal.analysis.table`), the side tables
+(same results dir) ``vl-gating-blimp`` (accuracy per BLiMP paradigm per row) and
+``vl-gating-gates`` (gate per word class and for the 20 most frequent words, mean and per
+layer), and the figure ``vl-gating-gates.png`` (mean visual gate per word class, shapes and
+COCO-mini).
 
 Deviations from the paper's protocol (stated in the table): 2.3M words instead of BabyLM's 50M,
 DINOv2 embeddings of CC3M/Localized Narratives replaced by raw pixel patches of generated shapes
 and COCO-mini images, a d=192 4-layer decoder instead of d=768 with 8 decoder + 5 encoder
 layers, a few epochs on one CPU thread, the full (unfiltered) BLiMP, and one shared text
 pre-training run for all variants instead of alternating text and caption epochs.
+
+This module stays import-light (no torch at import): the registry names its table lazily.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
+from gatelab.core.harness.recipes import Budget, Cell, CellRun, Recipe, Reference, run_cell
+from gatelab.core.harness.repro import Option, ReproTable, register_table
 
-from gatelab.core.harness import (
-    ExperimentConfig,
-    dataset_file,
-    file_sha256,
-    locate,
-    provenance,
-    resolve_data_dir,
-    run_experiment,
-)
-from gatelab.core.harness.ledger import append_records, resolve_results_dir
-from gatelab.core.harness.repro import table_options
-
-from ..analysis.evaluation import (
-    GateReport,
-    blimp_accuracy,
-    caption_perplexity,
-    contrastive_retrieval,
-    gate_by_word_class,
-    generative_retrieval,
-    plot_gate_classes,
-    sequence_logprobs,
-)
-from ..analysis.wordclasses import shapes_word_class, word_class
-from ..data.blimp import BLIMP, read_blimp
-from ..data.captions import COCO_MINI
-from ..data.text import TEXT_CORPORA
-from ..tasks.vl import VLTask
-
-__all__ = ["PAPER_BLIMP", "VARIANTS", "run_vl_gating"]
+__all__ = [
+    "PAPER_BLIMP",
+    "VARIANTS",
+    "VL_RECIPE",
+    "VL_TABLE",
+    "run_vl_gating",
+    "vl_cells",
+    "vl_options",
+    "vl_settings",
+]
 
 #: the paper's BLiMP accuracy (%) of its token-wise gated model trained on BabyLM's 50M words
 PAPER_BLIMP = 73.86
+_PAPER = (
+    "Ganescu et al. 2025 (BabyLM), Looking to Learn: Token-wise Dynamic Gating; BLiMP 73.86 (soft gate per token)"
+)
 
-#: variant -> (registered model, extra model kwargs); the row label is the variant name
+#: variant -> (registered model, extra model kwargs); the row's ``variant`` is the variant name
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gate-scalar": ("vl-gated-decoder", {"gate_mode": "scalar"}),
     "gate-vector": ("vl-gated-decoder", {"gate_mode": "vector"}),
     "no-gate": ("vl-nogate-decoder", {}),
     "always-visual": ("vl-visual-decoder", {}),
 }
+TEXT, SHAPES, COCO = "text-corpora", "shapes", "coco-mini-captions"
 
+#: what ``--quick`` replaces (``coco_epochs`` only when the COCO row is not switched off)
 _QUICK = {
-    "d_model": 32,
-    "n_layers": 2,
-    "n_heads": 2,
-    "vocab_size": 600,
-    "text_max_words": 20000,
-    "text_epochs": 1,
-    "shapes_train": 256,
-    "shapes_eval": 48,
-    "shapes_epochs": 1,
-    "coco_epochs": 1,
-    "blimp_per_paradigm": 4,
-    "gallery": 16,
-}
+    "d_model": 32, "n_layers": 2, "n_heads": 2, "vocab_size": 600, "text_max_words": 20000,
+    "text_epochs": 1, "shapes_train": 256, "shapes_eval": 48, "shapes_epochs": 1, "coco_epochs": 1,
+    "blimp_per_paradigm": 4, "gallery": 16,
+}  # fmt: skip
 
 
-def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    s = {k: getattr(args, k) for k in _QUICK}
-    if args.quick:
-        s.update({k: v for k, v in _QUICK.items() if k != "coco_epochs" or args.coco_epochs > 0})
-    return s
+def vl_options(args: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
+    """The table options with ``--quick``'s settings applied (what the cells are built from)."""
+    opts = dict(args if isinstance(args, Mapping) else vars(args))
+    if opts.get("quick"):
+        opts.update({k: v for k, v in _QUICK.items() if k != "coco_epochs" or opts["coco_epochs"] > 0})
+    return opts
 
 
-def _trainer(epochs: int) -> dict[str, Any]:
+def _variant(cell: Cell) -> str:
+    return (cell.variant or "").removesuffix("-quick")
+
+
+def _root(cell: Cell, options: Mapping[str, Any]) -> Path:
+    return Path(options["output_dir"]) / f"seed{cell.seed}{'-quick' if options.get('quick') else ''}"
+
+
+def vl_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe's ``configure`` hook: the run of ``cell`` under ``options`` (:func:`vl_options`):
+    its name and directory, the decoder's sizes (plus the variant's model kwargs), the data
+    module of the stage with its sizes, and the stage's learning rate and warm-up. The text cell
+    saves the tokenizer the later cells read."""
+    root = _root(cell, options)
+    quick = bool(options.get("quick"))
+    model = {"d_model": options["d_model"], "num_layers": options["n_layers"], "num_heads": options["n_heads"]}
+    common = {"seq_len": options["seq_len"], "batch_size": options["batch_size"], "seed": cell.seed,
+              "verify": not options.get("skip_checksums")}  # fmt: skip
+    if cell.dataset == TEXT:
+        return {
+            "name": "text-pretrain",
+            "output_dir": str(root),
+            "model": {"kwargs": model},
+            "data": {"name": "vl-text", "kwargs": {
+                **common, "vocab_size": options["vocab_size"], "save_tokenizer": str(root / "tokenizer.json"),
+                "max_words": options["text_max_words"], "val_fraction": 0.05 if quick else 0.01,
+                "test_fraction": 0.05 if quick else 0.01}},
+            "task": {"lr": options["lr"], "scheduler": {"warmup": 0 if quick else 200}},
+        }  # fmt: skip
+    shared = {"tokenizer": str(root / "tokenizer.json"), "text_ratio": options["text_ratio"],
+              "text_max_words": options["text_max_words"]}  # fmt: skip
+    if cell.dataset == SHAPES:
+        variant = _variant(cell)
+        return {
+            "name": f"shapes-{variant}",
+            "output_dir": str(root),
+            "model": {"kwargs": {**model, **VARIANTS[variant][1]}},
+            "data": {"name": "vl-shapes", "kwargs": {
+                **common, **shared, "n_train": options["shapes_train"], "n_val": options["shapes_eval"],
+                "n_test": options["shapes_eval"]}},
+            "task": {"lr": options["finetune_lr"], "scheduler": {"warmup": 0 if quick else 100}},
+        }  # fmt: skip
     return {
-        "max_epochs": epochs,
-        "accelerator": "cpu",
-        "devices": 1,
-        "loggers": ["csv"],
-        "checkpoint": {
-            "enabled": True,
+        "name": "coco-gate",
+        "output_dir": str(root),
+        "model": {"kwargs": model},
+        # a BPE trained on a capped corpus can split a long caption past seq_len: cut it (counted
+        # per split in the row's note) rather than fail the table
+        "data": {"name": "vl-coco", "kwargs": {**common, **shared, "truncate_captions": True}},
+        "task": {"lr": options["finetune_lr"], "scheduler": {"warmup": 0 if quick else 20}},
+    }
+
+
+#: the ``vl-gating`` table as data: the stages' shared protocol; per-cell settings in :func:`vl_settings`
+# fmt: off
+VL_RECIPE = Recipe(
+    name="vl-gating",
+    models=("vl-gated-decoder", "vl-nogate-decoder", "vl-visual-decoder"),
+    datasets=(TEXT, SHAPES, COCO),
+    splits=("test",),
+    seeds=(0,),
+    base={
+        "output_dir": "runs/vl-gating",
+        "test": False,
+        "model": {"kwargs": {"dropout": 0.1}},
+        "task": {
+            "name": "vl-lm",
+            "kwargs": {"contrastive_weight": 1.0},
+            "optimizer": "adamw",
+            "weight_decay": 0.01,
+            "scheduler": {"name": "cosine", "interval": "step"},
             "monitor": "val/loss",
-            "mode": "min",
-            "save_top_k": 1,
-            "save_last": False,
         },
-        "early_stopping": None,
-        "gradient_clip_val": 1.0,
-        "log_every_n_steps": 20,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-    }
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "loggers": ["csv"],
+            "checkpoint": {"enabled": True, "monitor": "val/loss", "mode": "min", "save_top_k": 1, "save_last": False},
+            "early_stopping": None,
+            "gradient_clip_val": 1.0,
+            "log_every_n_steps": 20,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+        },
+    },
+    configure=vl_settings,
+    references=(Reference("vl-gated-decoder", SHAPES, {"blimp": PAPER_BLIMP}, _PAPER, split="test", variant="gate-scalar"),),
+    not_hashed=("output_dir", "trainer.progress_bar", "task.kwargs.init_from", "data.kwargs.tokenizer",
+                "data.kwargs.save_tokenizer"),
+)
+# fmt: on
 
 
-def _task(lr: float, warmup: int, init_from: str | None = None) -> dict[str, Any]:
-    return {
-        "name": "vl-lm",
-        "kwargs": {"contrastive_weight": 1.0, "init_from": init_from},
-        "optimizer": "adamw",
-        "lr": lr,
-        "weight_decay": 0.01,
-        "scheduler": {"name": "cosine", "interval": "step", "warmup": warmup},
-        "monitor": "val/loss",
-    }
-
-
-def _load_best(res: Any) -> torch.nn.Module:
-    """The best checkpoint's model (with its tokenizer), in eval mode."""
-    ckpt = res.best_checkpoint or res.last_checkpoint
-    if ckpt is None:
-        raise RuntimeError(f"run {res.run_dir} saved no checkpoint")
-    task = VLTask.load_from_checkpoint(ckpt, map_location="cpu", weights_only=True)
-    return task.model.eval()
-
-
-def _text_ppl(model: torch.nn.Module, blocks: torch.Tensor) -> float:
-    lp, n = sequence_logprobs(model, list(blocks), None, batch_size=64)
-    return math.exp(-lp.sum().item() / n.sum().item())
-
-
-def _caption_metrics(
-    model: torch.nn.Module, dm: Any, split: str, gallery: int, classify: Any
-) -> tuple[dict[str, float], GateReport | None]:
-    """Perplexities, retrieval and the gate report on a caption split of data module ``dm``."""
-    ids = dm.caption_ids(split)
-    cs = dm.captions[split]
-    images = cs.images[cs.caption_image]
-    out = {
-        "ppl_image": caption_perplexity(model, ids, images),
-        "ppl_noimage": caption_perplexity(model, ids, None),
-    }
-    n_img = min(gallery, len(cs.images))
-    keep = [i for i, j in enumerate(cs.caption_image.tolist()) if j < n_img]
-    sub_ids = [ids[i] for i in keep]
-    owner = cs.caption_image[keep]
-    gen = generative_retrieval(model, sub_ids, owner, cs.images[:n_img], progress=True)
-    out.update({k: 100.0 * v for k, v in gen.items()})
-    if getattr(model, "contrastive", False):
-        clip = contrastive_retrieval(model, sub_ids, owner, cs.images[:n_img])
-        out.update({f"clip_{k}": 100.0 * v for k, v in clip.items()})
-    report = None
-    if model.fusion == "gate":
-        report = gate_by_word_class(model, model.tokenizer, cs.captions, images, classify=classify)
-        for cls, v in report.classes.items():
-            out[f"gate_{cls}"] = v["gate_mean"]
-    return out, report
-
-
-def _blimp_rows(result: dict[str, Any], base: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [{**base, "split": p, "accuracy": 100.0 * a} for p, a in result["per_paradigm"].items()]
-    rows.append({**base, "split": "overall", "accuracy": 100.0 * result["overall"]})
-    return rows
-
-
-def _gate_rows(
-    report: GateReport, base: dict[str, Any], label: str, top_words: int = 20
-) -> list[dict[str, Any]]:
-    """One row per word class, then the ``top_words`` most frequent words (``variant``: ``class=...`` / ``word=...``)."""
-    rows = [{**base, "variant": f"{label} class={cls}", **v} for cls, v in sorted(report.classes.items())]
-    frequent = sorted(report.words.items(), key=lambda kv: (-kv[1]["n"], kv[0]))[:top_words]
-    rows += [{**base, "variant": f"{label} word={w}", **v} for w, v in frequent]
-    return rows
+def vl_cells(args: argparse.Namespace | Mapping[str, Any]) -> list[tuple[Cell, Budget]]:
+    """The cells of the options ``args`` with their budgets, in run order: per seed the text
+    pre-training, each ``--variants`` variant on shapes, then COCO-mini (unless ``--coco-epochs 0``).
+    ``variant`` is the row label (``-quick`` appended for ``--quick``)."""
+    opts = vl_options(args)
+    unknown = [v for v in opts["variants"] if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
+    tag = "-quick" if opts.get("quick") else ""
+    out: list[tuple[Cell, Budget]] = []
+    for seed in opts["seeds"]:
+        s = int(seed)
+        out.append((Cell("vl-gated-decoder", TEXT, s, split="test", variant=f"text-pretrain{tag}"),
+                    Budget(max_epochs=opts["text_epochs"], note="text pre-training")))  # fmt: skip
+        for v in dict.fromkeys(opts["variants"]):
+            out.append((Cell(VARIANTS[v][0], SHAPES, s, split="test", variant=f"{v}{tag}"),
+                        Budget(max_epochs=opts["shapes_epochs"], note="the same for every variant, from the text weights")))  # fmt: skip
+        if opts["coco_epochs"] > 0:
+            out.append((Cell("vl-gated-decoder", COCO, s, split="test", variant=f"gate-scalar{tag}"),
+                        Budget(max_epochs=opts["coco_epochs"], note="from the text weights")))  # fmt: skip
+    return out
 
 
 def _unverified_digest(spec: Any, data_dir: Path) -> str:
     """``dataset_sha256``'s digest without the check against the published digests (``--skip-checksums``)."""
+    from gatelab.core.harness import dataset_file, file_sha256
+
     root = spec.root(data_dir)
     h = hashlib.sha256()
     for rel in spec.files:
@@ -209,238 +227,145 @@ def _unverified_digest(spec: Any, data_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _config_json(args: argparse.Namespace, s: dict[str, Any]) -> str:
-    opts = table_options(args)
-    opts.update(s)  # the settings actually used (--quick replaces some)
-    return json.dumps(opts, sort_keys=True, default=str)
-
-
 def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Rows of ``gatelab repro vl-gating`` (module docstring); also writes the side tables and the plot."""
+    """Rows of ``gatelab repro vl-gating``: :data:`VL_RECIPE`'s cells through the recipe runner,
+    each evaluated (module docstring); also writes the side tables and the plot."""
+    import torch
+
+    from gatelab.core.harness import locate, provenance, resolve_data_dir
+    from gatelab.core.harness.ledger import append_records, resolve_results_dir
+
+    from ..analysis.evaluation import GateReport, blimp_accuracy, plot_gate_classes
+    from ..analysis.table import blimp_rows, caption_metrics, gate_rows, load_best, text_perplexity
+    from ..analysis.wordclasses import shapes_word_class, word_class
+    from ..data.blimp import BLIMP, read_blimp
+    from ..data.captions import COCO_MINI
+    from ..data.text import TEXT_CORPORA
+
     if os.environ.get("GATELAB_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["GATELAB_NUM_THREADS"]))
-    s = _settings(args)
-    config = _config_json(args, s)
+    opts = vl_options(args)
+    cells = vl_cells(opts)
     commit = provenance.git_commit()  # the side tables record the code the run started from
     data_dir = resolve_data_dir(args.data_dir)
     tag = "-quick" if args.quick else ""
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"--variants: unknown {unknown}; choose from {list(VARIANTS)}")
     verify = not args.skip_checksums
     # run_table verifies the files when it stamps data_sha256; with --skip-checksums stamp it here
-    stamp: dict[str, dict[str, str]] = {TEXT_CORPORA.name: {}, COCO_MINI.name: {}}
+    stamp: dict[str, dict[str, str]] = {TEXT: {}, COCO: {}}
     if not verify:
-        stamp = {
-            spec.name: {"data_sha256": _unverified_digest(spec, data_dir)}
-            for spec in (TEXT_CORPORA, COCO_MINI)
-        }
+        stamp = {spec.name: {"data_sha256": _unverified_digest(spec, data_dir)} for spec in (TEXT_CORPORA, COCO_MINI)}
     unchecked = "" if verify else "; data checksums not verified (--skip-checksums)"
-    pairs = read_blimp(locate(BLIMP, data_dir, verify=verify), per_paradigm=s["blimp_per_paradigm"])
-    model_kw = {
-        "d_model": s["d_model"],
-        "num_layers": s["n_layers"],
-        "num_heads": s["n_heads"],
-        "dropout": 0.1,
-    }
-    common_data = {"seq_len": args.seq_len, "batch_size": args.batch_size}
-    extra = {"config": config, "commit": commit}
+    pairs = read_blimp(locate(BLIMP, data_dir, verify=verify), per_paradigm=opts["blimp_per_paradigm"])
+    plain = argparse.Namespace(**vars(args))  # no should_run: a text cell run as a dependency
+    texts: dict[int, CellRun] = {}
 
-    def _side(table: str, rows: list[dict[str, Any]]) -> None:
+    def text_of(seed: int) -> CellRun:
+        """The seed's text pre-training, run now if it has not run in this invocation."""
+        if seed not in texts:
+            (text_cell, budget), = [(c, b) for c, b in cells if c.dataset == TEXT and c.seed == seed]
+            texts[seed] = run_cell(VL_RECIPE, text_cell, plain, budget=budget, data_dir=str(data_dir), options=opts)
+        return texts[seed]
+
+    def from_text(cell: Cell, cfg: dict[str, Any]) -> None:
+        if cell.dataset != TEXT:
+            ckpt = text_of(cell.seed).result.best_checkpoint
+            if not ckpt:
+                raise RuntimeError(f"vl-gating: the text pre-training of seed {cell.seed} saved no checkpoint")
+            cfg["task"]["kwargs"]["init_from"] = str(ckpt)
+
+    def side(table: str, rows: list[dict[str, Any]], config: str) -> None:
         """Append side-table rows at once (a later failure keeps them), unless --dry-run."""
         if not args.dry_run:
-            append_records(table, [{**r, **extra} for r in rows], args.results_dir)
+            append_records(table, [{**r, "config": config, "commit": commit} for r in rows], args.results_dir)
 
     reports: dict[str, GateReport] = {}
-
-    for seed in args.seeds:
-        root = Path(args.output_dir) / f"seed{seed}{tag}"
-        tok_path = root / "tokenizer.json"
-        # which rows of this seed to produce (all but --resume's recorded ones / --verify's choice);
-        # the text pre-training runs whenever any does: every later row starts from its weights
-        want_text = args.should_run(
-            {"model": "vl-gated-decoder", "dataset": "text-corpora", "split": "test", "seed": seed,
-             "variant": f"text-pretrain{tag}"}, config,
-        )  # fmt: skip
-        want_variant = {
-            v: args.should_run(
-                {
-                    "model": VARIANTS[v][0],
-                    "dataset": "shapes",
-                    "split": "test",
-                    "seed": seed,
-                    "variant": f"{v}{tag}",
-                },
-                config,
-            )
-            for v in args.variants
-        }
-        want_coco = s["coco_epochs"] > 0 and args.should_run(
-            {"model": "vl-gated-decoder", "dataset": "coco-mini-captions", "split": "test", "seed": seed,
-             "variant": f"gate-scalar{tag}"}, config,
-        )  # fmt: skip
-        if not (want_text or any(want_variant.values()) or want_coco):
+    for cell, budget in cells:
+        done = run_cell(VL_RECIPE, cell, args, budget=budget, data_dir=str(data_dir), before_run=from_text, options=opts)
+        if done is None:  # recorded already (--resume) or not chosen (--verify)
             continue
-
-        # 1. tokenizer + text pre-training ------------------------------------------------------
-        text_cfg = ExperimentConfig.from_dict(
-            {
-                "name": "text-pretrain",
-                "seed": seed,
-                "output_dir": str(root),
-                "test": False,
-                "model": {"name": "vl-gated-decoder", "kwargs": model_kw},
-                "data": {
-                    "name": "vl-text",
-                    "kwargs": {
-                        **common_data,
-                        "vocab_size": s["vocab_size"],
-                        "save_tokenizer": str(tok_path),
-                        "max_words": s["text_max_words"],
-                        "val_fraction": 0.05 if args.quick else 0.01,
-                        "test_fraction": 0.05 if args.quick else 0.01,
-                        "seed": seed,
-                        "verify": verify,
-                    },
-                },
-                "task": _task(args.lr, 200 if not args.quick else 0),
-                "trainer": _trainer(s["text_epochs"]),
-            }
-        )
-        res = run_experiment(text_cfg, data_dir=data_dir)
-        text_ckpt = res.best_checkpoint
-        text_blocks = res.datamodule.text_blocks("test")
-        if want_text:
-            model = _load_best(res)
+        if cell.dataset == TEXT:
+            texts[cell.seed] = done
+        res, row = done.result, done.row
+        model = load_best(res)
+        text_blocks = text_of(cell.seed).result.datamodule.text_blocks("test")
+        base = {"model": cell.model, "seed": cell.seed, "variant": cell.variant}
+        row.update(stamp.get(cell.dataset, {}))
+        if cell.dataset == TEXT:
             b = blimp_accuracy(model, model.tokenizer, pairs, progress=True)
-            base = {"model": "vl-gated-decoder", "seed": seed, "variant": f"text-pretrain{tag}"}
-            _side("vl-gating-blimp", _blimp_rows(b, {**base, "dataset": "blimp"}))
-            yield {
-                **base,
-                "config": config,
-                "dataset": "text-corpora",
-                **stamp[TEXT_CORPORA.name],
-                "split": "test",
-                "blimp": 100.0 * b["overall"],
-                "text_ppl": _text_ppl(model, text_blocks),
-                "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
-                "note": f"run {res.run_dir}; {len(pairs)} BLiMP pairs{unchecked}",
-            }
-
-        # 2. shapes: gate vs no-gate vs always-visual -------------------------------------------
-        for variant in args.variants:
-            if not want_variant[variant]:
-                continue
-            cfg = ExperimentConfig.from_dict(
-                {
-                    "name": f"shapes-{variant}",
-                    "seed": seed,
-                    "output_dir": str(root),
-                    "test": False,
-                    "model": {"name": VARIANTS[variant][0], "kwargs": {**model_kw, **VARIANTS[variant][1]}},
-                    "data": {
-                        "name": "vl-shapes",
-                        "kwargs": {
-                            **common_data,
-                            "tokenizer": str(tok_path),
-                            "n_train": s["shapes_train"],
-                            "n_val": s["shapes_eval"],
-                            "n_test": s["shapes_eval"],
-                            "text_ratio": args.text_ratio,
-                            "text_max_words": s["text_max_words"],
-                            "seed": seed,
-                            "verify": verify,
-                        },
-                    },
-                    "task": _task(args.finetune_lr, 100 if not args.quick else 0, str(text_ckpt)),
-                    "trainer": _trainer(s["shapes_epochs"]),
-                }
-            )
-            res = run_experiment(cfg, data_dir=data_dir)
-            model = _load_best(res)
-            label = f"{variant}{tag}"
-            metrics, report = _caption_metrics(model, res.datamodule, "test", s["gallery"], shapes_word_class)
+            side("vl-gating-blimp", blimp_rows(b, {**base, "dataset": "blimp"}), row["config"])
+            row.update(blimp=100.0 * b["overall"], text_ppl=text_perplexity(model, text_blocks),
+                       params_m=sum(p.numel() for p in model.parameters()) / 1e6,
+                       note=f"run {res.run_dir}; {len(pairs)} BLiMP pairs{unchecked}")  # fmt: skip
+            yield row
+            continue
+        classify = shapes_word_class if cell.dataset == SHAPES else word_class
+        metrics, report = caption_metrics(model, res.datamodule, "test", opts["gallery"], classify)
+        if cell.dataset == SHAPES:
             b = blimp_accuracy(model, model.tokenizer, pairs, progress=True)
-            base = {"model": VARIANTS[variant][0], "seed": seed, "variant": label}
-            _side("vl-gating-blimp", _blimp_rows(b, {**base, "dataset": "blimp"}))
-            if report is not None:
-                _side(
-                    "vl-gating-gates",
-                    _gate_rows(report, {**base, "dataset": "shapes", "split": "test"}, label),
-                )
-                reports[f"shapes ({label})"] = report
-            yield {
-                **base,
-                "config": config,
-                "dataset": "shapes",
-                "split": "test",
-                "blimp": 100.0 * b["overall"],
-                "text_ppl": _text_ppl(model, text_blocks),
-                **metrics,
-                "note": f"run {res.run_dir}; retrieval gallery {min(s['gallery'], s['shapes_eval'])} images{unchecked}",
-            }
-
-        # 3. COCO-mini: what the gate does on real captions ------------------------------------
-        if want_coco:
-            cfg = ExperimentConfig.from_dict(
-                {
-                    "name": "coco-gate",
-                    "seed": seed,
-                    "output_dir": str(root),
-                    "test": False,
-                    "model": {"name": "vl-gated-decoder", "kwargs": model_kw},
-                    "data": {
-                        "name": "vl-coco",
-                        "kwargs": {
-                            **common_data,
-                            "tokenizer": str(tok_path),
-                            "text_ratio": args.text_ratio,
-                            "text_max_words": s["text_max_words"],
-                            # a BPE trained on a capped corpus can split a long caption past seq_len:
-                            # cut it (counted per split in the row's note) rather than fail the table
-                            "truncate_captions": True,
-                            "seed": seed,
-                            "verify": verify,
-                        },
-                    },
-                    "task": _task(args.finetune_lr, 20 if not args.quick else 0, str(text_ckpt)),
-                    "trainer": _trainer(s["coco_epochs"]),
-                }
-            )
-            res = run_experiment(cfg, data_dir=data_dir)
-            model = _load_best(res)
-            label = f"gate-scalar{tag}"
-            metrics, report = _caption_metrics(model, res.datamodule, "test", s["gallery"], word_class)
+            side("vl-gating-blimp", blimp_rows(b, {**base, "dataset": "blimp"}), row["config"])
+            row["blimp"] = 100.0 * b["overall"]
+            note = f"gallery {min(opts['gallery'], opts['shapes_eval'])} images"
+        else:
             n_test = len(res.datamodule.captions["test"].images)
-            base = {"model": "vl-gated-decoder", "seed": seed, "variant": label}
-            if report is not None:
-                _side(
-                    "vl-gating-gates",
-                    _gate_rows(report, {**base, "dataset": "coco-mini-captions", "split": "test"}, label),
-                )
-                reports[f"COCO-mini ({label})"] = report
-            yield {
-                **base,
-                "config": config,
-                "dataset": "coco-mini-captions",
-                **stamp[COCO_MINI.name],
-                "split": "test",
-                "text_ppl": _text_ppl(model, text_blocks),
-                **metrics,
-                "note": (
-                    f"run {res.run_dir}; test = the last {n_test} val2017 images by id "
-                    f"(gallery {min(s['gallery'], n_test)}); captions cut to seq_len {args.seq_len}: "
-                    f"{dict(res.datamodule.truncated)}{unchecked}"
-                ),
-            }
+            note = (f"test = the last {n_test} val2017 images by id (gallery {min(opts['gallery'], n_test)}); "
+                    f"captions cut to seq_len {args.seq_len}: {dict(res.datamodule.truncated)}")  # fmt: skip
+        if report is not None:
+            side("vl-gating-gates", gate_rows(report, {**base, "dataset": cell.dataset, "split": "test"}, cell.variant),
+                 row["config"])  # fmt: skip
+            reports[f"{'shapes' if cell.dataset == SHAPES else 'COCO-mini'} ({cell.variant})"] = report
+        row.update(text_ppl=text_perplexity(model, text_blocks), **metrics, note=f"run {res.run_dir}; {note}{unchecked}")
+        yield row
 
-    if args.dry_run:
-        return
-    if reports:
-        folder = resolve_results_dir(args.results_dir)
+    if reports and not args.dry_run:
         plot_gate_classes(
             reports,
-            folder / f"vl-gating-gates{tag}.png",
+            resolve_results_dir(args.results_dir) / f"vl-gating-gates{tag}.png",
             classes=["colour", "shape", "position", "content", "function", "punct"],
             title="Mean visual gate (over layers) at the position predicting each word",
         )
+
+
+#: ``gatelab repro vl-gating``
+VL_TABLE = register_table(
+    ReproTable(
+        name="vl-gating",
+        description=(
+            "token-wise visual gate (scalar / vector) vs no gate vs always-visual: BLiMP (%), text/caption perplexity "
+            "with and without the image, text-to-image retrieval R@k (%), mean visual gate per word class. "
+            "paper_blimp is the paper's BLiMP with BabyLM's 50M words and d=768; ours is trained on "
+            "~2.3M words and generated shapes with a d=192 model on one CPU thread, so it is far lower"
+        ),
+        paper=_PAPER,
+        run="gatelab.multimodal.recipes.vl_gating:run_vl_gating",
+        domain="multimodal",
+        references=VL_RECIPE.reference_rows(),
+        metrics=["blimp", "text_ppl", "ppl_image", "ppl_noimage", "r@1", "r@5", "clip_r@1", "clip_r@5",
+                 "gate_colour", "gate_shape", "gate_position", "gate_content", "gate_function", "gate_punct",
+                 "params_m"],
+        options=[
+            Option("--variants", nargs="+", default=list(VARIANTS), help=f"fusion variants ({', '.join(VARIANTS)})"),
+            Option("--d-model", type=int, default=192),
+            Option("--n-layers", type=int, default=4),
+            Option("--n-heads", type=int, default=6),
+            Option("--vocab-size", type=int, default=4096, help="BPE vocabulary trained on the corpus"),
+            Option("--seq-len", type=int, default=64),
+            Option("--batch-size", type=int, default=32),
+            Option("--lr", type=float, default=1e-3, help="text pre-training learning rate"),
+            Option("--finetune-lr", type=float, default=5e-4, help="shapes / COCO learning rate"),
+            Option("--text-epochs", type=int, default=2),
+            Option("--text-max-words", type=int, default=None, help="cap on corpus words (default: all)"),
+            Option("--text-ratio", type=float, default=1.0, help="text batches per caption batch"),
+            Option("--shapes-train", type=int, default=4000, help="training images (one caption each)"),
+            Option("--shapes-eval", type=int, default=200, help="validation and test images each"),
+            Option("--shapes-epochs", type=int, default=6),
+            Option("--coco-epochs", type=int, default=10, help="0 skips the COCO-mini row"),
+            Option("--blimp-per-paradigm", type=int, default=None, help="pairs per paradigm (default: all 1000)"),
+            Option("--gallery", type=int, default=200, help="retrieval gallery size (images)"),
+            Option("--output-dir", default="runs/vl-gating", help="run directories and checkpoints"),
+            Option("--skip-checksums", action="store_true",
+                   help="do not check the data files' sha256 (fixtures in the same layout)"),
+        ],
+        default_seeds=VL_RECIPE.seeds,
+        not_in_hash=("output_dir",),
+    )
+)  # fmt: skip

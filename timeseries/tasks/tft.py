@@ -10,6 +10,9 @@ Logged metrics (per stage): ``mae`` (of the median forecast) and the paper's q-r
 ``q90`` (:class:`~gatelab.timeseries.tasks.metrics.QRisk`; the levels are the task option
 ``qrisk``, each must be one of the model's quantiles).
 
+A model without trainable parameters (``naive-last-value``) has no optimizer: it is evaluated
+with ``trainer.max_epochs: 0`` (the test metrics are its own; any other budget is an error).
+
 Options (``task.kwargs``): ``qrisk`` (levels, default ``[0.5, 0.9]``) and ``plateau_cooldown``
 (epochs the ``plateau`` scheduler waits after a reduction, pytorch-forecasting uses its
 patience).
@@ -94,6 +97,15 @@ class TFTTask(GatelabTask):
         return self.model(x)
 
     def configure_optimizers(self) -> Any:
+        if not any(p.requires_grad for p in self.parameters()):
+            # a model without parameters (the naive baseline) is evaluated, never trained
+            trainer = self._trainer
+            if trainer is not None and trainer.max_epochs != 0 and trainer.max_steps != 0:
+                raise ConfigError(
+                    f"model {self.hparams.get('model_name')!r} has no trainable parameters: evaluate it "
+                    f"with trainer.max_epochs: 0 (got max_epochs={trainer.max_epochs})"
+                )
+            return None
         conf = super().configure_optimizers()
         if self.options.plateau_cooldown and isinstance(conf, dict):
             sched = conf["lr_scheduler"]["scheduler"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from gatelab.core.harness import run_table
 from gatelab.core.harness.ledger import read_records
 
@@ -49,7 +51,11 @@ def test_quick_repro_on_fixtures(vl_data_dir, tmp_path):
         assert isinstance(gate[key], float), key
     assert 0 <= gate["r@1"] <= gate["r@5"] <= 100 and 0 < gate["gate_colour"] < 1
     assert "gate_colour" not in rows[("shapes", "no-gate-quick")]
-    assert json.loads(gate["config"])["d_model"] == 32  # the quick settings are what is recorded
+    cfg = json.loads(gate["config"])  # the cell's experiment, with the quick settings
+    assert cfg["model"] == {"name": "vl-gated-decoder", "kwargs": {"dropout": 0.1, "d_model": 32, "num_layers": 2,
+                                                                   "num_heads": 2, "gate_mode": "scalar"}}
+    assert cfg["trainer"]["max_epochs"] == 1 and gate["budget"].startswith("max_epochs=1;")
+    assert "init_from" not in cfg["task"]["kwargs"]  # a path: not hashed
     assert gate["command"].startswith("gatelab repro vl-gating --quick")
     blimp = read_records("vl-gating-blimp", res_dir)
     assert len(blimp) == 5 * 68  # 5 models x (67 paradigms + overall)
@@ -60,3 +66,57 @@ def test_quick_repro_on_fixtures(vl_data_dir, tmp_path):
     assert (res_dir / "vl-gating-gates-quick.png").read_bytes()[:4] == b"\x89PNG"
     assert "paper_blimp" not in gate  # the paper's number attaches to the full run's row only
     assert (res_dir / "vl-gating.md").is_file()
+
+    # --resume: every row recorded with the same config hash, nothing trains
+    again = run_table("vl-gating", [*argv, "--resume"])
+    assert again.rows == [] and len(again.skipped) == 6
+
+
+@pytest.mark.slow
+def test_verify_of_a_shapes_row_trains_its_text_dependency(vl_data_dir, tmp_path):
+    """--verify of a shapes row: its text pre-training runs first (a dependency, no row), then the
+    row itself; CPU training is deterministic, so the re-run equals the record exactly."""
+    res_dir = tmp_path / "results"
+    argv = ["--quick", "--skip-checksums", "--data-dir", str(vl_data_dir), "--output-dir", str(tmp_path / "runs"),
+            "--results-dir", str(res_dir), "--shapes-train", "64", "--gallery", "8", "--variants", "no-gate",
+            "--coco-epochs", "0"]  # fmt: skip
+    assert [r["variant"] for r in run_table("vl-gating", argv).rows] == ["text-pretrain-quick", "no-gate-quick"]
+    check = run_table("vl-gating", ["--quick", "--results-dir", str(res_dir), "--verify-rows", "2"])
+    assert [r["passed"] for r in check.verify] == [True], check.markdown
+    assert len(list((tmp_path / "runs" / "seed0-quick" / "text-pretrain" / "seed0").glob("version_*"))) == 2
+
+
+def _opts(**kw):
+    from gatelab.core.harness.repro import table_parser
+    from gatelab.multimodal.recipes.vl_gating import VL_TABLE
+
+    return vars(table_parser(VL_TABLE).parse_args([f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]))
+
+
+def test_cells_and_their_configs():
+    from gatelab.multimodal.recipes.vl_gating import VL_RECIPE, vl_cells
+
+    opts = _opts(output_dir="runs/x")
+    cells = vl_cells(opts)
+    assert [(c.model, c.dataset, c.variant, b.max_epochs) for c, b in cells] == [
+        ("vl-gated-decoder", "text-corpora", "text-pretrain", 2),
+        ("vl-gated-decoder", "shapes", "gate-scalar", 6),
+        ("vl-gated-decoder", "shapes", "gate-vector", 6),
+        ("vl-nogate-decoder", "shapes", "no-gate", 6),
+        ("vl-visual-decoder", "shapes", "always-visual", 6),
+        ("vl-gated-decoder", "coco-mini-captions", "gate-scalar", 10),
+    ]
+    text, *shapes = [VL_RECIPE.config(c, opts, b) for c, b in cells[:5]]
+    assert text["data"]["name"] == "vl-text" and text["data"]["kwargs"]["save_tokenizer"] == "runs/x/seed0/tokenizer.json"
+    assert text["task"]["lr"] == 1e-3 and text["model"]["kwargs"] == {"dropout": 0.1, "d_model": 192, "num_layers": 4, "num_heads": 6}
+    for cfg in shapes:  # every variant: the same data, task and budget, from the same tokenizer
+        assert cfg["data"]["kwargs"]["tokenizer"] == "runs/x/seed0/tokenizer.json"
+        assert cfg["task"]["lr"] == 5e-4 and cfg["trainer"]["max_epochs"] == 6
+        assert {k: v for k, v in cfg.items() if k not in ("name", "model")} == {
+            k: v for k, v in shapes[0].items() if k not in ("name", "model")
+        }
+    assert [c["model"]["kwargs"].get("gate_mode") for c in shapes] == ["scalar", "vector", None, None]
+    quick = vl_cells({**_opts(coco_epochs=0), "quick": True})
+    assert [c.variant for c, _ in quick][-1] == "always-visual-quick" and len(quick) == 5
+    with pytest.raises(ValueError, match=r"--variants: unknown \['gate'\]"):
+        vl_cells({**opts, "variants": ["gate"]})

@@ -134,7 +134,7 @@ def test_real_stallion_naive_baseline_matches_the_tutorial(shared_data):
     """The tutorial protocol on the real file: the last-value baseline's validation MAE is 293.0."""
     import torch
 
-    from gatelab.timeseries.recipes.tft import naive_forecasts
+    from gatelab.timeseries.models.tft_baselines import NaiveLastValue
     from gatelab.timeseries.tasks.metrics import evaluate_forecasts
 
     folder = shared_data / "stallion"
@@ -142,7 +142,9 @@ def test_real_stallion_naive_baseline_matches_the_tutorial(shared_data):
         pytest.skip("stallion data not present")
     training, validation = td.stallion_datasets(td.stallion_frame(td.read_stallion(folder)))
     assert len(training) == 20650 and len(validation) == 350
-    p, y, m = naive_forecasts(validation.to_dataloader(train=False, batch_size=1000))
+    x, (y, _) = next(iter(validation.to_dataloader(train=False, batch_size=1000)))
+    p = NaiveLastValue()(x).prediction
+    m = torch.arange(y.shape[1])[None, :] < x["decoder_lengths"][:, None]
     metrics = evaluate_forecasts(p, y, [0.5], m, qrisk=(0.5,))
     assert metrics["mae"] == pytest.approx(293.0089, abs=1e-3)
     assert bool(m.all()) and p.shape == (350, 6, 1) and torch.isfinite(p).all()

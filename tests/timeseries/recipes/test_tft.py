@@ -1,19 +1,110 @@
-"""The `gatelab repro tft` recipe: the model sizes come from the TFTConfig presets, the training
-part from PAPER_TRAINING, and the command line's size overrides land on the preset."""
+"""The ``tft`` table as one recipe: equal budgets for both TFTs, the naive row untrained, and
+``gatelab repro tft --quick`` end to end on a stallion-format fixture with --resume / --verify."""
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import json
 
 import pytest
 
-from gatelab.core.harness.configs import ExperimentConfig
-from gatelab.timeseries.models.tft import _TINY, TFTConfig
 from gatelab.timeseries.recipes import tft as recipe
+from gatelab.timeseries.recipes.tft import TFT_RECIPE, tft_cells, tft_config
+
+OPTS = {
+    "dataset": "stallion", "models": ["naive", "tft", "pf"], "seeds": [0, 1], "quick": False,
+    "layout": "paper", "max_epochs": 50, "limit_train_batches": 50, "patience": 10, "plateau_patience": 4,
+    "hidden": None, "heads": None, "dropout": None, "lr": None, "batch_size": None,
+    "hidden_continuous": 8, "run_dir": "runs/repro-tft", "progress": False,
+}  # fmt: skip
+
+
+def test_both_tfts_get_the_same_experiment_but_the_model():
+    ours, theirs = tft_config(OPTS, "tft", 1), tft_config(OPTS, "pytorch-forecasting-tft", 1)
+    assert ours["model"]["name"] == "tft" and theirs["model"]["name"] == "pytorch-forecasting-tft"
+    assert ours["model"]["kwargs"].pop("layout") == "paper"
+    for cfg in (ours, theirs):
+        cfg.pop("name")
+        cfg["model"].pop("name")
+    assert ours == theirs
+    assert ours["trainer"]["max_epochs"] == 50 and ours["trainer"]["limit_train_batches"] == 50
+    assert ours["trainer"]["early_stopping"] == {"monitor": "val/loss", "mode": "min", "min_delta": 1e-4, "patience": 10}
+    assert ours["task"]["lr"] == 0.03 and ours["trainer"]["gradient_clip_val"] == 0.1
+    assert ours["data"] == {"name": "tft-stallion", "kwargs": {"batch_size": 128}}
+
+
+def test_naive_is_evaluated_untrained_once():
+    cfg = tft_config(OPTS, "naive", 0)
+    assert cfg["model"] == {"name": "naive-last-value"} and cfg["trainer"]["max_epochs"] == 0
+    assert cfg["task"]["kwargs"]["qrisk"] == [0.5]
+    cells = [(c.model, c.seed, c.variant) for c, _ in tft_cells(OPTS)]
+    assert cells == [("naive", 0, None), ("tft", 0, None), ("pytorch-forecasting-tft", 0, None),
+                     ("tft", 1, None), ("pytorch-forecasting-tft", 1, None)]  # fmt: skip
+    quick = [(c.model, c.variant, b.max_epochs) for c, b in tft_cells({**OPTS, "quick": True, "layout": "pytorch-forecasting"})]
+    assert quick[:3] == [("naive", "quick", 0), ("tft", "quick-layout-pytorch-forecasting", 2),
+                         ("pytorch-forecasting-tft", "quick", 2)]  # fmt: skip
+
+
+def test_recipe_covers_the_three_datasets():
+    for ds, dm in (("electricity", "tft-electricity"), ("traffic", "tft-traffic")):
+        cfg = tft_config({**OPTS, "dataset": ds}, "pytorch-forecasting-tft", 0)
+        assert cfg["data"]["name"] == dm and cfg["model"]["kwargs"]["d_model"] in (160, 320)
+    assert {r["model"] for r in TFT_RECIPE.reference_rows()} == {"naive", "tft", "pytorch-forecasting-tft"}
+
+
+@pytest.fixture
+def stallion_dir(tmp_path, monkeypatch):
+    from tft_fixtures import stallion_raw
+
+    import gatelab.core.harness.repro as repro
+    import gatelab.timeseries.data.datamodule as tdm
+
+    folder = tmp_path / "data" / "stallion"
+    folder.mkdir(parents=True)
+    stallion_raw(n_agency=2, n_sku=2, months=40).to_parquet(folder / "stallion.parquet")
+    locate = tdm.locate  # a fixture in the real layout: its digest is not the published one
+    monkeypatch.setattr(tdm, "locate", lambda spec, data_dir=None, verify=True: locate(spec, data_dir, verify=False))
+    monkeypatch.setattr(repro, "dataset_sha256", lambda name, data_dir=None: "fixture")
+    return tmp_path / "data"
+
+
+def test_quick_repro_resume_and_verify(stallion_dir, tmp_path):
+    import torch
+
+    from gatelab.core.harness import run_table
+    from gatelab.timeseries.data.datamodule import stallion_datamodule
+    from gatelab.timeseries.models.tft_baselines import NaiveLastValue
+    from gatelab.timeseries.tasks.metrics import evaluate_forecasts
+
+    argv = ["--quick", "--seeds", "0", "--batch-size", "8", "--data-dir", str(stallion_dir),
+            "--run-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "res")]  # fmt: skip
+    out = run_table("tft", argv)
+    rows = {r["model"]: r for r in out.rows}
+    assert list(rows) == ["naive", "tft", "pytorch-forecasting-tft"]
+    for name in ("tft", "pytorch-forecasting-tft"):
+        r = rows[name]
+        assert r["epochs"] == 2 and r["variant"] == "quick" and r["horizon"] == 6
+        assert r["budget"].startswith("max_epochs=2, limit_train_batches=5; equal for both TFTs")
+        assert 0 < r["mae"] and 0 < r["q50"] and 0 < r["q90"]
+        assert json.loads(r["config"])["model"]["name"] == name
+    naive = rows["naive"]
+    assert naive["epochs"] == 0 and "q90" not in naive and naive["budget"].startswith("max_epochs=0;")
+    # the naive row is the last value's MAE over the test split, computed here directly
+    dm = stallion_datamodule(stallion_dir, batch_size=8)
+    x, (y, _) = next(iter(dm.validation.to_dataloader(train=False, batch_size=10_000)))
+    mask = torch.arange(y.shape[1])[None, :] < x["decoder_lengths"][:, None]
+    want = evaluate_forecasts(NaiveLastValue()(x).prediction, y, [0.5], mask, qrisk=(0.5,))
+    assert naive["mae"] == pytest.approx(want["mae"], rel=1e-6) and naive["q50"] == pytest.approx(want["q50"], rel=1e-6)
+
+    again = run_table("tft", [*argv, "--resume"])
+    assert again.rows == [] and len(again.skipped) == 3
+    check = run_table("tft", ["--quick", "--results-dir", str(tmp_path / "res"), "--data-dir", str(stallion_dir),
+                              "--verify-rows", "1", "3"])  # fmt: skip
+    assert [r["passed"] for r in check.verify] == [True, True], check.markdown
 
 
 def test_paper_sizes_join_the_preset_and_the_training_part():
+    from gatelab.timeseries.models.tft import TFTConfig
+
     # the paper's (official data formatters) and the tutorial's values
     assert recipe.paper_sizes("electricity") == {
         "hidden": 160, "heads": 4, "dropout": 0.1, "lr": 1e-3, "batch_size": 64, "clip": 0.01,
@@ -25,37 +116,3 @@ def test_paper_sizes_join_the_preset_and_the_training_part():
         "hidden": 16, "heads": 2, "dropout": 0.1, "lr": 0.03, "batch_size": 128, "clip": 0.1,
     }  # fmt: skip
     assert set(recipe.PAPER_TRAINING) == set(TFTConfig.presets)
-
-
-def _args(dataset: str, **kw) -> argparse.Namespace:
-    base = dict(
-        dataset=dataset, models=["tft"], layout="paper", max_epochs=2, limit_train_batches=5, patience=10,
-        plateau_patience=4, hidden=None, heads=None, dropout=None, lr=None, batch_size=None,
-        hidden_continuous=8, run_dir="runs/repro-tft", progress=False, quick=True, data_dir=None,
-    )  # fmt: skip
-    return argparse.Namespace(**{**base, **kw})
-
-
-@pytest.mark.parametrize(
-    ("dataset", "override", "model_kwargs"),
-    [
-        ("stallion", {}, {"preset": "stallion"}),
-        ("electricity", {"hidden": 64}, {"preset": "electricity", "d_model": 64}),
-        ("traffic", {"heads": 2, "dropout": 0.1}, {"preset": "traffic", "num_heads": 2, "dropout": 0.1}),
-    ],
-)
-def test_experiment_config_names_the_preset(dataset, override, model_kwargs):
-    args = _args(dataset, **override)
-    sizes = recipe.paper_sizes(dataset)
-    sizes.update({k: v for k, v in override.items() if v is not None})
-    cfg = recipe.tft_config(args, 0, sizes, Path(args.run_dir), 24)
-    kwargs = cfg["model"]["kwargs"]
-    assert {k: kwargs[k] for k in model_kwargs} == model_kwargs
-    assert not {"d_model", "num_heads", "dropout"} - set(model_kwargs) & set(kwargs)  # only what changed
-    assert kwargs["continuous_dim"] == 8 and kwargs["layout"] == "paper"
-    assert cfg["task"]["lr"] == sizes["lr"] and cfg["trainer"]["gradient_clip_val"] == sizes["clip"]
-    ExperimentConfig.from_dict(cfg)  # strict: every section and key valid
-    # the model kwargs are a valid TFTConfig once the data module adds the variables
-    variables = {k: v for k, v in _TINY.items() if k not in ("d_model", "num_heads", "continuous_dim")}
-    model = TFTConfig.from_preset(kwargs["preset"], **{k: v for k, v in kwargs.items() if k != "preset"}, **variables)
-    assert (model.d_model, model.num_heads, model.dropout) == (sizes["hidden"], sizes["heads"], sizes["dropout"])
