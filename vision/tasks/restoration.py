@@ -43,7 +43,7 @@ from .metrics import (
 __all__ = ["RestorationOptions", "RestorationTask", "dncnn"]
 
 
-def dncnn(num_outputs: int | None = None, **kwargs: Any) -> DnCNN:
+def dncnn(num_outputs: PositiveInt | None = None, **kwargs: Any) -> DnCNN:
     """The DnCNN baseline (keywords: :class:`~gatelab.vision.models.dncnn.DnCNN`'s).
 
     ``num_outputs`` (given by the restoration data modules' ``model_kwargs`` with
