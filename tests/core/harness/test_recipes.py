@@ -168,6 +168,11 @@ def test_cells_with_equal_configs_share_one_run(tiny, tmp_path):
     again = run_table(table, ["--results-dir", str(tmp_path / "res"), "--resume"])
     assert again.rows == [] and len(again.skipped) == 2
     assert len(list((tmp_path / "runs" / "mlp-4-shared" / "seed0").glob("version_*"))) == 1
+    # ckpt_path="auto": the shared run continues its newest checkpoint, in its own run directory
+    cont = run_shared(recipe, recipe.cells(), argparse.Namespace(seeds=[0], data_dir=None), ckpt_path="auto")
+    assert [c.cell.dataset for c in cont] == ["mse", "mae"] and cont[0].result is cont[1].result
+    assert cont[0].result.run_dir == runs[0]
+    assert [c.row["value"] for c in cont] == [r["value"] for r in res.rows]  # finished: nothing trained
 
     bad = Recipe(**{**{f: getattr(recipe, f) for f in ("name", "models", "datasets", "splits", "base",
                                                        "model_names", "metrics")},
