@@ -201,7 +201,7 @@ def test_every_list_is_a_sorted_list_of_names():
     )
     assert {"gateformer", "tft", "ctr", "attention-unet", "maxim", "vl-gating"} <= set(lists["tables"])
     assert list_models(domain="vision") == [
-        "attention-unet-2d", "attention-unet-3d", "maxim", "maxim-1s", "maxim-2s", "maxim-3s",
+        "attention-unet-2d", "attention-unet-3d", "dncnn", "maxim", "maxim-1s", "maxim-2s", "maxim-3s",
     ]  # fmt: skip
     assert "gateformer" in list_models(gate="TokenwiseGate") and "lr" in list_models(tag="baseline")
 

@@ -5,7 +5,7 @@ imports neither torch nor Lightning: every entry names its ``"module:attr"``, im
 
 * models: ``attention-unet-2d`` / ``attention-unet-3d`` (:class:`~gatelab.vision.models.unet.UNet`
   with attention gates; ``attention=False`` is the U-Net baseline), ``maxim`` and its official
-  sizes ``maxim-1s`` / ``maxim-2s`` / ``maxim-3s``;
+  sizes ``maxim-1s`` / ``maxim-2s`` / ``maxim-3s``; ``dncnn`` (restoration baseline, no gates);
 * datasets: ``isbi2012-membrane``, ``drive`` (segmentation), ``coco_mini_images``,
   ``denoise_testsets`` (restoration);
 * data modules: ``membrane``, ``drive``, ``seg-folder``, ``seg-nifti``, ``denoise``,
@@ -68,6 +68,21 @@ for _k, _desc in (
         tiny=f"{_MAXIM}:_TINY",
         example_inputs=f"{_MAXIM}:_example_inputs",
     )
+
+# the restoration baseline MAXIM is compared with: no gates; its factory checks that the data
+# module's num_outputs equals in_channels
+_RESTORATION = "gatelab.vision.tasks.restoration"
+register_model(
+    "dncnn",
+    f"{_RESTORATION}:dncnn",
+    domain=DOMAIN,
+    paper="Zhang et al., Beyond a Gaussian Denoiser: Residual Learning of Deep CNN for Image Denoising, IEEE TIP 2017",
+    gates=(),
+    description="DnCNN denoiser (residual conv/BN/ReLU stack; baseline, no gates)",
+    tiny=f"{_RESTORATION}:_TINY_DNCNN",
+    example_inputs=f"{_RESTORATION}:_dncnn_example",
+    tags=("baseline", "restoration"),
+)
 
 # --------------------------------------------------------------------------- datasets
 

@@ -30,6 +30,10 @@ table's options named in :attr:`Recipe.option_paths`; the :class:`Budget`. Every
 budget in a ``budget`` column (the trainer's effective ``max_epochs`` / ``max_steps`` /
 ``limit_train_batches``, and the budget's note).
 
+Cells whose configs are equal share one run (:func:`run_shared`; :func:`run_recipe` groups
+them): one training tested on several test sets gives one row per test set, each reading its
+own metric (``metrics={"psnr": "test/{dataset}/psnr"}``: metric names may name cell fields).
+
 Domain code keeps only what is specific to it: the ``configure`` hook, extra row fields, plots,
 derived rows (averages) and summaries.
 """
@@ -60,6 +64,7 @@ __all__ = [
     "recorded_row",
     "run_cell",
     "run_recipe",
+    "run_shared",
 ]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -368,6 +373,91 @@ def _options(args: argparse.Namespace | Mapping[str, Any]) -> Mapping[str, Any]:
     return args if isinstance(args, Mapping) else vars(args)
 
 
+def _metric_key(metric: str, cell: Cell) -> str:
+    """``metric`` with the cell's fields filled in (``"test/{dataset}/psnr"`` -> ``"test/Kodak24/psnr"``)."""
+    try:
+        return metric.format(**dataclasses.asdict(cell), where=cell.where)
+    except (KeyError, IndexError, ValueError) as e:
+        raise ConfigError(
+            f"metric {metric!r}: {e!r} is not a cell field (model, dataset, seed, horizon, split, variant, where)"
+        ) from None
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    """The first config path where ``a`` and ``b`` differ (for error messages)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for k in sorted(set(a) | set(b), key=str):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+    return f"{path or '<root>'} ({a!r} vs {b!r})"
+
+
+def run_shared(
+    recipe: Recipe,
+    cells: Sequence[Cell],
+    args: argparse.Namespace,
+    *,
+    budget: Budget | None = None,
+    data_dir: str | None = None,
+    before_run: Callable[[Cell, dict[str, Any]], None] | None = None,
+    options: Mapping[str, Any] | None = None,
+    ckpt_path: str | None = None,
+) -> list[CellRun]:
+    """Serve several cells with ONE run: cells whose configs are equal (e.g. one training tested
+    on several test sets, the cells differing only in the ``dataset`` their metrics are read
+    from: ``metrics={"psnr": "test/{dataset}/psnr"}``). Cells whose configs differ raise
+    :class:`ConfigError` naming the first differing path.
+
+    ``args.should_run`` is asked for every cell; the run happens when any cell is wanted and
+    returns a :class:`CellRun` for each wanted cell (all sharing one result), in order; ``[]``
+    when none is. ``ckpt_path`` is passed to ``run_experiment`` (``"auto"``: continue the
+    newest checkpoint of the run's experiment, see :mod:`~gatelab.core.harness.resume`).
+    Arguments otherwise as :func:`run_cell`.
+    """
+    from .experiment import run_experiment
+
+    if not cells:
+        return []
+    budget = budget if budget is not None else recipe.budget
+    opts = options if options is not None else _options(args)
+    configs = [recipe.config(cell, opts, budget) for cell in cells]
+    for cell, cfg in zip(cells[1:], configs[1:], strict=True):
+        if cfg != configs[0]:
+            raise ConfigError(
+                f"recipe {recipe.name!r}: cells {cells[0].key()} and {cell.key()} cannot share one run: "
+                f"their configs differ at {_first_difference(configs[0], cfg)}"
+            )
+    cfg = configs[0]
+    hashed = recipe.hashed(cfg)
+    should_run = getattr(args, "should_run", None)
+    wanted = [cell for cell in cells if should_run is None or should_run(cell.key(), hashed)]
+    if not wanted:
+        return []
+    if before_run is not None:
+        before_run(wanted[0], cfg)
+    res = run_experiment(
+        cfg,
+        data_dir=data_dir if data_dir is not None else getattr(args, "data_dir", None),
+        ckpt_path=ckpt_path,
+    )
+    out = []
+    for cell in wanted:
+        row: dict[str, Any] = dict(cell.key())
+        for column, metric in recipe.metrics.items():
+            key = _metric_key(metric, cell)
+            if key not in res.metrics:
+                raise ConfigError(
+                    f"recipe {recipe.name!r}, run {cfg['name']} (seed {cell.seed}): no metric {key!r} "
+                    f"(the run has {sorted(res.metrics)})"
+                )
+            row[column] = float(res.metrics[key])
+        row["budget"] = budget.describe(cfg)
+        row["wall_s"] = round(res.wall_s, 2)
+        row["config"] = json.dumps(hashed, sort_keys=True, default=str)
+        out.append(CellRun(cell, cfg, res, row))
+    return out
+
+
 def run_cell(
     recipe: Recipe,
     cell: Cell,
@@ -382,33 +472,15 @@ def run_cell(
     gives its record). ``before_run(cell, config)`` is called just before the run starts;
     ``options`` (default: ``vars(args)``) are what ``configure`` and ``option_paths`` read.
 
-    The row: the cell's key, each of :attr:`Recipe.metrics` (a missing metric is a
-    :class:`ConfigError` naming the run and the metrics it has), ``budget`` (the effective budget),
-    ``wall_s`` (training + test) and ``config`` (the hashed config as JSON).
+    The row: the cell's key, each of :attr:`Recipe.metrics` (the metric name may name cell
+    fields, ``"test/{dataset}/psnr"``; a missing metric is a :class:`ConfigError` naming the
+    run and the metrics it has), ``budget`` (the effective budget), ``wall_s`` (training +
+    test) and ``config`` (the hashed config as JSON).
     """
-    from .experiment import run_experiment
-
-    budget = budget if budget is not None else recipe.budget
-    cfg = recipe.config(cell, options if options is not None else _options(args), budget)
-    hashed = recipe.hashed(cfg)
-    should_run = getattr(args, "should_run", None)
-    if should_run is not None and not should_run(cell.key(), hashed):
-        return None
-    if before_run is not None:
-        before_run(cell, cfg)
-    res = run_experiment(cfg, data_dir=data_dir if data_dir is not None else getattr(args, "data_dir", None))
-    row: dict[str, Any] = dict(cell.key())
-    for column, metric in recipe.metrics.items():
-        if metric not in res.metrics:
-            raise ConfigError(
-                f"recipe {recipe.name!r}, run {cfg['name']} (seed {cell.seed}): no metric {metric!r} "
-                f"(the run has {sorted(res.metrics)})"
-            )
-        row[column] = float(res.metrics[metric])
-    row["budget"] = budget.describe(cfg)
-    row["wall_s"] = round(res.wall_s, 2)
-    row["config"] = json.dumps(hashed, sort_keys=True, default=str)
-    return CellRun(cell, cfg, res, row)
+    done = run_shared(
+        recipe, [cell], args, budget=budget, data_dir=data_dir, before_run=before_run, options=options
+    )
+    return done[0] if done else None
 
 
 def recorded_row(
@@ -437,14 +509,21 @@ def run_recipe(
     budget: Budget | None = None,
     on_run: Callable[[CellRun], Mapping[str, Any] | None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Rows of ``cells`` (default: the grid for ``args.seeds``), one :func:`run_cell` each;
-    ``on_run(cell_run)`` may return extra row fields (plots and clean-up go there too)."""
+    """Rows of ``cells`` (default: the grid for ``args.seeds``); ``on_run(cell_run)`` may return
+    extra row fields (plots and clean-up go there too).
+
+    Cells whose configs are equal share one run (:func:`run_shared`): the groups run in the
+    order of their first cell, each cell's row follows its group's run."""
     if cells is None:
         cells = recipe.cells(seeds=getattr(args, "seeds", None))
+    budget = budget if budget is not None else recipe.budget
+    opts = _options(args)
+    groups: dict[str, list[Cell]] = {}
     for cell in cells:
-        done = run_cell(recipe, cell, args, budget=budget)
-        if done is None:
-            continue
-        if on_run is not None:
-            done.row.update(on_run(done) or {})
-        yield done.row
+        cfg = recipe.config(cell, opts, budget)
+        groups.setdefault(json.dumps(cfg, sort_keys=True, default=str), []).append(cell)
+    for group in groups.values():
+        for done in run_shared(recipe, group, args, budget=budget):
+            if on_run is not None:
+                done.row.update(on_run(done) or {})
+            yield done.row

@@ -9,10 +9,9 @@ Layer 1: Conv(C -> F) + ReLU; layers 2..L-1: Conv(F -> F) + BatchNorm + ReLU; la
 Conv(F -> C), ``L = num_layers`` (the paper's "depth"). Input and output ``[B, C, H, W]`` of any
 size (zero padding keeps the size). Receptive field ``(2 L + 1)`` pixels square.
 
-This is a plain convolutional baseline with no gate, so it is deliberately *not* registered in
-:mod:`gatelab.core.registry` (every registered model is assembled from core gates); the
-restoration task builds it by name (``model_name="dncnn"``, see
-:mod:`gatelab.vision.tasks.restoration`).
+A plain convolutional baseline with no gate: registered as ``dncnn`` with the tag ``baseline``
+(its factory :func:`gatelab.vision.tasks.restoration.dncnn` checks the data's channels), the
+rival of MAXIM in the ``maxim`` table.
 
 Paper: Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian Denoiser: Residual Learning of Deep CNN
 for Image Denoising", IEEE TIP 2017 (DnCNN-S depth 17, CDnCNN-B depth 20, width 64: the presets

@@ -1,4 +1,4 @@
-"""The image-restoration training task (Lightning) and a training/evaluation helper.
+"""The image-restoration training task (Lightning) and the DnCNN baseline's model factory.
 
 :class:`RestorationTask` (registered as ``restoration``) trains any image-to-image model whose
 output is an image or MAXIM's ``outputs[stage][scale]`` with the paper's loss (Charbonnier +
@@ -6,30 +6,32 @@ output is an image or MAXIM's ``outputs[stage][scale]`` with the paper's loss (C
 and reports PSNR / SSIM of the final output (:mod:`.metrics`, options as the official
 evaluation). Optimizer and schedule come from the task config (MAXIM: AdamW, cosine).
 
-Models: a registered model name (``maxim``, ``maxim-2s`` ...) or ``dncnn`` (the unregistered
-DnCNN baseline, :class:`gatelab.vision.models.dncnn.DnCNN`).
+Test step (full images, batch size 1 in the ``denoise`` / ``paired_restoration`` data modules):
+per test set ``test/<set>/{loss,psnr,ssim}`` when the data module names its test sets
+(``test_names``), else ``test/{loss,psnr,ssim}``; with ``score_input`` also the degraded input's
+own ``input_psnr`` / ``input_ssim`` (the floor a restorer must beat), and with ``tile`` also
+``tiled_psnr`` / ``tiled_ssim`` of tiled inference
+(:func:`~gatelab.vision.models.maxim.tiled_forward`; for MAXIM an approximation, its grid
+branch mixes the whole image).
 
-:func:`fit_restoration` runs one training through the harness (``build_trainer``,
-``seed_everything``; resumable with ``resume=``) and :func:`evaluate_images` computes per-image
-PSNR / SSIM of a model (or of the degraded input) on a dataset, with optional tiling.
+Models: any registered model (``maxim``, ``maxim-2s`` ..., ``dncnn``). :func:`dncnn` is the
+registry's factory of the DnCNN baseline (:class:`~gatelab.vision.models.dncnn.DnCNN`, tagged
+``baseline``: no gates), sized by the data modules' ``model_kwargs``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import torch
 import torchmetrics
 from torch import nn
 
-from gatelab.core.config import ConfigError
-from gatelab.core.harness.configs import TaskConfig, TrainerConfig
+from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt
 from gatelab.core.harness.task import GatelabTask
 
+from ..models.dncnn import DnCNN
 from .metrics import (
     MetricOptions,
     final_output,
@@ -38,18 +40,31 @@ from .metrics import (
     restoration_loss,
 )
 
-__all__ = ["BASELINES", "RestorationOptions", "RestorationTask", "evaluate_images", "fit_restoration"]
+__all__ = ["RestorationOptions", "RestorationTask", "dncnn"]
 
 
-def _dncnn(**kwargs: Any) -> nn.Module:
-    from ..models.dncnn import DnCNN
+def dncnn(num_outputs: PositiveInt | None = None, **kwargs: Any) -> DnCNN:
+    """The DnCNN baseline (keywords: :class:`~gatelab.vision.models.dncnn.DnCNN`'s).
 
-    kwargs.pop("num_outputs", None)  # data modules size models with in_channels and num_outputs
+    ``num_outputs`` (given by the restoration data modules' ``model_kwargs`` with
+    ``in_channels``) must equal ``in_channels`` (default 3): DnCNN restores the image it gets.
+    """
+    channels = kwargs.get("in_channels", 3)
+    if num_outputs is not None and num_outputs != channels:
+        raise ConfigError(
+            f"model 'dncnn': num_outputs={num_outputs!r} must equal in_channels={channels!r} "
+            "(DnCNN predicts the image it is given)"
+        )
     return DnCNN(**kwargs)
 
 
-# baselines without core gates (not in the model registry), buildable by name in this task
-BASELINES: dict[str, Callable[..., nn.Module]] = {"dncnn": _dncnn}
+def _dncnn_example(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Inputs of the registry's generic model test: ``[batch, C, 8, 8]`` images."""
+    return (torch.rand(batch, int(model.in_channels), 8, 8),), {}
+
+
+#: ``tiny`` of the registry's generic model test
+_TINY_DNCNN = {"num_layers": 3, "features": 4}
 
 
 @dataclasses.dataclass
@@ -58,7 +73,10 @@ class RestorationOptions:
 
     ``freq_weight``: weight of the FFT loss (paper: 0.1; 0 = Charbonnier only);
     ``charbonnier_eps``: the Charbonnier epsilon (1e-3); ``y_channel``, ``crop_border``, ``clip``,
-    ``quantize``: how PSNR/SSIM are computed (:class:`~.metrics.MetricOptions`).
+    ``quantize``: how PSNR/SSIM are computed (:class:`~.metrics.MetricOptions`);
+    ``score_input``: also score the degraded input at test time (``input_psnr``/``input_ssim``);
+    ``tile`` / ``tile_overlap``: also score tiled inference at test time (``tiled_psnr`` /
+    ``tiled_ssim``; tiles of ``tile`` pixels overlapping by ``tile_overlap``; ``None``: off).
     """
 
     freq_weight: float = 0.1
@@ -67,12 +85,20 @@ class RestorationOptions:
     crop_border: int = 0
     clip: bool = False
     quantize: bool = False
+    score_input: bool = True
+    tile: PositiveInt | None = None
+    tile_overlap: NonNegativeInt = 32
 
     def __post_init__(self) -> None:
         if self.freq_weight < 0 or self.charbonnier_eps <= 0 or self.crop_border < 0:
             raise ConfigError(
                 "task.kwargs: need freq_weight >= 0, charbonnier_eps > 0, crop_border >= 0, got "
                 f"{self.freq_weight}, {self.charbonnier_eps}, {self.crop_border}"
+            )
+        if self.tile is not None and not 0 <= self.tile_overlap < self.tile:
+            raise ConfigError(
+                f"task.kwargs: need 0 <= tile_overlap < tile, got tile={self.tile!r}, "
+                f"tile_overlap={self.tile_overlap!r}"
             )
 
     @property
@@ -83,21 +109,12 @@ class RestorationOptions:
 class RestorationTask(GatelabTask):
     """Image restoration: batches ``(degraded, clean)``; loss over all outputs; PSNR/SSIM of the last.
 
-    With several test dataloaders (one per test set) Lightning logs ``test/psnr/dataloader_idx_k``.
+    Test metrics are named per test set (``test/<set>/psnr``) when the data module has
+    ``test_names`` (one name per test dataloader), else ``test/psnr``; see the module docstring
+    for the ``input_`` and ``tiled_`` metrics.
     """
 
     Options = RestorationOptions
-
-    def __init__(
-        self,
-        model_name: str | None = None,
-        model_kwargs: Mapping[str, Any] | None = None,
-        task: TaskConfig | Mapping[str, Any] | None = None,
-        model: nn.Module | None = None,
-    ) -> None:
-        if model is None and model_name in BASELINES:
-            model = BASELINES[model_name](**dict(model_kwargs or {}))
-        super().__init__(model_name=model_name, model_kwargs=model_kwargs, task=task, model=model)
 
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         return psnr_ssim_metrics()
@@ -109,98 +126,59 @@ class RestorationTask(GatelabTask):
     def metric_inputs(self, preds: Any, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return prepare_for_metrics(final_output(preds), target, self.options.metric_options)
 
-    # ---- several test sets (the ``denoise`` data module tests on CBSD68, Kodak24, McMaster) ----
+    # ---- test: full images, one metric set per test set ---------------------------------
 
-    def _test_set_names(self) -> list[str]:
+    def _test_prefixes(self) -> list[str]:
+        """``test/<set>/`` per test dataloader (the data module's ``test_names``), else ``test/``."""
         dm = getattr(self.trainer, "datamodule", None)
-        names = list(getattr(dm, "test_names", None) or [])
-        return names if len(names) > 1 else []
+        names = [str(n) for n in (getattr(dm, "test_names", None) or [])]
+        loaders = self.trainer.test_dataloaders
+        n_loaders = len(loaders) if isinstance(loaders, (list, tuple)) else 1
+        if names and len(names) != n_loaders:
+            raise ValueError(
+                f"{type(dm).__name__}.test_names has {len(names)} names ({names}) for {n_loaders} "
+                "test dataloaders"
+            )
+        return [f"test/{n}/" for n in names] or ["test/"]
 
     def on_test_start(self) -> None:
-        names = self._test_set_names()
-        self._per_set = nn.ModuleDict(
-            {
-                n: torchmetrics.MetricCollection(dict(psnr_ssim_metrics())).clone(prefix=f"test/{n}/")
-                for n in names
-            }
+        o = self.options
+        kinds = ["", *(["input_"] if o.score_input else []), *(["tiled_"] if o.tile is not None else [])]
+        self._test_metrics = nn.ModuleList(
+            nn.ModuleDict(
+                {
+                    kind or "model": torchmetrics.MetricCollection(dict(psnr_ssim_metrics())).clone(
+                        prefix=f"{prefix}{kind}"
+                    )
+                    for kind in kinds
+                }
+            )
+            for prefix in self._test_prefixes()
         ).to(self.device)
 
+    def _tiled(self, x: torch.Tensor) -> torch.Tensor:
+        from ..models.maxim import tiled_forward
+
+        o = self.options
+        return tiled_forward(lambda t: final_output(self(t)), x, tile=int(o.tile), overlap=o.tile_overlap)
+
     def test_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """With several test sets, metrics are logged per set as ``test/<set>/psnr`` (and
-        ``test/<set>/ssim``, ``test/<set>/loss``); with one, as ``test/psnr``."""
-        per_set = getattr(self, "_per_set", None)
-        if not per_set:
-            return self._step(batch, "test")
-        name = list(per_set)[dataloader_idx]
+        """Loss and PSNR/SSIM of the model (and of the input, and of tiled inference, when
+        enabled) on one batch of the ``dataloader_idx``-th test set."""
+        metrics = self._test_metrics[dataloader_idx]
         loss, preds, target = self.shared_step(batch, "test")
-        metrics = per_set[name]
-        metrics.update(*self.metric_inputs(preds, target))
-        self.log(
-            f"test/{name}/loss", loss, on_epoch=True, add_dataloader_idx=False, batch_size=target.shape[0]
-        )
-        self.log_dict(metrics, on_epoch=True, add_dataloader_idx=False, batch_size=target.shape[0])
+        inputs, _ = self.split_batch(batch)
+        bs = int(target.shape[0])
+        opts = self.options.metric_options
+        name = metrics["model"].prefix
+        self.log(f"{name}loss", loss, on_epoch=True, add_dataloader_idx=False, batch_size=bs, sync_dist=True)
+        outputs = {"model": final_output(preds)}
+        if "input_" in metrics:
+            outputs["input_"] = inputs
+        if "tiled_" in metrics:
+            outputs["tiled_"] = self._tiled(inputs)
+        for kind, out in outputs.items():
+            collection = metrics[kind]
+            collection.update(*prepare_for_metrics(out, target, opts))
+            self.log_dict(collection, on_epoch=True, add_dataloader_idx=False, batch_size=bs)
         return loss
-
-
-def fit_restoration(
-    model_name: str,
-    model_kwargs: Mapping[str, Any],
-    datamodule: Any,
-    *,
-    task: TaskConfig,
-    trainer: TrainerConfig,
-    run_dir: str | Path,
-    seed: int = 0,
-    resume: str | Path | None = None,
-) -> tuple[RestorationTask, Any, float]:
-    """Train ``model_name`` (registered, or a :data:`BASELINES` name) on ``datamodule``.
-
-    The same path for every model: :func:`~gatelab.core.harness.trainer.seed_everything`, a
-    :class:`RestorationTask`, :func:`~gatelab.core.harness.trainer.build_trainer` writing
-    checkpoints (``last.ckpt``) and CSV logs under ``run_dir``. ``resume``: a checkpoint to
-    continue from (weights, optimizer, scheduler, step and epoch counters).
-
-    Returns ``(task, lightning trainer, wall seconds of fitting)``.
-    """
-    from gatelab.core.harness.trainer import build_trainer, seed_everything
-
-    if resume is not None and not Path(resume).is_file():
-        raise ConfigError(f"checkpoint to resume from not found: {resume}")
-    seed_everything(seed, trainer.deterministic)
-    mk = dict(datamodule.model_kwargs()) if hasattr(datamodule, "model_kwargs") else {}
-    mk.update(model_kwargs)
-    lit = RestorationTask(model_name=model_name, model_kwargs=mk, task=task)
-    tr = build_trainer(trainer, run_dir=run_dir)
-    t0 = time.perf_counter()
-    tr.fit(lit, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
-    return lit, tr, time.perf_counter() - t0
-
-
-@torch.no_grad()
-def evaluate_images(
-    restore: Callable[[torch.Tensor], torch.Tensor] | None,
-    dataset: Any,
-    opts: MetricOptions | None = None,
-    *,
-    progress: str | None = None,
-) -> dict[str, float]:
-    """Mean per-image PSNR (dB) and SSIM of ``restore(degraded)`` against ``clean`` over ``dataset``.
-
-    ``restore=None`` scores the degraded input itself. ``dataset`` yields ``(degraded, clean)``
-    ``[C, H, W]`` pairs (any sizes). Uses the same torchmetrics objects as the task.
-    """
-    opts = opts if opts is not None else MetricOptions()
-    metrics = psnr_ssim_metrics()
-    it = range(len(dataset))
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=progress, leave=False)
-    for i in it:
-        x, y = dataset[i]
-        x, y = x.unsqueeze(0), y.unsqueeze(0)
-        out = x if restore is None else restore(x)
-        p, t = prepare_for_metrics(out, y, opts)
-        for m in metrics.values():
-            m.update(p, t)
-    return {k: float(m.compute()) for k, m in metrics.items()}

@@ -3,6 +3,7 @@ run end to end through ``run_experiment`` by the harness's runner, with --resume
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import pytest
@@ -125,3 +126,58 @@ def test_tiny_recipe_runs_resumes_and_verifies(tiny, tmp_path, capsys):
     assert code == 0 and "1 passed, 0 failed" in out, out
     assert "mse: recorded" in out and "|diff| 0," in out
     assert len(ledger.read_records("tiny-recipe", tmp_path / "res")) == 2
+
+
+def test_cells_with_equal_configs_share_one_run(tiny, tmp_path):
+    """One training serves several rows (one test set each): the cells differ only in the
+    dataset their metric is read from, so ``run_recipe`` runs once and writes a row per cell;
+    ``--resume`` skips them all; cells whose configs differ cannot share a run."""
+    from gatelab.core.config import ConfigError
+    from gatelab.core.harness.recipes import _metric_key, run_shared
+
+    recipe = Recipe(
+        name="tiny-shared",
+        models=("mlp-4",),
+        datasets=("mse", "mae"),  # "test sets" named after the metric each row reads
+        splits=("test",),
+        seeds=(0,),
+        base={
+            "output_dir": str(tmp_path / "runs"),
+            "test": True,
+            "model": {"kwargs": {"hidden": 4}},
+            "data": {"name": tiny.DATA, "kwargs": {"n": 32}},
+            "task": {"name": "regression", "lr": 0.01},
+            "trainer": {"accelerator": "cpu", "devices": 1, "loggers": [], "progress_bar": False,
+                        "enable_model_summary": False, "num_sanity_val_steps": 0},
+        },
+        model_names={"mlp-4": tiny.MODEL},
+        run_name="{model}-shared",
+        budget=Budget(max_epochs=1),
+        metrics={"value": "test/{dataset}"},
+    )
+    table = register_table(
+        ReproTable("tiny-shared", "shared runs", "none", lambda args: run_recipe(recipe, args), metrics=["value"])
+    )
+    res = run_table(table, ["--results-dir", str(tmp_path / "res")])
+    assert [r["dataset"] for r in res.rows] == ["mse", "mae"]
+    runs = sorted((tmp_path / "runs" / "mlp-4-shared" / "seed0").glob("version_*"))
+    assert len(runs) == 1  # one training for both rows
+    metrics = json.loads((runs[0] / "metrics.json").read_text())
+    assert [r["value"] for r in res.rows] == [metrics["test/mse"], metrics["test/mae"]]
+    assert res.rows[0]["config_hash"] == res.rows[1]["config_hash"]
+    again = run_table(table, ["--results-dir", str(tmp_path / "res"), "--resume"])
+    assert again.rows == [] and len(again.skipped) == 2
+    assert len(list((tmp_path / "runs" / "mlp-4-shared" / "seed0").glob("version_*"))) == 1
+    # ckpt_path="auto": the shared run continues its newest checkpoint, in its own run directory
+    cont = run_shared(recipe, recipe.cells(), argparse.Namespace(seeds=[0], data_dir=None), ckpt_path="auto")
+    assert [c.cell.dataset for c in cont] == ["mse", "mae"] and cont[0].result is cont[1].result
+    assert cont[0].result.run_dir == runs[0]
+    assert [c.row["value"] for c in cont] == [r["value"] for r in res.rows]  # finished: nothing trained
+
+    bad = Recipe(**{**{f: getattr(recipe, f) for f in ("name", "models", "datasets", "splits", "base",
+                                                       "model_names", "metrics")},
+                    "run_name": "{model}-{dataset}"})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"cannot share one run: their configs differ at name \('mlp-4-mse'"):
+        run_shared(bad, bad.cells(), argparse.Namespace(seeds=[0], data_dir=None))
+    with pytest.raises(ConfigError, match=r"'nope'.* is not a cell field"):
+        _metric_key("test/{nope}", recipe.cells()[0])

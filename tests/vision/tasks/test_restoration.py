@@ -1,4 +1,5 @@
-"""The restoration task: training through the harness, checkpoint resume, the DnCNN baseline, the repro table."""
+"""The restoration task: training through the harness, checkpoint resume, per-set / input / tiled test
+metrics, the DnCNN baseline."""
 
 from __future__ import annotations
 
@@ -11,10 +12,9 @@ from PIL import Image
 from restoration_fixtures import make_fake_restoration_data
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
-from gatelab.core.harness.configs import CheckpointConfig, SchedulerConfig, TaskConfig, TrainerConfig
-from gatelab.vision.data.datamodule import paired_datamodule
 from gatelab.vision.models.maxim import _TINY
-from gatelab.vision.tasks.restoration import RestorationTask, evaluate_images, fit_restoration
+from gatelab.vision.tasks.metrics import prepare_for_metrics, psnr_ssim_metrics
+from gatelab.vision.tasks.restoration import RestorationTask
 
 
 def _paired_root(root: Path) -> Path:
@@ -115,47 +115,43 @@ def test_several_test_sets_are_reported_separately(tmp_path):
         assert 5.0 < res.metrics[f"test/{name}/psnr"] < 40.0
         assert 0.0 < res.metrics[f"test/{name}/ssim"] <= 1.0
     assert res.metrics["test/Kodak24/psnr"] != res.metrics["test/McMaster/psnr"]
+    assert 5.0 < res.metrics["test/McMaster/input_psnr"] < 40.0  # the noisy input's own score
+    assert "test/psnr" not in res.metrics  # named sets only
 
 
-def test_dncnn_baseline_through_the_task(tmp_path):
+def test_dncnn_baseline_through_run_experiment(tmp_path):
+    """DnCNN is a registered baseline: trained by ``run_experiment`` like MAXIM, reloaded from
+    its checkpoint; the test step scores the model, the noisy input (recomputed here with the
+    same metrics) and tiled inference (exact for a conv net whose receptive field fits the margin)."""
     data = _paired_root(tmp_path / "data")
-    dm = paired_datamodule(
-        data, train_root="train", val_root="val", crop=16, batch_size=2, samples_per_epoch=4
-    )
-    task = TaskConfig(name="restoration", lr=1e-3, scheduler=SchedulerConfig(name="cosine", interval="step"))
-    trainer = TrainerConfig(
-        max_steps=3,
-        max_epochs=None,
-        accelerator="cpu",
-        devices=1,
-        progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        checkpoint=CheckpointConfig(monitor=None, save_top_k=1, save_last=True),
-    )
-    lit, tr, wall = fit_restoration(
-        "dncnn", {"num_layers": 3, "features": 4}, dm, task=task, trainer=trainer, run_dir=tmp_path / "run", seed=0
-    )
-    assert tr.global_step == 3 and wall > 0
-    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    loaded = RestorationTask.load_from_checkpoint(str(ckpt), map_location="cpu", weights_only=True)
+    cfg = _config(tmp_path, 1, test=True).to_dict()
+    cfg["model"] = {"name": "dncnn", "kwargs": {"num_layers": 3, "features": 4}}
+    # tiles of 16 overlapping by 12 (blend margin 3 = DnCNN-3's receptive radius) on a 19x13 image
+    cfg["task"]["kwargs"] = {"tile": 16, "tile_overlap": 12}
+    cfg["trainer"]["max_epochs"] = None
+    cfg["trainer"]["max_steps"] = 3
+    res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=data)
+    assert res.trainer.global_step == 3
+    loaded = RestorationTask.load_from_checkpoint(res.last_checkpoint, map_location="cpu", weights_only=True)
     x = torch.rand(1, 3, 9, 11)
-    lit.model.eval(), loaded.model.eval()
-    torch.testing.assert_close(loaded.model(x), lit.model(x))
-    dm.setup()
-    scores = evaluate_images(loaded.model, dm.val_ds)
-    noisy = evaluate_images(None, dm.val_ds)
-    assert set(scores) == {"psnr", "ssim"} and 0 < noisy["psnr"] < 40
-    with pytest.raises(Exception, match="checkpoint to resume from not found"):
-        fit_restoration(
-            "dncnn",
-            {},
-            dm,
-            task=task,
-            trainer=trainer,
-            run_dir=tmp_path / "r2",
-            resume=tmp_path / "missing.ckpt",
-        )
+    res.task.model.eval(), loaded.model.eval()
+    torch.testing.assert_close(loaded.model(x), res.task.model(x))
+    assert {"test/psnr", "test/ssim", "test/input_psnr", "test/input_ssim", "test/tiled_psnr"} <= set(res.metrics)
+    res.datamodule.setup("test")
+    metrics = psnr_ssim_metrics()
+    for i in range(len(res.datamodule.test_ds)):
+        noisy, clean = res.datamodule.test_ds[i]
+        p, t = prepare_for_metrics(noisy.unsqueeze(0), clean.unsqueeze(0))
+        for m in metrics.values():
+            m.update(p, t)
+    assert res.metrics["test/input_psnr"] == pytest.approx(float(metrics["psnr"].compute()), abs=1e-9)
+    assert res.metrics["test/input_ssim"] == pytest.approx(float(metrics["ssim"].compute()), abs=1e-9)
+    assert res.metrics["test/psnr"] != res.metrics["test/input_psnr"]
+    assert res.metrics["test/tiled_psnr"] == pytest.approx(res.metrics["test/psnr"], abs=1e-5)
+    with pytest.raises(Exception, match="num_outputs=1 must equal in_channels=3"):
+        from gatelab.core.registry import create_model
+
+        create_model("dncnn", num_outputs=1)
 
 
 def test_task_options_are_strict():
@@ -163,14 +159,3 @@ def test_task_options_are_strict():
 
     with pytest.raises(ConfigError, match="freq_wieght"):
         RestorationTask("maxim", _TINY, {"name": "restoration", "kwargs": {"freq_wieght": 0.1}})
-
-
-def test_repro_table_is_registered():
-    from gatelab.core.harness.repro import get_table, table_parser
-
-    table = get_table("maxim")
-    args = table_parser(table).parse_args(["--task", "denoise", "--quick"])
-    assert args.sigma == 25.0 and args.maxim_features == 8 and args.models == ["maxim", "dncnn"]
-    assert "39.96" in table.paper
-    with pytest.raises(SystemExit):
-        table_parser(table).parse_args(["--task", "deblur"])
