@@ -87,6 +87,7 @@ class RestorationTask(GatelabTask):
     """
 
     Options = RestorationOptions
+    logged_metrics = ("psnr", "ssim")
 
     def __init__(
         self,
