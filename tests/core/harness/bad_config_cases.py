@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import io
+import os
+import resource
+import subprocess
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
@@ -321,3 +324,48 @@ def check(case: Case, rc: int, err: str) -> list[str]:
         if frag not in err:
             problems.append(f"{frag!r} not in the message")
     return problems
+
+
+#: a fresh interpreter running the real CLI with the test registrations declared lazily
+#: (``"gatelab_harness_tiny:TinyMLP"``: the module is found by a path finder, imported only
+#: if validation imports it), so that nothing is imported before the CLI decides to
+COLD_DRIVER = """
+import importlib.abc, importlib.util, sys
+tiny_path = sys.argv[1]
+
+class _TinyFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "gatelab_harness_tiny":
+            return importlib.util.spec_from_file_location(name, tiny_path)
+        return None
+
+sys.meta_path.append(_TinyFinder())
+from gatelab.core.registry import DATAMODULES, register_model
+register_model(
+    "harness-test-mlp", "gatelab_harness_tiny:TinyMLP", domain="core",
+    paper="test only (not a paper model)", gates=("GluMlp",), tags=("test",),
+)
+DATAMODULES.register("harness-test-regression", "gatelab_harness_tiny:TinyRegressionData", domain="core")
+from gatelab.core.harness.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_cold(case: Case, tmp: Path, mode: str) -> tuple[int, str, str, float, float]:
+    """Run ``case`` through the CLI in a fresh interpreter: ``(rc, stdout, stderr, wall seconds,
+    CPU seconds)`` of the whole process (interpreter start included)."""
+    configs = write_case(case, tmp)
+    args = cli_args(case, configs, mode, tmp)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", COLD_DRIVER, str(Path(__file__).with_name("tiny_setup.py")), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc.returncode, proc.stdout, proc.stderr, wall, cpu
