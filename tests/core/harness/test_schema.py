@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from gatelab.core.harness import schema
+from gatelab.core.harness.configs import ExperimentConfig
 from gatelab.core.harness.validation import signature_params
 from gatelab.core.registry import DATAMODULES, MODELS, TASKS
 
@@ -256,9 +257,9 @@ import json, sys
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.validation import validate_experiment
 out = []
-for cfg in json.loads(sys.argv[1]):
+for cfg, ckpt, resume in json.loads(sys.argv[1]):
     try:
-        validate_experiment(cfg)
+        validate_experiment(cfg, checkpoint=ckpt, resume=resume)
         out.append(None)
     except ConfigError as e:
         out.append(str(e))
@@ -296,25 +297,69 @@ _STATIC_CASES = [
 ]
 
 
-def test_bad_kwargs_are_found_without_torch():
-    """A bad model/data/task kwarg, Trainer extra, monitor, strategy or callback is reported by
-    static reading alone: a fresh interpreter never imports torch or Lightning."""
+def _checkpoints(tmp: Path) -> list[tuple[str, bool, str]]:
+    """``(path, resume, fragment)``: checkpoint files the static check rejects."""
+    import torch
+
+    good = tmp / "good.ckpt"
+    ckpt = {
+        "state_dict": {"w": torch.zeros(3)},
+        "loops": {},
+        "optimizer_states": [],
+        "hyper_parameters": {"model_name": "gateformer", "task": {"name": "regression"}},
+    }
+    torch.save(ckpt, good)
+    other = tmp / "other.ckpt"
+    torch.save({**ckpt, "hyper_parameters": {"model_name": "tft", "task": {"name": "regression"}}}, other)
+    other_task = tmp / "other-task.ckpt"
+    torch.save({**ckpt, "hyper_parameters": {"model_name": "gateformer", "task": {"name": "ctr"}}}, other_task)
+    weights = tmp / "weights.ckpt"
+    torch.save({"state_dict": ckpt["state_dict"]}, weights)
+    truncated = tmp / "truncated.ckpt"
+    truncated.write_bytes(good.read_bytes()[:300])
+    junk = tmp / "junk.ckpt"
+    junk.write_text("hello")
+    empty = tmp / "empty.ckpt"
+    empty.write_bytes(b"")
+    return [
+        (str(other), False, "holds model 'tft', but the config names 'gateformer'"),
+        (str(other_task), True, "trained with task 'ctr', but the config names 'regression'"),
+        (str(weights), True, "not a Lightning training checkpoint (missing loops, optimizer_states)"),
+        (str(truncated), False, "not a readable checkpoint (truncated or corrupt zip archive)"),
+        (str(junk), False, "not a readable checkpoint (not a torch.save file)"),
+        (str(empty), True, "not a readable checkpoint (empty file)"),
+        (str(tmp / "missing.ckpt"), False, "checkpoint not found"),
+    ]
+
+
+def test_bad_kwargs_are_found_without_torch(tmp_path):
+    """A bad model/data/task kwarg, Trainer extra, monitor, strategy, callback or checkpoint file
+    is reported by static reading alone: a fresh interpreter never imports torch or Lightning.
+    (A good checkpoint passes the file check; what remains is then checked by import.)"""
     base = {
         "name": "no-torch",
         "model": {"name": "gateformer"},
         "data": {"name": "ltsf", "kwargs": {"dataset": "etth1"}},
         "task": {"name": "regression"},
     }
-    cfgs = [{**base, **section} for section, _ in _STATIC_CASES]
+    ckpts = _checkpoints(tmp_path)
+    runs = [({**base, **section}, None, False) for section, _ in _STATIC_CASES]
+    runs += [(base, path, resume) for path, resume, _ in ckpts]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", _NO_TORCH, json.dumps(cfgs)], capture_output=True, text=True, env=env
+        [sys.executable, "-c", _NO_TORCH, json.dumps(runs)], capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["heavy"] == [], res
-    for (section, fragment), msg in zip(_STATIC_CASES, res["msgs"]):
-        assert msg is not None and fragment in msg and "\n" not in msg, (section, msg)
+    expected = [f for _, f in _STATIC_CASES] + [f for _, _, f in ckpts]
+    assert len(res["msgs"]) == len(expected)
+    for fragment, msg in zip(expected, res["msgs"]):
+        assert msg is not None and fragment in msg and "\n" not in msg, (fragment, msg)
+    # the good checkpoint passes the file check (for evaluation and for resuming)
+    from gatelab.core.harness.validation import check_checkpoint_file
+
+    check_checkpoint_file(tmp_path / "good.ckpt", ExperimentConfig.from_dict(base), training=True)
 
 
 def test_task_logged_metrics_cover_what_tasks_log():
@@ -331,3 +376,14 @@ def test_task_logged_metrics_cover_what_tasks_log():
         names = cls.metric_names(build_options(cls.Options, {}))
         if names is not None:
             assert set(names) <= set(declared), (name, names, declared)
+
+
+def test_known_lightning_names_are_lightnings():
+    """The accelerator/strategy names checked without Lightning are exactly its registries."""
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    from gatelab.core.harness import validation
+
+    assert set(validation._KNOWN_ACCELERATORS) == {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
+    assert set(validation._KNOWN_STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
