@@ -125,6 +125,7 @@ class _Module:
     bindings: dict[str, list[Any]]  # top-level name -> binding nodes (def, class, import, assign)
     stars: list[str]  # modules of ``from x import *``
     has_getattr: bool
+    stamp: tuple[str, int, int]  # (path, mtime_ns, size) when parsed
     ns_cache: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
@@ -199,10 +200,15 @@ def _walk_dirs(module: str, paths: list[str], rest: list[str]) -> Path:
 
 
 def _module(name: str) -> _Module:
-    cached = _MODULES.get(name)
-    if cached is not None:
-        return cached
     path = find_source(name)
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise StaticReadError(f"cannot read {path}: {e}") from None
+    stamp = (str(path), st.st_mtime_ns, st.st_size)
+    cached = _MODULES.get(name)
+    if cached is not None and cached.stamp == stamp:  # parsed already, and unchanged since
+        return cached
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except (OSError, SyntaxError, UnicodeDecodeError) as e:
@@ -273,7 +279,7 @@ def _module(name: str) -> _Module:
                     bindings.setdefault(n, []).append(_Opaque())
 
     visit(tree.body)
-    mod = _Module(name, path, tree, is_package, bindings, stars, "__getattr__" in bindings)
+    mod = _Module(name, path, tree, is_package, bindings, stars, "__getattr__" in bindings, stamp)
     _MODULES[name] = mod
     return mod
 

@@ -2,7 +2,10 @@
 
 :func:`~gatelab.core.harness.configs.load_experiment` checks every harness section on its own
 (types, ranges, choices; no torch). :func:`validate_experiment` adds what needs the registered
-components, still without building a model or reading data:
+components, still without building a model or reading data. It reads them from source first
+(:mod:`gatelab.core.harness.schema`: no torch, no Lightning, well under a second on a cold
+start), and imports a component only once every static check has passed, for what its source
+does not settle (see :func:`validate_experiment`). The checks:
 
 * ``model.kwargs`` against the registered model factory's signature and type hints; a factory
   that only takes ``**cfg`` is described by its return annotation's class ``__init__``
@@ -12,11 +15,13 @@ components, still without building a model or reading data:
   harness);
 * ``task.kwargs`` against the task's ``Options`` dataclass, then the monitor keys
   (``trainer.early_stopping.monitor``, ``trainer.checkpoint.monitor``, ``task.monitor``)
-  against the names the task logs (:meth:`GatelabTask.logged_names`);
-* ``trainer.accelerator`` / ``trainer.strategy`` against Lightning's registries,
+  against the names the task logs (statically: every name in its ``logged_metrics``; after
+  import: :meth:`GatelabTask.logged_names` for these options);
+* ``trainer.accelerator`` / ``trainer.strategy`` against Lightning's registered names,
   ``trainer.extra`` against ``lightning.Trainer.__init__`` and every ``trainer.callbacks``
-  entry: its class imported, a Lightning ``Callback``, its ``init_args`` checked against its
-  ``__init__``.
+  entry: its class found, a Lightning ``Callback``, its ``init_args`` checked against its
+  ``__init__``;
+* a checkpoint to evaluate or resume from, as a file (:func:`check_checkpoint_file`).
 
 Values given as YAML number strings (``1e-3``) are converted in place in the config; nothing
 else is changed. Every failure is one :class:`~gatelab.core.config.ConfigError` line naming the
