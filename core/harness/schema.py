@@ -248,6 +248,13 @@ def _module(name: str) -> _Module:
                 for t in node.targets:
                     for n in _target_names(t):
                         bindings.setdefault(n, []).append(node if isinstance(t, ast.Name) else _Opaque())
+                    patched = _patched_name(t)
+                    if patched is not None:  # ``f.__signature__ = ...``: no longer what the source says
+                        bindings.setdefault(patched, []).append(_Opaque())
+            elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+                call = node.value  # ``setattr(Cls, "config_class", ...)``
+                if _dotted(call.func) == "setattr" and call.args and isinstance(call.args[0], ast.Name):
+                    bindings.setdefault(call.args[0].id, []).append(_Opaque())
             elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
                 if node.value is not None:
                     bindings.setdefault(node.target.id, []).append(node)
@@ -282,6 +289,34 @@ def _module(name: str) -> _Module:
     mod = _Module(name, path, tree, is_package, bindings, stars, "__getattr__" in bindings, stamp)
     _MODULES[name] = mod
     return mod
+
+
+#: attributes whose assignment after a definition changes what static reading would answer
+_PATCHED_ATTRS = frozenset(
+    {
+        "__signature__",
+        "__wrapped__",
+        "__init__",
+        "__annotations__",
+        "__dataclass_fields__",
+        "config_class",
+        "Options",
+        "presets",
+        "logged_metrics",
+        "extra_logged",
+    }
+)
+
+
+def _patched_name(t: ast.AST) -> str | None:
+    """``X`` for a top-level ``X.<attr> = ...`` that changes a signature or a read attribute."""
+    if isinstance(t, ast.Attribute) and t.attr in _PATCHED_ATTRS:
+        base = t.value
+        while isinstance(base, ast.Attribute):
+            base = base.value
+        if isinstance(base, ast.Name):
+            return base.id
+    return None
 
 
 def _target_names(t: ast.AST) -> Iterator[str]:

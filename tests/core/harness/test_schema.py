@@ -207,6 +207,21 @@ def dynamic(**cfg):
 
 
 dynamic = dataclasses.dataclass(dynamic)
+
+
+def patched(a: int = 1):
+    pass
+
+
+patched.__signature__ = None
+
+
+class Configured:
+    def __init__(self, a: int = 1) -> None:
+        pass
+
+
+setattr(Configured, "config_class", ToyCfg)
 """
 
 
@@ -245,8 +260,9 @@ def test_reader_functions_classes_and_fallbacks(toy_module):
     assert schema.read_params(f"{toy_module}:built").params == plain.params  # an alias
     made = schema.read_params(f"{toy_module}:made")  # **cfg without return annotation
     assert made.params == {} and made.open_ended
-    with pytest.raises(schema.StaticReadError):  # rebound at run time: not certain
-        schema.read_params(f"{toy_module}:dynamic")
+    for name in ("dynamic", "patched", "Configured"):  # changed at run time: not certain
+        with pytest.raises(schema.StaticReadError):
+            schema.read_params(f"{toy_module}:{name}")
     with pytest.raises(schema.Missing):
         schema.read_params(f"{toy_module}:nothing")
     assert toy_module not in sys.modules
