@@ -252,6 +252,24 @@ CASES: list[Case] = [
     C("data-n-text", "data.kwargs.n=abc", "data.kwargs.n='abc'", ">= 1"),
     C("ctr-batch-size", ("data.name=ctr", "data.kwargs={batch_size: -8}"), "data.kwargs.batch_size=-8", ">= 1"),
     C("ltsf-lookback", ("data.name=ltsf", "data.kwargs={lookback: 0}"), "data.kwargs.lookback=0", ">= 1"),
+    # ---- found by static reading (no torch/Lightning import) ---------------------------------
+    C("strategy-long", "trainer.strategy=fsdp_cpu_ofload", "trainer.strategy='fsdp_cpu_ofload'", "did you mean 'fsdp_cpu_offload'"),
+    C("classification-key", ("task.name=classification", "task.kwargs={mod: binary}"), "'mod'", "did you mean 'mode'"),
+    C("classification-mode", ("task.name=classification", "task.kwargs={mode: multi}"), "task.kwargs.mode='multi'", "'binary' or 'multiclass'"),
+    C(
+        "cb-lightning-init-type",
+        "trainer.callbacks=[{class_path: lightning.pytorch.callbacks.StochasticWeightAveraging, init_args: {swa_lrs: abc}}]",
+        "trainer.callbacks[0].init_args.swa_lrs='abc'",
+        "a number",
+    ),
+    C("extra-int", "trainer.extra.reload_dataloaders_every_n_epochs=abc", "trainer.extra.reload_dataloaders_every_n_epochs='abc'", "integer"),
+    C("ltsf-scale", ("data.name=ltsf", "data.kwargs={scale: maybe}"), "data.kwargs.scale='maybe'", "a boolean (true or false)"),
+    C(
+        "ctr-monitor",
+        ("data.name=ctr", "data.kwargs={dataset: frappe}", "task.name=ctr", "task.kwargs={}", "task.monitor=val/acc"),
+        "task.monitor='val/acc'",
+        "val/auc",
+    ),
     # ---- files, merging and overrides --------------------------------------------------------
     C("bad-yaml", (), "invalid YAML at line 3, column 1", files={"!bad.yaml": "name: x\nmodel: [unclosed\n"}),
     C("empty-file", (), "empty.yaml", "is empty", files={"!empty.yaml": ""}),
