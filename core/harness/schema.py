@@ -135,8 +135,12 @@ _MODULES: dict[str, _Module] = {}
 def find_source(module: str) -> Path:
     """The ``.py`` file of ``module``, located without importing it (nor new parent packages).
 
+    Asks the finders of :data:`sys.meta_path` for each package on the way, with the search path
+    of the parent (its ``__path__`` when it is imported, else its spec's locations), as the
+    import system does, but executes nothing.
+
     Raises:
-        Missing: no such module anywhere on the path.
+        Missing: no finder knows the module.
         StaticReadError: the module exists but has no Python source (an extension, a frozen
             or namespace module).
     """
@@ -147,56 +151,43 @@ def find_source(module: str) -> Path:
             return Path(file)
         raise StaticReadError(f"module {module!r} has no Python source")
     parts = module.split(".")
-    # the longest imported parent package gives the search path of the rest
-    for i in range(len(parts) - 1, 0, -1):
-        parent = sys.modules.get(".".join(parts[:i]))
-        if parent is not None:
-            paths = list(getattr(parent, "__path__", None) or [])
-            if not paths:
-                raise Missing(f"{'.'.join(parts[:i])!r} is not a package")
-            return _walk_dirs(module, paths, parts[i:])
-    try:
-        spec = importlib.util.find_spec(parts[0])  # a top-level name: imports nothing
-    except (ImportError, ValueError) as e:
-        raise StaticReadError(f"cannot locate {parts[0]!r}: {e}") from None
-    if spec is None:
-        raise Missing(f"no module named {parts[0]!r}")
-    if len(parts) == 1:
-        if spec.origin and spec.origin.endswith(".py"):
-            return Path(spec.origin)
+    path: list[str] | None = None
+    spec = None
+    for i in range(len(parts)):
+        name = ".".join(parts[: i + 1])
+        last = i == len(parts) - 1
+        loaded = sys.modules.get(name)
+        if loaded is not None and not last:
+            path = getattr(loaded, "__path__", None)
+            if path is None:
+                raise Missing(f"{name!r} is not a package")
+            path = list(path)
+            continue
+        spec = _find_spec(name, path)
+        if spec is None:
+            raise Missing(f"no module named {name!r}")
+        if not last:
+            if spec.submodule_search_locations is None:
+                raise Missing(f"{name!r} is not a package")
+            path = list(spec.submodule_search_locations)
+    origin = getattr(spec, "origin", None)
+    if not origin or not str(origin).endswith(".py"):
         raise StaticReadError(f"module {module!r} has no Python source")
-    if not spec.submodule_search_locations:
-        raise Missing(f"{parts[0]!r} is not a package")
-    return _walk_dirs(module, list(spec.submodule_search_locations), parts[1:])
+    return Path(origin)
 
 
-def _walk_dirs(module: str, paths: list[str], rest: list[str]) -> Path:
-    for j, part in enumerate(rest):
-        last = j == len(rest) - 1
-        found: Path | None = None
-        next_paths: list[str] = []
-        for d in paths:
-            pkg = Path(d) / part
-            if (pkg / "__init__.py").is_file():
-                found, next_paths = pkg / "__init__.py", [str(pkg)]
-                break
-            if last and (Path(d) / f"{part}.py").is_file():
-                found = Path(d) / f"{part}.py"
-                break
-            if pkg.is_dir():  # a namespace package (or an extension module beside it)
-                next_paths.append(str(pkg))
-            elif any(p.name.startswith(f"{part}.") for p in Path(d).glob(f"{part}.*")):
-                raise StaticReadError(f"module {module!r} has no Python source")
-        if last:
-            if found is None:
-                if next_paths:
-                    raise StaticReadError(f"{module!r} is a namespace package")
-                raise Missing(f"no module named {module!r}")
-            return found
-        if not next_paths:
-            raise Missing(f"no module named {module!r}")
-        paths = next_paths
-    raise Missing(f"no module named {module!r}")  # pragma: no cover (rest is never empty)
+def _find_spec(name: str, path: list[str] | None) -> Any:
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        if find is None:
+            continue
+        try:
+            spec = find(name, path)
+        except Exception as e:  # a finder that fails: the answer is not certain
+            raise StaticReadError(f"locating {name!r}: {type(e).__name__}: {e}") from None
+        if spec is not None:
+            return spec
+    return None
 
 
 def _module(name: str) -> _Module:

@@ -385,7 +385,7 @@ def _static_callbacks(cfg: ExperimentConfig, deferred: _Deferred) -> None:
             deferred.append(full)
             continue
         try:
-            derives = schema.is_subclass(target, _CALLBACK)
+            schema.resolve(module_name, attr)
         except schema.Missing:
             try:
                 names = schema.module_names(module_name)
@@ -397,6 +397,11 @@ def _static_callbacks(cfg: ExperimentConfig, deferred: _Deferred) -> None:
                 f"{did_you_mean(attr, names)}"
             ) from None
         except schema.StaticReadError:
+            deferred.append(full)
+            continue
+        try:
+            derives = schema.is_subclass(target, _CALLBACK)
+        except schema.StaticReadError:  # a base that cannot be followed: import it
             deferred.append(full)
             continue
         if not derives:
