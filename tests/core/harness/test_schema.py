@@ -403,3 +403,27 @@ def test_known_lightning_names_are_lightnings():
 
     assert set(validation._KNOWN_ACCELERATORS) == {"auto", "gpu", *AcceleratorRegistry.available_accelerators()}
     assert set(validation._KNOWN_STRATEGIES) == {"auto", *StrategyRegistry.available_strategies()}
+
+
+def test_checkpoint_model_from_run_dir_config(tmp_path):
+    """A checkpoint whose pickle cannot be peeked at is matched against its run directory's
+    saved ``config.yaml`` (``<run dir>/checkpoints/<file>``)."""
+    import zipfile
+
+    import yaml
+
+    from gatelab.core.config import ConfigError
+    from gatelab.core.harness.validation import check_checkpoint_file
+
+    run = tmp_path / "version_0"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    with zipfile.ZipFile(ckpt, "w") as z:
+        z.writestr("last/data.pkl", b"not a pickle")
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "tft"}, "task": {"name": "tft"}}))
+    cfg = ExperimentConfig.from_dict({"name": "x", "model": "gateformer", "data": "ltsf"})
+    with pytest.raises(ConfigError, match=r"holds model 'tft', but the config names 'gateformer'"):
+        check_checkpoint_file(ckpt, cfg)
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "gateformer"}, "task": {"name": "tft"}}))
+    with pytest.raises(ConfigError, match=r"trained with task 'tft', but the config names 'regression'"):
+        check_checkpoint_file(ckpt, cfg)
