@@ -284,20 +284,6 @@ def _check_owned(cfg: ExperimentConfig) -> None:
             )
 
 
-def _check_extra(cfg: ExperimentConfig) -> None:
-    if not cfg.trainer.extra:
-        return
-    import lightning as L
-
-    _check_owned(cfg)
-    params, _ = signature_params(L.Trainer)
-    for key in _TRAINER_OWNED:
-        params.pop(key, None)
-    cfg.trainer.extra.update(
-        validate_kwargs(params, cfg.trainer.extra, "trainer.extra", owner="lightning.Trainer")
-    )
-
-
 def _static_extra(cfg: ExperimentConfig, deferred: _Deferred) -> None:
     """``trainer.extra`` against ``Trainer.__init__`` read from Lightning's installed source."""
     if not cfg.trainer.extra:
@@ -352,13 +338,6 @@ def import_callback(class_path: str, where: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, Callback)):
         raise ConfigError(f"{where}={class_path!r}: expected a lightning.pytorch.callbacks.Callback subclass")
     return cls
-
-
-def _check_callbacks(cfg: ExperimentConfig) -> None:
-    for i, cb in enumerate(cfg.trainer.callbacks):
-        where = f"trainer.callbacks[{i}]"
-        cls = import_callback(cb.class_path, f"{where}.class_path")
-        _check_component(cls, cb.init_args, f"{where}.init_args", cb.class_path)
 
 
 def _static_callbacks(cfg: ExperimentConfig, deferred: _Deferred) -> None:
