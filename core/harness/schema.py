@@ -24,10 +24,10 @@ the domain) cannot be evaluated without importing its module: the parameter is t
 its value through the import path when a value is given).
 
 Whatever cannot be read with certainty (a factory built at run time, a decorator that may change
-the signature, a module without source, an attribute bound by ``__getattr__``) raises
-:class:`StaticReadError`; callers then import the target. Source files are located through the
-parent packages already imported (``sys.modules``), else by walking the directories of the
-top-level package's spec, so locating a module imports nothing.
+the signature, a module without source, an attribute bound by ``__getattr__``, a definition
+patched at module level) raises :class:`StaticReadError`; callers then import the target.
+Source files are located by asking the :data:`sys.meta_path` finders package by package (as
+the import system does, editable installs included) without executing any module.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import builtins
 import dataclasses
 import importlib
 import importlib.util
-import os
 import sys
 import typing
 from collections.abc import Iterator
@@ -1162,9 +1161,6 @@ def clear_cache() -> None:
     _MODULES.clear()
 
 
-def source_of(module: str) -> str:
-    """Path of ``module``'s source as text (for messages)."""
-    return os.fspath(find_source(module))
 
 
 def module_names(module: str) -> list[str]:
