@@ -48,6 +48,8 @@ __all__ = [
     "Missing",
     "Params",
     "StaticReadError",
+    "Sym",
+    "clear_cache",
     "find_source",
     "is_subclass",
     "module_names",
