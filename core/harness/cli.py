@@ -233,10 +233,17 @@ def _load_config(args: argparse.Namespace) -> Any:
     from gatelab.core.harness.configs import load_experiment
 
     cfg = load_experiment(args.config, args.set or ())  # harness sections: no torch needed
-    from gatelab.core.harness.validation import validate_experiment
+    from gatelab.core.harness.validation import CheckpointFileError, validate_experiment
 
+    ckpt = getattr(args, "ckpt", None)
+    resume = getattr(args, "resume", None)
+    if ckpt is None and resume not in (None, "auto", "last"):
+        ckpt = resume
     try:
-        return validate_experiment(cfg)  # registered kwargs, monitors, Trainer extras, callbacks
+        # static first (no torch): kwargs, monitors, Trainer extras, callbacks, the checkpoint file
+        return validate_experiment(cfg, checkpoint=ckpt, resume=ckpt is not None and ckpt == resume)
+    except CheckpointFileError:
+        raise  # names the checkpoint, not the config files
     except ConfigError as e:
         raise ConfigError(f"{' + '.join(args.config)}: {e}") from None
 

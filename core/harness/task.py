@@ -33,7 +33,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -236,6 +236,10 @@ class GatelabTask(L.LightningModule):
     #: names the task logs per stage besides ``loss`` and its metrics (``{stage}/<name>``),
     #: for the load-time check of monitor keys
     extra_logged: ClassVar[tuple[str, ...]] = ()
+    #: every metric name :meth:`build_metrics` may return under any options, as a literal tuple
+    #: (read from source by the load-time monitor check, without importing the task);
+    #: ``None``: not declared (the check then imports the task)
+    logged_metrics: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
         self,
@@ -422,7 +426,7 @@ class RegressionOptions:
     ``loss``: ``mse``, ``mae``, ``huber`` (``huber_delta``) or ``smooth_l1`` (``beta = huber_delta``).
     """
 
-    loss: str = "mse"
+    loss: Literal["mse", "mae", "huber", "smooth_l1"] = "mse"
     huber_delta: float = 1.0
 
     def __post_init__(self) -> None:
@@ -438,6 +442,7 @@ class RegressionTask(GatelabTask):
     """
 
     Options = RegressionOptions
+    logged_metrics = ("mse", "mae")
 
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         return {"mse": torchmetrics.MeanSquaredError(), "mae": torchmetrics.MeanAbsoluteError()}
@@ -466,7 +471,7 @@ class ClassificationOptions:
     ``label_smoothing`` applies to the multiclass cross-entropy.
     """
 
-    mode: str = "binary"
+    mode: Literal["binary", "multiclass"] = "binary"
     num_classes: int | None = None
     label_smoothing: float = 0.0
 
@@ -487,6 +492,7 @@ class ClassificationTask(GatelabTask):
     """
 
     Options = ClassificationOptions
+    logged_metrics = ("auc", "logloss", "accuracy")
 
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         o = self.options

@@ -136,6 +136,7 @@ class VLTask(GatelabTask):
 
     Options = VLOptions
     extra_logged = ("text_nll", "caption_nll", "contrastive")
+    logged_metrics = ()
 
     def setup(self, stage: str) -> None:
         dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

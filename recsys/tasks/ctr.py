@@ -98,6 +98,7 @@ class CTRTask(GatelabTask):
 
     Options = CTROptions
     extra_logged = ("bce",)
+    logged_metrics = ("auc", "logloss")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

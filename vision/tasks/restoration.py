@@ -115,6 +115,7 @@ class RestorationTask(GatelabTask):
     """
 
     Options = RestorationOptions
+    logged_metrics = ("psnr", "ssim")
 
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         return psnr_ssim_metrics()

@@ -165,6 +165,7 @@ class SegmentationTask(GatelabTask):
     """Dense K-class segmentation (see the module docstring for loss and metrics)."""
 
     Options = SegmentationOptions
+    logged_metrics = ("dice", "iou", "auc")
 
     @classmethod
     def metric_names(cls, options: Any) -> list[str]:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import io
+import os
+import resource
+import subprocess
 import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
@@ -249,6 +252,24 @@ CASES: list[Case] = [
     C("data-n-text", "data.kwargs.n=abc", "data.kwargs.n='abc'", ">= 1"),
     C("ctr-batch-size", ("data.name=ctr", "data.kwargs={batch_size: -8}"), "data.kwargs.batch_size=-8", ">= 1"),
     C("ltsf-lookback", ("data.name=ltsf", "data.kwargs={lookback: 0}"), "data.kwargs.lookback=0", ">= 1"),
+    # ---- found by static reading (no torch/Lightning import) ---------------------------------
+    C("strategy-long", "trainer.strategy=fsdp_cpu_ofload", "trainer.strategy='fsdp_cpu_ofload'", "did you mean 'fsdp_cpu_offload'"),
+    C("classification-key", ("task.name=classification", "task.kwargs={mod: binary}"), "'mod'", "did you mean 'mode'"),
+    C("classification-mode", ("task.name=classification", "task.kwargs={mode: multi}"), "task.kwargs.mode='multi'", "'binary' or 'multiclass'"),
+    C(
+        "cb-lightning-init-type",
+        "trainer.callbacks=[{class_path: lightning.pytorch.callbacks.StochasticWeightAveraging, init_args: {swa_lrs: abc}}]",
+        "trainer.callbacks[0].init_args.swa_lrs='abc'",
+        "a number",
+    ),
+    C("extra-int", "trainer.extra.reload_dataloaders_every_n_epochs=abc", "trainer.extra.reload_dataloaders_every_n_epochs='abc'", "integer"),
+    C("ltsf-scale", ("data.name=ltsf", "data.kwargs={scale: maybe}"), "data.kwargs.scale='maybe'", "a boolean (true or false)"),
+    C(
+        "ctr-monitor",
+        ("data.name=ctr", "data.kwargs={dataset: frappe}", "task.name=ctr", "task.kwargs={}", "task.monitor=val/acc"),
+        "task.monitor='val/acc'",
+        "val/auc",
+    ),
     # ---- files, merging and overrides --------------------------------------------------------
     C("bad-yaml", (), "invalid YAML at line 3, column 1", files={"!bad.yaml": "name: x\nmodel: [unclosed\n"}),
     C("empty-file", (), "empty.yaml", "is empty", files={"!empty.yaml": ""}),
@@ -321,3 +342,48 @@ def check(case: Case, rc: int, err: str) -> list[str]:
         if frag not in err:
             problems.append(f"{frag!r} not in the message")
     return problems
+
+
+#: a fresh interpreter running the real CLI with the test registrations declared lazily
+#: (``"gatelab_harness_tiny:TinyMLP"``: the module is found by a path finder, imported only
+#: if validation imports it), so that nothing is imported before the CLI decides to
+COLD_DRIVER = """
+import importlib.abc, importlib.util, sys
+tiny_path = sys.argv[1]
+
+class _TinyFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "gatelab_harness_tiny":
+            return importlib.util.spec_from_file_location(name, tiny_path)
+        return None
+
+sys.meta_path.append(_TinyFinder())
+from gatelab.core.registry import DATAMODULES, register_model
+register_model(
+    "harness-test-mlp", "gatelab_harness_tiny:TinyMLP", domain="core",
+    paper="test only (not a paper model)", gates=("GluMlp",), tags=("test",),
+)
+DATAMODULES.register("harness-test-regression", "gatelab_harness_tiny:TinyRegressionData", domain="core")
+from gatelab.core.harness.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def run_cold(case: Case, tmp: Path, mode: str) -> tuple[int, str, str, float, float]:
+    """Run ``case`` through the CLI in a fresh interpreter: ``(rc, stdout, stderr, wall seconds,
+    CPU seconds)`` of the whole process (interpreter start included)."""
+    configs = write_case(case, tmp)
+    args = cli_args(case, configs, mode, tmp)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c", COLD_DRIVER, str(Path(__file__).with_name("tiny_setup.py")), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return proc.returncode, proc.stdout, proc.stderr, wall, cpu

@@ -6,6 +6,9 @@ The cases live in ``tests/core/harness/bad_config_cases.py`` (shared with
 ``tools/reliability/configs.py``). They run in-process through ``gatelab.core.harness.cli.main``,
 cycling through ``train --print-config``, ``train`` and ``eval`` (a bad config must stop all
 three before any data is read); a few run as real subprocesses to time the whole command.
+Every case also runs through the real CLI in a fresh interpreter in
+``tools/reliability/configs.py`` (``bad_config_cases.run_cold``), where static validation
+answers it without importing torch or Lightning (see ``test_schema.py``).
 """
 
 from __future__ import annotations
@@ -83,9 +86,9 @@ sys.exit(rc)
 @pytest.mark.parametrize("case_id", ["second-file-value"])
 def test_subprocess_wall_time(case_id, tmp_path):
     """A fresh process: an error in the harness sections is reported less than 2 s after
-    ``gatelab.core.harness.cli`` is imported (the package import itself pulls torch in today, which the
-    registry issue removes; it is measured and shown). Errors in model/data kwargs also import
-    the model's domain and torch, so they are timed in-process above (``test_bad_config``)."""
+    ``gatelab.core.harness.cli`` is imported. (Errors in model/data/task kwargs are found by
+    static reading, also without torch: ``test_schema.py``; their cold-start times are
+    recorded by ``tools/reliability/configs.py``.)"""
     import json
 
     case = next(c for c in bc.CASES if c.id == case_id)
