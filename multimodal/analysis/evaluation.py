@@ -238,7 +238,7 @@ class GateReport:
 
     classes: dict[str, dict[str, float]]
     words: dict[str, dict[str, float]]
-    n_layers: int
+    num_layers: int
 
     def table(self) -> list[dict[str, Any]]:
         """Rows ``{"class", "n", "gate_mean", "gate_last", "gate_sem"}`` sorted by class name."""
@@ -267,14 +267,14 @@ def gate_by_word_class(
     model.eval()
     dev = _device(model)
     encs = tokenizer.encode_batch(list(captions))
-    n_layers = len(model.layers)
+    num_layers = len(model.layers)
     per_word: list[tuple[str, str, torch.Tensor]] = []  # (word, class, gate per layer [L])
     for start in range(0, len(encs), batch_size):
         batch = encs[start : start + batch_size]
         ids, mask = _pad([e.ids for e in batch])
         with capture_gates(model, include="layers.*.gate") as cap:
             model(ids.to(dev), images[start : start + batch_size].to(dev), attention_mask=mask.to(dev))
-        g = torch.stack([cap[f"layers.{i}.gate"].float().mean(dim=-1) for i in range(n_layers)])  # [L, B, T]
+        g = torch.stack([cap[f"layers.{i}.gate"].float().mean(dim=-1) for i in range(num_layers)])  # [L, B, T]
         g = g.cpu()
         for b, e in enumerate(batch):
             text = captions[start + b]
@@ -311,7 +311,7 @@ def gate_by_word_class(
     return GateReport(
         {c: summary(v) for c, v in by_class.items()},
         {w: summary(v) for w, v in by_word.items()},
-        n_layers,
+        num_layers,
     )
 
 

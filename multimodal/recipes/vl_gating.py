@@ -85,7 +85,7 @@ TEXT, SHAPES, COCO = "text-corpora", "shapes", "coco-mini-captions"
 
 #: what ``--quick`` replaces (``coco_epochs`` only when the COCO row is not switched off)
 _QUICK = {
-    "d_model": 32, "n_layers": 2, "n_heads": 2, "vocab_size": 600, "text_max_words": 20000,
+    "d_model": 32, "num_layers": 2, "num_heads": 2, "vocab_size": 600, "text_max_words": 20000,
     "text_epochs": 1, "shapes_train": 256, "shapes_eval": 48, "shapes_epochs": 1, "coco_epochs": 1,
     "blimp_per_paradigm": 4, "gallery": 16,
 }  # fmt: skip
@@ -114,7 +114,7 @@ def vl_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
     saves the tokenizer the later cells read."""
     root = _root(cell, options)
     quick = bool(options.get("quick"))
-    model = {"d_model": options["d_model"], "num_layers": options["n_layers"], "num_heads": options["n_heads"]}
+    model = {"d_model": options["d_model"], "num_layers": options["num_layers"], "num_heads": options["num_heads"]}
     common = {"seq_len": options["seq_len"], "batch_size": options["batch_size"], "seed": cell.seed,
               "verify": not options.get("skip_checksums")}  # fmt: skip
     if cell.dataset == TEXT:
@@ -345,8 +345,8 @@ VL_TABLE = register_table(
         options=[
             Option("--variants", nargs="+", default=list(VARIANTS), help=f"fusion variants ({', '.join(VARIANTS)})"),
             Option("--d-model", type=int, default=192),
-            Option("--n-layers", type=int, default=4),
-            Option("--n-heads", type=int, default=6),
+            Option("--num-layers", type=int, default=4),
+            Option("--num-heads", type=int, default=6),
             Option("--vocab-size", type=int, default=4096, help="BPE vocabulary trained on the corpus"),
             Option("--seq-len", type=int, default=64),
             Option("--batch-size", type=int, default=32),
