@@ -51,19 +51,19 @@ if triton is not None:
     def pointwise_tile(R, D, S1, S2, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """The program's ``[BLOCK_M, BLOCK_N]`` tile of a pointwise launch.
 
-        Returns ``(rows, cols, mask, i0, i1, i2)``: ``rows`` are int64 (``row * stride`` overflows
-        int32 above 2**31 elements), ``(i0, i1, i2)`` the rows' coalesced leading indices.
+        Returns ``(rows, cols, mask, lead)``: ``rows`` are int64 (``row * stride`` overflows int32
+        above 2**31 elements), ``lead = (i0, i1, i2)`` the rows' coalesced leading indices.
         """
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
         mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
-        return rows, cols, mask, i0, i1, i2
+        return rows, cols, mask, lead_index(rows, S1, S2)
 
     @triton.jit
-    def load_f32(ptr, i0, i1, i2, cols, s0, s1, s2, sc, mask):
-        """One operand's tile through its strides ``(s0, s1, s2, sc)``, as float32 (0 where masked)."""
-        return tl.load(ptr + offsets(i0, i1, i2, cols, s0, s1, s2, sc), mask=mask, other=0.0).to(tl.float32)
+    def load_f32(ptr, st, lead, cols, mask):
+        """One operand's tile through its strides ``st = (s0, s1, s2, sc)``, as float32 (0 where masked)."""
+        offs = offsets(lead[0], lead[1], lead[2], cols, st[0], st[1], st[2], st[3])
+        return tl.load(ptr + offs, mask=mask, other=0.0).to(tl.float32)
 
     @triton.jit
     def row_tile(row0, R, D, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
@@ -106,7 +106,7 @@ def launch_pointwise(
     """Launch a pointwise kernel over ``lay`` (see :mod:`._pointwise`).
 
     The kernel's parameters are, in order: one pointer per operand of ``lay``, then ``outputs``,
-    ``scalars``, ``R, D, S1, S2``, the four strides ``(s0, s1, s2, sc)`` of each operand of ``lay``,
+    ``scalars``, ``R, D, S1, S2``, one tuple of strides ``(s0, s1, s2, sc)`` per operand of ``lay``,
     ``constexprs`` and ``BLOCK_M, BLOCK_N`` (one block spans a whole row with ``reduce_cols``). An
     absent operand (``None``, guarded by a constexpr flag in the kernel) is passed as the first
     operand, an absent output as the first output: a pointer the kernel never dereferences.
@@ -115,10 +115,9 @@ def launch_pointwise(
     first = next(t for t in lay.tensors if t is not None)
     ins = [t if t is not None else first for t in lay.tensors]
     outs = [t if t is not None else outputs[0] for t in outputs]
-    strides = [s for st in lay.strides for s in st]
     with device_ctx(first):
         kernel[grid](
-            *ins, *outs, *scalars, lay.rows, lay.cols, lay.s1, lay.s2, *strides,
+            *ins, *outs, *scalars, lay.rows, lay.cols, lay.s1, lay.s2, *lay.strides,
             **constexprs, BLOCK_M=block_m, BLOCK_N=block_n,
         )  # fmt: skip
 

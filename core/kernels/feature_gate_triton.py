@@ -46,18 +46,16 @@ if triton is not None:
         x_ptr, z_ptr, m_ptr,  # inputs, read through their strides
         out_ptr,  # contiguous [R, D]
         scale, R, D, S1, S2,
-        x_s0, x_s1, x_s2, x_sc,
-        z_s0, z_s1, z_s2, z_sc,
-        m_s0, m_s1, m_s2, m_sc,
+        x_st, z_st, m_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_MASK: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
-        rows, cols, mask, i0, i1, i2 = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         # fp32 upcast: one rounding of x * f instead of one per factor in half precision
-        x = load_f32(x_ptr, i0, i1, i2, cols, x_s0, x_s1, x_s2, x_sc, mask)
-        f = tl.sigmoid(load_f32(z_ptr, i0, i1, i2, cols, z_s0, z_s1, z_s2, z_sc, mask)) * scale
+        x = load_f32(x_ptr, x_st, lead, cols, mask)
+        f = tl.sigmoid(load_f32(z_ptr, z_st, lead, cols, mask)) * scale
         if HAS_MASK:
-            f = f * (2.0 * tl.sigmoid(load_f32(m_ptr, i0, i1, i2, cols, m_s0, m_s1, m_s2, m_sc, mask)))
+            f = f * (2.0 * tl.sigmoid(load_f32(m_ptr, m_st, lead, cols, mask)))
         out = x * f
         tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -66,22 +64,19 @@ if triton is not None:
         dout_ptr, x_ptr, z_ptr, m_ptr,  # inputs, read through their strides
         dx_ptr, dz_ptr, dm_ptr,  # contiguous [R, D]
         scale, R, D, S1, S2,
-        d_s0, d_s1, d_s2, d_sc,
-        x_s0, x_s1, x_s2, x_sc,
-        z_s0, z_s1, z_s2, z_sc,
-        m_s0, m_s1, m_s2, m_sc,
+        d_st, x_st, z_st, m_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_MASK: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
-        rows, cols, mask, i0, i1, i2 = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         out_offs = rows[:, None] * D + cols[None, :]  # gradient buffers are contiguous [R, D]
-        dout = load_f32(dout_ptr, i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc, mask)
-        x = load_f32(x_ptr, i0, i1, i2, cols, x_s0, x_s1, x_s2, x_sc, mask)
+        dout = load_f32(dout_ptr, d_st, lead, cols, mask)
+        x = load_f32(x_ptr, x_st, lead, cols, mask)
         # recompute the sigmoids in fp32 (s * (1 - s) cancels in half precision near s = 1)
-        s = tl.sigmoid(load_f32(z_ptr, i0, i1, i2, cols, z_s0, z_s1, z_s2, z_sc, mask))
+        s = tl.sigmoid(load_f32(z_ptr, z_st, lead, cols, mask))
         m = tl.full(s.shape, 1.0, tl.float32)
         if HAS_MASK:
-            sm = tl.sigmoid(load_f32(m_ptr, i0, i1, i2, cols, m_s0, m_s1, m_s2, m_sc, mask))
+            sm = tl.sigmoid(load_f32(m_ptr, m_st, lead, cols, mask))
             m = 2.0 * sm
             dm = dout * x * scale * s * 2.0 * sm * (1.0 - sm)
             tl.store(dm_ptr + out_offs, dm.to(dm_ptr.dtype.element_ty), mask=mask)
@@ -94,21 +89,17 @@ if triton is not None:
         c0_ptr, xw_ptr, g_ptr, cl_ptr, b_ptr,  # inputs, read through their strides
         out_ptr,  # contiguous [R, D]
         R, D, S1, S2,
-        c0_s0, c0_s1, c0_s2, c0_sc,
-        xw_s0, xw_s1, xw_s2, xw_sc,
-        g_s0, g_s1, g_s2, g_sc,
-        cl_s0, cl_s1, cl_s2, cl_sc,
-        b_s0, b_s1, b_s2, b_sc,
+        c0_st, xw_st, g_st, cl_st, b_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_BIAS: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
-        rows, cols, mask, i0, i1, i2 = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
-        c0 = load_f32(c0_ptr, i0, i1, i2, cols, c0_s0, c0_s1, c0_s2, c0_sc, mask)
-        c = load_f32(xw_ptr, i0, i1, i2, cols, xw_s0, xw_s1, xw_s2, xw_sc, mask)
-        g = load_f32(g_ptr, i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc, mask)
-        cl = load_f32(cl_ptr, i0, i1, i2, cols, cl_s0, cl_s1, cl_s2, cl_sc, mask)
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        c0 = load_f32(c0_ptr, c0_st, lead, cols, mask)
+        c = load_f32(xw_ptr, xw_st, lead, cols, mask)
+        g = load_f32(g_ptr, g_st, lead, cols, mask)
+        cl = load_f32(cl_ptr, cl_st, lead, cols, mask)
         if HAS_BIAS:
-            c = c + load_f32(b_ptr, i0, i1, i2, cols, b_s0, b_s1, b_s2, b_sc, mask)
+            c = c + load_f32(b_ptr, b_st, lead, cols, mask)
         # fp32: the product of three factors plus the residual rounds once instead of four times
         out = c0 * c * tl.sigmoid(g) + cl
         tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
@@ -118,22 +109,18 @@ if triton is not None:
         dout_ptr, c0_ptr, xw_ptr, g_ptr, b_ptr,  # inputs, read through their strides
         dc0_ptr, dxw_ptr, dg_ptr,  # contiguous [R, D]
         R, D, S1, S2,
-        d_s0, d_s1, d_s2, d_sc,
-        c0_s0, c0_s1, c0_s2, c0_sc,
-        xw_s0, xw_s1, xw_s2, xw_sc,
-        g_s0, g_s1, g_s2, g_sc,
-        b_s0, b_s1, b_s2, b_sc,
+        d_st, c0_st, xw_st, g_st, b_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_BIAS: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
-        rows, cols, mask, i0, i1, i2 = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         out_offs = rows[:, None] * D + cols[None, :]
-        dout = load_f32(dout_ptr, i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc, mask)
-        c0 = load_f32(c0_ptr, i0, i1, i2, cols, c0_s0, c0_s1, c0_s2, c0_sc, mask)
-        c = load_f32(xw_ptr, i0, i1, i2, cols, xw_s0, xw_s1, xw_s2, xw_sc, mask)
-        s = tl.sigmoid(load_f32(g_ptr, i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc, mask))  # recomputed, fp32
+        dout = load_f32(dout_ptr, d_st, lead, cols, mask)
+        c0 = load_f32(c0_ptr, c0_st, lead, cols, mask)
+        c = load_f32(xw_ptr, xw_st, lead, cols, mask)
+        s = tl.sigmoid(load_f32(g_ptr, g_st, lead, cols, mask))  # recomputed, fp32
         if HAS_BIAS:
-            c = c + load_f32(b_ptr, i0, i1, i2, cols, b_s0, b_s1, b_s2, b_sc, mask)
+            c = c + load_f32(b_ptr, b_st, lead, cols, mask)
         tl.store(dc0_ptr + out_offs, (dout * c * s).to(dc0_ptr.dtype.element_ty), mask=mask)
         tl.store(dxw_ptr + out_offs, (dout * c0 * s).to(dxw_ptr.dtype.element_ty), mask=mask)
         dg = dout * c0 * c * s * (1.0 - s)

@@ -39,14 +39,13 @@ if triton is not None:
         o_ptr, g_ptr,  # inputs, read through their strides
         out_ptr,  # contiguous [R, D]
         R, D, S1, S2,
-        o_s0, o_s1, o_s2, o_sc,
-        g_s0, g_s1, g_s2, g_sc,
+        o_st, g_st,  # strides (s0, s1, s2, sc) of the inputs
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
-        rows, cols, mask, i0, i1, i2 = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         # fp32 upcast: the sigmoid in half precision loses bits and o * s would round twice
-        o = load_f32(o_ptr, i0, i1, i2, cols, o_s0, o_s1, o_s2, o_sc, mask)
-        g = load_f32(g_ptr, i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc, mask)
+        o = load_f32(o_ptr, o_st, lead, cols, mask)
+        g = load_f32(g_ptr, g_st, lead, cols, mask)
         out = o * tl.sigmoid(g)
         tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
@@ -55,17 +54,15 @@ if triton is not None:
         dout_ptr, o_ptr, g_ptr,  # inputs, read through their strides
         do_ptr, dg_ptr,  # contiguous [R, D] ([R] with REDUCE_G)
         R, D, S1, S2,
-        d_s0, d_s1, d_s2, d_sc,
-        o_s0, o_s1, o_s2, o_sc,
-        g_s0, g_s1, g_s2, g_sc,
+        d_st, o_st, g_st,  # strides (s0, s1, s2, sc) of the inputs
         REDUCE_G: tl.constexpr,
         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     ):  # fmt: skip
-        rows, cols, mask, i0, i1, i2 = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
-        dout = load_f32(dout_ptr, i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc, mask)
-        o = load_f32(o_ptr, i0, i1, i2, cols, o_s0, o_s1, o_s2, o_sc, mask)
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        dout = load_f32(dout_ptr, d_st, lead, cols, mask)
+        o = load_f32(o_ptr, o_st, lead, cols, mask)
         # recompute s = sigmoid(g); s * (1 - s) in fp32 (in half precision 1 - s cancels near s = 1)
-        s = tl.sigmoid(load_f32(g_ptr, i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc, mask))
+        s = tl.sigmoid(load_f32(g_ptr, g_st, lead, cols, mask))
         dg = dout * o * s * (1.0 - s)
         tl.store(
             do_ptr + rows[:, None] * D + cols[None, :], (dout * s).to(do_ptr.dtype.element_ty), mask=mask
