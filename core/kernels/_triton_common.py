@@ -8,14 +8,15 @@ Jit helpers (defined only when triton is importable):
 
 * :func:`pointwise_tile`, :func:`load_f32`: the tile and the strided operand loads of the pointwise
   kernels (layouts of :mod:`._pointwise`).
-* :func:`row_tile`, :func:`load_rows_f32`: a block of whole rows of ``[R, D]`` row-strided operands
-  (unit column stride), for the kernels that reduce over a row.
+* :func:`tile2d`, :func:`row_tile`: a tile of a 2-d grid, a block of whole rows (kernels that
+  reduce over a row); :func:`load_rows_f32`, :func:`store_rows`: row-strided operands (unit
+  column stride).
 * :func:`dot`: ``acc + a @ b`` with the operands rounded to a dtype (see :func:`._common.dot_upcast`).
 
 Launch helpers (plain Python):
 
 * :func:`launch_pointwise`: grid, blocks and the layout arguments of a pointwise kernel.
-* :func:`row_blocks`: ``(BLOCK_M, BLOCK_N, warps)`` of a whole-row kernel.
+* :func:`blocks2d`, :func:`row_blocks`: blocks of an element-wise kernel, of a whole-row kernel.
 * :func:`stride_programs`: how many programs a kernel that loops over strided row blocks gets.
 * :func:`rows2d`: ``[..., D]`` -> ``[rows, D]`` with unit column stride.
 """
@@ -66,9 +67,22 @@ if triton is not None:
         return tl.load(ptr + offs, mask=mask, other=0.0).to(tl.float32)
 
     @triton.jit
+    def tile2d(n_rows, n_cols, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+        """The program's ``[BLOCK_M, BLOCK_N]`` tile of an ``[n_rows, n_cols]`` grid: ``(rows, cols, mask)``.
+
+        ``rows`` are int64: ``row * stride`` overflows int32 above 2**31 elements.
+        """
+        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+        return rows, cols, (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+
+    @triton.jit
     def row_tile(row0, R, D, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
-        """Rows ``row0 .. row0 + BLOCK_M`` (int64) of a whole-row block: ``(rows, cols, rmask, cmask, mask)``."""
-        rows = row0 + tl.arange(0, BLOCK_M).to(tl.int64)
+        """Rows ``row0 + [0, BLOCK_M)`` of a block of whole rows: ``(rows, cols, rmask, cmask, mask)``.
+
+        ``row0`` should be int64 (or ``rows`` becomes int64 through the ``arange``).
+        """
+        rows = row0 + tl.arange(0, BLOCK_M)
         cols = tl.arange(0, BLOCK_N)
         rmask = rows < R
         cmask = cols < D
@@ -76,8 +90,13 @@ if triton is not None:
 
     @triton.jit
     def load_rows_f32(ptr, rows, cols, stride, mask):
-        """``ptr[rows, cols]`` of a row-strided operand (unit column stride), as float32."""
+        """``ptr[rows, cols]`` of a row-strided operand (unit column stride), as float32 (0 where masked)."""
         return tl.load(ptr + rows[:, None] * stride + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+
+    @triton.jit
+    def store_rows(ptr, rows, cols, stride, value, mask):
+        """``ptr[rows, cols] = value`` rounded to ``ptr``'s dtype (row-strided, unit column stride)."""
+        tl.store(ptr + rows[:, None] * stride + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
     def dot(a, b, acc, DT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr):
@@ -122,11 +141,19 @@ def launch_pointwise(
         )  # fmt: skip
 
 
+def blocks2d(rows: int, cols: int, tile: int, max_block_n: int = 1024) -> tuple[int, int, tuple[int, int]]:
+    """``(BLOCK_M, BLOCK_N, grid)`` of an element-wise kernel over ``[rows, cols]``: tiles of about
+    ``tile`` elements, at most ``max_block_n`` columns wide."""
+    block_n = min(next_power_of_2(cols), max_block_n)
+    block_m = min(max(1, tile // block_n), next_power_of_2(rows))
+    return block_m, block_n, (cdiv(rows, block_m), cdiv(cols, block_n))
+
+
 def row_blocks(rows: int, cols: int, tile: int) -> tuple[int, int, int]:
     """``(BLOCK_M, BLOCK_N, num_warps)`` of a kernel holding whole rows of ``cols`` elements.
 
-    ``BLOCK_N`` covers the row, ``BLOCK_M`` rows make about ``tile`` elements, and the warps give
-    about 8 elements per thread and tensor (4 to 16 warps).
+    ``BLOCK_N`` covers the row, ``BLOCK_M`` rows make about ``tile`` elements, and there is one
+    warp per 256 elements of the block (4 to 16 warps).
     """
     block_n = next_power_of_2(cols)
     block_m = min(max(1, tile // block_n), next_power_of_2(rows))
@@ -143,8 +170,3 @@ def rows2d(t: torch.Tensor) -> torch.Tensor:
     if t.size(-1) > 1 and t.stride(-1) != 1:
         t = t.contiguous()  # e.g. the expanded (stride 0) gradient of a .sum()
     return t.reshape(-1, t.size(-1))
-
-
-def grid_rows(rows: int, block_m: int) -> tuple[int]:
-    """The 1-d grid of a kernel with one program per ``block_m`` rows."""
-    return (cdiv(rows, block_m),)
