@@ -80,9 +80,9 @@ if triton is not None:
     def row_tile(row0, R, D, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
         """Rows ``row0 + [0, BLOCK_M)`` of a block of whole rows: ``(rows, cols, rmask, cmask, mask)``.
 
-        ``row0`` should be int64 (or ``rows`` becomes int64 through the ``arange``).
+        ``rows`` are int64 (``row * stride`` overflows int32 above 2**31 elements).
         """
-        rows = row0 + tl.arange(0, BLOCK_M)
+        rows = row0 + tl.arange(0, BLOCK_M).to(tl.int64)
         cols = tl.arange(0, BLOCK_N)
         rmask = rows < R
         cmask = cols < D
