@@ -105,13 +105,46 @@ if triton is not None:
         return tl.load(ptr + base + row * HD + cols, mask=mask, other=0.0)
 
     @triton.jit
-    def _state_tile(i_k, i_v, K, V, BK: tl.constexpr, BV: tl.constexpr):
-        """The ``[BK, BV]`` tile of a ``[K, V]`` state: ``(ks, vs, kmask, vmask, hmask, hoffs)``."""
+    def _state_prologue(init_ptr, T, H, K, V, NT, HAS_INIT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+        """Set-up of a program of the chunk recurrences (``_fwd_h``: states, ``_bwd_dh``: their gradients).
+
+        The program owns the ``[BK, BV]`` tile ``(program_id(0), program_id(1))`` of the ``[K, V]``
+        state of head ``i_bh = program_id(2)``. Returns ``(i_bh, ks, vs, kmask, vmask, hmask, hoffs,
+        kbase, vbase, hbase, S)``: the tile's rows/columns, masks and offsets, the head's offsets in
+        ``[B, T, H, K|V]`` tensors and in the ``[B*H, NT+1, K, V]`` states, and the initial float32
+        tile ``S`` (read from ``init_ptr`` ``[B*H, K, V]`` with ``HAS_INIT``, else 0).
+        """
+        i_k = tl.program_id(0)
+        i_v = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
         ks = i_k * BK + tl.arange(0, BK)
         vs = i_v * BV + tl.arange(0, BV)
         kmask = ks < K
         vmask = vs < V
-        return ks, vs, kmask, vmask, kmask[:, None] & vmask[None, :], ks[:, None] * V + vs[None, :]
+        hmask = kmask[:, None] & vmask[None, :]
+        hoffs = ks[:, None] * V + vs[None, :]
+        head = _head_row(i_bh, T, H)
+        hbase = i_bh * (NT + 1) * K * V
+        S = tl.zeros([BK, BV], dtype=tl.float32)
+        if HAS_INIT:
+            S += tl.load(init_ptr + i_bh * K * V + hoffs, mask=hmask, other=0.0).to(tl.float32)
+        return i_bh, ks, vs, kmask, vmask, hmask, hoffs, head * K, head * V, hbase, S
+
+    @triton.jit
+    def _chunk_prologue(T, H, K, V, D, BT: tl.constexpr, BD: tl.constexpr):
+        """Set-up of a program over (feature block ``program_id(0)``, chunk ``program_id(1)``, head
+        ``program_id(2)``); the feature block is ``BD`` columns of ``D`` (``K`` or ``V``).
+
+        Returns ``(i_t, i_bh, sub, rows, rmask, ds, dmask, kbase, vbase)``: the chunk's steps, the
+        block's columns and mask, the head's offsets in ``[B, T, H, K|V]`` tensors.
+        """
+        i_d = tl.program_id(0)
+        i_t = tl.program_id(1)
+        i_bh = tl.program_id(2).to(tl.int64)
+        head = _head_row(i_bh, T, H)
+        sub, rows, rmask = _steps(i_t * BT, T, BT)
+        ds = i_d * BD + tl.arange(0, BD)
+        return i_t, i_bh, sub, rows, rmask, ds, ds < D, head * K, head * V
 
     @triton.jit
     def _last_step(i_t, T, BT: tl.constexpr):
@@ -170,18 +203,10 @@ if triton is not None:
         HAS_H0: tl.constexpr, STORE_HT: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     ):  # fmt: skip
-        i_k = tl.program_id(0)
-        i_v = tl.program_id(1)
-        i_bh = tl.program_id(2).to(tl.int64)
         DT = k_ptr.dtype.element_ty
-        ks, vs, kmask, vmask, hmask, hoffs = _state_tile(i_k, i_v, K, V, BK, BV)
-        head = _head_row(i_bh, T, H)
-        kbase = head * K
-        vbase = head * V
-        hbase = i_bh * (NT + 1) * K * V
-        S = tl.zeros([BK, BV], dtype=tl.float32)
-        if HAS_H0:
-            S += tl.load(h0_ptr + i_bh * K * V + hoffs, mask=hmask, other=0.0).to(tl.float32)
+        i_bh, ks, vs, kmask, vmask, hmask, hoffs, kbase, vbase, hbase, S = _state_prologue(
+            h0_ptr, T, H, K, V, NT, HAS_H0, BK, BV
+        )
         for i_t in range(0, NT):
             tl.store(h_ptr + hbase + i_t * K * V + hoffs, S, mask=hmask)
             _, rows, rmask = _steps(i_t * BT, T, BT)
@@ -258,16 +283,8 @@ if triton is not None:
         PRECISION: tl.constexpr, UPCAST: tl.constexpr,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     ):  # fmt: skip
-        i_v = tl.program_id(0)
-        i_t = tl.program_id(1)
-        i_bh = tl.program_id(2).to(tl.int64)
-        head = _head_row(i_bh, T, H)
         DT = q_ptr.dtype.element_ty
-        cols, rows, rmask = _steps(i_t * BT, T, BT)
-        vs = i_v * BV + tl.arange(0, BV)
-        vmask = vs < V
-        kbase = head * K
-        vbase = head * V
+        i_t, i_bh, cols, rows, rmask, vs, vmask, kbase, vbase = _chunk_prologue(T, H, K, V, V, BT, BV)
         hbase = (i_bh * (NT + 1) + i_t) * K * V
         acc = tl.zeros([BT, BV], dtype=tl.float32)
         for k0 in range(0, K, BK):
@@ -295,18 +312,10 @@ if triton is not None:
         HAS_DHT: tl.constexpr, STORE_DH0: tl.constexpr, PRECISION: tl.constexpr, UPCAST: tl.constexpr,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     ):  # fmt: skip
-        i_k = tl.program_id(0)
-        i_v = tl.program_id(1)
-        i_bh = tl.program_id(2).to(tl.int64)
         DT = q_ptr.dtype.element_ty
-        ks, vs, kmask, vmask, hmask, hoffs = _state_tile(i_k, i_v, K, V, BK, BV)
-        head = _head_row(i_bh, T, H)
-        kbase = head * K
-        vbase = head * V
-        hbase = i_bh * (NT + 1) * K * V
-        dS = tl.zeros([BK, BV], dtype=tl.float32)
-        if HAS_DHT:
-            dS += tl.load(dht_ptr + i_bh * K * V + hoffs, mask=hmask, other=0.0).to(tl.float32)
+        i_bh, ks, vs, kmask, vmask, hmask, hoffs, kbase, vbase, hbase, dS = _state_prologue(
+            dht_ptr, T, H, K, V, NT, HAS_DHT, BK, BV
+        )
         tl.store(dh_ptr + hbase + NT * K * V + hoffs, dS, mask=hmask)
         for i in range(0, NT):
             i_t = NT - 1 - i
@@ -351,17 +360,9 @@ if triton is not None:
         PRECISION: tl.constexpr, UPCAST: tl.constexpr,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     ):  # fmt: skip
-        i_v = tl.program_id(0)
-        i_t = tl.program_id(1)
-        i_bh = tl.program_id(2).to(tl.int64)
-        head = _head_row(i_bh, T, H)
         DT = k_ptr.dtype.element_ty
-        sub, rows, rmask = _steps(i_t * BT, T, BT)
-        vs = i_v * BV + tl.arange(0, BV)
-        vmask = vs < V
+        i_t, i_bh, sub, rows, rmask, vs, vmask, kbase, vbase = _chunk_prologue(T, H, K, V, V, BT, BV)
         rows_v = rmask[:, None] & vmask[None, :]
-        kbase = head * K
-        vbase = head * V
         hbase = (i_bh * (NT + 1) + i_t + 1) * K * V  # dH_{n+1}
         do = _tile(do_ptr, vbase, rows, vs, H * V, rows_v)
         A = tl.load(A_ptr + i_bh * T * BT + rows[:, None] * BT + sub[None, :], mask=rmask[:, None], other=0.0)
@@ -476,17 +477,9 @@ if triton is not None:
         PRECISION: tl.constexpr, UPCAST: tl.constexpr,
         BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
     ):  # fmt: skip
-        i_k = tl.program_id(0)
-        i_t = tl.program_id(1)
-        i_bh = tl.program_id(2).to(tl.int64)
-        head = _head_row(i_bh, T, H)
         DT = q_ptr.dtype.element_ty
-        sub, rows, rmask = _steps(i_t * BT, T, BT)
-        ks = i_k * BK + tl.arange(0, BK)
-        kmask = ks < K
+        i_t, i_bh, sub, rows, rmask, ks, kmask, kbase, vbase = _chunk_prologue(T, H, K, V, K, BT, BK)
         mk = rmask[:, None] & kmask[None, :]
-        kbase = head * K
-        vbase = head * V
         h_n = h_ptr + (i_bh * (NT + 1) + i_t) * K * V  # H_n
         h_next = h_n + K * V  # H_{n+1}
         dh_next = dh_ptr + (i_bh * (NT + 1) + i_t + 1) * K * V  # dH_{n+1}
