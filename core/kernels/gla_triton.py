@@ -543,6 +543,19 @@ class _Cfg:
     def warps(self, n: int) -> dict[str, int]:
         return {"num_warps": n, "num_stages": 2} if self.cuda else {}
 
+    def chunk_launch(self, kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -> None:
+        """Launch a state/chunk kernel: ``kernel(*args, T, H, K, V, NT, <constexprs>, <dot>, BT, BK, BV)``."""
+        kernel[grid](
+            *args, self.T, self.H, self.K, self.V, self.NT,
+            **constexprs, **self.dot, BT=BT, BK=self.BK, BV=self.BV, **self.warps(_WARPS),
+        )  # fmt: skip
+
+    def sub_chunk_launch(self, kernel: Any, grid: tuple[int, ...], *args: Any) -> None:
+        """Launch a sub-chunk kernel: ``kernel(*args, T, H, K, <dot>, BT, BC, NC, BK)``."""
+        kernel[grid](
+            *args, self.T, self.H, self.K, **self.dot, BT=BT, BC=BC, NC=NC, BK=self.BK, **self.warps(_WARPS_SUB)
+        )  # fmt: skip
+
 
 def _cumsum(gk: torch.Tensor, c: _Cfg) -> torch.Tensor:
     gc = torch.empty(gk.shape, dtype=torch.float32, device=gk.device)
@@ -561,26 +574,11 @@ def _states(
     """Every chunk's entering state ``[B*H, NT+1, K, V]`` (float32) and the final state if asked."""
     h = torch.empty(c.B * c.H, c.NT + 1, c.K, c.V, dtype=torch.float32, device=k.device)
     ht = torch.empty(c.B, c.H, c.K, c.V, dtype=torch.float32, device=k.device) if store_ht else None
-    _fwd_h_kernel[(c.NK, c.NV, c.B * c.H)](
-        k,
-        v,
-        gc,
-        h0 if h0 is not None else k,
-        h,
-        ht if ht is not None else h,
-        c.T,
-        c.H,
-        c.K,
-        c.V,
-        c.NT,
-        HAS_H0=h0 is not None,
-        STORE_HT=store_ht,
-        BT=BT,
-        BK=c.BK,
-        BV=c.BV,
-        **c.dot,
-        **c.warps(_WARPS),
-    )
+    c.chunk_launch(
+        _fwd_h_kernel, (c.NK, c.NV, c.B * c.H),
+        k, v, gc, h0 if h0 is not None else k, h, ht if ht is not None else h,
+        HAS_H0=h0 is not None, STORE_HT=store_ht,
+    )  # fmt: skip
     return h, ht
 
 
@@ -600,29 +598,9 @@ def gla_forward(
         gc = _cumsum(gk, c)
         h, ht = _states(k, v, gc, h0, c, output_final_state)
         A = torch.empty(c.B * c.H, c.T, BT, dtype=torch.float32, device=q.device)
-        _fwd_A_kernel[(c.NT * NC, c.B * c.H)](
-            q, k, gc, A, scale, c.T, c.H, c.K, BT=BT, BC=BC, NC=NC, BK=c.BK, **c.dot, **c.warps(_WARPS_SUB)
-        )
+        c.sub_chunk_launch(_fwd_A_kernel, (c.NT * NC, c.B * c.H), q, k, gc, A, scale)
         o = torch.empty(v.shape, dtype=q.dtype, device=q.device)
-        _fwd_o_kernel[(c.NV, c.NT, c.B * c.H)](
-            q,
-            v,
-            gc,
-            h,
-            A,
-            o,
-            scale,
-            c.T,
-            c.H,
-            c.K,
-            c.V,
-            c.NT,
-            BT=BT,
-            BK=c.BK,
-            BV=c.BV,
-            **c.dot,
-            **c.warps(_WARPS),
-        )
+        c.chunk_launch(_fwd_o_kernel, (c.NV, c.NT, c.B * c.H), q, v, gc, h, A, o, scale)
     return o, ht, A
 
 
@@ -648,96 +626,25 @@ def gla_backward(
         h, _ = _states(k, v, gc, h0, c, False)
         dh = torch.empty(c.B * c.H, c.NT + 1, c.K, c.V, **f32)
         dh0 = torch.empty(c.B, c.H, c.K, c.V, **f32) if h0 is not None else None
-        _bwd_dh_kernel[(c.NK, c.NV, c.B * c.H)](
-            q,
-            do,
-            gc,
-            dht if dht is not None else q,
-            dh,
-            dh0 if dh0 is not None else dh,
-            scale,
-            c.T,
-            c.H,
-            c.K,
-            c.V,
-            c.NT,
-            HAS_DHT=dht is not None,
-            STORE_DH0=dh0 is not None,
-            BT=BT,
-            BK=c.BK,
-            BV=c.BV,
-            **c.dot,
-            **c.warps(_WARPS),
-        )
+        c.chunk_launch(
+            _bwd_dh_kernel, (c.NK, c.NV, c.B * c.H),
+            q, do, gc, dht if dht is not None else q, dh, dh0 if dh0 is not None else dh, scale,
+            HAS_DHT=dht is not None, STORE_DH0=dh0 is not None,
+        )  # fmt: skip
         dA = torch.empty(c.B * c.H, c.T, BT, **f32)
         _bwd_dA_kernel[(c.NT, c.B * c.H)](
             do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot, **c.warps(_WARPS)
         )
         dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
-        _bwd_dv_kernel[(c.NV, c.NT, c.B * c.H)](
-            k,
-            gc,
-            A,
-            do,
-            dh,
-            dv,
-            c.T,
-            c.H,
-            c.K,
-            c.V,
-            c.NT,
-            BT=BT,
-            BK=c.BK,
-            BV=c.BV,
-            **c.dot,
-            **c.warps(_WARPS),
-        )
+        c.chunk_launch(_bwd_dv_kernel, (c.NV, c.NT, c.B * c.H), k, gc, A, do, dh, dv)
         dq2 = torch.empty(q.shape, **f32)
         dk2 = torch.empty(k.shape, **f32)
-        _bwd_intra_kernel[(c.NK, c.NT * NC, c.B * c.H)](
-            q,
-            k,
-            gc,
-            dA,
-            dq2,
-            dk2,
-            c.T,
-            c.H,
-            c.K,
-            BT=BT,
-            BC=BC,
-            NC=NC,
-            BK=c.BK,
-            **c.dot,
-            **c.warps(_WARPS_SUB),
-        )
+        c.sub_chunk_launch(_bwd_intra_kernel, (c.NK, c.NT * NC, c.B * c.H), q, k, gc, dA, dq2, dk2)
         dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
         dk = torch.empty(k.shape, dtype=k.dtype, device=k.device)
         dg = torch.empty(gk.shape, dtype=gk.dtype, device=gk.device)
-        _bwd_dqk_kernel[(c.NK, c.NT, c.B * c.H)](
-            q,
-            k,
-            v,
-            gc,
-            h,
-            do,
-            dh,
-            dq2,
-            dk2,
-            dq,
-            dk,
-            dg,
-            scale,
-            c.T,
-            c.H,
-            c.K,
-            c.V,
-            c.NT,
-            BT=BT,
-            BK=c.BK,
-            BV=c.BV,
-            **c.dot,
-            **c.warps(_WARPS),
+        c.chunk_launch(
+            _bwd_dqk_kernel, (c.NK, c.NT, c.B * c.H), q, k, v, gc, h, do, dh, dq2, dk2, dq, dk, dg, scale
         )
     if dh0 is not None and h0 is not None:
         dh0 = dh0.to(h0.dtype)
@@ -777,32 +684,18 @@ def _(
 
 @torch.library.custom_op("gatelab::gla_chunk_bwd", mutates_args=())
 def _bwd_op(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    gk: torch.Tensor,
-    scale: float,
-    h0: torch.Tensor | None,
-    A: torch.Tensor,
-    do: torch.Tensor,
-    dht: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gk: torch.Tensor, scale: float, h0: torch.Tensor | None,
+    A: torch.Tensor, do: torch.Tensor, dht: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     dq, dk, dv, dg, dh0 = gla_backward(q, k, v, gk, scale, h0, A, do, dht)
     return dq, dk, dv, dg, (dh0 if dh0 is not None else q.new_empty(0, dtype=torch.float32))
 
 
 @_bwd_op.register_fake
 def _(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    gk: torch.Tensor,
-    scale: float,
-    h0: torch.Tensor | None,
-    A: torch.Tensor,
-    do: torch.Tensor,
-    dht: torch.Tensor | None,
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gk: torch.Tensor, scale: float, h0: torch.Tensor | None, *_: Any
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    # A, do and dht do not shape the gradients
     dh0 = torch.empty_like(h0) if h0 is not None else q.new_empty(0, dtype=torch.float32)
     return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v), torch.empty_like(gk), dh0
 

@@ -328,16 +328,10 @@ def _(
 
 @torch.library.custom_op("gatelab::topk_router_bwd", mutates_args=())
 def _bwd_op(
-    logits: torch.Tensor,
-    k: int,
-    clean: torch.Tensor | None,
-    std: torch.Tensor | None,
-    dgates: torch.Tensor | None,
-    dweights: torch.Tensor | None,
-    dprobs: torch.Tensor | None,
-    dimportance: torch.Tensor | None,
-    dload: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits: torch.Tensor, k: int, clean: torch.Tensor | None, std: torch.Tensor | None,
+    dgates: torch.Tensor | None, dweights: torch.Tensor | None, dprobs: torch.Tensor | None,
+    dimportance: torch.Tensor | None, dload: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     dx, dc, ds = router_backward(logits, k, clean, std, dgates, dweights, dprobs, dimportance, dload)
     empty = logits.new_empty(0)
     return dx, dc if dc is not None else empty, ds if ds is not None else empty
