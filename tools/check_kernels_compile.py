@@ -44,30 +44,35 @@ _DT = {
 
 def _signature(
     fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(signature, constexprs, compile options) of one launch ``fn[grid](*args, **kwargs)``."""
     import torch
 
     options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
     bound = dict(zip(fn.arg_names, args))
     bound.update(kwargs)
-    sig: dict[str, str] = {}
+    def ty(name: str, v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return "*" + _DT[str(v.dtype)]
+        if isinstance(v, bool):
+            return "i1"
+        if isinstance(v, int):
+            return "i32" if -(2**31) <= v < 2**31 else "i64"
+        if isinstance(v, float):
+            return "fp32"
+        if isinstance(v, tuple):  # e.g. an operand's strides: a tuple of the element types
+            return tuple(ty(name, x) for x in v)
+        raise TypeError(f"{fn.__name__}: argument {name} of type {type(v).__name__}")
+
+    sig: dict[str, Any] = {}
     consts: dict[str, Any] = {}
     for p in fn.params:
         v = bound[p.name]
         if p.is_constexpr:
             sig[p.name] = "constexpr"
             consts[p.name] = v
-        elif isinstance(v, torch.Tensor):
-            sig[p.name] = "*" + _DT[str(v.dtype)]
-        elif isinstance(v, bool):
-            sig[p.name] = "i1"
-        elif isinstance(v, int):
-            sig[p.name] = "i32" if -(2**31) <= v < 2**31 else "i64"
-        elif isinstance(v, float):
-            sig[p.name] = "fp32"
         else:
-            raise TypeError(f"{fn.__name__}: argument {p.name} of type {type(v).__name__}")
+            sig[p.name] = ty(p.name, v)
     return sig, consts, options
 
 

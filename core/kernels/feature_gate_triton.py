@@ -26,14 +26,14 @@ from typing import Any
 
 import torch
 
-from ._common import device_ctx
-from ._pointwise import GradBuffer, blocks, layout
+from ._pointwise import GradBuffer, layout
+from ._triton_common import launch_pointwise
 
 try:
     import triton
     import triton.language as tl
 
-    from ._pointwise import lead_index, offsets
+    from ._triton_common import load_f32, pointwise_tile
 except ImportError:  # the module must import without triton; the functions below raise instead
     triton = None
     tl = None
@@ -43,95 +43,40 @@ if triton is not None:
 
     @triton.jit
     def _feature_gate_fwd_kernel(
-        x_ptr,
-        z_ptr,
-        m_ptr,
-        out_ptr,
-        scale,
-        R,
-        D,
-        S1,
-        S2,
-        x_s0,
-        x_s1,
-        x_s2,
-        x_sc,
-        z_s0,
-        z_s1,
-        z_s2,
-        z_sc,
-        m_s0,
-        m_s1,
-        m_s2,
-        m_sc,
+        x_ptr, z_ptr, m_ptr,  # inputs, read through their strides
+        out_ptr,  # contiguous [R, D]
+        scale, R, D, S1, S2,
+        x_st, z_st, m_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_MASK: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # int64: no overflow
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
-        x = tl.load(x_ptr + offsets(i0, i1, i2, cols, x_s0, x_s1, x_s2, x_sc), mask=mask, other=0.0)
-        z = tl.load(z_ptr + offsets(i0, i1, i2, cols, z_s0, z_s1, z_s2, z_sc), mask=mask, other=0.0)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         # fp32 upcast: one rounding of x * f instead of one per factor in half precision
-        f = tl.sigmoid(z.to(tl.float32)) * scale
+        x = load_f32(x_ptr, x_st, lead, cols, mask)
+        f = tl.sigmoid(load_f32(z_ptr, z_st, lead, cols, mask)) * scale
         if HAS_MASK:
-            mk = tl.load(m_ptr + offsets(i0, i1, i2, cols, m_s0, m_s1, m_s2, m_sc), mask=mask, other=0.0)
-            f = f * (2.0 * tl.sigmoid(mk.to(tl.float32)))
-        out = x.to(tl.float32) * f
+            f = f * (2.0 * tl.sigmoid(load_f32(m_ptr, m_st, lead, cols, mask)))
+        out = x * f
         tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
     def _feature_gate_bwd_kernel(
-        dout_ptr,
-        x_ptr,
-        z_ptr,
-        m_ptr,
-        dx_ptr,
-        dz_ptr,
-        dm_ptr,
-        scale,
-        R,
-        D,
-        S1,
-        S2,
-        d_s0,
-        d_s1,
-        d_s2,
-        d_sc,
-        x_s0,
-        x_s1,
-        x_s2,
-        x_sc,
-        z_s0,
-        z_s1,
-        z_s2,
-        z_sc,
-        m_s0,
-        m_s1,
-        m_s2,
-        m_sc,
+        dout_ptr, x_ptr, z_ptr, m_ptr,  # inputs, read through their strides
+        dx_ptr, dz_ptr, dm_ptr,  # contiguous [R, D]
+        scale, R, D, S1, S2,
+        d_st, x_st, z_st, m_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_MASK: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         out_offs = rows[:, None] * D + cols[None, :]  # gradient buffers are contiguous [R, D]
-        dout = tl.load(dout_ptr + offsets(i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc), mask=mask, other=0.0)
-        x = tl.load(x_ptr + offsets(i0, i1, i2, cols, x_s0, x_s1, x_s2, x_sc), mask=mask, other=0.0)
-        z = tl.load(z_ptr + offsets(i0, i1, i2, cols, z_s0, z_s1, z_s2, z_sc), mask=mask, other=0.0)
-        dout = dout.to(tl.float32)
-        x = x.to(tl.float32)
+        dout = load_f32(dout_ptr, d_st, lead, cols, mask)
+        x = load_f32(x_ptr, x_st, lead, cols, mask)
         # recompute the sigmoids in fp32 (s * (1 - s) cancels in half precision near s = 1)
-        s = tl.sigmoid(z.to(tl.float32))
+        s = tl.sigmoid(load_f32(z_ptr, z_st, lead, cols, mask))
         m = tl.full(s.shape, 1.0, tl.float32)
         if HAS_MASK:
-            mk = tl.load(m_ptr + offsets(i0, i1, i2, cols, m_s0, m_s1, m_s2, m_sc), mask=mask, other=0.0)
-            sm = tl.sigmoid(mk.to(tl.float32))
+            sm = tl.sigmoid(load_f32(m_ptr, m_st, lead, cols, mask))
             m = 2.0 * sm
             dm = dout * x * scale * s * 2.0 * sm * (1.0 - sm)
             tl.store(dm_ptr + out_offs, dm.to(dm_ptr.dtype.element_ty), mask=mask)
@@ -141,110 +86,41 @@ if triton is not None:
 
     @triton.jit
     def _gated_cross_fwd_kernel(
-        c0_ptr,
-        xw_ptr,
-        g_ptr,
-        cl_ptr,
-        b_ptr,
-        out_ptr,
-        R,
-        D,
-        S1,
-        S2,
-        c0_s0,
-        c0_s1,
-        c0_s2,
-        c0_sc,
-        xw_s0,
-        xw_s1,
-        xw_s2,
-        xw_sc,
-        g_s0,
-        g_s1,
-        g_s2,
-        g_sc,
-        cl_s0,
-        cl_s1,
-        cl_s2,
-        cl_sc,
-        b_s0,
-        b_s1,
-        b_s2,
-        b_sc,
+        c0_ptr, xw_ptr, g_ptr, cl_ptr, b_ptr,  # inputs, read through their strides
+        out_ptr,  # contiguous [R, D]
+        R, D, S1, S2,
+        c0_st, xw_st, g_st, cl_st, b_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_BIAS: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
-        c0 = tl.load(c0_ptr + offsets(i0, i1, i2, cols, c0_s0, c0_s1, c0_s2, c0_sc), mask=mask, other=0.0)
-        c = tl.load(xw_ptr + offsets(i0, i1, i2, cols, xw_s0, xw_s1, xw_s2, xw_sc), mask=mask, other=0.0)
-        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
-        cl = tl.load(cl_ptr + offsets(i0, i1, i2, cols, cl_s0, cl_s1, cl_s2, cl_sc), mask=mask, other=0.0)
-        c = c.to(tl.float32)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        c0 = load_f32(c0_ptr, c0_st, lead, cols, mask)
+        c = load_f32(xw_ptr, xw_st, lead, cols, mask)
+        g = load_f32(g_ptr, g_st, lead, cols, mask)
+        cl = load_f32(cl_ptr, cl_st, lead, cols, mask)
         if HAS_BIAS:
-            b = tl.load(b_ptr + offsets(i0, i1, i2, cols, b_s0, b_s1, b_s2, b_sc), mask=mask, other=0.0)
-            c = c + b.to(tl.float32)
+            c = c + load_f32(b_ptr, b_st, lead, cols, mask)
         # fp32: the product of three factors plus the residual rounds once instead of four times
-        out = c0.to(tl.float32) * c * tl.sigmoid(g.to(tl.float32)) + cl.to(tl.float32)
+        out = c0 * c * tl.sigmoid(g) + cl
         tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
     def _gated_cross_bwd_kernel(
-        dout_ptr,
-        c0_ptr,
-        xw_ptr,
-        g_ptr,
-        b_ptr,
-        dc0_ptr,
-        dxw_ptr,
-        dg_ptr,
-        R,
-        D,
-        S1,
-        S2,
-        d_s0,
-        d_s1,
-        d_s2,
-        d_sc,
-        c0_s0,
-        c0_s1,
-        c0_s2,
-        c0_sc,
-        xw_s0,
-        xw_s1,
-        xw_s2,
-        xw_sc,
-        g_s0,
-        g_s1,
-        g_s2,
-        g_sc,
-        b_s0,
-        b_s1,
-        b_s2,
-        b_sc,
+        dout_ptr, c0_ptr, xw_ptr, g_ptr, b_ptr,  # inputs, read through their strides
+        dc0_ptr, dxw_ptr, dg_ptr,  # contiguous [R, D]
+        R, D, S1, S2,
+        d_st, c0_st, xw_st, g_st, b_st,  # strides (s0, s1, s2, sc) of the inputs
         HAS_BIAS: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         out_offs = rows[:, None] * D + cols[None, :]
-        dout = tl.load(dout_ptr + offsets(i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc), mask=mask, other=0.0)
-        c0 = tl.load(c0_ptr + offsets(i0, i1, i2, cols, c0_s0, c0_s1, c0_s2, c0_sc), mask=mask, other=0.0)
-        c = tl.load(xw_ptr + offsets(i0, i1, i2, cols, xw_s0, xw_s1, xw_s2, xw_sc), mask=mask, other=0.0)
-        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
-        dout = dout.to(tl.float32)
-        c0 = c0.to(tl.float32)
-        c = c.to(tl.float32)
+        dout = load_f32(dout_ptr, d_st, lead, cols, mask)
+        c0 = load_f32(c0_ptr, c0_st, lead, cols, mask)
+        c = load_f32(xw_ptr, xw_st, lead, cols, mask)
+        s = tl.sigmoid(load_f32(g_ptr, g_st, lead, cols, mask))  # recomputed, fp32
         if HAS_BIAS:
-            b = tl.load(b_ptr + offsets(i0, i1, i2, cols, b_s0, b_s1, b_s2, b_sc), mask=mask, other=0.0)
-            c = c + b.to(tl.float32)
-        s = tl.sigmoid(g.to(tl.float32))  # recomputed; s * (1 - s) in fp32
+            c = c + load_f32(b_ptr, b_st, lead, cols, mask)
         tl.store(dc0_ptr + out_offs, (dout * c * s).to(dc0_ptr.dtype.element_ty), mask=mask)
         tl.store(dxw_ptr + out_offs, (dout * c0 * s).to(dxw_ptr.dtype.element_ty), mask=mask)
         dg = dout * c0 * c * s * (1.0 - s)
@@ -268,25 +144,7 @@ def feature_gate_forward(
     if out.numel() == 0:
         return out
     lay = layout(x.shape, x, z, mask)
-    block_m, block_n, grid = blocks(lay.rows, lay.cols)
-    with device_ctx(x):
-        _feature_gate_fwd_kernel[grid](
-            lay.tensors[0],
-            lay.tensors[1],
-            lay.tensors[2] if mask is not None else x,
-            out,
-            scale,
-            lay.rows,
-            lay.cols,
-            lay.s1,
-            lay.s2,
-            *lay.args(0),
-            *lay.args(1),
-            *lay.args(2),
-            HAS_MASK=mask is not None,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+    launch_pointwise(_feature_gate_fwd_kernel, lay, [out], scale, HAS_MASK=mask is not None)
     return out
 
 
@@ -302,29 +160,8 @@ def feature_gate_backward(
     dx = GradBuffer(x, lay)
     dz = GradBuffer(z, lay)
     dm = GradBuffer(mask, lay) if mask is not None else None
-    block_m, block_n, grid = blocks(lay.rows, lay.cols)
-    with device_ctx(x):
-        _feature_gate_bwd_kernel[grid](
-            lay.tensors[0],
-            lay.tensors[1],
-            lay.tensors[2],
-            lay.tensors[3] if mask is not None else x,
-            dx.buf,
-            dz.buf,
-            dm.buf if dm is not None else dx.buf,
-            scale,
-            lay.rows,
-            lay.cols,
-            lay.s1,
-            lay.s2,
-            *lay.args(0),
-            *lay.args(1),
-            *lay.args(2),
-            *lay.args(3),
-            HAS_MASK=mask is not None,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+    outs = [dx.buf, dz.buf, dm.buf if dm is not None else None]
+    launch_pointwise(_feature_gate_bwd_kernel, lay, outs, scale, HAS_MASK=mask is not None)
     return dx.result(), dz.result(), (dm.result() if dm is not None else None)
 
 
@@ -406,28 +243,7 @@ def gated_cross_forward(
     if out.numel() == 0:
         return out
     lay = layout(xw.shape, c0, xw, g, cl, bias)
-    block_m, block_n, grid = blocks(lay.rows, lay.cols)
-    with device_ctx(xw):
-        _gated_cross_fwd_kernel[grid](
-            lay.tensors[0],
-            lay.tensors[1],
-            lay.tensors[2],
-            lay.tensors[3],
-            lay.tensors[4] if bias is not None else xw,
-            out,
-            lay.rows,
-            lay.cols,
-            lay.s1,
-            lay.s2,
-            *lay.args(0),
-            *lay.args(1),
-            *lay.args(2),
-            *lay.args(3),
-            *lay.args(4),
-            HAS_BIAS=bias is not None,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+    launch_pointwise(_gated_cross_fwd_kernel, lay, [out], HAS_BIAS=bias is not None)
     return out
 
 
@@ -451,30 +267,7 @@ def gated_cross_backward(
     dc0 = GradBuffer(c0, lay)
     dxw = GradBuffer(xw, lay)
     dg = GradBuffer(g, lay)
-    block_m, block_n, grid = blocks(lay.rows, lay.cols)
-    with device_ctx(xw):
-        _gated_cross_bwd_kernel[grid](
-            lay.tensors[0],
-            lay.tensors[1],
-            lay.tensors[2],
-            lay.tensors[3],
-            lay.tensors[4] if bias is not None else xw,
-            dc0.buf,
-            dxw.buf,
-            dg.buf,
-            lay.rows,
-            lay.cols,
-            lay.s1,
-            lay.s2,
-            *lay.args(0),
-            *lay.args(1),
-            *lay.args(2),
-            *lay.args(3),
-            *lay.args(4),
-            HAS_BIAS=bias is not None,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+    launch_pointwise(_gated_cross_bwd_kernel, lay, [dc0.buf, dxw.buf, dg.buf], HAS_BIAS=bias is not None)
     dxw_full = dxw.buf
     dbias = None
     if bias is not None:

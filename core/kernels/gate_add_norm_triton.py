@@ -27,89 +27,69 @@ from typing import Any
 
 import torch
 
-from ._common import cdiv, device_ctx, next_power_of_2
+from ._common import cdiv, device_ctx
+from ._triton_common import row_blocks, rows2d, stride_programs
 
 try:
     import triton
     import triton.language as tl
+
+    from ._triton_common import load_rows_f32, row_tile, store_rows
 except ImportError:  # the module must import without triton; the functions below raise instead
     triton = None
     tl = None
 
-# elements of one row block (BLOCK_M rows x BLOCK_N >= D columns); with the warps of _blocks this
-# keeps both kernels at <= ~72 registers per thread on sm_90 (tools/check_kernels_compile.py)
+# elements of one row block (BLOCK_M rows x BLOCK_N >= D columns); with the warps of row_blocks
+# this keeps both kernels at <= ~72 registers per thread on sm_90 (tools/check_kernels_compile.py)
 _TILE = 1024
-_MAX_PROGRAMS_CUDA = 1024  # backward programs (partial dw/db rows) on CUDA
-_MAX_PROGRAMS_CPU = 4  # under the interpreter
 
 
 if triton is not None:
 
     @triton.jit
+    def _gan_x(h_ptr, skip_ptr, rows, cols, D, stride_h, stride_skip, mask):
+        """``(v, s, x)`` of a row block in float32: ``s = sigmoid(g)``, ``x = v * s + skip``.
+
+        ``[v, g]`` are the two halves of ``h``'s rows. The forward and the backward (which
+        recomputes ``x`` instead of saving it) both call this.
+        """
+        v = load_rows_f32(h_ptr, rows, cols, stride_h, mask)
+        g = tl.load(h_ptr + rows[:, None] * stride_h + D + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        sk = load_rows_f32(skip_ptr, rows, cols, stride_skip, mask)
+        s = tl.sigmoid(g)
+        return v, s, v * s + sk
+
+    @triton.jit
     def _gan_fwd_kernel(
-        h_ptr,
-        skip_ptr,
-        w_ptr,
-        b_ptr,
-        y_ptr,
-        mean_ptr,
-        rstd_ptr,
-        R,
-        D,
-        stride_h,
-        stride_skip,
-        eps,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # int64: no overflow
-        cols = tl.arange(0, BLOCK_N)
-        rmask = rows < R
-        cmask = cols < D
-        mask = rmask[:, None] & cmask[None, :]
-        r = rows[:, None]
-        c = cols[None, :]
+        h_ptr, skip_ptr, w_ptr, b_ptr,  # inputs
+        y_ptr, mean_ptr, rstd_ptr,  # outputs
+        R, D, stride_h, stride_skip, eps,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        row0 = tl.program_id(0).to(tl.int64) * BLOCK_M
+        rows, cols, rmask, cmask, mask = row_tile(row0, R, D, BLOCK_M, BLOCK_N)
         # fp32 throughout: the statistics of a half-precision row would lose several bits
-        v = tl.load(h_ptr + r * stride_h + c, mask=mask, other=0.0).to(tl.float32)
-        g = tl.load(h_ptr + r * stride_h + D + c, mask=mask, other=0.0).to(tl.float32)
-        sk = tl.load(skip_ptr + r * stride_skip + c, mask=mask, other=0.0).to(tl.float32)
-        x = v * tl.sigmoid(g) + sk
+        _, _, x = _gan_x(h_ptr, skip_ptr, rows, cols, D, stride_h, stride_skip, mask)
         mean = tl.sum(x, axis=1) / D
         xc = tl.where(mask, x - mean[:, None], 0.0)
         rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, axis=1) / D + eps)
         w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
         b = tl.load(b_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
-        y = xc * rstd[:, None] * w[None, :] + b[None, :]
-        tl.store(y_ptr + r * D + c, y.to(y_ptr.dtype.element_ty), mask=mask)
+        store_rows(y_ptr, rows, cols, D, xc * rstd[:, None] * w[None, :] + b[None, :], mask)
         tl.store(mean_ptr + rows, mean, mask=rmask)
         tl.store(rstd_ptr + rows, rstd, mask=rmask)
 
     @triton.jit
     def _gan_bwd_kernel(
-        dy_ptr,
-        h_ptr,
-        skip_ptr,
-        w_ptr,
-        mean_ptr,
-        rstd_ptr,
-        dh_ptr,
-        dskip_ptr,
-        dw_part_ptr,
-        db_part_ptr,
-        R,
-        D,
-        stride_dy,
-        stride_h,
-        stride_skip,
-        n_blocks,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
+        dy_ptr, h_ptr, skip_ptr, w_ptr, mean_ptr, rstd_ptr,  # inputs
+        dh_ptr, dskip_ptr, dw_part_ptr, db_part_ptr,  # outputs
+        R, D, stride_dy, stride_h, stride_skip, n_blocks,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
         pid = tl.program_id(0)
         n_prog = tl.num_programs(0)
         cols = tl.arange(0, BLOCK_N)
         cmask = cols < D
-        c = cols[None, :]
         w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
         dw_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
         db_acc = tl.zeros([BLOCK_N], dtype=tl.float32)
@@ -117,24 +97,20 @@ if triton is not None:
             rows = blk * BLOCK_M + tl.arange(0, BLOCK_M).to(tl.int64)  # int64: row * stride may overflow
             rmask = rows < R
             mask = rmask[:, None] & cmask[None, :]
-            r = rows[:, None]
-            dy = tl.load(dy_ptr + r * stride_dy + c, mask=mask, other=0.0).to(tl.float32)
-            v = tl.load(h_ptr + r * stride_h + c, mask=mask, other=0.0).to(tl.float32)
-            g = tl.load(h_ptr + r * stride_h + D + c, mask=mask, other=0.0).to(tl.float32)
-            sk = tl.load(skip_ptr + r * stride_skip + c, mask=mask, other=0.0).to(tl.float32)
+            dy = load_rows_f32(dy_ptr, rows, cols, stride_dy, mask)
             mean = tl.load(mean_ptr + rows, mask=rmask, other=0.0)
             rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
             # recompute x = v * s + skip and xhat instead of saving them in the forward
-            s = tl.sigmoid(g)
-            xhat = tl.where(mask, (v * s + sk - mean[:, None]) * rstd[:, None], 0.0)
+            v, s, x = _gan_x(h_ptr, skip_ptr, rows, cols, D, stride_h, stride_skip, mask)
+            xhat = tl.where(mask, (x - mean[:, None]) * rstd[:, None], 0.0)
             dxhat = dy * w[None, :]
             c1 = tl.sum(dxhat * xhat, axis=1) / D
             c2 = tl.sum(dxhat, axis=1) / D
             dx = (dxhat - (xhat * c1[:, None] + c2[:, None])) * rstd[:, None]
-            tl.store(dskip_ptr + r * D + c, dx.to(dskip_ptr.dtype.element_ty), mask=mask)
-            tl.store(dh_ptr + r * (2 * D) + c, (dx * s).to(dh_ptr.dtype.element_ty), mask=mask)
+            store_rows(dskip_ptr, rows, cols, D, dx, mask)
+            store_rows(dh_ptr, rows, cols, 2 * D, dx * s, mask)
             dg = dx * v * s * (1.0 - s)
-            tl.store(dh_ptr + r * (2 * D) + D + c, dg.to(dh_ptr.dtype.element_ty), mask=mask)
+            tl.store(dh_ptr + rows[:, None] * (2 * D) + D + cols[None, :], dg.to(dh_ptr.dtype.element_ty), mask=mask)
             dw_acc += tl.sum(dy * xhat, axis=0)
             db_acc += tl.sum(dy, axis=0)
         tl.store(dw_part_ptr + pid * D + cols, dw_acc, mask=cmask)
@@ -146,20 +122,6 @@ def _require_triton() -> None:
         raise RuntimeError("gatelab.core.kernels.gate_add_norm_triton needs triton, which is not installed")
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """``[..., C]`` -> ``[rows, C]`` with unit column stride (a view when the strides allow it)."""
-    if t.size(-1) > 1 and t.stride(-1) != 1:
-        t = t.contiguous()
-    return t.reshape(-1, t.size(-1))
-
-
-def _blocks(rows: int, D: int) -> tuple[int, int, dict[str, int]]:
-    """``(BLOCK_M, BLOCK_N, launch options)``: whole rows, about 8 elements per thread and tensor."""
-    block_n = next_power_of_2(D)
-    block_m = min(max(1, _TILE // block_n), next_power_of_2(rows))
-    return block_m, block_n, {"num_warps": min(16, max(4, block_m * block_n // 256))}
-
-
 def gate_add_norm_forward(
     h: torch.Tensor, skip: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -167,31 +129,18 @@ def gate_add_norm_forward(
     _require_triton()
     D = h.shape[-1] // 2
     y = torch.empty(skip.shape, dtype=h.dtype, device=h.device)
-    h2, s2 = _rows(h), _rows(skip)
+    h2, s2 = rows2d(h), rows2d(skip)
     R = h2.shape[0]
     mean = torch.empty(R, dtype=torch.float32, device=h.device)
     rstd = torch.empty(R, dtype=torch.float32, device=h.device)
     if y.numel() == 0:
         return y, mean, rstd
-    block_m, block_n, opts = _blocks(R, D)
+    block_m, block_n, warps = row_blocks(R, D, _TILE)
     with device_ctx(h):
         _gan_fwd_kernel[(cdiv(R, block_m),)](
-            h2,
-            s2,
-            weight,
-            bias,
-            y,
-            mean,
-            rstd,
-            R,
-            D,
-            h2.stride(0),
-            s2.stride(0),
-            eps,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-            **opts,
-        )
+            h2, s2, weight, bias, y, mean, rstd, R, D, h2.stride(0), s2.stride(0), eps,
+            BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+        )  # fmt: skip
     return y, mean, rstd
 
 
@@ -210,35 +159,19 @@ def gate_add_norm_backward(
     dskip = torch.empty(skip.shape, dtype=skip.dtype, device=skip.device)
     if dskip.numel() == 0:
         return dh, dskip, torch.zeros_like(weight), torch.zeros_like(weight)
-    h2, s2, dy2 = _rows(h), _rows(skip), _rows(dy.to(h.dtype))
+    h2, s2, dy2 = rows2d(h), rows2d(skip), rows2d(dy.to(h.dtype))
     R = h2.shape[0]
-    block_m, block_n, opts = _blocks(R, D)
+    block_m, block_n, warps = row_blocks(R, D, _TILE)
     n_blocks = cdiv(R, block_m)
-    n_prog = min(n_blocks, _MAX_PROGRAMS_CUDA if h.device.type == "cuda" else _MAX_PROGRAMS_CPU)
+    n_prog = stride_programs(n_blocks, h.device)
     dw_part = torch.empty(n_prog, D, dtype=torch.float32, device=h.device)
     db_part = torch.empty(n_prog, D, dtype=torch.float32, device=h.device)
     with device_ctx(h):
         _gan_bwd_kernel[(n_prog,)](
-            dy2,
-            h2,
-            s2,
-            weight,
-            mean,
-            rstd,
-            dh,
-            dskip,
-            dw_part,
-            db_part,
-            R,
-            D,
-            dy2.stride(0),
-            h2.stride(0),
-            s2.stride(0),
-            n_blocks,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-            **opts,
-        )
+            dy2, h2, s2, weight, mean, rstd, dh, dskip, dw_part, db_part,
+            R, D, dy2.stride(0), h2.stride(0), s2.stride(0), n_blocks,
+            BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+        )  # fmt: skip
     return dh, dskip, dw_part.sum(0).to(weight.dtype), db_part.sum(0).to(weight.dtype)
 
 

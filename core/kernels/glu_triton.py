@@ -34,92 +34,36 @@ through :func:`gatelab.core.kernels.dispatch`, which checks availability and the
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
 
+from ._common import device_ctx
+from ._triton_common import blocks2d, rows2d
+
 try:
     import triton
     import triton.language as tl
+
+    from ._triton_common import load_rows_f32, store_rows, tile2d
 except ImportError:  # the module must import without triton; glu_triton() raises instead
     triton = None
     tl = None
 
 ACTS: dict[str, int] = {"swiglu": 0, "geglu": 1}
 
-# A program handles a BLOCK_M x BLOCK_N tile of about _TILE elements (memory-bound op: large
-# enough to amortise index arithmetic, small enough to keep three fp32 operands in registers).
+# A program handles a BLOCK_M x BLOCK_N tile (at most 1024 columns) of about _TILE elements
+# (memory-bound op: large enough to amortise index arithmetic, small enough to keep three fp32
+# operands in registers).
 _TILE = 2048
-_MAX_BLOCK_N = 1024
 
 
 if triton is not None:
 
     @triton.jit
-    def _glu_fwd_kernel(
-        gate_ptr,
-        value_ptr,
-        out_ptr,
-        n_rows,
-        n_cols,
-        stride_gate,
-        stride_value,
-        stride_out,
-        ACT: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        pid_m = tl.program_id(0)
-        pid_n = tl.program_id(1)
-        # int64 rows: row * stride overflows int32 for activations above 2**31 elements.
-        rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-        r = rows[:, None]
-        c = cols[None, :]
-        # fp32 upcast: sigmoid/erf evaluated in half precision lose several bits, and the
-        # product act(g) * v would round twice; in fp32 registers it rounds once, on store.
-        g = tl.load(gate_ptr + r * stride_gate + c, mask=mask, other=0.0).to(tl.float32)
-        v = tl.load(value_ptr + r * stride_value + c, mask=mask, other=0.0).to(tl.float32)
-        if ACT == 0:
-            a = g * tl.sigmoid(g)
-        else:
-            # exact GELU: 0.70710678... = 1 / sqrt(2)
-            a = 0.5 * g * (1.0 + tl.math.erf(g * 0.7071067811865476))
-        tl.store(out_ptr + r * stride_out + c, (a * v).to(out_ptr.dtype.element_ty), mask=mask)
-
-    @triton.jit
-    def _glu_bwd_kernel(
-        dout_ptr,
-        gate_ptr,
-        value_ptr,
-        dgate_ptr,
-        dvalue_ptr,
-        n_rows,
-        n_cols,
-        stride_dout,
-        stride_gate,
-        stride_value,
-        stride_dgate,
-        stride_dvalue,
-        ACT: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        pid_m = tl.program_id(0)
-        pid_n = tl.program_id(1)
-        rows = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # int64: see forward
-        cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-        r = rows[:, None]
-        c = cols[None, :]
-        # fp32 upcast: act'(g) subtracts nearly equal terms (silu' near g = -1.28, gelu' near
-        # g = -0.75); in half precision that cancellation would leave few correct bits.
-        do = tl.load(dout_ptr + r * stride_dout + c, mask=mask, other=0.0).to(tl.float32)
-        g = tl.load(gate_ptr + r * stride_gate + c, mask=mask, other=0.0).to(tl.float32)
-        v = tl.load(value_ptr + r * stride_value + c, mask=mask, other=0.0).to(tl.float32)
-        # Recompute act(g) and act'(g) from the saved gate instead of saving act(g) in forward.
+    def _act(g, ACT: tl.constexpr):
+        """``(act(g), act'(g))`` of float32 ``g``; the forward uses the first only (the compiler
+        drops the other)."""
         if ACT == 0:
             s = tl.sigmoid(g)
             a = g * s
@@ -130,31 +74,43 @@ if triton is not None:
             pdf = 0.3989422804014327 * tl.exp(-0.5 * g * g)
             a = g * cdf
             da = cdf + g * pdf
-        tl.store(dvalue_ptr + r * stride_dvalue + c, (do * a).to(dvalue_ptr.dtype.element_ty), mask=mask)
-        tl.store(dgate_ptr + r * stride_dgate + c, (do * v * da).to(dgate_ptr.dtype.element_ty), mask=mask)
+        return a, da
+
+    @triton.jit
+    def _glu_fwd_kernel(
+        gate_ptr, value_ptr, out_ptr,
+        n_rows, n_cols, stride_gate, stride_value, stride_out,
+        ACT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask = tile2d(n_rows, n_cols, BLOCK_M, BLOCK_N)
+        # fp32 upcast: sigmoid/erf evaluated in half precision lose several bits, and the
+        # product act(g) * v would round twice; in fp32 registers it rounds once, on store.
+        g = load_rows_f32(gate_ptr, rows, cols, stride_gate, mask)
+        v = load_rows_f32(value_ptr, rows, cols, stride_value, mask)
+        a, _ = _act(g, ACT)
+        store_rows(out_ptr, rows, cols, stride_out, a * v, mask)
+
+    @triton.jit
+    def _glu_bwd_kernel(
+        dout_ptr, gate_ptr, value_ptr, dgate_ptr, dvalue_ptr,
+        n_rows, n_cols, stride_dout, stride_gate, stride_value, stride_dgate, stride_dvalue,
+        ACT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask = tile2d(n_rows, n_cols, BLOCK_M, BLOCK_N)
+        # fp32 upcast: act'(g) subtracts nearly equal terms (silu' near g = -1.28, gelu' near
+        # g = -0.75); in half precision that cancellation would leave few correct bits.
+        do = load_rows_f32(dout_ptr, rows, cols, stride_dout, mask)
+        g = load_rows_f32(gate_ptr, rows, cols, stride_gate, mask)
+        v = load_rows_f32(value_ptr, rows, cols, stride_value, mask)
+        # Recompute act(g) and act'(g) from the saved gate instead of saving act(g) in forward.
+        a, da = _act(g, ACT)
+        store_rows(dvalue_ptr, rows, cols, stride_dvalue, do * a, mask)
+        store_rows(dgate_ptr, rows, cols, stride_dgate, do * v * da, mask)
 
 
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.glu_triton needs triton, which is not installed")
-
-
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """``[..., H]`` -> ``[rows, H]`` with unit column stride (a view when possible)."""
-    if t.size(-1) > 1 and t.stride(-1) != 1:
-        t = t.contiguous()  # e.g. the expanded (stride 0) gradient of a .sum()
-    return t.reshape(-1, t.size(-1))
-
-
-def _blocks(n_rows: int, n_cols: int) -> tuple[int, int, tuple[int, int]]:
-    block_n = min(triton.next_power_of_2(n_cols), _MAX_BLOCK_N)
-    block_m = min(max(1, _TILE // block_n), triton.next_power_of_2(n_rows))
-    return block_m, block_n, (triton.cdiv(n_rows, block_m), triton.cdiv(n_cols, block_n))
-
-
-def _device_ctx(t: torch.Tensor) -> Any:
-    # Triton launches on the current CUDA device; make it the inputs' device.
-    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
 
 def glu_forward(gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tensor:
@@ -163,23 +119,14 @@ def glu_forward(gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tens
     out = torch.empty(gate.shape, dtype=gate.dtype, device=gate.device)
     if out.numel() == 0:
         return out
-    g, v, o = _rows(gate), _rows(value), out.view(-1, out.size(-1))
+    g, v, o = rows2d(gate), rows2d(value), out.view(-1, out.size(-1))
     n_rows, n_cols = g.shape
-    block_m, block_n, grid = _blocks(n_rows, n_cols)
-    with _device_ctx(gate):
+    block_m, block_n, grid = blocks2d(n_rows, n_cols, _TILE)
+    with device_ctx(gate):
         _glu_fwd_kernel[grid](
-            g,
-            v,
-            o,
-            n_rows,
-            n_cols,
-            g.stride(0),
-            v.stride(0),
-            o.stride(0),
-            ACT=ACTS[act],
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+            g, v, o, n_rows, n_cols, g.stride(0), v.stride(0), o.stride(0),
+            ACT=ACTS[act], BLOCK_M=block_m, BLOCK_N=block_n,
+        )  # fmt: skip
     return out
 
 
@@ -192,28 +139,15 @@ def glu_backward(
     dvalue = torch.empty(value.shape, dtype=value.dtype, device=value.device)
     if dgate.numel() == 0:
         return dgate, dvalue
-    d, g, v = _rows(dout.to(gate.dtype)), _rows(gate), _rows(value)
+    d, g, v = rows2d(dout.to(gate.dtype)), rows2d(gate), rows2d(value)
     dg, dv = dgate.view(-1, dgate.size(-1)), dvalue.view(-1, dvalue.size(-1))
     n_rows, n_cols = g.shape
-    block_m, block_n, grid = _blocks(n_rows, n_cols)
-    with _device_ctx(gate):
+    block_m, block_n, grid = blocks2d(n_rows, n_cols, _TILE)
+    with device_ctx(gate):
         _glu_bwd_kernel[grid](
-            d,
-            g,
-            v,
-            dg,
-            dv,
-            n_rows,
-            n_cols,
-            d.stride(0),
-            g.stride(0),
-            v.stride(0),
-            dg.stride(0),
-            dv.stride(0),
-            ACT=ACTS[act],
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+            d, g, v, dg, dv, n_rows, n_cols, d.stride(0), g.stride(0), v.stride(0), dg.stride(0), dv.stride(0),
+            ACT=ACTS[act], BLOCK_M=block_m, BLOCK_N=block_n,
+        )  # fmt: skip
     return dgate, dvalue
 
 

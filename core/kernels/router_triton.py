@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from ._common import cdiv, device_ctx, next_power_of_2
+from ._triton_common import row_blocks, stride_programs
 
 try:
     import triton
@@ -38,8 +39,6 @@ except ImportError:  # the module must import without triton; the functions belo
     tl = None
 
 _TILE = 256  # elements of a row block: 4 rows of 64 experts (no register spills on sm_90)
-_MAX_PROGRAMS_CUDA = 1024
-_MAX_PROGRAMS_CPU = 4
 
 
 if triton is not None:
@@ -72,26 +71,54 @@ if triton is not None:
         return sel
 
     @triton.jit
+    def _route(x, mask, cols, kc, K: tl.constexpr, SMOOTH: tl.constexpr, BLOCK_K: tl.constexpr,
+               BLOCK_E: tl.constexpr):  # fmt: skip
+        """The selection of a row block of float32 logits ``x`` (padded experts ``-inf``).
+
+        Returns ``(tv, ti, sel)``: the top ``K`` (``K + 1`` with ``SMOOTH``: the smooth load needs
+        the next one) values and indices, and the ``[BLOCK_M, BLOCK_E]`` mask of the chosen experts.
+        The forward and the backward (which recomputes the selection) both call this.
+        """
+        if SMOOTH:
+            tv, ti = _select(x, cols, kc, K + 1, BLOCK_K, BLOCK_E)
+        else:
+            tv, ti = _select(x, cols, kc, K, BLOCK_K, BLOCK_E)
+        return tv, ti, _chosen(ti, cols, kc, K) & mask
+
+    @triton.jit
+    def _softmax(x):
+        """Row softmax of a ``[BLOCK_M, BLOCK_E]`` float32 tile (``-inf`` entries get 0)."""
+        mx = tl.max(x, axis=1)
+        e = tl.exp(x - mx[:, None])
+        return e / tl.sum(e, axis=1)[:, None]
+
+    @triton.jit
+    def _chosen_exp(x, tv, kc, sel, rmask):
+        """``(top, ew, ssum)``: ``ew = e^{x - top}`` on the chosen experts (0 elsewhere), ``top`` the
+        largest logit and ``ssum`` the row sum of ``ew`` (1 on padded rows, which choose nothing:
+        no 0 / 0). The weights' softmax is ``ew / ssum``."""
+        top = _column(tv, kc, 0)
+        ew = tl.where(sel, tl.exp(x - top[:, None]), 0.0)
+        return top, ew, tl.where(rmask, tl.sum(ew, axis=1), 1.0)
+
+    @triton.jit
+    def _load_z(clean_ptr, std_ptr, offs, mask, tv, kc, sel, K: tl.constexpr):
+        """``(z, std)``: ``z = (clean - thr) / std`` with ``thr`` = the logit at ``top[K]`` for a chosen
+        expert, at ``top[K - 1]`` for the others (float32)."""
+        thr = tl.where(sel, _column(tv, kc, K)[:, None], _column(tv, kc, K - 1)[:, None])
+        cl = tl.load(clean_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        sd = tl.load(std_ptr + offs, mask=mask, other=1.0).to(tl.float32)
+        return (cl - thr) / sd, sd
+
+    @triton.jit
     def _router_fwd_kernel(
-        x_ptr,
-        clean_ptr,
-        std_ptr,
-        gates_ptr,
-        idx_ptr,
-        w_ptr,
-        probs_ptr,
-        imp_part_ptr,
-        load_part_ptr,
-        cnt_part_ptr,
-        N,
-        E,
-        n_blocks,
-        K: tl.constexpr,
-        SMOOTH: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_E: tl.constexpr,
-        BLOCK_K: tl.constexpr,
-    ):
+        x_ptr, clean_ptr, std_ptr,  # inputs [N, E]
+        gates_ptr, idx_ptr, w_ptr, probs_ptr,  # outputs: [N, E], [N, K], [N, K], [N, E]
+        imp_part_ptr, load_part_ptr, cnt_part_ptr,  # per-program partial sums [programs, E]
+        N, E, n_blocks,
+        K: tl.constexpr, SMOOTH: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):  # fmt: skip
         pid = tl.program_id(0)
         n_prog = tl.num_programs(0)
         cols = tl.arange(0, BLOCK_E)
@@ -109,21 +136,11 @@ if triton is not None:
             # padded experts (cols >= E) never win and get probability 0: the block's fill, not a mask
             # applied to real logits (those are never replaced)
             x = tl.where(cmask[None, :], x, float("-inf"))
-            mx = tl.max(x, axis=1)
-            e = tl.exp(x - mx[:, None])
-            p = e / tl.sum(e, axis=1)[:, None]
-            tl.store(probs_ptr + offs, p.to(probs_ptr.dtype.element_ty), mask=mask)
+            tl.store(probs_ptr + offs, _softmax(x).to(probs_ptr.dtype.element_ty), mask=mask)
 
-            if SMOOTH:
-                tv, ti = _select(x, cols, kc, K + 1, BLOCK_K, BLOCK_E)
-            else:
-                tv, ti = _select(x, cols, kc, K, BLOCK_K, BLOCK_E)
-            sel = _chosen(ti, cols, kc, K) & mask
+            tv, ti, sel = _route(x, mask, cols, kc, K, SMOOTH, BLOCK_K, BLOCK_E)
             # weights = softmax over the chosen logits (max = the first one); gates = same values scattered
-            top = _column(tv, kc, 0)
-            ew = tl.where(sel, tl.exp(x - top[:, None]), 0.0)
-            ssum = tl.sum(ew, axis=1)
-            ssum = tl.where(rmask, ssum, 1.0)  # padded rows choose nothing: avoid 0 / 0
+            top, ew, ssum = _chosen_exp(x, tv, kc, sel, rmask)
             g = (ew / ssum[:, None]).to(gates_ptr.dtype.element_ty)
             tl.store(gates_ptr + offs, g, mask=mask)
             kmask = rmask[:, None] & (kc[None, :] < K)
@@ -134,10 +151,7 @@ if triton is not None:
             imp += tl.sum(g.to(tl.float32), axis=0)  # of the rounded gates, as the reference sums them
             cnt += tl.sum(sel.to(tl.int32), axis=0)
             if SMOOTH:
-                thr = tl.where(sel, _column(tv, kc, K)[:, None], _column(tv, kc, K - 1)[:, None])
-                cl = tl.load(clean_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-                sd = tl.load(std_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-                z = (cl - thr) / sd
+                z, _ = _load_z(clean_ptr, std_ptr, offs, mask, tv, kc, sel, K)
                 # Phi(z) = (1 + erf(z / sqrt(2))) / 2, 1/sqrt(2) = 0.70710678...
                 phi = 0.5 * (1.0 + tl.math.erf(z * 0.7071067811865476))
                 load += tl.sum(tl.where(mask, phi, 0.0), axis=0)
@@ -148,30 +162,14 @@ if triton is not None:
 
     @triton.jit
     def _router_bwd_kernel(
-        x_ptr,
-        clean_ptr,
-        std_ptr,
-        dgates_ptr,
-        dw_ptr,
-        dprobs_ptr,
-        dimp_ptr,
-        dload_ptr,
-        dx_ptr,
-        dclean_ptr,
-        dstd_ptr,
-        N,
-        E,
-        K: tl.constexpr,
-        SMOOTH: tl.constexpr,
-        HAS_DG: tl.constexpr,
-        HAS_DW: tl.constexpr,
-        HAS_DP: tl.constexpr,
-        HAS_DIMP: tl.constexpr,
-        HAS_DLOAD: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_E: tl.constexpr,
-        BLOCK_K: tl.constexpr,
-    ):
+        x_ptr, clean_ptr, std_ptr,  # inputs [N, E]
+        dgates_ptr, dw_ptr, dprobs_ptr, dimp_ptr, dload_ptr,  # gradients: [N, E], [N, K], [N, E], [E], [E]
+        dx_ptr, dclean_ptr, dstd_ptr,  # outputs [N, E]
+        N, E,
+        K: tl.constexpr, SMOOTH: tl.constexpr, HAS_DG: tl.constexpr, HAS_DW: tl.constexpr,
+        HAS_DP: tl.constexpr, HAS_DIMP: tl.constexpr, HAS_DLOAD: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):  # fmt: skip
         rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
         rmask = rows < N
         cols = tl.arange(0, BLOCK_E)
@@ -181,11 +179,7 @@ if triton is not None:
         offs = rows[:, None] * E + cols[None, :]
         x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         x = tl.where(cmask[None, :], x, float("-inf"))
-        if SMOOTH:
-            tv, ti = _select(x, cols, kc, K + 1, BLOCK_K, BLOCK_E)
-        else:
-            tv, ti = _select(x, cols, kc, K, BLOCK_K, BLOCK_E)
-        sel = _chosen(ti, cols, kc, K) & mask
+        tv, ti, sel = _route(x, mask, cols, kc, K, SMOOTH, BLOCK_K, BLOCK_E)
         dx = tl.zeros([BLOCK_M, BLOCK_E], dtype=tl.float32)
 
         # gradient of the chosen weights, gathered per expert column (gates, importance, weights)
@@ -200,15 +194,12 @@ if triton is not None:
             ).to(tl.float32)
             for j in tl.static_range(K):
                 dG += tl.where(cols[None, :] == _column(ti, kc, j)[:, None], _column(dw, kc, j)[:, None], 0.0)
-        top = _column(tv, kc, 0)
-        ew = tl.where(sel, tl.exp(x - top[:, None]), 0.0)
-        w = ew / tl.where(rmask, tl.sum(ew, axis=1), 1.0)[:, None]
+        _, ew, ssum = _chosen_exp(x, tv, kc, sel, rmask)
+        w = ew / ssum[:, None]
         dx += tl.where(sel, w * (dG - tl.sum(w * dG, axis=1)[:, None]), 0.0)
 
         if HAS_DP:
-            mx = tl.max(x, axis=1)
-            e = tl.exp(x - mx[:, None])
-            p = e / tl.sum(e, axis=1)[:, None]
+            p = _softmax(x)
             dp = tl.load(dprobs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
             dx += p * (dp - tl.sum(p * dp, axis=1)[:, None])
 
@@ -217,10 +208,7 @@ if triton is not None:
             dsd = tl.zeros([BLOCK_M, BLOCK_E], dtype=tl.float32)
             if HAS_DLOAD:
                 dl = tl.load(dload_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
-                thr = tl.where(sel, _column(tv, kc, K)[:, None], _column(tv, kc, K - 1)[:, None])
-                cl = tl.load(clean_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-                sd = tl.load(std_ptr + offs, mask=mask, other=1.0).to(tl.float32)
-                z = (cl - thr) / sd
+                z, sd = _load_z(clean_ptr, std_ptr, offs, mask, tv, kc, sel, K)
                 # phi(z) = exp(-z^2 / 2) / sqrt(2 pi), 1/sqrt(2 pi) = 0.39894228...
                 dz = tl.where(mask, dl[None, :] * 0.3989422804014327 * tl.exp(-0.5 * z * z), 0.0)
                 dcl = dz / sd
@@ -241,10 +229,9 @@ def _require_triton() -> None:
 
 
 def _blocks(N: int, E: int, k1: int) -> tuple[int, int, int, dict[str, int]]:
-    """``(BLOCK_M, BLOCK_E, BLOCK_K, launch options)``: about 2 tile elements per thread and tensor."""
-    block_e = next_power_of_2(E)
-    block_m = min(max(1, _TILE // block_e), next_power_of_2(N))
-    warps = min(16, max(4, block_m * block_e // 256))
+    """``(BLOCK_M, BLOCK_E, BLOCK_K, launch options)``: whole rows of ``E`` experts, about 2 tile
+    elements per thread and tensor."""
+    block_m, block_e, warps = row_blocks(N, E, _TILE)
     return block_m, block_e, next_power_of_2(k1), {"num_warps": warps}
 
 
@@ -263,32 +250,16 @@ def router_forward(
     w = torch.empty(N, k, dtype=x.dtype, device=dev)
     block_m, block_e, block_k, opts = _blocks(N, E, k + 1 if smooth else k)
     n_blocks = cdiv(N, block_m)
-    n_prog = min(n_blocks, _MAX_PROGRAMS_CUDA if dev.type == "cuda" else _MAX_PROGRAMS_CPU)
+    n_prog = stride_programs(n_blocks, dev)
     imp = torch.empty(n_prog, E, dtype=torch.float32, device=dev)
     load = torch.empty(n_prog, E, dtype=torch.float32, device=dev) if smooth else imp
     cnt = torch.empty(n_prog, E, dtype=torch.int32, device=dev)
     with device_ctx(x):
         _router_fwd_kernel[(n_prog,)](
-            x,
-            clean.contiguous() if smooth else x,
-            std.contiguous() if smooth else x,
-            gates,
-            idx,
-            w,
-            probs,
-            imp,
-            load,
-            cnt,
-            N,
-            E,
-            n_blocks,
-            K=k,
-            SMOOTH=smooth,
-            BLOCK_M=block_m,
-            BLOCK_E=block_e,
-            BLOCK_K=block_k,
-            **opts,
-        )
+            x, clean.contiguous() if smooth else x, std.contiguous() if smooth else x,
+            gates, idx, w, probs, imp, load, cnt, N, E, n_blocks,
+            K=k, SMOOTH=smooth, BLOCK_M=block_m, BLOCK_E=block_e, BLOCK_K=block_k, **opts,
+        )  # fmt: skip
     counts = cnt.sum(0, dtype=torch.int64)
     importance = imp.sum(0)
     load_out = load.sum(0) if smooth else counts.float()
@@ -321,31 +292,13 @@ def router_backward(
 
     with device_ctx(x):
         _router_bwd_kernel[(cdiv(N, block_m),)](
-            x,
-            c(clean),
-            c(std),
-            c(dgates),
-            c(dweights),
-            c(dprobs),
-            c(dimportance),
-            c(dload),
-            dx,
-            dclean if smooth else dx,
-            dstd if smooth else dx,
-            N,
-            E,
-            K=k,
-            SMOOTH=smooth,
-            HAS_DG=dgates is not None,
-            HAS_DW=dweights is not None,
-            HAS_DP=dprobs is not None,
-            HAS_DIMP=dimportance is not None,
+            x, c(clean), c(std), c(dgates), c(dweights), c(dprobs), c(dimportance), c(dload),
+            dx, dclean if smooth else dx, dstd if smooth else dx, N, E,
+            K=k, SMOOTH=smooth, HAS_DG=dgates is not None, HAS_DW=dweights is not None,
+            HAS_DP=dprobs is not None, HAS_DIMP=dimportance is not None,
             HAS_DLOAD=smooth and dload is not None,
-            BLOCK_M=block_m,
-            BLOCK_E=block_e,
-            BLOCK_K=block_k,
-            **opts,
-        )
+            BLOCK_M=block_m, BLOCK_E=block_e, BLOCK_K=block_k, **opts,
+        )  # fmt: skip
     return dx, dclean, dstd
 
 
@@ -375,16 +328,10 @@ def _(
 
 @torch.library.custom_op("gatelab::topk_router_bwd", mutates_args=())
 def _bwd_op(
-    logits: torch.Tensor,
-    k: int,
-    clean: torch.Tensor | None,
-    std: torch.Tensor | None,
-    dgates: torch.Tensor | None,
-    dweights: torch.Tensor | None,
-    dprobs: torch.Tensor | None,
-    dimportance: torch.Tensor | None,
-    dload: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    logits: torch.Tensor, k: int, clean: torch.Tensor | None, std: torch.Tensor | None,
+    dgates: torch.Tensor | None, dweights: torch.Tensor | None, dprobs: torch.Tensor | None,
+    dimportance: torch.Tensor | None, dload: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     dx, dc, ds = router_backward(logits, k, clean, std, dgates, dweights, dprobs, dimportance, dload)
     empty = logits.new_empty(0)
     return dx, dc if dc is not None else empty, ds if ds is not None else empty
@@ -392,16 +339,9 @@ def _bwd_op(
 
 @_bwd_op.register_fake
 def _(
-    logits: torch.Tensor,
-    k: int,
-    clean: torch.Tensor | None,
-    std: torch.Tensor | None,
-    dgates: torch.Tensor | None,
-    dweights: torch.Tensor | None,
-    dprobs: torch.Tensor | None,
-    dimportance: torch.Tensor | None,
-    dload: torch.Tensor | None,
+    logits: torch.Tensor, k: int, clean: torch.Tensor | None, std: torch.Tensor | None, *grads: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    # the output gradients (dgates .. dload) do not shape the result
     empty = logits.new_empty(0)
     return (
         torch.empty_like(logits),

@@ -19,14 +19,14 @@ from typing import Any
 
 import torch
 
-from ._common import device_ctx
-from ._pointwise import GradBuffer, blocks, layout
+from ._pointwise import GradBuffer, layout
+from ._triton_common import launch_pointwise
 
 try:
     import triton
     import triton.language as tl
 
-    from ._pointwise import lead_index, offsets
+    from ._triton_common import load_f32, pointwise_tile
 except ImportError:  # the module must import without triton; the functions below raise instead
     triton = None
     tl = None
@@ -36,73 +36,33 @@ if triton is not None:
 
     @triton.jit
     def _sigmoid_gate_fwd_kernel(
-        o_ptr,
-        g_ptr,
-        out_ptr,
-        R,
-        D,
-        S1,
-        S2,
-        o_s0,
-        o_s1,
-        o_s2,
-        o_sc,
-        g_s0,
-        g_s1,
-        g_s2,
-        g_sc,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        # int64 rows: row * stride overflows int32 for tensors above 2**31 elements
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
+        o_ptr, g_ptr,  # inputs, read through their strides
+        out_ptr,  # contiguous [R, D]
+        R, D, S1, S2,
+        o_st, g_st,  # strides (s0, s1, s2, sc) of the inputs
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
         # fp32 upcast: the sigmoid in half precision loses bits and o * s would round twice
-        o = tl.load(o_ptr + offsets(i0, i1, i2, cols, o_s0, o_s1, o_s2, o_sc), mask=mask, other=0.0)
-        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
-        out = o.to(tl.float32) * tl.sigmoid(g.to(tl.float32))
+        o = load_f32(o_ptr, o_st, lead, cols, mask)
+        g = load_f32(g_ptr, g_st, lead, cols, mask)
+        out = o * tl.sigmoid(g)
         tl.store(out_ptr + rows[:, None] * D + cols[None, :], out.to(out_ptr.dtype.element_ty), mask=mask)
 
     @triton.jit
     def _sigmoid_gate_bwd_kernel(
-        dout_ptr,
-        o_ptr,
-        g_ptr,
-        do_ptr,
-        dg_ptr,
-        R,
-        D,
-        S1,
-        S2,
-        d_s0,
-        d_s1,
-        d_s2,
-        d_sc,
-        o_s0,
-        o_s1,
-        o_s2,
-        o_sc,
-        g_s0,
-        g_s1,
-        g_s2,
-        g_sc,
+        dout_ptr, o_ptr, g_ptr,  # inputs, read through their strides
+        do_ptr, dg_ptr,  # contiguous [R, D] ([R] with REDUCE_G)
+        R, D, S1, S2,
+        d_st, o_st, g_st,  # strides (s0, s1, s2, sc) of the inputs
         REDUCE_G: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        i0, i1, i2 = lead_index(rows, S1, S2)
-        dout = tl.load(dout_ptr + offsets(i0, i1, i2, cols, d_s0, d_s1, d_s2, d_sc), mask=mask, other=0.0)
-        o = tl.load(o_ptr + offsets(i0, i1, i2, cols, o_s0, o_s1, o_s2, o_sc), mask=mask, other=0.0)
-        g = tl.load(g_ptr + offsets(i0, i1, i2, cols, g_s0, g_s1, g_s2, g_sc), mask=mask, other=0.0)
-        dout = dout.to(tl.float32)
-        o = o.to(tl.float32)
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask, lead = pointwise_tile(R, D, S1, S2, BLOCK_M, BLOCK_N)
+        dout = load_f32(dout_ptr, d_st, lead, cols, mask)
+        o = load_f32(o_ptr, o_st, lead, cols, mask)
         # recompute s = sigmoid(g); s * (1 - s) in fp32 (in half precision 1 - s cancels near s = 1)
-        s = tl.sigmoid(g.to(tl.float32))
+        s = tl.sigmoid(load_f32(g_ptr, g_st, lead, cols, mask))
         dg = dout * o * s * (1.0 - s)
         tl.store(
             do_ptr + rows[:, None] * D + cols[None, :], (dout * s).to(do_ptr.dtype.element_ty), mask=mask
@@ -129,21 +89,7 @@ def sigmoid_gate_forward(o: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     if out.numel() == 0:
         return out
     lay = layout(o.shape, o, g)
-    block_m, block_n, grid = blocks(lay.rows, lay.cols)
-    with device_ctx(o):
-        _sigmoid_gate_fwd_kernel[grid](
-            lay.tensors[0],
-            lay.tensors[1],
-            out,
-            lay.rows,
-            lay.cols,
-            lay.s1,
-            lay.s2,
-            *lay.args(0),
-            *lay.args(1),
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+    launch_pointwise(_sigmoid_gate_fwd_kernel, lay, [out])
     return out
 
 
@@ -158,25 +104,7 @@ def sigmoid_gate_backward(
     reduce = _reduces_cols(o, g)
     lay = layout(o.shape, dout.to(o.dtype), o, g)
     dg = GradBuffer(g, lay, reduce_cols=reduce)
-    block_m, block_n, grid = blocks(lay.rows, lay.cols, reduce_cols=reduce)
-    with device_ctx(o):
-        _sigmoid_gate_bwd_kernel[grid](
-            lay.tensors[0],
-            lay.tensors[1],
-            lay.tensors[2],
-            do,
-            dg.buf,
-            lay.rows,
-            lay.cols,
-            lay.s1,
-            lay.s2,
-            *lay.args(0),
-            *lay.args(1),
-            *lay.args(2),
-            REDUCE_G=reduce,
-            BLOCK_M=block_m,
-            BLOCK_N=block_n,
-        )
+    launch_pointwise(_sigmoid_gate_bwd_kernel, lay, [do, dg.buf], reduce_cols=reduce, REDUCE_G=reduce)
     return do, dg.result()
 
 

@@ -32,127 +32,85 @@ from typing import Any
 
 import torch
 
-from ._common import cdiv, device_ctx, dot_upcast, next_power_of_2
+from ._common import cdiv, device_ctx, dot_upcast
+from ._triton_common import blocks2d, row_blocks, rows2d
 
 try:
     import triton
     import triton.language as tl
+
+    from ._triton_common import dot, load_rows_f32, row_tile, store_rows, tile2d
 except ImportError:  # the module must import without triton; the functions below raise instead
     triton = None
     tl = None
 
 _TILE = 1024  # scalar mode: elements of a row block (whole rows)
-_EW_TILE = 1024  # vector-mode backward (element-wise)
-_MAX_EW_BLOCK_N = 1024
-
-
-def _row_warps(block_m: int, block_n: int) -> dict[str, int]:
-    """Warps for a whole-row block: about 8 elements per thread and tensor."""
-    return {"num_warps": min(16, max(4, block_m * block_n // 256))}
+_EW_TILE = 1024  # vector-mode backward (element-wise, at most 1024 columns a block)
 
 
 if triton is not None:
 
     @triton.jit
-    def _tw_scalar_fwd_kernel(
-        a_ptr,
-        b_ptr,
-        w_ptr,
-        c_ptr,
-        out_ptr,
-        logit_ptr,
-        R,
-        D,
-        stride_a,
-        stride_b,
-        HAS_BIAS: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)  # int64: no overflow
-        cols = tl.arange(0, BLOCK_N)
-        rmask = rows < R
-        cmask = cols < D
-        mask = rmask[:, None] & cmask[None, :]
-        r = rows[:, None]
-        c = cols[None, :]
-        a = tl.load(a_ptr + r * stride_a + c, mask=mask, other=0.0).to(tl.float32)
-        b = tl.load(b_ptr + r * stride_b + c, mask=mask, other=0.0).to(tl.float32)
+    def _w_halves(w_ptr, cols, cmask, D):
+        """The scalar gate's weight row ``[w_a | w_b]`` (``[2D]``) as two float32 ``[BLOCK_N]`` halves."""
         wa = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
         wb = tl.load(w_ptr + D + cols, mask=cmask, other=0.0).to(tl.float32)
+        return wa, wb
+
+    @triton.jit
+    def _tw_scalar_fwd_kernel(
+        a_ptr, b_ptr, w_ptr, c_ptr,  # inputs
+        out_ptr, logit_ptr,  # outputs: [R, D], float32 [R]
+        R, D, stride_a, stride_b,
+        HAS_BIAS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        row0 = tl.program_id(0).to(tl.int64) * BLOCK_M
+        rows, cols, rmask, cmask, mask = row_tile(row0, R, D, BLOCK_M, BLOCK_N)
+        a = load_rows_f32(a_ptr, rows, cols, stride_a, mask)
+        b = load_rows_f32(b_ptr, rows, cols, stride_b, mask)
+        wa, wb = _w_halves(w_ptr, cols, cmask, D)
         logit = tl.sum(a * wa[None, :] + b * wb[None, :], axis=1)
         if HAS_BIAS:
             logit += tl.load(c_ptr).to(tl.float32)
         g = tl.sigmoid(logit)[:, None]
         # g*a + (1-g)*b, not b + g*(a-b): a - b can overflow half ranges (here it is fp32 anyway)
-        out = g * a + (1.0 - g) * b
-        tl.store(out_ptr + r * D + c, out.to(out_ptr.dtype.element_ty), mask=mask)
+        store_rows(out_ptr, rows, cols, D, g * a + (1.0 - g) * b, mask)
         tl.store(logit_ptr + rows, logit, mask=rmask)
 
     @triton.jit
     def _tw_scalar_bwd_kernel(
-        dout_ptr,
-        a_ptr,
-        b_ptr,
-        w_ptr,
-        logit_ptr,
-        da_ptr,
-        db_ptr,
-        dlogit_ptr,
-        R,
-        D,
-        stride_dout,
-        stride_a,
-        stride_b,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.arange(0, BLOCK_N)
-        rmask = rows < R
-        cmask = cols < D
-        mask = rmask[:, None] & cmask[None, :]
-        r = rows[:, None]
-        c = cols[None, :]
-        dout = tl.load(dout_ptr + r * stride_dout + c, mask=mask, other=0.0).to(tl.float32)
-        a = tl.load(a_ptr + r * stride_a + c, mask=mask, other=0.0).to(tl.float32)
-        b = tl.load(b_ptr + r * stride_b + c, mask=mask, other=0.0).to(tl.float32)
-        wa = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
-        wb = tl.load(w_ptr + D + cols, mask=cmask, other=0.0).to(tl.float32)
-        logit = tl.load(logit_ptr + rows, mask=rmask, other=0.0)
-        g = tl.sigmoid(logit)
+        dout_ptr, a_ptr, b_ptr, w_ptr, logit_ptr,  # inputs
+        da_ptr, db_ptr, dlogit_ptr,  # outputs: [R, D], [R, D], float32 [R]
+        R, D, stride_dout, stride_a, stride_b,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        row0 = tl.program_id(0).to(tl.int64) * BLOCK_M
+        rows, cols, rmask, cmask, mask = row_tile(row0, R, D, BLOCK_M, BLOCK_N)
+        dout = load_rows_f32(dout_ptr, rows, cols, stride_dout, mask)
+        a = load_rows_f32(a_ptr, rows, cols, stride_a, mask)
+        b = load_rows_f32(b_ptr, rows, cols, stride_b, mask)
+        wa, wb = _w_halves(w_ptr, cols, cmask, D)
+        g = tl.sigmoid(tl.load(logit_ptr + rows, mask=rmask, other=0.0))
         dlogit = tl.sum(dout * (a - b), axis=1) * g * (1.0 - g)
         g = g[:, None]
         da = dout * g + dlogit[:, None] * wa[None, :]
         db = dout * (1.0 - g) + dlogit[:, None] * wb[None, :]
-        tl.store(da_ptr + r * D + c, da.to(da_ptr.dtype.element_ty), mask=mask)
-        tl.store(db_ptr + r * D + c, db.to(db_ptr.dtype.element_ty), mask=mask)
+        store_rows(da_ptr, rows, cols, D, da, mask)
+        store_rows(db_ptr, rows, cols, D, db, mask)
         tl.store(dlogit_ptr + rows, dlogit, mask=rmask)
 
     @triton.jit
     def _tw_vector_fwd_kernel(
-        a_ptr,
-        b_ptr,
-        w_ptr,
-        c_ptr,
-        out_ptr,
-        logit_ptr,
-        R,
-        D,
-        stride_a,
-        stride_b,
-        stride_w,
-        HAS_BIAS: tl.constexpr,
-        DOT_PRECISION: tl.constexpr,
-        DOT_UPCAST: tl.constexpr,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-        BLOCK_K: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)  # output features
+        a_ptr, b_ptr, w_ptr, c_ptr,  # inputs
+        out_ptr, logit_ptr,  # outputs: [R, D], float32 [R, D]
+        R, D, stride_a, stride_b, stride_w,
+        HAS_BIAS: tl.constexpr, DOT_PRECISION: tl.constexpr, DOT_UPCAST: tl.constexpr,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask = tile2d(R, D, BLOCK_M, BLOCK_N)  # cols: output features
         rmask = rows < R
         cmask = cols < D
+        DT = a_ptr.dtype.element_ty
         acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
         for k0 in range(0, D, BLOCK_K):
             ks = k0 + tl.arange(0, BLOCK_K)
@@ -164,65 +122,37 @@ if triton is not None:
             wb = tl.load(w_ptr + cols[None, :] * stride_w + D + ks[:, None], mask=wmask, other=0.0)
             a = tl.load(a_ptr + rows[:, None] * stride_a + ks[None, :], mask=amask, other=0.0)
             b = tl.load(b_ptr + rows[:, None] * stride_b + ks[None, :], mask=amask, other=0.0)
-            if DOT_UPCAST:  # interpreter only (see _common.dot_upcast); the operands are already bf16
-                a, b, wa, wb = a.to(tl.float32), b.to(tl.float32), wa.to(tl.float32), wb.to(tl.float32)
-            acc = tl.dot(a, wa, acc, input_precision=DOT_PRECISION)
-            acc = tl.dot(b, wb, acc, input_precision=DOT_PRECISION)
+            acc = dot(a, wa, acc, DT, DOT_PRECISION, DOT_UPCAST)
+            acc = dot(b, wb, acc, DT, DOT_PRECISION, DOT_UPCAST)
         if HAS_BIAS:
             acc += tl.load(c_ptr + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
-        mask = rmask[:, None] & cmask[None, :]
-        r = rows[:, None]
-        c = cols[None, :]
         # epilogue: the mix reads the a/b tile of the output's columns (a, b and out share features)
-        a = tl.load(a_ptr + r * stride_a + c, mask=mask, other=0.0).to(tl.float32)
-        b = tl.load(b_ptr + r * stride_b + c, mask=mask, other=0.0).to(tl.float32)
+        a = load_rows_f32(a_ptr, rows, cols, stride_a, mask)
+        b = load_rows_f32(b_ptr, rows, cols, stride_b, mask)
         g = tl.sigmoid(acc)
-        out = g * a + (1.0 - g) * b
-        tl.store(out_ptr + r * D + c, out.to(out_ptr.dtype.element_ty), mask=mask)
-        tl.store(logit_ptr + r * D + c, acc, mask=mask)
+        store_rows(out_ptr, rows, cols, D, g * a + (1.0 - g) * b, mask)
+        store_rows(logit_ptr, rows, cols, D, acc, mask)
 
     @triton.jit
     def _tw_vector_bwd_kernel(
-        dout_ptr,
-        a_ptr,
-        b_ptr,
-        logit_ptr,
-        da_ptr,
-        db_ptr,
-        dlogit_ptr,
-        R,
-        D,
-        stride_dout,
-        stride_a,
-        stride_b,
-        BLOCK_M: tl.constexpr,
-        BLOCK_N: tl.constexpr,
-    ):
-        rows = tl.program_id(0).to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
-        cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-        mask = (rows[:, None] < R) & (cols[None, :] < D)
-        r = rows[:, None]
-        c = cols[None, :]
-        dout = tl.load(dout_ptr + r * stride_dout + c, mask=mask, other=0.0).to(tl.float32)
-        a = tl.load(a_ptr + r * stride_a + c, mask=mask, other=0.0).to(tl.float32)
-        b = tl.load(b_ptr + r * stride_b + c, mask=mask, other=0.0).to(tl.float32)
-        g = tl.sigmoid(tl.load(logit_ptr + r * D + c, mask=mask, other=0.0))
-        tl.store(da_ptr + r * D + c, (dout * g).to(da_ptr.dtype.element_ty), mask=mask)
-        tl.store(db_ptr + r * D + c, (dout * (1.0 - g)).to(db_ptr.dtype.element_ty), mask=mask)
-        dlogit = dout * (a - b) * g * (1.0 - g)
-        tl.store(dlogit_ptr + r * D + c, dlogit.to(dlogit_ptr.dtype.element_ty), mask=mask)
+        dout_ptr, a_ptr, b_ptr, logit_ptr,  # inputs
+        da_ptr, db_ptr, dlogit_ptr,  # outputs, [R, D] each
+        R, D, stride_dout, stride_a, stride_b,
+        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    ):  # fmt: skip
+        rows, cols, mask = tile2d(R, D, BLOCK_M, BLOCK_N)
+        dout = load_rows_f32(dout_ptr, rows, cols, stride_dout, mask)
+        a = load_rows_f32(a_ptr, rows, cols, stride_a, mask)
+        b = load_rows_f32(b_ptr, rows, cols, stride_b, mask)
+        g = tl.sigmoid(tl.load(logit_ptr + rows[:, None] * D + cols[None, :], mask=mask, other=0.0))
+        store_rows(da_ptr, rows, cols, D, dout * g, mask)
+        store_rows(db_ptr, rows, cols, D, dout * (1.0 - g), mask)
+        store_rows(dlogit_ptr, rows, cols, D, dout * (a - b) * g * (1.0 - g), mask)
 
 
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.tokenwise_triton needs triton, which is not installed")
-
-
-def _rows(t: torch.Tensor) -> torch.Tensor:
-    """``[..., D]`` -> ``[rows, D]`` with unit column stride (a view when the strides allow it)."""
-    if t.size(-1) > 1 and t.stride(-1) != 1:
-        t = t.contiguous()
-    return t.reshape(-1, t.size(-1))
 
 
 def _matmul_blocks(dtype: torch.dtype, on_cuda: bool) -> tuple[int, int, int, int, int]:
@@ -243,7 +173,7 @@ def tokenwise_forward(
     _require_triton()
     D = a.shape[-1]
     E = weight.shape[0]
-    a2, b2 = _rows(a), _rows(b)
+    a2, b2 = rows2d(a), rows2d(b)
     R = a2.shape[0]
     out = torch.empty(a.shape, dtype=a.dtype, device=a.device)
     scalar = E == 1
@@ -254,47 +184,20 @@ def tokenwise_forward(
     c = bias if bias is not None else w
     with device_ctx(a):
         if scalar:
-            block_n = next_power_of_2(D)
-            block_m = min(max(1, _TILE // block_n), next_power_of_2(R))
+            block_m, block_n, warps = row_blocks(R, D, _TILE)
             _tw_scalar_fwd_kernel[(cdiv(R, block_m),)](
-                a2,
-                b2,
-                w,
-                c,
-                out,
-                logits,
-                R,
-                D,
-                a2.stride(0),
-                b2.stride(0),
-                HAS_BIAS=bias is not None,
-                BLOCK_M=block_m,
-                BLOCK_N=block_n,
-                **_row_warps(block_m, block_n),
-            )
+                a2, b2, w, c, out, logits, R, D, a2.stride(0), b2.stride(0),
+                HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+            )  # fmt: skip
         else:
             bm, bn, bk, warps, stages = _matmul_blocks(a.dtype, a.device.type == "cuda")
             _tw_vector_fwd_kernel[(cdiv(R, bm), cdiv(D, bn))](
-                a2,
-                b2,
-                w,
-                c,
-                out,
-                logits,
-                R,
-                D,
-                a2.stride(0),
-                b2.stride(0),
-                w.stride(0),
+                a2, b2, w, c, out, logits, R, D, a2.stride(0), b2.stride(0), w.stride(0),
                 HAS_BIAS=bias is not None,
                 DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
                 DOT_UPCAST=dot_upcast(a.dtype, a.device),
-                BLOCK_M=bm,
-                BLOCK_N=bn,
-                BLOCK_K=bk,
-                num_warps=warps,
-                num_stages=stages,
-            )
+                BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=stages,
+            )  # fmt: skip
     return out, logits
 
 
@@ -310,7 +213,7 @@ def tokenwise_backward(
     _require_triton()
     D = a.shape[-1]
     E = weight.shape[0]
-    a2, b2, d2 = _rows(a), _rows(b), _rows(dout.to(a.dtype))
+    a2, b2, d2 = rows2d(a), rows2d(b), rows2d(dout.to(a.dtype))
     R = a2.shape[0]
     da = torch.empty(a.shape, dtype=a.dtype, device=a.device)
     db = torch.empty(b.shape, dtype=b.dtype, device=b.device)
@@ -322,26 +225,11 @@ def tokenwise_backward(
     with device_ctx(a):
         if E == 1:
             dlogit = torch.empty(R, dtype=torch.float32, device=a.device)
-            block_n = next_power_of_2(D)
-            block_m = min(max(1, _TILE // block_n), next_power_of_2(R))
+            block_m, block_n, warps = row_blocks(R, D, _TILE)
             _tw_scalar_bwd_kernel[(cdiv(R, block_m),)](
-                d2,
-                a2,
-                b2,
-                w,
-                logits,
-                da2,
-                db2,
-                dlogit,
-                R,
-                D,
-                d2.stride(0),
-                a2.stride(0),
-                b2.stride(0),
-                BLOCK_M=block_m,
-                BLOCK_N=block_n,
-                **_row_warps(block_m, block_n),
-            )
+                d2, a2, b2, w, logits, da2, db2, dlogit, R, D, d2.stride(0), a2.stride(0), b2.stride(0),
+                BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+            )  # fmt: skip
             # dW = dlogit^T [a, b] (a GEMV each half); the reference does this in the input dtype too
             dl = dlogit.to(a.dtype)
             dweight = torch.cat([dl @ a2, dl @ b2]).unsqueeze(0).to(weight.dtype)
@@ -349,24 +237,11 @@ def tokenwise_backward(
         else:
             # dlogit in the input dtype: it feeds cuBLAS matmuls with a, b and W (as in the reference)
             dlogit = torch.empty(R, D, dtype=a.dtype, device=a.device)
-            block_n = min(next_power_of_2(D), _MAX_EW_BLOCK_N)
-            block_m = min(max(1, _EW_TILE // block_n), next_power_of_2(R))
-            _tw_vector_bwd_kernel[(cdiv(R, block_m), cdiv(D, block_n))](
-                d2,
-                a2,
-                b2,
-                logits,
-                da2,
-                db2,
-                dlogit,
-                R,
-                D,
-                d2.stride(0),
-                a2.stride(0),
-                b2.stride(0),
-                BLOCK_M=block_m,
-                BLOCK_N=block_n,
-            )
+            block_m, block_n, grid = blocks2d(R, D, _EW_TILE)
+            _tw_vector_bwd_kernel[grid](
+                d2, a2, b2, logits, da2, db2, dlogit, R, D, d2.stride(0), a2.stride(0), b2.stride(0),
+                BLOCK_M=block_m, BLOCK_N=block_n,
+            )  # fmt: skip
             # da += dlogit W_a, db += dlogit W_b (in place on the mix gradients), dW = dlogit^T [a, b]
             da2.addmm_(dlogit, w[:, :D])
             db2.addmm_(dlogit, w[:, D:])

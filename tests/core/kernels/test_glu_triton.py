@@ -107,11 +107,11 @@ def test_chunk_views_of_fused_projection(op, dtype):
 
 @needs_interpreter
 def test_chunk_views_are_not_copied():
-    from gatelab.core.kernels.glu_triton import _rows
+    from gatelab.core.kernels._triton_common import rows2d
 
     x = torch.randn(2, 3, 10)
     _, gate = x.chunk(2, dim=-1)
-    rows = _rows(gate)
+    rows = rows2d(gate)
     assert rows.shape == (6, 5) and rows.stride() == (10, 1)
     assert rows.data_ptr() == gate.data_ptr()
 
