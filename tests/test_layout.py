@@ -102,3 +102,30 @@ def test_domain_init_imports_only_its_registry():
     for name, root in DOMAINS.items():
         graph = import_graph({name: root})
         assert graph[name] == {f"{name}.registry"}, f"{name}/__init__.py imports {sorted(graph[name])}"
+
+
+#: the longest ``__init__`` body (statements after the signature and docstring) issue 14 allows
+MAX_INIT_LINES = 60
+
+
+def test_no_constructor_over_60_lines():
+    """Models and layers are built from configs by short constructors with named builders."""
+    import ast
+
+    long = []
+    for pkg in ("core", "timeseries", "recsys", "vision", "multimodal"):
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef) and node.name == "__init__":
+                    body = node.body
+                    if (
+                        body
+                        and isinstance(body[0], ast.Expr)
+                        and isinstance(getattr(body[0], "value", None), ast.Constant)
+                    ):
+                        body = body[1:]
+                    if body and body[-1].end_lineno - body[0].lineno + 1 > MAX_INIT_LINES:
+                        long.append(
+                            f"{path.relative_to(REPO)}:{node.lineno} ({body[-1].end_lineno - body[0].lineno + 1} lines)"
+                        )
+    assert not long, f"__init__ bodies over {MAX_INIT_LINES} lines: {long}"

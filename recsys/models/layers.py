@@ -109,36 +109,43 @@ class FieldEmbedding(nn.Module):
         self.tables = nn.ModuleDict()
         self.numeric_weights = nn.ParameterDict()
         self._field_rows: dict[str, tuple[str, int, int]] = {}
-        out_cols: list[torch.Tensor] = []
-        offsets_flat = 0
-        for (kind, d), members in groups.items():
-            key = f"{kind}_{d}"
-            self.group_keys.append((kind, d))
-            cols = torch.tensor([col_of[kind][f.name] for _, f in members], dtype=torch.long)
-            self.register_buffer(f"cols_{key}", cols, persistent=False)
-            if kind == "numeric":
-                self.numeric_weights[key] = nn.Parameter(torch.empty(len(members), d, **factory_kwargs))
-            else:
-                sizes = [int(f.vocab_size) for _, f in members]
-                starts = list(itertools.accumulate([0, *sizes[:-1]]))
-                self.register_buffer(
-                    f"offsets_{key}", torch.tensor(starts, dtype=torch.long), persistent=False
-                )
-                self.tables[key] = nn.Embedding(sum(sizes), d, **factory_kwargs)
-                for (_, f), s, n in zip(members, starts, sizes):
-                    self._field_rows[f.name] = (key, s, n)
-            # where this group's flat output columns go
-            for pos, _ in members:
-                start = sum(self.dims[:pos])
-                out_cols.append(torch.arange(start, start + d))
-            offsets_flat += len(members) * d
-        order = torch.cat(out_cols)  # output position of each group-ordered column
+        out_cols = [self._add_group(kind, d, members, col_of, factory_kwargs) for (kind, d), members in groups.items()]
+        self._set_output_order(torch.cat(out_cols))
+        self.reset_parameters()
+
+    def _add_group(
+        self,
+        kind: str,
+        d: int,
+        members: list[tuple[int, FieldSpec]],
+        col_of: Mapping[str, Mapping[str, int]],
+        factory_kwargs: dict[str, Any],
+    ) -> torch.Tensor:
+        """One (kind, size) group: its input columns, its table (or numeric weights) and each
+        field's rows in it; returns the flat output columns of the group's fields."""
+        key = f"{kind}_{d}"
+        self.group_keys.append((kind, d))
+        cols = torch.tensor([col_of[kind][f.name] for _, f in members], dtype=torch.long)
+        self.register_buffer(f"cols_{key}", cols, persistent=False)
+        if kind == "numeric":
+            self.numeric_weights[key] = nn.Parameter(torch.empty(len(members), d, **factory_kwargs))
+        else:
+            sizes = [int(f.vocab_size) for _, f in members]
+            starts = list(itertools.accumulate([0, *sizes[:-1]]))
+            self.register_buffer(f"offsets_{key}", torch.tensor(starts, dtype=torch.long), persistent=False)
+            self.tables[key] = nn.Embedding(sum(sizes), d, **factory_kwargs)
+            for (_, f), s, n in zip(members, starts, sizes):
+                self._field_rows[f.name] = (key, s, n)
+        starts_out = [sum(self.dims[:pos]) for pos, _ in members]
+        return torch.cat([torch.arange(start, start + d) for start in starts_out])
+
+    def _set_output_order(self, order: torch.Tensor) -> None:
+        """``perm``: the group-ordered columns back in field order (``order`` is the output
+        position of each group-ordered column); ``_identity`` when no reordering is needed."""
         inverse = torch.empty_like(order)
         inverse[order] = torch.arange(len(order))
-        identity = bool(torch.equal(inverse, torch.arange(len(order))))
-        self._identity = identity
+        self._identity = bool(torch.equal(inverse, torch.arange(len(order))))
         self.register_buffer("perm", inverse, persistent=False)
-        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         with torch.no_grad():

@@ -44,6 +44,24 @@ DATASET_KEYS = frozenset(
 )  # fmt: skip
 
 
+def _checked_settings(
+    layout: str, quantiles: Sequence[float], embedding_sizes: Mapping[str, Sequence[int]] | None
+) -> tuple[list[float], dict[str, tuple[int, int]]]:
+    """``(quantiles, embedding_sizes)`` as pytorch-forecasting takes them, after the checks its
+    constructor does not make (one-line :class:`ConfigError` naming the key)."""
+    if layout != "pytorch-forecasting":
+        raise ConfigError(
+            f"model.kwargs.layout={layout!r}: pytorch-forecasting's TFT has only the 'pytorch-forecasting' layout"
+        )
+    qs = [float(q) for q in quantiles]
+    if not qs or any(not 0.0 < q < 1.0 for q in qs) or qs != sorted(set(qs)):
+        raise ConfigError(f"model.kwargs.quantiles={list(quantiles)}: expected increasing values in (0, 1)")
+    bad = [k for k, v in (embedding_sizes or {}).items() if len(v) != 2]
+    if bad:
+        raise ConfigError(f"model.kwargs.embedding_sizes: {bad} must be [cardinality, dim] pairs")
+    return qs, {str(k): (int(v[0]), int(v[1])) for k, v in (embedding_sizes or {}).items()}
+
+
 class PytorchForecastingTFT(nn.Module):
     """pytorch-forecasting's ``TemporalFusionTransformer`` (the network only) as a gatelab model.
 
@@ -98,18 +116,7 @@ class PytorchForecastingTFT(nn.Module):
             from pytorch_forecasting.metrics import QuantileLoss
         except ImportError as e:  # pragma: no cover - a declared dependency
             raise ConfigError(f"model pytorch-forecasting-tft needs pytorch-forecasting: {e}") from None
-        if layout != "pytorch-forecasting":
-            raise ConfigError(
-                f"model.kwargs.layout={layout!r}: pytorch-forecasting's TFT has only the "
-                "'pytorch-forecasting' layout"
-            )
-        qs = [float(q) for q in quantiles]
-        if not qs or any(not 0.0 < q < 1.0 for q in qs) or qs != sorted(set(qs)):
-            raise ConfigError(f"model.kwargs.quantiles={list(quantiles)}: expected increasing values in (0, 1)")
-        bad = [k for k, v in (embedding_sizes or {}).items() if len(v) != 2]
-        if bad:
-            raise ConfigError(f"model.kwargs.embedding_sizes: {bad} must be [cardinality, dim] pairs")
-        emb = {str(k): (int(v[0]), int(v[1])) for k, v in (embedding_sizes or {}).items()}
+        qs, emb = _checked_settings(layout, quantiles, embedding_sizes)
         self.quantiles = tuple(qs)
         with warnings.catch_warnings():  # its save_hyperparameters() on nn.Module arguments
             warnings.filterwarnings("ignore", ".*is an instance of `nn.Module`.*")
