@@ -6,11 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from segmentation_fixtures import FOLDERS, write_nifti, write_pngs
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.vision.tasks.segmentation import SegmentationTask, dice_ce_loss, soft_dice_loss
@@ -173,16 +172,7 @@ def _trainer_cfg(steps):
 def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
     """The 3D path: synthetic NIfTI volumes with a bright cube, foreground-aware patches, the 3D
     Attention U-Net, sliding-window testing."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 2), ("test", 1)):
-        for k in range(n):
-            vol = rng.normal(0, 1, (20, 18, 16)).astype(np.float32)
-            lab = np.zeros(vol.shape, np.uint8)
-            lab[5:10, 6:11, 4:8] = 1
-            vol[lab == 1] += 3
-            for sub, arr in (("img", vol), ("lab", lab)):
-                (tmp_path / split / sub).mkdir(parents=True, exist_ok=True)
-                nib.save(nib.Nifti1Image(arr, np.eye(4)), str(tmp_path / split / sub / f"v{k}.nii.gz"))
+    write_nifti(tmp_path, {"train": 2, "test": 1}, (20, 18, 16), np.s_[5:10, 6:11, 4:8], seed=0)
     cfg = ExperimentConfig.from_dict(
         {
             "name": "seg3d",
@@ -191,10 +181,7 @@ def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
             "data": {
                 "name": "seg-nifti",
                 "kwargs": {
-                    "train_images": "train/img",
-                    "train_labels": "train/lab",
-                    "test_images": "test/img",
-                    "test_labels": "test/lab",
+                    **FOLDERS,
                     "label_values": {0: 0, 1: 1},
                     "patch_size": 8,
                     "batch_size": 2,
@@ -215,15 +202,7 @@ def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
 
 
 def test_end_to_end_2d_folder(tmp_path):
-    rng = np.random.default_rng(1)
-    for split in ("train", "test"):
-        for k in range(2):
-            lab = np.zeros((24, 20), np.uint8)
-            lab[5:15, 4:12] = 255
-            img = (rng.normal(100, 10, (24, 20)) + (lab > 0) * 60).clip(0, 255).astype(np.uint8)
-            for sub, arr in (("img", img), ("lab", lab)):
-                (tmp_path / split / sub).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(tmp_path / split / sub / f"{k}.png")
+    write_pngs(tmp_path, {"train": 2, "test": 2}, seed=1)
     cfg = ExperimentConfig.from_dict(
         {
             "name": "seg2d",
@@ -232,10 +211,7 @@ def test_end_to_end_2d_folder(tmp_path):
             "data": {
                 "name": "seg-folder",
                 "kwargs": {
-                    "train_images": "train/img",
-                    "train_labels": "train/lab",
-                    "test_images": "test/img",
-                    "test_labels": "test/lab",
+                    **FOLDERS,
                     "label_values": {0: 0, 255: 1},
                     "patch_size": 16,
                     "batch_size": 2,
