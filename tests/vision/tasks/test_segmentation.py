@@ -169,31 +169,29 @@ def _trainer_cfg(steps):
     }
 
 
+def _end_to_end_config(
+    tmp_path, nd: int, data_name: str, data_kwargs: dict, task_kwargs: dict, trainer: dict
+) -> ExperimentConfig:
+    """A tiny ``attention-unet-<nd>d`` experiment on the fixture folders (batch 2, lr 1e-2)."""
+    return ExperimentConfig.from_dict(
+        {
+            "name": f"seg{nd}d",
+            "output_dir": str(tmp_path / "runs"),
+            "model": {"name": f"attention-unet-{nd}d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
+            "data": {"name": data_name, "kwargs": {**FOLDERS, "batch_size": 2, **data_kwargs}},
+            "task": {"name": "segmentation", "kwargs": task_kwargs, "lr": 1e-2},
+            "trainer": trainer,
+        }
+    )
+
+
 def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
     """The 3D path: synthetic NIfTI volumes with a bright cube, foreground-aware patches, the 3D
     Attention U-Net, sliding-window testing."""
     write_nifti(tmp_path, {"train": 2, "test": 1}, (20, 18, 16), np.s_[5:10, 6:11, 4:8], seed=0)
-    cfg = ExperimentConfig.from_dict(
-        {
-            "name": "seg3d",
-            "output_dir": str(tmp_path / "runs"),
-            "model": {"name": "attention-unet-3d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
-            "data": {
-                "name": "seg-nifti",
-                "kwargs": {
-                    **FOLDERS,
-                    "label_values": {0: 0, 1: 1},
-                    "patch_size": 8,
-                    "batch_size": 2,
-                    "samples_per_epoch": 4,
-                    "augment": {"rotate_deg": 10, "elastic_alpha": 1.0},
-                    "val_cases": 1,
-                },
-            },
-            "task": {"name": "segmentation", "kwargs": {"roi_size": [8, 8, 8], "auc": True}, "lr": 1e-2},
-            "trainer": _trainer_cfg(2),
-        }
-    )
+    data = {"label_values": {0: 0, 1: 1}, "patch_size": 8, "samples_per_epoch": 4, "val_cases": 1}
+    data["augment"] = {"rotate_deg": 10, "elastic_alpha": 1.0}
+    cfg = _end_to_end_config(tmp_path, 3, "seg-nifti", data, {"roi_size": [8, 8, 8], "auc": True}, _trainer_cfg(2))
     res = run_experiment(cfg, data_dir=tmp_path)
     assert res.model_kwargs["in_channels"] == 1 and res.model_kwargs["num_classes"] == 2
     for k in ("test/dice", "test/iou", "test/auc", "test/loss", "val/loss"):
@@ -203,25 +201,9 @@ def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
 
 def test_end_to_end_2d_folder(tmp_path):
     write_pngs(tmp_path, {"train": 2, "test": 2}, seed=1)
-    cfg = ExperimentConfig.from_dict(
-        {
-            "name": "seg2d",
-            "output_dir": str(tmp_path / "runs"),
-            "model": {"name": "attention-unet-2d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
-            "data": {
-                "name": "seg-folder",
-                "kwargs": {
-                    **FOLDERS,
-                    "label_values": {0: 0, 255: 1},
-                    "patch_size": 16,
-                    "batch_size": 2,
-                    "samples_per_epoch": 6,
-                },
-            },
-            "task": {"name": "segmentation", "kwargs": {"roi_size": [16, 16]}, "lr": 1e-2},
-            "trainer": {**_trainer_cfg(3), "limit_val_batches": 0},
-        }
-    )
+    data = {"label_values": {0: 0, 255: 1}, "patch_size": 16, "samples_per_epoch": 6}
+    trainer = {**_trainer_cfg(3), "limit_val_batches": 0}
+    cfg = _end_to_end_config(tmp_path, 2, "seg-folder", data, {"roi_size": [16, 16]}, trainer)
     res = run_experiment(cfg, data_dir=tmp_path)
     assert res.trainer.global_step == 3
     assert math.isfinite(res.metrics["test/dice"]) and "test/auc" not in res.metrics
