@@ -504,6 +504,26 @@ def _image_features(
     raise ValueError(f"image_format must be 'patches' or 'pixels', got {image_format!r}")
 
 
+def _caption_module(
+    data_dir: Path,
+    captions: Mapping[str, CaptionSet],
+    image_info: Mapping[str, Any],
+    *,
+    text_ratio: float,
+    text_files: list[str] | None,
+    text_max_words: int | None,
+    verify: bool,
+    **options: Any,
+) -> VLDataModule:
+    """The caption factories' common tail: a :class:`VLDataModule` over ``captions`` (split ->
+    :class:`CaptionSet`), mixed with ``<data dir>/text_corpora`` documents (1% held out for
+    validation, 1% for test) only when ``text_ratio > 0``; ``options`` go to :class:`VLDataModule`."""
+    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
+    return VLDataModule(
+        captions=captions, text_docs=text, text_ratio=text_ratio, image_info=image_info, **options
+    )
+
+
 def vl_shapes_datamodule(
     data_dir: Path,
     *,
@@ -544,19 +564,10 @@ def vl_shapes_datamodule(
         )
         feats, info = _image_features(d.images, image_format, patch)
         captions[split] = CaptionSet(d.captions, torch.tensor(d.caption_image), feats)
-    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
-    return VLDataModule(
-        captions=captions,
-        text_docs=text,
-        tokenizer=tokenizer,
-        vocab_size=vocab_size,
-        save_tokenizer=save_tokenizer,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        text_ratio=text_ratio,
-        image_info=info,
-        num_workers=num_workers,
-        seed=seed,
+    return _caption_module(
+        data_dir, captions, info, text_ratio=text_ratio, text_files=text_files, text_max_words=text_max_words,
+        verify=verify, tokenizer=tokenizer, vocab_size=vocab_size, save_tokenizer=save_tokenizer,
+        seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed,
     )
 
 
@@ -596,20 +607,10 @@ def vl_coco_datamodule(
         caps = [c for im in imgs for c in im.captions]
         owner = [k for k, im in enumerate(imgs) for _ in im.captions]
         captions[split] = CaptionSet(caps, torch.tensor(owner), feats)
-    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
-    return VLDataModule(
-        captions=captions,
-        text_docs=text,
-        tokenizer=tokenizer,
-        vocab_size=vocab_size,
-        save_tokenizer=save_tokenizer,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        text_ratio=text_ratio,
-        truncate_captions=truncate_captions,
-        image_info=info,
-        num_workers=num_workers,
-        seed=seed,
+    return _caption_module(
+        data_dir, captions, info, text_ratio=text_ratio, text_files=text_files, text_max_words=text_max_words,
+        verify=verify, tokenizer=tokenizer, vocab_size=vocab_size, save_tokenizer=save_tokenizer,
+        seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed, truncate_captions=truncate_captions,
     )
 
 
@@ -669,18 +670,8 @@ def vl_babylm_datamodule(
     info = {"image_dim": emb.shape[-1]}
     if emb.dim() == 3:
         info["max_image_tokens"] = emb.shape[1]
-    text = _load_text(data_dir, text_files, text_max_words, 0.01, 0.01, verify) if text_ratio > 0 else None
-    return VLDataModule(
-        captions=captions,
-        text_docs=text,
-        tokenizer=tokenizer,
-        vocab_size=vocab_size,
-        save_tokenizer=save_tokenizer,
-        seq_len=seq_len,
-        batch_size=batch_size,
-        text_ratio=text_ratio,
-        truncate_captions=truncate_captions,
-        image_info=info,
-        num_workers=num_workers,
-        seed=seed,
+    return _caption_module(
+        data_dir, captions, info, text_ratio=text_ratio, text_files=text_files, text_max_words=text_max_words,
+        verify=verify, tokenizer=tokenizer, vocab_size=vocab_size, save_tokenizer=save_tokenizer,
+        seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed, truncate_captions=truncate_captions,
     )

@@ -33,36 +33,45 @@ sys.path.insert(0, str(ROOT / "tests" / "core" / "harness"))
 import bad_config_cases as bc  # noqa: E402  (the test suite's case list)
 
 
+class _Tally:
+    """Counts of one kind of trial: how many ran, how many exited 2 with the expected one-line
+    message (:func:`bad_config_cases.check`), how many printed a traceback."""
+
+    def __init__(self, split: str, quick: bool) -> None:
+        self.split = split + (" quick" if quick else "")
+        self.trials = self.clear = self.tracebacks = 0
+
+    def add(self, case: bc.Case, mode: str, rc: int, err: str, label: str = "") -> None:
+        self.trials += 1
+        self.tracebacks += "Traceback" in err
+        problems = bc.check(case, rc, err)
+        self.clear += not problems
+        if problems:
+            print(f"[configs] {label}{case.id} ({mode}): {problems}: {err.strip()}", file=sys.stderr)
+
+    def row(self, **metrics: float) -> dict:
+        head = {"model": "configs", "dataset": "all", "split": self.split, "seed": 0}
+        counts = {"trials": self.trials, "clear_exit2": self.clear, "tracebacks": self.tracebacks}
+        return {**head, **counts, **metrics}
+
+
 def _in_process(quick: bool, tmp: Path) -> dict:
     bc.load_tiny()
-    trials = clear = tracebacks = 0
+    tally = _Tally("in-process", quick)
     worst = 0.0
     for i, case in enumerate(bc.CASES):
         modes = [bc.MODES[i % len(bc.MODES)]] if quick else list(bc.MODES)
         for mode in modes:
-            trials += 1
             try:
                 rc, _, err, seconds = bc.run_case(case, tmp / f"{i}-{mode}", mode)
             except Exception:  # an exception escaping main is a traceback for the user
-                tracebacks += 1
+                tally.trials += 1
+                tally.tracebacks += 1
                 traceback.print_exc(file=sys.stderr)
                 continue
             worst = max(worst, seconds)
-            tracebacks += "Traceback" in err
-            problems = bc.check(case, rc, err)
-            clear += not problems
-            if problems:
-                print(f"[configs] {case.id} ({mode}): {problems}: {err.strip()}", file=sys.stderr)
-    return {
-        "model": "configs",
-        "dataset": "all",
-        "split": "in-process" + (" quick" if quick else ""),
-        "seed": 0,
-        "trials": trials,
-        "clear_exit2": clear,
-        "tracebacks": tracebacks,
-        "max_seconds": round(worst, 4),
-    }
+            tally.add(case, mode, rc, err)
+    return tally.row(max_seconds=round(worst, 4))
 
 
 def _cold(quick: bool, tmp: Path) -> dict:
@@ -70,36 +79,24 @@ def _cold(quick: bool, tmp: Path) -> dict:
     (:func:`bad_config_cases.run_cold`), cycling the three modes; wall and CPU seconds of the
     whole process, interpreter start included."""
     walls, cpus = [], []
-    trials = clear = tracebacks = 0
+    tally = _Tally("cold-process", quick)
     for i, case in enumerate(bc.CASES):
         if quick and i % 7:
             continue
         mode = bc.MODES[i % len(bc.MODES)]
         rc, _, err, wall, cpu = bc.run_cold(case, tmp / f"cold-{i}", mode)
-        trials += 1
         walls.append(wall)
         cpus.append(cpu)
-        tracebacks += "Traceback" in err
-        problems = bc.check(case, rc, err)
-        clear += not problems
-        if problems:
-            print(f"[configs] cold {case.id} ({mode}): {problems}: {err.strip()}", file=sys.stderr)
-    return {
-        "model": "configs",
-        "dataset": "all",
-        "split": "cold-process" + (" quick" if quick else ""),
-        "seed": 0,
-        "trials": trials,
-        "clear_exit2": clear,
-        "tracebacks": tracebacks,
-        "median_seconds": round(statistics.median(walls), 3),
-        "max_seconds": round(max(walls), 3),
-        "under_2s": sum(w < 2.0 for w in walls),
-        "median_cpu_seconds": round(statistics.median(cpus), 3),
-        "max_cpu_seconds": round(max(cpus), 3),
-        "cpu_under_2s": sum(c < 2.0 for c in cpus),
-        "load_average": round(os.getloadavg()[0], 2),
-    }
+        tally.add(case, mode, rc, err, "cold ")
+    return tally.row(
+        median_seconds=round(statistics.median(walls), 3),
+        max_seconds=round(max(walls), 3),
+        under_2s=sum(w < 2.0 for w in walls),
+        median_cpu_seconds=round(statistics.median(cpus), 3),
+        max_cpu_seconds=round(max(cpus), 3),
+        cpu_under_2s=sum(c < 2.0 for c in cpus),
+        load_average=round(os.getloadavg()[0], 2),
+    )
 
 
 def rows(quick: bool = False) -> list[dict]:

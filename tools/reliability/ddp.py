@@ -114,22 +114,6 @@ def _paired_pngs(root: Path, seed: int) -> None:
                 Image.fromarray(a).save(root / split / d / f"{i}.png")
 
 
-def _seg_pngs(root: Path, seed: int) -> None:
-    """Grey images with a bright rectangle and 0/255 label PNGs (``<split>/img``, ``<split>/lab``)."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for split in ("train", "test"):
-        for k in range(2):
-            lab = np.zeros((24, 20), np.uint8)
-            lab[5:15, 4:12] = 255
-            img = (rng.normal(100, 10, (24, 20)) + (lab > 0) * 60).clip(0, 255).astype(np.uint8)
-            for sub, arr in (("img", img), ("lab", lab)):
-                (root / split / sub).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(root / split / sub / f"{k}.png")
-
-
 def _write_corpus(root: Path, seed: int) -> None:
     """The multimodal tests' text corpus fixture (every file of ``CORPUS_FILES``, real formats)."""
     import importlib.util
@@ -225,7 +209,11 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
             task = {"name": "ctr", "optimizer": "sgd", "lr": 5e-2}
             per_rank = 8
         elif domain == "seg-folder":
-            _seg_pngs(data_dir, seed)
+            if str(REPO / "tests") not in sys.path:
+                sys.path.append(str(REPO / "tests"))  # the segmentation tests' fixture writers
+            from segmentation_fixtures import FOLDERS, write_pngs
+
+            write_pngs(data_dir, {"train": 2, "test": 2}, seed)
             # instance norm: BatchNorm would normalise each rank's patches alone (see the docstring)
             model = {
                 "name": "attention-unet-2d",
@@ -234,10 +222,7 @@ def build_trials(root: Path, seed: int = 0, domains: Sequence[str] = DOMAINS) ->
             data = {
                 "name": "seg-folder",
                 "kwargs": {
-                    "train_images": "train/img",
-                    "train_labels": "train/lab",
-                    "test_images": "test/img",
-                    "test_labels": "test/lab",
+                    **FOLDERS,
                     "label_values": {0: 0, 255: 1},
                     "patch_size": 16,
                     "samples_per_epoch": 8,

@@ -11,7 +11,6 @@ test model/data module come from ``tests/core/harness/tiny_setup.py``.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import io
 import os
 import resource
@@ -23,21 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from file_modules import load_tiny  # noqa: F401  (bc.load_tiny, used by test_bad_configs and tools/reliability/configs.py)
 
 MODEL = "harness-test-mlp"
 DATA = "harness-test-regression"
-TINY_MODULE = "gatelab_harness_tiny"
-
-
-def load_tiny() -> Any:
-    """Import tests/core/harness/tiny_setup.py once per process, as ``conftest.load_tiny`` does."""
-    mod = sys.modules.get(TINY_MODULE)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(TINY_MODULE, Path(__file__).with_name("tiny_setup.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[TINY_MODULE] = mod
-        spec.loader.exec_module(mod)
-    return mod
 
 
 def base_config(out_dir: Path) -> dict[str, Any]:

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
-TINY_MODULE = "gatelab_harness_tiny"
-
-
-def load_tiny():
-    """Import tests/core/harness/tiny_setup.py once per process (it registers the test model/data/task)."""
-    mod = sys.modules.get(TINY_MODULE)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(TINY_MODULE, HERE / "tiny_setup.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[TINY_MODULE] = mod
-        spec.loader.exec_module(mod)
-    return mod
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+from file_modules import load_tiny  # noqa: E402
 
 
 @pytest.fixture

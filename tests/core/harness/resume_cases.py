@@ -228,24 +228,13 @@ def _drive(root: Path) -> Case:
 
 
 def _seg_folder(root: Path) -> Case:
-    from PIL import Image
+    from segmentation_fixtures import FOLDERS, write_pngs
 
-    rng = np.random.default_rng(1)
-    for split, n in (("train", 3), ("test", 1)):
-        for k in range(n):
-            lab = np.zeros((24, 20), np.uint8)
-            lab[5:15, 4:12] = 255
-            img = (rng.normal(100, 10, (24, 20)) + (lab > 0) * 60).clip(0, 255).astype(np.uint8)
-            for sub, arr in (("img", img), ("lab", lab)):
-                (root / "data" / split / sub).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(root / "data" / split / sub / f"{k}.png")
+    write_pngs(root / "data", {"train": 3, "test": 1}, seed=1)
     data = {
         "name": "seg-folder",
         "kwargs": {
-            "train_images": "train/img",
-            "train_labels": "train/lab",
-            "test_images": "test/img",
-            "test_labels": "test/lab",
+            **FOLDERS,
             "label_values": {0: 0, 255: 1},
             "patch_size": 16,
             "batch_size": 2,
@@ -258,25 +247,13 @@ def _seg_folder(root: Path) -> Case:
 
 
 def _seg_nifti(root: Path) -> Case:
-    import nibabel as nib
+    from segmentation_fixtures import FOLDERS, write_nifti
 
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 3), ("test", 1)):
-        for k in range(n):
-            vol = rng.normal(0, 1, (12, 12, 10)).astype(np.float32)
-            lab = np.zeros(vol.shape, np.uint8)
-            lab[3:8, 4:9, 2:6] = 1
-            vol[lab == 1] += 3
-            for sub, arr in (("img", vol), ("lab", lab)):
-                (root / "data" / split / sub).mkdir(parents=True, exist_ok=True)
-                nib.save(nib.Nifti1Image(arr, np.eye(4)), str(root / "data" / split / sub / f"v{k}.nii.gz"))
+    write_nifti(root / "data", {"train": 3, "test": 1}, (12, 12, 10), np.s_[3:8, 4:9, 2:6], seed=0)
     data = {
         "name": "seg-nifti",
         "kwargs": {
-            "train_images": "train/img",
-            "train_labels": "train/lab",
-            "test_images": "test/img",
-            "test_labels": "test/lab",
+            **FOLDERS,
             "label_values": {0: 0, 1: 1},
             "patch_size": 8,
             "batch_size": 2,

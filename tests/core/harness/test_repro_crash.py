@@ -8,7 +8,6 @@ process (a fresh interpreter would spend seconds importing torch per run).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import signal
@@ -23,21 +22,11 @@ from gatelab.core.harness.cli import main
 from gatelab.core.harness.repro import ReproTable, run_table
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from file_modules import load_once  # noqa: E402
+
 FAKE_MODULE = "gatelab_harness_fake_table"
-
-
-def load_fake():
-    """Import tests/core/harness/fake_table.py once per process (it registers table ``fake-crash``)."""
-    mod = sys.modules.get(FAKE_MODULE)
-    if mod is None:
-        spec = importlib.util.spec_from_file_location(FAKE_MODULE, HERE / "fake_table.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[FAKE_MODULE] = mod
-        spec.loader.exec_module(mod)
-    return mod
-
-
-fake = load_fake()
+fake = load_once(FAKE_MODULE, "fake_table.py")  # registers table ``fake-crash``
 NAME = fake.NAME
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 
-import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from segmentation_fixtures import FOLDERS, write_nifti, write_pngs
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.vision.tasks.segmentation import SegmentationTask, dice_ce_loss, soft_dice_loss
@@ -170,43 +169,29 @@ def _trainer_cfg(steps):
     }
 
 
+def _end_to_end_config(
+    tmp_path, nd: int, data_name: str, data_kwargs: dict, task_kwargs: dict, trainer: dict
+) -> ExperimentConfig:
+    """A tiny ``attention-unet-<nd>d`` experiment on the fixture folders (batch 2, lr 1e-2)."""
+    return ExperimentConfig.from_dict(
+        {
+            "name": f"seg{nd}d",
+            "output_dir": str(tmp_path / "runs"),
+            "model": {"name": f"attention-unet-{nd}d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
+            "data": {"name": data_name, "kwargs": {**FOLDERS, "batch_size": 2, **data_kwargs}},
+            "task": {"name": "segmentation", "kwargs": task_kwargs, "lr": 1e-2},
+            "trainer": trainer,
+        }
+    )
+
+
 def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
     """The 3D path: synthetic NIfTI volumes with a bright cube, foreground-aware patches, the 3D
     Attention U-Net, sliding-window testing."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 2), ("test", 1)):
-        for k in range(n):
-            vol = rng.normal(0, 1, (20, 18, 16)).astype(np.float32)
-            lab = np.zeros(vol.shape, np.uint8)
-            lab[5:10, 6:11, 4:8] = 1
-            vol[lab == 1] += 3
-            for sub, arr in (("img", vol), ("lab", lab)):
-                (tmp_path / split / sub).mkdir(parents=True, exist_ok=True)
-                nib.save(nib.Nifti1Image(arr, np.eye(4)), str(tmp_path / split / sub / f"v{k}.nii.gz"))
-    cfg = ExperimentConfig.from_dict(
-        {
-            "name": "seg3d",
-            "output_dir": str(tmp_path / "runs"),
-            "model": {"name": "attention-unet-3d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
-            "data": {
-                "name": "seg-nifti",
-                "kwargs": {
-                    "train_images": "train/img",
-                    "train_labels": "train/lab",
-                    "test_images": "test/img",
-                    "test_labels": "test/lab",
-                    "label_values": {0: 0, 1: 1},
-                    "patch_size": 8,
-                    "batch_size": 2,
-                    "samples_per_epoch": 4,
-                    "augment": {"rotate_deg": 10, "elastic_alpha": 1.0},
-                    "val_cases": 1,
-                },
-            },
-            "task": {"name": "segmentation", "kwargs": {"roi_size": [8, 8, 8], "auc": True}, "lr": 1e-2},
-            "trainer": _trainer_cfg(2),
-        }
-    )
+    write_nifti(tmp_path, {"train": 2, "test": 1}, (20, 18, 16), np.s_[5:10, 6:11, 4:8], seed=0)
+    data = {"label_values": {0: 0, 1: 1}, "patch_size": 8, "samples_per_epoch": 4, "val_cases": 1}
+    data["augment"] = {"rotate_deg": 10, "elastic_alpha": 1.0}
+    cfg = _end_to_end_config(tmp_path, 3, "seg-nifti", data, {"roi_size": [8, 8, 8], "auc": True}, _trainer_cfg(2))
     res = run_experiment(cfg, data_dir=tmp_path)
     assert res.model_kwargs["in_channels"] == 1 and res.model_kwargs["num_classes"] == 2
     for k in ("test/dice", "test/iou", "test/auc", "test/loss", "val/loss"):
@@ -215,37 +200,10 @@ def test_end_to_end_3d_on_synthetic_nifti(tmp_path):
 
 
 def test_end_to_end_2d_folder(tmp_path):
-    rng = np.random.default_rng(1)
-    for split in ("train", "test"):
-        for k in range(2):
-            lab = np.zeros((24, 20), np.uint8)
-            lab[5:15, 4:12] = 255
-            img = (rng.normal(100, 10, (24, 20)) + (lab > 0) * 60).clip(0, 255).astype(np.uint8)
-            for sub, arr in (("img", img), ("lab", lab)):
-                (tmp_path / split / sub).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(arr).save(tmp_path / split / sub / f"{k}.png")
-    cfg = ExperimentConfig.from_dict(
-        {
-            "name": "seg2d",
-            "output_dir": str(tmp_path / "runs"),
-            "model": {"name": "attention-unet-2d", "kwargs": {"filters": [4, 8, 16], "feature_scale": 1}},
-            "data": {
-                "name": "seg-folder",
-                "kwargs": {
-                    "train_images": "train/img",
-                    "train_labels": "train/lab",
-                    "test_images": "test/img",
-                    "test_labels": "test/lab",
-                    "label_values": {0: 0, 255: 1},
-                    "patch_size": 16,
-                    "batch_size": 2,
-                    "samples_per_epoch": 6,
-                },
-            },
-            "task": {"name": "segmentation", "kwargs": {"roi_size": [16, 16]}, "lr": 1e-2},
-            "trainer": {**_trainer_cfg(3), "limit_val_batches": 0},
-        }
-    )
+    write_pngs(tmp_path, {"train": 2, "test": 2}, seed=1)
+    data = {"label_values": {0: 0, 255: 1}, "patch_size": 16, "samples_per_epoch": 6}
+    trainer = {**_trainer_cfg(3), "limit_val_batches": 0}
+    cfg = _end_to_end_config(tmp_path, 2, "seg-folder", data, {"roi_size": [16, 16]}, trainer)
     res = run_experiment(cfg, data_dir=tmp_path)
     assert res.trainer.global_step == 3
     assert math.isfinite(res.metrics["test/dice"]) and "test/auc" not in res.metrics
