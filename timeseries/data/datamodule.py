@@ -261,7 +261,7 @@ def stallion_datamodule(
 def _paper_splits(frame: Any, spec: td.TFTSpec, split: dict[str, Any]) -> tuple[Any, Any, Any]:
     train_f, valid_f, test_f = td.split_frame(frame, **split)
     # the official code drops series shorter than one window in each split
-    window = spec.max_encoder_length + spec.max_prediction_length
+    window = spec.lookback + spec.horizon
     parts = []
     for f in (train_f, valid_f, test_f):
         n = f.groupby(list(spec.group_ids))[spec.time_idx].transform("size")

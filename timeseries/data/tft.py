@@ -125,8 +125,10 @@ class TFTSpec:
             when it should be an input).
         categorical_groups: ``{name: [columns]}``, categorical columns embedded together as one
             variable (listed under ``known_categoricals`` etc. by ``name``).
-        max_encoder_length, max_prediction_length: window lengths.
-        min_encoder_length, min_prediction_length: shortest windows (default: the maxima).
+        lookback, horizon: window lengths (pytorch-forecasting's ``max_encoder_length`` and
+            ``max_prediction_length``).
+        min_lookback, min_horizon: shortest windows (default: the maxima; its
+            ``min_encoder_length``, ``min_prediction_length``).
         target_normalizer: ``"group"`` (centre/scale per series), ``"global"`` or ``"none"``.
         target_method: ``"standard"`` (mean/std) or ``"robust"`` (median/IQR).
         target_transform: applied before normalising (``"softplus"``, ``"log1p"``, ...).
@@ -138,8 +140,8 @@ class TFTSpec:
     time_idx: str
     target: str
     group_ids: tuple[str, ...]
-    max_encoder_length: int
-    max_prediction_length: int
+    lookback: int
+    horizon: int
     static_categoricals: tuple[str, ...] = ()
     static_reals: tuple[str, ...] = ()
     known_categoricals: tuple[str, ...] = ()
@@ -147,8 +149,8 @@ class TFTSpec:
     observed_categoricals: tuple[str, ...] = ()
     observed_reals: tuple[str, ...] = ()
     categorical_groups: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-    min_encoder_length: int | None = None
-    min_prediction_length: int | None = None
+    min_lookback: int | None = None
+    min_horizon: int | None = None
     target_normalizer: str = "group"
     target_method: str = "standard"
     target_transform: str | None = None
@@ -163,7 +165,7 @@ class TFTSpec:
             )
         if self.target_method not in ("standard", "robust"):
             raise ValueError(f"TFTSpec.target_method must be standard or robust, got {self.target_method!r}")
-        for name in ("max_encoder_length", "max_prediction_length"):
+        for name in ("lookback", "horizon"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TFTSpec.{name} must be >= 1, got {getattr(self, name)}")
 
@@ -332,10 +334,10 @@ def build_dataset(frame: pd.DataFrame, spec: TFTSpec, *, name: str = "frame", **
         time_idx=spec.time_idx,
         target=spec.target,
         group_ids=list(spec.group_ids),
-        max_encoder_length=spec.max_encoder_length,
-        min_encoder_length=spec.min_encoder_length or spec.max_encoder_length,
-        max_prediction_length=spec.max_prediction_length,
-        min_prediction_length=spec.min_prediction_length or spec.max_prediction_length,
+        max_encoder_length=spec.lookback,
+        min_encoder_length=spec.min_lookback or spec.lookback,
+        max_prediction_length=spec.horizon,
+        min_prediction_length=spec.min_horizon or spec.horizon,
         static_categoricals=list(spec.static_categoricals),
         static_reals=list(spec.static_reals),
         time_varying_known_categoricals=list(spec.known_categoricals),
@@ -376,13 +378,13 @@ def prediction_dataset(
     ``time_idx`` in ``history``; its target and observed inputs may be missing (they are not
     model inputs there: they are filled with the last observed value). Raises
     :class:`FrameError` when a series has fewer than ``horizon`` future steps of known inputs
-    (default ``spec.max_prediction_length``), when future steps do not continue the history
+    (default ``spec.horizon``), when future steps do not continue the history
     contiguously, when a known input is missing, or when a category is unknown.
     """
-    horizon = spec.max_prediction_length if horizon is None else int(horizon)
-    if horizon > spec.max_prediction_length:
+    horizon = spec.horizon if horizon is None else int(horizon)
+    if horizon > spec.horizon:
         raise FrameError(
-            f"horizon {horizon} exceeds the dataset's max_prediction_length {spec.max_prediction_length}"
+            f"horizon {horizon} exceeds the dataset's horizon {spec.horizon}"
         )
     keys = list(spec.group_ids)
     for c in [*keys, spec.time_idx, *spec.known_columns]:
@@ -534,8 +536,8 @@ ELECTRICITY_SPEC = TFTSpec(
     time_idx="hours_from_start",
     target="power_usage",
     group_ids=("id",),
-    max_encoder_length=7 * 24,
-    max_prediction_length=24,
+    lookback=7 * 24,
+    horizon=24,
     static_categoricals=("categorical_id",),
     known_reals=("hour", "day_of_week", "hours_from_start"),
     observed_reals=("power_usage",),
@@ -669,8 +671,8 @@ TRAFFIC_SPEC = TFTSpec(
     time_idx="hours_from_start",
     target="values",
     group_ids=("id",),
-    max_encoder_length=7 * 24,
-    max_prediction_length=24,
+    lookback=7 * 24,
+    horizon=24,
     static_categoricals=("categorical_id",),
     known_reals=("time_on_day", "day_of_week", "hours_from_start"),
     observed_reals=("values",),
@@ -742,10 +744,10 @@ STALLION_SPEC = TFTSpec(
     time_idx="time_idx",
     target="volume",
     group_ids=("agency", "sku"),
-    max_encoder_length=24,
-    min_encoder_length=12,
-    max_prediction_length=6,
-    min_prediction_length=1,
+    lookback=24,
+    min_lookback=12,
+    horizon=6,
+    min_horizon=1,
     static_categoricals=("agency", "sku"),
     static_reals=("avg_population_2017", "avg_yearly_household_income_2017"),
     known_categoricals=("special_days", "month"),
@@ -771,7 +773,7 @@ STALLION_SPEC = TFTSpec(
 def stallion_datasets(frame: pd.DataFrame, spec: TFTSpec = STALLION_SPEC) -> tuple[Any, Any]:
     """The tutorial's ``(training, validation)``: training on ``time_idx <= max - horizon``,
     validation = the last ``horizon`` months of every series (``predict=True``)."""
-    cutoff = int(frame[spec.time_idx].max()) - spec.max_prediction_length
+    cutoff = int(frame[spec.time_idx].max()) - spec.horizon
     training = build_dataset(frame[frame[spec.time_idx] <= cutoff], spec, name="stallion training")
     validation = dataset_from(training, frame, spec, name="stallion", predict=True, stop_randomization=True)
     return training, validation

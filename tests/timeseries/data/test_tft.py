@@ -246,5 +246,5 @@ def test_horizon_longer_than_known_future_inputs():
     missing.loc[missing.index[0], "price"] = np.nan
     with pytest.raises(td.FrameError, match="known input 'price' has 1 missing value"):
         td.prediction_dataset(training, frame, missing, spec)
-    with pytest.raises(td.FrameError, match="exceeds the dataset's max_prediction_length"):
+    with pytest.raises(td.FrameError, match="exceeds the dataset's horizon"):
         td.prediction_dataset(training, frame, _future(frame, 5), spec, horizon=5)

@@ -63,8 +63,8 @@ def test_unsupported_features_are_named():
         time_idx="time_idx",
         target="y",
         group_ids=["series"],
-        max_encoder_length=spec.max_encoder_length,
-        max_prediction_length=spec.max_prediction_length,
+        max_encoder_length=spec.lookback,
+        max_prediction_length=spec.horizon,
         time_varying_unknown_reals=["y"],
         target_normalizer=EncoderNormalizer(),
     )
