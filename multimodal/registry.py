@@ -4,7 +4,9 @@ Imported by :mod:`gatelab.multimodal` (and by :func:`gatelab.core.registry.load_
 It imports neither torch nor Lightning: every entry names its ``"module:attr"``, imported on first use.
 
 * models: ``vl-gated-decoder`` (token-wise gate), ``vl-nogate-decoder``, ``vl-visual-decoder``
-  (:mod:`gatelab.multimodal.models`);
+  (:class:`~gatelab.multimodal.models.vl_decoder.VLGatedDecoder`, ``VLNoGateDecoder``,
+  ``VLVisualDecoder``: the :class:`~gatelab.multimodal.models.vl_decoder.GatedVLDecoder` with
+  ``fusion`` fixed by its config);
 * datasets: ``text-corpora``, ``coco-mini-captions``, ``blimp``;
 * data modules: ``vl-text``, ``vl-shapes``, ``vl-coco``, ``vl-babylm``; task: ``vl-lm``;
 * paper table: ``vl-gating`` (``gatelab repro vl-gating``, built in :mod:`.recipes.vl_gating`).
@@ -23,19 +25,19 @@ _PAPER = (
 
 # --------------------------------------------------------------------------- models
 
-# each entry starts from a GatedVLDecoderConfig preset (its fusion variant) and fixes its fusion
-for _name, _fn, _preset, _gates, _desc in (
-    ("vl-gated-decoder", "vl_gated_decoder", "gate-scalar",
+# each entry's class fixes its fusion (a Literal in its config) and starts from the preset of that variant
+for _name, _cls, _preset, _gates, _desc in (
+    ("vl-gated-decoder", "VLGatedDecoder", "gate-scalar",
      ("TokenwiseGate", "SqueezeExcite", "OutputGatedAttention", "GluMlp"),
      "Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE)."),
-    ("vl-nogate-decoder", "vl_nogate_decoder", "no-gate", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    ("vl-nogate-decoder", "VLNoGateDecoder", "no-gate", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
      "Baseline without the gate: cross-attention output added to the residual (the paper's gate_none)."),
-    ("vl-visual-decoder", "vl_visual_decoder", "always-visual", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
+    ("vl-visual-decoder", "VLVisualDecoder", "always-visual", ("SqueezeExcite", "OutputGatedAttention", "GluMlp"),
      "Baseline with the gate fixed fully open: every token takes the (normalised) visual stream."),
 ):  # fmt: skip
     register_model(
         _name,
-        f"{_DEC}:{_fn}",
+        f"{_DEC}:{_cls}",
         preset=_preset,
         domain=DOMAIN,
         paper=_PAPER,

@@ -3,8 +3,10 @@
 Imported by :mod:`gatelab.vision` (and by :func:`gatelab.core.registry.load_registrations`). It
 imports neither torch nor Lightning: every entry names its ``"module:attr"``, imported on first use.
 
-* models: ``attention-unet-2d`` / ``attention-unet-3d`` (:class:`~gatelab.vision.models.unet.UNet`
-  with attention gates; ``attention=False`` is the U-Net baseline), ``maxim`` and its official
+* models: ``attention-unet-2d`` / ``attention-unet-3d``
+  (:class:`~gatelab.vision.models.unet.AttentionUNet2d` / ``AttentionUNet3d``: the
+  :class:`~gatelab.vision.models.unet.UNet` with attention gates and ``spatial_dims`` fixed;
+  ``attention=False`` is the U-Net baseline), ``maxim`` and its official
   sizes ``maxim-1s`` / ``maxim-2s`` / ``maxim-3s``; ``dncnn`` (restoration baseline, no gates);
 * datasets: ``isbi2012-membrane``, ``drive`` (segmentation), ``coco_mini_images``,
   ``denoise_testsets`` (restoration);
@@ -27,8 +29,8 @@ _MAXIM = "gatelab.vision.models.maxim"
 for _nd in (2, 3):
     register_model(
         f"attention-unet-{_nd}d",
-        f"{_UNET}:attention_unet_{_nd}d",
-        preset=f"attention-unet-{_nd}d",  # UNetConfig.presets; spatial_dims fixed
+        f"{_UNET}:AttentionUNet{_nd}d",
+        preset=f"attention-unet-{_nd}d",  # AttentionUNet{2,3}dConfig.presets; spatial_dims fixed by the config
         domain=DOMAIN,
         paper="Oktay et al. 2018, Attention U-Net: Learning Where to Look for the Pancreas (MIDL)",
         gates=("AttentionGate",),

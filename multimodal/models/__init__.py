@@ -17,7 +17,13 @@ _EXPORTS: dict[str, str] = {
     "ImageEncoder": "vl_decoder",
     "ImageEncoderConfig": "vl_decoder",
     "VLDecoderLayer": "vl_decoder",
+    "VLGatedDecoder": "vl_decoder",
+    "VLGatedDecoderConfig": "vl_decoder",
+    "VLNoGateDecoder": "vl_decoder",
+    "VLNoGateDecoderConfig": "vl_decoder",
     "VLOutput": "vl_decoder",
+    "VLVisualDecoder": "vl_decoder",
+    "VLVisualDecoderConfig": "vl_decoder",
     "contrastive_loss": "vl_decoder",
 }
 
@@ -34,6 +40,12 @@ if TYPE_CHECKING:  # pragma: no cover
         ImageEncoder,
         ImageEncoderConfig,
         VLDecoderLayer,
+        VLGatedDecoder,
+        VLGatedDecoderConfig,
+        VLNoGateDecoder,
+        VLNoGateDecoderConfig,
         VLOutput,
+        VLVisualDecoder,
+        VLVisualDecoderConfig,
         contrastive_loss,
     )

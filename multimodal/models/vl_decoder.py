@@ -54,16 +54,19 @@ Deviations from the paper (official code):
     small enough for CPU (``d_model=128``, 4 layers).
 
 Config: :class:`GatedVLDecoderConfig` (frozen; presets ``gate-scalar``, ``gate-vector``, ``no-gate``,
-``always-visual``: the fusion variants of the paper's comparison, which the registry entries
-``vl-gated-decoder`` / ``vl-nogate-decoder`` / ``vl-visual-decoder`` start from);
-:class:`ImageEncoderConfig` for the image side alone.
+``always-visual``: the fusion variants of the paper's comparison); :class:`ImageEncoderConfig` for
+the image side alone. The registry entries ``vl-gated-decoder`` / ``vl-nogate-decoder`` /
+``vl-visual-decoder`` are :class:`VLGatedDecoder` / :class:`VLNoGateDecoder` /
+:class:`VLVisualDecoder`: :class:`GatedVLDecoder` with a config subclass whose ``fusion`` is fixed
+(``"gate"`` / ``"add"`` / ``"visual"``), starting from preset ``gate-scalar`` / ``no-gate`` /
+``always-visual``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
 import torch
@@ -91,7 +94,13 @@ __all__ = [
     "ImageEncoder",
     "ImageEncoderConfig",
     "VLDecoderLayer",
+    "VLGatedDecoder",
+    "VLGatedDecoderConfig",
+    "VLNoGateDecoder",
+    "VLNoGateDecoderConfig",
     "VLOutput",
+    "VLVisualDecoder",
+    "VLVisualDecoderConfig",
     "contrastive_loss",
 ]
 
@@ -497,7 +506,7 @@ class GatedVLDecoder(nn.Module):
     model (:meth:`set_tokenizer`, saved in the ``state_dict``).
     """
 
-    config_class = GatedVLDecoderConfig
+    config_class: ClassVar[type[GatedVLDecoderConfig]] = GatedVLDecoderConfig
 
     def __init__(
         self,
@@ -509,7 +518,7 @@ class GatedVLDecoder(nn.Module):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        self.config = cfg = GatedVLDecoderConfig.build(config, **overrides)
+        self.config = cfg = self.config_class.build(config, **overrides)
         self.vocab_size = cfg.vocab_size
         self.d_model = d = cfg.d_model
         self.max_len = cfg.max_len
@@ -665,7 +674,7 @@ class GatedVLDecoder(nn.Module):
         return F.normalize(self.image_proj(self.encode_image(image).mean(dim=1)), dim=-1)
 
 
-# --------------------------------------------------------------------------- presets (registered in gatelab.multimodal.registry)
+# --------------------------------------------------------------------------- registry entries (gatelab.multimodal.registry)
 
 
 def _example_inputs(model: nn.Module, batch: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -682,38 +691,61 @@ _TINY = dict(
 )
 
 
-def _entry(name: str, preset: str, doc: str) -> Callable[..., GatedVLDecoder]:
-    """The factory of registry entry ``name``: :class:`GatedVLDecoderConfig` preset ``preset``,
-    whose ``fusion`` names the entry and cannot be overridden (its other keys can)."""
-    fusion = GatedVLDecoderConfig.presets[preset]["fusion"]
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VLGatedDecoderConfig(GatedVLDecoderConfig):
+    """:class:`GatedVLDecoderConfig` of registry entry ``vl-gated-decoder`` (:class:`VLGatedDecoder`):
+    ``fusion`` is ``"gate"`` (the token-wise gate). Presets: ``gate-scalar`` (the entry's) and
+    ``gate-vector``, as in :class:`GatedVLDecoderConfig`."""
 
-    def build(config: GatedVLDecoderConfig | None = None, /, **overrides: Any) -> GatedVLDecoder:
-        C = GatedVLDecoderConfig
-        cfg = C.from_preset(preset, **overrides) if config is None else C.build(config, **overrides)
-        if cfg.fusion != fusion:
-            raise ConfigError(
-                f"{name}: fusion is fixed to {fusion!r} (preset {preset!r}), got fusion={cfg.fusion!r}"
-            )
-        return GatedVLDecoder(cfg)
+    fusion: Literal["gate"] = "gate"
 
-    build.__name__ = build.__qualname__ = name.replace("-", "_")
-    build.__doc__ = doc
-    build.config_class = GatedVLDecoderConfig  # type: ignore[attr-defined]  # create_model fills it from the preset
-    return build
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "gate-scalar": {"fusion": "gate", "gate_mode": "scalar"},
+        "gate-vector": {"fusion": "gate", "gate_mode": "vector"},
+    }
 
 
-vl_gated_decoder = _entry(
-    "vl-gated-decoder",
-    "gate-scalar",
-    "Vision-language decoder with a token-wise gate between text and visual context (FiLM, SE, InfoNCE).",
-)
-vl_nogate_decoder = _entry(
-    "vl-nogate-decoder",
-    "no-gate",
-    "Baseline without the gate: cross-attention output added to the residual (the paper's gate_none).",
-)
-vl_visual_decoder = _entry(
-    "vl-visual-decoder",
-    "always-visual",
-    "Baseline with the gate fixed fully open: every token takes the (normalised) visual stream.",
-)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VLNoGateDecoderConfig(GatedVLDecoderConfig):
+    """:class:`GatedVLDecoderConfig` of registry entry ``vl-nogate-decoder`` (:class:`VLNoGateDecoder`):
+    ``fusion`` is ``"add"`` (no gate, the paper's ``gate_none``; ``gate_mode``, ``gate_init`` and
+    ``film`` are unused). Preset: ``no-gate``."""
+
+    fusion: Literal["add"] = "add"
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {"no-gate": {"fusion": "add"}}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class VLVisualDecoderConfig(GatedVLDecoderConfig):
+    """:class:`GatedVLDecoderConfig` of registry entry ``vl-visual-decoder`` (:class:`VLVisualDecoder`):
+    ``fusion`` is ``"visual"`` (gate fixed at 1; ``gate_mode``, ``gate_init`` and ``film`` are
+    unused). Preset: ``always-visual``."""
+
+    fusion: Literal["visual"] = "visual"
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {"always-visual": {"fusion": "visual"}}
+
+
+class VLGatedDecoder(GatedVLDecoder):
+    """Registry ``vl-gated-decoder``: vision-language decoder with a token-wise gate between text
+    and visual context (FiLM, SE, InfoNCE). :class:`GatedVLDecoder` with config
+    :class:`VLGatedDecoderConfig` (``fusion="gate"``); same modules and state dict."""
+
+    config_class: ClassVar[type[GatedVLDecoderConfig]] = VLGatedDecoderConfig
+
+
+class VLNoGateDecoder(GatedVLDecoder):
+    """Registry ``vl-nogate-decoder``: baseline without the gate, the cross-attention output added
+    to the residual (the paper's ``gate_none``). :class:`GatedVLDecoder` with config
+    :class:`VLNoGateDecoderConfig` (``fusion="add"``); same modules and state dict."""
+
+    config_class: ClassVar[type[GatedVLDecoderConfig]] = VLNoGateDecoderConfig
+
+
+class VLVisualDecoder(GatedVLDecoder):
+    """Registry ``vl-visual-decoder``: baseline with the gate fixed fully open, every token takes
+    the (normalised) visual stream. :class:`GatedVLDecoder` with config
+    :class:`VLVisualDecoderConfig` (``fusion="visual"``); same modules and state dict."""
+
+    config_class: ClassVar[type[GatedVLDecoderConfig]] = VLVisualDecoderConfig

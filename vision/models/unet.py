@@ -66,7 +66,17 @@ from gatelab.core.config import ConfigError, ModelConfig, PositiveFloat, Positiv
 from gatelab.core.layers import nd as _nd
 from gatelab.core.layers.activations import ActLike, create_act
 
-__all__ = ["PAPER_FILTERS", "AttentionUNet", "UNet", "UNetConfig", "unet_param_count"]
+__all__ = [
+    "PAPER_FILTERS",
+    "AttentionUNet",
+    "AttentionUNet2d",
+    "AttentionUNet2dConfig",
+    "AttentionUNet3d",
+    "AttentionUNet3dConfig",
+    "UNet",
+    "UNetConfig",
+    "unet_param_count",
+]
 
 #: base widths of the official networks, divided by ``feature_scale``
 PAPER_FILTERS: tuple[int, ...] = (64, 128, 256, 512, 1024)
@@ -210,7 +220,8 @@ class UNetConfig(ModelConfig):
     Presets: ``unet-2d``, ``unet-3d`` (the U-Net baseline ``unet_CT_dsv_3D``) and
     ``attention-unet-2d``, ``attention-unet-3d`` (``unet_CT_multi_att_dsv_3D``), all at the
     paper's widths (``filters / 4`` = 16 .. 256); the registry's ``attention-unet-2d`` /
-    ``attention-unet-3d`` start from the attention presets.
+    ``attention-unet-3d`` (:class:`AttentionUNet2d` / :class:`AttentionUNet3d`, whose configs fix
+    ``spatial_dims``) start from the attention presets.
     """
 
     spatial_dims: Literal[2, 3] = 2
@@ -236,19 +247,20 @@ class UNetConfig(ModelConfig):
     }
 
     def check(self) -> None:
+        name = type(self).__name__
         if len(self.filters) < 2:
-            raise ConfigError(f"UNetConfig.filters={list(self.filters)}: expected at least 2 levels")
+            raise ConfigError(f"{name}.filters={list(self.filters)}: expected at least 2 levels")
         if any(w < 1 for w in self.widths):
             raise ConfigError(
-                f"UNetConfig.filters={list(self.filters)} / feature_scale={self.feature_scale} gives widths "
+                f"{name}.filters={list(self.filters)} / feature_scale={self.feature_scale} gives widths "
                 f"{list(self.widths)}; every width must be >= 1"
             )
         if self.kernel_size % 2 == 0:
-            raise ConfigError(f"UNetConfig.kernel_size={self.kernel_size}: expected an odd integer")
+            raise ConfigError(f"{name}.kernel_size={self.kernel_size}: expected an odd integer")
         try:
             _nd.interp_mode(self.upsample_mode, self.spatial_dims)
         except ValueError as e:
-            raise ConfigError(f"UNetConfig.upsample_mode={self.upsample_mode!r}: {e}") from None
+            raise ConfigError(f"{name}.upsample_mode={self.upsample_mode!r}: {e}") from None
 
     @property
     def widths(self) -> tuple[int, ...]:
@@ -260,13 +272,14 @@ class UNet(nn.Module):
     """U-Net / Attention U-Net (2D or 3D); see the module docstring for equations and deviations.
 
     Args:
-        config: a :class:`UNetConfig` (or a mapping of its fields); ``None``: the defaults (2D
-            U-Net without gates).
+        config: a :class:`UNetConfig` (the class's ``config_class``; a subclass's own config
+            for :class:`AttentionUNet2d` / :class:`AttentionUNet3d`) or a mapping of its fields;
+            ``None``: the defaults (2D U-Net without gates).
         **overrides: config fields replacing ``config``'s (``UNet(spatial_dims=3, attention=True)``).
         device, dtype: where and in what precision the parameters are created.
     """
 
-    config_class = UNetConfig
+    config_class: ClassVar[type[UNetConfig]] = UNetConfig
 
     def __init__(
         self,
@@ -278,7 +291,7 @@ class UNet(nn.Module):
         **overrides: Any,
     ) -> None:
         super().__init__()
-        self.config = cfg = UNetConfig.build(config, **overrides)
+        self.config = cfg = self.config_class.build(config, **overrides)
         self.spatial_dims = cfg.spatial_dims
         self.in_channels = cfg.in_channels
         self.num_classes = cfg.num_classes
@@ -441,12 +454,61 @@ class AttentionUNet(UNet):
         super().__init__(UNetConfig.build(config, attention=True, **overrides), device=device, dtype=dtype)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AttentionUNet2dConfig(UNetConfig):
+    """:class:`UNetConfig` of the registry entry ``attention-unet-2d`` (:class:`AttentionUNet2d`):
+    ``spatial_dims`` is 2; ``attention`` defaults to true (``attention=False`` is the U-Net
+    baseline). Presets: the 2D ones of :class:`UNetConfig`, ``unet-2d`` and ``attention-unet-2d``."""
+
+    spatial_dims: Literal[2] = 2
+    attention: bool = True
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "unet-2d": {"spatial_dims": 2, "attention": False},
+        "attention-unet-2d": {"spatial_dims": 2, "attention": True},
+    }
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AttentionUNet3dConfig(UNetConfig):
+    """:class:`UNetConfig` of the registry entry ``attention-unet-3d`` (:class:`AttentionUNet3d`):
+    ``spatial_dims`` is 3; ``attention`` defaults to true (``attention=False`` is the paper's
+    U-Net baseline ``unet_CT_dsv_3D``). Presets: the 3D ones of :class:`UNetConfig`, ``unet-3d``
+    and ``attention-unet-3d``."""
+
+    spatial_dims: Literal[3] = 3
+    attention: bool = True
+
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
+        "unet-3d": {"spatial_dims": 3, "attention": False},
+        "attention-unet-3d": {"spatial_dims": 3, "attention": True},
+    }
+
+
+class AttentionUNet2d(UNet):
+    """Attention U-Net 2D (multi-gate, deep supervision), registry ``attention-unet-2d``: a
+    :class:`UNet` whose config (:class:`AttentionUNet2dConfig`) fixes ``spatial_dims=2``;
+    ``attention=False`` gives the paper's U-Net baseline. Same modules and state dict as
+    ``UNet(spatial_dims=2, ...)``."""
+
+    config_class: ClassVar[type[UNetConfig]] = AttentionUNet2dConfig
+
+
+class AttentionUNet3d(UNet):
+    """Attention U-Net 3D (multi-gate, deep supervision, the paper's ``unet_CT_multi_att_dsv_3D``),
+    registry ``attention-unet-3d``: a :class:`UNet` whose config (:class:`AttentionUNet3dConfig`)
+    fixes ``spatial_dims=3``; ``attention=False`` gives the paper's U-Net baseline. Same modules
+    and state dict as ``UNet(spatial_dims=3, ...)``."""
+
+    config_class: ClassVar[type[UNetConfig]] = AttentionUNet3dConfig
+
+
 def unet_param_count(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-# --------------------------------------------------------------------------- factories (registered in gatelab.vision.registry)
+# --------------------------------------------------------------------------- registry helpers (gatelab.vision.registry)
 
 _TINY = dict(in_channels=1, num_classes=2, filters=(8, 16, 32), feature_scale=1)
 
@@ -458,26 +520,5 @@ def _example(spatial: tuple[int, ...]):
     return make
 
 
-def _builder(nd: int):
-    preset = f"attention-unet-{nd}d"
-
-    def build(config: UNetConfig | None = None, /, **overrides: Any) -> UNet:
-        cfg = (
-            UNetConfig.from_preset(preset, **overrides)
-            if config is None
-            else UNetConfig.build(config, **overrides)
-        )
-        if cfg.spatial_dims != nd:  # the entry's name says the rank
-            raise ConfigError(f"{preset}: spatial_dims is fixed to {nd}, got spatial_dims={cfg.spatial_dims}")
-        return UNet(cfg)
-
-    build.__name__ = build.__qualname__ = f"attention_unet_{nd}d"
-    build.__doc__ = f"Attention U-Net {nd}D (multi-gate, deep supervision); attention=False gives the paper's U-Net baseline"
-    build.config_class = UNetConfig  # type: ignore[attr-defined]  # create_model fills it from the entry's preset
-    return build
-
-
-attention_unet_2d = _builder(2)
-attention_unet_3d = _builder(3)
 _example_2d = _example((12, 10))
 _example_3d = _example((8, 8, 6))

@@ -427,3 +427,46 @@ def test_checkpoint_model_from_run_dir_config(tmp_path):
     (run / "config.yaml").write_text(yaml.safe_dump({"model": {"name": "gateformer"}, "task": {"name": "tft"}}))
     with pytest.raises(ConfigError, match=r"trained with task 'tft', but the config names 'regression'"):
         check_checkpoint_file(ckpt, cfg)
+
+
+#: registry entries whose fixed config key is a ``Literal`` of their config subclass (they were
+#: closures, read by import only): a wrong fixed value or a preset of another variant is found
+#: by static reading alone
+_FIXED_KEY_CASES = [
+    ("attention-unet-2d", {"spatial_dims": 3}, "model.kwargs.spatial_dims=3", "2"),
+    ("attention-unet-3d", {"spatial_dims": 2}, "model.kwargs.spatial_dims=2", "3"),
+    ("attention-unet-2d", {"preset": "unet-3d"}, "model.kwargs.preset='unet-3d'", "'attention-unet-2d'"),
+    ("vl-gated-decoder", {"fusion": "add"}, "model.kwargs.fusion='add'", "'gate'"),
+    ("vl-nogate-decoder", {"fusion": "gate"}, "model.kwargs.fusion='gate'", "'add'"),
+    ("vl-visual-decoder", {"preset": "gate-scalar"}, "model.kwargs.preset='gate-scalar'", "'always-visual'"),
+]
+
+
+def test_fixed_key_entries_are_read_statically(tmp_path):
+    """Every registered model is read from source (no closure left to the import path), and the
+    entries that fix one config key reject a wrong value in a fresh interpreter without torch,
+    in one line naming the key, the value and the allowed value."""
+    unreadable = []
+    for name, target in _entries(MODELS):
+        try:
+            schema.read_params(target)
+        except schema.StaticReadError as e:
+            unreadable.append(f"{name}: {e}")
+    assert not unreadable, unreadable
+    base = {
+        "name": "fixed",
+        "data": {"name": "ltsf", "kwargs": {"dataset": "etth1"}},
+        "task": {"name": "regression"},
+    }
+    runs = [
+        ({**base, "model": {"name": name, "kwargs": kw}}, None, False) for name, kw, _, _ in _FIXED_KEY_CASES
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH, json.dumps(runs)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["heavy"] == [], res
+    for (name, _, key, allowed), msg in zip(_FIXED_KEY_CASES, res["msgs"], strict=True):
+        assert msg is not None and key in msg and allowed in msg and "\n" not in msg, (name, msg)

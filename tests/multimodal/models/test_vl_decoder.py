@@ -183,8 +183,16 @@ def test_presets_fix_fusion_and_reject_unknown_keys():
     assert not any(".gate." in n or ".film." in n for n, _ in nogate.named_parameters())
     with pytest.raises(ConfigError, match="unknown config key 'd_modle'"):
         create_model("vl-gated-decoder", vocab_size=30, d_modle=8)
-    with pytest.raises(ConfigError, match="fusion"):
-        create_model("vl-nogate-decoder", vocab_size=30, fusion="gate")
+    # the fixed key: one line naming the key, the value and the allowed value
+    for name, cfg, fixed in (
+        ("vl-gated-decoder", "VLGatedDecoderConfig", "'gate'"),
+        ("vl-nogate-decoder", "VLNoGateDecoderConfig", "'add'"),
+        ("vl-visual-decoder", "VLVisualDecoderConfig", "'visual'"),
+    ):
+        bad = "'add'" if fixed != "'add'" else "'gate'"
+        with pytest.raises(ConfigError) as e:
+            create_model(name, vocab_size=30, fusion=bad.strip("'"))
+        assert str(e.value) == f"{cfg}.fusion={bad}: expected {fixed}", str(e.value)
 
 
 def test_bad_inputs_name_the_problem():
@@ -256,7 +264,12 @@ def test_presets_are_the_papers_fusion_variants():
         ("vl-visual-decoder", "always-visual", "visual", "scalar"),
     ):
         m = create_model(name, preset=preset, **tiny)
-        assert m.config == GatedVLDecoderConfig.from_preset(preset, **tiny)
+        assert (
+            type(m).__name__
+            == {"gate": "VLGatedDecoder", "add": "VLNoGateDecoder", "visual": "VLVisualDecoder"}[fusion]
+        )
+        assert m.config.to_dict() == GatedVLDecoderConfig.from_preset(preset, **tiny).to_dict()
+        assert type(m).config_class.presets[preset] == GatedVLDecoderConfig.presets[preset]
         assert (m.fusion, m.gate_mode) == (fusion, mode)
         assert (m.layers[0].gate is not None) == (fusion == "gate")
         if fusion == "gate":
@@ -270,8 +283,42 @@ def test_presets_are_the_papers_fusion_variants():
     assert {k: v.shape for k, v in enc.state_dict().items()} == {
         k: v.shape for k, v in m.image_encoder.state_dict().items()
     }
-    with pytest.raises(ConfigError, match="vl-gated-decoder: fusion is fixed to 'gate'"):
+    # each entry lists only the presets of its fusion (so the static schema rejects the others)
+    with pytest.raises(
+        ConfigError,
+        match=r"^VLGatedDecoderConfig: unknown preset 'no-gate'.*presets: gate-scalar, gate-vector$",
+    ):
         create_model("vl-gated-decoder", preset="no-gate", **tiny)
+    from gatelab.multimodal.models import VLGatedDecoder
+
+    with pytest.raises(ConfigError, match="expected a VLGatedDecoderConfig"):
+        VLGatedDecoder(cfg)  # the generic config: GatedVLDecoder(cfg) builds it
+
+
+@pytest.mark.parametrize(
+    ("name", "fusion"),
+    [("vl-gated-decoder", "gate"), ("vl-nogate-decoder", "add"), ("vl-visual-decoder", "visual")],
+)
+def test_registry_classes_match_the_generic_decoder(name, fusion):
+    """The entries' classes are GatedVLDecoder with a fixed-fusion config: same state dict (keys,
+    shapes, random init for one seed) and the same outputs."""
+    tiny = dict(vocab_size=30, d_model=8, num_heads=2, num_layers=2, image_dim=6, max_len=12, dropout=0.0)
+    torch.manual_seed(0)
+    fixed = create_model(name, **tiny).eval()
+    torch.manual_seed(0)
+    plain = GatedVLDecoder(fusion=fusion, **tiny).eval()
+    assert isinstance(fixed, GatedVLDecoder) and fixed.fusion == fusion
+    a, b = fixed.state_dict(), plain.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        if isinstance(a[k], torch.Tensor):
+            assert torch.equal(a[k], b[k]), k
+    ids = torch.randint(3, 30, (2, 5))
+    image = torch.randn(2, 3, 6)
+    with torch.no_grad():
+        x, y = fixed(ids, image), plain(ids, image)
+    assert torch.equal(x.logits, y.logits) and torch.equal(x.contrastive_logits, y.contrastive_logits)
+    plain.load_state_dict(fixed.state_dict())  # checkpoints load across the two
 
 
 @pytest.mark.parametrize(
@@ -280,11 +327,11 @@ def test_presets_are_the_papers_fusion_variants():
         ({"n_heads": 2}, ["'n_heads'", "did you mean 'num_heads'"]),  # the old names
         ({"ffn_hidden": 32}, ["'ffn_hidden'", "valid keys"]),
         ({"d_model": 10, "num_heads": 4}, ["d_model=10", "divisible by num_heads=4"]),
-        ({"num_layers": 0}, ["GatedVLDecoderConfig.num_layers=0", ">= 1"]),
-        ({"dropout": 1.5}, ["GatedVLDecoderConfig.dropout=1.5", "[0, 1)"]),
-        ({"gate_init": 1.0}, ["GatedVLDecoderConfig.gate_init=1.0", "(0, 1)"]),
-        ({"attn_gate": "token"}, ["GatedVLDecoderConfig.attn_gate='token'", "headwise"]),
-        ({"tau_init": 0}, ["GatedVLDecoderConfig.tau_init=0", "> 0"]),
+        ({"num_layers": 0}, ["VLGatedDecoderConfig.num_layers=0", ">= 1"]),
+        ({"dropout": 1.5}, ["VLGatedDecoderConfig.dropout=1.5", "[0, 1)"]),
+        ({"gate_init": 1.0}, ["VLGatedDecoderConfig.gate_init=1.0", "(0, 1)"]),
+        ({"attn_gate": "token"}, ["VLGatedDecoderConfig.attn_gate='token'", "headwise"]),
+        ({"tau_init": 0}, ["VLGatedDecoderConfig.tau_init=0", "> 0"]),
         ({"preset": "gated"}, ["unknown preset 'gated'", "gate-scalar"]),
     ],
 )

@@ -281,15 +281,43 @@ def test_presets_build_the_papers_networks(preset):
 
 
 def test_registry_entries_start_from_their_preset():
-    from gatelab.vision.models.unet import UNetConfig
+    from gatelab.vision.models.unet import (
+        AttentionUNet2d,
+        AttentionUNet2dConfig,
+        AttentionUNet3d,
+        AttentionUNet3dConfig,
+        UNetConfig,
+    )
 
     with torch.device("meta"):
         m = create_model("attention-unet-3d", attention=False, gates_per_level=1)
-        base = create_model("attention-unet-2d", preset="unet-2d")  # another preset of the same config
-    assert m.config == UNetConfig.from_preset("attention-unet-3d", attention=False, gates_per_level=1)
-    assert base.config == UNetConfig.from_preset("unet-2d") and not base.attention
-    with pytest.raises(ConfigError, match="spatial_dims is fixed to 2"):
-        create_model("attention-unet-2d", preset="unet-3d")
+        base = create_model("attention-unet-2d", preset="unet-2d")  # another preset of the same rank
+    assert type(m) is AttentionUNet3d and type(base) is AttentionUNet2d
+    assert m.config == AttentionUNet3dConfig.from_preset(
+        "attention-unet-3d", attention=False, gates_per_level=1
+    )
+    assert (
+        m.config.to_dict()
+        == UNetConfig.from_preset("attention-unet-3d", attention=False, gates_per_level=1).to_dict()
+    )
+    assert base.config.to_dict() == UNetConfig.from_preset("unet-2d").to_dict() and not base.attention
+    # the fixed key: one line naming the key, the value and the allowed value
+    for kwargs, bad in (
+        ({"preset": "unet-3d"}, "unknown preset 'unet-3d'"),
+        ({"spatial_dims": 3}, "spatial_dims=3: expected 2"),
+    ):
+        with pytest.raises(ConfigError) as e:
+            create_model("attention-unet-2d", **kwargs)
+        assert bad in str(e.value) and "AttentionUNet2dConfig" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"^AttentionUNet3dConfig\.spatial_dims=2: expected 3$"):
+        AttentionUNet3d(spatial_dims=2)
+    with pytest.raises(ConfigError, match="expected a AttentionUNet2dConfig"):
+        AttentionUNet2d(UNetConfig())  # the generic config: UNet(config) builds it
+    # each entry's presets are the base presets of its rank (the subclass repeats them as a
+    # literal so that the static schema reader lists them)
+    for cls, nd in ((AttentionUNet2dConfig, 2), (AttentionUNet3dConfig, 3)):
+        assert cls.presets == {k: v for k, v in UNetConfig.presets.items() if v["spatial_dims"] == nd}
+        assert cls().to_dict() == UNetConfig.from_preset(f"attention-unet-{nd}d").to_dict()
     a = AttentionUNet(spatial_dims=2, filters=[4, 8, 16], feature_scale=1)  # a YAML list is a tuple
     assert a.attention and a.config.filters == (4, 8, 16)
     with pytest.raises(ConfigError, match="attention=False"):
@@ -299,17 +327,43 @@ def test_registry_entries_start_from_their_preset():
 
 
 @pytest.mark.parametrize(
+    ("name", "nd", "shape"), [("attention-unet-2d", 2, (12, 10)), ("attention-unet-3d", 3, (8, 8, 6))]
+)
+@pytest.mark.parametrize("attention", [True, False])
+def test_registry_classes_match_unet(name, nd, shape, attention):
+    """The entries' classes are UNet with a fixed-rank config: same state dict (keys, shapes,
+    random init for one seed) and the same outputs."""
+    kw = dict(in_channels=1, num_classes=2, filters=(4, 8, 16), feature_scale=1, attention=attention)
+    torch.manual_seed(0)
+    fixed = create_model(name, **kw).eval()
+    torch.manual_seed(0)
+    plain = UNet(spatial_dims=nd, **kw).eval()
+    assert isinstance(fixed, UNet) and fixed.config.spatial_dims == nd
+    a, b = fixed.state_dict(), plain.state_dict()
+    assert list(a) == list(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    x = torch.randn(2, 1, *shape)
+    with torch.no_grad():
+        assert torch.equal(fixed(x), plain(x))
+    plain.load_state_dict(fixed.state_dict())  # checkpoints load across the two
+
+
+@pytest.mark.parametrize(
     ("kwargs", "fragments"),
     [
-        ({"spatial_dims": 1}, ["UNetConfig.spatial_dims=1", "2", "3"]),
+        ({"spatial_dims": 1}, ["AttentionUNet2dConfig.spatial_dims=1", "expected 2"]),
         ({"n_classes": 3}, ["'n_classes'", "did you mean 'num_classes'"]),
-        ({"num_classes": 0}, ["UNetConfig.num_classes=0", ">= 1"]),
-        ({"filters": [64]}, ["UNetConfig.filters=[64]", "at least 2 levels"]),
-        ({"kernel_size": 4}, ["UNetConfig.kernel_size=4", "odd"]),
-        ({"norm": "layer"}, ["UNetConfig.norm='layer'", "batch"]),
-        ({"upsample_mode": "bicubic"}, ["UNetConfig.upsample_mode='bicubic'", "nearest"]),
-        ({"upsample_mode": "trilinear"}, ["UNetConfig.upsample_mode='trilinear'", "spatial_dims=3"]),
-        ({"feature_scale": -1}, ["UNetConfig.feature_scale=-1", "> 0"]),
+        ({"num_classes": 0}, ["AttentionUNet2dConfig.num_classes=0", ">= 1"]),
+        ({"filters": [64]}, ["AttentionUNet2dConfig.filters=[64]", "at least 2 levels"]),
+        ({"kernel_size": 4}, ["AttentionUNet2dConfig.kernel_size=4", "odd"]),
+        ({"norm": "layer"}, ["AttentionUNet2dConfig.norm='layer'", "batch"]),
+        ({"upsample_mode": "bicubic"}, ["AttentionUNet2dConfig.upsample_mode='bicubic'", "nearest"]),
+        (
+            {"upsample_mode": "trilinear"},
+            ["AttentionUNet2dConfig.upsample_mode='trilinear'", "spatial_dims=3"],
+        ),
+        ({"feature_scale": -1}, ["AttentionUNet2dConfig.feature_scale=-1", "> 0"]),
     ],
 )
 def test_config_errors_are_one_line(kwargs, fragments):
