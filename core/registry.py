@@ -580,13 +580,14 @@ def create_model(name: str, preset: str | None = None, **cfg: Any) -> nn.Module:
     if preset is not None and not (isinstance(config_class, type) and hasattr(config_class, "from_preset")):
         raise ConfigError(f"model {name!r} has no presets (preset={preset!r})")
     try:
-        if preset is not None:
-            return fn(config_class.from_preset(preset, **cfg))
-        return fn(**cfg)
+        model = fn(config_class.from_preset(preset, **cfg)) if preset is not None else fn(**cfg)
     except (TypeError, ValueError) as e:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(_constructor_error(name, cfg, e)) from None
+    if hasattr(model, "state_dict"):  # an nn.Module (torch is not imported here)
+        model.registry_name = name  # what gatelab.core.pretrained.save_pretrained records
+    return model
 
 
 def _constructor_error(name: str, cfg: dict[str, Any], e: Exception) -> str:

@@ -1,0 +1,219 @@
+"""Save a trained model with its config and load it back by name (issue 15, first step).
+
+``save_pretrained(model, directory)`` writes two files, following huggingface_hub's
+``ModelHubMixin`` layout (a folder a Hub upload could take as it is; nothing here needs the Hub):
+
+* ``config.json``: ``{"format": 1, "name": <registry name>, "class": "module:qualname",
+  "gatelab_version": ..., "config": <the model's ModelConfig as plain JSON>}``;
+* ``model.safetensors``: the state dict's tensors (safetensors: no pickle, so loading runs no
+  code); tensors that share storage (tied weights) are stored once, their other names listed
+  in the file's metadata (``aliases``);
+* ``extra_state.json``, when the model has non-tensor state (``get_extra_state``, e.g. the VL
+  decoder's tokenizer): those entries as JSON.
+
+``from_pretrained(directory)`` rebuilds the registered model from ``config.json`` without the
+caller naming its class, loads the weights strictly and returns it in eval mode.
+
+Only models built from a :class:`~gatelab.core.config.ModelConfig` can be saved this way; a
+model without one raises :class:`~gatelab.core.config.ConfigError` naming what is missing. What
+a model needs besides its weights to run on new data (a tokenizer, dataset encoders, a
+normalisation) is not written yet: issue 15 adds it model by model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gatelab.core.config import ConfigError, ModelConfig
+
+__all__ = ["CONFIG_NAME", "EXTRA_NAME", "FORMAT", "WEIGHTS_NAME", "from_pretrained", "registry_name", "save_pretrained"]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+EXTRA_NAME = "extra_state.json"
+#: the layout version of ``config.json``
+FORMAT = 1
+
+
+def _target(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def registry_name(model: nn.Module) -> str:
+    """The registry name of ``model``: the one :func:`~gatelab.core.registry.create_model` gave
+    it (``model.registry_name``), else the entry whose target is the model's class (an entry
+    without a preset first: the saved config is complete, so any entry of the class rebuilds it).
+
+    Raises:
+        ConfigError: no registered entry builds ``type(model)``.
+    """
+    from gatelab.core.registry import MODELS
+
+    name = getattr(model, "registry_name", None)
+    if isinstance(name, str) and name in MODELS:
+        return name
+    target = _target(type(model))
+    entries = MODELS.entries()
+    found = [n for n, e in entries.items() if e.target == target or e.target is type(model)]
+    if not found:
+        raise ConfigError(
+            f"save_pretrained: no registered model builds {target}; register it (register_model) or pass name="
+        )
+    return sorted(found, key=lambda n: (entries[n].meta.get("preset") is not None, n))[0]
+
+
+def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, name: str | None = None) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` of ``model`` to ``directory`` (created).
+
+    Args:
+        model: a model with a :class:`~gatelab.core.config.ModelConfig` in ``model.config``.
+        directory: the output folder; existing files of the same names are replaced.
+        name: the registry name to record (default: :func:`registry_name`).
+
+    Returns:
+        The directory.
+
+    Raises:
+        ConfigError: the model has no ModelConfig, is not registered, or has non-tensor state.
+    """
+    from safetensors.torch import save_file
+
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise ConfigError(
+            f"save_pretrained: {type(model).__name__} has no ModelConfig in .config "
+            f"(got {type(config).__name__}); only models built from a config can be saved"
+        )
+    name = name or registry_name(model)
+    from gatelab import __version__
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "name": name,
+        "class": _target(type(model)),
+        "gatelab_version": __version__,
+        "config": config.to_dict(),
+    }
+    tensors, aliases, extra = _split_state(model)
+    (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
+    save_file(
+        tensors,
+        str(out / WEIGHTS_NAME),
+        metadata={"format": "pt", "gatelab_name": name, "aliases": json.dumps(aliases)},
+    )
+    extra_path = out / EXTRA_NAME
+    if extra:
+        extra_path.write_text(json.dumps(extra) + "\n")
+    elif extra_path.exists():
+        extra_path.unlink()
+    return out
+
+
+def _split_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:
+    """``(tensors, aliases, extra)`` of ``model.state_dict()``: each storage once (contiguous),
+    the other names of shared tensors -> the stored name, and the JSON-safe non-tensor entries."""
+    tensors: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    seen: dict[tuple[Any, ...], str] = {}
+    for key, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor):
+            try:
+                json.dumps(value)
+            except TypeError as e:
+                raise ConfigError(f"save_pretrained: state {key!r} is neither a tensor nor JSON ({e})") from None
+            extra[key] = value
+            continue
+        ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape), tuple(value.stride()))
+        if value.numel() and ident in seen:
+            aliases[key] = seen[ident]
+        else:
+            seen[ident] = key
+            tensors[key] = value.detach().contiguous()
+    return tensors, aliases, extra
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"from_pretrained: {path} not found (a save_pretrained folder has {CONFIG_NAME})")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{path}: expected a JSON object, got {type(meta).__name__}")
+    for key, kind in (("format", int), ("name", str), ("config", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise ConfigError(f"{path}: key {key!r} missing or not a {kind.__name__}")
+    if meta["format"] != FORMAT:
+        raise ConfigError(f"{path}: format={meta['format']!r}: this gatelab reads format {FORMAT}")
+    return meta
+
+
+def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -> nn.Module:
+    """Rebuild the model saved by :func:`save_pretrained` in ``directory``, in eval mode.
+
+    Raises:
+        ConfigError: a missing or malformed ``config.json`` (naming the file and key), an
+            unknown model name, a config the model no longer accepts, or weights that do not
+            fit (missing or unexpected keys, named).
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from gatelab.core.registry import MODELS
+
+    folder = Path(directory)
+    cfg_path = folder / CONFIG_NAME
+    meta = _read_config(cfg_path)
+    name = meta["name"]
+    if name not in MODELS:
+        raise ConfigError(f"{cfg_path}: name={name!r} is not a registered model (see `gatelab list`)")
+    factory = _builder(MODELS.get(name), meta.get("class"), cfg_path)
+    try:
+        config = factory.config_class.from_preset(None, **meta["config"])
+    except ConfigError as e:
+        raise ConfigError(f"{cfg_path}: config: {e}") from None
+    model = factory(config)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ConfigError(f"from_pretrained: {weights} not found")
+    state: dict[str, Any] = load_file(str(weights), device=device)
+    with safe_open(str(weights), framework="pt") as f:
+        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+    state.update({alias: state[src] for alias, src in aliases.items()})
+    extra_path = folder / EXTRA_NAME
+    if extra_path.is_file():
+        state.update(json.loads(extra_path.read_text()))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ConfigError(f"{weights}: weights do not fit {name!r}: {' '.join(str(e).split())[:400]}") from None
+    return model.eval()
+
+
+def _builder(factory: Any, recorded: Any, where: Path) -> Any:
+    """What rebuilds the model from its config: the registered factory when it declares its
+    ``config_class``, else the recorded class (a gatelab class with a ``config_class``; a factory
+    function such as ``dncnn`` returns it)."""
+    if isinstance(getattr(factory, "config_class", None), type):
+        return factory
+    if isinstance(recorded, str) and recorded.startswith("gatelab.") and ":" in recorded:
+        import importlib
+
+        module, _, qualname = recorded.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part, None)
+        config_class = getattr(obj, "config_class", None)
+        if isinstance(obj, type) and isinstance(config_class, type) and issubclass(config_class, ModelConfig):
+            return obj
+    raise ConfigError(f"{where}: the model is not built from a ModelConfig (class {recorded!r})")
