@@ -13,6 +13,9 @@
 
 ``from_pretrained(directory)`` rebuilds the registered model from ``config.json`` without the
 caller naming its class, loads the weights strictly and returns it in eval mode.
+``create_model(name, checkpoint_path=...)`` loads weights into a fresh model as timm does
+(:func:`gatelab.core.weights.load_weights`: a folder, a ``.safetensors`` file or a gatelab task's Lightning checkpoint),
+and ``gatelab export CKPT DIR`` (:func:`export_checkpoint`) turns a task checkpoint into a folder.
 
 Only models built from a :class:`~gatelab.core.config.ModelConfig` can be saved this way; a
 model without one raises :class:`~gatelab.core.config.ConfigError` naming what is missing. What
@@ -31,12 +34,18 @@ import torch
 from torch import nn
 
 from gatelab.core.config import ConfigError, ModelConfig
+from gatelab.core.weights import EXTRA_NAME, WEIGHTS_NAME, load_weights
 
-__all__ = ["CONFIG_NAME", "EXTRA_NAME", "FORMAT", "WEIGHTS_NAME", "from_pretrained", "registry_name", "save_pretrained"]
+__all__ = [
+    "CONFIG_NAME",
+    "FORMAT",
+    "export_checkpoint",
+    "from_pretrained",
+    "registry_name",
+    "save_pretrained",
+]
 
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-EXTRA_NAME = "extra_state.json"
 #: the layout version of ``config.json``
 FORMAT = 1
 
@@ -166,9 +175,6 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
             unknown model name, a config the model no longer accepts, or weights that do not
             fit (missing or unexpected keys, named).
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     from gatelab.core.registry import MODELS
 
     folder = Path(directory)
@@ -183,21 +189,8 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
     except ConfigError as e:
         raise ConfigError(f"{cfg_path}: config: {e}") from None
     model = factory(config)
-    weights = folder / WEIGHTS_NAME
-    if not weights.is_file():
-        raise ConfigError(f"from_pretrained: {weights} not found")
-    state: dict[str, Any] = load_file(str(weights), device=device)
-    with safe_open(str(weights), framework="pt") as f:
-        aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
-    state.update({alias: state[src] for alias, src in aliases.items()})
-    extra_path = folder / EXTRA_NAME
-    if extra_path.is_file():
-        state.update(json.loads(extra_path.read_text()))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ConfigError(f"{weights}: weights do not fit {name!r}: {' '.join(str(e).split())[:400]}") from None
-    return model.eval()
+    model.registry_name = name
+    return load_weights(model, folder, device=device).eval()
 
 
 def _builder(factory: Any, recorded: Any, where: Path) -> Any:
@@ -217,3 +210,30 @@ def _builder(factory: Any, recorded: Any, where: Path) -> Any:
         if isinstance(obj, type) and isinstance(config_class, type) and issubclass(config_class, ModelConfig):
             return obj
     raise ConfigError(f"{where}: the model is not built from a ModelConfig (class {recorded!r})")
+
+
+def export_checkpoint(checkpoint: str | os.PathLike[str], directory: str | os.PathLike[str]) -> Path:
+    """Convert a Lightning checkpoint of a gatelab task into a :func:`save_pretrained` folder.
+
+    The model is rebuilt from the registry name and keyword arguments the task recorded
+    (``hyper_parameters.model_name`` / ``model_kwargs``, the data module's sizes included), its
+    weights loaded strictly, and saved. ``gatelab export CKPT DIR`` calls this.
+
+    Raises:
+        ConfigError: the file is not a gatelab task checkpoint, or the model cannot be saved.
+    """
+    from gatelab.core.registry import create_model
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ConfigError(f"export: {path}: no such checkpoint")
+    try:
+        ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ConfigError(f"export: {path}: cannot read as a checkpoint ({type(e).__name__}: {e})") from None
+    hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    if not isinstance(hp, dict) or not isinstance(hp.get("model_name"), str):
+        raise ConfigError(f"export: {path}: not a gatelab task checkpoint (no hyper_parameters.model_name)")
+    model = create_model(hp["model_name"], **dict(hp.get("model_kwargs") or {}))
+    load_weights(model, path)
+    return save_pretrained(model, directory, name=hp["model_name"])

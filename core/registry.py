@@ -565,13 +565,17 @@ def model_info(name: str) -> ModelInfo:
     return ModelInfo(MODELS.entry(name))
 
 
-def create_model(name: str, preset: str | None = None, **cfg: Any) -> nn.Module:
+def create_model(
+    name: str, preset: str | None = None, checkpoint_path: str | None = None, **cfg: Any
+) -> nn.Module:
     """Build registered model ``name`` with keyword config ``cfg`` (unknown keys raise :class:`ConfigError`).
 
     A model class with a ``config_class`` (a :class:`~gatelab.core.config.ModelConfig`) is
     built from its config filled from ``preset`` (default: the preset the registry entry
-    names, else the config's defaults) and the ``cfg`` overrides. Imports only the model's own
-    module (and what it imports).
+    names, else the config's defaults) and the ``cfg`` overrides. ``checkpoint_path`` loads
+    weights strictly, as timm's ``create_model`` does (a ``save_pretrained`` folder, a
+    ``.safetensors`` file or a gatelab task's checkpoint: :func:`gatelab.core.weights.load_weights`).
+    Imports only the model's own module (and what it imports).
     """
     fn = MODELS.get(name)
     config_class = getattr(fn, "config_class", None)
@@ -587,6 +591,10 @@ def create_model(name: str, preset: str | None = None, **cfg: Any) -> nn.Module:
         raise ConfigError(_constructor_error(name, cfg, e)) from None
     if hasattr(model, "state_dict"):  # an nn.Module (torch is not imported here)
         model.registry_name = name  # what gatelab.core.pretrained.save_pretrained records
+    if checkpoint_path is not None:
+        from gatelab.core.weights import load_weights
+
+        load_weights(model, checkpoint_path)
     return model
 
 

@@ -323,6 +323,7 @@ EXAMPLES: dict[str, str] = {
     "train": "gatelab train --config docs/examples/ltsf_tiny.yaml --set trainer.max_epochs=1",
     "eval": "gatelab eval --config docs/examples/ltsf_tiny.yaml --ckpt runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt",
     "repro": "gatelab repro --list",
+    "export": "gatelab export runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt my-model",
 }
 
 
@@ -350,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action=_VersionAction, help="print gatelab's version and exit")
-    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro}")
+    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro,export}")
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -397,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
         else:
             sp.add_argument("--ckpt", required=True, help="checkpoint to evaluate")
+
+    ex = add("export", help="a training checkpoint -> a save_pretrained folder (config.json + model.safetensors)")
+    ex.add_argument("ckpt", help="a checkpoint written by `gatelab train`")
+    ex.add_argument("directory", help="output folder; load it with gatelab.from_pretrained(DIR)")
 
     rp = add(
         "repro",
@@ -448,6 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(args, argv)
         if args.command == "eval":
             return _cmd_eval(args, argv)
+        if args.command == "export":
+            from gatelab.core.pretrained import export_checkpoint
+
+            print(f"saved {export_checkpoint(args.ckpt, args.directory)}")
+            return 0
         return _cmd_repro(args, extra, parser)
     except (ConfigError, DataError) as e:
         print(f"gatelab {args.command}: error: {e}", file=sys.stderr)

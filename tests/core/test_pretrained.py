@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from gatelab.core.config import ConfigError, ModelConfig
-from gatelab.core.pretrained import CONFIG_NAME, WEIGHTS_NAME, from_pretrained, registry_name, save_pretrained
+from gatelab.core.pretrained import CONFIG_NAME, from_pretrained, registry_name, save_pretrained
 from gatelab.core.registry import create_model, registered
+from gatelab.core.weights import WEIGHTS_NAME
 
 
 def _tensors(out):
@@ -77,7 +78,7 @@ def test_bad_folders_fail_in_one_line(tmp_path):
     other = create_model("gateformer", num_vars=3, lookback=8, horizon=4, d_model=16, num_heads=2)
     save_pretrained(other, tmp_path / "other")
     (tmp_path / WEIGHTS_NAME).write_bytes((tmp_path / "other" / WEIGHTS_NAME).read_bytes())
-    with pytest.raises(ConfigError, match=r"weights do not fit 'gateformer': .*size mismatch"):
+    with pytest.raises(ConfigError, match=r"weights do not fit Gateformer: .*size mismatch"):
         from_pretrained(tmp_path)
 
 
@@ -124,3 +125,61 @@ def test_tied_weights_are_stored_once_and_stay_tied(tmp_path):
         assert torch.equal(loaded(ids), model(ids))
     finally:
         MODELS.unregister(name)
+
+
+def test_create_model_checkpoint_path_and_export_of_a_training_run(tmp_path):
+    """A real (tiny) training run: its Lightning checkpoint loads through
+    ``create_model(checkpoint_path=)``, ``gatelab export`` turns it into a folder that
+    ``from_pretrained`` rebuilds with identical outputs; a bad path is one line."""
+    import numpy as np
+    from PIL import Image
+
+    from gatelab.core.harness import ExperimentConfig, run_experiment
+    from gatelab.core.harness.cli import main
+
+    data = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 2), ("val", 1)):
+        for i in range(n):
+            clean = rng.integers(0, 256, (24, 24, 3), dtype="uint8")
+            noisy = np.clip(clean.astype(int) + rng.integers(-20, 21, clean.shape), 0, 255)
+            for kind, img in (("input", noisy.astype("uint8")), ("target", clean)):
+                (data / split / kind).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(data / split / kind / f"{i}.png")
+    cfg = {
+        "name": "export-tiny",
+        "seed": 0,
+        "output_dir": str(tmp_path / "runs"),
+        "model": {"name": "dncnn", "kwargs": {"num_layers": 3, "features": 4}},
+        "data": {
+            "name": "paired_restoration",
+            "kwargs": {"train_root": "train", "val_root": "val", "crop": 16, "batch_size": 2, "samples_per_epoch": 2},
+        },
+        "task": {"name": "restoration", "lr": 1e-3},
+        "trainer": {
+            "max_epochs": 1,
+            "accelerator": "cpu",
+            "devices": 1,
+            "progress_bar": False,
+            "enable_model_summary": False,
+            "num_sanity_val_steps": 0,
+            "checkpoint": {"monitor": None, "save_top_k": 1, "save_last": True},
+        },
+    }
+    res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=data)
+    trained = res.task.model.eval()
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        want = trained(x)
+    kwargs = res.model_kwargs
+    again = create_model("dncnn", checkpoint_path=res.last_checkpoint, **kwargs).eval()
+    with torch.no_grad():
+        assert torch.equal(again(x), want)
+    out = tmp_path / "exported"
+    assert main(["export", str(res.last_checkpoint), str(out)]) == 0
+    loaded = from_pretrained(out)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), want)
+    assert main(["export", str(tmp_path / "missing.ckpt"), str(out)]) == 2
+    with pytest.raises(ConfigError, match="no such file or folder"):
+        create_model("dncnn", checkpoint_path=str(tmp_path / "nope.safetensors"))
