@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from gatelab.core.config import ConfigError, ModelConfig
-from gatelab.core.weights import EXTRA_NAME, WEIGHTS_NAME, load_weights
+from gatelab.core.weights import EXTRA_NAME, WEIGHTS_NAME, load_state, load_weights, state_from_checkpoint
 
 __all__ = [
     "CONFIG_NAME",
@@ -235,5 +235,5 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], directory: str | os.Pa
     if not isinstance(hp, dict) or not isinstance(hp.get("model_name"), str):
         raise ConfigError(f"export: {path}: not a gatelab task checkpoint (no hyper_parameters.model_name)")
     model = create_model(hp["model_name"], **dict(hp.get("model_kwargs") or {}))
-    load_weights(model, path)
+    load_state(model, state_from_checkpoint(ckpt, path), path)  # the file is read once
     return save_pretrained(model, directory, name=hp["model_name"])

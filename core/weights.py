@@ -16,7 +16,7 @@ from torch import nn
 
 from gatelab.core.config import ConfigError
 
-__all__ = ["EXTRA_NAME", "WEIGHTS_NAME", "load_weights"]
+__all__ = ["EXTRA_NAME", "WEIGHTS_NAME", "load_state", "load_weights", "state_from_checkpoint"]
 
 WEIGHTS_NAME = "model.safetensors"
 EXTRA_NAME = "extra_state.json"
@@ -47,6 +47,12 @@ def _state_from_file(path: Path, device: str) -> dict[str, Any]:
         obj = torch.load(str(path), map_location=device, weights_only=True)
     except Exception as e:  # not a torch file, truncated, or pickled objects beyond tensors
         raise ConfigError(f"{path}: cannot read as a torch checkpoint ({type(e).__name__}: {e})") from None
+    return state_from_checkpoint(obj, path)
+
+
+def state_from_checkpoint(obj: Any, path: Path) -> dict[str, Any]:
+    """The model state of a loaded torch / Lightning checkpoint ``obj`` (read from ``path``): its
+    ``state_dict`` (or ``obj`` itself), with a gatelab task's ``model.`` prefix removed."""
     state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"{path}: expected a state dict (or a checkpoint with 'state_dict')")
@@ -64,7 +70,12 @@ def load_weights(model: nn.Module, checkpoint_path: str | os.PathLike[str], *, d
         ConfigError: the file cannot be read, or its keys or shapes do not fit (named).
     """
     path = Path(checkpoint_path)
-    state = _state_from_file(path, device)
+    return load_state(model, _state_from_file(path, device), path)
+
+
+def load_state(model: nn.Module, state: dict[str, Any], path: Path) -> nn.Module:
+    """``model.load_state_dict(state, strict=True)``, a misfit as one :class:`ConfigError` naming
+    ``path`` (where ``state`` was read from)."""
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
