@@ -13,16 +13,19 @@ from torch import nn
 from gatelab.core import capture_gates
 
 
-def _tensors(out) -> list[torch.Tensor]:
+def output_tensors(out) -> list[torch.Tensor]:
+    """Every tensor of a model or gate output, in order: a tensor, a tuple / list / NamedTuple,
+    a dict (values) or a dataclass (fields), nested."""
     if isinstance(out, torch.Tensor):
         return [out]
+    if hasattr(out, "_asdict"):
+        out = out._asdict()
     if isinstance(out, dict):
         out = list(out.values())
     if isinstance(out, (list, tuple)):
-        res = []
-        for o in out:
-            res.extend(_tensors(o))
-        return res
+        return [t for o in out for t in output_tensors(o)]
+    if hasattr(out, "__dataclass_fields__"):
+        return [t for k in out.__dataclass_fields__ for t in output_tensors(getattr(out, k))]
     return []
 
 
@@ -37,9 +40,9 @@ def check_compile(
     torch._dynamo.reset()
     module.eval()
     with torch.no_grad():
-        eager = _tensors(module(*inputs))
+        eager = output_tensors(module(*inputs))
         compiled = torch.compile(module, backend=backend, fullgraph=True)
-        got = _tensors(compiled(*inputs))
+        got = output_tensors(compiled(*inputs))
     assert len(eager) == len(got)
     for a, b in zip(got, eager):
         torch.testing.assert_close(a, b, atol=atol, rtol=1e-4)
@@ -58,7 +61,7 @@ def check_half_finite(
     for dtype in dtypes:
         m = make().to(dtype)
         ins = [t.detach().requires_grad_(t.is_floating_point()) for t in make_inputs(dtype)]
-        out = _tensors(m(*ins))
+        out = output_tensors(m(*ins))
         for o in out:
             assert torch.isfinite(o).all(), f"non-finite output in {dtype}"
         loss = sum(o.float().sum() for o in out if o.is_floating_point())
@@ -86,7 +89,7 @@ def check_capture(module: nn.Module, *inputs: torch.Tensor, expect: Sequence[str
 def check_grads(module: nn.Module, *inputs: torch.Tensor) -> None:
     """A backward pass reaches every parameter with a finite gradient."""
     ins = [t.detach().requires_grad_(t.is_floating_point()) for t in inputs]
-    out = _tensors(module(*ins))
+    out = output_tensors(module(*ins))
     sum(o.sum() for o in out if o.is_floating_point()).backward()
     for name, p in module.named_parameters():
         if p.requires_grad:

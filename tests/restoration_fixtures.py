@@ -29,3 +29,17 @@ def make_fake_restoration_data(root: Path) -> Path:
         grey = rel.split("/")[0] in ("Set12", "BSD68")
         _save(root / "denoise_testsets" / rel, 20, 24, seed=1000 + i, channels=1 if grey else 3)
     return root
+
+
+def make_paired_restoration_data(root: Path) -> Path:
+    """A paired folder set (``<split>/input`` noisy, ``<split>/target`` clean PNGs): 4 train
+    24x24, 2 val 16x16 and 1 test 19x13 images, seeded; returns ``root``."""
+    rng = np.random.default_rng(0)
+    for split, n, size in (("train", 4, (24, 24)), ("val", 2, (16, 16)), ("test", 1, (19, 13))):
+        for i in range(n):
+            clean = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+            for d, a in (("input", noisy), ("target", clean)):
+                (root / split / d).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(a).save(root / split / d / f"{i}.png")
+    return root

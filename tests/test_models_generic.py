@@ -9,23 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from gate_checks import output_tensors
 
 from gatelab.core.registry import create_model, register_model, registered
-
-
-def _tensors(out) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if hasattr(out, "_asdict"):
-        out = out._asdict()
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _tensors(o)]
-    if hasattr(out, "__dataclass_fields__"):
-        return [t for k in out.__dataclass_fields__ for t in _tensors(getattr(out, k))]
-    return []
-
 
 MODELS = sorted(registered())
 
@@ -43,7 +29,7 @@ def test_forward_backward(name):
     info, model = _build(name)
     model.train()
     args, kwargs = info.example_inputs(model, 2)
-    out = _tensors(model(*args, **kwargs))
+    out = output_tensors(model(*args, **kwargs))
     assert out, f"{name}: forward returned no tensors"
     floats = [o for o in out if o.is_floating_point()]
     for o in floats:
@@ -61,12 +47,12 @@ def test_state_dict_round_trip(name):
     model.eval()
     args, kwargs = info.example_inputs(model, 2)
     with torch.no_grad():
-        ref = _tensors(model(*args, **kwargs))
+        ref = output_tensors(model(*args, **kwargs))
     torch.manual_seed(123)  # a different init for the fresh copy
     fresh = create_model(name, **info.tiny).eval()
     fresh.load_state_dict(model.state_dict())
     with torch.no_grad():
-        got = _tensors(fresh(*args, **kwargs))
+        got = output_tensors(fresh(*args, **kwargs))
     assert len(got) == len(ref)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from gate_checks import output_tensors
 from torch import nn
 
 import gatelab.core as core
@@ -104,14 +105,6 @@ def _run(m: nn.Module, spec: Spec, seed: int = 0):
     return m(*args, **kwargs)
 
 
-def _tensors(out) -> list[torch.Tensor]:
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, (tuple, list)):
-        return [t for o in out for t in _tensors(o)]
-    return []
-
-
 def _build(name: str) -> nn.Module:
     """The gate with every parameter perturbed (no zero-initialised weight hides a path)."""
     torch.manual_seed(123)
@@ -139,9 +132,9 @@ def test_every_exported_gate_is_covered():
 def test_capture_does_not_change_the_output(name, training):
     m = _build(name).train(training)
     spec = SPECS[name]
-    plain = _tensors(_run(m, spec))
+    plain = output_tensors(_run(m, spec))
     with capture_gates(m) as gates:
-        captured = _tensors(_run(m, spec))
+        captured = output_tensors(_run(m, spec))
     assert len(gates) > 0, f"{name}: nothing recorded"
     assert len(plain) == len(captured)
     for a, b in zip(plain, captured):
@@ -211,7 +204,7 @@ _PROJECTIONS = (
 def test_lora_wrapped_projections_change_the_output_and_get_gradients(name):
     m = _build(name).train()  # train: the router's noise projection runs too (draws seeded in _run)
     spec = SPECS[name]
-    before = _tensors(_run(m, spec))
+    before = output_tensors(_run(m, spec))
     targets = [(n, sub) for n, sub in m.named_modules() if type(sub) in _PROJECTIONS]
     assert targets, f"{name}: no Linear/conv projection to wrap"
     wrappers = {}
@@ -221,7 +214,7 @@ def test_lora_wrapped_projections_change_the_output_and_get_gradients(name):
         parent = m.get_submodule(parent_name)
         wrappers[n] = LoRA(sub)
         setattr(parent, attr, wrappers[n])
-    after = _tensors(_run(m, spec))
+    after = output_tensors(_run(m, spec))
     assert any(not torch.allclose(a, b) for a, b in zip(before, after)), (
         f"{name}: the LoRA update was ignored"
     )
@@ -251,9 +244,9 @@ def test_capture_under_an_explicit_triton_backend(name):
     m = _build(name).eval()
     spec = SPECS[name]
     with use_backend("triton"):
-        fused = _tensors(_run(m, spec))
+        fused = output_tensors(_run(m, spec))
         with capture_gates(m) as gates:  # served by the op's reference, not a BackendError
-            captured = _tensors(_run(m, spec))
+            captured = output_tensors(_run(m, spec))
     assert len(gates) > 0
     for a, b in zip(fused, captured):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -7,26 +7,13 @@ import json
 
 import pytest
 import torch
+from gate_checks import output_tensors
+from restoration_fixtures import make_paired_restoration_data
 
 from gatelab.core.config import ConfigError, ModelConfig
 from gatelab.core.pretrained import CONFIG_NAME, from_pretrained, registry_name, save_pretrained
 from gatelab.core.registry import create_model, registered
 from gatelab.core.weights import WEIGHTS_NAME
-
-
-def _tensors(out):
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if hasattr(out, "_asdict"):
-        out = out._asdict()
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _tensors(o)]
-    if hasattr(out, "__dataclass_fields__"):
-        return [t for k in out.__dataclass_fields__ for t in _tensors(getattr(out, k))]
-    return []
-
 
 MODELS = sorted(registered())
 
@@ -48,7 +35,7 @@ def test_round_trip(name, tmp_path):
     assert type(loaded) is type(model) and loaded.config == model.config and not loaded.training
     args, kwargs = info.example_inputs(model, 2)
     with torch.no_grad():
-        want, got = _tensors(model(*args, **kwargs)), _tensors(loaded(*args, **kwargs))
+        want, got = output_tensors(model(*args, **kwargs)), output_tensors(loaded(*args, **kwargs))
     assert len(want) == len(got) > 0
     for a, b in zip(want, got):
         assert torch.equal(a, b)
@@ -131,21 +118,10 @@ def test_create_model_checkpoint_path_and_export_of_a_training_run(tmp_path):
     """A real (tiny) training run: its Lightning checkpoint loads through
     ``create_model(checkpoint_path=)``, ``gatelab export`` turns it into a folder that
     ``from_pretrained`` rebuilds with identical outputs; a bad path is one line."""
-    import numpy as np
-    from PIL import Image
-
     from gatelab.core.harness import ExperimentConfig, run_experiment
     from gatelab.core.harness.cli import main
 
-    data = tmp_path / "data"
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 2), ("val", 1)):
-        for i in range(n):
-            clean = rng.integers(0, 256, (24, 24, 3), dtype="uint8")
-            noisy = np.clip(clean.astype(int) + rng.integers(-20, 21, clean.shape), 0, 255)
-            for kind, img in (("input", noisy.astype("uint8")), ("target", clean)):
-                (data / split / kind).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(img).save(data / split / kind / f"{i}.png")
+    data = make_paired_restoration_data(tmp_path / "data")
     cfg = {
         "name": "export-tiny",
         "seed": 0,

@@ -5,28 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
-from restoration_fixtures import make_fake_restoration_data
+from restoration_fixtures import make_fake_restoration_data, make_paired_restoration_data
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.vision.models.maxim import _TINY
 from gatelab.vision.tasks.metrics import prepare_for_metrics, psnr_ssim_metrics
 from gatelab.vision.tasks.restoration import RestorationTask
-
-
-def _paired_root(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for split, n, size in (("train", 4, (24, 24)), ("val", 2, (16, 16)), ("test", 1, (19, 13))):
-        for i in range(n):
-            clean = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-            noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
-            for d, a in (("input", noisy), ("target", clean)):
-                (root / split / d).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(a).save(root / split / d / f"{i}.png")
-    return root
 
 
 def _config(tmp_path: Path, epochs: int, test: bool = False) -> ExperimentConfig:
@@ -73,7 +59,7 @@ def _config(tmp_path: Path, epochs: int, test: bool = False) -> ExperimentConfig
 def test_train_resume_equals_uninterrupted(tmp_path):
     """2 epochs x 2 steps straight vs 1 epoch, stop, resume from last.ckpt for the 2nd epoch:
     identical weights, optimizer moments, step counters and learning rate."""
-    data = _paired_root(tmp_path / "data")
+    data = make_paired_restoration_data(tmp_path / "data")
     straight = run_experiment(_config(tmp_path / "a", 2), data_dir=data)
     first = run_experiment(_config(tmp_path / "b", 1), data_dir=data)
     assert first.trainer.global_step == 2
@@ -123,7 +109,7 @@ def test_dncnn_baseline_through_run_experiment(tmp_path):
     """DnCNN is a registered baseline: trained by ``run_experiment`` like MAXIM, reloaded from
     its checkpoint; the test step scores the model, the noisy input (recomputed here with the
     same metrics) and tiled inference (exact for a conv net whose receptive field fits the margin)."""
-    data = _paired_root(tmp_path / "data")
+    data = make_paired_restoration_data(tmp_path / "data")
     cfg = _config(tmp_path, 1, test=True).to_dict()
     cfg["model"] = {"name": "dncnn", "kwargs": {"num_layers": 3, "features": 4}}
     # tiles of 16 overlapping by 12 (blend margin 3 = DnCNN-3's receptive radius) on a 19x13 image
