@@ -11,8 +11,16 @@
 * ``extra_state.json``, when the model has non-tensor state (``get_extra_state``, e.g. the VL
   decoder's tokenizer): those entries as JSON.
 
+* ``preprocessing.json``, when the model carries what it needs to run on new data
+  (``model.preprocessing``: a JSON object with a ``"kind"`` naming its domain reader, e.g. the
+  TFT encoders and scalers, the segmentation normalisation, the CTR feature spec and
+  vocabularies); :func:`from_pretrained` puts it back on ``model.preprocessing``.
+
 ``from_pretrained(directory)`` rebuilds the registered model from ``config.json`` without the
 caller naming its class, loads the weights strictly and returns it in eval mode.
+:class:`PretrainedMixin` gives a model class ``model.save_pretrained(dir)``,
+``Class.from_pretrained(dir)`` and ``model.push_to_hub(repo_id)`` (huggingface_hub's
+``ModelHubMixin`` method names; the upload is optional and never needed to save or load).
 ``create_model(name, checkpoint_path=...)`` loads weights into a fresh model as timm does
 (:func:`gatelab.core.weights.load_weights`: a folder, a ``.safetensors`` file or a gatelab task's Lightning checkpoint),
 and ``gatelab export CKPT DIR`` (:func:`export_checkpoint`) turns a task checkpoint into a folder.
@@ -20,13 +28,16 @@ and ``gatelab export CKPT DIR`` (:func:`export_checkpoint`) turns a task checkpo
 Only models built from a :class:`~gatelab.core.config.ModelConfig` can be saved this way; a
 model without one raises :class:`~gatelab.core.config.ConfigError` naming what is missing. What
 a model needs besides its weights to run on new data (a tokenizer, dataset encoders, a
-normalisation) is not written yet: issue 15 adds it model by model.
+normalisation) is the data side's to produce: a Lightning data module with a
+``preprocessing()`` method has its result stored in every checkpoint of a gatelab task
+(``checkpoint["gatelab_preprocessing"]``), and :func:`export_checkpoint` writes it out.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +48,23 @@ from gatelab.core.config import ConfigError, ModelConfig
 from gatelab.core.weights import EXTRA_NAME, WEIGHTS_NAME, load_state, load_weights, state_from_checkpoint
 
 __all__ = [
+    "CHECKPOINT_KEY",
     "CONFIG_NAME",
     "FORMAT",
+    "PREPROCESSING_NAME",
+    "PretrainedMixin",
     "export_checkpoint",
     "from_pretrained",
+    "load_config",
+    "load_preprocessing",
     "registry_name",
     "save_pretrained",
 ]
 
 CONFIG_NAME = "config.json"
+PREPROCESSING_NAME = "preprocessing.json"
+#: the checkpoint key under which a gatelab task stores its data module's ``preprocessing()``
+CHECKPOINT_KEY = "gatelab_preprocessing"
 #: the layout version of ``config.json``
 FORMAT = 1
 
@@ -77,13 +96,22 @@ def registry_name(model: nn.Module) -> str:
     return sorted(found, key=lambda n: (entries[n].meta.get("preset") is not None, n))[0]
 
 
-def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, name: str | None = None) -> Path:
-    """Write ``config.json`` and ``model.safetensors`` of ``model`` to ``directory`` (created).
+def save_pretrained(
+    model: nn.Module,
+    directory: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    preprocessing: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``config.json`` and ``model.safetensors`` of ``model`` to ``directory`` (created),
+    plus ``preprocessing.json`` when there is preprocessing to keep.
 
     Args:
         model: a model with a :class:`~gatelab.core.config.ModelConfig` in ``model.config``.
         directory: the output folder; existing files of the same names are replaced.
         name: the registry name to record (default: :func:`registry_name`).
+        preprocessing: what the model needs to run on new data, a JSON object with a ``"kind"``
+            key (default: ``model.preprocessing`` when the model carries one).
 
     Returns:
         The directory.
@@ -112,6 +140,7 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, name
         "config": config.to_dict(),
     }
     tensors, aliases, extra = _split_state(model)
+    prep = _check_preprocessing(preprocessing if preprocessing is not None else getattr(model, "preprocessing", None))
     (out / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=False) + "\n")
     save_file(
         tensors,
@@ -123,7 +152,50 @@ def save_pretrained(model: nn.Module, directory: str | os.PathLike[str], *, name
         extra_path.write_text(json.dumps(extra) + "\n")
     elif extra_path.exists():
         extra_path.unlink()
+    prep_path = out / PREPROCESSING_NAME
+    if prep is not None:
+        prep_path.write_text(json.dumps(prep, indent=1) + "\n")
+    elif prep_path.exists():
+        prep_path.unlink()
     return out
+
+
+def _check_preprocessing(prep: Any, where: str = "save_pretrained: preprocessing") -> dict[str, Any] | None:
+    """``prep`` as a plain JSON object with a string ``"kind"`` (``None`` stays ``None``)."""
+    if prep is None:
+        return None
+    if not isinstance(prep, Mapping):
+        raise ConfigError(f"{where}: expected a JSON object (a mapping), got {type(prep).__name__}")
+    if not isinstance(prep.get("kind"), str):
+        raise ConfigError(f"{where}: key 'kind' missing or not a string (it names the domain reader)")
+    try:
+        return json.loads(json.dumps(dict(prep), allow_nan=False))
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{where}: not plain JSON ({e})") from None
+
+
+def load_preprocessing(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The ``preprocessing.json`` of a :func:`save_pretrained` folder, or ``None`` if it has none.
+
+    Raises:
+        ConfigError: the file is not a JSON object with a ``"kind"`` (naming the file, line, column).
+    """
+    path = Path(directory) / PREPROCESSING_NAME
+    if not path.is_file():
+        return None
+    try:
+        obj = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    return _check_preprocessing(obj, str(path))
+
+
+def load_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The checked ``config.json`` of a :func:`save_pretrained` folder (``format``, ``name``,
+    ``class``, ``gatelab_version``, ``config``), without building the model."""
+    return _read_config(Path(directory) / CONFIG_NAME)
 
 
 def _split_state(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:
@@ -190,7 +262,9 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
         raise ConfigError(f"{cfg_path}: config: {e}") from None
     model = factory(config)
     model.registry_name = name
-    return load_weights(model, folder, device=device).eval()
+    model = load_weights(model, folder, device=device).eval()
+    model.preprocessing = load_preprocessing(folder)
+    return model
 
 
 def _builder(factory: Any, recorded: Any, where: Path) -> Any:
@@ -236,4 +310,52 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], directory: str | os.Pa
         raise ConfigError(f"export: {path}: not a gatelab task checkpoint (no hyper_parameters.model_name)")
     model = create_model(hp["model_name"], **dict(hp.get("model_kwargs") or {}))
     load_state(model, state_from_checkpoint(ckpt, path), path)  # the file is read once
-    return save_pretrained(model, directory, name=hp["model_name"])
+    prep = ckpt.get(CHECKPOINT_KEY)
+    return save_pretrained(model, directory, name=hp["model_name"], preprocessing=prep)
+
+
+class PretrainedMixin:
+    """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` as methods, named as
+    huggingface_hub's ``ModelHubMixin`` names them (the files are :func:`save_pretrained`'s).
+
+    Example::
+
+        model.save_pretrained("runs/finalmlp")
+        same = FinalMLP.from_pretrained("runs/finalmlp")     # or gatelab.from_pretrained(dir)
+    """
+
+    def save_pretrained(
+        self, save_directory: str | os.PathLike[str], *, preprocessing: Mapping[str, Any] | None = None
+    ) -> Path:
+        """:func:`gatelab.core.pretrained.save_pretrained` of this model."""
+        assert isinstance(self, nn.Module)
+        return save_pretrained(self, save_directory, preprocessing=preprocessing)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike[str], *, device: str = "cpu") -> Any:
+        """Load a :func:`save_pretrained` folder; an error if it holds another class's model."""
+        model = from_pretrained(directory, device=device)
+        if not isinstance(model, cls):
+            raise ConfigError(
+                f"{directory}: holds a {type(model).__name__}, not a {cls.__name__} "
+                "(gatelab.from_pretrained(dir) loads whatever it holds)"
+            )
+        return model
+
+    def push_to_hub(
+        self, repo_id: str, *, private: bool = False, token: str | None = None, commit_message: str = "gatelab model"
+    ) -> str:
+        """Save to a temporary folder and upload it to the Hugging Face Hub (needs
+        ``huggingface_hub`` and a token); returns the commit URL. Loading never needs the Hub."""
+        import tempfile
+
+        try:
+            from huggingface_hub import HfApi
+        except ImportError as e:  # pragma: no cover - an optional dependency
+            raise ConfigError("push_to_hub needs huggingface_hub (pip install huggingface_hub)") from e
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            info = api.upload_folder(repo_id=repo_id, folder_path=tmp, commit_message=commit_message)
+        return str(getattr(info, "commit_url", info))

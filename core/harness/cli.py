@@ -324,6 +324,7 @@ EXAMPLES: dict[str, str] = {
     "eval": "gatelab eval --config docs/examples/ltsf_tiny.yaml --ckpt runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt",
     "repro": "gatelab repro --list",
     "export": "gatelab export runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt my-model",
+    "predict": "gatelab predict --model my-model --input docs/examples/etth1_recent.csv --output forecasts.csv",
 }
 
 
@@ -351,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action=_VersionAction, help="print gatelab's version and exit")
-    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro,export}")
+    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro,export,predict}")
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -402,6 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     ex = add("export", help="a training checkpoint -> a save_pretrained folder (config.json + model.safetensors)")
     ex.add_argument("ckpt", help="a checkpoint written by `gatelab train`")
     ex.add_argument("directory", help="output folder; load it with gatelab.from_pretrained(DIR)")
+
+    pr = add("predict", help="run a saved model (gatelab export / save_pretrained folder) on new data")
+    pr.add_argument("--model", required=True, metavar="DIR", help="a save_pretrained folder")
+    pr.add_argument("--input", required=True, metavar="PATH", help="new data in the domain's format")
+    pr.add_argument("--output", required=True, metavar="PATH", help="file (or folder, for images) to write")
+    pr.add_argument("--batch-size", type=int, default=256, help="items per forward pass (default 256)")
+    pr.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    pr.add_argument("--num-threads", type=int, default=None, help="torch threads (default: torch's)")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rp = add(
         "repro",
@@ -457,6 +467,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gatelab.core.pretrained import export_checkpoint
 
             print(f"saved {export_checkpoint(args.ckpt, args.directory)}")
+            return 0
+        if args.command == "predict":
+            from gatelab.core.harness.predict import PredictOptions, predict
+
+            opts = PredictOptions(
+                batch_size=args.batch_size,
+                device=args.device,
+                num_threads=args.num_threads,
+                progress=not args.no_progress,
+            )
+            print(predict(args.model, args.input, args.output, options=opts))
             return 0
         return _cmd_repro(args, extra, parser)
     except (ConfigError, DataError) as e:

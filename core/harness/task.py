@@ -398,6 +398,19 @@ class GatelabTask(L.LightningModule):
             return int(trainer.max_epochs)
         return None
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the data module's ``preprocessing()`` (what the model needs to run on new data:
+        encoders, scalers, vocabularies, normalisation) under ``checkpoint["gatelab_preprocessing"]``,
+        so ``gatelab export`` writes it next to the weights. Subclasses that override this call
+        ``super().on_save_checkpoint(checkpoint)``."""
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        prep = getattr(dm, "preprocessing", None)
+        if callable(prep):
+            value = prep()
+            if value is not None:
+                checkpoint["gatelab_preprocessing"] = value
+
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = build_optimizer(params, self.config)

@@ -85,6 +85,7 @@ from gatelab.core.config import (
     PositiveFloat,
     PositiveInt,
 )
+from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
     "FUSIONS",
@@ -487,7 +488,7 @@ class GatedVLDecoderConfig(ModelConfig):
         )
 
 
-class GatedVLDecoder(nn.Module):
+class GatedVLDecoder(PretrainedMixin, nn.Module):
     r"""Causal decoder LM with per-layer cross-attention to an image and a token-wise visual gate.
 
     See the module docstring for the equations and the deviations from the paper.

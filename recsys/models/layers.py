@@ -26,6 +26,7 @@ from torch import nn
 from gatelab.core import create_act
 from gatelab.core.config import ConfigError, ModelConfig, NonNegativeFloat, PositiveInt, did_you_mean
 from gatelab.core.layers.activations import ActLike, act_names
+from gatelab.core.pretrained import PretrainedMixin
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
 
 __all__ = [
@@ -348,7 +349,7 @@ class CTRConfig(ModelConfig):
         return [f.embedding_dim or self.embedding_dim for f in self.spec().fields]
 
 
-class CTRModel(nn.Module):
+class CTRModel(PretrainedMixin, nn.Module):
     r"""The scaffold every recsys model shares: config -> feature spec -> field embeddings -> tower -> logit.
 
     ``__init__(config=None, /, *, device=None, dtype=None, **overrides)`` builds

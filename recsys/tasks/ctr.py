@@ -161,6 +161,7 @@ class CTRTask(GatelabTask):
                 group["lr"] = max(group["lr"] * o.lr_decay_factor, o.min_lr)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         checkpoint["ctr_plateau_best"] = self._best
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

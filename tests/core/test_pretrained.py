@@ -11,7 +11,13 @@ from gate_checks import output_tensors
 from restoration_fixtures import make_paired_restoration_data
 
 from gatelab.core.config import ConfigError, ModelConfig
-from gatelab.core.pretrained import CONFIG_NAME, from_pretrained, registry_name, save_pretrained
+from gatelab.core.pretrained import (
+    CONFIG_NAME,
+    PretrainedMixin,
+    from_pretrained,
+    registry_name,
+    save_pretrained,
+)
 from gatelab.core.registry import create_model, registered
 from gatelab.core.weights import WEIGHTS_NAME
 
@@ -27,6 +33,7 @@ def test_round_trip(name, tmp_path):
         with pytest.raises(ConfigError, match="has no ModelConfig"):
             save_pretrained(model, tmp_path)
         pytest.skip(f"{name}: not built from a ModelConfig yet (issue 15)")
+    assert isinstance(model, PretrainedMixin), f"{name}: no model.save_pretrained (PretrainedMixin)"
     save_pretrained(model, tmp_path)
     meta = json.loads((tmp_path / CONFIG_NAME).read_text())
     assert meta["name"] == name and meta["format"] == 1
@@ -159,3 +166,79 @@ def test_create_model_checkpoint_path_and_export_of_a_training_run(tmp_path):
     assert main(["export", str(tmp_path / "missing.ckpt"), str(out)]) == 2
     with pytest.raises(ConfigError, match="no such file or folder"):
         create_model("dncnn", checkpoint_path=str(tmp_path / "nope.safetensors"))
+
+
+def test_preprocessing_round_trips_and_is_checked(tmp_path):
+    """``model.preprocessing`` (what the model needs on new data) is written as preprocessing.json,
+    restored by from_pretrained, and must be a JSON object with a "kind"."""
+    from gatelab.core.pretrained import PREPROCESSING_NAME, load_preprocessing
+
+    model = create_model("dncnn", num_layers=3, features=4)
+    model.preprocessing = {"kind": "test", "mean": [0.5, 0.25], "names": ["a", "b"]}
+    save_pretrained(model, tmp_path / "m")
+    assert json.loads((tmp_path / "m" / PREPROCESSING_NAME).read_text())["mean"] == [0.5, 0.25]
+    assert from_pretrained(tmp_path / "m").preprocessing == model.preprocessing
+    # an explicit argument wins; a model without any writes none (and removes a stale file)
+    save_pretrained(model, tmp_path / "m", preprocessing={"kind": "other"})
+    assert load_preprocessing(tmp_path / "m") == {"kind": "other"}
+    model.preprocessing = None
+    save_pretrained(model, tmp_path / "m")
+    assert not (tmp_path / "m" / PREPROCESSING_NAME).exists()
+    assert from_pretrained(tmp_path / "m").preprocessing is None
+    for bad, match in (([1, 2], "JSON object"), ({"mean": 1}, "'kind'"), ({"kind": "x", "v": float("nan")}, "not plain JSON")):
+        with pytest.raises(ConfigError, match=match):
+            save_pretrained(model, tmp_path / "bad", preprocessing=bad)
+    (tmp_path / "m" / PREPROCESSING_NAME).write_text('{"kind": "x",\n  "v": }')
+    with pytest.raises(ConfigError, match=r"preprocessing.json: invalid JSON at line 2, column 8"):
+        from_pretrained(tmp_path / "m")
+
+
+def test_mixin_methods_follow_model_hub_names(tmp_path):
+    """``model.save_pretrained(dir)`` / ``Class.from_pretrained(dir)`` as huggingface_hub's
+    ModelHubMixin names them; loading a folder as the wrong class is an error."""
+    from gatelab.vision.models.dncnn import DnCNN
+    from gatelab.vision.models.maxim import Maxim
+
+    model = create_model("dncnn", num_layers=3, features=4).eval()
+    model.save_pretrained(tmp_path / "m")
+    again = DnCNN.from_pretrained(tmp_path / "m")
+    x = torch.rand(1, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(again(x), model(x))
+    with pytest.raises(ConfigError, match="holds a DnCNN, not a Maxim"):
+        Maxim.from_pretrained(tmp_path / "m")
+
+
+def test_task_checkpoint_carries_the_data_modules_preprocessing(tmp_path):
+    """A data module's ``preprocessing()`` is stored in the task checkpoint and written by export."""
+    from gatelab.core.harness.task import GatelabTask
+    from gatelab.core.pretrained import CHECKPOINT_KEY, export_checkpoint, load_preprocessing
+
+    class Task(GatelabTask):
+        def compute_loss(self, out, target):  # pragma: no cover - not trained here
+            return out.mean()
+
+    task = Task("dncnn", {"num_layers": 3, "features": 4})
+    dm = type("DM", (), {"preprocessing": lambda self: {"kind": "test", "scale": 2.0}})()
+    task._trainer = type("T", (), {"datamodule": dm})()
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in task.model.state_dict().items()}, "hyper_parameters": dict(task.hparams)}
+    task.on_save_checkpoint(ckpt)
+    assert ckpt[CHECKPOINT_KEY] == {"kind": "test", "scale": 2.0}
+    torch.save(ckpt, tmp_path / "x.ckpt")
+    export_checkpoint(tmp_path / "x.ckpt", tmp_path / "out")
+    assert load_preprocessing(tmp_path / "out") == {"kind": "test", "scale": 2.0}
+
+
+def test_predict_dispatch_errors_are_one_line(tmp_path, capsys):
+    """``gatelab predict``: a folder that is not a saved model, a missing input and bad options
+    are one-line errors (exit 2); the domain predictors are tested in each domain."""
+    from gatelab.core.harness.cli import main
+    from gatelab.core.harness.predict import PredictOptions
+
+    create_model("dncnn", num_layers=3, features=4).save_pretrained(tmp_path / "m")
+    assert main(["predict", "--model", str(tmp_path / "none"), "--input", "x", "--output", "y"]) == 2
+    assert "config.json not found" in capsys.readouterr().err
+    assert main(["predict", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "absent.png"), "--output", "y"]) == 2
+    assert "absent.png: no such file or folder" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="batch_size=0"):
+        PredictOptions(batch_size=0)

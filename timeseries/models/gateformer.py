@@ -64,6 +64,7 @@ from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, NonNegativeInt, PositiveInt
+from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
     "MODELS",
@@ -390,7 +391,7 @@ class ITransformerConfig(GateformerConfig):
     }  # fmt: skip
 
 
-class Gateformer(nn.Module):
+class Gateformer(PretrainedMixin, nn.Module):
     r"""Gateformer / iTransformer forecaster (equations, shapes and papers in the module docstring).
 
     Built from a :class:`GateformerConfig` (or a mapping, or its keys as keywords:

@@ -85,6 +85,7 @@ from torch.nn.utils import rnn
 
 from gatelab.core import GateAddNorm, GatedResidualNetwork, VariableSelectionNetwork, record_gate
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, PositiveInt, UnitInterval
+from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
     "ELU",
@@ -651,7 +652,7 @@ class TFTConfig(ModelConfig):
         return cat_vars, real_vars
 
 
-class TemporalFusionTransformer(nn.Module):
+class TemporalFusionTransformer(PretrainedMixin, nn.Module):
     """Temporal Fusion Transformer (see the module docstring for the equations and inputs).
 
     Built from a :class:`TFTConfig` (or a mapping, or its keys as keywords; a config plus keyword

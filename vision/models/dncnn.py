@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from gatelab.core.config import ConfigError, ModelConfig, PositiveInt
+from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = ["DnCNN", "DnCNNConfig"]
 
@@ -69,7 +70,7 @@ class DnCNNConfig(ModelConfig):
             )
 
 
-class DnCNN(nn.Module):
+class DnCNN(PretrainedMixin, nn.Module):
     """DnCNN: ``x_hat = y - f(y)`` with ``f`` a ``num_layers``-layer conv/BN/ReLU stack of width ``features``.
 
     Args:

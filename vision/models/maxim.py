@@ -92,6 +92,7 @@ from gatelab.core.config import (
     NonNegativeInt,
     PositiveInt,
 )
+from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
     "MAXIM_OFFICIAL_PARAMS",
@@ -693,7 +694,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return F.pad(x, (left, pw - left, top, ph - top), mode=mode), pads
 
 
-class Maxim(nn.Module):
+class Maxim(PretrainedMixin, nn.Module):
     """MAXIM multi-stage, multi-scale restoration model (see the module docstring).
 
     Args:

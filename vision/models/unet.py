@@ -65,6 +65,7 @@ from gatelab.core import AttentionGate
 from gatelab.core.config import ConfigError, ModelConfig, PositiveFloat, PositiveInt
 from gatelab.core.layers import nd as _nd
 from gatelab.core.layers.activations import ActLike, create_act
+from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
     "PAPER_FILTERS",
@@ -268,7 +269,7 @@ class UNetConfig(ModelConfig):
         return tuple(int(f / self.feature_scale) for f in self.filters)
 
 
-class UNet(nn.Module):
+class UNet(PretrainedMixin, nn.Module):
     """U-Net / Attention U-Net (2D or 3D); see the module docstring for equations and deviations.
 
     Args:
