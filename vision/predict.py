@@ -12,7 +12,8 @@ the data modules' ``preprocessing()``:
 * input: one image file or a folder of them (not recursive), PNG / TIFF / GIF / JPEG / BMP for a
   2D model, NIfTI (``.nii`` / ``.nii.gz``) for a 3D model. When the model was normalised over a
   field of view (``normalize_over: fov``, e.g. DRIVE), the input is a folder with ``images/``
-  and ``masks/`` (the FOV masks, nonzero = inside, paired by ``key_pattern`` or file name);
+  and ``masks/`` or ``mask/`` (the FOV masks, nonzero = inside, paired by ``key_pattern`` or file
+  name: a DRIVE ``test`` folder is such an input);
 * each image is read, its ``channels`` selected, normalised on its own statistics exactly as in
   training, and predicted with Gaussian sliding-window inference over ``roi_size`` windows (the
   training patch; :func:`~gatelab.vision.tasks.inference.sliding_window_inference`);
@@ -173,12 +174,15 @@ def _seg_inputs(input: Path, prep: Mapping[str, Any]) -> list[tuple[Path, Path |
     """``[(image, fov mask or None)]`` of the input (see the module docstring)."""
     nd = int(prep["spatial_dims"])
     if prep["normalize_over"] == "fov":
-        images, masks = input / "images", input / "masks"
-        if not (images.is_dir() and masks.is_dir()):
+        images = input / "images"
+        found = [input / m for m in ("masks", "mask") if (input / m).is_dir()]
+        if not images.is_dir() or len(found) != 1:
             raise DataError(
                 f"predict: the model normalises each image over its field-of-view mask (normalize_over: fov), "
-                f"so the input must be a folder with images/ and masks/; {input} is not"
+                f"so the input must be a folder with images/ and masks/ (or mask/, DRIVE's name); {input} "
+                + ("has both masks/ and mask/" if len(found) == 2 else "is not")
             )
+        masks = found[0]
         img_files, mask_files = _files(images), _files(masks)
         pattern = re.compile(prep["key_pattern"]) if prep.get("key_pattern") else None
 

@@ -186,6 +186,14 @@ def test_field_of_view_normalisation_needs_masks(tmp_path):
     got = np.array(Image.open(tmp_path / "o/0.png"))
     np.testing.assert_array_equal(got, want)
     assert (got[~valid] == 0).all()
+    (new / "masks").rename(new / "mask")  # DRIVE's folder name works too
+    assert predict(tmp_path / "m", new, tmp_path / "o2", options=OPTS).items == 2
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "o2/0.png")), want)
+    (new / "masks").mkdir()
+    with pytest.raises(DataError, match="has both masks/ and mask/"):
+        predict(tmp_path / "m", new, tmp_path / "o", options=OPTS)
+    (new / "masks").rmdir()
+    (new / "mask").rename(new / "masks")
     (new / "masks/1.png").unlink()
     with pytest.raises(DataError, match=r"no mask in .*masks for image .*1.png"):
         predict(tmp_path / "m", new, tmp_path / "o", options=OPTS)
