@@ -16,7 +16,9 @@ the data modules' ``preprocessing()``:
   name: a DRIVE ``test`` folder is such an input);
 * each image is read, its ``channels`` selected, normalised on its own statistics exactly as in
   training, and predicted with Gaussian sliding-window inference over ``roi_size`` windows (the
-  training patch; :func:`~gatelab.vision.tasks.inference.sliding_window_inference`);
+  training patch; :func:`~gatelab.vision.tasks.inference.sliding_window_inference`; mirror
+  test-time augmentation when ``sliding_window.mirror_axes`` is set). ``--batch-size`` is the
+  number of windows per forward pass (lower it for large 3D windows);
 * output ``<output>/<name>.png`` (2D, same height and width; 8-bit, or 16-bit when a mask value
   exceeds 255) or ``<output>/<name>.nii[.gz]`` (3D, the input's voxel grid with its affine and
   header copied, integer data): the argmax class of every pixel written as its raw label value
@@ -316,6 +318,7 @@ def predict_segmentation(model: nn.Module, input: Path, output: Path, options: P
             overlap=float(sw.get("overlap", 0.5)),
             mode=str(sw.get("mode", "gaussian")),
             sw_batch_size=options.batch_size,
+            mirror_axes=sw.get("mirror_axes"),
         )
         logits, maps = out if isinstance(out, tuple) else (out, {})
         classes = logits[0].argmax(0).cpu().numpy()

@@ -334,3 +334,26 @@ def test_wrong_kind_is_an_error(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
     with pytest.raises(DataError, match="kind='forecast'"):
         predict(tmp_path / "m", tmp_path / "a.png", tmp_path / "o", options=OPTS)
+
+
+def test_mirror_tta_from_the_preprocessing(tmp_path):
+    """``sliding_window.mirror_axes`` in preprocessing.json turns on mirror test-time augmentation."""
+    torch.manual_seed(0)
+    model = create_model("attention-unet-2d", in_channels=1, num_classes=2, filters=(4, 8, 16), feature_scale=1).eval()
+    prep = segmentation_preprocessing(
+        spatial_dims=2, in_channels=1, num_classes=2, patch_size=(16, 16), normalize="unit", mirror_axes=[0, 1]
+    )
+    save_pretrained(model, tmp_path / "m", preprocessing=prep)
+    img = np.random.default_rng(5).integers(0, 256, (22, 19), dtype=np.uint8)
+    Image.fromarray(img).save(tmp_path / "a.png")
+    predict(tmp_path / "m", tmp_path / "a.png", tmp_path / "o", options=OPTS)
+    x = torch.from_numpy(img.astype(np.float32) / 255)[None, None]
+    with torch.no_grad():
+        logits, maps = sliding_window_inference(x, 16, lambda t: model(t, return_attention=True), mirror_axes=[0, 1])
+        plain = sliding_window_inference(x, 16, model)
+    want = logits[0].argmax(0).numpy()
+    np.testing.assert_array_equal(np.array(Image.open(tmp_path / "o/a.png")), want)  # mask_values [0, 1]
+    assert not torch.allclose(logits, plain)  # the augmentation changed the logits
+    att = np.array(Image.open(tmp_path / "o/attention/a_att2_gate0.png"))
+    np.testing.assert_allclose(att, np.rint(maps["att2"][0, 0].numpy() * 255), atol=1)
+

@@ -226,6 +226,7 @@ def segmentation_preprocessing(
     key_pattern: str | None = None,
     overlap: float = 0.5,
     mode: str = "gaussian",
+    mirror_axes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The JSON ``preprocessing`` of a segmentation model (``"kind": "segmentation"``).
 
@@ -239,7 +240,8 @@ def segmentation_preprocessing(
     :func:`~gatelab.vision.data.segmentation.pair_files`), ``mask_values`` (the raw label value
     written for each class: the smallest raw value of ``label_values`` mapped to it; default the
     class index), ``label_values``, ``patch_size`` and ``sliding_window`` (``roi_size`` = the
-    training patch, ``overlap``, ``mode``: how whole images are predicted), ``spacing``
+    training patch, ``overlap``, ``mode``, ``mirror_axes``: how whole images are predicted, see
+    :func:`~gatelab.vision.tasks.inference.sliding_window_inference`), ``spacing``
     (``null``: no resampling, voxels as stored).
     """
     if normalize not in ("zscore", "unit", "none"):
@@ -267,7 +269,12 @@ def segmentation_preprocessing(
         "label_values": {str(k): v for k, v in sorted(values.items())},
         "mask_values": _mask_values(values, num_classes),
         "patch_size": patch,
-        "sliding_window": {"roi_size": patch, "overlap": float(overlap), "mode": mode},
+        "sliding_window": {
+            "roi_size": patch,
+            "overlap": float(overlap),
+            "mode": mode,
+            "mirror_axes": [int(a) for a in mirror_axes] if mirror_axes is not None else None,
+        },
         "spacing": None,
     }
 

@@ -161,6 +161,13 @@ class SegmentationOptions:
             raise ConfigError(f"task.kwargs.sw_mode={self.sw_mode!r} is not one of {MODES}")
         if not 0.0 <= self.sw_overlap < 1.0:
             raise ConfigError(f"task.kwargs.sw_overlap={self.sw_overlap} must be in [0, 1)")
+        axes = self.sw_mirror_axes
+        if axes is not None and (
+            not axes or len(set(axes)) != len(axes) or any(not isinstance(a, int) or a < 0 for a in axes)
+        ):
+            raise ConfigError(
+                f"task.kwargs.sw_mirror_axes={axes!r}: distinct spatial axes >= 0 (0 = first spatial axis), or null"
+            )
 
 
 class SegmentationTask(GatelabTask):
