@@ -357,3 +357,19 @@ def test_mirror_tta_from_the_preprocessing(tmp_path):
     att = np.array(Image.open(tmp_path / "o/attention/a_att2_gate0.png"))
     np.testing.assert_allclose(att, np.rint(maps["att2"][0, 0].numpy() * 255), atol=1)
 
+
+def test_gatelab_predict_in_a_fresh_process(tmp_path):
+    """The installed ``gatelab`` command in a new interpreter (no domain registry imported yet)."""
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    model = create_model("dncnn", num_layers=3, features=4).eval()
+    save_pretrained(model, tmp_path / "m")
+    Image.fromarray(np.zeros((9, 7, 3), np.uint8)).save(tmp_path / "a.png")
+    code = "import sys; from gatelab.core.harness.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["predict", "--model", str(tmp_path / "m"), "--input", str(tmp_path / "a.png"), "--output", str(tmp_path / "o"), *QUIET]
+    res = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "dncnn: 1 images" in res.stdout and (tmp_path / "o/a.png").is_file()
+
