@@ -373,3 +373,12 @@ def test_gatelab_predict_in_a_fresh_process(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "dncnn: 1 images" in res.stdout and (tmp_path / "o/a.png").is_file()
 
+
+def test_denoise_module_preprocessing_records_the_noise():
+    from gatelab.vision.data.datamodule import denoise_datamodule
+
+    prep = denoise_datamodule(None, sigma=[0, 50], channels=1).preprocessing()
+    assert prep["kind"] == "restoration" and prep["channels"] == 1 and prep["scale"] == 255.0
+    assert prep["trained_on"] == {"task": "denoise", "sigma": [0.0, 50.0], "test_sigma": 25.0}
+    json.dumps(prep, allow_nan=False)  # plain JSON
+
