@@ -247,12 +247,13 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
             unknown model name, a config the model no longer accepts, or weights that do not
             fit (missing or unexpected keys, named).
     """
-    from gatelab.core.registry import MODELS
+    from gatelab.core.registry import MODELS, load_registrations
 
     folder = Path(directory)
     cfg_path = folder / CONFIG_NAME
     meta = _read_config(cfg_path)
     name = meta["name"]
+    load_registrations()  # `in` does not load the domains (a fresh process)
     if name not in MODELS:
         raise ConfigError(f"{cfg_path}: name={name!r} is not a registered model (see `gatelab list`)")
     factory = _builder(MODELS.get(name), meta.get("class"), cfg_path)

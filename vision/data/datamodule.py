@@ -73,6 +73,7 @@ from .segmentation import (
 
 __all__ = [
     "MEMBRANE_LABELS",
+    "PREPROCESSING_FORMAT",
     "SegmentationDataModule",
     "denoise_datamodule",
     "drive_datamodule",
@@ -81,6 +82,8 @@ __all__ = [
     "membrane_split",
     "nifti_datamodule",
     "paired_datamodule",
+    "restoration_preprocessing",
+    "segmentation_preprocessing",
 ]
 
 #: ISBI 2012 labels (zhixuhao PNGs / challenge TIFF): 0 = membrane, 255 = cell interior
@@ -104,6 +107,7 @@ class SegmentationDataModule(L.LightningDataModule):
         augment: Mapping[str, Any] | None = None,
         val_cases: int = 0,
         num_workers: int = 0,
+        reader: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not train_cases:
@@ -132,10 +136,29 @@ class SegmentationDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.num_classes = int(num_classes)
         self.in_channels = int(train_cases[0].image.shape[0])
+        self.reader = dict(reader) if reader is not None else None
 
     def model_kwargs(self) -> dict[str, int]:
         """``in_channels`` and ``num_classes`` for the model."""
         return {"in_channels": self.in_channels, "num_classes": self.num_classes}
+
+    def preprocessing(self) -> dict[str, Any] | None:
+        """What a trained model needs to segment new files (saved as ``preprocessing.json``).
+
+        ``None`` when the module was built without ``reader`` (how its cases were read and
+        normalised is then unknown). Otherwise :func:`segmentation_preprocessing` of this module's
+        sizes and its ``reader`` (normalisation, channel selection, classes, label values ...),
+        read by :mod:`gatelab.vision.predict`.
+        """
+        if self.reader is None:
+            return None
+        return segmentation_preprocessing(
+            spatial_dims=len(self.patch_size),
+            in_channels=self.in_channels,
+            num_classes=self.num_classes,
+            patch_size=self.patch_size,
+            **self.reader,
+        )
 
     def train_dataloader(self) -> DataLoader:
         # item k is a pure function of (experiment seed, k) and the sampler gives epoch * n + i, so
@@ -172,6 +195,111 @@ class SegmentationDataModule(L.LightningDataModule):
 def _resolve(data_dir: Path, path: str | os.PathLike[str]) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else Path(data_dir) / p
+
+
+#: layout version of the segmentation / restoration ``preprocessing.json``
+PREPROCESSING_FORMAT = 1
+
+
+def _mask_values(label_values: Mapping[int, int], num_classes: int) -> list[int]:
+    """Raw label value written for each class: the smallest raw value mapped to it."""
+    out: list[int] = []
+    for k in range(num_classes):
+        raws = sorted(int(r) for r, c in label_values.items() if int(c) == k)
+        if not raws:
+            raise ConfigError(f"label_values {dict(label_values)!r} map no raw value to class {k}")
+        out.append(raws[0])
+    return out
+
+
+def segmentation_preprocessing(
+    *,
+    spatial_dims: int,
+    in_channels: int,
+    num_classes: int,
+    patch_size: Sequence[int],
+    normalize: str,
+    normalize_over: str = "image",
+    label_values: Mapping[int, int] | None = None,
+    classes: Sequence[str] | None = None,
+    channels: Sequence[int] | None = None,
+    key_pattern: str | None = None,
+    overlap: float = 0.5,
+    mode: str = "gaussian",
+    mirror_axes: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """The JSON ``preprocessing`` of a segmentation model (``"kind": "segmentation"``).
+
+    Keys: ``spatial_dims`` (2: PNG/TIFF/... images, 3: NIfTI volumes read as ``[C, Z, Y, X]``),
+    ``in_channels``, ``num_classes``, ``classes`` (names, default ``class_0 ..``), ``channels``
+    (indices of the file's channels fed to the model, e.g. DRIVE ``green`` = ``[1]``; ``null``:
+    all), ``normalize`` (``zscore`` | ``unit`` | ``none``, per image as
+    :func:`~gatelab.vision.data.segmentation.normalize_image`: the statistics are the image's
+    own), ``normalize_over`` (``image``: every pixel; ``fov``: the field-of-view mask's pixels,
+    so new images need their masks), ``key_pattern`` (pairs images and masks as
+    :func:`~gatelab.vision.data.segmentation.pair_files`), ``mask_values`` (the raw label value
+    written for each class: the smallest raw value of ``label_values`` mapped to it; default the
+    class index), ``label_values``, ``patch_size`` and ``sliding_window`` (``roi_size`` = the
+    training patch, ``overlap``, ``mode``, ``mirror_axes``: how whole images are predicted, see
+    :func:`~gatelab.vision.tasks.inference.sliding_window_inference`), ``spacing``
+    (``null``: no resampling, voxels as stored).
+    """
+    if normalize not in ("zscore", "unit", "none"):
+        raise ConfigError(f"segmentation preprocessing: normalize={normalize!r} is not one of zscore, unit, none")
+    if normalize_over not in ("image", "fov"):
+        raise ConfigError(f"segmentation preprocessing: normalize_over={normalize_over!r} is not one of image, fov")
+    patch = [int(p) for p in patch_size]
+    if len(patch) != spatial_dims:
+        raise ConfigError(f"segmentation preprocessing: patch_size={patch} must give {spatial_dims} sizes")
+    names = [str(c) for c in classes] if classes is not None else [f"class_{k}" for k in range(num_classes)]
+    if len(names) != num_classes:
+        raise ConfigError(f"segmentation preprocessing: classes={names} must name {num_classes} classes")
+    values = {int(k): int(v) for k, v in (label_values or {k: k for k in range(num_classes)}).items()}
+    return {
+        "kind": "segmentation",
+        "format": PREPROCESSING_FORMAT,
+        "spatial_dims": int(spatial_dims),
+        "in_channels": int(in_channels),
+        "num_classes": int(num_classes),
+        "classes": names,
+        "channels": [int(c) for c in channels] if channels is not None else None,
+        "normalize": normalize,
+        "normalize_over": normalize_over,
+        "key_pattern": key_pattern,
+        "label_values": {str(k): v for k, v in sorted(values.items())},
+        "mask_values": _mask_values(values, num_classes),
+        "patch_size": patch,
+        "sliding_window": {
+            "roi_size": patch,
+            "overlap": float(overlap),
+            "mode": mode,
+            "mirror_axes": [int(a) for a in mirror_axes] if mirror_axes is not None else None,
+        },
+        "spacing": None,
+    }
+
+
+def restoration_preprocessing(*, channels: int, tile: int | None = None, tile_overlap: int = 32, **trained_on: Any) -> dict[str, Any]:
+    """The JSON ``preprocessing`` of a restoration model (``"kind": "restoration"``).
+
+    Keys: ``channels`` (1: images read as luminance ``L``, 3: as RGB), ``scale`` (255: 8-bit
+    pixel values divided by 255 into ``[0, 1]``, the output clipped to ``[0, 1]`` and written
+    back as 8-bit), ``tile`` / ``tile_overlap`` (``null``: whole images in one pass; else tiled
+    inference as :func:`~gatelab.vision.models.maxim.tiled_forward`), ``trained_on`` (what the
+    data module degraded, for the record: e.g. the noise ``sigma``).
+    """
+    if channels not in (1, 3):
+        raise ConfigError(f"restoration preprocessing: channels={channels!r} must be 1 or 3")
+    return {
+        "kind": "restoration",
+        "format": PREPROCESSING_FORMAT,
+        "channels": int(channels),
+        "scale": 255.0,
+        "bit_depth": 8,
+        "tile": int(tile) if tile is not None else None,
+        "tile_overlap": int(tile_overlap),
+        "trained_on": {k: v for k, v in trained_on.items()},
+    }
 
 
 # --------------------------------------------------------------------------- ISBI 2012 membrane
@@ -243,6 +371,11 @@ def membrane_datamodule(
         augment=augment,
         val_cases=val_cases,
         num_workers=num_workers,
+        reader={
+            "normalize": normalize,
+            "label_values": labels,
+            "classes": ["cell", "membrane"] if foreground == "membrane" else ["membrane", "cell"],
+        },
     )
 
 
@@ -291,6 +424,14 @@ def drive_datamodule(
         augment=augment,
         val_cases=val_cases,
         num_workers=num_workers,
+        reader={
+            "normalize": normalize,
+            "normalize_over": "fov",
+            "label_values": DRIVE_LABELS,
+            "classes": ["background", "vessel"],
+            "channels": [1] if channels == "green" else None,
+            "key_pattern": kw["key_pattern"],
+        },
     )
 
 
@@ -360,6 +501,13 @@ def folder_datamodule(
         augment=augment,
         val_cases=val_cases,
         num_workers=num_workers,
+        reader={
+            "normalize": normalize,
+            # z-score statistics come from the mask's pixels when there are masks (load_case)
+            "normalize_over": "fov" if train_masks else "image",
+            "label_values": labels,
+            "key_pattern": key_pattern,
+        },
     )
 
 
@@ -409,6 +557,7 @@ def nifti_datamodule(
         augment=augment,
         val_cases=val_cases,
         num_workers=num_workers,
+        reader={"normalize": normalize, "label_values": labels, "key_pattern": key_pattern},
     )
 
 
@@ -518,6 +667,12 @@ def denoise_datamodule(
         def model_kwargs(self) -> dict[str, Any]:
             return {"in_channels": channels, "num_outputs": channels}
 
+        def preprocessing(self) -> dict[str, Any]:
+            """:func:`restoration_preprocessing` (the model restores noisy ``channels`` images)."""
+            return restoration_preprocessing(
+                channels=channels, task="denoise", sigma=[lo, hi], test_sigma=tsigma
+            )
+
     return DenoiseDataModule()
 
 
@@ -578,5 +733,9 @@ def paired_datamodule(
 
         def model_kwargs(self) -> dict[str, Any]:
             return {"in_channels": channels, "num_outputs": channels}
+
+        def preprocessing(self) -> dict[str, Any]:
+            """:func:`restoration_preprocessing` (paired ``layout`` data)."""
+            return restoration_preprocessing(channels=channels, task="paired", layout=layout)
 
     return PairedDataModule()

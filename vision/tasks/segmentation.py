@@ -137,7 +137,8 @@ class SegmentationOptions:
     ``dice_weight`` / ``ce_weight``: loss weights; ``dice_smooth``: ``s``;
     ``dice_include_background``: count class 0 in the soft Dice; ``roi_size``: sliding-window size
     for validation/test (``null``: whole image in one pass); ``sw_overlap``, ``sw_batch_size``,
-    ``sw_mode`` (``gaussian`` | ``constant``): sliding-window settings; ``auc``: also report pixel
+    ``sw_mode`` (``gaussian`` | ``constant``), ``sw_mirror_axes`` (spatial axes of mirror test-time
+    augmentation, ``null``: off): sliding-window settings; ``auc``: also report pixel
     ROC AUC (two classes only); ``train_metrics``: score training batches too.
     """
 
@@ -149,6 +150,7 @@ class SegmentationOptions:
     sw_overlap: float = 0.5
     sw_batch_size: int = 4
     sw_mode: str = "gaussian"
+    sw_mirror_axes: list[int] | None = None
     auc: bool = False
     train_metrics: bool = False
 
@@ -159,6 +161,13 @@ class SegmentationOptions:
             raise ConfigError(f"task.kwargs.sw_mode={self.sw_mode!r} is not one of {MODES}")
         if not 0.0 <= self.sw_overlap < 1.0:
             raise ConfigError(f"task.kwargs.sw_overlap={self.sw_overlap} must be in [0, 1)")
+        axes = self.sw_mirror_axes
+        if axes is not None and (
+            not axes or len(set(axes)) != len(axes) or any(not isinstance(a, int) or a < 0 for a in axes)
+        ):
+            raise ConfigError(
+                f"task.kwargs.sw_mirror_axes={axes!r}: distinct spatial axes >= 0 (0 = first spatial axis), or null"
+            )
 
 
 class SegmentationTask(GatelabTask):
@@ -218,7 +227,13 @@ class SegmentationTask(GatelabTask):
         if o.roi_size is None:
             return self.model(image)
         return sliding_window_inference(
-            image, o.roi_size, self.model, overlap=o.sw_overlap, mode=o.sw_mode, sw_batch_size=o.sw_batch_size
+            image,
+            o.roi_size,
+            self.model,
+            overlap=o.sw_overlap,
+            mode=o.sw_mode,
+            sw_batch_size=o.sw_batch_size,
+            mirror_axes=o.sw_mirror_axes,
         )
 
     def shared_step(self, batch: Any, stage: str) -> tuple[torch.Tensor, Any, Any]:

@@ -149,6 +149,8 @@ def test_multiclass_metrics_mean_over_foreground():
         SegmentationTask(model=_Fixed(3), task={"name": "segmentation", "kwargs": {"auc": True}})
     with pytest.raises(ConfigError, match="sw_mode"):
         SegmentationTask(model=_Fixed(2), task={"name": "segmentation", "kwargs": {"sw_mode": "hann"}})
+    with pytest.raises(ConfigError, match="sw_mirror_axes"):
+        SegmentationTask(model=_Fixed(2), task={"name": "segmentation", "kwargs": {"sw_mirror_axes": [0, 0]}})
 
 
 # --------------------------------------------------------------------------- end to end
