@@ -360,6 +360,17 @@ class FeatureEncoder:
         self.vocab = {k: list(v) for k, v in vocab.items()}
         self._value_sets = {k: pa.array(v, type=pa.string()) for k, v in self.vocab.items()}
 
+    def encode_features(
+        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
+    ) -> dict[str, np.ndarray]:
+        """The feature arrays of ``chunk`` (new rows, no label), encoded exactly as
+        :meth:`transform` encodes a split: ``categorical`` / ``numeric`` / ``sequence`` arrays,
+        unseen or rare tokens and missing values in the OOV bucket, numeric values normalised with
+        the training statistics. ``oov`` / ``missing`` (field -> count) are incremented."""
+        if self.spec is None:
+            raise CTRDataError("FeatureEncoder.encode_features: call fit() (or load_vocab()) first")
+        return self._encode_chunk(chunk, reader, oov, missing, label=False)
+
     # ---- pass 2: transform ---------------------------------------------------------------
 
     def _index(self, f: FieldSpec, tokens: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int]:
@@ -375,11 +386,11 @@ class FeatureEncoder:
         return out.to_numpy(zero_copy_only=False).astype(np.int32), oov, missing
 
     def _encode_chunk(
-        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
+        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int], *, label: bool = True
     ) -> dict[str, np.ndarray]:
         assert self.spec is not None
         n = chunk.table.num_rows
-        out: dict[str, np.ndarray] = {"label": self._labels(chunk, reader)}
+        out: dict[str, np.ndarray] = {"label": self._labels(chunk, reader)} if label else {}
         cats = [f for f in self.spec.fields if f.type == "categorical"]
         nums = [f for f in self.spec.fields if f.type == "numeric"]
         seqs = [f for f in self.spec.fields if f.type == "sequence"]
