@@ -819,7 +819,7 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
                 ``image_backbone``), as in :meth:`forward`; ``None``: text only.
             prompt: ``None`` (every row starts from ``[BOS]``), a string or ``B`` strings (encoded
                 with the model's tokenizer as ``[BOS] tokens``, without ``[EOS]``), or token ids
-                ``[B, T]`` used as given. Prompts of different lengths are decoded in groups of
+                used as given: a tensor ``[B, T]`` or ``B`` lists of ints. Prompts of different lengths are decoded in groups of
                 equal length (no padding enters the attention).
             max_new_tokens: decoding steps at most; the prompt plus the generated tokens must fit
                 ``max_len`` (the last generated token is never fed back, so
@@ -871,6 +871,10 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
                     f"generate: prompt ids must be an integer tensor [B, T >= 1], got {tuple(prompt.shape)} {prompt.dtype}"
                 )
             rows = prompt.tolist()
+        elif isinstance(prompt, list) and prompt and all(isinstance(r, (list, tuple)) for r in prompt):
+            if not all(r and all(isinstance(t, int) and not isinstance(t, bool) for t in r) for r in prompt):
+                raise ValueError("generate: token id prompts must be non-empty lists of ints")
+            rows = [list(r) for r in prompt]
         else:
             texts = [prompt] if isinstance(prompt, str) else list(prompt)
             if self.tokenizer is None:
