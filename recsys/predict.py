@@ -4,9 +4,9 @@ Input: a CSV (``.csv``, ``.csv.gz``; ``.tsv`` for tab-separated) whose first lin
 columns, or a parquet file. It needs the raw column of every field the model was trained on
 (``preprocessing.json``'s ``fields``: a field's ``column``, else its ``name``); other columns
 (the label, say) are ignored. Output: a CSV ``row_id,score`` with one line per input row, in
-input order: ``row_id`` is the value of the ``id_column`` declared in the preprocessing (the
-data module's ``id_column``), else the 0-based data row index; ``score`` is ``sigmoid(logit)``,
-the predicted click probability.
+input order: ``row_id`` is the row's value in the id column declared for the training data
+(preprocessing ``id_columns``; with several, their values joined by ``|``), else the 0-based
+data row index; ``score`` is ``sigmoid(logit)``, the predicted click probability.
 
 New rows are encoded exactly as training encoded its splits (the saved vocabularies, OOV rule
 and normaliser statistics; :meth:`gatelab.recsys.data.encoder.FeatureEncoder.encode_features`):
@@ -19,7 +19,7 @@ and normaliser statistics; :meth:`gatelab.recsys.data.encoder.FeatureEncoder.enc
   ``fill_na``, categorical/sequence fields the OOV index (an empty sequence stays empty); counted
   in :attr:`CTRPredictReport.missing`;
 * a missing column, a ``NaN`` or infinite number in a numeric field (or in a column bucketised by
-  ``log_bucket``), text that is not a number there, or an empty ``id_column`` value raise
+  ``log_bucket``), text that is not a number there, or an empty id value raise
   :class:`~gatelab.core.harness.errors.DataError` naming the file, line and column.
 
 A model without preprocessing (built in code and saved without data) cannot be run on raw
@@ -70,8 +70,10 @@ class CTRPredictReport:
     missing: dict[str, int]
 
 
-def ctr_preprocessing(model: nn.Module, where: str = "model") -> tuple[FeatureSpec, dict[str, list[str]], str | None]:
-    """``(spec, vocab, id_column)`` from ``model.preprocessing`` (see
+def ctr_preprocessing(
+    model: nn.Module, where: str = "model"
+) -> tuple[FeatureSpec, dict[str, list[str]], list[str]]:
+    """``(spec, vocab, id_columns)`` from ``model.preprocessing`` (see
     :meth:`gatelab.recsys.data.datamodule.CTRDataModule.preprocessing`), checked against the
     model's own feature spec.
 
@@ -110,19 +112,25 @@ def ctr_preprocessing(model: nn.Module, where: str = "model") -> tuple[FeatureSp
     for f in spec.fields:
         if f.type == "numeric":
             if f.normalizer != "none" and not f.stats:
-                raise ConfigError(f"{where}: field {f.name!r}: normalizer={f.normalizer} without training stats")
+                raise ConfigError(
+                    f"{where}: field {f.name!r}: normalizer={f.normalizer} without training stats"
+                )
             continue
         tokens = vocab.get(f.name)
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise ConfigError(f"{where}: preprocessing.json vocab[{f.name!r}] missing or not a list of strings")
+            raise ConfigError(
+                f"{where}: preprocessing.json vocab[{f.name!r}] missing or not a list of strings"
+            )
         if f.num_tokens != len(tokens):
             raise ConfigError(
                 f"{where}: vocab[{f.name!r}] has {len(tokens)} tokens, the field says num_tokens={f.num_tokens}"
             )
-    id_column = prep.get("id_column")
-    if id_column is not None and not isinstance(id_column, str):
-        raise ConfigError(f"{where}: preprocessing.json id_column={id_column!r}: expected a column name or null")
-    return spec, vocab, id_column
+    id_columns = prep.get("id_columns") or []
+    if not isinstance(id_columns, list) or not all(isinstance(c, str) and c for c in id_columns):
+        raise ConfigError(
+            f"{where}: preprocessing.json id_columns={id_columns!r}: expected a list of column names"
+        )
+    return spec, vocab, id_columns
 
 
 def _reader(path: Path, needed: list[str], spec: FeatureSpec) -> Reader:
@@ -130,14 +138,18 @@ def _reader(path: Path, needed: list[str], spec: FeatureSpec) -> Reader:
     suffixes = [s for s in path.suffixes if s != ".gz"]
     fmt = suffixes[-1].lstrip(".") if suffixes else "csv"
     if fmt not in ("csv", "tsv", "txt", "parquet"):
-        raise DataError(f"{path}: predict reads .csv, .tsv (with a header line) or .parquet files, not .{fmt}")
+        raise DataError(
+            f"{path}: predict reads .csv, .tsv (with a header line) or .parquet files, not .{fmt}"
+        )
     kw: dict[str, Any] = {} if fmt == "parquet" else {"block_size": _BLOCK}
     reader = make_reader(path, "csv" if fmt == "txt" else fmt, **kw)
     have = list(getattr(reader, "all_columns", reader.columns))
     missing = [c for c in needed if c not in have]
     if missing:
         users = {c: [f"{f.name} ({f.type})" for f in spec.fields if f.source == c] for c in missing}
-        detail = "; ".join(f"{c!r} for field {', '.join(u)}" if u else f"{c!r} (the id column)" for c, u in users.items())
+        detail = "; ".join(
+            f"{c!r} for field {', '.join(u)}" if u else f"{c!r} (the id column)" for c, u in users.items()
+        )
         raise CTRDataError(
             f"{path}: missing column(s) {missing}: {detail}; the file has {have}"
             + ("" if fmt == "parquet" else " (the first line must name the columns)")
@@ -163,22 +175,25 @@ def _check_numbers(chunk: RawChunk, reader: Reader, spec: FeatureSpec) -> None:
             )
 
 
-def _row_ids(chunk: RawChunk, reader: Reader, id_column: str | None, start: int) -> list[str]:
+def _row_ids(chunk: RawChunk, reader: Reader, id_columns: list[str], start: int) -> list[str]:
     n = chunk.table.num_rows
-    if id_column is None:
+    if not id_columns:
         return [str(i) for i in range(start, start + n)]
-    col = chunk.table.column(id_column)
-    if col.null_count:
-        i = int(pc.index(pc.is_null(col), True).as_py())
-        raise CTRDataError(f"{reader.path}:{chunk.line_of(i)}: empty id in column {id_column!r}")
-    return [str(v) for v in col.to_pylist()]
+    values = []
+    for c in id_columns:
+        col = chunk.table.column(c)
+        if col.null_count:
+            i = int(pc.index(pc.is_null(col), True).as_py())
+            raise CTRDataError(f"{reader.path}:{chunk.line_of(i)}: empty id in column {c!r}")
+        values.append([str(v) for v in col.to_pylist()])
+    return ["|".join(parts) for parts in zip(*values)]
 
 
 def _batches(
     reader: Reader,
     encoder: FeatureEncoder,
     spec: FeatureSpec,
-    id_column: str | None,
+    id_columns: list[str],
     batch_size: int,
     oov: dict[str, int],
     missing: dict[str, int],
@@ -188,7 +203,7 @@ def _batches(
     for chunk in reader.iter_chunks():
         n = chunk.table.num_rows
         _check_numbers(chunk, reader, spec)
-        ids = _row_ids(chunk, reader, id_column, start)
+        ids = _row_ids(chunk, reader, id_columns, start)
         arrays = encoder.encode_features(chunk, reader, oov, missing)
         for lo in range(0, n, batch_size):
             yield ids[lo : lo + batch_size], {k: a[lo : lo + batch_size] for k, a in arrays.items()}
@@ -199,10 +214,10 @@ def score_file(model: nn.Module, input: Path, output: Path, options: PredictOpti
     """Score every row of ``input`` and write ``row_id,score`` lines to ``output`` (see the
     module docstring); returns the counts. The model is put in eval mode and run without
     gradients; ``output`` appears only when every row is scored."""
-    spec, vocab, id_column = ctr_preprocessing(model, str(input))
+    spec, vocab, id_columns = ctr_preprocessing(model, str(input))
     encoder = FeatureEncoder(spec.fields, spec.label)
     encoder.load_vocab(spec, {k: vocab[k] for k in vocab if k in spec.names})
-    needed = list(dict.fromkeys([f.source for f in spec.fields] + ([id_column] if id_column else [])))
+    needed = list(dict.fromkeys([f.source for f in spec.fields] + id_columns))
     reader = _reader(Path(input), needed, spec)
     oov = {f.name: 0 for f in spec.fields if f.type != "numeric"}
     missing = {f.name: 0 for f in spec.fields}
@@ -215,10 +230,12 @@ def score_file(model: nn.Module, input: Path, output: Path, options: PredictOpti
         with open(tmp, "w", newline="") as fh, torch.inference_mode():
             out = csv.writer(fh, lineterminator="\n")
             out.writerow(["row_id", "score"])
-            batches = _batches(reader, encoder, spec, id_column, options.batch_size, oov, missing)
+            batches = _batches(reader, encoder, spec, id_columns, options.batch_size, oov, missing)
             for ids, arrays in progress(batches, total=None, desc="ctr predict", options=options):
                 inputs = {
-                    k: torch.from_numpy(np.ascontiguousarray(a)).to(device, torch.long if k != "numeric" else None)
+                    k: torch.from_numpy(np.ascontiguousarray(a)).to(
+                        device, torch.long if k != "numeric" else None
+                    )
                     for k, a in arrays.items()
                 }
                 scores = torch.sigmoid(model(**inputs).float()).cpu().numpy()
@@ -230,7 +247,9 @@ def score_file(model: nn.Module, input: Path, output: Path, options: PredictOpti
     finally:
         if tmp.exists():
             tmp.unlink()
-    report = CTRPredictReport(rows, {k: v for k, v in oov.items() if v}, {k: v for k, v in missing.items() if v})
+    report = CTRPredictReport(
+        rows, {k: v for k, v in oov.items() if v}, {k: v for k, v in missing.items() if v}
+    )
     if report.oov:
         log.warning(
             "gatelab.recsys: %s: %d value(s) unseen in training mapped to the OOV bucket, as training did (%s)",

@@ -106,8 +106,6 @@ class CTRDataModule(L.LightningDataModule):
         info: extra provenance (e.g. Frappe's rebuild report), kept as ``self.info``.
         seed: seed of the training order (a permutation per ``(seed, epoch)``); default: the
             harness seed (``$PL_GLOBAL_SEED``, see :func:`~gatelab.core.harness.sampling.default_seed`).
-        id_column: a raw column that identifies a row in new data (never a model input); recorded
-            in :meth:`preprocessing` so ``gatelab predict`` writes it as the row id.
 
     Under DDP ``batch_size`` and ``eval_batch_size`` are per rank (see the module docstring).
     """
@@ -122,7 +120,6 @@ class CTRDataModule(L.LightningDataModule):
         splits: Mapping[str, str] | None = None,
         info: Mapping[str, Any] | None = None,
         seed: int | None = None,
-        id_column: str | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -143,11 +140,6 @@ class CTRDataModule(L.LightningDataModule):
                     f"{self.folder}: no {name!r} split for {stage} (have {sorted(self.encoded)})"
                 )
         self.info = dict(info or {})
-        if id_column is not None and (not isinstance(id_column, str) or not id_column):
-            raise ConfigError(f"data.kwargs.id_column must be a non-empty column name, got {id_column!r}")
-        if id_column is not None and id_column in {f.source for f in self.spec.fields}:
-            raise ConfigError(f"data.kwargs.id_column={id_column!r} is a feature column; an id is never a model input")
-        self.id_column = id_column
         self._preprocessing: dict[str, Any] | None = None
         for split, counts in oov_report(self.spec).items():
             total = sum(counts.values())
@@ -166,12 +158,14 @@ class CTRDataModule(L.LightningDataModule):
         """What the model needs to score new rows (stored in every task checkpoint, written to
         ``preprocessing.json`` by ``gatelab export``; read by :mod:`gatelab.recsys.predict`):
 
-        ``{"kind": "ctr", "format": 1, "label", "id_column", "min_count", "fields", "vocab"}`` where
+        ``{"kind": "ctr", "format": 1, "label", "id_columns", "min_count", "fields", "vocab"}`` where
         ``fields`` are the fitted :class:`~.spec.FieldSpec` dicts in model order (type, raw column,
         ``preprocess``, ``fill_na``, ``normalizer`` with the training ``stats``, ``splitter``,
         ``max_len``, ``min_count``, sizes) and ``vocab`` maps each categorical/sequence field to its
         tokens, index ``i + 1`` for ``vocab[field][i]``; any other token (unseen in training or
         rarer than ``min_count``) and a missing value go to the OOV index ``num_tokens + 1``.
+        ``id_columns`` are the encoded dataset's declared row-id columns (``spec.meta``; none:
+        ``gatelab predict`` numbers the rows).
         """
         if self._preprocessing is None:
             path = self.folder / "vocab.json"
@@ -187,7 +181,7 @@ class CTRDataModule(L.LightningDataModule):
                 "kind": "ctr",
                 "format": 1,
                 "label": self.spec.label,
-                "id_column": self.id_column,
+                "id_columns": list(self.spec.meta.get("id_columns") or []),
                 "min_count": self.spec.meta.get("min_count"),
                 "fields": [f.to_dict() for f in self.spec.fields],
                 "vocab": {n: list(vocab[n]) for n in need},
@@ -342,7 +336,6 @@ def ctr_datamodule(
     in_memory: bool = True,
     verify: bool = True,
     seed: int | None = None,
-    id_column: str | None = None,
 ) -> CTRDataModule:
     """Build (or reuse) the encoded data of ``dataset`` and return its :class:`CTRDataModule`.
 
@@ -363,8 +356,6 @@ def ctr_datamodule(
         in_memory: load arrays into RAM (else memory-map).
         verify: check the registered files' sha256 when locating the dataset.
         seed: seed of the training order (default: the harness seed).
-        id_column: a raw column identifying rows in new data, written as the row id by
-            ``gatelab predict`` (not read in training; see :meth:`CTRDataModule.preprocessing`).
     """
     if dataset == "custom":
         if not files or not fields:
@@ -397,6 +388,4 @@ def ctr_datamodule(
             block_size=block_size,
             verify=verify,
         )
-    return CTRDataModule(
-        folder, batch_size, eval_batch_size, in_memory=in_memory, info=info, seed=seed, id_column=id_column
-    )
+    return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info, seed=seed)

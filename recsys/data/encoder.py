@@ -363,13 +363,21 @@ class FeatureEncoder:
     def encode_features(
         self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
     ) -> dict[str, np.ndarray]:
-        """The feature arrays of ``chunk`` (new rows, no label), encoded exactly as
+        """The feature arrays of ``chunk`` (new rows to score, no label), encoded exactly as
         :meth:`transform` encodes a split: ``categorical`` / ``numeric`` / ``sequence`` arrays,
         unseen or rare tokens and missing values in the OOV bucket, numeric values normalised with
-        the training statistics. ``oov`` / ``missing`` (field -> count) are incremented."""
+        the training statistics. ``oov`` / ``missing`` (field -> count) are incremented. A label
+        column in ``chunk`` is ignored (the encoding of a row never reads it)."""
         if self.spec is None:
             raise CTRDataError("FeatureEncoder.encode_features: call fit() (or load_vocab()) first")
-        return self._encode_chunk(chunk, reader, oov, missing, label=False)
+        table = chunk.table
+        if self.label in table.column_names:
+            table = table.drop_columns([self.label])
+        zeros = pa.array(np.zeros(table.num_rows), pa.float64())  # a placeholder label, dropped below
+        unlabelled = dataclasses.replace(chunk, table=table.append_column(self.label, zeros))
+        out = self._encode_chunk(unlabelled, reader, oov, missing)
+        del out["label"]
+        return out
 
     # ---- pass 2: transform ---------------------------------------------------------------
 
@@ -386,11 +394,11 @@ class FeatureEncoder:
         return out.to_numpy(zero_copy_only=False).astype(np.int32), oov, missing
 
     def _encode_chunk(
-        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int], *, label: bool = True
+        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
     ) -> dict[str, np.ndarray]:
         assert self.spec is not None
         n = chunk.table.num_rows
-        out: dict[str, np.ndarray] = {"label": self._labels(chunk, reader)} if label else {}
+        out: dict[str, np.ndarray] = {"label": self._labels(chunk, reader)}
         cats = [f for f in self.spec.fields if f.type == "categorical"]
         nums = [f for f in self.spec.fields if f.type == "numeric"]
         seqs = [f for f in self.spec.fields if f.type == "sequence"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from gatelab.core.pretrained import from_pretrained, load_preprocessing
 from .ctr_fixtures import CUSTOM_FIELDS, write_custom_ctr
 
 
-def _train(tmp_path, id_column="rid"):
+def _train(tmp_path):
     from gatelab.core.harness import ExperimentConfig, run_experiment
 
     files = write_custom_ctr(tmp_path / "data")
@@ -28,7 +29,6 @@ def _train(tmp_path, id_column="rid"):
         "batch_size": 32,
         "block_size": 2048,
         "cache": str(tmp_path / "cache"),
-        "id_column": id_column,
     }
     cfg = {
         "name": "ctr-predict",
@@ -61,6 +61,11 @@ def trained(tmp_path_factory):
     res, files = _train(tmp)
     out = tmp / "model"
     assert main(["export", str(res.last_checkpoint), str(out)]) == 0
+    # the same model for data whose rows carry a declared id column (preprocessing id_columns)
+    with_ids = tmp / "model-ids"
+    shutil.copytree(out, with_ids)
+    prep = json.loads((with_ids / "preprocessing.json").read_text())
+    (with_ids / "preprocessing.json").write_text(json.dumps({**prep, "id_columns": ["rid"]}))
     return res, files, out, tmp
 
 
@@ -76,7 +81,7 @@ def test_export_predict_equals_the_trained_model_on_the_encoded_split(trained, c
 
     res, files, model_dir, tmp = trained
     prep = load_preprocessing(model_dir)
-    assert prep["kind"] == "ctr" and prep["id_column"] == "rid"
+    assert prep["kind"] == "ctr" and prep["id_columns"] == []
     assert [f["name"] for f in prep["fields"]] == ["user", "item", "price", "tags"]
     assert set(prep["vocab"]) == {"user", "item", "tags"} and "u3" in prep["vocab"]["user"]
     price = next(f for f in prep["fields"] if f["name"] == "price")
@@ -87,7 +92,7 @@ def test_export_predict_equals_the_trained_model_on_the_encoded_split(trained, c
     assert main([*argv, "--batch-size", "7", "--num-threads", "1", "--no-progress"]) == 0
     assert "80 rows" in capsys.readouterr().out
     ids, scores = _read(out)
-    assert ids == [f"test-{k}" for k in range(80)]
+    assert ids == [str(k) for k in range(80)]  # no id column declared: the 0-based row index
     # the same rows as the training run encoded them (its test split), through the trained model
     dm = res.datamodule
     arrays = dm.encoded["test"].arrays()
@@ -101,15 +106,14 @@ def test_export_predict_equals_the_trained_model_on_the_encoded_split(trained, c
     assert scores.std() > 0.01  # a trained model, not a constant
 
 
-def test_row_index_without_id_column_and_parquet_input(trained, tmp_path):
+def test_declared_id_columns_and_parquet_input(trained, tmp_path):
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
 
     from gatelab.recsys.predict import score_file
 
     _, files, model_dir, _ = trained
-    model = from_pretrained(model_dir)
-    model.preprocessing = {**model.preprocessing, "id_column": None}
+    model = from_pretrained(model_dir.parent / "model-ids")
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     opts = PredictOptions(batch_size=16, progress=False)
     score_file(model, files["valid"], a, opts)
@@ -119,8 +123,14 @@ def test_row_index_without_id_column_and_parquet_input(trained, tmp_path):
     score_file(model, tmp_path / "valid.parquet", b, opts)
     ids_a, sa = _read(a)
     ids_b, sb = _read(b)
-    assert ids_a == ids_b == [str(i) for i in range(80)]
+    assert ids_a == ids_b == [f"valid-{i}" for i in range(80)]
     np.testing.assert_array_equal(sa, sb)
+    model.preprocessing = {**model.preprocessing, "id_columns": ["rid", "user"]}
+    score_file(model, files["valid"], a, opts)
+    ids, sc = _read(a)
+    users = [line.split(",")[2] for line in open(files["valid"]).read().splitlines()[1:]]
+    assert ids == [f"valid-{i}|{u}" for i, u in enumerate(users)]
+    np.testing.assert_array_equal(sc, sa)
 
 
 def test_unseen_categories_are_counted_and_mapped_to_oov(trained, tmp_path, caplog):
@@ -150,6 +160,7 @@ def test_input_errors_name_file_line_and_column(trained, tmp_path, capsys):
     from gatelab.core.harness.cli import main
 
     _, _, model_dir, _ = trained
+    model_dir = model_dir.parent / "model-ids"
     bad = tmp_path / "nan.csv"
     bad.write_text("rid,user,item,price,tags\nr0,u1,i2,1.5,1^2\nr1,u2,i3,nan,3\n")
     argv = ["predict", "--model", str(model_dir), "--output", str(tmp_path / "o.csv"), "--no-progress"]
