@@ -182,3 +182,26 @@ def test_input_errors(exported, tmp_path, capsys):
     model.preprocessing = None
     with pytest.raises(ConfigError, match=r"no preprocessing\.json"):
         predict_path(model, tmp_path / "f.npy", tmp_path / "o.jsonl", PredictOptions(progress=False))
+
+
+def test_pixel_model_with_a_timm_backbone(tmp_path):
+    """layout "pixels": the normalised [3, S, S] image goes to the backbone as it is."""
+    from gatelab.multimodal.data.datamodule import pixel_preprocessing
+    from gatelab.multimodal.predict import predict_path
+
+    tok = train_bpe(["a red circle on top", "a blue square at the bottom"] * 10, vocab_size=280)
+    torch.manual_seed(0)
+    model = create_model("vl-gated-decoder", vocab_size=tok.get_vocab_size(), d_model=16, num_layers=1, num_heads=2,
+                         image_backbone="resnet10t", max_len=10, dropout=0.0).eval()  # fmt: skip
+    model.set_tokenizer(tok)
+    model.preprocessing = {"kind": "vl", "format": 1, "max_len": 10, "image": pixel_preprocessing(32, "pixels", 8)}
+    _write_images(tmp_path / "imgs", n=2, size=32)
+    assert predict_path(model, tmp_path / "imgs", tmp_path / "o.jsonl", PredictOptions(progress=False)) == 2
+    rec = _lines(tmp_path / "o.jsonl")[1]
+    x = (torch.from_numpy(np.asarray(Image.open(tmp_path / "imgs" / "img1.png"), dtype=np.float32)).permute(2, 0, 1) / 255 - 0.5) / 0.5
+    want = model.generate(x[None], max_new_tokens=10)
+    assert rec["token_ids"] == want.sequences[0, : int(want.lengths[0])].tolist()
+    # patches preprocessing does not fit a backbone model: said before any image is read
+    model.preprocessing["image"] = pixel_preprocessing(32, "patches", 8)
+    with pytest.raises(ConfigError, match="do not fit"):
+        predict_path(model, tmp_path / "imgs", tmp_path / "o.jsonl", PredictOptions(progress=False))
