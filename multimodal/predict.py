@@ -266,6 +266,16 @@ def predict_path(model: nn.Module, input: Path, output: Path, options: PredictOp
                 _batches(items, options.batch_size), total=total, desc="vl captions", options=options
             ):
                 x = [image_input(it, image) for it in batch]
+                for it, t in zip(batch, x):
+                    if (
+                        image["source"] == "features"
+                        and t.dim() == 2
+                        and t.shape[0] > model.image_encoder.max_tokens
+                    ):
+                        raise DataError(
+                            f"{it.path}: {t.shape[0]} feature tokens > the model's max_image_tokens="
+                            f"{model.image_encoder.max_tokens} (item {it.id!r})"
+                        )
                 shapes = {tuple(t.shape) for t in x}
                 if len(shapes) > 1:
                     raise DataError(f"{input}: images of different token shapes {sorted(shapes)} in one run")

@@ -179,6 +179,9 @@ def test_input_errors(exported, tmp_path, capsys):
     feat_argv = ["predict", "--model", str(tmp_path / "feat-model"), "--output", str(tmp_path / "o.jsonl")]
     assert main([*feat_argv, "--input", str(tmp_path / "wide.npy")]) == 2
     assert f"{tmp_path / 'wide.npy'} row 0: features of shape (7,), expected [6]" in capsys.readouterr().err
+    np.save(tmp_path / "long.npy", np.zeros((1, 5, 6), np.float32))  # 5 tokens > max_image_tokens=4
+    assert main([*feat_argv, "--input", str(tmp_path / "long.npy")]) == 2
+    assert "5 feature tokens > the model's max_image_tokens=4" in capsys.readouterr().err
     model.preprocessing = None
     with pytest.raises(ConfigError, match=r"no preprocessing\.json"):
         predict_path(model, tmp_path / "f.npy", tmp_path / "o.jsonl", PredictOptions(progress=False))
