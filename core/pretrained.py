@@ -249,6 +249,7 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
     """
     from gatelab.core.registry import MODELS, load_registrations
 
+    load_registrations()  # `name in MODELS` does not load the domains
     folder = Path(directory)
     cfg_path = folder / CONFIG_NAME
     meta = _read_config(cfg_path)

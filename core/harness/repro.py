@@ -66,6 +66,7 @@ import random
 import shlex
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -85,6 +86,7 @@ __all__ = [
     "list_tables",
     "register_table",
     "run_table",
+    "table_example",
     "table_options",
     "table_parser",
 ]
@@ -266,12 +268,25 @@ def get_table(name: str) -> ReproTable:
     return TABLES.get(name)
 
 
+def table_example(table: ReproTable) -> str:
+    """The example ending ``gatelab repro <table> --help``: ``--quick --dry-run`` plus the table's
+    required options (as ``FLAG METAVAR``)."""
+    required = [
+        f"{opt.flags[0]} {opt.kwargs.get('metavar') or opt.flags[0].lstrip('-').upper().replace('-', '_')}"
+        for opt in table.options
+        if opt.kwargs.get("required")
+    ]
+    return " ".join(["gatelab repro", table.name, "--quick", "--dry-run", *required])
+
+
 def table_parser(table: ReproTable) -> argparse.ArgumentParser:
     """The argument parser of ``gatelab repro <table>``: common options plus the table's own."""
     p = argparse.ArgumentParser(
         prog=f"gatelab repro {table.name}",
-        description=f"{table.description} ({table.paper})",
+        description=textwrap.fill(f"{table.description} ({table.paper})", width=88),
         allow_abbrev=False,
+        epilog=f"example (a smoke run that prints its rows and writes nothing):\n  {table_example(table)}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     common = p.add_argument_group("common options")
     common.add_argument(

@@ -57,6 +57,7 @@ __all__ = [
     "MixedBatchSampler",
     "VLDataModule",
     "collate",
+    "pixel_preprocessing",
     "vl_babylm_datamodule",
     "vl_coco_datamodule",
     "vl_shapes_datamodule",
@@ -275,6 +276,8 @@ class VLDataModule(L.LightningDataModule):
         truncate_captions: cut captions longer than ``seq_len`` (counted and warned); otherwise a
             long caption is an error.
         image_info: what :meth:`model_kwargs` reports about images (``image_dim``, ``max_image_tokens``).
+        image_preprocessing: how an image becomes the model's image input (see :meth:`preprocessing`;
+            the factories fill it), ``None`` for text only.
         num_workers: DataLoader workers.
         seed: shuffling seed.
     """
@@ -292,6 +295,7 @@ class VLDataModule(L.LightningDataModule):
         text_ratio: float = 1.0,
         truncate_captions: bool = False,
         image_info: Mapping[str, Any] | None = None,
+        image_preprocessing: Mapping[str, Any] | None = None,
         num_workers: int = 0,
         seed: int = 0,
     ) -> None:
@@ -307,6 +311,7 @@ class VLDataModule(L.LightningDataModule):
         self.num_workers, self.seed = num_workers, seed
         self.truncate_captions = truncate_captions
         self.image_info = dict(image_info or {})
+        self.image_preprocessing = dict(image_preprocessing) if image_preprocessing is not None else None
         if tokenizer is not None:
             self.tokenizer = load_tokenizer(tokenizer)
         else:
@@ -329,6 +334,27 @@ class VLDataModule(L.LightningDataModule):
         kw: dict[str, Any] = {"vocab_size": self.tokenizer.get_vocab_size(), "max_len": self.seq_len}
         kw.update(self.image_info)
         return kw
+
+    def preprocessing(self) -> dict[str, Any] | None:
+        """What the model needs to caption new images (stored in every task checkpoint, written to
+        ``preprocessing.json`` by ``gatelab export``, read by :mod:`gatelab.multimodal.predict`);
+        the tokenizer travels with the model itself (``extra_state.json``).
+
+        ``{"kind": "vl", "format": 1, "max_len": seq_len, "image": {...}}`` with ``image``:
+
+        * pixels (``vl-shapes``, ``vl-coco``): ``{"source": "pixels", "size": S, "resize":
+          "center-crop-bicubic", "channels": 3, "mean": [0.5] * 3, "std": [0.5] * 3, "layout":
+          "patches" | "pixels", "patch": p}``: an RGB image, centre square crop and bicubic resize
+          to ``S x S`` (:func:`~.captions.load_image`), ``(x - mean) / std`` on the [0, 1] scale,
+          then ``p x p`` patch tokens (:func:`~.shapes.patchify`) or the pixels as they are;
+        * features (``vl-babylm``): ``{"source": "features", "image_dim": D, "tokens": N | None}``:
+          precomputed embeddings ``[D]`` (or ``[N, D]`` patch tokens) per image.
+
+        ``None`` for a text-only module (``vl-text``): there is no image side to describe.
+        """
+        if self.image_preprocessing is None:
+            return None
+        return {"kind": "vl", "format": 1, "max_len": self.seq_len, "image": dict(self.image_preprocessing)}
 
     # ---- datasets ------------------------------------------------------------------------------
 
@@ -491,11 +517,29 @@ def vl_text_datamodule(
     )
 
 
+#: the [0, 1] -> [-1, 1] normalisation of every pixel source (:func:`_image_features`)
+PIXEL_MEAN, PIXEL_STD = 0.5, 0.5
+
+
+def pixel_preprocessing(size: int, image_format: str, patch: int, channels: int = 3) -> dict[str, Any]:
+    """The ``image`` entry of :meth:`VLDataModule.preprocessing` for pixel sources."""
+    return {
+        "source": "pixels",
+        "size": int(size),
+        "resize": "center-crop-bicubic",
+        "channels": int(channels),
+        "mean": [PIXEL_MEAN] * channels,
+        "std": [PIXEL_STD] * channels,
+        "layout": image_format,
+        "patch": int(patch),
+    }
+
+
 def _image_features(
     images: torch.Tensor, image_format: str, patch: int
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Normalise ``[M, 3, H, W]`` pixels to [-1, 1] and convert them to the model's input format."""
-    x = images.sub(0.5).div_(0.5)
+    x = images.sub(PIXEL_MEAN).div_(PIXEL_STD)
     if image_format == "patches":
         tokens = patchify(x, patch)
         return tokens, {"image_dim": tokens.shape[-1], "max_image_tokens": tokens.shape[1]}
@@ -568,6 +612,7 @@ def vl_shapes_datamodule(
         data_dir, captions, info, text_ratio=text_ratio, text_files=text_files, text_max_words=text_max_words,
         verify=verify, tokenizer=tokenizer, vocab_size=vocab_size, save_tokenizer=save_tokenizer,
         seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed,
+        image_preprocessing=pixel_preprocessing(image_size, image_format, patch),
     )
 
 
@@ -611,6 +656,7 @@ def vl_coco_datamodule(
         data_dir, captions, info, text_ratio=text_ratio, text_files=text_files, text_max_words=text_max_words,
         verify=verify, tokenizer=tokenizer, vocab_size=vocab_size, save_tokenizer=save_tokenizer,
         seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed, truncate_captions=truncate_captions,
+        image_preprocessing=pixel_preprocessing(image_size, image_format, patch),
     )
 
 
@@ -670,8 +716,10 @@ def vl_babylm_datamodule(
     info = {"image_dim": emb.shape[-1]}
     if emb.dim() == 3:
         info["max_image_tokens"] = emb.shape[1]
+    prep = {"source": "features", "image_dim": int(emb.shape[-1]), "tokens": int(emb.shape[1]) if emb.dim() == 3 else None}
     return _caption_module(
         data_dir, captions, info, text_ratio=text_ratio, text_files=text_files, text_max_words=text_max_words,
         verify=verify, tokenizer=tokenizer, vocab_size=vocab_size, save_tokenizer=save_tokenizer,
         seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed, truncate_captions=truncate_captions,
+        image_preprocessing=prep,
     )

@@ -64,6 +64,7 @@ the image side alone. The registry entries ``vl-gated-decoder`` / ``vl-nogate-de
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -85,6 +86,7 @@ from gatelab.core.config import (
     PositiveFloat,
     PositiveInt,
 )
+from gatelab.core.kernels.sigmoid_gate import sigmoid_gate
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
@@ -92,8 +94,10 @@ __all__ = [
     "FiLM",
     "GatedVLDecoder",
     "GatedVLDecoderConfig",
+    "GenerateOutput",
     "ImageEncoder",
     "ImageEncoderConfig",
+    "LayerCache",
     "VLDecoderLayer",
     "VLGatedDecoder",
     "VLGatedDecoderConfig",
@@ -344,11 +348,31 @@ class VLDecoderLayer(nn.Module):
         *,
         key_padding_mask: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        h = x + self.drop(self.self_attn(self.norm1(x), key_padding_mask=key_padding_mask, is_causal=True))
+        """``x`` ``[B, T, d]`` -> ``[B, T, d]``.
+
+        With ``cache`` (a :class:`LayerCache`, used by :meth:`GatedVLDecoder.generate`), ``x`` holds
+        only the new tokens, which follow the ``cache.length`` tokens already cached: their
+        self-attention keys/values are appended to the cache and the queries see every cached key
+        plus the new ones causally; the cross-attention keys/values of ``memory`` are computed on
+        the first call and reused. Same math as without a cache (no padding mask then).
+        """
+        if cache is None:
+            h = x + self.drop(
+                self.self_attn(self.norm1(x), key_padding_mask=key_padding_mask, is_causal=True)
+            )
+        else:
+            if key_padding_mask is not None:
+                raise ValueError("VLDecoderLayer: key_padding_mask is not supported with a cache")
+            h = x + self.drop(cache.self_attend(self.self_attn, self.norm1(x)))
         if memory is not None:
             q = self.norm2(h)
-            v = self.drop(self.cross_attn(q, memory))
+            v = self.drop(
+                self.cross_attn(q, memory)
+                if cache is None
+                else cache.cross_attend(self.cross_attn, q, memory)
+            )
             if self.fusion == "gate":
                 t = self.film(q, image_pool) if self.film is not None else q
                 fused = self.fuse_norm(self.drop(self.gate(v, t)))
@@ -360,6 +384,103 @@ class VLDecoderLayer(nn.Module):
                 fused = fused * image_mask[:, None, None].to(fused.dtype)
             h = h + fused
         return h + self.drop(self.ffn(self.norm3(h)))
+
+
+def _split_heads(attn: OutputGatedAttention, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
+    """``proj(x)`` ``[B, T, dim]`` as heads ``[B, H, T, Dh]``."""
+    B, T, _ = x.shape
+    return proj(x).view(B, T, attn.num_heads, attn.head_dim).transpose(1, 2)
+
+
+def _attend(
+    attn: OutputGatedAttention, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int | None
+) -> torch.Tensor:
+    """:class:`~gatelab.core.OutputGatedAttention`'s forward (eval mode) from queries ``x``
+    ``[B, Tq, dim]`` to precomputed keys/values ``k``, ``v`` ``[B, H, Tk, Dh]``: the same
+    projections, scaled dot-product attention, output gate and output projection. ``offset``:
+    causal, query ``i`` stands at position ``offset + i`` and sees keys ``j <= offset + i``;
+    ``None``: every key."""
+    B, Tq, _ = x.shape
+    H, Dh = attn.num_heads, attn.head_dim
+    qg = attn.q_proj(x).view(B, Tq, H, Dh + attn.gate_dim)
+    q = qg[..., :Dh].transpose(1, 2)
+    mask = None
+    if offset is not None:
+        Tk = k.shape[2]
+        mask = (
+            torch.arange(Tk, device=x.device)[None, :] <= offset + torch.arange(Tq, device=x.device)[:, None]
+        )
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)  # [B, Tq, H, Dh]
+    if attn.gate is not None:
+        out = sigmoid_gate(out, qg[..., Dh:], gate_act=attn.gate_act)
+    return attn.out_proj(out.reshape(B, Tq, attn.dim))
+
+
+@dataclasses.dataclass
+class LayerCache:
+    """Key/value cache of one :class:`VLDecoderLayer` for incremental decoding.
+
+    Attributes:
+        key, value: self-attention keys/values of the tokens so far, ``[B, H, T, Dh]`` (``None``
+            before the first call).
+        memory_key, memory_value: cross-attention keys/values of the image memory
+            ``[B, H, N, Dh]``, computed once (``None`` until then, or without an image).
+    """
+
+    key: torch.Tensor | None = None
+    value: torch.Tensor | None = None
+    memory_key: torch.Tensor | None = None
+    memory_value: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        """Tokens cached."""
+        return 0 if self.key is None else int(self.key.shape[2])
+
+    def self_attend(self, attn: OutputGatedAttention, x: torch.Tensor) -> torch.Tensor:
+        """Causal self-attention of the new tokens ``x`` ``[B, T, d]`` over the cache and
+        themselves; appends their keys/values."""
+        offset = self.length
+        k, v = _split_heads(attn, x, attn.k_proj), _split_heads(attn, x, attn.v_proj)
+        if self.key is not None:
+            k, v = torch.cat([self.key, k], dim=2), torch.cat([self.value, v], dim=2)
+        self.key, self.value = k, v
+        return _attend(attn, x, k, v, offset)
+
+    def cross_attend(self, attn: OutputGatedAttention, q: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Cross-attention of ``q`` ``[B, T, d]`` to ``memory`` ``[B, N, d]`` (its keys/values
+        computed on the first call, then reused)."""
+        if self.memory_key is None:
+            self.memory_key = _split_heads(attn, memory, attn.k_proj)
+            self.memory_value = _split_heads(attn, memory, attn.v_proj)
+        return _attend(attn, q, self.memory_key, self.memory_value, None)
+
+
+@dataclasses.dataclass
+class GenerateOutput:
+    """Result of :meth:`GatedVLDecoder.generate` for ``B`` prompts and ``S`` decoding steps.
+
+    Attributes:
+        sequences: generated token ids ``[B, S]`` (the prompt excluded); a row that produced
+            ``[EOS]`` stops there (the ``[EOS]`` included) and is padded with ``[PAD]`` (0).
+        lengths: generated tokens per row ``[B]`` (its ``[EOS]`` included).
+        finished: ``[B]`` bool, the row ended with ``[EOS]`` (else it hit ``max_new_tokens``).
+        texts: the generated tokens decoded without special tokens, when the model has a tokenizer.
+        logits: with ``return_logits``: ``[B, S, V]``, the next-token logits each token was chosen
+            from (before temperature and top-k).
+        gates: with ``return_gates``: ``[B, S, num_layers, G]`` (``G`` = 1 for ``gate_mode="scalar"``,
+            ``d_model`` for ``"vector"``): the token-wise gate (the visual share) of every layer at
+            the position whose output chose the token (the preceding token's position).
+
+    Entries of a row past its ``lengths`` are padding (``0``).
+    """
+
+    sequences: torch.Tensor
+    lengths: torch.Tensor
+    finished: torch.Tensor
+    texts: list[str] | None = None
+    logits: torch.Tensor | None = None
+    gates: torch.Tensor | None = None
 
 
 @dataclasses.dataclass
@@ -593,10 +714,11 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         """Image memory ``[B, N, d]`` (see :class:`ImageEncoder`)."""
         return self.image_encoder(image)
 
-    def embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """``LN(Drop(E[ids] sqrt(d) + P[pos]))`` ``[B, T, d]`` (the official ``SimpleTextEmbedding``)."""
+    def embed(self, input_ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """``LN(Drop(E[ids] sqrt(d) + P[pos]))`` ``[B, T, d]`` (the official ``SimpleTextEmbedding``);
+        the tokens stand at positions ``start .. start + T - 1``."""
         T = input_ids.shape[1]
-        pos = torch.arange(T, device=input_ids.device)
+        pos = torch.arange(start, start + T, device=input_ids.device)
         x = self.tok_emb(input_ids) * math.sqrt(self.d_model) + self.pos_emb(pos)
         return self.emb_norm(self.drop(x))
 
@@ -673,6 +795,246 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         if not self.contrastive:
             raise RuntimeError("this model was built with contrastive=False")
         return F.normalize(self.image_proj(self.encode_image(image).mean(dim=1)), dim=-1)
+
+    # ---- generation ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate(
+        self,
+        image: torch.Tensor | None = None,
+        prompt: str | list[str] | torch.Tensor | None = None,
+        *,
+        max_new_tokens: int = 32,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        return_gates: bool = False,
+        return_logits: bool = False,
+        use_cache: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> GenerateOutput:
+        r"""Continue ``prompt`` token by token, conditioned on ``image``.
+
+        Args:
+            image: ``[B, D]`` / ``[B, N, D]`` image features or ``[B, C, H, W]`` pixels (with
+                ``image_backbone``), as in :meth:`forward`; ``None``: text only.
+            prompt: ``None`` (every row starts from ``[BOS]``), a string or ``B`` strings (encoded
+                with the model's tokenizer as ``[BOS] tokens``, without ``[EOS]``), or token ids
+                used as given: a tensor ``[B, T]`` or ``B`` lists of ints. Prompts of different lengths are decoded in groups of
+                equal length (no padding enters the attention).
+            max_new_tokens: decoding steps at most; the prompt plus the generated tokens must fit
+                ``max_len`` (the last generated token is never fed back, so
+                ``T + max_new_tokens - 1 <= max_len``).
+            temperature: ``0``: greedy (argmax); ``> 0``: sampling from ``softmax(logits / temperature)``.
+            top_k: sample among the ``top_k`` most likely tokens only (``temperature > 0``).
+            return_gates: also return the token-wise gate per generated token and layer
+                (``fusion="gate"`` only: the other fusions have no gate).
+            return_logits: also return the logits each token was chosen from.
+            use_cache: decode with the key/value cache (self-attention keys/values cached per
+                layer, the image memory and its cross-attention keys/values computed once).
+                ``False`` recomputes the whole sequence at every step (the reference the cache is
+                tested against: same tokens, logits within 1e-5).
+            generator: the random generator of sampling.
+
+        Returns:
+            a :class:`GenerateOutput`. Rows stop at ``[EOS]``; decoding ends when every row has.
+
+        Runs in eval mode (no dropout); the model's train/eval mode is restored afterwards.
+        """
+        from gatelab.multimodal.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise ValueError(f"generate: max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"generate: temperature must be a finite number >= 0, got {temperature!r}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ValueError(f"generate: top_k must be an int >= 1 or None, got {top_k!r}")
+        if return_gates and self.fusion != "gate":
+            raise ValueError(
+                f"generate: return_gates needs fusion='gate'; this model has fusion={self.fusion!r} (no gate)"
+            )
+        if return_gates and image is None:
+            raise ValueError(
+                "generate: return_gates needs an image (without one the visual block and its gate are skipped)"
+            )
+        device = self.tok_emb.weight.device
+        B = image.shape[0] if image is not None else None
+        rows: list[list[int]]
+        if prompt is None:
+            rows = [[BOS_ID]] * (B or 1)
+        elif isinstance(prompt, torch.Tensor):
+            if (
+                prompt.dim() != 2
+                or prompt.dtype not in (torch.long, torch.int32, torch.int64)
+                or prompt.shape[1] < 1
+            ):
+                raise ValueError(
+                    f"generate: prompt ids must be an integer tensor [B, T >= 1], got {tuple(prompt.shape)} {prompt.dtype}"
+                )
+            rows = prompt.tolist()
+        elif isinstance(prompt, list) and prompt and all(isinstance(r, (list, tuple)) for r in prompt):
+            if not all(r and all(isinstance(t, int) and not isinstance(t, bool) for t in r) for r in prompt):
+                raise ValueError("generate: token id prompts must be non-empty lists of ints")
+            rows = [list(r) for r in prompt]
+        else:
+            texts = [prompt] if isinstance(prompt, str) else list(prompt)
+            if self.tokenizer is None:
+                raise ValueError(
+                    "generate: a text prompt needs the model's tokenizer (set_tokenizer); pass token ids instead"
+                )
+            rows = [
+                [BOS_ID, *[t for t in e.ids if t not in (BOS_ID, EOS_ID)]]
+                for e in self.tokenizer.encode_batch(texts)
+            ]
+        if B is None:
+            B = len(rows)
+        elif len(rows) == 1 and B > 1:
+            rows = rows * B
+        if len(rows) != B:
+            raise ValueError(f"generate: {len(rows)} prompts for {B} images")
+        longest = max(len(r) for r in rows)
+        if longest + max_new_tokens - 1 > self.max_len:
+            raise ValueError(
+                f"generate: prompt of {longest} tokens + max_new_tokens={max_new_tokens} - 1 > max_len={self.max_len}"
+            )
+        if image is not None:
+            image = image.to(device)
+        was_training = self.training
+        self.eval()
+        try:
+            groups: dict[int, list[int]] = {}
+            for i, r in enumerate(rows):
+                groups.setdefault(len(r), []).append(i)
+            parts = []
+            for idx in groups.values():
+                ids = torch.tensor([rows[i] for i in idx], dtype=torch.long, device=device)
+                img = None if image is None else image[torch.tensor(idx, device=device)]
+                parts.append(
+                    (
+                        idx,
+                        self._decode(
+                            ids,
+                            img,
+                            max_new_tokens,
+                            temperature,
+                            top_k,
+                            return_gates,
+                            return_logits,
+                            use_cache,
+                            generator,
+                            EOS_ID,
+                            PAD_ID,
+                        ),
+                    )
+                )
+        finally:
+            self.train(was_training)
+        S = max(p[1][0].shape[1] for p in parts)
+        seqs = torch.full((B, S), PAD_ID, dtype=torch.long, device=device)
+        lengths = torch.zeros(B, dtype=torch.long, device=device)
+        finished = torch.zeros(B, dtype=torch.bool, device=device)
+        logits = torch.zeros(B, S, self.vocab_size, device=device) if return_logits else None
+        gates = None
+        for idx, (sq, ln, fin, lg, gt) in parts:
+            t = torch.tensor(idx, device=device)
+            seqs[t, : sq.shape[1]] = sq
+            lengths[t], finished[t] = ln, fin
+            if logits is not None:
+                logits[t, : lg.shape[1]] = lg.to(logits.dtype)
+            if gt is not None:
+                if gates is None:
+                    gates = torch.zeros(B, S, *gt.shape[2:], device=device, dtype=gt.dtype)
+                gates[t, : gt.shape[1]] = gt
+        tok = self.tokenizer
+        texts_out = None
+        if tok is not None:
+            texts_out = tok.decode_batch(
+                [seqs[i, : int(lengths[i])].tolist() for i in range(B)], skip_special_tokens=True
+            )
+        return GenerateOutput(seqs, lengths, finished, texts_out, logits, gates)
+
+    def _decode(
+        self,
+        ids: torch.Tensor,
+        image: torch.Tensor | None,
+        max_new_tokens: int,
+        temperature: float,
+        top_k: int | None,
+        return_gates: bool,
+        return_logits: bool,
+        use_cache: bool,
+        generator: torch.Generator | None,
+        eos_id: int,
+        pad_id: int,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Decode rows whose prompts ``ids`` ``[B, T]`` have one length; ``(sequences, lengths,
+        finished, logits, gates)`` as in :class:`GenerateOutput`."""
+        from gatelab.core import capture_gates
+
+        B = ids.shape[0]
+        caches = [LayerCache() for _ in self.layers] if use_cache else None
+        memory = pool = None
+        if image is not None:
+            if image.shape[0] != B:
+                raise ValueError(f"generate: image batch {image.shape[0]} != prompt batch {B}")
+            memory = self.encode_image(image)
+            pool = memory.mean(dim=1)
+        out_tokens: list[torch.Tensor] = []
+        out_logits: list[torch.Tensor] = []
+        out_gates: list[torch.Tensor] = []
+        done = torch.zeros(B, dtype=torch.bool, device=ids.device)
+        lengths = torch.zeros(B, dtype=torch.long, device=ids.device)
+        seq = ids
+        new = ids  # tokens not yet fed
+        for _ in range(max_new_tokens):
+            with contextlib.ExitStack() as stack:
+                gates = stack.enter_context(capture_gates(self, "layers.*.gate")) if return_gates else None
+                if caches is None:
+                    x = self.embed(seq)
+                    for layer in self.layers:
+                        x = layer(x, memory, pool)
+                else:
+                    x = self.embed(new, start=caches[0].length)
+                    for layer, cache in zip(self.layers, caches):
+                        x = layer(x, memory, pool, cache=cache)
+                step = self.head(self.final_norm(x[:, -1]))  # [B, V]
+            if gates is not None:
+                g = [gates[f"layers.{i}.gate"][:, -1] for i in range(len(self.layers))]  # [B, G] each
+                out_gates.append(torch.stack(g, dim=1))  # [B, L, G]
+            if return_logits:
+                out_logits.append(step)
+            token = self._choose(step, temperature, top_k, generator)
+            token = torch.where(done, torch.full_like(token, pad_id), token)
+            lengths += (~done).long()
+            out_tokens.append(token)
+            done = done | (token == eos_id)
+            if bool(done.all()):
+                break
+            new = token[:, None]
+            seq = torch.cat([seq, new], dim=1)
+        sequences = torch.stack(out_tokens, dim=1)
+        logits = torch.stack(out_logits, dim=1) if return_logits else None
+        gate_t = torch.stack(out_gates, dim=1) if return_gates else None
+        if gate_t is not None or logits is not None:
+            pad = torch.arange(sequences.shape[1], device=ids.device)[None, :] >= lengths[:, None]  # [B, S]
+            if gate_t is not None:
+                gate_t = gate_t.masked_fill(pad[:, :, None, None], 0.0)
+            if logits is not None:
+                logits = logits.masked_fill(pad[:, :, None], 0.0)
+        return sequences, lengths, done, logits, gate_t
+
+    @staticmethod
+    def _choose(
+        logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        """The next token ``[B]`` from ``logits`` ``[B, V]``: argmax at temperature 0, else a sample."""
+        if temperature == 0:
+            return logits.argmax(dim=-1)
+        scaled = logits.float() / temperature
+        if top_k is not None and top_k < scaled.shape[-1]:
+            kth = scaled.topk(top_k, dim=-1).values[:, -1:]
+            scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+        probs = torch.softmax(scaled, dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 # --------------------------------------------------------------------------- registry entries (gatelab.multimodal.registry)

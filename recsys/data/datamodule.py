@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -139,6 +140,7 @@ class CTRDataModule(L.LightningDataModule):
                     f"{self.folder}: no {name!r} split for {stage} (have {sorted(self.encoded)})"
                 )
         self.info = dict(info or {})
+        self._preprocessing: dict[str, Any] | None = None
         for split, counts in oov_report(self.spec).items():
             total = sum(counts.values())
             log.warning(
@@ -151,6 +153,40 @@ class CTRDataModule(L.LightningDataModule):
     def model_kwargs(self) -> dict[str, Any]:
         """Sizes the model: ``{"feature_spec": spec.model_dict()}``."""
         return {"feature_spec": self.spec.model_dict()}
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What the model needs to score new rows (stored in every task checkpoint, written to
+        ``preprocessing.json`` by ``gatelab export``; read by :mod:`gatelab.recsys.predict`):
+
+        ``{"kind": "ctr", "format": 1, "label", "id_columns", "min_count", "fields", "vocab"}`` where
+        ``fields`` are the fitted :class:`~.spec.FieldSpec` dicts in model order (type, raw column,
+        ``preprocess``, ``fill_na``, ``normalizer`` with the training ``stats``, ``splitter``,
+        ``max_len``, ``min_count``, sizes) and ``vocab`` maps each categorical/sequence field to its
+        tokens, index ``i + 1`` for ``vocab[field][i]``; any other token (unseen in training or
+        rarer than ``min_count``) and a missing value go to the OOV index ``num_tokens + 1``.
+        ``id_columns`` are the encoded dataset's declared row-id columns (``spec.meta``; none:
+        ``gatelab predict`` numbers the rows).
+        """
+        if self._preprocessing is None:
+            path = self.folder / "vocab.json"
+            try:
+                vocab = json.loads(path.read_text())
+            except FileNotFoundError:
+                raise CTRDataError(f"{path}: not found (the encoded dataset has no vocabularies)") from None
+            need = [f.name for f in self.spec.fields if f.type != "numeric"]
+            missing = [n for n in need if n not in vocab]
+            if missing:
+                raise CTRDataError(f"{path}: no vocabulary for field(s) {missing}")
+            self._preprocessing = {
+                "kind": "ctr",
+                "format": 1,
+                "label": self.spec.label,
+                "id_columns": list(self.spec.meta.get("id_columns") or []),
+                "min_count": self.spec.meta.get("min_count"),
+                "fields": [f.to_dict() for f in self.spec.fields],
+                "vocab": {n: list(vocab[n]) for n in need},
+            }
+        return self._preprocessing
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         bs = self.batch_size if stage == "train" else self.eval_batch_size

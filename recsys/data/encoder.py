@@ -360,6 +360,25 @@ class FeatureEncoder:
         self.vocab = {k: list(v) for k, v in vocab.items()}
         self._value_sets = {k: pa.array(v, type=pa.string()) for k, v in self.vocab.items()}
 
+    def encode_features(
+        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
+    ) -> dict[str, np.ndarray]:
+        """The feature arrays of ``chunk`` (new rows to score, no label), encoded exactly as
+        :meth:`transform` encodes a split: ``categorical`` / ``numeric`` / ``sequence`` arrays,
+        unseen or rare tokens and missing values in the OOV bucket, numeric values normalised with
+        the training statistics. ``oov`` / ``missing`` (field -> count) are incremented. A label
+        column in ``chunk`` is ignored (the encoding of a row never reads it)."""
+        if self.spec is None:
+            raise CTRDataError("FeatureEncoder.encode_features: call fit() (or load_vocab()) first")
+        table = chunk.table
+        if self.label in table.column_names:
+            table = table.drop_columns([self.label])
+        zeros = pa.array(np.zeros(table.num_rows), pa.float64())  # a placeholder label, dropped below
+        unlabelled = dataclasses.replace(chunk, table=table.append_column(self.label, zeros))
+        out = self._encode_chunk(unlabelled, reader, oov, missing)
+        del out["label"]
+        return out
+
     # ---- pass 2: transform ---------------------------------------------------------------
 
     def _index(self, f: FieldSpec, tokens: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int]:

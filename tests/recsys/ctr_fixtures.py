@@ -31,3 +31,33 @@ def write_lines(
     lines = ([sep.join(header)] if header else []) + [sep.join(r) for r in rows]
     path.write_text(newline.join(lines) + newline)
     return path
+
+
+#: the fields of :func:`write_custom_ctr`'s files (``custom`` data module fields)
+CUSTOM_FIELDS = [
+    {"name": "user", "type": "categorical"},
+    {"name": "item", "type": "categorical", "min_count": 2},
+    {"name": "price", "type": "numeric", "normalizer": "standard"},
+    {"name": "tags", "type": "sequence"},
+]
+
+
+def write_custom_ctr(
+    root: Path, sizes: dict[str, int] | None = None, seed: int = 0, *, users: int = 10
+) -> dict[str, str]:
+    """CSV splits ``label,rid,user,item,price,tags`` (the label depends mostly on the user; ``rid``
+    a row id); returns split -> path. ``users`` > 10 adds users unseen in a 10-user training file."""
+    rng = random.Random(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, n in (sizes or {"train": 300, "valid": 80, "test": 80}).items():
+        rows = ["label,rid,user,item,price,tags"]
+        for k in range(n):
+            u, i = rng.randint(0, users - 1), rng.randint(0, 14)
+            y = int(u < 5) if rng.random() < 0.9 else rng.randint(0, 1)
+            tags = "^".join(str(rng.randint(0, 5)) for _ in range(rng.randint(0, 3)))
+            price = "" if rng.random() < 0.05 else f"{rng.random() * 10:.3f}"
+            rows.append(f"{y},{split}-{k},u{u},i{i},{price},{tags}")
+        (root / f"{split}.csv").write_text("\n".join(rows) + "\n")
+        files[split] = str(root / f"{split}.csv")
+    return files

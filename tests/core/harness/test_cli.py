@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -269,3 +270,26 @@ def test_list_and_env_do_not_import_lightning():
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_every_repro_table_help_ends_with_an_example(tmp_path, tiny, monkeypatch, capsys):
+    """``gatelab repro NAME --help`` ends with an example (``--quick --dry-run``: a smoke run that
+    writes nothing) that the table's parser accepts; the tiny table's example runs end to end."""
+    from gatelab.core.harness.repro import get_table, list_tables, table_example, table_parser
+
+    for name in list_tables():
+        table = get_table(name)
+        assert main(["repro", name, "--help"]) == 0
+        help_text = capsys.readouterr().out.rstrip()
+        example = table_example(table)
+        assert help_text.endswith(example), name
+        args = table_parser(table).parse_args(shlex.split(example)[3:])
+        assert args.quick and args.dry_run
+    assert TABLE.name in list_tables()
+    example = table_example(TABLE)
+    assert example.endswith("--quick --dry-run --out OUT")
+    (tmp_path / "data" / "repro-data").mkdir(parents=True)
+    (tmp_path / "data" / "repro-data" / "x.txt").write_bytes(DATA_BYTES)
+    monkeypatch.setenv("GATELAB_DATA", str(tmp_path / "data"))
+    assert main(shlex.split(example.replace("OUT", str(tmp_path / "out")))[1:]) == 0
+    assert not (tmp_path / "results" / f"{TABLE.name}.jsonl").exists()  # --dry-run wrote nothing
