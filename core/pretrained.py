@@ -254,7 +254,6 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
     cfg_path = folder / CONFIG_NAME
     meta = _read_config(cfg_path)
     name = meta["name"]
-    load_registrations()  # `in` does not load the domains (a fresh process)
     if name not in MODELS:
         raise ConfigError(f"{cfg_path}: name={name!r} is not a registered model (see `gatelab list`)")
     factory = _builder(MODELS.get(name), meta.get("class"), cfg_path)

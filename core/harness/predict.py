@@ -126,7 +126,6 @@ def predict(
     opts = options if options is not None else PredictOptions(**kwargs)
     meta = load_config(model_dir)
     name = meta["name"]
-    load_registrations()  # `in` does not load the domains (a fresh `gatelab predict` process)
     if name not in MODELS:
         raise ConfigError(f"{Path(model_dir) / 'config.json'}: name={name!r} is not a registered model")
     domain = MODELS.entries()[name].domain
