@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -55,9 +56,23 @@ class RawChunk:
     table: pa.Table
     first_line: int  # file line (1-based) of the chunk's first row; parquet: row number
     unit: str = "line"
+    rows: np.ndarray | None = None  # after take(): each kept row's position in the raw chunk
 
     def line_of(self, row: int) -> int:
-        return self.first_line + int(row)
+        """File line (parquet: row number) of row ``row`` of this chunk."""
+        return self.first_line + int(row if self.rows is None else self.rows[row])
+
+    def where(self, path: Path | str, row: int) -> str:
+        """``file:line`` (parquet: ``file: row N``) of row ``row``, for error messages."""
+        if self.unit == "line":
+            return f"{path}:{self.line_of(row)}"
+        return f"{path}: row {self.line_of(row)}"
+
+    def take(self, keep: np.ndarray) -> RawChunk:
+        """The chunk restricted to rows ``keep`` (indices), still mapping rows to file lines."""
+        keep = np.asarray(keep, dtype=np.int64)
+        rows = keep if self.rows is None else self.rows[keep]
+        return RawChunk(self.table.take(pa.array(keep)), self.first_line, self.unit, rows)
 
 
 def _open_text(path: Path) -> io.TextIOBase:
