@@ -40,7 +40,7 @@ from gatelab.core.harness.sampling import EpochBatchSampler, batch_loader, defau
 
 from .encoder import EncodedSplit, encode_dataset, load_encoded
 from .layouts import LAYOUTS, Layout
-from .readers import DEFAULT_BLOCK_SIZE, CTRDataError, Reader, make_reader
+from .readers import DEFAULT_BLOCK_SIZE, DEFAULT_READ_AHEAD, CTRDataError, Reader, make_reader
 from .spec import FeatureSpec
 
 __all__ = ["CTRDataModule", "ctr_datamodule", "data_report", "oov_report"]
@@ -227,12 +227,18 @@ class CTRDataModule(L.LightningDataModule):
 
 
 def _readers(
-    layout: Layout, files: Mapping[str, Path], fmt: str, header: bool, sep: str | None, block_size: int
+    layout: Layout,
+    files: Mapping[str, Path],
+    fmt: str,
+    header: bool,
+    sep: str | None,
+    block_size: int,
+    read_ahead: int = DEFAULT_READ_AHEAD,
 ) -> dict[str, Reader]:
     readers: dict[str, Reader] = {}
     for split, path in files.items():
         if fmt in ("csv", "tsv"):
-            kw: dict[str, Any] = {"header": header, "block_size": block_size}
+            kw: dict[str, Any] = {"header": header, "block_size": block_size, "read_ahead": read_ahead}
             if not header:
                 if layout.names is None:
                     raise ConfigError(f"layout {layout.name!r}: header=False needs column names")
@@ -243,7 +249,9 @@ def _readers(
         elif fmt in ("libsvm", "libfm"):
             names = [f.get("column") or f["name"] for f in layout.fields]
             numeric = [f.get("column") or f["name"] for f in layout.fields if f["type"] == "numeric"]
-            readers[split] = make_reader(path, "libsvm", names=names, numeric=numeric, block_size=block_size)
+            readers[split] = make_reader(
+                path, "libsvm", names=names, numeric=numeric, block_size=block_size, read_ahead=read_ahead
+            )
         else:
             readers[split] = make_reader(path, fmt)
     return readers
@@ -268,6 +276,7 @@ def _prepare(
     verify: bool,
     id_columns: Sequence[str] | None,
     strict_overlap: bool,
+    read_ahead: int = DEFAULT_READ_AHEAD,
 ) -> tuple[Path, dict[str, Any]]:
     """Locate the files, rebuild Frappe's train split if needed, and encode (or reuse the cache)."""
     info: dict[str, Any] = {}
@@ -304,7 +313,7 @@ def _prepare(
         negative_label=layout.negative_label if negative_label is None else negative_label,
         id_columns=layout.id_columns if id_columns is None else tuple(id_columns),
     )
-    readers = _readers(eff, paths, eff.fmt, eff.header, sep, block_size)
+    readers = _readers(eff, paths, eff.fmt, eff.header, sep, block_size, read_ahead)
     folder = encode_dataset(
         readers,
         eff.fields,
@@ -350,6 +359,7 @@ def ctr_datamodule(
     negative_seed: int = 2021,
     cache: str | None = None,
     block_size: PositiveInt = DEFAULT_BLOCK_SIZE,
+    read_ahead: NonNegativeInt = DEFAULT_READ_AHEAD,
     in_memory: bool = True,
     verify: bool = True,
     seed: int | None = None,
@@ -372,6 +382,8 @@ def ctr_datamodule(
         negative_seed: seed of Frappe's negative sampling (``dataset: frappe``).
         cache: cache root (default ``$GATELAB_CACHE/recsys``).
         block_size: bytes of raw text per encoding chunk.
+        read_ahead: raw blocks read ahead while encoding (0: none); the raw text held at once
+            is at most ``(read_ahead + 1) * block_size``.
         in_memory: load arrays into RAM (else memory-map).
         verify: check the registered files' sha256 when locating the dataset.
         seed: seed of the training order (default: the harness seed).
@@ -388,6 +400,7 @@ def ctr_datamodule(
     for key, value, kind, what in (
         ("batch_size", batch_size, int, "an integer >= 1"),
         ("block_size", block_size, int, "an integer >= 1 (bytes)"),
+        ("read_ahead", read_ahead, int, "an integer >= 0 (blocks)"),
         ("in_memory", in_memory, bool, "a boolean"),
         ("strict_overlap", strict_overlap, bool, "a boolean"),
         ("dataset", dataset, str, "a layout name"),
@@ -427,5 +440,6 @@ def ctr_datamodule(
             verify=verify,
             id_columns=id_columns,
             strict_overlap=strict_overlap,
+            read_ahead=read_ahead,
         )
     return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info, seed=seed)
