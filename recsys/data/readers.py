@@ -126,7 +126,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
                     raise CTRDataError(
                         f"{path}:{i}: invalid UTF-8: byte {raw[e.start : e.start + 1]!r} at byte offset "
                         f"{offset + e.start} of the {'decompressed ' if path.suffix == '.gz' else ''}file "
-                        f"(column {e.start + 1} of the line)"
+                        f"(byte {e.start + 1} of the line)"
                     ) from None
                 offset += len(raw)
     except _GZIP_ERRORS as e:
