@@ -211,8 +211,9 @@ class _NumStats:
             return
         x = np.asarray(x, dtype=np.float64)
         nb = len(x)
-        mean_b = float(x.mean())
-        m2_b = float(np.square(x - mean_b).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by fit()
+            mean_b = float(x.mean())
+            m2_b = float(np.square(x - mean_b).sum())
         n = self.n + nb
         delta = mean_b - self.mean
         self.mean += delta * nb / n
@@ -516,6 +517,12 @@ class FeatureEncoder:
                     raise CTRDataError(
                         f"{reader.path}: column {f.source!r} (numeric field {f.name!r}) has no finite "
                         f"value in the training split: normalizer={f.normalizer} has no statistics"
+                    )
+                if f.normalizer != "none" and not all(math.isfinite(v) for v in st.values()):
+                    raise CTRDataError(
+                        f"{reader.path}: column {f.source!r} (numeric field {f.name!r}): values up to "
+                        f"{max(abs(st['min']), abs(st['max'])):.3g} overflow the float64 statistics of "
+                        f"normalizer={f.normalizer} (mean {st['mean']:.3g}, std {st['std']:.3g})"
                     )
                 fitted.append(dataclasses.replace(f, stats=st))
                 continue

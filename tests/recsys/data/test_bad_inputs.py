@@ -765,3 +765,15 @@ def test_datamodule_unknown_dataset(tmp_path):
         names=["data.kwargs.dataset='criteo_x9'", "criteo_x1"],
         exc=ConfigError,
     )
+
+
+def test_statistics_overflow_is_an_error(tmp_path):
+    train = _csv(tmp_path, "train.csv", _with(_with(_rows(), 3, 2, "1e300"), 4, 2, "-1e300"))
+    check_error(
+        CSV,
+        "huge-numeric-standard",
+        "+-1e300 in a numeric column with normalizer standard (std overflows float64)",
+        lambda: _encode(tmp_path, {"train": train}),
+        names=[str(train), "column 'price'", "overflow the float64 statistics"],
+        exc=CTRDataError,
+    )
