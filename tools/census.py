@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -57,8 +58,13 @@ _CASE_KEYS = ("case", "fault", "outcome", "clear", "message")
 _OUTCOMES = ("error", "policy")
 
 
+_TMP = re.compile(r"/[^\s:'\"]*?/pytest-of-[^/]+/pytest-\d+/[^/]+/|/tmp/tmp[\w-]+/")
+
+
 def _first_line(text: str, limit: int = 300) -> str:
+    """The message's first line, temporary test folders shown as ``<tmp>/``, at most ``limit`` chars."""
     line = text.strip().splitlines()[0] if text.strip() else ""
+    line = _TMP.sub("<tmp>/", line)
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
