@@ -96,8 +96,9 @@ def oov_report(spec: FeatureSpec) -> dict[str, dict[str, int]]:
 def data_report(spec: FeatureSpec) -> dict[str, dict[str, Any]]:
     """Per split, what the encoder did to imperfect data: ``na`` (per field: the missing-value
     ``policy`` and its ``missing`` / ``non_finite`` / ``filled`` / ``masked`` / ``dropped``
-    counts), ``rows_dropped``, ``oov`` (non-zero counts) and ``overlap_with_train`` (evaluation
-    rows equal to a training row). Splits with nothing to report are left out."""
+    counts), ``rows_dropped``, ``oov`` (non-zero counts), ``overlap_with_train`` (evaluation
+    rows equal to a training row), ``duplicate_ids`` and ``ids_in_train`` (with ``id_columns``).
+    Splits with nothing to report are left out."""
     out: dict[str, dict[str, Any]] = {}
     for split, s in spec.splits.items():
         r: dict[str, Any] = {}
@@ -108,8 +109,9 @@ def data_report(spec: FeatureSpec) -> dict[str, dict[str, Any]]:
         oov = {k: v for k, v in (s.get("oov") or {}).items() if v}
         if oov and split != spec.meta.get("train_split", "train"):
             r["oov"] = oov
-        if s.get("overlap_with_train"):
-            r["overlap_with_train"] = s["overlap_with_train"]
+        for key in ("overlap_with_train", "duplicate_ids", "ids_in_train"):
+            if s.get(key):
+                r[key] = s[key]
         if r:
             out[split] = r
     return out

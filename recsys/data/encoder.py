@@ -308,6 +308,7 @@ class FeatureEncoder:
         self._value_sets: dict[str, pa.Array] = {}
         self._train_hashes: np.ndarray | None = None
         self._train_reader: Reader | None = None
+        self._train_ids: np.ndarray | None = None
         self.spec: FeatureSpec | None = None
 
     @property
@@ -659,7 +660,9 @@ class FeatureEncoder:
         ``non_finite`` and the ``filled`` / ``masked`` / ``dropped`` counts), ``rows_dropped``,
         and -- after :meth:`fit` -- ``overlap_with_train`` (rows whose feature values equal a
         training row's; not for the training split itself: ``train``, default: ``reader`` is the
-        reader :meth:`fit` read)."""
+        reader :meth:`fit` read). With ``id_columns``: ``duplicate_ids`` (rows whose id repeats
+        an earlier row's id in the split) and, for evaluation splits encoded after the training
+        split, ``ids_in_train`` (distinct ids also found in train)."""
         if self.spec is None:
             raise CTRDataError("FeatureEncoder.transform: call fit() (or load_vocab()) first")
         folder = Path(folder)
@@ -677,6 +680,7 @@ class FeatureEncoder:
         check_overlap = self._train_hashes is not None and not is_train
         n_parts, rows, positives, raw_rows, overlap = 0, 0, 0.0, 0, 0
         first_overlap: str | None = None
+        ids: list[np.ndarray] = []
         shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         for raw in reader.iter_chunks():
             raw_rows += raw.table.num_rows
@@ -690,6 +694,10 @@ class FeatureEncoder:
                     overlap += int(hit.sum())
                     if first_overlap is None:
                         first_overlap = chunk.where(reader.path, int(np.flatnonzero(hit)[0]))
+            if self.id_columns:
+                for c in self.id_columns:
+                    _column(chunk, c, reader)  # a declared id column must exist: names the file
+                ids.append(_row_hashes(chunk, self.id_columns))
             np.savez(parts / f"{n_parts:06d}.npz", **arrays)
             for k, v in arrays.items():
                 shapes[k] = (v.shape[1:], v.dtype)
@@ -748,6 +756,23 @@ class FeatureEncoder:
         }
         if check_overlap:
             stats["overlap_with_train"] = overlap
+        if self.id_columns:
+            all_ids = np.concatenate(ids)
+            unique = np.unique(all_ids)
+            stats["duplicate_ids"] = int(len(all_ids) - len(unique))
+            if is_train:
+                self._train_ids = unique
+            elif self._train_ids is not None:
+                stats["ids_in_train"] = int(np.isin(unique, self._train_ids).sum())
+            shared = stats.get("ids_in_train", 0)
+            if stats["duplicate_ids"] or shared:
+                log.warning(
+                    "gatelab.recsys: %s: id columns %s: %d duplicate id(s) in the split, %d id(s) also in train",
+                    reader.path,
+                    self.id_columns,
+                    stats["duplicate_ids"],
+                    shared,
+                )
         return stats
 
 

@@ -148,7 +148,13 @@ def test_drop_row_policy_is_applied_and_counted(tmp_path):
         and te["rows_dropped"] == 1
         and np.isfinite(splits["train"].numeric).all()
     )
-    check_policy(CSV, "nan-numeric-drop_row", "NaN/inf/empty with na_policy drop_row", ok, f"train {tr['na']}, test {te['na']}")
+    check_policy(
+        CSV,
+        "nan-numeric-drop_row",
+        "NaN/inf/empty with na_policy drop_row",
+        ok,
+        f"train {tr['na']}, test {te['na']}",
+    )
 
 
 def test_mask_policy_is_applied_and_counted(tmp_path):
@@ -280,7 +286,14 @@ def test_truncated_file_last_line_cut(tmp_path):
 def test_empty_file(tmp_path):
     train = tmp_path / "train.csv"
     train.write_bytes(b"")
-    check_error(CSV, "empty", "an empty file", lambda: CsvReader(train), names=[f"{train}:1", "empty"], exc=CTRDataError)
+    check_error(
+        CSV,
+        "empty",
+        "an empty file",
+        lambda: CsvReader(train),
+        names=[f"{train}:1", "empty"],
+        exc=CTRDataError,
+    )
 
 
 def test_header_only(tmp_path):
@@ -454,7 +467,13 @@ def test_unseen_category_goes_to_oov_and_is_counted(tmp_path):
     spec, splits = _encode(tmp_path, {"train": train, "test": test})
     oov_index = spec["cat"].oov_index
     ok = spec.splits["test"]["oov"]["cat"] == 2 and (splits["test"].categorical[[1, 2], 0] == oov_index).all()
-    check_policy(CSV, "unseen-category", "categories of test unseen in train (OOV bucket)", ok, str(spec.splits["test"]["oov"]))
+    check_policy(
+        CSV,
+        "unseen-category",
+        "categories of test unseen in train (OOV bucket)",
+        ok,
+        str(spec.splits["test"]["oov"]),
+    )
 
 
 def test_missing_category_with_error_policy(tmp_path):
@@ -476,7 +495,9 @@ def test_missing_sequence_with_drop_row(tmp_path):
     spec, splits = _encode(tmp_path, {"train": train}, fields)
     na = spec.splits["train"]["na"]
     ok = len(splits["train"]) == 11 and na["tags"] == {"policy": "drop_row", "missing": 1, "dropped": 1}
-    check_policy(CSV, "missing-sequence-drop_row", "an empty sequence value with na_policy drop_row", ok, str(na))
+    check_policy(
+        CSV, "missing-sequence-drop_row", "an empty sequence value with na_policy drop_row", ok, str(na)
+    )
 
 
 def test_label_as_feature_is_refused(tmp_path):
@@ -513,8 +534,18 @@ def test_test_rows_equal_to_train_rows_are_counted(tmp_path):
     spec, _ = _encode(tmp_path, {"train": train, "test": test})
     n = spec.splits["test"]["overlap_with_train"]
     report = data_report(spec)
-    ok = n == 2 and report["test"]["overlap_with_train"] == 2 and "overlap_with_train" not in spec.splits["train"]
-    check_policy(CSV, "test-overlaps-train", "2 test rows identical to train rows (reported)", ok, f"overlap_with_train={n}")
+    ok = (
+        n == 2
+        and report["test"]["overlap_with_train"] == 2
+        and "overlap_with_train" not in spec.splits["train"]
+    )
+    check_policy(
+        CSV,
+        "test-overlaps-train",
+        "2 test rows identical to train rows (reported)",
+        ok,
+        f"overlap_with_train={n}",
+    )
 
 
 def test_strict_overlap_raises(tmp_path):
@@ -549,7 +580,10 @@ def test_log_bucket_nan_without_fill_is_an_error(tmp_path):
     rows = [["1", "3", "a"], ["0", "nan", "b"], ["1", "", "a"]]
     train = write_lines(tmp_path / "train.tsv", rows, "\t")
     reader = CsvReader(train, sep="\t", header=False, names=["label", "I1", "C1"], quoting=False)
-    fields = [{"name": "I1", "type": "categorical", "preprocess": "log_bucket"}, {"name": "C1", "type": "categorical"}]
+    fields = [
+        {"name": "I1", "type": "categorical", "preprocess": "log_bucket"},
+        {"name": "C1", "type": "categorical"},
+    ]
     check_error(
         CSV,
         "nan-log-bucket",
@@ -577,7 +611,11 @@ def _libsvm_reader(p):
 
 
 def _libsvm_fields(**extra):
-    return [{"name": "a", "type": "categorical"}, {"name": "b", "type": "categorical"}, {"name": "x", "type": "numeric", **extra}]
+    return [
+        {"name": "a", "type": "categorical"},
+        {"name": "b", "type": "categorical"},
+        {"name": "x", "type": "numeric", **extra},
+    ]
 
 
 def test_libsvm_entry_without_colon(tmp_path):
@@ -652,7 +690,14 @@ def test_libsvm_truncated_gzip(tmp_path):
 def test_libsvm_empty(tmp_path):
     p = tmp_path / "train.libsvm"
     p.write_text("")
-    check_error(LIBSVM, "empty", "an empty libsvm file", lambda: _libsvm_reader(p), names=[f"{p}:1", "empty"], exc=CTRDataError)
+    check_error(
+        LIBSVM,
+        "empty",
+        "an empty libsvm file",
+        lambda: _libsvm_reader(p),
+        names=[f"{p}:1", "empty"],
+        exc=CTRDataError,
+    )
 
 
 # --------------------------------------------------------------------------- parquet
@@ -660,13 +705,18 @@ def test_libsvm_empty(tmp_path):
 
 def _parquet(tmp_path, price: list[float], name: str = "train.parquet"):
     n = len(price)
-    t = pa.table({"label": [i % 2 for i in range(n)], "cat": ["abc"[i % 3] for i in range(n)], "price": price})
+    t = pa.table(
+        {"label": [i % 2 for i in range(n)], "cat": ["abc"[i % 3] for i in range(n)], "price": price}
+    )
     p = tmp_path / name
     pq.write_table(t, p)
     return p
 
 
-_PQ_FIELDS = [{"name": "cat", "type": "categorical"}, {"name": "price", "type": "numeric", "normalizer": "standard"}]
+_PQ_FIELDS = [
+    {"name": "cat", "type": "categorical"},
+    {"name": "price", "type": "numeric", "normalizer": "standard"},
+]
 
 
 def test_parquet_nan(tmp_path):
@@ -685,7 +735,9 @@ def test_parquet_null_with_fill(tmp_path):
     t = pa.table({"label": [0, 1, 0], "cat": ["a", "b", "a"], "price": pa.array([1.0, None, 3.0])})
     p = tmp_path / "train.parquet"
     pq.write_table(t, p)
-    spec, splits = _encode(tmp_path, {"train": ParquetReader(p)}, [_PQ_FIELDS[0], {**_PQ_FIELDS[1], "fill_na": 2.0}])
+    spec, splits = _encode(
+        tmp_path, {"train": ParquetReader(p)}, [_PQ_FIELDS[0], {**_PQ_FIELDS[1], "fill_na": 2.0}]
+    )
     na = spec.splits["train"]["na"]["price"]
     ok = na == {"policy": "fill", "missing": 1, "filled": 1} and splits["train"].numeric[1, 0] == 0.0
     check_policy(PARQUET, "null-numeric-fill", "a null in a parquet float column with fill_na", ok, str(na))
@@ -776,4 +828,26 @@ def test_statistics_overflow_is_an_error(tmp_path):
         lambda: _encode(tmp_path, {"train": train}),
         names=[str(train), "column 'price'", "overflow the float64 statistics"],
         exc=CTRDataError,
+    )
+
+
+def test_duplicate_ids_are_counted(tmp_path):
+    rows = [[str(i if i != 5 else 2), *r] for i, r in enumerate(_rows())]
+    train = _csv(tmp_path, "train.csv", rows, ["id", *HEADER])
+    test = _csv(
+        tmp_path, "test.csv", [[str(i), *r] for i, r in zip([3, 100, 101], _rows(3, seed=4))], ["id", *HEADER]
+    )
+    spec, _ = _encode(tmp_path, {"train": train, "test": test}, id_columns=["id"])
+    tr, te = spec.splits["train"], spec.splits["test"]
+    report = data_report(spec)
+    ok = (
+        tr["duplicate_ids"] == 1
+        and te["duplicate_ids"] == 0
+        and te["ids_in_train"] == 1
+        and report["train"]["duplicate_ids"] == 1
+        and report["test"]["ids_in_train"] == 1
+    )
+    msg = f"train duplicate_ids={tr['duplicate_ids']}, test ids_in_train={te.get('ids_in_train')}"
+    check_policy(
+        CSV, "duplicate-ids", "an id repeated in train and one test id found in train (reported)", ok, msg
     )
