@@ -259,6 +259,9 @@ class FeatureEncoder:
         strict_overlap: raise when an evaluation split has rows whose feature values equal a
             training row's (default: count them in ``splits[split]["overlap_with_train"]`` and
             log a warning).
+        check_overlap: hash the rows to count that overlap (default); ``False`` skips it
+            (hashing costs about a third of the encoding time: one 64-bit SipHash of each row's
+            joined raw feature values, 8 bytes of memory per distinct training row).
 
     Raises:
         ConfigError: a field reads the label or an id column (leakage).
@@ -276,6 +279,7 @@ class FeatureEncoder:
         negative_label: float | None = None,
         id_columns: Sequence[str] = (),
         strict_overlap: bool = False,
+        check_overlap: bool = True,
     ) -> None:
         self.fields = [
             f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
@@ -304,6 +308,11 @@ class FeatureEncoder:
         self.negative_label = negative_label
         self.id_columns = list(id_columns)
         self.strict_overlap = bool(strict_overlap)
+        if strict_overlap and not check_overlap:
+            raise ConfigError(
+                "strict_overlap needs check_overlap (the rows must be hashed to find the overlap)"
+            )
+        self.check_overlap = bool(check_overlap)
         self.vocab: dict[str, list[str]] = {}
         self._value_sets: dict[str, pa.Array] = {}
         self._train_hashes: np.ndarray | None = None
@@ -505,10 +514,12 @@ class FeatureEncoder:
                         longest[f.name] = max(
                             longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0)
                         )
-            hashes.append(np.unique(_row_hashes(chunk, self._feature_columns)))
+            if self.check_overlap:
+                hashes.append(np.unique(_row_hashes(chunk, self._feature_columns)))
         if rows == 0:
             raise CTRDataError(f"{reader.path}: no data rows" + self._dropped_note())
-        self._train_hashes = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
+        if self.check_overlap:
+            self._train_hashes = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
         self._train_reader = reader
         fitted: list[FieldSpec] = []
         for f in self.fields:
@@ -797,6 +808,7 @@ def encode_dataset(
     force: bool = False,
     id_columns: Sequence[str] = (),
     strict_overlap: bool = False,
+    check_overlap: bool = True,
 ) -> Path:
     """Fit on ``readers[train_split]``, encode every split, and return the cache folder.
 
@@ -807,7 +819,7 @@ def encode_dataset(
     is built under a temporary name and renamed when complete, so an interrupted run leaves no
     half-written cache behind.
 
-    ``id_columns`` and ``strict_overlap`` are passed to :class:`FeatureEncoder` (leakage guards:
+    ``id_columns``, ``strict_overlap`` and ``check_overlap`` are passed to :class:`FeatureEncoder` (leakage guards:
     no field may read the label or an id column; evaluation rows equal to training rows are
     counted in ``splits[split]["overlap_with_train"]``, an error with ``strict_overlap``).
     """
@@ -827,6 +839,7 @@ def encode_dataset(
         "train_split": train_split,
         "id_columns": list(id_columns),
         "strict_overlap": bool(strict_overlap),
+        "check_overlap": bool(check_overlap),
     }
     fp = _fingerprint(payload)
     root = Path(cache_root).expanduser()
@@ -846,6 +859,7 @@ def encode_dataset(
             negative_label=negative_label,
             id_columns=id_columns,
             strict_overlap=strict_overlap,
+            check_overlap=check_overlap,
         )
         spec = enc.fit(readers[train_split])
         order = [train_split, *(s for s in readers if s != train_split)]

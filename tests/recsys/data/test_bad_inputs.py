@@ -851,3 +851,13 @@ def test_duplicate_ids_are_counted(tmp_path):
     check_policy(
         CSV, "duplicate-ids", "an id repeated in train and one test id found in train (reported)", ok, msg
     )
+
+
+def test_overlap_check_can_be_switched_off(tmp_path):
+    rows = _rows()
+    train = _csv(tmp_path, "train.csv", rows)
+    test = _csv(tmp_path, "test.csv", rows[:3])
+    spec, _ = _encode(tmp_path, {"train": train, "test": test}, check_overlap=False)
+    assert "overlap_with_train" not in spec.splits["test"]
+    with pytest.raises(ConfigError, match="strict_overlap needs check_overlap"):
+        _encode(tmp_path, {"train": train, "test": test}, check_overlap=False, strict_overlap=True)
