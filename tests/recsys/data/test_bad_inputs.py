@@ -861,3 +861,41 @@ def test_overlap_check_can_be_switched_off(tmp_path):
     assert "overlap_with_train" not in spec.splits["test"]
     with pytest.raises(ConfigError, match="strict_overlap needs check_overlap"):
         _encode(tmp_path, {"train": train, "test": test}, check_overlap=False, strict_overlap=True)
+
+
+def test_datamodule_reports_policies_in_its_summary(tmp_path, caplog):
+    train = _csv(tmp_path, "train.csv", _with(_rows(), 2, 2, "nan"))
+    valid = _csv(tmp_path, "valid.csv", _with(_rows(6, seed=5), 1, 2, ""))
+    files = {"train": str(train), "valid": str(valid), "test": str(valid)}
+    with caplog.at_level("WARNING", logger="gatelab.recsys"):
+        dm = ctr_datamodule(
+            tmp_path,
+            "custom",
+            4,
+            files=files,
+            fields=_price(na_policy="drop_row"),
+            cache=str(tmp_path / "c"),
+            seed=0,
+        )
+    summary = dm.summary()
+    batch = next(iter(dm.train_dataloader()))
+    ok = (
+        summary["rows"] == {"train": 11, "valid": 5, "test": 5}
+        and summary["report"]["train"]["rows_dropped"] == 1
+        and summary["report"]["valid"]["na"]["price"]["dropped"] == 1
+        and torch_isfinite(batch["numeric"])
+        and any("rows_dropped" in r.getMessage() for r in caplog.records)
+    )
+    check_policy(
+        MODULE,
+        "nan-drop_row-summary",
+        "NaN/empty with drop_row through ctr_datamodule",
+        ok,
+        str(summary["report"]),
+    )
+
+
+def torch_isfinite(t) -> bool:
+    import torch
+
+    return bool(torch.isfinite(t).all())
