@@ -208,9 +208,13 @@ class FeatureSpec:
     Args:
         fields: the fields (names must be unique).
         label: name of the label column (values 0/1).
-        splits: per split: ``rows``, ``positives``, and per field the ``oov`` count (non-missing
-            values not in the training vocabulary, or rarer than ``min_count``) and ``missing``
-            count (empty entries), as recorded by the encoder.
+        splits: per split, as recorded by the encoder: ``rows``, ``positives``, per field the
+            ``oov`` count (non-missing values not in the training vocabulary, or rarer than
+            ``min_count``) and ``missing`` count (empty entries); ``na`` (per field with a
+            missing/NaN/inf entry: its ``na_policy`` and the ``missing``, ``non_finite``,
+            ``filled``, ``masked``, ``dropped`` counts); ``rows_dropped``; for evaluation
+            splits ``overlap_with_train`` (rows whose feature values equal a training row's);
+            with id columns ``duplicate_ids`` and ``ids_in_train``.
         meta: free-form provenance (source files, reader, encoder settings).
     """
 
