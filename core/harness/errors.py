@@ -7,7 +7,7 @@ without importing each other. The CLI reports a :class:`DataError` as one messag
 
 from __future__ import annotations
 
-__all__ = ["ChecksumError", "DataError", "DatasetNotFoundError"]
+__all__ = ["ChecksumError", "DataError", "DatasetNotFoundError", "NonFiniteLossError"]
 
 
 class DataError(Exception):
@@ -20,3 +20,9 @@ class DatasetNotFoundError(DataError, FileNotFoundError):
 
 class ChecksumError(DataError, ValueError):
     """A dataset file's sha256 differs from the published one; the message names file and digests."""
+
+
+class NonFiniteLossError(DataError, FloatingPointError):
+    """A train/val/test step gave a NaN or infinite loss; the message names the stage, the global
+    step, the batch index and the first non-finite input (or says that every input was finite,
+    i.e. the model or the loss diverged)."""

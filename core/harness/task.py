@@ -46,6 +46,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from gatelab.core.config import ConfigError, from_dict, to_dict, validate_kwargs
 
 from .configs import SchedulerConfig, TaskConfig
+from .errors import NonFiniteLossError
 
 __all__ = [
     "ClassificationTask",
@@ -55,6 +56,7 @@ __all__ = [
     "TaskConfig",
     "build_optimizer",
     "build_scheduler",
+    "first_non_finite",
 ]
 
 STAGES = ("train", "val", "test")
@@ -201,6 +203,37 @@ def build_options(options_cls: type, kwargs: Mapping[str, Any] | None) -> Any:
             return from_dict(options_cls, kwargs, "task.kwargs")
     kwargs = validate_kwargs(fields, kwargs, "task.kwargs", owner=options_cls.__name__)
     return from_dict(options_cls, kwargs, "task.kwargs")
+
+
+def first_non_finite(obj: Any, path: str = "batch") -> str | None:
+    """``'batch["numeric"][3, 0] = nan'`` for the first NaN/inf entry of a floating tensor in
+    ``obj`` (tensors, mappings, sequences, dataclasses walked in order), else ``None``."""
+    if isinstance(obj, torch.Tensor):
+        if not (obj.is_floating_point() or obj.is_complex()) or obj.numel() == 0:
+            return None
+        bad = ~torch.isfinite(obj.detach())
+        if not bool(bad.any()):
+            return None
+        idx = tuple(int(i) for i in torch.nonzero(bad)[0].tolist())
+        value = obj.detach()[idx].item()
+        where = f"[{', '.join(map(str, idx))}]" if idx else ""
+        return f"{path}{where} = {value} (shape {tuple(obj.shape)}, {int(bad.sum())} non-finite)"
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            found = first_non_finite(v, f"{path}[{k!r}]")
+            if found:
+                return found
+    elif isinstance(obj, (tuple, list)):
+        for i, v in enumerate(obj):
+            found = first_non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            found = first_non_finite(getattr(obj, f.name), f"{path}.{f.name}")
+            if found:
+                return found
+    return None
 
 
 def _batch_size(target: Any) -> int | None:
@@ -351,8 +384,27 @@ class GatelabTask(L.LightningModule):
         """The metric collection of ``stage`` (``train``, ``val`` or ``test``)."""
         return {"train": self.train_metrics, "val": self.val_metrics, "test": self.test_metrics}[stage]
 
-    def _step(self, batch: Any, stage: str) -> torch.Tensor:
+    def check_finite_loss(self, loss: torch.Tensor, batch: Any, stage: str, batch_idx: int | None) -> None:
+        """Raise :class:`~gatelab.core.harness.errors.NonFiniteLossError` when ``loss`` is NaN or
+        infinite, naming the stage, global step, batch index and the first non-finite input.
+        Called on every step (one device-to-host sync per step)."""
+        if not isinstance(loss, torch.Tensor) or bool(torch.isfinite(loss.detach()).all()):
+            return
+        found = first_non_finite(batch)
+        cause = (
+            f"first non-finite input: {found}"
+            if found
+            else "every input is finite: the model or the loss diverged (lower the learning rate, "
+            "clip gradients, or check the loss)"
+        )
+        raise NonFiniteLossError(
+            f"{stage}: non-finite loss {loss.detach().float().flatten()[0].item()} at global step "
+            f"{self.global_step}, epoch {self.current_epoch}, batch index {batch_idx}; {cause}"
+        )
+
+    def _step(self, batch: Any, stage: str, batch_idx: int | None = None) -> torch.Tensor:
         loss, preds, target = self.shared_step(batch, stage)
+        self.check_finite_loss(loss, batch, stage, batch_idx)
         bs = _batch_size(target)
         self.log(
             f"{stage}/loss",
@@ -371,13 +423,13 @@ class GatelabTask(L.LightningModule):
         return loss
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+        return self._step(batch, "val", batch_idx)
 
     def test_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test")
+        return self._step(batch, "test", batch_idx)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> Any:
         try:

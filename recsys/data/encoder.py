@@ -41,6 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from gatelab.core.config import ConfigError
+
 from .readers import CTRDataError, RawChunk, Reader
 from .spec import FeatureSpec, FieldSpec
 
@@ -49,7 +51,7 @@ __all__ = ["ENCODER_VERSION", "EncodedSplit", "FeatureEncoder", "encode_dataset"
 log = logging.getLogger(__name__)
 
 #: bump when the encoded layout or the encoding rules change (invalidates caches)
-ENCODER_VERSION = 1
+ENCODER_VERSION = 2
 ARRAYS = ("label", "categorical", "numeric", "sequence")
 
 
@@ -160,6 +162,9 @@ class EncodedSplit:
             p = self.folder / f"{name}.npy"
             if p.is_file():
                 setattr(self, name, np.load(p, mmap_mode=mmap_mode))
+        mask = self.folder / "numeric_mask.npy"
+        #: ``[N, F_num]`` uint8, 0 where ``na_policy: mask`` masked the entry (None: no masked field)
+        self.numeric_mask: np.ndarray | None = np.load(mask, mmap_mode=mmap_mode) if mask.is_file() else None
         n = len(self.label)
         for name in ARRAYS[1:]:
             a = getattr(self, name)
@@ -189,27 +194,55 @@ def load_encoded(
 
 @dataclasses.dataclass
 class _NumStats:
+    """Streaming min/max/mean/std of one numeric field: each chunk's mean and sum of squared
+    deviations (two-pass inside the chunk, float64), merged with Chan et al.'s parallel update --
+    Welford's algorithm over chunks. Stable where ``E[x^2] - mean^2`` is not: values
+    ``1e9 + N(0, 1)`` keep their std of ~1."""
+
     n: int = 0
-    total: float = 0.0
-    total_sq: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
     lo: float = math.inf
     hi: float = -math.inf
 
     def update(self, x: np.ndarray) -> None:
+        """Add the (finite) values ``x``."""
         if len(x) == 0:
             return
-        self.n += len(x)
-        self.total += float(x.sum())
-        self.total_sq += float(np.square(x).sum())
+        x = np.asarray(x, dtype=np.float64)
+        nb = len(x)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by fit()
+            mean_b = float(x.mean())
+            m2_b = float(np.square(x - mean_b).sum())
+        n = self.n + nb
+        delta = mean_b - self.mean
+        self.mean += delta * nb / n
+        self.m2 += m2_b + delta * delta * (self.n * nb / n)
+        self.n = n
         self.lo = min(self.lo, float(x.min()))
         self.hi = max(self.hi, float(x.max()))
 
     def as_dict(self) -> dict[str, float]:
         if self.n == 0:
-            return {"min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
-        mean = self.total / self.n
-        var = max(self.total_sq / self.n - mean * mean, 0.0)
-        return {"min": self.lo, "max": self.hi, "mean": mean, "std": math.sqrt(var)}
+            return {"count": 0, "min": 0.0, "max": 0.0, "mean": 0.0, "std": 0.0}
+        return {
+            "count": self.n,
+            "min": self.lo,
+            "max": self.hi,
+            "mean": self.mean,
+            "std": math.sqrt(max(self.m2 / self.n, 0.0)),
+        }
+
+
+def _row_hashes(chunk: RawChunk, columns: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash of each row's raw values in ``columns`` (nulls distinct from any text)."""
+    import pandas as pd  # hash_array: vectorised, deterministic (SipHash with a fixed key)
+
+    cols = [_as_string(chunk.table.column(c)) for c in columns]
+    joined = pc.binary_join_element_wise(*cols, "\x1f", null_handling="replace", null_replacement="\x1e")
+    if isinstance(joined, pa.ChunkedArray):
+        joined = joined.combine_chunks()
+    return pd.util.hash_array(joined.to_numpy(zero_copy_only=False)).astype(np.uint64)
 
 
 class FeatureEncoder:
@@ -222,10 +255,19 @@ class FeatureEncoder:
             ``min_categr_count``; 1 keeps every training token).
         negative_label: a raw label value that means 0 (``-1`` in NFM/libfm files); labels must
             otherwise be 0 or 1.
+        id_columns: columns that identify a row (Avazu's ``id``): no field may read them.
+        strict_overlap: raise when an evaluation split has rows whose feature values equal a
+            training row's (default: count them in ``splits[split]["overlap_with_train"]`` and
+            log a warning).
+        check_overlap: hash the rows to count that overlap (default); ``False`` skips it
+            (hashing costs about a third of the encoding time: one 64-bit SipHash of each row's
+            joined raw feature values, 8 bytes of memory per distinct training row).
 
     Raises:
+        ConfigError: a field reads the label or an id column (leakage).
         CTRDataError: a label that is not 0/1 (or ``negative_label``), a number that does not
-            parse, a missing column -- each naming the file and line.
+            parse, a missing/NaN/infinite numeric entry without a policy, a value that overflows
+            float32, a missing column -- each naming the file, line and column.
     """
 
     def __init__(
@@ -235,6 +277,9 @@ class FeatureEncoder:
         *,
         min_count: int = 1,
         negative_label: float | None = None,
+        id_columns: Sequence[str] = (),
+        strict_overlap: bool = False,
+        check_overlap: bool = True,
     ) -> None:
         self.fields = [
             f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
@@ -243,12 +288,41 @@ class FeatureEncoder:
         FeatureSpec(self.fields)  # validates names
         if min_count < 1:
             raise CTRDataError(f"min_count must be >= 1, got {min_count}")
+        if isinstance(id_columns, str):
+            id_columns = [id_columns]
+        if label in id_columns:
+            raise ConfigError(f"id_columns: the label column {label!r} cannot also be an id column")
+        for f in self.fields:
+            if f.source == label:
+                raise ConfigError(
+                    f"field {f.name!r} reads the label column {label!r}: the label cannot be a "
+                    "feature (target leakage); remove the field"
+                )
+            if f.source in id_columns:
+                raise ConfigError(
+                    f"field {f.name!r} reads {f.source!r}, declared an id column (id_columns="
+                    f"{list(id_columns)}): a row id cannot be a feature; remove the field"
+                )
         self.label = label
         self.min_count = int(min_count)
         self.negative_label = negative_label
+        self.id_columns = list(id_columns)
+        self.strict_overlap = bool(strict_overlap)
+        if strict_overlap and not check_overlap:
+            raise ConfigError(
+                "strict_overlap needs check_overlap (the rows must be hashed to find the overlap)"
+            )
+        self.check_overlap = bool(check_overlap)
         self.vocab: dict[str, list[str]] = {}
         self._value_sets: dict[str, pa.Array] = {}
+        self._train_hashes: np.ndarray | None = None
+        self._train_reader: Reader | None = None
+        self._train_ids: np.ndarray | None = None
         self.spec: FeatureSpec | None = None
+
+    @property
+    def _feature_columns(self) -> list[str]:
+        return list(dict.fromkeys(f.source for f in self.fields))
 
     # ---- per-chunk pieces ----------------------------------------------------------------
 
@@ -256,7 +330,7 @@ class FeatureEncoder:
         col = _column(chunk, self.label, reader)
         if col.null_count:
             i = int(pc.index(pc.is_null(col), True).as_py())
-            raise CTRDataError(f"{reader.path}:{chunk.line_of(i)}: missing label in column {self.label!r}")
+            raise CTRDataError(f"{chunk.where(reader.path, i)}: missing label in column {self.label!r}")
         y = _to_float(col, chunk, reader, f"label column {self.label!r}").to_numpy()
         if self.negative_label is not None:
             y = np.where(y == self.negative_label, 0.0, y)
@@ -267,28 +341,132 @@ class FeatureEncoder:
                 f" (or {self.negative_label:g} for 0)" if self.negative_label is not None else ""
             )
             raise CTRDataError(
-                f"{reader.path}:{chunk.line_of(i)}: label {col[i].as_py()!r} in column {self.label!r} is not {allowed}"
+                f"{chunk.where(reader.path, i)}: label {col[i].as_py()!r} in column {self.label!r} is not {allowed}"
             )
         return y.astype(np.float32)
 
-    def _tokens(self, f: FieldSpec, chunk: RawChunk, reader: Reader) -> pa.ChunkedArray:
+    def _raw_numbers(self, f: FieldSpec, chunk: RawChunk, reader: Reader) -> tuple[np.ndarray, np.ndarray]:
+        """(float64 values with NaN for empty entries, mask of the non-finite entries)."""
+        col = _column(chunk, f.source, reader)
+        x = _to_float(col, chunk, reader, f"column {f.source!r}")
+        if isinstance(x, pa.ChunkedArray):
+            x = x.combine_chunks()
+        values = x.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+        return values, ~np.isfinite(values)
+
+    def _na_counts(self, f: FieldSpec, chunk: RawChunk, reader: Reader, bad: np.ndarray) -> dict[str, int]:
+        col = _column(chunk, f.source, reader)
+        null = col.is_null().to_numpy(zero_copy_only=False) if col.null_count else np.zeros(len(bad), bool)
+        return {"missing": int(null.sum()), "non_finite": int((bad & ~null).sum())}
+
+    def _raise_na(self, f: FieldSpec, chunk: RawChunk, reader: Reader, bad: np.ndarray) -> None:
+        i = int(np.flatnonzero(bad)[0])
+        raw = _column(chunk, f.source, reader)[i].as_py()
+        what = "empty value" if raw is None else f"non-finite value {raw!r}"
+        raise CTRDataError(
+            f"{chunk.where(reader.path, i)}: column {f.source!r} (numeric field {f.name!r}): {what}; "
+            "declare na_policy (fill with fill_na, drop_row or mask) in the field spec to accept it"
+        )
+
+    def _numbers(
+        self, f: FieldSpec, chunk: RawChunk, reader: Reader, na: dict[str, dict[str, int]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Raw float64 values of a number-reading field after its missing-value policy, and the
+        mask of entries to mask (``na_policy: mask``; else all False). ``na`` accumulates counts."""
+        x, bad = self._raw_numbers(f, chunk, reader)
+        masked = np.zeros(len(x), bool)
+        if bad.any():
+            policy = f.missing_policy
+            if na is not None:
+                for k, v in self._na_counts(f, chunk, reader, bad).items():
+                    na[f.name][k] += v
+            if policy == "error":
+                self._raise_na(f, chunk, reader, bad)
+            elif policy == "fill":
+                assert f.fill_na is not None
+                x[bad] = f.fill_na
+                if na is not None:
+                    na[f.name]["filled"] += int(bad.sum())
+            elif policy == "mask":
+                masked = bad
+                if na is not None:
+                    na[f.name]["masked"] += int(bad.sum())
+            else:  # drop_row: removed by _drop_rows before
+                raise AssertionError(f"{f.name}: drop_row rows left in the chunk")
+        return x, masked
+
+    def _drop_rows(self, chunk: RawChunk, reader: Reader, na: dict[str, dict[str, int]] | None) -> RawChunk:
+        """The chunk without the rows a ``drop_row`` field finds missing/non-finite."""
+        drop = np.zeros(chunk.table.num_rows, bool)
+        for f in self.fields:
+            if f.missing_policy != "drop_row":
+                continue
+            if f.reads_number:
+                _, bad = self._raw_numbers(f, chunk, reader)
+            else:
+                col = _column(chunk, f.source, reader)
+                bad = (
+                    col.is_null().to_numpy(zero_copy_only=False)
+                    if col.null_count
+                    else np.zeros(len(drop), bool)
+                )
+            if na is not None and bad.any():
+                for k, v in self._na_counts(f, chunk, reader, bad).items():
+                    na[f.name][k] += v
+                na[f.name]["dropped"] += int(bad.sum())
+            drop |= bad
+        return chunk.take(np.flatnonzero(~drop)) if drop.any() else chunk
+
+    def _check_missing_tokens(self, f: FieldSpec, chunk: RawChunk, reader: Reader) -> None:
+        if f.missing_policy == "error" and not f.reads_number:  # numbers: see _numbers
+            col = _column(chunk, f.source, reader)
+            if col.null_count:
+                i = int(pc.index(pc.is_null(col), True).as_py())
+                raise CTRDataError(
+                    f"{chunk.where(reader.path, i)}: column {f.source!r} ({f.type} field {f.name!r}): "
+                    "empty value, and the field's na_policy is error"
+                )
+
+    def _tokens(
+        self, f: FieldSpec, chunk: RawChunk, reader: Reader, na: dict[str, dict[str, int]] | None = None
+    ) -> pa.ChunkedArray:
         """Categorical tokens (string, null = missing) of field ``f``."""
+        self._check_missing_tokens(f, chunk, reader)
         col = _column(chunk, f.source, reader)
         if f.preprocess is None:
             return _as_string(col)
         if f.preprocess == "log_bucket":
-            x = _to_float(col, chunk, reader, f"column {f.source!r}").fill_null(f.fill_na)
-            return _log_bucket(x)
+            x, _ = self._numbers(f, chunk, reader, na)
+            low = x < -(2.0**53)  # truncated to an integer token: beyond 2^53 it is not exact
+            if low.any():
+                i = int(np.flatnonzero(low)[0])
+                raise CTRDataError(
+                    f"{chunk.where(reader.path, i)}: column {f.source!r} (field {f.name!r}, log_bucket): "
+                    f"value {_column(chunk, f.source, reader)[i].as_py()!r} is below -2^53"
+                )
+            return _log_bucket(pa.chunked_array([pa.array(x)]))
         if f.preprocess in ("hour_of_day", "weekday", "weekend"):
-            return _avazu_time(_as_string(col), f.preprocess)
+            s = _as_string(col)
+            ok = pc.match_substring_regex(s, r"^\d{8}$")
+            if pc.any(pc.invert(ok.fill_null(True))).as_py():
+                i = int(pc.index(pc.invert(ok.fill_null(True)), True).as_py())
+                raise CTRDataError(
+                    f"{chunk.where(reader.path, i)}: column {f.source!r} (field {f.name!r}, preprocess "
+                    f"{f.preprocess}): {s[i].as_py()!r} is not a YYMMDDHH hour"
+                )
+            out = _avazu_time(s, f.preprocess)
+            parsed_bad = pc.and_(pc.is_valid(s), pc.is_null(out))
+            if pc.any(parsed_bad).as_py():
+                i = int(pc.index(parsed_bad, True).as_py())
+                raise CTRDataError(
+                    f"{chunk.where(reader.path, i)}: column {f.source!r} (field {f.name!r}): "
+                    f"{s[i].as_py()!r} is not a valid YYMMDDHH date"
+                )
+            return out
         raise AssertionError(f.preprocess)  # FieldSpec validates preprocess
 
-    def _numbers(self, f: FieldSpec, chunk: RawChunk, reader: Reader) -> np.ndarray:
-        col = _column(chunk, f.source, reader)
-        x = _to_float(col, chunk, reader, f"column {f.source!r}")
-        return x.fill_null(f.fill_na).to_numpy().astype(np.float64)
-
     def _sequences(self, f: FieldSpec, chunk: RawChunk, reader: Reader) -> pa.ListArray:
+        self._check_missing_tokens(f, chunk, reader)
         col = _as_string(_column(chunk, f.source, reader)).combine_chunks()
         lists = pc.split_pattern(col.fill_null(""), f.splitter)
         flat = lists.flatten()
@@ -306,19 +484,29 @@ class FeatureEncoder:
     # ---- pass 1: fit ---------------------------------------------------------------------
 
     def fit(self, reader: Reader) -> FeatureSpec:
-        """Count tokens / statistics over ``reader`` (the training split) and build the spec."""
+        """Count tokens / statistics over ``reader`` (the training split) and build the spec.
+
+        Also hashes every training row's feature values, so :meth:`transform` can count
+        evaluation rows equal to a training row."""
         counts = {f.name: _TokenCounts() for f in self.fields if f.type != "numeric"}
         stats = {f.name: _NumStats() for f in self.fields if f.type == "numeric"}
         longest = {f.name: 0 for f in self.fields if f.type == "sequence"}
+        hashes: list[np.ndarray] = []
         rows = 0
-        for chunk in reader.iter_chunks():
+        for raw in reader.iter_chunks():
+            chunk = self._drop_rows(raw, reader, None)
+            if chunk.table.num_rows == 0:
+                continue
             self._labels(chunk, reader)
             rows += chunk.table.num_rows
             for f in self.fields:
                 if f.type == "categorical":
                     counts[f.name].add(self._tokens(f, chunk, reader))
                 elif f.type == "numeric":
-                    stats[f.name].update(self._numbers(f, chunk, reader))
+                    x, bad = self._raw_numbers(f, chunk, reader)
+                    if bad.any() and f.missing_policy == "error":
+                        self._raise_na(f, chunk, reader, bad)
+                    stats[f.name].update(x[~bad])  # observed finite values only
                 else:
                     lists = self._sequences(f, chunk, reader)
                     counts[f.name].add(lists.flatten())
@@ -326,12 +514,29 @@ class FeatureEncoder:
                         longest[f.name] = max(
                             longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0)
                         )
+            if self.check_overlap:
+                hashes.append(np.unique(_row_hashes(chunk, self._feature_columns)))
         if rows == 0:
-            raise CTRDataError(f"{reader.path}: no data rows")
+            raise CTRDataError(f"{reader.path}: no data rows" + self._dropped_note())
+        if self.check_overlap:
+            self._train_hashes = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
+        self._train_reader = reader
         fitted: list[FieldSpec] = []
         for f in self.fields:
             if f.type == "numeric":
-                fitted.append(dataclasses.replace(f, stats=stats[f.name].as_dict()))
+                st = stats[f.name].as_dict()
+                if st["count"] == 0 and f.normalizer != "none":
+                    raise CTRDataError(
+                        f"{reader.path}: column {f.source!r} (numeric field {f.name!r}) has no finite "
+                        f"value in the training split: normalizer={f.normalizer} has no statistics"
+                    )
+                if f.normalizer != "none" and not all(math.isfinite(v) for v in st.values()):
+                    raise CTRDataError(
+                        f"{reader.path}: column {f.source!r} (numeric field {f.name!r}): values up to "
+                        f"{max(abs(st['min']), abs(st['max'])):.3g} overflow the float64 statistics of "
+                        f"normalizer={f.normalizer} (mean {st['mean']:.3g}, std {st['std']:.3g})"
+                    )
+                fitted.append(dataclasses.replace(f, stats=st))
                 continue
             t = counts[f.name].table()
             min_count = f.min_count if f.min_count is not None else self.min_count
@@ -354,8 +559,13 @@ class FeatureEncoder:
         self.spec = FeatureSpec(fitted, label=self.label)
         return self.spec
 
+    def _dropped_note(self) -> str:
+        drop = [f.name for f in self.fields if f.missing_policy == "drop_row"]
+        return f" left after na_policy drop_row of fields {drop}" if drop else ""
+
     def load_vocab(self, spec: FeatureSpec, vocab: Mapping[str, Sequence[str]]) -> None:
-        """Use an already fitted ``spec`` and its vocabularies (skip :meth:`fit`)."""
+        """Use an already fitted ``spec`` and its vocabularies (skip :meth:`fit`; evaluation rows
+        equal to training rows are then not counted)."""
         self.spec = spec
         self.vocab = {k: list(v) for k, v in vocab.items()}
         self._value_sets = {k: pa.array(v, type=pa.string()) for k, v in self.vocab.items()}
@@ -375,7 +585,18 @@ class FeatureEncoder:
             table = table.drop_columns([self.label])
         zeros = pa.array(np.zeros(table.num_rows), pa.float64())  # a placeholder label, dropped below
         unlabelled = dataclasses.replace(chunk, table=table.append_column(self.label, zeros))
-        out = self._encode_chunk(unlabelled, reader, oov, missing)
+        na = {
+            f.name: dict.fromkeys(("missing", "non_finite", "filled", "masked", "dropped"), 0)
+            for f in self.spec.fields
+        }
+        kept = self._drop_rows(unlabelled, reader, na)
+        if kept.table.num_rows != unlabelled.table.num_rows:  # a row to score is never dropped
+            bad = {name: c["dropped"] for name, c in na.items() if c["dropped"]}
+            raise CTRDataError(
+                f"{reader.path}: {unlabelled.table.num_rows - kept.table.num_rows} rows miss a value of a "
+                f"field whose policy is drop_row ({bad}); rows to score cannot be dropped: fill them first"
+            )
+        out = self._encode_chunk(unlabelled, reader, oov, missing, na)
         del out["label"]
         return out
 
@@ -393,8 +614,37 @@ class FeatureEncoder:
             out = out.combine_chunks()
         return out.to_numpy(zero_copy_only=False).astype(np.int32), oov, missing
 
+    def _normalise(self, f: FieldSpec, x: np.ndarray, chunk: RawChunk, reader: Reader) -> np.ndarray:
+        """``x`` (float64, finite) normalised with the training statistics, as float32; a value
+        that overflows float32 is an error naming file:line:column."""
+        s = f.stats or {}
+        if f.normalizer == "minmax":
+            span = s["max"] - s["min"]
+            y = (x - s["min"]) / (span if span > 0 else 1.0)
+        elif f.normalizer == "standard":
+            y = (x - s["mean"]) / (s["std"] if s["std"] > 0 else 1.0)
+        else:
+            y = x
+        with np.errstate(over="ignore"):
+            out = y.astype(np.float32)
+        over = ~np.isfinite(out)
+        if over.any():
+            i = int(np.flatnonzero(over)[0])
+            raw = _column(chunk, f.source, reader)[i].as_py()
+            raise CTRDataError(
+                f"{chunk.where(reader.path, i)}: column {f.source!r} (numeric field {f.name!r}): value "
+                f"{raw!r} is {float(y[i]):.3g} after normalizer={f.normalizer}, beyond float32 "
+                f"(max {np.finfo(np.float32).max:.3g})"
+            )
+        return out
+
     def _encode_chunk(
-        self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
+        self,
+        chunk: RawChunk,
+        reader: Reader,
+        oov: dict[str, int],
+        missing: dict[str, int],
+        na: dict[str, dict[str, int]],
     ) -> dict[str, np.ndarray]:
         assert self.spec is not None
         n = chunk.table.num_rows
@@ -405,24 +655,25 @@ class FeatureEncoder:
         if cats:
             a = np.empty((n, len(cats)), np.int32)
             for j, f in enumerate(cats):
-                a[:, j], o, m = self._index(f, self._tokens(f, chunk, reader))
+                a[:, j], o, m = self._index(f, self._tokens(f, chunk, reader, na))
                 oov[f.name] += o
-                missing[f.name] += m
+                missing[f.name] += int(_column(chunk, f.source, reader).null_count) if f.reads_number else m
             out["categorical"] = a
         if nums:
             a = np.empty((n, len(nums)), np.float32)
+            mask = np.ones((n, len(nums)), np.uint8)
             for j, f in enumerate(nums):
                 col = _column(chunk, f.source, reader)
                 missing[f.name] += int(col.null_count)
-                x = self._numbers(f, chunk, reader)
-                s = f.stats or {}
-                if f.normalizer == "minmax":
-                    span = s["max"] - s["min"]
-                    x = (x - s["min"]) / span if span > 0 else np.zeros_like(x)
-                elif f.normalizer == "standard":
-                    x = (x - s["mean"]) / s["std"] if s["std"] > 0 else np.zeros_like(x)
-                a[:, j] = x
+                x, masked = self._numbers(f, chunk, reader, na)
+                x[masked] = 0.0  # placeholder before normalising; set to 0 after
+                y = self._normalise(f, x, chunk, reader)
+                y[masked] = 0.0
+                mask[masked, j] = 0
+                a[:, j] = y
             out["numeric"] = a
+            if any(f.missing_policy == "mask" for f in nums):
+                out["numeric_mask"] = mask
         if seqs:
             L = max(f.max_len or 1 for f in seqs)
             a = np.zeros((n, len(seqs), L), np.int32)
@@ -441,9 +692,18 @@ class FeatureEncoder:
             out["sequence"] = a
         return out
 
-    def transform(self, reader: Reader, folder: str | os.PathLike[str]) -> dict[str, Any]:
+    def transform(
+        self, reader: Reader, folder: str | os.PathLike[str], *, train: bool | None = None
+    ) -> dict[str, Any]:
         """Encode every row of ``reader`` into ``folder`` (the ``.npy`` arrays); returns the
-        split's statistics: ``rows``, ``positives``, ``oov`` and ``missing`` counts per field."""
+        split's statistics: ``rows``, ``positives``, ``oov`` and ``missing`` counts per field,
+        ``na`` (per field with a missing/non-finite entry: ``policy``, ``missing``,
+        ``non_finite`` and the ``filled`` / ``masked`` / ``dropped`` counts), ``rows_dropped``,
+        and -- after :meth:`fit` -- ``overlap_with_train`` (rows whose feature values equal a
+        training row's; not for the training split itself: ``train``, default: ``reader`` is the
+        reader :meth:`fit` read). With ``id_columns``: ``duplicate_ids`` (rows whose id repeats
+        an earlier row's id in the split) and, for evaluation splits encoded after the training
+        split, ``ids_in_train`` (distinct ids also found in train)."""
         if self.spec is None:
             raise CTRDataError("FeatureEncoder.transform: call fit() (or load_vocab()) first")
         folder = Path(folder)
@@ -453,10 +713,32 @@ class FeatureEncoder:
         parts.mkdir(parents=True)
         oov = {f.name: 0 for f in self.spec.fields if f.type != "numeric"}
         missing = {f.name: 0 for f in self.spec.fields}
-        n_parts, rows, positives = 0, 0, 0.0
+        na = {
+            f.name: dict.fromkeys(("missing", "non_finite", "filled", "masked", "dropped"), 0)
+            for f in self.spec.fields
+        }
+        is_train = reader is self._train_reader if train is None else train
+        check_overlap = self._train_hashes is not None and not is_train
+        n_parts, rows, positives, raw_rows, overlap = 0, 0, 0.0, 0, 0
+        first_overlap: str | None = None
+        ids: list[np.ndarray] = []
         shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-        for chunk in reader.iter_chunks():
-            arrays = self._encode_chunk(chunk, reader, oov, missing)
+        for raw in reader.iter_chunks():
+            raw_rows += raw.table.num_rows
+            chunk = self._drop_rows(raw, reader, na)
+            if chunk.table.num_rows == 0:
+                continue
+            arrays = self._encode_chunk(chunk, reader, oov, missing, na)
+            if check_overlap:
+                hit = np.isin(_row_hashes(chunk, self._feature_columns), self._train_hashes)
+                if hit.any():
+                    overlap += int(hit.sum())
+                    if first_overlap is None:
+                        first_overlap = chunk.where(reader.path, int(np.flatnonzero(hit)[0]))
+            if self.id_columns:
+                for c in self.id_columns:
+                    _column(chunk, c, reader)  # a declared id column must exist: names the file
+                ids.append(_row_hashes(chunk, self.id_columns))
             np.savez(parts / f"{n_parts:06d}.npz", **arrays)
             for k, v in arrays.items():
                 shapes[k] = (v.shape[1:], v.dtype)
@@ -464,7 +746,31 @@ class FeatureEncoder:
             rows += len(arrays["label"])
             positives += float(arrays["label"].sum())
         if rows == 0:
-            raise CTRDataError(f"{reader.path}: no data rows")
+            raise CTRDataError(f"{reader.path}: no data rows" + self._dropped_note())
+        if overlap and self.strict_overlap:
+            raise CTRDataError(
+                f"{reader.path}: {overlap} of {rows} rows have the same feature values as a training "
+                f"row (first: {first_overlap}); strict_overlap is set"
+            )
+        if overlap:
+            log.warning(
+                "gatelab.recsys: %s: %d of %d rows have the same feature values as a training row (first: %s)",
+                reader.path,
+                overlap,
+                rows,
+                first_overlap,
+            )
+        na_report = {
+            f.name: {"policy": f.missing_policy, **{k: v for k, v in na[f.name].items() if v}}
+            for f in self.spec.fields
+            if any(na[f.name].values())
+        }
+        if na_report:
+            log.warning(
+                "gatelab.recsys: %s: missing/non-finite entries handled by policy: %s",
+                reader.path,
+                "; ".join(f"{k} {v}" for k, v in na_report.items()),
+            )
         # concatenate the parts into memory-mappable arrays (bounded memory: one part at a time)
         outs = {
             k: np.lib.format.open_memmap(folder / f"{k}.npy", mode="w+", dtype=dt, shape=(rows, *shape))
@@ -481,7 +787,34 @@ class FeatureEncoder:
             out.flush()
         del outs
         shutil.rmtree(parts)
-        return {"rows": rows, "positives": int(positives), "oov": oov, "missing": missing}
+        stats: dict[str, Any] = {
+            "rows": rows,
+            "positives": int(positives),
+            "oov": oov,
+            "missing": missing,
+            "na": na_report,
+            "rows_dropped": raw_rows - rows,
+        }
+        if check_overlap:
+            stats["overlap_with_train"] = overlap
+        if self.id_columns:
+            all_ids = np.concatenate(ids)
+            unique = np.unique(all_ids)
+            stats["duplicate_ids"] = int(len(all_ids) - len(unique))
+            if is_train:
+                self._train_ids = unique
+            elif self._train_ids is not None:
+                stats["ids_in_train"] = int(np.isin(unique, self._train_ids).sum())
+            shared = stats.get("ids_in_train", 0)
+            if stats["duplicate_ids"] or shared:
+                log.warning(
+                    "gatelab.recsys: %s: id columns %s: %d duplicate id(s) in the split, %d id(s) also in train",
+                    reader.path,
+                    self.id_columns,
+                    stats["duplicate_ids"],
+                    shared,
+                )
+        return stats
 
 
 # --------------------------------------------------------------------------- whole datasets
@@ -503,6 +836,9 @@ def encode_dataset(
     train_split: str = "train",
     meta: Mapping[str, Any] | None = None,
     force: bool = False,
+    id_columns: Sequence[str] = (),
+    strict_overlap: bool = False,
+    check_overlap: bool = True,
 ) -> Path:
     """Fit on ``readers[train_split]``, encode every split, and return the cache folder.
 
@@ -512,6 +848,10 @@ def encode_dataset(
     mtime; fields; label; ``min_count``; encoder version) is reused unless ``force``. The folder
     is built under a temporary name and renamed when complete, so an interrupted run leaves no
     half-written cache behind.
+
+    ``id_columns``, ``strict_overlap`` and ``check_overlap`` are passed to :class:`FeatureEncoder` (leakage guards:
+    no field may read the label or an id column; evaluation rows equal to training rows are
+    counted in ``splits[split]["overlap_with_train"]``, an error with ``strict_overlap``).
     """
     if train_split not in readers:
         raise CTRDataError(f"encode_dataset: no {train_split!r} split among {sorted(readers)}")
@@ -527,6 +867,9 @@ def encode_dataset(
         "min_count": min_count,
         "negative_label": negative_label,
         "train_split": train_split,
+        "id_columns": list(id_columns),
+        "strict_overlap": bool(strict_overlap),
+        "check_overlap": bool(check_overlap),
     }
     fp = _fingerprint(payload)
     root = Path(cache_root).expanduser()
@@ -539,9 +882,19 @@ def encode_dataset(
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=root))
     try:
-        enc = FeatureEncoder(field_list, label, min_count=min_count, negative_label=negative_label)
+        enc = FeatureEncoder(
+            field_list,
+            label,
+            min_count=min_count,
+            negative_label=negative_label,
+            id_columns=id_columns,
+            strict_overlap=strict_overlap,
+            check_overlap=check_overlap,
+        )
         spec = enc.fit(readers[train_split])
-        splits = {s: enc.transform(r, tmp / s) for s, r in readers.items()}
+        order = [train_split, *(s for s in readers if s != train_split)]
+        done = {s: enc.transform(readers[s], tmp / s, train=s == train_split) for s in order}
+        splits = {s: done[s] for s in readers}
         spec.splits = splits
         spec.meta = {
             "fingerprint": fp,
@@ -550,6 +903,7 @@ def encode_dataset(
             "min_count": min_count,
             "negative_label": negative_label,
             "train_split": train_split,
+            "id_columns": list(id_columns),
             **dict(meta or {}),
         }
         (tmp / "vocab.json").write_text(json.dumps(enc.vocab) + "\n")

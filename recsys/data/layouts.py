@@ -72,6 +72,7 @@ class Layout:
         names: column names of header-less files.
         min_count: default ``min_count``.
         negative_label: raw label meaning 0 besides 0 (``-1`` in libfm files).
+        id_columns: columns that identify a row (no field may read them; leakage guard).
     """
 
     name: str
@@ -85,6 +86,7 @@ class Layout:
     names: tuple[str, ...] | None = None
     min_count: int = 1
     negative_label: float | None = None
+    id_columns: tuple[str, ...] = ()
 
 
 LAYOUTS: dict[str, Layout] = {
@@ -155,6 +157,7 @@ LAYOUTS: dict[str, Layout] = {
             ),
             label="click",
             min_count=2,
+            id_columns=("id",),
         ),
     )
 }

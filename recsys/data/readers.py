@@ -3,13 +3,23 @@
 Every reader yields :class:`RawChunk` objects -- a ``pyarrow.Table`` of raw columns plus the file
 line number of its first row -- so an arbitrarily large file is processed with bounded memory
 (``block_size`` bytes of text per chunk for CSV/libsvm, ``batch_rows`` rows for parquet).
+
+Text files are cut into blocks of whole lines here (plain or ``.gz`` through Python's ``gzip``)
+and each block is parsed by ``pyarrow.csv.read_csv``; ``pyarrow.csv.open_csv`` is not used
+because its background reader runs up to 32 blocks ahead of the consumer (Arrow's fixed
+``MakeBackgroundGenerator`` queue), i.e. ~2 GB resident at 64 MiB blocks. Here one background
+thread reads at most ``read_ahead`` blocks ahead (default 1; 0 reads in the caller's thread),
+so the raw text held at once is at most ``(read_ahead + 1) * block_size`` plus one partial line.
+
+Every error names the file: invalid UTF-8 (line and byte offset), a truncated or corrupt gzip
+stream (the last complete line), a malformed line (line and field count), header problems.
 Columns are read as strings (``null`` for an empty field), so tokens are exactly the text in
 the file and the same in every split; the encoder casts numeric columns itself.
 
 Line numbers count physical lines (1-based, the header is line 1 when there is one); they
 assume no field contains a line break, which holds for every CTR format here. A row with the
 wrong number of fields raises :class:`CTRDataError` naming the file and line (found by
-re-scanning the file only on that error path).
+re-scanning the failing block only, on that error path).
 """
 
 from __future__ import annotations
@@ -19,10 +29,14 @@ import dataclasses
 import gzip
 import io
 import os
+import queue
+import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -31,6 +45,7 @@ from gatelab.core.harness.errors import DataError
 
 __all__ = [
     "DEFAULT_BLOCK_SIZE",
+    "DEFAULT_READ_AHEAD",
     "CTRDataError",
     "CsvReader",
     "LibsvmReader",
@@ -40,8 +55,17 @@ __all__ = [
     "make_reader",
 ]
 
-#: bytes of raw text per chunk (pyarrow block size): ~0.5-1M Criteo lines
+#: bytes of raw text per chunk: ~0.3M Criteo lines
 DEFAULT_BLOCK_SIZE = 1 << 26
+#: raw blocks read ahead by the background reading thread
+DEFAULT_READ_AHEAD = 1
+
+
+def _check_read_ahead(path: Path, read_ahead: int, block_size: int) -> int:
+    for key, v, lo in (("read_ahead", read_ahead, 0), ("block_size", block_size, 1)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise CTRDataError(f"{path}: {key} must be an integer >= {lo}, got {v!r}")
+    return int(read_ahead)
 
 
 class CTRDataError(DataError, ValueError):
@@ -55,20 +79,193 @@ class RawChunk:
     table: pa.Table
     first_line: int  # file line (1-based) of the chunk's first row; parquet: row number
     unit: str = "line"
+    rows: np.ndarray | None = None  # after take(): each kept row's position in the raw chunk
 
     def line_of(self, row: int) -> int:
-        return self.first_line + int(row)
+        """File line (parquet: row number) of row ``row`` of this chunk."""
+        return self.first_line + int(row if self.rows is None else self.rows[row])
+
+    def where(self, path: Path | str, row: int) -> str:
+        """``file:line`` (parquet: ``file: row N``) of row ``row``, for error messages."""
+        if self.unit == "line":
+            return f"{path}:{self.line_of(row)}"
+        return f"{path}: row {self.line_of(row)}"
+
+    def take(self, keep: np.ndarray) -> RawChunk:
+        """The chunk restricted to rows ``keep`` (indices), still mapping rows to file lines."""
+        keep = np.asarray(keep, dtype=np.int64)
+        rows = keep if self.rows is None else self.rows[keep]
+        return RawChunk(self.table.take(pa.array(keep)), self.first_line, self.unit, rows)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+def _open_binary(path: Path) -> io.BufferedIOBase:
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+_GZIP_ERRORS = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of ``path`` (plain or ``.gz``), decoded as UTF-8.
+
+    Invalid UTF-8 raises :class:`CTRDataError` naming the file, the line and the byte offset
+    (in the decompressed text for ``.gz``); a truncated or corrupt gzip stream names the file
+    and the last complete line. A UTF-8 byte order mark before the first line is skipped.
+    """
+    offset, i = 0, 0
+    try:
+        with _open_binary(path) as f:
+            for i, raw in enumerate(f, start=1):
+                if i == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw, offset = raw[3:], 3
+                try:
+                    yield i, raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise CTRDataError(
+                        f"{path}:{i}: invalid UTF-8: byte {raw[e.start : e.start + 1]!r} at byte offset "
+                        f"{offset + e.start} of the {'decompressed ' if path.suffix == '.gz' else ''}file "
+                        f"(byte {e.start + 1} of the line)"
+                    ) from None
+                offset += len(raw)
+    except _GZIP_ERRORS as e:
+        raise CTRDataError(
+            f"{path}: corrupt or truncated gzip stream after line {i} ({type(e).__name__}: {e})"
+        ) from None
+    except OSError as e:  # e.g. "Not a gzipped file"
+        raise CTRDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+
+
+def _first_line(path: Path) -> str:
+    for _, line in _lines(path):
+        return line
+    return ""
 
 
 def _stat(path: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+@dataclasses.dataclass
+class _Block:
+    """Whole lines of raw text: ``data`` starts at file line ``first_line`` and decompressed byte
+    ``offset``; ``rows`` maps each non-empty line to its offset from ``first_line`` (``None``
+    when the block has no empty line)."""
+
+    data: bytes
+    first_line: int
+    offset: int
+    rows: np.ndarray | None
+
+
+def _non_empty_rows(data: bytes) -> np.ndarray | None:
+    """Line offsets of the non-empty lines of ``data`` (``None`` if no line is empty), so
+    row numbers still map to file lines where pyarrow skips empty lines."""
+    if not (data.startswith((b"\n", b"\r\n")) or b"\n\n" in data or b"\n\r\n" in data):
+        return None
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return np.array([k for k, ln in enumerate(lines) if ln.rstrip(b"\r")], dtype=np.int64)
+
+
+def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -> Iterator[_Block]:
+    """The file (plain or ``.gz``) as blocks of whole lines of about ``block_size`` bytes.
+
+    At most ``read_ahead`` further blocks are read ahead by one background thread (0: none, the
+    file is read in the consumer's thread), so at most ``read_ahead + 1`` raw blocks (plus one
+    partial line) are held at any time. A truncated/corrupt gzip stream raises
+    :class:`CTRDataError` naming the file and the last complete line.
+    """
+
+    def produce() -> Iterator[_Block]:
+        line, offset, rest = 1, 0, b""
+        try:
+            with _open_binary(path) as f:
+                if skip_lines:
+                    for _ in range(skip_lines):
+                        head = f.readline()
+                        line += 1
+                        offset += len(head)
+                while True:
+                    buf = f.read(block_size)
+                    if not buf:
+                        break
+                    data = rest + buf if rest else buf
+                    cut = data.rfind(b"\n")
+                    if cut < 0:  # no line end yet: keep reading (a line longer than a block)
+                        rest = data
+                        continue
+                    block, rest = data[: cut + 1], data[cut + 1 :]
+                    yield _Block(block, line, offset, _non_empty_rows(block))
+                    line += block.count(b"\n")
+                    offset += len(block)
+        except _GZIP_ERRORS as e:
+            raise CTRDataError(
+                f"{path}: corrupt or truncated gzip stream after line {line - 1} ({type(e).__name__}: {e})"
+            ) from None
+        except OSError as e:
+            raise CTRDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+        if rest.strip():  # last line without a line end
+            yield _Block(rest + b"\n", line, offset, None)
+
+    if read_ahead <= 0:
+        yield from produce()
+        return
+    q: queue.Queue[Any] = queue.Queue(maxsize=read_ahead)
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for b in produce():
+                while not stop.is_set():
+                    try:
+                        q.put(b, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, name=f"gatelab-read-ahead:{path.name}", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(timeout=0.1)
+
+
+def _bad_utf8(path: Path, block: _Block) -> CTRDataError | None:
+    """The invalid-UTF-8 error of ``block`` (file, line, byte offset), or ``None``."""
+    try:
+        block.data.decode("utf-8")
+        return None
+    except UnicodeDecodeError as e:
+        pos = e.start
+    start = block.data.rfind(b"\n", 0, pos) + 1
+    line = block.first_line + block.data.count(b"\n", 0, start)
+    where = "decompressed " if path.suffix == ".gz" else ""
+    return CTRDataError(
+        f"{path}:{line}: invalid UTF-8: byte {block.data[pos : pos + 1]!r} at byte offset "
+        f"{block.offset + pos} of the {where}file (byte {pos - start + 1} of the line)"
+    )
 
 
 class Reader:
@@ -93,8 +290,10 @@ class CsvReader(Reader):
         header: the first line holds the column names.
         names: column names when there is no header (required then; must match the field count).
         quoting: honour ``"`` quotes (off for TSV).
-        block_size: bytes of text per chunk.
+        block_size: bytes of raw (decompressed) text per chunk, cut at a line end.
         columns: read only these columns (default all).
+        read_ahead: raw blocks read ahead by a background thread (default 1; 0: none). At most
+            ``read_ahead + 1`` raw blocks are held at once, plus the parsed chunk being encoded.
     """
 
     def __init__(
@@ -107,8 +306,10 @@ class CsvReader(Reader):
         quoting: bool = True,
         block_size: int = DEFAULT_BLOCK_SIZE,
         columns: Sequence[str] | None = None,
+        read_ahead: int = DEFAULT_READ_AHEAD,
     ) -> None:
         self.path = Path(path)
+        self.read_ahead = _check_read_ahead(self.path, read_ahead, block_size)
         if not self.path.is_file():
             raise CTRDataError(f"{self.path}: file not found")
         if len(sep) != 1:
@@ -137,10 +338,9 @@ class CsvReader(Reader):
         self.columns = list(columns) if columns is not None else list(self.all_columns)
 
     def _header_names(self) -> list[str]:
-        with _open_text(self.path) as f:
-            line = f.readline()
-        if not line:
-            raise CTRDataError(f"{self.path}: empty file (no header line)")
+        line = _first_line(self.path)
+        if not line.strip():
+            raise CTRDataError(f"{self.path}:1: empty file or empty header line (no column names)")
         row = next(
             csv.reader(
                 [line.rstrip("\r\n")],
@@ -148,7 +348,11 @@ class CsvReader(Reader):
                 quoting=csv.QUOTE_MINIMAL if self.quoting else csv.QUOTE_NONE,
             )
         )
-        return [c.strip() for c in row]
+        names = [c.strip() for c in row]
+        empty = [k + 1 for k, c in enumerate(names) if not c]
+        if empty:
+            raise CTRDataError(f"{self.path}:1: header column(s) {empty} have no name: {line.rstrip()!r}")
+        return names
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -164,38 +368,28 @@ class CsvReader(Reader):
             return len(next(csv.reader([line], delimiter=self.sep)))
         return line.count(self.sep) + 1
 
-    def _find_bad_line(self) -> tuple[int, int] | None:
-        """(line number, field count) of the first line whose field count is wrong."""
-        expected = len(self.all_columns)
-        with _open_text(self.path) as f:
-            for i, raw in enumerate(f, start=1):
-                if i == 1 and self.header:
-                    continue
-                line = raw.rstrip("\r\n")
-                if not line:
-                    continue  # pyarrow skips empty lines
-                n = self._line_fields(line)
-                if n != expected:
-                    return i, n
-        return None
-
-    def _raise_parse_error(self, err: Exception) -> None:
-        bad = self._find_bad_line()
+    def _block_error(self, block: _Block, err: BaseException) -> CTRDataError:
+        """The error naming file and line of a block pyarrow could not parse."""
+        bad = _bad_utf8(self.path, block)
         if bad is not None:
-            line, n = bad
-            raise CTRDataError(
-                f"{self.path}:{line}: malformed line: expected {len(self.all_columns)} fields "
-                f"({self.sep!r}-separated), got {n}"
-            ) from None
-        raise CTRDataError(f"{self.path}: could not parse ({err})") from None
+            return bad
+        expected = len(self.all_columns)
+        for k, raw in enumerate(block.data.decode("utf-8").split("\n")):
+            line = raw.rstrip("\r")
+            if not line:
+                continue  # pyarrow skips empty lines
+            n = self._line_fields(line)
+            if n != expected:
+                return CTRDataError(
+                    f"{self.path}:{block.first_line + k}: malformed line: expected {expected} fields "
+                    f"({self.sep!r}-separated), got {n}"
+                )
+        return CTRDataError(
+            f"{self.path}:{block.first_line}: could not parse the block of lines starting here ({err})"
+        )
 
     def iter_chunks(self) -> Iterator[RawChunk]:
-        read = pcsv.ReadOptions(
-            block_size=self.block_size,
-            column_names=None if self.header else self.all_columns,
-            skip_rows=0,
-            autogenerate_column_names=False,
-        )
+        read = pcsv.ReadOptions(column_names=self.all_columns, autogenerate_column_names=False)
         parse = pcsv.ParseOptions(delimiter=self.sep, quote_char='"' if self.quoting else False)
         convert = pcsv.ConvertOptions(
             column_types={c: pa.string() for c in self.all_columns},
@@ -203,21 +397,18 @@ class CsvReader(Reader):
             strings_can_be_null=True,
             null_values=[""],
         )
-        line = 2 if self.header else 1
-        try:
-            reader = pcsv.open_csv(
-                pa.input_stream(str(self.path), compression="detect"),
-                read_options=read,
-                parse_options=parse,
-                convert_options=convert,
-            )
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                yield RawChunk(pa.Table.from_batches([batch]), line)
-                line += batch.num_rows
-        except pa.ArrowInvalid as e:
-            self._raise_parse_error(e)
+        for block in _blocks(self.path, self.block_size, self.read_ahead, skip_lines=1 if self.header else 0):
+            try:
+                table = pcsv.read_csv(
+                    pa.BufferReader(block.data),
+                    read_options=read,
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+            except pa.ArrowInvalid as e:
+                raise self._block_error(block, e) from None
+            if table.num_rows:
+                yield RawChunk(table, block.first_line, rows=block.rows)
 
 
 class LibsvmReader(Reader):
@@ -232,7 +423,8 @@ class LibsvmReader(Reader):
         path: the file (plain or ``.gz``; CRLF line ends are fine).
         names: field names, one per ``idx:val`` entry (default ``f0, f1, ...`` from the first line).
         numeric: fields whose value (not index) is kept.
-        block_size: bytes of text per chunk.
+        block_size: bytes of raw (decompressed) text per chunk, cut at a line end.
+        read_ahead: raw blocks read ahead by a background thread (see :class:`CsvReader`).
     """
 
     def __init__(
@@ -242,14 +434,15 @@ class LibsvmReader(Reader):
         names: Sequence[str] | None = None,
         numeric: Sequence[str] = (),
         block_size: int = DEFAULT_BLOCK_SIZE,
+        read_ahead: int = DEFAULT_READ_AHEAD,
     ) -> None:
         self.path = Path(path)
+        self.read_ahead = _check_read_ahead(self.path, read_ahead, block_size)
         if not self.path.is_file():
             raise CTRDataError(f"{self.path}: file not found")
-        with _open_text(self.path) as f:
-            first = f.readline().strip()
+        first = _first_line(self.path).strip()
         if not first:
-            raise CTRDataError(f"{self.path}: empty file")
+            raise CTRDataError(f"{self.path}:1: empty file or empty first line")
         n_fields = len(first.split(" ")) - 1
         if names is None:
             names = [f"f{i}" for i in range(n_fields)]
@@ -268,54 +461,55 @@ class LibsvmReader(Reader):
     def describe(self) -> dict[str, Any]:
         return {"reader": "libsvm", **_stat(self.path), "names": self.names, "numeric": sorted(self.numeric)}
 
-    def _find_bad_line(self) -> tuple[int, str] | None:
-        with _open_text(self.path) as f:
-            for i, raw in enumerate(f, start=1):
-                line = raw.strip()
-                if not line:
-                    continue
-                parts = line.split(" ")
-                if len(parts) != len(self.names) + 1:
-                    return i, f"expected {len(self.names)} idx:val entries, got {len(parts) - 1}"
-                bad = [p for p in parts[1:] if p.count(":") != 1]
-                if bad:
-                    return i, f"entry {bad[0]!r} is not idx:val"
-        return None
+    def _block_error(self, block: _Block, err: BaseException) -> CTRDataError:
+        bad = _bad_utf8(self.path, block)
+        if bad is not None:
+            return bad
+        for k, raw in enumerate(block.data.decode("utf-8").split("\n")):
+            line = raw.strip()
+            if not line:
+                continue
+            parts = line.split(" ")
+            if len(parts) != len(self.names) + 1:
+                return CTRDataError(
+                    f"{self.path}:{block.first_line + k}: malformed line: expected {len(self.names)} "
+                    f"idx:val entries, got {len(parts) - 1}"
+                )
+        return CTRDataError(
+            f"{self.path}:{block.first_line}: could not parse the block of lines starting here ({err})"
+        )
 
     def iter_chunks(self) -> Iterator[RawChunk]:
-        read = pcsv.ReadOptions(block_size=self.block_size, column_names=self.columns)
+        read = pcsv.ReadOptions(column_names=self.columns)
         parse = pcsv.ParseOptions(delimiter=" ", quote_char=False)
         convert = pcsv.ConvertOptions(
             column_types={c: pa.string() for c in self.columns}, strings_can_be_null=True, null_values=[""]
         )
-        line = 1
-        try:
-            reader = pcsv.open_csv(
-                pa.input_stream(str(self.path), compression="detect"),
-                read_options=read,
-                parse_options=parse,
-                convert_options=convert,
-            )
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                cols = {"label": batch.column(0)}
-                for k, name in enumerate(self.names):
-                    col = batch.column(k + 1)
-                    parts = pc.split_pattern(col, ":", max_splits=1)
-                    if pc.any(pc.not_equal(pc.list_value_length(parts), 2)).as_py():
-                        bad = pc.index(pc.not_equal(pc.list_value_length(parts), 2), True).as_py()
-                        raise CTRDataError(
-                            f"{self.path}:{line + bad}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val"
-                        )
-                    cols[name] = pc.list_element(parts, 1 if name in self.numeric else 0)
-                yield RawChunk(pa.table(cols), line)
-                line += batch.num_rows
-        except pa.ArrowInvalid as e:
-            bad = self._find_bad_line()
-            if bad is not None:
-                raise CTRDataError(f"{self.path}:{bad[0]}: malformed line: {bad[1]}") from None
-            raise CTRDataError(f"{self.path}: could not parse ({e})") from None
+        for block in _blocks(self.path, self.block_size, self.read_ahead):
+            try:
+                batch = pcsv.read_csv(
+                    pa.BufferReader(block.data),
+                    read_options=read,
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+            except pa.ArrowInvalid as e:
+                raise self._block_error(block, e) from None
+            if batch.num_rows == 0:
+                continue
+            chunk = RawChunk(batch, block.first_line, rows=block.rows)
+            cols = {"label": batch.column(0)}
+            for k, name in enumerate(self.names):
+                col = batch.column(k + 1)
+                parts = pc.split_pattern(col, ":", max_splits=1)
+                not_pair = pc.not_equal(pc.list_value_length(parts), 2)
+                if pc.any(not_pair).as_py():
+                    bad = pc.index(not_pair, True).as_py()
+                    raise CTRDataError(
+                        f"{chunk.where(self.path, bad)}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val"
+                    )
+                cols[name] = pc.list_element(parts, 1 if name in self.numeric else 0)
+            yield RawChunk(pa.table(cols), block.first_line, rows=block.rows)
 
 
 class ParquetReader(Reader):
@@ -329,7 +523,10 @@ class ParquetReader(Reader):
         self.path = Path(path)
         if not self.path.is_file():
             raise CTRDataError(f"{self.path}: file not found")
-        self._file = pq.ParquetFile(str(self.path))
+        try:
+            self._file = pq.ParquetFile(str(self.path))
+        except (pa.ArrowInvalid, OSError) as e:
+            raise CTRDataError(f"{self.path}: not a readable parquet file ({e})") from None
         names = self._file.schema_arrow.names
         if columns is not None:
             missing = [c for c in columns if c not in names]
@@ -343,11 +540,14 @@ class ParquetReader(Reader):
 
     def iter_chunks(self) -> Iterator[RawChunk]:
         row = 1
-        for batch in self._file.iter_batches(batch_size=self.batch_rows, columns=self.columns):
-            if batch.num_rows == 0:
-                continue
-            yield RawChunk(pa.Table.from_batches([batch]), row, unit="row")
-            row += batch.num_rows
+        try:
+            for batch in self._file.iter_batches(batch_size=self.batch_rows, columns=self.columns):
+                if batch.num_rows == 0:
+                    continue
+                yield RawChunk(pa.Table.from_batches([batch]), row, unit="row")
+                row += batch.num_rows
+        except (pa.ArrowInvalid, OSError) as e:
+            raise CTRDataError(f"{self.path}: corrupt parquet data after row {row - 1} ({e})") from None
 
 
 def make_reader(path: str | os.PathLike[str], fmt: str | None = None, **kwargs: Any) -> Reader:

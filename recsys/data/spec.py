@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from gatelab.core.config import ConfigError, check_keys
 
 __all__ = [
     "FIELD_TYPES",
+    "NA_POLICIES",
     "NORMALIZERS",
     "PREPROCESSORS",
     "FeatureSpec",
@@ -44,6 +46,7 @@ __all__ = [
 
 FIELD_TYPES = ("categorical", "numeric", "sequence")
 NORMALIZERS = ("none", "minmax", "standard")
+NA_POLICIES = ("error", "fill", "drop_row", "mask")
 PREPROCESSORS = (None, "log_bucket", "hour_of_day", "weekday", "weekend")
 SPEC_FORMAT = "gatelab.recsys.FeatureSpec/1"
 
@@ -60,10 +63,23 @@ class FieldSpec:
             (``None``: the encoder's default).
         preprocess: ``log_bucket``, ``hour_of_day``, ``weekday`` or ``weekend`` (see above;
             only with ``type: categorical``).
-        fill_na: value for missing numeric entries (default 0.0); missing categorical entries
-            go to the OOV bucket.
-        normalizer: numeric fields: ``none``, ``minmax`` (to [0, 1] with the training min/max) or
-            ``standard`` (zero mean, unit variance on the training split).
+        fill_na: the value that replaces a missing (empty), NaN or infinite entry of a numeric
+            field (or of the number a ``log_bucket`` field reads); giving it sets
+            ``na_policy: fill``. Must be finite. Default ``None``: no filling.
+        na_policy: what a missing (empty), NaN or infinite numeric entry does (counted per split
+            in ``FeatureSpec.splits[split]["na"]``):
+            ``error`` (the default without ``fill_na``): a :class:`CTRDataError` naming
+            file:line and column; ``fill``: replaced by ``fill_na`` (in raw units, before
+            normalisation); ``drop_row``: the row is removed from the split; ``mask`` (numeric
+            fields only): encoded as ``0`` after normalisation, so the field's embedding
+            ``value * w`` is the zero vector, and recorded in ``numeric_mask.npy``.
+            Categorical and sequence fields: a missing entry goes to the OOV bucket (an empty
+            sequence) unless ``na_policy`` is ``error`` or ``drop_row``.
+        normalizer: numeric fields: ``none``, ``minmax`` (to [0, 1] with the training min/max;
+            ``x - min`` when max == min) or ``standard`` (zero mean, unit variance on the
+            training split, Welford/Chan statistics over the chunks; ``x - mean`` when the
+            training std is 0, as scikit-learn's scaler). Statistics use the finite observed
+            training values only (not filled, masked or dropped entries).
         splitter: sequence fields: token separator (default ``^``, FuxiCTR's).
         max_len: sequence fields: tokens kept per row (``None``: the longest training row).
 
@@ -81,7 +97,8 @@ class FieldSpec:
     column: str | None = None
     min_count: int | None = None
     preprocess: str | None = None
-    fill_na: float = 0.0
+    fill_na: float | None = None
+    na_policy: str | None = None
     normalizer: str = "none"
     splitter: str = "^"
     max_len: int | None = None
@@ -113,8 +130,43 @@ class FieldSpec:
             lo = 0 if key == "num_tokens" else 1
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
                 raise ConfigError(f"{where}: {key} must be an int >= {lo}, got {v!r}")
+        if self.na_policy is not None and self.na_policy not in NA_POLICIES:
+            raise ConfigError(f"{where}: na_policy={self.na_policy!r} is not one of {', '.join(NA_POLICIES)}")
+        if self.fill_na is not None:
+            if isinstance(self.fill_na, bool) or not isinstance(self.fill_na, (int, float)):
+                raise ConfigError(f"{where}: fill_na must be a number, got {self.fill_na!r}")
+            if not math.isfinite(self.fill_na):
+                raise ConfigError(f"{where}: fill_na must be finite, got {self.fill_na!r}")
+            if not self.reads_number:
+                raise ConfigError(
+                    f"{where}: fill_na applies to numeric fields (and log_bucket); a missing "
+                    f"{self.type} entry goes to the OOV bucket"
+                )
+            if self.na_policy not in (None, "fill"):
+                raise ConfigError(
+                    f"{where}: fill_na={self.fill_na!r} contradicts na_policy={self.na_policy!r}"
+                )
+        if self.na_policy == "fill" and self.fill_na is None:
+            raise ConfigError(f"{where}: na_policy=fill needs a fill_na value")
+        if self.na_policy == "mask" and self.type != "numeric":
+            raise ConfigError(f"{where}: na_policy=mask applies to numeric fields only")
         if self.type == "sequence" and not self.splitter:
             raise ConfigError(f"{where}: a sequence field needs a splitter")
+
+    @property
+    def reads_number(self) -> bool:
+        """The raw column is parsed as a number (numeric fields and ``log_bucket``)."""
+        return self.type == "numeric" or self.preprocess == "log_bucket"
+
+    @property
+    def missing_policy(self) -> str:
+        """The effective policy for missing/non-finite entries: ``na_policy``, else ``fill`` when
+        ``fill_na`` is set, else ``error`` for numbers and ``oov`` for tokens."""
+        if self.na_policy is not None:
+            return self.na_policy
+        if self.fill_na is not None:
+            return "fill"
+        return "error" if self.reads_number else "oov"
 
     @property
     def source(self) -> str:
@@ -156,9 +208,13 @@ class FeatureSpec:
     Args:
         fields: the fields (names must be unique).
         label: name of the label column (values 0/1).
-        splits: per split: ``rows``, ``positives``, and per field the ``oov`` count (non-missing
-            values not in the training vocabulary, or rarer than ``min_count``) and ``missing``
-            count (empty entries), as recorded by the encoder.
+        splits: per split, as recorded by the encoder: ``rows``, ``positives``, per field the
+            ``oov`` count (non-missing values not in the training vocabulary, or rarer than
+            ``min_count``) and ``missing`` count (empty entries); ``na`` (per field with a
+            missing/NaN/inf entry: its ``na_policy`` and the ``missing``, ``non_finite``,
+            ``filled``, ``masked``, ``dropped`` counts); ``rows_dropped``; for evaluation
+            splits ``overlap_with_train`` (rows whose feature values equal a training row's);
+            with id columns ``duplicate_ids`` and ``ids_in_train``.
         meta: free-form provenance (source files, reader, encoder settings).
     """
 

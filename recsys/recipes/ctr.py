@@ -262,6 +262,8 @@ def run_ctr(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                     "train_rows": len(dm.encoded["train"]),
                     "data": dm.info.get("train", {}),
                     "oov": {k: v.get("oov") for k, v in dm.spec.splits.items()},
+                    # missing-value policies applied, rows dropped, eval rows equal to train rows
+                    "data_report": dm.report,
                     "run_dir": str(res.run_dir),
                     "max_epochs": args.max_epochs,
                     "train_data": "official x1 train.csv"

@@ -168,6 +168,7 @@ class RestorationTask(GatelabTask):
         enabled) on one batch of the ``dataloader_idx``-th test set."""
         metrics = self._test_metrics[dataloader_idx]
         loss, preds, target = self.shared_step(batch, "test")
+        self.check_finite_loss(loss, batch, "test", batch_idx)
         inputs, _ = self.split_batch(batch)
         bs = int(target.shape[0])
         opts = self.options.metric_options

@@ -78,7 +78,7 @@ def test_encoding_matches_hand_computation(tmp_path):
     )
     fields = [
         {"name": "cat", "type": "categorical"},
-        {"name": "num_b", "type": "categorical", "column": "num", "preprocess": "log_bucket"},
+        {"name": "num_b", "type": "categorical", "column": "num", "preprocess": "log_bucket", "fill_na": 0.0},
         {"name": "num", "type": "numeric", "normalizer": "minmax", "fill_na": 0.0},
         {"name": "seq", "type": "sequence", "max_len": 2},
     ]
