@@ -37,7 +37,7 @@ def write_lines(
 CUSTOM_FIELDS = [
     {"name": "user", "type": "categorical"},
     {"name": "item", "type": "categorical", "min_count": 2},
-    {"name": "price", "type": "numeric", "normalizer": "standard"},
+    {"name": "price", "type": "numeric", "normalizer": "standard", "fill_na": 0.0},  # the files hold empty prices
     {"name": "tags", "type": "sequence"},
 ]
 
