@@ -69,8 +69,9 @@ BATCH, HEIGHT, WIDTH = 2, 16, 32
 def _randomise(params: Any, rng: np.random.Generator) -> Any:
     """Every leaf plus its own noise, at a scale that keeps the outputs near the image range.
 
-    Kernels: the official init times 0.5 plus noise of a quarter of its spread; biases and
-    LayerNorm offsets ``N(0, 0.05^2)``; LayerNorm scales ``1 + N(0, 0.1^2)``. The convolutions
+    Kernels: the official init times 0.5 plus ``N(0, 0.3^2 / fan_in)`` noise (so the small
+    ``normal(0.02)`` kernels of the gMLP layers matter too); biases and LayerNorm offsets
+    ``N(0, 0.05^2)``; LayerNorm scales ``1 + N(0, 0.1^2)``. The convolutions
     that produce images (SAM's ``Conv_1``, the last stage's ``output_conv``) are scaled by 0.5
     more, so every output is the input image plus a correction of order 0.1 (random
     weights through many residual blocks otherwise give outputs of 1e3-1e5, where a 1e-4
@@ -82,8 +83,8 @@ def _randomise(params: Any, rng: np.random.Generator) -> Any:
         a = np.asarray(x, np.float32)
         names = [str(getattr(p, "key", p)) for p in path]
         if names[-1] == "kernel":
-            sd = float(a.std()) or 0.02
-            a = 0.5 * a + rng.normal(0.0, 0.25 * sd, a.shape)
+            fan_in = int(np.prod(a.shape[:-1]))
+            a = 0.5 * a + rng.normal(0.0, 0.3 / np.sqrt(fan_in), a.shape)
             head = "output_conv" in names[0] or (
                 "supervised_attention_module" in names[0] and names[-2] == "Conv_1"
             )

@@ -496,7 +496,10 @@ def _resolve_config(params: Mapping[str, np.ndarray], config: MaximConfig | Mapp
 
 
 def convert_flax_params(
-    params: Mapping[str, Any], config: MaximConfig | Mapping[str, Any] | str | None = None
+    params: Mapping[str, Any],
+    config: MaximConfig | Mapping[str, Any] | str | None = None,
+    *,
+    dtype: torch.dtype = torch.float32,
 ) -> dict[str, torch.Tensor]:
     """Our ``state_dict`` for the official Flax MAXIM parameters ``params``.
 
@@ -506,12 +509,18 @@ def convert_flax_params(
         config: the model's :class:`MaximConfig` (or a mapping of its fields, or an official
             variant name ``"S-3"`` with ``run_eval``'s ``num_supervision_scales=3``); ``None``:
             read from the parameters (:func:`infer_config`).
+        dtype: of the returned tensors (``torch.float32`` or ``torch.float64``); the layout
+            changes, including the gating units' ``+1``, are computed in it (in float32 the
+            ``+1`` rounds a bias to float32's spacing near 1, ~6e-8).
 
-    Returns ``{name: float32 tensor}`` that :class:`Maxim` ``(config)`` loads with
+    Returns ``{name: tensor}`` that :class:`Maxim` ``(config)`` loads with
     ``strict=True``. Raises :class:`ConfigError` when the config is not one the official code
     computes the same way (:func:`check_official_compatible`), when a Flax parameter is missing
     or left over, or when a shape differs (naming the Flax key, its shape and ours).
     """
+    if dtype not in (torch.float32, torch.float64):
+        raise ConfigError(f"convert_flax_params: dtype={dtype}: expected torch.float32 or torch.float64")
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
     flat = flatten_flax_params(params)
     cfg = _resolve_config(flat, config)
     check_official_compatible(cfg)
@@ -526,7 +535,7 @@ def convert_flax_params(
         if ours not in expected:  # a bug in the map, not in the checkpoint
             raise AssertionError(f"convert_flax_params: mapped to unknown parameter {ours!r}")
         try:
-            array = np.ascontiguousarray(transform(flat[flax]))
+            array = np.ascontiguousarray(transform(flat[flax].astype(np_dtype)))
         except ValueError as e:
             raise ConfigError(f"convert_flax_params: Flax parameter {flax!r}: {e}") from e
         if tuple(array.shape) != expected[ours]:
@@ -534,7 +543,7 @@ def convert_flax_params(
                 f"convert_flax_params: Flax parameter {flax!r} of shape {tuple(flat[flax].shape)} gives "
                 f"{tuple(array.shape)} for {ours!r}, which needs {expected[ours]} (config: {cfg})"
             )
-        out[ours] = torch.from_numpy(array.astype(np.float32, copy=True))
+        out[ours] = torch.from_numpy(array.copy())
     if missing:
         raise ConfigError(
             f"convert_flax_params: {len(missing)} parameters that this config needs are not in the "

@@ -78,24 +78,26 @@ def test_fixture_is_small_and_complete(fixture):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_converted_weights_reproduce_the_official_outputs(fixture, variant):
     """Every output (all stages, all scales) of the official model, on the [0, 1] image scale:
-    within 1e-4 in float32 and within 1e-9 in float64 (the same function, not an approximation)."""
+    within 1e-4 in float32, and within 1e-11 in float64 (weights converted in float64): the same
+    function, not an approximation."""
     cfg = config_from_official(**_meta(fixture)["variants"][variant])
-    state = convert_flax_params(_params(fixture, variant), cfg)
-    model = Maxim(cfg)
-    model.load_state_dict(state, strict=True)
     x = fixture[f"{variant}:input"]
     assert 0.0 <= x.min() and x.max() <= 1.0
     final = fixture[f"{variant}:output/{cfg.num_stages - 1}/{cfg.num_supervision_scales - 1}"]
-    assert np.abs(final - x).mean() > 0.01  # the model changes the image 100x more than the tolerance
+    assert np.abs(final - x).mean() > 0.02  # the model changes the image 200x more than the tolerance
+    model = Maxim(cfg)
+    model.load_state_dict(convert_flax_params(_params(fixture, variant), cfg), strict=True)
     assert _max_err(model, fixture, variant, torch.float32) < 1e-4
-    assert _max_err(model, fixture, variant, torch.float64) < 1e-9
+    model = Maxim(cfg).double()  # load_state_dict keeps the parameters' dtype
+    model.load_state_dict(convert_flax_params(_params(fixture, variant), cfg, dtype=torch.float64), strict=True)
+    assert _max_err(model, fixture, variant, torch.float64) < 1e-11
 
 
 @pytest.mark.parametrize(
     "patch, variant",
     [
         ("_t_conv_transpose", "s2"),  # ConvTranspose kernels not flipped
-        ("_t_plus_one", "s1"),  # the official gating unit's constant 1 not folded into the bias
+        ("_t_plus_one", "s2"),  # the official gating unit's constant 1 not folded into the bias
     ],
 )
 def test_each_layout_rule_is_needed(fixture, monkeypatch, patch, variant):
@@ -104,7 +106,7 @@ def test_each_layout_rule_is_needed(fixture, monkeypatch, patch, variant):
     monkeypatch.setattr(maxim_port, patch, maxim_port._t_copy if patch == "_t_plus_one" else lambda k: k.transpose(2, 3, 0, 1))
     model = Maxim(cfg)
     model.load_state_dict(convert_flax_params(_params(fixture, variant), cfg), strict=True)
-    assert _max_err(model, fixture, variant, torch.float64) > 1e-5  # 1e4 x the float64 tolerance
+    assert _max_err(model, fixture, variant, torch.float64) > 1e-2
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -117,6 +119,31 @@ def test_infer_config_reads_the_structure(fixture, variant):
     else:
         got = infer_config(params, block_size_hr=want.block_size_hr, grid_size_hr=want.grid_size_hr)
     assert got == want
+
+
+def _flax_shapes(cfg: MaximConfig) -> dict[str, np.ndarray]:
+    """Zero-memory arrays with the official parameter names and shapes of ``cfg``'s model."""
+    with torch.device("meta"):
+        ours = {k: tuple(v.shape) for k, v in Maxim(cfg).state_dict().items()}
+    to_flax = {
+        maxim_port._t_dense: lambda s: s[::-1],
+        maxim_port._t_conv1x1: lambda s: (1, 1, s[1], s[0]),
+        maxim_port._t_conv: lambda s: (s[2], s[3], s[1], s[0]),
+        maxim_port._t_conv_transpose: lambda s: (s[2], s[3], s[0], s[1]),
+        maxim_port._t_copy: lambda s: s,
+        maxim_port._t_plus_one: lambda s: s,
+    }
+    return {
+        flax: np.broadcast_to(np.float32(0), to_flax[t](ours[name])) for name, flax, t in maxim_port._name_map(cfg)
+    }
+
+
+@pytest.mark.parametrize("variant", ["S-2", "S-3", "M-1"])
+def test_infer_config_reads_the_released_sizes(variant):
+    """At the released sizes (16 x 16 blocks and grids at high resolution, 8 x 8 below, run_eval's
+    three supervision scales) the whole config is read from the parameter names and shapes."""
+    cfg = config_from_official(variant=variant, num_supervision_scales=3)
+    assert infer_config(_flax_shapes(cfg)) == cfg
 
 
 def test_infer_config_refuses_to_guess_a_non_square_block(fixture):
