@@ -43,8 +43,10 @@ works in the official code's ``NHWC`` layout (what the core MAXIM gates take), c
 **Any input size.** The block/grid partitions need ``H`` and ``W`` divisible by
 :attr:`Maxim.size_multiple` (64 for the official configuration: grid/block 16 at levels 0-1,
 8 at level 2 and in the bottleneck at ``H/8``). :meth:`Maxim.forward` reflect-pads the input
-symmetrically to that multiple (as the official ``run_eval.mod_padding_symmetric``) and crops
-every output back. :func:`tiled_forward` restores large images tile by tile with overlap blending.
+symmetrically to that multiple (like the official ``run_eval.mod_padding_symmetric``) and crops
+every output back; ``restore(x, padding="run_eval", geometric_ensemble=True)`` reproduces
+``run_eval``'s exact two-step padding and its x8 self-ensemble
+(:mod:`gatelab.vision.tasks.maxim_inference`). :func:`tiled_forward` restores large images tile by tile with overlap blending.
 
 **Parameter counts.** The official code states, for ``num_supervision_scales=3`` (its
 ``run_eval.py`` configuration for every task) with 3 input/output channels: S-1 6.108515M,
