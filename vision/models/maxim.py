@@ -43,8 +43,10 @@ works in the official code's ``NHWC`` layout (what the core MAXIM gates take), c
 **Any input size.** The block/grid partitions need ``H`` and ``W`` divisible by
 :attr:`Maxim.size_multiple` (64 for the official configuration: grid/block 16 at levels 0-1,
 8 at level 2 and in the bottleneck at ``H/8``). :meth:`Maxim.forward` reflect-pads the input
-symmetrically to that multiple (as the official ``run_eval.mod_padding_symmetric``) and crops
-every output back. :func:`tiled_forward` restores large images tile by tile with overlap blending.
+symmetrically to that multiple (like the official ``run_eval.mod_padding_symmetric``) and crops
+every output back; ``restore(x, padding="run_eval", geometric_ensemble=True)`` reproduces
+``run_eval``'s exact two-step padding and its x8 self-ensemble
+(:mod:`gatelab.vision.tasks.maxim_inference`). :func:`tiled_forward` restores large images tile by tile with overlap blending.
 
 **Parameter counts.** The official code states, for ``num_supervision_scales=3`` (its
 ``run_eval.py`` configuration for every task) with 3 input/output channels: S-1 6.108515M,
@@ -64,8 +66,8 @@ Deviations from the official code (none changes the function at the official set
 * the residual to the input image in SAM and the output convs is added whenever
   ``num_outputs == in_channels`` (official: SAM adds it only for 3 channels, the output conv always);
 * initialisation follows Flax's defaults and the official ``normal(0.02)`` where it sets one
-  (LeCun-normal for every convolution and Dense, zero biases; the SE layers too); PyTorch cannot
-  load a Flax checkpoint without a converter (not provided);
+  (LeCun-normal for every convolution and Dense, zero biases; the SE layers too); the released
+  Flax checkpoints load through :mod:`gatelab.vision.models.maxim_port`;
 * the resizes are PyTorch's ``nearest-exact`` (= ``jax.image.resize(..., "nearest")``: source
   index ``floor((o + 0.5) * in / out)``) and bilinear with ``antialias`` when shrinking (JAX's
   default), which by our reading of both implementations compute the same weights.
@@ -76,7 +78,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -752,9 +754,25 @@ class Maxim(PretrainedMixin, nn.Module):
             result.append(row)
         return result
 
-    def restore(self, x: torch.Tensor) -> torch.Tensor:
-        """The final restored image ``[B, num_outputs, H, W]`` (last stage, full scale)."""
-        return self(x)[-1][-1]
+    def restore(
+        self,
+        x: torch.Tensor,
+        *,
+        padding: Literal["model", "run_eval"] = "model",
+        geometric_ensemble: bool = False,
+    ) -> torch.Tensor:
+        """The final restored image ``[B, num_outputs, H, W]`` (last stage, full scale).
+
+        Defaults: one forward pass, padded as :meth:`forward` does. ``padding="run_eval"`` pads
+        odd sizes exactly as the official ``run_eval.py`` (make even, then symmetric reflect to
+        64) and ``geometric_ensemble=True`` averages its x8 rotated / flipped views; both go
+        through :func:`gatelab.vision.tasks.maxim_inference.restore` (no gradients).
+        """
+        if padding == "model" and not geometric_ensemble:
+            return self(x)[-1][-1]
+        from gatelab.vision.tasks.maxim_inference import restore
+
+        return restore(self, x, padding=padding, geometric_ensemble=geometric_ensemble)
 
 
 # --------------------------------------------------------------------------- tiled inference
