@@ -514,8 +514,9 @@ class CrossGatingBlock(nn.Module):
     it to ``GetSpatialGatingWeights``, which always expands by 2; here it is passed on (identical
     at the default 2). Flax's SAME-padded 2x2 stride-2 ``ConvTranspose`` and PyTorch's
     ``ConvTranspose2d(2, stride=2)`` give the same output size, but Flax applies the kernel
-    without flipping it: when porting weights, check the kernel orientation (it comes out
-    spatially flipped by our reading of Flax's padding).
+    without flipping it: ported kernels must be flipped in both spatial axes, as
+    :func:`gatelab.vision.models.maxim_port.convert_flax_params` does (its fixture test, made by
+    the official code, fails by more than 1e-2 without the flip).
     """
 
     def __init__(
