@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -141,11 +141,15 @@ def ltsf_datamodule(
     val_stride: PositiveInt = 1,
     verify: bool = True,
     allow_embedded: bool = True,
+    missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
+    steps: Literal["error", "keep", "insert"] | None = None,
 ) -> LTSFDataModule:
     """Data module ``ltsf`` for experiment configs (``data: {name: ltsf, kwargs: {...}}``).
 
     The keyword arguments are those of :func:`load_ltsf` and :class:`LTSFDataModule`; a relative
-    ``file`` is looked up under the data directory.
+    ``file`` is looked up under the data directory. ``missing: mask`` adds ``observed`` (the
+    model's input mask) and ``target_observed`` (the loss mask, used by the ``regression`` task)
+    to every batch.
     """
     if (dataset is None) == (file is None):
         raise ConfigError("data module ltsf: give exactly one of dataset (a registered name) and file")
@@ -167,6 +171,8 @@ def ltsf_datamodule(
         scale=scale,
         verify=verify,
         allow_embedded=allow_embedded,
+        missing=missing,
+        steps=steps,
     )
     return LTSFDataModule(
         data,
