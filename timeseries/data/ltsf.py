@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -427,7 +428,7 @@ def read_ltsf_file(
         df = pd.read_csv(p, header=0 if layout == "csv" else None, compression="infer")
     except pd.errors.EmptyDataError:
         raise LTSFDataError(f"{p}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise LTSFDataError(f"{p}: cannot be parsed as {layout} ({type(e).__name__}: {e})") from None
     if len(df) == 0:
         raise LTSFDataError(f"{p}: the file has a header but no data rows")

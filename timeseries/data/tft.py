@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -663,7 +664,7 @@ def read_electricity(path: str | os.PathLike[str]) -> pd.DataFrame:
         df = pd.read_csv(path, sep=";", decimal=",", index_col=0)
     except pd.errors.EmptyDataError:
         raise FrameError(f"{path}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise FrameError(f"{path}: cannot be parsed ({type(e).__name__}: {e})") from None
     if df.shape[1] == 0:
         raise FrameError(f"{path}: no customer columns (expected ';'-separated MT_xxx columns)")
@@ -674,7 +675,7 @@ def read_electricity(path: str | os.PathLike[str]) -> pd.DataFrame:
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
         c = bad[0]
-        num = pd.to_numeric(df[c], errors="coerce")
+        num = pd.to_numeric(df[c].astype(str).str.replace(",", ".", regex=False), errors="coerce")
         rows = np.flatnonzero((num.isna() & df[c].notna()).to_numpy())
         where = f"; the first, {df[c].iloc[int(rows[0])]!r}, at line {int(rows[0]) + 2}" if rows.size else ""
         raise FrameError(f"{path}: non-numeric values in column(s) {bad[:5]} (expected ',' decimals){where}")
