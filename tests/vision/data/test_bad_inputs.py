@@ -160,14 +160,14 @@ def test_segmentation_folder(tmp_path, case, fault, damage, names):
 
 def test_tiff_stacks(tmp_path):
     rng = np.random.default_rng(0)
-    tifffile.imwrite(tmp_path / "vol.tif", rng.integers(0, 256, (4, 16, 16), dtype=np.uint8))
-    tifffile.imwrite(tmp_path / "lab.tif", np.zeros((3, 16, 16), np.uint8))
+    tifffile.imwrite(tmp_path / "vol.tif", rng.integers(0, 256, (4, 16, 16), dtype=np.uint8), photometric="minisblack")
+    tifffile.imwrite(tmp_path / "lab.tif", np.zeros((3, 16, 16), np.uint8), photometric="minisblack")
     check_error(
         STACK, "page-count-mismatch", "3 label pages for 4 image pages",
         lambda: load_tiff_stacks(tmp_path / "vol.tif", tmp_path / "lab.tif", label_values=LABELS),
         names=["vol.tif", "lab.tif", "4 pages", "has 3"], exc=SegmentationDataError,
     )  # fmt: skip
-    tifffile.imwrite(tmp_path / "lab.tif", np.zeros((4, 16, 16), np.uint8))
+    tifffile.imwrite(tmp_path / "lab.tif", np.zeros((4, 16, 16), np.uint8), photometric="minisblack")
     truncate(tmp_path / "vol.tif", 0.3)
     check_error(
         STACK, "truncated-tiff", "a TIFF stack cut short",
