@@ -652,6 +652,22 @@ class LTSFData:
             status = status[:, -1:]
         self.status = status if status is not None and status.any() else None
         self.missing = series.missing
+        self._scale(values, scale)
+        if series.dates is not None:
+            freq = calendar_freq or series.freq
+            if freq is None:
+                raise ConfigError(f"{series.path}: give calendar_freq (the file's frequency is unknown)")
+            self.marks = torch.from_numpy(time_features(series.dates, freq))
+            self.calendar = calendar_feature_names(freq)
+        else:  # no timestamps: one all-zero mark column, like the official Solar loader
+            self.marks = torch.zeros(series.n_rows, 1)
+            self.calendar = ["none"]
+        self.num_vars = self.data.shape[1]
+        self.num_targets = self.num_vars if features == "M" else 1
+        self.num_marks = self.marks.shape[1]
+
+    def _scale(self, values: np.ndarray, scale: bool) -> None:
+        """Scaler statistics (observed training cells), the missing-value policy, ``data`` and ``observed``."""
         a, b = self.borders["train"]
         if self.status is not None:
             self._check_observed(values, a, b)
@@ -682,23 +698,11 @@ class LTSFData:
             counts = self.missing_counts()
             log.warning(
                 "%s: missing=%r applied to %s cells (per split: %s)",
-                series.path,
+                self.series.path,
                 self.missing,
                 int((self.status != OBSERVED).sum()),
                 counts,
             )
-        if series.dates is not None:
-            freq = calendar_freq or series.freq
-            if freq is None:
-                raise ConfigError(f"{series.path}: give calendar_freq (the file's frequency is unknown)")
-            self.marks = torch.from_numpy(time_features(series.dates, freq))
-            self.calendar = calendar_feature_names(freq)
-        else:  # no timestamps: one all-zero mark column, like the official Solar loader
-            self.marks = torch.zeros(series.n_rows, 1)
-            self.calendar = ["none"]
-        self.num_vars = self.data.shape[1]
-        self.num_targets = self.num_vars if features == "M" else 1
-        self.num_marks = self.marks.shape[1]
 
     def _line(self, row: int) -> str:
         lines = self.series.lines

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -149,7 +151,7 @@ def verify_images(files: Sequence[str | os.PathLike[str]], *, use_cache: bool = 
     absolute path, size and modification time, so a file is decoded again only when it changes;
     nothing is written next to the data (which may be read-only).
     """
-    from gatelab.core.harness.data import _read_cache, _write_cache, cache_dir
+    from gatelab.core.harness.data import cache_dir
 
     cache_file = cache_dir() / VERIFY_CACHE
     cache = _read_cache(cache_file) if use_cache else {}
@@ -175,6 +177,26 @@ def verify_images(files: Sequence[str | os.PathLike[str]], *, use_cache: bool = 
         merged.update({str(Path(f).resolve()): cache[str(Path(f).resolve())] for f in files})
         _write_cache(cache_file, merged)
     return out
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Atomic replace; a read-only or full cache location only costs decoding again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verified.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=0, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def _colour(mode: str) -> bool:
