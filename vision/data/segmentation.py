@@ -237,6 +237,15 @@ def read_nifti(path: PathLike, *, label: bool = False) -> np.ndarray:
         data = np.asanyarray(img.dataobj)
     except Exception as e:
         raise SegmentationDataError(f"cannot read NIfTI file {path}: {type(e).__name__}: {e}") from None
+    if data.dtype.names is not None or not (
+        np.issubdtype(data.dtype, np.integer)
+        or np.issubdtype(data.dtype, np.floating)
+        or np.issubdtype(data.dtype, np.bool_)
+    ):
+        raise SegmentationDataError(
+            f"NIfTI file {path}: voxel dtype {data.dtype} is not a real number type (complex or RGB"
+            " NIfTI data would lose information when converted); store real-valued volumes"
+        )
     if label:
         if data.ndim == 4 and data.shape[-1] == 1:
             data = data[..., 0]

@@ -226,6 +226,11 @@ def _nii_nan(root):
     return nii(root / "images" / "a.nii.gz", vol)
 
 
+def _nii_complex(root):
+    vol = (np.ones((10, 8, 6)) + 1j).astype(np.complex64)
+    return nii(root / "images" / "a.nii.gz", vol)
+
+
 NIFTI_CASES = [
     ("truncated-nii-gz", "an image .nii.gz cut short", _nii_truncated, ["cannot read NIfTI file"]),
     ("garbled-nii-gz", "an image .nii.gz with random bytes", _nii_garbled, ["cannot read NIfTI"]),
@@ -235,6 +240,7 @@ NIFTI_CASES = [
     ("mismatched-pair", "a label of another voxel grid", _lab(arr=np.zeros((10, 8, 5), np.uint8)), ["size mismatch", "(10, 8, 6)", "(10, 8, 5)"]),
     ("non-integer-label", "a float label of 0.5", _lab(arr=np.full((10, 8, 6), 0.5, np.float32)), ["non-integer label values"]),
     ("inf-image", "an image with an inf voxel", _nii_nan, ["non-finite intensity", "(1, 2, 3, 0)"]),
+    ("wrong-dtype", "a complex64 image volume", _nii_complex, ["voxel dtype complex64", "not a real number type"]),
     ("label-4d", "a label with 2 channels", _lab(arr=np.zeros((10, 8, 6, 2), np.uint8)), ["expected a 3D volume"]),
 ]  # fmt: skip
 
