@@ -107,6 +107,7 @@ def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.T
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     path = Path(path)
     with _open(path) as im:
+        _check_8bit(im.mode, path)
         try:
             im = im.convert("RGB" if channels == 3 else "L")
             arr = np.array(im, dtype=np.uint8)  # a writable copy
@@ -115,6 +116,18 @@ def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.T
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+
+
+#: Pillow modes of more than 8 bits per channel: converting them to RGB / L clips at 255
+_WIDE_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;32", "RGB;16", "RGBA;16")
+
+
+def _check_8bit(mode: str, path: Path) -> None:
+    if mode in _WIDE_MODES or mode.startswith("I;"):
+        raise RestorationDataError(
+            f"image {path} has Pillow mode {mode} (16/32-bit or float pixels): the restoration loaders read"
+            " 8-bit images, and converting this one would clip every value above 255; convert it to 8-bit first"
+        )
 
 
 def load_image(path: str | os.PathLike[str], channels: int = 3) -> torch.Tensor:
@@ -132,6 +145,7 @@ def _verify_one(path: Path) -> dict[str, Any]:
     with _open(path) as im:
         w, h = im.size
         mode = im.mode
+        _check_8bit(mode, path)
         try:
             if im.format == "JPEG":
                 im.draft("RGB" if mode not in ("L", "1") else "L", (max(w // 8, 1), max(h // 8, 1)))

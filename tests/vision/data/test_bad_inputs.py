@@ -309,6 +309,10 @@ def _p_empty(root):
     return p
 
 
+def _p_16bit(root):
+    return png(root / "target" / "2.png", np.full((12, 10), 4000, np.uint16))
+
+
 PAIRED_CASES = [
     ("truncated-png", "a target PNG cut short (fails at construction, not mid-epoch)", _p_truncated, ["cannot decode image", "truncated"]),
     ("garbled-jpeg-header", "a JPEG with random bytes after its first 16", _p_garbled_jpeg, ["cannot read image", "cannot identify"]),
@@ -318,6 +322,7 @@ PAIRED_CASES = [
     ("mismatched-pair", "a target of another size", _p_size, ["size-mismatched pairs", "12x10 vs", "12x9"]),
     ("wrong-channels", "a grey target for a colour input", _p_grey, ["mismatched pair", "grey", "colour"]),
     ("empty-file", "a 0-byte input PNG", _p_empty, ["cannot read image"]),
+    ("wrong-dtype", "a 16-bit target PNG (would clip at 255)", _p_16bit, ["mode I;16", "8-bit"]),
 ]  # fmt: skip
 
 
