@@ -376,6 +376,23 @@ def _check_dates(
     return int(irregular.size), None
 
 
+def _check_header(path: Path) -> None:
+    """pandas renames a repeated header name (``a``, ``a.1``) and names an empty one ``Unnamed: k``:
+    both are errors here, naming the file, line 1 and the column."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, compression="infer")
+    names = [str(v).strip() for v in header.iloc[0].tolist()]
+    for j, n in enumerate(names):
+        if not n:
+            raise LTSFDataError(f"{path}: line 1 (the header), column {j + 1} has no name; the header is {names}")
+    seen: dict[str, int] = {}
+    for j, n in enumerate(names):
+        if n in seen:
+            raise LTSFDataError(
+                f"{path}: line 1 (the header) names column {n!r} twice (columns {seen[n] + 1} and {j + 1})"
+            )
+        seen[n] = j
+
+
 def read_ltsf_file(
     path: str | os.PathLike[str],
     *,
@@ -436,6 +453,7 @@ def read_ltsf_file(
     dates: pd.DatetimeIndex | None = None
     irregular = inserted = 0
     if layout == "csv":
+        _check_header(p)
         cols = [str(c) for c in df.columns]
         df.columns = cols
         if "date" not in cols:

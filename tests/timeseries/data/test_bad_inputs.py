@@ -89,6 +89,12 @@ def test_ltsf_file_level_errors(tmp_path):
     check_error(LTSF, "invalid-utf8", "a header byte that is not UTF-8", lambda: load_ltsf(None, file=f, **KW), names=["latin.csv", "UnicodeDecodeError"])
     f = _edited(tmp_path, _cell(5, "a", "1e300"), name="huge.csv")
     check_error(LTSF, "huge-value", "a finite value whose variance overflows", lambda: load_ltsf(None, file=f, **KW), names=["huge.csv", "column 'a'", "1e+300", "line 7"])
+    f = tmp_path / "dup.csv"
+    write_csv(f, 60, cols=("a", "b", "OT"))
+    f.write_text(f.read_text().replace("date,a,b,OT", "date,a,a,OT", 1))
+    check_error(LTSF, "duplicate-column", "a header naming 'a' twice", lambda: load_ltsf(None, file=f, **KW), names=["dup.csv", "line 1", "'a' twice"])
+    f.write_text(f.read_text().replace("date,a,a,OT", "date,a,,OT", 1))
+    check_error(LTSF, "unnamed-column", "an empty header cell", lambda: load_ltsf(None, file=f, **KW), names=["dup.csv", "line 1", "column 3 has no name"])
     f = tmp_path / "daily.csv"
     write_csv(f, 60, freq="D")
     check_error(LTSF, "wrong-frequency", "daily rows for an hourly dataset", lambda: load_ltsf(None, file=f, **KW), names=["daily.csv", "wrong frequency"])
