@@ -668,6 +668,13 @@ def read_electricity(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise FrameError(f"{path}: cannot be parsed ({type(e).__name__}: {e})") from None
     if df.shape[1] == 0:
         raise FrameError(f"{path}: no customer columns (expected ';'-separated MT_xxx columns)")
+    header = pd.read_csv(path, sep=";", header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    repeated = sorted({h for h in header[1:] if header[1:].count(h) > 1})
+    if repeated or any(not str(h).strip() for h in header[1:]):
+        raise FrameError(
+            f"{path}: line 1 (the header) has repeated or empty customer names {repeated or ['']}"
+            " (pandas would rename them silently)"
+        )
     try:
         df.index = pd.to_datetime(df.index)
     except (ValueError, TypeError) as e:

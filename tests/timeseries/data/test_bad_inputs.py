@@ -196,6 +196,9 @@ def test_electricity_file_errors(tmp_path):
     check_error(ELEC, "empty-cell", "an empty kW cell", lambda: td.read_electricity(f), names=["nan.txt", "line 3", "'MT_001'"], exc=td.FrameError)
     f = _ld2011(tmp_path / "word.txt", [("1,5", "2"), ("x", "3")])
     check_error(ELEC, "wrong-type", "a word in a kW column", lambda: td.read_electricity(f), names=["word.txt", "non-numeric", "'x'", "line 3"], exc=td.FrameError)
+    f = _ld2011(tmp_path / "dup.txt", [("1,5", "2")])
+    f.write_text(f.read_text().replace('"MT_002"', '"MT_001"'))
+    check_error(ELEC, "duplicate-column", "a customer named twice", lambda: td.read_electricity(f), names=["dup.txt", "line 1", "MT_001"], exc=td.FrameError)
     f = tmp_path / "empty.txt"
     f.write_text("")
     check_error(ELEC, "empty-file", "a 0-byte file", lambda: td.read_electricity(f), names=["empty.txt", "empty"], exc=td.FrameError)
