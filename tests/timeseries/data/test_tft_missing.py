@@ -105,3 +105,22 @@ def test_ffill_and_fill_na_policies():
     dup = pd.concat([tiny_frame(), tiny_frame().iloc[[3]]])
     with pytest.raises(td.FrameError, match="repeats a time step"):
         td.apply_missing_policy(dup, spec, "mask")
+
+
+def test_data_module_splits_report_counts_per_split():
+    from gatelab.timeseries.data.datamodule import _paper_splits
+
+    spec = tiny_spec()
+    frame = gappy(tiny_frame())
+    split = {"column": "time_idx", "valid_boundary": 12, "test_boundary": 16, "lookback": 6}
+    training, validation, test, counts = _paper_splits(frame, spec, split, "mask", "gappy")
+    # s1 lost steps 7, 8 (train [0, 12) and val [6, 16)); s2's NaN targets at 5 (train) and 11
+    # (train, val, test [10, 20)); s3's inf at 9 (train, val)
+    assert counts == {
+        "train": {"inserted_rows": 2, "filled_cells": 3, "infinite_cells": 1},
+        "val": {"inserted_rows": 2, "filled_cells": 2, "infinite_cells": 1},
+        "test": {"inserted_rows": 0, "filled_cells": 1, "infinite_cells": 0},
+    }
+    assert training.weight == validation.weight == test.weight == "y_observed"
+    with pytest.raises(td.FrameError, match=r"training split: series \(series='s1'\) is not contiguous"):
+        _paper_splits(frame, spec, split)
