@@ -248,6 +248,7 @@ def _read_seg_image(path: Path, mask: Path | None, prep: Mapping[str, Any]) -> t
 
             image = read_nifti(path)
             nifti = nib.load(str(path))
+            _check_spacing(path, prep)
         valid = read_label(mask) > 0 if mask is not None else None
     except DataError as e:
         raise DataError(f"predict: {e}") from None
@@ -270,6 +271,22 @@ def _read_seg_image(path: Path, mask: Path | None, prep: Mapping[str, Any]) -> t
     if valid is not None and not valid.any():
         raise DataError(f"predict: mask {mask} is empty (no pixel inside the field of view)")
     return normalize_image(image, str(prep["normalize"]), valid), valid, nifti
+
+
+def _check_spacing(path: Path, prep: Mapping[str, Any]) -> None:
+    """A model trained on volumes resampled to ``prep["spacing"]`` (``target_spacing``) takes
+    volumes of that spacing only: predict does not resample (the masks keep the input's grid)."""
+    want = prep.get("spacing")
+    if want is None:
+        return
+    from gatelab.vision.data.segmentation import read_nifti_geometry
+
+    have = read_nifti_geometry(path).spacing_dhw()
+    if any(abs(a - b) > 1e-4 + 1e-5 * abs(b) for a, b in zip(have, want, strict=True)):
+        raise DataError(
+            f"predict: {path} has spacing {tuple(round(v, 6) for v in have)} mm; the model was trained on volumes "
+            f"resampled to {tuple(want)} mm and predict does not resample: resample the volume first"
+        )
 
 
 def _single_page(path: Path) -> None:

@@ -504,10 +504,37 @@ class RegressionTask(GatelabTask):
 
     ``mse = mean((y_hat - y)^2)``, ``mae = mean(|y_hat - y|)`` over all elements. Shapes of
     ``preds`` and ``target`` must match exactly (no silent broadcasting).
+
+    A mapping batch may carry ``"target_observed"`` (bool, the target's shape: the availability
+    mask of a missing-data policy): it is not a model input, and the loss and the metrics are
+    taken over the observed target elements only.
     """
 
     Options = RegressionOptions
     logged_metrics = ("mse", "mae")
+    target_mask_key = "target_observed"
+
+    def split_batch(self, batch: Any) -> tuple[Any, Any]:
+        if isinstance(batch, Mapping) and self.target_mask_key in batch:
+            batch = {k: v for k, v in batch.items() if k != self.target_mask_key}
+        return super().split_batch(batch)
+
+    def shared_step(self, batch: Any, stage: str) -> tuple[torch.Tensor, Any, Any]:
+        mask = batch.get(self.target_mask_key) if isinstance(batch, Mapping) else None
+        inputs, target = self.split_batch(batch)
+        preds = self._call(inputs)
+        if mask is None:
+            return self.compute_loss(preds, target), preds, target
+        if tuple(mask.shape) != tuple(target.shape):
+            raise ValueError(
+                f"{type(self).__name__}: {self.target_mask_key} shape {tuple(mask.shape)} != target shape {tuple(target.shape)}"
+            )
+        if preds.shape != target.shape:
+            self.compute_loss(preds, target)  # raises, naming both shapes
+        mask = mask.bool()
+        if not bool(mask.any()):  # nothing observed in this batch: a zero loss that keeps the graph
+            return (preds * 0.0).sum(), preds[mask], target[mask]
+        return self.compute_loss(preds[mask], target[mask]), preds[mask], target[mask]
 
     def build_metrics(self) -> dict[str, torchmetrics.Metric]:
         return {"mse": torchmetrics.MeanSquaredError(), "mae": torchmetrics.MeanAbsoluteError()}

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -141,11 +141,15 @@ def ltsf_datamodule(
     val_stride: PositiveInt = 1,
     verify: bool = True,
     allow_embedded: bool = True,
+    missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
+    steps: Literal["error", "keep", "insert"] | None = None,
 ) -> LTSFDataModule:
     """Data module ``ltsf`` for experiment configs (``data: {name: ltsf, kwargs: {...}}``).
 
     The keyword arguments are those of :func:`load_ltsf` and :class:`LTSFDataModule`; a relative
-    ``file`` is looked up under the data directory.
+    ``file`` is looked up under the data directory. ``missing: mask`` adds ``observed`` (the
+    model's input mask) and ``target_observed`` (the loss mask, used by the ``regression`` task)
+    to every batch.
     """
     if (dataset is None) == (file is None):
         raise ConfigError("data module ltsf: give exactly one of dataset (a registered name) and file")
@@ -167,6 +171,8 @@ def ltsf_datamodule(
         scale=scale,
         verify=verify,
         allow_embedded=allow_embedded,
+        missing=missing,
+        steps=steps,
     )
     return LTSFDataModule(
         data,
@@ -199,8 +205,11 @@ class TFTDataModule(L.LightningDataModule):
         val_batch_size: int | None = None,
         num_workers: int = 0,
         fast: bool = True,
+        missing_counts: dict[str, dict[str, int]] | None = None,
     ) -> None:
         super().__init__()
+        #: per split, what the missing-value policy inserted and filled (:func:`.tft.missing_counts`)
+        self.missing_counts = dict(missing_counts or {})
         self.fast = fast
         self.training = training
         self.validation = validation
@@ -237,17 +246,39 @@ class TFTDataModule(L.LightningDataModule):
         return config_from_dataset(self.training)
 
 
+def _report_missing(name: str, missing: str, counts: dict[str, dict[str, int]]) -> None:
+    if missing != "error":
+        import logging
+
+        logging.getLogger("gatelab.timeseries").warning("%s: missing=%r applied: %s", name, missing, counts)
+
+
 def stallion_datamodule(
     data_dir: Path,
     batch_size: PositiveInt = 128,
     val_batch_size: PositiveInt = 1280,
     num_workers: NonNegativeInt = 0,
     fast: bool = True,
+    missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
 ) -> TFTDataModule:
-    """The stallion tutorial's data (``../shared/data/stallion/stallion.parquet``)."""
+    """The stallion tutorial's data (``../shared/data/stallion/stallion.parquet``).
+
+    ``missing``: the missing-value policy (``error`` | ``ffill`` | ``fill_na`` | ``mask``, see
+    :func:`gatelab.timeseries.data.tft.apply_missing_policy`) applied to the whole frame before the
+    splits; what it inserted and filled is logged and kept in ``missing_counts`` per split.
+    """
     folder = locate(td.STALLION, data_dir)
     frame = td.stallion_frame(td.read_stallion(folder))
-    training, validation = td.stallion_datasets(frame)
+    spec = td.STALLION_SPEC
+    if missing != "error":  # "error": the datasets' own frame checks refuse any gap or NaN
+        frame, spec = td.apply_missing_policy(frame, spec, missing, name="stallion")
+    training, validation = td.stallion_datasets(frame, spec)
+    cutoff = int(frame[spec.time_idx].max()) - spec.horizon
+    counts = {
+        "train": td.missing_counts(frame[frame[spec.time_idx] <= cutoff]),
+        "val": td.missing_counts(frame),
+    }
+    _report_missing("stallion", missing, counts)
     return TFTDataModule(
         training,
         validation,
@@ -255,10 +286,15 @@ def stallion_datamodule(
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
+        missing_counts=counts,
     )
 
 
-def _paper_splits(frame: Any, spec: td.TFTSpec, split: dict[str, Any]) -> tuple[Any, Any, Any]:
+def _paper_splits(
+    frame: Any, spec: td.TFTSpec, split: dict[str, Any], missing: str = "error", name: str = "frame"
+) -> tuple[Any, Any, Any, dict[str, dict[str, int]]]:
+    if missing != "error":  # "error": build_dataset / dataset_from check every split
+        frame, spec = td.apply_missing_policy(frame, spec, missing, name=name)
     train_f, valid_f, test_f = td.split_frame(frame, **split)
     # the official code drops series shorter than one window in each split
     window = spec.lookback + spec.horizon
@@ -270,7 +306,9 @@ def _paper_splits(frame: Any, spec: td.TFTSpec, split: dict[str, Any]) -> tuple[
     training = td.build_dataset(train_f, spec, name="training split")
     validation = td.dataset_from(training, valid_f, spec, name="validation split", stop_randomization=True)
     test = td.dataset_from(training, test_f, spec, name="test split", stop_randomization=True)
-    return training, validation, test
+    counts = {k: td.missing_counts(f) for k, f in zip(("train", "val", "test"), parts, strict=True)}
+    _report_missing(name, missing, counts)
+    return training, validation, test, counts
 
 
 def electricity_datamodule(
@@ -279,12 +317,18 @@ def electricity_datamodule(
     val_batch_size: PositiveInt = 512,
     num_workers: NonNegativeInt = 0,
     fast: bool = True,
+    missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
 ) -> TFTDataModule:
-    """UCI electricity with the TFT paper's protocol (``<data dir>/electricity/LD2011_2014.txt``)."""
+    """UCI electricity with the TFT paper's protocol (``<data dir>/electricity/LD2011_2014.txt``).
+
+    ``missing``: the missing-value policy (``error`` | ``ffill`` | ``fill_na`` | ``mask``, see
+    :func:`gatelab.timeseries.data.tft.apply_missing_policy`) applied to the whole frame before the
+    splits; what it inserted and filled is logged and kept in ``missing_counts`` per split.
+    """
     locate(td.ELECTRICITY, data_dir)
     raw = td.read_electricity(dataset_file(td.ELECTRICITY, "LD2011_2014.txt", data_dir))
     frame = td.electricity_frame(raw)
-    training, validation, test = _paper_splits(frame, td.ELECTRICITY_SPEC, td.ELECTRICITY_SPLIT)
+    training, validation, test, counts = _paper_splits(frame, td.ELECTRICITY_SPEC, td.ELECTRICITY_SPLIT, missing, "electricity")
     return TFTDataModule(
         training,
         validation,
@@ -293,6 +337,7 @@ def electricity_datamodule(
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
+        missing_counts=counts,
     )
 
 
@@ -302,11 +347,17 @@ def traffic_datamodule(
     val_batch_size: PositiveInt = 512,
     num_workers: NonNegativeInt = 0,
     fast: bool = True,
+    missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
 ) -> TFTDataModule:
-    """UCI PEMS-SF with the TFT paper's protocol (``<data dir>/PEMS-SF/``)."""
+    """UCI PEMS-SF with the TFT paper's protocol (``<data dir>/PEMS-SF/``).
+
+    ``missing``: the missing-value policy (``error`` | ``ffill`` | ``fill_na`` | ``mask``, see
+    :func:`gatelab.timeseries.data.tft.apply_missing_policy`) applied to the whole frame before the
+    splits; what it inserted and filled is logged and kept in ``missing_counts`` per split.
+    """
     folder = locate(td.TRAFFIC, data_dir)
     frame = td.traffic_frame(td.read_pems_sf(folder))
-    training, validation, test = _paper_splits(frame, td.TRAFFIC_SPEC, td.TRAFFIC_SPLIT)
+    training, validation, test, counts = _paper_splits(frame, td.TRAFFIC_SPEC, td.TRAFFIC_SPLIT, missing, "traffic")
     return TFTDataModule(
         training,
         validation,
@@ -315,4 +366,5 @@ def traffic_datamodule(
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
+        missing_counts=counts,
     )

@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,8 @@ from .ltsf_datasets import EMBEDDED_FILES, LTSFDataset, get_ltsf_dataset
 
 __all__ = [
     "FEATURE_MODES",
+    "MISSING_POLICIES",
+    "STEP_POLICIES",
     "LTSFData",
     "LTSFDataError",
     "LTSFSeries",
@@ -78,6 +81,12 @@ log = logging.getLogger("gatelab.timeseries")
 
 FEATURE_MODES = ("M", "S", "MS")
 STAGES = ("train", "val", "test")
+#: what to do with empty, NaN or infinite cells (see :func:`read_ltsf_file`)
+MISSING_POLICIES = ("error", "ffill", "fill_na", "mask")
+#: what to do with gaps, duplicates and off-grid steps of the date column (see :func:`read_ltsf_file`)
+STEP_POLICIES = ("error", "keep", "insert")
+#: cell codes of :attr:`LTSFSeries.status`
+OBSERVED, MISSING_CELL, INFINITE_CELL, INSERTED_ROW = 0, 1, 2, 3
 
 # rows of the ETT splits: 12/4/4 months of 30 days
 _ETT_H = (12 * 30 * 24, 4 * 30 * 24, 4 * 30 * 24)
@@ -202,7 +211,14 @@ class LTSFSeries:
     """One file as read: ``values [T, C]`` (float64, target last), column names, timestamps.
 
     ``dates`` is ``None`` for the LSTNet layout. ``irregular_steps`` counts timestamp steps that
-    differ from the declared frequency (kept as they are; the reader warns about them).
+    differ from the declared frequency (with ``steps="keep"``: kept as they are, with a warning).
+
+    Missing data (only with a ``missing`` policy other than ``"error"``): ``values`` holds NaN in
+    every cell that was not observed, and ``status [T, C]`` (int8) says why: :data:`OBSERVED` (0),
+    :data:`MISSING_CELL` (1: an empty or NaN cell), :data:`INFINITE_CELL` (2: ``inf``/``-inf``) or
+    :data:`INSERTED_ROW` (3: a time step absent from the file, inserted by ``steps="insert"``).
+    ``lines [T]`` is the 1-based file line of each row (0 for inserted rows). ``missing`` is the
+    policy the reader was given; :class:`LTSFData` applies it.
     """
 
     path: Path
@@ -211,6 +227,10 @@ class LTSFSeries:
     dates: pd.DatetimeIndex | None
     freq: str | None
     irregular_steps: int = 0
+    missing: str = "error"
+    status: np.ndarray | None = None
+    lines: np.ndarray | None = None
+    inserted_steps: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -232,9 +252,21 @@ def _line(row: int, header: bool) -> int:
     return row + (2 if header else 1)
 
 
-def _numeric(df: pd.DataFrame, path: Path, header: bool) -> np.ndarray:
-    """Every column of ``df`` as float64, or an error naming the first non-numeric / NaN cell."""
+def _numeric(
+    df: pd.DataFrame, path: Path, header: bool, missing: str = "error", lines: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every column of ``df`` as float64, and the :attr:`LTSFSeries.status` codes of its cells.
+
+    A non-numeric cell is always an error naming the file, column and line. Empty/NaN and
+    infinite cells are an error under ``missing="error"``; under a policy they become NaN and are
+    marked in the status array. ``lines`` maps rows to file lines (default: row + header).
+    """
+
+    def line(r: int) -> int:
+        return int(lines[r]) if lines is not None else _line(r, header)
+
     out = np.empty(df.shape, dtype=np.float64)
+    status = np.zeros(df.shape, dtype=np.int8)
     for j, col in enumerate(df.columns):
         s = df[col]
         if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
@@ -243,31 +275,47 @@ def _numeric(df: pd.DataFrame, path: Path, header: bool) -> np.ndarray:
             if bad.any():
                 r = int(np.flatnonzero(bad.to_numpy())[0])
                 raise LTSFDataError(
-                    f"{path}: column {col!r} has a non-numeric value {s.iloc[r]!r} at line {_line(r, header)}"
+                    f"{path}: column {col!r} has a non-numeric value {s.iloc[r]!r} at line {line(r)}"
                     f" ({int(bad.sum())} non-numeric cell(s) in that column)"
                 )
             s = num
         v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        nan = np.isnan(v)
-        if nan.any():
-            r = int(np.flatnonzero(nan)[0])
-            raise LTSFDataError(
-                f"{path}: column {col!r} has {int(nan.sum())} missing/NaN value(s), the first at line"
-                f" {_line(r, header)}; fill or drop them before training (nothing is imputed silently)"
-            )
-        if np.isinf(v).any():
-            r = int(np.flatnonzero(np.isinf(v))[0])
-            raise LTSFDataError(f"{path}: column {col!r} has an infinite value at line {_line(r, header)}")
-        out[:, j] = v
-    return out
+        nan, inf = np.isnan(v), np.isinf(v)
+        if missing == "error":
+            if nan.any():
+                r = int(np.flatnonzero(nan)[0])
+                raise LTSFDataError(
+                    f"{path}: column {col!r} has {int(nan.sum())} missing/NaN value(s), the first at line"
+                    f" {line(r)}; fill or drop them, or choose a missing-value policy (missing: ffill,"
+                    " fill_na or mask); nothing is imputed silently"
+                )
+            if inf.any():
+                r = int(np.flatnonzero(inf)[0])
+                raise LTSFDataError(
+                    f"{path}: column {col!r} has {int(inf.sum())} infinite value(s), the first ({v[r]}) at"
+                    f" line {line(r)}"
+                )
+        status[nan, j] = MISSING_CELL
+        status[inf, j] = INFINITE_CELL
+        out[:, j] = np.where(inf, np.nan, v)
+    return out, status
 
 
-def _check_dates(dates: pd.DatetimeIndex, path: Path, freq: str | None) -> int:
-    """Reject backwards steps and a wrong sampling frequency; return the number of irregular steps."""
+def _check_dates(
+    dates: pd.DatetimeIndex, path: Path, freq: str | None, steps: str = "keep"
+) -> tuple[int, np.ndarray | None]:
+    """Check the date column; return ``(irregular steps, grid)``.
+
+    Backwards steps and a wrong sampling frequency (most common step) are always errors. Other
+    irregular steps (a gap, a repeated timestamp, an off-grid step) follow ``steps``: ``error``
+    names the first; ``keep`` warns and keeps the rows; ``insert`` returns the complete grid
+    ``first, first + freq, ..., last`` into which the rows are placed (gaps must then be whole
+    multiples of ``freq``; repeated or off-grid timestamps are errors).
+    """
     if len(dates) < 2:
-        return 0
-    steps = np.diff(dates.to_numpy())
-    back = np.flatnonzero(steps < np.timedelta64(0))
+        return 0, None
+    steps_ = np.diff(dates.to_numpy())
+    back = np.flatnonzero(steps_ < np.timedelta64(0))
     if back.size:
         r = int(back[0]) + 1
         raise LTSFDataError(
@@ -275,31 +323,74 @@ def _check_dates(dates: pd.DatetimeIndex, path: Path, freq: str | None) -> int:
             " the rows must be in time order"
         )
     if freq is None:
-        return 0
+        if steps == "insert":
+            raise LTSFDataError(f"{path}: steps='insert' needs the sampling frequency (freq)")
+        return 0, None
     expected = _freq_delta(freq)
-    values, counts = np.unique(steps, return_counts=True)
+    values, counts = np.unique(steps_, return_counts=True)
     mode = values[int(np.argmax(counts))]
     if mode != expected:
         raise LTSFDataError(
             f"{path}: wrong frequency: timestamps are mostly {pd.Timedelta(mode)} apart"
-            f" ({int(counts.max())} of {len(steps)} steps), but this dataset is sampled every"
+            f" ({int(counts.max())} of {len(steps_)} steps), but this dataset is sampled every"
             f" {pd.Timedelta(expected)} (freq={freq!r})"
         )
-    irregular = np.flatnonzero(steps != expected)
-    if irregular.size:
-        r = int(irregular[0]) + 1
-        log.warning(
-            "%s: %d of %d timestamp steps differ from %s (first at line %d: %s -> %s); the rows are used"
-            " as they are, as in the official loaders",
-            path,
-            irregular.size,
-            len(steps),
-            pd.Timedelta(expected),
-            _line(r, True),
-            dates[r - 1],
-            dates[r],
+    irregular = np.flatnonzero(steps_ != expected)
+    if not irregular.size:
+        return 0, None
+    r = int(irregular[0]) + 1
+    step = steps_[r - 1]
+    gap = step > expected and step % expected == np.timedelta64(0)
+    kind = (
+        f"a gap of {int(step // expected) - 1} missing time step(s)"
+        if gap
+        else ("a repeated timestamp" if step == np.timedelta64(0) else f"an off-grid step of {pd.Timedelta(step)}")
+    )
+    where = f"line {_line(r, True)} ({dates[r - 1]} -> {dates[r]})"
+    if steps == "error":
+        raise LTSFDataError(
+            f"{path}: {irregular.size} of {len(steps_)} timestamp steps differ from {pd.Timedelta(expected)};"
+            f" the first is {kind} at {where}. Choose steps: insert (missing steps become missing rows,"
+            " handled by the missing policy) or steps: keep (rows used as they are, as the official loaders)"
         )
-    return int(irregular.size)
+    if steps == "insert":
+        bad = [int(i) for i in irregular if not (steps_[i] > expected and steps_[i] % expected == np.timedelta64(0))]
+        if bad:
+            i = bad[0] + 1
+            raise LTSFDataError(
+                f"{path}: steps='insert' can only fill gaps that are whole multiples of {pd.Timedelta(expected)};"
+                f" line {_line(i, True)} has {dates[i - 1]} -> {dates[i]} ({pd.Timedelta(steps_[i - 1])})"
+            )
+        grid = np.arange(dates[0].to_datetime64(), dates[-1].to_datetime64() + expected, expected)
+        return int(irregular.size), grid
+    log.warning(
+        "%s: %d of %d timestamp steps differ from %s (first at %s: %s); the rows are used"
+        " as they are, as in the official loaders",
+        path,
+        irregular.size,
+        len(steps_),
+        pd.Timedelta(expected),
+        where,
+        kind,
+    )
+    return int(irregular.size), None
+
+
+def _check_header(path: Path) -> None:
+    """pandas renames a repeated header name (``a``, ``a.1``) and names an empty one ``Unnamed: k``:
+    both are errors here, naming the file, line 1 and the column."""
+    header = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False, compression="infer")
+    names = [str(v).strip() for v in header.iloc[0].tolist()]
+    for j, n in enumerate(names):
+        if not n:
+            raise LTSFDataError(f"{path}: line 1 (the header), column {j + 1} has no name; the header is {names}")
+    seen: dict[str, int] = {}
+    for j, n in enumerate(names):
+        if n in seen:
+            raise LTSFDataError(
+                f"{path}: line 1 (the header) names column {n!r} twice (columns {seen[n] + 1} and {j + 1})"
+            )
+        seen[n] = j
 
 
 def read_ltsf_file(
@@ -308,6 +399,8 @@ def read_ltsf_file(
     layout: str = "csv",
     target: str | None = "OT",
     freq: str | None = None,
+    missing: str = "error",
+    steps: str = "error",
 ) -> LTSFSeries:
     """Read one LTSF file (``.csv``, ``.txt`` or either ``.gz``-compressed).
 
@@ -319,27 +412,48 @@ def read_ltsf_file(
         target: the target column (csv layout; must exist). For ``lstnet`` a column index as a
             string, or ``None`` for the last column.
         freq: sampling interval the ``date`` column must follow (most common step); ``None``
-            skips the check. Irregular single steps are allowed (and warned about).
+            skips the check (and the ``steps`` policy).
+        missing: empty, NaN and infinite cells: ``"error"`` (default: an error naming the file,
+            column and line), or a policy applied by :class:`LTSFData` -- ``"ffill"`` (the last
+            observed value of the column; a column starting with a missing cell is an error),
+            ``"fill_na"`` (the column's training mean, i.e. 0 after scaling), ``"mask"`` (as
+            ``fill_na``, plus an availability mask handed to the model and to the loss). The cells
+            are counted per split (:meth:`LTSFData.missing_counts`) and a warning gives the totals.
+        steps: timestamp steps other than ``freq`` (a gap, a repeated timestamp, an off-grid
+            step): ``"error"`` (default, naming the line), ``"keep"`` (rows used as they are with a
+            warning, as the official loaders; the registered datasets' protocol) or ``"insert"``
+            (gaps become rows of missing cells, handled by ``missing``, which must then not be
+            ``"error"``). A backwards step or a wrong frequency is always an error.
 
     Returns the values with the target moved to the last column (other columns keep their order).
     """
     p = Path(path)
     if layout not in ("csv", "lstnet"):
         raise LTSFDataError(f"layout must be 'csv' or 'lstnet', got {layout!r}")
+    if missing not in MISSING_POLICIES:
+        raise ConfigError(f"missing={missing!r} is not one of {', '.join(MISSING_POLICIES)}")
+    if steps not in STEP_POLICIES:
+        raise ConfigError(f"steps={steps!r} is not one of {', '.join(STEP_POLICIES)}")
+    if steps == "insert" and missing == "error":
+        raise ConfigError(
+            "steps='insert' turns missing time steps into rows of missing values: choose a missing-value"
+            " policy too (missing: ffill, fill_na or mask)"
+        )
     if not p.is_file():
         raise LTSFDataError(f"{p}: no such file")
     try:
         df = pd.read_csv(p, header=0 if layout == "csv" else None, compression="infer")
     except pd.errors.EmptyDataError:
         raise LTSFDataError(f"{p}: the file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
         raise LTSFDataError(f"{p}: cannot be parsed as {layout} ({type(e).__name__}: {e})") from None
     if len(df) == 0:
         raise LTSFDataError(f"{p}: the file has a header but no data rows")
 
     dates: pd.DatetimeIndex | None = None
-    irregular = 0
+    irregular = inserted = 0
     if layout == "csv":
+        _check_header(p)
         cols = [str(c) for c in df.columns]
         df.columns = cols
         if "date" not in cols:
@@ -357,12 +471,24 @@ def read_ltsf_file(
                 f"{p}: column 'date' has an unparseable or missing timestamp {raw.iloc[r]!r} at line {_line(r, True)}"
             )
         dates = pd.DatetimeIndex(parsed)
-        irregular = _check_dates(dates, p, freq)
+        irregular, grid = _check_dates(dates, p, freq, steps if layout == "csv" else "keep")
         order = [c for c in cols if c not in ("date", target)] + [target]
-        values = _numeric(df[order], p, header=True)
+        lines = np.arange(len(df), dtype=np.int64) + 2
+        values, status = _numeric(df[order], p, header=True, missing=missing, lines=lines)
+        if grid is not None:  # steps="insert": place the rows on the complete time grid
+            pos = np.searchsorted(grid, dates.to_numpy())
+            full = np.full((len(grid), values.shape[1]), np.nan)
+            full[pos] = values
+            full_status = np.full(full.shape, INSERTED_ROW, dtype=np.int8)
+            full_status[pos] = status
+            full_lines = np.zeros(len(grid), dtype=np.int64)
+            full_lines[pos] = lines
+            inserted = len(grid) - len(dates)
+            values, status, lines, dates = full, full_status, full_lines, pd.DatetimeIndex(grid)
         columns = order
     else:
-        values = _numeric(df, p, header=False)
+        lines = np.arange(len(df), dtype=np.int64) + 1
+        values, status = _numeric(df, p, header=False, missing=missing, lines=lines)
         n = values.shape[1]
         if target is None:
             t = n - 1
@@ -377,10 +503,20 @@ def read_ltsf_file(
                 raise LTSFDataError(f"{p}: target column {t} out of range for {n} columns")
             t %= n
         order_idx = [j for j in range(n) if j != t] + [t]
-        values = values[:, order_idx]
+        values, status = values[:, order_idx], status[:, order_idx]
         columns = [str(j) for j in order_idx]
+    any_missing = bool(status.any())
     return LTSFSeries(
-        path=p, values=values, columns=columns, dates=dates, freq=freq, irregular_steps=irregular
+        path=p,
+        values=values,
+        columns=columns,
+        dates=dates,
+        freq=freq,
+        irregular_steps=irregular,
+        missing=missing,
+        status=status if any_missing else None,
+        lines=lines,
+        inserted_steps=inserted,
     )
 
 
@@ -427,16 +563,35 @@ class LTSFWindows(Dataset):
     """Sliding windows over one split (see the module docstring for the indexing).
 
     Items are dicts ``{"x": [L, C_in], "x_mark": [L, F], "target": [H, C_out]}`` (float32
-    views into the split's tensors; nothing is copied until batching).
+    views into the split's tensors; nothing is copied until batching). With availability masks
+    (``x_observed [T, C_in]``, ``y_observed [T, C_out]``, bool; the ``missing="mask"`` policy)
+    items also hold ``"observed": [L, C_in]`` (the model's input mask) and
+    ``"target_observed": [H, C_out]`` (the loss mask).
     """
 
     def __init__(
-        self, x: torch.Tensor, marks: torch.Tensor, y: torch.Tensor, lookback: int, horizon: int
+        self,
+        x: torch.Tensor,
+        marks: torch.Tensor,
+        y: torch.Tensor,
+        lookback: int,
+        horizon: int,
+        x_observed: torch.Tensor | None = None,
+        y_observed: torch.Tensor | None = None,
     ) -> None:
         if not (x.shape[0] == marks.shape[0] == y.shape[0]):
             raise ValueError(
                 f"LTSFWindows: x, marks, y have {x.shape[0]}, {marks.shape[0]}, {y.shape[0]} rows"
             )
+        if (x_observed is None) != (y_observed is None):
+            raise ValueError("LTSFWindows: give both x_observed and y_observed, or neither")
+        if x_observed is not None and y_observed is not None:
+            if x_observed.shape != x.shape or y_observed.shape != y.shape:
+                raise ValueError(
+                    f"LTSFWindows: masks {tuple(x_observed.shape)}, {tuple(y_observed.shape)} do not match"
+                    f" x {tuple(x.shape)}, y {tuple(y.shape)}"
+                )
+        self.x_observed, self.y_observed = x_observed, y_observed
         self.x, self.marks, self.y = x, marks, y
         self.lookback, self.horizon = int(lookback), int(horizon)
         self._n = x.shape[0] - self.lookback - self.horizon + 1
@@ -448,7 +603,11 @@ class LTSFWindows(Dataset):
         if not 0 <= i < self._n:
             raise IndexError(f"window {i} out of range [0, {self._n})")
         s, m = i, i + self.lookback
-        return {"x": self.x[s:m], "x_mark": self.marks[s:m], "target": self.y[m : m + self.horizon]}
+        item = {"x": self.x[s:m], "x_mark": self.marks[s:m], "target": self.y[m : m + self.horizon]}
+        if self.x_observed is not None and self.y_observed is not None:
+            item["observed"] = self.x_observed[s:m]
+            item["target_observed"] = self.y_observed[m : m + self.horizon]
+        return item
 
 
 class LTSFData:
@@ -506,16 +665,12 @@ class LTSFData:
                 )
         values = series.values if features != "S" else series.values[:, -1:]
         self.columns = list(series.columns) if features != "S" else [series.columns[-1]]
-        a, b = self.borders["train"]
-        if scale:
-            mean = values[a:b].mean(axis=0)
-            std = values[a:b].std(axis=0)
-            std = np.where(std > 0, std, 1.0)
-        else:
-            mean = np.zeros(values.shape[1])
-            std = np.ones(values.shape[1])
-        self.mean, self.std = mean, std
-        self.data = torch.from_numpy(((values - mean) / std).astype(np.float32))
+        status = series.status
+        if status is not None and features == "S":
+            status = status[:, -1:]
+        self.status = status if status is not None and status.any() else None
+        self.missing = series.missing
+        self._scale(values, scale)
         if series.dates is not None:
             freq = calendar_freq or series.freq
             if freq is None:
@@ -529,13 +684,125 @@ class LTSFData:
         self.num_targets = self.num_vars if features == "M" else 1
         self.num_marks = self.marks.shape[1]
 
+    def _scale(self, values: np.ndarray, scale: bool) -> None:
+        """Scaler statistics (observed training cells), the missing-value policy, ``data`` and ``observed``."""
+        a, b = self.borders["train"]
+        if self.status is not None:
+            self._check_observed(values, a, b)
+        if scale:
+            # two-pass mean and population std over the observed training cells (numerically
+            # stable: no E[x^2] - mean^2 cancellation; NaN marks the unobserved cells)
+            train = values[a:b]
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported just below
+                mean = np.nanmean(train, axis=0) if self.status is not None else train.mean(axis=0)
+                std = np.nanstd(train, axis=0) if self.status is not None else train.std(axis=0)
+            std = np.where(std > 0, std, 1.0)
+        else:
+            mean = np.zeros(values.shape[1])
+            std = np.ones(values.shape[1])
+        self._check_scale(values, mean, std)
+        self.mean, self.std = mean, std
+        filled = self._fill(values, mean) if self.status is not None else values
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by _check_scaled
+            scaled = ((filled - mean) / std).astype(np.float32)
+        self._check_scaled(scaled, filled)
+        self.data = torch.from_numpy(scaled)
+        #: availability mask ``[T, C]`` (bool) under ``missing="mask"``, else ``None``
+        self.observed: torch.Tensor | None = None
+        if self.missing == "mask":
+            obs = self.status == OBSERVED if self.status is not None else np.ones(values.shape, dtype=bool)
+            self.observed = torch.from_numpy(np.ascontiguousarray(obs))
+        if self.status is not None:
+            counts = self.missing_counts()
+            log.warning(
+                "%s: missing=%r applied to %s cells (per split: %s)",
+                self.series.path,
+                self.missing,
+                int((self.status != OBSERVED).sum()),
+                counts,
+            )
+
+    def _line(self, row: int) -> str:
+        lines = self.series.lines
+        if lines is None:
+            return f"row {row}"
+        return f"line {int(lines[row])}" if lines[row] > 0 else f"inserted row {row}"
+
+    def _check_observed(self, values: np.ndarray, a: int, b: int) -> None:
+        """Columns need observed training cells; ``ffill`` needs an observed first cell."""
+        obs = self.status == OBSERVED
+        none = np.flatnonzero(~obs[a:b].any(axis=0))
+        if none.size:
+            raise LTSFDataError(
+                f"{self.series.path}: column {self.columns[int(none[0])]!r} has no observed value in the"
+                f" training split (rows {a}..{b - 1}); its scaling statistics are undefined"
+            )
+        if self.missing == "ffill":
+            first = np.flatnonzero(~obs[0])
+            if first.size:
+                raise LTSFDataError(
+                    f"{self.series.path}: missing='ffill' has no earlier value for column"
+                    f" {self.columns[int(first[0])]!r} at {self._line(0)} (the first row); use fill_na or mask"
+                )
+
+    def _fill(self, values: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """Missing cells: the last observed value (``ffill``) or the training mean (``fill_na``, ``mask``)."""
+        missing = self.status != OBSERVED
+        if self.missing == "ffill":
+            return pd.DataFrame(np.where(missing, np.nan, values)).ffill().to_numpy()
+        return np.where(missing, mean[None, :], values)
+
+    def _check_scale(self, values: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(std)))
+        if bad.size:
+            j = int(bad[0])
+            col = values[:, j]
+            r = int(np.nanargmax(np.abs(col)))
+            raise LTSFDataError(
+                f"{self.series.path}: column {self.columns[j]!r}: the training mean/std overflow float64"
+                f" (mean {mean[j]}, std {std[j]}); the largest value is {float(col[r])!r} at {self._line(r)}"
+            )
+
+    def _check_scaled(self, scaled: np.ndarray, values: np.ndarray) -> None:
+        bad = ~np.isfinite(scaled)
+        if bad.any():
+            r, j = (int(v) for v in np.argwhere(bad)[0])
+            raise LTSFDataError(
+                f"{self.series.path}: column {self.columns[j]!r}: the value {float(values[r, j])!r} at"
+                f" {self._line(r)} does not fit float32 after scaling (|z| > 3.4e38): a huge or corrupt value"
+            )
+
+    def missing_counts(self) -> dict[str, dict[str, int]]:
+        """Per split: ``missing`` (empty/NaN cells), ``infinite`` cells and ``inserted_rows`` (time
+        steps absent from the file), over the columns in use; the ``missing`` policy replaced them."""
+        out = {}
+        for stage in STAGES:
+            a, b = self.borders[stage]
+            st = self.status[a:b] if self.status is not None else np.zeros((0, 0), dtype=np.int8)
+            out[stage] = {
+                "missing": int((st == MISSING_CELL).sum()),
+                "infinite": int((st == INFINITE_CELL).sum()),
+                "inserted_rows": int((st == INSERTED_ROW).all(axis=1).sum()) if st.size else 0,
+            }
+        return out
+
     def windows(self, stage: str) -> LTSFWindows:
         """The sliding windows of ``stage`` (``train``, ``val`` or ``test``)."""
         if stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
         a, b = self.borders[stage]
-        y = self.data[a:b, self.num_vars - self.num_targets :]
-        return LTSFWindows(self.data[a:b], self.marks[a:b], y, self.lookback, self.horizon)
+        t0 = self.num_vars - self.num_targets
+        y = self.data[a:b, t0:]
+        obs = self.observed
+        return LTSFWindows(
+            self.data[a:b],
+            self.marks[a:b],
+            y,
+            self.lookback,
+            self.horizon,
+            obs[a:b] if obs is not None else None,
+            obs[a:b, t0:] if obs is not None else None,
+        )
 
     def inverse_transform(self, z: np.ndarray | torch.Tensor, columns: slice | None = None) -> np.ndarray:
         """Undo the scaling of ``z [..., C']`` (``columns`` picks the scaler columns; default: the
@@ -568,6 +835,9 @@ class LTSFData:
             "windows": {k: len(self.windows(k)) for k in STAGES},
             "calendar": self.calendar,
             "irregular_steps": self.series.irregular_steps,
+            "missing": self.missing,
+            "inserted_steps": self.series.inserted_steps,
+            "missing_counts": self.missing_counts(),
         }
 
 
@@ -587,6 +857,8 @@ def load_ltsf(
     scale: bool = True,
     verify: bool = True,
     allow_embedded: bool = True,
+    missing: str = "error",
+    steps: str | None = None,
 ) -> LTSFData:
     """Read and prepare a registered dataset (``dataset``) or any file in the same layout (``file``).
 
@@ -594,6 +866,10 @@ def load_ltsf(
     lookback/horizon come from its registry entry (:data:`~.ltsf_datasets.LTSF_DATASETS`);
     ``target``, ``lookback`` and ``horizon`` may override them. For ``file=...`` give ``layout``,
     ``freq`` (or ``None`` to skip the check), ``split`` and ``target``.
+
+    ``missing`` and ``steps``: the missing-value and time-step policies of :func:`read_ltsf_file`;
+    ``steps`` defaults to ``"error"`` for a file and to the registry entry's ``steps`` (``"keep"``:
+    the published protocol uses the rows as they are) for a registered dataset.
     """
     if file is not None:
         if dataset not in (None, ""):
@@ -602,7 +878,9 @@ def load_ltsf(
             raise ConfigError("file=...: give lookback and horizon")
         path = Path(file)
         tgt = target if target is not None else ("OT" if layout == "csv" else None)
-        series = read_ltsf_file(path, layout=layout, target=tgt, freq=freq)
+        series = read_ltsf_file(
+            path, layout=layout, target=tgt, freq=freq, missing=missing, steps=steps or "error"
+        )
         return LTSFData(
             series,
             lookback=lookback,
@@ -621,7 +899,14 @@ def load_ltsf(
     except KeyError as e:
         raise ConfigError(str(e.args[0])) from None
     path, source = resolve_ltsf_file(info, data_dir, verify=verify, allow_embedded=allow_embedded)
-    series = read_ltsf_file(path, layout=info.layout, target=target or info.target, freq=info.freq)
+    series = read_ltsf_file(
+        path,
+        layout=info.layout,
+        target=target or info.target,
+        freq=info.freq,
+        missing=missing,
+        steps=steps or info.steps,
+    )
     if info.layout == "csv" and series.values.shape[1] != info.num_vars:
         raise LTSFDataError(
             f"{path}: expected {info.num_vars} variables for {info.title}, found {series.values.shape[1]}"

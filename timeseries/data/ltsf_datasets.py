@@ -99,6 +99,9 @@ class LTSFDataset:
         target: target column for the S / MS modes (``None``: the last column).
         lookback: the lookback the literature uses.
         horizons: the horizons the literature reports.
+        steps: the time-step policy of :func:`~gatelab.timeseries.data.ltsf.read_ltsf_file` for
+            this dataset: ``"keep"`` (the official loaders use the rows as they are; Weather has
+            a repeated timestamp and a 100-minute gap, kept with a warning).
     """
 
     name: str
@@ -112,6 +115,7 @@ class LTSFDataset:
     target: str | None = "OT"
     lookback: int = 96
     horizons: tuple[int, ...] = (96, 192, 336, 720)
+    steps: str = "keep"
 
     def __post_init__(self) -> None:
         if self.layout not in ("csv", "lstnet"):
@@ -120,6 +124,8 @@ class LTSFDataset:
             )
         if self.split not in SPLITS:
             raise ValueError(f"LTSFDataset({self.name!r}): split must be one of {SPLITS}, got {self.split!r}")
+        if self.steps not in ("error", "keep", "insert"):
+            raise ValueError(f"LTSFDataset({self.name!r}): steps must be error, keep or insert, got {self.steps!r}")
         if self.file not in self.spec.files:
             raise ValueError(f"LTSFDataset({self.name!r}): {self.file!r} is not a file of its DatasetSpec")
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from gatelab.core.harness.data import DatasetSpec
 __all__ = [
     "ELECTRICITY",
     "ELECTRICITY_SPEC",
+    "MISSING_POLICIES",
     "STALLION",
     "STALLION_SPEC",
     "STALLION_SPECIAL_DAYS",
@@ -52,11 +54,14 @@ __all__ = [
     "TRAFFIC_SPEC",
     "FrameError",
     "TFTSpec",
+    "apply_missing_policy",
     "build_dataset",
     "check_categories",
     "check_frame",
     "dataset_from",
     "electricity_frame",
+    "missing_counts",
+    "observed_column",
     "prediction_dataset",
     "read_electricity",
     "read_pems_sf",
@@ -135,6 +140,9 @@ class TFTSpec:
         add_relative_time_idx, add_target_scales, add_encoder_length: pytorch-forecasting's
             extra inputs (a relative time index known input; the series' centre/scale and the
             encoder length as static reals).
+        weight: a column of per-step loss weights (pytorch-forecasting's ``weight``); the
+            ``missing="mask"`` policy (:func:`apply_missing_policy`) sets it to the target's
+            availability column.
     """
 
     time_idx: str
@@ -157,6 +165,7 @@ class TFTSpec:
     add_relative_time_idx: bool = False
     add_target_scales: bool = False
     add_encoder_length: bool = False
+    weight: str | None = None
 
     def __post_init__(self) -> None:
         if self.target_normalizer not in ("group", "global", "none"):
@@ -195,9 +204,10 @@ class TFTSpec:
 
     def columns(self) -> list[str]:
         """Every column the spec reads."""
+        extra = [self.weight] if self.weight else []
         return list(
             dict.fromkeys(
-                [*self.group_ids, self.time_idx, self.target, *self.categorical_columns, *self.reals]
+                [*self.group_ids, self.time_idx, self.target, *self.categorical_columns, *self.reals, *extra]
             )
         )
 
@@ -263,10 +273,189 @@ def check_frame(
     check_values = [*spec.reals, *spec.categorical_columns]
     if target_required:
         check_values.append(spec.target)
+    reals = set(spec.reals) | ({spec.target} if target_required else set())
     for c in dict.fromkeys(check_values):
-        n = int(frame[c].isna().sum())
-        if n:
-            raise FrameError(f"{name}: column {c!r} has {n} missing value(s)")
+        col = frame[c]
+        bad = col.isna().to_numpy()
+        what = "missing value(s)"
+        if not bad.any() and c in reals:
+            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                num = pd.to_numeric(col, errors="coerce")
+                r = int(np.flatnonzero(num.isna().to_numpy())[0]) if num.isna().any() else 0
+                raise FrameError(
+                    f"{name}: real column {c!r} is not numeric (dtype {col.dtype}; e.g. {col.iloc[r]!r} at "
+                    f"{_row_label(frame, r, spec)})"
+                )
+            bad = ~np.isfinite(col.to_numpy(dtype=np.float64))
+            what = "infinite value(s)"
+        if bad.any():
+            r = int(np.flatnonzero(bad)[0])
+            raise FrameError(
+                f"{name}: column {c!r} has {int(bad.sum())} {what}, the first at {_row_label(frame, r, spec)};"
+                " fill them, or choose a missing-value policy (missing: ffill, fill_na or mask)"
+            )
+
+
+def _row_label(frame: pd.DataFrame, r: int, spec: TFTSpec) -> str:
+    """``row <index label> (series g=..., time_idx=...)`` of positional row ``r``."""
+    row = frame.iloc[r]
+    key = tuple(row[g] for g in spec.group_ids)
+    label = _group_label(key if len(key) > 1 else key[0], spec.group_ids)
+    t = row[spec.time_idx] if spec.time_idx in frame.columns else "?"
+    return f"row {frame.index[r]!r} (series {label}, {spec.time_idx}={t})"
+
+
+#: missing-value policies of :func:`apply_missing_policy`
+MISSING_POLICIES = ("error", "ffill", "fill_na", "mask")
+#: bookkeeping columns :func:`apply_missing_policy` adds (ignored by the datasets)
+INSERTED_COLUMN, FILLED_COLUMN, INFINITE_COLUMN = "__inserted__", "__filled__", "__infinite__"
+
+
+def observed_column(column: str) -> str:
+    """The availability column the ``mask`` policy adds for ``column`` (``<column>_observed``)."""
+    return f"{column}_observed"
+
+
+def apply_missing_policy(
+    frame: pd.DataFrame, spec: TFTSpec, missing: str = "error", *, name: str = "frame"
+) -> tuple[pd.DataFrame, TFTSpec]:
+    """Missing time steps and missing values of a long frame, by an explicit policy.
+
+    ``missing="error"`` (default): :func:`check_frame` (a gap, a NaN or an ``inf`` is an error
+    naming the column, the row and its series); the frame and spec come back unchanged.
+
+    Otherwise, per series (``group_ids``):
+
+    1. **Missing time steps** (gaps in ``time_idx`` between a series' first and last step) become
+       rows: group ids and ``time_idx`` set, static columns copied from the series, known inputs
+       forward-filled (as pytorch-forecasting's ``allow_missing_timesteps``: give the known
+       inputs of every step if that is wrong for them), every other value missing.
+    2. **Missing values** (NaN, and ``inf`` in real columns) of the target and the observed reals:
+       ``ffill`` -- the last observed value of the series (a series starting with a missing value
+       is an error); ``fill_na`` -- the series' mean of its observed values; ``mask`` -- as
+       ``fill_na`` (about 0 after the per-series normalisation, so the input is masked out) plus an
+       availability column ``<column>_observed`` (1.0 observed / 0.0 not) for the target and each
+       observed real that had a missing value, added to the observed reals (an input the variable
+       selection sees) and, for the target, used as the dataset's ``weight`` (the loss ignores the
+       unobserved targets). Missing observed categorical cells are forward-filled under every
+       policy. A repeated ``time_idx``, or a missing known input of a step in the input frame,
+       remains an error.
+
+    Bookkeeping columns per row (for :func:`missing_counts`): ``__inserted__`` (the step was
+    absent), ``__filled__`` (cells filled in a row of the input), ``__infinite__`` (of which
+    ``inf``). Returns ``(frame, spec)``: the filled frame (sorted by series and time) and the spec
+    with the availability columns and the weight.
+    """
+    if missing not in MISSING_POLICIES:
+        raise FrameError(f"{name}: missing={missing!r} is not one of {', '.join(MISSING_POLICIES)}")
+    if missing == "error":
+        check_frame(frame, spec, name=name)
+        return frame, spec
+    cols = spec.columns()
+    absent = [c for c in cols if c not in frame.columns]
+    if absent:
+        raise KeyError(f"{name}: missing column(s) {absent}; the spec needs {cols}; the frame has {list(frame.columns)}")
+    keys = list(spec.group_ids)
+    for g in keys:
+        if frame[g].isna().any():
+            r = int(np.flatnonzero(frame[g].isna().to_numpy())[0])
+            raise FrameError(f"{name}: group id column {g!r} is missing at row {frame.index[r]!r}")
+    t = spec.time_idx
+    if not pd.api.types.is_integer_dtype(frame[t]):
+        raise FrameError(f"{name}: time index {t!r} must be integers, got dtype {frame[t].dtype}")
+    dup = frame.duplicated([*keys, t]).to_numpy()
+    if dup.any():
+        r = int(np.flatnonzero(dup)[0])
+        raise FrameError(f"{name}: {_row_label(frame, r, spec)} repeats a time step ({t!r} must be unique per series)")
+    data = frame.sort_values([*keys, t], kind="stable").reset_index(drop=True)
+    data[INSERTED_COLUMN] = False
+    # 1. the complete time grid of every series
+    span = data.groupby(keys, observed=True, sort=False)[t].agg(["min", "max"])
+    grid = pd.concat(
+        [
+            pd.DataFrame({**dict(zip(keys, k if isinstance(k, tuple) else (k,))), t: np.arange(lo, hi + 1)})
+            for k, (lo, hi) in span.iterrows()
+        ],
+        ignore_index=True,
+    )
+    for g in keys:
+        grid[g] = grid[g].astype(data[g].dtype)
+    data = grid.merge(data, on=[*keys, t], how="left", sort=False)
+    inserted = data[INSERTED_COLUMN].isna().to_numpy()
+    data[INSERTED_COLUMN] = inserted
+    by = data.groupby(keys, observed=True, sort=False)
+    statics = [c for n in spec.static_categoricals for c in spec.categorical_groups.get(n, (n,))]
+    for c in [*statics, *spec.static_reals]:
+        data[c] = by[c].transform("first")
+    for c in spec.known_columns:  # only the inserted steps: a missing known input of a given step stays an error
+        if c != t and inserted.any():
+            data.loc[inserted, c] = by[c].ffill()[inserted]
+    # 2. values
+    reals = list(dict.fromkeys([spec.target, *spec.observed_reals]))
+    filled = np.zeros(len(data), dtype=np.int64)
+    infinite = np.zeros(len(data), dtype=np.int64)
+    observed_reals = list(spec.observed_reals)
+    for c in reals:
+        v = pd.to_numeric(data[c], errors="coerce").astype(np.float64)
+        nonnum = v.isna().to_numpy() & data[c].notna().to_numpy()
+        if nonnum.any():
+            r = int(np.flatnonzero(nonnum)[0])
+            raise FrameError(f"{name}: real column {c!r} has a non-numeric value {data[c].iloc[r]!r} at {_row_label(data, r, spec)}")
+        inf = np.isinf(v.to_numpy())
+        v = v.where(~inf)
+        miss = v.isna().to_numpy()
+        filled += miss & ~inserted
+        infinite += inf
+        if missing == "ffill":
+            v = v.groupby([data[g] for g in keys], observed=True).ffill()
+            lead = v.isna().to_numpy()
+            if lead.any():
+                r = int(np.flatnonzero(lead)[0])
+                raise FrameError(
+                    f"{name}: missing='ffill' has no earlier value for column {c!r} at {_row_label(data, r, spec)}"
+                    " (the series starts with a missing value); use fill_na or mask"
+                )
+        else:
+            mean = v.groupby([data[g] for g in keys], observed=True).transform("mean")
+            none = mean.isna().to_numpy()
+            if none.any():
+                r = int(np.flatnonzero(none)[0])
+                raise FrameError(f"{name}: column {c!r} has no observed value in the series of {_row_label(data, r, spec)}")
+            v = v.fillna(mean)
+            if missing == "mask" and (c == spec.target or miss.any()):
+                data[observed_column(c)] = (~miss).astype(np.float64)
+                observed_reals.append(observed_column(c))
+        data[c] = v
+    observed_cats = [c for n in spec.observed_categoricals for c in spec.categorical_groups.get(n, (n,))]
+    for c in observed_cats:
+        if data[c].isna().any():
+            filled += data[c].isna().to_numpy() & ~inserted
+            data[c] = by[c].ffill()
+            lead = data[c].isna().to_numpy()
+            if lead.any():
+                r = int(np.flatnonzero(lead)[0])
+                raise FrameError(f"{name}: categorical column {c!r} has no earlier value at {_row_label(data, r, spec)}")
+    data[FILLED_COLUMN] = filled
+    data[INFINITE_COLUMN] = infinite
+    new_spec = spec
+    if missing == "mask":
+        new_spec = dataclasses.replace(
+            spec, observed_reals=tuple(dict.fromkeys(observed_reals)), weight=observed_column(spec.target)
+        )
+    check_frame(data, new_spec, name=name)
+    return data, new_spec
+
+
+def missing_counts(frame: pd.DataFrame) -> dict[str, int]:
+    """``{"inserted_rows", "filled_cells", "infinite_cells"}`` of a frame from
+    :func:`apply_missing_policy` (or of any part of it, e.g. one split; zeros for other frames)."""
+    if INSERTED_COLUMN not in frame.columns:
+        return {"inserted_rows": 0, "filled_cells": 0, "infinite_cells": 0}
+    return {
+        "inserted_rows": int(frame[INSERTED_COLUMN].sum()),
+        "filled_cells": int(frame[FILLED_COLUMN].sum()),
+        "infinite_cells": int(frame[INFINITE_COLUMN].sum()),
+    }
 
 
 def check_categories(dataset: Any, frame: pd.DataFrame, *, name: str = "frame") -> None:
@@ -349,6 +538,7 @@ def build_dataset(frame: pd.DataFrame, spec: TFTSpec, *, name: str = "frame", **
         add_relative_time_idx=spec.add_relative_time_idx,
         add_target_scales=spec.add_target_scales,
         add_encoder_length=spec.add_encoder_length,
+        **({"weight": spec.weight} if spec.weight else {}),
         **kwargs,
     )
 
@@ -470,16 +660,40 @@ def read_electricity(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"electricity file not found: {path}")
-    df = pd.read_csv(path, sep=";", decimal=",", index_col=0)
+    try:
+        df = pd.read_csv(path, sep=";", decimal=",", index_col=0)
+    except pd.errors.EmptyDataError:
+        raise FrameError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError, zlib.error) as e:
+        raise FrameError(f"{path}: cannot be parsed ({type(e).__name__}: {e})") from None
     if df.shape[1] == 0:
         raise FrameError(f"{path}: no customer columns (expected ';'-separated MT_xxx columns)")
+    header = pd.read_csv(path, sep=";", header=None, nrows=1, dtype=str, keep_default_na=False).iloc[0].tolist()
+    repeated = sorted({h for h in header[1:] if header[1:].count(h) > 1})
+    if repeated or any(not str(h).strip() for h in header[1:]):
+        raise FrameError(
+            f"{path}: line 1 (the header) has repeated or empty customer names {repeated or ['']}"
+            " (pandas would rename them silently)"
+        )
     try:
         df.index = pd.to_datetime(df.index)
     except (ValueError, TypeError) as e:
         raise FrameError(f"{path}: first column must hold timestamps: {e}") from None
     bad = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     if bad:
-        raise FrameError(f"{path}: non-numeric values in column(s) {bad[:5]} (expected ',' decimals)")
+        c = bad[0]
+        num = pd.to_numeric(df[c].astype(str).str.replace(",", ".", regex=False), errors="coerce")
+        rows = np.flatnonzero((num.isna() & df[c].notna()).to_numpy())
+        where = f"; the first, {df[c].iloc[int(rows[0])]!r}, at line {int(rows[0]) + 2}" if rows.size else ""
+        raise FrameError(f"{path}: non-numeric values in column(s) {bad[:5]} (expected ',' decimals){where}")
+    values = df.to_numpy(dtype=np.float64)
+    nonfinite = ~np.isfinite(values)
+    if nonfinite.any():
+        r, j = (int(v) for v in np.argwhere(nonfinite)[0])
+        raise FrameError(
+            f"{path}: {int(nonfinite.sum())} empty, NaN or infinite cell(s); the first at line {r + 2}, column"
+            f" {df.columns[j]!r} ({values[r, j]}); the official file has none"
+        )
     return df.sort_index()
 
 

@@ -398,7 +398,11 @@ class Gateformer(PretrainedMixin, nn.Module):
     ``Gateformer(num_vars=7, lookback=96, horizon=96)``; a config plus keyword overrides also
     works); ``device``/``dtype`` place the parameters and are not config keys.
 
-    Inputs: ``x [B, L, N]``, optional ``x_mark [B, L, F]``. Output ``[B, H, num_targets]``.
+    Inputs: ``x [B, L, N]``, optional ``x_mark [B, L, F]`` and ``observed [B, L, N]`` (bool or
+    0/1: the availability mask of the ``missing: mask`` data policy). Output ``[B, H, num_targets]``.
+    With ``observed``, unobserved cells are zeroed after normalisation, and with ``use_norm`` the
+    per-series mean and std are taken over the observed steps only (a series with no observed
+    step gets mean 0, std 1); without it every cell counts as observed.
     Captured gates (:func:`gatelab.core.capture_gates`): ``temporal_gate`` (weight of the global
     embedding against the temporal one) and ``variate_gate`` (weight of the embedding before
     variate attention against after it), each ``[B, N, d]``.
@@ -478,16 +482,35 @@ class Gateformer(PretrainedMixin, nn.Module):
             f"temporal_branch={self.temporal_branch}, gates={self.gates}, use_marks={self.use_marks}"
         )
 
-    def forward(self, x: torch.Tensor, x_mark: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, x_mark: torch.Tensor | None = None, observed: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if x.dim() != 3 or x.shape[1] != self.lookback or x.shape[2] != self.num_vars:
             raise ValueError(
                 f"Gateformer: expected x [B, lookback={self.lookback}, num_vars={self.num_vars}], got {tuple(x.shape)}"
             )
+        if not x.is_floating_point():
+            raise TypeError(f"Gateformer: x must be a floating-point tensor, got dtype {x.dtype}")
         B, _, N = x.shape
+        m = None
+        if observed is not None:
+            if tuple(observed.shape) != tuple(x.shape):
+                raise ValueError(
+                    f"Gateformer: observed must have the shape of x {tuple(x.shape)}, got {tuple(observed.shape)}"
+                )
+            m = observed.to(x.dtype)
+            x = x * m  # unobserved cells carry no value
         if self.use_norm:
-            mean = x.mean(dim=1, keepdim=True).detach()
-            z = x - mean
-            std = torch.sqrt(torch.var(z, dim=1, keepdim=True, unbiased=False) + 1e-5)
+            if m is None:
+                mean = x.mean(dim=1, keepdim=True).detach()
+                z = x - mean
+                std = torch.sqrt(torch.var(z, dim=1, keepdim=True, unbiased=False) + 1e-5)
+            else:  # statistics over the observed steps only
+                n = m.sum(dim=1, keepdim=True)
+                mean = (x.sum(dim=1, keepdim=True) / n.clamp_min(1.0)).detach()
+                z = (x - mean) * m
+                var = (z * z).sum(dim=1, keepdim=True) / n.clamp_min(1.0)
+                std = torch.where(n > 0, torch.sqrt(var + 1e-5), torch.ones_like(var))
             z = z / std
         else:
             z = x

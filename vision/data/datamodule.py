@@ -42,7 +42,14 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gatelab.core.config import ConfigError, NonNegativeFloat, NonNegativeInt, PositiveInt, UnitInterval
+from gatelab.core.config import (
+    ConfigError,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    UnitInterval,
+)
 from gatelab.core.harness.data import locate
 from gatelab.core.harness.errors import DatasetNotFoundError
 from gatelab.core.harness.sampling import default_seed
@@ -62,6 +69,7 @@ from .restoration import (
     list_images,
 )
 from .segmentation import (
+    GEOMETRY_ATOL,
     Augment,
     CaseDataset,
     PatchDataset,
@@ -108,6 +116,7 @@ class SegmentationDataModule(L.LightningDataModule):
         val_cases: int = 0,
         num_workers: int = 0,
         reader: Mapping[str, Any] | None = None,
+        target_spacing: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if not train_cases:
@@ -137,6 +146,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self.num_classes = int(num_classes)
         self.in_channels = int(train_cases[0].image.shape[0])
         self.reader = dict(reader) if reader is not None else None
+        self.target_spacing = tuple(float(v) for v in target_spacing) if target_spacing is not None else None
 
     def model_kwargs(self) -> dict[str, int]:
         """``in_channels`` and ``num_classes`` for the model."""
@@ -152,13 +162,30 @@ class SegmentationDataModule(L.LightningDataModule):
         """
         if self.reader is None:
             return None
-        return segmentation_preprocessing(
+        prep = segmentation_preprocessing(
             spatial_dims=len(self.patch_size),
             in_channels=self.in_channels,
             num_classes=self.num_classes,
             patch_size=self.patch_size,
             **self.reader,
         )
+        if self.target_spacing is not None:  # the cases were resampled: new volumes must match
+            prep["spacing"] = list(self.target_spacing)
+        return prep
+    def data_spec(self) -> dict[str, Any]:
+        """The voxel grid the model is trained on: ``spacing`` (mm per ``[D, H, W]`` axis: the
+        ``target_spacing`` the cases were resampled to, or their common spacing; ``None`` when
+        unknown or when the cases differ), ``target_spacing`` and each case's ``case_spacings``.
+        Inference on new volumes must resample them to ``spacing`` first."""
+        cases = [*self.train, *self.val, *self.test]
+        spacings = {c.name: c.spacing for c in cases}
+        known = {s for s in spacings.values()}
+        common = next(iter(known)) if len(known) == 1 else None
+        return {
+            "spacing": list(self.target_spacing or common) if (self.target_spacing or common) else None,
+            "target_spacing": list(self.target_spacing) if self.target_spacing else None,
+            "case_spacings": {k: list(v) if v else None for k, v in spacings.items()},
+        }
 
     def train_dataloader(self) -> DataLoader:
         # item k is a pure function of (experiment seed, k) and the sampler gives epoch * n + i, so
@@ -528,14 +555,24 @@ def nifti_datamodule(
     normalize: str = "zscore",
     val_cases: NonNegativeInt = 0,
     num_workers: NonNegativeInt = 0,
+    target_spacing: Sequence[PositiveFloat] | None = None,
+    geometry_atol: NonNegativeFloat = GEOMETRY_ATOL,
 ) -> SegmentationDataModule:
     """3D volumes from folders of NIfTI images and labels (``.nii`` / ``.nii.gz``).
 
     Patches are centred on a foreground voxel with probability ``fg_prob`` (default 0.5: the
     organs of abdominal CT fill a tiny fraction of the volume). Axes: ``[C, Z, Y, X]``.
+
+    Every image/label pair must share shape, spacing, origin and direction (within
+    ``geometry_atol + 1e-5 |value|``; see
+    :func:`~gatelab.vision.data.segmentation.check_same_geometry`). ``target_spacing`` (mm per
+    ``[Z, Y, X]`` axis) resamples every case to that voxel size; the data module's
+    ``data_spec()`` records the spacing the model is trained on.
     """
     labels = _label_values(label_values)
     d = Path(data_dir)
+    if target_spacing is not None and len(target_spacing) != 3:
+        raise ConfigError(f"data.kwargs.target_spacing={list(target_spacing)!r}: need 3 values (z, y, x) in mm")
 
     def load(images: str, lab: str) -> list[SegmentationCase]:
         return load_nifti_folder(
@@ -544,6 +581,8 @@ def nifti_datamodule(
             label_values=labels,
             key_pattern=key_pattern,
             normalize=normalize,
+            target_spacing=target_spacing,
+            geometry_atol=geometry_atol,
         )
 
     return SegmentationDataModule(
@@ -558,6 +597,7 @@ def nifti_datamodule(
         val_cases=val_cases,
         num_workers=num_workers,
         reader={"normalize": normalize, "label_values": labels, "key_pattern": key_pattern},
+        target_spacing=target_spacing,
     )
 
 

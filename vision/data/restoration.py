@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ __all__ = [
     "assert_disjoint",
     "list_images",
     "load_image",
+    "verify_images",
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".webp")
@@ -104,6 +107,7 @@ def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.T
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     path = Path(path)
     with _open(path) as im:
+        _check_8bit(im.mode, path)
         try:
             im = im.convert("RGB" if channels == 3 else "L")
             arr = np.array(im, dtype=np.uint8)  # a writable copy
@@ -114,9 +118,103 @@ def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.T
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
+#: Pillow modes of more than 8 bits per channel: converting them to RGB / L clips at 255
+_WIDE_MODES = ("I", "F", "I;16", "I;16B", "I;16L", "I;16N", "I;32", "RGB;16", "RGBA;16")
+
+
+def _check_8bit(mode: str, path: Path) -> None:
+    if mode in _WIDE_MODES or mode.startswith("I;"):
+        raise RestorationDataError(
+            f"image {path} has Pillow mode {mode} (16/32-bit or float pixels): the restoration loaders read"
+            " 8-bit images, and converting this one would clip every value above 255; convert it to 8-bit first"
+        )
+
+
 def load_image(path: str | os.PathLike[str], channels: int = 3) -> torch.Tensor:
     """Decode ``path`` to a float tensor ``[channels, H, W]`` in ``[0, 1]`` (``uint8 / 255``)."""
     return load_image_uint8(path, channels).float().div_(255.0)
+
+
+#: file of :func:`verify_images` results in the gatelab cache directory (never in the data folder)
+VERIFY_CACHE = "verified_images.json"
+
+
+def _verify_one(path: Path) -> dict[str, Any]:
+    """Header and a full decode of one image (JPEG: a reduced-size draft decode, which still reads
+    every byte); ``{"height", "width", "mode"}`` or an error naming the file."""
+    with _open(path) as im:
+        w, h = im.size
+        mode = im.mode
+        _check_8bit(mode, path)
+        try:
+            if im.format == "JPEG":
+                im.draft("RGB" if mode not in ("L", "1") else "L", (max(w // 8, 1), max(h // 8, 1)))
+            im.load()
+        except (OSError, ValueError, SyntaxError) as e:  # truncated or garbled data
+            raise RestorationDataError(f"cannot decode image {path}: {type(e).__name__}: {e}") from None
+    if w < 1 or h < 1:
+        raise RestorationDataError(f"image {path} has no pixels ({w}x{h})")
+    return {"height": int(h), "width": int(w), "mode": str(mode)}
+
+
+def verify_images(files: Sequence[str | os.PathLike[str]], *, use_cache: bool = True) -> dict[Path, dict[str, Any]]:
+    """Check that every file decodes (header and pixel data); ``{path: {"height", "width", "mode"}}``.
+
+    A truncated, garbled or non-image file raises :class:`RestorationDataError` naming it. Results
+    are cached in ``$GATELAB_CACHE/verified_images.json`` (default ``~/.cache/gatelab``) keyed by
+    absolute path, size and modification time, so a file is decoded again only when it changes;
+    nothing is written next to the data (which may be read-only).
+    """
+    from gatelab.core.harness.data import cache_dir
+
+    cache_file = cache_dir() / VERIFY_CACHE
+    cache = _read_cache(cache_file) if use_cache else {}
+    out: dict[Path, dict[str, Any]] = {}
+    new = 0
+    for f in files:
+        p = Path(f)
+        try:
+            st = p.stat()
+        except OSError as e:
+            raise RestorationDataError(f"cannot read image {p}: {e}") from None
+        key = str(p.resolve())
+        hit = cache.get(key)
+        if hit and hit.get("size") == st.st_size and hit.get("mtime_ns") == st.st_mtime_ns:
+            out[p] = {k: hit[k] for k in ("height", "width", "mode")}
+            continue
+        info = _verify_one(p)
+        out[p] = info
+        cache[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, **info}
+        new += 1
+    if use_cache and new:
+        merged = _read_cache(cache_file)  # another process may have added entries
+        merged.update({str(Path(f).resolve()): cache[str(Path(f).resolve())] for f in files})
+        _write_cache(cache_file, merged)
+    return out
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    """Atomic replace; a read-only or full cache location only costs decoding again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".verified.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=0, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _colour(mode: str) -> bool:
+    return mode not in ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;L")
 
 
 def _pixel_digest(img: torch.Tensor) -> str:
@@ -376,13 +474,16 @@ class PairedImageDataset(Dataset):
             centre crop (``None``: full images).
         train: random crops and the 8 flips/rotations.
         channels: 3 (RGB) or 1 (grey).
+        verify: decode every file once at construction (:func:`verify_images`, cached by size
+            and modification time), so a truncated or garbled image fails here, naming the file,
+            rather than mid-epoch; ``False`` reads the headers only.
         seed: item ``k`` draws from ``numpy.random.default_rng([seed, k])``; with ``train`` the
             virtual epoch has ``length`` items (default: the number of pairs), item ``k`` using
             pair ``k mod N`` (use :class:`EpochSampler`).
 
-    Pairs are matched by file name (within each scene); unpaired files and pairs of different
-    sizes raise :class:`RestorationDataError` naming them (sizes are read from the headers
-    when the dataset is built).
+    Pairs are matched by file name (within each scene); unpaired files, pairs of different
+    sizes and pairs of a grey and a colour image raise :class:`RestorationDataError` naming them
+    (checked when the dataset is built).
 
     Items: ``(degraded [C, h, w], clean [C, h, w])`` floats in ``[0, 1]``.
     """
@@ -397,6 +498,7 @@ class PairedImageDataset(Dataset):
         channels: int = 3,
         length: int | None = None,
         seed: int = 0,
+        verify: bool = True,
     ) -> None:
         if isinstance(layout, str):
             if layout not in LAYOUTS:
@@ -414,8 +516,18 @@ class PairedImageDataset(Dataset):
         else:
             self.pairs = _pairs_in(self.root, layout)
         bad = []
+        info = verify_images([f for pair in self.pairs for f in pair]) if verify else {}
         for a, b in self.pairs:
-            sa, sb = image_size(a), image_size(b)
+            if verify:
+                ia, ib = info[a], info[b]
+                sa, sb = (ia["height"], ia["width"]), (ib["height"], ib["width"])
+                if _colour(ia["mode"]) != _colour(ib["mode"]):
+                    raise RestorationDataError(
+                        f"mismatched pair: {a} is {'colour' if _colour(ia['mode']) else 'grey'} (mode {ia['mode']}),"
+                        f" {b} is {'colour' if _colour(ib['mode']) else 'grey'} (mode {ib['mode']})"
+                    )
+            else:
+                sa, sb = image_size(a), image_size(b)
             if sa != sb:
                 bad.append(f"{a} {sa[0]}x{sa[1]} vs {b} {sb[0]}x{sb[1]}")
         if bad:

@@ -30,6 +30,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +43,11 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "Augment",
     "CaseDataset",
+    "NiftiGeometry",
     "PatchDataset",
     "SegmentationCase",
     "SegmentationDataError",
+    "check_same_geometry",
     "load_case",
     "load_folder",
     "load_nifti_folder",
@@ -55,7 +58,9 @@ __all__ = [
     "read_image",
     "read_label",
     "read_nifti",
+    "read_nifti_geometry",
     "read_tiff_stack",
+    "resample_case",
 ]
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".gif", ".jpg", ".jpeg", ".bmp")
@@ -157,7 +162,20 @@ def read_image(path: PathLike) -> np.ndarray:
             f"image file {path}: expected a 2D image [H, W] or [H, W, C<=4], got array shape {arr.shape} "
             "(a multi-page TIFF? use read_tiff_stack)"
         )
+    _check_finite_image(arr, f"image file {path}")
     return arr.astype(np.float32, copy=False)
+
+
+def _check_finite_image(arr: np.ndarray, what: str) -> None:
+    """Float images (TIFF, NIfTI) may hold NaN/inf: an error naming the file, the count and the first voxel."""
+    if np.issubdtype(arr.dtype, np.floating):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SegmentationDataError(
+                f"{what}: {int(bad.sum())} non-finite intensity value(s) (NaN/inf), the first at index {first}"
+                f" of array shape {arr.shape}"
+            )
 
 
 def read_label(path: PathLike) -> np.ndarray:
@@ -219,6 +237,15 @@ def read_nifti(path: PathLike, *, label: bool = False) -> np.ndarray:
         data = np.asanyarray(img.dataobj)
     except Exception as e:
         raise SegmentationDataError(f"cannot read NIfTI file {path}: {type(e).__name__}: {e}") from None
+    if data.dtype.names is not None or not (
+        np.issubdtype(data.dtype, np.integer)
+        or np.issubdtype(data.dtype, np.floating)
+        or np.issubdtype(data.dtype, np.bool_)
+    ):
+        raise SegmentationDataError(
+            f"NIfTI file {path}: voxel dtype {data.dtype} is not a real number type (complex or RGB"
+            " NIfTI data would lose information when converted); store real-valued volumes"
+        )
     if label:
         if data.ndim == 4 and data.shape[-1] == 1:
             data = data[..., 0]
@@ -234,7 +261,132 @@ def read_nifti(path: PathLike, *, label: bool = False) -> np.ndarray:
         data = data[..., None]
     if data.ndim != 4:
         raise SegmentationDataError(f"NIfTI image {path}: expected a 3D or 4D volume, got shape {data.shape}")
+    _check_finite_image(data, f"NIfTI image {path} (axes X, Y, Z, C)")
     return np.ascontiguousarray(np.transpose(data, (3, 2, 1, 0))).astype(np.float32)
+
+
+#: tolerance of :func:`check_same_geometry`: ``|a - b| <= GEOMETRY_ATOL + GEOMETRY_RTOL * |b|``
+#: per element of the spacing (mm), the origin (mm) and the direction cosines (unitless)
+GEOMETRY_RTOL, GEOMETRY_ATOL = 1e-5, 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class NiftiGeometry:
+    """Where a NIfTI volume's voxels are, from its affine (nibabel: the sform, else the qform).
+
+    ``shape``: the first three axes as stored ``(X, Y, Z)``; ``spacing``: voxel size per stored
+    axis (mm, the norms of the affine's first three columns); ``origin``: world position (mm) of
+    voxel ``(0, 0, 0)``; ``direction``: ``3 x 3``, column ``i`` the unit world direction of stored
+    axis ``i``. :attr:`spacing_dhw` is the spacing in the ``[D, H, W]`` order of the arrays.
+    """
+
+    shape: tuple[int, ...]
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: tuple[tuple[float, float, float], ...]
+
+    @property
+    def spacing_dhw(self) -> tuple[float, float, float]:
+        x, y, z = self.spacing
+        return (z, y, x)
+
+
+def read_nifti_geometry(path: PathLike) -> NiftiGeometry:
+    """The :class:`NiftiGeometry` of a NIfTI file, from its header alone (no voxel data is read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SegmentationDataError(f"NIfTI file not found: {path}")
+    try:
+        import nibabel as nib
+
+        img = nib.load(str(path))
+        affine = np.asarray(img.affine, dtype=np.float64)
+        shape = tuple(int(n) for n in img.shape)
+    except Exception as e:
+        raise SegmentationDataError(f"cannot read NIfTI header {path}: {type(e).__name__}: {e}") from None
+    if affine.shape != (4, 4) or not np.isfinite(affine).all():
+        raise SegmentationDataError(f"NIfTI file {path}: invalid affine {affine.tolist()}")
+    cols = affine[:3, :3]
+    spacing = np.linalg.norm(cols, axis=0)
+    if (spacing <= 0).any():
+        raise SegmentationDataError(f"NIfTI file {path}: degenerate affine (a zero voxel size) {affine.tolist()}")
+    direction = cols / spacing
+    return NiftiGeometry(
+        shape=shape[:3],
+        spacing=tuple(float(v) for v in spacing),  # type: ignore[arg-type]
+        origin=tuple(float(v) for v in affine[:3, 3]),  # type: ignore[arg-type]
+        direction=tuple(tuple(float(v) for v in row) for row in direction),
+    )
+
+
+def check_same_geometry(
+    image: NiftiGeometry,
+    label: NiftiGeometry,
+    image_path: PathLike,
+    label_path: PathLike,
+    *,
+    rtol: float = GEOMETRY_RTOL,
+    atol: float = GEOMETRY_ATOL,
+) -> None:
+    """Raise :class:`SegmentationDataError` naming both files unless image and label share the voxel
+    grid: shape, spacing, origin and direction equal within ``|a - b| <= atol + rtol * |b|``.
+
+    Like nnU-Net's dataset integrity check (``np.allclose`` of spacing, origin and direction), with
+    ``atol = 1e-4`` rather than ``1e-8`` so float32 header rounding passes; a label written with
+    another affine (e.g. resampled or flipped) is an error, never silently aligned.
+    """
+    if tuple(image.shape) != tuple(label.shape):
+        raise SegmentationDataError(
+            f"size mismatch: image {image_path} has voxel grid {image.shape}, label {label_path} has"
+            f" {label.shape} (NIfTI axes X, Y, Z)"
+        )
+    for what, a, b, unit in (
+        ("spacing", image.spacing, label.spacing, " mm (axes X, Y, Z)"),
+        ("origin", image.origin, label.origin, " mm"),
+        ("direction", image.direction, label.direction, " (direction cosines, columns = axes X, Y, Z)"),
+    ):
+        if not np.allclose(np.asarray(b), np.asarray(a), rtol=rtol, atol=atol):
+            diff = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+            raise SegmentationDataError(
+                f"geometry mismatch: NIfTI image {image_path} and label {label_path} differ in {what}:"
+                f" {_fmt(a)} vs {_fmt(b)}{unit}; max difference {diff:.3g} > tolerance {atol} + {rtol} * |value|"
+            )
+
+
+def _fmt(v: Sequence[Any]) -> str:
+    if v and isinstance(v[0], (tuple, list)):
+        return "[" + ", ".join(_fmt(r) for r in v) + "]"
+    return "(" + ", ".join(f"{float(x):.6g}" for x in v) + ")"
+
+
+def resample_case(
+    image: np.ndarray,
+    label: np.ndarray,
+    spacing: Sequence[float],
+    target_spacing: Sequence[float],
+    source: str = "volume",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Resample ``image [C, *S]`` (trilinear/bilinear) and ``label [*S]`` (nearest) from voxel size
+    ``spacing`` to ``target_spacing`` (both per spatial axis, ``[D, H, W]`` order).
+
+    New size per axis: ``max(1, round(n * spacing / target_spacing))``; voxel centres are aligned
+    as ``F.interpolate(align_corners=False)``. (nnU-Net resamples images with third-order splines
+    and labels per class; linear / nearest here.)
+    """
+    nd = label.ndim
+    if len(spacing) != nd or len(target_spacing) != nd:
+        raise SegmentationDataError(
+            f"{source}: spacing {tuple(spacing)} / target_spacing {tuple(target_spacing)} need {nd} values"
+        )
+    if any(t <= 0 for t in target_spacing):
+        raise SegmentationDataError(f"{source}: target_spacing {tuple(target_spacing)} must be positive")
+    size = tuple(max(1, round(n * s / t)) for n, s, t in zip(label.shape, spacing, target_spacing, strict=True))
+    if size == tuple(label.shape):
+        return image, label
+    mode = "trilinear" if nd == 3 else "bilinear"
+    img = F.interpolate(torch.from_numpy(np.ascontiguousarray(image))[None].float(), size=size, mode=mode, align_corners=False)
+    lab = F.interpolate(torch.from_numpy(np.ascontiguousarray(label))[None, None].float(), size=size, mode="nearest")
+    return img[0].numpy(), lab[0, 0].round().to(torch.int64).numpy()
 
 
 def map_labels(raw: np.ndarray, label_values: Mapping[int, int], source: str) -> np.ndarray:
@@ -296,6 +448,8 @@ class SegmentationCase:
     image: torch.Tensor
     label: torch.Tensor
     valid: torch.Tensor
+    #: voxel size per spatial axis (``[D, H, W]`` order, mm) when known (NIfTI), else ``None``
+    spacing: tuple[float, ...] | None = None
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -334,6 +488,7 @@ def make_case(
     valid: np.ndarray | None = None,
     normalize: str = "zscore",
     sources: Sequence[str] = ("image", "label", "mask"),
+    spacing: Sequence[float] | None = None,
 ) -> SegmentationCase:
     """Build a :class:`SegmentationCase` from arrays (checks sizes and label values)."""
     _check_shapes(image, raw_label, valid, sources)
@@ -345,6 +500,7 @@ def make_case(
         image=torch.from_numpy(np.ascontiguousarray(img)),
         label=torch.from_numpy(np.ascontiguousarray(label)),
         valid=torch.from_numpy(np.ascontiguousarray(valid_b)),
+        spacing=tuple(float(v) for v in spacing) if spacing is not None else None,
     )
 
 
@@ -506,17 +662,30 @@ def load_nifti_folder(
     label_values: Mapping[int, int],
     key_pattern: str | None = None,
     normalize: str = "zscore",
+    target_spacing: Sequence[float] | None = None,
+    geometry_atol: float = GEOMETRY_ATOL,
 ) -> list[SegmentationCase]:
     """3D cases from a folder of NIfTI images and one of NIfTI labels (paired as :func:`pair_files`).
 
-    Images and labels must have the same voxel grid (shape); see :func:`read_nifti` for axes.
+    Image and label must share the voxel grid: shape, spacing, origin and direction are compared
+    (:func:`check_same_geometry`, tolerance ``geometry_atol + 1e-5 |value|``) before any voxel is
+    read. With ``target_spacing`` (mm per axis, ``[D, H, W]`` = ``(z, y, x)`` order) every case is
+    resampled to it (:func:`resample_case`) before normalisation; each case records its
+    ``spacing``. See :func:`read_nifti` for axes.
     """
     cases = []
     for key, img_path, lab_path, _ in pair_files(
         image_dir, label_dir, key_pattern=key_pattern, suffixes=NIFTI_SUFFIXES
     ):
+        geom = read_nifti_geometry(img_path)
+        check_same_geometry(geom, read_nifti_geometry(lab_path), img_path, lab_path, atol=geometry_atol)
         image = read_nifti(img_path)
         raw = read_nifti(lab_path, label=True)
+        spacing: Sequence[float] = geom.spacing_dhw
+        if target_spacing is not None:
+            _check_shapes(image, raw, None, (str(img_path), str(lab_path), ""))
+            image, raw = resample_case(image, raw, spacing, target_spacing, source=str(img_path))
+            spacing = tuple(float(t) for t in target_spacing)
         cases.append(
             make_case(
                 key,
@@ -525,6 +694,7 @@ def load_nifti_folder(
                 label_values=label_values,
                 normalize=normalize,
                 sources=(str(img_path), str(lab_path), ""),
+                spacing=spacing,
             )
         )
     return cases

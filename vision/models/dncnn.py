@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from gatelab.core.config import ConfigError, ModelConfig, PositiveInt
+from gatelab.core.layers.checks import check_float_input
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = ["DnCNN", "DnCNNConfig"]
@@ -48,6 +49,8 @@ class DnCNNConfig(ModelConfig):
             CDnCNN-B).
         zero_init_last: zero-initialise the last conv so the untrained model is the identity
             (ours; default off = He-normal init everywhere).
+        check_finite: (ours, default off) raise on NaN/inf input values, naming the first
+            (a full pass over the input per call); non-float input is always an error.
 
     Presets: ``DnCNN-S`` (grey, 17 layers: the paper's known-noise-level model) and ``CDnCNN-B``
     (colour, 20 layers: its blind colour model), both of width 64.
@@ -57,6 +60,7 @@ class DnCNNConfig(ModelConfig):
     features: PositiveInt = 64
     num_layers: PositiveInt = 17
     zero_init_last: bool = False
+    check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "DnCNN-S": {"in_channels": 1, "features": 64, "num_layers": 17},
@@ -102,4 +106,5 @@ class DnCNN(PretrainedMixin, nn.Module):
         """``x`` ``[B, C, H, W]`` (noisy) -> ``[B, C, H, W]`` (denoised)."""
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"DnCNN: input must be [B, C={self.in_channels}, H, W], got {tuple(x.shape)}")
+        check_float_input("DnCNN", "x", x, check_finite=self.config.check_finite)
         return x - self.body(x)

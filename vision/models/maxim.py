@@ -94,6 +94,7 @@ from gatelab.core.config import (
     NonNegativeInt,
     PositiveInt,
 )
+from gatelab.core.layers.checks import check_float_input
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
@@ -441,6 +442,8 @@ class MaximConfig(ModelConfig):
             that produce the output images, so a model with the input residual starts as the
             identity: the official LeCun init makes the untrained outputs large (|values| ~ 10),
             which costs a short training run many steps to undo.
+        check_finite: (ours, default off) raise on NaN/inf input values, naming the first
+            (a full pass over the input per call); non-float input is always an error.
 
     Presets: the official variants (``Model(variant=...)`` in ``maxim/models/maxim.py``) with the
     ``run_eval.py`` settings (``num_supervision_scales=3``, 3 outputs): ``S-1``, ``S-2``, ``S-3``,
@@ -471,6 +474,7 @@ class MaximConfig(ModelConfig):
     num_outputs: PositiveInt = 3
     dropout: Dropout = 0.0
     zero_init_heads: bool = False
+    check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "S-1": dict(_S, num_stages=1),  # 6.108515M (official count, num_supervision_scales=1)
@@ -727,6 +731,7 @@ class Maxim(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"Maxim: input must be [B, C={cfg.in_channels}, H, W], got shape {tuple(x.shape)}"
             )
+        check_float_input("Maxim", "x", x, check_finite=cfg.check_finite)
         h, w = x.shape[-2], x.shape[-1]
         xp, (top, _, left, _) = pad_to_multiple(x, self.size_multiple)
         hp, wp = xp.shape[-2], xp.shape[-1]

@@ -65,6 +65,7 @@ from gatelab.core import AttentionGate
 from gatelab.core.config import ConfigError, ModelConfig, PositiveFloat, PositiveInt
 from gatelab.core.layers import nd as _nd
 from gatelab.core.layers.activations import ActLike, create_act
+from gatelab.core.layers.checks import check_float_input
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
@@ -217,6 +218,8 @@ class UNetConfig(ModelConfig):
         upsample_mode: decoder / gate / deep-supervision resampling: ``"linear"`` (bi/trilinear,
             official), ``"nearest"`` ... (:func:`gatelab.core.layers.nd.interp_mode`).
         kernel_size: convolution kernel of the blocks (odd; official 3).
+        check_finite: (ours, default off) raise on NaN/inf input values, naming the first
+            (a full pass over the input per call); non-float input is always an error.
 
     Presets: ``unet-2d``, ``unet-3d`` (the U-Net baseline ``unet_CT_dsv_3D``) and
     ``attention-unet-2d``, ``attention-unet-3d`` (``unet_CT_multi_att_dsv_3D``), all at the
@@ -239,6 +242,7 @@ class UNetConfig(ModelConfig):
     attention_dsample: PositiveInt | tuple[PositiveInt, ...] = 2
     upsample_mode: str = "linear"
     kernel_size: PositiveInt = 3
+    check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "unet-2d": {"spatial_dims": 2, "attention": False},
@@ -395,6 +399,7 @@ class UNet(PretrainedMixin, nn.Module):
                 f"{type(self).__name__}: every spatial side must be >= 2^depth = {self.min_size}, "
                 f"got {tuple(x.shape[2:])}"
             )
+        check_float_input(type(self).__name__, "x", x, check_finite=self.config.check_finite)
         skips: list[torch.Tensor] = []
         h = x
         for i, enc in enumerate(self.encoder):

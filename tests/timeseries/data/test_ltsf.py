@@ -275,8 +275,11 @@ def test_irregular_steps_are_kept_and_warned(tmp_path, caplog):
     write_csv(f, 60)
     df = pd.read_csv(f).drop(index=[30])  # one gap of 2 h (like Weather's upstream gaps)
     df.to_csv(f, index=False)
+    # a file's default time-step policy is an error naming the line and the gap
+    with pytest.raises(LTSFDataError, match=r"gap.csv: 1 of 58 .* a gap of 1 missing time step\(s\) at line 32"):
+        load_ltsf(None, file=f, freq="h", lookback=8, horizon=4)
     with caplog.at_level(logging.WARNING, logger="gatelab.timeseries"):
-        d = load_ltsf(None, file=f, freq="h", lookback=8, horizon=4)
+        d = load_ltsf(None, file=f, freq="h", lookback=8, horizon=4, steps="keep")
     assert d.series.irregular_steps == 1 and d.series.n_rows == 59
     assert "1 of 58 timestamp steps differ" in caplog.text and "line 32" in caplog.text
 
