@@ -281,7 +281,7 @@ def _check_spacing(path: Path, prep: Mapping[str, Any]) -> None:
         return
     from gatelab.vision.data.segmentation import read_nifti_geometry
 
-    have = read_nifti_geometry(path).spacing_dhw()
+    have = read_nifti_geometry(path).spacing_dhw
     if any(abs(a - b) > 1e-4 + 1e-5 * abs(b) for a, b in zip(have, want, strict=True)):
         raise DataError(
             f"predict: {path} has spacing {tuple(round(v, 6) for v in have)} mm; the model was trained on volumes "

@@ -142,6 +142,12 @@ def test_segmentation_3d_nifti_geometry(tmp_path):
     att = nib.load(str(tmp_path / "o3/attention/case_att2_gate1.nii.gz"))
     assert att.shape == (12, 10, 9) and np.allclose(att.affine, affine) and att.get_data_dtype() == np.float32
     np.testing.assert_allclose(np.asarray(att.dataobj), np.transpose(maps["att2"][0, 1].numpy(), (2, 1, 0)), atol=1e-6)
+    # a model trained with target_spacing takes volumes of that spacing only (no silent resampling)
+    save_pretrained(model, tmp_path / "m3s", preprocessing={**prep, "spacing": [2.5, 0.7, 0.8]})
+    assert main(["predict", "--model", str(tmp_path / "m3s"), "--input", str(tmp_path / "new"), "--output", str(tmp_path / "o3s"), *QUIET]) == 0
+    save_pretrained(model, tmp_path / "m3s", preprocessing={**prep, "spacing": [1.0, 1.0, 1.0]})
+    with pytest.raises(DataError, match=r"case.nii.gz has spacing \(2.5, 0.7, 0.8\) mm; the model was trained on volumes resampled to \(1.0, 1.0, 1.0\)"):
+        predict(tmp_path / "m3s", tmp_path / "new", tmp_path / "x", options=OPTS)
     # a 3D model given a 2D image, a 2D model given a volume
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "flat.png")
     with pytest.raises(DataError, match=r"flat.png is a 2D image but the model is 3D"):
