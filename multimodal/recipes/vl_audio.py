@@ -172,10 +172,19 @@ def stream_gates_by_word_class(
     return {c: {**{st: float(sums[c][i] / counts[c]) for i, st in enumerate(STREAMS)}, "n": counts[c]} for c in sums}
 
 
+def lm_nll(logits: Any, input_ids: Any, attention_mask: Any) -> tuple[Any, Any]:
+    """Summed next-token NLL over real targets and their count (the formula of
+    :func:`gatelab.multimodal.tasks.vl.lm_nll`, here without importing Lightning)."""
+    import torch.nn.functional as F
+
+    target = input_ids[:, 1:]
+    lp = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), target, reduction="none")
+    valid = attention_mask[:, 1:].to(lp.dtype)
+    return (lp * valid).sum(), valid.sum()
+
+
 def _perplexity(model: Any, data: SpokenSet, *, image: bool, audio: bool, batch_size: int = 64) -> float:
     import torch
-
-    from ..tasks.vl import lm_nll
 
     model.eval()
     total, count = 0.0, 0.0
@@ -213,7 +222,6 @@ def _train(model: Any, data: SpokenSet, opts: dict[str, Any], seed: int) -> floa
 
     from ..data.audio import SpecAugment
     from ..models.vl_decoder import contrastive_loss
-    from ..tasks.vl import lm_nll
 
     g = torch.Generator().manual_seed(seed)
     rng = random.Random(seed)
