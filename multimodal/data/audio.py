@@ -247,10 +247,10 @@ class AudioFeatures(nn.Module):
             )
         out = waveform.new_zeros(B, max(frames), self.num_mels, dtype=torch.float32)
         if self.kind == "logmel" and len(set(frames)) == 1:
-            # one batched STFT
-            out = self._normalise(
-                torch.log(self.mel(waveform[:, : int(lengths[0])].float()) + 1e-6).transpose(1, 2)
-            )
+            # one batched STFT; exact: with equal frame counts every frame ends inside every row
+            # (the F = 1 + (n - win) // hop frames of n samples end at or before sample n)
+            n = int(lengths.min())
+            out = self._normalise(torch.log(self.mel(waveform[:, :n].float()) + 1e-6).transpose(1, 2))
         else:
             for i in range(B):
                 out[i, : frames[i]] = self._normalise(self._one(waveform[i, : int(lengths[i])]))

@@ -191,3 +191,14 @@ def test_specaugment_masks_in_training_only():
         aug(feats[0])
     with pytest.raises(ValueError, match="num_time_masks must be a non-negative int"):
         SpecAugment(num_time_masks=-1)
+
+
+def test_rows_with_equal_frame_counts_but_different_lengths_stay_separate():
+    """16050 and 16000 samples give the same 98 frames (one batched STFT): no frame reads row 1's padding."""
+    f = AudioFeatures(SR, num_mels=20)
+    a = noise(seconds=16050 / SR, seed=3)
+    batch = torch.stack([a, a.clone()])
+    batch[1, 16000:] = 0.9  # padding content of row 1
+    feats, frames = f(batch, torch.tensor([16050, 16000]))
+    assert frames.tolist() == [98, 98]
+    torch.testing.assert_close(feats[1], f(a[:16000])[0][0], rtol=1e-4, atol=1e-4)
