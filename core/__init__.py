@@ -68,6 +68,8 @@ _EXPORTS: dict[str, str] = {
     "GatedConv1d": "gated_conv",
     # 14. bilinear fusion
     "BilinearFusion": "bilinear",
+    # 15. gated attention unit
+    "GatedAttentionUnit": "gau",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -84,6 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .feature_gate import FeatureGate
     from .gated_conv import GatedConv1d
     from .gated_cross import GatedCrossLayer, GatedCrossNetwork
+    from .gau import GatedAttentionUnit
     from .gla import GatedLinearAttention
     from .glu_family import GLU_KINDS, GluMlp, glu, glu_pair
     from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork

@@ -52,6 +52,7 @@ __all__ = [
     "DATASETS",
     "MODELS",
     "PLUGIN_GROUP",
+    "PREPARERS",
     "TABLES",
     "TASKS",
     "Entry",
@@ -418,6 +419,9 @@ TABLES: Registry[Any] = Registry(
     check=_check_named("repro table", "gatelab.core.harness.repro:ReproTable"),
     hint="see `gatelab repro --list`",
 )
+
+#: data-preparation commands (``gatelab prepare NAME``): ``main(argv) -> exit code`` of each
+PREPARERS: Registry[Any] = Registry("data preparation", hint="see `gatelab prepare --list`")
 
 TASKS.register("regression", "gatelab.core.harness.task:RegressionTask")
 TASKS.register("classification", "gatelab.core.harness.task:ClassificationTask")

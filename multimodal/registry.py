@@ -14,7 +14,7 @@ It imports neither torch nor Lightning: every entry names its ``"module:attr"``,
 
 from __future__ import annotations
 
-from gatelab.core.registry import DATAMODULES, DATASETS, TABLES, TASKS, register_model
+from gatelab.core.registry import DATAMODULES, DATASETS, PREPARERS, TABLES, TASKS, register_model
 
 DOMAIN = "multimodal"
 _DEC = "gatelab.multimodal.models.vl_decoder"
@@ -58,8 +58,15 @@ DATAMODULES.register("vl-shapes", "gatelab.multimodal.data.datamodule:vl_shapes_
 DATAMODULES.register("vl-coco", "gatelab.multimodal.data.datamodule:vl_coco_datamodule", domain=DOMAIN)
 DATAMODULES.register("vl-babylm", "gatelab.multimodal.data.datamodule:vl_babylm_datamodule", domain=DOMAIN)
 TASKS.register("vl-lm", "gatelab.multimodal.tasks.vl:VLTask", domain=DOMAIN)
+PREPARERS.register(
+    "spoken-captions",
+    "gatelab.multimodal.data.speech:main",
+    domain=DOMAIN,
+    description="shapes + COCO-mini captions spoken by espeak-ng (voices, speeds, noise): WAV + manifest",
+)
 
 # --------------------------------------------------------------------------- paper table
 
 # built (and registered) by recipes.vl_gating when it is imported
 TABLES.register("vl-gating", "gatelab.multimodal.recipes.vl_gating:VL_TABLE", domain=DOMAIN)
+TABLES.register("vl-audio", "gatelab.multimodal.recipes.vl_audio:VL_AUDIO_TABLE", domain=DOMAIN)

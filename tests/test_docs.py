@@ -309,7 +309,7 @@ def test_doc_blocks_run(path, tmp_path, monkeypatch, capsys):
 
 def test_cli_help_examples_run(tmp_path, monkeypatch, capsys):
     """The example at the end of every subcommand's ``--help`` runs (train before eval and export: they need its checkpoint)."""
-    order = ["list", "env", "train", "eval", "export", "predict", "repro"]
+    order = ["list", "env", "train", "eval", "export", "predict", "repro", "prepare"]
     assert sorted(order) == sorted(EXAMPLES)
     with _isolated(tmp_path, monkeypatch):
         for command in order:

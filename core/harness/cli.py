@@ -303,6 +303,18 @@ def _cmd_repro(args: argparse.Namespace, extra: Sequence[str], parser: argparse.
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace, extra: Sequence[str]) -> int:
+    """``gatelab prepare NAME [options]``: a registered data-preparation command (``PREPARERS``)."""
+    from gatelab.core.registry import PREPARERS
+
+    if args.list or args.name is None:
+        names = PREPARERS.names()
+        rows = [[n, PREPARERS.entry(n).domain, PREPARERS.entry(n).meta.get("description", "")] for n in names]
+        print(_table(rows, ["name", "domain", "description"]) if rows else "no data preparations registered")
+        return 0 if args.list else 2
+    return int(PREPARERS.get(args.name)(list(extra)) or 0)
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -323,6 +335,7 @@ EXAMPLES: dict[str, str] = {
     "train": "gatelab train --config docs/examples/ltsf_tiny.yaml --set trainer.max_epochs=1",
     "eval": "gatelab eval --config docs/examples/ltsf_tiny.yaml --ckpt runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt",
     "repro": "gatelab repro --list",
+    "prepare": "gatelab prepare --list",
     "export": "gatelab export runs/ltsf-tiny/seed0/version_0/checkpoints/last.ckpt my-model",
     "predict": "gatelab predict --model my-model --input docs/examples/etth1_recent.csv --output forecasts.csv",
 }
@@ -352,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action=_VersionAction, help="print gatelab's version and exit")
-    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro,export,predict}")
+    sub = p.add_subparsers(dest="command", metavar="{list,env,train,eval,repro,export,predict,prepare}")
 
     def add(name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return sub.add_parser(
@@ -423,6 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("name", nargs="?", default=None)
     rp.add_argument("--list", action="store_true", help="list registered tables")
+
+    pp = add(
+        "prepare",
+        help="prepare a dataset (e.g. synthesise spoken captions)",
+        add_help=False,
+        usage="gatelab prepare [--list] [NAME [--help] [options]]",
+    )
+    pp.add_argument("name", nargs="?", default=None)
+    pp.add_argument("--list", action="store_true", help="list registered data preparations")
     return p
 
 
@@ -439,15 +461,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
-        if extra and args.command != "repro":
+        if extra and args.command not in ("repro", "prepare"):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return int(e.code) if isinstance(e.code, int) else 2
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "repro" and args.name is None and {"-h", "--help"} & set(extra):
-        _subparser(parser, "repro").print_help()  # without NAME, --help is repro's own
+    if args.command in ("repro", "prepare") and args.name is None and {"-h", "--help"} & set(extra):
+        _subparser(parser, args.command).print_help()  # without NAME, --help is the command's own
         return 0
 
     # imported only now: gatelab.core.config loads pydantic, which --help/--version never need
@@ -479,6 +501,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(predict(args.model, args.input, args.output, options=opts))
             return 0
+        if args.command == "prepare":
+            return _cmd_prepare(args, extra)
         return _cmd_repro(args, extra, parser)
     except (ConfigError, DataError) as e:
         print(f"gatelab {args.command}: error: {e}", file=sys.stderr)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from gatelab.core.layers.lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
+    "AudioEncoder": "audio_encoder",
+    "AudioEncoderConfig": "audio_encoder",
     "FUSIONS": "vl_decoder",
     "FiLM": "vl_decoder",
     "GatedVLDecoder": "vl_decoder",
@@ -32,6 +34,7 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .audio_encoder import AudioEncoder, AudioEncoderConfig
     from .vl_decoder import (
         FUSIONS,
         FiLM,

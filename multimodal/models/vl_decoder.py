@@ -24,6 +24,27 @@ tokens ``[B, N, d]``, ``c = mean_N(M)`` ``[B, d]``):
 without an image (``image=None``) skips the whole visual block (``h' = h``), so one model trains on
 text-only batches and on captions; ``image_mask`` switches the block off per row.
 
+Audio stream (issue 16; ``audio_mels`` set): spoken input, e.g. the caption read aloud, as log-mel
+/ fbank frames ``[B, F, audio_mels]`` (:class:`gatelab.multimodal.data.audio.AudioFeatures`)
+through the :class:`~gatelab.multimodal.models.audio_encoder.AudioEncoder` (conv subsampling +
+GAU blocks) to an audio memory ``S`` ``[B, F', d]``. Every layer cross-attends to it as to ``M``,
+and the gate mixes three streams with a softmax per token (:class:`~gatelab.core.TokenwiseGate`,
+``num_streams=3``):
+
+.. code-block:: text
+
+    v  = Drop(CrossAttn(q, M)),  a = Drop(AudioAttn(q, S))        padded audio frames masked
+    [w_v, w_a, w_t] = softmax(W [v; a; t] + b)                     [B, T, 3] (scalar) / [B, T, 3, d]
+    h' = h + LN_f(Drop(w_v v + w_a a + w_t t))                     fusion="gate"
+         h + v + a                                                 fusion="add"
+
+A missing stream (``image=None`` / ``audio=None``, or ``image_mask`` / ``audio_mask`` False for a
+row) is removed from the softmax (the others renormalise); a row with neither skips the block.
+``gate_init`` ``g`` starts the weights at ``(g/2, g/2, 1-g)``. With ``contrastive=True`` an
+``audio_proj`` head gives ``z_a = norm(W_a mean(S))`` and ``audio_image_logits = z_a z_i^T / tau``
+(audio-image retrieval). ``fusion="visual"`` has no audio variant. Without ``audio_mels`` the
+model, its parameters and outputs are exactly the paper's.
+
 Image side: precomputed features (a global vector ``[B, D]`` as the BabyLM track's DINOv2 CLS
 embeddings, or patch tokens ``[B, N, D]``) or raw images ``[B, 3, H, W]`` through a timm encoder
 created with ``pretrained=False`` (``image_backbone="resnet10t"``, trained from scratch). Tokens
@@ -88,6 +109,8 @@ from gatelab.core.config import (
 )
 from gatelab.core.kernels.sigmoid_gate import sigmoid_gate
 from gatelab.core.pretrained import PretrainedMixin
+
+from .audio_encoder import AudioEncoder, AudioEncoderConfig
 
 __all__ = [
     "FUSIONS",
@@ -306,6 +329,17 @@ class ImageEncoder(nn.Module):
         return x
 
 
+def _fusion_gate(
+    d_model: int, gate_mode: str, gate_init: float | None, audio: bool, fk: dict[str, Any]
+) -> TokenwiseGate:
+    """The layer's token-wise gate: 2 streams ``(v, t)``, or 3 ``(v, a, t)`` with audio (softmax
+    over the streams; ``gate_init`` split evenly between the visual and audio streams)."""
+    if not audio:
+        return TokenwiseGate(d_model, mode=gate_mode, init_gate=gate_init, **fk)
+    init = None if gate_init is None else (gate_init / 2, gate_init / 2, 1.0 - gate_init)
+    return TokenwiseGate(d_model, num_streams=3, weighting="softmax", mode=gate_mode, init_gate=init, **fk)
+
+
 class VLDecoderLayer(nn.Module):
     """One decoder layer: causal self-attention, gated visual fusion, GLU feed-forward (module docstring)."""
 
@@ -321,11 +355,14 @@ class VLDecoderLayer(nn.Module):
         film: bool = True,
         attn_gate: str | None = None,
         dropout: float = 0.1,
+        audio: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         fk = {"device": device, "dtype": dtype}
+        if audio and fusion == "visual":
+            raise ValueError("VLDecoderLayer: an audio stream needs fusion='gate' or 'add', got 'visual'")
         self.fusion = fusion
         self.norm1 = nn.LayerNorm(d_model, **fk)
         self.self_attn = OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
@@ -333,12 +370,16 @@ class VLDecoderLayer(nn.Module):
         self.cross_attn = OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
         self.film = FiLM(d_model, d_model, **fk) if (film and fusion == "gate") else None
         self.gate = (
-            TokenwiseGate(d_model, mode=gate_mode, init_gate=gate_init, **fk) if fusion == "gate" else None
+            _fusion_gate(d_model, gate_mode, gate_init, audio, fk) if fusion == "gate" else None
         )
         self.fuse_norm = nn.LayerNorm(d_model, **fk) if fusion in ("gate", "visual") else None
         self.norm3 = nn.LayerNorm(d_model, **fk)
         self.ffn = GluMlp(d_model, hidden_dim, act="silu", dropout=dropout, **fk)
         self.drop = nn.Dropout(dropout)
+        # the audio stream (issue 16): its own cross-attention, mixed by the 3-stream gate
+        self.audio_attn = (
+            OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk) if audio else None
+        )
 
     def forward(
         self,
@@ -349,6 +390,9 @@ class VLDecoderLayer(nn.Module):
         key_padding_mask: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
         cache: LayerCache | None = None,
+        audio_memory: torch.Tensor | None = None,
+        audio_padding_mask: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``x`` ``[B, T, d]`` -> ``[B, T, d]``.
 
@@ -356,7 +400,8 @@ class VLDecoderLayer(nn.Module):
         only the new tokens, which follow the ``cache.length`` tokens already cached: their
         self-attention keys/values are appended to the cache and the queries see every cached key
         plus the new ones causally; the cross-attention keys/values of ``memory`` are computed on
-        the first call and reused. Same math as without a cache (no padding mask then).
+        the first call and reused. Same math as without a cache (no padding mask then). The audio
+        stream (``audio_memory``) is not cached: a layer built with audio refuses ``cache``.
         """
         if cache is None:
             h = x + self.drop(
@@ -365,8 +410,16 @@ class VLDecoderLayer(nn.Module):
         else:
             if key_padding_mask is not None:
                 raise ValueError("VLDecoderLayer: key_padding_mask is not supported with a cache")
+            if self.audio_attn is not None:
+                raise ValueError("VLDecoderLayer: cached generation is not implemented for a layer with audio")
             h = x + self.drop(cache.self_attend(self.self_attn, self.norm1(x)))
-        if memory is not None:
+        if self.audio_attn is not None and (memory is not None or audio_memory is not None):
+            h = h + self._fuse_streams(
+                h, memory, image_pool, audio_memory, audio_padding_mask, image_mask, audio_mask
+            )
+        elif audio_memory is not None:
+            raise ValueError("VLDecoderLayer: audio_memory given to a layer built without audio=True")
+        elif memory is not None:
             q = self.norm2(h)
             v = self.drop(
                 self.cross_attn(q, memory)
@@ -384,6 +437,38 @@ class VLDecoderLayer(nn.Module):
                 fused = fused * image_mask[:, None, None].to(fused.dtype)
             h = h + fused
         return h + self.drop(self.ffn(self.norm3(h)))
+
+    def _fuse_streams(
+        self,
+        h: torch.Tensor,
+        memory: torch.Tensor | None,
+        image_pool: torch.Tensor | None,
+        audio_memory: torch.Tensor | None,
+        audio_padding_mask: torch.Tensor | None,
+        image_mask: torch.Tensor | None,
+        audio_mask: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Visual, audio and text streams mixed per token (module docstring, "Audio stream")."""
+        q = self.norm2(h)
+        B = q.shape[0]
+        absent = torch.zeros(B, dtype=torch.bool, device=q.device)
+        if memory is not None:
+            v = self.drop(self.cross_attn(q, memory))
+            has_image = absent.logical_not() if image_mask is None else image_mask
+        else:
+            v, has_image = torch.zeros_like(q), absent
+        if audio_memory is not None:
+            a = self.drop(self.audio_attn(q, audio_memory, key_padding_mask=audio_padding_mask))
+            has_audio = absent.logical_not() if audio_mask is None else audio_mask
+        else:
+            a, has_audio = torch.zeros_like(q), absent
+        if self.fusion == "gate":
+            t = self.film(q, image_pool) if (self.film is not None and image_pool is not None) else q
+            present = torch.stack([has_image, has_audio, ~absent], dim=-1)[:, None, :, None]
+            fused = self.fuse_norm(self.drop(self.gate(v, a, t, stream_mask=present)))
+        else:  # "add": h + v + a over the present streams
+            fused = v * has_image[:, None, None].to(v.dtype) + a * has_audio[:, None, None].to(a.dtype)
+        return fused * (has_image | has_audio)[:, None, None].to(fused.dtype)
 
 
 def _split_heads(attn: OutputGatedAttention, x: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
@@ -489,13 +574,17 @@ class VLOutput:
 
     ``logits`` ``[B, T, V]`` (next-token logits at every position); with an image and
     ``contrastive=True`` also ``text_embed``/``image_embed`` ``[B, E]`` (unit vectors) and
-    ``contrastive_logits`` ``[B, B]`` (``text_embed @ image_embed.T / tau``), else ``None``.
+    ``contrastive_logits`` ``[B, B]`` (``text_embed @ image_embed.T / tau``), else ``None``;
+    with audio and ``contrastive=True`` also ``audio_embed`` ``[B, E]`` and, with an image too,
+    ``audio_image_logits`` ``[B, B]`` (``audio_embed @ image_embed.T / tau``).
     """
 
     logits: torch.Tensor
     text_embed: torch.Tensor | None = None
     image_embed: torch.Tensor | None = None
     contrastive_logits: torch.Tensor | None = None
+    audio_embed: torch.Tensor | None = None
+    audio_image_logits: torch.Tensor | None = None
 
 
 def contrastive_loss(logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
@@ -553,6 +642,10 @@ class GatedVLDecoderConfig(ModelConfig):
         contrastive_dim: width of the contrastive embedding (``None``: ``d_model``).
         tau_init: initial temperature.
         dropout: dropout everywhere (the paper: 0.1; the image encoder's blocks too).
+        audio_mels: mel bins of the audio features (``AudioFeatures(num_mels=...)``); ``None`` =
+            no audio stream (the paper's model). Set, every layer cross-attends to the audio
+            memory too and the gate mixes three streams (module docstring, "Audio stream").
+        num_audio_layers: GAU blocks of the audio encoder.
 
     Presets: the fusion variants of the paper's comparison: ``gate-scalar`` (soft gate per token,
     the paper's best), ``gate-vector`` (soft gate per feature), ``no-gate`` (``fusion="add"``, the
@@ -581,6 +674,8 @@ class GatedVLDecoderConfig(ModelConfig):
     contrastive_dim: PositiveInt | None = None
     tau_init: PositiveFloat = 0.07
     dropout: Dropout = 0.1
+    audio_mels: PositiveInt | None = None
+    num_audio_layers: NonNegativeInt = 2
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "gate-scalar": {"fusion": "gate", "gate_mode": "scalar"},
@@ -591,6 +686,25 @@ class GatedVLDecoderConfig(ModelConfig):
 
     def check(self) -> None:
         _check_heads(type(self).__name__, self.d_model, self.num_heads)
+        if self.audio_mels is not None and self.fusion == "visual":
+            raise ConfigError(
+                f"{type(self).__name__}.audio_mels={self.audio_mels}: an audio stream needs fusion='gate' or "
+                "'add', got fusion='visual'"
+            )
+
+    def audio_encoder(self) -> AudioEncoderConfig:
+        """The config of the decoder's :class:`~gatelab.multimodal.models.audio_encoder.AudioEncoder`
+        (needs ``audio_mels``): width ``d_model``, ``num_audio_layers`` GAU blocks, ``qk_dim =
+        min(64, d_model)``, the decoder's dropout."""
+        if self.audio_mels is None:
+            raise ConfigError(f"{type(self).__name__}.audio_mels is None: this decoder has no audio stream")
+        return AudioEncoderConfig(
+            num_mels=self.audio_mels,
+            d_model=self.d_model,
+            num_layers=self.num_audio_layers,
+            qk_dim=min(64, self.d_model),
+            dropout=self.dropout,
+        )
 
     def image_encoder(self) -> ImageEncoderConfig:
         """The config of the decoder's :class:`ImageEncoder` (same width, heads, FFN width, dropout)."""
@@ -662,6 +776,11 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
             self.text_proj = nn.Linear(d, e, **fk)
             self.image_proj = nn.Linear(d, e, **fk)
             self.log_tau = nn.Parameter(torch.tensor(math.log(cfg.tau_init), **fk))
+        # the audio stream (issue 16), built last: without it the parameters are as before
+        self.audio_encoder = AudioEncoder(cfg.audio_encoder(), **fk) if cfg.audio_mels is not None else None
+        self.audio_proj = (
+            nn.Linear(d, cfg.contrastive_dim or d, **fk) if cfg.audio_mels is not None and cfg.contrastive else None
+        )
         self._tokenizer_json: str | None = None
         self._tokenizer: Any = None
 
@@ -677,6 +796,7 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
             film=cfg.film,
             attn_gate=cfg.attn_gate,
             dropout=cfg.dropout,
+            audio=cfg.audio_mels is not None,
             **fk,
         )
 
@@ -729,6 +849,9 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         *,
         attention_mask: torch.Tensor | None = None,
         image_mask: torch.Tensor | None = None,
+        audio: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
+        audio_mask: torch.Tensor | None = None,
     ) -> VLOutput:
         if input_ids.dim() != 2 or input_ids.dtype not in (torch.long, torch.int32, torch.int64):
             raise ValueError(
@@ -757,16 +880,77 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         if image is not None:
             memory = self.encode_image(image)
             pool = memory.mean(dim=1)
+        audio_kw = self._audio_memory(B, audio, audio_lengths, audio_mask)
         kpm = None if attention_mask is None else ~attention_mask
         x = x0
         for layer in self.layers:
-            x = layer(x, memory, pool, key_padding_mask=kpm, image_mask=image_mask)
+            x = layer(x, memory, pool, key_padding_mask=kpm, image_mask=image_mask, **audio_kw)
         logits = self.head(self.final_norm(x))
+        if audio_kw and self.contrastive:
+            return self._audio_output(logits, x0, attention_mask, pool, audio_kw)
         if not self.contrastive or image is None:
             return VLOutput(logits)
         zt = self._text_embed(x0, attention_mask)
         zi = F.normalize(self.image_proj(pool), dim=-1)
         return VLOutput(logits, zt, zi, (zt @ zi.t()) * self.logit_scale())
+
+    # ---- audio stream (issue 16) ---------------------------------------------------------------
+
+    def encode_audio(
+        self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Audio memory ``[B, F', d]`` and its padding mask ``[B, F']`` (``True`` = padding) of
+        feature frames ``[B, F, audio_mels]`` (see :class:`~gatelab.multimodal.models.audio_encoder.AudioEncoder`)."""
+        if self.audio_encoder is None:
+            raise ValueError("this decoder has no audio stream (built with audio_mels=None)")
+        return self.audio_encoder(audio, audio_lengths)
+
+    def _audio_memory(
+        self,
+        B: int,
+        audio: torch.Tensor | None,
+        audio_lengths: torch.Tensor | None,
+        audio_mask: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor | None]:
+        """The layers' audio keywords (empty without audio: the layers run as before)."""
+        if audio is None:
+            if audio_lengths is not None or audio_mask is not None:
+                raise ValueError("audio_lengths / audio_mask given without audio")
+            return {}
+        if audio.shape[0] != B:
+            raise ValueError(f"audio batch {audio.shape[0]} != text batch {B}")
+        if audio_mask is not None and (audio_mask.shape != (B,) or audio_mask.dtype != torch.bool):
+            raise ValueError(
+                f"audio_mask must be bool [B] = ({B},), got {tuple(audio_mask.shape)} {audio_mask.dtype}"
+            )
+        memory, padding = self.encode_audio(audio, audio_lengths)
+        return {"audio_memory": memory, "audio_padding_mask": padding, "audio_mask": audio_mask}
+
+    def _audio_pool(self, memory: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        keep = (~padding).to(memory.dtype).unsqueeze(-1)
+        return (memory * keep).sum(dim=1) / keep.sum(dim=1).clamp_min(1.0)
+
+    def _audio_output(
+        self,
+        logits: torch.Tensor,
+        x0: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        pool: torch.Tensor | None,
+        audio_kw: Mapping[str, Any],
+    ) -> VLOutput:
+        za = F.normalize(self.audio_proj(self._audio_pool(audio_kw["audio_memory"], audio_kw["audio_padding_mask"])), dim=-1)
+        if pool is None:
+            return VLOutput(logits, audio_embed=za)
+        zt = self._text_embed(x0, attention_mask)
+        zi = F.normalize(self.image_proj(pool), dim=-1)
+        scale = self.logit_scale()
+        return VLOutput(logits, zt, zi, (zt @ zi.t()) * scale, za, (za @ zi.t()) * scale)
+
+    def audio_embedding(self, audio: torch.Tensor, audio_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit contrastive embedding ``[B, E]`` of an audio batch (masked mean of its memory)."""
+        if not self.contrastive or self.audio_proj is None:
+            raise RuntimeError("this model was built without an audio stream or with contrastive=False")
+        return F.normalize(self.audio_proj(self._audio_pool(*self.encode_audio(audio, audio_lengths))), dim=-1)
 
     def _text_embed(self, x0: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         if attention_mask is None:
@@ -842,6 +1026,11 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         """
         from gatelab.multimodal.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
+        if self.config.audio_mels is not None:
+            raise ValueError(
+                "generate: this decoder has an audio stream (audio_mels set); generation with audio is not "
+                "implemented (the audio cross-attention is not cached)"
+            )
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"generate: max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):

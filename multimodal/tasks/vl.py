@@ -54,6 +54,9 @@ VISUAL_PREFIXES = (
     ".gate.",
     ".film.",
     ".fuse_norm.",
+    "audio_encoder.",  # the audio stream (issue 16)
+    "audio_proj.",
+    ".audio_attn.",
 )
 
 

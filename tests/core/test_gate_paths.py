@@ -88,9 +88,17 @@ SPECS: dict[str, Spec] = {
     "SparseMoE": Spec(lambda: core.SparseMoE(4, 6, 3, k=2, dropout=0.1), _x(5, 4)),
     "TokenwiseGate": Spec(lambda: core.TokenwiseGate(4), _xy((2, 3, 4), (2, 3, 4))),
     "TokenwiseGate-vector": Spec(lambda: core.TokenwiseGate(4, mode="vector"), _xy((2, 3, 4), (2, 3, 4))),
+    "TokenwiseGate-3streams": Spec(
+        lambda: core.TokenwiseGate(4, num_streams=3, mode="vector"),
+        lambda: (torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.randn(2, 3, 4)),
+    ),
     "HighwayGate": Spec(lambda: core.HighwayGate(4, dropout=0.1), _x(2, 4)),
     "ResidualGate": Spec(lambda: core.ResidualGate(4, mode="input"), _xy((2, 4), (2, 4))),
     "GatedConv1d": Spec(lambda: core.GatedConv1d(3, 3, 3, dropout=0.1), _x(2, 3, 6)),
+    "GatedAttentionUnit": Spec(lambda: core.GatedAttentionUnit(8, 8, 4, dropout=0.1), _x(2, 5, 8)),
+    "GatedAttentionUnit-softmax": Spec(
+        lambda: core.GatedAttentionUnit(8, 8, 4, attention="softmax", max_rel_pos=None), _x(2, 5, 8)
+    ),
     "BilinearFusion": Spec(lambda: core.BilinearFusion(4, 6, 2, num_heads=2), _xy((3, 4), (3, 6))),
 }
 
