@@ -68,6 +68,10 @@ _EXPORTS: dict[str, str] = {
     "GatedConv1d": "gated_conv",
     # 14. bilinear fusion
     "BilinearFusion": "bilinear",
+    # 15. gated message passing on graphs (torch-geometric)
+    "ResidualGatedGraphConv": "graph_gates",
+    "GatedGCNConv": "graph_gates",
+    "GatedGraphPropagation": "graph_gates",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -86,6 +90,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .gated_cross import GatedCrossLayer, GatedCrossNetwork
     from .gla import GatedLinearAttention
     from .glu_family import GLU_KINDS, GluMlp, glu, glu_pair
+    from .graph_gates import GatedGCNConv, GatedGraphPropagation, ResidualGatedGraphConv
     from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
     from .highway import HighwayGate, ResidualGate
     from .kernels.gla import gla_chunk, gla_recurrent
