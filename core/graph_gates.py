@@ -132,7 +132,8 @@ class ResidualGatedGraphConv(MessagePassing):
     (``edge_attr [B, N, N, edge_dim]``, entry ``[b, j, i]`` for edge ``j -> i``) -> ``[B, N, out_dim]``.
     ``eta`` is recorded with :func:`gatelab.core.record_gate`.
 
-    Paper: Bresson & Laurent, "Residual Gated Graph ConvNets", arXiv:1711.07553, eqs. (10)-(11).
+    Paper: Bresson & Laurent, "Residual Gated Graph ConvNets", arXiv:1711.07553 (the gated
+    graph ConvNet with edge gates ``eta_ij``).
     Equal (outputs and gradients, copied weights) to ``torch_geometric.nn.ResGatedGraphConv``;
     weights: ``root`` = ``lin_skip`` (W1), ``value`` = ``lin_value`` (W2), ``gate_dst`` =
     ``lin_key`` (W3), ``gate_src`` = ``lin_query`` (W4).
@@ -284,7 +285,7 @@ class GatedGCNConv(MessagePassing):
     so both paths give the same outputs. ``eta`` is recorded with :func:`gatelab.core.record_gate`.
 
     Paper: Dwivedi, Joshi, Laurent, Bengio, Bresson, "Benchmarking Graph Neural Networks",
-    JMLR 2023 (arXiv:2003.00982), Sec. C.5 "GatedGCN" eqs. (22)-(25), and the reference code
+    JMLR 2023 (arXiv:2003.00982), the GatedGCN layer with edge features, and the reference code
     (``layers/gated_gcn_layer.py``: ``h_i' = A h_i + sum sigma B h_j / (sum sigma + 1e-6)``, BN,
     ReLU, dropout, residual).
 
@@ -448,7 +449,7 @@ class GatedGraphPropagation(MessagePassing):
     The GRU gates are recorded as ``:update`` and ``:reset`` (``[N, dim]`` per step).
 
     Paper: Li, Tarlow, Brockschmidt, Zemel, "Gated Graph Sequence Neural Networks", ICLR 2016,
-    eqs. (1)-(6). Equal (outputs and gradients, copied weights) to
+    Sec. 3 (the propagation model). Equal (outputs and gradients, copied weights) to
     ``torch_geometric.nn.GatedGraphConv`` (untyped, per-step weights, ``update="gru"``):
     ``messages[l].weight = weight[l].T``, ``gru_ih`` / ``gru_hh`` = the ``GRUCell``'s ``ih`` / ``hh``.
 
