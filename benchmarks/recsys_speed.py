@@ -1,4 +1,4 @@
-"""Training throughput of gatelab's FinalMLP and GDCN-P vs FuxiCTR's on the CPU, same sizes, one process.
+"""Training throughput of gatelab's FinalMLP, GDCN-P and Fi-GNN vs FuxiCTR's on the CPU, same sizes, one process.
 
 For each model, one *training step* on a batch is: forward, BCE + embedding L2 (0.05, FuxiCTR's
 ``embedding_regularizer`` over the whole tables), backward, gradient-norm clipping at 10, Adam
@@ -6,7 +6,8 @@ step -- for gatelab through :class:`gatelab.recsys.tasks.ctr.CTRTask` (``compute
 mode), for FuxiCTR through its own ``BaseModel.train_step``. Both models get the Frappe_x1
 sizes (the official vocabularies: 5,399 embedding rows over 10 fields) and the published Frappe
 presets (FinalMLP: BARS ``FinalMLP_frappe_x1_004``; GDCN-P: embedding 16, DNN 400-400-400, BN,
-dropout 0.5, 3 gated cross layers), and the same random batches. Before timing, FuxiCTR's
+dropout 0.5, 3 gated cross layers; Fi-GNN: BARS ``FiGNN_frappe_x1_003``, 17 graph layers without
+GRU, embedding L2 0.001 on both sides), and the same random batches. Before timing, FuxiCTR's
 weights are copied into gatelab's model and the eval-mode predictions compared (the difference
 is recorded), so both sides compute the same function.
 
@@ -16,7 +17,7 @@ torch uses (``OMP_NUM_THREADS``; the shared slot runner sets 1).
 
 FuxiCTR's model code is not in its pip package: point ``--fuxictr-model-zoo`` (or
 ``$GATELAB_FUXICTR_MODEL_ZOO``) at a checkout's ``model_zoo`` folder (reczoo/FuxiCTR; its
-``FinalMLP/src`` and ``GDCN/src`` are imported) with the ``fuxictr`` package installed
+``FinalMLP/src``, ``GDCN/src`` and ``FiGNN/src`` are imported) with the ``fuxictr`` package installed
 (``uv sync --group anchors``). Results go to ``docs/results/recsys-speed.jsonl`` (table
 ``recsys-speed``) unless ``--dry-run``.
 
@@ -49,7 +50,15 @@ FUXICTR_NAMES = {
     "fs_hidden_dims": "fs_hidden_units",
     "dnn_hidden_dims": "dnn_hidden_units",
     "dropout": "net_dropout",
+    "num_layers": "gnn_layers",
+    "share_weights": "reuse_graph_layer",
+    "residual": "use_residual",
 }
+
+#: benchmark name -> (FuxiCTR model_zoo folder, its class)
+FUXICTR_MODELS = {"finalmlp": ("FinalMLP", "FinalMLP"), "gdcn-p": ("GDCN", "GDCNP"), "fignn": ("FiGNN", "FiGNN")}
+#: embedding L2 of each model's BARS Frappe_x1 run (both sides)
+EMBEDDING_L2 = {"finalmlp": 0.05, "gdcn-p": 0.05, "fignn": 0.001}
 
 
 def _fuxictr_kwargs(config: Any, keys: list[str]) -> dict[str, Any]:
@@ -68,7 +77,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         default=os.environ.get("GATELAB_FUXICTR_MODEL_ZOO"),
         help="FuxiCTR's model_zoo folder",
     )
-    p.add_argument("--models", nargs="+", default=["finalmlp", "gdcn-p"], choices=["finalmlp", "gdcn-p"])
+    p.add_argument("--models", nargs="+", default=list(FUXICTR_MODELS), choices=list(FUXICTR_MODELS))
     p.add_argument("--batch-size", type=int, default=4096)
     p.add_argument("--rounds", type=int, default=5, help="alternating timing rounds")
     p.add_argument("--steps", type=int, default=5, help="training steps per round")
@@ -149,14 +158,20 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
         verbose=0,
         model_root=tmp,
         metrics=["AUC"],
-        embedding_regularizer=0.05,
+        embedding_regularizer=EMBEDDING_L2[name],
         net_regularizer=0,
     )
+    task_spec = {
+        "name": "ctr",
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "kwargs": {"embedding_regularizer": EMBEDDING_L2[name]},
+    }
     if name == "finalmlp":
         task = CTRTask(
             model_name="finalmlp",
             model_kwargs={"feature_spec": _gatelab_spec(), "preset": "frappe-x1"},
-            task={"name": "ctr", "optimizer": "adam", "lr": 1e-3, "kwargs": {"embedding_regularizer": 0.05}},
+            task=task_spec,
         )
         cfg = task.model.config
         zoo_mod = _import_src(zoo, "FinalMLP")
@@ -197,11 +212,43 @@ def _build(name: str, zoo: Path, tmp: str) -> tuple[Any, Any]:
             g.w_y.weight.copy_(f.w_y.weight)
             g.bias.copy_(f.w_x.bias + f.w_y.bias)
             g.w_xy.copy_(f.w_xy.view(k, hx, 1, hy).permute(0, 2, 1, 3))
+    elif name == "fignn":
+        task = CTRTask(
+            model_name="fignn",
+            model_kwargs={"feature_spec": _gatelab_spec(), "preset": "frappe-x1"},
+            task=task_spec,
+        )
+        cfg = task.model.config
+        zoo_mod = _import_src(zoo, "FiGNN")
+        theirs = zoo_mod.FiGNN(
+            _feature_map(tmp, cfg.embedding_dim),
+            model_id="bench_fignn",
+            use_gru=cfg.update == "gru",
+            **_fuxictr_kwargs(cfg, ["embedding_dim", "num_layers", "residual", "share_weights"]),
+            **common,
+        )
+        ours = task.model
+        _copy_embeddings(theirs.embedding_layer.embedding_layer, ours.embedding, list(FRAPPE_X1_VOCAB))
+        layer, prop = theirs.fignn, ours.propagation
+        gnn = [layer.gnn] if cfg.share_weights else list(layer.gnn)
+        with torch.no_grad():
+            ours.edge_attention.weight.copy_(layer.W_attn.weight)
+            for t, g in enumerate(gnn):
+                prop.weight_out[t].copy_(g.W_out)
+                prop.weight_in[t].copy_(g.W_in)
+                prop.bias_in[t].copy_(g.bias_p)
+            if layer.gru is not None:
+                prop.gru_ih.weight.copy_(layer.gru.weight_ih)
+                prop.gru_ih.bias.copy_(layer.gru.bias_ih)
+                prop.gru_hh.weight.copy_(layer.gru.weight_hh)
+                prop.gru_hh.bias.copy_(layer.gru.bias_hh)
+            ours.score.weight.copy_(theirs.fc.mlp1.weight)
+            ours.score_weight.weight.copy_(theirs.fc.mlp2[0].weight)
     else:
         task = CTRTask(
             model_name="gdcn-p",
             model_kwargs={"feature_spec": _gatelab_spec(), "preset": "frappe-x1"},
-            task={"name": "ctr", "optimizer": "adam", "lr": 1e-3, "kwargs": {"embedding_regularizer": 0.05}},
+            task=task_spec,
         )
         cfg = task.model.config
         zoo_mod = _import_src(zoo, "GDCN")
@@ -315,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
                         "dataset": "frappe-sized",
                         "split": "train-step",
                         "variant": label,
-                        "baseline": f"fuxictr {fuxictr.__version__} {'FinalMLP' if name == 'finalmlp' else 'GDCNP'}",
+                        "baseline": f"fuxictr {fuxictr.__version__} {FUXICTR_MODELS[name][1]}",
                         "seed": 0,
                         "samples_per_s": round(sps, 1),
                         "baseline_samples_per_s": round(base, 1),

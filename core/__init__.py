@@ -70,6 +70,10 @@ _EXPORTS: dict[str, str] = {
     "BilinearFusion": "bilinear",
     # 15. gated attention unit
     "GatedAttentionUnit": "gau",
+    # 16. gated message passing on graphs (torch-geometric)
+    "ResidualGatedGraphConv": "graph_gates",
+    "GatedGCNConv": "graph_gates",
+    "GatedGraphPropagation": "graph_gates",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -89,6 +93,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .gau import GatedAttentionUnit
     from .gla import GatedLinearAttention
     from .glu_family import GLU_KINDS, GluMlp, glu, glu_pair
+    from .graph_gates import GatedGCNConv, GatedGraphPropagation, ResidualGatedGraphConv
     from .grn import GateAddNorm, GatedLinearUnit, GatedResidualNetwork, VariableSelectionNetwork
     from .highway import HighwayGate, ResidualGate
     from .kernels.gla import gla_chunk, gla_recurrent

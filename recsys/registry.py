@@ -6,7 +6,7 @@ imports neither torch, Lightning nor pyarrow: models, the data module and the ta
 (:mod:`.recipes.ctr`); the dataset specs (:mod:`.data.layouts`) are plain data.
 
 * gated models: ``finalmlp`` (FeatureGate + BilinearFusion), ``gdcn-p`` / ``gdcn-s`` / ``gcn``
-  (GatedCrossNetwork); baselines on the same pipeline: ``dualmlp``, ``lr``, ``dnn``, ``dcnv2``,
+  (GatedCrossNetwork), ``fignn`` (GatedGraphPropagation); baselines on the same pipeline: ``dualmlp``, ``lr``, ``dnn``, ``dcnv2``,
   ``deepfm``;
 * datasets: :data:`gatelab.recsys.data.layouts.DATASETS`;
 * data module ``ctr``, task ``ctr``, paper table ``ctr``.
@@ -29,6 +29,9 @@ _GDCN_PAPER = (
     "Wang et al., Towards Deeper, Lighter and Interpretable Cross Network for CTR Prediction, CIKM 2023"
 )
 _GDCN_GATES = ("GatedCrossNetwork", "GatedCrossLayer")
+_FIGNN_PAPER = (
+    "Li et al., Fi-GNN: Modeling Feature Interactions via Graph Neural Networks for CTR Prediction, CIKM 2019"
+)
 
 # name, module, model class (its config_class holds the presets), tiny config, paper, gates, tags, description
 for _name, _mod, _cls, _tiny, _paper, _gates, _tags, _desc in (
@@ -42,6 +45,8 @@ for _name, _mod, _cls, _tiny, _paper, _gates, _tags, _desc in (
      "GDCN-S: gated cross network stacked under a DNN."),
     ("gcn", "gdcn", "GCN", "_TINY_GCN", _GDCN_PAPER, _GDCN_GATES, (),
      "GCN: the gated cross network alone with a linear output (GDCN's cross-only variant)."),
+    ("fignn", "fignn", "FiGNN", "_TINY", _FIGNN_PAPER, ("GatedGraphPropagation",), (),
+     "Fi-GNN: fields as nodes of a complete graph, attentional edge weights, gated graph propagation, attentional scoring."),
     ("lr", "baselines", "LogisticRegression", "_TINY_LR", "Richardson et al., Predicting Clicks, WWW 2007", (), ("baseline",),
      "Logistic regression on one-hot features (baseline, no gates)."),
     ("dnn", "baselines", "DNN", "_TINY_DNN",

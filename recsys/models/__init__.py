@@ -1,7 +1,7 @@
 """Models of gatelab.recsys (registered in :mod:`gatelab.recsys.registry`).
 
 Gated: ``finalmlp`` (FeatureGate + BilinearFusion), ``gdcn-p`` / ``gdcn-s`` / ``gcn``
-(GatedCrossNetwork). Baselines on the same pipeline: ``dualmlp``, ``lr``, ``dnn``, ``dcnv2``,
+(GatedCrossNetwork), ``fignn`` (GatedGraphPropagation on the field graph). Baselines on the same pipeline: ``dualmlp``, ``lr``, ``dnn``, ``dcnv2``,
 ``deepfm``. Every model is a :class:`~gatelab.recsys.models.CTRModel` (config -> feature spec ->
 field embeddings -> tower) built from a frozen ``<Model>Config`` (a
 :class:`~gatelab.recsys.models.CTRConfig`: ``feature_spec``, ``embedding_dim``, ... and the
@@ -32,6 +32,9 @@ _EXPORTS: dict[str, str] = {
     "DualMLPConfig": "finalmlp",
     "FinalMLP": "finalmlp",
     "FinalMLPConfig": "finalmlp",
+    "FiGNN": "fignn",
+    "FiGNNConfig": "fignn",
+    "FieldSelfAttention": "fignn",
     "TwoStreamConfig": "finalmlp",
     "GCN": "gdcn",
     "GCNConfig": "gdcn",
@@ -70,6 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
         LogisticRegression,
         LogisticRegressionConfig,
     )
+    from .fignn import FieldSelfAttention, FiGNN, FiGNNConfig
     from .finalmlp import DualMLP, DualMLPConfig, FinalMLP, FinalMLPConfig, TwoStreamConfig
     from .gdcn import (
         GCN,

@@ -9,7 +9,7 @@ reports test AUC/logloss.
 Sources: Frappe_x1, BARS (github.com/reczoo/BARS ``ranking/ctr/<Model>/<Model>_frappe_x1``):
 FinalMLP (``FinalMLP_frappe_x1_004_e1ab402f``), DNN (``DNN_frappe_x1_001_ad0f0fce``), DCNv2
 (``DCNv2_frappe_x1_007_c207b717``), DeepFM (``DeepFM_frappe_x1_001_4ae3a56e``), LR
-(``LR_frappe_x1_001_ff730f43``); DualMLP from RecZoo (``ranking/ctr/FinalMLP/results/
+(``LR_frappe_x1_001_ff730f43``), Fi-GNN (``FiGNN_frappe_x1_003_57243619``, embedding L2 0.001); DualMLP from RecZoo (``ranking/ctr/FinalMLP/results/
 DualMLP_frappe_x1_008_27a1726a.log``). All: Adam, lr 1e-3, batch 4096, embedding size 10,
 early stopping on validation AUC with patience 2, learning rate x0.1 on every plateau. GDCN-P /
 GDCN-S: the GDCN paper's Frappe model setting (``GDCNConfig.presets["frappe-x1"]``), trained with
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: the models the table runs by default
-CTR_MODELS = ("finalmlp", "dualmlp", "gdcn-p", "gdcn-s", "dcnv2", "dnn")
+CTR_MODELS = ("finalmlp", "dualmlp", "gdcn-p", "gdcn-s", "dcnv2", "dnn", "fignn")
 
 #: the model preset of every row (each model's ``<Model>Config.presets[CTR_PRESET]``); the same
 #: for the ``frappe`` (rebuilt train) and ``frappe_x1`` (official train) training data
@@ -62,7 +62,7 @@ BARS_TRAINING: dict[str, Any] = {
 _BARS_REGULARIZERS = {"embedding_regularizer": 0.05, "net_regularizer": 0.0}
 
 #: ``task.kwargs`` (:class:`~gatelab.recsys.tasks.ctr.CTROptions`) of each model's row: the
-#: BARS Frappe_x1 regularisers (LR's embedding L2 is 1e-5, every other model's 0.05)
+#: BARS Frappe_x1 regularisers (LR's embedding L2 is 1e-5, Fi-GNN's 0.001, every other model's 0.05)
 CTR_TASK_KWARGS: dict[str, dict[str, Any]] = {
     "finalmlp": _BARS_REGULARIZERS,
     "dualmlp": _BARS_REGULARIZERS,
@@ -72,6 +72,7 @@ CTR_TASK_KWARGS: dict[str, dict[str, Any]] = {
     "dnn": _BARS_REGULARIZERS,
     "deepfm": _BARS_REGULARIZERS,
     "lr": {"embedding_regularizer": 1e-5, "net_regularizer": 0.0},
+    "fignn": {"embedding_regularizer": 0.001, "net_regularizer": 0.0},
 }
 
 
@@ -92,13 +93,14 @@ CTR_TABLE = ReproTable(
         "training uses a train split rebuilt from the raw log with NFM's protocol (log rows minus the x1 "
         "valid/test positives + 134,423 seeded sampled negatives, 202,027 rows; the raw->x1 index mapping "
         "is verified on every run). BARS training protocol for every model (Adam 1e-3, batch 4096, "
-        "embedding L2 0.05, lr x0.1 on plateau, early stop on val AUC, patience 2). Published values: "
+        "embedding L2 0.05 (Fi-GNN: 0.001, as its BARS run), lr x0.1 on plateau, early stop on val AUC, patience 2). Published values: "
         "BARS/RecZoo Frappe_x1 runs (official train); GDCN-P/-S from the GDCN paper, which used its own "
         "random 8:1:1 split of the NFM files"
     ),
     paper=(
         "FinalMLP: Mao et al. AAAI 2023 / BARS Frappe_x1; GDCN: Wang et al. CIKM 2023, Table 3; "
-        "DNN, DCNv2, DeepFM, LR: BARS Frappe_x1 leaderboard; DualMLP: RecZoo FinalMLP results"
+        "DNN, DCNv2, DeepFM, LR: BARS Frappe_x1 leaderboard; DualMLP: RecZoo FinalMLP results; "
+        "Fi-GNN: Li et al. CIKM 2019 / BARS Frappe_x1 (FiGNN_frappe_x1_003_57243619)"
     ),
     run="gatelab.recsys.recipes.ctr:run_ctr",
     references=[
@@ -110,6 +112,7 @@ CTR_TABLE = ReproTable(
         ("dnn", "frappe", "x1", {"auc": 0.983323, "logloss": 0.162229}),
         ("deepfm", "frappe", "x1", {"auc": 0.984243, "logloss": 0.148174}),
         ("lr", "frappe", "x1", {"auc": 0.935584, "logloss": 0.307643}),
+        ("fignn", "frappe", "x1", {"auc": 0.976115, "logloss": 0.203715}),
     ],
     options=[
         Option(

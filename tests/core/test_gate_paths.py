@@ -44,6 +44,11 @@ def _xy(a: tuple[int, ...], b: tuple[int, ...]) -> Callable[[], tuple]:
     return lambda: (torch.randn(*a), torch.randn(*b))
 
 
+def _EDGES() -> torch.Tensor:
+    """A 5-node directed graph, 6 edges (row 0 source, row 1 target)."""
+    return torch.tensor([[0, 1, 2, 3, 4, 0], [1, 2, 0, 1, 3, 4]])
+
+
 SPECS: dict[str, Spec] = {
     "GluMlp": Spec(lambda: core.GluMlp(4, 6, 3), _x(2, 3, 4)),
     "GluMlp-geglu": Spec(lambda: core.GluMlp(4, 6, act="gelu"), _x(2, 3, 4)),
@@ -100,10 +105,27 @@ SPECS: dict[str, Spec] = {
         lambda: core.GatedAttentionUnit(8, 8, 4, attention="softmax", max_rel_pos=None), _x(2, 5, 8)
     ),
     "BilinearFusion": Spec(lambda: core.BilinearFusion(4, 6, 2, num_heads=2), _xy((3, 4), (3, 6))),
+    "ResidualGatedGraphConv": Spec(
+        lambda: core.ResidualGatedGraphConv(4, 3, edge_dim=2),
+        lambda: (torch.randn(5, 4), _EDGES()),
+        lambda: {"edge_attr": torch.randn(6, 2)},
+    ),
+    "GatedGCNConv": Spec(
+        lambda: core.GatedGCNConv(4, dropout=0.1), lambda: (torch.randn(5, 4), _EDGES(), torch.randn(6, 4))
+    ),
+    "GatedGraphPropagation": Spec(lambda: core.GatedGraphPropagation(4, 2), lambda: (torch.randn(5, 3), _EDGES())),
+    "GatedGraphPropagation-typed": Spec(
+        lambda: core.GatedGraphPropagation(4, 2, num_node_types=5, residual=True),
+        lambda: (torch.randn(1, 5, 4),),
+        lambda: {"adj": torch.rand(1, 5, 5)},
+    ),
 }
 
 # sub-modules a forward pass legitimately does not call (module class, attribute path) -> why
-_UNUSED: dict[tuple[str, str], str] = {}
+_UNUSED: dict[tuple[str, str], str] = {
+    # PyG's aggregation module: the dense (adj) path sums neighbours with a batched matmul
+    ("GatedGraphPropagation", "aggr_module"): "dense path",
+}
 
 
 def _run(m: nn.Module, spec: Spec, seed: int = 0):

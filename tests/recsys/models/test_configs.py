@@ -17,7 +17,7 @@ from gatelab.recsys.models import CTRConfig, CTRModel, DualMLP, FinalMLP, FinalM
 
 RECSYS = sorted(n for n, i in registered().items() if i.domain == "recsys")
 #: the models of the ``ctr`` table: each config has the BARS / GDCN-paper ``frappe-x1`` preset
-FRAPPE_X1 = ["dcnv2", "deepfm", "dnn", "dualmlp", "finalmlp", "gdcn-p", "gdcn-s", "lr"]
+FRAPPE_X1 = ["dcnv2", "deepfm", "dnn", "dualmlp", "fignn", "finalmlp", "gdcn-p", "gdcn-s", "lr"]
 
 
 @pytest.mark.parametrize("name", FRAPPE_X1)

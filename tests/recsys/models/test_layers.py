@@ -60,12 +60,12 @@ def test_dropout_distribution_and_eval_identity():
 
 
 def test_every_model_is_a_ctr_model():
-    """The eight registered CTR models share one scaffold (spec -> FieldEmbedding -> tower)."""
+    """The registered CTR models share one scaffold (spec -> FieldEmbedding -> tower)."""
     from gatelab.core.registry import registered
     from gatelab.recsys.models import CTRModel
 
     names = sorted(n for n, i in registered().items() if i.domain == "recsys")
-    assert len(names) == 9  # finalmlp, dualmlp, gdcn-p, gdcn-s, gcn, lr, dnn, dcnv2, deepfm
+    assert len(names) == 10  # finalmlp, dualmlp, gdcn-p, gdcn-s, gcn, fignn, lr, dnn, dcnv2, deepfm
     for name in names:
         m = registered()[name].fn(**registered()[name].tiny)
         assert isinstance(m, CTRModel) and isinstance(m.embedding, FieldEmbedding), name

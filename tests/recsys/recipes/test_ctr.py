@@ -23,6 +23,8 @@ def test_shipped_config_equals_each_row(model):
     sets = [f"model.name={model}", f"name=ctr-frappe-{model}"]
     if model == "lr":
         sets.append("task.kwargs.embedding_regularizer=1e-5")
+    if model == "fignn":
+        sets.append("task.kwargs.embedding_regularizer=0.001")
     assert to_dict(load_experiment(EXAMPLE, sets)) == to_dict(ctr_config(model, "frappe"))
 
 
