@@ -92,6 +92,14 @@ class LTSFDataModule(L.LightningDataModule):
     def model_kwargs(self) -> dict[str, int]:
         return self.data.model_kwargs()
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What the model needs to forecast new data (``preprocessing.json``, kind ``"ltsf"``):
+        column names, the training mean/std, lookback, horizon, date column and frequency
+        (:func:`gatelab.timeseries.data.preprocessing.ltsf_preprocessing`)."""
+        from .preprocessing import ltsf_preprocessing
+
+        return ltsf_preprocessing(self.data)
+
     def _loader(
         self, stage: str, batch_size: int, shuffle: bool, drop_last: bool, stride: int = 1
     ) -> DataLoader:
@@ -199,9 +207,12 @@ class TFTDataModule(L.LightningDataModule):
         val_batch_size: int | None = None,
         num_workers: int = 0,
         fast: bool = True,
+        time: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.fast = fast
+        #: ``{"date", "freq", "origin"}`` of the frame's dates (``None``: integer time index only)
+        self.time = dict(time) if time else None
         self.training = training
         self.validation = validation
         self.test = test if test is not None else validation
@@ -236,6 +247,15 @@ class TFTDataModule(L.LightningDataModule):
 
         return config_from_dataset(self.training)
 
+    def preprocessing(self) -> dict[str, Any]:
+        """What the model needs to forecast new data (``preprocessing.json``, kind ``"tft"``):
+        the training split's fitted encoders, scalers and target normaliser, the column roles,
+        the window lengths and the time index's dates
+        (:func:`gatelab.timeseries.data.preprocessing.tft_preprocessing`)."""
+        from .preprocessing import tft_preprocessing
+
+        return tft_preprocessing(self.training, **(self.time or {}))
+
 
 def stallion_datamodule(
     data_dir: Path,
@@ -251,11 +271,19 @@ def stallion_datamodule(
     return TFTDataModule(
         training,
         validation,
+        time=_time_reference(frame, td.STALLION_SPEC.time_idx, "date", "MS"),
         batch_size=batch_size,
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
     )
+
+
+def _time_reference(frame: Any, time_idx: str, date: str, freq: str) -> dict[str, Any]:
+    """``{"date", "freq", "origin"}`` of ``frame`` (the origin checked on every row)."""
+    from .preprocessing import date_origin
+
+    return {"date": date, "freq": freq, "origin": date_origin(frame, time_idx, date, freq)}
 
 
 def _paper_splits(frame: Any, spec: td.TFTSpec, split: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -289,6 +317,7 @@ def electricity_datamodule(
         training,
         validation,
         test,
+        time=_time_reference(frame, td.ELECTRICITY_SPEC.time_idx, "date", "h"),
         batch_size=batch_size,
         val_batch_size=val_batch_size,
         num_workers=num_workers,
