@@ -247,8 +247,9 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
             unknown model name, a config the model no longer accepts, or weights that do not
             fit (missing or unexpected keys, named).
     """
-    from gatelab.core.registry import MODELS
+    from gatelab.core.registry import MODELS, load_registrations
 
+    load_registrations()  # `name in MODELS` does not load the domains
     folder = Path(directory)
     cfg_path = folder / CONFIG_NAME
     meta = _read_config(cfg_path)

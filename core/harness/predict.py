@@ -120,8 +120,9 @@ def predict(
     import torch
 
     from gatelab.core.pretrained import from_pretrained, load_config
-    from gatelab.core.registry import MODELS
+    from gatelab.core.registry import MODELS, load_registrations
 
+    load_registrations()  # `name in MODELS` does not load the domains
     opts = options if options is not None else PredictOptions(**kwargs)
     meta = load_config(model_dir)
     name = meta["name"]

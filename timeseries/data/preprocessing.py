@@ -87,7 +87,9 @@ def _label(value: Any, where: str) -> Any:
         return None
     if isinstance(value, (str, bool, int, float, np.integer, np.floating, np.bool_)):
         return _plain(value.item() if isinstance(value, np.generic) else value, where)
-    raise ConfigError(f"preprocessing: {where}: category label {value!r} ({type(value).__name__}) has no JSON form")
+    raise ConfigError(
+        f"preprocessing: {where}: category label {value!r} ({type(value).__name__}) has no JSON form"
+    )
 
 
 # --------------------------------------------------------------------------- TFT: encoders
@@ -99,7 +101,12 @@ def _encoder_to_json(enc: Any, where: str) -> dict[str, Any]:
     if type(enc) is not NaNLabelEncoder:
         raise ConfigError(f"preprocessing: {where} is a {type(enc).__name__}; only NaNLabelEncoder is saved")
     classes = [[_label(k, where), int(v)] for k, v in enc.classes_.items()]
-    return {"type": "NaNLabelEncoder", "add_nan": bool(enc.add_nan), "warn": bool(enc.warn), "classes": classes}
+    return {
+        "type": "NaNLabelEncoder",
+        "add_nan": bool(enc.add_nan),
+        "warn": bool(enc.warn),
+        "classes": classes,
+    }
 
 
 def _encoder_from_json(obj: Mapping[str, Any], where: str) -> Any:
@@ -216,9 +223,16 @@ def _normalizer_from_json(obj: Mapping[str, Any], where: str) -> Any:
             return norm
         names = list(table["names"])
         arrays = [np.asarray(level) for level in table["index"]]
-        index = pd.Index(arrays[0], name=names[0]) if len(names) == 1 else pd.MultiIndex.from_arrays(arrays, names=names)
+        index = (
+            pd.Index(arrays[0], name=names[0])
+            if len(names) == 1
+            else pd.MultiIndex.from_arrays(arrays, names=names)
+        )
         norm.norm_ = pd.DataFrame(
-            {"center": np.asarray(table["center"], dtype=np.float64), "scale": np.asarray(table["scale"], dtype=np.float64)},
+            {
+                "center": np.asarray(table["center"], dtype=np.float64),
+                "scale": np.asarray(table["scale"], dtype=np.float64),
+            },
             index=index,
         )
         norm.missing_ = dict(obj["missing"])
@@ -275,7 +289,8 @@ def tft_preprocessing(
     plain = {k: _plain(v, f"dataset.{k}") for k, v in params.items() if k not in _OBJECTS}
     plain["target_normalizer"] = _normalizer_to_json(params["target_normalizer"], "target_normalizer")
     plain["categorical_encoders"] = {
-        str(k): _encoder_to_json(v, f"categorical_encoders.{k}") for k, v in params["categorical_encoders"].items()
+        str(k): _encoder_to_json(v, f"categorical_encoders.{k}")
+        for k, v in params["categorical_encoders"].items()
     }
     plain["scalers"] = {str(k): _scaler_to_json(v, f"scalers.{k}") for k, v in params["scalers"].items()}
     plain["predict_mode"] = False
@@ -292,7 +307,9 @@ def _check_kind(prep: Any, kind: str) -> Mapping[str, Any]:
         got = prep.get("kind") if isinstance(prep, Mapping) else type(prep).__name__
         raise ConfigError(f"preprocessing: expected kind {kind!r}, got {got!r}")
     if prep.get("format") != FORMAT:
-        raise ConfigError(f"preprocessing: {kind} format {prep.get('format')!r}; this gatelab reads format {FORMAT}")
+        raise ConfigError(
+            f"preprocessing: {kind} format {prep.get('format')!r}; this gatelab reads format {FORMAT}"
+        )
     return prep
 
 
@@ -303,7 +320,8 @@ def tft_parameters(prep: Mapping[str, Any]) -> dict[str, Any]:
     try:
         ds["target_normalizer"] = _normalizer_from_json(ds["target_normalizer"], "target_normalizer")
         ds["categorical_encoders"] = {
-            k: _encoder_from_json(v, f"categorical_encoders.{k}") for k, v in ds["categorical_encoders"].items()
+            k: _encoder_from_json(v, f"categorical_encoders.{k}")
+            for k, v in ds["categorical_encoders"].items()
         }
         ds["scalers"] = {k: _scaler_from_json(v, f"scalers.{k}") for k, v in ds["scalers"].items()}
     except KeyError as e:

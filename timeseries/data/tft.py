@@ -58,6 +58,7 @@ __all__ = [
     "dataset_from",
     "electricity_frame",
     "prediction_dataset",
+    "prediction_frame",
     "read_electricity",
     "read_pems_sf",
     "read_stallion",
@@ -382,6 +383,27 @@ def prediction_dataset(
     contiguously, when a known input is missing, or when a category is unknown.
     """
     horizon = spec.horizon if horizon is None else int(horizon)
+    frame = prediction_frame(history, future, spec, horizon=horizon)
+    return dataset_from(
+        dataset,
+        frame,
+        spec,
+        name="history+future",
+        predict=True,
+        stop_randomization=True,
+        min_prediction_length=horizon,
+        max_prediction_length=horizon,
+    )
+
+
+def prediction_frame(
+    history: pd.DataFrame, future: pd.DataFrame, spec: TFTSpec, *, horizon: int | None = None
+) -> pd.DataFrame:
+    """The frame :func:`prediction_dataset` builds its windows from: ``history`` then the first
+    ``horizon`` rows of ``future`` of every series (checked as :func:`prediction_dataset`
+    describes), observed inputs forward-filled into the future rows and static columns taken
+    from each series' first row; sorted by series and time."""
+    horizon = spec.horizon if horizon is None else int(horizon)
     if horizon > spec.horizon:
         raise FrameError(
             f"horizon {horizon} exceeds the dataset's horizon {spec.horizon}"
@@ -432,16 +454,7 @@ def prediction_dataset(
         cols = spec.categorical_groups.get(c, (c,))
         for cc in cols:
             frame[cc] = frame.groupby(keys, observed=True)[cc].transform("first")
-    return dataset_from(
-        dataset,
-        frame.reset_index(drop=True),
-        spec,
-        name="history+future",
-        predict=True,
-        stop_randomization=True,
-        min_prediction_length=horizon,
-        max_prediction_length=horizon,
-    )
+    return frame.reset_index(drop=True)
 
 
 def split_frame(
