@@ -43,6 +43,7 @@ __all__ = [
     "LTSFDataModule",
     "TFTDataModule",
     "electricity_datamodule",
+    "frame_datamodule",
     "ltsf_datamodule",
     "stallion_datamodule",
     "traffic_datamodule",
@@ -344,4 +345,69 @@ def traffic_datamodule(
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
+    )
+
+
+def frame_datamodule(
+    data_dir: Path | None = None,
+    *,
+    file: str,
+    spec: dict[str, Any],
+    date: str | None = None,
+    freq: str | None = None,
+    batch_size: PositiveInt = 64,
+    val_batch_size: PositiveInt | None = None,
+    num_workers: NonNegativeInt = 0,
+    fast: bool = True,
+) -> TFTDataModule:
+    """Data module ``tft-frame``: any long frame (a parquet or CSV ``file``) with the column roles
+    of ``spec`` (the fields of :class:`~gatelab.timeseries.data.tft.TFTSpec` as plain values).
+
+    Split as pytorch-forecasting's stallion tutorial (:func:`~gatelab.timeseries.data.tft.stallion_datasets`):
+    training on ``time_idx <= max - horizon``, validation (= test) on the last ``horizon`` steps
+    of every series. ``date`` / ``freq`` name the date column and its pandas frequency, so the
+    saved preprocessing maps the time index to dates. A relative ``file`` is looked up under
+    the data directory. :class:`gatelab.timeseries.Forecaster` trains through this module.
+    """
+    import pandas as pd
+
+    path = Path(file)
+    if not path.is_absolute() and data_dir is not None and (Path(data_dir) / path).exists():
+        path = Path(data_dir) / path
+    if not path.is_file():
+        raise ConfigError(f"data module tft-frame: file {str(path)!r} not found")
+    frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    try:
+        spec_obj = td.TFTSpec(
+            **{
+                k: (
+                    {g: tuple(m) for g, m in v.items()}
+                    if isinstance(v, dict)
+                    else tuple(v)
+                    if isinstance(v, list)
+                    else v
+                )
+                for k, v in spec.items()
+            }
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"data module tft-frame: spec: {e}") from None
+    for c in spec_obj.categorical_columns:
+        frame[c] = frame[c].astype(str)
+    time = None
+    if date is not None:
+        if freq is None:
+            raise ConfigError(
+                "data module tft-frame: date needs freq (a pandas frequency, e.g. 'MS', 'h', 'D')"
+            )
+        time = _time_reference(frame, spec_obj.time_idx, date, freq)
+    training, validation = td.stallion_datasets(frame, spec_obj)
+    return TFTDataModule(
+        training,
+        validation,
+        batch_size=batch_size,
+        val_batch_size=val_batch_size or batch_size,
+        num_workers=num_workers,
+        fast=fast,
+        time=time,
     )
