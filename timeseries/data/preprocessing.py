@@ -73,6 +73,8 @@ def _plain(value: Any, where: str) -> Any:
             raise ConfigError(f"preprocessing: {where} = {v} is not a finite number")
         return v
     if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return _plain(value.item(), where)
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value.tolist())]
     if isinstance(value, (list, tuple)):
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -247,7 +249,7 @@ def _normalizer_from_json(obj: Mapping[str, Any], where: str) -> Any:
 
 def _scalar_or_array(value: Any) -> Any:
     arr = np.asarray(value, dtype=np.float64)
-    return float(arr) if arr.ndim == 0 else arr
+    return np.float64(arr) if arr.ndim == 0 else arr  # numpy scalars, as fitted (torch keeps float64)
 
 
 def _expect_type(obj: Any, kind: str, where: str) -> None:
