@@ -388,7 +388,9 @@ def _ltsf_values(frame: pd.DataFrame, columns: Sequence[str], source: str, first
         if bad.any():
             r = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{_line(source, first_row + r)}:{col}: value {s.iloc[r]!r} is not a finite number "
+                f"{_line(source, first_row + r)}:{col}: "
+                + ("empty cell" if pd.isna(s.iloc[r]) else f"value {s.iloc[r]!r} is not a finite number")
+                + " "
                 f"({int(bad.sum())} such cell(s) in column {col!r}; nothing is imputed)"
             )
         out[:, j] = num.to_numpy(dtype=np.float64)
