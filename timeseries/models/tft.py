@@ -555,7 +555,9 @@ class TFTConfig(ModelConfig):
             ``y_k = y_{k-1} + softplus(W_k psi + b_k)``, so the quantiles are strictly increasing
             (non-crossing) for any weights; the rescaling keeps the order because the scale is
             positive and every inverse transform is non-decreasing (``sqrt``'s inverse ``y^2`` is
-            applied to ``max(y, 0)`` in this mode). Same parameters, different outputs.
+            applied to ``max(y, 0)`` in this mode); a running maximum over the rescaled quantiles
+            removes the reversals of a few ulps that float rounding of the rescale can make
+            between quantiles equal up to rounding. Same parameters, different outputs.
     """
 
     x_categoricals: tuple[str, ...] = ()
@@ -933,6 +935,8 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
             pred = monotone_quantiles(pred)
         if self.rescale_output:
             pred = self.rescale(pred, x["target_scale"])
+            if self.quantile_head == "monotone":  # float rounding of the rescale may reverse equal neighbours
+                pred = torch.cummax(pred, dim=-1).values
         return TFTOutput(
             prediction=pred,
             encoder_attention=attn_w[..., :Te],
