@@ -133,13 +133,18 @@ class Forecaster:
         """Run ``experiment`` with the harness and load its best (else last) checkpoint as a
         saved model would be (``gatelab export``)."""
         from gatelab.core.harness import run_experiment
-        from gatelab.core.pretrained import export_checkpoint, from_pretrained
+        from gatelab.core.pretrained import export_checkpoint, from_pretrained, save_pretrained
 
         result = run_experiment(experiment)
         ckpt = result.best_checkpoint or result.last_checkpoint
-        if not ckpt:
-            raise ConfigError("fit: the run saved no checkpoint")
-        folder = export_checkpoint(ckpt, Path(result.run_dir) / "model")
+        if ckpt:
+            folder = export_checkpoint(ckpt, Path(result.run_dir) / "model")
+        else:  # nothing trained (naive-last-value, max_epochs 0): the model as built, with its data's preprocessing
+            folder = save_pretrained(
+                result.task.model,
+                Path(result.run_dir) / "model",
+                preprocessing=result.datamodule.preprocessing(),
+            )
         self.result = result
         self.model = from_pretrained(folder)
         return self.model
@@ -271,11 +276,20 @@ class TFTForecaster(Forecaster):
             "test": False,
             "model": {"name": self.model_name, "kwargs": self.model_kwargs},
             "data": {"name": "tft-frame", "kwargs": data_kwargs},
-            "task": {"name": "tft", "optimizer": "adam", "lr": self.lr},
+            "task": {"name": "tft", "optimizer": "adam", "lr": self.lr, "kwargs": {"qrisk": self._qrisk()}},
             "trainer": _trainer(self.max_epochs if trains else 0, self.trainer),
         }
         self._train(experiment)
         return self
+
+    def _qrisk(self) -> list[float]:
+        """The paper's q-risk levels (0.5, 0.9) the model forecasts (logged by the task)."""
+        qs = (
+            [0.5]
+            if self.model_name == "naive-last-value"
+            else [float(q) for q in self.model_kwargs.get("quantiles", [])]
+        )
+        return [q for q in (0.5, 0.9) if q in qs]
 
     def backtest(self, df: pd.DataFrame, windows: int = 3, *, step: int | None = None) -> pd.DataFrame:
         """Rolling-origin evaluation on ``df`` (history and actuals, all with targets).
