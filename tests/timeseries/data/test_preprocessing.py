@@ -93,3 +93,29 @@ def test_ltsf_preprocessing_is_the_training_split(tmp_path):
     assert (prep["date"], prep["freq"], prep["calendar_freq"]) == ("date", "h", "h")
     ms = ltsf_preprocessing(load_ltsf(None, file=tmp_path / "x.csv", freq="h", lookback=16, horizon=4, features="MS"))
     assert ms["num_targets"] == 1 and ms["columns"][-1] == "OT"
+
+
+def test_data_modules_return_their_preprocessing(tmp_path):
+    """``tft-frame`` (the stallion tutorial's roles and split on a stallion-like frame) records the
+    dates; ``ltsf`` the training statistics; both plain JSON."""
+    import dataclasses
+
+    from tft_fixtures import stallion_raw
+
+    from gatelab.timeseries.data.datamodule import frame_datamodule, ltsf_datamodule
+    from gatelab.timeseries.data.tft import STALLION_SPEC, stallion_frame
+
+    frame = stallion_frame(stallion_raw(months=30))
+    frame.to_parquet(tmp_path / "s.parquet")
+    spec = {f.name: getattr(STALLION_SPEC, f.name) for f in dataclasses.fields(STALLION_SPEC)}
+    spec = json.loads(json.dumps(spec))  # as a YAML config gives it: lists, not tuples
+    dm = frame_datamodule(file=str(tmp_path / "s.parquet"), spec=spec, date="date", freq="MS")
+    prep = json.loads(json.dumps(dm.preprocessing()))
+    assert prep["time"] == {"time_idx": "time_idx", "date": "date", "freq": "MS", "origin": "2013-01-01T00:00:00"}
+    assert tft_spec(prep) == STALLION_SPEC
+    with pytest.raises(ConfigError, match="date needs freq"):
+        frame_datamodule(file=str(tmp_path / "s.parquet"), spec=spec, date="date")
+
+    write_csv(tmp_path / "x.csv", 200)
+    ltsf = ltsf_datamodule(file=str(tmp_path / "x.csv"), freq="h", lookback=16, horizon=4)
+    assert ltsf.preprocessing() == ltsf_preprocessing(ltsf.data)
