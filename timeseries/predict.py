@@ -59,9 +59,10 @@ def quantile_column(q: float) -> str:
 # --------------------------------------------------------------------------- files
 
 
-def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_frame(path: str | os.PathLike[str], *, header: bool = True) -> pd.DataFrame:
     """A CSV (``.csv``, ``.csv.gz``) or parquet file as a frame (dates are parsed later, where
-    the saved preprocessing names the column).
+    the saved preprocessing names the column). ``header=False``: a CSV without a header line
+    (LSTNet's layout), its columns named ``"0"``, ``"1"``, ...
 
     Raises:
         DataError: no such file, an unknown suffix, an empty or unreadable file.
@@ -74,6 +75,9 @@ def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(p)
         if name.endswith((".csv", ".csv.gz", ".txt")):
+            if not header:
+                frame = pd.read_csv(p, header=None)
+                return frame.set_axis([str(c) for c in range(frame.shape[1])], axis=1)
             return pd.read_csv(p)
     except pd.errors.EmptyDataError:
         raise DataError(f"{p}: the file is empty") from None
@@ -131,7 +135,8 @@ def _need_columns(frame: pd.DataFrame, columns: Sequence[str], source: str, what
 def predict_path(model: nn.Module, input: Path, output: Path, options: PredictOptions) -> int:
     """Forecast from the frame in ``input`` and write the forecasts to ``output`` (CSV/parquet,
     by suffix); returns the number of forecast rows written (``gatelab predict``'s contract)."""
-    frame = read_frame(input)
+    prep = getattr(model, "preprocessing", None) or {}
+    frame = read_frame(input, header=not (prep.get("kind") == "ltsf" and prep.get("layout") == "lstnet"))
     forecasts = forecast_frame(model, frame, options=options, source=str(input))
     write_frame(forecasts, output)
     return len(forecasts)
@@ -405,12 +410,8 @@ def _forecast_ltsf(
     inputs, L, H = list(prep["inputs"]), int(prep["lookback"]), int(prep["horizon"])
     d_col = prep.get("date")
     frame = frame.reset_index(drop=True)
-    if d_col is None:  # LSTNet layout: no header, columns by position
-        frame = (
-            frame.set_axis([str(c) for c in range(frame.shape[1])], axis=1)
-            if all(isinstance(c, int) for c in frame.columns)
-            else frame
-        )
+    if d_col is None:  # LSTNet layout: no header, columns by position ("0", "1", ...)
+        frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
     _need_columns(frame, [*([d_col] if d_col else []), *inputs], source, "date and variables")
     if len(frame) < L:
         raise DataError(f"{source}: {len(frame)} row(s) of history; the model needs lookback={L} rows")
@@ -441,6 +442,6 @@ def _forecast_ltsf(
         freq = prep.get("freq") or prep["calendar_freq"]
         off = to_offset(freq)
         out.insert(0, d_col, pd.date_range(dates[-1] + off, periods=H, freq=off))
-    else:
+    else:  # no dates: the steps after the input's last row
         out.insert(0, "step", np.arange(1, H + 1))
     return out

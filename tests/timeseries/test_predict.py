@@ -224,3 +224,27 @@ def test_ltsf_inputs_that_do_not_fit_are_named(ltsf_model, tmp_path):
     bad.loc[2, "date"] = "yesterday"
     with pytest.raises(DataError, match=r"in\.csv:4:date: cannot parse 'yesterday' as a date"):
         run(bad)
+
+
+def test_ltsf_lstnet_layout_has_no_header_and_no_dates(tmp_path):
+    from gatelab.core.pretrained import from_pretrained, save_pretrained
+    from gatelab.timeseries.data.ltsf import load_ltsf
+    from gatelab.timeseries.data.preprocessing import ltsf_preprocessing
+    from gatelab.timeseries.models.gateformer import Gateformer
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(120, 3)).cumsum(0)
+    np.savetxt(tmp_path / "solar.txt", values, delimiter=",", fmt="%.5f")
+    data = load_ltsf(None, file=tmp_path / "solar.txt", layout="lstnet", target="0", freq=None,
+                     lookback=16, horizon=4, calendar_freq="h")  # fmt: skip
+    model = Gateformer(**data.model_kwargs(), d_model=8, hidden_dim=8, num_heads=2, num_layers=1, patch_len=8, stride=8)
+    save_pretrained(model.eval(), tmp_path / "m", preprocessing=ltsf_preprocessing(data))
+    np.savetxt(tmp_path / "recent.txt", values[-20:], delimiter=",", fmt="%.5f")
+    loaded = from_pretrained(tmp_path / "m")
+    assert predict_path(loaded, tmp_path / "recent.txt", tmp_path / "f.csv", PredictOptions(progress=False)) == 4
+    out = pd.read_csv(tmp_path / "f.csv")
+    assert list(out.columns) == ["step", "1", "2", "0"] and out["step"].tolist() == [1, 2, 3, 4]  # target last
+    x = (np.loadtxt(tmp_path / "recent.txt", delimiter=",")[-16:, [1, 2, 0]] - data.mean) / data.std
+    with torch.no_grad():
+        want = model(torch.tensor(x, dtype=torch.float32)[None], torch.zeros(1, 16, 1))[0].numpy()
+    np.testing.assert_allclose(out[["1", "2", "0"]].to_numpy(), want * data.std + data.mean, rtol=1e-4, atol=1e-4)
