@@ -426,6 +426,18 @@ def _forecast_ltsf(
         if back.size:
             r = int(back[0]) + 1
             raise DataError(f"{_line(source, r)}:{d_col}: date {dates[r]} does not come after {dates[r - 1]}")
+        freq = prep.get("freq")
+        if freq:  # the window the model sees must be sampled as the training data was
+            from pandas.tseries.frequencies import to_offset
+
+            window = dates[len(dates) - L :]
+            off = np.flatnonzero(window[:-1] + to_offset(freq) != window[1:])
+            if off.size:
+                r = len(dates) - L + int(off[0]) + 1
+                raise DataError(
+                    f"{_line(source, r)}:{d_col}: date {dates[r]} is not one step of {freq!r} after {dates[r - 1]} "
+                    f"(the model was trained on {freq!r} data; its last {L} rows must be evenly spaced)"
+                )
         marks = torch.from_numpy(time_features(dates[len(dates) - L :], prep["calendar_freq"]))[None]
     else:
         marks = torch.zeros(1, L, 1)

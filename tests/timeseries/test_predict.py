@@ -221,6 +221,10 @@ def test_ltsf_inputs_that_do_not_fit_are_named(ltsf_model, tmp_path):
     with pytest.raises(DataError, match=r"in\.csv:19:b: empty cell \(1 such cell"):
         run(bad)
     bad = recent.copy()
+    bad.loc[15, "date"] = "2016-08-01 15:30:00"
+    with pytest.raises(DataError, match=r"in\.csv:17:date: date 2016-08-01 15:30:00 is not one step of 'h' after"):
+        run(bad)
+    bad = recent.copy()
     bad.loc[2, "date"] = "yesterday"
     with pytest.raises(DataError, match=r"in\.csv:4:date: cannot parse 'yesterday' as a date"):
         run(bad)
