@@ -8,7 +8,7 @@ use, so ``create_model("gateformer", preset="etth1-96")`` loads only :mod:`gatel
   ``pytorch-forecasting-tft``, ``naive-last-value``;
 * datasets: the ten LTSF benchmarks (``etth1`` ... ``solar``) and TFT's ``stallion``,
   ``uci-electricity``, ``pems-sf``;
-* data modules: ``ltsf``, ``tft-stallion``, ``tft-electricity``, ``tft-traffic``; task: ``tft``;
+* data modules: ``ltsf``, ``tft-stallion``, ``tft-electricity``, ``tft-traffic``, ``tft-frame``; task: ``tft``;
 * paper tables: ``gateformer`` (built in :mod:`.recipes.gateformer`), ``tft`` (:mod:`.recipes.tft`).
 """
 
@@ -103,6 +103,8 @@ DATAMODULES.register(
     "tft-electricity", "gatelab.timeseries.data.datamodule:electricity_datamodule", domain=DOMAIN
 )
 DATAMODULES.register("tft-traffic", "gatelab.timeseries.data.datamodule:traffic_datamodule", domain=DOMAIN)
+# any long frame with TFTSpec roles (what gatelab.timeseries.Forecaster trains through)
+DATAMODULES.register("tft-frame", "gatelab.timeseries.data.datamodule:frame_datamodule", domain=DOMAIN)
 TASKS.register("tft", "gatelab.timeseries.tasks.tft:TFTTask", domain=DOMAIN)
 
 # --------------------------------------------------------------------------- paper tables

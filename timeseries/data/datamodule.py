@@ -43,6 +43,7 @@ __all__ = [
     "LTSFDataModule",
     "TFTDataModule",
     "electricity_datamodule",
+    "frame_datamodule",
     "ltsf_datamodule",
     "stallion_datamodule",
     "traffic_datamodule",
@@ -91,6 +92,14 @@ class LTSFDataModule(L.LightningDataModule):
 
     def model_kwargs(self) -> dict[str, int]:
         return self.data.model_kwargs()
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What the model needs to forecast new data (``preprocessing.json``, kind ``"ltsf"``):
+        column names, the training mean/std, lookback, horizon, date column and frequency
+        (:func:`gatelab.timeseries.data.preprocessing.ltsf_preprocessing`)."""
+        from .preprocessing import ltsf_preprocessing
+
+        return ltsf_preprocessing(self.data)
 
     def _loader(
         self, stage: str, batch_size: int, shuffle: bool, drop_last: bool, stride: int = 1
@@ -206,11 +215,14 @@ class TFTDataModule(L.LightningDataModule):
         num_workers: int = 0,
         fast: bool = True,
         missing_counts: dict[str, dict[str, int]] | None = None,
+        time: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         #: per split, what the missing-value policy inserted and filled (:func:`.tft.missing_counts`)
         self.missing_counts = dict(missing_counts or {})
         self.fast = fast
+        #: ``{"date", "freq", "origin"}`` of the frame's dates (``None``: integer time index only)
+        self.time = dict(time) if time else None
         self.training = training
         self.validation = validation
         self.test = test if test is not None else validation
@@ -244,6 +256,15 @@ class TFTDataModule(L.LightningDataModule):
         from gatelab.timeseries.models.tft import config_from_dataset
 
         return config_from_dataset(self.training)
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What the model needs to forecast new data (``preprocessing.json``, kind ``"tft"``):
+        the training split's fitted encoders, scalers and target normaliser, the column roles,
+        the window lengths and the time index's dates
+        (:func:`gatelab.timeseries.data.preprocessing.tft_preprocessing`)."""
+        from .preprocessing import tft_preprocessing
+
+        return tft_preprocessing(self.training, **(self.time or {}))
 
 
 def _report_missing(name: str, missing: str, counts: dict[str, dict[str, int]]) -> None:
@@ -282,12 +303,20 @@ def stallion_datamodule(
     return TFTDataModule(
         training,
         validation,
+        time=_time_reference(frame, td.STALLION_SPEC.time_idx, "date", "MS"),
         batch_size=batch_size,
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
         missing_counts=counts,
     )
+
+
+def _time_reference(frame: Any, time_idx: str, date: str, freq: str) -> dict[str, Any]:
+    """``{"date", "freq", "origin"}`` of ``frame`` (the origin checked on every row)."""
+    from .preprocessing import date_origin
+
+    return {"date": date, "freq": freq, "origin": date_origin(frame, time_idx, date, freq)}
 
 
 def _paper_splits(
@@ -333,6 +362,7 @@ def electricity_datamodule(
         training,
         validation,
         test,
+        time=_time_reference(frame, td.ELECTRICITY_SPEC.time_idx, "date", "h"),
         batch_size=batch_size,
         val_batch_size=val_batch_size,
         num_workers=num_workers,
@@ -366,5 +396,84 @@ def traffic_datamodule(
         val_batch_size=val_batch_size,
         num_workers=num_workers,
         fast=fast,
+        missing_counts=counts,
+    )
+
+
+def frame_datamodule(
+    data_dir: Path | None = None,
+    *,
+    file: str,
+    spec: dict[str, Any],
+    date: str | None = None,
+    freq: str | None = None,
+    batch_size: PositiveInt = 64,
+    val_batch_size: PositiveInt | None = None,
+    num_workers: NonNegativeInt = 0,
+    fast: bool = True,
+    missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
+) -> TFTDataModule:
+    """Data module ``tft-frame``: any long frame (a parquet or CSV ``file``) with the column roles
+    of ``spec`` (the fields of :class:`~gatelab.timeseries.data.tft.TFTSpec` as plain values).
+
+    Split as pytorch-forecasting's stallion tutorial (:func:`~gatelab.timeseries.data.tft.stallion_datasets`):
+    training on ``time_idx <= max - horizon``, validation (= test) on the last ``horizon`` steps
+    of every series. ``date`` / ``freq`` name the date column and its pandas frequency, so the
+    saved preprocessing maps the time index to dates. A relative ``file`` is looked up under
+    the data directory. :class:`gatelab.timeseries.Forecaster` trains through this module.
+    ``missing``: the missing-value policy, as for ``tft-stallion``.
+    """
+    import pandas as pd
+
+    path = Path(file)
+    if not path.is_absolute() and data_dir is not None and (Path(data_dir) / path).exists():
+        path = Path(data_dir) / path
+    if not path.is_file():
+        raise ConfigError(f"data module tft-frame: file {str(path)!r} not found")
+    try:
+        frame = pd.read_parquet(path) if path.suffix in (".parquet", ".pq") else pd.read_csv(path)
+    except Exception as e:  # pandas/pyarrow raise many types for malformed files
+        raise ConfigError(f"data module tft-frame: {path}: cannot read ({type(e).__name__}: {e})") from None
+    try:
+        spec_obj = td.TFTSpec(
+            **{
+                k: (
+                    {g: tuple(m) for g, m in v.items()}
+                    if isinstance(v, dict)
+                    else tuple(v)
+                    if isinstance(v, list)
+                    else v
+                )
+                for k, v in spec.items()
+            }
+        )
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"data module tft-frame: spec: {e}") from None
+    for c in spec_obj.categorical_columns:
+        frame[c] = frame[c].astype(str)
+    time = None
+    if date is not None:
+        if freq is None:
+            raise ConfigError(
+                "data module tft-frame: date needs freq (a pandas frequency, e.g. 'MS', 'h', 'D')"
+            )
+        time = _time_reference(frame, spec_obj.time_idx, date, freq)
+    if missing != "error":  # "error": the datasets' own frame checks refuse any gap or NaN
+        frame, spec_obj = td.apply_missing_policy(frame, spec_obj, missing, name=path.name)
+    training, validation = td.stallion_datasets(frame, spec_obj)
+    cutoff = int(frame[spec_obj.time_idx].max()) - spec_obj.horizon
+    counts = {
+        "train": td.missing_counts(frame[frame[spec_obj.time_idx] <= cutoff]),
+        "val": td.missing_counts(frame),
+    }
+    _report_missing(path.name, missing, counts)
+    return TFTDataModule(
+        training,
+        validation,
+        batch_size=batch_size,
+        val_batch_size=val_batch_size or batch_size,
+        num_workers=num_workers,
+        fast=fast,
+        time=time,
         missing_counts=counts,
     )

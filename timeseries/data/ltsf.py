@@ -677,7 +677,9 @@ class LTSFData:
                 raise ConfigError(f"{series.path}: give calendar_freq (the file's frequency is unknown)")
             self.marks = torch.from_numpy(time_features(series.dates, freq))
             self.calendar = calendar_feature_names(freq)
+            self.calendar_freq: str | None = freq
         else:  # no timestamps: one all-zero mark column, like the official Solar loader
+            self.calendar_freq = None
             self.marks = torch.zeros(series.n_rows, 1)
             self.calendar = ["none"]
         self.num_vars = self.data.shape[1]

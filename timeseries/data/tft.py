@@ -63,6 +63,7 @@ __all__ = [
     "missing_counts",
     "observed_column",
     "prediction_dataset",
+    "prediction_frame",
     "read_electricity",
     "read_pems_sf",
     "read_stallion",
@@ -572,6 +573,27 @@ def prediction_dataset(
     contiguously, when a known input is missing, or when a category is unknown.
     """
     horizon = spec.horizon if horizon is None else int(horizon)
+    frame = prediction_frame(history, future, spec, horizon=horizon)
+    return dataset_from(
+        dataset,
+        frame,
+        spec,
+        name="history+future",
+        predict=True,
+        stop_randomization=True,
+        min_prediction_length=horizon,
+        max_prediction_length=horizon,
+    )
+
+
+def prediction_frame(
+    history: pd.DataFrame, future: pd.DataFrame, spec: TFTSpec, *, horizon: int | None = None
+) -> pd.DataFrame:
+    """The frame :func:`prediction_dataset` builds its windows from: ``history`` then the first
+    ``horizon`` rows of ``future`` of every series (checked as :func:`prediction_dataset`
+    describes), observed inputs forward-filled into the future rows and static columns taken
+    from each series' first row; sorted by series and time."""
+    horizon = spec.horizon if horizon is None else int(horizon)
     if horizon > spec.horizon:
         raise FrameError(
             f"horizon {horizon} exceeds the dataset's horizon {spec.horizon}"
@@ -594,25 +616,30 @@ def prediction_dataset(
         raise FrameError(
             f"future: series ({_group_label(key if len(keys) > 1 else key[0], keys)}) does not occur in the history"
         )
-    rows = []
-    for key, t_last in last.items():
-        sel = np.ones(len(fut), dtype=bool)
-        for g, k in zip(keys, key if isinstance(key, tuple) else (key,)):
-            sel &= (fut[g] == k).to_numpy()
-        t = fut.loc[sel, spec.time_idx].to_numpy()
-        expected = np.arange(t_last + 1, t_last + 1 + len(t))
-        n_ok = int(np.argmax(t != expected)) if (t != expected).any() else len(t)
-        if n_ok < horizon:
-            what = (
-                f"has known-future inputs for {n_ok} step(s) after its last observed time_idx {int(t_last)}"
-                if n_ok == len(t)
-                else f"has future steps {t[: n_ok + 1].tolist()} not continuing its history at {int(t_last)}"
-            )
-            raise FrameError(
-                f"horizon {horizon} is longer than the known-future inputs: series ({_group_label(key, keys)}) {what}"
-            )
-        rows.append(fut[sel].iloc[:horizon])
-    future_rows = pd.concat(rows)
+    # per future row: its series' last observed step and its rank within the series (vectorised)
+    last_keys = pd.MultiIndex.from_frame(last.index.to_frame(index=False)[keys].astype(str))
+    t_last_of = last.to_numpy()[last_keys.get_indexer(fut_keys)]
+    tt = fut[spec.time_idx].to_numpy()
+    codes = pd.Series(last_keys.get_indexer(fut_keys), index=fut.index)
+    rank = codes.groupby(codes.to_numpy()).cumcount().to_numpy()
+    ok = tt == t_last_of + 1 + rank
+    leading = pd.Series(ok.astype(np.int64)).groupby(codes.to_numpy()).cumprod().to_numpy()  # 1 until the first gap
+    n_ok = np.bincount(codes.to_numpy()[leading == 1], minlength=len(last))
+    n_rows = np.bincount(codes.to_numpy(), minlength=len(last))
+    short = np.flatnonzero(n_ok < horizon)
+    if short.size:
+        i = int(short[0])
+        key, t_last = last.index[i], int(last.iloc[i])
+        t = tt[codes.to_numpy() == i]
+        what = (
+            f"has known-future inputs for {int(n_ok[i])} step(s) after its last observed time_idx {t_last}"
+            if n_ok[i] == n_rows[i]
+            else f"has future steps {t[: int(n_ok[i]) + 1].tolist()} not continuing its history at {t_last}"
+        )
+        raise FrameError(
+            f"horizon {horizon} is longer than the known-future inputs: series ({_group_label(key, keys)}) {what}"
+        )
+    future_rows = fut[rank < horizon]
     frame = pd.concat([history, future_rows], ignore_index=True)
     fill = [spec.target, *[c for c in spec.observed_reals if c != spec.target]]
     fill += [c for n in spec.observed_categoricals for c in spec.categorical_groups.get(n, (n,))]
@@ -622,16 +649,7 @@ def prediction_dataset(
         cols = spec.categorical_groups.get(c, (c,))
         for cc in cols:
             frame[cc] = frame.groupby(keys, observed=True)[cc].transform("first")
-    return dataset_from(
-        dataset,
-        frame.reset_index(drop=True),
-        spec,
-        name="history+future",
-        predict=True,
-        stop_randomization=True,
-        min_prediction_length=horizon,
-        max_prediction_length=horizon,
-    )
+    return frame.reset_index(drop=True)
 
 
 def split_frame(

@@ -95,6 +95,7 @@ __all__ = [
     "TFTOutput",
     "TemporalFusionTransformer",
     "default_embedding_size",
+    "monotone_quantiles",
 ]
 
 
@@ -121,6 +122,16 @@ TARGET_TRANSFORMS = {
     "relu": F.relu,
     "sqrt": _square,
 }
+
+
+def monotone_quantiles(raw: torch.Tensor) -> torch.Tensor:
+    """Non-crossing quantiles ``[..., Q]`` from unconstrained outputs ``raw`` ``[..., Q]``:
+    ``y_1 = raw_1``, ``y_k = y_{k-1} + softplus(raw_k)`` (strictly increasing along the last axis
+    wherever the softplus does not underflow to 0, non-decreasing always)."""
+    if raw.shape[-1] < 2:
+        return raw
+    steps = F.softplus(raw[..., 1:])
+    return torch.cat([raw[..., :1], raw[..., :1] + torch.cumsum(steps, dim=-1)], dim=-1)
 
 
 def default_embedding_size(n: int, max_size: int = 100) -> int:
@@ -538,6 +549,15 @@ class TFTConfig(ModelConfig):
         target_transform: inverse-transform of the output, a key of :data:`TARGET_TRANSFORMS`.
         rescale_output: ``prediction = target_transform^-1(y_hat * scale + center)`` with
             ``target_scale`` from the batch; ``False`` returns ``y_hat``.
+        quantile_head: ``"independent"`` (default; the paper's and pytorch-forecasting's: one
+            linear output per quantile, which may cross) or ``"monotone"``: the first quantile
+            is ``y_1 = W_1 psi + b_1`` and each next one adds a positive step,
+            ``y_k = y_{k-1} + softplus(W_k psi + b_k)``, so the quantiles are strictly increasing
+            (non-crossing) for any weights; the rescaling keeps the order because the scale is
+            positive and every inverse transform is non-decreasing (``sqrt``'s inverse ``y^2`` is
+            applied to ``max(y, 0)`` in this mode); a running maximum over the rescaled quantiles
+            removes the reversals of a few ulps that float rounding of the rescale can make
+            between quantiles equal up to rounding. Same parameters, different outputs.
     """
 
     x_categoricals: tuple[str, ...] = ()
@@ -566,6 +586,7 @@ class TFTConfig(ModelConfig):
     attend_to_self: bool | None = None
     target_transform: Literal["log", "log1p", "logit", "count", "softplus", "relu", "sqrt"] | None = None
     rescale_output: bool = True
+    quantile_head: Literal["independent", "monotone"] = "independent"
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "stallion": {"d_model": 16, "num_heads": 2, "dropout": 0.1, "continuous_dim": 8},
@@ -684,6 +705,7 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
         self.attend_to_self = (not pf) if cfg.attend_to_self is None else cfg.attend_to_self
         self.target_transform = cfg.target_transform
         self.rescale_output = cfg.rescale_output
+        self.quantile_head = cfg.quantile_head
         self.num_lstm_layers = cfg.num_lstm_layers
         self.x_categoricals = list(cfg.x_categoricals)
         self.x_reals = list(cfg.x_reals)
@@ -909,8 +931,12 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
         out = self.pos_wise_ff(out)
         out = self.pre_output_gate_norm(out, phi[:, Te:])
         pred = self.output_layer(out)  # [B, Td, Q]
+        if self.quantile_head == "monotone":
+            pred = monotone_quantiles(pred)
         if self.rescale_output:
             pred = self.rescale(pred, x["target_scale"])
+            if self.quantile_head == "monotone":  # float rounding of the rescale may reverse equal neighbours
+                pred = torch.cummax(pred, dim=-1).values
         return TFTOutput(
             prediction=pred,
             encoder_attention=attn_w[..., :Te],
@@ -931,6 +957,8 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
             )
         ts = target_scale.to(y.dtype)
         y = y * ts[:, 1, None, None] + ts[:, 0, None, None]
+        if self.quantile_head == "monotone" and self.target_transform == "sqrt":
+            y = y.clamp(min=0.0)  # y^2 is increasing on [0, inf) only
         return TARGET_TRANSFORMS[self.target_transform](y)
 
     def point_prediction(self, prediction: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,7 @@ return forecasts in the target's scale with a ``prediction`` ``[B, T_d, Q]`` fie
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
@@ -26,9 +27,18 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import nn
 
-from gatelab.core.config import ConfigError, Dropout, PositiveInt
+from gatelab.core.config import ConfigError, Dropout, ModelConfig, PositiveInt, UnitInterval
+from gatelab.core.pretrained import PretrainedMixin
 
-__all__ = ["DATASET_KEYS", "PF_QUANTILES", "NaiveLastValue", "NaiveOutput", "PytorchForecastingTFT"]
+__all__ = [
+    "DATASET_KEYS",
+    "PF_QUANTILES",
+    "NaiveLastValue",
+    "NaiveLastValueConfig",
+    "NaiveOutput",
+    "PytorchForecastingTFT",
+    "PytorchForecastingTFTConfig",
+]
 
 #: pytorch-forecasting's default ``QuantileLoss`` quantiles
 PF_QUANTILES: tuple[float, ...] = (0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98)
@@ -62,7 +72,63 @@ def _checked_settings(
     return qs, {str(k): (int(v[0]), int(v[1])) for k, v in (embedding_sizes or {}).items()}
 
 
-class PytorchForecastingTFT(nn.Module):
+_TRANSFORMS = Literal["log", "log1p", "logit", "count", "softplus", "relu", "sqrt"]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _DatasetDescription(ModelConfig):
+    """The data module's dataset description (:data:`DATASET_KEYS`, what
+    :func:`~gatelab.timeseries.models.tft.config_from_dataset` returns), as config fields:
+    the meaning of each is that of the same key of :class:`~gatelab.timeseries.models.tft.TFTConfig`."""
+
+    x_categoricals: tuple[str, ...] = ()
+    x_reals: tuple[str, ...] = ()
+    static_categoricals: tuple[str, ...] = ()
+    static_reals: tuple[str, ...] = ()
+    time_varying_categoricals_encoder: tuple[str, ...] = ()
+    time_varying_categoricals_decoder: tuple[str, ...] = ()
+    time_varying_reals_encoder: tuple[str, ...] = ()
+    time_varying_reals_decoder: tuple[str, ...] = ()
+    embedding_sizes: dict[str, tuple[PositiveInt, PositiveInt]] = dataclasses.field(default_factory=dict)
+    categorical_groups: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    embedding_paddings: tuple[str, ...] = ()
+    lookback: PositiveInt | None = None
+    target_transform: _TRANSFORMS | None = None
+    layout: Literal["pytorch-forecasting"] = "pytorch-forecasting"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PytorchForecastingTFTConfig(_DatasetDescription):
+    """Config of :class:`PytorchForecastingTFT`: the dataset description (see
+    :class:`~gatelab.timeseries.models.tft.TFTConfig` for each key; ``lookback`` is required,
+    pytorch-forecasting's ``max_encoder_length``) and the sizes, named as our TFT names them
+    (pytorch-forecasting's name in brackets): ``d_model`` (``hidden_size``), ``num_lstm_layers``
+    (``lstm_layers``), ``num_heads`` (``attention_head_size``), ``dropout``, ``continuous_dim``
+    (``hidden_continuous_size``) with pytorch-forecasting's defaults, and ``quantiles`` (its
+    ``QuantileLoss`` quantiles, default :data:`PF_QUANTILES`; the output size)."""
+
+    d_model: PositiveInt = 16
+    num_lstm_layers: PositiveInt = 1
+    num_heads: PositiveInt = 4
+    dropout: Dropout = 0.1
+    continuous_dim: PositiveInt = 8
+    quantiles: tuple[UnitInterval, ...] = PF_QUANTILES
+
+    def check(self) -> None:
+        if self.lookback is None:
+            raise ConfigError(
+                "PytorchForecastingTFTConfig.lookback=None: give the encoder length (an integer >= 1)"
+            )
+        _checked_settings(self.layout, self.quantiles, self.embedding_sizes)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NaiveLastValueConfig(_DatasetDescription):
+    """Config of :class:`NaiveLastValue`: only the data module's dataset description, recorded
+    so a saved model names the data it was evaluated on; the last value needs none of it."""
+
+
+class PytorchForecastingTFT(PretrainedMixin, nn.Module):
     """pytorch-forecasting's ``TemporalFusionTransformer`` (the network only) as a gatelab model.
 
     Keyword arguments: the dataset description (names as pytorch-forecasting's
@@ -85,64 +151,46 @@ class PytorchForecastingTFT(nn.Module):
     (for its plots only) are not passed.
     """
 
+    config_class = PytorchForecastingTFTConfig
+
     def __init__(
-        self,
-        *,
-        x_categoricals: Sequence[str],
-        x_reals: Sequence[str],
-        lookback: PositiveInt,
-        static_categoricals: Sequence[str] = (),
-        static_reals: Sequence[str] = (),
-        time_varying_categoricals_encoder: Sequence[str] = (),
-        time_varying_categoricals_decoder: Sequence[str] = (),
-        time_varying_reals_encoder: Sequence[str] = (),
-        time_varying_reals_decoder: Sequence[str] = (),
-        embedding_sizes: Mapping[str, Sequence[int]] | None = None,
-        categorical_groups: Mapping[str, Sequence[str]] | None = None,
-        embedding_paddings: Sequence[str] = (),
-        target_transform: str | None = None,
-        layout: Literal["pytorch-forecasting"] = "pytorch-forecasting",
-        d_model: PositiveInt = 16,
-        num_lstm_layers: PositiveInt = 1,
-        num_heads: PositiveInt = 4,
-        dropout: Dropout = 0.1,
-        continuous_dim: PositiveInt = 8,
-        quantiles: Sequence[float] = PF_QUANTILES,
+        self, config: PytorchForecastingTFTConfig | Mapping[str, Any] | None = None, /, **overrides: Any
     ) -> None:
         super().__init__()
+        self.config = cfg = PytorchForecastingTFTConfig.build(config, **overrides)
         try:
             from pytorch_forecasting import TemporalFusionTransformer
             from pytorch_forecasting.data.encoders import TorchNormalizer
             from pytorch_forecasting.metrics import QuantileLoss
         except ImportError as e:  # pragma: no cover - a declared dependency
             raise ConfigError(f"model pytorch-forecasting-tft needs pytorch-forecasting: {e}") from None
-        qs, emb = _checked_settings(layout, quantiles, embedding_sizes)
+        qs, emb = _checked_settings(cfg.layout, cfg.quantiles, cfg.embedding_sizes)
         self.quantiles = tuple(qs)
         with warnings.catch_warnings():  # its save_hyperparameters() on nn.Module arguments
             warnings.filterwarnings("ignore", ".*is an instance of `nn.Module`.*")
             # the keyword arguments of pytorch-forecasting's from_dataset, in its order
             self.net = TemporalFusionTransformer(
-                hidden_size=d_model,
-                attention_head_size=num_heads,
-                dropout=dropout,
-                hidden_continuous_size=continuous_dim,
-                lstm_layers=num_lstm_layers,
+                hidden_size=cfg.d_model,
+                attention_head_size=cfg.num_heads,
+                dropout=cfg.dropout,
+                hidden_continuous_size=cfg.continuous_dim,
+                lstm_layers=cfg.num_lstm_layers,
                 loss=QuantileLoss(qs),
                 log_interval=-1,
-                max_encoder_length=int(lookback),
+                max_encoder_length=int(cfg.lookback or 1),
                 output_size=len(qs),
                 embedding_sizes=emb,
-                static_categoricals=list(static_categoricals),
-                time_varying_categoricals_encoder=list(time_varying_categoricals_encoder),
-                time_varying_categoricals_decoder=list(time_varying_categoricals_decoder),
-                static_reals=list(static_reals),
-                time_varying_reals_encoder=list(time_varying_reals_encoder),
-                time_varying_reals_decoder=list(time_varying_reals_decoder),
-                x_reals=list(x_reals),
-                x_categoricals=list(x_categoricals),
-                embedding_paddings=list(embedding_paddings),
-                categorical_groups={k: list(v) for k, v in (categorical_groups or {}).items()},
-                output_transformer=TorchNormalizer(method="identity", transformation=target_transform),
+                static_categoricals=list(cfg.static_categoricals),
+                time_varying_categoricals_encoder=list(cfg.time_varying_categoricals_encoder),
+                time_varying_categoricals_decoder=list(cfg.time_varying_categoricals_decoder),
+                static_reals=list(cfg.static_reals),
+                time_varying_reals_encoder=list(cfg.time_varying_reals_encoder),
+                time_varying_reals_decoder=list(cfg.time_varying_reals_decoder),
+                x_reals=list(cfg.x_reals),
+                x_categoricals=list(cfg.x_categoricals),
+                embedding_paddings=list(cfg.embedding_paddings),
+                categorical_groups={k: list(v) for k, v in cfg.categorical_groups.items()},
+                output_transformer=TorchNormalizer(method="identity", transformation=cfg.target_transform),
             )
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> Any:
@@ -163,7 +211,7 @@ class NaiveOutput(NamedTuple):
     prediction: torch.Tensor
 
 
-class NaiveLastValue(nn.Module):
+class NaiveLastValue(PretrainedMixin, nn.Module):
     """The last observed target repeated over the horizon (pytorch-forecasting's ``Baseline``).
 
     ``forward(x)`` reads ``x["encoder_target"]`` ``[B, T_e]`` (the target in its own scale),
@@ -178,8 +226,11 @@ class NaiveLastValue(nn.Module):
     """
 
     quantiles: tuple[float, ...] = (0.5,)
+    config_class = NaiveLastValueConfig
 
-    def __init__(self, **dataset_description: Any) -> None:
+    def __init__(
+        self, config: NaiveLastValueConfig | Mapping[str, Any] | None = None, /, **dataset_description: Any
+    ) -> None:
         super().__init__()
         unknown = sorted(set(dataset_description) - DATASET_KEYS)
         if unknown:
@@ -187,6 +238,7 @@ class NaiveLastValue(nn.Module):
                 f"model naive-last-value takes no settings: {unknown} (it accepts only the data "
                 f"module's dataset description {sorted(DATASET_KEYS)})"
             )
+        self.config = NaiveLastValueConfig.build(config, **dataset_description)
 
     def forward(self, x: Mapping[str, torch.Tensor]) -> NaiveOutput:
         for key in ("encoder_target", "encoder_lengths", "decoder_cont"):

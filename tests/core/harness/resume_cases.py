@@ -111,6 +111,19 @@ def _stallion(root: Path) -> Case:
     return Case(cfg, root / "data", ["gatelab.timeseries.data.datamodule:locate"])
 
 
+def _tft_frame(root: Path) -> Case:
+    from tft_fixtures import tiny_frame, tiny_spec
+
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    frame = tiny_frame(n_series=4, n_steps=30)
+    frame["date"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(frame["time_idx"], unit="D")
+    frame.to_parquet(root / "data" / "frame.parquet")
+    spec = json.loads(json.dumps(dataclasses.asdict(tiny_spec())))  # plain lists, as YAML gives them
+    data = {"name": "tft-frame", "kwargs": {"file": "frame.parquet", "spec": spec, "date": "date", "freq": "D", "batch_size": 4}}
+    cfg = _config(root, "tft-frame", {"name": "tft", "kwargs": _TFT_MODEL}, data, _tft_task())
+    return Case(cfg, root / "data")
+
+
 def _electricity(root: Path) -> Case:
     # LD2011_2014.txt: 15-minute kW from 2011-01-01 00:15 to the paper's last day (1346) for 2 customers
     folder = root / "data" / "electricity"
@@ -427,6 +440,7 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "tft-stallion": _stallion,
     "tft-electricity": _electricity,
     "tft-traffic": _traffic,
+    "tft-frame": _tft_frame,
     "ctr": _ctr,
     "membrane": _membrane,
     "drive": _drive,

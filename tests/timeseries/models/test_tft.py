@@ -303,3 +303,47 @@ def test_bad_config_values_are_one_line_config_errors(override, fragments):
     assert "\n" not in msg
     for f in fragments:
         assert f in msg, msg
+
+
+@pytest.mark.parametrize("transform", [None, "softplus", "log", "logit", "sqrt", "relu"])
+def test_monotone_quantile_head_never_crosses(transform):
+    """Random weights (the output layer scaled up so independent heads would cross), random
+    inputs and target scales: the monotone head's quantiles are non-decreasing everywhere."""
+    from gatelab.timeseries.models.tft import _TINY, TemporalFusionTransformer, example_batch
+
+    crossed = 0
+    for seed in range(5):
+        torch.manual_seed(seed)
+        cfg = {**_TINY, "target_transform": transform, "quantiles": [0.02, 0.1, 0.5, 0.9, 0.98]}
+        mono = TemporalFusionTransformer(**cfg, quantile_head="monotone").eval()
+        indep = TemporalFusionTransformer(**cfg).eval()
+        indep.load_state_dict(mono.state_dict())  # the same parameters
+        with torch.no_grad():
+            for m in (mono, indep):
+                m.output_layer.weight.normal_(0, 3.0)
+                m.output_layer.bias.normal_(0, 3.0)
+            indep.load_state_dict(mono.state_dict())
+            x = example_batch(mono, batch=8)
+            x["target_scale"][:, 1] = torch.rand(8) * 10 + 1e-3  # scale > 0, as every normaliser's
+            q = mono(x).prediction
+            p = indep(x).prediction
+            crossed += int((p[..., 1:] < p[..., :-1]).any())
+        assert not q.isnan().any() and (q[..., 1:] >= q[..., :-1]).all(), (transform, seed)  # inf >= inf holds
+    if transform not in ("relu",):
+        assert crossed > 0  # the check is not vacuous: the same weights cross without the head
+
+
+def test_default_quantile_head_is_the_independent_one():
+    from gatelab.timeseries.models.tft import _TINY, TemporalFusionTransformer, example_batch
+
+    torch.manual_seed(0)
+    model = TemporalFusionTransformer(**_TINY).eval()
+    assert model.config.quantile_head == "independent"
+    x = example_batch(model, 4)
+    with torch.no_grad():
+        model.rescale_output = False  # the head is the plain linear layer: y_hat = W psi + b
+        raw = model(x).prediction
+        model.quantile_head = "monotone"
+        mono = model(x).prediction
+    assert torch.equal(mono[..., 0], raw[..., 0])
+    assert torch.allclose(mono[..., 1:], raw[..., :1] + torch.nn.functional.softplus(raw[..., 1:]).cumsum(-1))

@@ -58,11 +58,11 @@ def test_pytorch_forecasting_tft_equals_its_from_dataset(stallion_sets):
 
 def test_pytorch_forecasting_tft_rejects_bad_settings(stallion_sets):
     cfg = config_from_dataset(stallion_sets[0])
-    with pytest.raises(ConfigError, match=r"layout='paper'.*only the 'pytorch-forecasting' layout"):
+    with pytest.raises(ConfigError, match=r"PytorchForecastingTFTConfig.layout='paper': expected 'pytorch-forecasting'"):
         PytorchForecastingTFT(**{**cfg, "layout": "paper"})
     with pytest.raises(ConfigError, match=r"quantiles=\[0\.9, 0\.1\]: expected increasing values"):
         PytorchForecastingTFT(**cfg, quantiles=[0.9, 0.1])
-    with pytest.raises(ConfigError, match=r"embedding_sizes: \['month'\] must be \[cardinality, dim\]"):
+    with pytest.raises(ConfigError, match=r"PytorchForecastingTFTConfig.embedding_sizes="):
         PytorchForecastingTFT(**{**cfg, "embedding_sizes": {"month": [12]}})
 
 
