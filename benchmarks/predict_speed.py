@@ -17,6 +17,11 @@ Cases (the data directory is ``--data-dir`` or ``$GATELAB_DATA``):
   (565 x 584, FOV-normalised, sliding windows of 96 with overlap 0.5, Gaussian weights), masks
   and attention maps written as PNG.
 * ``restoration``: DnCNN (CDnCNN-B size, 20 layers x 64) on 10 CBSD68 images (481 x 321).
+* ``forecast-tft``: the TFT (``stallion`` preset) forecasting the last 6 months of the 350
+  stallion series (rows written: one per series and month, with the q0.02 ... q0.98 columns).
+* ``captions``: the gated VL decoder (default size, COCO-mini tokenizer, 64 x 64 images in 16 x 16
+  patches) captioning the COCO-mini val2017 images greedily; untrained, so every caption runs to
+  the full length (a worst case).
 * ``forecast``: Gateformer (``etth1-96`` preset) forecasting the next 96 hours of ETTh1 from the
   recent 96 (one multivariate forecast per call; the time per call is the row's ``seconds``).
 
@@ -98,11 +103,53 @@ def _forecast(data: Path, work: Path) -> tuple[Path, Path, str]:
     return work / "gateformer-model", recent, "ETTh1 (last 96 h)"
 
 
+def _forecast_tft(data: Path, work: Path) -> tuple[Path, Path, str]:
+    import numpy as np
+
+    from gatelab.timeseries.data import tft as td
+    from gatelab.timeseries.data.datamodule import stallion_datamodule
+
+    dm = stallion_datamodule(data)
+    model = gatelab.create_model("tft", preset="stallion", **dm.model_kwargs())
+    model.save_pretrained(work / "tft-model", preprocessing=dm.preprocessing())
+    from gatelab.core.harness.data import locate
+
+    frame = td.stallion_frame(td.read_stallion(locate(td.STALLION, data)))
+    future = frame[td.STALLION_SPEC.time_idx] > frame[td.STALLION_SPEC.time_idx].max() - td.STALLION_SPEC.horizon
+    frame.loc[future, td.STALLION_SPEC.target] = np.nan  # the last horizon months: known inputs, no target
+    recent = work / "stallion_recent.parquet"
+    frame.to_parquet(recent)
+    return work / "tft-model", recent, "stallion (350 series, last 6 months)"
+
+
+def _captions(data: Path, work: Path) -> tuple[Path, Path, str]:
+    from gatelab.multimodal.data.datamodule import vl_coco_datamodule
+
+    dm = vl_coco_datamodule(data)
+    dm.setup("fit")
+    model = gatelab.create_model("vl-gated-decoder", **dm.model_kwargs())
+    model.set_tokenizer(dm.tokenizer)
+    model.save_pretrained(work / "vl-model", preprocessing=dm.preprocessing())
+    return work / "vl-model", data / "coco_mini" / "val2017", "COCO-mini val2017"
+
+
 CASES: dict[str, Callable[[Path, Path], tuple[Path, Path, str]]] = {
     "ctr": _ctr,
     "segmentation": _segmentation,
     "restoration": _restoration,
     "forecast": _forecast,
+    "forecast-tft": _forecast_tft,
+    "captions": _captions,
+}
+
+#: the output each case writes (a file of the domain's format, or a folder for images)
+OUTPUTS = {
+    "ctr": "scores.csv",
+    "segmentation": "masks",
+    "restoration": "restored",
+    "forecast": "forecast.csv",
+    "forecast-tft": "forecast.csv",
+    "captions": "captions.jsonl",
 }
 
 
@@ -114,7 +161,7 @@ def run(data: Path, cases: list[str], rounds: int, batch_size: int) -> list[dict
         for case in cases:
             model_dir, input_path, dataset = CASES[case](data, work)
             opts = PredictOptions(batch_size=batch_size, num_threads=1, progress=False)
-            out = work / f"out-{case}"
+            out = work / f"out-{case}" / OUTPUTS[case]
             predict(model_dir, input_path, out, options=opts)  # warm-up
             rates, seconds, report = [], [], None
             for _ in range(rounds):
