@@ -192,6 +192,10 @@ def _check_heads(name: str, d_model: int, num_heads: int) -> None:
         raise ConfigError(f"{name}.d_model={d_model}: must be divisible by num_heads={num_heads}")
 
 
+#: timm.create_model keywords ImageEncoder sets itself (no download, no head, no pooling, channels)
+_FIXED_BACKBONE_KWARGS = ("pretrained", "num_classes", "global_pool", "in_chans")
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ImageEncoderConfig(ModelConfig):
     """Hyper-parameters of :class:`ImageEncoder`.
@@ -203,9 +207,21 @@ class ImageEncoderConfig(ModelConfig):
         num_heads: attention heads of the blocks (``d_model`` divisible by it).
         hidden_dim: SwiGLU width of the blocks (``None``: ``8 d / 3`` rounded up to 8).
         max_tokens: maximum number of image tokens ``N`` (size of the position table).
-        backbone: a timm model name, created with ``pretrained=False`` (no download), e.g.
-            ``"resnet10t"``; its ``forward_features`` output (``[B, C, h, w]`` or ``[B, N, C]``) is
-            the token sequence.
+        backbone: any timm model name (``timm.list_models()``), created with
+            ``timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")`` and
+            trained from scratch (nothing is downloaded), e.g. ``"resnet10t"``,
+            ``"vit_tiny_patch16_224"``, ``"convnext_atto"``, ``"swin_tiny_patch4_window7_224"``. Its
+            ``forward_features`` output is the token sequence: ViT-style ``[B, N, C]`` as is, CNN
+            feature maps ``[B, C, h, w]`` (or ``[B, h, w, C]`` for models whose timm ``output_fmt``
+            is ``"NHWC"``, e.g. Swin) flattened row-major to ``h * w`` tokens; ``D = num_features``.
+        backbone_kwargs: further keywords of ``timm.create_model`` (the model's own constructor
+            arguments), e.g. ``{"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2}``
+            for a ViT on 32-pixel images or ``{"channels": [16, 32, 64, 128]}`` for a narrow
+            ResNet. ``pretrained``, ``num_classes``, ``global_pool``, ``in_chans`` are set here
+            and may not appear.
+        prefix_tokens: ``"keep"`` the backbone's prefix tokens (class and register tokens: the
+            first timm ``num_prefix_tokens`` of a ViT's sequence) in the image memory, or
+            ``"drop"`` them (patch tokens only). CNNs have none.
         in_channels: image channels for the backbone (timm's ``in_chans``).
         channel_attention: apply the squeeze-excite channel gate.
         se_ratio: bottleneck ratio of the squeeze-excite (1/16 as the official ``d // 16``).
@@ -219,21 +235,39 @@ class ImageEncoderConfig(ModelConfig):
     hidden_dim: PositiveInt | None = None
     max_tokens: PositiveInt = 64
     backbone: str | None = None
+    backbone_kwargs: dict[str, Any] | None = None
+    prefix_tokens: Literal["keep", "drop"] = "keep"
     in_channels: PositiveInt = 3
     channel_attention: bool = True
     se_ratio: PositiveFloat = 1.0 / 16
     dropout: Dropout = 0.0
 
     def check(self) -> None:
-        _check_heads(type(self).__name__, self.d_model, self.num_heads)
+        name = type(self).__name__
+        _check_heads(name, self.d_model, self.num_heads)
+        if self.backbone_kwargs:
+            if self.backbone is None:
+                raise ConfigError(
+                    f"{name}.backbone_kwargs={self.backbone_kwargs!r}: given without a backbone (backbone=None)"
+                )
+            fixed = sorted(set(self.backbone_kwargs) & set(_FIXED_BACKBONE_KWARGS))
+            if fixed:
+                raise ConfigError(
+                    f"{name}.backbone_kwargs: {', '.join(fixed)} may not be set "
+                    f"({_FIXED_BACKBONE_KWARGS}; use in_channels for in_chans)"
+                )
 
 
 class ImageEncoder(nn.Module):
     r"""Image features -> image memory ``M`` ``[B, N, d]`` for the decoder's cross-attention.
 
     ``M = SE(LN(Blocks(W_p f + P_{1..N})))`` where ``f`` are the image tokens: a precomputed global
-    vector ``[B, D]`` (one token), precomputed patch tokens ``[B, N, D]``, or, with a timm
-    ``backbone``, the backbone's feature map of raw images ``[B, C, H, W]`` flattened to tokens.
+    vector ``[B, D]`` (one token), precomputed patch tokens ``[B, N, D]`` (features read from a
+    file, e.g. the BabyLM ``.npy`` shards or a caption manifest: :mod:`gatelab.multimodal.data.captions`),
+    or, with a timm ``backbone``, the backbone's ``forward_features`` of raw images
+    ``[B, C, H, W]``: ViT tokens ``[B, N, D]`` (prefix tokens kept or dropped, ``prefix_tokens``)
+    or a CNN feature map flattened to ``h * w`` tokens (see :class:`ImageEncoderConfig`). The
+    backbone is created with ``pretrained=False`` and trains with the rest of the model.
     ``SE`` is :class:`~gatelab.core.SqueezeExcite` over the ``d`` channels, squeezing over the
     tokens (the official code's channel attention on the image encoder output).
 
@@ -283,13 +317,19 @@ class ImageEncoder(nn.Module):
             return None
         import timm
 
+        if not timm.is_model(cfg.backbone):
+            raise ConfigError(
+                f"ImageEncoderConfig.backbone={cfg.backbone!r}: not a timm model name (see timm.list_models())"
+            )
+        extra = dict(cfg.backbone_kwargs or {})
         try:
             backbone = timm.create_model(
-                cfg.backbone, pretrained=False, num_classes=0, global_pool="", in_chans=cfg.in_channels
+                cfg.backbone, pretrained=False, num_classes=0, global_pool="", in_chans=cfg.in_channels, **extra
             )
-        except RuntimeError as e:  # unknown model name
+        except (RuntimeError, TypeError, ValueError, AssertionError) as e:  # bad keywords for this model
             raise ConfigError(
-                f"ImageEncoderConfig.backbone={cfg.backbone!r}: cannot create timm model {cfg.backbone!r}: {e}"
+                f"ImageEncoderConfig.backbone_kwargs={extra!r}: cannot create timm model {cfg.backbone!r}: "
+                f"{type(e).__name__}: {e}"
             ) from None
         return backbone.to(**{k: v for k, v in fk.items() if v is not None})
 
@@ -301,11 +341,23 @@ class ImageEncoder(nn.Module):
                     f"ImageEncoder({self.backbone_name}): expected raw images [B, C, H, W], got {tuple(image.shape)}"
                 )
             feats = self.backbone.forward_features(image)
-            if feats.dim() == 4:  # CNN feature map [B, C, h, w]
+            if not isinstance(feats, torch.Tensor):
+                raise ValueError(
+                    f"ImageEncoder({self.backbone_name}): forward_features returned {type(feats).__name__}, "
+                    "expected one tensor [B, N, C] or [B, C, h, w]"
+                )
+            if feats.dim() == 4:  # feature map: [B, C, h, w], or [B, h, w, C] (timm output_fmt NHWC)
+                fmt = getattr(self.backbone, "output_fmt", "NCHW")
+                if str(getattr(fmt, "value", fmt)) == "NHWC":
+                    return feats.flatten(1, 2)
                 return feats.flatten(2).transpose(1, 2)
-            if feats.dim() == 3:  # ViT-style tokens [B, N, C]
+            if feats.dim() == 3:  # ViT-style tokens [B, prefix + N, C]
+                if self.config.prefix_tokens == "drop":
+                    feats = feats[:, int(getattr(self.backbone, "num_prefix_tokens", 0)) :]
                 return feats
-            raise ValueError(f"ImageEncoder: backbone features of unexpected shape {tuple(feats.shape)}")
+            raise ValueError(
+                f"ImageEncoder({self.backbone_name}): backbone features of unexpected shape {tuple(feats.shape)}"
+            )
         if image.dim() == 2:
             image = image.unsqueeze(1)
         if image.dim() != 3 or image.shape[-1] != self.image_dim:
@@ -319,7 +371,10 @@ class ImageEncoder(nn.Module):
         f = self.tokens(image)
         n = f.shape[1]
         if n > self.max_tokens:
-            raise ValueError(f"ImageEncoder: {n} image tokens > max_image_tokens={self.max_tokens}")
+            raise ValueError(
+                f"ImageEncoder: {n} image tokens > max_image_tokens={self.max_tokens} "
+                f"(input {tuple(image.shape)}; raise max_image_tokens or shrink the feature map)"
+            )
         x = self.proj(f) + self.pos[:n]
         for blk in self.blocks:
             x = blk(x)
@@ -626,7 +681,11 @@ class GatedVLDecoderConfig(ModelConfig):
         num_image_layers: Transformer blocks of the image encoder.
         max_image_tokens: longest image token sequence.
         image_backbone: timm model name for raw images (``pretrained=False``); ``None`` =
-            precomputed features.
+            precomputed features (:class:`ImageEncoderConfig` ``backbone``).
+        image_backbone_kwargs: ``timm.create_model`` keywords of that backbone
+            (:class:`ImageEncoderConfig` ``backbone_kwargs``).
+        image_prefix_tokens: keep or drop a ViT backbone's class/register tokens
+            (:class:`ImageEncoderConfig` ``prefix_tokens``).
         in_channels: image channels for the backbone.
         fusion: ``"gate"`` (token-wise gate), ``"add"`` (no gate: ``h + CrossAttn``) or
             ``"visual"`` (gate fixed at 1: always the visual stream).
@@ -662,6 +721,8 @@ class GatedVLDecoderConfig(ModelConfig):
     num_image_layers: NonNegativeInt = 1
     max_image_tokens: PositiveInt = 64
     image_backbone: str | None = None
+    image_backbone_kwargs: dict[str, Any] | None = None
+    image_prefix_tokens: Literal["keep", "drop"] = "keep"
     in_channels: PositiveInt = 3
     fusion: Literal["gate", "add", "visual"] = "gate"
     gate_mode: Literal["scalar", "vector"] = "scalar"
@@ -716,6 +777,8 @@ class GatedVLDecoderConfig(ModelConfig):
             hidden_dim=self.hidden_dim or _default_hidden(self.d_model),
             max_tokens=self.max_image_tokens,
             backbone=self.image_backbone,
+            backbone_kwargs=self.image_backbone_kwargs,
+            prefix_tokens=self.image_prefix_tokens,
             in_channels=self.in_channels,
             channel_attention=self.channel_attention,
             se_ratio=self.se_ratio,

@@ -32,6 +32,8 @@ from torch.utils.data import Dataset, Sampler
 
 from gatelab.core.harness.data import DatasetSpec
 
+from .decode import decode_png_jpeg, pil_luminance
+
 __all__ = [
     "DENOISE_TESTSETS",
     "IMAGE_EXTENSIONS",
@@ -102,10 +104,23 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 
 
 def load_image_uint8(path: str | os.PathLike[str], channels: int = 3) -> torch.Tensor:
-    """Decode ``path`` to a ``uint8`` tensor ``[channels, H, W]`` (RGB for 3, luminance ``L`` for 1)."""
+    """Decode ``path`` to a ``uint8`` tensor ``[channels, H, W]`` (RGB for 3, luminance ``L`` for 1).
+
+    PNG (8-bit, non-palette) and JPEG go through ``torchvision.io.decode_image``
+    (:func:`~gatelab.vision.data.decode.decode_png_jpeg`), other files through Pillow; both give
+    the same pixels: an alpha channel is dropped, grey becomes RGB by repetition and RGB becomes
+    grey by Pillow's ``L`` formula (:func:`~gatelab.vision.data.decode.pil_luminance`).
+    """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
     path = Path(path)
+    img = decode_png_jpeg(path) if path.is_file() else None
+    if img is not None:
+        if img.shape[0] in (2, 4):  # grey+alpha / RGBA: Pillow's convert drops the alpha
+            img = img[:-1]
+        if channels == 3:
+            return (img.expand(3, -1, -1) if img.shape[0] == 1 else img).contiguous()
+        return img.contiguous() if img.shape[0] == 1 else pil_luminance(img)
     with _open(path) as im:
         _check_8bit(im.mode, path)
         try:
@@ -242,32 +257,53 @@ def assert_disjoint(train: Sequence[Path], test: Sequence[Path], channels: int =
 
 
 def _augment(t: torch.Tensor, mode: int) -> torch.Tensor:
-    """One of the 8 dihedral transforms of ``[..., H, W]`` (``mode`` 0 = identity)."""
+    """One of the 8 dihedral transforms of ``[..., H, W]`` (``mode`` 0 = identity).
+
+    ``mode & 4``: horizontal flip; then a rotation by ``90 * (mode & 3)`` degrees
+    counter-clockwise, both as ``torchvision.transforms.v2.functional`` ops on a
+    ``tv_tensors.Image`` (for multiples of 90 degrees ``rotate`` is an exact ``rot90``).
+    """
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as TF
+
+    img = tv_tensors.Image(t)
     if mode & 4:
-        t = t.flip(-1)
-    return torch.rot90(t, mode & 3, dims=(-2, -1))
+        img = TF.horizontal_flip(img)
+    if mode & 3:
+        img = TF.rotate(img, 90.0 * (mode & 3), expand=True)
+    return img.as_subclass(torch.Tensor)
 
 
 def _random_crop(
     imgs: Sequence[torch.Tensor], crop: int | None, rng: np.random.Generator, name: str
 ) -> list[torch.Tensor]:
+    """The same random ``crop x crop`` window of every image (``v2.functional.crop``); corner from ``rng``."""
     if crop is None:
         return list(imgs)
+    from torchvision.transforms.v2 import functional as TF
+
     h, w = imgs[0].shape[-2:]
     if h < crop or w < crop:
         raise RestorationDataError(f"image {name} ({h}x{w}) is smaller than the crop size {crop}")
     y = int(rng.integers(0, h - crop + 1))
     x = int(rng.integers(0, w - crop + 1))
-    return [t[..., y : y + crop, x : x + crop] for t in imgs]
+    return [TF.crop(t, y, x, crop, crop) for t in imgs]
 
 
 def _center_crop(t: torch.Tensor, crop: int | None) -> torch.Tensor:
+    """A centred ``min(crop, H, W)`` square; the corner is ``((H - c) // 2, (W - c) // 2)``.
+
+    Deviation from ``v2.functional.center_crop``: that rounds an odd margin half to even
+    (``round(1.5) = 2``), a one-pixel shift from this module's floor; the window is therefore
+    computed here and cut with ``v2.functional.crop``.
+    """
     if crop is None:
         return t
+    from torchvision.transforms.v2 import functional as TF
+
     h, w = t.shape[-2:]
     c = min(crop, h, w)
-    y, x = (h - c) // 2, (w - c) // 2
-    return t[..., y : y + c, x : x + c]
+    return TF.crop(t, (h - c) // 2, (w - c) // 2, c, c)
 
 
 class EpochSampler(Sampler[int]):

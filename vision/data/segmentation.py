@@ -39,6 +39,8 @@ from torch.utils.data import Dataset
 
 from gatelab.core.harness.errors import DataError
 
+from .decode import decode_png_jpeg
+
 __all__ = [
     "IMAGE_SUFFIXES",
     "Augment",
@@ -132,13 +134,20 @@ def _read_array(path: PathLike, label: bool = False) -> np.ndarray:
     """Raw pixel array of a 2D image file (``[H, W]`` or ``[H, W, C]``).
 
     Palette images: grey palettes give their grey values; colour palettes give RGB for images and
-    the palette indices for label maps (``label=True``).
+    the palette indices for label maps (``label=True``). 8-bit non-palette PNGs and JPEGs are
+    decoded by ``torchvision.io.decode_image`` (:func:`~gatelab.vision.data.decode.decode_png_jpeg`,
+    the same pixels as Pillow), the rest by Pillow, TIFF by tifffile.
     """
     path = Path(path)
     if not path.is_file():
         raise SegmentationDataError(f"image file not found: {path}")
     try:
-        arr = _read_tiff(path, True) if _is_tiff(path) else _pil_pages(path, True, label)
+        if _is_tiff(path):
+            arr = _read_tiff(path, True)
+        elif (img := decode_png_jpeg(path)) is not None:  # 8-bit non-palette PNG, JPEG: torchvision
+            arr = img[0].numpy() if img.shape[0] == 1 else img.permute(1, 2, 0).numpy()
+        else:
+            arr = _pil_pages(path, True, label)
     except Exception as e:  # PIL/tifffile raise many types for truncated or foreign files
         raise SegmentationDataError(f"cannot read image file {path}: {type(e).__name__}: {e}") from None
     return np.array(arr)
@@ -147,7 +156,8 @@ def _read_array(path: PathLike, label: bool = False) -> np.ndarray:
 def read_image(path: PathLike) -> np.ndarray:
     """A 2D image as ``float32 [C, H, W]`` (raw intensities; grey images get ``C = 1``).
 
-    PNG/GIF/JPEG/BMP through Pillow, TIFF through tifffile (a single page; use
+    PNG/JPEG through ``torchvision.io.decode_image`` (palette or non-8-bit PNGs: Pillow), GIF/BMP
+    through Pillow, TIFF through tifffile (a single page; use
     :func:`read_tiff_stack` for stacks). An alpha channel is dropped.
     """
     arr = _read_array(path)
@@ -719,8 +729,16 @@ class Augment:
         elastic_grid: control points per axis of the elastic field.
         p_rotate, p_elastic: probabilities of the two resampling transforms.
 
-    Rotation and elastic deformation share one ``grid_sample``: bilinear for the image, nearest
-    for the label and the mask, reflection at the border (so no empty corners appear).
+    Flips and 90-degree rotations are ``torchvision.transforms.v2`` kernels on
+    ``tv_tensors.Image`` / ``tv_tensors.Mask`` (:func:`_flip_rot90`; exact pixel moves). Rotation
+    by any angle and elastic deformation share one ``grid_sample``: bilinear for the image,
+    nearest for the label and the mask, reflection at the border (so no empty corners appear).
+    Deviation: these two stay hand-written, since ``v2.RandomRotation`` / ``v2.ElasticTransform``
+    fill the border with a constant (no reflection) and work in 2D only.
+
+    Random parameters are drawn from torch's global RNG in a fixed order (a flip bit per axis,
+    ``k``, rotation, elastic), so a seeded draw (``PatchDataset(seed=...)``) gives the same patch
+    every time; v2's ``Random*`` transforms are not used because they draw in their own order.
     """
 
     flip: bool = True
@@ -746,16 +764,14 @@ class Augment:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Augment ``image [C, *S]``, ``label [*S]``, ``valid [*S]`` (torch's global RNG)."""
         nd = label.dim()
+        axes: list[int] = []
+        k = 0
         if self.flip:
             axes = [a for a in range(nd) if bool(torch.rand(()) < 0.5)]
-            if axes:
-                image = image.flip([a + 1 for a in axes])
-                label, valid = label.flip(axes), valid.flip(axes)
         if self.rot90 and label.shape[-1] == label.shape[-2]:
             k = int(torch.randint(0, 4, ()))
-            if k:
-                image = torch.rot90(image, k, (-2, -1))
-                label, valid = torch.rot90(label, k, (-2, -1)), torch.rot90(valid, k, (-2, -1))
+        if axes or k:
+            image, label, valid = _flip_rot90(image, label, valid, axes, k)
         angle = 0.0
         if self.rotate_deg > 0 and bool(torch.rand(()) < self.p_rotate):
             angle = float((torch.rand(()) * 2 - 1) * self.rotate_deg)
@@ -784,6 +800,34 @@ class Augment:
         half = torch.tensor([max((n - 1) / 2, 1e-6) for n in shape]).view(nd, *([1] * nd))
         norm = coords / half  # in [-1, 1] for in-range points
         return norm.flip(0).movedim(0, -1).unsqueeze(0)  # grid_sample wants (x, y[, z]) = reversed axes
+
+
+def _flip_rot90(
+    image: torch.Tensor, label: torch.Tensor, valid: torch.Tensor, axes: Sequence[int], k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flip the spatial ``axes`` of ``image [C, *S]``, ``label [*S]``, ``valid [*S]``, then rotate by ``k * 90`` deg.
+
+    The image is a ``tv_tensors.Image``, label and valid mask are ``tv_tensors.Mask``; each op is
+    the ``torchvision.transforms.v2.functional`` kernel for its type: ``horizontal_flip`` (last
+    axis), ``vertical_flip`` (second to last) and ``rotate(90 k)`` (exact, ``rot90`` of the last
+    two axes). The depth axis of a 3D patch has no v2 op and flips with ``torch.flip``.
+    """
+    from torchvision import tv_tensors
+    from torchvision.transforms.v2 import functional as TF
+
+    nd = label.dim()
+    items: list[torch.Tensor] = [tv_tensors.Image(image), tv_tensors.Mask(label), tv_tensors.Mask(valid)]
+    for a in axes:
+        if a == nd - 1:
+            items = [TF.horizontal_flip(t) for t in items]
+        elif a == nd - 2:
+            items = [TF.vertical_flip(t) for t in items]
+        else:  # depth (3D patches): items are [C, D, H, W] / [D, H, W]
+            items = [t.flip(a - nd) for t in items]
+    if k:
+        items = [TF.rotate(t, 90.0 * k, expand=True) for t in items]
+    img, lab, val = (t.as_subclass(torch.Tensor) for t in items)
+    return img, lab, val
 
 
 def _resample(
