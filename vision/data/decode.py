@@ -63,6 +63,8 @@ def decode_png_jpeg(path: str | os.PathLike[str]) -> torch.Tensor | None:
         if depth != 8 or colour not in _PNG_COLOUR_TYPES:
             return None
         channels = _PNG_COLOUR_TYPES[colour]
+        if not _png_intact(data, channels):  # torchvision's libpng path crashes on some corrupt files:
+            return None  # Pillow reads it and raises the error naming the file
     elif data.startswith(_JPEG_MAGIC):
         channels = None
     else:
@@ -78,6 +80,42 @@ def decode_png_jpeg(path: str | os.PathLike[str]) -> torch.Tensor | None:
     if channels is None:  # JPEG: grey or YCbCr/RGB only (CMYK/YCCK come back with 4 channels)
         return img if img.shape[0] in (1, 3) else None
     return img if img.shape[0] == channels else None
+
+
+def _png_intact(data: bytes, channels: int) -> bool:
+    """Every chunk of the PNG ``data`` within the file with its CRC right, ``IEND`` reached, not
+    interlaced, and the ``IDAT`` stream a complete zlib stream of exactly the non-interlaced
+    8-bit image's size (``height * (1 + width * channels)`` bytes). A file that fails any of these
+    goes to Pillow, whose errors name it; libpng inside torchvision can crash the process on
+    corrupt pixel data (a segmentation fault on a garbled ``IDAT``, seen with torchvision 0.29)."""
+    import struct
+    import zlib
+
+    width, height = struct.unpack(">II", data[16:24])
+    if data[28] != 0:  # interlaced (Adam7)
+        return False
+    pos, idat = 8, []
+    while True:
+        if pos + 12 > len(data):
+            return False
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return False
+        kind = data[pos + 4 : pos + 8]
+        if zlib.crc32(data[pos + 4 : end]) != struct.unpack(">I", data[end : end + 4])[0]:
+            return False
+        if kind == b"IDAT":
+            idat.append(data[pos + 8 : end])
+        if kind == b"IEND":
+            break
+        pos = end + 4
+    inflate = zlib.decompressobj()
+    try:
+        raw = inflate.decompress(b"".join(idat), height * (1 + width * channels) + 1)
+    except zlib.error:
+        return False
+    return inflate.eof and len(raw) == height * (1 + width * channels)
 
 
 def pil_luminance(rgb: torch.Tensor) -> torch.Tensor:

@@ -121,6 +121,10 @@ def test_decode_path_taken_exactly_for_the_exact_kinds(images):
 @pytest.mark.parametrize("channels", [1, 3])
 def test_load_image_equals_pillow(images, channels):
     for name, path in images.items():
+        if name == "grey16.png":  # 16-bit: the restoration loaders refuse it (issue 18) instead of clipping
+            with pytest.raises(R.RestorationDataError, match=r"grey16\.png has Pillow mode I;16"):
+                R.load_image_uint8(path, channels)
+            continue
         new, old = R.load_image_uint8(path, channels), _old_load_image_uint8(path, channels)
         assert new.shape == old.shape and new.dtype == old.dtype, name
         assert torch.equal(new, old), name
@@ -210,3 +214,28 @@ def test_real_files_identical(path):
     assert decode_png_jpeg(path) is not None
     for channels in (1, 3):
         assert torch.equal(R.load_image_uint8(path, channels), _old_load_image_uint8(Path(path), channels))
+
+
+def test_corrupt_png_never_reaches_torchvision(tmp_path):
+    """A PNG with garbled pixel data (bad CRC, or a fixed-up CRC over a broken zlib stream) is left
+    to Pillow (``None``): torchvision 0.29's libpng path crashes the process on such files."""
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(0)
+    path = tmp_path / "ok.png"
+    Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(path)
+    data = bytearray(path.read_bytes())
+    assert decode_png_jpeg(path) is not None
+    start = data.index(b"IDAT")
+    (length,) = struct.unpack(">I", data[start - 4 : start])
+    garbled = bytearray(data)
+    garbled[start + 10 : start + 30] = rng.integers(0, 256, 20, dtype=np.uint8).tobytes()
+    (tmp_path / "bad_crc.png").write_bytes(bytes(garbled))
+    assert decode_png_jpeg(tmp_path / "bad_crc.png") is None
+    end = start + 4 + length
+    garbled[end : end + 4] = struct.pack(">I", zlib.crc32(bytes(garbled[start:end])))  # CRC made right again
+    (tmp_path / "bad_zlib.png").write_bytes(bytes(garbled))
+    assert decode_png_jpeg(tmp_path / "bad_zlib.png") is None
+    with pytest.raises(S.SegmentationDataError, match=r"bad_zlib\.png"):
+        S.read_label(tmp_path / "bad_zlib.png")
