@@ -55,6 +55,7 @@ from torch import nn
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.errors import DataError
 from gatelab.core.harness.predict import PredictOptions, progress
+from gatelab.multimodal.data.jsonl import jsonl_objects
 
 __all__ = ["IMAGE_SUFFIXES", "UNIT", "VLItem", "image_input", "predict_path", "read_items"]
 
@@ -156,31 +157,17 @@ def read_items(path: Path, source: str) -> list[VLItem]:
 def _read_manifest(path: Path, source: str) -> list[VLItem]:
     key = "image" if source == "pixels" else "features"
     items: list[VLItem] = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object")
-            unknown = sorted(set(rec) - {key, "prompt", "id"})
-            if unknown:
-                raise DataError(
-                    f"{path}:{lineno}: unknown key(s) {unknown}; expected {key!r}, 'prompt', 'id'"
-                )
-            if not isinstance(rec.get(key), str):
-                raise DataError(f"{path}:{lineno}: key {key!r} missing or not a path")
-            prompt = rec.get("prompt")
-            if prompt is not None and not isinstance(prompt, str):
-                raise DataError(f"{path}:{lineno}: 'prompt' must be a string, got {type(prompt).__name__}")
-            file = Path(rec[key])
-            file = file if file.is_absolute() else path.parent / file
-            if not file.is_file():
-                raise DataError(f"{path}:{lineno}: {key} file {file} not found")
-            items.append(VLItem(rec.get("id", lineno), file, prompt=prompt))
+    for lineno, rec in jsonl_objects(path, {key, "prompt", "id"}, error=DataError):
+        if not isinstance(rec.get(key), str):
+            raise DataError(f"{path}:{lineno}: key {key!r} missing or not a path")
+        prompt = rec.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise DataError(f"{path}:{lineno}: 'prompt' must be a string, got {type(prompt).__name__}")
+        file = Path(rec[key])
+        file = file if file.is_absolute() else path.parent / file
+        if not file.is_file():
+            raise DataError(f"{path}:{lineno}: {key} file {file} not found")
+        items.append(VLItem(rec.get("id", lineno), file, prompt=prompt))
     if not items:
         raise DataError(f"{path}: no manifest lines")
     return items

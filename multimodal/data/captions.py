@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from gatelab.core.harness import DatasetSpec
+from gatelab.multimodal.data.jsonl import jsonl_objects
 
 __all__ = [
     "COCO_MINI",
@@ -184,47 +185,33 @@ def read_caption_manifest(path: str | os.PathLike[str]) -> tuple[list[str], torc
     captions: list[str] = []
     vectors: list[np.ndarray] = []
     cache: dict[Path, np.ndarray] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e})") from None
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected a JSON object")
-            unknown = set(rec) - {"caption", "embedding", "index"}
-            if unknown:
+    for lineno, rec in jsonl_objects(path, {"caption", "embedding", "index"}):
+        for key in ("caption", "embedding"):
+            if not isinstance(rec.get(key), str):
+                raise ValueError(f"{path}:{lineno}: missing string key {key!r}")
+        file = Path(rec["embedding"])
+        file = file if file.is_absolute() else path.parent / file
+        if file not in cache:
+            cache[file] = _load_npy(file)
+        arr = cache[file]
+        if "index" in rec:
+            idx = rec["index"]
+            if not isinstance(idx, int) or not 0 <= idx < len(arr):
                 raise ValueError(
-                    f"{path}:{lineno}: unknown key(s) {sorted(unknown)}; allowed: caption, embedding, index"
+                    f"{path}:{lineno}: index {idx!r} out of range for {file} with {len(arr)} rows"
                 )
-            for key in ("caption", "embedding"):
-                if not isinstance(rec.get(key), str):
-                    raise ValueError(f"{path}:{lineno}: missing string key {key!r}")
-            file = Path(rec["embedding"])
-            file = file if file.is_absolute() else path.parent / file
-            if file not in cache:
-                cache[file] = _load_npy(file)
-            arr = cache[file]
-            if "index" in rec:
-                idx = rec["index"]
-                if not isinstance(idx, int) or not 0 <= idx < len(arr):
-                    raise ValueError(
-                        f"{path}:{lineno}: index {idx!r} out of range for {file} with {len(arr)} rows"
-                    )
-                arr = arr[idx]
-            vec = np.asarray(arr, dtype=np.float32)
-            if vec.ndim not in (1, 2):
-                raise ValueError(
-                    f"{path}:{lineno}: embedding in {file} has shape {vec.shape}; expected [D] or [N, D]"
-                )
-            if vectors and vec.shape != vectors[0].shape:
-                raise ValueError(
-                    f"{path}:{lineno}: embedding shape {vec.shape} != {vectors[0].shape} of the first line"
-                )
-            captions.append(" ".join(rec["caption"].split()))
-            vectors.append(vec)
+            arr = arr[idx]
+        vec = np.asarray(arr, dtype=np.float32)
+        if vec.ndim not in (1, 2):
+            raise ValueError(
+                f"{path}:{lineno}: embedding in {file} has shape {vec.shape}; expected [D] or [N, D]"
+            )
+        if vectors and vec.shape != vectors[0].shape:
+            raise ValueError(
+                f"{path}:{lineno}: embedding shape {vec.shape} != {vectors[0].shape} of the first line"
+            )
+        captions.append(" ".join(rec["caption"].split()))
+        vectors.append(vec)
     if not captions:
         raise ValueError(f"{path}: no records")
     return captions, torch.from_numpy(np.stack(vectors))

@@ -41,6 +41,7 @@ import torch
 
 from gatelab.core.harness.data import resolve_data_dir
 from gatelab.core.harness.errors import DataError
+from gatelab.multimodal.data.jsonl import jsonl_objects
 
 from .audio import load_audio, save_wav
 from .captions import read_coco_captions
@@ -266,19 +267,7 @@ def read_speech_manifest(path: str | os.PathLike[str], *, check_files: bool = Tr
     types = {f.name: f.type for f in dataclasses.fields(Utterance)}
     out: list[Utterance] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            raise ValueError(f"{p}:{lineno}: empty line")
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p}:{lineno}: not valid JSON ({e})") from None
-        if not isinstance(rec, dict):
-            raise ValueError(f"{p}:{lineno}: expected an object, got {type(rec).__name__}")
-        missing = [k for k in MANIFEST_KEYS if k not in rec]
-        extra = sorted(set(rec) - set(MANIFEST_KEYS))
-        if missing or extra:
-            raise ValueError(f"{p}:{lineno}: missing keys {missing}, unknown keys {extra}")
+    for lineno, rec in jsonl_objects(p, MANIFEST_KEYS, required=MANIFEST_KEYS, blank_lines=False):
         for key in MANIFEST_KEYS:
             v, t = rec[key], types[key]
             ok = {

@@ -81,7 +81,7 @@ def test_manifest_errors_name_line_and_key(tmp_path):
         ([json.dumps(good), "{not json"], r"manifest.jsonl:2: not valid JSON"),
         ([json.dumps({**good, "speed": "fast"})], r"manifest.jsonl:1: key 'speed' must be int, got 'fast'"),
         ([json.dumps({k: v for k, v in good.items() if k != "voice"})], r":1: missing keys \['voice'\]"),
-        ([json.dumps({**good, "extra": 1})], r"unknown keys \['extra'\]"),
+        ([json.dumps({**good, "extra": 1})], r"unknown key\(s\) \[.extra.\]"),
         ([json.dumps(good), json.dumps(good)], r":2: duplicate id 'a'"),
         ([json.dumps({**good, "split": "dev"})], r":1: unknown source/split 'shapes'/'dev'"),
         ([json.dumps({**good, "path": "b.wav"})], r":1: audio file not found: .*b\.wav"),

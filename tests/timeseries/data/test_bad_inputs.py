@@ -10,7 +10,7 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-from bad_input_checks import check_error, check_policy
+from census import check_error, check_policy
 from ltsf_fixtures import write_csv
 from tft_fixtures import tiny_frame, tiny_spec
 

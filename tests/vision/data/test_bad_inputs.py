@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from bad_input_checks import check_error
+from census import check_error
 from PIL import Image
 
 from gatelab.vision.data.restoration import PairedImageDataset, RestorationDataError, verify_images
