@@ -57,6 +57,7 @@ __all__ = [
     "from_pretrained",
     "load_config",
     "load_preprocessing",
+    "registered_entry",
     "registry_name",
     "save_pretrained",
 ]
@@ -247,16 +248,13 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
             unknown model name, a config the model no longer accepts, or weights that do not
             fit (missing or unexpected keys, named).
     """
-    from gatelab.core.registry import MODELS, load_registrations
+    from gatelab.core.registry import MODELS
 
-    load_registrations()  # `name in MODELS` does not load the domains
     folder = Path(directory)
     cfg_path = folder / CONFIG_NAME
     meta = _read_config(cfg_path)
     name = meta["name"]
-    if name not in MODELS:
-        raise ConfigError(f"{cfg_path}: name={name!r} is not a registered model (see `gatelab list`)")
-    factory = _builder(MODELS.get(name), meta.get("class"), cfg_path)
+    factory = _builder(MODELS.get(registered_entry(name, cfg_path).name), meta.get("class"), cfg_path)
     try:
         config = factory.config_class.from_preset(None, **meta["config"])
     except ConfigError as e:
@@ -266,6 +264,17 @@ def from_pretrained(directory: str | os.PathLike[str], *, device: str = "cpu") -
     model = load_weights(model, folder, device=device).eval()
     model.preprocessing = load_preprocessing(folder)
     return model
+
+
+def registered_entry(name: str, config_path: Path) -> Any:
+    """The model registry's entry ``name`` recorded in ``config_path`` (the domains are loaded
+    when the name is not known yet); an unknown name is a :class:`ConfigError` naming the file."""
+    from gatelab.core.registry import MODELS, UnknownNameError
+
+    try:
+        return MODELS.entry(name)
+    except UnknownNameError:
+        raise ConfigError(f"{config_path}: name={name!r} is not a registered model (see `gatelab list`)") from None
 
 
 def _builder(factory: Any, recorded: Any, where: Path) -> Any:

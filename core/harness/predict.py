@@ -119,16 +119,11 @@ def predict(
     """
     import torch
 
-    from gatelab.core.pretrained import from_pretrained, load_config
-    from gatelab.core.registry import MODELS, load_registrations
+    from gatelab.core.pretrained import CONFIG_NAME, from_pretrained, load_config, registered_entry
 
-    load_registrations()  # `name in MODELS` does not load the domains
     opts = options if options is not None else PredictOptions(**kwargs)
-    meta = load_config(model_dir)
-    name = meta["name"]
-    if name not in MODELS:
-        raise ConfigError(f"{Path(model_dir) / 'config.json'}: name={name!r} is not a registered model")
-    domain = MODELS.entries()[name].domain
+    name = load_config(model_dir)["name"]
+    domain = registered_entry(name, Path(model_dir) / CONFIG_NAME).domain
     in_path, out_path = Path(input), Path(output)
     if not in_path.exists():
         raise DataError(f"predict: input {in_path}: no such file or folder")
