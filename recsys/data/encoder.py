@@ -570,6 +570,11 @@ class FeatureEncoder:
         self.vocab = {k: list(v) for k, v in vocab.items()}
         self._value_sets = {k: pa.array(v, type=pa.string()) for k, v in self.vocab.items()}
 
+    def _new_na_tally(self) -> dict[str, dict[str, int]]:
+        """Zeroed per-field counts of the missing-value policies (what :meth:`transform` reports)."""
+        assert self.spec is not None
+        return {f.name: dict.fromkeys(("missing", "non_finite", "filled", "masked", "dropped"), 0) for f in self.spec.fields}
+
     def encode_features(
         self, chunk: RawChunk, reader: Reader, oov: dict[str, int], missing: dict[str, int]
     ) -> dict[str, np.ndarray]:
@@ -585,10 +590,7 @@ class FeatureEncoder:
             table = table.drop_columns([self.label])
         zeros = pa.array(np.zeros(table.num_rows), pa.float64())  # a placeholder label, dropped below
         unlabelled = dataclasses.replace(chunk, table=table.append_column(self.label, zeros))
-        na = {
-            f.name: dict.fromkeys(("missing", "non_finite", "filled", "masked", "dropped"), 0)
-            for f in self.spec.fields
-        }
+        na = self._new_na_tally()
         kept = self._drop_rows(unlabelled, reader, na)
         if kept.table.num_rows != unlabelled.table.num_rows:  # a row to score is never dropped
             bad = {name: c["dropped"] for name, c in na.items() if c["dropped"]}
@@ -713,10 +715,7 @@ class FeatureEncoder:
         parts.mkdir(parents=True)
         oov = {f.name: 0 for f in self.spec.fields if f.type != "numeric"}
         missing = {f.name: 0 for f in self.spec.fields}
-        na = {
-            f.name: dict.fromkeys(("missing", "non_finite", "filled", "masked", "dropped"), 0)
-            for f in self.spec.fields
-        }
+        na = self._new_na_tally()
         is_train = reader is self._train_reader if train is None else train
         check_overlap = self._train_hashes is not None and not is_train
         n_parts, rows, positives, raw_rows, overlap = 0, 0, 0.0, 0, 0
