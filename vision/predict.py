@@ -279,10 +279,10 @@ def _check_spacing(path: Path, prep: Mapping[str, Any]) -> None:
     want = prep.get("spacing")
     if want is None:
         return
-    from gatelab.vision.data.segmentation import read_nifti_geometry
+    from gatelab.vision.data.segmentation import GEOMETRY_ATOL, GEOMETRY_RTOL, read_nifti_geometry
 
     have = read_nifti_geometry(path).spacing_dhw
-    if any(abs(a - b) > 1e-4 + 1e-5 * abs(b) for a, b in zip(have, want, strict=True)):
+    if any(abs(a - b) > GEOMETRY_ATOL + GEOMETRY_RTOL * abs(b) for a, b in zip(have, want, strict=True)):
         raise DataError(
             f"predict: {path} has spacing {tuple(round(v, 6) for v in have)} mm; the model was trained on volumes "
             f"resampled to {tuple(want)} mm and predict does not resample: resample the volume first"
