@@ -291,7 +291,8 @@ class Dropout(nn.Module):
     else up to float32 resolution of the uniform draw), but on the CPU the mask is several times
     faster than the ``bernoulli_`` kernel ``nn.Dropout`` uses (fwd+bwd of a ``[4096, 400]``
     layer: ~45 ms vs ~100 ms on one core), which matters for CTR MLPs whose layers are narrow.
-    Identity in eval mode or with ``p = 0``. Shapes: any -> same.
+    Identity in eval mode or with ``p = 0``; under ``torch.compile`` it is
+    ``nn.functional.dropout`` (the compiler's fused RNG). Shapes: any -> same.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -303,6 +304,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
+        if torch.compiler.is_compiling():  # the compiler's own fused RNG
+            return nn.functional.dropout(x, self.p, training=True)
         return x * dropout_keep(x, self.p)
 
     def extra_repr(self) -> str:
@@ -362,6 +365,8 @@ class MLPBlock(nn.Sequential):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.compiler.is_compiling():  # module by module: the compiler fuses the chain itself
+            return super().forward(x)
         mods = list(self._modules.values())
         i, n = 0, len(mods)
         while i < n:
