@@ -220,25 +220,35 @@ class FieldEmbedding(nn.Module):
         return f"fields={len(self.field_names)}, dims={sorted(set(self.dims))}, output_dim={self.output_dim}"
 
 
+def _drop_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Boolean ``[x.shape]`` mask of the dropped elements, ``P(True) = p`` (see :func:`dropout_keep`)."""
+    n = x.numel()
+    t8 = p * 256.0
+    if t8 == int(t8):  # random bytes: 8 per 64-bit draw, exact for 256 p integer
+        words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device)
+        words.random_(-(2**63), 2**63 - 1)  # uniform 64-bit words (bias 2^-64)
+        return words.view(torch.uint8)[:n].view(x.shape) < int(t8)
+    t16 = round(p * 65536.0)
+    if t16 < 65536:  # random 16-bit halves: 4 per 64-bit draw, p to the nearest 2^-16
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
+        words.random_(-(2**63), 2**63 - 1)
+        return words.view(torch.int16)[:n].view(x.shape) < t16 - 32768
+    return torch.rand_like(x) < p
+
+
 def dropout_keep(x: torch.Tensor, p: float) -> torch.Tensor:
     r"""The scaled keep mask of inverted dropout: ``m / (1 - p)`` with ``m ~ Bernoulli(1 - p)``, shape of ``x``.
 
-    When ``256 p`` is an integer (``p = 0.5``, ``0.25``, ...) ``m = [b >= 256 p]`` for random
-    bytes ``b`` taken 8 at a time from 64-bit draws: exactly ``P(m = 1) = 1 - p``, with one
-    generator call per 8 elements instead of one per element (``torch.rand_like``), about 4x
-    faster on the CPU. Otherwise ``m = [u >= p]`` for ``u = torch.rand_like(x)`` (float32
-    resolution of the uniform draw, as before). Returns a tensor of ``x``'s dtype holding ``0``
-    and ``1 / (1 - p)``.
+    The mask compares random integers taken from 64-bit draws with a threshold instead of one
+    uniform float per element (``torch.rand_like``, one generator call each): when ``256 p`` is
+    an integer (``p = 0.5``, ``0.25``, ...) 8 random bytes per draw, exactly ``P(m = 0) = p``;
+    otherwise 4 random 16-bit integers per draw with ``p`` rounded to the nearest multiple of
+    ``2^-16`` (``|P(m = 0) - p| <= 2^-17``, e.g. 0.399994 for 0.4; the scale stays
+    ``1 / (1 - p)``). About 1.5-3x faster than ``rand_like`` on the CPU. Returns a tensor of
+    ``x``'s dtype holding ``0`` and ``1 / (1 - p)``.
     """
     scale = 1.0 / (1.0 - p)
-    t = p * 256.0
-    if t == int(t):
-        n = x.numel()
-        words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device)
-        words.random_(-(2**63), 2**63 - 1)  # uniform 64-bit words (bias 2^-64)
-        keep = words.view(torch.uint8)[:n].view(x.shape) >= int(t)
-        return keep.to(x.dtype).mul_(scale)
-    return torch.rand_like(x).ge_(p).mul_(scale)
+    return torch.zeros_like(x).masked_fill_(~_drop_mask(x, p), scale)
 
 
 class _ReLUDropout(torch.autograd.Function):
@@ -251,14 +261,16 @@ class _ReLUDropout(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, p: float, inplace: bool
     ) -> torch.Tensor:
-        keep = dropout_keep(x, p)
+        drop = _drop_mask(x, p)
+        scale = 1.0 / (1.0 - p)
         if inplace:
             ctx.mark_dirty(x)
-            out = x.clamp_min_(0.0).mul_(keep)
+            out = x.clamp_min_(0.0)
         else:
-            out = x.clamp_min(0.0).mul_(keep)
+            out = x.clamp_min(0.0)
+        out.masked_fill_(drop, 0.0).mul_(scale)
         ctx.save_for_backward(out)
-        ctx.scale = 1.0 / (1.0 - p)
+        ctx.scale = scale
         return out
 
     @staticmethod
@@ -288,7 +300,7 @@ class Dropout(nn.Module):
     r"""Inverted dropout ``y = x * m / (1 - p)``, ``m ~ Bernoulli(1 - p)`` (:func:`dropout_keep`).
 
     The same distribution as :class:`torch.nn.Dropout` (exactly when ``256 p`` is an integer,
-    else up to float32 resolution of the uniform draw), but on the CPU the mask is several times
+    else with ``p`` rounded to a multiple of ``2^-16``: :func:`dropout_keep`), but on the CPU the mask is several times
     faster than the ``bernoulli_`` kernel ``nn.Dropout`` uses (fwd+bwd of a ``[4096, 400]``
     layer: ~45 ms vs ~100 ms on one core), which matters for CTR MLPs whose layers are narrow.
     Identity in eval mode or with ``p = 0``; under ``torch.compile`` it is
