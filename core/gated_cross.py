@@ -91,8 +91,9 @@ def fused_gated_cross(
     many allocations) for autograd through the plain formula. On the CPU, where a fresh buffer
     costs about as much as the pass that fills it, this is most of the saving.
     Inside ``torch.compile`` the plain formula is used (the compiler fuses it itself).
-    Equal to the plain formula within float rounding (tested: float64 1e-12, float32 1e-5
-    relative, values and gradients).
+    Equal to the plain formula within float rounding: values and the gradients of ``c0``, ``cl``,
+    ``weight``, ``bias`` are tested against autograd through the formula (float32 1e-4 and
+    float64 1e-8 relative; measured ~5e-7 and ~1e-15) and with ``gradcheck`` in float64.
     """
     d = cl.shape[-1]
     if weight.shape != (2 * d, d):
