@@ -93,7 +93,10 @@ class FeatureGate(nn.Module):
         layers: list[nn.Module] = []
         widths = [context_dim, *hidden_dims]
         for a, b in itertools.pairwise(widths):
-            layers += [nn.Linear(a, b, bias=bias, **factory_kwargs), create_act(act)]
+            hidden_act = create_act(act)
+            if type(hidden_act) is nn.ReLU:  # on the fresh Linear output: no extra [.., b] buffer
+                hidden_act.inplace = True
+            layers += [nn.Linear(a, b, bias=bias, **factory_kwargs), hidden_act]
             if dropout > 0:
                 layers.append(nn.Dropout(dropout))
         layers.append(nn.Linear(widths[-1], dim, bias=bias, **factory_kwargs))

@@ -12,7 +12,102 @@ from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
 from .layers.fusion import is_plain
 
-__all__ = ["GatedCrossLayer", "GatedCrossNetwork"]
+__all__ = ["GatedCrossLayer", "GatedCrossNetwork", "fused_gated_cross"]
+
+
+class _FusedGatedCross(torch.autograd.Function):
+    """Forward/backward of :func:`fused_gated_cross` on 2-D operands ``[N, D]``.
+
+    Forward: one ``addmm`` gives ``y = [cl W_c^T + b | cl W_g^T]`` (``[N, 2D]``); the gate half is
+    squashed in place (``y = [u | s]``, ``u = W_c cl + b``, ``s = sigmoid(W_g cl)``) and the output
+    is one new tensor updated in place (``c0 * u``, ``* s``, ``+ cl``). Saved: ``c0``, ``cl``,
+    ``weight`` and ``y`` -- no other temporary survives the forward.
+
+    Backward (5 element-wise passes, 3 new ``[N, D]`` buffers): ``q = dout s``,
+    ``du = q c0``, ``dc0 = q u`` (in place), ``dg = du u (1 - s)``, then
+    ``dcl = dout + du W_c + dg W_g`` (two ``addmm``), ``dW_c = du^T cl``, ``dW_g = dg^T cl``
+    written into the halves of one ``[2D, D]`` buffer, ``db = sum_N du``.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        c0: torch.Tensor,
+        cl: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        d = cl.shape[-1]
+        if bias is None:
+            y = torch.mm(cl, weight.t())
+        else:
+            y = torch.addmm(torch.cat([bias, bias.new_zeros(d)]), cl, weight.t())  # [N, 2D]
+        u, s = y[:, :d], y[:, d:]
+        s.sigmoid_()
+        out = torch.mul(c0, u)
+        out.mul_(s).add_(cl)
+        ctx.save_for_backward(c0, cl, weight, y)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, dout: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        c0, cl, weight, y = ctx.saved_tensors
+        d = cl.shape[-1]
+        u, s = y[:, :d], y[:, d:]
+        need_c0, need_cl, need_w, need_b = ctx.needs_input_grad
+        q = torch.mul(dout, s)  # dout s
+        du = torch.mul(q, c0)  # d out / d u = dout c0 s
+        dc0 = q.mul_(u) if need_c0 else None  # dout u s
+        dg = torch.mul(du, u)  # dout c0 u s
+        dg.addcmul_(dg, s, value=-1.0)  # ... (1 - s): d out / d (W_g cl)
+        dcl = None
+        if need_cl:
+            dcl = torch.addmm(dout, du, weight[:d])
+            dcl.addmm_(dg, weight[d:])
+        dw = None
+        if need_w:
+            dw = torch.empty_like(weight)
+            torch.mm(du.t(), cl, out=dw[:d])
+            torch.mm(dg.t(), cl, out=dw[d:])
+        db = du.sum(0) if ctx.has_bias and need_b else None
+        return dc0, dcl, dw, db
+
+
+def fused_gated_cross(
+    c0: torch.Tensor, cl: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    r"""One gated cross step ``c0 * (W_c cl + b) * sigmoid(W_g cl) + cl`` with the two weights stacked.
+
+    ``weight`` is ``[2D, D]``: ``W_c`` (rows ``0..D-1``) over ``W_g`` (rows ``D..2D-1``), so both
+    products come from one matmul; ``bias`` is ``b_c`` ``[D]`` or ``None``. Shapes: ``c0``, ``cl``
+    ``[..., D]`` -> ``[..., D]`` (leading axes are flattened for the matmul).
+
+    The step runs in a custom autograd function that saves only its inputs and the one matmul
+    output (gate squashed in place) and updates its buffers in place: 3 element-wise passes
+    forward and 5 backward with 1 and 3 new ``[N, D]`` buffers, against 5 and about 8 (and as
+    many allocations) for autograd through the plain formula. On the CPU, where a fresh buffer
+    costs about as much as the pass that fills it, this is most of the saving.
+    Inside ``torch.compile`` the plain formula is used (the compiler fuses it itself).
+    Equal to the plain formula within float rounding: values and the gradients of ``c0``, ``cl``,
+    ``weight``, ``bias`` are tested against autograd through the formula (float32 1e-4 and
+    float64 1e-8 relative; measured ~5e-7 and ~1e-15) and with ``gradcheck`` in float64.
+    """
+    d = cl.shape[-1]
+    if weight.shape != (2 * d, d):
+        raise ValueError(f"fused_gated_cross: weight must be [{2 * d}, {d}] (W_c over W_g), got {tuple(weight.shape)}")
+    if c0.shape != cl.shape:
+        raise ValueError(f"fused_gated_cross: c0 and cl must have one shape, got {tuple(c0.shape)} and {tuple(cl.shape)}")
+    if torch.compiler.is_compiling():
+        y = torch.nn.functional.linear(cl, weight)
+        xw, g = y[..., :d], y[..., d:]
+        return c0 * (xw if bias is None else xw + bias) * torch.sigmoid(g) + cl
+    if cl.dim() == 2:
+        return _FusedGatedCross.apply(c0, cl, weight, bias)
+    out = _FusedGatedCross.apply(c0.reshape(-1, d), cl.reshape(-1, d), weight, bias)
+    return out.reshape(cl.shape)
 
 
 class GatedCrossLayer(nn.Module):
@@ -33,6 +128,12 @@ class GatedCrossLayer(nn.Module):
     Prediction", CIKM 2023, eq. (1); official code ``reczoo/FuxiCTR``, ``model_zoo/GDCN``
     (``GateCorssLayer``). Initialisation as there: Xavier-normal ``W_c, W_g`` (FuxiCTR's
     ``reset_parameters``) and ``b_c ~ U(0, 1)``.
+
+    Fast path (plain sigmoid gate, no gate capture, unhooked ``w`` / ``wg``): both weights are
+    stacked once per call (``torch.cat``, ``[2D, D]``) so ``W_c c_l`` and ``W_g c_l`` are one
+    matmul; on the CPU the step is :func:`fused_gated_cross` (custom autograd, minimal saved
+    tensors), elsewhere the ``gated_cross`` kernel op (Triton on CUDA) on the two halves. The
+    parameters stay ``w.weight``, ``wg.weight``, ``b`` (state dicts unchanged).
 
     Deviations: none.
     """
@@ -67,9 +168,16 @@ class GatedCrossLayer(nn.Module):
             raise ValueError(
                 f"GatedCrossLayer: expected c0, cl [..., {self.dim}], got {tuple(c0.shape)} and {tuple(cl.shape)}"
             )
+        fast = not is_capturing() and is_plain(self.gate_act, nn.Sigmoid)
+        if fast and is_plain(self.w, nn.Linear) and is_plain(self.wg, nn.Linear):
+            weight = torch.cat([self.w.weight, self.wg.weight])  # [2D, D]: one matmul for both
+            if cl.device.type == "cpu" and c0.shape == cl.shape and c0.dtype == cl.dtype == weight.dtype:
+                return fused_gated_cross(c0, cl, weight, self.b)
+            y = nn.functional.linear(cl, weight)
+            return dispatch("gated_cross", c0, y[..., : self.dim], y[..., self.dim :], cl, self.b)
         xw = self.w(cl)
         logits = self.wg(cl)
-        if not is_capturing() and is_plain(self.gate_act, nn.Sigmoid):  # one op (Triton on CUDA)
+        if fast:  # one element-wise op (Triton on CUDA)
             return dispatch("gated_cross", c0, xw, logits, cl, self.b)
         out, gate = gated_cross(c0, xw, logits, cl, self.b, gate_act=self.gate_act, return_gate=True)
         record_gate(self, gate)

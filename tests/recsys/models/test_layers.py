@@ -71,3 +71,63 @@ def test_every_model_is_a_ctr_model():
         assert isinstance(m, CTRModel) and isinstance(m.embedding, FieldEmbedding), name
     with pytest.raises(NotImplementedError, match="build_tower"):
         CTRModel(feature_spec=SPEC, embedding_dim=2)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.3])
+def test_dropout_keep_mask_distribution(p):
+    """dropout_keep: values in {0, 1/(1-p)}; keep rate 1-p (the byte path for 256p integer, the
+    uniform path else); different draws on each call."""
+    from gatelab.recsys.models.layers import dropout_keep
+
+    x = torch.empty(400, 500)
+    m = dropout_keep(x, p)
+    assert m.shape == x.shape and m.dtype == x.dtype
+    vals = m.unique()
+    torch.testing.assert_close(vals, torch.tensor([0.0, 1 / (1 - p)]))
+    assert abs((m != 0).float().mean().item() - (1 - p)) < 0.006  # 200k draws: 5 sigma ~ 0.005
+    assert not torch.equal(m, dropout_keep(x, p))
+    odd = dropout_keep(torch.empty(3, 7), 0.5)  # numel not a multiple of 8
+    assert odd.shape == (3, 7)
+
+
+@pytest.mark.parametrize("inplace", [False, True])
+def test_relu_dropout_equals_relu_then_mask(inplace):
+    """relu_dropout == relu(x) * keep (same mask: same seed), gradient dout * keep * [x > 0]."""
+    from gatelab.recsys.models.layers import dropout_keep, relu_dropout
+
+    x = torch.randn(64, 33)
+    torch.manual_seed(3)
+    keep = dropout_keep(x, 0.5)
+    want = torch.relu(x) * keep
+    want_grad = torch.where(x > 0, keep, 0.0) * 2.0  # dout = 2
+    leaf = x.clone().requires_grad_()
+    inp = leaf * 1.0 if inplace else leaf  # in place needs a non-leaf intermediate
+    torch.manual_seed(3)
+    got = relu_dropout(inp, 0.5, inplace=inplace)
+    torch.testing.assert_close(got, want)
+    (got * 2.0).sum().backward()
+    torch.testing.assert_close(leaf.grad, want_grad)
+    with pytest.raises(ValueError, match="p must be in"):
+        relu_dropout(x, 1.0)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_mlp_block_fast_forward_equals_module_by_module(batch_norm):
+    """MLPBlock.forward (in-place ReLU, fused ReLU+Dropout) == nn.Sequential's module-by-module call
+    with the same dropout draws: outputs and parameter gradients, train and eval."""
+    from gatelab.recsys.models import MLPBlock
+
+    torch.manual_seed(0)
+    block = MLPBlock(6, [8, 5], 1, dropout=0.5, batch_norm=batch_norm)
+    x = torch.randn(16, 6)
+    for train in (True, False):
+        block.train(train)
+        results = []
+        for fwd in (block.forward, lambda t: torch.nn.Sequential.forward(block, t)):
+            torch.manual_seed(7)
+            out = fwd(x)
+            results.append((out, torch.autograd.grad(out.square().sum(), list(block.parameters()))))
+        (a, ga), (b, gb) = results
+        torch.testing.assert_close(a, b)
+        for u, v in zip(ga, gb):
+            torch.testing.assert_close(u, v)
