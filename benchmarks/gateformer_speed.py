@@ -11,8 +11,8 @@ For each preset (``etth1-96`` and ``weather-96``: the first run of the official
 
 1. both models are built at the same sizes, the official weights are copied into ours
    (:func:`copy_official_weights`: the two gate matrices of each gate stacked into our fused
-   ``Linear(2d, d)``, their biases summed; ``nn.MultiheadAttention``'s packed ``in_proj`` split
-   into our query/key/value projections);
+   ``Linear(2d, d)``, their biases summed; ``nn.MultiheadAttention``'s packed ``in_proj`` into
+   ours, the same layout);
 2. equal outputs are checked in eval mode (dropout off) on a random batch: forecasts within
    ``rtol = atol = 1e-5`` (float32; :data:`RTOL`, :data:`ATOL`), and after one MSE backward every
    copied parameter's gradient within ``rtol = 1e-4, atol = 1e-5`` (the fused-gate bias gradient
@@ -137,13 +137,12 @@ def copy_official_weights(ours: Any, official: Any) -> None:
 
     ``gate_w1``/``gate_w2`` -> ``temporal_gate.proj`` (weights stacked ``[W_1 W_2]``, bias
     ``b_1 + b_2``), ``gate_w3``/``gate_w4`` -> ``variate_gate.proj``; each
-    ``nn.TransformerEncoderLayer``'s ``self_attn.in_proj_{weight,bias}`` split into our
-    ``attn.{q,k,v}_proj``; every other tensor one to one. Raises ``ValueError`` naming the
+    ``nn.TransformerEncoderLayer``'s ``self_attn.in_proj_{weight,bias}`` into our packed
+    ``attn.in_proj`` (the same ``[q; k; v]`` layout); every other tensor one to one. Raises ``ValueError`` naming the
     parameter whose shapes differ.
     """
     import torch
 
-    d = ours.projection.in_features
     o = official
     pairs: list[tuple[str, torch.Tensor]] = [
         ("global_embedding.weight", o.project_embedding.value_embedding.weight),
@@ -161,15 +160,12 @@ def copy_official_weights(ours: Any, official: Any) -> None:
     for ours_name, enc in (("temporal_encoder", o.enc_temporal), ("variate_encoder", o.enc_variate)):
         for i, layer in enumerate(enc.layers):
             pre = f"{ours_name}.{i}"
-            qw, kw, vw = layer.self_attn.in_proj_weight.split(d, dim=0)
-            qb, kb, vb = layer.self_attn.in_proj_bias.split(d, dim=0)
             pairs += [
-                (f"{pre}.attn.q_proj.weight", qw), (f"{pre}.attn.q_proj.bias", qb),
-                (f"{pre}.attn.k_proj.weight", kw), (f"{pre}.attn.k_proj.bias", kb),
-                (f"{pre}.attn.v_proj.weight", vw), (f"{pre}.attn.v_proj.bias", vb),
+                (f"{pre}.attn.in_proj.weight", layer.self_attn.in_proj_weight),
+                (f"{pre}.attn.in_proj.bias", layer.self_attn.in_proj_bias),
                 (f"{pre}.attn.out_proj.weight", layer.self_attn.out_proj.weight),
                 (f"{pre}.attn.out_proj.bias", layer.self_attn.out_proj.bias),
-            ]  # fmt: skip
+            ]
             for name in ("linear1", "linear2", "norm1", "norm2"):
                 sub = getattr(layer, name)
                 pairs += [(f"{pre}.{name}.weight", sub.weight), (f"{pre}.{name}.bias", sub.bias)]
@@ -193,7 +189,6 @@ def official_grads(ours: Any, official: Any) -> dict[str, Any]:
     a fused gate bias gets ``b_1``'s gradient, equal to ``b_2``'s and to the fused bias')."""
     import torch
 
-    d = ours.projection.in_features
     o = official
 
     def g(p: torch.nn.Parameter) -> torch.Tensor:
@@ -215,10 +210,8 @@ def official_grads(ours: Any, official: Any) -> dict[str, Any]:
     for ours_name, enc in (("temporal_encoder", o.enc_temporal), ("variate_encoder", o.enc_variate)):
         for i, layer in enumerate(enc.layers):
             pre = f"{ours_name}.{i}"
-            for key, t in zip(("q", "k", "v"), g(layer.self_attn.in_proj_weight).split(d, dim=0), strict=True):
-                out[f"{pre}.attn.{key}_proj.weight"] = t
-            for key, t in zip(("q", "k", "v"), g(layer.self_attn.in_proj_bias).split(d, dim=0), strict=True):
-                out[f"{pre}.attn.{key}_proj.bias"] = t
+            out[f"{pre}.attn.in_proj.weight"] = g(layer.self_attn.in_proj_weight)
+            out[f"{pre}.attn.in_proj.bias"] = g(layer.self_attn.in_proj_bias)
             out[f"{pre}.attn.out_proj.weight"] = g(layer.self_attn.out_proj.weight)
             out[f"{pre}.attn.out_proj.bias"] = g(layer.self_attn.out_proj.bias)
             for name in ("linear1", "linear2", "norm1", "norm2"):

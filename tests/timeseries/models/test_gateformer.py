@@ -23,12 +23,12 @@ from gatelab.timeseries.models.gateformer import (
 
 
 def _mha_from(attn) -> nn.MultiheadAttention:
-    """torch MHA with the weights of an OutputGatedAttention(gate=None)."""
+    """torch MHA with the weights of a SelfAttention (packed in_proj, the same [q; k; v] layout)."""
     d = attn.dim
     mha = nn.MultiheadAttention(d, attn.num_heads, dropout=0.0, batch_first=True)
     with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
-        mha.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        mha.in_proj_weight.copy_(attn.in_proj.weight)
+        mha.in_proj_bias.copy_(attn.in_proj.bias)
         mha.out_proj.weight.copy_(attn.out_proj.weight)
         mha.out_proj.bias.copy_(attn.out_proj.bias)
     return mha
