@@ -118,9 +118,7 @@ def dropout_noise(x: torch.Tensor, p: float) -> torch.Tensor:
     """The CPU noise of :func:`mask_dropout`: ``1 / (1 - p)`` where an element is kept, else 0
     (``x``'s shape and dtype; ``P(keep) = round((1 - p) 2^31) / 2^31``)."""
     keep = torch.empty(x.shape, dtype=torch.int32).random_() < round((1.0 - p) * 2**31)
-    if x.dtype == torch.get_default_dtype():
-        return keep * (1.0 / (1.0 - p))  # one op: bool * Python float is the default dtype
-    return keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+    return keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # (bool * float promotes through a slower path)
 
 
 class _DropoutAttention(torch.autograd.Function):
