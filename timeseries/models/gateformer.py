@@ -26,8 +26,9 @@ Both gates are :class:`gatelab.core.TokenwiseGate` in ``mode="vector"``:
 ``sigmoid(W [a; b] + c)`` with ``W = [W_1 W_2]`` is exactly the official
 ``sigmoid(W_1 a + b_1 + W_2 b + b_2)`` (one fused matrix, one bias ``c = b_1 + b_2``); the
 weights are initialised as the official two ``nn.Linear(d, d)``. Attention is
-:class:`gatelab.core.OutputGatedAttention` with ``gate=None`` (plain multi-head attention;
-``attn_gate="headwise"`` turns on Qiu et al.'s output gate as an option).
+:class:`SelfAttention` (plain multi-head attention with one packed ``[3d, d]`` projection,
+``nn.MultiheadAttention``'s layout; ``attn_gate="headwise"`` switches to
+:class:`gatelab.core.OutputGatedAttention` with Qiu et al.'s output gate, an option).
 
 iTransformer (``x [B, L, N], x_mark [B, L, F] -> y [B, H, N]``): ``u = Dropout(W_e [z; x_mark]^T)``
 (``N + F`` tokens: the calendar features are extra tokens), ``h = LayerNorm(VariateEncoder(u))``
@@ -46,7 +47,14 @@ Time Series Forecasting", ICLR 2024 (code thuml/iTransformer).
 Deviations from the official code: the two gate matrices are one fused ``Linear(2d, d)`` (same
 function, same initial distribution); the sinusoidal position table is a non-persistent buffer;
 for ``MS`` the model returns only the last ``num_targets`` variates (the official code slices them
-outside the model). Nothing else.
+outside the model); on the CPU the dropout masks are drawn by :func:`mask_dropout` (the same
+Bernoulli distribution, keep probability exact to ``2^-31``, from another random stream than
+``bernoulli_``: the same seed gives other masks than before, and than the official code). Nothing
+else.
+
+Speed (``benchmarks/gateformer_speed.py``, against the official code imported from a checkout):
+packed attention projection, the CPU training attention as one autograd function (softmax over
+the short key axis written out), cheaper dropout masks; ``docs/results/gateformer-speed.md``.
 
 Config: :class:`GateformerConfig` / :class:`ITransformerConfig` (keys, official names, named presets
 ``"etth1-96"`` ...); ``create_model("gateformer", preset="etth1-96")``.
