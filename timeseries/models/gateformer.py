@@ -26,8 +26,9 @@ Both gates are :class:`gatelab.core.TokenwiseGate` in ``mode="vector"``:
 ``sigmoid(W [a; b] + c)`` with ``W = [W_1 W_2]`` is exactly the official
 ``sigmoid(W_1 a + b_1 + W_2 b + b_2)`` (one fused matrix, one bias ``c = b_1 + b_2``); the
 weights are initialised as the official two ``nn.Linear(d, d)``. Attention is
-:class:`gatelab.core.OutputGatedAttention` with ``gate=None`` (plain multi-head attention;
-``attn_gate="headwise"`` turns on Qiu et al.'s output gate as an option).
+:class:`SelfAttention` (plain multi-head attention with one packed ``[3d, d]`` projection,
+``nn.MultiheadAttention``'s layout; ``attn_gate="headwise"`` switches to
+:class:`gatelab.core.OutputGatedAttention` with Qiu et al.'s output gate, an option).
 
 iTransformer (``x [B, L, N], x_mark [B, L, F] -> y [B, H, N]``): ``u = Dropout(W_e [z; x_mark]^T)``
 (``N + F`` tokens: the calendar features are extra tokens), ``h = LayerNorm(VariateEncoder(u))``
@@ -46,7 +47,14 @@ Time Series Forecasting", ICLR 2024 (code thuml/iTransformer).
 Deviations from the official code: the two gate matrices are one fused ``Linear(2d, d)`` (same
 function, same initial distribution); the sinusoidal position table is a non-persistent buffer;
 for ``MS`` the model returns only the last ``num_targets`` variates (the official code slices them
-outside the model). Nothing else.
+outside the model); on the CPU the dropout masks are drawn by :func:`mask_dropout` (the same
+Bernoulli distribution, keep probability exact to ``2^-31``, from another random stream than
+``bernoulli_``: the same seed gives other masks than before, and than the official code). Nothing
+else.
+
+Speed (``benchmarks/gateformer_speed.py``, against the official code imported from a checkout):
+packed attention projection, the CPU training attention as one autograd function (softmax over
+the short key axis written out), cheaper dropout masks; ``docs/results/gateformer-speed.md``.
 
 Config: :class:`GateformerConfig` / :class:`ITransformerConfig` (keys, official names, named presets
 ``"etth1-96"`` ...); ``create_model("gateformer", preset="etth1-96")``.
@@ -60,10 +68,12 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, NonNegativeInt, PositiveInt
+from gatelab.core.layers.fusion import is_plain
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
@@ -74,6 +84,9 @@ __all__ = [
     "ITransformer",
     "ITransformerConfig",
     "PatchEmbedding",
+    "SelfAttention",
+    "dropout_noise",
+    "mask_dropout",
 ]
 
 #: the registered models of this module
@@ -89,6 +102,75 @@ def sinusoidal_table(n: int, d: int) -> torch.Tensor:
     pe[:, 0::2] = torch.sin(pos * div)
     pe[:, 1::2] = torch.cos(pos * div)[:, : d // 2]
     return pe
+
+
+def mask_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    r"""Inverted dropout ``x * m / (1 - p)``, ``m ~ Bernoulli(1 - p)`` per element; cheaper on CPU.
+
+    On the CPU the keep mask is ``r < round((1 - p) 2^31)`` with ``r`` uniform 31-bit integers
+    (``Tensor.random_`` on ``int32``), so ``P(keep) = 1 - p`` to within ``2^-31``; the result is the
+    distribution of :func:`torch.nn.functional.dropout` with another random stream (seeded by the
+    same generator, ``torch.manual_seed``). Measured here (torch 2.14, one thread) PyTorch's CPU
+    ``bernoulli_(p)`` costs about 2.5x ``random_`` on ``int32`` per element, and it is the larger
+    part of ``F.dropout``'s cost. Elsewhere (CUDA, ...), ``p = 0``, ``p = 1`` or ``training=False``:
+    :func:`torch.nn.functional.dropout` itself. Shapes: any; returns ``x``'s shape and dtype.
+    """
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu" or p >= 1.0:
+        return F.dropout(x, p, True)
+    return x * dropout_noise(x, p)
+
+
+def dropout_noise(x: torch.Tensor, p: float) -> torch.Tensor:
+    """The CPU noise of :func:`mask_dropout`: ``1 / (1 - p)`` where an element is kept, else 0
+    (``x``'s shape and dtype; ``P(keep) = round((1 - p) 2^31) / 2^31``)."""
+    keep = torch.empty(x.shape, dtype=torch.int32).random_() < round((1.0 - p) * 2**31)
+    return keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # (bool * float promotes through a slower path)
+
+
+class _DropoutAttention(torch.autograd.Function):
+    """``softmax(q k^T * scale) * noise @ v`` with its backward written out (CPU training path of
+    :class:`SelfAttention`): one autograd node instead of seven, and a softmax over the short key
+    axis (``T`` = patches or variates) by ``exp(s - max) / sum`` (PyTorch's CPU softmax kernel is
+    several times slower on rows of a dozen elements). ``q, k, v [B, H, T, d_h]``, ``noise``
+    ``[B, H, T, T]`` (:func:`dropout_noise`, no gradient) -> ``[B, H, T, d_h]``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, noise: torch.Tensor, scale: float
+    ) -> torch.Tensor:
+        probs = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        probs = probs.sub_(probs.amax(dim=-1, keepdim=True)).exp_()
+        probs = probs.div_(probs.sum(dim=-1, keepdim=True))
+        dropped = probs * noise
+        ctx.scale = scale
+        ctx.save_for_backward(q, k, v, probs, noise, dropped)
+        return torch.matmul(dropped, v)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        q, k, v, probs, noise, dropped = ctx.saved_tensors
+        grad_v = torch.matmul(dropped.transpose(-2, -1), grad)
+        d = torch.matmul(grad, v.transpose(-2, -1)).mul_(noise)  # dL/dprobs
+        d = d.sub_((d * probs).sum(dim=-1, keepdim=True)).mul_(probs).mul_(ctx.scale)  # dL/dscores * scale
+        return torch.matmul(d, k), torch.matmul(d.transpose(-2, -1), q), grad_v, None, None
+
+
+def _drop_add(module: nn.Dropout, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The residual ``x + module(y)``; in CPU training one ``addcmul`` with the noise (one pass and
+    one autograd node instead of two)."""
+    if module.training and 0.0 < module.p < 1.0 and y.device.type == "cpu" and is_plain(module, nn.Dropout):
+        return torch.addcmul(x, y, dropout_noise(y, module.p))
+    return x + _drop(module, y)
+
+
+def _drop(module: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` through :func:`mask_dropout` (``module.p`` and ``module.training``); a module
+    that is not a plain ``nn.Dropout`` (a subclass, hooks) is called as it is."""
+    if not is_plain(module, nn.Dropout):
+        return module(x)
+    return mask_dropout(x, module.p, module.training)
 
 
 class PatchEmbedding(nn.Module):
@@ -128,16 +210,82 @@ class PatchEmbedding(nn.Module):
         z = torch.cat([z, z[..., -1:].expand(B, N, self.stride)], dim=-1)  # replication pad (end)
         patches = z.unfold(-1, self.patch_len, self.stride)  # [B, N, K, P]
         out = self.value(patches) + self.pe
-        return self.dropout(out.reshape(B * N, self.num_patches, -1))
+        return _drop(self.dropout, out.reshape(B * N, self.num_patches, -1))
+
+
+class SelfAttention(nn.Module):
+    r"""Plain multi-head self-attention with one packed query/key/value projection.
+
+    ``[q; k; v] = x W_in^T + b_in`` (``W_in`` ``[3d, d]``: the query, key and value matrices
+    stacked, ``nn.MultiheadAttention``'s ``in_proj`` layout), ``o_h = softmax(q_h k_h^T / sqrt(d_h))
+    v_h`` per head with dropout ``dropout`` on the probabilities (training only), ``y = [o_1; ...;
+    o_H] W_o^T + b_o``: the function of :class:`gatelab.core.OutputGatedAttention` with
+    ``gate=None`` in one ``[3d, d]`` matrix product instead of three (one parameter pair instead of
+    three for the optimizer too). The projections are one copy away from the head-major
+    ``[3, B, H, T, d_h]`` layout; then ``F.scaled_dot_product_attention`` (evaluation, or off the
+    CPU) or, in CPU training, the explicit softmax with :func:`mask_dropout` on the probabilities
+    (PyTorch's SDPA falls back to its math path with ``bernoulli_`` dropout and a masked softmax
+    there).
+
+    A state dict with the separate ``q_proj``/``k_proj``/``v_proj`` of earlier versions (the
+    :class:`~gatelab.core.OutputGatedAttention` layout) loads: the three are stacked into ``in_proj``.
+
+    Shapes: ``x [B, T, dim] -> [B, T, dim]``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        *,
+        dropout: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        if dim <= 0 or num_heads <= 0 or dim % num_heads:
+            raise ValueError(f"SelfAttention: dim={dim} must be a positive multiple of num_heads={num_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"SelfAttention: dropout must be in [0, 1), got {dropout}")
+        self.dim, self.num_heads, self.head_dim, self.dropout = dim, num_heads, dim // num_heads, dropout
+        self.in_proj = nn.Linear(dim, 3 * dim, device=device, dtype=dtype)
+        self.out_proj = nn.Linear(dim, dim, device=device, dtype=dtype)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, num_heads={self.num_heads}, dropout={self.dropout}"
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        legacy = [f"{prefix}{n}_proj.{t}" for t in ("weight", "bias") for n in "qkv"]
+        if f"{prefix}in_proj.weight" not in state_dict and all(k in state_dict for k in legacy):
+            for t in ("weight", "bias"):
+                state_dict[f"{prefix}in_proj.{t}"] = torch.cat([state_dict.pop(f"{prefix}{n}_proj.{t}") for n in "qkv"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.dim:
+            raise ValueError(f"SelfAttention: x must have shape [B, T, dim={self.dim}], got {tuple(x.shape)}")
+        B, T, d = x.shape
+        H, Dh = self.num_heads, self.head_dim
+        qkv = self.in_proj(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).contiguous()
+        q, k, v = qkv.unbind(0)  # [B, H, T, Dh] each (one stack in the backward, not three zero-fills)
+        p = self.dropout if self.training else 0.0
+        if p > 0.0 and x.device.type == "cpu":
+            noise = dropout_noise(qkv.new_empty(B, H, T, T), p)
+            o = _DropoutAttention.apply(q, k, v, noise, 1.0 / math.sqrt(Dh))
+        else:
+            o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return self.out_proj(o.transpose(1, 2).reshape(B, T, d))
 
 
 class GateformerEncoderLayer(nn.Module):
-    r"""Transformer encoder layer, pre-norm or post-norm, on :class:`gatelab.core.OutputGatedAttention`.
+    r"""Transformer encoder layer, pre-norm or post-norm.
 
     ``norm_first=True``: ``x = x + Drop(A(LN_1 x))``, ``x = x + FFN(LN_2 x)``;
     ``norm_first=False``: ``x = LN_1(x + Drop(A x))``, ``x = LN_2(x + FFN x)``;
     ``FFN(x) = Drop(W_2 Drop(act(W_1 x + b_1)) + b_2)``. ``A`` is multi-head self-attention with
-    dropout on its probabilities and an optional output gate (``attn_gate``).
+    dropout on its probabilities: :class:`SelfAttention` (one packed ``[3d, d]`` projection) or,
+    with an output gate (``attn_gate="headwise"``/``"elementwise"``),
+    :class:`gatelab.core.OutputGatedAttention`. Dropout: :func:`mask_dropout`.
 
     ``attn_init="xavier"`` initialises the query/key/value projections as ``torch.nn.MultiheadAttention``
     (Xavier-uniform over the stacked ``[3d, d]`` matrix, zero biases, zero output bias), the layer the
@@ -166,7 +314,11 @@ class GateformerEncoderLayer(nn.Module):
             raise ValueError(f"attn_init must be 'xavier' or 'default', got {attn_init!r}")
         self.norm_first = norm_first
         self.attn_init = attn_init
-        self.attn = OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
+        self.attn: nn.Module = (
+            SelfAttention(d_model, num_heads, dropout=dropout, **fk)
+            if attn_gate is None
+            else OutputGatedAttention(d_model, num_heads, gate=attn_gate, dropout=dropout, **fk)
+        )
         self.linear1 = nn.Linear(d_model, hidden_dim, **fk)
         self.linear2 = nn.Linear(hidden_dim, d_model, **fk)
         self.norm1 = nn.LayerNorm(d_model, eps=1e-5, **fk)
@@ -184,6 +336,11 @@ class GateformerEncoderLayer(nn.Module):
         d = a.dim
         bound = math.sqrt(6.0 / (d + 3 * d))  # xavier_uniform_ of the stacked [3d, d] in-projection
         with torch.no_grad():
+            if isinstance(a, SelfAttention):
+                a.in_proj.weight.uniform_(-bound, bound)
+                a.in_proj.bias.zero_()
+                a.out_proj.bias.zero_()
+                return
             for proj in (a.k_proj, a.v_proj):
                 proj.weight.uniform_(-bound, bound)
                 if proj.bias is not None:
@@ -195,14 +352,15 @@ class GateformerEncoderLayer(nn.Module):
                 a.out_proj.bias.zero_()
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop_out(self.linear2(self.drop_ff(self.act(self.linear1(x)))))
+        """``W_2 Drop(act(W_1 x + b_1)) + b_2`` (the last dropout is taken with the residual)."""
+        return self.linear2(_drop(self.drop_ff, self.act(self.linear1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
-            x = x + self.drop_attn(self.attn(self.norm1(x)))
-            return x + self._ff(self.norm2(x))
-        x = self.norm1(x + self.drop_attn(self.attn(x)))
-        return self.norm2(x + self._ff(x))
+            x = _drop_add(self.drop_attn, x, self.attn(self.norm1(x)))
+            return _drop_add(self.drop_out, x, self._ff(self.norm2(x)))
+        x = self.norm1(_drop_add(self.drop_attn, x, self.attn(x)))
+        return self.norm2(_drop_add(self.drop_out, x, self._ff(x)))
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -522,12 +680,12 @@ class Gateformer(PretrainedMixin, nn.Module):
                     f"Gateformer(use_marks=True): expected x_mark [B, {self.lookback}, {self.num_marks}], got {got}"
                 )
             tokens = torch.cat([tokens, x_mark.transpose(1, 2).to(z.dtype)], dim=1)  # [B, N + F, L]
-        u = self.embed_dropout(self.global_embedding(tokens))  # [B, N (+F), d]
+        u = _drop(self.embed_dropout, self.global_embedding(tokens))  # [B, N (+F), d]
 
         if self.temporal_branch:
             p = self.temporal_encoder(self.patch_embedding(z.transpose(1, 2)))  # [B*N, K, d]
             p = p.reshape(B, N, p.shape[1], p.shape[2]).transpose(2, 3).flatten(2)  # [B, N, d*K], d-major
-            t = self.head_dropout(self.temporal_head(p))  # [B, N, d]
+            t = _drop(self.head_dropout, self.temporal_head(p))  # [B, N, d]
             g = u[:, :N]
             fused = self.temporal_gate(g, t) if self.gates else g + t
             u = torch.cat([fused, u[:, N:]], dim=1) if u.shape[1] > N else fused

@@ -23,12 +23,12 @@ from gatelab.timeseries.models.gateformer import (
 
 
 def _mha_from(attn) -> nn.MultiheadAttention:
-    """torch MHA with the weights of an OutputGatedAttention(gate=None)."""
+    """torch MHA with the weights of a SelfAttention (packed in_proj, the same [q; k; v] layout)."""
     d = attn.dim
     mha = nn.MultiheadAttention(d, attn.num_heads, dropout=0.0, batch_first=True)
     with torch.no_grad():
-        mha.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
-        mha.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        mha.in_proj_weight.copy_(attn.in_proj.weight)
+        mha.in_proj_bias.copy_(attn.in_proj.bias)
         mha.out_proj.weight.copy_(attn.out_proj.weight)
         mha.out_proj.bias.copy_(attn.out_proj.bias)
     return mha
@@ -299,3 +299,124 @@ def test_bad_config_values_are_one_line_config_errors(call, fragments):
     assert "\n" not in msg
     for f in fragments:
         assert f in msg, msg
+
+
+# --------------------------------------------------------------------------- fast paths (issue 17.3)
+
+
+def test_mask_dropout_keeps_one_minus_p_scaled_and_is_seeded():
+    from gatelab.timeseries.models.gateformer import mask_dropout
+
+    x = torch.full((1000, 1000), 2.0)
+    torch.manual_seed(3)
+    a = mask_dropout(x, 0.1)
+    torch.manual_seed(3)
+    b = mask_dropout(x, 0.1)
+    assert torch.equal(a, b)  # the same generator, the same mask
+    kept = a != 0
+    # 1e6 Bernoulli(0.9) draws: std of the kept fraction 3e-4; 5 sigma
+    assert abs(kept.double().mean().item() - 0.9) < 1.5e-3
+    torch.testing.assert_close(a[kept], torch.full_like(a[kept], 2.0 / 0.9))
+    assert mask_dropout(x, 0.1, training=False) is x and mask_dropout(x, 0.0) is x
+    assert torch.equal(mask_dropout(x, 1.0), torch.zeros_like(x))
+    assert mask_dropout(x.double(), 0.5).dtype == torch.float64
+
+
+def test_dropout_attention_function_gradcheck_and_reference():
+    from gatelab.timeseries.models.gateformer import _DropoutAttention, dropout_noise
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    noise = dropout_noise(torch.empty(2, 3, 5, 5, dtype=torch.float64), 0.3)
+    assert set(noise.unique().tolist()) <= {0.0, 1 / 0.7}
+    assert torch.autograd.gradcheck(lambda q, k, v: _DropoutAttention.apply(q, k, v, noise, 0.5), (q, k, v))
+    ref = (torch.softmax(q @ k.transpose(-2, -1) * 0.5, -1) * noise) @ v
+    torch.testing.assert_close(_DropoutAttention.apply(q, k, v, noise, 0.5), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_train_mode_fast_paths_equal_eval_with_unit_noise(monkeypatch):
+    """With every dropout mask forced to 1 the training forward (packed CPU attention function,
+    mask_dropout) must equal the evaluation forward (SDPA) and give the same gradients:
+    rtol = atol = 1e-5 (float32)."""
+    from gatelab.timeseries.models import gateformer as gf
+
+    torch.manual_seed(0)
+    m = create_model(
+        "gateformer", num_vars=5, lookback=24, horizon=6, d_model=16, num_heads=4, num_layers=2, hidden_dim=32,
+        patch_len=8, stride=8, dropout=0.2,
+    )  # fmt: skip
+    x = torch.randn(3, 24, 5) * 3 + 1
+    calls = []
+
+    def unit_noise(t, p):
+        calls.append(tuple(t.shape))
+        return torch.ones_like(t)
+
+    monkeypatch.setattr(gf, "dropout_noise", unit_noise)
+    m.train()
+    y_train = m(x)
+    y_train.square().mean().backward()
+    g_train = {n: p.grad.clone() for n, p in m.named_parameters()}
+    m.zero_grad()
+    m.eval()
+    y_eval = m(x)
+    y_eval.square().mean().backward()
+    torch.testing.assert_close(y_train, y_eval, rtol=1e-5, atol=1e-5)
+    for n, p in m.named_parameters():
+        torch.testing.assert_close(g_train[n], p.grad, rtol=1e-5, atol=1e-5, msg=lambda s, n=n: f"{n}: {s}")
+    # 4 attention-probability masks [B*N or B, H, T, T] among the masks drawn (2 layers x 2 encoders)
+    assert (15, 4, 4, 4) in calls and (3, 4, 5, 5) in calls
+
+
+def test_self_attention_loads_the_separate_qkv_layout():
+    from gatelab.core import OutputGatedAttention
+    from gatelab.timeseries.models.gateformer import SelfAttention
+
+    torch.manual_seed(0)
+    old = OutputGatedAttention(16, 4, gate=None).eval()
+    new = SelfAttention(16, 4).eval()
+    new.load_state_dict(old.state_dict())
+    x = torch.randn(2, 7, 16)
+    torch.testing.assert_close(new(x), old(x), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\[B, T, dim=16\]"):
+        new(torch.randn(2, 7, 8))
+
+
+def _speed_benchmark(repo_root):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("bench_gateformer_speed", repo_root / "benchmarks" / "gateformer_speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["bench_gateformer_speed"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_speed_benchmark_skips_without_official_checkout(repo_root, tmp_path, capsys, monkeypatch):
+    bench = _speed_benchmark(repo_root)
+    monkeypatch.delenv(bench.ENV_REPO, raising=False)
+    assert bench.main(["--official-repo", str(tmp_path / "absent"), "--record", "--results-dir", str(tmp_path)]) == 0
+    assert "SKIPPED" in capsys.readouterr().out
+    assert not list(tmp_path.iterdir())  # nothing recorded
+
+
+def test_official_checkout_weights_copy_to_equal_outputs(repo_root):
+    """The official nyuolab/Gateformer ``Model`` (a user's checkout, ``$GATELAB_GATEFORMER_REPO``)
+    with its weights copied into ours: forecasts within 1e-5 and gradients within 1e-4/1e-5
+    (the benchmark's check) at the ETTh1-96 preset; a perturbed copy fails it."""
+    import os
+
+    bench = _speed_benchmark(repo_root)
+    root = bench.check_official_repo(os.environ.get(bench.ENV_REPO))
+    if root is None:
+        pytest.skip(f"${bench.ENV_REPO} does not point at a nyuolab/Gateformer checkout")
+    ours, official = bench.build_pair(root, "etth1-96")
+    x, y = bench.make_batches("etth1-96", 4, 1)[0]
+    diff = bench.check_equal(ours, official, x, y)
+    assert diff["max_abs_diff"] <= 1e-4
+    # a perturbed copy must fail the check (the check can fail)
+    with torch.no_grad():
+        ours.variate_gate.proj.bias.add_(1e-2)
+    with pytest.raises(AssertionError, match="forecast differs"):
+        bench.check_equal(ours, official, x, y)
