@@ -29,6 +29,7 @@ from .kernels.glu import glu_product
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
+from .layers.dropout import FastDropout
 from .layers.fusion import is_plain
 
 __all__ = [
@@ -76,14 +77,28 @@ def _interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
 
 
 class _Interpolate(nn.Module):
-    """Parameter-free resampling of the feature axis to ``size`` (linear, ``align_corners``)."""
+    """Parameter-free resampling of the feature axis to ``size`` (linear, ``align_corners``).
 
-    def __init__(self, size: int) -> None:
+    With ``dim`` (the input width) known, the resampling is one matmul ``x @ M`` with the cached
+    interpolation matrix ``M`` ``[dim, size]`` (:func:`_interp_matrix`, a non-persistent buffer):
+    on CPU much cheaper than ``F.interpolate`` (forward and backward). It equals
+    :func:`_interpolate_last` up to float rounding (each output sums two weighted inputs; the
+    matmul adds exact zeros for the others). Without ``dim``, or for another width, it calls
+    :func:`_interpolate_last`.
+    """
+
+    def __init__(self, size: int, dim: int | None = None) -> None:
         super().__init__()
         self.size = size
+        self.dim = dim
+        matrix = _interp_matrix(dim, size).to(torch.get_default_dtype()) if dim is not None else None
+        self.register_buffer("matrix", matrix, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _interpolate_last(x, self.size)
+        m = self.matrix
+        if m is None or x.shape[-1] != m.shape[0]:
+            return _interpolate_last(x, self.size)
+        return torch.matmul(x, m if m.dtype == x.dtype and m.device == x.device else m.to(x))
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
@@ -107,7 +122,7 @@ class _ResampleNorm(nn.Module):
         factory_kwargs = {"device": device, "dtype": dtype}
         self.dim = dim
         self.out_dim = out_dim
-        self.resample = _Interpolate(out_dim) if dim != out_dim else None
+        self.resample = _Interpolate(out_dim, dim) if dim != out_dim else None
         self.mask = nn.Parameter(torch.zeros(out_dim, **factory_kwargs))
         self.norm = nn.LayerNorm(out_dim, **factory_kwargs)
 
@@ -162,7 +177,7 @@ class GatedLinearUnit(nn.Module):
         check_positive_int("GatedLinearUnit", "out_dim", out_dim, allow_none=True)
         self.dim = dim
         self.out_dim = out_dim or dim
-        self.dropout = nn.Dropout(_check_dropout("GatedLinearUnit", dropout))
+        self.dropout = FastDropout(_check_dropout("GatedLinearUnit", dropout))
         self.fc = nn.Linear(dim, 2 * self.out_dim, bias=bias, **factory_kwargs)
         self.gate_act = create_act(gate_act)
         self.reset_parameters()
@@ -258,7 +273,7 @@ class GateAddNorm(nn.Module):
                 if self.resample.bias is not None:
                     nn.init.zeros_(self.resample.bias)
             else:
-                self.resample = _Interpolate(self.out_dim)
+                self.resample = _Interpolate(self.out_dim, self.skip_dim)
         self.mask = nn.Parameter(torch.zeros(self.out_dim, **factory_kwargs)) if trainable_add else None
         self.norm = nn.LayerNorm(self.out_dim, **factory_kwargs)
 
@@ -564,7 +579,7 @@ class VariableSelectionNetwork(nn.Module):
         self._build_grns([j for j in range(len(sizes)) if j not in res_only], bias, factory_kwargs)
         self.act = create_act(act)
         self.gate_act = create_act(gate_act)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         # weight GRN over the flattened embeddings (none for a single variable)
         grn_kwargs = {"act": act, "gate_act": gate_act, "bias": bias, "dropout": dropout, "skip": skip}
         self.weight_grn = (

@@ -85,6 +85,7 @@ from torch.nn.utils import rnn
 
 from gatelab.core import GateAddNorm, GatedResidualNetwork, VariableSelectionNetwork, record_gate
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, PositiveInt, UnitInterval
+from gatelab.core.layers.dropout import FastDropout
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
@@ -250,7 +251,7 @@ class InterpretableMultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, num_heads * self.d_k, bias=bias, **factory_kwargs)
         self.v_proj = nn.Linear(d_model, self.d_k, bias=bias, **factory_kwargs)
         self.out_proj = nn.Linear(self.d_k, d_model, bias=False, **factory_kwargs)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.reset_parameters()
 
     @torch.no_grad()
