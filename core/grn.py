@@ -80,7 +80,8 @@ class _Interpolate(nn.Module):
     """Parameter-free resampling of the feature axis to ``size`` (linear, ``align_corners``).
 
     With ``dim`` (the input width) known, the resampling is one matmul ``x @ M`` with the cached
-    interpolation matrix ``M`` ``[dim, size]`` (:func:`_interp_matrix`, a non-persistent buffer):
+    interpolation matrix ``M`` ``[dim, size]`` (:func:`_interp_matrix`, kept in float64 and
+    rounded once per dtype and device, not a buffer):
     on CPU much cheaper than ``F.interpolate`` (forward and backward). It equals
     :func:`_interpolate_last` up to float rounding (each output sums two weighted inputs; the
     matmul adds exact zeros for the others). Without ``dim``, or for another width, it calls
@@ -91,14 +92,23 @@ class _Interpolate(nn.Module):
         super().__init__()
         self.size = size
         self.dim = dim
-        matrix = _interp_matrix(dim, size).to(torch.get_default_dtype()) if dim is not None else None
-        self.register_buffer("matrix", matrix, persistent=False)
+        self._matrix64 = _interp_matrix(dim, size) if dim is not None else None
+        self._matrices: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+    def _matrix(self, x: torch.Tensor) -> torch.Tensor:
+        """The float64 matrix rounded once to ``x``'s dtype and moved to its device (cached)."""
+        key = (x.dtype, x.device)
+        m = self._matrices.get(key)
+        if m is None:
+            m = self._matrices[key] = self._matrix64.to(device=x.device, dtype=x.dtype)
+        return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.matrix
-        if m is None or x.shape[-1] != m.shape[0]:
+        if self._matrix64 is None or x.shape[-1] != self.dim or not x.is_floating_point():
             return _interpolate_last(x, self.size)
-        return torch.matmul(x, m if m.dtype == x.dtype and m.device == x.device else m.to(x))
+        if torch.compiler.is_compiling():
+            return torch.matmul(x, self._matrix64.to(device=x.device, dtype=x.dtype))
+        return torch.matmul(x, self._matrix(x))
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
@@ -844,7 +854,9 @@ class VariableSelectionNetwork(nn.Module):
                 record_gate(self, gate.transpose(0, 1).reshape(*lead, gate.shape[0], H), "glu")
             y = torch.addcmul(self._take(r, self._grn_idx, self._grn_all), value, gate)
             y = torch.addcmul(self.norm_bias[:, None, :], F.layer_norm(y, (H,)), self.norm_weight[:, None, :])
-            var_out = self._put(r, self._grn_idx, self._grn_all, y)
+            # a contiguous range of GRN variables: the weighted sum below reads y and r's other
+            # rows in place instead of first concatenating them
+            var_out = None if isinstance(self._grn_all, slice) else self._put(r, self._grn_idx, self._grn_all, y)
         else:
             var_out = r  # every variable is resample-only
 
@@ -861,9 +873,17 @@ class VariableSelectionNetwork(nn.Module):
                 raise ValueError(
                     "VariableSelectionNetwork: got a context but was built with context_dim=None"
                 )
-            weights = var_out.new_ones((*lead, 1))
+            weights = r.new_ones((*lead, 1))
         record_gate(self, weights, "weights")
-        out = (var_out * weights.reshape(n, V).t().unsqueeze(-1)).sum(0)
+        wv = weights.reshape(n, V).t().unsqueeze(-1)  # [V, n, 1]
+        if var_out is not None:
+            out = (var_out * wv).sum(0)
+        else:
+            sl = self._grn_all
+            out = (y * wv[sl]).sum(0)
+            for rows in (slice(0, sl.start), slice(sl.stop, V)):
+                if rows.stop > rows.start:
+                    out = out + (r[rows] * wv[rows]).sum(0)
         return out.reshape(*lead, H), weights
 
     @staticmethod
