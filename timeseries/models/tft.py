@@ -854,10 +854,10 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
     def _fixed_masks(self, Te: int, Td: int, device: torch.device) -> tuple[torch.Tensor, ...]:
         """``(arange(T_e)[1, 1, T_e], arange(T_d)[1, 1, T_d], causal [1, T_d, T_d], no-block [1, 1, T_e],
         no-block [1, 1, T_d])`` for the window lengths, cached (see :meth:`_attention_blocked`)."""
-        key = (Te, Td, str(device))
         compiling = torch.compiler.is_compiling()
-        cache = self.__dict__.setdefault("_mask_cache", {})
-        if not compiling and key in cache:
+        key = (Te, Td, str(device))
+        cache = None if compiling else self.__dict__.setdefault("_mask_cache", {})
+        if cache is not None and key in cache:
             return cache[key]
         i = torch.arange(Td, device=device)[:, None]
         j = torch.arange(Td, device=device)[None, :]
@@ -869,7 +869,7 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
             torch.zeros(1, 1, Te, dtype=torch.bool, device=device),
             torch.zeros(1, 1, Td, dtype=torch.bool, device=device),
         )
-        if not compiling:
+        if cache is not None:
             if len(cache) >= 64:  # many window lengths: keep the newest only
                 cache.clear()
             cache[key] = out
