@@ -157,7 +157,9 @@ class GatedLinearUnit(nn.Module):
         out_dim: features of the output (default ``dim``).
         gate_act: squashing of the gate half (default sigmoid).
         bias: biases ``b_4, b_5``.
-        dropout: dropout applied to the input, as the paper's "dropout before the gating layer".
+        dropout: dropout applied to the input, as the paper's "dropout before the gating layer"
+            (:class:`~gatelab.core.layers.dropout.FastDropout`: cheap CPU masks, the rate
+            quantised to 1/32768).
 
     Shapes: ``x`` is ``[..., dim]``; returns ``[..., out_dim]``. The gate
     ``sigmoid(W_4 x' + b_4)``, ``[..., out_dim]``, is recorded with
