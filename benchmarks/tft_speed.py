@@ -20,9 +20,16 @@ into it exactly, tests/timeseries/models/test_tft_port.py). Two modes:
   (``fit_batches`` - 2), which removes the set-up.
 
 Speed is *process CPU time* (``time.process_time``) with one thread (``torch.set_num_threads(1)``):
-robust to other jobs on a shared machine; wall-clock numbers are reported beside it. Samples/s =
-batch size / median (step) or mean (fit) time per batch; ``speedup`` = pytorch-forecasting's time
-per batch / ours.
+robust to other jobs on a shared machine; wall-clock numbers are reported beside it. The rounds
+interleave the two libraries (the order alternates). Samples/s = batch size / median time per
+batch (over all steps, or over the fit repetitions). ``speedup`` is the *median over rounds* of
+the per-round ratio pytorch-forecasting's time / ours (step mode: of the round's median step
+times), with its spread: quartiles ``speedup_q1``/``speedup_q3`` and range
+``speedup_min``/``speedup_max``; ``speedup_of_medians`` is the ratio of the overall medians.
+
+``--compile MODE`` compiles ours (``model.compile(mode=MODE)`` in step mode, the task option
+``task.compile: MODE`` in fit mode; pytorch-forecasting stays eager, as its users run it); the
+warm-up steps (and, in fit mode, the 2-batch run that is subtracted) absorb the compilation.
 
 Peak memory: each model trains in a fresh child process (``memory_steps`` steps, or the fit);
 just before training the kernel's peak-RSS counter is reset (``/proc/self/clear_refs``) and the
@@ -36,6 +43,7 @@ Usage::
 
     python benchmarks/tft_speed.py                          # model step, stallion sizes, batch 128
     python benchmarks/tft_speed.py --mode fit --record      # end to end
+    python benchmarks/tft_speed.py --compile default --record   # ours compiled (torch.compile)
     python benchmarks/tft_speed.py --synthetic --steps 3 --rounds 1 --no-memory   # smoke run
 """
 
@@ -73,6 +81,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--record", action="store_true", help="append the result to docs/results/tft-speed")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--no-memory", action="store_true")
+    p.add_argument(
+        "--compile",
+        choices=["none", "default", "reduce-overhead", "max-autotune-no-cudagraphs"],
+        default="none",
+        help="torch.compile ours (step mode: model.compile(mode); fit mode: the task option task.compile)",
+    )
     p.add_argument("--memory-child", choices=["ours", "pf"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -163,6 +177,8 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
         env["ours"] = TemporalFusionTransformer.from_dataset(
             training, quantiles=env["pf"].loss.quantiles, **_our_sizes(args)
         )
+        if args.compile != "none":
+            env["ours"].compile(mode=args.compile)  # in place: same module, same parameter names
     return env
 
 
@@ -207,27 +223,37 @@ def _step_fn(name: str, model: Any) -> Any:
     return step
 
 
-def _time_steps(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, float]:
+def _time_steps(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, Any]:
+    """Interleaved rounds (the order alternates); per round the median step time of each model;
+    returns the medians over all steps and the per-round speedups (CPU and wall clock)."""
     batches = env["batches"]
     steps = {name: _step_fn(name, env[name]) for name in ("pf", "ours")}
-    for name in steps:  # warm-up: first calls allocate and build the optimizer state
-        for x, y in batches[:3]:
+    for name in steps:  # warm-up: first calls allocate, build the optimizer state (and compile)
+        for x, y in batches[: max(3, min(len(batches), 6))]:
             steps[name](x, y)
     cpu: dict[str, list[float]] = {"pf": [], "ours": []}
     wall: dict[str, list[float]] = {"pf": [], "ours": []}
+    ratios: dict[str, list[float]] = {"cpu": [], "wall": []}
     k = 0
     for r in range(args.rounds):
+        rc: dict[str, list[float]] = {"pf": [], "ours": []}
+        rw: dict[str, list[float]] = {"pf": [], "ours": []}
         for name in ("pf", "ours") if r % 2 == 0 else ("ours", "pf"):
             for _ in range(args.steps):
                 x, y = batches[k % len(batches)]
                 k += 1
                 c0, w0 = time.process_time(), time.perf_counter()
                 steps[name](x, y)
-                cpu[name].append(time.process_time() - c0)
-                wall[name].append(time.perf_counter() - w0)
+                rc[name].append(time.process_time() - c0)
+                rw[name].append(time.perf_counter() - w0)
+            cpu[name] += rc[name]
+            wall[name] += rw[name]
+        ratios["cpu"].append(statistics.median(rc["pf"]) / statistics.median(rc["ours"]))
+        ratios["wall"].append(statistics.median(rw["pf"]) / statistics.median(rw["ours"]))
         print(
-            f"round {r + 1}/{args.rounds}: pf {statistics.median(cpu['pf']) * 1e3:.1f} ms, "
-            f"ours {statistics.median(cpu['ours']) * 1e3:.1f} ms (CPU time per step)",
+            f"round {r + 1}/{args.rounds}: pf {statistics.median(rc['pf']) * 1e3:.1f} ms, "
+            f"ours {statistics.median(rc['ours']) * 1e3:.1f} ms (CPU time per step), "
+            f"speedup {ratios['cpu'][-1]:.2f}x",
             flush=True,
         )
     return {
@@ -235,7 +261,16 @@ def _time_steps(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, floa
         "pf_cpu": statistics.median(cpu["pf"]),
         "ours_wall": statistics.median(wall["ours"]),
         "pf_wall": statistics.median(wall["pf"]),
+        "ratios": ratios,
     }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """Median, quartiles (inclusive method) and range of the per-round speedups."""
+    if len(values) == 1:
+        return {"median": values[0], "q1": values[0], "q3": values[0], "min": values[0], "max": values[0]}
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return {"median": statistics.median(values), "q1": q1, "q3": q3, "min": min(values), "max": max(values)}
 
 
 # ------------------------------------------------------------------------------ fit mode
@@ -283,15 +318,20 @@ def _fit(name: str, args: argparse.Namespace, env: dict[str, Any], n_batches: in
                 **_our_sizes(args),
                 "quantiles": [0.02, 0.1, 0.25, 0.5, 0.75, 0.9, 0.98],
             },
-            task={"name": "tft", "optimizer": "adam", "lr": 1e-3},
+            task={
+                "name": "tft",
+                "optimizer": "adam",
+                "lr": 1e-3,
+                "compile": False if args.compile == "none" else args.compile,
+            },
         )
         loader = window_dataloader(training, train=True, batch_size=args.batch_size)
     L.Trainer(**kw).fit(model, train_dataloaders=loader)
 
 
-def _time_fit(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, float]:
+def _time_fit(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, list[float]] = {k: [] for k in ("ours_cpu", "pf_cpu", "ours_wall", "pf_wall")}
-    for name in ("pf", "ours"):  # warm-up (imports, first allocations)
+    for name in ("pf", "ours"):  # warm-up (imports, first allocations, compilation caches)
         _fit(name, args, env, 2)
     for r in range(args.rounds):
         for name in ("pf", "ours") if r % 2 == 0 else ("ours", "pf"):
@@ -305,10 +345,16 @@ def _time_fit(args: argparse.Namespace, env: dict[str, Any]) -> dict[str, float]
             out[f"{name}_wall"].append((costs[args.fit_batches][1] - costs[2][1]) / d)
         print(
             f"round {r + 1}/{args.rounds}: pf {out['pf_cpu'][-1] * 1e3:.1f} ms, "
-            f"ours {out['ours_cpu'][-1] * 1e3:.1f} ms (CPU time per batch, end to end)",
+            f"ours {out['ours_cpu'][-1] * 1e3:.1f} ms (CPU time per batch, end to end), "
+            f"speedup {out['pf_cpu'][-1] / out['ours_cpu'][-1]:.2f}x",
             flush=True,
         )
-    return {k: statistics.mean(v) for k, v in out.items()}
+    res: dict[str, Any] = {k: statistics.median(v) for k, v in out.items()}
+    res["ratios"] = {
+        "cpu": [p / o for p, o in zip(out["pf_cpu"], out["ours_cpu"])],
+        "wall": [p / o for p, o in zip(out["pf_wall"], out["ours_wall"])],
+    }
+    return res
 
 
 # ------------------------------------------------------------------------------ memory
@@ -371,14 +417,25 @@ def main(argv: list[str] | None = None) -> int:
 
     commit = provenance.git_commit()  # the code that runs (stamped at the start, not at the end)
     command = "python benchmarks/tft_speed.py " + " ".join(argv)
+    print(f"command: {command}", flush=True)
     env = _setup(args)
     t = _time_steps(args, env) if args.mode == "step" else _time_fit(args, env)
     B = args.batch_size
+    cpu_spread, wall_spread = _spread(t["ratios"]["cpu"]), _spread(t["ratios"]["wall"])
     result: dict[str, Any] = {
-        "speedup": t["pf_cpu"] / t["ours_cpu"],
+        "speedup": cpu_spread["median"],
+        "speedup_q1": cpu_spread["q1"],
+        "speedup_q3": cpu_spread["q3"],
+        "speedup_min": cpu_spread["min"],
+        "speedup_max": cpu_spread["max"],
+        "speedup_of_medians": t["pf_cpu"] / t["ours_cpu"],
+        "rounds": args.rounds,
+        "threads": torch.get_num_threads(),
         "samples_per_s": B / t["ours_cpu"],
         "baseline_samples_per_s": B / t["pf_cpu"],
-        "wall_speedup": t["pf_wall"] / t["ours_wall"],
+        "wall_speedup": wall_spread["median"],
+        "wall_speedup_min": wall_spread["min"],
+        "wall_speedup_max": wall_spread["max"],
         "wall_samples_per_s": B / t["ours_wall"],
         "baseline_wall_samples_per_s": B / t["pf_wall"],
     }
@@ -406,7 +463,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": "tft",
             "dataset": "stallion" if not args.synthetic else "stallion-synthetic",
             "split": "train",
-            "variant": f"{'model-step' if args.mode == 'step' else 'end-to-end'}-b{B}-h{args.hidden}",
+            "variant": f"{'model-step' if args.mode == 'step' else 'end-to-end'}-b{B}-h{args.hidden}"
+            + ("" if args.compile == "none" else f"-compile-{args.compile}"),
             "seed": 0,
             "baseline": f"pytorch-forecasting {pytorch_forecasting.__version__} TemporalFusionTransformer",
             "config": config,

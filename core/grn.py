@@ -29,6 +29,7 @@ from .kernels.glu import glu_product
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
 from .layers.checks import check_positive_int
+from .layers.dropout import FastDropout
 from .layers.fusion import is_plain
 
 __all__ = [
@@ -76,14 +77,38 @@ def _interp_matrix(n_in: int, n_out: int) -> torch.Tensor:
 
 
 class _Interpolate(nn.Module):
-    """Parameter-free resampling of the feature axis to ``size`` (linear, ``align_corners``)."""
+    """Parameter-free resampling of the feature axis to ``size`` (linear, ``align_corners``).
 
-    def __init__(self, size: int) -> None:
+    With ``dim`` (the input width) known, the resampling is one matmul ``x @ M`` with the cached
+    interpolation matrix ``M`` ``[dim, size]`` (:func:`_interp_matrix`, kept in float64 and
+    rounded once per dtype and device, not a buffer):
+    on CPU much cheaper than ``F.interpolate`` (forward and backward). It equals
+    :func:`_interpolate_last` up to float rounding (each output sums two weighted inputs; the
+    matmul adds exact zeros for the others). Without ``dim``, or for another width, it calls
+    :func:`_interpolate_last`.
+    """
+
+    def __init__(self, size: int, dim: int | None = None) -> None:
         super().__init__()
         self.size = size
+        self.dim = dim
+        self._matrix64 = _interp_matrix(dim, size) if dim is not None else None
+        self._matrices: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+    def _matrix(self, x: torch.Tensor) -> torch.Tensor:
+        """The float64 matrix rounded once to ``x``'s dtype and moved to its device (cached)."""
+        key = (x.dtype, x.device)
+        m = self._matrices.get(key)
+        if m is None:
+            m = self._matrices[key] = self._matrix64.to(device=x.device, dtype=x.dtype)
+        return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _interpolate_last(x, self.size)
+        if self._matrix64 is None or x.shape[-1] != self.dim or not x.is_floating_point():
+            return _interpolate_last(x, self.size)
+        if torch.compiler.is_compiling():
+            return torch.matmul(x, self._matrix64.to(device=x.device, dtype=x.dtype))
+        return torch.matmul(x, self._matrix(x))
 
     def extra_repr(self) -> str:
         return f"size={self.size}"
@@ -107,7 +132,7 @@ class _ResampleNorm(nn.Module):
         factory_kwargs = {"device": device, "dtype": dtype}
         self.dim = dim
         self.out_dim = out_dim
-        self.resample = _Interpolate(out_dim) if dim != out_dim else None
+        self.resample = _Interpolate(out_dim, dim) if dim != out_dim else None
         self.mask = nn.Parameter(torch.zeros(out_dim, **factory_kwargs))
         self.norm = nn.LayerNorm(out_dim, **factory_kwargs)
 
@@ -132,7 +157,9 @@ class GatedLinearUnit(nn.Module):
         out_dim: features of the output (default ``dim``).
         gate_act: squashing of the gate half (default sigmoid).
         bias: biases ``b_4, b_5``.
-        dropout: dropout applied to the input, as the paper's "dropout before the gating layer".
+        dropout: dropout applied to the input, as the paper's "dropout before the gating layer"
+            (:class:`~gatelab.core.layers.dropout.FastDropout`: cheap CPU masks, the rate
+            quantised to 1/32768).
 
     Shapes: ``x`` is ``[..., dim]``; returns ``[..., out_dim]``. The gate
     ``sigmoid(W_4 x' + b_4)``, ``[..., out_dim]``, is recorded with
@@ -162,7 +189,7 @@ class GatedLinearUnit(nn.Module):
         check_positive_int("GatedLinearUnit", "out_dim", out_dim, allow_none=True)
         self.dim = dim
         self.out_dim = out_dim or dim
-        self.dropout = nn.Dropout(_check_dropout("GatedLinearUnit", dropout))
+        self.dropout = FastDropout(_check_dropout("GatedLinearUnit", dropout))
         self.fc = nn.Linear(dim, 2 * self.out_dim, bias=bias, **factory_kwargs)
         self.gate_act = create_act(gate_act)
         self.reset_parameters()
@@ -258,7 +285,7 @@ class GateAddNorm(nn.Module):
                 if self.resample.bias is not None:
                     nn.init.zeros_(self.resample.bias)
             else:
-                self.resample = _Interpolate(self.out_dim)
+                self.resample = _Interpolate(self.out_dim, self.skip_dim)
         self.mask = nn.Parameter(torch.zeros(self.out_dim, **factory_kwargs)) if trainable_add else None
         self.norm = nn.LayerNorm(self.out_dim, **factory_kwargs)
 
@@ -564,7 +591,7 @@ class VariableSelectionNetwork(nn.Module):
         self._build_grns([j for j in range(len(sizes)) if j not in res_only], bias, factory_kwargs)
         self.act = create_act(act)
         self.gate_act = create_act(gate_act)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         # weight GRN over the flattened embeddings (none for a single variable)
         grn_kwargs = {"act": act, "gate_act": gate_act, "bias": bias, "dropout": dropout, "skip": skip}
         self.weight_grn = (
@@ -829,7 +856,9 @@ class VariableSelectionNetwork(nn.Module):
                 record_gate(self, gate.transpose(0, 1).reshape(*lead, gate.shape[0], H), "glu")
             y = torch.addcmul(self._take(r, self._grn_idx, self._grn_all), value, gate)
             y = torch.addcmul(self.norm_bias[:, None, :], F.layer_norm(y, (H,)), self.norm_weight[:, None, :])
-            var_out = self._put(r, self._grn_idx, self._grn_all, y)
+            # a contiguous range of GRN variables: the weighted sum below reads y and r's other
+            # rows in place instead of first concatenating them
+            var_out = None if isinstance(self._grn_all, slice) else self._put(r, self._grn_idx, self._grn_all, y)
         else:
             var_out = r  # every variable is resample-only
 
@@ -846,9 +875,17 @@ class VariableSelectionNetwork(nn.Module):
                 raise ValueError(
                     "VariableSelectionNetwork: got a context but was built with context_dim=None"
                 )
-            weights = var_out.new_ones((*lead, 1))
+            weights = r.new_ones((*lead, 1))
         record_gate(self, weights, "weights")
-        out = (var_out * weights.reshape(n, V).t().unsqueeze(-1)).sum(0)
+        wv = weights.reshape(n, V).t().unsqueeze(-1)  # [V, n, 1]
+        if var_out is not None:
+            out = (var_out * wv).sum(0)
+        else:
+            sl = self._grn_all
+            out = (y * wv[sl]).sum(0)
+            for rows in (slice(0, sl.start), slice(sl.stop, V)):
+                if rows.stop > rows.start:
+                    out = out + (r[rows] * wv[rows]).sum(0)
         return out.reshape(*lead, H), weights
 
     @staticmethod

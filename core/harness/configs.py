@@ -76,6 +76,12 @@ PRECISIONS = (
 )  # fmt: skip
 
 Optimizer = Literal[OPTIMIZERS]  # type: ignore[valid-type]
+#: ``task.compile`` values besides ``false``/``true``: ``torch.compile`` modes (``true`` = ``"default"``)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+Compile = Annotated[
+    Bool | Literal[COMPILE_MODES],  # type: ignore[valid-type]
+    Allowed(f"false, true or a torch.compile mode {list(COMPILE_MODES)}"),
+]
 SchedulerName = Literal[SCHEDULERS]  # type: ignore[valid-type]
 Mode = Literal["min", "max"]
 Name = Annotated[str, Field(min_length=1), Allowed("a non-empty name")]
@@ -167,7 +173,10 @@ class TaskConfig:
     ``classification``); ``kwargs`` are that task's own options, checked strictly against its
     ``Options`` dataclass. ``optimizer`` is ``adam`` (uses ``betas``, ``eps``), ``adamw`` (same,
     decoupled ``weight_decay``) or ``sgd`` (uses ``momentum``, ``nesterov``). ``monitor`` is the
-    logged value the ``plateau`` scheduler watches.
+    logged value the ``plateau`` scheduler watches. ``compile``: ``false`` (default) trains
+    the eager model; ``true`` or a ``torch.compile`` mode (``"default"``, ``"reduce-overhead"``,
+    ``"max-autotune-no-cudagraphs"``) compiles the task's model once, in place
+    (``nn.Module.compile``: parameter names and saved state dicts are unchanged).
     """
 
     name: Name = "regression"
@@ -181,6 +190,7 @@ class TaskConfig:
     nesterov: Bool = False
     scheduler: SchedulerConfig = dataclasses.field(default_factory=SchedulerConfig)
     monitor: Monitor = "val/loss"
+    compile: Compile = False
 
     def __post_init__(self) -> None:
         if isinstance(self.scheduler, str):

@@ -463,6 +463,21 @@ class GatelabTask(L.LightningModule):
             if value is not None:
                 checkpoint["gatelab_preprocessing"] = value
 
+    def configure_model(self) -> None:
+        """Compile the model once when ``task.compile`` asks for it (Lightning calls this hook
+        at the start of every fit/validate/test/predict; later calls do nothing).
+
+        ``nn.Module.compile`` compiles ``self.model``'s forward in place: the module, its
+        parameter names and its state dict stay as in eager mode (no ``_orig_mod.`` prefix), so
+        checkpoints, resume and ``save_pretrained`` are unaffected. ``true`` means ``"default"``.
+        """
+        mode = self.config.compile
+        if mode is False or getattr(self, "_compiled_mode", None) is not None:
+            return
+        mode = "default" if mode is True else mode
+        self.model.compile(mode=mode)
+        self._compiled_mode = mode
+
     def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = build_optimizer(params, self.config)

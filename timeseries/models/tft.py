@@ -83,8 +83,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import rnn
 
-from gatelab.core import GateAddNorm, GatedResidualNetwork, VariableSelectionNetwork, record_gate
+from gatelab.core import (
+    GateAddNorm,
+    GatedLinearUnit,
+    GatedResidualNetwork,
+    VariableSelectionNetwork,
+    record_gate,
+)
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, PositiveInt, UnitInterval
+from gatelab.core.layers.capture import is_capturing
+from gatelab.core.layers.dropout import FastDropout
+from gatelab.core.layers.fusion import is_plain
 from gatelab.core.pretrained import PretrainedMixin
 
 __all__ = [
@@ -250,7 +259,7 @@ class InterpretableMultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(d_model, num_heads * self.d_k, bias=bias, **factory_kwargs)
         self.v_proj = nn.Linear(d_model, self.d_k, bias=bias, **factory_kwargs)
         self.out_proj = nn.Linear(self.d_k, d_model, bias=False, **factory_kwargs)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = FastDropout(dropout)
         self.reset_parameters()
 
     @torch.no_grad()
@@ -500,6 +509,29 @@ def _keras_lstm_init_(lstm: nn.LSTM) -> None:
                 p[H : 2 * H] = 1.0  # gate order i, f, g, o
             elif name.startswith("bias_hh"):
                 p.zero_()
+
+
+def _plain_static_grn(g: nn.Module) -> bool:
+    """A static-context GRN whose parameters the batched path may read: plain modules, no hooks,
+    no context or skip projection, sigmoid gate, LayerNorm with weight and bias, biases present
+    (the caller also checks that the four share the dropout rate and the LayerNorm eps)."""
+    if not (is_plain(g, GatedResidualNetwork) and g.context is None and g.skip is None):
+        return False
+    gn = g.gate_norm
+    glu, norm = gn.glu, gn.norm
+    return (
+        all(is_plain(m, nn.Linear) and m.bias is not None for m in (g.fc1, g.fc2, glu.fc))
+        and is_plain(gn, GateAddNorm)
+        and gn.resample is None
+        and gn.mask is None
+        and is_plain(glu, GatedLinearUnit)
+        and is_plain(glu.gate_act, nn.Sigmoid)
+        and is_plain(norm, nn.LayerNorm)
+        and norm.weight is not None
+        and norm.bias is not None
+        and is_plain(g.act, ELU)
+        and is_plain(glu.dropout, FastDropout)
+    )
 
 
 _NAME_LISTS = (
@@ -801,22 +833,97 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
         Td: int,
         device: torch.device,
     ) -> torch.Tensor:
-        """``[B, T_d, T_e + T_d]``: ``True`` where decoder step ``i`` may not attend."""
-        if encoder_lengths is not None:
-            enc = torch.arange(Te, device=device)[None, None, :] >= encoder_lengths[:, None, None]
-        else:
-            enc = torch.zeros(1, 1, Te, dtype=torch.bool, device=device)
-        i = torch.arange(Td, device=device)[:, None]
-        j = torch.arange(Td, device=device)[None, :]
+        """``[B, T_d, T_e + T_d]``: ``True`` where decoder step ``i`` may not attend.
+
+        The parts that depend only on the window lengths (the step indices, the causal mask and
+        the all-valid masks) are cached per ``(T_e, T_d, device)`` (not while ``torch.compile``
+        traces: the compiler folds them); only the comparisons with the batch's lengths run
+        per step.
+        """
+        fixed = self._fixed_masks(Te, Td, device)
+        ar_e, ar_d, causal, none_e, none_d = fixed
+        enc = ar_e >= encoder_lengths[:, None, None] if encoder_lengths is not None else none_e
         if self.causal_attention:
-            dec = (j > i) if self.attend_to_self else (j >= i)
-            dec = dec.unsqueeze(0)
+            dec = causal
         elif decoder_lengths is not None:
-            dec = j.unsqueeze(0) >= decoder_lengths[:, None, None]
+            dec = ar_d >= decoder_lengths[:, None, None]
         else:
-            dec = torch.zeros(1, 1, Td, dtype=torch.bool, device=device)
+            dec = none_d
         return torch.cat([enc.expand(B, Td, Te), dec.expand(B, Td, Td)], dim=-1)
 
+    def _fixed_masks(self, Te: int, Td: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """``(arange(T_e)[1, 1, T_e], arange(T_d)[1, 1, T_d], causal [1, T_d, T_d], no-block [1, 1, T_e],
+        no-block [1, 1, T_d])`` for the window lengths, cached (see :meth:`_attention_blocked`)."""
+        compiling = torch.compiler.is_compiling()
+        key = (Te, Td, str(device))
+        cache = None if compiling else self.__dict__.setdefault("_mask_cache", {})
+        if cache is not None and key in cache:
+            return cache[key]
+        i = torch.arange(Td, device=device)[:, None]
+        j = torch.arange(Td, device=device)[None, :]
+        causal = ((j > i) if self.attend_to_self else (j >= i)).unsqueeze(0)
+        out = (
+            torch.arange(Te, device=device)[None, None, :],
+            j.unsqueeze(0),
+            causal,
+            torch.zeros(1, 1, Te, dtype=torch.bool, device=device),
+            torch.zeros(1, 1, Td, dtype=torch.bool, device=device),
+        )
+        if cache is not None:
+            if len(cache) >= 64:  # many window lengths: keep the newest only
+                cache.clear()
+            cache[key] = out
+        return out
+
+    def _static_encoders(self) -> tuple[GatedResidualNetwork, ...]:
+        return (
+            self.static_context_variable_selection,
+            self.static_context_enrichment,
+            self.static_context_initial_hidden_lstm,
+            self.static_context_initial_cell_lstm,
+        )
+
+    def _static_contexts(self, static: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(c_s, c_e, c_h, c_c)``, each ``[B, H]``: the four static GRNs on ``static`` ``[B, H]``.
+
+        The four GRNs (same input, same sizes) run as one: their weights are stacked
+        ``[4, ...]`` on the fly (the modules and the state dict stay as they are) and each layer
+        is one ``baddbmm``, the GLU gate, skip add and LayerNorm one pass over ``[4, B, H]``.
+        The math is each GRN's own (:meth:`GatedResidualNetwork.forward`: ``fc1``, ELU,
+        ``fc2``, dropout, GLU, ``LayerNorm(GLU + static)``); equal to calling them up to float
+        rounding (``tests/timeseries/models/test_tft_fast.py``). Dropout masks are drawn once
+        for the stack. A capture, hooks or replaced sub-modules make it call the modules.
+        """
+        grns = self._static_encoders()
+        glus = [g.gate_norm.glu for g in grns]
+        norms = [g.gate_norm.norm for g in grns]
+        if (
+            is_capturing()
+            or static.dim() != 2
+            or not all(_plain_static_grn(g) for g in grns)
+            or len({u.dropout.p for u in glus}) != 1
+            or len({n.eps for n in norms}) != 1
+        ):
+            return tuple(g(static) for g in grns)
+        H = static.shape[-1]
+        x = static.unsqueeze(0).expand(len(grns), -1, -1)
+
+        def stacked(mods: Sequence[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
+            return torch.stack([m.weight for m in mods]).transpose(1, 2), torch.stack([m.bias for m in mods])
+
+        w1, b1 = stacked([g.fc1 for g in grns])
+        w2, b2 = stacked([g.fc2 for g in grns])
+        wg, bg = stacked([u.fc for u in glus])
+        h = grns[0].act(torch.baddbmm(b1.unsqueeze(1), x, w1))
+        h = glus[0].dropout(torch.baddbmm(b2.unsqueeze(1), h, w2))
+        value, gate = torch.baddbmm(bg.unsqueeze(1), h, wg).chunk(2, dim=-1)
+        y = torch.addcmul(x, value, torch.sigmoid(gate))
+        y = F.layer_norm(y, (H,), eps=norms[0].eps)
+        nw = torch.stack([n.weight for n in norms]).unsqueeze(1)
+        nb = torch.stack([n.bias for n in norms]).unsqueeze(1)
+        return tuple(torch.addcmul(nb, y, nw).unbind(0))
+
+    @torch.compiler.disable
     def _lstm(
         self,
         lstm: nn.LSTM,
@@ -828,7 +935,8 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
 
         Padded steps are packed away (the final state is each sample's last valid step; padded
         outputs are zero); a sample of length 0 keeps its initial state. Under CPU autocast the
-        LSTM runs in float32 (CPU autocast has no LSTM rule).
+        LSTM runs in float32 (CPU autocast has no LSTM rule). Under ``torch.compile`` this runs
+        eagerly (packing depends on the lengths' values).
         """
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             with torch.autocast("cpu", enabled=False):
@@ -846,7 +954,10 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
         c = torch.where(empty, state[1], c)
         return out, (h, c)
 
+    @torch.compiler.disable
     def _check_inputs(self, x: Mapping[str, torch.Tensor]) -> None:
+        """Keys, shapes and categorical codes of a batch (eager under ``torch.compile``: the
+        code check reads values)."""
         need = ["encoder_cont", "decoder_cont", "encoder_cat", "decoder_cat"]
         if self.rescale_output:
             need.append("target_scale")
@@ -906,10 +1017,7 @@ class TemporalFusionTransformer(PretrainedMixin, nn.Module):
         else:
             static = enc_cont.new_zeros(B, H)
             static_w = enc_cont.new_zeros(B, 0)
-        c_sel = self.static_context_variable_selection(static)
-        c_enr = self.static_context_enrichment(static)
-        c_h = self.static_context_initial_hidden_lstm(static)
-        c_c = self.static_context_initial_cell_lstm(static)
+        c_sel, c_enr, c_h, c_c = self._static_contexts(static)
 
         enc_emb, enc_w = self.encoder_vsn(emb(enc_cat, enc_cont, "encoder"), c_sel[:, None])
         dec_emb, dec_w = self.decoder_vsn(emb(dec_cat, dec_cont, "decoder"), c_sel[:, None])
