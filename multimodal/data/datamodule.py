@@ -35,7 +35,6 @@ draws the same masks.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -900,15 +899,14 @@ def vl_spoken_datamodule(
             COCO-mini at ``coco_image_size``).
         Others as :func:`vl_shapes_datamodule` (no text mixing).
     """
-    from .speech import SPEECH_SUBDIR, read_spoken_splits
+    from .speech import SPEECH_SUBDIR, read_spoken_splits, spoken_header
 
     if features not in ("logmel", "fbank"):
         raise ValueError(f"data.kwargs.features must be 'logmel' or 'fbank', got {features!r}")
     if source not in ("shapes", "coco"):
         raise ValueError(f"data.kwargs.source must be 'shapes' or 'coco', got {source!r}")
     speech_root = (Path(speech_dir) if speech_dir is not None else Path(data_dir)) / SPEECH_SUBDIR
-    header = speech_root / "speech.json"
-    rate = int(json.loads(header.read_text())["sample_rate"]) if header.is_file() else 16000
+    rate = int(spoken_header(speech_root, source)["sample_rate"])  # errors first: how to prepare them
     feat = AudioFeatures(rate, kind=features, num_mels=num_mels)
     coco_root = locate(COCO_MINI, data_dir, verify=verify) if source == "coco" else None
     with torch.no_grad():

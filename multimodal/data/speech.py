@@ -63,6 +63,7 @@ __all__ = [
     "prepare_spoken_captions",
     "read_speech_manifest",
     "read_spoken_splits",
+    "spoken_header",
 ]
 
 SPEECH_SUBDIR = "spoken_captions"
@@ -351,6 +352,26 @@ def _rendition(u: Utterance) -> int:
     return int(u.id.rsplit("-", 1)[1])
 
 
+def spoken_header(speech_root: str | os.PathLike[str], source: str | None = None) -> dict[str, Any]:
+    """``speech.json`` of a prepared ``spoken_captions`` folder; with ``source`` also checks that
+    its captions were spoken. Errors say how to prepare them."""
+    header_path = Path(speech_root) / "speech.json"
+    if not header_path.is_file():
+        raise DataError(
+            f"{header_path} not found: run `gatelab prepare spoken-captions --data-dir DIR` first "
+            "(the folder that holds spoken_captions/)"
+        )
+    header = json.loads(header_path.read_text())
+    if source is not None and source not in ("shapes", "coco"):
+        raise ValueError(f"source must be 'shapes' or 'coco', got {source!r}")
+    if source is not None and source not in header.get("sources", []):
+        raise DataError(
+            f"{header_path}: no {source!r} captions were spoken (sources {header.get('sources')}); run "
+            f"`gatelab prepare spoken-captions --sources {source} ...`"
+        )
+    return header
+
+
 def read_spoken_splits(
     speech_root: str | os.PathLike[str],
     source: str,
@@ -382,20 +403,7 @@ def read_spoken_splits(
     from .captions import load_image
 
     root = Path(speech_root)
-    header_path = root / "speech.json"
-    if not header_path.is_file():
-        raise DataError(
-            f"{header_path} not found: run `gatelab prepare spoken-captions --data-dir DIR` first "
-            "(the folder that holds spoken_captions/)"
-        )
-    header = json.loads(header_path.read_text())
-    if source not in ("shapes", "coco"):
-        raise ValueError(f"source must be 'shapes' or 'coco', got {source!r}")
-    if source not in header.get("sources", []):
-        raise DataError(
-            f"{header_path}: no {source!r} captions were spoken (sources {header.get('sources')}); run "
-            f"`gatelab prepare spoken-captions --sources {source} ...`"
-        )
+    header = spoken_header(root, source)
     rate = int(header["sample_rate"])
     manifest = root / "manifest.jsonl"
     utts = [u for u in read_speech_manifest(manifest) if u.source == source and _rendition(u) == 0]

@@ -17,7 +17,7 @@ from gatelab.multimodal.data.speech import prepare_spoken_captions
 from gatelab.multimodal.recipes.vl_audio import CLASSES, STREAMS, VL_AUDIO_RECIPE, vl_audio_cells
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "core" / "harness"))
-import resume_cases as rc  # noqa: E402
+import resume_cases as rc
 
 
 @pytest.fixture(scope="module")
