@@ -147,7 +147,8 @@ VL_AUDIO_RECIPE = Recipe(
         },
     },
     configure=vl_audio_settings,
-    not_hashed=("output_dir", "trainer.progress_bar", "data.kwargs.speech_dir"),
+    # data.kwargs.seed is the cell's seed (the row key has it): every seed of a cell shares one hash
+    not_hashed=("output_dir", "trainer.progress_bar", "data.kwargs.speech_dir", "data.kwargs.seed"),
 )
 # fmt: on
 

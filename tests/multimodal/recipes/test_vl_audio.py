@@ -119,3 +119,10 @@ def test_cells_and_config():
     assert cfg["data"]["kwargs"]["source"] == "coco" and cfg["data"]["kwargs"]["truncate_captions"] is True
     assert cfg["trainer"]["max_epochs"] == 3 and cfg["trainer"]["checkpoint"]["every_n_train_steps"] == 20
     assert "speech_dir" not in VL_AUDIO_RECIPE.hashed(cfg)["data"]["kwargs"]  # a path, not a setting
+    # the seeds of a cell share one config hash (the md aggregates them), the datasets do not
+    (seed1, *_), _ = cells[1]
+    cfg1 = VL_AUDIO_RECIPE.config(seed1, full, budget)
+    assert cfg1["data"]["kwargs"]["seed"] == cfg1["seed"] == 1 and cfg["data"]["kwargs"]["seed"] == 0
+    assert VL_AUDIO_RECIPE.hashed(cfg1) == VL_AUDIO_RECIPE.hashed(cfg)
+    (shapes, *_), _ = cells[2]
+    assert VL_AUDIO_RECIPE.hashed(VL_AUDIO_RECIPE.config(shapes, full, budget)) != VL_AUDIO_RECIPE.hashed(cfg)
