@@ -8,8 +8,10 @@ It imports neither torch nor Lightning: every entry names its ``"module:attr"``,
   ``VLVisualDecoder``: the :class:`~gatelab.multimodal.models.vl_decoder.GatedVLDecoder` with
   ``fusion`` fixed by its config);
 * datasets: ``text-corpora``, ``coco-mini-captions``, ``blimp``;
-* data modules: ``vl-text``, ``vl-shapes``, ``vl-coco``, ``vl-babylm``; task: ``vl-lm``;
-* paper table: ``vl-gating`` (``gatelab repro vl-gating``, built in :mod:`.recipes.vl_gating`).
+* data modules: ``vl-text``, ``vl-shapes``, ``vl-coco``, ``vl-babylm``, ``vl-spoken`` (spoken
+  captions with their images); task: ``vl-lm`` (text, image and audio streams);
+* paper tables: ``vl-gating`` (``gatelab repro vl-gating``, built in :mod:`.recipes.vl_gating`) and
+  ``vl-audio`` (:mod:`.recipes.vl_audio`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ DATAMODULES.register("vl-text", "gatelab.multimodal.data.datamodule:vl_text_data
 DATAMODULES.register("vl-shapes", "gatelab.multimodal.data.datamodule:vl_shapes_datamodule", domain=DOMAIN)
 DATAMODULES.register("vl-coco", "gatelab.multimodal.data.datamodule:vl_coco_datamodule", domain=DOMAIN)
 DATAMODULES.register("vl-babylm", "gatelab.multimodal.data.datamodule:vl_babylm_datamodule", domain=DOMAIN)
+DATAMODULES.register("vl-spoken", "gatelab.multimodal.data.datamodule:vl_spoken_datamodule", domain=DOMAIN)
 TASKS.register("vl-lm", "gatelab.multimodal.tasks.vl:VLTask", domain=DOMAIN)
 PREPARERS.register(
     "spoken-captions",

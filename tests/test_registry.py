@@ -194,7 +194,7 @@ def test_every_list_is_a_sorted_list_of_names():
     builtin = {n for n in lists["data modules"] if DATAMODULES.entry(n).domain in BUILTIN_DOMAINS}
     assert builtin == {
         "ltsf", "tft-stallion", "tft-electricity", "tft-traffic", "tft-frame", "ctr", "membrane", "drive", "seg-folder",
-        "seg-nifti", "denoise", "paired_restoration", "vl-text", "vl-shapes", "vl-coco", "vl-babylm",
+        "seg-nifti", "denoise", "paired_restoration", "vl-text", "vl-shapes", "vl-coco", "vl-babylm", "vl-spoken",
     }  # fmt: skip
     assert {"regression", "classification", "tft", "ctr", "segmentation", "restoration", "vl-lm"} <= set(
         lists["tasks"]

@@ -19,8 +19,17 @@ training text and training captions (:func:`gatelab.multimodal.data.tokenizer.tr
 attaches it to the model so it is saved in the checkpoint.
 
 Registered factories (``data.name`` in configs): ``vl-text``, ``vl-shapes``, ``vl-coco``,
-``vl-babylm``. Each takes ``verify`` (default true): check the sha256 of the real data files
-(false for fixtures in the same layout).
+``vl-babylm``, ``vl-spoken``. Each takes ``verify`` (default true): check the sha256 of the real
+data files (false for fixtures in the same layout).
+
+Spoken captions (``vl-spoken``, issue 16): every caption batch also carries the caption's speech
+(``"audio"`` feature frames ``[B, F, num_mels]`` zero-padded, ``"audio_lengths"`` ``[B]``); in
+training a :class:`StreamDropout` collate removes, per row, the image (probability
+``drop_image``) or the audio (``drop_audio``), never both (``"image_mask"`` / ``"audio_mask"``
+``[B]`` bool, the decoder's gate then drops that stream), and applies SpecAugment to the audio.
+Its random draws come from the global RNGs inside the training loader, i.e. the harness's data
+stream (:mod:`gatelab.core.harness.resume`): a function of ``(seed, epoch)``, so a resumed run
+draws the same masks.
 """
 
 from __future__ import annotations
@@ -47,6 +56,7 @@ from gatelab.core.harness.sampling import (
     replicas,
 )
 
+from .audio import AudioFeatures, SpecAugment
 from .captions import COCO_MINI, load_image, read_babylm, read_caption_manifest, read_coco_captions
 from .shapes import make_shapes, patchify
 from .text import TEXT_CORPORA, pack_blocks, read_corpus
@@ -55,12 +65,16 @@ from .tokenizer import PAD_ID, load_tokenizer, train_bpe
 __all__ = [
     "CaptionSet",
     "MixedBatchSampler",
+    "SpokenCaptionSet",
+    "SpokenVLDataModule",
+    "StreamDropout",
     "VLDataModule",
     "collate",
     "pixel_preprocessing",
     "vl_babylm_datamodule",
     "vl_coco_datamodule",
     "vl_shapes_datamodule",
+    "vl_spoken_datamodule",
     "vl_text_datamodule",
 ]
 
@@ -101,6 +115,29 @@ class CaptionSet:
         return CaptionSet(caps, torch.tensor(owner, dtype=torch.long), self.images[list(image_ids)])
 
 
+@dataclasses.dataclass
+class SpokenCaptionSet(CaptionSet):
+    """A :class:`CaptionSet` whose captions were also spoken: ``audio[i]`` are the feature frames
+    ``[F_i, num_mels]`` of caption ``i``."""
+
+    audio: list[torch.Tensor] = dataclasses.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.audio) != len(self.captions):
+            raise ValueError(f"SpokenCaptionSet: {len(self.captions)} captions but {len(self.audio)} audio clips")
+        widths = {int(a.shape[-1]) for a in self.audio}
+        if any(a.dim() != 2 or a.shape[0] < 1 for a in self.audio) or len(widths) > 1:
+            bad = next(
+                (i for i, a in enumerate(self.audio) if a.dim() != 2 or a.shape[0] < 1 or a.shape[-1] != max(widths)),
+                0,
+            )
+            raise ValueError(
+                f"SpokenCaptionSet: audio[{bad}] has shape {tuple(self.audio[bad].shape)}; every clip must be "
+                f"[frames >= 1, num_mels] with one num_mels (got {sorted(widths)})"
+            )
+
+
 class _Captions(Dataset):
     def __init__(self, ids: list[torch.Tensor], cs: CaptionSet) -> None:
         self.ids, self.cs = ids, cs
@@ -109,7 +146,10 @@ class _Captions(Dataset):
         return len(self.ids)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"ids": self.ids[i], "image": self.cs.images[self.cs.caption_image[i]]}
+        item = {"ids": self.ids[i], "image": self.cs.images[self.cs.caption_image[i]]}
+        if isinstance(self.cs, SpokenCaptionSet):
+            item["audio"] = self.cs.audio[i]
+        return item
 
 
 class _Blocks(Dataset):
@@ -124,7 +164,9 @@ class _Blocks(Dataset):
 
 
 def collate(items: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Right-pad token ids with ``[PAD]``; stack images. A batch must be all captions or all text."""
+    """Right-pad token ids with ``[PAD]``; stack images; zero-pad spoken captions' feature frames
+    (``"audio"`` ``[B, F_max, M]`` and ``"audio_lengths"`` ``[B]``). A batch must be all captions
+    or all text."""
     with_image = ["image" in it for it in items]
     if any(with_image) and not all(with_image):
         raise ValueError("collate: a batch mixes captions and text blocks; use MixedBatchSampler")
@@ -136,7 +178,44 @@ def collate(items: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tens
     out = {"input_ids": ids, "attention_mask": torch.arange(L_)[None, :] < lengths[:, None]}
     if with_image[0]:
         out["image"] = torch.stack([it["image"] for it in items])
+    if "audio" in items[0]:
+        frames = torch.tensor([it["audio"].shape[0] for it in items])
+        audio = items[0]["audio"].new_zeros(len(items), int(frames.max()), items[0]["audio"].shape[1])
+        for i, it in enumerate(items):
+            audio[i, : it["audio"].shape[0]] = it["audio"]
+        out["audio"], out["audio_lengths"] = audio, frames
     return out
+
+
+class StreamDropout:
+    """The training collate of spoken captions: :func:`collate`, then per row one uniform draw
+    ``u`` (global torch RNG: the loader's data stream): the image is dropped when
+    ``u < drop_image``, the audio when ``drop_image <= u < drop_image + drop_audio`` (never both);
+    ``"image_mask"`` / ``"audio_mask"`` ``[B]`` bool mark the kept streams. Then SpecAugment
+    (``spec_augment``, training mode) on the audio frames within each row's length.
+
+    Only the gate loses a dropped stream: the batch keeps its image and audio, so the contrastive
+    losses still see every pair."""
+
+    def __init__(self, drop_image: float, drop_audio: float, spec_augment: SpecAugment | None) -> None:
+        if not (0.0 <= drop_image and 0.0 <= drop_audio and drop_image + drop_audio <= 1.0):
+            raise ValueError(
+                f"StreamDropout: need drop_image, drop_audio >= 0 and drop_image + drop_audio <= 1, got "
+                f"{drop_image}, {drop_audio}"
+            )
+        self.drop_image, self.drop_audio = float(drop_image), float(drop_audio)
+        self.spec_augment = spec_augment.train() if spec_augment is not None else None
+
+    def __call__(self, items: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        out = collate(items)
+        if "audio" not in out:
+            return out
+        u = torch.rand(len(items))
+        out["image_mask"] = u >= self.drop_image
+        out["audio_mask"] = (u < self.drop_image) | (u >= self.drop_image + self.drop_audio)
+        if self.spec_augment is not None:
+            out["audio"] = self.spec_augment(out["audio"], out["audio_lengths"])
+        return out
 
 
 class MixedBatchSampler(ShardedBatchSampler):
@@ -429,7 +508,13 @@ class VLDataModule(L.LightningDataModule):
             num_replicas=num_replicas,
             rank=rank,
         )
-        return batch_loader(ConcatDataset(parts), sampler, collate_fn=collate, num_workers=self.num_workers)
+        return batch_loader(
+            ConcatDataset(parts), sampler, collate_fn=self.collate_fn(split), num_workers=self.num_workers
+        )
+
+    def collate_fn(self, split: str) -> Any:
+        """The collate function of ``split``'s loader (:func:`collate`)."""
+        return collate
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")
@@ -723,3 +808,125 @@ def vl_babylm_datamodule(
         seq_len=seq_len, batch_size=batch_size, num_workers=num_workers, seed=seed, truncate_captions=truncate_captions,
         image_preprocessing=prep,
     )
+
+
+class SpokenVLDataModule(VLDataModule):
+    """A :class:`VLDataModule` over :class:`SpokenCaptionSet` captions (module docstring, "Spoken
+    captions"): batches carry the audio; training batches go through :class:`StreamDropout`.
+
+    Args:
+        drop_image, drop_audio: per-row stream dropout probabilities in training.
+        spec_augment: SpecAugment's ``(freq_mask_param, time_mask_param)`` in training, or ``None``.
+        audio_info: what :meth:`model_kwargs` and :meth:`preprocessing` report about the audio
+            (``audio_mels``; ``sample_rate``, ``kind``).
+        **kwargs: :class:`VLDataModule`'s (``captions`` must be spoken).
+    """
+
+    def __init__(
+        self,
+        *,
+        drop_image: float = 0.25,
+        drop_audio: float = 0.25,
+        spec_augment: tuple[int, int] | None = (6, 15),
+        audio_info: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        bad = [s for s, cs in (self.captions or {}).items() if not isinstance(cs, SpokenCaptionSet)]
+        if self.captions is None or bad:
+            raise ValueError(f"SpokenVLDataModule: every split needs SpokenCaptionSet captions (not: {bad})")
+        self.train_collate = StreamDropout(
+            drop_image, drop_audio, SpecAugment(*spec_augment) if spec_augment is not None else None
+        )
+        self.audio_info = dict(audio_info)
+
+    def collate_fn(self, split: str) -> Any:
+        return self.train_collate if split == "train" else collate
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """:meth:`VLDataModule.model_kwargs` plus ``audio_mels``."""
+        return {**super().model_kwargs(), "audio_mels": int(self.audio_info["num_mels"])}
+
+    def preprocessing(self) -> dict[str, Any] | None:
+        """:meth:`VLDataModule.preprocessing` plus ``"audio": {"sample_rate", "kind", "num_mels",
+        "win_ms", "hop_ms", "cmvn"}`` (:class:`~gatelab.multimodal.data.audio.AudioFeatures`)."""
+        out = super().preprocessing()
+        if out is not None:
+            out["audio"] = dict(self.audio_info)
+        return out
+
+
+def vl_spoken_datamodule(
+    data_dir: Path,
+    *,
+    source: str = "shapes",
+    speech_dir: str | None = None,
+    num_mels: PositiveInt = 40,
+    features: str = "logmel",
+    drop_image: UnitInterval = 0.25,
+    drop_audio: UnitInterval = 0.25,
+    spec_augment: bool = True,
+    max_train: PositiveInt | None = None,
+    max_eval: PositiveInt | None = None,
+    patch: PositiveInt | None = None,
+    coco_image_size: PositiveInt = 64,
+    val_images: PositiveInt = 39,
+    tokenizer: str | None = None,
+    vocab_size: PositiveInt = 4096,
+    save_tokenizer: str | None = None,
+    truncate_captions: bool = False,
+    seq_len: PositiveInt = 64,
+    batch_size: PositiveInt = 32,
+    num_workers: NonNegativeInt = 0,
+    seed: int = 0,
+    verify: bool = True,
+) -> SpokenVLDataModule:
+    """Spoken captions (``gatelab prepare spoken-captions``) with their images, for the decoder
+    with an audio stream (``audio_mels`` is passed to the model).
+
+    Args:
+        source: ``"shapes"`` (images regenerated from the manifest's parameters, the manifest's
+            train/val/test) or ``"coco"`` (COCO-mini from ``<data dir>/coco_mini``: train2017 for
+            training, val2017 split by image id, the first ``val_images`` for validation); see
+            :func:`~gatelab.multimodal.data.speech.read_spoken_splits`.
+        speech_dir: the folder holding ``spoken_captions/`` (default: the data directory).
+        num_mels, features: :class:`~gatelab.multimodal.data.audio.AudioFeatures` (``logmel`` /
+            ``fbank``, 25 ms / 10 ms, per-utterance CMVN).
+        drop_image, drop_audio, spec_augment: training-time stream dropout and SpecAugment
+            (``freq_mask_param=6``, ``time_mask_param=15``), see :class:`StreamDropout`.
+        max_train, max_eval: the first N captions of training / of each held-out split.
+        patch: patch size of the image tokens (default 8 for shapes' 32-pixel images, 16 for
+            COCO-mini at ``coco_image_size``).
+        Others as :func:`vl_shapes_datamodule` (no text mixing).
+    """
+    from .speech import SPEECH_SUBDIR, read_spoken_splits, spoken_header
+
+    if features not in ("logmel", "fbank"):
+        raise ValueError(f"data.kwargs.features must be 'logmel' or 'fbank', got {features!r}")
+    if source not in ("shapes", "coco"):
+        raise ValueError(f"data.kwargs.source must be 'shapes' or 'coco', got {source!r}")
+    speech_root = (Path(speech_dir) if speech_dir is not None else Path(data_dir)) / SPEECH_SUBDIR
+    rate = int(spoken_header(speech_root, source)["sample_rate"])  # errors first: how to prepare them
+    feat = AudioFeatures(rate, kind=features, num_mels=num_mels)
+    coco_root = locate(COCO_MINI, data_dir, verify=verify) if source == "coco" else None
+    with torch.no_grad():
+        splits = read_spoken_splits(
+            speech_root, source, lambda wav: feat(wav)[0][0], coco_root=coco_root, coco_image_size=coco_image_size,
+            val_images=val_images, max_train=max_train, max_eval=max_eval,
+        )  # fmt: skip
+    patch = patch if patch is not None else (8 if source == "shapes" else 16)
+    captions: dict[str, CaptionSet] = {}
+    info: dict[str, Any] = {}
+    for split, sp in splits.items():
+        tokens, info = _image_features(sp.images, "patches", patch)
+        captions[split] = SpokenCaptionSet(sp.captions, torch.tensor(sp.caption_image), tokens, audio=sp.audio)
+    size = int(splits["train"].images.shape[-1])
+    audio_info = {"sample_rate": rate, "kind": features, "num_mels": num_mels, "win_ms": feat.win_ms,
+                  "hop_ms": feat.hop_ms, "cmvn": feat.cmvn}  # fmt: skip
+    return SpokenVLDataModule(
+        captions=captions, text_docs=None, tokenizer=tokenizer, vocab_size=vocab_size,
+        save_tokenizer=save_tokenizer, seq_len=seq_len, batch_size=batch_size, truncate_captions=truncate_captions,
+        image_info=info, image_preprocessing=pixel_preprocessing(size, "patches", patch), num_workers=num_workers,
+        seed=seed, drop_image=drop_image, drop_audio=drop_audio, spec_augment=(6, 15) if spec_augment else None,
+        audio_info=audio_info,
+    )  # fmt: skip

@@ -54,6 +54,7 @@ __all__ = [
     "MANIFEST_KEYS",
     "SPEECH_SUBDIR",
     "EspeakNotFoundError",
+    "SpokenSplit",
     "Utterance",
     "add_noise",
     "espeak_synthesizer",
@@ -61,6 +62,8 @@ __all__ = [
     "main",
     "prepare_spoken_captions",
     "read_speech_manifest",
+    "read_spoken_splits",
+    "spoken_header",
 ]
 
 SPEECH_SUBDIR = "spoken_captions"
@@ -330,3 +333,139 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = sum(1 for _ in manifest.open())
     print(f"wrote {n} utterances: {manifest}")
     return 0
+
+
+@dataclasses.dataclass
+class SpokenSplit:
+    """The spoken captions of one split: ``captions[i]`` was spoken as ``audio[i]`` (feature frames
+    ``[F_i, num_mels]``) and belongs to image ``images[caption_image[i]]`` (pixels ``[M, 3, S, S]``
+    in ``[0, 1]``); ``ids[i]`` is the manifest id of the utterance."""
+
+    captions: list[str]
+    caption_image: list[int]
+    images: torch.Tensor
+    audio: list[torch.Tensor]
+    ids: list[str]
+
+
+def _rendition(u: Utterance) -> int:
+    return int(u.id.rsplit("-", 1)[1])
+
+
+def spoken_header(speech_root: str | os.PathLike[str], source: str | None = None) -> dict[str, Any]:
+    """``speech.json`` of a prepared ``spoken_captions`` folder; with ``source`` also checks that
+    its captions were spoken. Errors say how to prepare them."""
+    header_path = Path(speech_root) / "speech.json"
+    if not header_path.is_file():
+        raise DataError(
+            f"{header_path} not found: run `gatelab prepare spoken-captions --data-dir DIR` first "
+            "(the folder that holds spoken_captions/)"
+        )
+    header = json.loads(header_path.read_text())
+    if source is not None and source not in ("shapes", "coco"):
+        raise ValueError(f"source must be 'shapes' or 'coco', got {source!r}")
+    if source is not None and source not in header.get("sources", []):
+        raise DataError(
+            f"{header_path}: no {source!r} captions were spoken (sources {header.get('sources')}); run "
+            f"`gatelab prepare spoken-captions --sources {source} ...`"
+        )
+    return header
+
+
+def read_spoken_splits(
+    speech_root: str | os.PathLike[str],
+    source: str,
+    features: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    coco_root: str | os.PathLike[str] | None = None,
+    coco_image_size: int = 64,
+    val_images: int = 39,
+    max_train: int | None = None,
+    max_eval: int | None = None,
+) -> dict[str, SpokenSplit]:
+    """The train/val/test :class:`SpokenSplit` of one ``source`` of a prepared
+    ``spoken_captions`` folder (the first rendition of every caption).
+
+    * ``source="shapes"``: the images are regenerated from ``speech.json``'s shapes parameters (as
+      :func:`prepare_spoken_captions` drew the captions) and every spoken caption is checked
+      against its regenerated caption; the manifest's splits are used as they are.
+    * ``source="coco"``: the images and captions are read from ``coco_root`` (COCO-mini) and
+      every spoken caption is checked against its COCO caption; train2017 is the train split
+      and val2017 (the manifest's ``test``) is split by image id as the ``vl-coco`` data module
+      does: the first ``val_images`` images for validation, the rest for test.
+
+    ``features(waveform [1, T]) -> [F, num_mels]`` turns a waveform (at the manifest's sample
+    rate) into feature frames. ``max_train`` / ``max_eval``: keep the first N captions of the
+    training / each held-out split (in image order). Errors name the manifest line's id and the
+    caption at fault; a split without utterances is an error naming the preparation flag.
+    """
+    from .audio import load_audio
+    from .captions import load_image
+
+    root = Path(speech_root)
+    header = spoken_header(root, source)
+    rate = int(header["sample_rate"])
+    manifest = root / "manifest.jsonl"
+    utts = [u for u in read_speech_manifest(manifest) if u.source == source and _rendition(u) == 0]
+
+    def load(rows: list[Utterance], images: torch.Tensor, owner: list[int], limit: int | None) -> SpokenSplit:
+        if limit is not None:
+            rows, owner = rows[:limit], owner[:limit]
+        used = sorted(set(owner))  # keep only the images of the kept captions, in order
+        where = {i: k for k, i in enumerate(used)}
+        audio = []
+        for u in rows:
+            wav, _ = load_audio(root / u.path, rate)
+            audio.append(features(wav))
+        return SpokenSplit([u.caption for u in rows], [where[i] for i in owner], images[used], audio,
+                           [u.id for u in rows])  # fmt: skip
+
+    def bad(u: Utterance, what: str) -> DataError:
+        return DataError(
+            f"{manifest}: {u.id}: caption {u.caption!r} is not {what}; re-run `gatelab prepare spoken-captions`"
+        )
+
+    out: dict[str, SpokenSplit] = {}
+    if source == "shapes":
+        shapes = header["shapes"]
+        for k, split in enumerate(("train", "val", "test")):
+            rows = sorted((u for u in utts if u.split == split), key=lambda u: u.item)
+            n = int(shapes[f"n_{split}"])
+            if n == 0 or not rows:
+                flag = f"--shapes-{split} N (N > 0)"
+                raise DataError(f"{manifest}: no spoken shapes {split} captions; prepare them with {flag}")
+            d = make_shapes(n, size=shapes["image_size"], two_object_prob=shapes["two_object_prob"],
+                            seed=shapes["seed"] * 1000 + k)  # fmt: skip
+            for u in rows:
+                if u.item >= n or d.captions[u.item] != u.caption:
+                    raise bad(u, f"shapes {split} caption {u.item} of the parameters in speech.json")
+            limit = max_train if split == "train" else max_eval
+            out[split] = load(rows, d.images, [u.item for u in rows], limit)
+        return out
+
+    if coco_root is None:
+        raise ValueError("read_spoken_splits: source='coco' needs coco_root (the COCO-mini folder)")
+    coco = Path(coco_root)
+    for split, name in (("train", "train2017"), ("test", "val2017")):
+        images = read_coco_captions(coco / "annotations" / f"captions_{name}.json", coco / name)
+        index = {im.image_id: k for k, im in enumerate(images)}
+        rows = [u for u in utts if u.split == split]
+        if not rows:
+            raise DataError(f"{manifest}: no spoken COCO-mini {split} captions; prepare them with --sources coco")
+        for u in rows:
+            j = int(u.id.rsplit("-", 1)[0].rsplit("_", 1)[1])
+            if u.item not in index or j >= len(images[index[u.item]].captions):
+                raise bad(u, f"a caption of COCO-mini {name} (no image {u.item} caption {j})")
+            if images[index[u.item]].captions[j] != u.caption:
+                raise bad(u, f"COCO-mini {name} image {u.item} caption {j}")
+        rows.sort(key=lambda u: (index[u.item], u.id))
+        pixels = torch.stack([load_image(im.path, coco_image_size) for im in images])
+        if split == "train":
+            out["train"] = load(rows, pixels, [index[u.item] for u in rows], max_train)
+            continue
+        if not 0 < val_images < len(images):
+            raise ValueError(f"val_images must be in (0, {len(images)}), got {val_images}")
+        for part, keep in (("val", lambda k: k < val_images), ("test", lambda k: k >= val_images)):
+            sub = [u for u in rows if keep(index[u.item])]
+            out[part] = load(sub, pixels, [index[u.item] for u in sub], max_eval)
+    return out

@@ -455,8 +455,8 @@ class VLDecoderLayer(nn.Module):
         only the new tokens, which follow the ``cache.length`` tokens already cached: their
         self-attention keys/values are appended to the cache and the queries see every cached key
         plus the new ones causally; the cross-attention keys/values of ``memory`` are computed on
-        the first call and reused. Same math as without a cache (no padding mask then). The audio
-        stream (``audio_memory``) is not cached: a layer built with audio refuses ``cache``.
+        the first call and reused, and so are those of ``audio_memory`` (its padding mask applied
+        as in the uncached path). Same math as without a cache (no text padding mask then).
         """
         if cache is None:
             h = x + self.drop(
@@ -465,12 +465,10 @@ class VLDecoderLayer(nn.Module):
         else:
             if key_padding_mask is not None:
                 raise ValueError("VLDecoderLayer: key_padding_mask is not supported with a cache")
-            if self.audio_attn is not None:
-                raise ValueError("VLDecoderLayer: cached generation is not implemented for a layer with audio")
             h = x + self.drop(cache.self_attend(self.self_attn, self.norm1(x)))
         if self.audio_attn is not None and (memory is not None or audio_memory is not None):
             h = h + self._fuse_streams(
-                h, memory, image_pool, audio_memory, audio_padding_mask, image_mask, audio_mask
+                h, memory, image_pool, audio_memory, audio_padding_mask, image_mask, audio_mask, cache
             )
         elif audio_memory is not None:
             raise ValueError("VLDecoderLayer: audio_memory given to a layer built without audio=True")
@@ -502,18 +500,26 @@ class VLDecoderLayer(nn.Module):
         audio_padding_mask: torch.Tensor | None,
         image_mask: torch.Tensor | None,
         audio_mask: torch.Tensor | None,
+        cache: LayerCache | None = None,
     ) -> torch.Tensor:
-        """Visual, audio and text streams mixed per token (module docstring, "Audio stream")."""
+        """Visual, audio and text streams mixed per token (module docstring, "Audio stream");
+        with ``cache`` both memories' cross-attention keys/values are computed once and reused."""
         q = self.norm2(h)
         B = q.shape[0]
         absent = torch.zeros(B, dtype=torch.bool, device=q.device)
         if memory is not None:
-            v = self.drop(self.cross_attn(q, memory))
+            v = self.drop(
+                self.cross_attn(q, memory) if cache is None else cache.cross_attend(self.cross_attn, q, memory)
+            )
             has_image = absent.logical_not() if image_mask is None else image_mask
         else:
             v, has_image = torch.zeros_like(q), absent
         if audio_memory is not None:
-            a = self.drop(self.audio_attn(q, audio_memory, key_padding_mask=audio_padding_mask))
+            a = self.drop(
+                self.audio_attn(q, audio_memory, key_padding_mask=audio_padding_mask)
+                if cache is None
+                else cache.audio_attend(self.audio_attn, q, audio_memory, audio_padding_mask)
+            )
             has_audio = absent.logical_not() if audio_mask is None else audio_mask
         else:
             a, has_audio = torch.zeros_like(q), absent
@@ -533,24 +539,39 @@ def _split_heads(attn: OutputGatedAttention, x: torch.Tensor, proj: nn.Linear) -
 
 
 def _attend(
-    attn: OutputGatedAttention, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, offset: int | None
+    attn: OutputGatedAttention,
+    x: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    offset: int | None,
+    key_padding_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """:class:`~gatelab.core.OutputGatedAttention`'s forward (eval mode) from queries ``x``
     ``[B, Tq, dim]`` to precomputed keys/values ``k``, ``v`` ``[B, H, Tk, Dh]``: the same
     projections, scaled dot-product attention, output gate and output projection. ``offset``:
     causal, query ``i`` stands at position ``offset + i`` and sees keys ``j <= offset + i``;
-    ``None``: every key."""
+    ``None``: every key. ``key_padding_mask`` ``[B, Tk]`` (``True`` = padding, non-causal only):
+    ignored keys, and a row with no key left gets a zero attention output, as in the module."""
     B, Tq, _ = x.shape
     H, Dh = attn.num_heads, attn.head_dim
     qg = attn.q_proj(x).view(B, Tq, H, Dh + attn.gate_dim)
     q = qg[..., :Dh].transpose(1, 2)
-    mask = None
+    mask = has_key = None
     if offset is not None:
+        if key_padding_mask is not None:
+            raise ValueError("_attend: key_padding_mask is for the (non-causal) memory attention")
         Tk = k.shape[2]
         mask = (
             torch.arange(Tk, device=x.device)[None, :] <= offset + torch.arange(Tq, device=x.device)[:, None]
         )
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2)  # [B, Tq, H, Dh]
+    elif key_padding_mask is not None:
+        mask = (~key_padding_mask)[:, None, None, :]  # [B, 1, 1, Tk]
+        has_key = mask.any(dim=-1, keepdim=True)
+        mask = mask | ~has_key
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    if has_key is not None:
+        out = out * has_key
+    out = out.transpose(1, 2)  # [B, Tq, H, Dh]
     if attn.gate is not None:
         out = sigmoid_gate(out, qg[..., Dh:], gate_act=attn.gate_act)
     return attn.out_proj(out.reshape(B, Tq, attn.dim))
@@ -565,12 +586,16 @@ class LayerCache:
             before the first call).
         memory_key, memory_value: cross-attention keys/values of the image memory
             ``[B, H, N, Dh]``, computed once (``None`` until then, or without an image).
+        audio_key, audio_value: the same for the audio memory ``[B, H, F', Dh]`` (the audio
+            stream's own cross-attention), ``None`` until then or without audio.
     """
 
     key: torch.Tensor | None = None
     value: torch.Tensor | None = None
     memory_key: torch.Tensor | None = None
     memory_value: torch.Tensor | None = None
+    audio_key: torch.Tensor | None = None
+    audio_value: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -595,6 +620,21 @@ class LayerCache:
             self.memory_value = _split_heads(attn, memory, attn.v_proj)
         return _attend(attn, q, self.memory_key, self.memory_value, None)
 
+    def audio_attend(
+        self,
+        attn: OutputGatedAttention,
+        q: torch.Tensor,
+        memory: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Cross-attention of ``q`` ``[B, T, d]`` to the audio memory ``[B, F', d]`` (padded frames
+        ``key_padding_mask`` ``[B, F']`` ignored); its keys/values computed on the first call,
+        then reused, as :meth:`cross_attend` does for the image memory."""
+        if self.audio_key is None:
+            self.audio_key = _split_heads(attn, memory, attn.k_proj)
+            self.audio_value = _split_heads(attn, memory, attn.v_proj)
+        return _attend(attn, q, self.audio_key, self.audio_value, None, key_padding_mask)
+
 
 @dataclasses.dataclass
 class GenerateOutput:
@@ -610,7 +650,9 @@ class GenerateOutput:
             from (before temperature and top-k).
         gates: with ``return_gates``: ``[B, S, num_layers, G]`` (``G`` = 1 for ``gate_mode="scalar"``,
             ``d_model`` for ``"vector"``): the token-wise gate (the visual share) of every layer at
-            the position whose output chose the token (the preceding token's position).
+            the position whose output chose the token (the preceding token's position). With an
+            audio stream the gate's weights of the three streams instead: ``[B, S, num_layers, 3]``
+            (image, audio, text; scalar) or ``[B, S, num_layers, 3, d_model]`` (vector).
 
     Entries of a row past its ``lengths`` are padding (``0``).
     """
@@ -1058,12 +1100,14 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         return_logits: bool = False,
         use_cache: bool = True,
         generator: torch.Generator | None = None,
+        audio: torch.Tensor | None = None,
+        audio_lengths: torch.Tensor | None = None,
     ) -> GenerateOutput:
-        r"""Continue ``prompt`` token by token, conditioned on ``image``.
+        r"""Continue ``prompt`` token by token, conditioned on ``image`` (and ``audio``).
 
         Args:
             image: ``[B, D]`` / ``[B, N, D]`` image features or ``[B, C, H, W]`` pixels (with
-                ``image_backbone``), as in :meth:`forward`; ``None``: text only.
+                ``image_backbone``), as in :meth:`forward`; ``None``: no image.
             prompt: ``None`` (every row starts from ``[BOS]``), a string or ``B`` strings (encoded
                 with the model's tokenizer as ``[BOS] tokens``, without ``[EOS]``), or token ids
                 used as given: a tensor ``[B, T]`` or ``B`` lists of ints. Prompts of different lengths are decoded in groups of
@@ -1074,13 +1118,18 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
             temperature: ``0``: greedy (argmax); ``> 0``: sampling from ``softmax(logits / temperature)``.
             top_k: sample among the ``top_k`` most likely tokens only (``temperature > 0``).
             return_gates: also return the token-wise gate per generated token and layer
-                (``fusion="gate"`` only: the other fusions have no gate).
+                (``fusion="gate"`` only: the other fusions have no gate; needs an image or audio).
             return_logits: also return the logits each token was chosen from.
             use_cache: decode with the key/value cache (self-attention keys/values cached per
                 layer, the image memory and its cross-attention keys/values computed once).
                 ``False`` recomputes the whole sequence at every step (the reference the cache is
                 tested against: same tokens, logits within 1e-5).
             generator: the random generator of sampling.
+            audio: audio feature frames ``[B, F, audio_mels]`` (a decoder built with
+                ``audio_mels``), as in :meth:`forward`; encoded once, and with ``use_cache`` the
+                audio cross-attention keys/values of every layer are computed once, like the
+                image memory's. ``None``: no audio stream.
+            audio_lengths: real frames per row ``[B]`` (default: all ``F``).
 
         Returns:
             a :class:`GenerateOutput`. Rows stop at ``[EOS]``; decoding ends when every row has.
@@ -1089,11 +1138,12 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         """
         from gatelab.multimodal.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
-        if self.config.audio_mels is not None:
-            raise ValueError(
-                "generate: this decoder has an audio stream (audio_mels set); generation with audio is not "
-                "implemented (the audio cross-attention is not cached)"
-            )
+        if audio is not None and self.audio_encoder is None:
+            raise ValueError("generate: audio given, but this decoder has no audio stream (audio_mels=None)")
+        if audio is None and audio_lengths is not None:
+            raise ValueError("generate: audio_lengths given without audio")
+        if audio is not None and image is not None and audio.shape[0] != image.shape[0]:
+            raise ValueError(f"generate: audio batch {audio.shape[0]} != image batch {image.shape[0]}")
         if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
             raise ValueError(f"generate: max_new_tokens must be an int >= 1, got {max_new_tokens!r}")
         if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
@@ -1104,12 +1154,13 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
             raise ValueError(
                 f"generate: return_gates needs fusion='gate'; this model has fusion={self.fusion!r} (no gate)"
             )
-        if return_gates and image is None:
+        if return_gates and image is None and audio is None:
             raise ValueError(
-                "generate: return_gates needs an image (without one the visual block and its gate are skipped)"
+                "generate: return_gates needs an image or audio (without either the fusion block and its gate "
+                "are skipped)"
             )
         device = self.tok_emb.weight.device
-        B = image.shape[0] if image is not None else None
+        B = image.shape[0] if image is not None else (audio.shape[0] if audio is not None else None)
         rows: list[list[int]]
         if prompt is None:
             rows = [[BOS_ID]] * (B or 1)
@@ -1150,6 +1201,10 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
             )
         if image is not None:
             image = image.to(device)
+        if audio is not None:
+            audio = audio.to(device)
+            if audio_lengths is not None:
+                audio_lengths = audio_lengths.to(device)
         was_training = self.training
         self.eval()
         try:
@@ -1159,7 +1214,9 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
             parts = []
             for idx in groups.values():
                 ids = torch.tensor([rows[i] for i in idx], dtype=torch.long, device=device)
-                img = None if image is None else image[torch.tensor(idx, device=device)]
+                sel = torch.tensor(idx, device=device)
+                img = None if image is None else image[sel]
+                aud = None if audio is None else (audio[sel], None if audio_lengths is None else audio_lengths[sel])
                 parts.append(
                     (
                         idx,
@@ -1175,6 +1232,7 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
                             generator,
                             EOS_ID,
                             PAD_ID,
+                            aud,
                         ),
                     )
                 )
@@ -1217,9 +1275,11 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         generator: torch.Generator | None,
         eos_id: int,
         pad_id: int,
+        audio: tuple[torch.Tensor, torch.Tensor | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Decode rows whose prompts ``ids`` ``[B, T]`` have one length; ``(sequences, lengths,
-        finished, logits, gates)`` as in :class:`GenerateOutput`."""
+        finished, logits, gates)`` as in :class:`GenerateOutput`. ``audio``: ``(features,
+        lengths)`` of these rows, encoded once here."""
         from gatelab.core import capture_gates
 
         B = ids.shape[0]
@@ -1230,6 +1290,7 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
                 raise ValueError(f"generate: image batch {image.shape[0]} != prompt batch {B}")
             memory = self.encode_image(image)
             pool = memory.mean(dim=1)
+        audio_kw = self._audio_memory(B, *audio, None) if audio is not None else {}
         out_tokens: list[torch.Tensor] = []
         out_logits: list[torch.Tensor] = []
         out_gates: list[torch.Tensor] = []
@@ -1243,11 +1304,11 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
                 if caches is None:
                     x = self.embed(seq)
                     for layer in self.layers:
-                        x = layer(x, memory, pool)
+                        x = layer(x, memory, pool, **audio_kw)
                 else:
                     x = self.embed(new, start=caches[0].length)
                     for layer, cache in zip(self.layers, caches):
-                        x = layer(x, memory, pool, cache=cache)
+                        x = layer(x, memory, pool, cache=cache, **audio_kw)
                 step = self.head(self.final_norm(x[:, -1]))  # [B, V]
             if gates is not None:
                 g = [gates[f"layers.{i}.gate"][:, -1] for i in range(len(self.layers))]  # [B, G] each
@@ -1269,7 +1330,7 @@ class GatedVLDecoder(PretrainedMixin, nn.Module):
         if gate_t is not None or logits is not None:
             pad = torch.arange(sequences.shape[1], device=ids.device)[None, :] >= lengths[:, None]  # [B, S]
             if gate_t is not None:
-                gate_t = gate_t.masked_fill(pad[:, :, None, None], 0.0)
+                gate_t = gate_t.masked_fill(pad.view(*pad.shape, *[1] * (gate_t.dim() - 2)), 0.0)
             if logits is not None:
                 logits = logits.masked_fill(pad[:, :, None], 0.0)
         return sequences, lengths, done, logits, gate_t

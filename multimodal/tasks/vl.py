@@ -6,13 +6,22 @@ Loss of a batch (homogeneous, see :mod:`gatelab.multimodal.data.datamodule`):
 
     L = NLL(next token | prefix [, image])  +  w * InfoNCE(text, image)     (caption batches)
     L = NLL(next token | prefix)                                          (text batches, no image)
+    L = NLL(next token | prefix, image, audio) + w * InfoNCE(text, image)
+        + w_a * InfoNCE(audio, image)                                     (spoken caption batches)
 
 ``NLL`` is the mean over real (non-padding) target tokens; ``w = contrastive_weight`` (1.0 as the
 official trainer's ``lambda_contrastive_loss``). Logged per stage: ``loss``, ``caption_nll``,
-``text_nll``, ``contrastive``.
+``text_nll``, ``contrastive`` and, with audio, ``audio_contrastive``.
+
+Spoken caption batches (``vl-spoken``, a decoder with ``audio_mels``; issue 16) carry ``audio``
+/ ``audio_lengths`` and, in training, ``image_mask`` / ``audio_mask`` (stream dropout, see
+:class:`~gatelab.multimodal.data.datamodule.StreamDropout`): they are passed to the decoder, whose
+gate then mixes three streams; both InfoNCE terms use every row (a dropped stream is hidden from
+the gate only).
 
 Options (``task.kwargs``):
     contrastive_weight: ``w``.
+    audio_contrastive_weight: ``w_a`` (1.0).
     init_from: a checkpoint (Lightning ``.ckpt`` or a plain ``state_dict`` file) whose model
         weights initialise the model before training (e.g. a text-pre-trained decoder). Only
         visual-path parameters (image encoder, cross-attention, gate, FiLM, fusion norm,
@@ -127,18 +136,20 @@ class VLOptions:
     """``task.kwargs`` of :class:`VLTask`."""
 
     contrastive_weight: float = 1.0
+    audio_contrastive_weight: float = 1.0
     init_from: str | None = None
 
     def __post_init__(self) -> None:
-        if self.contrastive_weight < 0:
-            raise ConfigError(f"task.kwargs.contrastive_weight must be >= 0, got {self.contrastive_weight}")
+        for name in ("contrastive_weight", "audio_contrastive_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"task.kwargs.{name} must be >= 0, got {getattr(self, name)}")
 
 
 class VLTask(GatelabTask):
     """Next-token prediction on text and captions + InfoNCE (module docstring)."""
 
     Options = VLOptions
-    extra_logged = ("text_nll", "caption_nll", "contrastive")
+    extra_logged = ("text_nll", "caption_nll", "contrastive", "audio_contrastive")
     logged_metrics = ()
 
     def setup(self, stage: str) -> None:
@@ -156,7 +167,8 @@ class VLTask(GatelabTask):
 
     def shared_step(self, batch: Any, stage: str) -> tuple[torch.Tensor, Any, Any]:
         ids, mask, image = batch["input_ids"], batch["attention_mask"], batch.get("image")
-        out = self.model(ids, image, attention_mask=mask)
+        streams = {k: batch[k] for k in ("image_mask", "audio", "audio_lengths", "audio_mask") if k in batch}
+        out = self.model(ids, image, attention_mask=mask, **streams)
         s, n = lm_nll(out.logits, ids, mask)
         nll = s / n.clamp_min(1.0)
         kind = "caption" if image is not None else "text"
@@ -167,4 +179,8 @@ class VLTask(GatelabTask):
             c = contrastive_loss(out.contrastive_logits)
             self.log(f"{stage}/contrastive", c, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
             loss = loss + self.options.contrastive_weight * c
+        if out.audio_image_logits is not None and self.options.audio_contrastive_weight > 0 and bs > 1:
+            c = contrastive_loss(out.audio_image_logits)
+            self.log(f"{stage}/audio_contrastive", c, on_step=False, on_epoch=True, batch_size=bs, sync_dist=True)
+            loss = loss + self.options.audio_contrastive_weight * c
         return loss, out.logits, ids

@@ -435,6 +435,22 @@ def _vl_babylm(root: Path) -> Case:
     return Case(_config(root, "vl-babylm", _vl_model(), data, _vl_task()), data_dir)
 
 
+def _vl_spoken(root: Path) -> Case:
+    """Spoken shapes captions (a stand-in synthesiser, tests/speech_fixtures.py): the training
+    batches draw stream-dropout masks and SpecAugment on the loader's data stream."""
+    from speech_fixtures import fake_tts
+
+    from gatelab.multimodal.data.speech import prepare_spoken_captions
+
+    data_dir = root / "data"
+    prepare_spoken_captions(data_dir, sources=("shapes",), voices=("a", "b"), speeds=(150, 170), snrs=(None, 20.0),
+                            shapes_train=24, shapes_val=4, shapes_test=4, synthesize=fake_tts)  # fmt: skip
+    model = _vl_model()
+    model["kwargs"] = {**model["kwargs"], "num_audio_layers": 1}
+    data = {"name": "vl-spoken", "kwargs": {"vocab_size": 300, "num_mels": 20, "batch_size": 4}}
+    return Case(_config(root, "vl-spoken", model, data, _vl_task()), data_dir)
+
+
 CASES: dict[str, Callable[[Path], Case]] = {
     "ltsf": _ltsf,
     "tft-stallion": _stallion,
@@ -452,6 +468,7 @@ CASES: dict[str, Callable[[Path], Case]] = {
     "vl-shapes": _vl_shapes,
     "vl-coco": _vl_coco,
     "vl-babylm": _vl_babylm,
+    "vl-spoken": _vl_spoken,
 }
 
 

@@ -143,3 +143,102 @@ def test_generate_errors():
         model.generate(None, return_gates=True)
     with pytest.raises(ValueError, match="fusion='add'"):
         _model(fusion="add").generate(image, return_gates=True)
+
+
+# --------------------------------------------------------------------------- with an audio stream (issue 16)
+
+
+def _audio_inputs(batch: int = 3, frames: int = 30, mels: int = 8):
+    g = torch.Generator().manual_seed(5)
+    feats = torch.randn(batch, frames, mels, generator=g)
+    lengths = torch.tensor([frames, frames - 7, frames // 2][:batch])
+    return feats, lengths
+
+
+@pytest.mark.parametrize(
+    "kw, with_image",
+    [
+        ({"fusion": "gate", "gate_mode": "scalar"}, True),
+        ({"fusion": "gate", "gate_mode": "vector", "attn_gate": "headwise"}, True),
+        ({"fusion": "add", "attn_gate": "elementwise"}, True),
+        ({"fusion": "gate", "gate_mode": "scalar"}, False),
+    ],
+    ids=["gate-scalar", "gate-vector-headwise", "add-elementwise", "audio-only"],
+)
+def test_cached_greedy_with_audio_equals_full_recompute(kw, with_image):
+    """generate(image, audio) with the KV cache == the whole sequence through forward() at every
+    step with the same audio (padded frames masked), tokens equal and logits within 1e-5."""
+    model = _model(audio_mels=8, num_audio_layers=1, **kw)
+    g = torch.Generator().manual_seed(3)
+    image = torch.randn(3, 4, 6, generator=g) if with_image else None
+    feats, lengths = _audio_inputs()
+    prompt = torch.tensor([[BOS_ID, 5, 7], [BOS_ID, 9, 3], [BOS_ID, 11, 12]])
+    seq, want_logits = prompt, []
+    with torch.no_grad():
+        for _ in range(10):
+            step = model(seq, image, audio=feats, audio_lengths=lengths).logits[:, -1]
+            want_logits.append(step)
+            seq = torch.cat([seq, step.argmax(-1, keepdim=True)], dim=1)
+    want_tokens, want_logits = seq[:, prompt.shape[1] :], torch.stack(want_logits, 1)
+    for use_cache in (True, False):
+        out = model.generate(image, prompt, max_new_tokens=10, return_logits=True, use_cache=use_cache,
+                             audio=feats, audio_lengths=lengths)  # fmt: skip
+        for i in range(3):
+            n = int(out.lengths[i])
+            assert out.sequences[i, :n].tolist() == want_tokens[i, :n].tolist()
+            torch.testing.assert_close(out.logits[i, :n], want_logits[i, :n], atol=1e-5, rtol=1e-5)
+    assert int(out.lengths.max()) > 3
+    # the audio matters: other audio (or the padding ignored differently) changes the logits
+    other = model.generate(image, prompt, max_new_tokens=10, return_logits=True, audio=feats.flip(1),
+                           audio_lengths=lengths)  # fmt: skip
+    assert not torch.allclose(other.logits[:, 0], out.logits[:, 0], atol=1e-4)
+
+
+def test_cache_computes_audio_keys_once_and_padding_is_ignored():
+    model = _model(audio_mels=8, num_audio_layers=1)
+    feats, lengths = _audio_inputs(2)
+    image = torch.randn(2, 4, 6, generator=torch.Generator().manual_seed(4))
+    calls = []
+    for layer in model.layers:
+        layer.audio_attn.k_proj.register_forward_hook(lambda m, a, o: calls.append(a[0].shape))
+    prompt = torch.tensor([[BOS_ID, 4], [BOS_ID, 8]])
+    out = model.generate(image, prompt, max_new_tokens=6, audio=feats, audio_lengths=lengths, return_logits=True)
+    frames = model.encode_audio(feats, lengths)[0].shape[1]
+    assert calls == [torch.Size([2, frames, 16])] * 2  # once per layer, of the audio memory [B, F', d]
+    # garbage in the padded frames of row 1 changes nothing
+    noisy = feats.clone()
+    noisy[1, int(lengths[1]) :] = 100.0
+    again = model.generate(image, prompt, max_new_tokens=6, audio=noisy, audio_lengths=lengths, return_logits=True)
+    assert torch.equal(again.sequences, out.sequences)
+    torch.testing.assert_close(again.logits, out.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_gates_of_three_streams_per_generated_token():
+    model = _model(audio_mels=8, num_audio_layers=1)
+    feats, lengths = _audio_inputs(2)
+    image = torch.randn(2, 4, 6)
+    prompt = torch.tensor([[BOS_ID, 5], [BOS_ID, 6]])
+    out = model.generate(image, prompt, max_new_tokens=5, return_gates=True, audio=feats, audio_lengths=lengths)
+    assert out.gates.shape == (2, out.sequences.shape[1], 2, 3)
+    seq = torch.cat([prompt, out.sequences], dim=1)
+    with torch.no_grad(), capture_gates(model, "layers.*.gate") as gates:
+        model(seq, image, audio=feats, audio_lengths=lengths)
+    for i in range(2):
+        for s in range(int(out.lengths[i])):
+            for layer in range(2):
+                want = gates[f"layers.{layer}.gate"][i, prompt.shape[1] - 1 + s]
+                torch.testing.assert_close(out.gates[i, s, layer], want, atol=1e-5, rtol=1e-5)
+    n0 = int(out.lengths[0])
+    torch.testing.assert_close(out.gates[0, :n0].sum(-1), torch.ones(n0, 2))  # softmax over the streams
+
+
+def test_generate_audio_errors():
+    feats, lengths = _audio_inputs(2)
+    prompt = torch.tensor([[BOS_ID, 5], [BOS_ID, 6]])
+    with pytest.raises(ValueError, match="no audio stream"):
+        _model().generate(torch.randn(2, 4, 6), prompt, audio=feats)
+    model = _model(audio_mels=8, num_audio_layers=1)
+    with pytest.raises(ValueError, match="audio batch 2 != image batch 3"):
+        model.generate(torch.randn(3, 4, 6), prompt, audio=feats)
+    with pytest.raises(ValueError, match="audio_lengths given without audio"):
+        model.generate(torch.randn(2, 4, 6), prompt, audio_lengths=lengths)
