@@ -187,7 +187,7 @@ VL_RECIPE = Recipe(
     configure=vl_settings,
     references=(Reference("vl-gated-decoder", SHAPES, {"blimp": PAPER_BLIMP}, _PAPER, split="test", variant="gate-scalar"),),
     not_hashed=("output_dir", "trainer.progress_bar", "task.kwargs.init_from", "data.kwargs.tokenizer",
-                "data.kwargs.save_tokenizer"),
+                "data.kwargs.save_tokenizer", "data.kwargs.seed"),
 )
 # fmt: on
 
