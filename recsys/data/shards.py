@@ -182,14 +182,17 @@ class ShardedArray:
         if len(rows) and (rows.min() < -self.rows or rows.max() >= self.rows):
             raise IndexError(f"ShardedArray: row index out of range for {self.rows} rows")
         rows = np.where(rows < 0, rows + self.rows, rows)
-        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
-        k = rows // self.shard_rows
-        if len(rows) and k.min() == k.max():
-            out[:] = self.shards[int(k[0])][rows - k[0] * self.shard_rows]
-            return out
-        for s in np.unique(k):
-            sel = np.flatnonzero(k == s)
-            out[sel] = self.shards[int(s)][rows[sel] - s * self.shard_rows]
+        order = np.argsort(rows, kind="stable")  # read each shard in file order
+        srt = rows[order]
+        got = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        k = srt // self.shard_rows
+        bounds = np.searchsorted(k, np.arange(len(self.shards) + 1))
+        for s in range(len(self.shards)):
+            lo, hi = bounds[s], bounds[s + 1]
+            if hi > lo:
+                got[lo:hi] = self.shards[s][srt[lo:hi] - s * self.shard_rows]
+        out = np.empty_like(got)
+        out[order] = got
         return out
 
     def __getitem__(self, index: Any) -> Any:
