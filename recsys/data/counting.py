@@ -43,6 +43,7 @@ NULL_KEY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_LENGTH_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(9)], dtype=np.uint64)
 COUNT_SCHEMA = pa.schema([("field", pa.int32()), ("v", pa.string()), ("n", pa.int64())])
 
 
@@ -103,20 +104,21 @@ def token_keys(values: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarr
         if packable.all() and (lens == 8).all():
             keys = data.reshape(n, 8).view("<u8").ravel().copy()
         else:
-            row = np.repeat(np.arange(n), lens)
-            pos = np.arange(len(data)) - np.repeat(off[:-1], lens)
-            sel = packable[row]
-            padded = np.zeros((n, 8), np.uint8)
-            padded[row[sel], pos[sel]] = data[sel]
-            keys = padded.view("<u8").ravel().copy()
+            # an unaligned 8-byte little-endian load at each token's offset, masked to its length
+            padded = np.zeros(len(data) + 8, np.uint8)
+            padded[: len(data)] = data
+            windows = np.ndarray((len(data) + 1,), dtype="<u8", buffer=padded, strides=(1,))
+            keys = windows[off[:-1]] & _LENGTH_MASKS[np.minimum(lens, 8)]
             if not packable.all():
                 # 64-bit polynomial hash of the long (or NUL-holding) tokens' bytes and length
                 lr = np.flatnonzero(~packable)
-                b_sel = ~sel
-                w = mix64(pos[b_sel].astype(np.uint64) + np.uint64(0x5EED))
+                ll = lens[lr]
+                starts = np.cumsum(ll) - ll  # each long token's start in their concatenated bytes
+                pos = np.arange(int(ll.sum())) - np.repeat(starts, ll)  # byte position inside the token
+                w = mix64(pos.astype(np.uint64) + np.uint64(0x5EED))
                 with np.errstate(over="ignore"):
-                    terms = data[b_sel].astype(np.uint64) * w
-                    sums = np.add.reduceat(terms, np.searchsorted(row[b_sel], lr)) if len(terms) else terms
+                    terms = data[np.repeat(off[lr], ll) + pos].astype(np.uint64) * w
+                    sums = np.add.reduceat(terms, starts)
                     keys[lr] = mix64(sums ^ (lens[lr].astype(np.uint64) * _C1))
     hashed = ~packable
     if valid is not None:

@@ -152,8 +152,8 @@ def _stat(path: Path) -> dict[str, Any]:
 @dataclasses.dataclass
 class _Block:
     """Whole lines of raw text: ``data`` starts at file line ``first_line`` and decompressed byte
-    ``offset``; ``rows`` maps each non-empty line to its offset from ``first_line`` (``None``
-    when the block has no empty line)."""
+    ``offset``; ``rows`` (filled on parsing, :func:`_rows_of`) maps each non-empty line to its
+    offset from ``first_line`` (``None`` when the block has no empty line)."""
 
     data: bytes
     first_line: int
@@ -170,6 +170,14 @@ def _non_empty_rows(data: bytes) -> np.ndarray | None:
     if lines and lines[-1] == b"":
         lines.pop()
     return np.array([k for k, ln in enumerate(lines) if ln.rstrip(b"\r")], dtype=np.int64)
+
+
+def _rows_of(block: _Block, num_rows: int) -> np.ndarray | None:
+    """The line offset of each parsed row of ``block`` (``None``: every line is a row). pyarrow
+    skips empty lines, so the map is only built when the block has fewer rows than lines."""
+    if block.rows is not None or num_rows == block.data.count(b"\n"):
+        return block.rows
+    return _non_empty_rows(block.data)
 
 
 def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -> Iterator[_Block]:
@@ -200,7 +208,7 @@ def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -
                         rest = data
                         continue
                     block, rest = data[: cut + 1], data[cut + 1 :]
-                    yield _Block(block, line, offset, _non_empty_rows(block))
+                    yield _Block(block, line, offset, None)
                     line += block.count(b"\n")
                     offset += len(block)
         except _GZIP_ERRORS as e:
@@ -313,7 +321,7 @@ def _read_segment(path: Path, seg: Segment) -> _Block:
         )
     if not data.endswith(b"\n"):
         data += b"\n"
-    return _Block(data, seg.first_line, seg.start, _non_empty_rows(data))
+    return _Block(data, seg.first_line, seg.start, None)
 
 
 def _bad_utf8(path: Path, block: _Block) -> CTRDataError | None:
@@ -509,7 +517,7 @@ class CsvReader(_TextReader):
             )
         except pa.ArrowInvalid as e:
             raise self._block_error(block, e) from None
-        return RawChunk(table, block.first_line, rows=block.rows) if table.num_rows else None
+        return RawChunk(table, block.first_line, rows=_rows_of(block, table.num_rows)) if table.num_rows else None
 
 
 class LibsvmReader(_TextReader):
@@ -597,7 +605,8 @@ class LibsvmReader(_TextReader):
             raise self._block_error(block, e) from None
         if batch.num_rows == 0:
             return None
-        chunk = RawChunk(batch, block.first_line, rows=block.rows)
+        rows = _rows_of(block, batch.num_rows)
+        chunk = RawChunk(batch, block.first_line, rows=rows)
         cols = {"label": batch.column(0)}
         for k, name in enumerate(self.names):
             col = batch.column(k + 1)
@@ -609,7 +618,7 @@ class LibsvmReader(_TextReader):
                     f"{chunk.where(self.path, bad)}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val"
                 )
             cols[name] = pc.list_element(parts, 1 if name in self.numeric else 0)
-        return RawChunk(pa.table(cols), block.first_line, rows=block.rows)
+        return RawChunk(pa.table(cols), block.first_line, rows=rows)
 
 
 class ParquetReader(Reader):
