@@ -1108,11 +1108,16 @@ def _call(args: tuple[Callable[[dict[str, Any], Any], Any], str, Any]) -> tuple[
 
 
 class _Workers:
-    """A pool of ``n`` spawned processes; :meth:`map` sends the state once (a pickle file) and the
-    items one at a time, and records each process's peak RSS in ``peaks``."""
+    """A pool of ``n`` processes; :meth:`map` sends the state once (a pickle file) and the items
+    one at a time, and records each process's peak RSS in ``peaks``.
+
+    The processes are forked where the platform can (Linux): no re-import, and no re-run of an
+    unguarded ``__main__`` script (``spawn`` would re-run it in every worker); elsewhere spawned
+    (then the calling script needs the ``if __name__ == "__main__":`` guard)."""
 
     def __init__(self, n: int, peaks: dict[int, float]) -> None:
-        self.pool = multiprocessing.get_context("spawn").Pool(n)
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self.pool = multiprocessing.get_context(method).Pool(n)
         self.peaks = peaks
         self.dir = tempfile.mkdtemp(prefix="gatelab-workers-")
         self.k = 0
