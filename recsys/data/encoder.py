@@ -1117,6 +1117,9 @@ class _Workers:
 
     def __init__(self, n: int, peaks: dict[int, float]) -> None:
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        if method == "fork":
+            # pyarrow's first cast imports pandas (~1.5 CPU-seconds): once here, inherited by the workers
+            pc.cast(pa.array(["0"]), pa.float64())
         self.pool = multiprocessing.get_context(method).Pool(n)
         self.peaks = peaks
         self.dir = tempfile.mkdtemp(prefix="gatelab-workers-")
