@@ -4,7 +4,7 @@ A split folder holds, per array (``label``, ``categorical``, ``numeric``, ``nume
 ``sequence``), the files ``<array>-<k>.npy`` (``k`` = 00000, 00001, ...): shard ``k`` holds
 rows ``[k * shard_rows, min((k + 1) * shard_rows, rows))`` of the split, and ``manifest.json``::
 
-    {"format": "gatelab.recsys.shards/1", "rows": N, "shard_rows": S,
+    {"format": "gatelab.recsys.data.shards/1", "rows": N, "shard_rows": S,
      "arrays": {"categorical": {"dtype": "<i4", "shape": [F_cat]}, ...},   # shape after the row axis
      "shards": [{"rows": S, "files": {"categorical": {"file": "categorical-00000.npy",
                                                       "bytes": ..., "sha256": "..."}, ...}}, ...]}
@@ -38,7 +38,7 @@ from .readers import CTRDataError
 
 __all__ = ["MANIFEST", "SHARD_FORMAT", "ShardWriter", "ShardedArray", "file_sha256", "open_shards"]
 
-SHARD_FORMAT = "gatelab.recsys.shards/1"
+SHARD_FORMAT = "gatelab.recsys.data.shards/1"
 MANIFEST = "manifest.json"
 
 
