@@ -1,22 +1,25 @@
-"""Chunked feature encoding: raw CTR files -> vocabularies + columnar arrays on disk.
+"""Chunked feature encoding: raw CTR files -> vocabularies + memory-mapped row shards on disk.
 
-Two streaming passes with bounded memory (one raw chunk plus the per-field token counts):
+Two passes over chunks (byte segments of a plain-text file, shared by ``num_workers``
+processes; the chunks of a ``.gz`` or parquet file, in one process), with bounded memory:
 
-1. :meth:`FeatureEncoder.fit` on the training split: token counts per categorical/sequence field
-   (``pyarrow.compute.value_counts`` per chunk, merged with a hash group-by every few chunks), numeric statistics,
-   the longest sequence. Vocabularies keep tokens seen at least ``min_count`` times, most
-   frequent first (ties by token text, so the result does not depend on the chunking).
-2. :meth:`FeatureEncoder.transform` on every split: tokens -> indices with
-   ``pyarrow.compute.index_in`` (OOV bucket for unseen/rare/missing tokens), numeric
-   normalisation, sequence padding; each chunk's arrays are written as a part file, and the parts
-   are concatenated into memory-mappable ``.npy`` arrays at the end.
+1. :meth:`FeatureEncoder.fit` on the training split: exact token counts per categorical/sequence
+   field (:mod:`.counting`: per chunk, sorted packed keys or ``pyarrow.compute.value_counts``,
+   spilled to hash partitions on disk and summed one partition at a time), numeric statistics
+   (merged in file order), the longest sequence. Vocabularies keep tokens seen at least
+   ``min_count`` times, most frequent first (ties by token text, so the result depends neither
+   on the chunking nor on the worker count).
+2. :meth:`FeatureEncoder.transform` on every split: tokens -> indices (:meth:`FeatureEncoder._index`,
+   OOV bucket for unseen/rare/missing tokens), numeric normalisation, sequence padding; each
+   chunk's arrays go to a part file and are then copied into the split's shards at their row
+   offset.
 
-The encoded split is a folder of ``.npy`` arrays, one per feature type (columns of a type side
-by side): ``label.npy`` ``[N]`` float32, ``categorical.npy`` ``[N, F_cat]`` int32,
-``numeric.npy`` ``[N, F_num]`` float32, ``sequence.npy`` ``[N, F_seq, L]`` int32 (``L`` the
-longest ``max_len``; shorter fields are padded with 0). :class:`EncodedSplit` opens them with
-``numpy.load(mmap_mode="r")``: no pandas anywhere, and the training loop gathers batches by
-fancy indexing.
+The encoded split is a folder of fixed-size row shards per array plus ``manifest.json``
+(:mod:`.shards`): ``label`` ``[N]`` float32, ``categorical`` ``[N, F_cat]`` int32, ``numeric``
+``[N, F_num]`` float32, ``numeric_mask`` ``[N, F_num]`` uint8, ``sequence`` ``[N, F_seq, L]``
+int32 (``L`` the longest ``max_len``; shorter fields are padded with 0). :class:`EncodedSplit`
+opens them memory-mapped (or loaded): no pandas anywhere, and the training loop gathers batches
+by fancy indexing.
 
 :func:`encode_dataset` runs both passes for a set of splits into a cache folder named by a
 fingerprint of the sources (path, size, mtime) and the field configuration, and reuses it when
