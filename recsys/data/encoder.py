@@ -1100,13 +1100,23 @@ def _ids_part(state: dict[str, Any], p: int) -> tuple[int, int]:
 _STATE_CACHE: list[Any] = [None, None]  # [state file, state] in a worker process
 
 
+@dataclasses.dataclass
+class _Failed:
+    """A task's exception, returned instead of raised so the first failure in file order wins."""
+
+    error: BaseException
+
+
 def _call(args: tuple[Callable[[dict[str, Any], Any], Any], str, Any]) -> tuple[int, float, Any]:
     fn, path, item = args
     if _STATE_CACHE[0] != path:
         with open(path, "rb") as f:
             _STATE_CACHE[1] = pickle.load(f)
         _STATE_CACHE[0] = path
-    out = fn(_STATE_CACHE[1], item)
+    try:
+        out: Any = fn(_STATE_CACHE[1], item)
+    except (CTRDataError, ConfigError) as e:
+        out = _Failed(e)
     return os.getpid(), _hwm_mb(), out
 
 
@@ -1142,6 +1152,9 @@ class _Workers:
             self.peaks[pid] = max(self.peaks.get(pid, 0.0), mb)
             res.append(r)
         _note_peak(self.peaks, os.getpid())
+        for r in res:  # the error of the earliest chunk, as one process would have raised
+            if isinstance(r, _Failed):
+                raise r.error
         return res
 
     def close(self) -> None:

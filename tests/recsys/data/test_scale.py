@@ -198,3 +198,14 @@ def test_one_and_two_workers_write_the_same_bytes(tmp_path: Path) -> None:
     dm_map = CTRDataModule(a, 64, in_memory=False, splits={"test": "valid"}, seed=0, resident_mb=0.01)
     for x, y in zip(dm_mem._loader("train", shuffle=True), dm_map._loader("train", shuffle=True)):
         assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x)
+
+
+def test_two_workers_report_the_first_bad_line(tmp_path: Path) -> None:
+    f = _criteo_tsv(tmp_path / "t.tsv", 400, 3)
+    lines = f.read_text().splitlines()
+    for k in (350, 30):  # bad labels in a late and an early segment
+        lines[k] = "7" + lines[k][1:]
+    f.write_text("\n".join(lines) + "\n")
+    with FeatureEncoder(CRITEO.fields, num_workers=2) as enc:
+        with pytest.raises(CTRDataError, match=r"t\.tsv:31: label '7'"):
+            enc.fit(_reader(f, 1 << 12))
