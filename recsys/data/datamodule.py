@@ -54,10 +54,11 @@ class _Batches(Dataset):
     """Batches of one encoded split: item ``[i, j, ...]`` (or a ``range``) is the batch of those
     rows, a dict of tensors gathered from the whole arrays at once.
 
-    Memory-mapped splits (:class:`~.shards.ShardedArray`) are gathered shard by shard; after
-    about ``resident_mb`` MB of mapped pages may have been touched (an upper bound: one 4 KiB
-    page per gathered row and array), the mapped pages are dropped from the process
-    (``madvise(MADV_DONTNEED)``), so the resident set stays bounded whatever the split's size."""
+    Memory-mapped splits (:class:`~.shards.ShardedArray`): a batch of scattered rows (training)
+    is read shard by shard with ``os.pread`` (nothing mapped); a batch of consecutive rows
+    (evaluation) is copied from the mapping, and after about ``resident_mb`` MB of mapped pages
+    the pages are dropped from the process (``madvise(MADV_DONTNEED)``), so the resident set
+    stays bounded whatever the split's size."""
 
     def __init__(self, split: EncodedSplit, resident_mb: float = 256.0) -> None:
         super().__init__()
@@ -85,8 +86,7 @@ class _Batches(Dataset):
                     t = torch.from_numpy(a[idx])
                     self._touched += (idx.stop - idx.start) * a.dtype.itemsize * int(np.prod(a.shape[1:])) + 8192
                 else:
-                    t = torch.from_numpy(a[idx.numpy()])
-                    self._touched += len(idx) * 4096
+                    t = torch.from_numpy(a[idx.numpy()])  # read with pread: maps nothing
                 mapped.append(a)
             else:
                 t = a[idx]

@@ -16,10 +16,13 @@ present, its ``.npy`` header's dtype and shape and its size as the manifest says
 with ``verify=True``) and returns one :class:`ShardedArray` per array; any mismatch is a
 :class:`~.readers.CTRDataError` naming the manifest and the shard file.
 
-A :class:`ShardedArray` reads rows by index without loading the split: ``a[rows]`` gathers from
-the memory-mapped shards (one fancy index per shard touched), and :meth:`ShardedArray.release`
-drops the mapped pages from the process (``madvise(MADV_DONTNEED)``; the file stays in the page
-cache), which bounds the resident set of a training loop over a split larger than memory.
+A :class:`ShardedArray` reads rows by index without loading the split: ``a[rows]`` reads the
+scattered rows of each shard with ``os.pread`` (through the page cache, nothing mapped: a page
+fault on a mapping would map the kernel's 64 KiB fault-around window per row, i.e. nearly the
+whole shard for a random batch), ``a[start:stop]`` copies from the memory-mapped shard, and
+:meth:`ShardedArray.release` drops the mapped pages from the process (``madvise(MADV_DONTNEED)``;
+the file stays in the page cache). Together they bound the resident set of a training loop over a
+split larger than memory.
 """
 
 from __future__ import annotations
@@ -167,6 +170,40 @@ class ShardedArray:
         self.rows = sum(len(s) for s in shards)
         self.shape = (self.rows, *shape)
         self.ndim = len(self.shape)
+        self.row_bytes = self.dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+        #: (file, data offset) per shard: scattered rows are read with ``os.pread``, not through the
+        #: mapping (a page fault maps the kernel's fault-around window, 64 KiB, per row touched)
+        self._files = (
+            [(str(m.filename), int(m.offset)) for m in shards]
+            if all(isinstance(m, np.memmap) and m.filename for m in shards)
+            else None
+        )
+        self._fds: dict[int, int] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_fds"] = {}
+        return state
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_fds", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _read_rows(self, s: int, local: np.ndarray) -> np.ndarray:
+        """Rows ``local`` (sorted) of shard ``s`` read with ``os.pread`` (nothing stays mapped)."""
+        assert self._files is not None
+        path, base = self._files[s]
+        fd = self._fds.get(s)
+        if fd is None:
+            fd = self._fds[s] = os.open(path, os.O_RDONLY)
+        rb = self.row_bytes
+        buf = b"".join([os.pread(fd, rb, base + r * rb) for r in local.tolist()])
+        if len(buf) != rb * len(local):
+            raise CTRDataError(f"{path}: short read ({len(buf)} of {rb * len(local)} bytes): the shard file changed")
+        return np.frombuffer(buf, self.dtype).reshape(len(local), *self.shape[1:])
 
     def __len__(self) -> int:
         return self.rows
@@ -190,7 +227,8 @@ class ShardedArray:
         for s in range(len(self.shards)):
             lo, hi = bounds[s], bounds[s + 1]
             if hi > lo:
-                got[lo:hi] = self.shards[s][srt[lo:hi] - s * self.shard_rows]
+                local = srt[lo:hi] - s * self.shard_rows
+                got[lo:hi] = self._read_rows(s, local) if self._files is not None else self.shards[s][local]
         out = np.empty_like(got)
         out[order] = got
         return out
