@@ -1,23 +1,27 @@
-"""CTR at scale on one machine (issue 18 point 7, first step): encode a generated Criteo-layout
-file and train from the memory-mapped encoded arrays, recording throughput and peak memory.
+"""CTR at Criteo scale on one machine (issue 18 point 7): encode a generated Criteo-layout file
+with 1 and 2 processes into memory-mapped row shards, then train from the shards, recording
+throughput and peak memory per stage.
 
-For each ``--rows N``: a Criteo-layout TSV (label, I1-I13, C1-C26; ints with 20% missing,
-ids drawn from 2^20 values per field) is generated with numpy, then in fresh subprocesses
-(peak RSS = the child's ``VmHWM``):
+For each ``--rows N``: a raw Criteo-layout TSV (label, I1-I13, C1-C26, tab-separated, no header,
+like Criteo's ``train.txt``; see :func:`generate`) is written under ``--tmp`` (default ``/tmp``;
+never in the repository), then, each stage in a fresh subprocess:
 
-* ``encode``: :func:`gatelab.recsys.data.encode_dataset` with the raw ``criteo`` layout
-  (log-bucketed integers, ``min_count`` 10), one process, default ``block_size`` and
-  ``read_ahead`` -> ``rows_per_s``, ``peak_rss_mb``;
-* ``train``: FinalMLP (``embedding_dim`` 16) trained for ``--steps`` Adam steps of batch 4096
-  from :class:`gatelab.recsys.data.CTRDataModule` with ``in_memory=False`` (the ``.npy`` arrays
-  memory-mapped; each batch gathered with one fancy index) -> ``samples_per_s``,
-  ``peak_rss_mb`` (the memory map's touched pages count as resident).
+* ``encode-w1`` / ``encode-w2``: :func:`gatelab.recsys.data.encode_dataset` with the raw ``criteo``
+  layout (log-bucketed integers, ``min_count`` 10), ``num_workers`` 1 / 2, default ``block_size``
+  and ``shard_rows`` -> ``rows_per_s`` (rows / wall time of the whole encode: segment scan, fit,
+  merge, transform, shard copy, checksums), ``rows_per_cpu_s`` (rows / CPU seconds of the main
+  process and its workers, imports included: the rate a busy machine cannot distort), ``peak_rss_mb`` (the largest VmHWM of the main process
+  and its workers), ``peak_rss_total_mb`` (main process + workers x the largest worker: an upper
+  bound of the memory of the whole encode), ``vocab`` (tokens kept);
+* ``train``: FinalMLP (``embedding_dim`` 16) trained for ``--steps`` Adam steps of batch 4096 from
+  :class:`gatelab.recsys.data.CTRDataModule` with ``in_memory=False`` (batches gathered from the
+  memory-mapped shards, mapped pages dropped every ``resident_mb`` = 256 MB) -> ``samples_per_s``,
+  ``peak_rss_mb`` (VmHWM, mapped shard pages included).
 
-Rows go to ``docs/results/ctr-scale.jsonl`` + ``.md`` unless ``--dry-run``.
+Rows go to ``docs/results/ctr-scale.jsonl`` + ``.md`` unless ``--dry-run``. The 10M-row run takes a
+while on a busy machine; run it in the background::
 
-Usage::
-
-    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ctr_scale.py --rows 500000 2000000
+    nice -n 10 env OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ctr_scale.py --rows 1000000 10000000
 """
 
 from __future__ import annotations
@@ -42,16 +46,22 @@ def hwm_mb():
 ENCODE = (
     HWM
     + r"""
-import json, sys, time
+import json, resource, sys, time
 from gatelab.recsys.data import CsvReader, encode_dataset
 from gatelab.recsys.data.layouts import LAYOUTS
-path, cache = sys.argv[1], sys.argv[2]
+path, cache, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 lay = LAYOUTS["criteo"]
-reader = CsvReader(path, sep="\t", header=False, names=list(lay.names), quoting=False)
+reader = CsvReader(path, sep="	", header=False, names=list(lay.names), quoting=False)
 t0 = time.perf_counter()
-folder = encode_dataset({"train": reader}, lay.fields, cache, name="scale", min_count=lay.min_count)
+folder = encode_dataset({"train": reader}, lay.fields, cache, name="scale", min_count=lay.min_count,
+                        num_workers=workers, force=True)
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_mb": hwm_mb(), "folder": str(folder)}))
+spec = json.load(open(folder / "feature_spec.json"))
+child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 if workers > 1 else 0.0
+cpu = sum(getattr(resource.getrusage(w), k) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+          for k in ("ru_utime", "ru_stime"))
+print(json.dumps({"seconds": dt, "cpu_s": cpu, "rows": spec["splits"]["train"]["rows"], "peak_mb": hwm_mb(), "child_peak_mb": child,
+                  "vocab": sum(f.get("num_tokens") or 0 for f in spec["fields"]), "folder": str(folder)}))
 """
 )
 
@@ -85,13 +95,26 @@ for _ in range(steps):
     step(b)
     n += len(b["target"])
 dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "samples": n, "peak_mb": hwm_mb(), "threads": torch.get_num_threads()}))
+print(json.dumps({"seconds": dt, "samples": n, "peak_mb": hwm_mb(), "threads": torch.get_num_threads(),
+                  "params": sum(p.numel() for p in model.parameters())}))
 """
 )
 
 
+#: distinct values of C1..C26 in Criteo's Kaggle train.txt (45.8M rows), the generator's cardinalities
+CRITEO_CARDINALITY = (
+    1460, 583, 10131227, 2202608, 305, 24, 12517, 633, 3, 93145, 5683, 8351593, 3194, 27, 14992,
+    5461306, 10, 5652, 2173, 4, 7046547, 18, 15, 286181, 105, 142572,
+)  # fmt: skip
+
+
 def generate(path: Path, rows: int, seed: int = 0, chunk: int = 250_000) -> None:
-    """A Criteo-layout TSV of ``rows`` random rows, written chunk by chunk (numpy, no Python loop per value)."""
+    """A Criteo-layout TSV of ``rows`` random rows, written chunk by chunk (numpy, no Python loop per value).
+
+    Label 0/1; I1-I13: integers 0..4999 with 20% empty; C1-C26: 8-hex-digit ids with Criteo's
+    per-field cardinalities (:data:`CRITEO_CARDINALITY`), rank ``r`` drawn log-uniformly
+    (``P(r) ~ 1/r``, a Zipf-like long tail as in the real data), 4% empty. The vocabulary kept at
+    ``min_count`` 10 then grows with the rows roughly as it does on Criteo."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -110,10 +133,13 @@ def generate(path: Path, rows: int, seed: int = 0, chunk: int = 250_000) -> None
             for _ in range(13):
                 v = pa.array(rng.integers(0, 5000, n)).cast(pa.string())
                 cols.append(pc_mask(v, rng.random(n) < 0.2))
-            for _ in range(26):
-                ids = (rng.integers(0, 1 << 20, n).astype(np.uint64) * np.uint64(2654435761)) % np.uint64(1 << 32)
+            for j in range(26):
+                card = CRITEO_CARDINALITY[j]
+                rank = np.minimum(np.exp(rng.random(n) * np.log(card)).astype(np.uint64), np.uint64(card - 1))
+                ids = ((rank + np.uint64(j << 24)) * np.uint64(2654435761)) % np.uint64(1 << 32)
                 digits = hexd[((ids[:, None] >> shifts) & np.uint64(15)).astype(np.intp)]
-                cols.append(pa.array(np.ascontiguousarray(digits).view("S8").ravel()).cast(pa.string()))
+                v = pa.array(np.ascontiguousarray(digits).view("S8").ravel()).cast(pa.string())
+                cols.append(pc_mask(v, rng.random(n) < 0.04))
             table = pa.table(cols, names=names)
             if writer is None:
                 writer = pcsv.CSVWriter(sink, table.schema, write_options=opts)
@@ -131,10 +157,19 @@ def pc_mask(values, mask):
     return pc.if_else(pa.array(mask), pa.scalar(None, pa.string()), values)
 
 
+def _run(code: str, *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"stage failed ({out.returncode}):\n{out.stderr[-4000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rows", type=int, nargs="+", default=[500_000, 2_000_000])
+    p.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--tmp", default="/tmp", help="where the generated file and the encoded shards go")
     p.add_argument("--results-dir", default=None)
     p.add_argument("--dry-run", action="store_true")
     args = p.parse_args(argv)
@@ -142,42 +177,41 @@ def main(argv: list[str] | None = None) -> int:
 
     rows_out = []
     for n in args.rows:
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory(dir=args.tmp, prefix="ctr-scale-") as tmp:
             path = Path(tmp) / "criteo.tsv"
             t0 = time.perf_counter()
             generate(path, n)
             size = path.stat().st_size / 2**20
-            print(f"{n} rows: {size:.0f} MiB generated in {time.perf_counter() - t0:.0f} s")
-            enc = json.loads(
-                subprocess.run(
-                    [sys.executable, "-c", ENCODE, str(path), str(Path(tmp) / "cache")],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip().splitlines()[-1]
-            )
-            tr = json.loads(
-                subprocess.run(
-                    [sys.executable, "-c", TRAIN, enc["folder"], str(args.steps)], capture_output=True, text=True, check=True
-                ).stdout.strip().splitlines()[-1]
-            )
-            config = json.dumps({"file_mib": round(size, 1), "steps": args.steps, "batch_size": 4096,
-                                 "model": "finalmlp embedding_dim 16", "threads": tr["threads"]}, sort_keys=True)  # fmt: skip
-            for stage, r, rate_key, rate in (
-                ("encode", enc, "rows_per_s", n / enc["seconds"]),
-                ("train", tr, "samples_per_s", tr["samples"] / tr["seconds"]),
-            ):
-                row = {
-                    "model": f"ctr-{stage}",
-                    "dataset": "criteo-layout-generated",
-                    "split": f"{n}-rows",
-                    "seed": 0,
-                    "peak_rss_mb": round(r["peak_mb"], 1),
-                    rate_key: round(rate, 1),
-                    "config": config,
-                }
-                rows_out.append(row)
-                print(f"  {stage:6s} {rate:10.0f} {rate_key}   peak RSS {r['peak_mb']:.0f} MB")
+            print(f"{n} rows: {size:.0f} MiB generated in {time.perf_counter() - t0:.0f} s", flush=True)
+            folder = None
+            for w in args.workers:
+                enc = _run(ENCODE, str(path), str(Path(tmp) / f"cache-w{w}"), str(w))
+                folder = enc["folder"]
+                peak = max(enc["peak_mb"], enc["child_peak_mb"])
+                total = enc["peak_mb"] + w * enc["child_peak_mb"] if w > 1 else enc["peak_mb"]
+                config = json.dumps({"file_mib": round(size, 1), "num_workers": w, "min_count": 10,
+                                     "layout": "criteo", "vocab": enc["vocab"]}, sort_keys=True)  # fmt: skip
+                rows_out.append({
+                    "model": f"ctr-encode-w{w}", "dataset": "criteo-layout-generated", "split": f"{n}-rows",
+                    "seed": 0, "rows_per_s": round(enc["rows"] / enc["seconds"], 1),
+                    "rows_per_cpu_s": round(enc["rows"] / enc["cpu_s"], 1), "peak_rss_mb": round(peak, 1),
+                    "peak_rss_total_mb": round(total, 1), "vocab": enc["vocab"], "config": config,
+                })  # fmt: skip
+                print(f"  encode w={w}: {enc['rows'] / enc['seconds']:10.0f} rows/s ({enc['rows'] / enc['cpu_s']:.0f} "
+                      f"rows per CPU-second)  peak RSS {peak:.0f} MB "
+                      f"(all processes <= {total:.0f} MB), vocab {enc['vocab']}", flush=True)  # fmt: skip
+            assert folder is not None
+            tr = _run(TRAIN, folder, str(args.steps))
+            config = json.dumps({"file_mib": round(size, 1), "steps": args.steps, "batch_size": 4096, "in_memory": False,
+                                 "model": "finalmlp embedding_dim 16", "threads": tr["threads"],
+                                 "params": tr["params"]}, sort_keys=True)  # fmt: skip
+            rows_out.append({
+                "model": "ctr-train", "dataset": "criteo-layout-generated", "split": f"{n}-rows", "seed": 0,
+                "samples_per_s": round(tr["samples"] / tr["seconds"], 1), "peak_rss_mb": round(tr["peak_mb"], 1),
+                "config": config,
+            })  # fmt: skip
+            print(f"  train: {tr['samples'] / tr['seconds']:10.0f} samples/s  peak RSS {tr['peak_mb']:.0f} MB "
+                  f"({tr['params']} parameters)", flush=True)  # fmt: skip
     command = shlex.join(["python", "benchmarks/ctr_scale.py", *(argv if argv is not None else sys.argv[1:])])
     for r in rows_out:
         r["command"] = command
@@ -191,10 +225,12 @@ def main(argv: list[str] | None = None) -> int:
             args.results_dir,
             title="ctr-scale: encoding and training a generated Criteo-layout file on one machine",
             description=(
-                "Encode (raw criteo layout, one process) and train (FinalMLP, batch 4096, Adam, from the memory-mapped "
-                "encoded arrays) on generated Criteo-layout TSVs; peak RSS = VmHWM of each stage's fresh process."
+                "Encode (raw criteo layout, 1 and 2 processes, into memory-mapped row shards) and train (FinalMLP, "
+                "batch 4096, Adam, batches gathered from the memory-mapped shards) on generated Criteo-layout TSVs; "
+                "peak RSS = VmHWM of each stage's fresh process (encode: the largest process; peak_rss_total_mb: "
+                "main + workers). Rows named ctr-encode (no -wN) are the earlier single-process encoder."
             ),
-            metrics=["rows_per_s", "samples_per_s", "peak_rss_mb"],
+            metrics=["rows_per_s", "rows_per_cpu_s", "samples_per_s", "peak_rss_mb", "peak_rss_total_mb", "vocab"],
         )
     )
     return 0

@@ -2,7 +2,9 @@
 
 * :mod:`.spec`: :class:`FeatureSpec` / :class:`FieldSpec`, the JSON contract between data and models;
 * :mod:`.readers`: streaming readers (CSV/TSV, libsvm/libfm, parquet) with file:line errors;
-* :mod:`.encoder`: chunked vocabulary fitting and encoding into memory-mappable arrays;
+* :mod:`.encoder`: chunked vocabulary fitting and encoding (``num_workers`` processes) into row shards;
+* :mod:`.counting`: exact token counting and lookup on packed keys, spilled by hash partition;
+* :mod:`.shards`: fixed-size memory-mapped row shards with a checked manifest;
 * :mod:`.layouts`: Criteo, Avazu and BARS ``x1`` layouts, Frappe's rebuilt x1 split;
 * :mod:`.frappe`: Frappe's raw-log -> x1 index mapping and the NFM training-set rebuild;
 * :mod:`.datamodule`: the Lightning data module (imports Lightning; loaded lazily).
@@ -27,6 +29,8 @@ _EXPORTS = {
     "EncodedSplit": "encoder",
     "encode_dataset": "encoder",
     "load_encoded": "encoder",
+    "ShardedArray": "shards",
+    "open_shards": "shards",
     "LAYOUTS": "layouts",
     "Layout": "layouts",
     "prepare_frappe_x1": "frappe",

@@ -39,9 +39,10 @@ from gatelab.core.config import ConfigError, NonNegativeInt, PositiveInt
 from gatelab.core.harness.data import cache_dir, locate
 from gatelab.core.harness.sampling import EpochBatchSampler, batch_loader, default_seed, replicas
 
-from .encoder import EncodedSplit, encode_dataset, load_encoded
+from .encoder import DEFAULT_SHARD_ROWS, EncodedSplit, encode_dataset, load_encoded
 from .layouts import LAYOUTS, Layout
 from .readers import DEFAULT_BLOCK_SIZE, DEFAULT_READ_AHEAD, CTRDataError, Reader, make_reader
+from .shards import ShardedArray
 from .spec import FeatureSpec
 
 __all__ = ["CTRDataModule", "ctr_datamodule", "data_report", "oov_report"]
@@ -51,14 +52,22 @@ log = logging.getLogger("gatelab.recsys")
 
 class _Batches(Dataset):
     """Batches of one encoded split: item ``[i, j, ...]`` (or a ``range``) is the batch of those
-    rows, a dict of tensors gathered from the whole arrays at once."""
+    rows, a dict of tensors gathered from the whole arrays at once.
 
-    def __init__(self, split: EncodedSplit) -> None:
+    Memory-mapped splits (:class:`~.shards.ShardedArray`): a batch of scattered rows (training)
+    is read shard by shard with ``os.pread`` (nothing mapped); a batch of consecutive rows
+    (evaluation) is copied from the mapping, and after about ``resident_mb`` MB of mapped pages
+    the pages are dropped from the process (``madvise(MADV_DONTNEED)``), so the resident set
+    stays bounded whatever the split's size."""
+
+    def __init__(self, split: EncodedSplit, resident_mb: float = 256.0) -> None:
         super().__init__()
         self.n = len(split)
         self.arrays: dict[str, Any] = {}
         for k, a in split.arrays().items():
-            self.arrays[k] = a if isinstance(a, np.memmap) else torch.from_numpy(np.ascontiguousarray(a))
+            self.arrays[k] = a if isinstance(a, ShardedArray) else torch.from_numpy(np.ascontiguousarray(a))
+        self.resident_bytes = resident_mb * 2**20
+        self._touched = 0.0
 
     def __len__(self) -> int:
         return self.n
@@ -70,15 +79,24 @@ class _Batches(Dataset):
         else:
             idx = torch.as_tensor(list(rows) if isinstance(rows, range) else rows, dtype=torch.long)
         out: dict[str, torch.Tensor] = {}
+        mapped = []
         for k, a in self.arrays.items():
-            if isinstance(a, np.memmap):
-                np_idx = idx.numpy() if isinstance(idx, torch.Tensor) else idx
-                t = torch.from_numpy(np.ascontiguousarray(a[np_idx]))
+            if isinstance(a, ShardedArray):
+                if isinstance(idx, slice):
+                    t = torch.from_numpy(a[idx])
+                    self._touched += (idx.stop - idx.start) * a.dtype.itemsize * int(np.prod(a.shape[1:])) + 8192
+                else:
+                    t = torch.from_numpy(a[idx.numpy()])  # read with pread: maps nothing
+                mapped.append(a)
             else:
                 t = a[idx]
             if k in ("categorical", "sequence"):
                 t = t.long()
             out["target" if k == "label" else k] = t
+        if self._touched > self.resident_bytes:
+            for a in mapped:
+                a.release()
+            self._touched = 0.0
         return out
 
 
@@ -132,11 +150,16 @@ class CTRDataModule(L.LightningDataModule):
         folder: an encoded dataset folder (:func:`~.encoder.encode_dataset`).
         batch_size: training batch size (BARS: 4096).
         eval_batch_size: validation/test batch size (default ``batch_size``).
-        in_memory: load the arrays into RAM (default) instead of memory-mapping them.
+        in_memory: load the arrays into RAM (default) instead of memory-mapping the shards
+            (then batches are gathered from the mapped shards and the mapped pages are dropped
+            after about ``resident_mb`` MB: a bounded working set whatever the split's size).
         splits: names of the train/validation/test splits in the folder.
         info: extra provenance (e.g. Frappe's rebuild report), kept as ``self.info``.
         seed: seed of the training order (a permutation per ``(seed, epoch)``); default: the
             harness seed (``$PL_GLOBAL_SEED``, see :func:`~gatelab.core.harness.sampling.default_seed`).
+        verify_shards: check every shard file's sha256 against its manifest on opening (sizes,
+            dtypes and shapes are always checked).
+        resident_mb: with ``in_memory=False``, MB of mapped pages touched before they are dropped.
 
     Under DDP ``batch_size`` and ``eval_batch_size`` are per rank (see the module docstring).
     """
@@ -151,6 +174,8 @@ class CTRDataModule(L.LightningDataModule):
         splits: Mapping[str, str] | None = None,
         info: Mapping[str, Any] | None = None,
         seed: int | None = None,
+        verify_shards: bool = False,
+        resident_mb: float = 256.0,
     ) -> None:
         super().__init__()
         _check_type("batch_size", batch_size, int, "an integer >= 1")
@@ -168,7 +193,10 @@ class CTRDataModule(L.LightningDataModule):
         self.folder = Path(folder)
         self.batch_size = int(batch_size)
         self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.spec, self.encoded = load_encoded(self.folder, mmap_mode=None if in_memory else "r")
+        self.resident_mb = float(resident_mb)
+        self.spec, self.encoded = load_encoded(
+            self.folder, mmap_mode=None if in_memory else "r", verify=bool(verify_shards)
+        )
         self.split_names = {"train": "train", "val": "valid", "test": "test", **dict(splits or {})}
         for stage, name in self.split_names.items():
             if name not in self.encoded:
@@ -240,7 +268,7 @@ class CTRDataModule(L.LightningDataModule):
 
     def _loader(self, stage: str, shuffle: bool) -> DataLoader:
         bs = self.batch_size if stage == "train" else self.eval_batch_size
-        ds = _Batches(self.encoded[self.split_names[stage]])
+        ds = _Batches(self.encoded[self.split_names[stage]], self.resident_mb)
         num_replicas, rank = replicas(self.trainer)
         sampler = EpochBatchSampler(
             len(ds),
@@ -316,6 +344,8 @@ def _prepare(
     strict_overlap: bool,
     read_ahead: int = DEFAULT_READ_AHEAD,
     check_overlap: bool = True,
+    num_encode_workers: int = 1,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
 ) -> tuple[Path, dict[str, Any]]:
     """Locate the files, rebuild Frappe's train split if needed, and encode (or reuse the cache)."""
     info: dict[str, Any] = {}
@@ -365,6 +395,8 @@ def _prepare(
         id_columns=eff.id_columns,
         strict_overlap=strict_overlap,
         check_overlap=check_overlap,
+        num_workers=num_encode_workers,
+        shard_rows=shard_rows,
     )
     return folder, info
 
@@ -406,6 +438,8 @@ def ctr_datamodule(
     id_columns: Sequence[str] | None = None,
     strict_overlap: bool = False,
     check_overlap: bool = True,
+    num_encode_workers: PositiveInt = 1,
+    shard_rows: PositiveInt = DEFAULT_SHARD_ROWS,
 ) -> CTRDataModule:
     """Build (or reuse) the encoded data of ``dataset`` and return its :class:`CTRDataModule`.
 
@@ -426,15 +460,18 @@ def ctr_datamodule(
         read_ahead: raw blocks read ahead while encoding (0: none); the raw text held at once
             is at most ``(read_ahead + 1) * block_size``.
         in_memory: load arrays into RAM (else memory-map).
-        verify: check the registered files' sha256 when locating the dataset.
+        verify: check the registered files' sha256 when locating the dataset, and the encoded
+            shards' sha256 against their manifests.
         seed: seed of the training order (default: the harness seed).
         id_columns: columns that identify a row and may not be read by a field (default: the
             layout's, ``id`` for raw Avazu); the label can never be a field either.
         strict_overlap: fail when a validation/test row has the same feature values as a
             training row (default: count them in the spec and :attr:`CTRDataModule.report` and
             log a warning).
-        check_overlap: hash rows to count that overlap (default; ``false`` skips the cost,
-            about a third of the encoding time).
+        check_overlap: hash rows to count that overlap (default; ``false`` skips the cost).
+        num_encode_workers: processes encoding a plain-text file segment by segment (the
+            encoded bytes are the same for any count; ``.gz`` and parquet files: one process).
+        shard_rows: rows per memory-mapped shard of the encoded splits.
 
     Missing, NaN and infinite numeric entries are an error naming file:line and column unless
     the field declares ``na_policy`` (``fill`` with ``fill_na``, ``drop_row``, ``mask``); what
@@ -447,11 +484,14 @@ def ctr_datamodule(
         ("in_memory", in_memory, bool, "a boolean"),
         ("strict_overlap", strict_overlap, bool, "a boolean"),
         ("check_overlap", check_overlap, bool, "a boolean"),
+        ("num_encode_workers", num_encode_workers, int, "an integer >= 1 (processes)"),
+        ("shard_rows", shard_rows, int, "an integer >= 1 (rows)"),
         ("dataset", dataset, str, "a layout name"),
     ):
         _check_type(key, value, kind, what)
-    if block_size < 1:
-        raise ConfigError(f"data.kwargs.block_size={block_size!r}: expected an integer >= 1 (bytes)")
+    for key, value in (("block_size", block_size), ("num_encode_workers", num_encode_workers), ("shard_rows", shard_rows)):
+        if value < 1:
+            raise ConfigError(f"data.kwargs.{key}={value!r}: expected an integer >= 1")
     if dataset == "custom":
         if not files or not fields:
             raise ConfigError("data.kwargs: dataset=custom needs files and fields")
@@ -486,5 +526,9 @@ def ctr_datamodule(
             strict_overlap=strict_overlap,
             read_ahead=read_ahead,
             check_overlap=check_overlap,
+            num_encode_workers=num_encode_workers,
+            shard_rows=shard_rows,
         )
-    return CTRDataModule(folder, batch_size, eval_batch_size, in_memory=in_memory, info=info, seed=seed)
+    return CTRDataModule(
+        folder, batch_size, eval_batch_size, in_memory=in_memory, info=info, seed=seed, verify_shards=verify
+    )

@@ -1,22 +1,25 @@
-"""Chunked feature encoding: raw CTR files -> vocabularies + columnar arrays on disk.
+"""Chunked feature encoding: raw CTR files -> vocabularies + memory-mapped row shards on disk.
 
-Two streaming passes with bounded memory (one raw chunk plus the per-field token counts):
+Two passes over chunks (byte segments of a plain-text file, shared by ``num_workers``
+processes; the chunks of a ``.gz`` or parquet file, in one process), with bounded memory:
 
-1. :meth:`FeatureEncoder.fit` on the training split: token counts per categorical/sequence field
-   (``pyarrow.compute.value_counts`` per chunk, merged with a hash group-by every few chunks), numeric statistics,
-   the longest sequence. Vocabularies keep tokens seen at least ``min_count`` times, most
-   frequent first (ties by token text, so the result does not depend on the chunking).
-2. :meth:`FeatureEncoder.transform` on every split: tokens -> indices with
-   ``pyarrow.compute.index_in`` (OOV bucket for unseen/rare/missing tokens), numeric
-   normalisation, sequence padding; each chunk's arrays are written as a part file, and the parts
-   are concatenated into memory-mappable ``.npy`` arrays at the end.
+1. :meth:`FeatureEncoder.fit` on the training split: exact token counts per categorical/sequence
+   field (:mod:`.counting`: per chunk, sorted packed keys or ``pyarrow.compute.value_counts``,
+   spilled to hash partitions on disk and summed one partition at a time), numeric statistics
+   (merged in file order), the longest sequence. Vocabularies keep tokens seen at least
+   ``min_count`` times, most frequent first (ties by token text, so the result depends neither
+   on the chunking nor on the worker count).
+2. :meth:`FeatureEncoder.transform` on every split: tokens -> indices (:meth:`FeatureEncoder._index`,
+   OOV bucket for unseen/rare/missing tokens), numeric normalisation, sequence padding; each
+   chunk's arrays go to a part file and are then copied into the split's shards at their row
+   offset.
 
-The encoded split is a folder of ``.npy`` arrays, one per feature type (columns of a type side
-by side): ``label.npy`` ``[N]`` float32, ``categorical.npy`` ``[N, F_cat]`` int32,
-``numeric.npy`` ``[N, F_num]`` float32, ``sequence.npy`` ``[N, F_seq, L]`` int32 (``L`` the
-longest ``max_len``; shorter fields are padded with 0). :class:`EncodedSplit` opens them with
-``numpy.load(mmap_mode="r")``: no pandas anywhere, and the training loop gathers batches by
-fancy indexing.
+The encoded split is a folder of fixed-size row shards per array plus ``manifest.json``
+(:mod:`.shards`): ``label`` ``[N]`` float32, ``categorical`` ``[N, F_cat]`` int32, ``numeric``
+``[N, F_num]`` float32, ``numeric_mask`` ``[N, F_num]`` uint8, ``sequence`` ``[N, F_seq, L]``
+int32 (``L`` the longest ``max_len``; shorter fields are padded with 0). :class:`EncodedSplit`
+opens them memory-mapped (or loaded): no pandas anywhere, and the training loop gathers batches
+by fancy indexing.
 
 :func:`encode_dataset` runs both passes for a set of splits into a cache folder named by a
 fingerprint of the sources (path, size, mtime) and the field configuration, and reuses it when
@@ -30,10 +33,12 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
+import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +48,9 @@ import pyarrow.compute as pc
 
 from gatelab.core.config import ConfigError
 
-from .readers import CTRDataError, RawChunk, Reader
+from .counting import TokenLookup, chunk_counts, merge_counts, partition_of, row_hashes, write_counts
+from .readers import CTRDataError, RawChunk, Reader, Segment
+from .shards import ShardWriter, open_shards
 from .spec import FeatureSpec, FieldSpec
 
 __all__ = ["ENCODER_VERSION", "EncodedSplit", "FeatureEncoder", "encode_dataset", "load_encoded"]
@@ -51,8 +58,12 @@ __all__ = ["ENCODER_VERSION", "EncodedSplit", "FeatureEncoder", "encode_dataset"
 log = logging.getLogger(__name__)
 
 #: bump when the encoded layout or the encoding rules change (invalidates caches)
-ENCODER_VERSION = 2
+ENCODER_VERSION = 3
 ARRAYS = ("label", "categorical", "numeric", "sequence")
+#: default rows per memory-mapped shard of an encoded split
+DEFAULT_SHARD_ROWS = 1 << 20
+#: bytes of spilled token counts aimed at per partition (the merge holds one partition at a time)
+PARTITION_BYTES = 1 << 26
 
 
 # --------------------------------------------------------------------------- column helpers
@@ -112,80 +123,48 @@ def _avazu_time(col: pa.ChunkedArray, what: str) -> pa.ChunkedArray:
     return pc.cast(pc.cast(pc.greater_equal(day, 5), pa.int8()), pa.string())
 
 
-class _TokenCounts:
-    """Token counts of one field over many chunks: per-chunk ``value_counts`` tables, merged by
-    a hash group-by every ``merge_every`` chunks (and at the end), so the merge cost stays
-    ``O(vocabulary)`` per few chunks instead of per chunk."""
-
-    def __init__(self, merge_every: int = 8) -> None:
-        self.merge_every = merge_every
-        self.parts: list[pa.Table] = []
-
-    def add(self, values: pa.Array | pa.ChunkedArray) -> None:
-        values = pc.drop_null(values)
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        vc = pc.value_counts(values)
-        self.parts.append(pa.table({"v": vc.field("values"), "n": vc.field("counts")}))
-        if len(self.parts) > self.merge_every:
-            self.parts = [self.table()]
-
-    def table(self) -> pa.Table:
-        if not self.parts:
-            return pa.table({"v": pa.array([], pa.string()), "n": pa.array([], pa.int64())})
-        if len(self.parts) == 1:
-            return self.parts[0]
-        merged = pa.concat_tables(self.parts).group_by("v").aggregate([("n", "sum")])
-        return pa.table({"v": merged.column("v"), "n": merged.column("n_sum")})
-
-
 # --------------------------------------------------------------------------- encoded splits
 
 
 class EncodedSplit:
-    """One encoded split: arrays opened with ``numpy.load(mmap_mode=...)``.
+    """One encoded split: memory-mapped row shards (:mod:`.shards`) and their manifest.
 
     Attributes ``label`` ``[N]`` float32 and, when the spec has such fields, ``categorical``
-    ``[N, F_cat]`` int32, ``numeric`` ``[N, F_num]`` float32, ``sequence`` ``[N, F_seq, L]`` int32
-    (otherwise ``None``).
+    ``[N, F_cat]`` int32, ``numeric`` ``[N, F_num]`` float32, ``sequence`` ``[N, F_seq, L]`` int32,
+    ``numeric_mask`` ``[N, F_num]`` uint8 (otherwise ``None``): :class:`~.shards.ShardedArray`
+    views over the shards (``mmap_mode="r"``; rows are gathered by index, nothing is loaded
+    up front) or in-memory ``numpy`` arrays (``mmap_mode=None``). The manifest is checked against
+    the shard files on opening (sizes, dtypes, shapes; sha256 too with ``verify=True``).
     """
 
-    def __init__(self, folder: str | os.PathLike[str], mmap_mode: str | None = "r") -> None:
+    def __init__(self, folder: str | os.PathLike[str], mmap_mode: str | None = "r", *, verify: bool = False) -> None:
         self.folder = Path(folder)
-        if not (self.folder / "label.npy").is_file():
-            raise CTRDataError(f"{self.folder}: not an encoded split (no label.npy)")
-        self.label: np.ndarray = np.load(self.folder / "label.npy", mmap_mode=mmap_mode)
-        self.categorical: np.ndarray | None = None
-        self.numeric: np.ndarray | None = None
-        self.sequence: np.ndarray | None = None
-        for name in ARRAYS[1:]:
-            p = self.folder / f"{name}.npy"
-            if p.is_file():
-                setattr(self, name, np.load(p, mmap_mode=mmap_mode))
-        mask = self.folder / "numeric_mask.npy"
+        self.manifest, arrays = open_shards(self.folder, mmap_mode=mmap_mode, verify=verify)
+        if "label" not in arrays:
+            raise CTRDataError(f"{self.folder / 'manifest.json'}: no 'label' array (arrays: {sorted(arrays)})")
+        self.label: Any = arrays["label"]
+        self.categorical: Any = arrays.get("categorical")
+        self.numeric: Any = arrays.get("numeric")
+        self.sequence: Any = arrays.get("sequence")
         #: ``[N, F_num]`` uint8, 0 where ``na_policy: mask`` masked the entry (None: no masked field)
-        self.numeric_mask: np.ndarray | None = np.load(mask, mmap_mode=mmap_mode) if mask.is_file() else None
-        n = len(self.label)
-        for name in ARRAYS[1:]:
-            a = getattr(self, name)
-            if a is not None and len(a) != n:
-                raise CTRDataError(f"{self.folder}: {name}.npy has {len(a)} rows, label.npy {n}")
+        self.numeric_mask: Any = arrays.get("numeric_mask")
 
     def __len__(self) -> int:
         return len(self.label)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The present arrays by name (``label`` always)."""
+    def arrays(self) -> dict[str, Any]:
+        """The present arrays by name (``label`` always; not ``numeric_mask``)."""
         return {k: getattr(self, k) for k in ARRAYS if getattr(self, k) is not None}
 
 
 def load_encoded(
-    folder: str | os.PathLike[str], mmap_mode: str | None = "r"
+    folder: str | os.PathLike[str], mmap_mode: str | None = "r", *, verify: bool = False
 ) -> tuple[FeatureSpec, dict[str, EncodedSplit]]:
-    """The :class:`FeatureSpec` and the encoded splits in ``folder`` (written by :func:`encode_dataset`)."""
+    """The :class:`FeatureSpec` and the encoded splits in ``folder`` (written by :func:`encode_dataset`);
+    ``verify``: also check every shard's sha256 against its manifest."""
     folder = Path(folder)
     spec = FeatureSpec.load(folder / "feature_spec.json")
-    splits = {name: EncodedSplit(folder / name, mmap_mode=mmap_mode) for name in spec.splits}
+    splits = {name: EncodedSplit(folder / name, mmap_mode=mmap_mode, verify=verify) for name in spec.splits}
     return spec, splits
 
 
@@ -210,17 +189,23 @@ class _NumStats:
         if len(x) == 0:
             return
         x = np.asarray(x, dtype=np.float64)
-        nb = len(x)
         with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported by fit()
             mean_b = float(x.mean())
             m2_b = float(np.square(x - mean_b).sum())
+        self.merge(_NumStats(len(x), mean_b, m2_b, float(x.min()), float(x.max())))
+
+    def merge(self, other: _NumStats) -> None:
+        """Add the values summarised by ``other`` (Chan et al.'s update)."""
+        if other.n == 0:
+            return
+        nb = other.n
         n = self.n + nb
-        delta = mean_b - self.mean
+        delta = other.mean - self.mean
         self.mean += delta * nb / n
-        self.m2 += m2_b + delta * delta * (self.n * nb / n)
+        self.m2 += other.m2 + delta * delta * (self.n * nb / n)
         self.n = n
-        self.lo = min(self.lo, float(x.min()))
-        self.hi = max(self.hi, float(x.max()))
+        self.lo = min(self.lo, other.lo)
+        self.hi = max(self.hi, other.hi)
 
     def as_dict(self) -> dict[str, float]:
         if self.n == 0:
@@ -232,17 +217,6 @@ class _NumStats:
             "mean": self.mean,
             "std": math.sqrt(max(self.m2 / self.n, 0.0)),
         }
-
-
-def _row_hashes(chunk: RawChunk, columns: Sequence[str]) -> np.ndarray:
-    """A 64-bit hash of each row's raw values in ``columns`` (nulls distinct from any text)."""
-    import pandas as pd  # hash_array: vectorised, deterministic (SipHash with a fixed key)
-
-    cols = [_as_string(chunk.table.column(c)) for c in columns]
-    joined = pc.binary_join_element_wise(*cols, "\x1f", null_handling="replace", null_replacement="\x1e")
-    if isinstance(joined, pa.ChunkedArray):
-        joined = joined.combine_chunks()
-    return pd.util.hash_array(joined.to_numpy(zero_copy_only=False)).astype(np.uint64)
 
 
 class FeatureEncoder:
@@ -280,7 +254,20 @@ class FeatureEncoder:
         id_columns: Sequence[str] = (),
         strict_overlap: bool = False,
         check_overlap: bool = True,
+        num_workers: int = 1,
+        num_partitions: int | None = None,
+        shard_rows: int = DEFAULT_SHARD_ROWS,
+        work_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        for key, v in (("num_workers", num_workers), ("shard_rows", shard_rows), ("num_partitions", num_partitions)):
+            if v is None and key == "num_partitions":
+                continue
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"FeatureEncoder: {key} must be an integer >= 1, got {v!r}")
+        self.num_workers = int(num_workers)
+        self.num_partitions = num_partitions
+        self.shard_rows = int(shard_rows)
+        self.work_dir = Path(work_dir) if work_dir is not None else None
         self.fields = [
             f if isinstance(f, FieldSpec) else FieldSpec.from_dict(f, f"fields[{i}]")
             for i, f in enumerate(fields)
@@ -314,11 +301,76 @@ class FeatureEncoder:
             )
         self.check_overlap = bool(check_overlap)
         self.vocab: dict[str, list[str]] = {}
-        self._value_sets: dict[str, pa.Array] = {}
-        self._train_hashes: np.ndarray | None = None
+        self._lookups: dict[str, TokenLookup] = {}
+        self._train_rows_dir: Path | None = None  # partitioned unique training-row hashes (after fit)
+        self._train_ids_dir: tuple[Path, int] | None = None  # partitioned training ids, partitions
         self._train_reader: Reader | None = None
-        self._train_ids: np.ndarray | None = None
+        self._parts: int | None = None  # hash partitions of the training split's spills
+        self._workers: _Workers | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._runs = 0
+        #: peak resident memory (VmHWM, MB) of each process that took part (pid -> MB)
+        self.peak_rss_mb: dict[int, float] = {}
         self.spec: FeatureSpec | None = None
+
+    def __getstate__(self) -> dict[str, Any]:  # what a worker process gets: no pool, no vocab lists
+        state = dict(self.__dict__)
+        for k in ("_workers", "_tmp", "_train_reader", "vocab"):
+            state[k] = None if k != "vocab" else {}
+        return state
+
+    def __enter__(self) -> FeatureEncoder:
+        """Keep one pool of ``num_workers`` processes for every :meth:`fit` / :meth:`transform` until exit."""
+        if self.num_workers > 1 and self._workers is None:
+            self._workers = _Workers(self.num_workers, self.peak_rss_mb)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker processes and remove the scratch folder."""
+        if self._workers is not None:
+            self._workers.close()
+            self._workers = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _scratch(self, name: str) -> Path:
+        """A fresh scratch folder ``name`` (spilled counts, row hashes, part files)."""
+        if self.work_dir is not None:
+            root = self.work_dir
+        else:
+            if self._tmp is None:
+                self._tmp = tempfile.TemporaryDirectory(prefix="gatelab-encode-")
+            root = Path(self._tmp.name)
+        self._runs += 1
+        d = root / f"{self._runs:03d}-{name}"
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        return d
+
+    def _map(self, fn: Callable[[dict[str, Any], Any], Any], state: dict[str, Any], items: Sequence[Any]) -> list[Any]:
+        """``[fn(state, item) for item in items]``, in the worker processes when ``num_workers > 1``."""
+        if self.num_workers <= 1 or len(items) <= 1:
+            out = [fn(state, it) for it in items]
+            _note_peak(self.peak_rss_mb, os.getpid())
+            return out
+        if self._workers is not None:
+            return self._workers.map(fn, state, items)
+        with _Workers(self.num_workers, self.peak_rss_mb) as w:
+            return w.map(fn, state, items)
+
+    def _num_parts(self, reader: Reader) -> int:
+        if self.num_partitions is not None:
+            return self.num_partitions
+        try:
+            size = reader.path.stat().st_size * (4 if reader.path.suffix == ".gz" else 1)
+        except OSError:
+            size = 0
+        return int(min(512, max(1, -(-size // PARTITION_BYTES))))
 
     @property
     def _feature_columns(self) -> list[str]:
@@ -483,46 +535,75 @@ class FeatureEncoder:
 
     # ---- pass 1: fit ---------------------------------------------------------------------
 
+    def _run_chunks(self, fn: Callable[[dict[str, Any], Any], Any], state: dict[str, Any], reader: Reader) -> list[Any]:
+        """``fn(state, item)`` for every chunk of ``reader``, results in file order: the reader's
+        segments spread over the worker processes, or (a ``.gz`` or parquet file, read in order
+        only) its chunks in this process."""
+        segs = reader.segments()
+        if segs is not None:
+            return self._map(fn, state, segs)
+        if self.num_workers > 1:
+            log.info("gatelab.recsys: %s is read in order (compressed or columnar): one process", reader.path)
+        out = [fn(state, (i, c)) for i, c in enumerate(reader.iter_chunks())]
+        _note_peak(self.peak_rss_mb, os.getpid())
+        return out
+
     def fit(self, reader: Reader) -> FeatureSpec:
         """Count tokens / statistics over ``reader`` (the training split) and build the spec.
 
-        Also hashes every training row's feature values, so :meth:`transform` can count
-        evaluation rows equal to a training row."""
-        counts = {f.name: _TokenCounts() for f in self.fields if f.type != "numeric"}
-        stats = {f.name: _NumStats() for f in self.fields if f.type == "numeric"}
-        longest = {f.name: 0 for f in self.fields if f.type == "sequence"}
-        hashes: list[np.ndarray] = []
-        rows = 0
-        for raw in reader.iter_chunks():
-            chunk = self._drop_rows(raw, reader, None)
-            if chunk.table.num_rows == 0:
-                continue
-            self._labels(chunk, reader)
-            rows += chunk.table.num_rows
-            for f in self.fields:
-                if f.type == "categorical":
-                    counts[f.name].add(self._tokens(f, chunk, reader))
-                elif f.type == "numeric":
-                    x, bad = self._raw_numbers(f, chunk, reader)
-                    if bad.any() and f.missing_policy == "error":
-                        self._raise_na(f, chunk, reader, bad)
-                    stats[f.name].update(x[~bad])  # observed finite values only
-                else:
-                    lists = self._sequences(f, chunk, reader)
-                    counts[f.name].add(lists.flatten())
-                    if len(lists):
-                        longest[f.name] = max(
-                            longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0)
-                        )
-            if self.check_overlap:
-                hashes.append(np.unique(_row_hashes(chunk, self._feature_columns)))
+        Token counts are exact with bounded memory: each chunk's distinct tokens and counts are
+        spilled to ``num_partitions`` hash partitions on disk and summed one partition at a time,
+        keeping the tokens seen at least ``min_count`` times. With ``num_workers > 1`` the chunks
+        (byte segments of a plain-text file) are processed by that many processes; the result is
+        the same for any worker count (per-chunk statistics are merged in file order).
+
+        With ``check_overlap``, every training row's feature values are hashed (also spilled by
+        partition), so :meth:`transform` can count evaluation rows equal to a training row."""
+        d = self._scratch("fit")
+        (d / "counts").mkdir()
+        (d / "rows").mkdir()
+        (d / "train_rows").mkdir()
+        parts = self._num_parts(reader)
+        hash_rows = self.check_overlap
+        state = {"enc": self, "reader": reader, "dir": str(d), "parts": parts, "hash_rows": hash_rows}
+        results = self._run_chunks(_fit_chunk, state, reader)
+        rows = sum(r["rows"] for r in results)
         if rows == 0:
             raise CTRDataError(f"{reader.path}: no data rows" + self._dropped_note())
-        if self.check_overlap:
-            self._train_hashes = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
+        stats = {f.name: _NumStats() for f in self.fields if f.type == "numeric"}
+        longest = {f.name: 0 for f in self.fields if f.type == "sequence"}
+        for r in results:  # file order: the same merge whatever the worker count
+            for name, st in r["stats"].items():
+                stats[name].merge(st)
+            for name, n in r["longest"].items():
+                longest[name] = max(longest[name], n)
+        min_counts = {
+            i: (f.min_count if f.min_count is not None else self.min_count)
+            for i, f in enumerate(self.fields)
+            if f.type != "numeric"
+        }
+        mstate = {
+            "count_files": [str(d / "counts" / f"{r['index']:06d}.arrow") for r in results if r["rows"]],
+            "row_spills": [(str(d / "rows" / f"{r['index']:06d}"), r["row_bounds"]) for r in results if r["rows"]]
+            if hash_rows
+            else [],
+            "min_counts": min_counts,
+            "rows_dir": str(d / "train_rows"),
+        }
+        tables = self._map(_merge_fit, mstate, list(range(parts)))
+        shutil.rmtree(d / "counts")
+        shutil.rmtree(d / "rows")
+        kept = pa.concat_tables(tables) if tables else None
+        if kept is not None and kept.num_rows:
+            kept = kept.take(pc.sort_indices(kept, [("field", "ascending"), ("n", "descending"), ("v", "ascending")]))
+            fids = kept.column("field").to_numpy()
+        else:
+            fids = np.empty(0, np.int32)
+        self._train_rows_dir = d / "train_rows" if hash_rows else None
+        self._parts = parts
         self._train_reader = reader
         fitted: list[FieldSpec] = []
-        for f in self.fields:
+        for i, f in enumerate(self.fields):
             if f.type == "numeric":
                 st = stats[f.name].as_dict()
                 if st["count"] == 0 and f.normalizer != "none":
@@ -538,20 +619,18 @@ class FeatureEncoder:
                     )
                 fitted.append(dataclasses.replace(f, stats=st))
                 continue
-            t = counts[f.name].table()
-            min_count = f.min_count if f.min_count is not None else self.min_count
-            if t.num_rows == 0:
-                tokens: list[str] = []
-            else:
-                t = t.filter(pc.greater_equal(t.column("n"), min_count))
-                order = pc.sort_indices(t, sort_keys=[("n", "descending"), ("v", "ascending")])
-                tokens = t.column("v").take(order).to_pylist()
-            self.vocab[f.name] = tokens
-            self._value_sets[f.name] = pa.array(tokens, type=pa.string())
+            lo, hi = np.searchsorted(fids, [i, i + 1])
+            tokens = (
+                kept.column("v").slice(int(lo), int(hi - lo)).combine_chunks()
+                if kept is not None and hi > lo
+                else pa.array([], pa.string())
+            )
+            self.vocab[f.name] = tokens.to_pylist()
+            self._lookups[f.name] = TokenLookup(tokens)
             extra: dict[str, Any] = {
                 "num_tokens": len(tokens),
                 "vocab_size": len(tokens) + 2,
-                "min_count": min_count,
+                "min_count": min_counts[i],
             }
             if f.type == "sequence" and f.max_len is None:
                 extra["max_len"] = max(longest[f.name], 1)
@@ -568,7 +647,7 @@ class FeatureEncoder:
         equal to training rows are then not counted)."""
         self.spec = spec
         self.vocab = {k: list(v) for k, v in vocab.items()}
-        self._value_sets = {k: pa.array(v, type=pa.string()) for k, v in self.vocab.items()}
+        self._lookups = {k: TokenLookup(pa.array(v, type=pa.string())) for k, v in self.vocab.items()}
 
     def _new_na_tally(self) -> dict[str, dict[str, int]]:
         """Zeroed per-field counts of the missing-value policies (what :meth:`transform` reports)."""
@@ -605,16 +684,17 @@ class FeatureEncoder:
     # ---- pass 2: transform ---------------------------------------------------------------
 
     def _index(self, f: FieldSpec, tokens: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, int, int]:
-        """Indices (1..V, OOV = V+1) of ``tokens``; also the OOV and missing counts."""
+        """The token -> index step of field ``f``: ``[n]`` int32 indices (1..V for the vocabulary's
+        tokens, OOV = V+1 for unseen, rarer-than-``min_count`` and missing tokens), and the OOV and
+        missing counts. Exact (:class:`~.counting.TokenLookup`)."""
         assert self.spec is not None
         fitted = self.spec[f.name]
-        idx = pc.index_in(tokens, value_set=self._value_sets[f.name])
+        idx = self._lookups[f.name](tokens)
         missing = int(tokens.null_count)
-        oov = int(idx.null_count) - missing
-        out = pc.add(idx, 1).fill_null(fitted.oov_index)
-        if isinstance(out, pa.ChunkedArray):
-            out = out.combine_chunks()
-        return out.to_numpy(zero_copy_only=False).astype(np.int32), oov, missing
+        unknown = idx == 0
+        oov = int(unknown.sum()) - missing
+        idx[unknown] = fitted.oov_index
+        return idx, oov, missing
 
     def _normalise(self, f: FieldSpec, x: np.ndarray, chunk: RawChunk, reader: Reader) -> np.ndarray:
         """``x`` (float64, finite) normalised with the training statistics, as float32; a value
@@ -697,55 +777,99 @@ class FeatureEncoder:
     def transform(
         self, reader: Reader, folder: str | os.PathLike[str], *, train: bool | None = None
     ) -> dict[str, Any]:
-        """Encode every row of ``reader`` into ``folder`` (the ``.npy`` arrays); returns the
-        split's statistics: ``rows``, ``positives``, ``oov`` and ``missing`` counts per field,
+        """Encode every row of ``reader`` into ``folder`` (memory-mapped row shards of
+        ``shard_rows`` rows and their ``manifest.json``, :mod:`.shards`); returns the split's
+        statistics: ``rows``, ``positives``, ``oov`` and ``missing`` counts per field,
         ``na`` (per field with a missing/non-finite entry: ``policy``, ``missing``,
         ``non_finite`` and the ``filled`` / ``masked`` / ``dropped`` counts), ``rows_dropped``,
         and -- after :meth:`fit` -- ``overlap_with_train`` (rows whose feature values equal a
         training row's; not for the training split itself: ``train``, default: ``reader`` is the
         reader :meth:`fit` read). With ``id_columns``: ``duplicate_ids`` (rows whose id repeats
         an earlier row's id in the split) and, for evaluation splits encoded after the training
-        split, ``ids_in_train`` (distinct ids also found in train)."""
+        split, ``ids_in_train`` (distinct ids also found in train).
+
+        Chunks are encoded by ``num_workers`` processes into part files, then copied into the
+        shards at their row offsets (file order): the output bytes do not depend on the worker
+        count. Overlap and id counts are exact per 64-bit row hash, computed one hash partition at
+        a time (bounded memory)."""
         if self.spec is None:
             raise CTRDataError("FeatureEncoder.transform: call fit() (or load_vocab()) first")
         folder = Path(folder)
-        parts = folder / "_parts"
         if folder.exists():
             shutil.rmtree(folder)
-        parts.mkdir(parents=True)
+        folder.mkdir(parents=True)
+        d = self._scratch("transform")
+        for sub in ("parts", "rows", "ids"):
+            (d / sub).mkdir()
+        is_train = reader is self._train_reader if train is None else train
+        check_overlap = self._train_rows_dir is not None and not is_train
+        parts = self._parts or self._num_parts(reader)
+        if self._train_ids_dir is not None and not is_train:
+            parts = self._train_ids_dir[1]
+        state = {
+            "enc": self,
+            "reader": reader,
+            "dir": str(d),
+            "parts": parts,
+            "overlap": check_overlap,
+            "ids": bool(self.id_columns),
+        }
+        results = self._run_chunks(_encode_chunk_task, state, reader)
         oov = {f.name: 0 for f in self.spec.fields if f.type != "numeric"}
         missing = {f.name: 0 for f in self.spec.fields}
         na = self._new_na_tally()
-        is_train = reader is self._train_reader if train is None else train
-        check_overlap = self._train_hashes is not None and not is_train
-        n_parts, rows, positives, raw_rows, overlap = 0, 0, 0.0, 0, 0
-        first_overlap: str | None = None
-        ids: list[np.ndarray] = []
-        shapes: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
-        for raw in reader.iter_chunks():
-            raw_rows += raw.table.num_rows
-            chunk = self._drop_rows(raw, reader, na)
-            if chunk.table.num_rows == 0:
-                continue
-            arrays = self._encode_chunk(chunk, reader, oov, missing, na)
-            if check_overlap:
-                hit = np.isin(_row_hashes(chunk, self._feature_columns), self._train_hashes)
-                if hit.any():
-                    overlap += int(hit.sum())
-                    if first_overlap is None:
-                        first_overlap = chunk.where(reader.path, int(np.flatnonzero(hit)[0]))
-            if self.id_columns:
-                for c in self.id_columns:
-                    _column(chunk, c, reader)  # a declared id column must exist: names the file
-                ids.append(_row_hashes(chunk, self.id_columns))
-            np.savez(parts / f"{n_parts:06d}.npz", **arrays)
-            for k, v in arrays.items():
-                shapes[k] = (v.shape[1:], v.dtype)
-            n_parts += 1
-            rows += len(arrays["label"])
-            positives += float(arrays["label"].sum())
+        rows, positives, raw_rows = 0, 0, 0
+        shapes: dict[str, tuple[str, tuple[int, ...]]] = {}
+        copies = []
+        for r in results:
+            for name in oov:
+                oov[name] += r["oov"][name]
+            for name in missing:
+                missing[name] += r["missing"][name]
+                for k, v in r["na"][name].items():
+                    na[name][k] += v
+            raw_rows += r["raw_rows"]
+            if r["rows"]:
+                copies.append((str(d / "parts" / f"{r['index']:06d}"), rows, list(r["shapes"])))
+                shapes.update(r["shapes"])
+                rows += r["rows"]
+                positives += r["positives"]
         if rows == 0:
             raise CTRDataError(f"{reader.path}: no data rows" + self._dropped_note())
+        writer = ShardWriter(folder, rows, shapes, self.shard_rows)
+        wstate = {"writer": writer.state()}
+        self._map(_copy_part, wstate, copies)
+        checks = self._map(_checksum_shard, wstate, [(n, k) for n in shapes for k in range(writer.num_shards)])
+        writer.finish({(c["array"], c["shard"]): c["entry"] for c in checks})
+        overlap, first_overlap = 0, None
+        if check_overlap:
+            ostate = {
+                "spills": [(str(d / "rows" / f"{r['index']:06d}"), r["row_bounds"]) for r in results if r["rows"]],
+                "train_dir": str(self._train_rows_dir),
+            }
+            hits = self._map(_overlap_part, ostate, list(range(parts)))
+            overlap = sum(h[0] for h in hits)
+            lines = [h[1] for h in hits if h[1] is not None]
+            if lines:
+                unit = next(r["unit"] for r in results if r["rows"])
+                first_overlap = f"{reader.path}:{min(lines)}" if unit == "line" else f"{reader.path}: row {min(lines)}"
+        id_stats: dict[str, int] = {}
+        if self.id_columns:
+            save = None
+            if is_train:
+                save = self._scratch("train-ids")
+            istate = {
+                "spills": [(str(d / "ids" / f"{r['index']:06d}"), r["id_bounds"]) for r in results if r["rows"]],
+                "train_dir": None if is_train or self._train_ids_dir is None else str(self._train_ids_dir[0]),
+                "save_dir": None if save is None else str(save),
+            }
+            got = self._map(_ids_part, istate, list(range(parts)))
+            id_stats["duplicate_ids"] = sum(g[0] for g in got)
+            if save is not None:
+                self._train_ids_dir = (save, parts)
+            elif istate["train_dir"] is not None:
+                id_stats["ids_in_train"] = sum(g[1] for g in got)
+        shutil.rmtree(d)
         if overlap and self.strict_overlap:
             raise CTRDataError(
                 f"{reader.path}: {overlap} of {rows} rows have the same feature values as a training "
@@ -770,22 +894,6 @@ class FeatureEncoder:
                 reader.path,
                 "; ".join(f"{k} {v}" for k, v in na_report.items()),
             )
-        # concatenate the parts into memory-mappable arrays (bounded memory: one part at a time)
-        outs = {
-            k: np.lib.format.open_memmap(folder / f"{k}.npy", mode="w+", dtype=dt, shape=(rows, *shape))
-            for k, (shape, dt) in shapes.items()
-        }
-        start = 0
-        for i in range(n_parts):
-            with np.load(parts / f"{i:06d}.npz") as part:
-                n = len(part["label"])
-                for k, out in outs.items():
-                    out[start : start + n] = part[k]
-            start += n
-        for out in outs.values():
-            out.flush()
-        del outs
-        shutil.rmtree(parts)
         stats: dict[str, Any] = {
             "rows": rows,
             "positives": int(positives),
@@ -797,13 +905,7 @@ class FeatureEncoder:
         if check_overlap:
             stats["overlap_with_train"] = overlap
         if self.id_columns:
-            all_ids = np.concatenate(ids)
-            unique = np.unique(all_ids)
-            stats["duplicate_ids"] = int(len(all_ids) - len(unique))
-            if is_train:
-                self._train_ids = unique
-            elif self._train_ids is not None:
-                stats["ids_in_train"] = int(np.isin(unique, self._train_ids).sum())
+            stats.update(id_stats)
             shared = stats.get("ids_in_train", 0)
             if stats["duplicate_ids"] or shared:
                 log.warning(
@@ -814,6 +916,259 @@ class FeatureEncoder:
                     shared,
                 )
         return stats
+
+
+# --------------------------------------------------------------------------- worker tasks
+#
+# Module-level functions ``fn(state, item)`` run by FeatureEncoder._map, in this process or in the
+# worker processes (then ``state`` arrives pickled once per map, see _Workers).
+
+
+def _hwm_mb() -> float:
+    """This process's peak resident memory in MB (``VmHWM``; ``ru_maxrss`` where /proc is absent)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _note_peak(peaks: dict[int, float], pid: int) -> None:
+    peaks[pid] = max(peaks.get(pid, 0.0), _hwm_mb())
+
+
+def _chunk_of(state: dict[str, Any], item: Any) -> tuple[int, RawChunk | None]:
+    if isinstance(item, Segment):
+        return item.index, state["reader"].read_segment(item)
+    return item
+
+
+def _spill_u64(prefix: str, values: np.ndarray, parts: int, extra: np.ndarray | None = None) -> list[int]:
+    """Save ``values`` (and ``extra`` alongside) ordered by hash partition as ``<prefix>.h.npy``
+    (``<prefix>.x.npy``); returns the partition bounds (``parts + 1`` offsets)."""
+    part = partition_of(values, parts)
+    order = np.argsort(part, kind="stable")
+    np.save(f"{prefix}.h.npy", values[order])
+    if extra is not None:
+        np.save(f"{prefix}.x.npy", extra[order])
+    return np.searchsorted(part[order], np.arange(parts + 1)).tolist()
+
+
+def _gather_spills(spills: Sequence[tuple[str, Sequence[int]]], p: int, extra: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+    """Partition ``p`` of every spill (values, and the ``extra`` arrays when asked)."""
+    hs, xs = [np.empty(0, np.uint64)], [np.empty(0, np.int64)]
+    for prefix, bounds in spills:
+        lo, hi = bounds[p], bounds[p + 1]
+        if hi > lo:
+            hs.append(np.array(np.load(f"{prefix}.h.npy", mmap_mode="r")[lo:hi]))
+            if extra:
+                xs.append(np.array(np.load(f"{prefix}.x.npy", mmap_mode="r")[lo:hi]))
+    return np.concatenate(hs), (np.concatenate(xs) if extra else None)
+
+
+def _fit_chunk(state: dict[str, Any], item: Any) -> dict[str, Any]:
+    """Pass 1 on one chunk: spill its token counts (and row hashes); its numeric statistics."""
+    enc: FeatureEncoder = state["enc"]
+    reader: Reader = state["reader"]
+    d = Path(state["dir"])
+    index, raw = _chunk_of(state, item)
+    res: dict[str, Any] = {"index": index, "rows": 0, "stats": {}, "longest": {}, "row_bounds": None}
+    if raw is None:
+        return res
+    chunk = enc._drop_rows(raw, reader, None)
+    if chunk.table.num_rows == 0:
+        return res
+    enc._labels(chunk, reader)
+    res["rows"] = chunk.table.num_rows
+    per_field = []
+    for i, f in enumerate(enc.fields):
+        if f.type == "categorical":
+            per_field.append((i, *chunk_counts(enc._tokens(f, chunk, reader))))
+        elif f.type == "numeric":
+            x, bad = enc._raw_numbers(f, chunk, reader)
+            if bad.any() and f.missing_policy == "error":
+                enc._raise_na(f, chunk, reader, bad)
+            st = _NumStats()
+            st.update(x[~bad])  # observed finite values only
+            res["stats"][f.name] = st
+        else:
+            lists = enc._sequences(f, chunk, reader)
+            per_field.append((i, *chunk_counts(lists.flatten())))
+            res["longest"][f.name] = int(pc.max(pc.list_value_length(lists)).as_py() or 0) if len(lists) else 0
+    write_counts(d / "counts" / f"{index:06d}.arrow", per_field, state["parts"])
+    if state["hash_rows"]:
+        h = np.unique(row_hashes([_column(chunk, c, reader) for c in enc._feature_columns]))
+        res["row_bounds"] = _spill_u64(str(d / "rows" / f"{index:06d}"), h, state["parts"])
+    return res
+
+
+def _merge_fit(state: dict[str, Any], p: int) -> pa.Table:
+    """Partition ``p``: the summed token counts reaching ``min_count``; the unique training-row hashes saved."""
+    kept = merge_counts(state["count_files"], p, state["min_counts"])
+    if state["row_spills"]:
+        h, _ = _gather_spills(state["row_spills"], p)
+        np.save(Path(state["rows_dir"]) / f"{p:05d}.npy", np.unique(h))
+    return kept
+
+
+def _encode_chunk_task(state: dict[str, Any], item: Any) -> dict[str, Any]:
+    """Pass 2 on one chunk: its encoded arrays to part files, its counts (and row/id hashes spilled)."""
+    enc: FeatureEncoder = state["enc"]
+    reader: Reader = state["reader"]
+    assert enc.spec is not None
+    d = Path(state["dir"])
+    index, raw = _chunk_of(state, item)
+    oov = {f.name: 0 for f in enc.spec.fields if f.type != "numeric"}
+    missing = {f.name: 0 for f in enc.spec.fields}
+    na = enc._new_na_tally()
+    res: dict[str, Any] = {"index": index, "rows": 0, "raw_rows": 0, "oov": oov, "missing": missing, "na": na}
+    if raw is None:
+        return res
+    res["raw_rows"] = raw.table.num_rows
+    chunk = enc._drop_rows(raw, reader, na)
+    n = chunk.table.num_rows
+    if n == 0:
+        return res
+    arrays = enc._encode_chunk(chunk, reader, oov, missing, na)
+    prefix = d / "parts" / f"{index:06d}"
+    for k, v in arrays.items():
+        np.save(f"{prefix}.{k}.npy", v)
+    res.update(
+        rows=n,
+        positives=int(arrays["label"].sum()),
+        shapes={k: (v.dtype.str, tuple(v.shape[1:])) for k, v in arrays.items()},
+        unit=chunk.unit,
+    )
+    if state["overlap"]:
+        h = row_hashes([_column(chunk, c, reader) for c in enc._feature_columns])
+        pos = np.arange(n) if chunk.rows is None else np.asarray(chunk.rows, np.int64)
+        lines = chunk.first_line + pos
+        res["row_bounds"] = _spill_u64(str(d / "rows" / f"{index:06d}"), h, state["parts"], lines)
+    if state["ids"]:
+        cols = [_column(chunk, c, reader) for c in enc.id_columns]  # a declared id column must exist
+        res["id_bounds"] = _spill_u64(str(d / "ids" / f"{index:06d}"), row_hashes(cols), state["parts"])
+    return res
+
+
+def _copy_part(state: dict[str, Any], item: tuple[str, int, list[str]]) -> None:
+    """Copy one chunk's part files into the shards at its row offset, then delete them."""
+    prefix, start, names = item
+    writer = ShardWriter(**state["writer"], create=False)
+    arrays = {k: np.load(f"{prefix}.{k}.npy", mmap_mode="r") for k in names}
+    writer.write(start, arrays)
+    del arrays
+    for k in names:
+        os.remove(f"{prefix}.{k}.npy")
+
+
+def _checksum_shard(state: dict[str, Any], item: tuple[str, int]) -> dict[str, Any]:
+    name, k = item
+    writer = ShardWriter(**state["writer"], create=False)
+    return {"array": name, "shard": k, "entry": writer.checksum(name, k)}
+
+
+def _overlap_part(state: dict[str, Any], p: int) -> tuple[int, int | None]:
+    """Partition ``p``: evaluation rows whose hash is a training row's, and the first such line."""
+    h, lines = _gather_spills(state["spills"], p, extra=True)
+    f = Path(state["train_dir"]) / f"{p:05d}.npy"
+    if not len(h) or not f.is_file():
+        return 0, None
+    hit = np.isin(h, np.load(f))
+    assert lines is not None
+    return int(hit.sum()), (int(lines[hit].min()) if hit.any() else None)
+
+
+def _ids_part(state: dict[str, Any], p: int) -> tuple[int, int]:
+    """Partition ``p`` of the id hashes: repeated ids, ids also in train (saved for the training split)."""
+    ids, _ = _gather_spills(state["spills"], p)
+    unique = np.unique(ids)
+    in_train = 0
+    if state["train_dir"] is not None:
+        f = Path(state["train_dir"]) / f"{p:05d}.npy"
+        if f.is_file():
+            in_train = int(np.isin(unique, np.load(f)).sum())
+    if state["save_dir"] is not None:
+        np.save(Path(state["save_dir"]) / f"{p:05d}.npy", unique)
+    return len(ids) - len(unique), in_train
+
+
+_STATE_CACHE: list[Any] = [None, None]  # [state file, state] in a worker process
+
+
+@dataclasses.dataclass
+class _Failed:
+    """A task's exception, returned instead of raised so the first failure in file order wins."""
+
+    error: BaseException
+
+
+def _call(args: tuple[Callable[[dict[str, Any], Any], Any], str, Any]) -> tuple[int, float, Any]:
+    fn, path, item = args
+    if _STATE_CACHE[0] != path:
+        with open(path, "rb") as f:
+            _STATE_CACHE[1] = pickle.load(f)
+        _STATE_CACHE[0] = path
+    try:
+        out: Any = fn(_STATE_CACHE[1], item)
+    except (CTRDataError, ConfigError) as e:
+        out = _Failed(e)
+    return os.getpid(), _hwm_mb(), out
+
+
+class _Workers:
+    """A pool of ``n`` processes; :meth:`map` sends the state once (a pickle file) and the items
+    one at a time, and records each process's peak RSS in ``peaks``.
+
+    The processes are forked where the platform can (Linux): no re-import, and no re-run of an
+    unguarded ``__main__`` script (``spawn`` would re-run it in every worker); elsewhere spawned
+    (then the calling script needs the ``if __name__ == "__main__":`` guard)."""
+
+    def __init__(self, n: int, peaks: dict[int, float]) -> None:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        if method == "fork":
+            # pyarrow's first cast imports pandas (~1.5 CPU-seconds): once here, inherited by the workers
+            pc.cast(pa.array(["0"]), pa.float64())
+        self.pool = multiprocessing.get_context(method).Pool(n)
+        self.peaks = peaks
+        self.dir = tempfile.mkdtemp(prefix="gatelab-workers-")
+        self.k = 0
+
+    def map(self, fn: Callable[[dict[str, Any], Any], Any], state: dict[str, Any], items: Iterable[Any]) -> list[Any]:
+        self.k += 1
+        path = os.path.join(self.dir, f"state-{self.k}.pkl")
+        with open(path, "wb") as f:
+            pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            out = self.pool.map(_call, [(fn, path, it) for it in items], chunksize=1)
+        finally:
+            os.remove(path)
+        res = []
+        for pid, mb, r in out:
+            self.peaks[pid] = max(self.peaks.get(pid, 0.0), mb)
+            res.append(r)
+        _note_peak(self.peaks, os.getpid())
+        for r in res:  # the error of the earliest chunk, as one process would have raised
+            if isinstance(r, _Failed):
+                raise r.error
+        return res
+
+    def close(self) -> None:
+        self.pool.close()
+        self.pool.join()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is not None:
+            self.pool.terminate()
+        self.close()
 
 
 # --------------------------------------------------------------------------- whole datasets
@@ -838,19 +1193,27 @@ def encode_dataset(
     id_columns: Sequence[str] = (),
     strict_overlap: bool = False,
     check_overlap: bool = True,
+    num_workers: int = 1,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    num_partitions: int | None = None,
 ) -> Path:
     """Fit on ``readers[train_split]``, encode every split, and return the cache folder.
 
     The folder ``<cache_root>/<name>-<fingerprint>`` holds ``feature_spec.json`` (with per-split
-    ``rows``/``positives``/``oov``/``missing`` counts), ``vocab.json`` and one sub-folder of arrays
-    per split. An existing complete folder with the same fingerprint (sources' path, size and
-    mtime; fields; label; ``min_count``; encoder version) is reused unless ``force``. The folder
+    ``rows``/``positives``/``oov``/``missing`` counts), ``vocab.json`` and one sub-folder of
+    row shards per split (:mod:`.shards`: ``shard_rows`` rows per shard, ``manifest.json``). An
+    existing complete folder with the same fingerprint (sources' path, size and mtime; fields;
+    label; ``min_count``; ``shard_rows``; encoder version) is reused unless ``force``. The folder
     is built under a temporary name and renamed when complete, so an interrupted run leaves no
-    half-written cache behind.
+    half-written cache behind; the scratch files (spilled counts, part files) live inside it.
 
     ``id_columns``, ``strict_overlap`` and ``check_overlap`` are passed to :class:`FeatureEncoder` (leakage guards:
     no field may read the label or an id column; evaluation rows equal to training rows are
-    counted in ``splits[split]["overlap_with_train"]``, an error with ``strict_overlap``).
+    counted in ``splits[split]["overlap_with_train"]``, an error with ``strict_overlap``; the
+    training rows are hashed only when there is an evaluation split to compare).
+    ``num_workers`` processes encode plain-text files segment by segment (same output for any
+    count); ``num_partitions``: hash partitions of the exact token counter (default: one per
+    64 MiB of training file).
     """
     if train_split not in readers:
         raise CTRDataError(f"encode_dataset: no {train_split!r} split among {sorted(readers)}")
@@ -869,13 +1232,14 @@ def encode_dataset(
         "id_columns": list(id_columns),
         "strict_overlap": bool(strict_overlap),
         "check_overlap": bool(check_overlap),
+        "shard_rows": shard_rows,
     }
     fp = _fingerprint(payload)
     root = Path(cache_root).expanduser()
     folder = root / f"{name}-{fp[:16]}"
     if not force and (folder / "feature_spec.json").is_file():
         spec = FeatureSpec.load(folder / "feature_spec.json")
-        if spec.meta.get("fingerprint") == fp and all((folder / s / "label.npy").is_file() for s in readers):
+        if spec.meta.get("fingerprint") == fp and all((folder / s / "manifest.json").is_file() for s in readers):
             log.info("recsys: using the encoded cache %s", folder)
             return folder
     root.mkdir(parents=True, exist_ok=True)
@@ -888,11 +1252,23 @@ def encode_dataset(
             negative_label=negative_label,
             id_columns=id_columns,
             strict_overlap=strict_overlap,
-            check_overlap=check_overlap,
+            check_overlap=check_overlap and (len(readers) > 1 or strict_overlap),
+            num_workers=num_workers,
+            num_partitions=num_partitions,
+            shard_rows=shard_rows,
+            work_dir=tmp / "_work",
         )
-        spec = enc.fit(readers[train_split])
-        order = [train_split, *(s for s in readers if s != train_split)]
-        done = {s: enc.transform(readers[s], tmp / s, train=s == train_split) for s in order}
+        with enc:
+            spec = enc.fit(readers[train_split])
+            order = [train_split, *(s for s in readers if s != train_split)]
+            done = {s: enc.transform(readers[s], tmp / s, train=s == train_split) for s in order}
+        shutil.rmtree(tmp / "_work", ignore_errors=True)
+        log.info(
+            "recsys: encoded %s with %d process(es), peak RSS %s MB",
+            sorted(readers),
+            num_workers,
+            {pid: round(mb) for pid, mb in enc.peak_rss_mb.items()},
+        )
         splits = {s: done[s] for s in readers}
         spec.splits = splits
         spec.meta = {

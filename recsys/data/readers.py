@@ -52,6 +52,7 @@ __all__ = [
     "ParquetReader",
     "RawChunk",
     "Reader",
+    "Segment",
     "make_reader",
 ]
 
@@ -151,8 +152,8 @@ def _stat(path: Path) -> dict[str, Any]:
 @dataclasses.dataclass
 class _Block:
     """Whole lines of raw text: ``data`` starts at file line ``first_line`` and decompressed byte
-    ``offset``; ``rows`` maps each non-empty line to its offset from ``first_line`` (``None``
-    when the block has no empty line)."""
+    ``offset``; ``rows`` (filled on parsing, :func:`_rows_of`) maps each non-empty line to its
+    offset from ``first_line`` (``None`` when the block has no empty line)."""
 
     data: bytes
     first_line: int
@@ -169,6 +170,14 @@ def _non_empty_rows(data: bytes) -> np.ndarray | None:
     if lines and lines[-1] == b"":
         lines.pop()
     return np.array([k for k, ln in enumerate(lines) if ln.rstrip(b"\r")], dtype=np.int64)
+
+
+def _rows_of(block: _Block, num_rows: int) -> np.ndarray | None:
+    """The line offset of each parsed row of ``block`` (``None``: every line is a row). pyarrow
+    skips empty lines, so the map is only built when the block has fewer rows than lines."""
+    if block.rows is not None or num_rows == block.data.count(b"\n"):
+        return block.rows
+    return _non_empty_rows(block.data)
 
 
 def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -> Iterator[_Block]:
@@ -199,7 +208,7 @@ def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -
                         rest = data
                         continue
                     block, rest = data[: cut + 1], data[cut + 1 :]
-                    yield _Block(block, line, offset, _non_empty_rows(block))
+                    yield _Block(block, line, offset, None)
                     line += block.count(b"\n")
                     offset += len(block)
         except _GZIP_ERRORS as e:
@@ -252,6 +261,69 @@ def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -
                 t.join(timeout=0.1)
 
 
+@dataclasses.dataclass(frozen=True)
+class Segment:
+    """A byte range of whole lines of a plain-text file: ``length`` bytes from byte ``start``,
+    whose first line is file line ``first_line``; ``index`` is its position in the file.
+
+    A file's segments are exactly the blocks :meth:`Reader.iter_chunks` yields (the same cuts at
+    the last line end of every ``block_size`` bytes), so encoding segment by segment -- in one
+    process or spread over several -- sees the same chunks in the same order."""
+
+    index: int
+    start: int
+    length: int
+    first_line: int
+
+
+def _segments(path: Path, block_size: int, skip_lines: int = 0) -> list[Segment]:
+    """The :class:`Segment` list of a plain (not ``.gz``) text file: one pass over the file
+    reading ``block_size`` bytes at a time (the cut rule of :func:`_blocks`)."""
+    out: list[Segment] = []
+    line, offset, rest = 1, 0, b""
+    try:
+        with open(path, "rb") as f:
+            for _ in range(skip_lines):
+                head = f.readline()
+                line += 1
+                offset += len(head)
+            while True:
+                buf = f.read(block_size)
+                if not buf:
+                    break
+                data = rest + buf if rest else buf
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    rest = data
+                    continue
+                out.append(Segment(len(out), offset, cut + 1, line))
+                line += data.count(b"\n", 0, cut + 1)
+                offset += cut + 1
+                rest = data[cut + 1 :]
+    except OSError as e:
+        raise CTRDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+    if rest.strip():  # last line without a line end
+        out.append(Segment(len(out), offset, len(rest), line))
+    return out
+
+
+def _read_segment(path: Path, seg: Segment) -> _Block:
+    try:
+        with open(path, "rb") as f:
+            f.seek(seg.start)
+            data = f.read(seg.length)
+    except OSError as e:
+        raise CTRDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
+    if len(data) != seg.length:
+        raise CTRDataError(
+            f"{path}: file changed while encoding (segment {seg.index}: {len(data)} of {seg.length} bytes "
+            f"at byte {seg.start})"
+        )
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    return _Block(data, seg.first_line, seg.start, None)
+
+
 def _bad_utf8(path: Path, block: _Block) -> CTRDataError | None:
     """The invalid-UTF-8 error of ``block`` (file, line, byte offset), or ``None``."""
     try:
@@ -280,8 +352,46 @@ class Reader:
     def describe(self) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def segments(self) -> list[Segment] | None:
+        """The file's :class:`Segment` list, for encoding chunks in any order or in several
+        processes (``None``: a compressed or columnar file, read in order only)."""
+        return None
 
-class CsvReader(Reader):
+    def read_segment(self, seg: Segment) -> RawChunk | None:  # pragma: no cover - abstract
+        """The parsed rows of segment ``seg`` (``None`` if it holds no row)."""
+        raise NotImplementedError
+
+
+class _TextReader(Reader):
+    """Shared segment logic of the plain-text readers (``_parse`` turns a block into a chunk)."""
+
+    block_size: int
+    _skip_lines: int = 0
+    _segment_cache: tuple[tuple[int, int], list[Segment]] | None = None
+
+    def _parse(self, block: _Block) -> RawChunk | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def segments(self) -> list[Segment] | None:
+        if self.path.suffix == ".gz":
+            return None
+        st = self.path.stat()
+        stamp = (st.st_size, st.st_mtime_ns)
+        if self._segment_cache is None or self._segment_cache[0] != stamp:
+            self._segment_cache = (stamp, _segments(self.path, self.block_size, self._skip_lines))
+        return self._segment_cache[1]
+
+    def read_segment(self, seg: Segment) -> RawChunk | None:
+        return self._parse(_read_segment(self.path, seg))
+
+    def iter_chunks(self) -> Iterator[RawChunk]:
+        for block in _blocks(self.path, self.block_size, self.read_ahead, skip_lines=self._skip_lines):
+            chunk = self._parse(block)
+            if chunk is not None:
+                yield chunk
+
+
+class CsvReader(_TextReader):
     """Delimited text (CSV, TSV), plain or ``.gz``.
 
     Args:
@@ -336,6 +446,7 @@ class CsvReader(Reader):
                     f"{self.path}: columns {missing} not found; the file has {self.all_columns}"
                 )
         self.columns = list(columns) if columns is not None else list(self.all_columns)
+        self._skip_lines = 1 if header else 0
 
     def _header_names(self) -> list[str]:
         line = _first_line(self.path)
@@ -388,7 +499,7 @@ class CsvReader(Reader):
             f"{self.path}:{block.first_line}: could not parse the block of lines starting here ({err})"
         )
 
-    def iter_chunks(self) -> Iterator[RawChunk]:
+    def _parse(self, block: _Block) -> RawChunk | None:
         read = pcsv.ReadOptions(column_names=self.all_columns, autogenerate_column_names=False)
         parse = pcsv.ParseOptions(delimiter=self.sep, quote_char='"' if self.quoting else False)
         convert = pcsv.ConvertOptions(
@@ -397,21 +508,19 @@ class CsvReader(Reader):
             strings_can_be_null=True,
             null_values=[""],
         )
-        for block in _blocks(self.path, self.block_size, self.read_ahead, skip_lines=1 if self.header else 0):
-            try:
-                table = pcsv.read_csv(
-                    pa.BufferReader(block.data),
-                    read_options=read,
-                    parse_options=parse,
-                    convert_options=convert,
-                )
-            except pa.ArrowInvalid as e:
-                raise self._block_error(block, e) from None
-            if table.num_rows:
-                yield RawChunk(table, block.first_line, rows=block.rows)
+        try:
+            table = pcsv.read_csv(
+                pa.BufferReader(block.data),
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+            )
+        except pa.ArrowInvalid as e:
+            raise self._block_error(block, e) from None
+        return RawChunk(table, block.first_line, rows=_rows_of(block, table.num_rows)) if table.num_rows else None
 
 
-class LibsvmReader(Reader):
+class LibsvmReader(_TextReader):
     """libsvm / libfm lines ``label idx:val idx:val ...`` with one entry per field, in field order
     (the NFM/AFN files behind Frappe_x1, Criteo_x1, Avazu_x1, MovielensLatest_x1).
 
@@ -479,37 +588,37 @@ class LibsvmReader(Reader):
             f"{self.path}:{block.first_line}: could not parse the block of lines starting here ({err})"
         )
 
-    def iter_chunks(self) -> Iterator[RawChunk]:
+    def _parse(self, block: _Block) -> RawChunk | None:
         read = pcsv.ReadOptions(column_names=self.columns)
         parse = pcsv.ParseOptions(delimiter=" ", quote_char=False)
         convert = pcsv.ConvertOptions(
             column_types={c: pa.string() for c in self.columns}, strings_can_be_null=True, null_values=[""]
         )
-        for block in _blocks(self.path, self.block_size, self.read_ahead):
-            try:
-                batch = pcsv.read_csv(
-                    pa.BufferReader(block.data),
-                    read_options=read,
-                    parse_options=parse,
-                    convert_options=convert,
+        try:
+            batch = pcsv.read_csv(
+                pa.BufferReader(block.data),
+                read_options=read,
+                parse_options=parse,
+                convert_options=convert,
+            )
+        except pa.ArrowInvalid as e:
+            raise self._block_error(block, e) from None
+        if batch.num_rows == 0:
+            return None
+        rows = _rows_of(block, batch.num_rows)
+        chunk = RawChunk(batch, block.first_line, rows=rows)
+        cols = {"label": batch.column(0)}
+        for k, name in enumerate(self.names):
+            col = batch.column(k + 1)
+            parts = pc.split_pattern(col, ":", max_splits=1)
+            not_pair = pc.not_equal(pc.list_value_length(parts), 2)
+            if pc.any(not_pair).as_py():
+                bad = pc.index(not_pair, True).as_py()
+                raise CTRDataError(
+                    f"{chunk.where(self.path, bad)}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val"
                 )
-            except pa.ArrowInvalid as e:
-                raise self._block_error(block, e) from None
-            if batch.num_rows == 0:
-                continue
-            chunk = RawChunk(batch, block.first_line, rows=block.rows)
-            cols = {"label": batch.column(0)}
-            for k, name in enumerate(self.names):
-                col = batch.column(k + 1)
-                parts = pc.split_pattern(col, ":", max_splits=1)
-                not_pair = pc.not_equal(pc.list_value_length(parts), 2)
-                if pc.any(not_pair).as_py():
-                    bad = pc.index(not_pair, True).as_py()
-                    raise CTRDataError(
-                        f"{chunk.where(self.path, bad)}: entry {col[bad].as_py()!r} of field {name!r} is not idx:val"
-                    )
-                cols[name] = pc.list_element(parts, 1 if name in self.numeric else 0)
-            yield RawChunk(pa.table(cols), block.first_line, rows=block.rows)
+            cols[name] = pc.list_element(parts, 1 if name in self.numeric else 0)
+        return RawChunk(pa.table(cols), block.first_line, rows=rows)
 
 
 class ParquetReader(Reader):

@@ -72,7 +72,7 @@ class FieldSpec:
             file:line and column; ``fill``: replaced by ``fill_na`` (in raw units, before
             normalisation); ``drop_row``: the row is removed from the split; ``mask`` (numeric
             fields only): encoded as ``0`` after normalisation, so the field's embedding
-            ``value * w`` is the zero vector, and recorded in ``numeric_mask.npy``.
+            ``value * w`` is the zero vector, and recorded in the ``numeric_mask`` shards.
             Categorical and sequence fields: a missing entry goes to the OOV bucket (an empty
             sequence) unless ``na_policy`` is ``error`` or ``drop_row``.
         normalizer: numeric fields: ``none``, ``minmax`` (to [0, 1] with the training min/max;
