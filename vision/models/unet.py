@@ -63,6 +63,7 @@ from torch import nn
 
 from gatelab.core import AttentionGate
 from gatelab.core.config import ConfigError, ModelConfig, PositiveFloat, PositiveInt
+from gatelab.core.layers import conv as _conv
 from gatelab.core.layers import nd as _nd
 from gatelab.core.layers.activations import ActLike, create_act
 from gatelab.core.layers.checks import check_float_input
@@ -103,11 +104,12 @@ class ConvBlock(nn.Sequential):
         act: ActLike = "relu",
         norm: str | None = "batch",
         kernel_size: int = 3,
+        onednn_conv: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
-        conv = _nd.conv(spatial_dims)
+        conv = _conv.conv(spatial_dims, fast=onednn_conv)
         layers: list[nn.Module] = []
         for c_in in (in_channels, out_channels):
             layers += [
@@ -218,6 +220,10 @@ class UNetConfig(ModelConfig):
         upsample_mode: decoder / gate / deep-supervision resampling: ``"linear"`` (bi/trilinear,
             official), ``"nearest"`` ... (:func:`gatelab.core.layers.nd.interp_mode`).
         kernel_size: convolution kernel of the blocks (odd; official 3).
+        onednn_conv: (ours, speed only) run the blocks' convolutions on oneDNN at batch 1 on the
+            CPU, forward and backward (:mod:`gatelab.core.layers.conv`; PyTorch's heuristic
+            sends them to its 5-10x slower im2col path there); same values up to float32
+            summation order; ``False``: plain ``nn.Conv{2,3}d``. Same parameters either way.
         check_finite: (ours, default off) raise on NaN/inf input values, naming the first
             (a full pass over the input per call); non-float input is always an error.
 
@@ -242,6 +248,7 @@ class UNetConfig(ModelConfig):
     attention_dsample: PositiveInt | tuple[PositiveInt, ...] = 2
     upsample_mode: str = "linear"
     kernel_size: PositiveInt = 3
+    onednn_conv: bool = True
     check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
@@ -320,7 +327,7 @@ class UNet(PretrainedMixin, nn.Module):
         """``encoder[i]`` (level ``i``), ``center`` and ``decoder[i]`` = Block(concat[skip f_i,
         up(f_{i+1})]) -> f_i."""
         nd, widths, depth = cfg.spatial_dims, self.widths, self.depth
-        block = dict(act=cfg.act, norm=cfg.norm, kernel_size=cfg.kernel_size, **fk)
+        block = dict(act=cfg.act, norm=cfg.norm, kernel_size=cfg.kernel_size, onednn_conv=cfg.onednn_conv, **fk)
         self.pool = _nd.max_pool(nd)(kernel_size=2)
         chans = (cfg.in_channels, *widths)
         self.encoder = nn.ModuleList(ConvBlock(nd, chans[i], chans[i + 1], **block) for i in range(depth))
