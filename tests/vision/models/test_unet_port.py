@@ -16,7 +16,12 @@ import pytest
 import torch
 
 from gatelab.vision.models.unet import UNet
-from gatelab.vision.models.unet_port import build_official, load_official_into, official_key, official_state_dict
+from gatelab.vision.models.unet_port import (
+    build_official,
+    load_official_into,
+    official_key,
+    official_state_dict,
+)
 
 OFFICIAL = os.environ.get("GATELAB_OFFICIAL_AGN")
 
@@ -68,12 +73,12 @@ def test_key_map_covers_the_paper_networks(attention):
 
 
 def test_unknown_key_is_named():
-    with pytest.raises(KeyError, match="'up_concat4.up.weight'"):
+    with pytest.raises(KeyError, match=r"'up_concat4\.up\.weight'"):
         official_key("up_concat4.up.weight")
 
 
 def test_import_official_names_a_bad_path(tmp_path):
-    with pytest.raises(FileNotFoundError, match="unet_CT_multi_att_dsv_3D.py not found"):
+    with pytest.raises(FileNotFoundError, match=r"unet_CT_multi_att_dsv_3D\.py not found"):
         build_official(tmp_path)
 
 
