@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import dispatch, is_sigmoid
 from .layers import nd
 from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
@@ -48,6 +49,11 @@ class AttentionGate(nn.Module):
             ``"bilinear"``/``"trilinear"`` (must match ``spatial_dims``), ``"nearest"`` or ``"area"``.
         align_corners: passed to ``F.interpolate`` for the linear modes (default ``False``, which
             is what the official ``F.upsample`` call does on PyTorch >= 0.4).
+        fuse: with ``act="relu"`` and ``gate_act="sigmoid"`` (the defaults), compute everything
+            up to ``alpha * x`` with the fused op ``attention_gate``
+            (:mod:`gatelab.core.kernels.attention_gate`: one autograd node saving only the
+            coarse-grid pre-activation and map, Triton tail on CUDA); same values and gradients
+            as the unfused modules up to float32 rounding. ``False``: the unfused modules.
 
     Shapes:
         ``x``: ``[B, C_x, *S]``; ``g``: ``[B, C_g, *S_g]`` (any spatial size; usually ``S / s``).
@@ -82,6 +88,7 @@ class AttentionGate(nn.Module):
         norm: str | None = "batch",
         upsample_mode: str = "linear",
         align_corners: bool = False,
+        fuse: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -103,6 +110,7 @@ class AttentionGate(nn.Module):
         self.sub_sample_factor = nd.as_tuple(sub_sample_factor, spatial_dims, "sub_sample_factor")
         self.upsample_mode = nd.interp_mode(upsample_mode, spatial_dims)
         self.align_corners = nd.align_corners_for(self.upsample_mode, align_corners)
+        self.fuse = bool(fuse)
 
         conv = nd.conv(spatial_dims)
         s = self.sub_sample_factor
@@ -155,9 +163,31 @@ class AttentionGate(nn.Module):
             return t
         return F.interpolate(t, size=size, mode=self.upsample_mode, align_corners=self.align_corners)
 
+    @property
+    def fused(self) -> bool:
+        """Whether :meth:`forward` runs the fused op ``attention_gate`` of :mod:`gatelab.core.kernels`
+        (``act`` is ReLU, ``gate_act`` the sigmoid and ``fuse`` is on)."""
+        return self.fuse and type(self.act) is nn.ReLU and is_sigmoid(self.gate_act)
+
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate ``x`` ``[B, C_x, *S]`` with ``g`` ``[B, C_g, *S_g]``; returns ``(y, alpha)``."""
         self._check(x, g)
+        if self.fused:
+            gated, alpha = dispatch(
+                "attention_gate",
+                x,
+                g,
+                self.theta.weight,
+                self.phi.weight,
+                self.phi.bias,
+                self.psi.weight,
+                self.psi.bias,
+                stride=self.sub_sample_factor,
+                mode=self.upsample_mode,
+                align_corners=self.align_corners,
+            )
+            record_gate(self, alpha)
+            return self.W(gated), alpha
         theta_x = self.theta(x)
         phi_g = self._resample(self.phi(g), theta_x.shape[2:])
         alpha = self.gate_act(self.psi(self.act(theta_x + phi_g)))

@@ -163,6 +163,7 @@ class GatedSkip(nn.Module):
         norm: str | None = "batch",
         sub_sample_factor: int | Sequence[int] = 2,
         upsample_mode: str = "linear",
+        fuse: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -179,6 +180,7 @@ class GatedSkip(nn.Module):
                 norm=norm,
                 sub_sample_factor=sub_sample_factor,
                 upsample_mode=upsample_mode,
+                fuse=fuse,
                 **factory_kwargs,
             )
             for _ in range(gates_per_level)
@@ -224,6 +226,9 @@ class UNetConfig(ModelConfig):
             CPU, forward and backward (:mod:`gatelab.core.layers.conv`; PyTorch's heuristic
             sends them to its 5-10x slower im2col path there); same values up to float32
             summation order; ``False``: plain ``nn.Conv{2,3}d``. Same parameters either way.
+        fuse_gates: (ours, speed only) the gates run the fused op ``attention_gate``
+            (:mod:`gatelab.core.kernels.attention_gate`; Triton tail on CUDA); same values up to
+            float32 rounding; ``False``: the unfused modules.
         check_finite: (ours, default off) raise on NaN/inf input values, naming the first
             (a full pass over the input per call); non-float input is always an error.
 
@@ -249,6 +254,7 @@ class UNetConfig(ModelConfig):
     upsample_mode: str = "linear"
     kernel_size: PositiveInt = 3
     onednn_conv: bool = True
+    fuse_gates: bool = True
     check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
@@ -353,6 +359,7 @@ class UNet(PretrainedMixin, nn.Module):
                     norm=cfg.norm,
                     sub_sample_factor=cfg.attention_dsample,
                     upsample_mode=cfg.upsample_mode,
+                    fuse=cfg.fuse_gates,
                     **fk,
                 )
                 for i in self.gated_levels
