@@ -14,7 +14,7 @@ from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
 from .layers.checks import check_positive_int, check_positive_ints
 
-__all__ = ["AttentionGate"]
+__all__ = ["AttentionGate", "SameGridAttentionGate"]
 
 
 class AttentionGate(nn.Module):
@@ -201,4 +201,79 @@ class AttentionGate(nn.Module):
             f"spatial_dims={self.spatial_dims}, in_channels={self.in_channels}, "
             f"gating_channels={self.gating_channels}, inter_channels={self.inter_channels}, "
             f"sub_sample_factor={self.sub_sample_factor}, upsample_mode={self.upsample_mode!r}"
+        )
+
+
+class SameGridAttentionGate(nn.Module):
+    r"""Additive attention gate with the gating signal on the skip's grid (MONAI ``AttentionBlock``
+    topology), 2D and 3D.
+
+    ::
+
+        alpha = sigmoid(BN(psi^T relu(BN(W_g g + b_g) + BN(W_x x + b_x)) + b_psi))   [B, 1, *S]
+        y     = alpha * x                                                           [B, C_x, *S]
+
+    every projection a 1x1 convolution with bias, ``BN`` batch norm. Unlike :class:`AttentionGate`
+    (the official Attention U-Net gate) ``g`` is already on ``x``'s grid (the decoder feature after
+    upsampling), ``W_x`` is not strided, ``alpha`` is normalised before the sigmoid, and there is
+    no output projection.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: channels ``C_x`` of ``x``.
+        gating_channels: channels ``C_g`` of ``g``.
+        inter_channels: ``F_int`` (MONAI: ``in_channels // 2``).
+
+    Shapes: ``x`` ``[B, C_x, *S]``, ``g`` ``[B, C_g, *S]``; returns ``(y, alpha)`` (``alpha`` also
+    recorded with :func:`gatelab.core.record_gate`). Parameters and their order match MONAI's
+    ``AttentionBlock`` (``W_g``, ``W_x``, ``psi``), initialised as PyTorch's defaults (as MONAI).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        gating_channels: int,
+        inter_channels: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.spatial_dims = nd.check_spatial_dims(spatial_dims, (2, 3), "SameGridAttentionGate")
+        check_positive_ints(
+            "SameGridAttentionGate",
+            ("in_channels", in_channels),
+            ("gating_channels", gating_channels),
+            ("inter_channels", inter_channels),
+            allow_bool=True,
+        )
+        self.in_channels, self.gating_channels, self.inter_channels = in_channels, gating_channels, inter_channels
+        conv = nd.conv(spatial_dims)
+        self.W_g = nn.Sequential(conv(gating_channels, inter_channels, 1, **fk), nd.norm("batch", spatial_dims, inter_channels, **fk))
+        self.W_x = nn.Sequential(conv(in_channels, inter_channels, 1, **fk), nd.norm("batch", spatial_dims, inter_channels, **fk))
+        self.psi = nn.Sequential(conv(inter_channels, 1, 1, **fk), nd.norm("batch", spatial_dims, 1, **fk))
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate ``x`` ``[B, C_x, *S]`` with ``g`` ``[B, C_g, *S]``; returns ``(y, alpha)``."""
+        n = self.spatial_dims + 2
+        if x.dim() != n or g.dim() != n or x.shape[1] != self.in_channels or g.shape[1] != self.gating_channels:
+            raise ValueError(
+                f"SameGridAttentionGate: x must be [B, {self.in_channels}, *S] and g [B, {self.gating_channels}, *S], "
+                f"got x.shape={tuple(x.shape)}, g.shape={tuple(g.shape)}"
+            )
+        if x.shape[0] != g.shape[0] or x.shape[2:] != g.shape[2:]:
+            raise ValueError(
+                f"SameGridAttentionGate: x and g must share batch and grid, got x.shape={tuple(x.shape)}, "
+                f"g.shape={tuple(g.shape)}"
+            )
+        alpha = torch.sigmoid(self.psi(F.relu(self.W_g(g) + self.W_x(x))))
+        record_gate(self, alpha)
+        return alpha * x, alpha
+
+    def extra_repr(self) -> str:
+        return (
+            f"spatial_dims={self.spatial_dims}, in_channels={self.in_channels}, "
+            f"gating_channels={self.gating_channels}, inter_channels={self.inter_channels}"
         )

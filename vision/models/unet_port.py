@@ -40,6 +40,7 @@ __all__ = [
     "build_official",
     "import_official",
     "load_official_into",
+    "monai_state_dict",
     "official_key",
     "official_state_dict",
 ]
@@ -145,3 +146,44 @@ def load_official_into(model: nn.Module, official: nn.Module) -> nn.Module:
     """Copy an official network's parameters and buffers into ``model`` (strict) and return it."""
     model.load_state_dict(official_state_dict(official.state_dict()), strict=True)
     return model
+
+
+def _monai_prefixes(depth: int) -> list[tuple[str, str]]:
+    """``(MONAI module prefix, gatelab module prefix)`` of MONAI ``AttentionUnet`` with ``depth``
+    stride-2 levels vs ``UNet(topology="monai")``."""
+    pairs: list[tuple[str, str]] = []
+
+    def block(monai: str, ours: str) -> None:  # ConvBlock: conv.{j} = Convolution(conv, adn.N)
+        for j in (0, 1):
+            pairs.append((f"{monai}.conv.{j}.conv.", f"{ours}.{3 * j}."))
+            pairs.append((f"{monai}.conv.{j}.adn.N.", f"{ours}.{3 * j + 1}."))
+
+    block("model.0", "encoder.0")
+    for i in range(depth):
+        layer = "model.1" + ".submodule.1" * i  # AttentionLayer of level i
+        for part in ("W_g", "W_x", "psi"):
+            pairs.append((f"{layer}.attention.{part}.0.conv.", f"gates.{i}.{part}.0."))
+            pairs.append((f"{layer}.attention.{part}.1.", f"gates.{i}.{part}.1."))
+        pairs.append((f"{layer}.upconv.up.conv.", f"up.{i}.0."))
+        pairs.append((f"{layer}.upconv.up.adn.N.", f"up.{i}.1."))
+        pairs.append((f"{layer}.merge.conv.", f"merge.{i}.0."))
+        pairs.append((f"{layer}.merge.adn.A.", f"merge.{i}.2."))
+        block(f"{layer}.submodule" + ("" if i == depth - 1 else ".0"), f"encoder.{i + 1}")
+    pairs.append(("model.2.conv.", "final."))
+    return pairs
+
+
+def monai_state_dict(state_dict: Mapping[str, torch.Tensor], depth: int) -> dict[str, torch.Tensor]:
+    """Rename a MONAI 1.6 ``AttentionUnet`` state dict (``len(strides) == depth``) to the keys of
+    ``UNet(topology="monai")``; every key must map (``KeyError`` naming the first that does not)."""
+    pairs = sorted(_monai_prefixes(depth), key=lambda p: -len(p[0]))
+    out: dict[str, torch.Tensor] = {}
+    for key, value in state_dict.items():
+        for monai, ours in pairs:
+            rest = key[len(monai) :]
+            if key.startswith(monai) and "." not in rest:
+                out[ours + rest] = value
+                break
+        else:
+            raise KeyError(f"monai_state_dict: no gatelab parameter for MONAI key {key!r} (depth={depth})")
+    return out
