@@ -16,7 +16,9 @@ channel, 2 classes, batch norm, ReLU:
   two 3x3 convolutions per decoder level;
 * ``attention-unet-1gate`` -- the same with 1 gate per skip and no deep supervision (the topology
   closest to MONAI's);
-* ``unet`` -- the same without gates (the paper's U-Net baseline).
+* ``unet`` -- the same without gates (the paper's U-Net baseline);
+* ``attention-unet-monai`` -- ours with ``topology="monai"`` (preset ``attention-unet-{2,3}d-monai``):
+  MONAI's topology, same parameters and FLOPs, same outputs with copied weights.
 
 MONAI ``AttentionUnet(spatial_dims, 1, 2, channels=widths, strides=(2, 2, 2, 2))`` differs in
 structure, so "same widths" is not "same work": it downsamples with stride-2 convolutions instead
@@ -74,7 +76,7 @@ PRESETS: dict[str, tuple[dict[str, Any], str, bool]] = {
     "native-conv": ({"onednn_conv": False}, "contiguous", False),
     "compile": ({}, "contiguous", True),
 }
-OURS = ("attention-unet", "attention-unet-1gate", "unet")
+OURS = ("attention-unet", "attention-unet-1gate", "unet", "attention-unet-monai")
 BASELINE = "monai-attentionunet"
 GATE_BASELINE = "monai-attentionblock"
 
@@ -135,6 +137,10 @@ def build(name: str, nd: int, fs: float) -> Any:
         )
     if name == "unet":
         return UNet(spatial_dims=nd, in_channels=1, num_classes=2, feature_scale=fs, attention=False)
+    if name == "attention-unet-monai":
+        from gatelab.vision.models.unet import UNetConfig
+
+        return UNet(UNetConfig.from_preset(f"attention-unet-{nd}d-monai", in_channels=1, num_classes=2, feature_scale=fs))
     raise ValueError(name)
 
 
@@ -165,9 +171,12 @@ def _step(model: Any, x: Any) -> None:
 def train_gflop(model: Any, x: Any) -> float:
     """Multiply-add work of one forward + backward in GFLOP (2 per MAC; convolutions and matmuls
     as counted by ``torch.utils.flop_counter``; element-wise ops are not counted)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    # oneDNN off: our oneDNN convolutions (gatelab.core.layers.conv) are invisible to the counter;
+    # with it off they run aten.convolution, the same multiply-adds
+    with FlopCounterMode(display=False) as counter, torch.backends.mkldnn.flags(enabled=False):
         _step(model, x)
     return counter.get_total_flops() / 1e9
 
