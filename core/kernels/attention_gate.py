@@ -78,13 +78,31 @@ def _resample(t: torch.Tensor, size: Sequence[int], mode: str, align_corners: bo
     return F.interpolate(t, size=tuple(size), mode=mode, align_corners=align_corners)
 
 
+_UPSAMPLE_BACKWARD = {
+    "bilinear": torch.ops.aten.upsample_bilinear2d_backward,
+    "trilinear": torch.ops.aten.upsample_trilinear3d_backward,
+}
+_NEAREST_BACKWARD = {4: torch.ops.aten.upsample_nearest2d_backward, 5: torch.ops.aten.upsample_nearest3d_backward}
+
+
 def _resample_backward(
     grad: torch.Tensor, in_shape: torch.Size, mode: str, align_corners: bool | None
 ) -> torch.Tensor:
-    """Adjoint of :func:`_resample` from ``in_shape`` to ``grad``'s grid (identity when equal)."""
+    """Adjoint of :func:`_resample` from ``in_shape`` to ``grad``'s grid (identity when equal).
+
+    The (bi/tri)linear and nearest modes call the interpolation's own backward op (what autograd
+    runs for ``F.interpolate(size=...)``, which passes no scales); other modes differentiate a
+    probe interpolation (not traceable by ``torch.compile``).
+    """
     if tuple(grad.shape[2:]) == tuple(in_shape[2:]):
         return grad
-    with torch.enable_grad():  # the interpolation's backward reads only the shapes
+    out_size, in_size = list(grad.shape[2:]), list(in_shape)
+    nd = len(out_size)
+    if mode in _UPSAMPLE_BACKWARD:
+        return _UPSAMPLE_BACKWARD[mode](grad, out_size, in_size, bool(align_corners), *([None] * nd))
+    if mode == "nearest":
+        return _NEAREST_BACKWARD[grad.dim()](grad, out_size, in_size, *([None] * nd))
+    with torch.enable_grad():  # e.g. "area": the backward reads only the shapes
         probe = torch.zeros((), dtype=grad.dtype, device=grad.device).expand(in_shape).requires_grad_()
         out = F.interpolate(probe, size=tuple(grad.shape[2:]), mode=mode, align_corners=align_corners)
         (g,) = torch.autograd.grad(out, probe, grad)

@@ -108,3 +108,12 @@ def test_module_fused_path_equals_unfused(nd, xs, gs):
         outs.append([y, alpha, xx.grad, gg.grad, *(p.grad for p in m.parameters())])
     for a, b in zip(*outs, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6 * b.abs().max().item())
+
+
+@pytest.mark.parametrize("mode", ["nearest", "area"])
+def test_reference_other_resample_modes(mode):
+    args, kw = _args(*CASES[2], dtype=torch.float64)
+    kw["mode"], kw["align_corners"] = mode, None
+    args = [a.requires_grad_() if a is not None else None for a in args]
+    assert torch.autograd.gradcheck(lambda *a: attention_gate(*a, **kw), args, eps=1e-6, atol=1e-7, fast_mode=True)
+    torch.testing.assert_close(attention_gate(*args, **kw)[0], _unfused(*args, **kw)[0], rtol=1e-12, atol=1e-12)
