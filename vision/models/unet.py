@@ -598,7 +598,8 @@ class AttentionUNet(UNet):
 class AttentionUNet2dConfig(UNetConfig):
     """:class:`UNetConfig` of the registry entry ``attention-unet-2d`` (:class:`AttentionUNet2d`):
     ``spatial_dims`` is 2; ``attention`` defaults to true (``attention=False`` is the U-Net
-    baseline). Presets: the 2D ones of :class:`UNetConfig`, ``unet-2d`` and ``attention-unet-2d``."""
+    baseline). Presets: the 2D ones of :class:`UNetConfig`, ``unet-2d``, ``attention-unet-2d`` and
+    ``attention-unet-2d-monai``."""
 
     spatial_dims: Literal[2] = 2
     attention: bool = True
@@ -606,6 +607,13 @@ class AttentionUNet2dConfig(UNetConfig):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "unet-2d": {"spatial_dims": 2, "attention": False},
         "attention-unet-2d": {"spatial_dims": 2, "attention": True},
+        "attention-unet-2d-monai": {
+            "spatial_dims": 2,
+            "attention": True,
+            "topology": "monai",
+            "gates_per_level": 1,
+            "deep_supervision": False,
+        },
     }
 
 
@@ -613,8 +621,8 @@ class AttentionUNet2dConfig(UNetConfig):
 class AttentionUNet3dConfig(UNetConfig):
     """:class:`UNetConfig` of the registry entry ``attention-unet-3d`` (:class:`AttentionUNet3d`):
     ``spatial_dims`` is 3; ``attention`` defaults to true (``attention=False`` is the paper's
-    U-Net baseline ``unet_CT_dsv_3D``). Presets: the 3D ones of :class:`UNetConfig`, ``unet-3d``
-    and ``attention-unet-3d``."""
+    U-Net baseline ``unet_CT_dsv_3D``). Presets: the 3D ones of :class:`UNetConfig`, ``unet-3d``,
+    ``attention-unet-3d`` and ``attention-unet-3d-monai``."""
 
     spatial_dims: Literal[3] = 3
     attention: bool = True
@@ -622,6 +630,13 @@ class AttentionUNet3dConfig(UNetConfig):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "unet-3d": {"spatial_dims": 3, "attention": False},
         "attention-unet-3d": {"spatial_dims": 3, "attention": True},
+        "attention-unet-3d-monai": {
+            "spatial_dims": 3,
+            "attention": True,
+            "topology": "monai",
+            "gates_per_level": 1,
+            "deep_supervision": False,
+        },
     }
 
 
