@@ -17,6 +17,24 @@ from .layers.checks import check_positive_int, check_positive_ints
 __all__ = ["AttentionGate", "SameGridAttentionGate"]
 
 
+def _plain_conv(m: nn.Module) -> bool:
+    """``m`` is an unwrapped conv / activation module whose forward no hook observes or alters."""
+    from torch.nn.modules import module as _module
+
+    if type(m) not in (nn.Conv2d, nn.Conv3d, nn.ReLU, nn.Sigmoid):
+        return False
+    return not (
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or m._backward_hooks
+        or m._backward_pre_hooks
+        or _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
+
+
 class AttentionGate(nn.Module):
     r"""Additive grid attention gate of Attention U-Net, for 2D images and 3D volumes.
 
@@ -165,9 +183,16 @@ class AttentionGate(nn.Module):
 
     @property
     def fused(self) -> bool:
-        """Whether :meth:`forward` runs the fused op ``attention_gate`` of :mod:`gatelab.core.kernels`
-        (``act`` is ReLU, ``gate_act`` the sigmoid and ``fuse`` is on)."""
-        return self.fuse and type(self.act) is nn.ReLU and is_sigmoid(self.gate_act)
+        """Whether :meth:`forward` runs the fused op ``attention_gate`` of :mod:`gatelab.core.kernels`:
+        ``fuse`` is on, ``act`` is ReLU, ``gate_act`` the sigmoid, and ``theta``, ``phi``, ``psi``
+        are plain convolutions without hooks (a wrapped, parametrized or hooked projection, e.g.
+        LoRA or a capture hook, runs the unfused modules so that it takes effect)."""
+        return (
+            self.fuse
+            and type(self.act) is nn.ReLU
+            and is_sigmoid(self.gate_act)
+            and all(_plain_conv(m) for m in (self.theta, self.phi, self.psi, self.act, self.gate_act))
+        )
 
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate ``x`` ``[B, C_x, *S]`` with ``g`` ``[B, C_g, *S_g]``; returns ``(y, alpha)``."""
