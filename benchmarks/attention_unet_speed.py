@@ -16,7 +16,9 @@ channel, 2 classes, batch norm, ReLU:
   two 3x3 convolutions per decoder level;
 * ``attention-unet-1gate`` -- the same with 1 gate per skip and no deep supervision (the topology
   closest to MONAI's);
-* ``unet`` -- the same without gates (the paper's U-Net baseline).
+* ``unet`` -- the same without gates (the paper's U-Net baseline);
+* ``attention-unet-monai`` -- ours with ``topology="monai"`` (preset ``attention-unet-{2,3}d-monai``):
+  MONAI's topology, same parameters and FLOPs, same outputs with copied weights.
 
 MONAI ``AttentionUnet(spatial_dims, 1, 2, channels=widths, strides=(2, 2, 2, 2))`` differs in
 structure, so "same widths" is not "same work": it downsamples with stride-2 convolutions instead
@@ -28,10 +30,29 @@ gates every skip including the finest, and it has no deep supervision. At equal 
 decoder does roughly 40% fewer multiply-adds than the official decoder, so this is a comparison of
 the two published designs, not of implementations of one design.
 
+Against the official code (``--official-repo PATH``, a user's checkout of
+ozan-oktay/Attention-Gated-Networks; nothing is copied): the paper's network
+``unet_CT_multi_att_dsv_3D`` (``feature_scale`` 4, 1 input channel, 2 classes, ``is_deconv=False``)
+is built from the checkout, its weights are copied into ours
+(:mod:`gatelab.vision.models.unet_port`), the logits of one training-mode forward must agree to
+``--tolerance`` (relative to the largest logit; default 1e-4: float32 summation order through 18
+train-mode batch norms), then fwd+bwd is timed with rounds interleaved (official, ours per
+preset, official, ...). ``speedup`` = median over rounds of (official time / ours time) in the
+same round; ``speedup_q1`` / ``speedup_q3`` the quartiles of those per-round ratios. Presets of
+ours (``--presets``):
+
+* ``default``: oneDNN batch-1 convolutions + fused gates (the defaults of ``UNetConfig``);
+* ``channels-last``: the same with model and input in ``channels_last_3d``;
+* ``unfused-gates``: ``fuse_gates=False``;
+* ``native-conv``: ``onednn_conv=False`` (PyTorch's own backend choice, as the official code);
+* ``compile``: ``torch.compile`` of the default model (slow to compile on a busy CPU; opt-in).
+
 Usage (long: run through the shared CPU slot)::
 
     /work/notes/cpu_slot python benchmarks/attention_unet_speed.py            # 2D and 3D, fs 4
     python benchmarks/attention_unet_speed.py --dims 2 --rounds 3 --no-record   # quick look
+    python benchmarks/attention_unet_speed.py --official-repo /path/to/Attention-Gated-Networks \
+        --official-only                                       # vs the official code, 3D 32^3
 """
 
 from __future__ import annotations
@@ -46,7 +67,16 @@ import time
 from typing import Any
 
 BASE = (64, 128, 256, 512, 1024)
-OURS = ("attention-unet", "attention-unet-1gate", "unet")
+OFFICIAL = "official-agn"
+#: our configurations in the official comparison: (UNet overrides, memory format, compile)
+PRESETS: dict[str, tuple[dict[str, Any], str, bool]] = {
+    "default": ({}, "contiguous", False),
+    "channels-last": ({}, "channels_last", False),
+    "unfused-gates": ({"fuse_gates": False}, "contiguous", False),
+    "native-conv": ({"onednn_conv": False}, "contiguous", False),
+    "compile": ({}, "contiguous", True),
+}
+OURS = ("attention-unet", "attention-unet-1gate", "unet", "attention-unet-monai")
 BASELINE = "monai-attentionunet"
 GATE_BASELINE = "monai-attentionblock"
 
@@ -66,6 +96,18 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-gates", action="store_true", help="skip the single-gate comparison")
     p.add_argument("--no-record", action="store_true", help="print only; write nothing to docs/results")
     p.add_argument("--results-dir", default=None)
+    p.add_argument("--official-repo", default=None, help="checkout of ozan-oktay/Attention-Gated-Networks")
+    p.add_argument("--official-only", action="store_true", help="only the comparison with the official code")
+    p.add_argument("--size-official", type=int, default=32, help="cube side of the official comparison")
+    p.add_argument("--batch-official", type=int, default=1)
+    p.add_argument(
+        "--presets",
+        nargs="+",
+        default=["default", "channels-last", "unfused-gates", "native-conv"],
+        choices=list(PRESETS),
+        help="our configurations timed against the official network",
+    )
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max |ours - official| / max |official| logits")
     p.add_argument(
         "--_memory", nargs=5, metavar=("MODEL", "DIMS", "FS", "BATCH", "SIZE_FORMAT"), help=argparse.SUPPRESS
     )
@@ -95,6 +137,10 @@ def build(name: str, nd: int, fs: float) -> Any:
         )
     if name == "unet":
         return UNet(spatial_dims=nd, in_channels=1, num_classes=2, feature_scale=fs, attention=False)
+    if name == "attention-unet-monai":
+        from gatelab.vision.models.unet import UNetConfig
+
+        return UNet(UNetConfig.from_preset(f"attention-unet-{nd}d-monai", in_channels=1, num_classes=2, feature_scale=fs))
     raise ValueError(name)
 
 
@@ -125,9 +171,12 @@ def _step(model: Any, x: Any) -> None:
 def train_gflop(model: Any, x: Any) -> float:
     """Multiply-add work of one forward + backward in GFLOP (2 per MAC; convolutions and matmuls
     as counted by ``torch.utils.flop_counter``; element-wise ops are not counted)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter:
+    # oneDNN off: our oneDNN convolutions (gatelab.core.layers.conv) are invisible to the counter;
+    # with it off they run aten.convolution, the same multiply-adds
+    with FlopCounterMode(display=False) as counter, torch.backends.mkldnn.flags(enabled=False):
         _step(model, x)
     return counter.get_total_flops() / 1e9
 
@@ -199,6 +248,98 @@ def gate_rows(args: argparse.Namespace, nd: int, batch: int, size: int, threads:
     ]
 
 
+def _quartiles(v: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(v, n=4, method="inclusive") if len(v) > 1 else [v[0]] * 3
+    return q[0], statistics.median(v), q[2]
+
+
+def official_rows(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
+    """Ours (each preset) vs the official ``unet_CT_multi_att_dsv_3D`` with copied weights, 3D."""
+    import copy
+
+    import torch
+
+    from gatelab.vision.models.unet import UNet
+    from gatelab.vision.models.unet_port import build_official, load_official_into
+
+    fs, batch, size = args.feature_scale, args.batch_official, args.size_official
+    torch.manual_seed(0)
+    official = build_official(args.official_repo, attention=True, feature_scale=fs).train()
+    base = load_official_into(
+        UNet(spatial_dims=3, in_channels=1, num_classes=2, feature_scale=fs, attention=True), official
+    )
+    x = _input(3, batch, size, "contiguous")
+    ref_state = copy.deepcopy(official.state_dict())
+    with torch.no_grad():
+        want = official(x)
+    official.load_state_dict(ref_state)  # the check's forward moved the running statistics
+    models: dict[str, tuple[Any, Any]] = {OFFICIAL: (official, x)}
+    diffs: dict[str, float] = {}
+    for name in args.presets:
+        overrides, fmt, compiled = PRESETS[name]
+        m = UNet(base.config, **overrides) if overrides else UNet(base.config)
+        m.load_state_dict(base.state_dict())
+        m = _prepare(m, 3, fmt)
+        xi = _input(3, batch, size, fmt)
+        with torch.no_grad():
+            got = m(xi)
+        m.load_state_dict(base.state_dict())
+        diffs[name] = float((got - want).abs().max() / want.abs().max())
+        if diffs[name] > args.tolerance:
+            raise SystemExit(
+                f"attention_unet_speed: preset {name!r} differs from the official network: max relative "
+                f"logit difference {diffs[name]:.3g} > --tolerance {args.tolerance:g}"
+            )
+        models[name] = (torch.compile(m) if compiled else m, xi)
+    for m, xi in models.values():
+        for _ in range(args.warmup):
+            _step(m, xi)
+    times: dict[str, list[float]] = {n: [] for n in models}
+    for _ in range(args.rounds):
+        for n, (m, xi) in models.items():
+            t0 = time.perf_counter()
+            _step(m, xi)
+            times[n].append(time.perf_counter() - t0)
+    shape = f"{batch}x1x{size}x{size}x{size}"
+    print(f"\n3D {shape}, fs {fs:g}: ours vs the official code (weights copied); fwd+bwd over {args.rounds} rounds")
+    print(f"  {'model':16s} {'median ms':>10s} {'speedup':>8s} {'q1':>6s} {'q3':>6s} {'max rel diff':>13s}")
+    ref = times[OFFICIAL]
+    print(f"  {OFFICIAL:16s} {statistics.median(ref) * 1e3:10.1f}")
+    rows = []
+    params = sum(p.numel() for p in official.parameters())
+    for name in args.presets:
+        ratios = [r / t for r, t in zip(ref, times[name], strict=True)]
+        q1, med, q3 = _quartiles(ratios)
+        print(f"  {name:16s} {statistics.median(times[name]) * 1e3:10.1f} {med:7.2f}x {q1:6.2f} {q3:6.2f} {diffs[name]:13.2e}")
+        rows.append(
+            {
+                "model": "attention-unet",
+                "dataset": "synthetic",
+                "split": "3d-fwd+bwd-vs-official",
+                "variant": f"{shape}-fs{fs:g}-{name}",
+                "baseline": OFFICIAL,
+                "seed": 0,
+                "speedup": med,
+                "speedup_q1": q1,
+                "speedup_q3": q3,
+                "ms": statistics.median(times[name]) * 1e3,
+                "baseline_ms": statistics.median(ref) * 1e3,
+                "max_rel_diff": diffs[name],
+                "params": sum(p.numel() for p in models[name][0].parameters()),
+                "baseline_params": params,
+                "config": {
+                    "threads": threads,
+                    "rounds": args.rounds,
+                    "warmup": args.warmup,
+                    "torch": torch.__version__,
+                    "tolerance": args.tolerance,
+                    "official": "unet_CT_multi_att_dsv_3D",
+                },
+            }
+        )
+    return rows
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -248,7 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     names = [*OURS, BASELINE]
     rows: list[dict[str, Any]] = []
     print(f"torch {torch.__version__}, CPU, {threads} thread(s); feature_scale {args.feature_scale}")
-    for nd in args.dims:
+    if args.official_repo:
+        rows += official_rows(args, threads)
+    elif args.official_only:
+        raise SystemExit("attention_unet_speed: --official-only needs --official-repo PATH")
+    for nd in [] if args.official_only else args.dims:
         batch, size = (args.batch_2d, args.size_2d) if nd == 2 else (args.batch_3d, args.size_3d)
         for fmt in fmts:
             torch.manual_seed(0)

@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "GatedCrossNetwork": "gated_cross",
     # 5. Attention U-Net grid gate
     "AttentionGate": "attention_gate",
+    "SameGridAttentionGate": "attention_gate",
     # 6. gMLP / MAXIM
     "SpatialGatingUnit": "spatial_gating",
     "MultiAxisGatedMLP": "spatial_gating",
@@ -83,7 +84,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .attention_gate import AttentionGate
+    from .attention_gate import AttentionGate, SameGridAttentionGate
     from .bilinear import BilinearFusion
     from .channel_gates import CBAM, SqueezeExcite
     from .config import ConfigError

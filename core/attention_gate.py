@@ -8,12 +8,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .kernels import dispatch, is_sigmoid
 from .layers import nd
 from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
 from .layers.checks import check_positive_int, check_positive_ints
 
-__all__ = ["AttentionGate"]
+__all__ = ["AttentionGate", "SameGridAttentionGate"]
+
+
+def _plain_conv(m: nn.Module) -> bool:
+    """``m`` is an unwrapped conv / activation module whose forward no hook observes or alters."""
+    from torch.nn.modules import module as _module
+
+    if type(m) not in (nn.Conv2d, nn.Conv3d, nn.ReLU, nn.Sigmoid):
+        return False
+    return not (
+        m._forward_hooks
+        or m._forward_pre_hooks
+        or m._backward_hooks
+        or m._backward_pre_hooks
+        or _module._global_forward_hooks
+        or _module._global_forward_pre_hooks
+        or _module._global_backward_hooks
+        or _module._global_backward_pre_hooks
+    )
 
 
 class AttentionGate(nn.Module):
@@ -48,6 +67,11 @@ class AttentionGate(nn.Module):
             ``"bilinear"``/``"trilinear"`` (must match ``spatial_dims``), ``"nearest"`` or ``"area"``.
         align_corners: passed to ``F.interpolate`` for the linear modes (default ``False``, which
             is what the official ``F.upsample`` call does on PyTorch >= 0.4).
+        fuse: with ``act="relu"`` and ``gate_act="sigmoid"`` (the defaults), compute everything
+            up to ``alpha * x`` with the fused op ``attention_gate``
+            (:mod:`gatelab.core.kernels.attention_gate`: one autograd node saving only the
+            coarse-grid pre-activation and map, Triton tail on CUDA); same values and gradients
+            as the unfused modules up to float32 rounding. ``False``: the unfused modules.
 
     Shapes:
         ``x``: ``[B, C_x, *S]``; ``g``: ``[B, C_g, *S_g]`` (any spatial size; usually ``S / s``).
@@ -82,6 +106,7 @@ class AttentionGate(nn.Module):
         norm: str | None = "batch",
         upsample_mode: str = "linear",
         align_corners: bool = False,
+        fuse: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -103,6 +128,7 @@ class AttentionGate(nn.Module):
         self.sub_sample_factor = nd.as_tuple(sub_sample_factor, spatial_dims, "sub_sample_factor")
         self.upsample_mode = nd.interp_mode(upsample_mode, spatial_dims)
         self.align_corners = nd.align_corners_for(self.upsample_mode, align_corners)
+        self.fuse = bool(fuse)
 
         conv = nd.conv(spatial_dims)
         s = self.sub_sample_factor
@@ -155,9 +181,38 @@ class AttentionGate(nn.Module):
             return t
         return F.interpolate(t, size=size, mode=self.upsample_mode, align_corners=self.align_corners)
 
+    @property
+    def fused(self) -> bool:
+        """Whether :meth:`forward` runs the fused op ``attention_gate`` of :mod:`gatelab.core.kernels`:
+        ``fuse`` is on, ``act`` is ReLU, ``gate_act`` the sigmoid, and ``theta``, ``phi``, ``psi``
+        are plain convolutions without hooks (a wrapped, parametrized or hooked projection, e.g.
+        LoRA or a capture hook, runs the unfused modules so that it takes effect)."""
+        return (
+            self.fuse
+            and type(self.act) is nn.ReLU
+            and is_sigmoid(self.gate_act)
+            and all(_plain_conv(m) for m in (self.theta, self.phi, self.psi, self.act, self.gate_act))
+        )
+
     def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Gate ``x`` ``[B, C_x, *S]`` with ``g`` ``[B, C_g, *S_g]``; returns ``(y, alpha)``."""
         self._check(x, g)
+        if self.fused:
+            gated, alpha = dispatch(
+                "attention_gate",
+                x,
+                g,
+                self.theta.weight,
+                self.phi.weight,
+                self.phi.bias,
+                self.psi.weight,
+                self.psi.bias,
+                stride=self.sub_sample_factor,
+                mode=self.upsample_mode,
+                align_corners=self.align_corners,
+            )
+            record_gate(self, alpha)
+            return self.W(gated), alpha
         theta_x = self.theta(x)
         phi_g = self._resample(self.phi(g), theta_x.shape[2:])
         alpha = self.gate_act(self.psi(self.act(theta_x + phi_g)))
@@ -171,4 +226,79 @@ class AttentionGate(nn.Module):
             f"spatial_dims={self.spatial_dims}, in_channels={self.in_channels}, "
             f"gating_channels={self.gating_channels}, inter_channels={self.inter_channels}, "
             f"sub_sample_factor={self.sub_sample_factor}, upsample_mode={self.upsample_mode!r}"
+        )
+
+
+class SameGridAttentionGate(nn.Module):
+    r"""Additive attention gate with the gating signal on the skip's grid (MONAI ``AttentionBlock``
+    topology), 2D and 3D.
+
+    ::
+
+        alpha = sigmoid(BN(psi^T relu(BN(W_g g + b_g) + BN(W_x x + b_x)) + b_psi))   [B, 1, *S]
+        y     = alpha * x                                                           [B, C_x, *S]
+
+    every projection a 1x1 convolution with bias, ``BN`` batch norm. Unlike :class:`AttentionGate`
+    (the official Attention U-Net gate) ``g`` is already on ``x``'s grid (the decoder feature after
+    upsampling), ``W_x`` is not strided, ``alpha`` is normalised before the sigmoid, and there is
+    no output projection.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: channels ``C_x`` of ``x``.
+        gating_channels: channels ``C_g`` of ``g``.
+        inter_channels: ``F_int`` (MONAI: ``in_channels // 2``).
+
+    Shapes: ``x`` ``[B, C_x, *S]``, ``g`` ``[B, C_g, *S]``; returns ``(y, alpha)`` (``alpha`` also
+    recorded with :func:`gatelab.core.record_gate`). Parameters and their order match MONAI's
+    ``AttentionBlock`` (``W_g``, ``W_x``, ``psi``), initialised as PyTorch's defaults (as MONAI).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        gating_channels: int,
+        inter_channels: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        fk = {"device": device, "dtype": dtype}
+        self.spatial_dims = nd.check_spatial_dims(spatial_dims, (2, 3), "SameGridAttentionGate")
+        check_positive_ints(
+            "SameGridAttentionGate",
+            ("in_channels", in_channels),
+            ("gating_channels", gating_channels),
+            ("inter_channels", inter_channels),
+            allow_bool=True,
+        )
+        self.in_channels, self.gating_channels, self.inter_channels = in_channels, gating_channels, inter_channels
+        conv = nd.conv(spatial_dims)
+        self.W_g = nn.Sequential(conv(gating_channels, inter_channels, 1, **fk), nd.norm("batch", spatial_dims, inter_channels, **fk))
+        self.W_x = nn.Sequential(conv(in_channels, inter_channels, 1, **fk), nd.norm("batch", spatial_dims, inter_channels, **fk))
+        self.psi = nn.Sequential(conv(inter_channels, 1, 1, **fk), nd.norm("batch", spatial_dims, 1, **fk))
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gate ``x`` ``[B, C_x, *S]`` with ``g`` ``[B, C_g, *S]``; returns ``(y, alpha)``."""
+        n = self.spatial_dims + 2
+        if x.dim() != n or g.dim() != n or x.shape[1] != self.in_channels or g.shape[1] != self.gating_channels:
+            raise ValueError(
+                f"SameGridAttentionGate: x must be [B, {self.in_channels}, *S] and g [B, {self.gating_channels}, *S], "
+                f"got x.shape={tuple(x.shape)}, g.shape={tuple(g.shape)}"
+            )
+        if x.shape[0] != g.shape[0] or x.shape[2:] != g.shape[2:]:
+            raise ValueError(
+                f"SameGridAttentionGate: x and g must share batch and grid, got x.shape={tuple(x.shape)}, "
+                f"g.shape={tuple(g.shape)}"
+            )
+        alpha = torch.sigmoid(self.psi(F.relu(self.W_g(g) + self.W_x(x))))
+        record_gate(self, alpha)
+        return alpha * x, alpha
+
+    def extra_repr(self) -> str:
+        return (
+            f"spatial_dims={self.spatial_dims}, in_channels={self.in_channels}, "
+            f"gating_channels={self.gating_channels}, inter_channels={self.inter_channels}"
         )

@@ -18,12 +18,14 @@ op                           module                 used by
 ``tokenwise_gate``           :mod:`.tokenwise`      ``TokenwiseGate``
 ``gla_chunk``                :mod:`.gla`            ``GatedLinearAttention`` (``mode="chunk"``)
 ``topk_router``              :mod:`.router`         ``TopKRouter``, ``SparseMoE``
+``attention_gate``           :mod:`.attention_gate` ``AttentionGate`` (Attention U-Net)
 ============================ ====================== ==============================================
 """
 
 from __future__ import annotations
 
 from . import (
+    attention_gate,  # "attention_gate"
     feature_gate,  # "feature_gate", "gated_cross"
     gate_add_norm,  # "gate_add_norm"
     gla,  # "gla_chunk"

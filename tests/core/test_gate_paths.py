@@ -75,6 +75,7 @@ SPECS: dict[str, Spec] = {
     "GatedCrossLayer": Spec(lambda: core.GatedCrossLayer(5), _xy((2, 5), (2, 5))),
     "GatedCrossNetwork": Spec(lambda: core.GatedCrossNetwork(5, 2), _x(2, 5)),
     "AttentionGate": Spec(lambda: core.AttentionGate(2, 3, 4, 2), _xy((2, 3, 8, 8), (2, 4, 4, 4))),
+    "SameGridAttentionGate": Spec(lambda: core.SameGridAttentionGate(2, 3, 4, 2), _xy((2, 3, 8, 8), (2, 4, 8, 8))),
     "SpatialGatingUnit": Spec(lambda: core.SpatialGatingUnit(6, 4, gate_act="sigmoid"), _x(2, 4, 6)),
     "MultiAxisGatedMLP": Spec(lambda: core.MultiAxisGatedMLP(4, 2, 2, dropout=0.1), _x(1, 4, 4, 4)),
     "CrossGatingBlock": Spec(

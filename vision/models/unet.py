@@ -61,8 +61,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gatelab.core import AttentionGate
+from gatelab.core import AttentionGate, SameGridAttentionGate
 from gatelab.core.config import ConfigError, ModelConfig, PositiveFloat, PositiveInt
+from gatelab.core.layers import conv as _conv
 from gatelab.core.layers import nd as _nd
 from gatelab.core.layers.activations import ActLike, create_act
 from gatelab.core.layers.checks import check_float_input
@@ -91,6 +92,11 @@ def _act(act: ActLike) -> nn.Module:
     return a
 
 
+def _instance_norm(spatial_dims: int, channels: int, **fk: Any) -> nn.Module:
+    """Instance norm without affine parameters or running statistics (MONAI's default norm)."""
+    return (nn.InstanceNorm2d, nn.InstanceNorm3d)[spatial_dims - 2](channels, **fk)
+
+
 class ConvBlock(nn.Sequential):
     """``2 x [conv (kernel k, padding k//2) -> norm -> act]`` (the official ``UnetConv3``)."""
 
@@ -103,11 +109,12 @@ class ConvBlock(nn.Sequential):
         act: ActLike = "relu",
         norm: str | None = "batch",
         kernel_size: int = 3,
+        onednn_conv: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         factory_kwargs = {"device": device, "dtype": dtype}
-        conv = _nd.conv(spatial_dims)
+        conv = _conv.conv(spatial_dims, fast=onednn_conv)
         layers: list[nn.Module] = []
         for c_in in (in_channels, out_channels):
             layers += [
@@ -161,6 +168,7 @@ class GatedSkip(nn.Module):
         norm: str | None = "batch",
         sub_sample_factor: int | Sequence[int] = 2,
         upsample_mode: str = "linear",
+        fuse: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -177,6 +185,7 @@ class GatedSkip(nn.Module):
                 norm=norm,
                 sub_sample_factor=sub_sample_factor,
                 upsample_mode=upsample_mode,
+                fuse=fuse,
                 **factory_kwargs,
             )
             for _ in range(gates_per_level)
@@ -218,6 +227,25 @@ class UNetConfig(ModelConfig):
         upsample_mode: decoder / gate / deep-supervision resampling: ``"linear"`` (bi/trilinear,
             official), ``"nearest"`` ... (:func:`gatelab.core.layers.nd.interp_mode`).
         kernel_size: convolution kernel of the blocks (odd; official 3).
+        onednn_conv: (ours, speed only) run the blocks' convolutions on oneDNN at batch 1 on the
+            CPU, forward and backward (:mod:`gatelab.core.layers.conv`; PyTorch's heuristic
+            sends them to its 5-10x slower im2col path there); same values up to float32
+            summation order; ``False``: plain ``nn.Conv{2,3}d``. Same parameters either way.
+        topology: ``"official"`` (the paper's network, above) or ``"monai"``: the topology of
+            MONAI 1.6 ``AttentionUnet(spatial_dims, in_channels, num_classes, channels=widths,
+            strides=(2,) * depth)`` (see :meth:`UNet._build_monai`): stride-2 convolution
+            blocks instead of max-pooling, a stride-2 3x3 transposed convolution + BN + ReLU
+            up, one :class:`gatelab.core.SameGridAttentionGate` per level (the finest
+            included) with the gating signal after upsampling, a 3x3 merge convolution +
+            instance norm + PReLU, a 1x1 head. Same parameter count, FLOPs and (with copied
+            weights, :func:`gatelab.vision.models.unet_port.monai_state_dict`) outputs as
+            MONAI's. Needs ``attention=True``, ``gates_per_level=1``, ``deep_supervision=False``
+            and the defaults of ``norm``, ``act``, ``gate_act``, ``attention_dsample``,
+            ``upsample_mode`` and ``kernel_size`` (preset ``attention-unet-3d-monai``); sides
+            divisible by ``2^depth``.
+        fuse_gates: (ours, speed only) the gates run the fused op ``attention_gate``
+            (:mod:`gatelab.core.kernels.attention_gate`; Triton tail on CUDA); same values up to
+            float32 rounding; ``False``: the unfused modules.
         check_finite: (ours, default off) raise on NaN/inf input values, naming the first
             (a full pass over the input per call); non-float input is always an error.
 
@@ -242,6 +270,9 @@ class UNetConfig(ModelConfig):
     attention_dsample: PositiveInt | tuple[PositiveInt, ...] = 2
     upsample_mode: str = "linear"
     kernel_size: PositiveInt = 3
+    onednn_conv: bool = True
+    fuse_gates: bool = True
+    topology: Literal["official", "monai"] = "official"
     check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
@@ -249,10 +280,39 @@ class UNetConfig(ModelConfig):
         "unet-3d": {"spatial_dims": 3, "attention": False},
         "attention-unet-2d": {"spatial_dims": 2, "attention": True},
         "attention-unet-3d": {"spatial_dims": 3, "attention": True},
+        "attention-unet-2d-monai": {
+            "spatial_dims": 2,
+            "attention": True,
+            "topology": "monai",
+            "gates_per_level": 1,
+            "deep_supervision": False,
+        },
+        "attention-unet-3d-monai": {
+            "spatial_dims": 3,
+            "attention": True,
+            "topology": "monai",
+            "gates_per_level": 1,
+            "deep_supervision": False,
+        },
     }
 
     def check(self) -> None:
         name = type(self).__name__
+        if self.topology == "monai":
+            need = {
+                "attention": True,
+                "gates_per_level": 1,
+                "deep_supervision": False,
+                "norm": "batch",
+                "act": "relu",
+                "gate_act": "sigmoid",
+                "attention_dsample": 2,
+                "upsample_mode": "linear",
+                "kernel_size": 3,
+            }
+            bad = [f"{k}={getattr(self, k)!r} (needs {v!r})" for k, v in need.items() if getattr(self, k) != v]
+            if bad:
+                raise ConfigError(f"{name}.topology='monai' fixes these fields: " + ", ".join(bad))
         if len(self.filters) < 2:
             raise ConfigError(f"{name}.filters={list(self.filters)}: expected at least 2 levels")
         if any(w < 1 for w in self.widths):
@@ -309,6 +369,12 @@ class UNet(PretrainedMixin, nn.Module):
         self.depth = len(widths) - 1  # number of poolings
         self.gated_levels: tuple[int, ...] = tuple(range(1, self.depth)) if self.attention else ()
         fk = {"device": device, "dtype": dtype}
+        self.topology = cfg.topology
+        if cfg.topology == "monai":
+            self.gated_levels = tuple(range(self.depth))
+            self._build_monai(cfg, fk)
+            self.reset_parameters()
+            return
         # the build order is the parameter order, in which the random init is drawn
         self._build_encoder_decoder(cfg, fk)
         if self.attention:
@@ -320,7 +386,7 @@ class UNet(PretrainedMixin, nn.Module):
         """``encoder[i]`` (level ``i``), ``center`` and ``decoder[i]`` = Block(concat[skip f_i,
         up(f_{i+1})]) -> f_i."""
         nd, widths, depth = cfg.spatial_dims, self.widths, self.depth
-        block = dict(act=cfg.act, norm=cfg.norm, kernel_size=cfg.kernel_size, **fk)
+        block = dict(act=cfg.act, norm=cfg.norm, kernel_size=cfg.kernel_size, onednn_conv=cfg.onednn_conv, **fk)
         self.pool = _nd.max_pool(nd)(kernel_size=2)
         chans = (cfg.in_channels, *widths)
         self.encoder = nn.ModuleList(ConvBlock(nd, chans[i], chans[i + 1], **block) for i in range(depth))
@@ -328,6 +394,70 @@ class UNet(PretrainedMixin, nn.Module):
         self.decoder = nn.ModuleList(
             ConvBlock(nd, widths[i] + widths[i + 1], widths[i], **block) for i in range(depth)
         )
+
+    def _build_monai(self, cfg: UNetConfig, fk: dict[str, Any]) -> None:
+        """MONAI ``AttentionUnet`` topology (``w`` = widths, ``L`` = depth)::
+
+            encoder[0] = Block_1(x);  encoder[i] = Block_2(encoder[i-1])  i = 1 .. L   (first conv stride 2)
+            Block_s    = conv3 (stride s) -> BN -> ReLU -> conv3 -> BN -> ReLU
+            for i = L-1 .. 0:  u = ReLU(BN(convT3_stride2(h)))   (h = encoder[L] first)
+                               s, alpha_i = gates[i](encoder[i], g=u)
+                               h = PReLU(InstanceNorm(conv3(concat[s, u])))    merge[i]
+            logits = final(h)                                   1x1 convolution
+        """
+        nd, w, depth = cfg.spatial_dims, self.widths, self.depth
+        conv, conv_t = _conv.conv(nd, fast=cfg.onednn_conv), _nd.conv_transpose(nd)
+
+        def block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                conv(c_in, c_out, 3, stride=stride, padding=1, **fk),
+                _nd.norm("batch", nd, c_out, **fk),
+                nn.ReLU(inplace=True),
+                conv(c_out, c_out, 3, padding=1, **fk),
+                _nd.norm("batch", nd, c_out, **fk),
+                nn.ReLU(inplace=True),
+            )
+
+        chans = (cfg.in_channels, *w)
+        self.encoder = nn.ModuleList(block(chans[i], chans[i + 1], 1 if i == 0 else 2) for i in range(depth + 1))
+        self.up = nn.ModuleList(
+            nn.Sequential(
+                conv_t(w[i + 1], w[i], 3, stride=2, padding=1, output_padding=1, **fk),
+                _nd.norm("batch", nd, w[i], **fk),
+                nn.ReLU(inplace=True),
+            )
+            for i in range(depth)
+        )
+        self.gates = nn.ModuleList(
+            SameGridAttentionGate(nd, w[i], w[i], max(w[i] // 2, 1), **fk) for i in range(depth)
+        )
+        self.merge = nn.ModuleList(
+            nn.Sequential(
+                conv(2 * w[i], w[i], 3, padding=1, **fk),
+                _instance_norm(nd, w[i], **fk),
+                nn.PReLU(**fk),
+            )
+            for i in range(depth)
+        )
+        self.final = _nd.conv(nd)(w[0], cfg.num_classes, 1, **fk)
+
+    def _forward_monai(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        if any(s % self.min_size for s in x.shape[2:]):
+            raise ValueError(
+                f"{type(self).__name__}(topology='monai'): every spatial side must be divisible by "
+                f"2^depth = {self.min_size}, got {tuple(x.shape[2:])}"
+            )
+        feats: list[torch.Tensor] = []
+        h = x
+        for enc in self.encoder:
+            h = enc(h)
+            feats.append(h)
+        maps: dict[str, torch.Tensor] = {}
+        for i in reversed(range(self.depth)):
+            u = self.up[i](h)
+            skip, maps[f"att{i + 1}"] = self.gates[i](feats[i], u)
+            h = self.merge[i](torch.cat([skip, u], dim=1))
+        return self.final(h), dict(sorted(maps.items()))
 
     def _build_gates(self, cfg: UNetConfig, fk: dict[str, Any]) -> None:
         """The gating signal from the centre and one :class:`GatedSkip` per gated level."""
@@ -346,6 +476,7 @@ class UNet(PretrainedMixin, nn.Module):
                     norm=cfg.norm,
                     sub_sample_factor=cfg.attention_dsample,
                     upsample_mode=cfg.upsample_mode,
+                    fuse=cfg.fuse_gates,
                     **fk,
                 )
                 for i in self.gated_levels
@@ -400,6 +531,9 @@ class UNet(PretrainedMixin, nn.Module):
                 f"got {tuple(x.shape[2:])}"
             )
         check_float_input(type(self).__name__, "x", x, check_finite=self.config.check_finite)
+        if self.topology == "monai":
+            logits, maps = self._forward_monai(x)
+            return (logits, maps) if return_attention else logits
         skips: list[torch.Tensor] = []
         h = x
         for i, enc in enumerate(self.encoder):
@@ -464,7 +598,8 @@ class AttentionUNet(UNet):
 class AttentionUNet2dConfig(UNetConfig):
     """:class:`UNetConfig` of the registry entry ``attention-unet-2d`` (:class:`AttentionUNet2d`):
     ``spatial_dims`` is 2; ``attention`` defaults to true (``attention=False`` is the U-Net
-    baseline). Presets: the 2D ones of :class:`UNetConfig`, ``unet-2d`` and ``attention-unet-2d``."""
+    baseline). Presets: the 2D ones of :class:`UNetConfig`, ``unet-2d``, ``attention-unet-2d`` and
+    ``attention-unet-2d-monai``."""
 
     spatial_dims: Literal[2] = 2
     attention: bool = True
@@ -472,6 +607,13 @@ class AttentionUNet2dConfig(UNetConfig):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "unet-2d": {"spatial_dims": 2, "attention": False},
         "attention-unet-2d": {"spatial_dims": 2, "attention": True},
+        "attention-unet-2d-monai": {
+            "spatial_dims": 2,
+            "attention": True,
+            "topology": "monai",
+            "gates_per_level": 1,
+            "deep_supervision": False,
+        },
     }
 
 
@@ -479,8 +621,8 @@ class AttentionUNet2dConfig(UNetConfig):
 class AttentionUNet3dConfig(UNetConfig):
     """:class:`UNetConfig` of the registry entry ``attention-unet-3d`` (:class:`AttentionUNet3d`):
     ``spatial_dims`` is 3; ``attention`` defaults to true (``attention=False`` is the paper's
-    U-Net baseline ``unet_CT_dsv_3D``). Presets: the 3D ones of :class:`UNetConfig`, ``unet-3d``
-    and ``attention-unet-3d``."""
+    U-Net baseline ``unet_CT_dsv_3D``). Presets: the 3D ones of :class:`UNetConfig`, ``unet-3d``,
+    ``attention-unet-3d`` and ``attention-unet-3d-monai``."""
 
     spatial_dims: Literal[3] = 3
     attention: bool = True
@@ -488,6 +630,13 @@ class AttentionUNet3dConfig(UNetConfig):
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "unet-3d": {"spatial_dims": 3, "attention": False},
         "attention-unet-3d": {"spatial_dims": 3, "attention": True},
+        "attention-unet-3d-monai": {
+            "spatial_dims": 3,
+            "attention": True,
+            "topology": "monai",
+            "gates_per_level": 1,
+            "deep_supervision": False,
+        },
     }
 
 
