@@ -43,6 +43,7 @@ import pyarrow.compute as pc
 
 from gatelab.core.config import ConfigError
 
+from .hashing import hash_tokens
 from .readers import CTRDataError, RawChunk, Reader
 from .spec import FeatureSpec, FieldSpec
 
@@ -488,7 +489,14 @@ class FeatureEncoder:
 
         Also hashes every training row's feature values, so :meth:`transform` can count
         evaluation rows equal to a training row."""
-        counts = {f.name: _TokenCounts() for f in self.fields if f.type != "numeric"}
+        # one counter per vocabulary: a field sharing another's table counts into the owner's;
+        # hashed fields have none
+        owners = {f.name: f for f in self.fields}
+        counts = {
+            f.name: _TokenCounts()
+            for f in self.fields
+            if f.type != "numeric" and f.share_embedding is None and f.hash_buckets is None
+        }
         stats = {f.name: _NumStats() for f in self.fields if f.type == "numeric"}
         longest = {f.name: 0 for f in self.fields if f.type == "sequence"}
         hashes: list[np.ndarray] = []
@@ -501,7 +509,9 @@ class FeatureEncoder:
             rows += chunk.table.num_rows
             for f in self.fields:
                 if f.type == "categorical":
-                    counts[f.name].add(self._tokens(f, chunk, reader))
+                    tokens = self._tokens(f, chunk, reader)
+                    if f.table_owner in counts:
+                        counts[f.table_owner].add(tokens)
                 elif f.type == "numeric":
                     x, bad = self._raw_numbers(f, chunk, reader)
                     if bad.any() and f.missing_policy == "error":
@@ -509,7 +519,8 @@ class FeatureEncoder:
                     stats[f.name].update(x[~bad])  # observed finite values only
                 else:
                     lists = self._sequences(f, chunk, reader)
-                    counts[f.name].add(lists.flatten())
+                    if f.table_owner in counts:
+                        counts[f.table_owner].add(lists.flatten())
                     if len(lists):
                         longest[f.name] = max(
                             longest[f.name], int(pc.max(pc.list_value_length(lists)).as_py() or 0)
@@ -521,6 +532,7 @@ class FeatureEncoder:
         if self.check_overlap:
             self._train_hashes = np.unique(np.concatenate(hashes)) if hashes else np.empty(0, np.uint64)
         self._train_reader = reader
+        self.vocab, self._value_sets = {}, {}
         fitted: list[FieldSpec] = []
         for f in self.fields:
             if f.type == "numeric":
@@ -538,26 +550,38 @@ class FeatureEncoder:
                     )
                 fitted.append(dataclasses.replace(f, stats=st))
                 continue
-            t = counts[f.name].table()
-            min_count = f.min_count if f.min_count is not None else self.min_count
-            if t.num_rows == 0:
-                tokens: list[str] = []
+            owner = owners[f.table_owner]
+            extra: dict[str, Any]
+            if owner.hash_buckets is not None:  # hashed: no vocabulary (gatelab.recsys.data.hashing)
+                self.vocab[f.name] = []
+                extra = {"num_tokens": 0, "vocab_size": owner.hash_buckets + 1}
             else:
-                t = t.filter(pc.greater_equal(t.column("n"), min_count))
-                order = pc.sort_indices(t, sort_keys=[("n", "descending"), ("v", "ascending")])
-                tokens = t.column("v").take(order).to_pylist()
-            self.vocab[f.name] = tokens
-            self._value_sets[f.name] = pa.array(tokens, type=pa.string())
-            extra: dict[str, Any] = {
-                "num_tokens": len(tokens),
-                "vocab_size": len(tokens) + 2,
-                "min_count": min_count,
-            }
+                if owner.name not in self.vocab:
+                    self._fit_vocab(owner, counts[owner.name])
+                tokens = self.vocab[f.name] = self.vocab[owner.name]
+                self._value_sets[f.name] = self._value_sets[owner.name]
+                extra = {"num_tokens": len(tokens), "vocab_size": len(tokens) + 2}
+                if f.share_embedding is None:
+                    extra["min_count"] = owner.min_count if owner.min_count is not None else self.min_count
             if f.type == "sequence" and f.max_len is None:
                 extra["max_len"] = max(longest[f.name], 1)
             fitted.append(dataclasses.replace(f, **extra))
         self.spec = FeatureSpec(fitted, label=self.label)
         return self.spec
+
+    def _fit_vocab(self, f: FieldSpec, counts: _TokenCounts) -> None:
+        """``self.vocab[f.name]``: the tokens of ``counts`` seen at least ``min_count`` times, most
+        frequent first (ties by token)."""
+        t = counts.table()
+        min_count = f.min_count if f.min_count is not None else self.min_count
+        if t.num_rows == 0:
+            tokens: list[str] = []
+        else:
+            t = t.filter(pc.greater_equal(t.column("n"), min_count))
+            order = pc.sort_indices(t, sort_keys=[("n", "descending"), ("v", "ascending")])
+            tokens = t.column("v").take(order).to_pylist()
+        self.vocab[f.name] = tokens
+        self._value_sets[f.name] = pa.array(tokens, type=pa.string())
 
     def _dropped_note(self) -> str:
         drop = [f.name for f in self.fields if f.missing_policy == "drop_row"]
@@ -608,6 +632,9 @@ class FeatureEncoder:
         """Indices (1..V, OOV = V+1) of ``tokens``; also the OOV and missing counts."""
         assert self.spec is not None
         fitted = self.spec[f.name]
+        buckets = self.spec[fitted.table_owner].hash_buckets
+        if buckets is not None:  # no vocabulary, no OOV: a missing entry is hashed as ""
+            return hash_tokens(tokens, buckets), 0, int(tokens.null_count)
         idx = pc.index_in(tokens, value_set=self._value_sets[f.name])
         missing = int(tokens.null_count)
         oov = int(idx.null_count) - missing
