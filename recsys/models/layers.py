@@ -116,7 +116,27 @@ class FieldEmbedding(nn.Module):
         self.num_inputs = {kind: len(col_of[kind]) for kind in col_of}
         self.max_len = max((f.max_len or 1 for f in spec.of_type("sequence")), default=0)
 
-        # token tables: one per (owner kind, embedding size), rows allocated per table owner
+        self._add_tables(spec, chosen, embedding_dim, factory_kwargs)
+        # gather groups: (kind, size, pooling, table) -> fields in output order
+        groups: dict[tuple[str, int, str, str], list[tuple[int, FieldSpec]]] = {}
+        for pos, (f, d) in enumerate(zip(chosen, self.dims)):
+            pool = f.pool if f.type == "sequence" else ""
+            table = self._field_rows[f.name][0] if f.type != "numeric" else ""
+            groups.setdefault((f.type, d, pool, table), []).append((pos, f))
+        self.group_keys: list[tuple[str, int, str, str]] = []
+        self.numeric_weights = nn.ParameterDict()
+        out_cols = [
+            self._add_group(group, members, col_of, factory_kwargs) for group, members in groups.items()
+        ]
+        self._set_output_order(torch.cat(out_cols))
+        self.reset_parameters()
+
+    def _add_tables(
+        self, spec: FeatureSpec, chosen: list[FieldSpec], embedding_dim: int, factory_kwargs: dict[str, Any]
+    ) -> None:
+        """Token tables: one per (owner kind, embedding size), rows allocated per table owner in
+        field order (a field with ``share_embedding`` gets its owner's rows); ``_field_rows``:
+        field -> (table key, first row, rows)."""
         self.tables = nn.ModuleDict()
         self._field_rows: dict[str, tuple[str, int, int]] = {}
         owner_rows: dict[str, tuple[str, int]] = {}  # owner -> (table key, first row)
@@ -138,24 +158,9 @@ class FieldEmbedding(nn.Module):
             self._field_rows[f.name] = (key, owner_rows[owner.name][1], int(owner.vocab_size))
         for key, n in sizes.items():
             self.tables[key] = nn.Embedding(n, int(key.rsplit("_", 1)[1]), **factory_kwargs)
-        self.register_buffer(
-            "padding_rows", torch.tensor([s for _, s in owner_rows.values()], dtype=torch.long), persistent=False
-        )
+        starts = torch.tensor([start for _, start in owner_rows.values()], dtype=torch.long)
+        self.register_buffer("padding_rows", starts, persistent=False)
         self._padding_keys = [k for k, _ in owner_rows.values()]
-
-        # gather groups: (kind, size, pooling, table) -> fields in output order
-        groups: dict[tuple[str, int, str, str], list[tuple[int, FieldSpec]]] = {}
-        for pos, (f, d) in enumerate(zip(chosen, self.dims)):
-            pool = f.pool if f.type == "sequence" else ""
-            table = self._field_rows[f.name][0] if f.type != "numeric" else ""
-            groups.setdefault((f.type, d, pool, table), []).append((pos, f))
-        self.group_keys: list[tuple[str, int, str, str]] = []
-        self.numeric_weights = nn.ParameterDict()
-        out_cols = [
-            self._add_group(group, members, col_of, factory_kwargs) for group, members in groups.items()
-        ]
-        self._set_output_order(torch.cat(out_cols))
-        self.reset_parameters()
 
     @staticmethod
     def _group_name(kind: str, d: int, pool: str, table: str) -> str:
