@@ -127,3 +127,31 @@ def test_hashed_shared_pooled_model_round_trips(tmp_path):
     assert fields["ad"]["hash_buckets"] == 16
     assert fields["clicked"]["share_embedding"] == "user" and fields["clicked"]["pooling"] == "max"
     torch.testing.assert_close(again(**x), want, rtol=0, atol=0)
+
+
+def test_every_recsys_model_takes_hashed_shared_and_max_pooled_fields():
+    """Each registered CTR model (tiny config) builds on a spec with a hashed field, a sequence
+    sharing a categorical table with max pooling, and a numeric field; forward and backward run
+    (FinalMLP with the sharer and the hashed field as its gate contexts)."""
+    from gatelab.core.registry import create_model, registered
+    from gatelab.recsys.models import example_inputs
+
+    spec = {
+        "fields": [
+            {"name": "user", "type": "categorical", "vocab_size": 6, "num_tokens": 4},
+            {"name": "item", "type": "categorical", "vocab_size": 9, "num_tokens": 0, "hash_buckets": 8},
+            {"name": "price", "type": "numeric"},
+            {"name": "clicked", "type": "sequence", "vocab_size": 6, "num_tokens": 4, "max_len": 3,
+             "share_embedding": "user", "pooling": "max"},
+        ]
+    }  # fmt: skip
+    names = sorted(n for n, i in registered().items() if i.domain == "recsys")
+    for name in names:
+        kw = {**registered()[name].tiny, "feature_spec": spec}
+        if name == "finalmlp":
+            kw.update(fs1_context=("clicked",), fs2_context=("item",))
+        torch.manual_seed(0)
+        m = create_model(name, **kw)
+        y = m(**example_inputs(spec, 4, generator=torch.Generator().manual_seed(0)))
+        assert y.shape == (4,) and torch.isfinite(y).all(), name
+        y.sum().backward()
