@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 from ctr_fixtures import write_lines
 
 from gatelab.core.config import ConfigError
@@ -125,3 +126,43 @@ def test_hashed_and_shared_fields_encode_as_computed_by_hand(tmp_path):
 def test_spec_rules_are_clear_errors(fields, match):
     with pytest.raises(ConfigError, match=match):
         FeatureSpec(fields)
+
+
+def test_predict_encodes_hashed_and_shared_fields_as_training_did(tmp_path):
+    """A model saved with the data module's preprocessing scores a raw file exactly as the
+    model scores the encoded split: hashed tokens (unseen ones included) and the shared
+    vocabulary go through ``gatelab predict``'s encoder the same way."""
+    from ctr_fixtures import write_custom_ctr
+
+    from gatelab.core.harness.predict import PredictOptions
+    from gatelab.core.pretrained import from_pretrained
+    from gatelab.core.registry import create_model
+    from gatelab.recsys.data.datamodule import ctr_datamodule
+    from gatelab.recsys.predict import score_file
+
+    files = write_custom_ctr(tmp_path / "data", {"train": 120, "valid": 20, "test": 40}, users=14)  # users 10-13 unseen
+    fields = [
+        {"name": "user", "type": "categorical", "hash_buckets": 32},
+        {"name": "item", "type": "categorical"},
+        {"name": "also_item", "type": "categorical", "column": "item", "share_embedding": "item"},
+        {"name": "tags", "type": "sequence", "pooling": "max", "hash_buckets": 5},
+    ]
+    dm = ctr_datamodule(
+        tmp_path, dataset="custom", files=files, fields=fields, batch_size=16, cache=str(tmp_path / "c"), verify=False
+    )
+    torch.manual_seed(0)
+    model = create_model("dnn", **dm.model_kwargs(), embedding_dim=4, hidden_dims=(8,)).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    model.save_pretrained(tmp_path / "m", preprocessing=dm.preprocessing())
+    score_file(from_pretrained(tmp_path / "m"), files["test"], tmp_path / "s.csv", PredictOptions(progress=False))
+    got = np.array([float(line.split(",")[1]) for line in (tmp_path / "s.csv").read_text().splitlines()[1:]])
+    arrays = dm.encoded["test"].arrays()
+    with torch.no_grad():
+        want = torch.sigmoid(
+            model(categorical=torch.from_numpy(np.asarray(arrays["categorical"])).long(),
+                  sequence=torch.from_numpy(np.asarray(arrays["sequence"])).long())
+        ).numpy()  # fmt: skip
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert np.asarray(arrays["categorical"])[:, 0].max() <= 32  # hashed indices 1..32, no OOV
