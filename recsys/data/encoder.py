@@ -49,6 +49,7 @@ import pyarrow.compute as pc
 from gatelab.core.config import ConfigError
 
 from .counting import TokenLookup, chunk_counts, merge_counts, partition_of, row_hashes, write_counts
+from .hashing import hash_tokens
 from .readers import CTRDataError, RawChunk, Reader, Segment
 from .shards import ShardWriter, open_shards
 from .spec import FeatureSpec, FieldSpec
@@ -558,7 +559,10 @@ class FeatureEncoder:
         the same for any worker count (per-chunk statistics are merged in file order).
 
         With ``check_overlap``, every training row's feature values are hashed (also spilled by
-        partition), so :meth:`transform` can count evaluation rows equal to a training row."""
+        partition), so :meth:`transform` can count evaluation rows equal to a training row.
+
+        A field sharing another's table (``share_embedding``) counts into the owner's vocabulary;
+        hashed fields (``hash_buckets``) have none."""
         d = self._scratch("fit")
         (d / "counts").mkdir()
         (d / "rows").mkdir()
@@ -602,8 +606,11 @@ class FeatureEncoder:
         self._train_rows_dir = d / "train_rows" if hash_rows else None
         self._parts = parts
         self._train_reader = reader
+        self.vocab, self._lookups = {}, {}
+        owners = {f.name: f for f in self.fields}
+        index_of = {f.name: i for i, f in enumerate(self.fields)}
         fitted: list[FieldSpec] = []
-        for i, f in enumerate(self.fields):
+        for f in self.fields:
             if f.type == "numeric":
                 st = stats[f.name].as_dict()
                 if st["count"] == 0 and f.normalizer != "none":
@@ -619,19 +626,27 @@ class FeatureEncoder:
                     )
                 fitted.append(dataclasses.replace(f, stats=st))
                 continue
-            lo, hi = np.searchsorted(fids, [i, i + 1])
-            tokens = (
-                kept.column("v").slice(int(lo), int(hi - lo)).combine_chunks()
-                if kept is not None and hi > lo
-                else pa.array([], pa.string())
-            )
-            self.vocab[f.name] = tokens.to_pylist()
-            self._lookups[f.name] = TokenLookup(tokens)
-            extra: dict[str, Any] = {
-                "num_tokens": len(tokens),
-                "vocab_size": len(tokens) + 2,
-                "min_count": min_counts[i],
-            }
+            owner = owners[f.table_owner]
+            extra: dict[str, Any]
+            if owner.hash_buckets is not None:  # hashed: no vocabulary (gatelab.recsys.data.hashing)
+                self.vocab[f.name] = []
+                extra = {"num_tokens": 0, "vocab_size": owner.hash_buckets + 1}
+            else:
+                oi = index_of[owner.name]
+                if owner.name not in self._lookups:
+                    lo, hi = np.searchsorted(fids, [oi, oi + 1])
+                    tokens = (
+                        kept.column("v").slice(int(lo), int(hi - lo)).combine_chunks()
+                        if kept is not None and hi > lo
+                        else pa.array([], pa.string())
+                    )
+                    self.vocab[owner.name] = tokens.to_pylist()
+                    self._lookups[owner.name] = TokenLookup(tokens)
+                self.vocab[f.name] = self.vocab[owner.name]
+                self._lookups[f.name] = self._lookups[owner.name]
+                extra = {"num_tokens": len(self.vocab[f.name]), "vocab_size": len(self.vocab[f.name]) + 2}
+                if f.share_embedding is None:
+                    extra["min_count"] = min_counts[oi]
             if f.type == "sequence" and f.max_len is None:
                 extra["max_len"] = max(longest[f.name], 1)
             fitted.append(dataclasses.replace(f, **extra))
@@ -689,6 +704,9 @@ class FeatureEncoder:
         missing counts. Exact (:class:`~.counting.TokenLookup`)."""
         assert self.spec is not None
         fitted = self.spec[f.name]
+        buckets = self.spec[fitted.table_owner].hash_buckets
+        if buckets is not None:  # no vocabulary, no OOV: a missing entry is hashed as ""
+            return hash_tokens(tokens, buckets), 0, int(tokens.null_count)
         idx = self._lookups[f.name](tokens)
         missing = int(tokens.null_count)
         unknown = idx == 0
@@ -986,9 +1004,14 @@ def _fit_chunk(state: dict[str, Any], item: Any) -> dict[str, Any]:
     enc._labels(chunk, reader)
     res["rows"] = chunk.table.num_rows
     per_field = []
-    for i, f in enumerate(enc.fields):
+    owners = {f.name: (i, f) for i, f in enumerate(enc.fields)}
+    for f in enc.fields:
+        # a sharer counts into its owner's vocabulary (the owner's field id); a hashed table has none
+        oi, owner = owners[f.table_owner]
+        counted = owner.hash_buckets is None
         if f.type == "categorical":
-            per_field.append((i, *chunk_counts(enc._tokens(f, chunk, reader))))
+            if counted:
+                per_field.append((oi, *chunk_counts(enc._tokens(f, chunk, reader))))
         elif f.type == "numeric":
             x, bad = enc._raw_numbers(f, chunk, reader)
             if bad.any() and f.missing_policy == "error":
@@ -998,7 +1021,8 @@ def _fit_chunk(state: dict[str, Any], item: Any) -> dict[str, Any]:
             res["stats"][f.name] = st
         else:
             lists = enc._sequences(f, chunk, reader)
-            per_field.append((i, *chunk_counts(lists.flatten())))
+            if counted:
+                per_field.append((oi, *chunk_counts(lists.flatten())))
             res["longest"][f.name] = int(pc.max(pc.list_value_length(lists)).as_py() or 0) if len(lists) else 0
     write_counts(d / "counts" / f"{index:06d}.arrow", per_field, state["parts"])
     if state["hash_rows"]:

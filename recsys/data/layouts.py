@@ -6,8 +6,12 @@ layout                 files (under the data directory)
 ``frappe``             ``frappe/frappe.csv[.gz]`` + official ``frappe/Frappe_x1/{valid,test}.csv``;
                        the train split is rebuilt from the log (:mod:`.frappe`)
 ``frappe_x1``          ``frappe/Frappe_x1/{train,valid,test}.csv`` (BARS; official train needed)
-``criteo_x1``          ``Criteo_x1/{train,valid,test}.csv`` (BARS: label, I1-I13 normalised, C1-C26 ids)
-``avazu_x1``           ``Avazu_x1/{train,valid,test}.csv`` (BARS: label, feat_1-feat_22)
+``criteo_x1``          ``Criteo_x1/{train,valid,test}.csv`` (BARS: header ``label,I1..I13,C1..C26``; label
+                       0/1; I1-I13 floats already normalised by BARS, read as ``numeric`` fields
+                       without normalisation (an empty cell is an error naming file:line); C1-C26
+                       integer ids, ``categorical``)
+``avazu_x1``           ``Avazu_x1/{train,valid,test}.csv`` (BARS: header ``label,feat_1..feat_22``; label
+                       0/1; 22 integer-id ``categorical`` fields)
 ``movielenslatest_x1`` ``MovielensLatest_x1/{train,valid,test}.csv`` (BARS: label, user_id, item_id, tag_id)
 ``criteo``             raw Kaggle TSV without header (label, I1-I13, C1-C26), your own split files
                        ``criteo/{train,valid,test}.txt``; I1-I13 log-bucketed (``floor(log(x)^2)``)

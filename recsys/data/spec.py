@@ -10,7 +10,19 @@ A :class:`FeatureSpec` lists the fields of a CTR dataset in model order, each a
 * ``numeric``: one float per row (optionally normalised, see ``normalizer``); embedded as
   ``value * w_field``;
 * ``sequence`` (multi-valued): up to ``max_len`` tokens per row split on ``splitter``, padded with
-  ``0`` after the tokens; same index layout as categorical fields.
+  ``0`` after the tokens; same index layout as categorical fields; the model pools a row's token
+  embeddings by ``pooling`` (``mean``, the default, ``sum`` or ``max``; padding excluded).
+
+Two alternatives to a per-field vocabulary (categorical and sequence fields):
+
+* ``hash_buckets: N``: vocabulary-free; token ``t`` -> ``1 + (blake2b64(t) mod N)``
+  (:mod:`gatelab.recsys.data.hashing`: a stable hash, not Python's salted ``hash``),
+  ``vocab_size = N + 1``, no OOV bucket (``num_tokens`` 0, ``min_count`` not allowed);
+* ``share_embedding: <field>``: this field uses the embedding table (and so the index space: the
+  vocabulary, fitted on both fields' training tokens, or the hash buckets) of another
+  categorical/sequence field, e.g. ``clicked_users`` (a sequence) sharing ``user_id``'s table. The
+  owner must not share itself; both must have the same embedding size; the sharer sets neither
+  ``hash_buckets`` nor ``min_count`` (the owner's apply).
 
 A raw column can be turned into categorical tokens by ``preprocess``: ``log_bucket`` (Criteo's
 winning-solution transform of a numeric column, ``floor(log(x)^2)`` for ``x > 2``, else
@@ -32,12 +44,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from gatelab.core.config import ConfigError, check_keys
+from gatelab.core.config import ConfigError, check_keys, did_you_mean
 
 __all__ = [
     "FIELD_TYPES",
     "NA_POLICIES",
     "NORMALIZERS",
+    "POOLINGS",
     "PREPROCESSORS",
     "FeatureSpec",
     "FieldSpec",
@@ -48,6 +61,7 @@ FIELD_TYPES = ("categorical", "numeric", "sequence")
 NORMALIZERS = ("none", "minmax", "standard")
 NA_POLICIES = ("error", "fill", "drop_row", "mask")
 PREPROCESSORS = (None, "log_bucket", "hour_of_day", "weekday", "weekend")
+POOLINGS = ("mean", "sum", "max")
 SPEC_FORMAT = "gatelab.recsys.FeatureSpec/1"
 
 
@@ -82,14 +96,22 @@ class FieldSpec:
             training values only (not filled, masked or dropped entries).
         splitter: sequence fields: token separator (default ``^``, FuxiCTR's).
         max_len: sequence fields: tokens kept per row (``None``: the longest training row).
+        hash_buckets: categorical/sequence fields: hash tokens into this many buckets instead of
+            fitting a vocabulary (see the module docstring); ``None``: a vocabulary.
+        share_embedding: categorical/sequence fields: the name of the field whose embedding
+            table (and index space) this field uses; ``None``: its own table.
 
     Fitted keys (filled by the encoder):
         vocab_size: indices of a categorical/sequence field, ``num_tokens + 2``.
         num_tokens: tokens in the vocabulary.
         stats: numeric fields: ``min``, ``max``, ``mean``, ``std`` on the training split.
 
-    Model key:
+    Model keys:
         embedding_dim: this field's embedding size (``None``: the model's ``embedding_dim``).
+        pooling: sequence fields: how the model pools the token embeddings of a row over its
+            non-padding positions: ``mean`` (``None`` means ``mean``), ``sum`` or ``max``
+            (per dimension). An empty sequence pools to the zero vector for every pooling (for
+            ``max`` by rule: the max over no element is defined as 0).
     """
 
     name: str
@@ -106,6 +128,9 @@ class FieldSpec:
     num_tokens: int | None = None
     stats: dict[str, float] | None = None
     embedding_dim: int | None = None
+    hash_buckets: int | None = None
+    share_embedding: str | None = None
+    pooling: str | None = None
 
     def __post_init__(self) -> None:
         where = f"field {self.name!r}"
@@ -125,7 +150,7 @@ class FieldSpec:
             raise ConfigError(
                 f"{where}: preprocess={self.preprocess} makes categorical tokens; set type: categorical"
             )
-        for key in ("min_count", "max_len", "vocab_size", "num_tokens", "embedding_dim"):
+        for key in ("min_count", "max_len", "vocab_size", "num_tokens", "embedding_dim", "hash_buckets"):
             v = getattr(self, key)
             lo = 0 if key == "num_tokens" else 1
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
@@ -152,6 +177,48 @@ class FieldSpec:
             raise ConfigError(f"{where}: na_policy=mask applies to numeric fields only")
         if self.type == "sequence" and not self.splitter:
             raise ConfigError(f"{where}: a sequence field needs a splitter")
+        if self.pooling is not None:
+            if self.type != "sequence":
+                raise ConfigError(
+                    f"{where}: pooling={self.pooling!r} applies to sequence fields only (this one is {self.type})"
+                )
+            if self.pooling not in POOLINGS:
+                raise ConfigError(f"{where}: pooling={self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        if self.hash_buckets is not None:
+            if self.type == "numeric":
+                raise ConfigError(f"{where}: hash_buckets applies to categorical and sequence fields only")
+            if self.min_count is not None:
+                raise ConfigError(
+                    f"{where}: min_count={self.min_count} has no effect with hash_buckets={self.hash_buckets} "
+                    "(a hashed field has no vocabulary); remove one of them"
+                )
+            if self.vocab_size is not None and self.vocab_size != self.hash_buckets + 1:
+                raise ConfigError(
+                    f"{where}: vocab_size={self.vocab_size} != hash_buckets + 1 = {self.hash_buckets + 1}"
+                )
+        if self.share_embedding is not None:
+            if not isinstance(self.share_embedding, str) or not self.share_embedding:
+                raise ConfigError(f"{where}: share_embedding must be a field name, got {self.share_embedding!r}")
+            if self.type == "numeric":
+                raise ConfigError(f"{where}: share_embedding applies to categorical and sequence fields only")
+            if self.share_embedding == self.name:
+                raise ConfigError(f"{where}: share_embedding names the field itself")
+            own = [k for k in ("hash_buckets", "min_count") if getattr(self, k) is not None]
+            if own:
+                raise ConfigError(
+                    f"{where}: shares {self.share_embedding!r}'s table, so {own} are the owner's; "
+                    f"remove {', '.join(own)} from {self.name!r}"
+                )
+
+    @property
+    def pool(self) -> str:
+        """The pooling of a sequence field (``pooling``, default ``mean``)."""
+        return self.pooling or "mean"
+
+    @property
+    def table_owner(self) -> str:
+        """The field whose embedding table (and index space) this field uses: ``share_embedding`` or itself."""
+        return self.share_embedding or self.name
 
     @property
     def reads_number(self) -> bool:
@@ -176,6 +243,8 @@ class FieldSpec:
     @property
     def oov_index(self) -> int:
         """Index of the out-of-vocabulary bucket (categorical and sequence fields)."""
+        if self.hash_buckets is not None:
+            raise ConfigError(f"field {self.name!r} is hashed (hash_buckets={self.hash_buckets}): it has no OOV index")
         if self.num_tokens is None:
             raise ConfigError(f"field {self.name!r} is not fitted (no vocabulary yet)")
         return self.num_tokens + 1
@@ -198,7 +267,9 @@ class FieldSpec:
         return cls(**dict(data))
 
 
-_MODEL_KEYS = ("name", "type", "vocab_size", "num_tokens", "embedding_dim", "max_len")
+_MODEL_KEYS = (
+    "name", "type", "vocab_size", "num_tokens", "embedding_dim", "max_len", "hash_buckets", "share_embedding", "pooling",
+)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -234,6 +305,38 @@ class FeatureSpec:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ConfigError(f"FeatureSpec: duplicate field names {dup}")
+        self._check_sharing()
+
+    def _check_sharing(self) -> None:
+        """``share_embedding`` names an existing categorical/sequence field that owns its table,
+        with the same embedding size and (once fitted) the same vocabulary size."""
+        by_name = {f.name: f for f in self.fields}
+        for f in self.fields:
+            if f.share_embedding is None:
+                continue
+            where = f"FeatureSpec: field {f.name!r} share_embedding={f.share_embedding!r}"
+            owner = by_name.get(f.share_embedding)
+            if owner is None:
+                raise ConfigError(
+                    f"{where}: unknown field{did_you_mean(f.share_embedding, by_name)}; fields: {', '.join(by_name)}"
+                )
+            if owner.type == "numeric":
+                raise ConfigError(f"{where}: {owner.name!r} is numeric (it has no embedding table)")
+            if owner.share_embedding is not None:
+                raise ConfigError(
+                    f"{where}: {owner.name!r} shares {owner.share_embedding!r}'s table itself; "
+                    f"name the owner: share_embedding: {owner.share_embedding}"
+                )
+            if f.embedding_dim != owner.embedding_dim:
+                raise ConfigError(
+                    f"{where}: different embedding sizes ({f.name}: {f.embedding_dim}, {owner.name}: "
+                    f"{owner.embedding_dim}; None = the model's embedding_dim); a shared table has one size"
+                )
+            if f.vocab_size is not None and owner.vocab_size is not None and f.vocab_size != owner.vocab_size:
+                raise ConfigError(
+                    f"{where}: vocab_size {f.vocab_size} differs from {owner.name!r}'s {owner.vocab_size} "
+                    "(a shared table has one index space; encode both fields together)"
+                )
 
     # ---- queries -------------------------------------------------------------------------------
 

@@ -169,7 +169,9 @@ class DCNv2Config(CTRConfig):
         act, dropout, batch_norm: both DNNs' hidden activation name, dropout (FuxiCTR's
             ``net_dropout``) and BatchNorm.
 
-    Presets: ``frappe-x1``, BARS ``DCNv2_frappe_x1_007_c207b717``.
+    Presets: ``frappe-x1``, BARS ``DCNv2_frappe_x1_007_c207b717``; ``criteo-x1`` and
+    ``avazu-x1``, BARS ``DCNv2_criteo_x1_001_28c60688`` and ``DCNv2_avazu_x1_029_81904473``
+    (parallel, full-rank cross layers: ``use_low_rank_mixture: false``).
     """
 
     structure: Literal["parallel", "stacked", "stacked_parallel", "crossnet_only"] = "parallel"
@@ -188,6 +190,24 @@ class DCNv2Config(CTRConfig):
             "parallel_dnn_hidden_dims": (400, 400, 400),
             "batch_norm": True,
             "dropout": 0.4,
+        },
+        # BARS DCNv2_criteo_x1_001_28c60688 (FuxiCTR 1.1): 22,018,021 parameters there
+        "criteo-x1": {
+            "embedding_dim": 10,
+            "structure": "parallel",
+            "num_cross_layers": 3,
+            "parallel_dnn_hidden_dims": (500, 500, 500),
+            "batch_norm": False,
+            "dropout": 0.1,
+        },
+        # BARS DCNv2_avazu_x1_029_81904473 (FuxiCTR 1.1): 13,641,311 parameters there
+        "avazu-x1": {
+            "embedding_dim": 10,
+            "structure": "parallel",
+            "num_cross_layers": 5,
+            "parallel_dnn_hidden_dims": (400, 400, 400),
+            "batch_norm": True,
+            "dropout": 0.2,
         },
     }
 

@@ -85,7 +85,10 @@ class FinalMLPConfig(TwoStreamConfig):
     last widths), the context fields exist in ``feature_spec``, activations are known names.
 
     Presets: ``frappe-x1``, BARS's ``FinalMLP_frappe_x1_004_e1ab402f`` (253,391 parameters with
-    the Frappe_x1 vocabularies: FuxiCTR's 253,392 less its second fusion bias).
+    the Frappe_x1 vocabularies: FuxiCTR's 253,392 less its second fusion bias); ``criteo-x1``
+    (``FinalMLP_criteo_x1_004_d5d36917``: contexts I1-I13 and C6, 200 heads) and ``avazu-x1``
+    (``FinalMLP_avazu_x1_018_488deefd``: learned contexts, 10 heads), BARS's Criteo_x1 /
+    Avazu_x1 runs (each FuxiCTR's parameter count less one with the BARS vocabularies).
     """
 
     use_fs: bool = True
@@ -108,6 +111,36 @@ class FinalMLPConfig(TwoStreamConfig):
             "fs1_context": ("user",),
             "fs2_context": ("item",),
             "num_heads": 5,
+        },
+        # BARS FinalMLP_criteo_x1_004_d5d36917 (FuxiCTR 2.0.1): 22,478,162 parameters there
+        "criteo-x1": {
+            "embedding_dim": 10,
+            "mlp1_hidden_dims": (400, 400, 400),
+            "mlp1_dropout": 0.2,
+            "mlp1_batch_norm": True,
+            "mlp2_hidden_dims": (1000,),
+            "mlp2_dropout": 0.3,
+            "mlp2_batch_norm": True,
+            "use_fs": True,
+            "fs_hidden_dims": (800,),
+            "fs1_context": ("I1", "I2", "I3", "I4", "I5", "I6", "I7", "I8", "I9", "I10", "I11", "I12", "I13"),
+            "fs2_context": ("C6",),
+            "num_heads": 200,
+        },
+        # BARS FinalMLP_avazu_x1_018_488deefd (FuxiCTR 2.0.1): 13,979,472 parameters there
+        "avazu-x1": {
+            "embedding_dim": 10,
+            "mlp1_hidden_dims": (400, 400, 400),
+            "mlp1_dropout": 0.3,
+            "mlp1_batch_norm": True,
+            "mlp2_hidden_dims": (800,),
+            "mlp2_dropout": 0.3,
+            "mlp2_batch_norm": True,
+            "use_fs": True,
+            "fs_hidden_dims": (800,),
+            "fs1_context": (),
+            "fs2_context": (),
+            "num_heads": 10,
         },
     }
 

@@ -50,12 +50,26 @@ class FieldEmbedding(nn.Module):
 
     * categorical field ``f``: ``e_f = E_f[x_f]`` (a row of the field's table);
     * numeric field ``f``: ``e_f = x_f * w_f`` (FuxiCTR's ``Linear(1, d, bias=False)``);
-    * sequence field ``f``: the masked mean ``e_f = mean_{t: x_{f,t} != 0} E_f[x_{f,t}]``
-      (zero for an empty sequence; FuxiCTR's ``MaskedAveragePooling``).
+    * sequence field ``f`` with tokens ``x_{f,1..L}`` (index 0 = padding) and the non-padding
+      positions ``T = {t: x_{f,t} != 0}``, by the field's ``pooling``:
 
-    All categorical fields of one embedding size share one table (rows offset per field), so a
-    batch needs one gather per size instead of one per field. Field ``f`` uses
-    ``spec[f].embedding_dim`` or, when that is unset, ``embedding_dim``.
+      - ``mean`` (default): ``e_f = (1/|T|) sum_{t in T} E_f[x_{f,t}]`` (FuxiCTR's ``MaskedAveragePooling``);
+      - ``sum``: ``e_f = sum_{t in T} E_f[x_{f,t}]`` (FuxiCTR's ``MaskedSumPooling``);
+      - ``max``: ``e_f[k] = max_{t in T} E_f[x_{f,t}][k]`` per dimension ``k``;
+
+      an empty sequence (``T`` empty) gives ``e_f = 0`` for every pooling (for ``max`` this is a
+      rule, the max over no element being undefined; padding rows never enter a max).
+
+    Hashed fields (``hash_buckets: N``) are ordinary tables of ``N + 1`` rows. A field with
+    ``share_embedding: g`` reads field ``g``'s rows (the same parameters; ``g`` need not be among
+    ``fields``): e.g. a clicked-users sequence sharing ``user_id``'s table.
+
+    All categorical fields of one embedding size share one table ``tables["categorical_<d>"]``,
+    and all sequence fields one table ``tables["sequence_<d>"]`` (rows offset per table owner; a
+    field sharing another's table reads the owner's table), so a batch needs one gather per size
+    and field kind instead of one per field.
+    Field ``f`` uses ``spec[f].embedding_dim`` or, when that is unset, ``embedding_dim``; a field
+    and the field whose table it shares must resolve to the same size (:class:`ValueError`).
 
     Args:
         feature_spec: the spec (or its ``model_dict()``).
@@ -63,8 +77,8 @@ class FieldEmbedding(nn.Module):
         fields: embed only these fields, in this order (default: every field, spec order) --
             e.g. FinalMLP's context fields.
         init_std: tables are initialised ``N(0, init_std^2)`` with the padding row 0 of every
-            field zero (FuxiCTR: ``normal_(std=1e-4)``, ``padding_idx=0``); numeric weights
-            Xavier-normal (FuxiCTR re-initialises its ``Linear(1, d)``).
+            table owner zero (FuxiCTR: ``normal_(std=1e-4)``, ``padding_idx=0``); numeric
+            weights Xavier-normal (FuxiCTR re-initialises its ``Linear(1, d)``).
 
     Shapes: inputs as in the module docstring; :meth:`forward` returns the flat concatenation
     ``[B, sum_f d_f]`` in field order, :meth:`stacked` ``[B, F, d]`` (equal sizes only).
@@ -105,41 +119,77 @@ class FieldEmbedding(nn.Module):
         self.num_inputs = {kind: len(col_of[kind]) for kind in col_of}
         self.max_len = max((f.max_len or 1 for f in spec.of_type("sequence")), default=0)
 
-        # groups: (kind, dim) -> fields in output order
-        groups: dict[tuple[str, int], list[tuple[int, FieldSpec]]] = {}
+        self._add_tables(spec, chosen, embedding_dim, factory_kwargs)
+        # gather groups: (kind, size, pooling, table) -> fields in output order
+        groups: dict[tuple[str, int, str, str], list[tuple[int, FieldSpec]]] = {}
         for pos, (f, d) in enumerate(zip(chosen, self.dims)):
-            groups.setdefault((f.type, d), []).append((pos, f))
-        self.group_keys: list[tuple[str, int]] = []
-        self.tables = nn.ModuleDict()
+            pool = f.pool if f.type == "sequence" else ""
+            table = self._field_rows[f.name][0] if f.type != "numeric" else ""
+            groups.setdefault((f.type, d, pool, table), []).append((pos, f))
+        self.group_keys: list[tuple[str, int, str, str]] = []
         self.numeric_weights = nn.ParameterDict()
-        self._field_rows: dict[str, tuple[str, int, int]] = {}
-        out_cols = [self._add_group(kind, d, members, col_of, factory_kwargs) for (kind, d), members in groups.items()]
+        out_cols = [
+            self._add_group(group, members, col_of, factory_kwargs) for group, members in groups.items()
+        ]
         self._set_output_order(torch.cat(out_cols))
         self.reset_parameters()
 
+    def _add_tables(
+        self, spec: FeatureSpec, chosen: list[FieldSpec], embedding_dim: int, factory_kwargs: dict[str, Any]
+    ) -> None:
+        """Token tables: one per (owner kind, embedding size), rows allocated per table owner in
+        field order (a field with ``share_embedding`` gets its owner's rows); ``_field_rows``:
+        field -> (table key, first row, rows)."""
+        self.tables = nn.ModuleDict()
+        self._field_rows: dict[str, tuple[str, int, int]] = {}
+        owner_rows: dict[str, tuple[str, int]] = {}  # owner -> (table key, first row)
+        sizes: dict[str, int] = {}
+        for f, d in zip(chosen, self.dims):
+            if f.type == "numeric":
+                continue
+            owner = spec[f.table_owner]
+            d_owner = owner.embedding_dim or embedding_dim
+            if d_owner != d:
+                raise ValueError(
+                    f"FieldEmbedding: field {f.name!r} shares {owner.name!r}'s table but their embedding "
+                    f"sizes differ ({d} vs {d_owner})"
+                )
+            key = f"{owner.type}_{d}"
+            if owner.name not in owner_rows:
+                owner_rows[owner.name] = (key, sizes.get(key, 0))
+                sizes[key] = sizes.get(key, 0) + int(owner.vocab_size)
+            self._field_rows[f.name] = (key, owner_rows[owner.name][1], int(owner.vocab_size))
+        for key, n in sizes.items():
+            self.tables[key] = nn.Embedding(n, int(key.rsplit("_", 1)[1]), **factory_kwargs)
+        starts = torch.tensor([start for _, start in owner_rows.values()], dtype=torch.long)
+        self.register_buffer("padding_rows", starts, persistent=False)
+        self._padding_keys = [k for k, _ in owner_rows.values()]
+
+    @staticmethod
+    def _group_name(kind: str, d: int, pool: str, table: str) -> str:
+        """Buffer suffix of a group (``numeric_<d>`` is also the key of its numeric weights)."""
+        own = not table or table == f"{kind}_{d}"
+        return f"{kind}_{d}" + (f"_{pool}" if pool else "") + ("" if own else f"_in_{table}")
+
     def _add_group(
         self,
-        kind: str,
-        d: int,
+        group: tuple[str, int, str, str],
         members: list[tuple[int, FieldSpec]],
         col_of: Mapping[str, Mapping[str, int]],
         factory_kwargs: dict[str, Any],
     ) -> torch.Tensor:
-        """One (kind, size) group: its input columns, its table (or numeric weights) and each
-        field's rows in it; returns the flat output columns of the group's fields."""
-        key = f"{kind}_{d}"
-        self.group_keys.append((kind, d))
+        """One (kind, size, pooling, table) group: its input columns, its numeric weights or each
+        field's first row in its table; returns the flat output columns of the group's fields."""
+        kind, d = group[0], group[1]
+        name = self._group_name(*group)
+        self.group_keys.append(group)
         cols = torch.tensor([col_of[kind][f.name] for _, f in members], dtype=torch.long)
-        self.register_buffer(f"cols_{key}", cols, persistent=False)
+        self.register_buffer(f"cols_{name}", cols, persistent=False)
         if kind == "numeric":
-            self.numeric_weights[key] = nn.Parameter(torch.empty(len(members), d, **factory_kwargs))
+            self.numeric_weights[name] = nn.Parameter(torch.empty(len(members), d, **factory_kwargs))
         else:
-            sizes = [int(f.vocab_size) for _, f in members]
-            starts = list(itertools.accumulate([0, *sizes[:-1]]))
-            self.register_buffer(f"offsets_{key}", torch.tensor(starts, dtype=torch.long), persistent=False)
-            self.tables[key] = nn.Embedding(sum(sizes), d, **factory_kwargs)
-            for (_, f), s, n in zip(members, starts, sizes):
-                self._field_rows[f.name] = (key, s, n)
+            starts = [self._field_rows[f.name][1] for _, f in members]
+            self.register_buffer(f"offsets_{name}", torch.tensor(starts, dtype=torch.long), persistent=False)
         starts_out = [sum(self.dims[:pos]) for pos, _ in members]
         return torch.cat([torch.arange(start, start + d) for start in starts_out])
 
@@ -153,9 +203,10 @@ class FieldEmbedding(nn.Module):
 
     def reset_parameters(self) -> None:
         with torch.no_grad():
-            for key, table in self.tables.items():
+            for table in self.tables.values():
                 table.weight.normal_(0.0, self.init_std)
-                table.weight[getattr(self, f"offsets_{key}")] = 0.0  # padding rows
+            for key, row in zip(self._padding_keys, self.padding_rows.tolist()):
+                self.tables[key].weight[row] = 0.0  # padding row 0 of every table owner
             for w in self.numeric_weights.values():
                 # FuxiCTR: xavier_normal_ on each Linear(1, d): fan_in 1, fan_out d
                 w.normal_(0.0, math.sqrt(2.0 / (1 + w.shape[1])))
@@ -165,7 +216,8 @@ class FieldEmbedding(nn.Module):
         return len(set(self.dims)) == 1
 
     def field_table(self, name: str) -> torch.Tensor:
-        """The embedding rows of categorical/sequence field ``name`` (``[vocab_size, d]``, row 0 = padding)."""
+        """The embedding rows of categorical/sequence field ``name`` (``[vocab_size, d]``, row 0 =
+        padding); for a field with ``share_embedding`` the owner's rows (the same storage)."""
         key, start, n = self._field_rows[name]
         return self.tables[key].weight[start : start + n]
 
@@ -179,6 +231,19 @@ class FieldEmbedding(nn.Module):
             raise ValueError(f"FieldEmbedding: {kind} must be {want}, got {tuple(x.shape)}")
         return x
 
+    @staticmethod
+    def _pool(rows: torch.Tensor, mask: torch.Tensor, pool: str) -> torch.Tensor:
+        """Pool ``rows`` ``[B, F, L, d]`` over ``L`` where ``mask`` ``[B, F, L, 1]`` (see the class
+        docstring; an all-padding row gives 0)."""
+        if pool == "max":
+            lowest = torch.finfo(rows.dtype).min
+            out = rows.masked_fill(~mask, lowest).amax(dim=2)
+            return torch.where(mask.any(dim=2), out, torch.zeros((), dtype=rows.dtype, device=rows.device))
+        total = (rows * mask).sum(dim=2)
+        if pool == "sum":
+            return total
+        return total / mask.sum(dim=2).clamp(min=1).to(rows.dtype)
+
     def forward(
         self,
         categorical: torch.Tensor | None = None,
@@ -186,21 +251,20 @@ class FieldEmbedding(nn.Module):
         sequence: torch.Tensor | None = None,
     ) -> torch.Tensor:
         parts = []
-        for kind, d in self.group_keys:
-            key = f"{kind}_{d}"
-            cols = getattr(self, f"cols_{key}")
+        for kind, d, pool, table in self.group_keys:
+            name = self._group_name(kind, d, pool, table)
+            cols = getattr(self, f"cols_{name}")
             if kind == "categorical":
                 x = self._check(kind, categorical, 2).index_select(1, cols)
-                e = self.tables[key](x + getattr(self, f"offsets_{key}"))  # [B, Fg, d]
+                e = self.tables[table](x + getattr(self, f"offsets_{name}"))  # [B, Fg, d]
             elif kind == "numeric":
                 x = self._check(kind, numeric, 2).index_select(1, cols)
-                e = x.unsqueeze(-1).to(self.numeric_weights[key].dtype) * self.numeric_weights[key]
+                e = x.unsqueeze(-1).to(self.numeric_weights[name].dtype) * self.numeric_weights[name]
             else:
                 x = self._check(kind, sequence, 3).index_select(1, cols)  # [B, Fg, L]
                 mask = (x > 0).unsqueeze(-1)
-                rows = self.tables[key](x + getattr(self, f"offsets_{key}").view(1, -1, 1))  # [B, Fg, L, d]
-                count = mask.sum(dim=2).clamp(min=1).to(rows.dtype)
-                e = (rows * mask).sum(dim=2) / count
+                rows = self.tables[table](x + getattr(self, f"offsets_{name}").view(1, -1, 1))
+                e = self._pool(rows, mask, pool)  # [B, Fg, d]
             parts.append(e.flatten(1))
         flat = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return flat if self._identity else flat.index_select(1, self.perm)
