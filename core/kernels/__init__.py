@@ -36,6 +36,7 @@ from ._common import is_sigmoid
 from .dispatch import (
     BackendError,
     backends,
+    clear_cache,
     dispatch,
     ops,
     reference,
@@ -49,6 +50,7 @@ from .dispatch import (
 __all__ = [
     "BackendError",
     "backends",
+    "clear_cache",
     "dispatch",
     "is_sigmoid",
     "ops",

@@ -317,3 +317,91 @@ def test_gate_options_are_served_by_the_reference_only():
         assert torch.allclose(dispatch("sigmoid_gate", o, logits, gate_act=torch.sigmoid), fused)
     out, gate = dispatch("sigmoid_gate", o, logits, return_gate=True)  # auto: the reference
     assert torch.equal(gate, torch.sigmoid(logits)) and torch.allclose(out, fused)
+
+
+# ---------------------------------------------------------------------------- the short path
+def test_short_path_reference_logged_once_and_cached(monkeypatch, caplog):
+    calls = []
+
+    def available():
+        calls.append("available")
+
+    op = dispatch_mod.KernelOp(name="fake4", reference=lambda x: 2 * x)
+    op.backends["gpu"] = dispatch_mod.Backend(
+        "gpu", lambda x: 3 * x, 10, available, lambda x: None, devices=("cuda",)
+    )
+    monkeypatch.setitem(dispatch_mod._OPS, "fake4", op)
+    monkeypatch.setattr(dispatch_mod, "_logged", set())
+    caplog.set_level(logging.INFO, logger="gatelab.kernels")
+    x = torch.randn(3)
+    for _ in range(3):
+        torch.testing.assert_close(dispatch("fake4", x), 2 * x)
+    assert calls == []  # a CUDA-only backend is never asked about CPU tensors
+    assert list(op.auto.values()) == [[]]  # one cached (cpu, TRITON_INTERPRET) entry: no candidate
+    recs = [r.getMessage() for r in caplog.records if r.name == "gatelab.kernels"]
+    assert recs == ["gatelab.kernels: op 'fake4' runs on backend 'reference' (cpu tensors)"]
+
+
+def test_auto_cache_follows_triton_interpret_and_clear_cache(monkeypatch):
+    from gatelab.core.kernels import clear_cache
+
+    avail = {"why": None}
+    op = dispatch_mod.KernelOp(name="fake5", reference=lambda x: 2 * x)
+    op.backends["interp"] = dispatch_mod.Backend(
+        "interp", lambda x: 3 * x, 10, lambda: avail["why"], lambda x: None, triton_interpreted
+    )
+    monkeypatch.setitem(dispatch_mod._OPS, "fake5", op)
+    x = torch.randn(3)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    torch.testing.assert_close(dispatch("fake5", x), 2 * x)  # interpreted: never auto
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    torch.testing.assert_close(dispatch("fake5", x), 3 * x)  # a new TRITON_INTERPRET value: re-evaluated
+    avail["why"] = "gone"
+    torch.testing.assert_close(dispatch("fake5", x), 3 * x)  # cached until clear_cache
+    clear_cache()
+    torch.testing.assert_close(dispatch("fake5", x), 2 * x)
+    assert select("fake5", x)[0] == "reference"
+
+
+def test_env_var_and_blocks_beat_the_short_path(fake_op, monkeypatch):
+    x = torch.randn(3)
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)
+    monkeypatch.setenv("GATELAB_BACKEND", "fake=reference")
+    torch.testing.assert_close(dispatch("fake", x), 2 * x)
+    monkeypatch.setenv("GATELAB_BACKEND", " ")  # blank: auto
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)
+    monkeypatch.delenv("GATELAB_BACKEND")
+    with use_backend("reference"):
+        torch.testing.assert_close(dispatch("fake", x), 2 * x)
+    assert dispatch_mod._open_blocks == 0
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)
+
+
+def test_a_block_in_another_thread_does_not_leak(fake_op):
+    import threading
+
+    x = torch.randn(3)
+    entered, release = threading.Event(), threading.Event()
+
+    def other():
+        with use_backend("reference"):
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        assert entered.wait(10)
+        assert dispatch_mod._open_blocks == 1
+        torch.testing.assert_close(dispatch("fake", x), 3 * x)  # this thread has no block: auto
+    finally:
+        release.set()
+        t.join()
+    assert dispatch_mod._open_blocks == 0
+
+
+def test_short_path_matches_select_for_every_op_on_cpu():
+    for op, (args, _, _) in _gate_op_args().items():
+        name, fn = select(op, *args)
+        assert name == "reference" and fn is reference(op)
+        torch.testing.assert_close(dispatch(op, *args), reference(op)(*args))
