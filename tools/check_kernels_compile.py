@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         for act in ("swiglu", "geglu"):
             glu_triton.glu_forward(g, v, act)
             glu_triton.glu_backward(v, g, v, act)
+            glu_triton.glu_packed_backward(v, x, act)  # one [64, 600] gradient buffer
         o = torch.randn(2, 4, 8, 64).to(dt).transpose(1, 2)
         for gd in (1, 64):
             gl = torch.randn(2, 8, 4, 64 + gd).to(dt)[..., 64:]
@@ -205,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         for h0 in (torch.randn(1, 2, 128, 256), None):
             _, ht, A = gla_triton.gla_forward(q, q, vv, gk, 0.1, h0, True)
             gla_triton.gla_backward(q, q, vv, gk, 0.1, h0, A, vv, ht)
+        # the layer's call: q, k, v in the input dtype, float32 log gates
+        _, ht, A = gla_triton.gla_forward(q, q, vv, gk.float(), 0.1, None, True)
+        gla_triton.gla_backward(q, q, vv, gk.float(), 0.1, None, A, vv, ht)
         lg = torch.randn(100, 64).to(dt)
         for smooth in (True, False):
             c_ = lg if smooth else None

@@ -79,6 +79,8 @@ class KernelOp:
     auto: dict[tuple[str, Any], list[Backend]] = dataclasses.field(default_factory=dict)
     # device types whose auto choice of the reference was logged (the fast path's "logged once")
     logged_reference: set[str] = dataclasses.field(default_factory=set)
+    # per-op requests for this op name apply to this op too (see register_op)
+    family: str | None = None
 
 
 _OPS: dict[str, KernelOp] = {}
@@ -123,13 +125,22 @@ def clear_cache() -> None:
         k.logged_reference.clear()
 
 
-def register_op(name: str, doc: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering ``fn`` as the reference implementation of op ``name``."""
+def register_op(
+    name: str, doc: str = "", *, family: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``fn`` as the reference implementation of op ``name``.
+
+    ``family``: another op whose per-op backend requests also apply to this one (``swiglu_packed``
+    is in the family ``swiglu``: ``GATELAB_BACKEND="swiglu=triton"`` covers both; a request naming
+    ``swiglu_packed`` itself wins).
+    """
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         if name in _OPS:
             raise ValueError(f"kernel op {name!r} is already registered")
-        _OPS[name] = KernelOp(name=name, reference=fn, doc=doc or (fn.__doc__ or "").strip().split("\n")[0])
+        _OPS[name] = KernelOp(
+            name=name, reference=fn, doc=doc or (fn.__doc__ or "").strip().split("\n")[0], family=family
+        )
         return fn
 
     return deco
@@ -203,14 +214,23 @@ def _parse(spec: str, source: str) -> dict[str, str]:
     return out
 
 
+def _lookup(spec: dict[str, str], op: str) -> str | None:
+    """The request of one parsed spec for ``op`` (its own name, its family's, ``*``), or ``None``."""
+    if op in spec:
+        return spec[op]
+    k = _OPS.get(op)
+    if k is not None and k.family is not None and k.family in spec:
+        return spec[k.family]
+    return spec.get("*")
+
+
 def requested_backend(op: str) -> str:
     """The backend requested for ``op`` by the innermost :func:`use_backend`, else the env var."""
     if _open_blocks:
         for spec in reversed(getattr(_local, "stack", ())):
-            if op in spec:
-                return spec[op]
-            if "*" in spec:
-                return spec["*"]
+            want = _lookup(spec, op)
+            if want is not None:
+                return want
     raw = _raw_env(_BACKEND_KEY)
     if raw is None:
         return AUTO
@@ -219,20 +239,18 @@ def requested_backend(op: str) -> str:
         env = (os.environ.decodevalue(raw) if _ENV_DATA is not None else raw).strip()  # type: ignore[attr-defined]
         spec = _parse(env, f"${ENV_VAR}={env!r}") if env else {}
         _env_specs[raw] = spec
-    return spec.get(op, spec.get("*", AUTO))
+    return _lookup(spec, op) or AUTO
 
 
 def _requested_traced(op: str) -> str:
     """:func:`requested_backend` through public APIs only, for Dynamo to trace."""
     for spec in reversed(getattr(_local, "stack", [])):
-        if op in spec:
-            return spec[op]
-        if "*" in spec:
-            return spec["*"]
+        want = _lookup(spec, op)
+        if want is not None:
+            return want
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
-        spec = _parse(env, f"${ENV_VAR}={env!r}")
-        return spec.get(op, spec.get("*", AUTO))
+        return _lookup(_parse(env, f"${ENV_VAR}={env!r}"), op) or AUTO
     return AUTO
 
 

@@ -224,6 +224,8 @@ def test_choice_is_logged_once(fake_op, caplog):
 ALL_OPS = (
     "swiglu",
     "geglu",
+    "swiglu_packed",
+    "geglu_packed",
     "sigmoid_gate",
     "gate_add_norm",
     "feature_gate",
@@ -280,6 +282,8 @@ def _gate_op_args() -> dict:
     return {
         "swiglu": ((torch.randn(2, D), torch.randn(2, D)), torch.nn.functional.silu, None),
         "geglu": ((torch.randn(2, D), torch.randn(2, D)), torch.nn.functional.gelu, None),
+        "swiglu_packed": ((torch.randn(2, 2 * D),), torch.nn.functional.silu, None),
+        "geglu_packed": ((torch.randn(2, 2 * D),), torch.nn.functional.gelu, None),
         "gate_add_norm": ((h, skip, torch.randn(D), torch.randn(D), 1e-5), torch.sigmoid, h[..., D:]),
         "sigmoid_gate": ((torch.randn(2, 3, 2, D), torch.randn(2, 3, 2, 1)), torch.sigmoid, 1),
         "feature_gate": ((torch.randn(2, D), torch.randn(2, D), 2.0, torch.randn(D)), torch.sigmoid, 1),
@@ -300,7 +304,7 @@ def test_reference_returns_the_gate_without_changing_the_output(op):
         src = logits if isinstance(logits, torch.Tensor) else args[logits]
         assert torch.equal(gate, act(src))
     assert gate.shape[-1] in (1, out.shape[-1])
-    if op not in ("swiglu", "geglu"):  # the gate-op references take another squashing
+    if op not in ("swiglu", "geglu", "swiglu_packed", "geglu_packed"):  # gate ops take another squashing
         other = ref(*args, gate_act=torch.tanh, return_gate=True)
         assert not torch.equal(other[0], out) and torch.all(other[1].abs() <= 1)
 
@@ -405,3 +409,18 @@ def test_short_path_matches_select_for_every_op_on_cpu():
         name, fn = select(op, *args)
         assert name == "reference" and fn is reference(op)
         torch.testing.assert_close(dispatch(op, *args), reference(op)(*args))
+
+
+def test_family_requests_cover_the_packed_ops(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x = torch.randn(2, 8)
+    with use_backend("swiglu=reference"):
+        assert select("swiglu_packed", x)[0] == "reference"
+    with use_backend({"swiglu": "triton"}):
+        assert select("swiglu_packed", x)[0] == "triton"
+        assert select("geglu_packed", x)[0] == "reference"  # another family: auto on CPU
+        with use_backend("swiglu_packed=reference"):  # the op's own name wins over its family
+            assert select("swiglu_packed", x)[0] == "reference"
+    monkeypatch.setenv("GATELAB_BACKEND", "geglu=triton")
+    assert select("geglu_packed", x)[0] == "triton"
+    assert dispatch_mod._OPS["swiglu_packed"].family == "swiglu"
