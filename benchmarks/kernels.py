@@ -28,8 +28,20 @@ Usage::
     python benchmarks/kernels.py --interpret --sizes tiny --no-write   # exercise the Triton path on CPU
     /work/notes/cpu_slot python benchmarks/kernels.py   # on the shared CPU machine
 
-Goals on H100/H200 (issue 9): element-wise kernels >= 85% of peak HBM bandwidth, SwiGLU >= 1.0x
-Liger, chunk GLA >= 0.8x flash-linear-attention.
+Also (``--parts``; all by default): ``layer``, our ``GatedLinearAttention`` (bf16 end to end, Triton
+chunk kernels) against flash-linear-attention's ``GatedLinearAttention`` with the same weights
+(outputs checked first; CUDA only), and ``dispatch``, the Python overhead of
+``gatelab.core.kernels.dispatch`` per call (interleaved rounds, one thread; any machine), written to
+``docs/results/kernels-dispatch-speed.{jsonl,md}``.
+
+Goals on H100/H200 (issues 9 and 17), checked at the end of every run and in ``kernels.md``:
+element-wise gates >= 85% of peak HBM bandwidth, SwiGLU >= 1.0x Liger, chunk GLA >= 0.8x
+flash-linear-attention's ``chunk_gla``, the GLA layer >= 0.8x fla's layer (bf16), and dispatch
+overhead < 2 us per call. On a GPU machine one command runs them all::
+
+    python benchmarks/kernels.py            # bf16 on CUDA: ops, GLA layer, dispatch; writes the ledgers
+
+Without CUDA the GPU goals print as ``pending``.
 """
 
 from __future__ import annotations
@@ -114,6 +126,18 @@ def _glu(op: str, n: int, h: int, model: str) -> Case:
 
     return Case(
         op, f"N={n} H={h}", model, make, lambda b: 3 * n * h * b, lambda b: 5 * n * h * b, grad_args=(0, 1)
+    )
+
+
+def _glu_packed(op: str, n: int, h: int, model: str) -> Case:
+    """The packed op on the fused projection's output ``x [n, 2h]``: same traffic as the unpacked op
+    (read x, write out; backward: read dout and x, write ONE dx buffer)."""
+
+    def make(torch, dtype, device):
+        return [torch.randn(n, 2 * h, device=device).to(dtype)], {}
+
+    return Case(
+        op, f"N={n} H={h}", model, make, lambda b: 3 * n * h * b, lambda b: 5 * n * h * b, grad_args=(0,)
     )
 
 
@@ -275,6 +299,8 @@ def cases(sizes: str) -> list[Case]:
             _glu("swiglu", 8192, 4096, "transformer FFN (GluMlp)"),
             _glu("swiglu", 4096, 11008, "LLaMA-7B FFN"),
             _glu("geglu", 8192, 4096, "transformer FFN (GluMlp)"),
+            _glu_packed("swiglu_packed", 8192, 4096, "transformer FFN (GluMlp, one-buffer backward)"),
+            _glu_packed("geglu_packed", 8192, 4096, "transformer FFN (GluMlp, one-buffer backward)"),
             _sigmoid_gate(8, 2048, 16, 128, "headwise", "gated attention 1.7B"),
             _sigmoid_gate(8, 2048, 16, 128, "elementwise", "gated attention 1.7B"),
             _gate_add_norm(128 * 192, 160, "TFT (batch 128, 168+24 steps, hidden 160)"),
@@ -293,6 +319,7 @@ def cases(sizes: str) -> list[Case]:
         return [
             _glu("swiglu", 256, 1024, "transformer FFN (GluMlp), CPU size"),
             _glu("geglu", 256, 1024, "transformer FFN (GluMlp), CPU size"),
+            _glu_packed("swiglu_packed", 256, 1024, "transformer FFN (GluMlp), CPU size"),
             _sigmoid_gate(2, 256, 8, 64, "headwise", "gated attention, CPU size"),
             _sigmoid_gate(2, 256, 8, 64, "elementwise", "gated attention, CPU size"),
             _gate_add_norm(16 * 192, 160, "TFT (batch 16, 168+24 steps, hidden 160)"),
@@ -309,6 +336,7 @@ def cases(sizes: str) -> list[Case]:
         return [
             _glu("swiglu", 4, 40, "tiny"),
             _glu("geglu", 4, 40, "tiny"),
+            _glu_packed("swiglu_packed", 4, 40, "tiny"),
             _sigmoid_gate(1, 3, 2, 8, "headwise", "tiny"),
             _sigmoid_gate(1, 3, 2, 8, "elementwise", "tiny"),
             _gate_add_norm(6, 12, "tiny"),
@@ -1035,7 +1063,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # the goal checks of issue 17 point 5: (description, ops/rows it reads)
-ELEMENTWISE_OPS = ("swiglu", "geglu", "sigmoid_gate", "feature_gate", "gated_cross")
+ELEMENTWISE_OPS = (
+    "swiglu",
+    "geglu",
+    "swiglu_packed",
+    "geglu_packed",
+    "sigmoid_gate",
+    "feature_gate",
+    "gated_cross",
+)
 HBM_GOAL_PCT = 85.0
 
 
@@ -1134,9 +1170,14 @@ def render(folder: Path, ledger: Any) -> None:
             "**GPU numbers pending**: no GPU was available. These rows time the PyTorch references (eager and",
             "torch.compile) on the CPU named above, at smaller sizes than the GPU cases; the Triton kernels,",
             "Liger-Kernel and flash-linear-attention need CUDA. Run `python benchmarks/kernels.py` on an",
-            "H100/H200 to fill in the Triton rows and check the goals (element-wise kernels >= 85% of HBM",
-            "peak, SwiGLU >= 1.0x Liger, chunk GLA >= 0.8x fla).",
+            "H100/H200 to fill in the Triton rows and check the goals below.",
         ]
+    try:
+        disp = ledger.read_records(DISPATCH_TABLE, folder)
+    except Exception:  # no dispatch ledger yet
+        disp = []
+    lines += ["", "Goals (issue 17 point 5; worst row of the ledger; `pending` = no GPU row yet):", ""]
+    lines += [f"* {status}: {goal}" for goal, status in goal_checks(records + disp)]
     metrics = [
         "fwd_ms",
         "fwd_bwd_ms",

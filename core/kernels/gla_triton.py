@@ -62,7 +62,7 @@ try:
     import triton
     import triton.language as tl
 
-    from ._triton_common import dot
+    from ._triton_common import dot, tuned_warps
 except ImportError:  # the module must import without triton; the functions below raise instead
     triton = None
     tl = None
@@ -73,8 +73,8 @@ NC = BT // BC
 # K/V tiles and warps: the largest that ptxas compiles for sm_90 without register spills
 # (tools/check_kernels_compile.py); IEEE float32 dots need more registers than half-precision ones.
 _BKV_HALF, _BKV_FP32 = 64, 32
-_WARPS = 8  # the state/output kernels (64 x 64 fp32 tiles)
-_WARPS_SUB = 4  # the sub-chunk kernels (_fwd_A, _bwd_intra) and the cumulative sum
+_WARPS = 8  # the state/output kernels (64 x 64 fp32 tiles): the autotuner's first candidate
+_WARPS_SUB = 4  # the sub-chunk kernels (_fwd_A, _bwd_intra) and the cumulative sum: ditto
 _BK_CUMSUM = 16
 
 
@@ -516,6 +516,24 @@ if triton is not None:
         tl.store(dg_ptr + offs, dg.to(dg_ptr.dtype.element_ty), mask=mk)
 
 
+if triton is not None:
+    # autotuned: warps and pipeline stages (the tiles BK/BV are fixed by the launch: the largest
+    # that compile without spills); the first candidate is the former fixed choice and the only
+    # one under the interpreter
+    _STATE = ("K", "V", "BK", "BV")
+    _SUB = ("K", "BK")
+    _STAGES = (2, 3, 1)
+    _cumsum_kernel = tuned_warps(_cumsum_kernel, ("K",), warps=(_WARPS_SUB, 2, 8))
+    _fwd_h_kernel = tuned_warps(_fwd_h_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
+    _fwd_A_kernel = tuned_warps(_fwd_A_kernel, _SUB, warps=(_WARPS_SUB, 2, 8), stages=_STAGES)
+    _fwd_o_kernel = tuned_warps(_fwd_o_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
+    _bwd_dh_kernel = tuned_warps(_bwd_dh_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
+    _bwd_dA_kernel = tuned_warps(_bwd_dA_kernel, ("V", "BV"), warps=(_WARPS, 4), stages=_STAGES)
+    _bwd_dv_kernel = tuned_warps(_bwd_dv_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
+    _bwd_intra_kernel = tuned_warps(_bwd_intra_kernel, _SUB, warps=(_WARPS_SUB, 2, 8), stages=_STAGES)
+    _bwd_dqk_kernel = tuned_warps(_bwd_dqk_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.gla_triton needs triton, which is not installed")
@@ -540,26 +558,23 @@ class _Cfg:
         }
         self.cuda = q.device.type == "cuda"
 
-    def warps(self, n: int) -> dict[str, int]:
-        return {"num_warps": n, "num_stages": 2} if self.cuda else {}
-
     def chunk_launch(self, kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -> None:
         """Launch a state/chunk kernel: ``kernel(*args, T, H, K, V, NT, <constexprs>, <dot>, BT, BK, BV)``."""
         kernel[grid](
             *args, self.T, self.H, self.K, self.V, self.NT,
-            **constexprs, **self.dot, BT=BT, BK=self.BK, BV=self.BV, **self.warps(_WARPS),
+            **constexprs, **self.dot, BT=BT, BK=self.BK, BV=self.BV,
         )  # fmt: skip
 
     def sub_chunk_launch(self, kernel: Any, grid: tuple[int, ...], *args: Any) -> None:
         """Launch a sub-chunk kernel: ``kernel(*args, T, H, K, <dot>, BT, BC, NC, BK)``."""
         kernel[grid](
-            *args, self.T, self.H, self.K, **self.dot, BT=BT, BC=BC, NC=NC, BK=self.BK, **self.warps(_WARPS_SUB)
+            *args, self.T, self.H, self.K, **self.dot, BT=BT, BC=BC, NC=NC, BK=self.BK
         )  # fmt: skip
 
 
 def _cumsum(gk: torch.Tensor, c: _Cfg) -> torch.Tensor:
     gc = torch.empty(gk.shape, dtype=torch.float32, device=gk.device)
-    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=_BK_CUMSUM, **c.warps(_WARPS_SUB))
+    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=_BK_CUMSUM)
     return gc
 
 
@@ -633,7 +648,7 @@ def gla_backward(
         )  # fmt: skip
         dA = torch.empty(c.B * c.H, c.T, BT, **f32)
         _bwd_dA_kernel[(c.NT, c.B * c.H)](
-            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot, **c.warps(_WARPS)
+            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot
         )
         dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
         c.chunk_launch(_bwd_dv_kernel, (c.NV, c.NT, c.B * c.H), k, gc, A, do, dh, dv)
