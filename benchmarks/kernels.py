@@ -635,6 +635,7 @@ def overhead_us(
         "overhead_us": med,
         "overhead_us_q1": q1,
         "overhead_us_q3": q3,
+        "overhead_us_min": min(diff),  # the lower envelope: least disturbed by preemption on a busy machine
         "dispatch_us": statistics.median(a),
         "direct_us": statistics.median(b),
     }
@@ -735,6 +736,8 @@ def _dispatch_record(
             "rounds": rounds,
             "calls_per_round": calls,
             "timing": "perf_counter per round; overhead = dispatch - direct per round, median and quartiles",
+            "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "cpus": os.cpu_count(),
             "torch": torch.__version__,
         },
     }
@@ -1144,10 +1147,18 @@ def render_dispatch(folder: Path, ledger: Any) -> None:
                 "(dispatch - direct) per call, with quartiles; `dispatch_us` / `direct_us` the per-call medians.",
                 f"Goal: < {DISPATCH_GOAL_US:g} us per call (`auto`). The `use_backend(reference)` row is the explicit",
                 "path (a block open around the calls). CUDA rows (auto -> Triton, verifier included) need a GPU.",
-                "Absolute times on a shared machine are noisy; the rounds interleave both callables to cancel drift.",
+                "Absolute times on a shared machine are noisy; the rounds interleave both callables to cancel drift,",
+                "`overhead_us_min` is the least disturbed round, and `config` records the load average and CPUs.",
             ]
         ),
-        metrics=["overhead_us", "overhead_us_q1", "overhead_us_q3", "dispatch_us", "direct_us"],
+        metrics=[
+            "overhead_us",
+            "overhead_us_q1",
+            "overhead_us_q3",
+            "overhead_us_min",
+            "dispatch_us",
+            "direct_us",
+        ],
     )
 
 

@@ -73,8 +73,9 @@ class GatedLinearAttention(nn.Module):
 
     Precision: ``q``, ``k``, ``v`` enter the recurrence in the input dtype (bfloat16/float16 inputs
     use the Triton kernels' half-precision ``tl.dot`` with float32 accumulation on CUDA); the log
-    forget gates and their cumulative sums, the states and the head norm are float32. The PyTorch
-    reference computes the same quantity in float32 from the half-precision ``q``, ``k``, ``v``.
+    forget gates and their cumulative sums, the states, the un-normalised output ``o`` and the head
+    norm are float32. The PyTorch reference computes the same quantity in float32 from the
+    half-precision ``q``, ``k``, ``v``.
     A bfloat16 layer agrees with its float32 twin to about 2e-2 relative (2-norm over the output;
     ``tests/core/kernels/test_gla_triton.py``).
     """
@@ -173,7 +174,8 @@ class GatedLinearAttention(nn.Module):
 
         # q, k, v stay in the input dtype (bf16/fp16 reach the kernel's tensor-core dots, which
         # accumulate in float32); the log gates are float32 (their cumulative sums are float32 in the
-        # kernel), and the reference computes in float32 and returns o in the input dtype.
+        # kernel); o comes back in float32 (the un-normalised output can exceed float16's range) and
+        # goes straight into the float32 head norm.
         if self.mode == "chunk":  # gla_chunk, or the Triton chunk kernels on CUDA
             o, state = dispatch(
                 "gla_chunk",
@@ -184,10 +186,17 @@ class GatedLinearAttention(nn.Module):
                 initial_state=initial_state,
                 output_final_state=output_final_state,
                 chunk_size=self.chunk_size,
+                output_dtype=ct,
             )
         else:
             o, state = gla_recurrent(
-                q, k, v, gk, initial_state=initial_state, output_final_state=output_final_state
+                q,
+                k,
+                v,
+                gk,
+                initial_state=initial_state,
+                output_final_state=output_final_state,
+                output_dtype=ct,
             )
         o = self._head_norm(o).to(x.dtype) * self.norm_weight
         if self.norm_bias is not None:

@@ -605,8 +605,12 @@ def gla_forward(
     scale: float,
     h0: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``(o, final state or None, A)`` by the Triton forward kernels (no autograd); contiguous inputs."""
+    """``(o, final state or None, A)`` by the Triton forward kernels (no autograd); contiguous inputs.
+
+    ``o`` is in ``q``'s dtype, or float32 with ``out_f32`` (the kernel rounds its float32
+    accumulator once, to either)."""
     _require_triton()
     c = _Cfg(q, v)
     with device_ctx(q):
@@ -614,7 +618,7 @@ def gla_forward(
         h, ht = _states(k, v, gc, h0, c, output_final_state)
         A = torch.empty(c.B * c.H, c.T, BT, dtype=torch.float32, device=q.device)
         c.sub_chunk_launch(_fwd_A_kernel, (c.NT * NC, c.B * c.H), q, k, gc, A, scale)
-        o = torch.empty(v.shape, dtype=q.dtype, device=q.device)
+        o = torch.empty(v.shape, dtype=torch.float32 if out_f32 else q.dtype, device=q.device)
         c.chunk_launch(_fwd_o_kernel, (c.NV, c.NT, c.B * c.H), q, v, gc, h, A, o, scale)
     return o, ht, A
 
@@ -647,9 +651,7 @@ def gla_backward(
             HAS_DHT=dht is not None, STORE_DH0=dh0 is not None,
         )  # fmt: skip
         dA = torch.empty(c.B * c.H, c.T, BT, **f32)
-        _bwd_dA_kernel[(c.NT, c.B * c.H)](
-            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot
-        )
+        _bwd_dA_kernel[(c.NT, c.B * c.H)](do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot)
         dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
         c.chunk_launch(_bwd_dv_kernel, (c.NV, c.NT, c.B * c.H), k, gc, A, do, dh, dv)
         dq2 = torch.empty(q.shape, **f32)
@@ -675,8 +677,9 @@ def _fwd_op(
     scale: float,
     h0: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state)
+    o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state, out_f32)
     return o, (ht if ht is not None else q.new_empty(0, dtype=torch.float32)), A
 
 
@@ -689,12 +692,14 @@ def _(
     scale: float,
     h0: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, T, H, K = q.shape
     V = v.shape[-1]
     f32 = {"dtype": torch.float32, "device": q.device}
     ht = torch.empty(B, H, K, V, **f32) if output_final_state else torch.empty(0, **f32)
-    return torch.empty(v.shape, dtype=q.dtype, device=q.device), ht, torch.empty(B * H, T, BT, **f32)
+    o = torch.empty(v.shape, dtype=torch.float32 if out_f32 else q.dtype, device=q.device)
+    return o, ht, torch.empty(B * H, T, BT, **f32)
 
 
 @torch.library.custom_op("gatelab::gla_chunk_bwd", mutates_args=())
@@ -708,7 +713,13 @@ def _bwd_op(
 
 @_bwd_op.register_fake
 def _(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gk: torch.Tensor, scale: float, h0: torch.Tensor | None, *_: Any
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    *_: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     # A, do and dht do not shape the gradients
     dh0 = torch.empty_like(h0) if h0 is not None else q.new_empty(0, dtype=torch.float32)
@@ -728,13 +739,14 @@ class GlaChunkFunction(torch.autograd.Function):
         scale: float,
         h0: torch.Tensor | None,
         output_final_state: bool,
+        out_f32: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         q, k, v, gk = (t.contiguous() for t in (q, k, v, gk))
         h0 = h0.contiguous() if h0 is not None else None
         if torch.compiler.is_compiling():
-            o, ht, A = _fwd_op(q, k, v, gk, scale, h0, output_final_state)
+            o, ht, A = _fwd_op(q, k, v, gk, scale, h0, output_final_state, out_f32)
         else:
-            o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state)
+            o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state, out_f32)
         ctx.save_for_backward(q, k, v, gk, h0, A)
         ctx.scale = scale
         ctx.has_ht = output_final_state
@@ -759,6 +771,7 @@ class GlaChunkFunction(torch.autograd.Function):
             None,
             dh0 if h0 is not None and need[5] else None,
             None,
+            None,
         )
 
 
@@ -770,6 +783,9 @@ def gla_chunk_triton(
     scale: float,
     initial_state: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Chunked GLA with Triton forward and backward: ``(o, final state or None)``; see the module doc."""
-    return GlaChunkFunction.apply(q, k, v, gk, scale, initial_state, output_final_state)
+    """Chunked GLA with Triton forward and backward: ``(o, final state or None)``; see the module doc.
+
+    ``o`` is in ``q``'s dtype, or float32 with ``out_f32``."""
+    return GlaChunkFunction.apply(q, k, v, gk, scale, initial_state, output_final_state, out_f32)
