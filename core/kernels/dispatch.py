@@ -17,7 +17,7 @@ The backend chosen for each (op, backend, device type) is logged once at INFO le
 ``gatelab.kernels`` logger.
 
 Overhead: :func:`dispatch` runs on every forward, so its eager path does as little Python as it
-can (measured by ``python benchmarks/kernels.py --dispatch``, recorded in
+can (measured by ``python benchmarks/kernels.py --parts dispatch``, recorded in
 ``docs/results/kernels-dispatch-speed.md``). The requested backend is resolved from a cached parse
 of the raw ``GATELAB_BACKEND`` value (read from ``os.environ``'s dict, a few tens of ns; the
 ``use_backend`` stack is consulted only while some block is open); ``auto`` keeps, per op, the
