@@ -18,19 +18,27 @@ from triton.runtime.jit import JITFunction  # noqa: E402
 from gatelab.core.kernels import _common, _triton_common  # noqa: E402
 from gatelab.core.kernels._common import triton_interpreted, tuning_configs  # noqa: E402
 
-MODULES = (
-    "feature_gate_triton",
-    "gate_add_norm_triton",
-    "gla_triton",
-    "glu_triton",
-    "router_triton",
-    "sigmoid_gate_triton",
-    "tokenwise_triton",
-)
+
+def _modules() -> list[str]:
+    """Every Triton kernel module of the package (``*_triton``), found on disk: a new op's module is
+    checked without being listed here."""
+    import pkgutil
+
+    import gatelab.core.kernels as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if m.name.endswith("_triton"))
+
+
+MODULES = _modules()
 
 
 def _kernels():
-    """Every launchable kernel (``*_kernel`` attribute) of the Triton modules: (module, name, object)."""
+    """Every launchable kernel (``*_kernel`` attribute) of the Triton modules: (module, name, object).
+
+    A new kernel is autotuned by wrapping it after its definition, e.g.
+    ``_my_kernel = _triton_common.tuned_warps(_my_kernel, ("D",))`` (fixed tiles) or
+    ``tuned_rows(_my_kernel)`` (row blocks; the launch passes ``BLOCK_N`` and a grid of ``BLOCK_M``).
+    """
     out = []
     for mod_name in MODULES:
         mod = importlib.import_module(f"gatelab.core.kernels.{mod_name}")
@@ -41,6 +49,7 @@ def _kernels():
 
 
 def test_every_kernel_is_autotuned_with_several_candidates():
+    assert {"glu_triton", "gla_triton", "sigmoid_gate_triton"} <= set(MODULES)
     kernels = _kernels()
     assert len(kernels) >= 20  # glu 2, gla 9, pointwise 6, gate_add_norm 2, router 2, tokenwise 4
     for mod, name, k in kernels:
@@ -96,7 +105,12 @@ def test_row_block_pruning():
 
     # tiles of 256..8192 elements, 1..16 per thread: (16, 8) = 4096 / 256 threads; (16, 2) = 64 per thread
     assert kept({"R": 1000}, 256) == [(1, 8), (1, 2), (4, 8), (4, 2), (16, 8)]
-    assert kept({"n_rows": 3}, 256) == [(1, 8), (1, 2), (4, 8), (4, 2)]  # BLOCK_M <= next power of two of the rows
+    assert kept({"n_rows": 3}, 256) == [
+        (1, 8),
+        (1, 2),
+        (4, 8),
+        (4, 2),
+    ]  # BLOCK_M <= next power of two of the rows
     assert kept({"R": 1}, 16) == [(1, 8)]  # nothing in range: the smallest BLOCK_M, the most warps
 
 
