@@ -171,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             msg = f"{fn.__name__} {consts} {options}: {spill} bytes spill stores"
             (spilled if default else spilled_candidates).append(msg)
         print(
-            f"  ok   {fn.__name__:28s} {secs:5.1f}s  regs {regs} spill {spill}  warps {ck.metadata.num_warps}  {consts}"
+            f"  ok   {fn.__name__:28s} {secs:5.1f}s  regs {regs} spill {spill}  warps {ck.metadata.num_warps}"
+            f"  stages {ck.metadata.num_stages}  {consts}"
         )
 
     def getitem(self: JITFunction, grid: Any) -> Callable[..., None]:

@@ -519,19 +519,20 @@ if triton is not None:
 if triton is not None:
     # autotuned: warps and pipeline stages (the tiles BK/BV are fixed by the launch: the largest
     # that compile without spills); the first candidate is the former fixed choice and the only
-    # one under the interpreter
+    # one under the interpreter. The state kernels keep 8 warps: with 4, ptxas spills their 64 x 64
+    # float32 tiles (tools/check_kernels_compile.py).
     _STATE = ("K", "V", "BK", "BV")
     _SUB = ("K", "BK")
     _STAGES = (2, 3, 1)
     _cumsum_kernel = tuned_warps(_cumsum_kernel, ("K",), warps=(_WARPS_SUB, 2, 8))
-    _fwd_h_kernel = tuned_warps(_fwd_h_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
-    _fwd_A_kernel = tuned_warps(_fwd_A_kernel, _SUB, warps=(_WARPS_SUB, 2, 8), stages=_STAGES)
-    _fwd_o_kernel = tuned_warps(_fwd_o_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
-    _bwd_dh_kernel = tuned_warps(_bwd_dh_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
-    _bwd_dA_kernel = tuned_warps(_bwd_dA_kernel, ("V", "BV"), warps=(_WARPS, 4), stages=_STAGES)
-    _bwd_dv_kernel = tuned_warps(_bwd_dv_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
-    _bwd_intra_kernel = tuned_warps(_bwd_intra_kernel, _SUB, warps=(_WARPS_SUB, 2, 8), stages=_STAGES)
-    _bwd_dqk_kernel = tuned_warps(_bwd_dqk_kernel, _STATE, warps=(_WARPS, 4), stages=_STAGES)
+    _fwd_h_kernel = tuned_warps(_fwd_h_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _fwd_A_kernel = tuned_warps(_fwd_A_kernel, _SUB, warps=(_WARPS_SUB, 8), stages=_STAGES)
+    _fwd_o_kernel = tuned_warps(_fwd_o_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _bwd_dh_kernel = tuned_warps(_bwd_dh_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _bwd_dA_kernel = tuned_warps(_bwd_dA_kernel, ("V", "BV"), warps=(_WARPS,), stages=_STAGES)
+    _bwd_dv_kernel = tuned_warps(_bwd_dv_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _bwd_intra_kernel = tuned_warps(_bwd_intra_kernel, _SUB, warps=(_WARPS_SUB, 8), stages=_STAGES)
+    _bwd_dqk_kernel = tuned_warps(_bwd_dqk_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
 
 
 def _require_triton() -> None:
