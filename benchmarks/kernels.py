@@ -28,8 +28,20 @@ Usage::
     python benchmarks/kernels.py --interpret --sizes tiny --no-write   # exercise the Triton path on CPU
     /work/notes/cpu_slot python benchmarks/kernels.py   # on the shared CPU machine
 
-Goals on H100/H200 (issue 9): element-wise kernels >= 85% of peak HBM bandwidth, SwiGLU >= 1.0x
-Liger, chunk GLA >= 0.8x flash-linear-attention.
+Also (``--parts``; all by default): ``layer``, our ``GatedLinearAttention`` (bf16 end to end, Triton
+chunk kernels) against flash-linear-attention's ``GatedLinearAttention`` with the same weights
+(outputs checked first; CUDA only), and ``dispatch``, the Python overhead of
+``gatelab.core.kernels.dispatch`` per call (interleaved rounds, one thread; any machine), written to
+``docs/results/kernels-dispatch-speed.{jsonl,md}``.
+
+Goals on H100/H200 (issues 9 and 17), checked at the end of every run and in ``kernels.md``:
+element-wise gates >= 85% of peak HBM bandwidth, SwiGLU >= 1.0x Liger, chunk GLA >= 0.8x
+flash-linear-attention's ``chunk_gla``, the GLA layer >= 0.8x fla's layer (bf16), and dispatch
+overhead < 2 us per call. On a GPU machine one command runs them all::
+
+    python benchmarks/kernels.py            # bf16 on CUDA: ops, GLA layer, dispatch; writes the ledgers
+
+Without CUDA the GPU goals print as ``pending``.
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ from typing import Any
 TABLE = "kernels"
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 IMPLS = ("eager", "compile", "triton", "liger", "fla")
+PARTS = ("ops", "layer", "dispatch")
 # Spec-sheet peak HBM bandwidth in GB/s, matched against torch.cuda.get_device_name() (first match).
 PEAK_HBM_GBPS: tuple[tuple[str, float], ...] = (
     ("H200", 4800.0),
@@ -113,6 +126,18 @@ def _glu(op: str, n: int, h: int, model: str) -> Case:
 
     return Case(
         op, f"N={n} H={h}", model, make, lambda b: 3 * n * h * b, lambda b: 5 * n * h * b, grad_args=(0, 1)
+    )
+
+
+def _glu_packed(op: str, n: int, h: int, model: str) -> Case:
+    """The packed op on the fused projection's output ``x [n, 2h]``: same traffic as the unpacked op
+    (read x, write out; backward: read dout and x, write ONE dx buffer)."""
+
+    def make(torch, dtype, device):
+        return [torch.randn(n, 2 * h, device=device).to(dtype)], {}
+
+    return Case(
+        op, f"N={n} H={h}", model, make, lambda b: 3 * n * h * b, lambda b: 5 * n * h * b, grad_args=(0,)
     )
 
 
@@ -274,6 +299,8 @@ def cases(sizes: str) -> list[Case]:
             _glu("swiglu", 8192, 4096, "transformer FFN (GluMlp)"),
             _glu("swiglu", 4096, 11008, "LLaMA-7B FFN"),
             _glu("geglu", 8192, 4096, "transformer FFN (GluMlp)"),
+            _glu_packed("swiglu_packed", 8192, 4096, "transformer FFN (GluMlp, one-buffer backward)"),
+            _glu_packed("geglu_packed", 8192, 4096, "transformer FFN (GluMlp, one-buffer backward)"),
             _sigmoid_gate(8, 2048, 16, 128, "headwise", "gated attention 1.7B"),
             _sigmoid_gate(8, 2048, 16, 128, "elementwise", "gated attention 1.7B"),
             _gate_add_norm(128 * 192, 160, "TFT (batch 128, 168+24 steps, hidden 160)"),
@@ -292,6 +319,7 @@ def cases(sizes: str) -> list[Case]:
         return [
             _glu("swiglu", 256, 1024, "transformer FFN (GluMlp), CPU size"),
             _glu("geglu", 256, 1024, "transformer FFN (GluMlp), CPU size"),
+            _glu_packed("swiglu_packed", 256, 1024, "transformer FFN (GluMlp), CPU size"),
             _sigmoid_gate(2, 256, 8, 64, "headwise", "gated attention, CPU size"),
             _sigmoid_gate(2, 256, 8, 64, "elementwise", "gated attention, CPU size"),
             _gate_add_norm(16 * 192, 160, "TFT (batch 16, 168+24 steps, hidden 160)"),
@@ -308,6 +336,7 @@ def cases(sizes: str) -> list[Case]:
         return [
             _glu("swiglu", 4, 40, "tiny"),
             _glu("geglu", 4, 40, "tiny"),
+            _glu_packed("swiglu_packed", 4, 40, "tiny"),
             _sigmoid_gate(1, 3, 2, 8, "headwise", "tiny"),
             _sigmoid_gate(1, 3, 2, 8, "elementwise", "tiny"),
             _gate_add_norm(6, 12, "tiny"),
@@ -454,6 +483,267 @@ def check_against_eager(
 
 
 # ------------------------------------------------------------------------------------------------
+# the GLA layer against flash-linear-attention's layer (CUDA)
+# ------------------------------------------------------------------------------------------------
+GLA_LAYER_GPU = {"batch": 8, "seq": 2048, "dim": 1024, "num_heads": 4}  # GLA 340M (fla's defaults)
+LAYER_TOL_BF16 = 3e-2  # normwise, bf16 against bf16: both round projections, operands and outputs
+
+
+def fla_gla_layer(ours: Any) -> Any:
+    """flash-linear-attention's ``GatedLinearAttention`` with ``ours``' weights (same config).
+
+    fla's layer holds the same projections under the same names; its fused RMSNorm+swish gate holds
+    the head-norm weight (``g_norm_swish_gate.weight``, ours ``norm_weight``). Loaded strictly: a
+    renamed parameter in either library fails loudly instead of timing different layers.
+    """
+    from fla.layers.gla import GatedLinearAttention as FlaGLA
+
+    if ours.norm != "rmsnorm" or ours.gate_logit_normalizer != 16.0:
+        raise ValueError("the fla comparison needs norm='rmsnorm' and gate_logit_normalizer=16")
+    ref = FlaGLA(
+        mode="chunk",
+        hidden_size=ours.dim,
+        expand_k=ours.key_dim / ours.dim,
+        expand_v=ours.value_dim / ours.dim,
+        num_heads=ours.num_heads,
+        gate_low_rank_dim=ours.gk_proj[0].out_features,
+        norm_eps=ours.norm_eps,
+        gate_logit_normalizer=16,
+    )
+    state = {
+        ("g_norm_swish_gate.weight" if k == "norm_weight" else k): v for k, v in ours.state_dict().items()
+    }
+    ref.load_state_dict(state, strict=True)
+    p = next(ours.parameters())
+    return ref.to(device=p.device, dtype=p.dtype)
+
+
+def gla_layer_records(st: Setup) -> list[dict[str, Any]]:
+    """Our ``GatedLinearAttention`` (bf16 end to end, Triton chunk kernels) vs fla's layer, fwd+bwd.
+
+    CUDA only (fla's layer has no CPU path). Outputs and the input gradient are checked first
+    (normwise, :data:`LAYER_TOL_BF16`); a mismatch raises.
+    """
+    torch = st.torch
+    from gatelab.core import GatedLinearAttention
+
+    cfg = GLA_LAYER_GPU
+    torch.manual_seed(0)
+    ours = GatedLinearAttention(cfg["dim"], cfg["num_heads"], mode="chunk").to(st.device, st.dtype)
+    ref = fla_gla_layer(ours)
+    x = torch.randn(cfg["batch"], cfg["seq"], cfg["dim"], device=st.device, dtype=st.dtype)
+    fns = {"ours": lambda t: ours(t), "fla": lambda t: ref(t)[0]}
+    got = {}
+    for name, fn in fns.items():
+        xi = x.clone().requires_grad_(True)
+        y = fn(xi)
+        y.backward(torch.ones_like(y))
+        got[name] = (y.detach().double(), xi.grad.double())
+    for i, what in enumerate(("output", "input gradient")):
+        a, b = got["ours"][i], got["fla"][i]
+        err = (a - b).norm().item() / max(b.norm().item(), 1e-30)
+        if not err <= LAYER_TOL_BF16:
+            raise RuntimeError(
+                f"gla_layer: {what} differs from fla's layer (normwise {err:.3g} > {LAYER_TOL_BF16})"
+            )
+    dname = str(st.dtype).removeprefix("torch.")
+    label = f"B={cfg['batch']} T={cfg['seq']} dim={cfg['dim']} H={cfg['num_heads']}"
+    print(f"\ngla_layer [{label}] (GatedLinearAttention vs fla.layers.GatedLinearAttention), {dname}")
+    times: dict[str, tuple[float, float]] = {}
+    for name, fn in fns.items():
+        xi = x.clone().requires_grad_(True)
+        dy = torch.randn_like(x)
+
+        def fwd(fn: Callable[[Any], Any] = fn) -> Any:
+            with torch.no_grad():
+                return fn(x)
+
+        def fwd_bwd(fn: Callable[[Any], Any] = fn, xi: Any = xi, dy: Any = dy) -> None:
+            xi.grad = None
+            fn(xi).backward(dy)
+
+        times[name] = (st.runner.ms(fwd), st.runner.ms(fwd_bwd))
+        print(f"  {name:8s} fwd {times[name][0]:9.4f} ms   f+b {times[name][1]:9.4f} ms")
+    records = []
+    for name, (f_ms, fb_ms) in times.items():
+        rec: dict[str, Any] = {
+            "model": "gla_layer",
+            "dataset": "synthetic",
+            "split": f"{st.tag}/{label}/{dname}",
+            "variant": "triton" if name == "ours" else "fla",
+            "baseline": "fla",
+            "seed": 0,
+            "fwd_ms": f_ms,
+            "fwd_bwd_ms": fb_ms,
+            "config": {
+                "op": "gla_layer",
+                "size": label,
+                "source": "GLA 340M layer (fla defaults: expand_k 0.5, expand_v 1, low rank 16)",
+                "dtype": str(st.dtype),
+                "device": st.device_name,
+                "timing": st.timing,
+                "torch": torch.__version__,
+                "tolerance_normwise": LAYER_TOL_BF16,
+            },
+        }
+        if name == "ours":
+            rec["speedup_vs_anchor"] = times["fla"][1] / fb_ms
+            rec["speedup_fwd_vs_anchor"] = times["fla"][0] / f_ms
+            rec["config"]["anchor"] = "fla"
+        records.append(rec)
+    return records
+
+
+# ------------------------------------------------------------------------------------------------
+# dispatch overhead (CPU; plus the CUDA auto path when a GPU is present)
+# ------------------------------------------------------------------------------------------------
+DISPATCH_TABLE = "kernels-dispatch-speed"
+DISPATCH_GOAL_US = 2.0
+_NOOP_OP = "bench_dispatch_noop"
+
+
+def _us_per_call(fn: Callable[[], Any], calls: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4, method="inclusive") if len(xs) > 1 else [xs[0]] * 3
+    return q[0], statistics.median(xs), q[2]
+
+
+def overhead_us(
+    ours: Callable[[], Any], direct: Callable[[], Any], rounds: int, calls: int, sync: Callable[[], Any]
+) -> dict[str, float]:
+    """Per-call microseconds of ``ours`` and ``direct`` in interleaved rounds (order alternating),
+    and the per-round difference: median and quartiles."""
+    for _ in range(max(1, calls // 10)):
+        ours(), direct()
+    sync()
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(rounds):
+        order = ((ours, a), (direct, b)) if i % 2 == 0 else ((direct, b), (ours, a))
+        for fn, out in order:
+            out.append(_us_per_call(fn, calls))
+            sync()
+    diff = [x - y for x, y in zip(a, b)]
+    q1, med, q3 = _quartiles(diff)
+    return {
+        "overhead_us": med,
+        "overhead_us_q1": q1,
+        "overhead_us_q3": q3,
+        "overhead_us_min": min(diff),  # the lower envelope: least disturbed by preemption on a busy machine
+        "dispatch_us": statistics.median(a),
+        "direct_us": statistics.median(b),
+    }
+
+
+def dispatch_records(torch: Any, tag: str, device_name: str, rounds: int, calls: int) -> list[dict[str, Any]]:
+    """Dispatch overhead per call: ``dispatch(op, ...)`` against calling what it selects directly.
+
+    Cases (tiny tensors, one thread): a trivial op (``x -> x``; the pure decision + call cost),
+    ``swiglu`` on CPU tensors under ``auto`` (the reference) and inside an open
+    ``use_backend("reference")`` block (the explicit path), and on CUDA ``swiglu`` under ``auto``
+    (the Triton backend, verifier included) against the Triton function called directly.
+    """
+    from gatelab.core.kernels import dispatch, ops, register_op, select, use_backend
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        if _NOOP_OP not in ops():
+            register_op(_NOOP_OP, doc="identity (dispatch benchmark)")(lambda x: x)
+        x = torch.randn(4, 8)
+        g, v = torch.randn(4, 8), torch.randn(4, 8)
+        ref_swiglu = ops()["swiglu"].reference
+        cases: list[tuple[str, str, Callable[[], Any], Callable[[], Any], Callable[[], Any]]] = []
+        noop = ops()[_NOOP_OP].reference
+        cases.append(("cpu", "identity [4, 8]", lambda: dispatch(_NOOP_OP, x), lambda: noop(x), lambda: None))
+        cases.append(
+            ("cpu", "swiglu [4, 8]", lambda: dispatch("swiglu", g, v), lambda: ref_swiglu(g, v), lambda: None)
+        )
+        cuda = torch.cuda.is_available()
+        if cuda:
+            gc, vc = (t.cuda().to(torch.bfloat16) for t in (g, v))
+            name, fn = select("swiglu", gc, vc)
+            cases.append(
+                (
+                    "cuda",
+                    f"swiglu [4, 8] bf16 -> {name}",
+                    lambda: dispatch("swiglu", gc, vc),
+                    lambda: fn(gc, vc),
+                    torch.cuda.synchronize,
+                )
+            )
+        records = []
+        print(
+            f"\ndispatch overhead (1 thread, {rounds} interleaved rounds x {calls} calls; goal < {DISPATCH_GOAL_US} us)"
+        )
+        for dev, label, ours, direct, sync in cases:
+            m = overhead_us(ours, direct, rounds, calls, sync)
+            records.append(
+                _dispatch_record(
+                    torch, tag if dev == "cpu" else "cuda", device_name, label, "auto", m, rounds, calls
+                )
+            )
+            print(
+                f"  {dev:4s} {label:28s} auto      {m['overhead_us']:6.2f} us [{m['overhead_us_q1']:.2f}, {m['overhead_us_q3']:.2f}]"
+            )
+        # the explicit path: a use_backend block stays open for the whole measurement
+        with use_backend("reference"):
+            m = overhead_us(
+                lambda: dispatch("swiglu", g, v), lambda: ref_swiglu(g, v), rounds, calls, lambda: None
+            )
+        records.append(
+            _dispatch_record(
+                torch, tag, device_name, "swiglu [4, 8]", "use_backend(reference)", m, rounds, calls
+            )
+        )
+        print(
+            f"  cpu  {'swiglu [4, 8]':28s} explicit  {m['overhead_us']:6.2f} us [{m['overhead_us_q1']:.2f}, {m['overhead_us_q3']:.2f}]"
+        )
+        return records
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _dispatch_record(
+    torch: Any,
+    tag: str,
+    device_name: str,
+    label: str,
+    variant: str,
+    m: dict[str, float],
+    rounds: int,
+    calls: int,
+) -> dict[str, Any]:
+    return {
+        "model": "dispatch",
+        "dataset": "synthetic",
+        "split": f"{tag}/{label}",
+        "variant": variant,
+        "baseline": "direct call",
+        "seed": 0,
+        **m,
+        "goal_us": DISPATCH_GOAL_US,
+        "meets_goal": m["overhead_us"] < DISPATCH_GOAL_US,
+        "config": {
+            "device": device_name,
+            "threads": 1,
+            "rounds": rounds,
+            "calls_per_round": calls,
+            "timing": "perf_counter per round; overhead = dispatch - direct per round, median and quartiles",
+            "load_avg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+        },
+    }
+
+
+# ------------------------------------------------------------------------------------------------
 # main
 # ------------------------------------------------------------------------------------------------
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -471,6 +761,18 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="CPU repeats (the median is reported)")
     p.add_argument("--results-dir", default=None, help="ledger directory (default docs/results)")
     p.add_argument("--no-write", action="store_true", help="print only (default with --interpret)")
+    p.add_argument(
+        "--parts",
+        nargs="*",
+        choices=PARTS,
+        default=None,
+        help="what to run (default: all): ops (every op, every implementation), layer (GLA layer vs "
+        "fla's layer, CUDA), dispatch (dispatch overhead per call)",
+    )
+    p.add_argument(
+        "--dispatch-rounds", type=int, default=15, help="interleaved rounds of the dispatch timing"
+    )
+    p.add_argument("--dispatch-calls", type=int, default=20000, help="calls per round of the dispatch timing")
     return p.parse_args(argv)
 
 
@@ -693,8 +995,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         print(f"unknown ops {sorted(unknown)}; known: {sorted({c.op for c in all_cases})}", file=sys.stderr)
         return 2
+    parts = set(args.parts if args.parts is not None else PARTS)
     records: list[dict[str, Any]] = []
-    for case in [c for c in all_cases if args.ops is None or c.op in args.ops]:
+    for case in [c for c in all_cases if "ops" in parts and (args.ops is None or c.op in args.ops)]:
         torch.manual_seed(0)
         dtype = getattr(torch, case.dtype) if case.dtype else st.dtype
         in_args, in_kwargs = case.make(torch, dtype, st.device)
@@ -717,11 +1020,31 @@ def main(argv: Sequence[str] | None = None) -> int:
                     return 1
         records += time_case(st, case, fns, in_args, in_kwargs, dtype)
 
-    if why_triton is not None:
+    if "layer" in parts:
+        if not cuda:
+            print("\ngla_layer: pending (our GLA layer vs fla's layer runs on a CUDA machine only)")
+        elif not _installed("fla"):
+            st.notes.append("gla_layer: flash-linear-attention not installed (uv sync --group anchors)")
+        else:
+            try:
+                records += gla_layer_records(st)
+            except RuntimeError as e:
+                print(f"WRONG: {e}", file=sys.stderr)
+                return 1
+    dispatch_recs: list[dict[str, Any]] = []
+    if "dispatch" in parts:
+        dispatch_recs = dispatch_records(
+            torch, "cpu", _device_tag(torch, False)[1], args.dispatch_rounds, args.dispatch_calls
+        )
+
+    if why_triton is not None and "ops" in parts:
         st.notes.append(f"triton not run: {why_triton}")
     notes = list(dict.fromkeys(st.notes))
     for n in notes:
         print(f"note: {n}")
+    print("\ngoals (issue 17 point 5):")
+    for goal, status in goal_checks(records + dispatch_recs):
+        print(f"  {status:>8s}  {goal}")
     if not cuda:
         print("\nGPU numbers pending: run `python benchmarks/kernels.py` on a CUDA machine (H100/H200).")
     if not write:
@@ -730,11 +1053,113 @@ def main(argv: Sequence[str] | None = None) -> int:
     if notes:
         for rec in records:
             rec["note"] = "; ".join(notes)
-    written = ledger.append_records(TABLE, records, args.results_dir, render=False)
     folder = ledger.resolve_results_dir(args.results_dir)
-    render(folder, ledger)
-    print(f"\nwrote {len(written)} records to {folder / (TABLE + '.jsonl')} (+ .md, .csv)")
+    if records:
+        written = ledger.append_records(TABLE, records, args.results_dir, render=False)
+        render(folder, ledger)
+        print(f"\nwrote {len(written)} records to {folder / (TABLE + '.jsonl')} (+ .md, .csv)")
+    if dispatch_recs:
+        written = ledger.append_records(DISPATCH_TABLE, dispatch_recs, args.results_dir, render=False)
+        render_dispatch(folder, ledger)
+        print(f"wrote {len(written)} records to {folder / (DISPATCH_TABLE + '.jsonl')} (+ .md)")
     return 0
+
+
+# the goal checks of issue 17 point 5: (description, ops/rows it reads)
+ELEMENTWISE_OPS = (
+    "swiglu",
+    "geglu",
+    "swiglu_packed",
+    "geglu_packed",
+    "sigmoid_gate",
+    "feature_gate",
+    "gated_cross",
+)
+HBM_GOAL_PCT = 85.0
+
+
+def goal_checks(records: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """``(goal, status)`` per goal of issue 17 point 5 from benchmark records (this run's or the
+    ledger's): status ``"met"``, ``"MISSED"`` (with the measured value) or ``"pending"`` (no GPU
+    row yet). GPU goals read the Triton rows of CUDA splits (``split`` not starting with ``cpu/``)."""
+
+    def gpu_triton(op: str) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in records
+            if r.get("model") == op
+            and str(r.get("variant", "")).startswith("triton")
+            and not str(r.get("split", "")).startswith("cpu/")
+            and "(interpreted)" not in str(r.get("variant", ""))
+        ]
+
+    def status(values: list[float], ok: Callable[[float], bool], fmt: str) -> str:
+        if not values:
+            return "pending"
+        worst = min(values)
+        return "met" if ok(worst) else f"MISSED ({fmt.format(worst)})"
+
+    out = []
+    pct = [r["pct_hbm_fwd_bwd"] for op in ELEMENTWISE_OPS for r in gpu_triton(op) if r.get("pct_hbm_fwd_bwd")]
+    out.append(
+        (
+            f"element-wise gates ({', '.join(ELEMENTWISE_OPS)}) >= {HBM_GOAL_PCT:g}% of HBM peak (fwd+bwd, worst row)",
+            status(pct, lambda x: x >= HBM_GOAL_PCT, "{:.1f}%"),
+        )
+    )
+    for op, goal, what in (
+        ("swiglu", 1.0, "SwiGLU vs Liger-Kernel"),
+        ("gla_chunk", 0.8, "chunked GLA vs fla chunk_gla"),
+        ("gla_layer", 0.8, "GLA layer vs fla's layer"),
+    ):
+        vals = [
+            r["speedup_vs_anchor"]
+            for r in gpu_triton(op)
+            if r.get("speedup_vs_anchor") is not None and "bfloat16" in str(r.get("split", ""))
+        ]
+        out.append(
+            (
+                f"{what} >= {goal:g}x (bf16, fwd+bwd, worst row)",
+                status(vals, lambda x, g=goal: x >= g, "{:.2f}x"),
+            )
+        )
+    disp = [r["overhead_us"] for r in records if r.get("model") == "dispatch" and r.get("variant") == "auto"]
+    worst = max(disp) if disp else None
+    out.append(
+        (
+            f"dispatch overhead < {DISPATCH_GOAL_US:g} us per call (auto, worst row)",
+            "pending" if worst is None else "met" if worst < DISPATCH_GOAL_US else f"MISSED ({worst:.2f} us)",
+        )
+    )
+    return out
+
+
+def render_dispatch(folder: Path, ledger: Any) -> None:
+    """Re-render ``kernels-dispatch-speed.md`` from its ledger."""
+    ledger.render_markdown(
+        DISPATCH_TABLE,
+        folder,
+        title="Kernel dispatch overhead",
+        description="\n".join(
+            [
+                "Microseconds of Python per `gatelab.core.kernels.dispatch(op, ...)` call on top of calling what it",
+                "selects directly, on tiny tensors (one thread): `overhead_us` is the median over interleaved rounds of",
+                "(dispatch - direct) per call, with quartiles; `dispatch_us` / `direct_us` the per-call medians.",
+                f"Goal: < {DISPATCH_GOAL_US:g} us per call (`auto`). The `use_backend(reference)` row is the explicit",
+                "path (a block open around the calls). CUDA rows (auto -> Triton, verifier included) need a GPU.",
+                "Absolute times on a shared machine are noisy; the rounds interleave both callables to cancel drift,",
+                "`overhead_us_min` is the least disturbed round, and `config` records the load average and CPUs.",
+            ]
+        ),
+        metrics=[
+            "overhead_us",
+            "overhead_us_q1",
+            "overhead_us_q3",
+            "overhead_us_min",
+            "dispatch_us",
+            "direct_us",
+        ],
+    )
 
 
 def render(folder: Path, ledger: Any) -> None:
@@ -756,9 +1181,14 @@ def render(folder: Path, ledger: Any) -> None:
             "**GPU numbers pending**: no GPU was available. These rows time the PyTorch references (eager and",
             "torch.compile) on the CPU named above, at smaller sizes than the GPU cases; the Triton kernels,",
             "Liger-Kernel and flash-linear-attention need CUDA. Run `python benchmarks/kernels.py` on an",
-            "H100/H200 to fill in the Triton rows and check the goals (element-wise kernels >= 85% of HBM",
-            "peak, SwiGLU >= 1.0x Liger, chunk GLA >= 0.8x fla).",
+            "H100/H200 to fill in the Triton rows and check the goals below.",
         ]
+    try:
+        disp = ledger.read_records(DISPATCH_TABLE, folder)
+    except Exception:  # no dispatch ledger yet
+        disp = []
+    lines += ["", "Goals (issue 17 point 5; worst row of the ledger; `pending` = no GPU row yet):", ""]
+    lines += [f"* {status}: {goal}" for goal, status in goal_checks(records + disp)]
     metrics = [
         "fwd_ms",
         "fwd_bwd_ms",

@@ -70,6 +70,14 @@ class GatedLinearAttention(nn.Module):
     Deviations: no short convolution, feature map, grouped KV heads, padding-mask unpadding or
     inference cache (pass states explicitly); default PyTorch ``nn.Linear`` initialisation; the
     recurrence and the norm run in (at least) float32 and the result is cast back to the input dtype.
+
+    Precision: ``q``, ``k``, ``v`` enter the recurrence in the input dtype (bfloat16/float16 inputs
+    use the Triton kernels' half-precision ``tl.dot`` with float32 accumulation on CUDA); the log
+    forget gates and their cumulative sums, the states, the un-normalised output ``o`` and the head
+    norm are float32. The PyTorch reference computes the same quantity in float32 from the
+    half-precision ``q``, ``k``, ``v``.
+    A bfloat16 layer agrees with its float32 twin to about 2e-2 relative (2-norm over the output;
+    ``tests/core/kernels/test_gla_triton.py``).
     """
 
     def __init__(
@@ -164,8 +172,10 @@ class GatedLinearAttention(nn.Module):
         gk = F.logsigmoid(self.gk_proj(x).to(ct)).view(B, T, H, Dk) / self.gate_logit_normalizer
         record_gate(self, gk.exp(), "forget")
 
-        # the recurrence runs in float32 for half-precision inputs (the gate already is)
-        q, k, v = q.to(ct), k.to(ct), v.to(ct)
+        # q, k, v stay in the input dtype (bf16/fp16 reach the kernel's tensor-core dots, which
+        # accumulate in float32); the log gates are float32 (their cumulative sums are float32 in the
+        # kernel); o comes back in float32 (the un-normalised output can exceed float16's range) and
+        # goes straight into the float32 head norm.
         if self.mode == "chunk":  # gla_chunk, or the Triton chunk kernels on CUDA
             o, state = dispatch(
                 "gla_chunk",
@@ -176,10 +186,17 @@ class GatedLinearAttention(nn.Module):
                 initial_state=initial_state,
                 output_final_state=output_final_state,
                 chunk_size=self.chunk_size,
+                output_dtype=ct,
             )
         else:
             o, state = gla_recurrent(
-                q, k, v, gk, initial_state=initial_state, output_final_state=output_final_state
+                q,
+                k,
+                v,
+                gk,
+                initial_state=initial_state,
+                output_final_state=output_final_state,
+                output_dtype=ct,
             )
         o = self._head_norm(o).to(x.dtype) * self.norm_weight
         if self.norm_bias is not None:

@@ -16,7 +16,8 @@ Half convention: when one tensor holds both projections (``[value, gate]`` along
 
 SwiGLU and GEGLU run their pointwise part through :func:`gatelab.core.kernels.dispatch`, so on CUDA
 a fused Triton kernel is used when it accepts the inputs (see :mod:`gatelab.core.kernels.glu`);
-the other kinds are plain PyTorch.
+the other kinds are plain PyTorch. ``glu(x)`` over the last dimension and ``GluMlp`` use the packed
+ops (``x = [value | gate]`` in one tensor), whose backward writes one ``[..., 2H]`` gradient.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ _GATE_ACTS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 # kinds whose pointwise part is a kernel op (same name) in gatelab.core.kernels
 _KERNEL_KINDS = frozenset({"swiglu", "geglu"})
+# kind -> the packed op (x = [value | gate] in one tensor; one-buffer backward)
+_PACKED_OPS: dict[str, str] = {"swiglu": "swiglu_packed", "geglu": "geglu_packed"}
 # kind -> activation name for create_act (what print(GluMlp) shows)
 _KIND_ACT: dict[str, str] = {
     "glu": "sigmoid",
@@ -116,6 +119,8 @@ def glu(x: torch.Tensor, kind: str = "swiglu", dim: int = -1) -> torch.Tensor:
     size = x.shape[dim]
     if size % 2 != 0:
         raise ValueError(f"glu: size {size} of dim {dim} of input shape {tuple(x.shape)} must be even")
+    if k in _PACKED_OPS and (dim == -1 or dim == x.dim() - 1):
+        return dispatch(_PACKED_OPS[k], x)  # one [..., 2H] gradient buffer, no autograd cat
     value, gate = x.chunk(2, dim=dim)
     return glu_pair(gate, value, k)
 
@@ -146,8 +151,9 @@ class GluMlp(nn.Module):
         y      = dropout(h W_2 + b_2)            W_2: [hidden_dim, out_dim]
 
     ``fc1`` computes value and gate in ONE matmul; its output's first half is the value and its
-    second half the gate (``F.glu``'s convention). SwiGLU/GEGLU use the fused kernel through
-    ``gatelab.core.kernels.dispatch``; the two halves are passed as views, without a copy.
+    second half the gate (``F.glu``'s convention). SwiGLU/GEGLU use the packed ops
+    ``swiglu_packed``/``geglu_packed`` of ``gatelab.core.kernels`` on that one tensor: their
+    backward writes the ``[..., 2 * hidden_dim]`` gradient into one buffer (no autograd cat).
 
     Args:
         dim: size of the last input dimension.
@@ -207,10 +213,11 @@ class GluMlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 0 or x.shape[-1] != self.dim:
             raise ValueError(f"GluMlp: expected input [..., {self.dim}], got shape {tuple(x.shape)}")
-        value, gate = self.fc1(x).chunk(2, dim=-1)
+        u = self.fc1(x)  # [..., 2 * hidden_dim] = [value | gate]
         if self.kind in _KERNEL_KINDS and not is_capturing() and is_plain(self.act, type(self.act)):
-            h = dispatch(self.kind, gate, value)  # SwiGLU/GEGLU op (Triton on CUDA)
+            h = dispatch(_PACKED_OPS[self.kind], u)  # packed SwiGLU/GEGLU op: one-buffer backward
         else:  # the GLU formula of the ops' references, with the act module (its hooks fire)
+            value, gate = u.chunk(2, dim=-1)
             h, g = glu_product(gate, value, self.act, return_gate=True)
             record_gate(self, g)
         return self.drop2(self.fc2(self.drop1(h)))

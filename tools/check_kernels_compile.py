@@ -9,8 +9,11 @@ architecture with the exact argument types and constexprs of that launch (Triton
 for that; ptxas ships with the triton wheel). The kernels are never executed.
 
 It covers the CUDA configuration: ``tl.dot`` operands in bfloat16 (no interpreter upcast), the
-CUDA tile sizes and warp counts. For every variant it also runs ``ptxas -v`` on the PTX and prints
+CUDA tile sizes and every autotuning candidate (warps, stages, rows per program) a launch would
+benchmark. For every variant it also runs ``ptxas -v`` on the PTX and prints
 the registers per thread and any spill stores (spills cost bandwidth in a memory-bound kernel).
+Spills are counted for each kernel's default (first) autotuning candidate; the other candidates'
+spills are listed apart (the autotuner measures them; a spilling candidate is just slower).
 Run it in a process without ``TRITON_INTERPRET``::
 
     python tools/check_kernels_compile.py            # sm_90 (H100/H200)
@@ -51,6 +54,7 @@ def _signature(
     options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
     bound = dict(zip(fn.arg_names, args))
     bound.update(kwargs)
+
     def ty(name: str, v: Any) -> Any:
         if isinstance(v, torch.Tensor):
             return "*" + _DT[str(v.dtype)]
@@ -107,6 +111,12 @@ def _ptxas_info(ptx: str, arch: int) -> tuple[int | None, int | None]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (90: H100/H200)")
+    p.add_argument(
+        "--candidates",
+        choices=("all", "default"),
+        default="all",
+        help="compile every autotuning candidate a launch would benchmark (all) or its first one (default)",
+    )
     args = p.parse_args(argv)
     if os.environ.get("TRITON_INTERPRET", "").strip().lower() in ("1", "true", "on", "yes", "y"):
         print("unset TRITON_INTERPRET: this checks the compiled kernels", file=sys.stderr)
@@ -117,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
+    from triton.runtime.autotuner import Autotuner
     from triton.runtime.jit import JITFunction
 
     from gatelab.core.kernels import (
@@ -133,9 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     seen: set[tuple[str, str]] = set()
     failures: list[str] = []
     spilled: list[str] = []
+    spilled_candidates: list[str] = []  # autotuning candidates other than the default
     count = [0]
 
-    def compile_launch(fn: JITFunction, launch_args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def compile_launch(
+        fn: JITFunction, launch_args: tuple[Any, ...], kwargs: dict[str, Any], default: bool = True
+    ) -> None:
         sig, consts, options = _signature(fn, launch_args, dict(kwargs))
         key = (fn.__name__, repr(sorted(sig.items())) + repr(sorted(consts.items())) + repr(options))
         if key in seen:
@@ -154,15 +168,32 @@ def main(argv: list[str] | None = None) -> int:
         secs = time.perf_counter() - t0
         regs, spill = _ptxas_info(ck.asm["ptx"], args.arch)
         if spill:
-            spilled.append(f"{fn.__name__} {consts}: {spill} bytes spill stores")
+            msg = f"{fn.__name__} {consts} {options}: {spill} bytes spill stores"
+            (spilled if default else spilled_candidates).append(msg)
         print(
-            f"  ok   {fn.__name__:28s} {secs:5.1f}s  regs {regs} spill {spill}  warps {ck.metadata.num_warps}  {consts}"
+            f"  ok   {fn.__name__:28s} {secs:5.1f}s  regs {regs} spill {spill}  warps {ck.metadata.num_warps}"
+            f"  stages {ck.metadata.num_stages}  {consts}"
         )
 
     def getitem(self: JITFunction, grid: Any) -> Callable[..., None]:
         return lambda *a, **k: compile_launch(self, a, k)
 
+    def tuned_getitem(self: Autotuner, grid: Any) -> Callable[..., None]:
+        # every autotuning candidate this launch would benchmark (after the kernel's pruning)
+        def launch(*a: Any, **k: Any) -> None:
+            cands = self.configs
+            if self.early_config_prune is not None:
+                cands = self.early_config_prune(self.configs, dict(zip(self.arg_names, a)), **k)
+            first = self.all_configs[0]
+            for cfg in (
+                cands if args.candidates == "all" else [c for c in cands if c is first][:1] or cands[:1]
+            ):
+                compile_launch(self.fn, a, {**k, **cfg.all_kwargs()}, default=cfg is first)
+
+        return launch
+
     JITFunction.__getitem__ = getitem  # compile instead of launching (this process only)
+    Autotuner.__getitem__ = tuned_getitem
     # the CUDA configuration on CPU tensors: native bf16 dots, CUDA tiles and warps
     gla_triton.dot_upcast = lambda dtype, device: False
     tokenwise_triton.dot_upcast = lambda dtype, device: False
@@ -178,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for act in ("swiglu", "geglu"):
             glu_triton.glu_forward(g, v, act)
             glu_triton.glu_backward(v, g, v, act)
+            glu_triton.glu_packed_backward(v, x, act)  # one [64, 600] gradient buffer
         o = torch.randn(2, 4, 8, 64).to(dt).transpose(1, 2)
         for gd in (1, 64):
             gl = torch.randn(2, 8, 4, 64 + gd).to(dt)[..., 64:]
@@ -205,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         for h0 in (torch.randn(1, 2, 128, 256), None):
             _, ht, A = gla_triton.gla_forward(q, q, vv, gk, 0.1, h0, True)
             gla_triton.gla_backward(q, q, vv, gk, 0.1, h0, A, vv, ht)
+        # the layer's call: q, k, v in the input dtype, float32 log gates
+        _, ht, A = gla_triton.gla_forward(q, q, vv, gk.float(), 0.1, None, True)
+        gla_triton.gla_backward(q, q, vv, gk.float(), 0.1, None, A, vv, ht)
         lg = torch.randn(100, 64).to(dt)
         for smooth in (True, False):
             c_ = lg if smooth else None
@@ -214,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"\n{count[0]} kernel variants compiled for sm_{args.arch}; {len(failures)} failed")
     print(f"{len(spilled)} variants spill registers" + "".join(f"\n  {m}" for m in spilled))
+    print(
+        f"{len(spilled_candidates)} other autotuning candidates spill registers (benchmarked by the "
+        "autotuner like any other; a slow candidate is simply not picked)"
+        + "".join(f"\n  {m}" for m in spilled_candidates)
+    )
     for msg in failures:
         print(f"\nFAILED: {msg}", file=sys.stderr)
     return 1 if failures else 0

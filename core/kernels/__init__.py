@@ -10,7 +10,9 @@ kernels live in the ``*_triton`` module beside it):
 ============================ ====================== ==============================================
 op                           module                 used by
 ============================ ====================== ==============================================
-``swiglu``, ``geglu``        :mod:`.glu`            ``glu``, ``glu_pair``, ``GluMlp``
+``swiglu``, ``geglu``        :mod:`.glu`            ``glu_pair``, ``glu`` over another dim
+``swiglu_packed``            :mod:`.glu`            ``glu`` (last dim), ``GluMlp``: one-buffer backward
+``geglu_packed``             :mod:`.glu`            ``glu`` (last dim), ``GluMlp``: one-buffer backward
 ``sigmoid_gate``             :mod:`.sigmoid_gate`   ``OutputGatedAttention`` (head-/element-wise)
 ``gate_add_norm``            :mod:`.gate_add_norm`  ``GateAddNorm`` (and so ``GatedResidualNetwork``)
 ``feature_gate``             :mod:`.feature_gate`   ``FeatureGate``
@@ -29,7 +31,7 @@ from . import (
     feature_gate,  # "feature_gate", "gated_cross"
     gate_add_norm,  # "gate_add_norm"
     gla,  # "gla_chunk"
-    glu,  # "swiglu", "geglu"
+    glu,  # "swiglu", "geglu", "swiglu_packed", "geglu_packed"
     router,  # "topk_router"
     sigmoid_gate,  # "sigmoid_gate"
     tokenwise,  # "tokenwise_gate"
@@ -38,6 +40,7 @@ from ._common import is_sigmoid
 from .dispatch import (
     BackendError,
     backends,
+    clear_cache,
     dispatch,
     ops,
     reference,
@@ -51,6 +54,7 @@ from .dispatch import (
 __all__ = [
     "BackendError",
     "backends",
+    "clear_cache",
     "dispatch",
     "is_sigmoid",
     "ops",

@@ -9,6 +9,8 @@
 * :func:`reference_only`: the verifier check for the ``gate_act`` / ``return_gate`` options every
   gate op's reference takes and no kernel serves.
 * :func:`device_ctx`, :func:`launch_ctx`: make the inputs' CUDA device current for a launch.
+* :func:`tuning_configs`: the autotuning candidates of a kernel in this process (one under the
+  interpreter); :func:`gatelab.core.kernels._triton_common.tuned` builds the autotuned kernels.
 
 Nothing here imports triton at module import time (a CPU-only process never pays for it).
 """
@@ -18,14 +20,15 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 TRITON_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.bfloat16, torch.float32)
+T = TypeVar("T")
 
 _TRUE = frozenset({"1", "true", "on", "yes", "y"})
 
@@ -131,6 +134,19 @@ def reference_only(gate_act: Any = None, return_gate: bool = False) -> str | Non
     if gate_act is not None and not is_sigmoid(gate_act):
         return f"gate_act {gate_act!r} is not the sigmoid the kernels hard-code"
     return None
+
+
+def tuning_configs(configs: Sequence[T]) -> list[T]:
+    """The autotuning candidates to use in this process: all of ``configs`` for compiled kernels,
+    only ``configs[0]`` (the default) under ``TRITON_INTERPRET=1``.
+
+    The interpreter is for tests: benchmarking candidates there would only multiply the run time
+    (and measure numpy), so every autotuned kernel runs its first configuration. Read when the
+    kernel module is imported, as Triton itself reads ``TRITON_INTERPRET`` then.
+    """
+    if not configs:
+        raise ValueError("tuning_configs: need at least one configuration")
+    return list(configs[:1]) if triton_interpreted() else list(configs)
 
 
 def device_ctx(t: torch.Tensor) -> Any:

@@ -15,6 +15,7 @@ Jit helpers (defined only when triton is importable):
 
 Launch helpers (plain Python):
 
+* :func:`tuned`, :func:`configs`: autotuned kernels (one configuration under the interpreter).
 * :func:`launch_pointwise`: grid, blocks and the layout arguments of a pointwise kernel.
 * :func:`blocks2d`, :func:`row_blocks`: blocks of an element-wise kernel, of a whole-row kernel.
 * :func:`stride_programs`: how many programs a kernel that loops over strided row blocks gets.
@@ -28,7 +29,7 @@ from typing import Any
 
 import torch
 
-from ._common import cdiv, device_ctx, next_power_of_2
+from ._common import cdiv, device_ctx, next_power_of_2, tuning_configs
 from ._pointwise import Layout, blocks
 
 try:
@@ -114,6 +115,84 @@ if triton is not None:
         return out
 
 
+# ------------------------------------------------------------------------------------------------
+# autotuning
+# ------------------------------------------------------------------------------------------------
+#: warp counts tried for a kernel whose tiles are fixed by its launch (the first is the default)
+WARPS = (4, 8, 2, 16)
+#: rows per program tried for the row-block kernels (GLU, pointwise gates); the first is the default
+ROW_BLOCKS = (4, 1, 2, 8, 16, 32, 64)
+#: elements per program kept when pruning row-block candidates (memory-bound: enough to amortise
+#: index arithmetic, few enough to keep several float32 operands in registers)
+MIN_TILE, MAX_TILE = 256, 8192
+#: most tile elements per thread of a row-block candidate (more: register spills in the backward)
+MAX_PER_THREAD = 16
+
+
+def configs(
+    blocks: Sequence[dict[str, int]] = ({},), warps: Sequence[int] = WARPS, stages: Sequence[int] = (2,)
+) -> list[Any]:
+    """``triton.Config`` candidates: every ``blocks`` x ``warps`` x ``stages`` combination, in
+    order (the first is the default, and the only one under the interpreter)."""
+    return [triton.Config(dict(b), num_warps=w, num_stages=s) for b in blocks for w in warps for s in stages]
+
+
+def prune_row_blocks(cfgs: list[Any], named_args: dict[str, Any], **kwargs: Any) -> list[Any]:
+    """Keep the row-block candidates whose tile ``BLOCK_M x BLOCK_N`` (``BLOCK_N`` passed at launch)
+    lies in ``[MIN_TILE, MAX_TILE]``, gives each thread 1 to :data:`MAX_PER_THREAD` elements (more
+    spills registers: ptxas, ``tools/check_kernels_compile.py``) and whose ``BLOCK_M`` does not
+    exceed the rows; else the candidates of the smallest ``BLOCK_M`` with the most warps (a launch
+    always has one)."""
+    block_n = kwargs.get("BLOCK_N", named_args.get("BLOCK_N", 1))
+    rows = next((named_args[k] for k in ("n_rows", "R") if k in named_args), None)
+    cap = next_power_of_2(rows) if isinstance(rows, int) else 1 << 30
+
+    def ok(c: Any) -> bool:
+        tile = c.kwargs["BLOCK_M"] * block_n
+        per_thread = tile / (32 * c.num_warps)
+        return (
+            MIN_TILE <= tile <= MAX_TILE and 1 <= per_thread <= MAX_PER_THREAD and c.kwargs["BLOCK_M"] <= cap
+        )
+
+    keep = [c for c in cfgs if ok(c)]
+    if keep:
+        return keep
+    smallest = min(c.kwargs["BLOCK_M"] for c in cfgs)
+    most = max(c.num_warps for c in cfgs if c.kwargs["BLOCK_M"] == smallest)
+    return [c for c in cfgs if c.kwargs["BLOCK_M"] == smallest and c.num_warps == most]
+
+
+def tuned(fn: Any, key: Sequence[str], cfgs: Sequence[Any], *, row_blocks: bool = False) -> Any:
+    """``fn`` autotuned over ``cfgs`` (``tuning_configs``: the first only under the interpreter),
+    keyed on the named arguments ``key`` (Triton adds the dtypes of the tensor arguments).
+
+    ``row_blocks``: the candidates tune ``BLOCK_M`` and are pruned per launch by
+    :func:`prune_row_blocks`; the launch passes ``BLOCK_N`` and a grid function of ``BLOCK_M``.
+    Launches of a tuned kernel must not pass the tuned meta-parameters (``num_warps``,
+    ``num_stages``, the tuned blocks). Every tuned kernel writes its outputs with plain stores (no
+    accumulation into an output), so benchmarking candidates on live buffers is safe.
+    """
+    prune = {"early_config_prune": prune_row_blocks} if row_blocks else None
+    tuner = triton.autotune(configs=tuning_configs(cfgs), key=list(key), prune_configs_by=prune)(fn)
+    tuner.all_configs = list(cfgs)  # every candidate, also under the interpreter (tests, tools)
+    return tuner
+
+
+def tuned_rows(fn: Any, cols: str = "D") -> Any:
+    """A row-block kernel (``BLOCK_N`` passed at launch, grid over ``BLOCK_M``) autotuned over
+    :data:`ROW_BLOCKS` x warps (4, 8, 2), keyed on the column count ``cols`` and ``BLOCK_N``."""
+    cands = configs(blocks=[{"BLOCK_M": m} for m in ROW_BLOCKS], warps=(4, 8, 2))
+    return tuned(fn, (cols, "BLOCK_N"), cands, row_blocks=True)
+
+
+def tuned_warps(
+    fn: Any, key: Sequence[str], warps: Sequence[int] = WARPS, stages: Sequence[int] = (2,)
+) -> Any:
+    """A kernel whose tiles its launch fixes, autotuned over ``warps`` x ``stages`` (the first pair
+    is the default, the only one under the interpreter), keyed on the named arguments ``key``."""
+    return tuned(fn, key, configs(warps=warps, stages=stages))
+
+
 def launch_pointwise(
     kernel: Any,
     lay: Layout,
@@ -126,18 +205,21 @@ def launch_pointwise(
 
     The kernel's parameters are, in order: one pointer per operand of ``lay``, then ``outputs``,
     ``scalars``, ``R, D, S1, S2``, one tuple of strides ``(s0, s1, s2, sc)`` per operand of ``lay``,
-    ``constexprs`` and ``BLOCK_M, BLOCK_N`` (one block spans a whole row with ``reduce_cols``). An
+    ``constexprs`` and ``BLOCK_M, BLOCK_N`` (one block spans a whole row with ``reduce_cols``). The
+    kernel is autotuned over ``BLOCK_M`` and warps (:func:`tuned` with ``row_blocks``); ``BLOCK_N``
+    comes from the layout. An
     absent operand (``None``, guarded by a constexpr flag in the kernel) is passed as the first
     operand, an absent output as the first output: a pointer the kernel never dereferences.
     """
-    block_m, block_n, grid = blocks(lay.rows, lay.cols, reduce_cols=reduce_cols)
+    _, block_n, _ = blocks(lay.rows, lay.cols, reduce_cols=reduce_cols)
     first = next(t for t in lay.tensors if t is not None)
     ins = [t if t is not None else first for t in lay.tensors]
     outs = [t if t is not None else outputs[0] for t in outputs]
+    rows, n_col_blocks = lay.rows, cdiv(lay.cols, block_n)
     with device_ctx(first):
-        kernel[grid](
+        kernel[lambda meta: (cdiv(rows, meta["BLOCK_M"]), n_col_blocks)](
             *ins, *outs, *scalars, lay.rows, lay.cols, lay.s1, lay.s2, *lay.strides,
-            **constexprs, BLOCK_M=block_m, BLOCK_N=block_n,
+            **constexprs, BLOCK_N=block_n,
         )  # fmt: skip
 
 

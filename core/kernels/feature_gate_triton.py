@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from ._pointwise import GradBuffer, layout
-from ._triton_common import launch_pointwise
+from ._triton_common import launch_pointwise, tuned_rows
 
 try:
     import triton
@@ -125,6 +125,14 @@ if triton is not None:
         tl.store(dxw_ptr + out_offs, (dout * c0 * s).to(dxw_ptr.dtype.element_ty), mask=mask)
         dg = dout * c0 * c * s * (1.0 - s)
         tl.store(dg_ptr + out_offs, dg.to(dg_ptr.dtype.element_ty), mask=mask)
+
+
+if triton is not None:
+    # autotuned: rows per program and warps (only the first candidate under the interpreter)
+    _feature_gate_fwd_kernel = tuned_rows(_feature_gate_fwd_kernel)
+    _feature_gate_bwd_kernel = tuned_rows(_feature_gate_bwd_kernel)
+    _gated_cross_fwd_kernel = tuned_rows(_gated_cross_fwd_kernel)
+    _gated_cross_bwd_kernel = tuned_rows(_gated_cross_bwd_kernel)
 
 
 def _require_triton() -> None:

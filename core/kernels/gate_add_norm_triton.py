@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from ._common import cdiv, device_ctx
-from ._triton_common import row_blocks, rows2d, stride_programs
+from ._triton_common import row_blocks, rows2d, stride_programs, tuned_warps
 
 try:
     import triton
@@ -117,6 +117,13 @@ if triton is not None:
         tl.store(db_part_ptr + pid * D + cols, db_acc, mask=cmask)
 
 
+if triton is not None:
+    # autotuned: warps (tiles: whole rows, BLOCK_M rows of about _TILE elements; only the first
+    # candidate under the interpreter)
+    _gan_fwd_kernel = tuned_warps(_gan_fwd_kernel, ("D", "BLOCK_M", "BLOCK_N"), warps=(4, 8, 16, 2))
+    _gan_bwd_kernel = tuned_warps(_gan_bwd_kernel, ("D", "BLOCK_M", "BLOCK_N"), warps=(4, 8, 16, 2))
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.gate_add_norm_triton needs triton, which is not installed")
@@ -135,11 +142,11 @@ def gate_add_norm_forward(
     rstd = torch.empty(R, dtype=torch.float32, device=h.device)
     if y.numel() == 0:
         return y, mean, rstd
-    block_m, block_n, warps = row_blocks(R, D, _TILE)
+    block_m, block_n, _ = row_blocks(R, D, _TILE)
     with device_ctx(h):
         _gan_fwd_kernel[(cdiv(R, block_m),)](
             h2, s2, weight, bias, y, mean, rstd, R, D, h2.stride(0), s2.stride(0), eps,
-            BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+            BLOCK_M=block_m, BLOCK_N=block_n,
         )  # fmt: skip
     return y, mean, rstd
 
@@ -161,7 +168,7 @@ def gate_add_norm_backward(
         return dh, dskip, torch.zeros_like(weight), torch.zeros_like(weight)
     h2, s2, dy2 = rows2d(h), rows2d(skip), rows2d(dy.to(h.dtype))
     R = h2.shape[0]
-    block_m, block_n, warps = row_blocks(R, D, _TILE)
+    block_m, block_n, _ = row_blocks(R, D, _TILE)
     n_blocks = cdiv(R, block_m)
     n_prog = stride_programs(n_blocks, h.device)
     dw_part = torch.empty(n_prog, D, dtype=torch.float32, device=h.device)
@@ -170,7 +177,7 @@ def gate_add_norm_backward(
         _gan_bwd_kernel[(n_prog,)](
             dy2, h2, s2, weight, mean, rstd, dh, dskip, dw_part, db_part,
             R, D, dy2.stride(0), h2.stride(0), s2.stride(0), n_blocks,
-            BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+            BLOCK_M=block_m, BLOCK_N=block_n,
         )  # fmt: skip
     return dh, dskip, dw_part.sum(0).to(weight.dtype), db_part.sum(0).to(weight.dtype)
 

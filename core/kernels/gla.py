@@ -6,7 +6,7 @@ computes gated linear attention (Yang et al. 2023)::
     S_t = diag(exp(gk_t)) S_{t-1} + k_t^T v_t,      o_t = scale * q_t S_t
 
 over ``[B, T, H, K]`` queries, keys and log forget gates (``gk <= 0``) and ``[B, T, H, V]`` values,
-returning ``(o [B, T, H, V] in q's dtype, final state [B, H, K, V] (float32) or None)``.
+returning ``(o [B, T, H, V] in q's dtype (or ``output_dtype``), final state [B, H, K, V] (float32) or None)``.
 
 The reference is :func:`gla_chunk` here, the chunk-parallel PyTorch form that matches the recurrent
 definition :func:`gla_recurrent` (also here; both compute in at least float32). The layer
@@ -70,6 +70,7 @@ def gla_recurrent(
     scale: float | None = None,
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
+    output_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     r"""Gated linear attention, recurrent form (a loop over time; the definition).
 
@@ -87,9 +88,12 @@ def gla_recurrent(
         scale: query scale, default ``K ** -0.5``.
         initial_state: ``[B, H, K, V]`` state :math:`S_0` (zeros when ``None``).
         output_final_state: also return :math:`S_T`.
+        output_dtype: dtype of ``o`` (default: that of ``q``). ``torch.float32`` keeps the
+            un-normalised output of half-precision inputs out of float16's range limit (65504);
+            :class:`gatelab.core.GatedLinearAttention` asks for it before its float32 head norm.
 
     Returns:
-        ``(o, final_state)``: ``o`` is ``[B, T, H, V]`` in the dtype of ``q``; ``final_state`` is
+        ``(o, final_state)``: ``o`` is ``[B, T, H, V]`` in ``output_dtype`` (default the dtype of ``q``); ``final_state`` is
         ``[B, H, K, V]`` in the compute dtype (float32, or float64 for float64 inputs), or ``None``
         unless ``output_final_state``.
 
@@ -109,7 +113,7 @@ def gla_recurrent(
         S = S * gk[:, t].exp().unsqueeze(-1) + k[:, t].unsqueeze(-1) * v[:, t].unsqueeze(-2)
         outs.append(torch.einsum("bhk,bhkv->bhv", q[:, t] * scale, S))
     o = torch.stack(outs, dim=1) if outs else v.new_zeros(B, 0, H, V)
-    return o.to(dtype), (S if output_final_state else None)
+    return o.to(output_dtype or dtype), (S if output_final_state else None)
 
 
 @register_op("gla_chunk", doc="chunked gated linear attention (GLA), output and optional final state")
@@ -123,6 +127,7 @@ def gla_chunk(
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
     chunk_size: int = 16,
+    output_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     r"""Gated linear attention, chunk-parallel form (same result as :func:`gla_recurrent`).
 
@@ -155,6 +160,7 @@ def gla_chunk(
         initial_state: ``[B, H, K, V]`` (zeros when ``None``).
         output_final_state: also return the final state.
         chunk_size: chunk length ``C`` (typically 16 to 64; any positive integer works).
+        output_dtype: dtype of ``o`` (default: that of ``q``; see :func:`gla_recurrent`).
 
     Returns:
         ``(o, final_state)`` as in :func:`gla_recurrent` (``o`` in the dtype of ``q``, state in the
@@ -212,7 +218,7 @@ def gla_chunk(
     if N:
         o = o + (q * b.exp()) @ torch.stack(entering, dim=2)
     o = o.reshape(B, H, N * C, V)[:, :, :T].transpose(1, 2)
-    return o.to(dtype), (S if output_final_state else None)
+    return o.to(output_dtype or dtype), (S if output_final_state else None)
 
 
 def verify_gla_chunk(
@@ -224,6 +230,7 @@ def verify_gla_chunk(
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
     chunk_size: int = 16,
+    output_dtype: torch.dtype | None = None,
 ) -> str | None:
     """``None`` when the Triton GLA kernels accept the inputs, else the reason."""
     why = check_tensors((("q", q), ("k", k), ("v", v)))
@@ -247,6 +254,8 @@ def verify_gla_chunk(
         return "empty input (T, B, H, K or V is 0)"
     if scale is not None and (isinstance(scale, bool) or not isinstance(scale, numbers.Real)):
         return f"scale must be a number or None, got {type(scale).__name__}"
+    if output_dtype not in (None, q.dtype, torch.float32):
+        return f"output_dtype {output_dtype} is neither q's dtype {q.dtype} nor float32"
     return None
 
 
@@ -268,9 +277,11 @@ def gla_chunk_triton(
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
     chunk_size: int = 16,
+    output_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Triton chunked GLA, forward and backward (``chunk_size`` is the reference's; see module doc)."""
     from .gla_triton import gla_chunk_triton as fn  # importing triton is slow: on first use
 
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
-    return fn(q, k, v, gk, scale, initial_state, bool(output_final_state))
+    out_f32 = output_dtype == torch.float32 and q.dtype != torch.float32
+    return fn(q, k, v, gk, scale, initial_state, bool(output_final_state), out_f32)

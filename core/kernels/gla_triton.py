@@ -62,7 +62,7 @@ try:
     import triton
     import triton.language as tl
 
-    from ._triton_common import dot
+    from ._triton_common import dot, tuned_warps
 except ImportError:  # the module must import without triton; the functions below raise instead
     triton = None
     tl = None
@@ -73,8 +73,8 @@ NC = BT // BC
 # K/V tiles and warps: the largest that ptxas compiles for sm_90 without register spills
 # (tools/check_kernels_compile.py); IEEE float32 dots need more registers than half-precision ones.
 _BKV_HALF, _BKV_FP32 = 64, 32
-_WARPS = 8  # the state/output kernels (64 x 64 fp32 tiles)
-_WARPS_SUB = 4  # the sub-chunk kernels (_fwd_A, _bwd_intra) and the cumulative sum
+_WARPS = 8  # the state/output kernels (64 x 64 fp32 tiles): the autotuner's first candidate
+_WARPS_SUB = 4  # the sub-chunk kernels (_fwd_A, _bwd_intra) and the cumulative sum: ditto
 _BK_CUMSUM = 16
 
 
@@ -516,6 +516,25 @@ if triton is not None:
         tl.store(dg_ptr + offs, dg.to(dg_ptr.dtype.element_ty), mask=mk)
 
 
+if triton is not None:
+    # autotuned: warps and pipeline stages (the tiles BK/BV are fixed by the launch: the largest
+    # that compile without spills); the first candidate is the former fixed choice and the only
+    # one under the interpreter. The state kernels keep 8 warps: with 4, ptxas spills their 64 x 64
+    # float32 tiles (tools/check_kernels_compile.py).
+    _STATE = ("K", "V", "BK", "BV")
+    _SUB = ("K", "BK")
+    _STAGES = (2, 3, 1)
+    _cumsum_kernel = tuned_warps(_cumsum_kernel, ("K",), warps=(_WARPS_SUB, 2, 8))
+    _fwd_h_kernel = tuned_warps(_fwd_h_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _fwd_A_kernel = tuned_warps(_fwd_A_kernel, _SUB, warps=(_WARPS_SUB, 8), stages=_STAGES)
+    _fwd_o_kernel = tuned_warps(_fwd_o_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _bwd_dh_kernel = tuned_warps(_bwd_dh_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _bwd_dA_kernel = tuned_warps(_bwd_dA_kernel, ("V", "BV"), warps=(_WARPS,), stages=_STAGES)
+    _bwd_dv_kernel = tuned_warps(_bwd_dv_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+    _bwd_intra_kernel = tuned_warps(_bwd_intra_kernel, _SUB, warps=(_WARPS_SUB, 8), stages=_STAGES)
+    _bwd_dqk_kernel = tuned_warps(_bwd_dqk_kernel, _STATE, warps=(_WARPS,), stages=_STAGES)
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.gla_triton needs triton, which is not installed")
@@ -540,26 +559,23 @@ class _Cfg:
         }
         self.cuda = q.device.type == "cuda"
 
-    def warps(self, n: int) -> dict[str, int]:
-        return {"num_warps": n, "num_stages": 2} if self.cuda else {}
-
     def chunk_launch(self, kernel: Any, grid: tuple[int, ...], *args: Any, **constexprs: Any) -> None:
         """Launch a state/chunk kernel: ``kernel(*args, T, H, K, V, NT, <constexprs>, <dot>, BT, BK, BV)``."""
         kernel[grid](
             *args, self.T, self.H, self.K, self.V, self.NT,
-            **constexprs, **self.dot, BT=BT, BK=self.BK, BV=self.BV, **self.warps(_WARPS),
+            **constexprs, **self.dot, BT=BT, BK=self.BK, BV=self.BV,
         )  # fmt: skip
 
     def sub_chunk_launch(self, kernel: Any, grid: tuple[int, ...], *args: Any) -> None:
         """Launch a sub-chunk kernel: ``kernel(*args, T, H, K, <dot>, BT, BC, NC, BK)``."""
         kernel[grid](
-            *args, self.T, self.H, self.K, **self.dot, BT=BT, BC=BC, NC=NC, BK=self.BK, **self.warps(_WARPS_SUB)
+            *args, self.T, self.H, self.K, **self.dot, BT=BT, BC=BC, NC=NC, BK=self.BK
         )  # fmt: skip
 
 
 def _cumsum(gk: torch.Tensor, c: _Cfg) -> torch.Tensor:
     gc = torch.empty(gk.shape, dtype=torch.float32, device=gk.device)
-    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=_BK_CUMSUM, **c.warps(_WARPS_SUB))
+    _cumsum_kernel[(c.NT, c.B * c.H)](gk, gc, c.T, c.H, c.K, BT=BT, BK=_BK_CUMSUM)
     return gc
 
 
@@ -590,8 +606,12 @@ def gla_forward(
     scale: float,
     h0: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``(o, final state or None, A)`` by the Triton forward kernels (no autograd); contiguous inputs."""
+    """``(o, final state or None, A)`` by the Triton forward kernels (no autograd); contiguous inputs.
+
+    ``o`` is in ``q``'s dtype, or float32 with ``out_f32`` (the kernel rounds its float32
+    accumulator once, to either)."""
     _require_triton()
     c = _Cfg(q, v)
     with device_ctx(q):
@@ -599,7 +619,7 @@ def gla_forward(
         h, ht = _states(k, v, gc, h0, c, output_final_state)
         A = torch.empty(c.B * c.H, c.T, BT, dtype=torch.float32, device=q.device)
         c.sub_chunk_launch(_fwd_A_kernel, (c.NT * NC, c.B * c.H), q, k, gc, A, scale)
-        o = torch.empty(v.shape, dtype=q.dtype, device=q.device)
+        o = torch.empty(v.shape, dtype=torch.float32 if out_f32 else q.dtype, device=q.device)
         c.chunk_launch(_fwd_o_kernel, (c.NV, c.NT, c.B * c.H), q, v, gc, h, A, o, scale)
     return o, ht, A
 
@@ -632,9 +652,7 @@ def gla_backward(
             HAS_DHT=dht is not None, STORE_DH0=dh0 is not None,
         )  # fmt: skip
         dA = torch.empty(c.B * c.H, c.T, BT, **f32)
-        _bwd_dA_kernel[(c.NT, c.B * c.H)](
-            do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot, **c.warps(_WARPS)
-        )
+        _bwd_dA_kernel[(c.NT, c.B * c.H)](do, v, dA, scale, c.T, c.H, c.V, BT=BT, BV=c.BV, **c.dot)
         dv = torch.empty(v.shape, dtype=v.dtype, device=v.device)
         c.chunk_launch(_bwd_dv_kernel, (c.NV, c.NT, c.B * c.H), k, gc, A, do, dh, dv)
         dq2 = torch.empty(q.shape, **f32)
@@ -660,8 +678,9 @@ def _fwd_op(
     scale: float,
     h0: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state)
+    o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state, out_f32)
     return o, (ht if ht is not None else q.new_empty(0, dtype=torch.float32)), A
 
 
@@ -674,12 +693,14 @@ def _(
     scale: float,
     h0: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     B, T, H, K = q.shape
     V = v.shape[-1]
     f32 = {"dtype": torch.float32, "device": q.device}
     ht = torch.empty(B, H, K, V, **f32) if output_final_state else torch.empty(0, **f32)
-    return torch.empty(v.shape, dtype=q.dtype, device=q.device), ht, torch.empty(B * H, T, BT, **f32)
+    o = torch.empty(v.shape, dtype=torch.float32 if out_f32 else q.dtype, device=q.device)
+    return o, ht, torch.empty(B * H, T, BT, **f32)
 
 
 @torch.library.custom_op("gatelab::gla_chunk_bwd", mutates_args=())
@@ -693,7 +714,13 @@ def _bwd_op(
 
 @_bwd_op.register_fake
 def _(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, gk: torch.Tensor, scale: float, h0: torch.Tensor | None, *_: Any
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    gk: torch.Tensor,
+    scale: float,
+    h0: torch.Tensor | None,
+    *_: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     # A, do and dht do not shape the gradients
     dh0 = torch.empty_like(h0) if h0 is not None else q.new_empty(0, dtype=torch.float32)
@@ -713,13 +740,14 @@ class GlaChunkFunction(torch.autograd.Function):
         scale: float,
         h0: torch.Tensor | None,
         output_final_state: bool,
+        out_f32: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         q, k, v, gk = (t.contiguous() for t in (q, k, v, gk))
         h0 = h0.contiguous() if h0 is not None else None
         if torch.compiler.is_compiling():
-            o, ht, A = _fwd_op(q, k, v, gk, scale, h0, output_final_state)
+            o, ht, A = _fwd_op(q, k, v, gk, scale, h0, output_final_state, out_f32)
         else:
-            o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state)
+            o, ht, A = gla_forward(q, k, v, gk, scale, h0, output_final_state, out_f32)
         ctx.save_for_backward(q, k, v, gk, h0, A)
         ctx.scale = scale
         ctx.has_ht = output_final_state
@@ -744,6 +772,7 @@ class GlaChunkFunction(torch.autograd.Function):
             None,
             dh0 if h0 is not None and need[5] else None,
             None,
+            None,
         )
 
 
@@ -755,6 +784,9 @@ def gla_chunk_triton(
     scale: float,
     initial_state: torch.Tensor | None,
     output_final_state: bool,
+    out_f32: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Chunked GLA with Triton forward and backward: ``(o, final state or None)``; see the module doc."""
-    return GlaChunkFunction.apply(q, k, v, gk, scale, initial_state, output_final_state)
+    """Chunked GLA with Triton forward and backward: ``(o, final state or None)``; see the module doc.
+
+    ``o`` is in ``q``'s dtype, or float32 with ``out_f32``."""
+    return GlaChunkFunction.apply(q, k, v, gk, scale, initial_state, output_final_state, out_f32)

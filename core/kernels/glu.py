@@ -13,6 +13,16 @@ as PyTorch eager does (``F.silu``/``F.gelu`` evaluate in fp32 internally for hal
 once, then the product rounds again). The Triton backend computes ``act(gate) * value`` in fp32 and
 rounds once, so in half precision it is at least as accurate as the reference.
 
+Packed ops ``swiglu_packed`` and ``geglu_packed`` take ONE tensor ``x [..., 2H]`` holding
+``[value | gate]`` along the last dimension (``F.glu``'s half convention; the output of a fused
+``[dim, 2H]`` projection) and return ``act(gate) * value`` ``[..., H]``. Their backward writes the
+gradient of ``x`` into one ``[..., 2H]`` buffer (both halves written in place), where the unpacked
+ops on ``x.chunk(2, -1)`` views leave autograd to concatenate two ``[..., H]`` gradients (one more
+``[..., 2H]`` write and read). The packed references compute exactly what eager autograd of the
+unpacked formula computes (``aten.silu_backward`` / ``aten.gelu_backward`` on ``dout * value``); they
+are first-order only (no double backward). Inside ``torch.compile`` they are the plain chunk formula,
+which Inductor fuses anyway.
+
 Backend ``"triton"`` (see :mod:`gatelab.core.kernels.glu_triton`) runs when
 
 * triton imports and either CUDA is available or ``TRITON_INTERPRET=1`` (the interpreter runs the
@@ -26,21 +36,26 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
-from ._common import TRITON_DTYPES, reference_only, triton_available, triton_interpreted
+from ._common import TRITON_DTYPES, check_tensors, reference_only, triton_available, triton_interpreted
 from .dispatch import register_backend, register_op
 
 # Re-exported for the tests and callers that import them from here (the foundation's home of them).
 __all__ = [
     "TRITON_DTYPES",
     "geglu",
+    "geglu_packed",
     "glu_product",
     "swiglu",
+    "swiglu_packed",
     "triton_available",
     "triton_interpreted",
+    "verify_packed_inputs",
     "verify_triton_inputs",
 ]
 
@@ -115,6 +130,105 @@ def geglu(
     return glu_product(gate, value, F.gelu, return_gate=return_gate)
 
 
+# kind -> (forward activation, aten backward of the activation: (grad_out, gate, out=) -> grad_gate)
+def _silu_backward_into(grad: torch.Tensor, gate: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.silu_backward.grad_input(grad, gate, grad_input=out)
+
+
+def _gelu_backward_into(grad: torch.Tensor, gate: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.ops.aten.gelu_backward.grad_input(grad, gate, approximate="none", grad_input=out)
+
+
+_PACKED_ACTS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[..., torch.Tensor]]] = {
+    "swiglu": (F.silu, _silu_backward_into),
+    "geglu": (F.gelu, _gelu_backward_into),
+}
+
+
+def _check_packed(x: torch.Tensor, op: str) -> int:
+    """Half width ``H`` of ``x [..., 2H]``; a clear error for anything else."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{op}: x must be a tensor, got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[-1] % 2:
+        raise ValueError(f"{op}: x must have shape [..., 2H] (even last dimension), got {tuple(x.shape)}")
+    return x.shape[-1] // 2
+
+
+class _PackedGluReference(torch.autograd.Function):
+    """``act(gate) * value`` of ``x = [value | gate]`` with a one-buffer backward (see module doc)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, kind: str) -> torch.Tensor:
+        value, gate = x.chunk(2, dim=-1)
+        ctx.save_for_backward(x)
+        ctx.kind = kind
+        return _PACKED_ACTS[kind][0](gate) * value
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (x,) = ctx.saved_tensors
+        act, act_backward_into = _PACKED_ACTS[ctx.kind]
+        value, gate = x.chunk(2, dim=-1)
+        h = gate.shape[-1]
+        dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        torch.mul(dout, act(gate), out=dx[..., :h])  # d value = dout * act(gate)
+        act_backward_into(dout * value, gate, dx[..., h:])  # d gate = act'(gate) * dout * value
+        return dx, None
+
+
+def _packed_reference(x: torch.Tensor, kind: str, return_gate: bool) -> Any:
+    op = f"{kind}_packed"
+    _check_packed(x, op)
+    if return_gate or torch.compiler.is_compiling() or not (torch.is_grad_enabled() and x.requires_grad):
+        value, gate = x.chunk(2, dim=-1)
+        return glu_product(gate, value, _PACKED_ACTS[kind][0], return_gate=return_gate)
+    return _PackedGluReference.apply(x, kind)
+
+
+@register_op(
+    "swiglu_packed", doc="silu(gate) * value of x = [value | gate], one-buffer backward", family="swiglu"
+)
+def swiglu_packed(
+    x: torch.Tensor, *, return_gate: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """SwiGLU of a packed ``x [..., 2H] = [value | gate]``: ``silu(gate) * value`` ``[..., H]``.
+
+    The gradient of ``x`` is one ``[..., 2H]`` buffer (see the module docstring); values and
+    gradients equal those of :func:`swiglu` on ``x.chunk(2, -1)``. ``return_gate=True`` (reference
+    only) also returns ``silu(gate)`` (plain autograd then).
+    """
+    return _packed_reference(x, "swiglu", return_gate)
+
+
+@register_op(
+    "geglu_packed", doc="gelu(gate) * value of x = [value | gate], one-buffer backward", family="geglu"
+)
+def geglu_packed(
+    x: torch.Tensor, *, return_gate: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """GEGLU (exact erf GELU) of a packed ``x [..., 2H] = [value | gate]``: ``gelu(gate) * value``.
+
+    As :func:`swiglu_packed` with the GELU.
+    """
+    return _packed_reference(x, "geglu", return_gate)
+
+
+def verify_packed_inputs(x: torch.Tensor, *, return_gate: bool = False) -> str | None:
+    """``None`` when the Triton packed GLU kernels accept ``x [..., 2H]``, else the reason."""
+    why = reference_only(return_gate=return_gate)
+    if why is not None:
+        return why
+    why = check_tensors((("x", x),))
+    if why is not None:
+        return why
+    if x.dim() == 0 or x.shape[-1] % 2:
+        return f"x must have shape [..., 2H] (even last dimension), got {tuple(x.shape)}"
+    if x.size(-1) > 1 and x.stride(-1) != 1:
+        return f"x has stride {x.stride(-1)} along its last dimension (need 1)"
+    return None
+
+
 _triton_backend = functools.partial(
     register_backend,
     name="triton",
@@ -140,3 +254,30 @@ def geglu_triton(gate: torch.Tensor, value: torch.Tensor, *, return_gate: bool =
     from .glu_triton import glu_triton
 
     return glu_triton(gate, value, "geglu")
+
+
+_triton_packed_backend = functools.partial(
+    register_backend,
+    name="triton",
+    priority=10,
+    devices=("cuda",),
+    available=triton_available,
+    verifier=verify_packed_inputs,
+    interpreted=triton_interpreted,
+)
+
+
+@_triton_packed_backend("swiglu_packed")
+def swiglu_packed_triton(x: torch.Tensor, *, return_gate: bool = False) -> torch.Tensor:
+    """Triton SwiGLU of a packed ``x``; the backward kernel writes ``dx`` into one buffer."""
+    from .glu_triton import glu_packed_triton
+
+    return glu_packed_triton(x, "swiglu")
+
+
+@_triton_packed_backend("geglu_packed")
+def geglu_packed_triton(x: torch.Tensor, *, return_gate: bool = False) -> torch.Tensor:
+    """Triton GEGLU of a packed ``x``; the backward kernel writes ``dx`` into one buffer."""
+    from .glu_triton import glu_packed_triton
+
+    return glu_packed_triton(x, "geglu")

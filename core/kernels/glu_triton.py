@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from ._common import device_ctx
-from ._triton_common import blocks2d, rows2d
+from ._common import cdiv, device_ctx, next_power_of_2
+from ._triton_common import rows2d, tuned_rows
 
 try:
     import triton
@@ -52,10 +52,9 @@ except ImportError:  # the module must import without triton; glu_triton() raise
 
 ACTS: dict[str, int] = {"swiglu": 0, "geglu": 1}
 
-# A program handles a BLOCK_M x BLOCK_N tile (at most 1024 columns) of about _TILE elements
-# (memory-bound op: large enough to amortise index arithmetic, small enough to keep three fp32
-# operands in registers).
-_TILE = 2048
+# A program handles a BLOCK_M x BLOCK_N tile, at most _MAX_BLOCK_N columns wide; BLOCK_M and the
+# warps are autotuned (_triton_common.tuned_rows: tiles of 256 to 8192 elements).
+_MAX_BLOCK_N = 1024
 
 
 if triton is not None:
@@ -108,6 +107,20 @@ if triton is not None:
         store_rows(dgate_ptr, rows, cols, stride_dgate, do * v * da, mask)
 
 
+if triton is not None:
+    # autotuned: rows per program and warps, keyed on the columns (only the first candidate under
+    # the interpreter); BLOCK_N covers up to _MAX_BLOCK_N columns of a row
+    _glu_fwd_kernel = tuned_rows(_glu_fwd_kernel, cols="n_cols")
+    _glu_bwd_kernel = tuned_rows(_glu_bwd_kernel, cols="n_cols")
+
+
+def _blocks(n_rows: int, n_cols: int) -> tuple[int, Any]:
+    """``(BLOCK_N, grid)`` of a GLU launch; ``BLOCK_M`` is the autotuner's."""
+    block_n = min(next_power_of_2(n_cols), _MAX_BLOCK_N)
+    n_col_blocks = cdiv(n_cols, block_n)
+    return block_n, lambda meta: (cdiv(n_rows, meta["BLOCK_M"]), n_col_blocks)
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.glu_triton needs triton, which is not installed")
@@ -121,12 +134,11 @@ def glu_forward(gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tens
         return out
     g, v, o = rows2d(gate), rows2d(value), out.view(-1, out.size(-1))
     n_rows, n_cols = g.shape
-    block_m, block_n, grid = blocks2d(n_rows, n_cols, _TILE)
+    block_n, grid = _blocks(n_rows, n_cols)
     with device_ctx(gate):
         _glu_fwd_kernel[grid](
-            g, v, o, n_rows, n_cols, g.stride(0), v.stride(0), o.stride(0),
-            ACT=ACTS[act], BLOCK_M=block_m, BLOCK_N=block_n,
-        )  # fmt: skip
+            g, v, o, n_rows, n_cols, g.stride(0), v.stride(0), o.stride(0), ACT=ACTS[act], BLOCK_N=block_n
+        )
     return out
 
 
@@ -139,16 +151,35 @@ def glu_backward(
     dvalue = torch.empty(value.shape, dtype=value.dtype, device=value.device)
     if dgate.numel() == 0:
         return dgate, dvalue
+    _backward_into(dout, gate, value, dgate.view(-1, dgate.size(-1)), dvalue.view(-1, dvalue.size(-1)), act)
+    return dgate, dvalue
+
+
+def glu_packed_backward(dout: torch.Tensor, x: torch.Tensor, act: str) -> torch.Tensor:
+    """``dx [..., 2H]`` of ``x = [value | gate]``: ONE buffer, the kernel writes both halves."""
+    _require_triton()
+    dx = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    if dx.numel() == 0:
+        return dx
+    value, gate = x.chunk(2, dim=-1)
+    h = gate.size(-1)
+    d2 = dx.view(-1, 2 * h)  # contiguous: both halves are [rows, H] views with row stride 2H
+    _backward_into(dout, gate, value, d2[:, h:], d2[:, :h], act)
+    return dx
+
+
+def _backward_into(
+    dout: torch.Tensor, gate: torch.Tensor, value: torch.Tensor, dg: torch.Tensor, dv: torch.Tensor, act: str
+) -> None:
+    """Launch the backward kernel writing ``[rows, H]`` views ``dg``, ``dv`` (unit column stride)."""
     d, g, v = rows2d(dout.to(gate.dtype)), rows2d(gate), rows2d(value)
-    dg, dv = dgate.view(-1, dgate.size(-1)), dvalue.view(-1, dvalue.size(-1))
     n_rows, n_cols = g.shape
-    block_m, block_n, grid = blocks2d(n_rows, n_cols, _TILE)
+    block_n, grid = _blocks(n_rows, n_cols)
     with device_ctx(gate):
         _glu_bwd_kernel[grid](
             d, g, v, dg, dv, n_rows, n_cols, d.stride(0), g.stride(0), v.stride(0), dg.stride(0), dv.stride(0),
-            ACT=ACTS[act], BLOCK_M=block_m, BLOCK_N=block_n,
+            ACT=ACTS[act], BLOCK_N=block_n,
         )  # fmt: skip
-    return dgate, dvalue
 
 
 # Opaque custom ops for torch.compile: Dynamo cannot trace a Triton launch (and not at all under
@@ -180,6 +211,16 @@ def _(
         torch.empty(gate.shape, dtype=gate.dtype, device=gate.device),
         torch.empty(value.shape, dtype=value.dtype, device=value.device),
     )
+
+
+@torch.library.custom_op("gatelab::glu_packed_triton_bwd", mutates_args=())
+def _glu_packed_bwd_op(dout: torch.Tensor, x: torch.Tensor, act: str) -> torch.Tensor:
+    return glu_packed_backward(dout, x, act)
+
+
+@_glu_packed_bwd_op.register_fake
+def _(dout: torch.Tensor, x: torch.Tensor, act: str) -> torch.Tensor:
+    return torch.empty(x.shape, dtype=x.dtype, device=x.device)
 
 
 class GluTritonFunction(torch.autograd.Function):
@@ -216,3 +257,37 @@ def glu_triton(gate: torch.Tensor, value: torch.Tensor, act: str) -> torch.Tenso
     if act not in ACTS:
         raise ValueError(f"unknown GLU kernel activation {act!r}; expected one of {sorted(ACTS)}")
     return GluTritonFunction.apply(gate, value, act)
+
+
+class GluPackedTritonFunction(torch.autograd.Function):
+    """Autograd wrapper of the packed op: saves ``x``; the backward returns ONE ``[..., 2H]`` gradient."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, act: str) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.act = act
+        value, gate = x.chunk(2, dim=-1)
+        if torch.compiler.is_compiling():
+            return _glu_fwd_op(gate, value, act)
+        return glu_forward(gate, value, act)
+
+    @staticmethod
+    def backward(ctx: Any, dout: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        (x,) = ctx.saved_tensors
+        if not ctx.needs_input_grad[0]:
+            return None, None
+        if torch.compiler.is_compiling():
+            return _glu_packed_bwd_op(dout, x, ctx.act), None
+        return glu_packed_backward(dout, x, ctx.act), None
+
+
+def glu_packed_triton(x: torch.Tensor, act: str) -> torch.Tensor:
+    """``act(gate) * value`` of ``x [..., 2H] = [value | gate]`` with Triton forward and backward.
+
+    Returns ``[..., H]`` in ``x``'s dtype; the gradient of ``x`` is one buffer written by the
+    backward kernel (both halves), not two gradients concatenated by autograd. Call through
+    ``dispatch("swiglu_packed" | "geglu_packed", x)``, which verifies the inputs.
+    """
+    if act not in ACTS:
+        raise ValueError(f"unknown GLU kernel activation {act!r}; expected one of {sorted(ACTS)}")
+    return GluPackedTritonFunction.apply(x, act)

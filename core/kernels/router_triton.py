@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ._common import cdiv, device_ctx, next_power_of_2
-from ._triton_common import row_blocks, stride_programs
+from ._triton_common import row_blocks, stride_programs, tuned_warps
 
 try:
     import triton
@@ -223,6 +223,12 @@ if triton is not None:
         tl.store(dx_ptr + offs, dx.to(dx_ptr.dtype.element_ty), mask=mask)
 
 
+if triton is not None:
+    # autotuned: warps (tiles: whole rows of E experts; only the first candidate under the interpreter)
+    _router_fwd_kernel = tuned_warps(_router_fwd_kernel, ("E", "K", "BLOCK_M", "BLOCK_E"), warps=(4, 8, 16, 2))
+    _router_bwd_kernel = tuned_warps(_router_bwd_kernel, ("E", "K", "BLOCK_M", "BLOCK_E"), warps=(4, 8, 16, 2))
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.router_triton needs triton, which is not installed")
@@ -231,8 +237,8 @@ def _require_triton() -> None:
 def _blocks(N: int, E: int, k1: int) -> tuple[int, int, int, dict[str, int]]:
     """``(BLOCK_M, BLOCK_E, BLOCK_K, launch options)``: whole rows of ``E`` experts, about 2 tile
     elements per thread and tensor."""
-    block_m, block_e, warps = row_blocks(N, E, _TILE)
-    return block_m, block_e, next_power_of_2(k1), {"num_warps": warps}
+    block_m, block_e, _ = row_blocks(N, E, _TILE)
+    return block_m, block_e, next_power_of_2(k1), {}  # warps: autotuned
 
 
 def router_forward(

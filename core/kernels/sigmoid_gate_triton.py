@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ._pointwise import GradBuffer, layout
-from ._triton_common import launch_pointwise
+from ._triton_common import launch_pointwise, tuned_rows
 
 try:
     import triton
@@ -71,6 +71,12 @@ if triton is not None:
             tl.store(dg_ptr + rows, tl.sum(dg, axis=1).to(dg_ptr.dtype.element_ty), mask=rows < R)
         else:
             tl.store(dg_ptr + rows[:, None] * D + cols[None, :], dg.to(dg_ptr.dtype.element_ty), mask=mask)
+
+
+if triton is not None:
+    # autotuned: rows per program and warps (only the first candidate under the interpreter)
+    _sigmoid_gate_fwd_kernel = tuned_rows(_sigmoid_gate_fwd_kernel)
+    _sigmoid_gate_bwd_kernel = tuned_rows(_sigmoid_gate_bwd_kernel)
 
 
 def _require_triton() -> None:

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from ._common import cdiv, device_ctx, dot_upcast
-from ._triton_common import blocks2d, row_blocks, rows2d
+from ._triton_common import blocks2d, row_blocks, rows2d, tuned_warps
 
 try:
     import triton
@@ -150,13 +150,27 @@ if triton is not None:
         store_rows(dlogit_ptr, rows, cols, D, dout * (a - b) * g * (1.0 - g), mask)
 
 
+if triton is not None:
+    # autotuned: warps (and stages for the matmul, whose 64 x 64 tiles spill with 4 warps: ptxas,
+    # tools/check_kernels_compile.py), the tiles fixed by the launch; only the first candidate
+    # under the interpreter
+    _ROW_KEY = ("D", "BLOCK_M", "BLOCK_N")
+    _tw_scalar_fwd_kernel = tuned_warps(_tw_scalar_fwd_kernel, _ROW_KEY, warps=(4, 8, 16, 2))
+    _tw_scalar_bwd_kernel = tuned_warps(_tw_scalar_bwd_kernel, _ROW_KEY, warps=(4, 8, 16, 2))
+    _tw_vector_fwd_kernel = tuned_warps(
+        _tw_vector_fwd_kernel, ("D", "BLOCK_M", "BLOCK_N", "BLOCK_K"), warps=(8,), stages=(3, 2, 4)
+    )
+    _tw_vector_bwd_kernel = tuned_warps(_tw_vector_bwd_kernel, _ROW_KEY, warps=(4, 8, 2))
+
+
 def _require_triton() -> None:
     if triton is None:
         raise RuntimeError("gatelab.core.kernels.tokenwise_triton needs triton, which is not installed")
 
 
 def _matmul_blocks(dtype: torch.dtype, on_cuda: bool) -> tuple[int, int, int, int, int]:
-    """``(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)`` of the vector-mode matmul."""
+    """``(BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages)`` of the vector-mode matmul (the warps and
+    stages are the autotuner's first candidate; the launch passes the blocks only)."""
     if not on_cuda:  # the interpreter: small tiles keep it quick (tl.dot needs >= 16)
         return 16, 16, 16, 4, 1
     # the largest tiles ptxas compiles for sm_90 without register spills with the mix epilogue
@@ -184,19 +198,19 @@ def tokenwise_forward(
     c = bias if bias is not None else w
     with device_ctx(a):
         if scalar:
-            block_m, block_n, warps = row_blocks(R, D, _TILE)
+            block_m, block_n, _ = row_blocks(R, D, _TILE)
             _tw_scalar_fwd_kernel[(cdiv(R, block_m),)](
                 a2, b2, w, c, out, logits, R, D, a2.stride(0), b2.stride(0),
-                HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+                HAS_BIAS=bias is not None, BLOCK_M=block_m, BLOCK_N=block_n,
             )  # fmt: skip
         else:
-            bm, bn, bk, warps, stages = _matmul_blocks(a.dtype, a.device.type == "cuda")
+            bm, bn, bk, _, _ = _matmul_blocks(a.dtype, a.device.type == "cuda")
             _tw_vector_fwd_kernel[(cdiv(R, bm), cdiv(D, bn))](
                 a2, b2, w, c, out, logits, R, D, a2.stride(0), b2.stride(0), w.stride(0),
                 HAS_BIAS=bias is not None,
                 DOT_PRECISION="ieee" if a.dtype == torch.float32 else "tf32",
                 DOT_UPCAST=dot_upcast(a.dtype, a.device),
-                BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, num_warps=warps, num_stages=stages,
+                BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk,
             )  # fmt: skip
     return out, logits
 
@@ -225,10 +239,10 @@ def tokenwise_backward(
     with device_ctx(a):
         if E == 1:
             dlogit = torch.empty(R, dtype=torch.float32, device=a.device)
-            block_m, block_n, warps = row_blocks(R, D, _TILE)
+            block_m, block_n, _ = row_blocks(R, D, _TILE)
             _tw_scalar_bwd_kernel[(cdiv(R, block_m),)](
                 d2, a2, b2, w, logits, da2, db2, dlogit, R, D, d2.stride(0), a2.stride(0), b2.stride(0),
-                BLOCK_M=block_m, BLOCK_N=block_n, num_warps=warps,
+                BLOCK_M=block_m, BLOCK_N=block_n,
             )  # fmt: skip
             # dW = dlogit^T [a, b] (a GEMV each half); the reference does this in the input dtype too
             dl = dlogit.to(a.dtype)

@@ -30,7 +30,10 @@ def bench(repo_root):
         sys.modules.pop("bench_kernels", None)
 
 
-FAST = ["--interpret", "--sizes", "tiny", "--no-compile", "--iters", "1", "--repeats", "1", "--warmup", "0"]
+FAST = [
+    "--interpret", "--sizes", "tiny", "--no-compile", "--iters", "1", "--repeats", "1", "--warmup", "0",
+    "--parts", "ops",
+]  # fmt: skip
 
 
 @needs_interpreter
@@ -109,6 +112,72 @@ def test_anchor_rows_and_ratio(bench, tmp_path, monkeypatch):
 def test_wrong_implementation_aborts(bench, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(bench, "anchor_impl", lambda op, cuda: (lambda g, v: 2 * reference(op)(g, v), ""))
     args = ["--sizes", "tiny", "--no-compile", "--impls", "eager", "liger", "--results-dir", str(tmp_path)]
+    args += ["--parts", "ops"]
     assert bench.main([*args, "--ops", "geglu"]) == 1
     assert "WRONG" in capsys.readouterr().err
     assert not (tmp_path / "kernels.jsonl").exists()
+
+
+def test_dispatch_part_writes_its_ledger(bench, tmp_path, capsys):
+    args = ["--parts", "dispatch", "--dispatch-rounds", "3", "--dispatch-calls", "200"]
+    assert bench.main([*args, "--results-dir", str(tmp_path)]) == 0
+    recs = ledger.read_records(bench.DISPATCH_TABLE, tmp_path)
+    assert not (tmp_path / "kernels.jsonl").exists()  # no op rows in a dispatch-only run
+    got = {(r["split"], r["variant"]) for r in recs}
+    assert ("cpu/identity [4, 8]", "auto") in got and ("cpu/swiglu [4, 8]", "use_backend(reference)") in got
+    for r in recs:
+        ledger.validate_record(r, bench.DISPATCH_TABLE)
+        assert r["dispatch_us"] > 0 and r["direct_us"] > 0
+        assert r["overhead_us_q1"] <= r["overhead_us"] <= r["overhead_us_q3"]
+        assert r["meets_goal"] == (r["overhead_us"] < bench.DISPATCH_GOAL_US)
+        assert json.loads(r["config"])["threads"] == 1
+    md = (tmp_path / f"{bench.DISPATCH_TABLE}.md").read_text()
+    assert "Kernel dispatch overhead" in md and "overhead_us" in md
+    out = capsys.readouterr().out
+    assert "goals (issue 17 point 5)" in out and "pending" in out
+
+
+def test_layer_part_is_pending_without_cuda(bench, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA machine runs the layer comparison")
+    assert bench.main(["--parts", "layer", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "gla_layer: pending" in out and "GPU numbers pending" in out
+
+
+def test_goal_checks(bench):
+    def rec(model, variant, split, **m):
+        return {"model": model, "variant": variant, "split": split, **m}
+
+    assert all(status == "pending" for _, status in bench.goal_checks([]))
+    recs = [
+        rec("swiglu", "triton", "nvidia-h100/N=1/bfloat16", pct_hbm_fwd_bwd=90.0, speedup_vs_anchor=1.1),
+        rec("swiglu", "triton", "nvidia-h100/N=2/bfloat16", pct_hbm_fwd_bwd=80.0, speedup_vs_anchor=0.9),
+        rec("swiglu", "triton (interpreted)", "cpu/N=1/float32", pct_hbm_fwd_bwd=1.0),  # never counts
+        rec("gla_chunk", "triton", "nvidia-h100/B=8/bfloat16", speedup_vs_anchor=0.85),
+        rec("gla_chunk", "triton", "nvidia-h100/B=8/float32", speedup_vs_anchor=0.1),  # not bf16
+        rec("gla_layer", "triton", "nvidia-h100/B=8/bfloat16", speedup_vs_anchor=0.7),
+        rec("dispatch", "auto", "cpu/identity [4, 8]", overhead_us=1.2),
+        rec("dispatch", "auto", "cpu/swiglu [4, 8]", overhead_us=1.9),
+        rec("dispatch", "use_backend(reference)", "cpu/swiglu [4, 8]", overhead_us=9.0),  # explicit path
+    ]
+    got = [status for _, status in bench.goal_checks(recs)]
+    assert got == ["MISSED (80.0%)", "MISSED (0.90x)", "met", "MISSED (0.70x)", "met"]
+
+
+def test_fla_layer_gets_our_weights(bench):
+    pytest.importorskip("fla.layers.gla")
+    import torch
+
+    from gatelab.core import GatedLinearAttention
+
+    ours = GatedLinearAttention(64, 4)
+    ref = bench.fla_gla_layer(ours)
+    theirs = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        other = theirs["g_norm_swish_gate.weight" if name == "norm_weight" else name]
+        assert torch.equal(p, other), name
+    assert len(theirs) == len(dict(ours.named_parameters()))
+    assert (ref.key_dim, ref.value_dim, ref.num_heads) == (ours.key_dim, ours.value_dim, ours.num_heads)

@@ -224,6 +224,8 @@ def test_choice_is_logged_once(fake_op, caplog):
 ALL_OPS = (
     "swiglu",
     "geglu",
+    "swiglu_packed",
+    "geglu_packed",
     "sigmoid_gate",
     "gate_add_norm",
     "feature_gate",
@@ -280,6 +282,8 @@ def _gate_op_args() -> dict:
     return {
         "swiglu": ((torch.randn(2, D), torch.randn(2, D)), torch.nn.functional.silu, None),
         "geglu": ((torch.randn(2, D), torch.randn(2, D)), torch.nn.functional.gelu, None),
+        "swiglu_packed": ((torch.randn(2, 2 * D),), torch.nn.functional.silu, None),
+        "geglu_packed": ((torch.randn(2, 2 * D),), torch.nn.functional.gelu, None),
         "gate_add_norm": ((h, skip, torch.randn(D), torch.randn(D), 1e-5), torch.sigmoid, h[..., D:]),
         "sigmoid_gate": ((torch.randn(2, 3, 2, D), torch.randn(2, 3, 2, 1)), torch.sigmoid, 1),
         "feature_gate": ((torch.randn(2, D), torch.randn(2, D), 2.0, torch.randn(D)), torch.sigmoid, 1),
@@ -300,7 +304,7 @@ def test_reference_returns_the_gate_without_changing_the_output(op):
         src = logits if isinstance(logits, torch.Tensor) else args[logits]
         assert torch.equal(gate, act(src))
     assert gate.shape[-1] in (1, out.shape[-1])
-    if op not in ("swiglu", "geglu"):  # the gate-op references take another squashing
+    if op not in ("swiglu", "geglu", "swiglu_packed", "geglu_packed"):  # gate ops take another squashing
         other = ref(*args, gate_act=torch.tanh, return_gate=True)
         assert not torch.equal(other[0], out) and torch.all(other[1].abs() <= 1)
 
@@ -317,3 +321,106 @@ def test_gate_options_are_served_by_the_reference_only():
         assert torch.allclose(dispatch("sigmoid_gate", o, logits, gate_act=torch.sigmoid), fused)
     out, gate = dispatch("sigmoid_gate", o, logits, return_gate=True)  # auto: the reference
     assert torch.equal(gate, torch.sigmoid(logits)) and torch.allclose(out, fused)
+
+
+# ---------------------------------------------------------------------------- the short path
+def test_short_path_reference_logged_once_and_cached(monkeypatch, caplog):
+    calls = []
+
+    def available():
+        calls.append("available")
+
+    op = dispatch_mod.KernelOp(name="fake4", reference=lambda x: 2 * x)
+    op.backends["gpu"] = dispatch_mod.Backend(
+        "gpu", lambda x: 3 * x, 10, available, lambda x: None, devices=("cuda",)
+    )
+    monkeypatch.setitem(dispatch_mod._OPS, "fake4", op)
+    monkeypatch.setattr(dispatch_mod, "_logged", set())
+    caplog.set_level(logging.INFO, logger="gatelab.kernels")
+    x = torch.randn(3)
+    for _ in range(3):
+        torch.testing.assert_close(dispatch("fake4", x), 2 * x)
+    assert calls == []  # a CUDA-only backend is never asked about CPU tensors
+    assert list(op.auto.values()) == [[]]  # one cached (cpu, TRITON_INTERPRET) entry: no candidate
+    recs = [r.getMessage() for r in caplog.records if r.name == "gatelab.kernels"]
+    assert recs == ["gatelab.kernels: op 'fake4' runs on backend 'reference' (cpu tensors)"]
+
+
+def test_auto_cache_follows_triton_interpret_and_clear_cache(monkeypatch):
+    from gatelab.core.kernels import clear_cache
+
+    avail = {"why": None}
+    op = dispatch_mod.KernelOp(name="fake5", reference=lambda x: 2 * x)
+    op.backends["interp"] = dispatch_mod.Backend(
+        "interp", lambda x: 3 * x, 10, lambda: avail["why"], lambda x: None, triton_interpreted
+    )
+    monkeypatch.setitem(dispatch_mod._OPS, "fake5", op)
+    x = torch.randn(3)
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    torch.testing.assert_close(dispatch("fake5", x), 2 * x)  # interpreted: never auto
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    torch.testing.assert_close(dispatch("fake5", x), 3 * x)  # a new TRITON_INTERPRET value: re-evaluated
+    avail["why"] = "gone"
+    torch.testing.assert_close(dispatch("fake5", x), 3 * x)  # cached until clear_cache
+    clear_cache()
+    torch.testing.assert_close(dispatch("fake5", x), 2 * x)
+    assert select("fake5", x)[0] == "reference"
+
+
+def test_env_var_and_blocks_beat_the_short_path(fake_op, monkeypatch):
+    x = torch.randn(3)
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)
+    monkeypatch.setenv("GATELAB_BACKEND", "fake=reference")
+    torch.testing.assert_close(dispatch("fake", x), 2 * x)
+    monkeypatch.setenv("GATELAB_BACKEND", " ")  # blank: auto
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)
+    monkeypatch.delenv("GATELAB_BACKEND")
+    with use_backend("reference"):
+        torch.testing.assert_close(dispatch("fake", x), 2 * x)
+    assert dispatch_mod._open_blocks == 0
+    torch.testing.assert_close(dispatch("fake", x), 3 * x)
+
+
+def test_a_block_in_another_thread_does_not_leak(fake_op):
+    import threading
+
+    x = torch.randn(3)
+    entered, release = threading.Event(), threading.Event()
+
+    def other():
+        with use_backend("reference"):
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=other)
+    t.start()
+    try:
+        assert entered.wait(10)
+        assert dispatch_mod._open_blocks == 1
+        torch.testing.assert_close(dispatch("fake", x), 3 * x)  # this thread has no block: auto
+    finally:
+        release.set()
+        t.join()
+    assert dispatch_mod._open_blocks == 0
+
+
+def test_short_path_matches_select_for_every_op_on_cpu():
+    for op, (args, _, _) in _gate_op_args().items():
+        name, fn = select(op, *args)
+        assert name == "reference" and fn is reference(op)
+        torch.testing.assert_close(dispatch(op, *args), reference(op)(*args))
+
+
+def test_family_requests_cover_the_packed_ops(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    x = torch.randn(2, 8)
+    with use_backend("swiglu=reference"):
+        assert select("swiglu_packed", x)[0] == "reference"
+    with use_backend({"swiglu": "triton"}):
+        assert select("swiglu_packed", x)[0] == "triton"
+        assert select("geglu_packed", x)[0] == "reference"  # another family: auto on CPU
+        with use_backend("swiglu_packed=reference"):  # the op's own name wins over its family
+            assert select("swiglu_packed", x)[0] == "reference"
+    monkeypatch.setenv("GATELAB_BACKEND", "geglu=triton")
+    assert select("geglu_packed", x)[0] == "triton"
+    assert dispatch_mod._OPS["swiglu_packed"].family == "swiglu"

@@ -221,3 +221,123 @@ def test_gpu_matches_reference(op, dtype, shape):
     x = torch.randn((*shape[:-1], 2 * shape[-1]), device="cuda").to(dtype)
     value, gate = x.chunk(2, dim=-1)
     _compare(op, gate, value, dout=None)
+
+
+# ---------------------------------------------------------------------------- packed ops
+PACKED = {"swiglu": "swiglu_packed", "geglu": "geglu_packed"}
+
+
+def _unpacked_grads(op: str, x: torch.Tensor, dout: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(out, dx) of the unpacked reference on chunk views (autograd concatenates the halves)."""
+    xi = x.clone().requires_grad_(True)
+    value, gate = xi.chunk(2, dim=-1)
+    with use_backend("reference"):
+        out = dispatch(op, gate, value)
+    out.backward(dout)
+    return out.detach(), xi.grad
+
+
+def _packed_grads(
+    op: str, backend: str, x: torch.Tensor, dout: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    xi = x.clone().requires_grad_(True)
+    with use_backend({PACKED[op]: backend}):
+        out = dispatch(PACKED[op], xi)
+    out.backward(dout)
+    return out.detach(), xi.grad
+
+
+def _ops_in_backward(out: torch.Tensor, dout: torch.Tensor) -> set[str]:
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        out.backward(dout)
+    return {e.name for e in prof.events()}
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_packed_reference_equals_unpacked_bitwise(op, dtype):
+    # the packed reference computes what eager autograd of the unpacked formula computes, op for op
+    x = torch.randn(3, 4, 2 * 9).to(dtype)
+    dout = torch.randn(3, 4, 9).to(dtype)
+    want = _unpacked_grads(op, x, dout)
+    got = _packed_grads(op, "reference", x, dout)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_packed_reference_backward_writes_one_buffer(op):
+    x = torch.randn(5, 2 * 6, requires_grad=True)
+    dout = torch.randn(5, 6)
+    value, gate = x.chunk(2, dim=-1)
+    unpacked = _ops_in_backward(dispatch(op, gate, value), dout)
+    assert "aten::cat" in unpacked or "aten::split_backward" in unpacked  # autograd joins two halves
+    x.grad = None
+    names = _ops_in_backward(dispatch(PACKED[op], x), dout)
+    assert "aten::cat" not in names and "aten::split_backward" not in names
+    assert not any("cat" in n for n in names), sorted(names)
+    assert x.grad.shape == x.shape and x.grad.is_contiguous()
+
+
+@needs_interpreter
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_packed_triton_matches_reference(op, dtype):
+    x = torch.randn(2, 3, 2 * 21).to(dtype)
+    dout = torch.randn(2, 3, 21).to(dtype)
+    got = _packed_grads(op, "triton", x, dout)
+    want = _packed_grads(op, "reference", x, dout)
+    for a, b in zip(got, want):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert_close(a, b, dtype=dtype)
+
+
+@needs_interpreter
+def test_packed_triton_backward_writes_one_buffer(monkeypatch):
+    import gatelab.core.kernels.glu_triton as gt
+
+    launches = []
+    real = gt._backward_into
+
+    def spy(dout, gate, value, dg, dv, act):
+        launches.append((dg.data_ptr() - dv.data_ptr(), dg.stride(), dv.stride()))
+        return real(dout, gate, value, dg, dv, act)
+
+    monkeypatch.setattr(gt, "_backward_into", spy)
+    x = torch.randn(4, 2 * 5, requires_grad=True)
+    with use_backend("triton"):
+        out = dispatch("swiglu_packed", x)
+    out.backward(torch.randn(4, 5))
+    # one launch writing both halves of one [4, 10] buffer: the gate half starts H elements later
+    assert launches == [(5 * x.element_size(), (10, 1), (10, 1))]
+    assert x.grad.shape == (4, 10)
+
+
+def test_packed_verifier_and_errors(monkeypatch):
+    from gatelab.core.kernels.glu import swiglu_packed, verify_packed_inputs
+
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert verify_packed_inputs(torch.randn(3, 8)) is None
+    assert "even" in verify_packed_inputs(torch.randn(3, 7))
+    assert "stride" in verify_packed_inputs(torch.randn(8, 3).t())
+    assert "float64" in verify_packed_inputs(torch.randn(3, 8, dtype=torch.float64))
+    assert "return_gate" in verify_packed_inputs(torch.randn(3, 8), return_gate=True)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 2H\].*\(3, 7\)"):
+        swiglu_packed(torch.randn(3, 7))
+
+
+@needs_interpreter
+@pytest.mark.parametrize("act", ["silu", "gelu"])
+def test_glumlp_and_glu_use_the_packed_op(act):
+    from kernel_checks import count_calls
+
+    from gatelab.core.glu_family import glu
+
+    op = "swiglu_packed" if act == "silu" else "geglu_packed"
+    m = GluMlp(8, 6, act=act)
+    x = torch.randn(2, 8, requires_grad=True)
+    with use_backend("triton"), count_calls(op) as calls:
+        m(x).sum().backward()
+        glu(torch.randn(3, 12), op.removesuffix("_packed"))
+    assert calls[0] == 2
