@@ -8,7 +8,7 @@ reads each as four 16-bit integers ``u`` (uniform on ``[0, 65536)``); an element
 ``u >= t`` with ``t = round(p * 65536)``, so the drop probability is ``p' = t / 65536``:
 
 * ``|p' - p| <= 2^-17`` (7.6e-6), and ``p' = p`` exactly when ``65536 p`` is an integer
-  (``p = 0.5, 0.25, 0.125, ...``); e.g. ``p = 0.1`` drops with ``0.0999908``, ``0.3`` with ``0.300003``;
+  (``p = 0.5, 0.25, 0.125, ...``); e.g. ``p = 0.1`` drops with ``0.100006``, ``0.3`` with ``0.300003``;
 * kept values are scaled by ``1 / (1 - p')``, so ``E[mask] = 1`` exactly (the expectation of the
   output is the input, whatever the rounding);
 * ``p < 2^-17`` rounds to ``p' = 0`` (nothing dropped), ``p > 1 - 2^-17`` to ``p' = 1`` (all dropped).
@@ -88,7 +88,7 @@ def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
     n = x.numel()
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
     words.random_(-(2**63), 2**63 - 1)  # all 64 bits uniform (bias 2^-64: the range excludes one value)
-    u = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32768): u + 32768 is the draw
+    u = words.view(torch.int16)[:n].view(x.shape)  # uniform on [-32768, 32768), so u + 32768 is uniform on [0, 65536)
     # in float32 at least (bfloat16 cannot hold every integer below 32768); clamp(u - c, 0, 1) is 1
     # exactly when u + 32768 >= t (in-place float ops are cheaper on CPU than a bool mask + where)
     dt = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
