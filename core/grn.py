@@ -159,7 +159,7 @@ class GatedLinearUnit(nn.Module):
         bias: biases ``b_4, b_5``.
         dropout: dropout applied to the input, as the paper's "dropout before the gating layer"
             (:class:`~gatelab.core.layers.dropout.FastDropout`: cheap CPU masks, the rate
-            quantised to 1/32768).
+            rounded to a multiple of ``2^-16``).
 
     Shapes: ``x`` is ``[..., dim]``; returns ``[..., out_dim]``. The gate
     ``sigmoid(W_4 x' + b_4)``, ``[..., out_dim]``, is recorded with

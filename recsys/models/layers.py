@@ -26,6 +26,7 @@ from torch import nn
 from gatelab.core import create_act
 from gatelab.core.config import ConfigError, ModelConfig, NonNegativeFloat, PositiveInt, did_you_mean
 from gatelab.core.layers.activations import ActLike, act_names
+from gatelab.core.layers.dropout import FastDropout, relu_dropout
 from gatelab.core.layers.fusion import is_plain
 from gatelab.core.pretrained import PretrainedMixin
 from gatelab.recsys.data.spec import FeatureSpec, FieldSpec, as_feature_spec
@@ -34,13 +35,10 @@ __all__ = [
     "ActName",
     "CTRConfig",
     "CTRModel",
-    "Dropout",
     "FieldEmbedding",
     "MLPBlock",
-    "dropout_keep",
     "example_inputs",
     "model_param_groups",
-    "relu_dropout",
     "tiny_feature_spec",
 ]
 
@@ -284,117 +282,15 @@ class FieldEmbedding(nn.Module):
         return f"fields={len(self.field_names)}, dims={sorted(set(self.dims))}, output_dim={self.output_dim}"
 
 
-def _drop_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Boolean ``[x.shape]`` mask of the dropped elements, ``P(True) = p`` (see :func:`dropout_keep`)."""
-    n = x.numel()
-    t8 = p * 256.0
-    if t8 == int(t8):  # random bytes: 8 per 64-bit draw, exact for 256 p integer
-        words = torch.empty((n + 7) // 8, dtype=torch.int64, device=x.device)
-        words.random_(-(2**63), 2**63 - 1)  # uniform 64-bit words (bias 2^-64)
-        return words.view(torch.uint8)[:n].view(x.shape) < int(t8)
-    t16 = round(p * 65536.0)
-    if t16 < 65536:  # random 16-bit halves: 4 per 64-bit draw, p to the nearest 2^-16
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
-        words.random_(-(2**63), 2**63 - 1)
-        return words.view(torch.int16)[:n].view(x.shape) < t16 - 32768
-    return torch.rand_like(x) < p
-
-
-def dropout_keep(x: torch.Tensor, p: float) -> torch.Tensor:
-    r"""The scaled keep mask of inverted dropout: ``m / (1 - p)`` with ``m ~ Bernoulli(1 - p)``, shape of ``x``.
-
-    The mask compares random integers taken from 64-bit draws with a threshold instead of one
-    uniform float per element (``torch.rand_like``, one generator call each): when ``256 p`` is
-    an integer (``p = 0.5``, ``0.25``, ...) 8 random bytes per draw, exactly ``P(m = 0) = p``;
-    otherwise 4 random 16-bit integers per draw with ``p`` rounded to the nearest multiple of
-    ``2^-16`` (``|P(m = 0) - p| <= 2^-17``, e.g. 0.399994 for 0.4; the scale stays
-    ``1 / (1 - p)``). About 1.5-3x faster than ``rand_like`` on the CPU. Returns a tensor of
-    ``x``'s dtype holding ``0`` and ``1 / (1 - p)``.
-    """
-    scale = 1.0 / (1.0 - p)
-    return torch.zeros_like(x).masked_fill_(~_drop_mask(x, p), scale)
-
-
-class _ReLUDropout(torch.autograd.Function):
-    """``relu(x) * m / (1 - p)`` in place of ``x`` when ``inplace`` (then ``x`` must be a fresh
-    intermediate nobody else saved). Saves only the output: ``d x = dout / (1 - p)`` where the
-    output is positive, else 0 (the output is positive exactly where ``x > 0`` and the element is
-    kept)."""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor, p: float, inplace: bool
-    ) -> torch.Tensor:
-        drop = _drop_mask(x, p)
-        scale = 1.0 / (1.0 - p)
-        if inplace:
-            ctx.mark_dirty(x)
-            out = x.clamp_min_(0.0)
-        else:
-            out = x.clamp_min(0.0)
-        out.masked_fill_(drop, 0.0).mul_(scale)
-        ctx.save_for_backward(out)
-        ctx.scale = scale
-        return out
-
-    @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, dout: torch.Tensor
-    ) -> tuple[torch.Tensor, None, None]:
-        (out,) = ctx.saved_tensors
-        dx = torch.ops.aten.threshold_backward(dout, out, 0.0).mul_(ctx.scale)
-        return dx, None, None
-
-
-def relu_dropout(x: torch.Tensor, p: float, *, inplace: bool = False) -> torch.Tensor:
-    """``dropout(relu(x), p)`` in training mode as one autograd node (mask from :func:`dropout_keep`).
-
-    Equal in distribution to ``Dropout(p)(relu(x))``; with ``inplace=True`` ``x`` is overwritten
-    (only for a fresh intermediate such as a ``Linear`` or ``BatchNorm1d`` output). Saves only the
-    output, which the next ``Linear`` saves anyway. Shapes: any -> same.
-    """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"relu_dropout: p must be in [0, 1), got {p!r}")
-    if p == 0.0:
-        return torch.relu_(x) if inplace else torch.relu(x)
-    return _ReLUDropout.apply(x, p, inplace)
-
-
-class Dropout(nn.Module):
-    r"""Inverted dropout ``y = x * m / (1 - p)``, ``m ~ Bernoulli(1 - p)`` (:func:`dropout_keep`).
-
-    The same distribution as :class:`torch.nn.Dropout` (exactly when ``256 p`` is an integer,
-    else with ``p`` rounded to a multiple of ``2^-16``: :func:`dropout_keep`), but on the CPU the mask is several times
-    faster than the ``bernoulli_`` kernel ``nn.Dropout`` uses (fwd+bwd of a ``[4096, 400]``
-    layer: ~45 ms vs ~100 ms on one core), which matters for CTR MLPs whose layers are narrow.
-    Identity in eval mode or with ``p = 0``; under ``torch.compile`` it is
-    ``nn.functional.dropout`` (the compiler's fused RNG). Shapes: any -> same.
-    """
-
-    def __init__(self, p: float = 0.5) -> None:
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
-        self.p = float(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if torch.compiler.is_compiling():  # the compiler's own fused RNG
-            return nn.functional.dropout(x, self.p, training=True)
-        return x * dropout_keep(x, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
 class MLPBlock(nn.Sequential):
     r"""``[Linear -> (BatchNorm) -> act -> (Dropout)] x len(hidden_dims) [-> Linear(out_dim)]``.
 
     FuxiCTR's ``MLP_Block``: Xavier-normal weights, zero biases. ``out_dim=None`` returns the last
     hidden layer. Shapes ``[B, dim]`` -> ``[B, hidden_dims[-1]]`` (``[B, dim]`` without hidden
-    layers) or ``[B, out_dim]``. Dropout is :class:`Dropout` (same distribution as
-    ``nn.Dropout``, faster mask on the CPU).
+    layers) or ``[B, out_dim]``. Dropout is :class:`~gatelab.core.layers.dropout.FastDropout`
+    (the distribution of ``nn.Dropout`` with ``p`` rounded to ``2^-16``, faster mask on the CPU);
+    in training a ReLU followed by dropout runs as one node
+    (:func:`~gatelab.core.layers.dropout.relu_dropout`).
 
     Args:
         dim: input width.
@@ -430,7 +326,7 @@ class MLPBlock(nn.Sequential):
                 layers.append(nn.BatchNorm1d(b, **factory_kwargs))
             layers.append(create_act(act))
             if dropout > 0:
-                layers.append(Dropout(dropout))
+                layers.append(FastDropout(dropout))
         if out_dim is not None:
             layers.append(nn.Linear(widths[-1], out_dim, **factory_kwargs))
         super().__init__(*layers)
@@ -451,7 +347,7 @@ class MLPBlock(nn.Sequential):
             fresh = i > 0 and (is_plain(mods[i - 1], nn.Linear) or is_plain(mods[i - 1], nn.BatchNorm1d))
             if fresh and is_plain(m, nn.ReLU):
                 nxt = mods[i + 1] if i + 1 < n else None
-                if self.training and is_plain(nxt, Dropout) and nxt is not None and nxt.p > 0:
+                if self.training and is_plain(nxt, FastDropout) and nxt is not None and nxt.p > 0:
                     x = relu_dropout(x, nxt.p, inplace=True)
                     i += 2
                     continue

@@ -47,10 +47,11 @@ Time Series Forecasting", ICLR 2024 (code thuml/iTransformer).
 Deviations from the official code: the two gate matrices are one fused ``Linear(2d, d)`` (same
 function, same initial distribution); the sinusoidal position table is a non-persistent buffer;
 for ``MS`` the model returns only the last ``num_targets`` variates (the official code slices them
-outside the model); on the CPU the dropout masks are drawn by :func:`mask_dropout` (the same
-Bernoulli distribution, keep probability exact to ``2^-31``, from another random stream than
-``bernoulli_``: the same seed gives other masks than before, and than the official code). Nothing
-else.
+outside the model); on the CPU the dropout masks are drawn by
+:func:`gatelab.core.layers.dropout.dropout_mask` (the Bernoulli distribution with the drop
+probability rounded to a multiple of ``2^-16``, error at most ``2^-17``, kept values scaled so the
+expectation is exact; another random stream than ``bernoulli_``: the same seed gives other masks
+than the official code). Nothing else.
 
 Speed (``benchmarks/gateformer_speed.py``, against the official code imported from a checkout):
 packed attention projection, the CPU training attention as one autograd function (softmax over
@@ -73,6 +74,7 @@ from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, NonNegativeInt, PositiveInt
+from gatelab.core.layers.dropout import dropout_mask, fast_dropout
 from gatelab.core.layers.fusion import is_plain
 from gatelab.core.pretrained import PretrainedMixin
 
@@ -85,8 +87,6 @@ __all__ = [
     "ITransformerConfig",
     "PatchEmbedding",
     "SelfAttention",
-    "dropout_noise",
-    "mask_dropout",
 ]
 
 #: the registered models of this module
@@ -104,37 +104,12 @@ def sinusoidal_table(n: int, d: int) -> torch.Tensor:
     return pe
 
 
-def mask_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    r"""Inverted dropout ``x * m / (1 - p)``, ``m ~ Bernoulli(1 - p)`` per element; cheaper on CPU.
-
-    On the CPU the keep mask is ``r < round((1 - p) 2^31)`` with ``r`` uniform 31-bit integers
-    (``Tensor.random_`` on ``int32``), so ``P(keep) = 1 - p`` to within ``2^-31``; the result is the
-    distribution of :func:`torch.nn.functional.dropout` with another random stream (seeded by the
-    same generator, ``torch.manual_seed``). Measured here (torch 2.14, one thread) PyTorch's CPU
-    ``bernoulli_(p)`` costs about 2.5x ``random_`` on ``int32`` per element, and it is the larger
-    part of ``F.dropout``'s cost. Elsewhere (CUDA, ...), ``p = 0``, ``p = 1`` or ``training=False``:
-    :func:`torch.nn.functional.dropout` itself. Shapes: any; returns ``x``'s shape and dtype.
-    """
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu" or p >= 1.0:
-        return F.dropout(x, p, True)
-    return x * dropout_noise(x, p)
-
-
-def dropout_noise(x: torch.Tensor, p: float) -> torch.Tensor:
-    """The CPU noise of :func:`mask_dropout`: ``1 / (1 - p)`` where an element is kept, else 0
-    (``x``'s shape and dtype; ``P(keep) = round((1 - p) 2^31) / 2^31``)."""
-    keep = torch.empty(x.shape, dtype=torch.int32).random_() < round((1.0 - p) * 2**31)
-    return keep.to(x.dtype).mul_(1.0 / (1.0 - p))  # (bool * float promotes through a slower path)
-
-
 class _DropoutAttention(torch.autograd.Function):
     """``softmax(q k^T * scale) * noise @ v`` with its backward written out (CPU training path of
     :class:`SelfAttention`): one autograd node instead of seven, and a softmax over the short key
     axis (``T`` = patches or variates) by ``exp(s - max) / sum`` (PyTorch's CPU softmax kernel is
     several times slower on rows of a dozen elements). ``q, k, v [B, H, T, d_h]``, ``noise``
-    ``[B, H, T, T]`` (:func:`dropout_noise`, no gradient) -> ``[B, H, T, d_h]``."""
+    ``[B, H, T, T]`` (:func:`~gatelab.core.layers.dropout.dropout_mask`, no gradient) -> ``[B, H, T, d_h]``."""
 
     @staticmethod
     def forward(
@@ -160,17 +135,24 @@ class _DropoutAttention(torch.autograd.Function):
 def _drop_add(module: nn.Dropout, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """The residual ``x + module(y)``; in CPU training one ``addcmul`` with the noise (one pass and
     one autograd node instead of two)."""
-    if module.training and 0.0 < module.p < 1.0 and y.device.type == "cpu" and is_plain(module, nn.Dropout):
-        return torch.addcmul(x, y, dropout_noise(y, module.p))
+    if (
+        module.training
+        and 0.0 < module.p < 1.0
+        and y.device.type == "cpu"
+        and y.is_floating_point()
+        and not torch.compiler.is_compiling()
+        and is_plain(module, nn.Dropout)
+    ):
+        return torch.addcmul(x, y, dropout_mask(y, module.p))
     return x + _drop(module, y)
 
 
 def _drop(module: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
-    """``module(x)`` through :func:`mask_dropout` (``module.p`` and ``module.training``); a module
+    """``module(x)`` through :func:`~gatelab.core.layers.dropout.fast_dropout` (``module.p`` and ``module.training``); a module
     that is not a plain ``nn.Dropout`` (a subclass, hooks) is called as it is."""
     if not is_plain(module, nn.Dropout):
         return module(x)
-    return mask_dropout(x, module.p, module.training)
+    return fast_dropout(x, module.p, module.training)
 
 
 class PatchEmbedding(nn.Module):
@@ -223,7 +205,7 @@ class SelfAttention(nn.Module):
     ``gate=None`` in one ``[3d, d]`` matrix product instead of three (one parameter pair instead of
     three for the optimizer too). The projections are one copy away from the head-major
     ``[3, B, H, T, d_h]`` layout; then ``F.scaled_dot_product_attention`` (evaluation, or off the
-    CPU) or, in CPU training, the explicit softmax with :func:`mask_dropout` on the probabilities
+    CPU) or, in CPU training, the explicit softmax with :func:`~gatelab.core.layers.dropout.dropout_mask` on the probabilities
     (PyTorch's SDPA falls back to its math path with ``bernoulli_`` dropout and a masked softmax
     there).
 
@@ -269,8 +251,8 @@ class SelfAttention(nn.Module):
         qkv = self.in_proj(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).contiguous()
         q, k, v = qkv.unbind(0)  # [B, H, T, Dh] each (one stack in the backward, not three zero-fills)
         p = self.dropout if self.training else 0.0
-        if p > 0.0 and x.device.type == "cpu":
-            noise = dropout_noise(qkv.new_empty(B, H, T, T), p)
+        if p > 0.0 and x.device.type == "cpu" and not torch.compiler.is_compiling():
+            noise = dropout_mask(qkv.new_empty(B, H, T, T), p)
             o = _DropoutAttention.apply(q, k, v, noise, 1.0 / math.sqrt(Dh))
         else:
             o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
@@ -285,7 +267,7 @@ class GateformerEncoderLayer(nn.Module):
     ``FFN(x) = Drop(W_2 Drop(act(W_1 x + b_1)) + b_2)``. ``A`` is multi-head self-attention with
     dropout on its probabilities: :class:`SelfAttention` (one packed ``[3d, d]`` projection) or,
     with an output gate (``attn_gate="headwise"``/``"elementwise"``),
-    :class:`gatelab.core.OutputGatedAttention`. Dropout: :func:`mask_dropout`.
+    :class:`gatelab.core.OutputGatedAttention`. Dropout: :func:`~gatelab.core.layers.dropout.fast_dropout`.
 
     ``attn_init="xavier"`` initialises the query/key/value projections as ``torch.nn.MultiheadAttention``
     (Xavier-uniform over the stacked ``[3d, d]`` matrix, zero biases, zero output bias), the layer the

@@ -6,6 +6,7 @@ import pytest
 import torch
 from ctr_model_fixtures import SPEC, inputs, manual_embeddings
 
+from gatelab.core.layers.dropout import FastDropout
 from gatelab.recsys.models import FieldEmbedding
 
 
@@ -44,21 +45,6 @@ def test_context_embedding_selects_fields_in_given_order():
     torch.testing.assert_close(got, want)
 
 
-def test_dropout_distribution_and_eval_identity():
-    from gatelab.recsys.models import Dropout
-
-    d = Dropout(0.3)
-    x = torch.ones(200, 500)
-    y = d(x)
-    kept = y != 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.01  # Bernoulli(0.7) keep mask
-    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.7))  # inverted scaling
-    d.eval()
-    assert d(x) is x
-    with pytest.raises(ValueError, match="p must be in"):
-        Dropout(1.0)
-
-
 def test_every_model_is_a_ctr_model():
     """The registered CTR models share one scaffold (spec -> FieldEmbedding -> tower)."""
     from gatelab.core.registry import registered
@@ -73,52 +59,15 @@ def test_every_model_is_a_ctr_model():
         CTRModel(feature_spec=SPEC, embedding_dim=2)
 
 
-@pytest.mark.parametrize("p", [0.5, 0.3])
-def test_dropout_keep_mask_distribution(p):
-    """dropout_keep: values in {0, 1/(1-p)}; keep rate 1-p (the byte path for 256p integer, the
-    uniform path else); different draws on each call."""
-    from gatelab.recsys.models.layers import dropout_keep
-
-    x = torch.empty(400, 500)
-    m = dropout_keep(x, p)
-    assert m.shape == x.shape and m.dtype == x.dtype
-    vals = m.unique()
-    torch.testing.assert_close(vals, torch.tensor([0.0, 1 / (1 - p)]))
-    assert abs((m != 0).float().mean().item() - (1 - p)) < 0.006  # 200k draws: 5 sigma ~ 0.005
-    assert not torch.equal(m, dropout_keep(x, p))
-    odd = dropout_keep(torch.empty(3, 7), 0.5)  # numel not a multiple of 8
-    assert odd.shape == (3, 7)
-
-
-@pytest.mark.parametrize("inplace", [False, True])
-def test_relu_dropout_equals_relu_then_mask(inplace):
-    """relu_dropout == relu(x) * keep (same mask: same seed), gradient dout * keep * [x > 0]."""
-    from gatelab.recsys.models.layers import dropout_keep, relu_dropout
-
-    x = torch.randn(64, 33)
-    torch.manual_seed(3)
-    keep = dropout_keep(x, 0.5)
-    want = torch.relu(x) * keep
-    want_grad = torch.where(x > 0, keep, 0.0) * 2.0  # dout = 2
-    leaf = x.clone().requires_grad_()
-    inp = leaf * 1.0 if inplace else leaf  # in place needs a non-leaf intermediate
-    torch.manual_seed(3)
-    got = relu_dropout(inp, 0.5, inplace=inplace)
-    torch.testing.assert_close(got, want)
-    (got * 2.0).sum().backward()
-    torch.testing.assert_close(leaf.grad, want_grad)
-    with pytest.raises(ValueError, match="p must be in"):
-        relu_dropout(x, 1.0)
-
-
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_mlp_block_fast_forward_equals_module_by_module(batch_norm):
+@pytest.mark.parametrize(("batch_norm", "dropout"), [(False, 0.5), (True, 0.5), (False, 0.3)])
+def test_mlp_block_fast_forward_equals_module_by_module(batch_norm, dropout):
     """MLPBlock.forward (in-place ReLU, fused ReLU+Dropout) == nn.Sequential's module-by-module call
     with the same dropout draws: outputs and parameter gradients, train and eval."""
     from gatelab.recsys.models import MLPBlock
 
     torch.manual_seed(0)
-    block = MLPBlock(6, [8, 5], 1, dropout=0.5, batch_norm=batch_norm)
+    block = MLPBlock(6, [8, 5], 1, dropout=dropout, batch_norm=batch_norm)
+    assert isinstance(block[3 if batch_norm else 2], FastDropout)  # core's dropout, not a domain copy
     x = torch.randn(16, 6)
     for train in (True, False):
         block.train(train)

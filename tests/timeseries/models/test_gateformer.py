@@ -304,31 +304,15 @@ def test_bad_config_values_are_one_line_config_errors(call, fragments):
 # --------------------------------------------------------------------------- fast paths (issue 17.3)
 
 
-def test_mask_dropout_keeps_one_minus_p_scaled_and_is_seeded():
-    from gatelab.timeseries.models.gateformer import mask_dropout
-
-    x = torch.full((1000, 1000), 2.0)
-    torch.manual_seed(3)
-    a = mask_dropout(x, 0.1)
-    torch.manual_seed(3)
-    b = mask_dropout(x, 0.1)
-    assert torch.equal(a, b)  # the same generator, the same mask
-    kept = a != 0
-    # 1e6 Bernoulli(0.9) draws: std of the kept fraction 3e-4; 5 sigma
-    assert abs(kept.double().mean().item() - 0.9) < 1.5e-3
-    torch.testing.assert_close(a[kept], torch.full_like(a[kept], 2.0 / 0.9))
-    assert mask_dropout(x, 0.1, training=False) is x and mask_dropout(x, 0.0) is x
-    assert torch.equal(mask_dropout(x, 1.0), torch.zeros_like(x))
-    assert mask_dropout(x.double(), 0.5).dtype == torch.float64
-
-
 def test_dropout_attention_function_gradcheck_and_reference():
-    from gatelab.timeseries.models.gateformer import _DropoutAttention, dropout_noise
+    from gatelab.core.layers.dropout import dropout_mask
+    from gatelab.timeseries.models.gateformer import _DropoutAttention
 
     torch.manual_seed(0)
     q, k, v = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    noise = dropout_noise(torch.empty(2, 3, 5, 5, dtype=torch.float64), 0.3)
-    assert set(noise.unique().tolist()) <= {0.0, 1 / 0.7}
+    noise = dropout_mask(torch.empty(2, 3, 5, 5, dtype=torch.float64), 0.3)
+    q16 = round(0.3 * 65536) / 65536  # dropout_mask's rounded p
+    assert set(noise.unique().tolist()) <= {0.0, 1 / (1 - q16)}
     assert torch.autograd.gradcheck(lambda q, k, v: _DropoutAttention.apply(q, k, v, noise, 0.5), (q, k, v))
     ref = (torch.softmax(q @ k.transpose(-2, -1) * 0.5, -1) * noise) @ v
     torch.testing.assert_close(_DropoutAttention.apply(q, k, v, noise, 0.5), ref, rtol=1e-12, atol=1e-12)
@@ -336,8 +320,9 @@ def test_dropout_attention_function_gradcheck_and_reference():
 
 def test_train_mode_fast_paths_equal_eval_with_unit_noise(monkeypatch):
     """With every dropout mask forced to 1 the training forward (packed CPU attention function,
-    mask_dropout) must equal the evaluation forward (SDPA) and give the same gradients:
+    core fast_dropout) must equal the evaluation forward (SDPA) and give the same gradients:
     rtol = atol = 1e-5 (float32)."""
+    from gatelab.core.layers import dropout as core_dropout
     from gatelab.timeseries.models import gateformer as gf
 
     torch.manual_seed(0)
@@ -352,7 +337,8 @@ def test_train_mode_fast_paths_equal_eval_with_unit_noise(monkeypatch):
         calls.append(tuple(t.shape))
         return torch.ones_like(t)
 
-    monkeypatch.setattr(gf, "dropout_noise", unit_noise)
+    monkeypatch.setattr(gf, "dropout_mask", unit_noise)  # attention probabilities, residual addcmul
+    monkeypatch.setattr(core_dropout, "dropout_mask", unit_noise)  # fast_dropout (patch, FFN)
     m.train()
     y_train = m(x)
     y_train.square().mean().backward()
