@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .kernels import dispatch
+from .kernels.dispatch import requested_backend
 from .kernels.feature_gate import gated_cross
 from .layers.activations import ActLike, create_act
 from .layers.capture import is_capturing, record_gate
@@ -132,7 +133,8 @@ class GatedCrossLayer(nn.Module):
     Fast path (plain sigmoid gate, no gate capture, unhooked ``w`` / ``wg``): both weights are
     stacked once per call (``torch.cat``, ``[2D, D]``) so ``W_c c_l`` and ``W_g c_l`` are one
     matmul; on the CPU the step is :func:`fused_gated_cross` (custom autograd, minimal saved
-    tensors), elsewhere the ``gated_cross`` kernel op (Triton on CUDA) on the two halves. The
+    tensors) unless a ``gated_cross`` backend other than ``reference`` is requested
+    (``use_backend`` / ``GATELAB_BACKEND``), elsewhere the ``gated_cross`` kernel op (Triton on CUDA) on the two halves. The
     parameters stay ``w.weight``, ``wg.weight``, ``b`` (state dicts unchanged).
 
     Deviations: none.
@@ -171,7 +173,12 @@ class GatedCrossLayer(nn.Module):
         fast = not is_capturing() and is_plain(self.gate_act, nn.Sigmoid)
         if fast and is_plain(self.w, nn.Linear) and is_plain(self.wg, nn.Linear):
             weight = torch.cat([self.w.weight, self.wg.weight])  # [2D, D]: one matmul for both
-            if cl.device.type == "cpu" and c0.shape == cl.shape and c0.dtype == cl.dtype == weight.dtype:
+            if (
+                cl.device.type == "cpu"
+                and c0.shape == cl.shape
+                and c0.dtype == cl.dtype == weight.dtype
+                and requested_backend("gated_cross") in ("auto", "reference")  # an explicit request wins
+            ):
                 return fused_gated_cross(c0, cl, weight, self.b)
             y = nn.functional.linear(cl, weight)
             return dispatch("gated_cross", c0, y[..., : self.dim], y[..., self.dim :], cl, self.b)
