@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows_out = []
     for n in args.rows:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=args.tmp, prefix="ctr-scale-") as tmp:
             path = Path(tmp) / "criteo.tsv"
             t0 = time.perf_counter()
