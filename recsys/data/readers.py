@@ -34,7 +34,7 @@ import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -180,6 +180,42 @@ def _rows_of(block: _Block, num_rows: int) -> np.ndarray | None:
     return _non_empty_rows(block.data)
 
 
+@dataclasses.dataclass
+class _Cursor:
+    """Where :func:`_cut_lines` is in its file: the next block's first line and byte offset (kept
+    up to date while it reads, so an error handler can name the last complete line)."""
+
+    line: int = 1
+    offset: int = 0
+
+
+def _cut_lines(f: BinaryIO, block_size: int, skip_lines: int, at: _Cursor) -> Iterator[tuple[bytes, int, int, bool]]:
+    """The one cut rule of :func:`_blocks` and :func:`_segments`: after ``skip_lines`` header
+    lines, ``(data, first line, byte offset, whole)`` for each run of whole lines ending at the last
+    line end of every ``block_size`` bytes read (a line longer than a block joins the next read);
+    a last line without a line end comes last with ``whole`` false (a blank tail is dropped)."""
+    rest = b""
+    for _ in range(skip_lines):
+        head = f.readline()
+        at.line += 1
+        at.offset += len(head)
+    while True:
+        buf = f.read(block_size)
+        if not buf:
+            break
+        data = rest + buf if rest else buf
+        cut = data.rfind(b"\n")
+        if cut < 0:  # no line end yet: keep reading (a line longer than a block)
+            rest = data
+            continue
+        block, rest = data[: cut + 1], data[cut + 1 :]
+        yield block, at.line, at.offset, True
+        at.line += block.count(b"\n")
+        at.offset += len(block)
+    if rest.strip():  # last line without a line end
+        yield rest, at.line, at.offset, False
+
+
 def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -> Iterator[_Block]:
     """The file (plain or ``.gz``) as blocks of whole lines of about ``block_size`` bytes.
 
@@ -190,35 +226,17 @@ def _blocks(path: Path, block_size: int, read_ahead: int, skip_lines: int = 0) -
     """
 
     def produce() -> Iterator[_Block]:
-        line, offset, rest = 1, 0, b""
+        at = _Cursor()
         try:
             with _open_binary(path) as f:
-                if skip_lines:
-                    for _ in range(skip_lines):
-                        head = f.readline()
-                        line += 1
-                        offset += len(head)
-                while True:
-                    buf = f.read(block_size)
-                    if not buf:
-                        break
-                    data = rest + buf if rest else buf
-                    cut = data.rfind(b"\n")
-                    if cut < 0:  # no line end yet: keep reading (a line longer than a block)
-                        rest = data
-                        continue
-                    block, rest = data[: cut + 1], data[cut + 1 :]
-                    yield _Block(block, line, offset, None)
-                    line += block.count(b"\n")
-                    offset += len(block)
+                for data, line, offset, whole in _cut_lines(f, block_size, skip_lines, at):
+                    yield _Block(data if whole else data + b"\n", line, offset, None)
         except _GZIP_ERRORS as e:
             raise CTRDataError(
-                f"{path}: corrupt or truncated gzip stream after line {line - 1} ({type(e).__name__}: {e})"
+                f"{path}: corrupt or truncated gzip stream after line {at.line - 1} ({type(e).__name__}: {e})"
             ) from None
         except OSError as e:
             raise CTRDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-        if rest.strip():  # last line without a line end
-            yield _Block(rest + b"\n", line, offset, None)
 
     if read_ahead <= 0:
         yield from produce()
@@ -280,30 +298,12 @@ def _segments(path: Path, block_size: int, skip_lines: int = 0) -> list[Segment]
     """The :class:`Segment` list of a plain (not ``.gz``) text file: one pass over the file
     reading ``block_size`` bytes at a time (the cut rule of :func:`_blocks`)."""
     out: list[Segment] = []
-    line, offset, rest = 1, 0, b""
     try:
         with open(path, "rb") as f:
-            for _ in range(skip_lines):
-                head = f.readline()
-                line += 1
-                offset += len(head)
-            while True:
-                buf = f.read(block_size)
-                if not buf:
-                    break
-                data = rest + buf if rest else buf
-                cut = data.rfind(b"\n")
-                if cut < 0:
-                    rest = data
-                    continue
-                out.append(Segment(len(out), offset, cut + 1, line))
-                line += data.count(b"\n", 0, cut + 1)
-                offset += cut + 1
-                rest = data[cut + 1 :]
+            for data, line, offset, _ in _cut_lines(f, block_size, skip_lines, _Cursor()):
+                out.append(Segment(len(out), offset, len(data), line))
     except OSError as e:
         raise CTRDataError(f"{path}: cannot read ({type(e).__name__}: {e})") from None
-    if rest.strip():  # last line without a line end
-        out.append(Segment(len(out), offset, len(rest), line))
     return out
 
 
