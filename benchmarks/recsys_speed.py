@@ -229,13 +229,9 @@ def _build(
         "lr": 1e-3,
         "kwargs": {"embedding_regularizer": EMBEDDING_L2[name]},
     }
+    task = CTRTask(model_name=name, model_kwargs={"feature_spec": spec, "preset": "frappe-x1"}, task=task_spec)
+    cfg = task.model.config
     if name == "finalmlp":
-        task = CTRTask(
-            model_name="finalmlp",
-            model_kwargs={"feature_spec": spec, "preset": "frappe-x1"},
-            task=task_spec,
-        )
-        cfg = task.model.config
         zoo_mod = _import_src(zoo, "FinalMLP")
         theirs = zoo_mod.FinalMLP(
             fmap(cfg.embedding_dim),
@@ -277,12 +273,6 @@ def _build(
             g.bias.copy_(f.w_x.bias + f.w_y.bias)
             g.w_xy.copy_(f.w_xy.view(k, hx, 1, hy).permute(0, 2, 1, 3))
     elif name == "fignn":
-        task = CTRTask(
-            model_name="fignn",
-            model_kwargs={"feature_spec": spec, "preset": "frappe-x1"},
-            task=task_spec,
-        )
-        cfg = task.model.config
         zoo_mod = _import_src(zoo, "FiGNN")
         theirs = zoo_mod.FiGNN(
             fmap(cfg.embedding_dim),
@@ -311,12 +301,6 @@ def _build(
             ours.score.weight.copy_(theirs.fc.mlp1.weight)
             ours.score_weight.weight.copy_(theirs.fc.mlp2[0].weight)
     else:
-        task = CTRTask(
-            model_name="gdcn-p",
-            model_kwargs={"feature_spec": spec, "preset": "frappe-x1"},
-            task=task_spec,
-        )
-        cfg = task.model.config
         zoo_mod = _import_src(zoo, "GDCN")
         theirs = zoo_mod.GDCNP(
             fmap(cfg.embedding_dim),
