@@ -93,6 +93,33 @@ def test_build_optimizer():
     assert type(build_optimizer(p, TaskConfig(optimizer="adam"))) is torch.optim.Adam
 
 
+@pytest.mark.parametrize("impl", ["auto", "fused", "foreach", "for-loop"])
+def test_optimizer_impl_same_update(impl):
+    """Every implementation makes the Adam update of the hand-written formula (fp32 rounding)."""
+    torch.manual_seed(0)
+    w0 = torch.randn(3, 4)
+    grads = [torch.randn(3, 4) for _ in range(5)]
+    p = torch.nn.Parameter(w0.clone())
+    opt = build_optimizer([p], TaskConfig(optimizer="adam", lr=0.01, weight_decay=0.1, optimizer_impl=impl))
+    g0 = opt.param_groups[0]
+    assert g0["fused"] is (True if impl in ("auto", "fused") else None)
+    assert g0["foreach"] is {"foreach": True, "for-loop": False}.get(impl)
+    w, m, v = w0.double().clone(), torch.zeros(3, 4).double(), torch.zeros(3, 4).double()
+    for t, g in enumerate(grads, start=1):
+        p.grad = g.clone()
+        opt.step()
+        g = g.double() + 0.1 * w  # Adam's L2 penalty
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        w = w - 0.01 * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)
+    torch.testing.assert_close(p.detach().double(), w, rtol=1e-5, atol=1e-6)
+
+
+def test_optimizer_impl_rejects_unknown():
+    with pytest.raises(ConfigError, match="optimizer_impl"):
+        TaskConfig(optimizer_impl="cuda-graph")
+
+
 def _lrs(cfg: SchedulerConfig, total: int | None, n: int, lr: float = 1.0) -> list[float]:
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
     sch = build_scheduler(opt, cfg, total)
