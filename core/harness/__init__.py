@@ -38,6 +38,11 @@ _EXPORTS: dict[str, str] = {
     "validate_record": "ledger",
     "resolve_results_dir": "ledger",
     "LedgerError": "ledger",
+    "paired_comparisons": "ledger",
+    # paired statistics
+    "Comparison": "stats",
+    "PairedDifference": "stats",
+    "paired_difference": "stats",
     # configs
     "TaskConfig": "configs",
     "SchedulerConfig": "configs",
@@ -128,12 +133,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .ledger import (
         LedgerError,
         append_records,
+        paired_comparisons,
         read_records,
         render_markdown,
         resolve_results_dir,
         validate_record,
     )
     from .repro import Option, ReproTable, get_table, list_tables, register_table, run_table
+    from .stats import Comparison, PairedDifference, paired_difference
     from .task import (
         ClassificationTask,
         GatelabTask,

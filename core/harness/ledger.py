@@ -18,6 +18,10 @@ metrics         by their usual names: ``mse``, ``mae``, ``auc``, ``logloss``, ``
 ``paper_<m>``   the published value of metric ``m`` for this row, when one exists
 ``baseline``    what ``speedup`` is relative to
 ``variant``     optional free-form label distinguishing otherwise equal rows
+``budget``      the training budget of the row where rivals could differ (``"equal steps 2560"``,
+                ``"preset"``); a column of its own, so a comparison never mixes budgets
+``data_seed``   seed of the data draw (sampled negatives, a resampled split) when it varies;
+                a run is identified by ``seed`` and ``data_seed`` together
 ``command``     the command that produced the row
 ``commit``      git HEAD of the checkout (``-dirty`` when tracked files differed)
 ``machine``     cpu model and cores, gpu if any, os
@@ -66,6 +70,7 @@ __all__ = [
     "config_hash",
     "ledger_lock",
     "metric_keys",
+    "paired_comparisons",
     "read_records",
     "record_key",
     "render_markdown",
@@ -77,12 +82,12 @@ __all__ = [
 ENV_RESULTS = "GATELAB_RESULTS"
 
 #: keys that say what was run (they group records in the markdown table)
-DESCRIPTIVE_KEYS = ("model", "dataset", "horizon", "split", "variant", "baseline")
+DESCRIPTIVE_KEYS = ("model", "dataset", "horizon", "split", "variant", "baseline", "budget")
 #: keys that say how, where and when it was run
 PROVENANCE_KEYS = ("command", "commit", "machine", "date")
 REQUIRED_KEYS = ("table", "model", "dataset", "seed", *PROVENANCE_KEYS)
 _NON_METRIC = frozenset(
-    {"table", "seed", "note", "config", "config_hash", "data_sha256", "wall_s", *DESCRIPTIVE_KEYS}
+    {"table", "seed", "data_seed", "note", "config", "config_hash", "data_sha256", "wall_s", *DESCRIPTIVE_KEYS}
     | set(PROVENANCE_KEYS)
 )
 _KEY_RE = re.compile(r"^[a-z0-9_][a-z0-9_@.\-]*$")
@@ -163,6 +168,10 @@ def validate_record(record: Mapping[str, Any], table: str | None = None) -> dict
         raise LedgerError(f"ledger record is missing required key(s) {missing}: {out}")
     if isinstance(out["seed"], bool) or not isinstance(out["seed"], int):
         raise LedgerError(f"ledger key 'seed' must be an integer, got {out['seed']!r}")
+    if "data_seed" in out and (isinstance(out["data_seed"], bool) or not isinstance(out["data_seed"], int)):
+        raise LedgerError(f"ledger key 'data_seed' must be an integer, got {out['data_seed']!r}")
+    if "budget" in out and not isinstance(out["budget"], str):
+        raise LedgerError(f"ledger key 'budget' must be a string (e.g. 'equal steps 2560'), got {out['budget']!r}")
     return out
 
 
@@ -191,11 +200,12 @@ def config_hash(config: Mapping[str, Any] | str | None) -> str:
 
 
 #: the keys that identify a row of a table (with ``config_hash``: the row a resume may skip)
-KEY_FIELDS = (*DESCRIPTIVE_KEYS, "seed")
+KEY_FIELDS = (*DESCRIPTIVE_KEYS, "seed", "data_seed")
 
 
 def record_key(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    """``(model, dataset, horizon, split, variant, baseline, seed)`` of ``record`` (absent keys: ``None``)."""
+    """``(model, dataset, horizon, split, variant, baseline, budget, seed, data_seed)`` of ``record``
+    (absent keys: ``None``)."""
     return tuple(record.get(k) for k in KEY_FIELDS)
 
 
@@ -442,6 +452,125 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (2, str(value))
 
 
+def _run_id(rec: Mapping[str, Any]) -> tuple[Any, Any]:
+    return (rec["seed"], rec.get("data_seed"))
+
+
+def _current_groups(
+    records: Sequence[Mapping[str, Any]], keys: Sequence[str]
+) -> tuple[dict[tuple[Any, ...], dict[tuple[Any, Any], Mapping[str, Any]]], dict[tuple[Any, ...], Any], dict[tuple[Any, ...], dict[Any, int]]]:
+    """Group ``records`` by ``keys``; keep each group's latest configuration, latest record per run.
+
+    Returns ``(groups, latest_hash, hidden)``: ``groups[gkey][(seed, data_seed)]`` is the run's
+    latest record of the group's latest ``config_hash``; ``hidden[gkey]`` counts the records of
+    other configurations by hash.
+    """
+    latest_hash: dict[tuple[Any, ...], Any] = {}
+    for rec in records:
+        latest_hash[tuple(rec.get(k) for k in keys)] = rec.get("config_hash")
+    groups: dict[tuple[Any, ...], dict[tuple[Any, Any], Mapping[str, Any]]] = {}
+    hidden: dict[tuple[Any, ...], dict[Any, int]] = {}
+    for rec in records:
+        gkey = tuple(rec.get(k) for k in keys)
+        if rec.get("config_hash") != latest_hash[gkey]:  # another configuration: never mixed in
+            counts = hidden.setdefault(gkey, {})
+            counts[rec.get("config_hash")] = counts.get(rec.get("config_hash"), 0) + 1
+            continue
+        groups.setdefault(gkey, {})[_run_id(rec)] = rec  # latest record per run wins
+    return groups, latest_hash, hidden
+
+
+def paired_comparisons(
+    records: Sequence[Mapping[str, Any]] | str,
+    comparisons: Sequence[Any],
+    results_dir: str | os.PathLike[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate :class:`~gatelab.core.harness.stats.Comparison` s on a ledger's current records.
+
+    ``records`` is a list of records or a table name (read from ``results_dir``). One result per
+    comparison and group of pairs (see :class:`~gatelab.core.harness.stats.Comparison`):
+    ``{"comparison", "metric", "model", "rival", <the group's key values>, "pairs", "model_mean",
+    "rival_mean", "diff", "lo", "hi", "p", "verdict", "unpaired"}``; ``diff``/``lo``/``hi`` are
+    ``None`` (verdict ``"fewer than 2 pairs"``) when fewer than two pairs exist; ``unpaired``
+    counts runs of either side without a partner.
+    """
+    from .stats import paired_difference
+
+    if isinstance(records, str):
+        records = read_records(records, results_dir)
+    keys = [k for k in DESCRIPTIVE_KEYS if any(k in r for r in records)]
+    groups, _, _ = _current_groups(records, keys)
+    current = [rec for by_run in groups.values() for rec in by_run.values()]
+    out: list[dict[str, Any]] = []
+    for comp in comparisons:
+
+        def keep(rec: Mapping[str, Any], side: Mapping[str, Any], comp: Any = comp) -> bool:
+            return all(rec.get(k) == v for k, v in {**comp.where, **side}.items())
+
+        free = {"model", *comp.model_where, *comp.rival_where}
+        match = [k for k in keys if k not in free]
+        sides: dict[tuple[Any, ...], tuple[dict[Any, Any], dict[Any, Any]]] = {}
+        for rec in current:
+            if not isinstance(rec.get(comp.metric), (int, float)) or isinstance(rec.get(comp.metric), bool):
+                continue
+            for i, (name, side) in enumerate(((comp.model, comp.model_where), (comp.rival, comp.rival_where))):
+                if rec.get("model") == name and keep(rec, side):
+                    sides.setdefault(tuple(rec.get(k) for k in match), ({}, {}))[i][_run_id(rec)] = float(
+                        rec[comp.metric]
+                    )
+        for mkey in sorted(sides, key=lambda g: tuple(_sort_key(v) for v in g)):
+            a, b = sides[mkey]
+            if not a or not b:
+                continue
+            common = sorted(set(a) & set(b), key=lambda r: tuple(_sort_key(v) for v in r))
+            row: dict[str, Any] = {
+                "comparison": comp.name, "metric": comp.metric, "model": comp.model, "rival": comp.rival,
+                **{k: v for k, v in zip(match, mkey, strict=True) if v is not None},
+                "pairs": len(common),
+                "model_mean": statistics.fmean(a[r] for r in common) if common else None,
+                "rival_mean": statistics.fmean(b[r] for r in common) if common else None,
+                "unpaired": len(set(a) ^ set(b)),
+            }  # fmt: skip
+            if len(common) >= 2:
+                res = paired_difference([a[r] for r in common], [b[r] for r in common])
+                row |= {"diff": res.mean, "lo": res.lo, "hi": res.hi, "p": res.p,
+                        "verdict": res.verdict(comp.model, comp.rival, comp.lower_is_better)}  # fmt: skip
+            else:
+                row |= {"diff": None, "lo": None, "hi": None, "p": None, "verdict": "fewer than 2 pairs"}
+            out.append(row)
+    return out
+
+
+def _render_comparisons(results: Sequence[Mapping[str, Any]], comparisons: Sequence[Any]) -> list[str]:
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        "## Paired comparisons",
+        "",
+        "Δ = first − second of runs paired by seed (and data seed), with its 95% paired t-interval; "
+        "\"not significant\" when the interval contains 0.",
+        "",
+    ]
+    if not results:
+        return [*lines, "No pairs recorded yet."]
+    where_keys = [
+        k for k in DESCRIPTIVE_KEYS if k != "model" and any(r.get(k) is not None for r in results)
+    ]
+    header = ["comparison", "metric", *where_keys, "pairs", "first", "second", "Δ", "95% CI", "p", "verdict"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in results:
+        ci = "—" if r["lo"] is None else f"[{_fmt(r['lo'])}, {_fmt(r['hi'])}]"
+        p = "—" if r["p"] is None else (f"{r['p']:.3f}" if r["p"] >= 0.001 else "<0.001")
+        cells = [
+            str(r["comparison"]), str(r["metric"]), *("" if r.get(k) is None else str(r[k]) for k in where_keys),
+            str(r["pairs"]), _fmt(r["model_mean"]), _fmt(r["rival_mean"]), _fmt(r["diff"]), ci, p,
+            str(r["verdict"]) + (f" ({r['unpaired']} unpaired)" if r["unpaired"] else ""),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def render_markdown(
     table: str,
     results_dir: str | os.PathLike[str] | None = None,
@@ -449,6 +578,7 @@ def render_markdown(
     title: str | None = None,
     description: str | None = None,
     metrics: Sequence[str] | None = None,
+    comparisons: Sequence[Any] = (),
 ) -> str:
     """Render ``<table>.md`` from ``<table>.jsonl``; returns the markdown.
 
@@ -460,30 +590,22 @@ def render_markdown(
     one). When any shown record has a ``config_hash``, a ``config`` column shows its first 8
     digits. For each metric: mean ± sample standard deviation over seeds (``n-1``
     denominator; no ± with one seed), and when any record carries ``paper_<metric>``, the paper's
-    value and ``Δ = ours − paper``. Below the table: every distinct command with its commit and
-    date.
+    value and ``Δ = ours − paper``. Records with a ``data_seed`` count as one run per
+    ``(seed, data_seed)`` (the column is then ``runs``). ``comparisons``
+    (:class:`~gatelab.core.harness.stats.Comparison`) add a "Paired comparisons" section
+    (:func:`paired_comparisons`). Below: every distinct command with its commit and date.
     """
     records = read_records(table, results_dir)
     folder = resolve_results_dir(results_dir)
     metrics = list(metrics) if metrics is not None else metric_keys(records)
     keys = [k for k in DESCRIPTIVE_KEYS if any(k in r for r in records)]
 
-    latest_hash: dict[tuple[Any, ...], Any] = {}
-    for rec in records:
-        latest_hash[tuple(rec.get(k) for k in keys)] = rec.get("config_hash")
-    groups: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
-    hidden: dict[tuple[Any, ...], dict[Any, int]] = {}
-    for rec in records:
-        gkey = tuple(rec.get(k) for k in keys)
-        if rec.get("config_hash") != latest_hash[gkey]:  # another configuration: never mixed in
-            counts = hidden.setdefault(gkey, {})
-            counts[rec.get("config_hash")] = counts.get(rec.get("config_hash"), 0) + 1
-            continue
-        groups.setdefault(gkey, {})[rec["seed"]] = rec  # latest record per seed wins
+    groups, latest_hash, hidden = _current_groups(records, keys)
     show_hash = any(latest_hash[g] is not None for g in groups)
 
     with_paper = [m for m in metrics if any(r.get(f"paper_{m}") is not None for r in records)]
-    header = [*keys, *(["config"] if show_hash else []), "seeds"]
+    runs_col = "runs" if any(r.get("data_seed") is not None for r in records) else "seeds"
+    header = [*keys, *(["config"] if show_hash else []), runs_col]
     for m in metrics:
         header.append(m)
         if m in with_paper:
@@ -499,8 +621,8 @@ def render_markdown(
     ]
     used: list[dict[str, Any]] = []
     for gkey in sorted(groups, key=lambda g: tuple(_sort_key(v) for v in g)):
-        by_seed = groups[gkey]
-        recs = [by_seed[s] for s in sorted(by_seed)]
+        by_run = groups[gkey]
+        recs = [by_run[r] for r in sorted(by_run, key=lambda r: tuple(_sort_key(v) for v in r))]
         used += recs
         cells = ["" if v is None else str(v) for v in gkey]
         if show_hash:
@@ -531,6 +653,7 @@ def render_markdown(
         "",
         "Mean ± sample std over seeds (latest record per seed, latest configuration); Δ = ours − paper.",
     ]
+    lines += _render_comparisons(paired_comparisons(records, comparisons), comparisons)
     if hidden:
         lines += ["", "Records of an earlier configuration, not shown (config_hash: records):", ""]
         for gkey in sorted(hidden, key=lambda g: tuple(_sort_key(v) for v in g)):

@@ -77,6 +77,7 @@ from gatelab.core.config import ConfigError
 from . import ledger, provenance
 from .data import dataset_sha256, list_datasets
 from .errors import DatasetNotFoundError
+from .stats import Comparison
 
 __all__ = [
     "Option",
@@ -145,6 +146,8 @@ class ReproTable:
             metric of the recorded row except timings ending in ``_s``).
         not_in_hash: option destinations (``"out"``, ``"no_plots"``) left out of the rows'
             ``config_hash``: options that only choose rows or place files, never change a number.
+        comparisons: :class:`~gatelab.core.harness.stats.Comparison` s rendered under the table
+            ("Paired comparisons": mean difference over seed-paired runs with its 95% interval).
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class ReproTable:
         tolerance: float | Mapping[str, float] = 0.0,
         verify_metrics: Sequence[str] | None = None,
         not_in_hash: Sequence[str] = (),
+        comparisons: Sequence[Comparison] = (),
     ) -> None:
         ledger._check_table_name(name)
         if quick_table is not None:
@@ -187,6 +191,10 @@ class ReproTable:
         )
         self.verify_metrics = list(verify_metrics) if verify_metrics is not None else None
         self.not_in_hash = frozenset(not_in_hash)
+        self.comparisons = list(comparisons)
+        for comp in self.comparisons:
+            if not isinstance(comp, Comparison):
+                raise ValueError(f"table {name!r}: comparisons must be Comparison objects, got {comp!r}")
 
     def tolerance_of(self, metric: str) -> float:
         """The ``--verify`` tolerance of ``metric`` (absolute difference)."""
@@ -591,8 +599,9 @@ def run_table(
 
     def render() -> str:
         return ledger.render_markdown(
-            ledger_name, res_dir, title=title, description=description, metrics=table.metrics
-        )
+            ledger_name, res_dir, title=title, description=description, metrics=table.metrics,
+            comparisons=table.comparisons,
+        )  # fmt: skip
 
     rows: list[dict[str, Any]] = []
     md = ""
