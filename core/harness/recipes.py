@@ -140,7 +140,9 @@ class Reference:
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One grid point: a row of the table (``horizon`` or ``split`` set, not both; ``variant``
-    labels otherwise equal rows, e.g. ``quick``)."""
+    labels otherwise equal rows, e.g. ``quick``; ``data_seed``: the seed of a data draw that
+    varies between runs, e.g. sampled negatives -- a run is ``(seed, data_seed)``, and like the
+    seed it is part of the row's key, not of its config hash)."""
 
     model: str
     dataset: str
@@ -148,6 +150,7 @@ class Cell:
     horizon: int | None = None
     split: str | None = None
     variant: str | None = None
+    data_seed: int | None = None
 
     @property
     def where(self) -> int | str:
@@ -155,12 +158,15 @@ class Cell:
         return self.horizon if self.horizon is not None else str(self.split)
 
     def key(self) -> dict[str, Any]:
-        """The row key: ``model``, ``dataset``, ``horizon`` or ``split``, ``variant`` (when set), ``seed``."""
+        """The row key: ``model``, ``dataset``, ``horizon`` or ``split``, ``variant`` (when set),
+        ``seed``, ``data_seed`` (when set)."""
         out: dict[str, Any] = {"model": self.model, "dataset": self.dataset}
         out.update({"horizon": self.horizon} if self.horizon is not None else {"split": self.split})
         if self.variant is not None:
             out["variant"] = self.variant
         out["seed"] = self.seed
+        if self.data_seed is not None:
+            out["data_seed"] = self.data_seed
         return out
 
 
@@ -430,7 +436,12 @@ def run_shared(
     cfg = configs[0]
     hashed = recipe.hashed(cfg)
     should_run = getattr(args, "should_run", None)
-    wanted = [cell for cell in cells if should_run is None or should_run(cell.key(), hashed)]
+    # the row's key as recorded: the cell's key and the budget column (a descriptive key), so that
+    # --resume / --verify recognise the recorded row
+    described = budget.describe(cfg)
+    wanted = [
+        cell for cell in cells if should_run is None or should_run({**cell.key(), "budget": described}, hashed)
+    ]
     if not wanted:
         return []
     if before_run is not None:
@@ -451,7 +462,7 @@ def run_shared(
                     f"(the run has {sorted(res.metrics)})"
                 )
             row[column] = float(res.metrics[key])
-        row["budget"] = budget.describe(cfg)
+        row["budget"] = described
         row["wall_s"] = round(res.wall_s, 2)
         row["config"] = json.dumps(hashed, sort_keys=True, default=str)
         out.append(CellRun(cell, cfg, res, row))
@@ -498,7 +509,8 @@ def recorded_row(
         return None
     budget = budget if budget is not None else recipe.budget
     opts = options if options is not None else _options(args)
-    return recorded(cell.key(), recipe.hashed(recipe.config(cell, opts, budget)))
+    cfg = recipe.config(cell, opts, budget)
+    return recorded({**cell.key(), "budget": budget.describe(cfg)}, recipe.hashed(cfg))
 
 
 def run_recipe(

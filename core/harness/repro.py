@@ -20,7 +20,8 @@ A domain describes each table it reproduces with a :class:`ReproTable` and regis
 ``run(args)`` receives the parsed options (the table's own plus the common ``--seeds``,
 ``--quick``, ``--data-dir``, ``--results-dir``, ``--dry-run``) and returns or yields row dicts
 ``{"model", "dataset", "horizon" | "split", "seed", <metrics>...}``. :func:`run_table` stamps each
-row with ``command``, ``commit``, ``machine``, ``date``, ``wall_s``, ``config`` (the options as
+row with ``command`` (without ``--data-dir`` / ``--results-dir``, paths inside the working
+directory made relative: :func:`recorded_command`), ``commit``, ``machine``, ``date``, ``wall_s``, ``config`` (the options as
 JSON), ``data_sha256`` (when the row's dataset is a registered
 :class:`~gatelab.core.harness.data.DatasetSpec`) and ``paper_<metric>`` from ``references``, then
 appends the rows to ``<results dir>/<name>.jsonl`` and re-renders ``<name>.md`` (our value, the
@@ -85,6 +86,7 @@ __all__ = [
     "ReproTable",
     "get_table",
     "list_tables",
+    "recorded_command",
     "register_table",
     "run_table",
     "table_example",
@@ -576,7 +578,7 @@ def run_table(
     res_dir = args.results_dir or results_dir
     if args.verify is not None or args.verify_rows is not None:
         return _verify(table, args, res_dir)
-    command = shlex.join(["gatelab", "repro", table.name, *argv])
+    command = recorded_command(table.name, argv)
     stamp = {
         "command": command,
         "commit": provenance.git_commit(),
@@ -634,6 +636,41 @@ def run_table(
         lines = [json.dumps(r) for r in rows]
         return ReproResult(rows, "\n".join(lines) + ("\n" if lines else ""), None, None, skipped=book.skipped)
     return ReproResult(rows, md, jsonl, folder / f"{ledger_name}.md", skipped=book.skipped)
+
+
+#: common options that say where files are, not what was computed: never in a recorded command
+_PLACE_OPTIONS = ("--data-dir", "--results-dir")
+
+
+def _portable_path(word: str, cwd: Path) -> str:
+    """``word`` relative to ``cwd`` when it is an absolute path inside ``cwd``, else unchanged."""
+    if not word.startswith("/"):
+        return word
+    try:
+        return Path(word).relative_to(cwd).as_posix() or "."
+    except ValueError:
+        return word
+
+
+def recorded_command(table_name: str, argv: Sequence[str], cwd: str | Path | None = None) -> str:
+    """The ``command`` a row of ``gatelab repro <table_name> <argv>`` records, free of this
+    machine's paths: ``--data-dir`` / ``--results-dir`` and their values are left out (where the
+    files are, not what was computed; ``--verify`` re-runs with its own), and any other absolute
+    path inside the working directory ``cwd`` (default: the current one), alone or as
+    ``--opt=/path``, is written relative to it. An absolute path elsewhere is kept as given."""
+    here = Path(cwd) if cwd is not None else Path.cwd()
+    words: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+            continue
+        flag, eq, value = word.partition("=")
+        if flag in _PLACE_OPTIONS:
+            skip = not eq  # ``--data-dir DIR``: drop DIR too; ``--data-dir=DIR``: one word
+            continue
+        words.append(f"{flag}={_portable_path(value, here)}" if eq and flag.startswith("-") else _portable_path(word, here))
+    return shlex.join(["gatelab", "repro", table_name, *words])
 
 
 def _verify_metrics(table: ReproTable, recorded: Mapping[str, Any]) -> list[str]:
