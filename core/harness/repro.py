@@ -20,7 +20,7 @@ A domain describes each table it reproduces with a :class:`ReproTable` and regis
 ``run(args)`` receives the parsed options (the table's own plus the common ``--seeds``,
 ``--quick``, ``--data-dir``, ``--results-dir``, ``--dry-run``) and returns or yields row dicts
 ``{"model", "dataset", "horizon" | "split", "seed", <metrics>...}``. :func:`run_table` stamps each
-row with ``command``, ``commit``, ``machine``, ``date``, ``wall_s``, ``config`` (the options as
+row with ``command``, ``commit``, ``source_hash``, ``machine``, ``date``, ``wall_s``, ``config`` (the options as
 JSON), ``data_sha256`` (when the row's dataset is a registered
 :class:`~gatelab.core.harness.data.DatasetSpec`) and ``paper_<metric>`` from ``references``, then
 appends the rows to ``<results dir>/<name>.jsonl`` and re-renders ``<name>.md`` (our value, the
@@ -46,7 +46,10 @@ Run functions ask before doing a row's work::
 ``args.should_run(key, config=None) -> bool`` is ``True`` in a plain run; with ``--resume``
 ``False`` for a key whose latest record has the same ``config_hash``; with ``--verify`` ``True``
 only for the rows being verified. ``args.recorded(key, config=None)`` returns that record (for
-rows derived from skipped ones, e.g. averages).
+rows derived from skipped ones, e.g. averages). A run function may ask with a key that lacks
+``budget`` / ``data_seed`` and add them to the row it yields (the recipe runner asks with the
+cell's key and writes the effective budget): such a key matches the recorded rows that differ only
+in those fields, and where several do (two budgets of one cell) the config hash decides.
 
 ``--verify K`` (or ``--verify-rows N ...``, 1-based record numbers in the ledger) re-runs K
 recorded rows (random, ``--verify-seed``), each with the options of the command that recorded
@@ -98,6 +101,10 @@ _COMMON = {"seeds", "quick", "data_dir", "results_dir", "dry_run"}
 _RUN_CONTROL = ("resume", "verify", "verify_rows", "verify_seed", "should_run", "recorded")
 #: options left out of every row's config hash: which seeds run, where files go, how the run is steered
 _NOT_HASHED = frozenset({"seeds", "results_dir", "data_dir", "dry_run", *_RUN_CONTROL})
+#: key fields a row may add to the key its run function asked ``should_run`` with (the recipe
+#: runner asks with the cell's key and writes the effective ``budget`` into the row)
+_ROW_FILLED = ("budget", "data_seed")
+_ROW_FILLED_AT = tuple(ledger.KEY_FIELDS.index(k) for k in _ROW_FILLED)
 
 
 class Option:
@@ -395,13 +402,16 @@ class _RowBook:
         res_dir: str | Path | None,
         *,
         resume: bool = False,
-        chosen: set[tuple[Any, ...]] | None = None,
+        chosen: Mapping[tuple[Any, ...], str | None] | set[tuple[Any, ...]] | None = None,
     ) -> None:
         self.table = table
         self.ledger_name = ledger_name
         self.res_dir = res_dir
         self.resume = resume
-        self.chosen = chosen
+        #: verify: the chosen records' keys -> their config hash (``None``: recorded without one)
+        self.chosen: dict[tuple[Any, ...], str | None] | None = (
+            None if chosen is None else (dict(chosen) if isinstance(chosen, Mapping) else dict.fromkeys(chosen))
+        )
         self.options = {k: v for k, v in _options(args).items() if k not in _NOT_HASHED | table.not_in_hash}
         self.asked: dict[tuple[Any, ...], str] = {}
         self.skipped: list[tuple[Any, ...]] = []
@@ -439,15 +449,54 @@ class _RowBook:
             raise ValueError(f"table {self.table.name!r}: row key {key} lacks {missing}")
         return ledger.record_key(key)
 
+    def _loose_matches(self, asked: tuple[Any, ...], keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The ``keys`` equal to ``asked`` once the fields ``asked`` leaves out (``None``) among
+        :data:`_ROW_FILLED` are ignored: a run function asks with its cell's key, and the row it
+        then yields adds ``budget`` (the recipe runner does) or ``data_seed``."""
+        free = [i for i in _ROW_FILLED_AT if asked[i] is None]
+        if not free:
+            return []
+        return [
+            k for k in keys
+            if k != asked and all(a == b for i, (a, b) in enumerate(zip(asked, k, strict=True)) if i not in free)
+        ]  # fmt: skip
+
+    def asked_hash(self, key: tuple[Any, ...]) -> str | None:
+        """The config hash ``should_run`` computed for the row with ``key`` (or for the cell key
+        it was asked under, without the fields the row added), else ``None``."""
+        if key in self.asked:
+            return self.asked[key]
+        hits = [a for a in self.asked if self._loose_matches(a, [key])]
+        return self.asked[hits[-1]] if hits else None
+
     def is_recorded(self, key: tuple[Any, ...], h: str) -> bool:
         rec = self.records()
-        return (key, h) in rec and self._latest[key].get("config_hash") == h
+        if (key, h) in rec and self._latest[key].get("config_hash") == h:
+            return True
+        return any(self._latest[k].get("config_hash") == h for k in self._loose_matches(key, self._latest))
+
+    def _is_chosen(self, k: tuple[Any, ...], h: str) -> bool:
+        assert self.chosen is not None
+        if k in self.chosen:
+            return True
+        loose = self._loose_matches(k, self.chosen)
+        if any(self.chosen[c] == h for c in loose):
+            return True  # the config decides between e.g. two budgets of one cell
+        if len(loose) != 1:
+            return False
+        # one candidate of another config: another recorded row of the cell (e.g. the other
+        # budget) when the ledger has one with this config, else the candidate's config changed
+        # since it was recorded -- re-run it, and the report says so
+        self.records()
+        return not any(
+            self._latest[m].get("config_hash") == h for m in self._loose_matches(k, self._latest) if m != loose[0]
+        )
 
     def should_run(self, key: Mapping[str, Any], config: Mapping[str, Any] | str | None = None) -> bool:
         k = self.key_of(key)
         h = self.asked[k] = self.hash_of(config)
         if self.chosen is not None:
-            return k in self.chosen
+            return self._is_chosen(k, h)
         if self.resume and self.is_recorded(k, h):
             self.skipped.append(k)
             print(
@@ -462,10 +511,17 @@ class _RowBook:
         self, key: Mapping[str, Any], config: Mapping[str, Any] | str | None = None
     ) -> dict[str, Any] | None:
         k = self.key_of(key)
+        records = self.records()
         if config is None:
-            self.records()
-            return self._latest.get(k)
-        return self.records().get((k, self.hash_of(config)))
+            if k in self._latest:
+                return self._latest[k]
+            loose = self._loose_matches(k, self._latest)
+            return self._latest[loose[-1]] if len(loose) == 1 else None
+        h = self.hash_of(config)
+        if (k, h) in records:
+            return records[(k, h)]
+        hits = [records[(m, h)] for m in self._loose_matches(k, self._latest) if (m, h) in records]
+        return hits[-1] if hits else None
 
     def install(self, args: argparse.Namespace) -> argparse.Namespace:
         """``args`` with ``should_run`` and ``recorded`` (class attributes: ``vars(args)`` stays the options)."""
@@ -502,7 +558,7 @@ def _finish_row(
             row["note"] = f"{row['note']}; {note}" if row.get("note") else note
     if "config_hash" not in row:
         key = ledger.record_key(row)
-        row["config_hash"] = book.asked.get(key) or book.hash_of(None)
+        row["config_hash"] = book.asked_hash(key) or book.hash_of(None)
     row.setdefault("config", options)
     ds = row.get("dataset")
     if "data_sha256" not in row and isinstance(ds, str) and ds in datasets:
@@ -583,6 +639,8 @@ def run_table(
         "machine": provenance.machine(),
         "date": provenance.now_iso(),
     }
+    if (src := provenance.source_hash()) is not None:
+        stamp["source_hash"] = src
     options = _options_json(args)
     ledger_name = table.ledger_name(args.quick)
     write = not args.dry_run and provenance.is_rank_zero()
@@ -722,7 +780,9 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
             if args.data_dir is not None:
                 rerun.data_dir = args.data_dir
             wanted = {ledger.record_key(r): r for r in recs}
-            book = _RowBook(table, rerun, ledger_name, res_dir, chosen=set(wanted))
+            book = _RowBook(
+                table, rerun, ledger_name, res_dir, chosen={k: r.get("config_hash") for k, r in wanted.items()}
+            )
             rerun = book.install(rerun)
             options = _options_json(rerun)
             new: dict[tuple[Any, ...], dict[str, Any]] = {}
