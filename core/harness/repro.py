@@ -54,7 +54,8 @@ in those fields, and where several do (two budgets of one cell) the config hash 
 ``--verify K`` (or ``--verify-rows N ...``, 1-based record numbers in the ledger) re-runs K
 recorded rows (random, ``--verify-seed``), each with the options of the command that recorded
 it, and reports recorded vs new values against ``ReproTable(tolerance=...)`` (default: exact);
-nothing is written to the ledger.
+nothing is written to the ledger. ``--verify-quick`` re-runs the latest ``--quick`` row of the
+table's quick ledger (:func:`quick_rows`): the CI-sized check of issue 19.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ __all__ = [
     "ReproTable",
     "get_table",
     "list_tables",
+    "quick_rows",
     "register_table",
     "run_table",
     "table_example",
@@ -98,7 +100,7 @@ __all__ = [
 _REF_KEYS = ("model", "dataset", "horizon", "split", "variant")
 _COMMON = {"seeds", "quick", "data_dir", "results_dir", "dry_run"}
 #: common options that never enter a row's config (its ``config`` field or its ``config_hash``)
-_RUN_CONTROL = ("resume", "verify", "verify_rows", "verify_seed", "should_run", "recorded")
+_RUN_CONTROL = ("resume", "verify", "verify_rows", "verify_seed", "verify_quick", "should_run", "recorded")
 #: options left out of every row's config hash: which seeds run, where files go, how the run is steered
 _NOT_HASHED = frozenset({"seeds", "results_dir", "data_dir", "dry_run", *_RUN_CONTROL})
 #: key fields a row may add to the key its run function asked ``should_run`` with (the recipe
@@ -338,6 +340,11 @@ def table_parser(table: ReproTable) -> argparse.ArgumentParser:
         help="re-run these recorded rows (1-based record numbers in the ledger) and compare",
     )
     common.add_argument("--verify-seed", type=int, default=0, help="seed of --verify's random choice")
+    common.add_argument(
+        "--verify-quick",
+        action="store_true",
+        help="re-run the latest recorded --quick row (the CI check) and compare; writes nothing",
+    )
     own = p.add_argument_group(f"{table.name} options")
     for opt in table.options:
         own.add_argument(*opt.flags, **opt.kwargs)
@@ -630,6 +637,16 @@ def run_table(
         table = get_table(table)
     args = table_parser(table).parse_args(list(argv))
     res_dir = args.results_dir or results_dir
+    if args.verify_quick:
+        if args.verify is not None or args.verify_rows is not None:
+            raise ConfigError("--verify-quick chooses the row itself: drop --verify / --verify-rows")
+        numbers = quick_rows(table, res_dir)
+        if not numbers:
+            path = ledger.resolve_results_dir(res_dir) / f"{table.ledger_name(True)}.jsonl"
+            raise ConfigError(
+                f"--verify-quick: no --quick row recorded in {path}; record one with `gatelab repro {table.name} --quick`"
+            )
+        args.quick, args.verify_rows = True, numbers[-1:]
     if args.verify is not None or args.verify_rows is not None:
         return _verify(table, args, res_dir)
     command = shlex.join(["gatelab", "repro", table.name, *argv])
@@ -692,6 +709,26 @@ def run_table(
         lines = [json.dumps(r) for r in rows]
         return ReproResult(rows, "\n".join(lines) + ("\n" if lines else ""), None, None, skipped=book.skipped)
     return ReproResult(rows, md, jsonl, folder / f"{ledger_name}.md", skipped=book.skipped)
+
+
+def quick_rows(table: ReproTable | str, results_dir: str | Path | None = None) -> list[int]:
+    """1-based record numbers, in file order, of the ``--quick`` rows of ``table``'s quick ledger
+    (:meth:`ReproTable.ledger_name` ``(quick=True)``) that are their key's latest record: the rows
+    ``--verify-quick`` (the last of them) and the CI check re-run. A row is a quick row when its
+    recorded command is ``gatelab repro <table> ... --quick ...``."""
+    if isinstance(table, str):
+        table = get_table(table)
+    records = ledger.read_records(table.ledger_name(True), results_dir)
+    latest = {ledger.record_key(r): i for i, r in enumerate(records, 1)}
+    out = []
+    for i, rec in enumerate(records, 1):
+        try:
+            words = shlex.split(str(rec.get("command", "")))
+        except ValueError:
+            continue
+        if words[:3] == ["gatelab", "repro", table.name] and "--quick" in words[3:] and latest[ledger.record_key(rec)] == i:
+            out.append(i)
+    return out
 
 
 def _verify_metrics(table: ReproTable, recorded: Mapping[str, Any]) -> list[str]:

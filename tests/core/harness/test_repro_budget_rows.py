@@ -82,3 +82,23 @@ def test_verify_reports_a_changed_config_of_a_budget_row(tmp_path):
     assert [r["passed"] for r in ver.verify] == [False, True], ver.markdown
     assert "mse: recorded" in ver.verify[0]["reason"]
     assert records[0]["budget"] == "preset"
+
+
+def test_verify_quick_reruns_the_latest_quick_row(tmp_path):
+    from gatelab.core.config import ConfigError
+    from gatelab.core.harness.repro import quick_rows
+
+    run_table(TABLE, ["--seeds", "0"], results_dir=tmp_path)  # not quick rows
+    try:
+        run_table(TABLE, ["--verify-quick"], results_dir=tmp_path)
+    except ConfigError as e:
+        assert "no --quick row" in str(e) and "gatelab repro fake-budget --quick" in str(e)
+    else:
+        raise AssertionError("--verify-quick without a quick row did not raise")
+    run_table(TABLE, ["--seeds", "0", "--quick"], results_dir=tmp_path)
+    numbers = quick_rows(TABLE, tmp_path)
+    assert numbers == [5, 6, 7, 8]  # the quick run's records; the plain run's are not quick rows
+    RUNS.clear()
+    ver = run_table(TABLE, ["--verify-quick"], results_dir=tmp_path)
+    assert [r["record"] for r in ver.verify] == [8] and ver.failed == 0, ver.markdown
+    assert RUNS == [("b", "equal steps 40")]
