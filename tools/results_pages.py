@@ -340,12 +340,16 @@ class Paired:
     ``comparison``'s ``model_where`` / ``rival_where`` values may be :class:`Re` patterns: each
     combination of matching ledger values becomes one concrete comparison. ``keep`` filters the
     result groups (e.g. only equal-steps budgets); ``require`` filters the records first (keys
-    that must be present, e.g. ``data_seed`` for the 3 x 3 CTR protocol).
+    that must be present, e.g. ``data_seed`` for the 3 x 3 CTR protocol), ``require_any`` keeps
+    records with at least one of its keys, ``exclude`` those with none of its keys (the rows of
+    an older protocol).
     """
 
     comparison: Comparison
     keep: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     require: tuple[str, ...] = ()
+    require_any: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
     min_pairs: int = MIN_PAIRS
 
 
@@ -421,7 +425,9 @@ def evaluate(item: Item, table: str, records: Sequence[Mapping[str, Any]]) -> li
     if isinstance(item, Declared):
         comps = [c for c in _declared(table) if _matches(c.metric, item.metric)]
         return [r for c in comps for r in evaluate(Paired(c, min_pairs=item.min_pairs), table, records)]
-    recs = [r for r in records if all(k in r for k in item.require)]
+    recs = [r for r in records if all(r.get(k) is not None for k in item.require)
+            and (not item.require_any or any(r.get(k) is not None for k in item.require_any))
+            and all(r.get(k) is None for k in item.exclude)]  # fmt: skip
     out = []
     for comp in _resolve(item.comparison, recs):
         for r in ledger.paired_comparisons(recs, [comp]):
@@ -494,7 +500,8 @@ HEADLINES: tuple[Headline, ...] = (
                                        keep={"budget": _EQUAL_STEPS}),),
              pages=("gateformer.md", "gateformer-summary.md")),
     Headline("tft", "stallion validation MAE, ours − pytorch-forecasting, paired by seed (per layout)",
-             (Paired(Comparison("mae", "tft", "pytorch-forecasting-tft", True)),), pages=("tft.md",)),
+             (Paired(Comparison("mae", "tft", "pytorch-forecasting-tft", True), require_any=("variant", "budget")),),
+             pages=("tft.md",)),
     Headline("ctr", "Frappe_x1 test AUC, 3 model seeds x 3 negative-sampling seeds, paired by (seed, data seed)",
              (Paired(Comparison("auc", "finalmlp", "gdcn-p", False), require=("data_seed",)),
               Paired(Comparison("auc", "gdcn-p", "gdcn-s", False), require=("data_seed",))), pages=("ctr.md",)),
@@ -646,12 +653,13 @@ def _source_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]], results_di
 @dataclasses.dataclass(frozen=True)
 class Change:
     """One protocol change of issue 19: ``title``, hand-written ``prose``, the ``table`` it changes
-    and the ``items`` that measure its effect."""
+    the ``items`` that measure its effect, and ``before``: the comparison on the old protocol's rows."""
 
     title: str
     prose: str
     table: str
     items: tuple[Item, ...]
+    before: tuple[Item, ...] = ()  # the same comparison on the rows of the old protocol (>= 2 pairs)
 
 
 FAIRNESS: tuple[Change, ...] = (
@@ -667,6 +675,7 @@ FAIRNESS: tuple[Change, ...] = (
         (Paired(Comparison("mse", "itransformer", "itransformer", True, model_where={"budget": _EQUAL_STEPS},
                            rival_where={"budget": _PRESET}, label="iTransformer: equal steps − preset")),
          Paired(Comparison("mse", "gateformer", "itransformer", True), keep={"budget": _EQUAL_STEPS})),
+        before=(Paired(Comparison("mse", "gateformer", "itransformer", True), exclude=("budget",), min_pairs=2),),
     ),
     Change(
         "TFT vs pytorch-forecasting at the same layout",
@@ -675,7 +684,9 @@ FAIRNESS: tuple[Change, ...] = (
         "tutorial's published MAE is shown as its history (a range), not one number. Effect: ours − "
         "pytorch-forecasting per layout, paired by seed.",
         "tft",
-        (Paired(Comparison("mae", "tft", "pytorch-forecasting-tft", True)),),
+        (Paired(Comparison("mae", "tft", "pytorch-forecasting-tft", True), require_any=("variant", "budget")),),
+        before=(Paired(Comparison("mae", "tft", "pytorch-forecasting-tft", True), exclude=("variant", "budget"),
+                       min_pairs=2),),
     ),
     Change(
         "CTR: 3 model seeds x 3 negative-sampling seeds; BARS's validation-selected and best references",
@@ -687,6 +698,8 @@ FAIRNESS: tuple[Change, ...] = (
         "ctr",
         (Paired(Comparison("auc", "finalmlp", "gdcn-p", False), require=("data_seed",)),
          Paired(Comparison("auc", "gdcn-p", "gdcn-s", False), require=("data_seed",))),
+        before=(Paired(Comparison("auc", "finalmlp", "gdcn-p", False), exclude=("data_seed",), min_pairs=2),
+                Paired(Comparison("auc", "gdcn-p", "gdcn-s", False), exclude=("data_seed",), min_pairs=2)),
     ),
     Change(
         "MAXIM vs DnCNN: a trained DnCNN",
@@ -697,6 +710,7 @@ FAIRNESS: tuple[Change, ...] = (
         "maxim",
         (Paired(Comparison("psnr", "dncnn", "noisy-input", False, model_where={"budget": ANY})),
          Paired(Comparison("psnr", "maxim", "dncnn", False), require=("budget",))),
+        before=(Paired(Comparison("psnr", "maxim", "dncnn", False), exclude=("budget",), min_pairs=2),),
     ),
     Change(
         "VL gating: last layer and per layer, word classes from a fixed lexicon",
@@ -746,9 +760,13 @@ def render_fairness(results_dir: Path) -> str:
         results = [r for item in ch.items for r in evaluate(item, ch.table, records)]
         lines += ["", f"## {ch.title}", "", ch.prose, "", f"Table `{ch.table}` (`{ch.table}.md`).", ""]
         if results:
-            lines += [f"- {r['comparison']}, {result_text(r)}" for r in results]
+            lines.append(f"- Measured effect (new protocol, >= {MIN_PAIRS} paired seeds): {summarise(results)}")
         else:
             lines.append("- Measured effect: not measured yet (table not regenerated).")
+        if ch.before:
+            old = [r for item in ch.before for r in evaluate(item, ch.table, records)]
+            lines.append("- Before (the old protocol's rows still in the ledger, >= 2 paired seeds): "
+                         + (summarise(old) if old else "no comparison with 2 or more paired seeds."))  # fmt: skip
     lines += [
         "",
         "## At least 3 seeds and paired intervals everywhere",
