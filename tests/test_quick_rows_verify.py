@@ -27,7 +27,7 @@ TABLES = list_tables()
 
 @pytest.mark.verify
 @pytest.mark.parametrize("name", TABLES)
-def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data):
+def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data, tmp_path, monkeypatch):
     numbers = quick_rows(name, RESULTS)
     if not numbers:
         lacking = [t for t in TABLES if not quick_rows(t, RESULTS)]
@@ -36,6 +36,7 @@ def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data):
             f"`gatelab repro {name} --quick`); tables without one: {', '.join(lacking)}"
         )
     number = numbers[-1]
+    monkeypatch.chdir(tmp_path)  # run directories a table writes relative to the cwd (e.g. runs/repro) land here
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
