@@ -4,6 +4,7 @@ and README's headline block (between ``<!-- results:begin -->`` and ``<!-- resul
 
     python tools/results_pages.py            # write the three
     python tools/results_pages.py --check    # exit 1 with a diff when a page differs from the ledgers
+    python tools/results_pages.py --sources  # the one-commit check: source hashes and commits per table
 
 Every number on these pages is read from a ledger record (``docs/results/<table>.jsonl``) or
 computed from records (paired comparisons, verdicts); nothing is typed here but the goals, the
@@ -620,10 +621,10 @@ def one_commit(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, 
     [tables with rows lacking a source_hash], "dirty": [tables with a -dirty hash], "commits": [...],
     "one_source": bool}``."""
     hashes: dict[str, list[str]] = {}
-    unrecorded, dirty, commits = [], [], []
+    unrecorded, dirty = [], []
+    _, commits = _sources([r for recs in sources.values() for r in recs])  # in date order
     for table, recs in sources.items():
-        h, c = _sources(recs)
-        commits += [x for x in c if x not in commits]
+        h, _ = _sources(recs)
         for key in h:
             if key == "unrecorded":
                 unrecorded.append(table)
@@ -829,8 +830,17 @@ def check(root: Path = ROOT, results_dir: Path | None = None) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--check", action="store_true", help="exit 1 with a diff when a page differs from the ledgers")
+    p.add_argument("--sources", action="store_true",
+                   help="print, per ledger, the source hashes and commits of the rows its table shows; write nothing")
     p.add_argument("--root", type=Path, default=ROOT, help="repository root (default: this checkout)")
     args = p.parse_args(argv)
+    if args.sources:
+        res = args.root / "docs" / "results"
+        tables = {t: current(read(t, res)) for t in (*PAPER_TABLES, *SPEED_LEDGERS)}
+        for t, recs in tables.items():
+            print(f"{t}: {_source_cell(recs)}")
+        print(*_one_commit_lines(tables))
+        return 0
     if args.check:
         diffs = check(args.root)
         for d in diffs:
