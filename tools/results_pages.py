@@ -404,9 +404,12 @@ def _resolve(comp: Comparison, records: Sequence[Mapping[str, Any]]) -> list[Com
                     combos[tuple(r.get(k) for k in pats)] = None
             for combo in combos:
                 fixed = {**where, **dict(zip(pats, combo, strict=True))}
-                nxt.append(dataclasses.replace(c, **{side: fixed}))
+                try:
+                    nxt.append(dataclasses.replace(c, **{side: fixed}))
+                except ValueError:  # both sides resolved to the same setting: nothing to compare
+                    continue
         out = nxt
-    return [c for c in out if not (c.model == c.rival and set(c.model_where.items()) == set(c.rival_where.items()))]
+    return out
 
 
 def _declared(table: str) -> list[Comparison]:
