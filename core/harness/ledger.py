@@ -24,6 +24,9 @@ metrics         by their usual names: ``mse``, ``mae``, ``auc``, ``logloss``, ``
                 a run is identified by ``seed`` and ``data_seed`` together
 ``command``     the command that produced the row
 ``commit``      git HEAD of the checkout (``-dirty`` when tracked files differed)
+``source_hash`` :func:`~gatelab.core.harness.provenance.source_hash`: the tracked source tree
+                less ``docs/results/`` and ``README.md`` (equal for commits that differ only
+                in results; ``-dirty`` when other tracked files differed); optional
 ``machine``     cpu model and cores, gpu if any, os
 ``date``        ISO 8601 time the record was written
 ``config``      json-encoded run configuration (or flat ``config_*`` keys)
@@ -87,7 +90,8 @@ DESCRIPTIVE_KEYS = ("model", "dataset", "horizon", "split", "variant", "baseline
 PROVENANCE_KEYS = ("command", "commit", "machine", "date")
 REQUIRED_KEYS = ("table", "model", "dataset", "seed", *PROVENANCE_KEYS)
 _NON_METRIC = frozenset(
-    {"table", "seed", "data_seed", "note", "config", "config_hash", "data_sha256", "wall_s", *DESCRIPTIVE_KEYS}
+    {"table", "seed", "data_seed", "note", "config", "config_hash", "data_sha256", "wall_s", "source_hash",
+     *DESCRIPTIVE_KEYS}
     | set(PROVENANCE_KEYS)
 )
 _KEY_RE = re.compile(r"^[a-z0-9_][a-z0-9_@.\-]*$")
@@ -181,6 +185,8 @@ def _stamp(record: Mapping[str, Any]) -> dict[str, Any]:
     out.setdefault("commit", provenance.git_commit())
     out.setdefault("machine", provenance.machine())
     out.setdefault("date", provenance.now_iso())
+    if "source_hash" not in out and (src := provenance.source_hash()) is not None:
+        out["source_hash"] = src
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import os
 import platform
 import shlex
@@ -23,7 +24,12 @@ __all__ = [
     "machine",
     "now_iso",
     "repo_root",
+    "source_hash",
 ]
+
+#: paths left out of :func:`source_hash`: what regenerating results rewrites (a prefix ending in
+#: ``/`` is a folder)
+SOURCE_EXCLUDE = ("docs/results/", "README.md")
 
 
 @functools.cache
@@ -67,6 +73,39 @@ def git_commit(root: Path | None = None) -> str:
         return f"gatelab-{version('gatelab')}"
     except Exception:  # metadata missing (not installed): an honest placeholder
         return "unknown"
+
+
+def _excluded(path: str, exclude: tuple[str, ...]) -> bool:
+    return any(path.startswith(e) if e.endswith("/") else path == e for e in exclude)
+
+
+def source_hash(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCLUDE) -> str | None:
+    """A digest of the tracked source tree at ``HEAD`` less ``exclude`` (default: ``docs/results/``
+    and ``README.md``), suffixed ``-dirty`` when tracked files outside ``exclude`` differ from it.
+
+    Two commits that differ only in results (ledgers, rendered tables, README's generated block)
+    have the same source hash: rows recorded over several sessions, each committing its results,
+    still come from one source. The digest: the first 16 hex digits of the sha256 of the
+    ``<mode> <blob sha> <path>`` lines of ``git ls-tree -r HEAD`` for the kept paths. ``None``
+    outside a git checkout.
+    """
+    root = root or repo_root()
+    if root is None:
+        return None
+    tree = _git("ls-tree", "-r", "--full-tree", "HEAD", cwd=root)
+    if tree is None:
+        return None
+    h = hashlib.sha256()
+    for line in tree.splitlines():
+        meta, _, path = line.partition("\t")
+        if not path or _excluded(path, exclude):
+            continue
+        mode, _kind, sha = meta.split()
+        h.update(f"{mode} {sha} {path}\n".encode())
+    digest = h.hexdigest()[:16]
+    changed = _git("-c", "core.quotePath=false", "diff", "--name-only", "--no-renames", "HEAD", cwd=root)
+    dirty = any(not _excluded(path, exclude) for path in (changed or "").splitlines() if path)
+    return digest + ("-dirty" if dirty else "")
 
 
 def _cpu_model() -> str:

@@ -21,7 +21,8 @@ A domain describes each table it reproduces with a :class:`ReproTable` and regis
 ``--quick``, ``--data-dir``, ``--results-dir``, ``--dry-run``) and returns or yields row dicts
 ``{"model", "dataset", "horizon" | "split", "seed", <metrics>...}``. :func:`run_table` stamps each
 row with ``command`` (without ``--data-dir`` / ``--results-dir``, paths inside the working
-directory made relative: :func:`recorded_command`), ``commit``, ``machine``, ``date``, ``wall_s``, ``config`` (the options as
+directory made relative: :func:`recorded_command`), ``commit``, ``source_hash``, ``machine``,
+``date``, ``wall_s``, ``config`` (the options as
 JSON), ``data_sha256`` (when the row's dataset is a registered
 :class:`~gatelab.core.harness.data.DatasetSpec`) and ``paper_<metric>`` from ``references``, then
 appends the rows to ``<results dir>/<name>.jsonl`` and re-renders ``<name>.md`` (our value, the
@@ -47,12 +48,16 @@ Run functions ask before doing a row's work::
 ``args.should_run(key, config=None) -> bool`` is ``True`` in a plain run; with ``--resume``
 ``False`` for a key whose latest record has the same ``config_hash``; with ``--verify`` ``True``
 only for the rows being verified. ``args.recorded(key, config=None)`` returns that record (for
-rows derived from skipped ones, e.g. averages).
+rows derived from skipped ones, e.g. averages). A run function may ask with a key that lacks
+``budget`` / ``data_seed`` and add them to the row it yields (the recipe runner asks with the
+cell's key and writes the effective budget): such a key matches the recorded rows that differ only
+in those fields, and where several do (two budgets of one cell) the config hash decides.
 
 ``--verify K`` (or ``--verify-rows N ...``, 1-based record numbers in the ledger) re-runs K
 recorded rows (random, ``--verify-seed``), each with the options of the command that recorded
 it, and reports recorded vs new values against ``ReproTable(tolerance=...)`` (default: exact);
-nothing is written to the ledger.
+nothing is written to the ledger. ``--verify-quick`` re-runs the latest ``--quick`` row of the
+table's quick ledger (:func:`quick_rows`): the CI-sized check of issue 19.
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ __all__ = [
     "ReproTable",
     "get_table",
     "list_tables",
+    "quick_rows",
     "recorded_command",
     "register_table",
     "run_table",
@@ -97,9 +103,13 @@ __all__ = [
 _REF_KEYS = ("model", "dataset", "horizon", "split", "variant")
 _COMMON = {"seeds", "quick", "data_dir", "results_dir", "dry_run"}
 #: common options that never enter a row's config (its ``config`` field or its ``config_hash``)
-_RUN_CONTROL = ("resume", "verify", "verify_rows", "verify_seed", "should_run", "recorded")
+_RUN_CONTROL = ("resume", "verify", "verify_rows", "verify_seed", "verify_quick", "should_run", "recorded")
 #: options left out of every row's config hash: which seeds run, where files go, how the run is steered
 _NOT_HASHED = frozenset({"seeds", "results_dir", "data_dir", "dry_run", *_RUN_CONTROL})
+#: key fields a row may add to the key its run function asked ``should_run`` with (the recipe
+#: runner asks with the cell's key and writes the effective ``budget`` into the row)
+_ROW_FILLED = ("budget", "data_seed")
+_ROW_FILLED_AT = tuple(ledger.KEY_FIELDS.index(k) for k in _ROW_FILLED)
 
 
 class Option:
@@ -333,6 +343,11 @@ def table_parser(table: ReproTable) -> argparse.ArgumentParser:
         help="re-run these recorded rows (1-based record numbers in the ledger) and compare",
     )
     common.add_argument("--verify-seed", type=int, default=0, help="seed of --verify's random choice")
+    common.add_argument(
+        "--verify-quick",
+        action="store_true",
+        help="re-run the latest recorded --quick row (the CI check) and compare; writes nothing",
+    )
     own = p.add_argument_group(f"{table.name} options")
     for opt in table.options:
         own.add_argument(*opt.flags, **opt.kwargs)
@@ -397,13 +412,16 @@ class _RowBook:
         res_dir: str | Path | None,
         *,
         resume: bool = False,
-        chosen: set[tuple[Any, ...]] | None = None,
+        chosen: Mapping[tuple[Any, ...], str | None] | set[tuple[Any, ...]] | None = None,
     ) -> None:
         self.table = table
         self.ledger_name = ledger_name
         self.res_dir = res_dir
         self.resume = resume
-        self.chosen = chosen
+        #: verify: the chosen records' keys -> their config hash (``None``: recorded without one)
+        self.chosen: dict[tuple[Any, ...], str | None] | None = (
+            None if chosen is None else (dict(chosen) if isinstance(chosen, Mapping) else dict.fromkeys(chosen))
+        )
         self.options = {k: v for k, v in _options(args).items() if k not in _NOT_HASHED | table.not_in_hash}
         self.asked: dict[tuple[Any, ...], str] = {}
         self.skipped: list[tuple[Any, ...]] = []
@@ -441,15 +459,54 @@ class _RowBook:
             raise ValueError(f"table {self.table.name!r}: row key {key} lacks {missing}")
         return ledger.record_key(key)
 
+    def _loose_matches(self, asked: tuple[Any, ...], keys: Iterable[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The ``keys`` equal to ``asked`` once the fields ``asked`` leaves out (``None``) among
+        :data:`_ROW_FILLED` are ignored: a run function asks with its cell's key, and the row it
+        then yields adds ``budget`` (the recipe runner does) or ``data_seed``."""
+        free = [i for i in _ROW_FILLED_AT if asked[i] is None]
+        if not free:
+            return []
+        return [
+            k for k in keys
+            if k != asked and all(a == b for i, (a, b) in enumerate(zip(asked, k, strict=True)) if i not in free)
+        ]  # fmt: skip
+
+    def asked_hash(self, key: tuple[Any, ...]) -> str | None:
+        """The config hash ``should_run`` computed for the row with ``key`` (or for the cell key
+        it was asked under, without the fields the row added), else ``None``."""
+        if key in self.asked:
+            return self.asked[key]
+        hits = [a for a in self.asked if self._loose_matches(a, [key])]
+        return self.asked[hits[-1]] if hits else None
+
     def is_recorded(self, key: tuple[Any, ...], h: str) -> bool:
         rec = self.records()
-        return (key, h) in rec and self._latest[key].get("config_hash") == h
+        if (key, h) in rec and self._latest[key].get("config_hash") == h:
+            return True
+        return any(self._latest[k].get("config_hash") == h for k in self._loose_matches(key, self._latest))
+
+    def _is_chosen(self, k: tuple[Any, ...], h: str) -> bool:
+        assert self.chosen is not None
+        if k in self.chosen:
+            return True
+        loose = self._loose_matches(k, self.chosen)
+        if any(self.chosen[c] == h for c in loose):
+            return True  # the config decides between e.g. two budgets of one cell
+        if len(loose) != 1:
+            return False
+        # one candidate of another config: another recorded row of the cell (e.g. the other
+        # budget) when the ledger has one with this config, else the candidate's config changed
+        # since it was recorded -- re-run it, and the report says so
+        self.records()
+        return not any(
+            self._latest[m].get("config_hash") == h for m in self._loose_matches(k, self._latest) if m != loose[0]
+        )
 
     def should_run(self, key: Mapping[str, Any], config: Mapping[str, Any] | str | None = None) -> bool:
         k = self.key_of(key)
         h = self.asked[k] = self.hash_of(config)
         if self.chosen is not None:
-            return k in self.chosen
+            return self._is_chosen(k, h)
         if self.resume and self.is_recorded(k, h):
             self.skipped.append(k)
             print(
@@ -464,10 +521,17 @@ class _RowBook:
         self, key: Mapping[str, Any], config: Mapping[str, Any] | str | None = None
     ) -> dict[str, Any] | None:
         k = self.key_of(key)
+        records = self.records()
         if config is None:
-            self.records()
-            return self._latest.get(k)
-        return self.records().get((k, self.hash_of(config)))
+            if k in self._latest:
+                return self._latest[k]
+            loose = self._loose_matches(k, self._latest)
+            return self._latest[loose[-1]] if len(loose) == 1 else None
+        h = self.hash_of(config)
+        if (k, h) in records:
+            return records[(k, h)]
+        hits = [records[(m, h)] for m in self._loose_matches(k, self._latest) if (m, h) in records]
+        return hits[-1] if hits else None
 
     def install(self, args: argparse.Namespace) -> argparse.Namespace:
         """``args`` with ``should_run`` and ``recorded`` (class attributes: ``vars(args)`` stays the options)."""
@@ -504,7 +568,7 @@ def _finish_row(
             row["note"] = f"{row['note']}; {note}" if row.get("note") else note
     if "config_hash" not in row:
         key = ledger.record_key(row)
-        row["config_hash"] = book.asked.get(key) or book.hash_of(None)
+        row["config_hash"] = book.asked_hash(key) or book.hash_of(None)
     row.setdefault("config", options)
     ds = row.get("dataset")
     if "data_sha256" not in row and isinstance(ds, str) and ds in datasets:
@@ -576,6 +640,16 @@ def run_table(
         table = get_table(table)
     args = table_parser(table).parse_args(list(argv))
     res_dir = args.results_dir or results_dir
+    if args.verify_quick:
+        if args.verify is not None or args.verify_rows is not None:
+            raise ConfigError("--verify-quick chooses the row itself: drop --verify / --verify-rows")
+        numbers = quick_rows(table, res_dir)
+        if not numbers:
+            path = ledger.resolve_results_dir(res_dir) / f"{table.ledger_name(True)}.jsonl"
+            raise ConfigError(
+                f"--verify-quick: no --quick row recorded in {path}; record one with `gatelab repro {table.name} --quick`"
+            )
+        args.quick, args.verify_rows = True, numbers[-1:]
     if args.verify is not None or args.verify_rows is not None:
         return _verify(table, args, res_dir)
     command = recorded_command(table.name, argv)
@@ -585,6 +659,8 @@ def run_table(
         "machine": provenance.machine(),
         "date": provenance.now_iso(),
     }
+    if (src := provenance.source_hash()) is not None:
+        stamp["source_hash"] = src
     options = _options_json(args)
     ledger_name = table.ledger_name(args.quick)
     write = not args.dry_run and provenance.is_rank_zero()
@@ -673,6 +749,26 @@ def recorded_command(table_name: str, argv: Sequence[str], cwd: str | Path | Non
     return shlex.join(["gatelab", "repro", table_name, *words])
 
 
+def quick_rows(table: ReproTable | str, results_dir: str | Path | None = None) -> list[int]:
+    """1-based record numbers, in file order, of the ``--quick`` rows of ``table``'s quick ledger
+    (:meth:`ReproTable.ledger_name` ``(quick=True)``) that are their key's latest record: the rows
+    ``--verify-quick`` (the last of them) and the CI check re-run. A row is a quick row when its
+    recorded command is ``gatelab repro <table> ... --quick ...``."""
+    if isinstance(table, str):
+        table = get_table(table)
+    records = ledger.read_records(table.ledger_name(True), results_dir)
+    latest = {ledger.record_key(r): i for i, r in enumerate(records, 1)}
+    out = []
+    for i, rec in enumerate(records, 1):
+        try:
+            words = shlex.split(str(rec.get("command", "")))
+        except ValueError:
+            continue
+        if words[:3] == ["gatelab", "repro", table.name] and "--quick" in words[3:] and latest[ledger.record_key(rec)] == i:
+            out.append(i)
+    return out
+
+
 def _verify_metrics(table: ReproTable, recorded: Mapping[str, Any]) -> list[str]:
     if table.verify_metrics is not None:
         return list(table.verify_metrics)
@@ -759,7 +855,9 @@ def _verify(table: ReproTable, args: argparse.Namespace, res_dir: str | Path | N
             if args.data_dir is not None:
                 rerun.data_dir = args.data_dir
             wanted = {ledger.record_key(r): r for r in recs}
-            book = _RowBook(table, rerun, ledger_name, res_dir, chosen=set(wanted))
+            book = _RowBook(
+                table, rerun, ledger_name, res_dir, chosen={k: r.get("config_hash") for k, r in wanted.items()}
+            )
             rerun = book.install(rerun)
             options = _options_json(rerun)
             new: dict[tuple[Any, ...], dict[str, Any]] = {}

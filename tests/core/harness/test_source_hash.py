@@ -1,0 +1,81 @@
+"""``provenance.source_hash``: one hash for commits that differ only in results, on a temp git repo."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from gatelab.core.harness import ledger, provenance
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=root, check=True, capture_output=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    (root / "core").mkdir(parents=True)
+    (root / "docs" / "results").mkdir(parents=True)
+    (root / "core" / "a.py").write_text("x = 1\n")
+    (root / "docs" / "guide.md").write_text("guide\n")
+    (root / "docs" / "results" / "t.jsonl").write_text("{}\n")
+    (root / "README.md").write_text("readme\n")
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "one")
+    return root
+
+
+def test_results_only_commits_share_the_source_hash(repo):
+    first, first_commit = provenance.source_hash(repo), provenance.git_commit(repo)
+    assert first is not None and len(first) == 16 and not first.endswith("-dirty")
+    (repo / "docs" / "results" / "t.jsonl").write_text("{}\n{}\n")
+    (repo / "docs" / "results" / "new.md").write_text("# new\n")
+    (repo / "README.md").write_text("readme with a regenerated block\n")
+    assert provenance.source_hash(repo) == first  # uncommitted results: not dirty
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "results")
+    assert provenance.git_commit(repo) != first_commit
+    assert provenance.source_hash(repo) == first
+
+
+def test_source_changes_change_the_hash_and_dirty_is_marked(repo):
+    first = provenance.source_hash(repo)
+    (repo / "core" / "a.py").write_text("x = 2\n")
+    assert provenance.source_hash(repo) == f"{first}-dirty"
+    _git(repo, "commit", "-q", "-am", "code")
+    second = provenance.source_hash(repo)
+    assert second != first and not second.endswith("-dirty")
+    (repo / "docs" / "guide.md").write_text("changed guide\n")  # docs outside docs/results count
+    assert provenance.source_hash(repo) == f"{second}-dirty"
+    _git(repo, "commit", "-q", "-am", "docs")
+    assert provenance.source_hash(repo) not in (first, second)
+
+
+def test_a_renamed_or_removed_file_changes_the_hash(repo):
+    first = provenance.source_hash(repo)
+    _git(repo, "mv", "core/a.py", "core/b.py")
+    _git(repo, "commit", "-q", "-m", "rename")
+    assert provenance.source_hash(repo) != first
+
+
+def test_outside_a_checkout_there_is_no_source_hash(tmp_path):
+    assert provenance.source_hash(tmp_path) is None
+
+
+def test_ledger_records_carry_the_source_hash(tmp_path):
+    rec = ledger.append_records(
+        "t", [{"model": "m", "dataset": "d", "split": "s", "seed": 0, "mse": 1.0}], tmp_path
+    )[0]
+    expected = provenance.source_hash()
+    if expected is None:
+        assert "source_hash" not in rec
+    else:
+        assert rec["source_hash"] == expected
+    assert "source_hash" not in ledger.metric_keys([rec])

@@ -1,0 +1,161 @@
+"""``tools/results_pages.py``: README's headline block, ``docs/results/speed.md`` and
+``fairness.md`` are what the ledgers give (drift fails here), and the generator's verdicts, paired
+comparisons, fall-backs and one-commit check are computed, on temporary ledgers."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+
+from gatelab.core.harness import ledger
+from gatelab.core.harness.stats import paired_difference
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("gatelab_results_pages", ROOT / "tools" / "results_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module
+    spec.loader.exec_module(module)
+    return module
+
+
+rp = _load()
+
+
+def test_committed_pages_match_the_ledgers():
+    diffs = rp.check(ROOT)
+    assert not diffs, "results pages drifted from the ledgers; run `python tools/results_pages.py`:\n" + "\n".join(
+        d[:4000] for d in diffs
+    )
+
+
+def test_verdicts_are_computed_from_the_interval():
+    assert rp.verdict(3.2, 3.0, True, 3.1, 3.3) == "met"
+    assert rp.verdict(3.2, 3.0, True, 2.9, 3.3) == "not significant"
+    assert rp.verdict(2.7, 3.0, True, 2.4, 2.9) == "missed"
+    assert rp.verdict(3.0, 3.0, True) == "met (no CI)"
+    assert rp.verdict(2.99, 3.0, True) == "missed (no CI)"
+    assert rp.verdict(1.5, 2.0, False, 1.4, 1.6) == "met"  # lower is better (overhead in us)
+    assert rp.verdict(2.5, 2.0, False, 2.1, 2.9) == "missed"
+    assert rp.verdict(2.0, 2.0, False, 1.9, 2.1) == "not significant"
+
+
+def _speed(folder: Path, model: str, split: str, speedup: float, lo: float, hi: float, date: str) -> None:
+    ledger.append_records("recsys-speed", [{
+        "model": model, "dataset": "frappe-sized", "split": split, "variant": "gatelab", "baseline": "fuxictr",
+        "seed": 0, "speedup": speedup, "speedup_lo": lo, "speedup_hi": hi, "rounds": 7,
+        "command": f"python benchmarks/recsys_speed.py --models {model}", "date": date,
+    }], folder, render=False)  # fmt: skip
+
+
+def test_speed_rows_pick_the_latest_row_and_say_what_is_pending(tmp_path):
+    _speed(tmp_path, "finalmlp", "train-step", 2.5, 2.4, 2.6, "2026-01-01T00:00:00+00:00")
+    _speed(tmp_path, "finalmlp", "train-step", 3.3, 3.1, 3.4, "2026-01-02T00:00:00+00:00")
+    _speed(tmp_path, "gdcn-p", "train-step", 1.55, 1.45, 1.7, "2026-01-02T00:00:00+00:00")
+    rows = {(r["goal"].model.split(",")[0], r["goal"].measure): r for r in rp.speed_rows(tmp_path)}
+    fin = rows[("FinalMLP", "per step")]
+    assert fin["verdict"] == "met" and fin["value"] == 3.3
+    assert "95% CI 3.10x–3.40x" in fin["measured"] and "7 rounds" in fin["measured"]
+    assert rows[("GDCN-P", "per step")]["verdict"] == "not significant"
+    assert rows[("FinalMLP", "per epoch, end to end with data loading")]["verdict"] == "pending (not measured)"
+    assert rows[("MAXIM-3S", "inference")]["verdict"] == "pending (no maxim-speed ledger)"
+    assert rows[("SwiGLU kernel (Triton", "fwd+bwd, worst size")]["verdict"] == "pending (no GPU)"
+    page = rp.render_speed(tmp_path)
+    assert "| **missed" not in page and "`python benchmarks/recsys_speed.py --models finalmlp`" in page
+
+
+def test_worst_of_several_gpu_rows_answers_a_kernel_goal(tmp_path):
+    rows = [
+        {"model": "swiglu", "dataset": "synthetic", "split": f"cuda/N={n}/torch.bfloat16", "variant": "triton",
+         "baseline": "liger", "seed": 0, "speedup_vs_anchor": v}
+        for n, v in ((1024, 1.2), (4096, 0.9))
+    ] + [{"model": "swiglu", "dataset": "synthetic", "split": "cpu/N=8/torch.bfloat16", "variant": "triton",
+          "baseline": "liger", "seed": 0, "speedup_vs_anchor": 0.1}]  # fmt: skip
+    ledger.append_records("kernels", rows, tmp_path, render=False)
+    (row,) = [r for r in rp.speed_rows(tmp_path) if r["goal"].model.startswith("SwiGLU")]
+    assert row["value"] == 0.9 and row["verdict"] == "missed (no CI)"  # the CPU row does not count
+    assert "cuda/N=4096" in row["measured"]
+
+
+def _gf(folder: Path, model: str, seed: int, mse: float, budget: str | None = None) -> None:
+    rec = {"model": model, "dataset": "ettm1", "horizon": 96, "seed": seed, "mse": mse}
+    if budget is not None:
+        rec["budget"] = budget
+    ledger.append_records("gateformer", [rec], folder, render=False)
+
+
+def test_headlines_fall_back_until_the_new_protocol_rows_exist(tmp_path):
+    (headline,) = [h for h in rp.HEADLINES if h.table == "gateformer"]
+    assert rp.headline_cell(headline, tmp_path) == "not regenerated yet (no ledger)"
+    for seed in (0, 1, 2):  # old protocol: no budget column
+        _gf(tmp_path, "gateformer", seed, 0.34 + seed / 100)
+        _gf(tmp_path, "itransformer", seed, 0.41 + seed / 100)
+    assert rp.headline_cell(headline, tmp_path).startswith("not regenerated yet: the ledger's 6 current rows")
+    g = [0.339, 0.342, 0.336]
+    it = [0.365, 0.361, 0.370]
+    for seed in (0, 1):  # two seeds: no interval counts yet
+        _gf(tmp_path, "gateformer", seed, g[seed], "equal steps 2560")
+        _gf(tmp_path, "itransformer", seed, it[seed], "equal steps 2560")
+    assert rp.headline_cell(headline, tmp_path).startswith("not regenerated yet")
+    _gf(tmp_path, "gateformer", 2, g[2], "equal steps 2560")
+    _gf(tmp_path, "itransformer", 2, it[2], "equal steps 2560")
+    cell = rp.headline_cell(headline, tmp_path)
+    res = paired_difference(g, it)
+    assert f"Δ mse {res.mean:+.4g} [{res.lo:.4f}, {res.hi:.4f}], 3 pairs: gateformer better" in cell
+    assert "equal steps 2560" in cell and "ettm1" in cell
+
+
+def test_fairness_effect_resolves_budget_patterns(tmp_path):
+    preset = "preset cpu: <= 2048 windows/epoch, <= 10 epochs"
+    eq = [0.365, 0.362, 0.368]
+    pre = [0.410, 0.402, 0.415]
+    for seed in range(3):
+        _gf(tmp_path, "itransformer", seed, eq[seed], "equal steps 2560")
+        _gf(tmp_path, "itransformer", seed, pre[seed], preset)
+    change = rp.FAIRNESS[0]
+    (res,) = rp.evaluate(change.items[0], change.table, ledger.read_records("gateformer", tmp_path))
+    assert res["pairs"] == 3 and res["diff"] == pytest.approx(statistics.fmean(a - b for a, b in zip(eq, pre)))
+    assert res["verdict"] == "itransformer better" and res["comparison"] == "iTransformer: equal steps − preset"
+    page = rp.render_fairness(tmp_path)
+    assert "iTransformer: equal steps − preset" in page and "not measured yet (table not regenerated)" in page
+
+
+def test_one_commit_check_names_the_mix():
+    a = [{"source_hash": "aaaa", "commit": "c1", "date": "1"}, {"source_hash": "aaaa", "commit": "c2", "date": "2"}]
+    b = [{"source_hash": "aaaa", "commit": "c3", "date": "3"}]
+    chk = rp.one_commit({"t1": a, "t2": b})
+    assert chk["one_source"] and chk["commits"] == ["c1", "c2", "c3"]
+    assert rp._one_commit_lines({"t1": a, "t2": b}) == ["One commit: all tables from source aaaa (commits c1..c3)."]
+    c = [{"source_hash": "bbbb-dirty", "commit": "c4", "date": "4"}, {"commit": "c0", "date": "0"}]
+    chk = rp.one_commit({"t1": a, "t3": c})
+    assert not chk["one_source"] and chk["unrecorded"] == ["t3"] and chk["dirty"] == ["t3"]
+    (line,) = rp._one_commit_lines({"t1": a, "t3": c})
+    assert "**not yet**" in line and "aaaa: t1" in line and "bbbb-dir: t3" in line
+
+
+def test_check_fails_on_drift_and_write_fixes_it(tmp_path):
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "README.md").write_text(f"# x\n\n{rp.BEGIN}\nold\n{rp.END}\n\nafter\n")
+    for name in ("tft", "recsys-speed"):
+        shutil.copy(ROOT / "docs" / "results" / f"{name}.jsonl", tmp_path / "docs" / "results")
+    diffs = rp.check(tmp_path)
+    assert len(diffs) == 3  # README, speed.md, fairness.md
+    assert rp.main(["--check", "--root", str(tmp_path)]) == 1
+    assert rp.main(["--root", str(tmp_path)]) == 0
+    assert rp.check(tmp_path) == []
+    text = (tmp_path / "README.md").read_text()
+    assert text.startswith("# x\n\n<!-- results:begin -->") and text.endswith("<!-- results:end -->\n\nafter\n")
+    _speed(tmp_path / "docs" / "results", "gdcn-p", "train-epoch", 1.7, 1.6, 1.8, "2027-01-01T00:00:00+00:00")
+    assert rp.main(["--check", "--root", str(tmp_path)]) == 1  # a new ledger row: the pages drift
+
+
+def test_a_readme_without_markers_is_an_error(tmp_path):
+    with pytest.raises(SystemExit, match="needs exactly one"):
+        rp.replace_block("no markers\n", "block", tmp_path / "README.md")
