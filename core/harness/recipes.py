@@ -187,12 +187,15 @@ class Override:
 class Budget:
     """How long each cell trains: ``trainer.max_epochs`` / ``max_steps`` / ``limit_train_batches``
     where set (``None`` keeps the config's value); ``note`` names further reductions (stated in
-    the row's ``budget`` column)."""
+    the row's ``budget`` column). ``label``, when given, is the row's ``budget`` column instead:
+    a text that must be equal for rivals trained under the same budget (``"equal steps 2560"``),
+    where the effective trainer values differ between them (each model's own batch count)."""
 
     max_epochs: int | None = None
     max_steps: int | None = None
     limit_train_batches: int | float | None = None
     note: str = ""
+    label: str | None = None
 
     def apply(self, cfg: dict[str, Any]) -> dict[str, Any]:
         for key in ("max_epochs", "max_steps", "limit_train_batches"):
@@ -202,7 +205,10 @@ class Budget:
         return cfg
 
     def describe(self, cfg: Mapping[str, Any]) -> str:
-        """The effective budget of ``cfg``: ``max_epochs=10, limit_train_batches=256; <note>``."""
+        """The effective budget of ``cfg``: ``max_epochs=10, limit_train_batches=256; <note>``
+        (or :attr:`label` when set)."""
+        if self.label is not None:
+            return self.label
         parts = [
             f"{key}={_get_path(cfg, f'trainer.{key}')}"
             for key in ("max_epochs", "max_steps", "limit_train_batches")
@@ -429,8 +435,15 @@ def run_shared(
             )
     cfg = configs[0]
     hashed = recipe.hashed(cfg)
+    described = budget.describe(cfg)
     should_run = getattr(args, "should_run", None)
-    wanted = [cell for cell in cells if should_run is None or should_run(cell.key(), hashed)]
+    # the row's key holds its budget column (a ledger key): ask with it, so the row's config
+    # hash, --resume and --verify find the row the run writes
+    wanted = [
+        cell
+        for cell in cells
+        if should_run is None or should_run({**cell.key(), "budget": described}, hashed)
+    ]
     if not wanted:
         return []
     if before_run is not None:
@@ -451,7 +464,7 @@ def run_shared(
                     f"(the run has {sorted(res.metrics)})"
                 )
             row[column] = float(res.metrics[key])
-        row["budget"] = budget.describe(cfg)
+        row["budget"] = described
         row["wall_s"] = round(res.wall_s, 2)
         row["config"] = json.dumps(hashed, sort_keys=True, default=str)
         out.append(CellRun(cell, cfg, res, row))
@@ -498,7 +511,8 @@ def recorded_row(
         return None
     budget = budget if budget is not None else recipe.budget
     opts = options if options is not None else _options(args)
-    return recorded(cell.key(), recipe.hashed(recipe.config(cell, opts, budget)))
+    cfg = recipe.config(cell, opts, budget)
+    return recorded({**cell.key(), "budget": budget.describe(cfg)}, recipe.hashed(cfg))
 
 
 def run_recipe(
