@@ -18,9 +18,17 @@ beats iTransformer, wall time), and per dataset a forecast plot and a gate-value
 (``gateformer_<dataset>_<horizon>_forecast.png`` / ``_gates.png``) for the first seed and
 horizon.
 
-``--budget cpu`` applies the documented reductions used for the CPU-only table (see
-:data:`CPU_BUDGET`); ``--quick`` is a smoke run (ETTh1, horizon 96, one seed, one short epoch)
-written to its own ledger ``gateformer-quick``, the README's main job.
+``--budget cpu`` (the regeneration) applies the CPU reductions (:data:`CPU_BUDGET`) with equal
+optimizer steps per epoch for every model (:func:`equal_steps`: the most any preset takes under the
+window cap, for the most epochs of the presets, so ``lradj type1`` halves the learning rate after the
+same step for both), and also runs each model at its preset where that differs (iTransformer's
+batch 32); every row says its budget in the ``budget`` column (:func:`row_budgets`), and the table
+declares its seed-paired comparisons (:func:`budget_comparisons`). Seeds 2021 (official), 2022, 2023.
+``--quick`` is a smoke run (ETTh1, horizon 96, one seed, one short epoch) written to its own ledger
+``gateformer-quick``, the README's main job and the CI row (bit for bit on CPU).
+
+Gateformer's own published values (arXiv 2505.00307) are not references here: no text source of
+them was found (:data:`GATEFORMER_PAPER_NOTE`).
 
 This module stays import-light (no pandas / Lightning at import): ``timeseries/__init__`` imports
 it to register the table.
@@ -50,6 +58,7 @@ from ..models.gateformer import MODELS, GateformerConfig, ITransformerConfig
 __all__ = [
     "BUDGETS",
     "CPU_BUDGET",
+    "GATEFORMER_PAPER_NOTE",
     "GATEFORMER_RECIPE",
     "GATEFORMER_TABLE",
     "ITRANSFORMER_PAPER",
