@@ -311,13 +311,20 @@ def tft_cells(args: argparse.Namespace | Mapping[str, Any]) -> list[tuple[Cell, 
     return out
 
 
-def tft_config(args: argparse.Namespace | Mapping[str, Any], model: str, seed: int) -> dict[str, Any]:
+def tft_config(
+    args: argparse.Namespace | Mapping[str, Any], model: str, seed: int, layout: str | None = None
+) -> dict[str, Any]:
     """The experiment of one row (``model``: a row label, ``naive``, ``tft`` or
-    ``pytorch-forecasting-tft``): :data:`TFT_RECIPE`'s config of the cell under the options ``args``."""
+    ``pytorch-forecasting-tft``): :data:`TFT_RECIPE`'s config of the cell under the options ``args``.
+    ``layout``: our TFT's layout (one of the options' layouts; default: the first of them, with the
+    default options pytorch-forecasting's, the row compared with theirs)."""
     opts = {**_options(args), "seeds": [seed], "models": [k for k, v in MODELS.items() if v == model]}
-    ((cell, budget), *more) = tft_cells(opts)
-    if more:
-        raise ValueError(f"tft_config: give one layout for model {model!r}, got {_layouts(opts)}")
+    if layout is not None:
+        if model == "tft" and layout not in _layouts(opts):
+            raise ValueError(f"tft_config: layout {layout!r} is not among the options' {_layouts(opts)}")
+        opts["layout"] = layout
+    cells = tft_cells(opts)
+    cell, budget = cells[0]
     return TFT_RECIPE.config(cell, opts, budget)
 
 

@@ -46,8 +46,11 @@ def test_naive_is_evaluated_untrained_once():
     # the default: ours in both layouts, theirs once, every row saying its layout
     both = [(c.model, c.variant) for c, _ in tft_cells({**OPTS, "layout": list(recipe.LAYOUTS), "seeds": [0]})]
     assert both == [("naive", None), ("tft", pf), ("tft", "layout-paper"), ("pytorch-forecasting-tft", pf)]
-    with pytest.raises(ValueError, match="one layout"):
-        tft_config({**OPTS, "layout": list(recipe.LAYOUTS)}, "tft", 0)
+    opts = {**OPTS, "layout": list(recipe.LAYOUTS)}
+    assert tft_config(opts, "tft", 0)["model"]["kwargs"]["layout"] == "pytorch-forecasting"  # the first
+    assert tft_config(opts, "tft", 0, layout="paper")["model"]["kwargs"]["layout"] == "paper"
+    with pytest.raises(ValueError, match="not among"):
+        tft_config(OPTS, "tft", 0, layout="pytorch-forecasting")
 
 
 def test_recipe_covers_the_three_datasets():
