@@ -193,12 +193,15 @@ class Override:
 class Budget:
     """How long each cell trains: ``trainer.max_epochs`` / ``max_steps`` / ``limit_train_batches``
     where set (``None`` keeps the config's value); ``note`` names further reductions (stated in
-    the row's ``budget`` column)."""
+    the row's ``budget`` column). ``label``, when given, is the row's ``budget`` column instead:
+    a text that must be equal for rivals trained under the same budget (``"equal steps 2560"``),
+    where the effective trainer values differ between them (each model's own batch count)."""
 
     max_epochs: int | None = None
     max_steps: int | None = None
     limit_train_batches: int | float | None = None
     note: str = ""
+    label: str | None = None
 
     def apply(self, cfg: dict[str, Any]) -> dict[str, Any]:
         for key in ("max_epochs", "max_steps", "limit_train_batches"):
@@ -208,7 +211,10 @@ class Budget:
         return cfg
 
     def describe(self, cfg: Mapping[str, Any]) -> str:
-        """The effective budget of ``cfg``: ``max_epochs=10, limit_train_batches=256; <note>``."""
+        """The effective budget of ``cfg``: ``max_epochs=10, limit_train_batches=256; <note>``
+        (or :attr:`label` when set)."""
+        if self.label is not None:
+            return self.label
         parts = [
             f"{key}={_get_path(cfg, f'trainer.{key}')}"
             for key in ("max_epochs", "max_steps", "limit_train_batches")
@@ -435,12 +441,14 @@ def run_shared(
             )
     cfg = configs[0]
     hashed = recipe.hashed(cfg)
-    should_run = getattr(args, "should_run", None)
-    # the row's key as recorded: the cell's key and the budget column (a descriptive key), so that
-    # --resume / --verify recognise the recorded row
     described = budget.describe(cfg)
+    should_run = getattr(args, "should_run", None)
+    # the row's key holds its budget column (a ledger key): ask with it, so the row's config
+    # hash, --resume and --verify find the row the run writes
     wanted = [
-        cell for cell in cells if should_run is None or should_run({**cell.key(), "budget": described}, hashed)
+        cell
+        for cell in cells
+        if should_run is None or should_run({**cell.key(), "budget": described}, hashed)
     ]
     if not wanted:
         return []

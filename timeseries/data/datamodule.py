@@ -62,6 +62,14 @@ class LTSFDataModule(L.LightningDataModule):
     validates on every ``k``-th window only (a speed knob for early stopping on large datasets:
     neighbouring windows overlap in all but one row); the test split always uses every window.
 
+    ``num_train_batches = S`` makes every training epoch exactly ``S`` batches (optimizer steps)
+    of ``batch_size`` windows, whatever the number of training windows ``n``: the epoch draws
+    ``S * batch_size`` windows as successive random permutations of all ``n`` (a window repeats
+    within the epoch only when ``S * batch_size > n``; with ``S * batch_size <= n`` the draw equals
+    the first ``S`` batches of a plain shuffled pass, i.e. ``limit_train_batches=S``). Equal
+    optimizer steps per epoch for models with different batch sizes (the ``gateformer`` table's
+    ``equal steps`` budget); single-process training only. ``None``: one pass over all windows.
+
     DDP: ``batch_size`` is per rank; Lightning gives every loader a ``DistributedSampler`` (training
     shuffled by seed and epoch), which pads each split to a multiple of the number of ranks with
     windows from the start of its order (equal batch counts; ``drop_last`` drops the last
@@ -77,13 +85,17 @@ class LTSFDataModule(L.LightningDataModule):
         num_workers: int = 0,
         drop_last: bool = False,
         val_stride: int = 1,
+        num_train_batches: int | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         if val_stride < 1:
             raise ConfigError(f"val_stride must be >= 1, got {val_stride}")
+        if num_train_batches is not None and (isinstance(num_train_batches, bool) or num_train_batches < 1):
+            raise ConfigError(f"num_train_batches must be >= 1 (or None), got {num_train_batches!r}")
         self.val_stride = val_stride
+        self.num_train_batches = num_train_batches
         self.data = data
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
@@ -117,7 +129,25 @@ class LTSFDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", self.batch_size, True, self.drop_last)
+        if self.num_train_batches is None:
+            return self._loader("train", self.batch_size, True, self.drop_last)
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            raise ConfigError(
+                f"num_train_batches={self.num_train_batches} is single-process only; this run has "
+                f"{trainer.world_size} ranks (use limit_train_batches under DDP)"
+            )
+        ds = self.data.windows("train")
+        # successive permutations of all windows, S * batch_size of them: exactly S full batches
+        sampler = torch.utils.data.RandomSampler(ds, num_samples=self.num_train_batches * self.batch_size)
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", self.eval_batch_size, False, False, self.val_stride)
@@ -148,6 +178,7 @@ def ltsf_datamodule(
     num_workers: NonNegativeInt = 0,
     drop_last: bool = False,
     val_stride: PositiveInt = 1,
+    num_train_batches: PositiveInt | None = None,
     verify: bool = True,
     allow_embedded: bool = True,
     missing: Literal["error", "ffill", "fill_na", "mask"] = "error",
@@ -190,6 +221,7 @@ def ltsf_datamodule(
         num_workers=num_workers,
         drop_last=drop_last,
         val_stride=val_stride,
+        num_train_batches=num_train_batches,
     )
 
 

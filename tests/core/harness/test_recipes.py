@@ -61,6 +61,8 @@ def test_config_precedence_and_grid():
     assert r.base["trainer"]["max_epochs"] == 10  # the recipe's base is never mutated
     assert r.config(Cell("m1", "a", 0, horizon=1))["model"]["kwargs"] == {"hidden": 4}
     assert r.budget.describe(cfg) == "max_epochs=2; tiny"
+    # a label is the row's budget column as given (equal for rivals whose trainer values differ)
+    assert Budget(max_epochs=2, label="equal steps 20").describe(cfg) == "equal steps 20"
     hashed = r.hashed(cfg)
     assert "output_dir" not in hashed and "progress_bar" not in hashed["trainer"] and "output_dir" in cfg
     # the seed is part of the row's key, not of its config: every seed of a cell shares one hash

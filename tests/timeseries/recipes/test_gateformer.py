@@ -83,6 +83,17 @@ def test_experiment_config_follows_the_protocol():
     assert g["trainer"]["limit_train_batches"] == 512 and i["trainer"]["limit_train_batches"] == 128
     assert g["model"]["kwargs"]["d_model"] == 128 and i["model"]["kwargs"]["hidden_dim"] == 128
     assert g["data"]["kwargs"]["val_stride"] == 4
+    # equal steps under the same caps: the most steps any preset takes (Gateformer's 512), for both
+    ge = gateformer_recipe.experiment_config("gateformer", "weather", 96, 1, budget=b, kind="equal-steps")
+    ie = gateformer_recipe.experiment_config("itransformer", "weather", 96, 1, budget=b, kind="equal-steps")
+    for cfg in (ge, ie):
+        ExperimentConfig.from_dict(cfg)
+        assert cfg["data"]["kwargs"]["num_train_batches"] == 512 and cfg["trainer"]["limit_train_batches"] is None
+        assert cfg["trainer"]["max_epochs"] == 10
+    assert (ge["data"]["kwargs"]["batch_size"], ie["data"]["kwargs"]["batch_size"]) == (8, 32)  # their presets
+    assert (ge["task"]["lr"], ie["task"]["lr"]) == (1e-4, 1e-4)
+    with pytest.raises(ValueError, match="no window cap"):
+        gateformer_recipe.experiment_config("itransformer", "etth1", 96, 1, kind="equal-steps")
     nog = gateformer_recipe.experiment_config("gateformer-nogate", "etth1", 96, 1)
     assert nog["model"]["name"] == "gateformer" and nog["model"]["kwargs"]["gates"] is False
 
@@ -103,6 +114,42 @@ def test_schedule_is_lradj_type1():
         s.step()
     # official adjust_learning_rate(type1) after epoch e sets lr * 0.5 ** (e - 1)
     assert lrs == [1.0, 1.0, 0.5, 0.25, 0.125]
+
+
+def test_row_budgets_equal_steps_for_every_model_and_presets_where_they_differ():
+    rb, cpu = gateformer_recipe.row_budgets, gateformer_recipe.CPU_BUDGET
+    g, i = rb("gateformer", "etth1", 96, "cpu", cpu["etth1"]), rb("itransformer", "etth1", 96, "cpu", cpu["etth1"])
+    eq = "equal steps 2560: 256/epoch, <= 10 epochs"
+    # Gateformer's preset (batch 8: 256 steps of the 2048 windows) is the equal-steps budget: one row
+    assert [(r.kind, r.label, r.num_train_batches, r.max_epochs) for r in g] == [("equal-steps", eq, 256, 10)]
+    assert [(r.kind, r.label) for r in i] == [("equal-steps", eq), ("preset", "preset cpu: <= 2048 windows/epoch, <= 10 epochs")]
+    assert rb("gateformer-nogate", "etth1", 96, "cpu", cpu["etth1"]) == g
+    # Exchange-336: iTransformer's script trains 1 epoch; at equal steps it gets Gateformer's 10
+    assert rb("itransformer", "exchange", 336, "cpu", cpu["exchange"])[0].max_epochs == 10
+    assert rb("itransformer", "traffic", 96, "cpu", cpu["traffic"])[0].label.startswith("equal steps 1280: 128/epoch")
+    # no window cap (ILI; the official budget): full-data epochs for every model, one row each
+    assert [r.kind for r in rb("itransformer", "ili", 24, "cpu", cpu["ili"])] == ["preset"]
+    off = rb("itransformer", "etth1", 96, "official", gateformer_recipe.Budget())
+    assert [(r.kind, r.label) for r in off] == [("preset", "official: full data/epoch, <= 10 epochs")]
+    assert [r.kind for r in rb("itransformer", "etth1", 96, "preset-cpu", cpu["etth1"])] == ["preset"]
+    assert [r.kind for r in rb("itransformer", "etth1", 96, "equal-steps", cpu["etth1"])] == ["equal-steps"]
+    assert rb("itransformer", "etth1", 96, "cpu", cpu["etth1"], epochs=2)[0].label == "equal steps 512: 256/epoch, <= 2 epochs"
+    with pytest.raises(ValueError, match="unknown budget"):
+        rb("itransformer", "etth1", 96, "fast", cpu["etth1"])
+    # >= 3 seeds by default (the official 2021 and two more), on every dataset
+    assert gateformer_recipe.DEFAULT_SEEDS == (2021, 2022, 2023)
+    assert all(b.max_seeds is None for b in cpu.values())
+
+
+def test_comparisons_are_declared():
+    comps = {(c.name, c.metric, tuple(c.model_where.items()), tuple(c.rival_where.items()))
+             for c in gateformer_recipe.GATEFORMER_TABLE.comparisons}  # fmt: skip
+    eq, pre = "equal steps 2560: 256/epoch, <= 10 epochs", "preset cpu: <= 2048 windows/epoch, <= 10 epochs"
+    for m in ("mse", "mae"):
+        assert ("Gateformer − iTransformer", m, (), ()) in comps
+        assert ("Gateformer − no gates", m, (), ()) in comps
+        assert ("iTransformer: equal steps − preset cpu", m, (("budget", eq),), (("budget", pre),)) in comps
+    assert "not in this table: no text source" in gateformer_recipe.GATEFORMER_TABLE.description
 
 
 def _rec(model, ds, seed, mse, mae, horizon=None, wall=10.0):
@@ -131,6 +178,7 @@ def test_summary_arithmetic(tmp_path):
     }
     # ETTh1: G mean 0.45 <= iTr 0.46 (ours) and <= 0.454 (published); 3600 s of horizon runs = 60 min
     assert lines["ETTh1"] == [
+        "—",
         "2/2",
         "0.450",
         "0.440",
@@ -143,15 +191,17 @@ def test_summary_arithmetic(tmp_path):
         "60.0",
     ]
     # Exchange: G 0.400 > iTr 0.350 (ours), G 0.400 > 0.360 (published): both misses
-    assert lines["Exchange"][7:9] == ["**no**", "**no**"]
+    assert lines["Exchange"][8:10] == ["**no**", "**no**"]
     assert "Total wall time of the runs above: 1.00 h" in text
 
 
 def _tiny_etth1(monkeypatch, tmp_path):
-    """Point the etth1 registry entry at a 120-row fixture (custom split, no digest) with tiny presets."""
+    """Point the etth1 registry entry at a 1000-row fixture (custom split, no digest, lookback 16,
+    horizon 96 only) with tiny sizes in the ``etth1-96`` presets (the harness checks preset names
+    against the source's preset literals, so the fixture keeps a real preset name)."""
     data = tmp_path / "data"
     (data / "ETT-small").mkdir(parents=True)
-    n = 120
+    n = 1000
     rng = np.random.default_rng(0)
     cols = ["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"]
     t = np.arange(n)[:, None]
@@ -166,43 +216,95 @@ def _tiny_etth1(monkeypatch, tmp_path):
     monkeypatch.setitem(
         LTSF_DATASETS,
         "etth1",
-        dataclasses.replace(info, spec=spec, split="custom", lookback=16, horizons=(4,)),
+        dataclasses.replace(info, spec=spec, split="custom", lookback=16, horizons=(96,)),
     )
     for model, config_class in gateformer_recipe._CONFIGS.items():
         monkeypatch.setitem(
-            config_class.presets, "etth1-4", {"num_layers": 1, "d_model": 8, "hidden_dim": 8, "num_heads": 2}
+            config_class.presets, "etth1-96", {"num_layers": 1, "d_model": 8, "hidden_dim": 8, "num_heads": 2}
         )
-        monkeypatch.setitem(gateformer_recipe.TRAINING, (model, "etth1", 4), gateformer_recipe.Training(1e-3, 8))
+        monkeypatch.setitem(gateformer_recipe.TRAINING, (model, "etth1", 96), gateformer_recipe.Training(1e-3, 8))
     return data
 
 
 def test_cli_quick_path_writes_its_own_ledger_and_plots(tmp_path, monkeypatch, capsys):
     data = _tiny_etth1(monkeypatch, tmp_path)
     res = tmp_path / "results"
-    argv = ["repro", "gateformer", "--quick", "--dataset", "ETTh1", "--horizon", "4", "--data-dir", str(data),
+    argv = ["repro", "gateformer", "--quick", "--dataset", "ETTh1", "--horizon", "96", "--data-dir", str(data),
             "--results-dir", str(res), "--out", str(tmp_path / "runs"), "--eval-batch-size", "64"]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert not (res / "gateformer.jsonl").exists()  # the paper table is untouched by --quick
     rows = [json.loads(x) for x in (res / "gateformer-quick.jsonl").read_text().splitlines()]
-    # the fixture's only horizon is 4, so each model also gets its 1-horizon "avg" row
+    # the fixture's only horizon is 96, so each model also gets its 1-horizon "avg" row
     assert [(r["model"], r.get("horizon"), r.get("split")) for r in rows] == [
-        ("gateformer", 4, None), ("itransformer", 4, None), ("gateformer", None, "avg"), ("itransformer", None, "avg"),
+        ("gateformer", 96, None), ("itransformer", 96, None), ("gateformer", None, "avg"), ("itransformer", None, "avg"),
     ]  # fmt: skip
+    assert {r["budget"] for r in rows} == {"quick: 1 epoch, <= 2048 windows/epoch"}
     assert rows[2]["mse"] == rows[0]["mse"] and rows[2]["data_sha256"] == rows[0]["data_sha256"]
     for r in rows[:2]:
-        assert r["table"] == "gateformer-quick" and r["dataset"] == "etth1" and r["horizon"] == 4
+        assert r["table"] == "gateformer-quick" and r["dataset"] == "etth1" and r["horizon"] == 96
         assert r["seed"] == 2021 and r["mse"] > 0 and r["mae"] > 0 and r["wall_s"] > 0
         cfg = json.loads(r["config"])
-        assert cfg["budget"] == "quick" and cfg["max_epochs"] == 1 and cfg["data"]["windows"]["train"] == 65
-        assert cfg["model_kwargs"]["preset"] == "etth1-4" and cfg["model_config"]["d_model"] == 8
+        assert cfg["budget"] == "quick" and cfg["max_epochs"] == 1 and cfg["data"]["windows"]["train"] == 589
+        assert cfg["model_kwargs"]["preset"] == "etth1-96" and cfg["model_config"]["d_model"] == 8
         assert r["data_sha256"] and r["command"].startswith("gatelab repro gateformer --quick")
     assert "ours vs published iTransformer" in out and "gateformer-quick" in out
     for name in (
         "gateformer-quick.md",
-        "gateformer-quick_etth1_4_forecast.png",
-        "gateformer-quick_etth1_4_gates.png",
+        "gateformer-quick_etth1_96_forecast.png",
+        "gateformer-quick_etth1_96_gates.png",
     ):
         assert (res / name).stat().st_size > 0, name
     assert not (res / "gateformer-quick-summary.md").exists()  # no 4-horizon averages in a smoke run
     assert not list((tmp_path / "runs").rglob("*.ckpt"))  # checkpoints removed after testing
+
+
+def test_cpu_budget_end_to_end_equal_steps_presets_comparisons_resume_verify(tmp_path, monkeypatch):
+    """``--budget cpu`` on the tiny fixture with iTransformer's preset batch 32 against
+    Gateformer's 8 under a 64-window cap: Gateformer runs once (its preset is the equal-steps
+    budget: 8 steps/epoch), iTransformer at equal steps (8 steps of 32 windows) and at its preset
+    (64 windows = 2 steps); the rows carry their budgets, the
+    paired comparisons pair them by seed, --resume skips all and --verify reproduces bit for bit."""
+    from gatelab.core.harness import run_table
+    from gatelab.core.harness.ledger import paired_comparisons, read_records
+
+    data = _tiny_etth1(monkeypatch, tmp_path)
+    monkeypatch.setitem(gateformer_recipe.TRAINING, ("itransformer", "etth1", 96), gateformer_recipe.Training(1e-3, 32))
+    monkeypatch.setitem(gateformer_recipe.CPU_BUDGET, "etth1", gateformer_recipe.Budget(max_train_windows=64))
+    res = tmp_path / "results"
+    argv = ["--budget", "cpu", "--dataset", "etth1", "--horizon", "96", "--epochs", "1", "--seeds", "1", "2",
+            "--no-plots", "--data-dir", str(data), "--results-dir", str(res), "--out", str(tmp_path / "runs"),
+            "--eval-batch-size", "64"]  # fmt: skip
+    out = run_table("gateformer", argv)
+    eq, pre = "equal steps 8: 8/epoch, <= 1 epochs", "preset cpu: <= 64 windows/epoch, <= 1 epochs"
+    horizon_rows = [(r["model"], r["seed"], r["budget"]) for r in out.rows if r.get("horizon") == 96]
+    assert horizon_rows == [
+        ("gateformer", 1, eq), ("itransformer", 1, eq), ("itransformer", 1, pre),
+        ("gateformer", 2, eq), ("itransformer", 2, eq), ("itransformer", 2, pre),
+    ]  # fmt: skip
+    steps = {(r["model"], r["seed"], r["budget"]): json.loads(r["config"])["steps_run"] for r in out.rows if r.get("horizon")}
+    assert steps[("gateformer", 1, eq)] == steps[("itransformer", 1, eq)] == 8  # equal optimizer steps
+    assert steps[("itransformer", 1, pre)] == 2  # its preset: 64 windows / batch 32
+    avg = {(r["model"], r["budget"]) for r in out.rows if r.get("split") == "avg"}
+    assert avg == {("gateformer", eq), ("itransformer", eq), ("itransformer", pre)}
+    records = read_records("gateformer", res)
+    assert len({r["config_hash"] for r in records if r.get("horizon") == 96}) == 3  # one per (model, budget)
+    # the table declares the cross-budget comparisons for the regeneration's labels; these are the test's
+    declared = [*gateformer_recipe.GATEFORMER_TABLE.comparisons, *gateformer_recipe.budget_comparisons(eq, pre)]
+    comps = paired_comparisons(records, declared)
+    by = {(c["comparison"], c["metric"], c.get("horizon"), c.get("split"), c.get("budget")): c for c in comps}
+    g_i = by[("Gateformer − iTransformer", "mse", 96, None, eq)]
+    assert g_i["pairs"] == 2 and g_i["lo"] is not None
+    mse = {(r["model"], r["seed"], r["budget"]): r["mse"] for r in records if r.get("horizon") == 96}
+    want = sum(mse[("gateformer", s, eq)] - mse[("itransformer", s, eq)] for s in (1, 2)) / 2
+    assert g_i["diff"] == pytest.approx(want)
+    fix = by[("iTransformer: equal steps − preset cpu", "mse", 96, None, None)]
+    want = sum(mse[("itransformer", s, eq)] - mse[("itransformer", s, pre)] for s in (1, 2)) / 2
+    assert fix["pairs"] == 2 and fix["diff"] == pytest.approx(want)
+    assert "Paired comparisons" in (res / "gateformer.md").read_text()
+
+    again = run_table("gateformer", [*argv, "--resume"])
+    assert again.rows == [] and len(again.skipped) == 6 + 6  # horizon rows and averages
+    n = [i for i, r in enumerate(records, 1) if (r["model"], r.get("budget"), r.get("horizon")) == ("itransformer", eq, 96)]
+    check = run_table("gateformer", ["--results-dir", str(res), "--data-dir", str(data), "--verify-rows", str(n[0])])
+    assert [r["passed"] for r in check.verify] == [True], check.markdown

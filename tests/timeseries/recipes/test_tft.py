@@ -37,18 +37,41 @@ def test_naive_is_evaluated_untrained_once():
     assert cfg["model"] == {"name": "naive-last-value"} and cfg["trainer"]["max_epochs"] == 0
     assert cfg["task"]["kwargs"]["qrisk"] == [0.5]
     cells = [(c.model, c.seed, c.variant) for c, _ in tft_cells(OPTS)]
-    assert cells == [("naive", 0, None), ("tft", 0, None), ("pytorch-forecasting-tft", 0, None),
-                     ("tft", 1, None), ("pytorch-forecasting-tft", 1, None)]  # fmt: skip
+    pf = "layout-pytorch-forecasting"
+    assert cells == [("naive", 0, None), ("tft", 0, "layout-paper"), ("pytorch-forecasting-tft", 0, pf),
+                     ("tft", 1, "layout-paper"), ("pytorch-forecasting-tft", 1, pf)]  # fmt: skip
     quick = [(c.model, c.variant, b.max_epochs) for c, b in tft_cells({**OPTS, "quick": True, "layout": "pytorch-forecasting"})]
-    assert quick[:3] == [("naive", "quick", 0), ("tft", "quick-layout-pytorch-forecasting", 2),
-                         ("pytorch-forecasting-tft", "quick", 2)]  # fmt: skip
+    assert quick[:3] == [("naive", "quick", 0), ("tft", "quick-" + pf, 2),
+                         ("pytorch-forecasting-tft", "quick-" + pf, 2)]  # fmt: skip
+    # the default: ours in both layouts, theirs once, every row saying its layout
+    both = [(c.model, c.variant) for c, _ in tft_cells({**OPTS, "layout": list(recipe.LAYOUTS), "seeds": [0]})]
+    assert both == [("naive", None), ("tft", pf), ("tft", "layout-paper"), ("pytorch-forecasting-tft", pf)]
+    opts = {**OPTS, "layout": list(recipe.LAYOUTS)}
+    assert tft_config(opts, "tft", 0)["model"]["kwargs"]["layout"] == "pytorch-forecasting"  # the first
+    assert tft_config(opts, "tft", 0, layout="paper")["model"]["kwargs"]["layout"] == "paper"
+    with pytest.raises(ValueError, match="not among"):
+        tft_config(OPTS, "tft", 0, layout="pytorch-forecasting")
 
 
 def test_recipe_covers_the_three_datasets():
     for ds, dm in (("electricity", "tft-electricity"), ("traffic", "tft-traffic")):
         cfg = tft_config({**OPTS, "dataset": ds}, "pytorch-forecasting-tft", 0)
         assert cfg["data"]["name"] == dm and cfg["model"]["kwargs"]["d_model"] in (160, 320)
-    assert {r["model"] for r in TFT_RECIPE.reference_rows()} == {"naive", "tft", "pytorch-forecasting-tft"}
+    # no single tutorial value for the TFTs (its history is a range); the paper's for the paper layout
+    refs = TFT_RECIPE.reference_rows()
+    assert {(r["model"], r.get("variant")) for r in refs} == {("naive", None), ("tft", "layout-paper")}
+
+
+def test_tutorial_history_range():
+    # the six values issue 19 quotes (since v0.8.0), in the notebook's order
+    six = [round(v, 1) for c, *_, v in recipe.TUTORIAL_MAE_HISTORY[9:]]
+    assert six == [272.6, 258.8, 266.7, 254.6, 262.2, 359.3]
+    lo, med, hi = recipe.tutorial_mae_range()
+    assert (lo, hi) == (254.6198, 359.3377) and med == pytest.approx((262.1610 + 266.7437) / 2)
+    assert recipe.tutorial_mae_range(None)[0] == 246.0472
+    with pytest.raises(ValueError, match="unknown commit"):
+        recipe.tutorial_mae_range("deadbeef")
+    assert "254.6" in recipe.TFT_TABLE.description and "359.3" in recipe.TFT_TABLE.description
 
 
 @pytest.fixture
@@ -75,14 +98,19 @@ def test_quick_repro_resume_and_verify(stallion_dir, tmp_path):
     from gatelab.timeseries.models.tft_baselines import NaiveLastValue
     from gatelab.timeseries.tasks.metrics import evaluate_forecasts
 
-    argv = ["--quick", "--seeds", "0", "--batch-size", "8", "--data-dir", str(stallion_dir),
-            "--run-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "res")]  # fmt: skip
+    argv = ["--quick", "--seeds", "0", "1", "--batch-size", "8", "--data-dir", str(stallion_dir),
+            "--run-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "res"),
+            "--layout", "pytorch-forecasting"]  # fmt: skip
     out = run_table("tft", argv)
-    rows = {r["model"]: r for r in out.rows}
-    assert list(rows) == ["naive", "tft", "pytorch-forecasting-tft"]
+    assert [(r["model"], r["seed"]) for r in out.rows] == [
+        ("naive", 0), ("tft", 0), ("pytorch-forecasting-tft", 0), ("tft", 1), ("pytorch-forecasting-tft", 1)
+    ]
+    rows = {r["model"]: r for r in out.rows[:3]}
+    # like for like: the same network, so the same parameter count
+    assert rows["tft"]["params"] == rows["pytorch-forecasting-tft"]["params"] > 0
     for name in ("tft", "pytorch-forecasting-tft"):
         r = rows[name]
-        assert r["epochs"] == 2 and r["variant"] == "quick" and r["horizon"] == 6
+        assert r["epochs"] == 2 and r["variant"] == "quick-layout-pytorch-forecasting" and r["horizon"] == 6
         assert r["budget"].startswith("max_epochs=2, limit_train_batches=5; equal for both TFTs")
         assert 0 < r["mae"] and 0 < r["q50"] and 0 < r["q90"]
         assert json.loads(r["config"])["model"]["name"] == name
@@ -95,8 +123,19 @@ def test_quick_repro_resume_and_verify(stallion_dir, tmp_path):
     want = evaluate_forecasts(NaiveLastValue()(x).prediction, y, [0.5], mask, qrisk=(0.5,))
     assert naive["mae"] == pytest.approx(want["mae"], rel=1e-6) and naive["q50"] == pytest.approx(want["q50"], rel=1e-6)
 
+    # the paired comparison (ours − theirs, same layout) over the two seeds
+    from gatelab.core.harness.ledger import paired_comparisons
+
+    comps = paired_comparisons("tft", recipe.TFT_TABLE.comparisons, tmp_path / "res")
+    mae = [c for c in comps if c["metric"] == "mae" and c["comparison"].endswith("(same layout)")]
+    assert len(mae) == 1 and mae[0]["pairs"] == 2 and mae[0]["variant"] == "quick-layout-pytorch-forecasting"
+    by = {(r["model"], r["seed"]): r["mae"] for r in out.rows}
+    want = ((by["tft", 0] - by["pytorch-forecasting-tft", 0]) + (by["tft", 1] - by["pytorch-forecasting-tft", 1])) / 2
+    assert mae[0]["diff"] == pytest.approx(want)
+    assert "Paired comparisons" in out.markdown
+
     again = run_table("tft", [*argv, "--resume"])
-    assert again.rows == [] and len(again.skipped) == 3
+    assert again.rows == [] and len(again.skipped) == 5
     check = run_table("tft", ["--quick", "--results-dir", str(tmp_path / "res"), "--data-dir", str(stallion_dir),
                               "--verify-rows", "1", "3"])  # fmt: skip
     assert [r["passed"] for r in check.verify] == [True, True], check.markdown
