@@ -17,8 +17,12 @@ For each preset (``etth1-96`` and ``weather-96``: the first run of the official
    ``rtol = atol = 1e-5`` (float32; :data:`RTOL`, :data:`ATOL`), and after one MSE backward every
    copied parameter's gradient within ``rtol = 1e-4, atol = 1e-5`` (the fused-gate bias gradient
    against the official ``b_1`` gradient). A mismatch stops the benchmark (exit 1);
-3. training steps are timed: forward, ``F.mse_loss``, backward, ``torch.optim.Adam`` step (lr
-   1e-4 as the scripts), train mode (dropout on), ``rounds`` rounds of ``steps`` steps per model,
+3. training steps are timed: forward, ``F.mse_loss``, backward, Adam step (lr 1e-4 as the
+   scripts), train mode (dropout on). Each side uses the optimizer its own code builds: ours
+   ``gatelab.core.harness.task.build_optimizer(params, TaskConfig(optimizer="adam", lr=1e-4))``
+   (what a gatelab run gets: torch's fused Adam, one kernel over all parameters), the official
+   side the plain ``torch.optim.Adam`` of its training code (torch's per-parameter loop on
+   CPU); same update rule, so the two trajectories differ only by rounding; ``rounds`` rounds of ``steps`` steps per model,
    interleaved (ours, official, ours, official, ... with the order alternating per round), the
    same pre-generated batches for both. ``--compile`` adds ours under ``torch.compile`` as a third
    contender (compiled once before timing; its outputs are checked against eager ours first).
@@ -73,8 +77,10 @@ DESCRIPTION = (
     "gatelab's Gateformer against the official nyuolab/Gateformer `models/Gateformer.py` (imported from a "
     "checkout, weights copied into ours; forecasts equal within rtol = atol = 1e-5 and gradients within "
     "1e-4 / 1e-5 in eval mode, `max_abs_diff` / `max_abs_grad_diff`), at the official scripts' ETTh1-96 and "
-    "Weather-96 sizes, batch 8. One training step = forward, MSE, backward, `torch.optim.Adam` step (train "
-    "mode, dropout 0.1). `step_ms` / `baseline_step_ms`: median process CPU time per step over interleaved "
+    "Weather-96 sizes, batch 8. One training step = forward, MSE, backward, Adam step (train mode, dropout "
+    "0.1); ours builds its optimizer with gatelab's `build_optimizer(params, TaskConfig(optimizer=\"adam\"))` "
+    "(torch's fused Adam, what a gatelab run uses), the official side keeps its plain `torch.optim.Adam` "
+    "(the per-parameter loop on CPU). `step_ms` / `baseline_step_ms`: median process CPU time per step over interleaved "
     "rounds, one thread; `speedup` = baseline / ours of those medians; `speedup_min`/`_max` and "
     "`speedup_q1`/`_q3`: the range and quartiles of the per-round ratios; `wall_*`: wall clock. The goal of "
     "issue 17 is 1.5x on both presets."
@@ -297,12 +303,28 @@ def make_batches(preset: str, batch_size: int, n: int, seed: int = 0) -> list[tu
     ]
 
 
-def train_step_fn(model: Any, call: Callable[[Any], Any], lr: float = LEARNING_RATE) -> Callable[[Any, Any], float]:
-    """One training step (forward, MSE, backward, Adam) of ``model`` through ``call(x)``."""
+def train_step_fn(
+    model: Any, call: Callable[[Any], Any], lr: float = LEARNING_RATE, *, gatelab_optimizer: bool = True
+) -> Callable[[Any, Any], float]:
+    """One training step (forward, MSE, backward, Adam) of ``model`` through ``call(x)``.
+
+    ``gatelab_optimizer=True`` (our side): the optimizer a gatelab user gets,
+    ``build_optimizer(params, TaskConfig(optimizer="adam", lr=lr))`` (``optimizer_impl="auto"``:
+    torch's fused Adam, one kernel over every parameter); ``False`` (the official side):
+    ``torch.optim.Adam(params, lr=lr)``, the optimizer of the official training code (its
+    ``exp/exp_long_term_forecasting.py`` ``_select_optimizer``; torch's CPU default, the
+    per-parameter loop). Same update rule and hyper-parameters.
+    """
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if gatelab_optimizer:
+        from gatelab.core.harness.configs import TaskConfig
+        from gatelab.core.harness.task import build_optimizer
+
+        opt = build_optimizer(model.parameters(), TaskConfig(optimizer="adam", lr=lr))
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def step(x: Any, y: Any) -> float:
         opt.zero_grad(set_to_none=True)
@@ -379,7 +401,7 @@ def run_preset(root: Path, preset: str, args: argparse.Namespace) -> list[dict[s
     print(f"[{preset}] equal outputs: max |diff| {eq['max_abs_diff']:.2e} (forecast), {eq['max_abs_grad_diff']:.2e} (grads)")
     steps = {
         "ours": train_step_fn(ours, ours),
-        "official": train_step_fn(official, lambda x: official(x, None, None, None)),
+        "official": train_step_fn(official, lambda x: official(x, None, None, None), gatelab_optimizer=False),
     }
     if args.compile:
         twin = type(ours)(ours.config)
