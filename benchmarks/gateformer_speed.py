@@ -27,6 +27,11 @@ For each preset (``etth1-96`` and ``weather-96``: the first run of the official
    same pre-generated batches for both. ``--compile`` adds ours under ``torch.compile`` as a third
    contender (compiled once before timing; its outputs are checked against eager ours first).
 
+The matrix products of our step (every ``mm`` / ``addmm`` / ``bmm``, shapes from one profiled
+step; :func:`matmul_floor`) are replayed alone as a fourth contender of the same rounds:
+``matmul_floor_ms``, and ``speedup_bound`` = official / floor, the speedup a rewrite that keeps
+the same products (same FLOPs) cannot exceed on this machine.
+
 Speed is *process CPU time* per step (``time.process_time``) with one thread
 (``torch.set_num_threads(1)``), robust to other jobs on a shared machine; wall time is reported
 beside it. ``speedup`` = official median / ours median; the spread is the min-max and IQR of the
@@ -82,8 +87,11 @@ DESCRIPTION = (
     "(torch's fused Adam, what a gatelab run uses), the official side keeps its plain `torch.optim.Adam` "
     "(the per-parameter loop on CPU). `step_ms` / `baseline_step_ms`: median process CPU time per step over interleaved "
     "rounds, one thread; `speedup` = baseline / ours of those medians; `speedup_min`/`_max` and "
-    "`speedup_q1`/`_q3`: the range and quartiles of the per-round ratios; `wall_*`: wall clock. The goal of "
-    "issue 17 is 1.5x on both presets."
+    "`speedup_q1`/`_q3`: the range and quartiles of the per-round ratios; `wall_*`: wall clock. "
+    "`matmul_floor_ms`: the matrix products of our step (`matmul_gflop` GFLOP: every mm / addmm / bmm, shapes "
+    "recorded by the profiler) replayed alone in the same interleaved rounds; `speedup_bound` = baseline / "
+    "floor, the most any rewrite with the same products could reach here. The goal of issue 17 is 1.5x on both "
+    "presets."
 )
 
 
@@ -336,6 +344,46 @@ def train_step_fn(
     return step
 
 
+def matmul_floor(step: Callable[[Any, Any], float], x: Any, y: Any) -> tuple[Callable[[], None], float]:
+    """The matrix products of one training step, replayed alone: a lower bound on the step.
+
+    Runs ``step(x, y)`` once under ``torch.profiler`` (input shapes recorded), collects every
+    ``aten::mm`` / ``aten::addmm`` / ``aten::bmm`` call, and returns ``(replay, gflop)``:
+    ``replay()`` calls the same products, in order, on fresh random operands of the recorded shapes
+    (each product's own tensors, so they come from memory as in the step), and ``gflop`` their
+    floating-point operations. Timed in the rounds like a contender, it is what the step would cost
+    if everything but its matrix products were free: ``official / floor`` bounds the speedup any
+    equal-FLOP rewrite can reach on this machine (``speedup_bound``).
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        step(x, y)
+    calls: list[tuple[Callable[..., Any], list[Any]]] = []
+    flop = 0
+    for e in prof.events():
+        shapes = e.input_shapes
+        if e.name == "aten::mm":
+            (m, k), (_, n) = shapes[0], shapes[1]
+            calls.append((torch.mm, [torch.randn(m, k), torch.randn(k, n)]))
+            flop += 2 * m * k * n
+        elif e.name == "aten::addmm":
+            (m, k), (_, n) = shapes[1], shapes[2]
+            calls.append((torch.addmm, [torch.randn(*shapes[0]), torch.randn(m, k), torch.randn(k, n)]))
+            flop += 2 * m * k * n
+        elif e.name == "aten::bmm":
+            (b, m, k), (_, _, n) = shapes[0], shapes[1]
+            calls.append((torch.bmm, [torch.randn(b, m, k), torch.randn(b, k, n)]))
+            flop += 2 * b * m * k * n
+
+    def replay() -> None:
+        for fn, args in calls:
+            fn(*args)
+
+    return replay, flop / 1e9
+
+
 def time_rounds(
     steps: dict[str, Callable[[Any, Any], float]],
     batches: list[tuple[Any, Any]],
@@ -413,20 +461,25 @@ def run_preset(root: Path, preset: str, args: argparse.Namespace) -> list[dict[s
             twin.train()
             ours.train()
         steps["ours_compiled"] = train_step_fn(twin, compiled)
+    floor, gflop = matmul_floor(steps["ours"], *batches[0])
+    steps["matmul_floor"] = lambda x, y: floor()
     t = time_rounds(steps, batches, rounds=args.rounds, n_steps=n_steps, warmup=args.warmup)
     params = sum(p.numel() for p in ours.parameters())
     base_params = sum(p.numel() for p in official.parameters())
+    floor_ms = statistics.median(t["matmul_floor"]["cpu"]) * 1e3
     rows = []
-    for name in [n for n in steps if n != "official"]:
+    for name in [n for n in steps if n not in ("official", "matmul_floor")]:
         s = summarise(t, name)
+        bound = {"matmul_gflop": gflop, "matmul_floor_ms": floor_ms, "speedup_bound": s["baseline_step_ms"] / floor_ms}
         rows.append(
-            {"preset": preset, "contender": name, "steps": n_steps, **eq, **s, "params": params,
+            {"preset": preset, "contender": name, "steps": n_steps, **eq, **s, **bound, "params": params,
              "baseline_params": base_params}
         )  # fmt: skip
         print(
             f"[{preset}] {name}: {s['step_ms']:.2f} ms/step vs official {s['baseline_step_ms']:.2f} ms/step "
             f"-> speedup {s['speedup']:.2f}x (per-round {s['speedup_min']:.2f}-{s['speedup_max']:.2f}, "
-            f"IQR {s['speedup_q1']:.2f}-{s['speedup_q3']:.2f}); wall {s['wall_speedup']:.2f}x"
+            f"IQR {s['speedup_q1']:.2f}-{s['speedup_q3']:.2f}); wall {s['wall_speedup']:.2f}x; its {gflop:.1f} GFLOP "
+            f"of matrix products alone {floor_ms:.2f} ms -> bound {bound['speedup_bound']:.2f}x"
         )
     return rows
 

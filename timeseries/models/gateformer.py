@@ -352,10 +352,13 @@ class GateformerEncoderLayer(nn.Module):
         A plain ReLU and plain dropout in training: :func:`~gatelab.core.layers.dropout.relu_dropout`
         in place of the ``W_1`` output (one pass and one autograd node instead of two; the mask is
         :func:`~gatelab.core.layers.dropout.fast_dropout`'s, same draws)."""
-        h = self.linear1(x)
-        if is_plain(self.act, nn.ReLU) and is_plain(self.drop_ff, nn.Dropout):
-            return self.linear2(relu_dropout(h, self.drop_ff.p, self.drop_ff.training, inplace=True))
-        return self.linear2(_drop(self.drop_ff, self.act(h)))
+        if is_plain(self.act, nn.ReLU) and is_plain(self.drop_ff, nn.Dropout) and is_plain(self.linear1, nn.Linear):
+            # on the 2-D rows: a 3-D Linear output is a view of its matrix product, and an in-place
+            # op on a view would make autograd copy the whole gradient back (CopySlices)
+            h = self.linear1(x.reshape(-1, x.shape[-1]))
+            h = relu_dropout(h, self.drop_ff.p, self.drop_ff.training, inplace=True)
+            return self.linear2(h).view(*x.shape[:-1], -1)
+        return self.linear2(_drop(self.drop_ff, self.act(self.linear1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
