@@ -27,7 +27,7 @@ For each preset (``etth1-96`` and ``weather-96``: the first run of the official
    same pre-generated batches for both. ``--compile`` adds ours under ``torch.compile`` as a third
    contender (compiled once before timing; its outputs are checked against eager ours first).
 
-The matrix products of our step (every ``mm`` / ``addmm`` / ``bmm``, shapes from one profiled
+The matrix products of our step (every ``mm`` / ``addmm`` / ``bmm``, shapes recorded in one
 step; :func:`matmul_floor`) are replayed alone as a fourth contender of the same rounds:
 ``matmul_floor_ms``, and ``speedup_bound`` = official / floor, the speedup a rewrite that keeps
 the same products (same FLOPs) cannot exceed on this machine.
@@ -89,7 +89,7 @@ DESCRIPTION = (
     "rounds, one thread; `speedup` = baseline / ours of those medians; `speedup_min`/`_max` and "
     "`speedup_q1`/`_q3`: the range and quartiles of the per-round ratios; `wall_*`: wall clock. "
     "`matmul_floor_ms`: the matrix products of our step (`matmul_gflop` GFLOP: every mm / addmm / bmm, shapes "
-    "recorded by the profiler) replayed alone in the same interleaved rounds; `speedup_bound` = baseline / "
+    "recorded in one step) replayed alone in the same interleaved rounds; `speedup_bound` = baseline / "
     "floor, the most any rewrite with the same products could reach here. The goal of issue 17 is 1.5x on both "
     "presets."
 )
@@ -347,35 +347,44 @@ def train_step_fn(
 def matmul_floor(step: Callable[[Any, Any], float], x: Any, y: Any) -> tuple[Callable[[], None], float]:
     """The matrix products of one training step, replayed alone: a lower bound on the step.
 
-    Runs ``step(x, y)`` once under ``torch.profiler`` (input shapes recorded), collects every
-    ``aten::mm`` / ``aten::addmm`` / ``aten::bmm`` call, and returns ``(replay, gflop)``:
-    ``replay()`` calls the same products, in order, on fresh random operands of the recorded shapes
-    (each product's own tensors, so they come from memory as in the step), and ``gflop`` their
-    floating-point operations. Timed in the rounds like a contender, it is what the step would cost
-    if everything but its matrix products were free: ``official / floor`` bounds the speedup any
-    equal-FLOP rewrite can reach on this machine (``speedup_bound``).
+    Runs ``step(x, y)`` once under a dispatch mode that records every ``aten.mm`` /
+    ``aten.addmm`` / ``aten.bmm`` call with its operand shapes (forward and backward), and returns
+    ``(replay, gflop)``: ``replay()`` calls the same products, in order, on fresh random
+    contiguous operands of the recorded shapes (each product its own tensors, so they come from
+    memory as in the step), and ``gflop`` their floating-point operations. Timed in the rounds like
+    a contender, it is what the step would cost if everything but its matrix products were free:
+    ``official / floor`` bounds the speedup any rewrite with the same products can reach on this
+    machine (``speedup_bound``).
     """
     import torch
-    from torch.profiler import ProfilerActivity, profile
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+    aten = torch.ops.aten
+    shapes: list[tuple[Any, list[tuple[int, ...]]]] = []
+
+    class _Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func in (aten.mm.default, aten.addmm.default, aten.bmm.default):
+                shapes.append((func, [tuple(a.shape) for a in args[:3] if isinstance(a, torch.Tensor)]))
+            return func(*args, **(kwargs or {}))
+
+    with _Record():
         step(x, y)
     calls: list[tuple[Callable[..., Any], list[Any]]] = []
     flop = 0
-    for e in prof.events():
-        shapes = e.input_shapes
-        if e.name == "aten::mm":
-            (m, k), (_, n) = shapes[0], shapes[1]
-            calls.append((torch.mm, [torch.randn(m, k), torch.randn(k, n)]))
-            flop += 2 * m * k * n
-        elif e.name == "aten::addmm":
-            (m, k), (_, n) = shapes[1], shapes[2]
-            calls.append((torch.addmm, [torch.randn(*shapes[0]), torch.randn(m, k), torch.randn(k, n)]))
-            flop += 2 * m * k * n
-        elif e.name == "aten::bmm":
-            (b, m, k), (_, _, n) = shapes[0], shapes[1]
+    for func, sh in shapes:
+        if func is aten.bmm.default:
+            (b, m, k), (_, _, n) = sh
             calls.append((torch.bmm, [torch.randn(b, m, k), torch.randn(b, k, n)]))
             flop += 2 * b * m * k * n
+        elif func is aten.mm.default:
+            (m, k), (_, n) = sh
+            calls.append((torch.mm, [torch.randn(m, k), torch.randn(k, n)]))
+            flop += 2 * m * k * n
+        else:
+            (m, k), (_, n) = sh[1], sh[2]
+            calls.append((torch.addmm, [torch.randn(*sh[0]), torch.randn(m, k), torch.randn(k, n)]))
+            flop += 2 * m * k * n
 
     def replay() -> None:
         for fn, args in calls:

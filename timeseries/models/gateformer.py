@@ -54,8 +54,11 @@ expectation is exact; another random stream than ``bernoulli_``: the same seed g
 than the official code). Nothing else.
 
 Speed (``benchmarks/gateformer_speed.py``, against the official code imported from a checkout):
-packed attention projection, the CPU training attention as one autograd function (softmax over
-the short key axis written out), cheaper dropout masks; ``docs/results/gateformer-speed.md``.
+packed attention projection; in CPU training the attention as one autograd function from the
+packed ``[B, T, 3d]`` projection to the merged heads (softmax over the short key axis written out,
+the query/key/value gradients written into one buffer), the feed-forward ReLU and dropout as one
+in-place op (:func:`~gatelab.core.layers.dropout.relu_dropout`), cheaper dropout masks;
+``docs/results/gateformer-speed.md``.
 
 Config: :class:`GateformerConfig` / :class:`ITransformerConfig` (keys, official names, named presets
 ``"etth1-96"`` ...); ``create_model("gateformer", preset="etth1-96")``.

@@ -434,6 +434,25 @@ def test_speed_benchmark_skips_without_official_checkout(repo_root, tmp_path, ca
     assert not list(tmp_path.iterdir())  # nothing recorded
 
 
+def test_speed_benchmark_matmul_floor_counts_the_step_products(repo_root):
+    """The benchmark's floor replays exactly the matrix products of a step: for ``Linear(4, 3)``
+    on 5 rows (input without gradient) one ``addmm`` forward and one weight-gradient ``mm``,
+    ``2 * 5 * 4 * 3`` FLOP each; with a second layer its input gradient adds one more product."""
+    bench = _speed_benchmark(repo_root)
+    x, y = torch.randn(5, 4), torch.randn(5, 3)
+
+    def step_of(model):  # forward, MSE, backward (the optimizer adds no matrix product)
+        return lambda x, y: torch.nn.functional.mse_loss(model(x), y).backward()
+
+    replay, gflop = bench.matmul_floor(step_of(torch.nn.Linear(4, 3)), x, y)
+    assert gflop * 1e9 == pytest.approx(2 * (2 * 5 * 4 * 3))
+    replay()
+    two = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Linear(6, 3))
+    _, gflop2 = bench.matmul_floor(step_of(two), x, y)
+    # forward 5x4x6 + 5x6x3; backward: weight grads 6x5x4 and 3x5x6, input grad of layer 2: 5x3x6
+    assert gflop2 * 1e9 == pytest.approx(2 * (5 * 4 * 6 + 5 * 6 * 3 + 6 * 5 * 4 + 3 * 5 * 6 + 5 * 3 * 6))
+
+
 def test_official_checkout_weights_copy_to_equal_outputs(repo_root):
     """The official nyuolab/Gateformer ``Model`` (a user's checkout, ``$GATELAB_GATEFORMER_REPO``)
     with its weights copied into ours: forecasts within 1e-5 and gradients within 1e-4/1e-5
