@@ -348,7 +348,8 @@ def matmul_floor(step: Callable[[Any, Any], float], x: Any, y: Any) -> tuple[Cal
     """The matrix products of one training step, replayed alone: a lower bound on the step.
 
     Runs ``step(x, y)`` once under a dispatch mode that records every ``aten.mm`` /
-    ``aten.addmm`` / ``aten.bmm`` call with its operand shapes (forward and backward), and returns
+    ``aten.addmm`` / ``aten.bmm`` call (any overload, ``out=`` ones too) with its operand shapes
+    (forward and backward), and returns
     ``(replay, gflop)``: ``replay()`` calls the same products, in order, on fresh random
     contiguous operands of the recorded shapes (each product its own tensors, so they come from
     memory as in the step), and ``gflop`` their floating-point operations. Timed in the rounds like
@@ -364,8 +365,8 @@ def matmul_floor(step: Callable[[Any, Any], float], x: Any, y: Any) -> tuple[Cal
 
     class _Record(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-            if func in (aten.mm.default, aten.addmm.default, aten.bmm.default):
-                shapes.append((func, [tuple(a.shape) for a in args[:3] if isinstance(a, torch.Tensor)]))
+            if func.overloadpacket in (aten.mm, aten.addmm, aten.bmm):  # any overload (``out=`` too)
+                shapes.append((func.overloadpacket, [tuple(a.shape) for a in args[:3] if isinstance(a, torch.Tensor)]))
             return func(*args, **(kwargs or {}))
 
     with _Record():
@@ -373,11 +374,11 @@ def matmul_floor(step: Callable[[Any, Any], float], x: Any, y: Any) -> tuple[Cal
     calls: list[tuple[Callable[..., Any], list[Any]]] = []
     flop = 0
     for func, sh in shapes:
-        if func is aten.bmm.default:
+        if func is aten.bmm:
             (b, m, k), (_, _, n) = sh
             calls.append((torch.bmm, [torch.randn(b, m, k), torch.randn(b, k, n)]))
             flop += 2 * b * m * k * n
-        elif func is aten.mm.default:
+        elif func is aten.mm:
             (m, k), (_, n) = sh
             calls.append((torch.mm, [torch.randn(m, k), torch.randn(k, n)]))
             flop += 2 * m * k * n

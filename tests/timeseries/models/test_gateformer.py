@@ -451,6 +451,10 @@ def test_speed_benchmark_matmul_floor_counts_the_step_products(repo_root):
     _, gflop2 = bench.matmul_floor(step_of(two), x, y)
     # forward 5x4x6 + 5x6x3; backward: weight grads 6x5x4 and 3x5x6, input grad of layer 2: 5x3x6
     assert gflop2 * 1e9 == pytest.approx(2 * (5 * 4 * 6 + 5 * 6 * 3 + 6 * 5 * 4 + 3 * 5 * 6 + 5 * 3 * 6))
+    # a batched product written into a given buffer (``out=``, as the attention backward does) counts too
+    a, b, out = torch.randn(2, 3, 4), torch.randn(2, 4, 5), torch.empty(2, 3, 5)
+    _, gflop3 = bench.matmul_floor(lambda x, y: torch.matmul(a, b, out=out), x, y)
+    assert gflop3 * 1e9 == pytest.approx(2 * 2 * 3 * 4 * 5)
 
 
 def test_official_checkout_weights_copy_to_equal_outputs(repo_root):
