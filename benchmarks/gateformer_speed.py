@@ -17,11 +17,20 @@ For each preset (``etth1-96`` and ``weather-96``: the first run of the official
    ``rtol = atol = 1e-5`` (float32; :data:`RTOL`, :data:`ATOL`), and after one MSE backward every
    copied parameter's gradient within ``rtol = 1e-4, atol = 1e-5`` (the fused-gate bias gradient
    against the official ``b_1`` gradient). A mismatch stops the benchmark (exit 1);
-3. training steps are timed: forward, ``F.mse_loss``, backward, ``torch.optim.Adam`` step (lr
-   1e-4 as the scripts), train mode (dropout on), ``rounds`` rounds of ``steps`` steps per model,
+3. training steps are timed: forward, ``F.mse_loss``, backward, Adam step (lr 1e-4 as the
+   scripts), train mode (dropout on). Each side uses the optimizer its own code builds: ours
+   ``gatelab.core.harness.task.build_optimizer(params, TaskConfig(optimizer="adam", lr=1e-4))``
+   (what a gatelab run gets: torch's fused Adam, one kernel over all parameters), the official
+   side the plain ``torch.optim.Adam`` of its training code (torch's per-parameter loop on
+   CPU); same update rule, so the two trajectories differ only by rounding; ``rounds`` rounds of ``steps`` steps per model,
    interleaved (ours, official, ours, official, ... with the order alternating per round), the
    same pre-generated batches for both. ``--compile`` adds ours under ``torch.compile`` as a third
    contender (compiled once before timing; its outputs are checked against eager ours first).
+
+The matrix products of our step (every ``mm`` / ``addmm`` / ``bmm``, shapes recorded in one
+step; :func:`matmul_floor`) are replayed alone as a fourth contender of the same rounds:
+``matmul_floor_ms``, and ``speedup_bound`` = official / floor, the speedup a rewrite that keeps
+the same products (same FLOPs) cannot exceed on this machine.
 
 Speed is *process CPU time* per step (``time.process_time``) with one thread
 (``torch.set_num_threads(1)``), robust to other jobs on a shared machine; wall time is reported
@@ -73,11 +82,16 @@ DESCRIPTION = (
     "gatelab's Gateformer against the official nyuolab/Gateformer `models/Gateformer.py` (imported from a "
     "checkout, weights copied into ours; forecasts equal within rtol = atol = 1e-5 and gradients within "
     "1e-4 / 1e-5 in eval mode, `max_abs_diff` / `max_abs_grad_diff`), at the official scripts' ETTh1-96 and "
-    "Weather-96 sizes, batch 8. One training step = forward, MSE, backward, `torch.optim.Adam` step (train "
-    "mode, dropout 0.1). `step_ms` / `baseline_step_ms`: median process CPU time per step over interleaved "
+    "Weather-96 sizes, batch 8. One training step = forward, MSE, backward, Adam step (train mode, dropout "
+    "0.1); ours builds its optimizer with gatelab's `build_optimizer(params, TaskConfig(optimizer=\"adam\"))` "
+    "(torch's fused Adam, what a gatelab run uses), the official side keeps its plain `torch.optim.Adam` "
+    "(the per-parameter loop on CPU). `step_ms` / `baseline_step_ms`: median process CPU time per step over interleaved "
     "rounds, one thread; `speedup` = baseline / ours of those medians; `speedup_min`/`_max` and "
-    "`speedup_q1`/`_q3`: the range and quartiles of the per-round ratios; `wall_*`: wall clock. The goal of "
-    "issue 17 is 1.5x on both presets."
+    "`speedup_q1`/`_q3`: the range and quartiles of the per-round ratios; `wall_*`: wall clock. "
+    "`matmul_floor_ms`: the matrix products of our step (`matmul_gflop` GFLOP: every mm / addmm / bmm, shapes "
+    "recorded in one step) replayed alone in the same interleaved rounds; `speedup_bound` = baseline / "
+    "floor, the most any rewrite with the same products could reach here. The goal of issue 17 is 1.5x on both "
+    "presets."
 )
 
 
@@ -297,12 +311,28 @@ def make_batches(preset: str, batch_size: int, n: int, seed: int = 0) -> list[tu
     ]
 
 
-def train_step_fn(model: Any, call: Callable[[Any], Any], lr: float = LEARNING_RATE) -> Callable[[Any, Any], float]:
-    """One training step (forward, MSE, backward, Adam) of ``model`` through ``call(x)``."""
+def train_step_fn(
+    model: Any, call: Callable[[Any], Any], lr: float = LEARNING_RATE, *, gatelab_optimizer: bool = True
+) -> Callable[[Any, Any], float]:
+    """One training step (forward, MSE, backward, Adam) of ``model`` through ``call(x)``.
+
+    ``gatelab_optimizer=True`` (our side): the optimizer a gatelab user gets,
+    ``build_optimizer(params, TaskConfig(optimizer="adam", lr=lr))`` (``optimizer_impl="auto"``:
+    torch's fused Adam, one kernel over every parameter); ``False`` (the official side):
+    ``torch.optim.Adam(params, lr=lr)``, the optimizer of the official training code (its
+    ``exp/exp_long_term_forecasting.py`` ``_select_optimizer``; torch's CPU default, the
+    per-parameter loop). Same update rule and hyper-parameters.
+    """
     import torch
     import torch.nn.functional as F
 
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    if gatelab_optimizer:
+        from gatelab.core.harness.configs import TaskConfig
+        from gatelab.core.harness.task import build_optimizer
+
+        opt = build_optimizer(model.parameters(), TaskConfig(optimizer="adam", lr=lr))
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
 
     def step(x: Any, y: Any) -> float:
         opt.zero_grad(set_to_none=True)
@@ -312,6 +342,56 @@ def train_step_fn(model: Any, call: Callable[[Any], Any], lr: float = LEARNING_R
         return loss.item()
 
     return step
+
+
+def matmul_floor(step: Callable[[Any, Any], float], x: Any, y: Any) -> tuple[Callable[[], None], float]:
+    """The matrix products of one training step, replayed alone: a lower bound on the step.
+
+    Runs ``step(x, y)`` once under a dispatch mode that records every ``aten.mm`` /
+    ``aten.addmm`` / ``aten.bmm`` call (any overload, ``out=`` ones too) with its operand shapes
+    (forward and backward), and returns
+    ``(replay, gflop)``: ``replay()`` calls the same products, in order, on fresh random
+    contiguous operands of the recorded shapes (each product its own tensors, so they come from
+    memory as in the step), and ``gflop`` their floating-point operations. Timed in the rounds like
+    a contender, it is what the step would cost if everything but its matrix products were free:
+    ``official / floor`` bounds the speedup any rewrite with the same products can reach on this
+    machine (``speedup_bound``).
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    aten = torch.ops.aten
+    shapes: list[tuple[Any, list[tuple[int, ...]]]] = []
+
+    class _Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            if func.overloadpacket in (aten.mm, aten.addmm, aten.bmm):  # any overload (``out=`` too)
+                shapes.append((func.overloadpacket, [tuple(a.shape) for a in args[:3] if isinstance(a, torch.Tensor)]))
+            return func(*args, **(kwargs or {}))
+
+    with _Record():
+        step(x, y)
+    calls: list[tuple[Callable[..., Any], list[Any]]] = []
+    flop = 0
+    for func, sh in shapes:
+        if func is aten.bmm:
+            (b, m, k), (_, _, n) = sh
+            calls.append((torch.bmm, [torch.randn(b, m, k), torch.randn(b, k, n)]))
+            flop += 2 * b * m * k * n
+        elif func is aten.mm:
+            (m, k), (_, n) = sh
+            calls.append((torch.mm, [torch.randn(m, k), torch.randn(k, n)]))
+            flop += 2 * m * k * n
+        else:
+            (m, k), (_, n) = sh[1], sh[2]
+            calls.append((torch.addmm, [torch.randn(*sh[0]), torch.randn(m, k), torch.randn(k, n)]))
+            flop += 2 * m * k * n
+
+    def replay() -> None:
+        for fn, args in calls:
+            fn(*args)
+
+    return replay, flop / 1e9
 
 
 def time_rounds(
@@ -379,7 +459,7 @@ def run_preset(root: Path, preset: str, args: argparse.Namespace) -> list[dict[s
     print(f"[{preset}] equal outputs: max |diff| {eq['max_abs_diff']:.2e} (forecast), {eq['max_abs_grad_diff']:.2e} (grads)")
     steps = {
         "ours": train_step_fn(ours, ours),
-        "official": train_step_fn(official, lambda x: official(x, None, None, None)),
+        "official": train_step_fn(official, lambda x: official(x, None, None, None), gatelab_optimizer=False),
     }
     if args.compile:
         twin = type(ours)(ours.config)
@@ -391,20 +471,25 @@ def run_preset(root: Path, preset: str, args: argparse.Namespace) -> list[dict[s
             twin.train()
             ours.train()
         steps["ours_compiled"] = train_step_fn(twin, compiled)
+    floor, gflop = matmul_floor(steps["ours"], *batches[0])
+    steps["matmul_floor"] = lambda x, y: floor()
     t = time_rounds(steps, batches, rounds=args.rounds, n_steps=n_steps, warmup=args.warmup)
     params = sum(p.numel() for p in ours.parameters())
     base_params = sum(p.numel() for p in official.parameters())
+    floor_ms = statistics.median(t["matmul_floor"]["cpu"]) * 1e3
     rows = []
-    for name in [n for n in steps if n != "official"]:
+    for name in [n for n in steps if n not in ("official", "matmul_floor")]:
         s = summarise(t, name)
+        bound = {"matmul_gflop": gflop, "matmul_floor_ms": floor_ms, "speedup_bound": s["baseline_step_ms"] / floor_ms}
         rows.append(
-            {"preset": preset, "contender": name, "steps": n_steps, **eq, **s, "params": params,
+            {"preset": preset, "contender": name, "steps": n_steps, **eq, **s, **bound, "params": params,
              "baseline_params": base_params}
         )  # fmt: skip
         print(
             f"[{preset}] {name}: {s['step_ms']:.2f} ms/step vs official {s['baseline_step_ms']:.2f} ms/step "
             f"-> speedup {s['speedup']:.2f}x (per-round {s['speedup_min']:.2f}-{s['speedup_max']:.2f}, "
-            f"IQR {s['speedup_q1']:.2f}-{s['speedup_q3']:.2f}); wall {s['wall_speedup']:.2f}x"
+            f"IQR {s['speedup_q1']:.2f}-{s['speedup_q3']:.2f}); wall {s['wall_speedup']:.2f}x; its {gflop:.1f} GFLOP "
+            f"of matrix products alone {floor_ms:.2f} ms -> bound {bound['speedup_bound']:.2f}x"
         )
     return rows
 

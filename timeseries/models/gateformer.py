@@ -54,8 +54,11 @@ expectation is exact; another random stream than ``bernoulli_``: the same seed g
 than the official code). Nothing else.
 
 Speed (``benchmarks/gateformer_speed.py``, against the official code imported from a checkout):
-packed attention projection, the CPU training attention as one autograd function (softmax over
-the short key axis written out), cheaper dropout masks; ``docs/results/gateformer-speed.md``.
+packed attention projection; in CPU training the attention as one autograd function from the
+packed ``[B, T, 3d]`` projection to the merged heads (softmax over the short key axis written out,
+the query/key/value gradients written into one buffer), the feed-forward ReLU and dropout as one
+in-place op (:func:`~gatelab.core.layers.dropout.relu_dropout`), cheaper dropout masks;
+``docs/results/gateformer-speed.md``.
 
 Config: :class:`GateformerConfig` / :class:`ITransformerConfig` (keys, official names, named presets
 ``"etth1-96"`` ...); ``create_model("gateformer", preset="etth1-96")``.
@@ -74,7 +77,7 @@ from torch import nn
 
 from gatelab.core import OutputGatedAttention, TokenwiseGate, create_act
 from gatelab.core.config import ConfigError, Dropout, ModelConfig, NonNegativeInt, PositiveInt
-from gatelab.core.layers.dropout import dropout_mask, fast_dropout
+from gatelab.core.layers.dropout import dropout_mask, fast_dropout, relu_dropout
 from gatelab.core.layers.fusion import is_plain
 from gatelab.core.pretrained import PretrainedMixin
 
@@ -105,31 +108,46 @@ def sinusoidal_table(n: int, d: int) -> torch.Tensor:
 
 
 class _DropoutAttention(torch.autograd.Function):
-    """``softmax(q k^T * scale) * noise @ v`` with its backward written out (CPU training path of
-    :class:`SelfAttention`): one autograd node instead of seven, and a softmax over the short key
-    axis (``T`` = patches or variates) by ``exp(s - max) / sum`` (PyTorch's CPU softmax kernel is
-    several times slower on rows of a dozen elements). ``q, k, v [B, H, T, d_h]``, ``noise``
-    ``[B, H, T, T]`` (:func:`~gatelab.core.layers.dropout.dropout_mask`, no gradient) -> ``[B, H, T, d_h]``."""
+    """``softmax(q k^T * scale) * noise @ v`` from the packed projection, with its backward
+    written out (CPU training path of :class:`SelfAttention`).
+
+    Input ``qkv [B, T, 3 d]`` (the ``in_proj`` output, ``[q; k; v]`` then heads), ``noise``
+    ``[B, H, T, T]`` (:func:`~gatelab.core.layers.dropout.dropout_mask`, no gradient) -> the head
+    outputs concatenated, ``[B, T, d]`` (the ``out_proj`` input). One autograd node instead of the
+    head split, seven attention ops and the merge; the softmax over the short key axis (``T`` =
+    patches or variates) is ``exp(s - max) / sum`` (PyTorch's CPU softmax kernel is several times
+    slower on rows of a dozen elements). The backward writes the query/key/value gradients into one
+    head-major ``[3, B, H, T, d_h]`` buffer and returns it in ``qkv``'s layout with one copy
+    (autograd's unbind/permute backward would stack the three and copy twice).
+    """
 
     @staticmethod
-    def forward(
-        ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, noise: torch.Tensor, scale: float
-    ) -> torch.Tensor:
+    def forward(ctx: Any, qkv: torch.Tensor, noise: torch.Tensor, num_heads: int, scale: float) -> torch.Tensor:
+        B, T, d3 = qkv.shape
+        H, Dh = num_heads, d3 // (3 * num_heads)
+        x = qkv.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).contiguous()  # [3, B, H, T, Dh]
+        q, k, v = x.unbind(0)
         probs = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
         probs = probs.sub_(probs.amax(dim=-1, keepdim=True)).exp_()
         probs = probs.div_(probs.sum(dim=-1, keepdim=True))
         dropped = probs * noise
         ctx.scale = scale
-        ctx.save_for_backward(q, k, v, probs, noise, dropped)
-        return torch.matmul(dropped, v)
+        ctx.save_for_backward(x, probs, noise, dropped)
+        return torch.matmul(dropped, v).transpose(1, 2).reshape(B, T, H * Dh)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        q, k, v, probs, noise, dropped = ctx.saved_tensors
-        grad_v = torch.matmul(dropped.transpose(-2, -1), grad)
-        d = torch.matmul(grad, v.transpose(-2, -1)).mul_(noise)  # dL/dprobs
+        x, probs, noise, dropped = ctx.saved_tensors
+        _, B, H, T, Dh = x.shape
+        q, k, v = x.unbind(0)
+        g = grad.reshape(B, T, H, Dh).transpose(1, 2).contiguous()  # [B, H, T, Dh]
+        gx = torch.empty_like(x)
+        torch.matmul(dropped.transpose(-2, -1), g, out=gx[2])
+        d = torch.matmul(g, v.transpose(-2, -1)).mul_(noise)  # dL/dprobs
         d = d.sub_((d * probs).sum(dim=-1, keepdim=True)).mul_(probs).mul_(ctx.scale)  # dL/dscores * scale
-        return torch.matmul(d, k), torch.matmul(d.transpose(-2, -1), q), grad_v, None, None
+        torch.matmul(d, k, out=gx[0])
+        torch.matmul(d.transpose(-2, -1), q, out=gx[1])
+        return gx.permute(1, 3, 0, 2, 4).reshape(B, T, 3 * H * Dh), None, None, None
 
 
 def _drop_add(module: nn.Dropout, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -248,14 +266,13 @@ class SelfAttention(nn.Module):
             raise ValueError(f"SelfAttention: x must have shape [B, T, dim={self.dim}], got {tuple(x.shape)}")
         B, T, d = x.shape
         H, Dh = self.num_heads, self.head_dim
-        qkv = self.in_proj(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).contiguous()
-        q, k, v = qkv.unbind(0)  # [B, H, T, Dh] each (one stack in the backward, not three zero-fills)
+        qkv = self.in_proj(x)  # [B, T, 3d]
         p = self.dropout if self.training else 0.0
         if p > 0.0 and x.device.type == "cpu" and not torch.compiler.is_compiling():
             noise = dropout_mask(qkv.new_empty(B, H, T, T), p)
-            o = _DropoutAttention.apply(q, k, v, noise, 1.0 / math.sqrt(Dh))
-        else:
-            o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+            return self.out_proj(_DropoutAttention.apply(qkv, noise, H, 1.0 / math.sqrt(Dh)))
+        q, k, v = qkv.view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)  # [B, H, T, Dh] each
+        o = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
         return self.out_proj(o.transpose(1, 2).reshape(B, T, d))
 
 
@@ -334,7 +351,16 @@ class GateformerEncoderLayer(nn.Module):
                 a.out_proj.bias.zero_()
 
     def _ff(self, x: torch.Tensor) -> torch.Tensor:
-        """``W_2 Drop(act(W_1 x + b_1)) + b_2`` (the last dropout is taken with the residual)."""
+        """``W_2 Drop(act(W_1 x + b_1)) + b_2`` (the last dropout is taken with the residual).
+        A plain ReLU and plain dropout in training: :func:`~gatelab.core.layers.dropout.relu_dropout`
+        in place of the ``W_1`` output (one pass and one autograd node instead of two; the mask is
+        :func:`~gatelab.core.layers.dropout.fast_dropout`'s, same draws)."""
+        if is_plain(self.act, nn.ReLU) and is_plain(self.drop_ff, nn.Dropout) and is_plain(self.linear1, nn.Linear):
+            # on the 2-D rows: a 3-D Linear output is a view of its matrix product, and an in-place
+            # op on a view would make autograd copy the whole gradient back (CopySlices)
+            h = self.linear1(x.reshape(-1, x.shape[-1]))
+            h = relu_dropout(h, self.drop_ff.p, self.drop_ff.training, inplace=True)
+            return self.linear2(h).view(*x.shape[:-1], -1)
         return self.linear2(_drop(self.drop_ff, self.act(self.linear1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

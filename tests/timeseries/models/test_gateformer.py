@@ -305,17 +305,61 @@ def test_bad_config_values_are_one_line_config_errors(call, fragments):
 
 
 def test_dropout_attention_function_gradcheck_and_reference():
+    """The packed attention function (``qkv [B, T, 3d]`` -> ``[B, T, d]``) against the textbook
+    per-head formula: equal to 1e-12 in float64, and its hand-written backward passes gradcheck."""
     from gatelab.core.layers.dropout import dropout_mask
     from gatelab.timeseries.models.gateformer import _DropoutAttention
 
     torch.manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    noise = dropout_mask(torch.empty(2, 3, 5, 5, dtype=torch.float64), 0.3)
+    B, T, H, Dh = 2, 5, 3, 4
+    qkv = torch.randn(B, T, 3 * H * Dh, dtype=torch.float64, requires_grad=True)
+    noise = dropout_mask(torch.empty(B, H, T, T, dtype=torch.float64), 0.3)
     q16 = round(0.3 * 65536) / 65536  # dropout_mask's rounded p
     assert set(noise.unique().tolist()) <= {0.0, 1 / (1 - q16)}
-    assert torch.autograd.gradcheck(lambda q, k, v: _DropoutAttention.apply(q, k, v, noise, 0.5), (q, k, v))
-    ref = (torch.softmax(q @ k.transpose(-2, -1) * 0.5, -1) * noise) @ v
-    torch.testing.assert_close(_DropoutAttention.apply(q, k, v, noise, 0.5), ref, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda a: _DropoutAttention.apply(a, noise, H, 0.5), (qkv,))
+    q, k, v = (t.reshape(B, T, H, Dh).transpose(1, 2) for t in qkv.split(H * Dh, dim=-1))
+    ref = ((torch.softmax(q @ k.transpose(-2, -1) * 0.5, -1) * noise) @ v).transpose(1, 2).reshape(B, T, H * Dh)
+    torch.testing.assert_close(_DropoutAttention.apply(qkv, noise, H, 0.5), ref, rtol=1e-12, atol=1e-12)
+
+
+def test_relu_dropout_feed_forward_equals_relu_then_dropout():
+    """Training forward/backward with the fused ReLU-dropout of the feed-forward equal the same
+    model with ``relu(h) * dropout_mask(h, p)`` composed from separate ops, same seed (the same
+    masks): rtol = atol = 1e-6 (float32)."""
+    from gatelab.core.layers.dropout import dropout_mask
+    from gatelab.timeseries.models import gateformer as gf
+
+    torch.manual_seed(0)
+    m = create_model(
+        "gateformer", num_vars=4, lookback=24, horizon=6, d_model=16, num_heads=4, num_layers=2, hidden_dim=32,
+        dropout=0.3,
+    )  # fmt: skip
+    x = torch.randn(3, 24, 4)
+
+    def run() -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        m.zero_grad()
+        torch.manual_seed(1)
+        y = m(x)
+        y.square().mean().backward()
+        return y, {n: p.grad.clone() for n, p in m.named_parameters()}
+
+    y_fast, g_fast = run()
+    composed = []
+
+    def relu_then_dropout(h, p, training, inplace=False):
+        composed.append(tuple(h.shape))
+        return torch.relu(h) * dropout_mask(h, p)
+
+    orig = gf.relu_dropout
+    gf.relu_dropout = relu_then_dropout
+    try:
+        y_ref, g_ref = run()
+    finally:
+        gf.relu_dropout = orig
+    assert (3 * 4 * 4, 32) in composed and (3 * 4, 32) in composed  # both encoders' FFN rows went through it
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-6, atol=1e-6)
+    for n in g_ref:
+        torch.testing.assert_close(g_fast[n], g_ref[n], rtol=1e-6, atol=1e-6, msg=lambda s, n=n: f"{n}: {s}")
 
 
 def test_train_mode_fast_paths_equal_eval_with_unit_noise(monkeypatch):
@@ -338,7 +382,10 @@ def test_train_mode_fast_paths_equal_eval_with_unit_noise(monkeypatch):
         return torch.ones_like(t)
 
     monkeypatch.setattr(gf, "dropout_mask", unit_noise)  # attention probabilities, residual addcmul
-    monkeypatch.setattr(core_dropout, "dropout_mask", unit_noise)  # fast_dropout (patch, FFN)
+    monkeypatch.setattr(core_dropout, "dropout_mask", unit_noise)  # fast_dropout (patch, head)
+    # the FFN's fused ReLU-dropout scales its backward by 1 / (1 - p) (it assumes a real mask):
+    # a ReLU here; test_relu_dropout_feed_forward_equals_relu_then_dropout covers the fused op
+    monkeypatch.setattr(gf, "relu_dropout", lambda h, p, training, inplace=False: torch.relu(h))
     m.train()
     y_train = m(x)
     y_train.square().mean().backward()
@@ -385,6 +432,29 @@ def test_speed_benchmark_skips_without_official_checkout(repo_root, tmp_path, ca
     assert bench.main(["--official-repo", str(tmp_path / "absent"), "--record", "--results-dir", str(tmp_path)]) == 0
     assert "SKIPPED" in capsys.readouterr().out
     assert not list(tmp_path.iterdir())  # nothing recorded
+
+
+def test_speed_benchmark_matmul_floor_counts_the_step_products(repo_root):
+    """The benchmark's floor replays exactly the matrix products of a step: for ``Linear(4, 3)``
+    on 5 rows (input without gradient) one ``addmm`` forward and one weight-gradient ``mm``,
+    ``2 * 5 * 4 * 3`` FLOP each; with a second layer its input gradient adds one more product."""
+    bench = _speed_benchmark(repo_root)
+    x, y = torch.randn(5, 4), torch.randn(5, 3)
+
+    def step_of(model):  # forward, MSE, backward (the optimizer adds no matrix product)
+        return lambda x, y: torch.nn.functional.mse_loss(model(x), y).backward()
+
+    replay, gflop = bench.matmul_floor(step_of(torch.nn.Linear(4, 3)), x, y)
+    assert gflop * 1e9 == pytest.approx(2 * (2 * 5 * 4 * 3))
+    replay()
+    two = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Linear(6, 3))
+    _, gflop2 = bench.matmul_floor(step_of(two), x, y)
+    # forward 5x4x6 + 5x6x3; backward: weight grads 6x5x4 and 3x5x6, input grad of layer 2: 5x3x6
+    assert gflop2 * 1e9 == pytest.approx(2 * (5 * 4 * 6 + 5 * 6 * 3 + 6 * 5 * 4 + 3 * 5 * 6 + 5 * 3 * 6))
+    # a batched product written into a given buffer (``out=``, as the attention backward does) counts too
+    a, b, out = torch.randn(2, 3, 4), torch.randn(2, 4, 5), torch.empty(2, 3, 5)
+    _, gflop3 = bench.matmul_floor(lambda x, y: torch.matmul(a, b, out=out), x, y)
+    assert gflop3 * 1e9 == pytest.approx(2 * 2 * 3 * 4 * 5)
 
 
 def test_official_checkout_weights_copy_to_equal_outputs(repo_root):
