@@ -9,12 +9,16 @@ into it exactly, tests/timeseries/models/test_tft_port.py). Two modes:
 * ``--mode step`` (model only): both train on the *same* pre-collated batches (data loading not
   timed): forward, each library's quantile loss (pytorch-forecasting's ``QuantileLoss`` metric as
   its ``training_step`` calls it; ours :func:`gatelab.timeseries.tasks.metrics.quantile_loss`, the
-  same value), backward, gradient-norm clipping 0.1, ``torch.optim.Adam`` step. ``rounds`` rounds of
-  ``steps`` steps per model, the order alternating per round.
+  same value), backward, gradient-norm clipping 0.1, an Adam step. Each side uses the optimizer
+  its users get: pytorch-forecasting plain ``torch.optim.Adam`` (its ``configure_optimizers``);
+  ours :func:`gatelab.core.harness.task.build_optimizer` with ``TaskConfig(optimizer="adam")``
+  (``task.optimizer_impl: auto``, i.e. torch's fused Adam: one kernel over all parameters).
+  ``rounds`` rounds of ``steps`` steps per model, the order alternating per round.
 * ``--mode fit`` (end to end): each library's own training loop and data pipeline, one Lightning
   epoch of ``fit_batches`` batches without validation: pytorch-forecasting's
   ``TemporalFusionTransformer`` (a LightningModule; Adam, no logger) on
-  ``TimeSeriesDataSet.to_dataloader``; ours :class:`gatelab.timeseries.tasks.tft.TFTTask` on
+  ``TimeSeriesDataSet.to_dataloader``; ours :class:`gatelab.timeseries.tasks.tft.TFTTask` (the
+  harness task and trainer path, whose ``configure_optimizers`` uses fused Adam by default) on
   :func:`gatelab.timeseries.data.tft_loader.window_dataloader` (the same batches, built
   vectorised). Per-batch cost = (cost of a ``fit_batches`` run - cost of a 2-batch run) /
   (``fit_batches`` - 2), which removes the set-up.
@@ -190,7 +194,13 @@ def _step_fn(name: str, model: Any) -> Any:
     from gatelab.timeseries.tasks.metrics import quantile_loss, valid_mask
 
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=1e-3)
+    if name == "pf":  # what pytorch-forecasting's users get (its configure_optimizers: plain Adam)
+        opt = torch.optim.Adam(params, lr=1e-3)
+    else:  # what a gatelab user gets: the harness's optimizer (task.optimizer_impl "auto": fused Adam)
+        from gatelab.core.harness.configs import TaskConfig
+        from gatelab.core.harness.task import build_optimizer
+
+        opt = build_optimizer(params, TaskConfig(optimizer="adam", lr=1e-3))
     model.train()
 
     if name == "pf":

@@ -833,12 +833,21 @@ class VariableSelectionNetwork(nn.Module):
             r = torch.bmm(xv, s) if b is None else torch.baddbmm(b[:, None, :], xv, s)
         if self._rn_idx is not None:
             rr = F.layer_norm(self._take(r, self._rn_idx, self._rn_all), (H,))
-            rr = torch.addcmul(self.resample_norm_bias[:, None, :], rr, self.resample_norm_weight[:, None, :])
+            # mul + add rather than addcmul: addcmul's backward spends an extra pass per input
+            rr = rr * self.resample_norm_weight[:, None, :] + self.resample_norm_bias[:, None, :]
             r = self._put(r, self._rn_idx, self._rn_all, rr)
 
         # grouped per-variable GRNs
+        sl = self._grn_all
+        r_parts = None
+        if isinstance(sl, slice):
+            # a contiguous range of GRN variables: split (one concatenation in the backward)
+            # instead of slicing (a zero-filled full-size gradient per slice)
+            r_parts = torch.split(r, [sl.start, sl.stop - sl.start, V - sl.stop])
         if self._grn_vars:
-            xg = self._take(xv, self._grn_idx, self._grn_all)
+            xg = torch.split(xv, [sl.start, sl.stop - sl.start, V - sl.stop])[1] if r_parts else self._take(
+                xv, self._grn_idx, sl
+            )
             w1 = self.fc1_weight * self._w1_mask
             w2 = self.fc2_weight * self._w2_mask
             wg = self.glu_weight * self._h_mask[..., None]
@@ -854,11 +863,11 @@ class VariableSelectionNetwork(nn.Module):
             gate = self.gate_act(gate)
             if is_capturing():
                 record_gate(self, gate.transpose(0, 1).reshape(*lead, gate.shape[0], H), "glu")
-            y = torch.addcmul(self._take(r, self._grn_idx, self._grn_all), value, gate)
-            y = torch.addcmul(self.norm_bias[:, None, :], F.layer_norm(y, (H,)), self.norm_weight[:, None, :])
+            y = (r_parts[1] if r_parts else self._take(r, self._grn_idx, sl)) + value * gate
+            y = F.layer_norm(y, (H,)) * self.norm_weight[:, None, :] + self.norm_bias[:, None, :]
             # a contiguous range of GRN variables: the weighted sum below reads y and r's other
             # rows in place instead of first concatenating them
-            var_out = None if isinstance(self._grn_all, slice) else self._put(r, self._grn_idx, self._grn_all, y)
+            var_out = None if r_parts else self._put(r, self._grn_idx, sl, y)
         else:
             var_out = r  # every variable is resample-only
 
@@ -881,11 +890,11 @@ class VariableSelectionNetwork(nn.Module):
         if var_out is not None:
             out = (var_out * wv).sum(0)
         else:
-            sl = self._grn_all
-            out = (y * wv[sl]).sum(0)
-            for rows in (slice(0, sl.start), slice(sl.stop, V)):
-                if rows.stop > rows.start:
-                    out = out + (r[rows] * wv[rows]).sum(0)
+            w_parts = torch.split(wv, [sl.start, sl.stop - sl.start, V - sl.stop])
+            out = (y * w_parts[1]).sum(0)
+            for rp, wp in ((r_parts[0], w_parts[0]), (r_parts[2], w_parts[2])):
+                if rp.shape[0]:
+                    out = out + (rp * wp).sum(0)
         return out.reshape(*lead, H), weights
 
     @staticmethod

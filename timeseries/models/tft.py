@@ -405,6 +405,7 @@ class _InputEmbedding(nn.Module):
             "rcols": torch.tensor([x_real.index(n) for n in reals], dtype=torch.long),
             "ridx": torch.tensor(ridx, dtype=torch.long),
             "rvalid": torch.tensor(valid_r, dtype=torch.long),
+            "reye": torch.eye(len(reals)).to(**factory_kwargs),
         }
         for key, t in bufs.items():
             self.register_buffer(f"_{part}_{key}", t, persistent=False)
@@ -470,19 +471,27 @@ class _InputEmbedding(nn.Module):
             e = e.view(*lead, self._d_cat)  # [..., n_cols, d]
             if self._padded[part]:
                 e = e.masked_fill((getattr(self, f"_{part}_pad") & (codes == 0)).unsqueeze(-1), 0.0)
-            if self._grouped[part]:
-                e = torch.einsum("...cd,oc->...od", e, getattr(self, f"_{part}_member").to(e.dtype))
+            if self._grouped[part]:  # [o, c] @ [..., c, d]: a broadcast bmm (cheaper than einsum's permute copies)
+                e = torch.matmul(getattr(self, f"_{part}_member").to(e.dtype), e)
             e = e.flatten(-2)
             valid = getattr(self, f"_{part}_cvalid")
             out.append(e if valid.numel() == e.shape[-1] else e.index_select(-1, valid))
         if reals:
-            ridx = getattr(self, f"_{part}_ridx")
-            x = cont.index_select(-1, getattr(self, f"_{part}_rcols")).unsqueeze(-1)
-            r = torch.addcmul(self.real_bias.index_select(0, ridx), x, self.real_weight.index_select(0, ridx))
-            r = r.flatten(-2)
-            valid = getattr(self, f"_{part}_rvalid")
-            out.append(r if valid.numel() == r.shape[-1] else r.index_select(-1, valid))
+            out.append(F.linear(cont.index_select(-1, getattr(self, f"_{part}_rcols")), *self._real_lift(part)))
         return out[0] if len(out) == 1 else torch.cat(out, dim=-1)
+
+    def _real_lift(self, part: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W [F_r, R], b [F_r])``: the lifts ``w_j x_j + b_j`` of ``part``'s ``R`` reals as one
+        block-diagonal linear map to their ``F_r = sum d_j`` features (one matmul per step and one in
+        its backward, instead of a broadcast multiply-add and reductions over ``[..., R, d]``; the
+        extra terms are exact zeros, so the values equal the per-variable products)."""
+        ridx, valid = getattr(self, f"_{part}_ridx"), getattr(self, f"_{part}_rvalid")
+        w = self.real_weight.index_select(0, ridx)  # [R, d_real]
+        blk = (w.unsqueeze(1) * getattr(self, f"_{part}_reye").unsqueeze(-1)).flatten(1)  # [R, R * d_real]
+        b = self.real_bias.index_select(0, ridx).flatten()
+        if valid.numel() != b.numel():
+            blk, b = blk.index_select(-1, valid), b.index_select(0, valid)
+        return blk.t(), b
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,6 +40,10 @@ its own LightningModule (same loss, optimizer and schedule, so the budgets are e
 construction); the best-validation-loss checkpoint is tested for every model (the tutorial's
 ``best_model_path`` without a monitor is the last epoch).
 
+Both TFTs run eagerly (``task.compile`` off, the harness default): compiling ours makes a step
+about 1.2x faster on the 2-core machine but costs minutes of compilation (and recompiles for
+evaluation), more than it saves at this table's budget (``docs/tft.md``, "Reproduction and speed").
+
 Specific to this table (the rest is the recipe): the interpretation of our TFT (variable
 importances and attention, :mod:`gatelab.timeseries.analysis.tft`) and the ``epochs`` column.
 """

@@ -5,7 +5,9 @@
   equations (Lim et al. 2021 eqs. 6-8; pytorch-forecasting's options), every parameter randomised
   (the padding of the grouped weights too, which the fast path must ignore);
 * the four static-context GRNs run as one stacked GRN against calling the modules;
-* the cached attention masks against masks built from scratch.
+* the cached attention masks against masks built from scratch;
+* the input embedding (grouped categoricals summed by one matmul, reals lifted by one
+  block-diagonal linear map) against per-variable lookups and products, values and gradients.
 
 Tolerance (float32): ``rtol=1e-5, atol=1e-6`` (float rounding of different summation orders);
 masks are compared exactly.
@@ -116,6 +118,65 @@ def test_batched_vsn_equals_per_variable_reference(case):
     raw.grad = None
     reference_vsn(v, raw, ctx)[0].sum().backward()
     torch.testing.assert_close(g_fast, raw.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", sorted(VSN_CASES))
+def test_batched_vsn_parameter_gradients_equal_the_reference(case):
+    """float64: every parameter's gradient (the padding of the grouped weights gets none)."""
+    torch.manual_seed(0)
+    v = VariableSelectionNetwork(**VSN_CASES[case], dropout=0.1, dtype=torch.float64).eval()
+    _randomise(v, 3)
+    raw = torch.randn(3, 5, sum(v._raw_sizes), dtype=torch.float64)
+    ctx = torch.randn(3, 1, v.context_dim, dtype=torch.float64) if v.context_dim else None
+    g_out = torch.randn(3, 5, v.hidden_dim, dtype=torch.float64)
+    params = dict(v.named_parameters())
+
+    def grads(fn):
+        out, w = fn(v, raw, ctx)
+        got = torch.autograd.grad((out * g_out).sum() + w.square().sum(), list(params.values()), allow_unused=True)
+        return {k: torch.zeros_like(p) if g is None else g for (k, p), g in zip(params.items(), got)}
+
+    fast = grads(lambda m, r, c: m(r, c))
+    ref = grads(reference_vsn)
+    for k in params:
+        torch.testing.assert_close(fast[k], ref[k], rtol=1e-10, atol=1e-12, msg=lambda m, k=k: f"{k}: {m}")
+
+
+@pytest.mark.parametrize("layout", ["paper", "pytorch-forecasting"])
+def test_input_embedding_equals_per_variable_lookups(layout):
+    """Values and gradients (float64) of every part against lookups and products per variable."""
+    m = TemporalFusionTransformer(**_TINY, layout=layout, dtype=torch.float64)
+    _randomise(m, 4)
+    emb = m.input_embedding
+    x = example_batch(m, 3)
+    cont = x["encoder_cont"].double().requires_grad_()
+    cat = x["encoder_cat"]
+    lo = {n: sum(emb.cardinalities[: emb.cat_names.index(n)]) for n in emb.cat_names}
+    groups = _TINY["categorical_groups"]
+
+    def reference(part: str) -> torch.Tensor:
+        cats, reals = emb.parts[part]
+        feats = []
+        for n in cats:
+            d = emb.sizes[n]
+            cols = [m.x_categoricals.index(c) for c in groups.get(n, [n])]
+            feats.append(sum(emb.cat_weight[lo[n] + cat[..., c], :d] for c in cols))
+        for n in reals:
+            j, d = emb.real_names.index(n), emb.sizes[n]
+            feats.append(cont[..., m.x_reals.index(n), None] * emb.real_weight[j, :d] + emb.real_bias[j, :d])
+        return torch.cat(feats, dim=-1)
+
+    params = [emb.cat_weight, emb.real_weight, emb.real_bias, cont]
+    for part in ("static", "encoder", "decoder"):
+        c, r = (cat[:, 0], cont[:, 0]) if part == "static" else (cat, cont)
+        fast = emb(c, r, part)
+        want = reference(part) if part != "static" else reference(part)[:, 0]
+        torch.testing.assert_close(fast, want, rtol=1e-12, atol=1e-14)
+        g = torch.randn_like(fast)
+        g_fast = torch.autograd.grad((fast * g).sum(), params)
+        g_ref = torch.autograd.grad((want * g).sum(), params)
+        for a, b in zip(g_fast, g_ref):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("layout", ["paper", "pytorch-forecasting"])
