@@ -1,11 +1,12 @@
 """Attention U-Net training speed on the CPU: gatelab vs MONAI's ``AttentionUnet`` at the same widths.
 
 Times forward + backward (``loss = logits.mean()``, ``zero_grad`` included) of each network on the
-same input in one process, rounds interleaved (A, B, C, A, B, C, ...) so that load from other
-processes hits every model alike; reports the median over rounds as samples/s and the ratio
-``speedup = gatelab samples/s / MONAI samples/s`` (> 1: gatelab faster). Peak memory: the rise of
-the process's peak resident set (``VmHWM`` - ``VmRSS`` before) over one forward + backward, each
-model in a fresh subprocess (the CPU allocator has no peak counter).
+same input in one process, rounds interleaved (A, B, C, C, B, A, ...) so that load from other
+processes hits every model alike; reports ``speedup`` = the median over rounds of (reference time /
+ours) in the same round (> 1: gatelab faster) with the spread of those ratios (see "Timing"
+below). Peak memory (``--memory``): the rise of the process's peak resident set (``VmHWM`` -
+``VmRSS`` before) over one forward + backward, each model in a fresh subprocess (the CPU allocator
+has no peak counter).
 
 Networks at widths ``int((64, 128, 256, 512, 1024) / feature_scale)``, 4 poolings, 1 input
 channel, 2 classes, batch norm, ReLU:
