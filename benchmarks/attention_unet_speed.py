@@ -1,11 +1,12 @@
 """Attention U-Net training speed on the CPU: gatelab vs MONAI's ``AttentionUnet`` at the same widths.
 
 Times forward + backward (``loss = logits.mean()``, ``zero_grad`` included) of each network on the
-same input in one process, rounds interleaved (A, B, C, A, B, C, ...) so that load from other
-processes hits every model alike; reports the median over rounds as samples/s and the ratio
-``speedup = gatelab samples/s / MONAI samples/s`` (> 1: gatelab faster). Peak memory: the rise of
-the process's peak resident set (``VmHWM`` - ``VmRSS`` before) over one forward + backward, each
-model in a fresh subprocess (the CPU allocator has no peak counter).
+same input in one process, rounds interleaved (A, B, C, C, B, A, ...) so that load from other
+processes hits every model alike; reports ``speedup`` = the median over rounds of (reference time /
+ours) in the same round (> 1: gatelab faster) with the spread of those ratios (see "Timing"
+below). Peak memory (``--memory``): the rise of the process's peak resident set (``VmHWM`` -
+``VmRSS`` before) over one forward + backward, each model in a fresh subprocess (the CPU allocator
+has no peak counter).
 
 Networks at widths ``int((64, 128, 256, 512, 1024) / feature_scale)``, 4 poolings, 1 input
 channel, 2 classes, batch norm, ReLU:
@@ -47,12 +48,26 @@ ours (``--presets``):
 * ``native-conv``: ``onednn_conv=False`` (PyTorch's own backend choice, as the official code);
 * ``compile``: ``torch.compile`` of the default model (slow to compile on a busy CPU; opt-in).
 
-Usage (long: run through the shared CPU slot)::
+Timing (every comparison): process CPU time of one forward + backward per model per round, one
+thread, rounds interleaved with the order reversed every other round; ``speedup`` = the median over
+rounds of (reference time / ours) in the same round, ``speedup_q1``/``_q3`` and ``speedup_min``/``_max``
+the quartiles and range of those per-round ratios, with ``rounds`` and ``threads`` in each row.
 
-    /work/notes/cpu_slot python benchmarks/attention_unet_speed.py            # 2D and 3D, fs 4
+The default run (about 2 minutes on an idle core) measures what issue 17's table needs: ours vs
+the official code in 3D 32^3 (when ``--official-repo`` or ``$GATELAB_ATTENTION_UNET_REPO`` names
+a checkout; skipped otherwise) and the MONAI topology (``attention-unet-monai``, weights copied from
+MONAI's network and logits checked equal first) vs MONAI's ``AttentionUnet`` in 2D (128^2, batch 4)
+and 3D (32^3, batch 1), the input contiguous as users call both (our config's ``memory_format``
+then picks our layout: ``channels_last`` in 2D). The other networks, memory formats, the peak
+memory and the single-gate comparison are opt-in (``--models``, ``--memory-format``,
+``--memory``, ``--gates``).
+
+Usage::
+
+    python benchmarks/attention_unet_speed.py --official-repo /path/to/Attention-Gated-Networks
     python benchmarks/attention_unet_speed.py --dims 2 --rounds 3 --no-record   # quick look
-    python benchmarks/attention_unet_speed.py --official-repo /path/to/Attention-Gated-Networks \
-        --official-only                                       # vs the official code, 3D 32^3
+    python benchmarks/attention_unet_speed.py --models attention-unet unet attention-unet-monai \\
+        --memory-format both --memory --gates --size-3d 48                 # the older, longer table
 """
 
 from __future__ import annotations
@@ -77,6 +92,8 @@ PRESETS: dict[str, tuple[dict[str, Any], str, bool]] = {
     "compile": ({}, "contiguous", True),
 }
 OURS = ("attention-unet", "attention-unet-1gate", "unet", "attention-unet-monai")
+#: environment variable naming the official checkout (same as ``--official-repo``)
+ENV_REPO = "GATELAB_ATTENTION_UNET_REPO"
 BASELINE = "monai-attentionunet"
 GATE_BASELINE = "monai-attentionblock"
 
@@ -84,30 +101,48 @@ GATE_BASELINE = "monai-attentionblock"
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dims", type=int, nargs="+", default=[2, 3], choices=[2, 3])
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["attention-unet-monai"],
+        choices=list(OURS),
+        help="our networks timed against MONAI (default: the MONAI topology, equal FLOPs)",
+    )
     p.add_argument("--feature-scale", type=float, default=4, help="widths = (64..1024) / feature_scale")
     p.add_argument("--batch-2d", type=int, default=4)
     p.add_argument("--size-2d", type=int, default=128)
     p.add_argument("--batch-3d", type=int, default=1)
-    p.add_argument("--size-3d", type=int, default=48)
+    p.add_argument("--size-3d", type=int, default=32)
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every model once)")
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--memory-format", choices=["contiguous", "channels_last", "both"], default="both")
-    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
-    p.add_argument("--no-gates", action="store_true", help="skip the single-gate comparison")
+    p.add_argument(
+        "--memory-format",
+        choices=["contiguous", "channels_last", "both"],
+        default="contiguous",
+        help="of the input and of the baseline's (and, for channels_last, our) weights; contiguous = as users "
+        "call both (our config's memory_format then decides our layout)",
+    )
+    p.add_argument("--memory", action="store_true", help="also measure peak memory (one subprocess per model)")
+    p.add_argument("--gates", action="store_true", help="also time a single attention gate against MONAI's")
     p.add_argument("--no-record", action="store_true", help="print only; write nothing to docs/results")
     p.add_argument("--results-dir", default=None)
-    p.add_argument("--official-repo", default=None, help="checkout of ozan-oktay/Attention-Gated-Networks")
+    p.add_argument(
+        "--official-repo",
+        default=os.environ.get(ENV_REPO) or None,
+        help=f"checkout of ozan-oktay/Attention-Gated-Networks (default ${ENV_REPO}); without it the "
+        "official comparison is skipped",
+    )
     p.add_argument("--official-only", action="store_true", help="only the comparison with the official code")
     p.add_argument("--size-official", type=int, default=32, help="cube side of the official comparison")
     p.add_argument("--batch-official", type=int, default=1)
     p.add_argument(
         "--presets",
         nargs="+",
-        default=["default", "channels-last", "unfused-gates", "native-conv"],
+        default=["default"],
         choices=list(PRESETS),
         help="our configurations timed against the official network",
     )
-    p.add_argument("--tolerance", type=float, default=1e-4, help="max |ours - official| / max |official| logits")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max |ours - reference| / max |reference| logits")
     p.add_argument(
         "--_memory", nargs=5, metavar=("MODEL", "DIMS", "FS", "BATCH", "SIZE_FORMAT"), help=argparse.SUPPRESS
     )
@@ -253,6 +288,39 @@ def _quartiles(v: list[float]) -> tuple[float, float, float]:
     return q[0], statistics.median(v), q[2]
 
 
+def time_rounds(models: dict[str, tuple[Any, Any]], rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Process CPU seconds of one fwd+bwd of each ``(model, input)`` per round; rounds interleaved,
+    the order reversed every other round (so no model always runs right after another)."""
+    names = list(models)
+    for m, xi in models.values():
+        for _ in range(warmup):
+            _step(m, xi)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names if r % 2 == 0 else names[::-1]:
+            m, xi = models[n]
+            t0 = time.process_time()
+            _step(m, xi)
+            times[n].append(time.process_time() - t0)
+    return times
+
+
+def spread(ref: list[float], ours: list[float]) -> dict[str, float]:
+    """``speedup`` = median over rounds of ``ref / ours`` in the same round, with the quartiles and
+    the range of those per-round ratios, and both median times (ms)."""
+    ratios = [r / t for r, t in zip(ref, ours, strict=True)]
+    q1, med, q3 = _quartiles(ratios)
+    return {
+        "speedup": med,
+        "speedup_q1": q1,
+        "speedup_q3": q3,
+        "speedup_min": min(ratios),
+        "speedup_max": max(ratios),
+        "ms": statistics.median(ours) * 1e3,
+        "baseline_ms": statistics.median(ref) * 1e3,
+    }
+
+
 def official_rows(args: argparse.Namespace, threads: int) -> list[dict[str, Any]]:
     """Ours (each preset) vs the official ``unet_CT_multi_att_dsv_3D`` with copied weights, 3D."""
     import copy
@@ -291,15 +359,7 @@ def official_rows(args: argparse.Namespace, threads: int) -> list[dict[str, Any]
                 f"logit difference {diffs[name]:.3g} > --tolerance {args.tolerance:g}"
             )
         models[name] = (torch.compile(m) if compiled else m, xi)
-    for m, xi in models.values():
-        for _ in range(args.warmup):
-            _step(m, xi)
-    times: dict[str, list[float]] = {n: [] for n in models}
-    for _ in range(args.rounds):
-        for n, (m, xi) in models.items():
-            t0 = time.perf_counter()
-            _step(m, xi)
-            times[n].append(time.perf_counter() - t0)
+    times = time_rounds(models, args.rounds, args.warmup)
     shape = f"{batch}x1x{size}x{size}x{size}"
     print(f"\n3D {shape}, fs {fs:g}: ours vs the official code (weights copied); fwd+bwd over {args.rounds} rounds")
     print(f"  {'model':16s} {'median ms':>10s} {'speedup':>8s} {'q1':>6s} {'q3':>6s} {'max rel diff':>13s}")
@@ -308,9 +368,11 @@ def official_rows(args: argparse.Namespace, threads: int) -> list[dict[str, Any]
     rows = []
     params = sum(p.numel() for p in official.parameters())
     for name in args.presets:
-        ratios = [r / t for r, t in zip(ref, times[name], strict=True)]
-        q1, med, q3 = _quartiles(ratios)
-        print(f"  {name:16s} {statistics.median(times[name]) * 1e3:10.1f} {med:7.2f}x {q1:6.2f} {q3:6.2f} {diffs[name]:13.2e}")
+        sp = spread(ref, times[name])
+        print(
+            f"  {name:16s} {sp['ms']:10.1f} {sp['speedup']:7.2f}x {sp['speedup_q1']:6.2f} {sp['speedup_q3']:6.2f} "
+            f"{diffs[name]:13.2e}"
+        )
         rows.append(
             {
                 "model": "attention-unet",
@@ -319,11 +381,9 @@ def official_rows(args: argparse.Namespace, threads: int) -> list[dict[str, Any]
                 "variant": f"{shape}-fs{fs:g}-{name}",
                 "baseline": OFFICIAL,
                 "seed": 0,
-                "speedup": med,
-                "speedup_q1": q1,
-                "speedup_q3": q3,
-                "ms": statistics.median(times[name]) * 1e3,
-                "baseline_ms": statistics.median(ref) * 1e3,
+                **sp,
+                "rounds": args.rounds,
+                "threads": threads,
                 "max_rel_diff": diffs[name],
                 "params": sum(p.numel() for p in models[name][0].parameters()),
                 "baseline_params": params,
@@ -334,6 +394,7 @@ def official_rows(args: argparse.Namespace, threads: int) -> list[dict[str, Any]
                     "torch": torch.__version__,
                     "tolerance": args.tolerance,
                     "official": "unet_CT_multi_att_dsv_3D",
+                    "measure": "process CPU time per fwd+bwd, interleaved rounds",
                 },
             }
         )
@@ -377,7 +438,95 @@ def peak_memory_mb(name: str, nd: int, fs: float, batch: int, size: int, fmt: st
     return float(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
 
 
+def monai_rows(args: argparse.Namespace, nd: int, fmt: str, threads: int) -> list[dict[str, Any]]:
+    """``args.models`` vs MONAI's ``AttentionUnet`` in ``nd`` D, fwd+bwd, interleaved rounds.
+
+    The MONAI-topology network gets MONAI's weights (:func:`gatelab.vision.models.unet_port.monai_state_dict`)
+    and its train-mode logits must agree to ``--tolerance`` before timing (``max_rel_diff``).
+    """
+    import torch
+
+    from gatelab.vision.models.unet_port import monai_state_dict
+
+    batch, size = (args.batch_2d, args.size_2d) if nd == 2 else (args.batch_3d, args.size_3d)
+    names = [*args.models, BASELINE]
+    torch.manual_seed(0)
+    x = _input(nd, batch, size, fmt)
+    models = {n: build(n, nd, args.feature_scale) for n in names}
+    diffs: dict[str, float] = {}
+    if "attention-unet-monai" in models:
+        ours, monai = models["attention-unet-monai"], models[BASELINE]
+        ours.load_state_dict(monai_state_dict(monai.state_dict(), ours.depth), strict=True)
+        states = {n: {k: v.clone() for k, v in models[n].state_dict().items()} for n in ("attention-unet-monai", BASELINE)}
+        with torch.no_grad():
+            got, want = ours.train()(x), monai.train()(x)
+        for n, st in states.items():  # the check's forward moved the running statistics
+            models[n].load_state_dict(st)
+        diffs["attention-unet-monai"] = float((got - want).abs().max() / want.abs().max())
+        if diffs["attention-unet-monai"] > args.tolerance:
+            raise SystemExit(
+                f"attention_unet_speed: attention-unet-monai differs from MONAI with copied weights ({nd}D): max "
+                f"relative logit difference {diffs['attention-unet-monai']:.3g} > --tolerance {args.tolerance:g}"
+            )
+    models = {n: _prepare(m, nd, fmt) for n, m in models.items()}
+    params = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
+    gflop = {n: train_gflop(m, x) for n, m in models.items()}
+    times = time_rounds({n: (m, x) for n, m in models.items()}, args.rounds, args.warmup)
+    mem = {}
+    if args.memory:
+        mem = {n: peak_memory_mb(n, nd, args.feature_scale, batch, size, fmt) for n in names}
+    shape = f"{batch}x1x" + "x".join([str(size)] * nd)
+    ref = times[BASELINE]
+    print(f"\n{nd}D input {shape}, {fmt}; fwd+bwd, process CPU time over {args.rounds} interleaved rounds")
+    print(
+        f"  {'model':22s} {'params':>9s} {'GFLOP':>7s} {'ms':>9s} {'vs MONAI':>9s} {'q1':>6s} {'q3':>6s} "
+        f"{'min':>6s} {'max':>6s} {'peak MiB':>9s}"
+    )
+    rows = []
+    for n in names:
+        sp = spread(ref, times[n])
+        pm = mem.get(n)
+        print(
+            f"  {n:22s} {params[n]:9d} {gflop[n]:7.2f} {sp['ms']:9.1f} {sp['speedup']:8.2f}x {sp['speedup_q1']:6.2f} "
+            f"{sp['speedup_q3']:6.2f} {sp['speedup_min']:6.2f} {sp['speedup_max']:6.2f} "
+            f"{'' if pm is None else f'{pm:9.1f}'}"
+        )
+        if n == BASELINE:
+            continue
+        row = {
+            "model": n,
+            "dataset": "synthetic",
+            "split": f"{nd}d-fwd+bwd",
+            "variant": f"{shape}-fs{args.feature_scale:g}-{fmt}",
+            "baseline": BASELINE,
+            "seed": 0,
+            **sp,
+            "rounds": args.rounds,
+            "threads": threads,
+            "samples_per_s": batch * 1e3 / sp["ms"],
+            "baseline_samples_per_s": batch * 1e3 / sp["baseline_ms"],
+            "params": params[n],
+            "baseline_params": params[BASELINE],
+            "gflop": gflop[n],
+            "baseline_gflop": gflop[BASELINE],
+            "config": {
+                "threads": threads,
+                "rounds": args.rounds,
+                "warmup": args.warmup,
+                "torch": torch.__version__,
+                "measure": "process CPU time per fwd+bwd, interleaved rounds",
+            },
+        }
+        if n in diffs:
+            row["max_rel_diff"] = diffs[n]
+        if args.memory:
+            row["peak_mb"], row["baseline_peak_mb"] = mem.get(n), mem.get(BASELINE)
+        rows.append(row)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parse(argv)
     if args._memory:
         return _memory_child(args)
@@ -386,89 +535,30 @@ def main(argv: list[str] | None = None) -> int:
     threads = int(os.environ.get("OMP_NUM_THREADS", "1"))
     torch.set_num_threads(threads)
     fmts = ["contiguous", "channels_last"] if args.memory_format == "both" else [args.memory_format]
-    names = [*OURS, BASELINE]
-    rows: list[dict[str, Any]] = []
+    command = "python benchmarks/attention_unet_speed.py " + " ".join(
+        a for a in argv if a != args.official_repo
+    ).replace("--official-repo", "--official-repo PATH")
     print(f"torch {torch.__version__}, CPU, {threads} thread(s); feature_scale {args.feature_scale}")
+    print(f"command: {command}")
+    rows: list[dict[str, Any]] = []
     if args.official_repo:
         rows += official_rows(args, threads)
     elif args.official_only:
         raise SystemExit("attention_unet_speed: --official-only needs --official-repo PATH")
+    else:
+        print(f"official comparison SKIPPED: no --official-repo (or ${ENV_REPO})")
     for nd in [] if args.official_only else args.dims:
         batch, size = (args.batch_2d, args.size_2d) if nd == 2 else (args.batch_3d, args.size_3d)
         for fmt in fmts:
-            torch.manual_seed(0)
-            x = _input(nd, batch, size, fmt)
-            models = {n: _prepare(build(n, nd, args.feature_scale), nd, fmt) for n in names}
-            params = {n: sum(p.numel() for p in m.parameters()) for n, m in models.items()}
-            gflop = {n: train_gflop(m, x) for n, m in models.items()}
-            for m in models.values():
-                for _ in range(args.warmup):
-                    _step(m, x)
-            times: dict[str, list[float]] = {n: [] for n in names}
-            for _ in range(args.rounds):
-                for n, m in models.items():
-                    t0 = time.perf_counter()
-                    _step(m, x)
-                    times[n].append(time.perf_counter() - t0)
-            med = {n: statistics.median(t) for n, t in times.items()}
-            mem = {}
-            if not args.no_memory:
-                mem = {n: peak_memory_mb(n, nd, args.feature_scale, batch, size, fmt) for n in names}
-            shape = f"{batch}x1x" + "x".join([str(size)] * nd)
-            print(f"\n{nd}D input {shape}, {fmt}; fwd+bwd median over {args.rounds} rounds")
-            print(
-                f"  {'model':22s} {'params':>9s} {'GFLOP':>7s} {'ms':>9s} {'samples/s':>10s} "
-                f"{'vs MONAI':>9s} {'peak MiB':>9s}"
-            )
-            for n in names:
-                sps = batch / med[n]
-                ratio = med[BASELINE] / med[n]
-                pm = mem.get(n)
-                print(
-                    f"  {n:22s} {params[n]:9d} {gflop[n]:7.2f} {med[n] * 1e3:9.1f} {sps:10.2f} {ratio:9.2f}x "
-                    f"{'' if pm is None else f'{pm:9.1f}'}"
-                )
-            for n in OURS:
-                rows.append(
-                    {
-                        "model": n,
-                        "dataset": "synthetic",
-                        "split": f"{nd}d-fwd+bwd",
-                        "variant": f"{shape}-fs{args.feature_scale:g}-{fmt}",
-                        "baseline": BASELINE,
-                        "seed": 0,
-                        "speedup": ratio_of(med, n),
-                        "samples_per_s": batch / med[n],
-                        "baseline_samples_per_s": batch / med[BASELINE],
-                        "ms": med[n] * 1e3,
-                        "baseline_ms": med[BASELINE] * 1e3,
-                        "peak_mb": mem.get(n),
-                        "baseline_peak_mb": mem.get(BASELINE),
-                        "params": params[n],
-                        "baseline_params": params[BASELINE],
-                        "gflop": gflop[n],
-                        "baseline_gflop": gflop[BASELINE],
-                        "config": {
-                            "threads": threads,
-                            "rounds": args.rounds,
-                            "warmup": args.warmup,
-                            "torch": torch.__version__,
-                        },
-                    }
-                )
-        if not args.no_gates:
+            rows += monai_rows(args, nd, fmt, threads)
+        if args.gates:
             rows += gate_rows(args, nd, batch, size, threads)
     if not args.no_record:
         from gatelab.core.harness.ledger import append_records
 
-        append_records("attention-unet-speed", rows, args.results_dir)
+        append_records("attention-unet-speed", [{**r, "command": command} for r in rows], args.results_dir)
         print("\nrecorded in docs/results/attention-unet-speed.jsonl (.md)")
     return 0
-
-
-def ratio_of(med: dict[str, float], name: str) -> float:
-    """``speedup`` of ``name``: MONAI's median time / its median time (> 1: faster than MONAI)."""
-    return med[BASELINE] / med[name]
 
 
 if __name__ == "__main__":

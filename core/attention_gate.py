@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .kernels import dispatch, is_sigmoid
+from .layers import conv as _conv
 from .layers import nd
 from .layers.activations import ActLike, create_act
 from .layers.capture import record_gate
@@ -275,7 +276,7 @@ class SameGridAttentionGate(nn.Module):
             allow_bool=True,
         )
         self.in_channels, self.gating_channels, self.inter_channels = in_channels, gating_channels, inter_channels
-        conv = nd.conv(spatial_dims)
+        conv = _conv.conv(spatial_dims)  # nn.Conv{2,3}d; one GEMM on channels_last input (core.layers.conv)
         self.W_g = nn.Sequential(conv(gating_channels, inter_channels, 1, **fk), nd.norm("batch", spatial_dims, inter_channels, **fk))
         self.W_x = nn.Sequential(conv(in_channels, inter_channels, 1, **fk), nd.norm("batch", spatial_dims, inter_channels, **fk))
         self.psi = nn.Sequential(conv(inter_channels, 1, 1, **fk), nd.norm("batch", spatial_dims, 1, **fk))

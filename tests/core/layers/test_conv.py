@@ -102,3 +102,32 @@ def test_same_state_dict_and_errors():
     assert fast.conv(3, fast=False) is nn.Conv3d
     with pytest.raises(ValueError, match="spatial_dims must be 2 or 3, got 1"):
         fast.conv(1)
+
+
+@pytest.mark.parametrize(("nd", "bias"), [(2, True), (2, False), (3, True)])
+def test_pointwise_path_on_channels_last_matches_native(nd, bias, monkeypatch):
+    """1x1 convolutions of channels_last input run as one F.linear: same values and gradients
+    (float32, relative 1e-5), channels_last output; contiguous input keeps the native path."""
+    calls = []
+    real = fast.pointwise_conv
+    monkeypatch.setattr(fast, "pointwise_conv", lambda *a: calls.append(1) or real(*a))
+    torch.manual_seed(0)
+    ref = (nn.Conv2d, nn.Conv3d)[nd - 2](6, 3, 1, bias=bias)
+    mine = fast.conv(nd)(6, 3, 1, bias=bias)
+    mine.load_state_dict(ref.state_dict())
+    fmt = torch.channels_last if nd == 2 else torch.channels_last_3d
+    x = torch.randn(2, 6, *([5, 4, 3][:nd])).contiguous(memory_format=fmt)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y1, y2 = ref(x1), mine(x2)
+    assert calls == [1] and y2.is_contiguous(memory_format=fmt)
+    g = torch.randn_like(y1)
+    y1.backward(g)
+    y2.backward(g)
+    assert _rel(y2, y1) < 1e-5 and _rel(x2.grad, x1.grad) < 1e-5
+    assert _rel(mine.weight.grad, ref.weight.grad) < 1e-5
+    if bias:
+        assert _rel(mine.bias.grad, ref.bias.grad) < 1e-5
+    mine(torch.randn(2, 6, *([5, 4, 3][:nd])))  # contiguous: native
+    strided = fast.conv(nd)(6, 3, 1, stride=2)
+    strided(x)  # stride 2: native
+    assert calls == [1]

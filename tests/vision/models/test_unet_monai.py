@@ -78,3 +78,30 @@ def test_maps_and_errors():
         UNet(spatial_dims=2, attention=True, topology="monai", gates_per_level=1)
     with pytest.raises(KeyError, match=r"no gatelab parameter for MONAI key 'model\.3\.weight'"):
         monai_state_dict({"model.3.weight": torch.zeros(1)}, 4)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_channels_last_memory_format_keeps_the_values(batch):
+    """``memory_format="auto"`` runs the 2D MONAI topology in channels_last (pointwise GEMMs for the
+    1x1 convolutions): logits and every gradient equal the contiguous model's (float64, relative
+    1e-9; batch 1 catches instance norm's wrong backward for a channels_last gradient, which the
+    layout conversion must avoid), logits come back contiguous, and float32 agrees to 1e-4."""
+    cl = _ours(2, 16).train()
+    assert cl.config.channels_last and not _ours(3, 16).config.channels_last
+    ref = _ours(2, 16, memory_format="contiguous").train()
+    assert not ref.config.channels_last
+    ref.load_state_dict(cl.state_dict())
+    x = torch.randn(batch, 1, 32, 48)
+    with torch.no_grad():
+        y32 = cl(x)
+        assert y32.is_contiguous() and _rel(y32, ref(x)) < 1e-4
+    cl, ref = cl.double(), ref.double()
+    y_cl, y_ref = cl(x.double()), ref(x.double())
+    assert _rel(y_cl, y_ref) < 1e-9
+    y_cl.square().mean().backward()
+    y_ref.square().mean().backward()
+    grads = dict(ref.named_parameters())
+    for name, p in cl.named_parameters():
+        if grads[name].grad.abs().max() < 1e-12:  # conv biases under train-mode batch norm
+            continue
+        assert _rel(p.grad, grads[name].grad) < 1e-9, name
