@@ -3,7 +3,10 @@
 For each model, one *training step* on a batch is: forward, BCE + embedding L2 (0.05, FuxiCTR's
 ``embedding_regularizer`` over the whole tables), backward, gradient-norm clipping at 10, Adam
 step -- for gatelab through :class:`gatelab.recsys.tasks.ctr.CTRTask` (``compute_loss`` in train
-mode), for FuxiCTR through its own ``BaseModel.train_step``. Both models get the Frappe_x1
+mode) with the optimizer a gatelab user gets, ``build_optimizer(params, TaskConfig(optimizer="adam",
+lr=1e-3))`` (what ``CTRTask.configure_optimizers`` builds: ``optimizer_impl`` auto = torch's fused
+Adam), for FuxiCTR through its own ``BaseModel.train_step`` with its own ``torch.optim.Adam``
+(torch's default implementation). Both models get the Frappe_x1
 sizes (the official vocabularies: 5,399 embedding rows over 10 fields) and the published Frappe
 presets (FinalMLP: BARS ``FinalMLP_frappe_x1_004``; GDCN-P: embedding 16, DNN 400-400-400, BN,
 dropout 0.5, 3 gated cross layers; Fi-GNN: BARS ``FiGNN_frappe_x1_003``, 17 graph layers without
@@ -350,10 +353,16 @@ def bootstrap_median_ci(values: list[float], resamples: int = 10_000, seed: int 
 
 def _train_step(task: Any, model: Any, params: list[Any]) -> Callable[[dict[str, Any]], None]:
     """gatelab's training step: forward, ``CTRTask.compute_loss`` (BCE + embedding L2), backward,
-    clip 10, Adam."""
+    clip 10, Adam -- the optimizer the task's ``configure_optimizers`` builds,
+    ``build_optimizer(params, TaskConfig(optimizer="adam", lr=1e-3))`` (``optimizer_impl`` auto:
+    torch's fused Adam)."""
     import torch
 
-    opt = torch.optim.Adam(params, lr=1e-3)
+    from gatelab.core.harness.task import build_optimizer
+
+    opt = build_optimizer(params, task.config)
+    if task.config.optimizer != "adam" or task.config.lr != 1e-3:
+        raise SystemExit(f"recsys_speed: the task's optimizer is {task.config.optimizer} lr {task.config.lr}, not adam 1e-3")
 
     def step(b: dict[str, Any]) -> None:
         opt.zero_grad()
@@ -632,7 +641,8 @@ def main(argv: list[str] | None = None) -> int:
         description=(
             "Samples/s of training at the Frappe_x1 presets, batch 4096, gatelab vs FuxiCTR in the same process, "
             "alternating rounds. `train-step` (dataset `frappe-sized`): one training step (forward, BCE + embedding L2, "
-            "backward, clip 10, Adam) on random batches of the Frappe_x1 sizes, FuxiCTR's weights copied into gatelab's "
+            "backward, clip 10, Adam: gatelab's build_optimizer -- fused Adam, what CTRTask trains with -- and "
+            "FuxiCTR's own torch.optim.Adam) on random batches of the Frappe_x1 sizes, FuxiCTR's weights copied into gatelab's "
             "model and the predictions checked equal. `train-epoch` (dataset `frappe`): end to end with data loading, "
             "each library's own loader (FuxiCTR: its encoder + RankDataLoader npz, one worker; gatelab: its CTR data "
             "module) over the same shuffled training split. speedup = median over rounds of the per-round ratio "

@@ -19,15 +19,17 @@ __all__ = ["GatedCrossLayer", "GatedCrossNetwork", "fused_gated_cross"]
 class _FusedGatedCross(torch.autograd.Function):
     """Forward/backward of :func:`fused_gated_cross` on 2-D operands ``[N, D]``.
 
-    Forward: one ``addmm`` gives ``y = [cl W_c^T + b | cl W_g^T]`` (``[N, 2D]``); the gate half is
-    squashed in place (``y = [u | s]``, ``u = W_c cl + b``, ``s = sigmoid(W_g cl)``) and the output
-    is one new tensor updated in place (``c0 * u``, ``* s``, ``+ cl``). Saved: ``c0``, ``cl``,
-    ``weight`` and ``y`` -- no other temporary survives the forward.
+    Forward: one ``mm`` gives ``y = [cl W_c^T | cl W_g^T]`` (``[N, 2D]``); the bias is added to the
+    first half and the gate half squashed in place (``y = [u | s]``, ``u = W_c cl + b``,
+    ``s = sigmoid(W_g cl)``) and the output is one new tensor updated in place (``c0 * u``,
+    ``* s``, ``+ cl``). Saved: ``c0``, ``cl``, ``weight`` and ``y`` -- no other temporary survives
+    the forward.
 
-    Backward (5 element-wise passes, 3 new ``[N, D]`` buffers): ``q = dout s``,
-    ``du = q c0``, ``dc0 = q u`` (in place), ``dg = du u (1 - s)``, then
-    ``dcl = dout + du W_c + dg W_g`` (two ``addmm``), ``dW_c = du^T cl``, ``dW_g = dg^T cl``
-    written into the halves of one ``[2D, D]`` buffer, ``db = sum_N du``.
+    Backward (5 element-wise passes; new buffers: ``q`` ``[N, D]`` and ``dy`` ``[N, 2D]``):
+    ``q = dout s``, ``du = q c0``, ``dc0 = q u`` (in place), ``dg = du u (1 - s)``, with
+    ``du`` and ``dg`` written into the halves of one ``dy = [du | dg]``, so that
+    ``dcl = dout + dy [W_c ; W_g]`` and ``dW = dy^T cl`` (``[2D, D]``) are one matmul each
+    (``K = 2D``, instead of two of ``K = D``), and ``db = sum_N du``.
     """
 
     @staticmethod
@@ -39,11 +41,10 @@ class _FusedGatedCross(torch.autograd.Function):
         bias: torch.Tensor | None,
     ) -> torch.Tensor:
         d = cl.shape[-1]
-        if bias is None:
-            y = torch.mm(cl, weight.t())
-        else:
-            y = torch.addmm(torch.cat([bias, bias.new_zeros(d)]), cl, weight.t())  # [N, 2D]
+        y = torch.mm(cl, weight.t())  # [N, 2D]
         u, s = y[:, :d], y[:, d:]
+        if bias is not None:
+            u.add_(bias)  # one [N, D] pass (addmm would first copy a [2D] bias row into all of y)
         s.sigmoid_()
         out = torch.mul(c0, u)
         out.mul_(s).add_(cl)
@@ -60,19 +61,14 @@ class _FusedGatedCross(torch.autograd.Function):
         u, s = y[:, :d], y[:, d:]
         need_c0, need_cl, need_w, need_b = ctx.needs_input_grad
         q = torch.mul(dout, s)  # dout s
-        du = torch.mul(q, c0)  # d out / d u = dout c0 s
+        dy = torch.empty_like(y)  # [N, 2D] = [du | dg]: the gradient of y = cl [W_c | W_g]^T
+        du, dg = dy[:, :d], dy[:, d:]
+        torch.mul(q, c0, out=du)  # d out / d u = dout c0 s
         dc0 = q.mul_(u) if need_c0 else None  # dout u s
-        dg = torch.mul(du, u)  # dout c0 u s
+        torch.mul(du, u, out=dg)  # dout c0 u s
         dg.addcmul_(dg, s, value=-1.0)  # ... (1 - s): d out / d (W_g cl)
-        dcl = None
-        if need_cl:
-            dcl = torch.addmm(dout, du, weight[:d])
-            dcl.addmm_(dg, weight[d:])
-        dw = None
-        if need_w:
-            dw = torch.empty_like(weight)
-            torch.mm(du.t(), cl, out=dw[:d])
-            torch.mm(dg.t(), cl, out=dw[d:])
+        dcl = torch.addmm(dout, dy, weight) if need_cl else None  # dout + du W_c + dg W_g: one matmul
+        dw = torch.mm(dy.t(), cl) if need_w else None  # [du^T cl ; dg^T cl]: one matmul
         db = du.sum(0) if ctx.has_bias and need_b else None
         return dc0, dcl, dw, db
 
