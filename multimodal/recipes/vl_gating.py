@@ -264,7 +264,7 @@ def gate_claim(
     """What the ``vl-gating-gates`` ledger says about "the gate opens on visual words": one line
     per dataset, variant and layer reading (``last`` first, then ``mean``, then each layer),
     listing every :data:`GATE_COMPARISONS` result of a visual class against a text class as
-    ``colour − function +0.227 [+0.101, +0.353] yes`` (``yes``: the interval is above 0; ``NO``:
+    ``<visual> − <text> <diff> [<lo>, <hi>] yes`` (``yes``: the interval is above 0; ``NO``:
     below 0, the text class's gate is higher -- a miss; ``n.s.``: the interval contains 0;
     ``<2 pairs``: fewer than two seeds), then ``k/m yes``. ``records`` is a table name
     (read from ``results_dir``) or the records themselves."""
