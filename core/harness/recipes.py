@@ -430,7 +430,9 @@ def run_shared(
     cfg = configs[0]
     hashed = recipe.hashed(cfg)
     should_run = getattr(args, "should_run", None)
-    wanted = [cell for cell in cells if should_run is None or should_run(cell.key(), hashed)]
+    # the row's key includes its budget column (a ledger key): ask with it, as the row will be keyed
+    described = budget.describe(cfg)
+    wanted = [cell for cell in cells if should_run is None or should_run({**cell.key(), "budget": described}, hashed)]
     if not wanted:
         return []
     if before_run is not None:
@@ -451,7 +453,7 @@ def run_shared(
                     f"(the run has {sorted(res.metrics)})"
                 )
             row[column] = float(res.metrics[key])
-        row["budget"] = budget.describe(cfg)
+        row["budget"] = described
         row["wall_s"] = round(res.wall_s, 2)
         row["config"] = json.dumps(hashed, sort_keys=True, default=str)
         out.append(CellRun(cell, cfg, res, row))
@@ -498,7 +500,8 @@ def recorded_row(
         return None
     budget = budget if budget is not None else recipe.budget
     opts = options if options is not None else _options(args)
-    return recorded(cell.key(), recipe.hashed(recipe.config(cell, opts, budget)))
+    cfg = recipe.config(cell, opts, budget)
+    return recorded({**cell.key(), "budget": budget.describe(cfg)}, recipe.hashed(cfg))
 
 
 def run_recipe(
