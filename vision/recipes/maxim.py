@@ -66,9 +66,10 @@ __all__ = [
     "maxim_cells",
     "maxim_settings",
     "run_maxim",
+    "test_sets_of",
 ]
 
-#: ``--quick`` (a CI-sized row, < ~40 s on one idle thread): step cap, validation cadence,
+#: ``--quick`` (a CI-sized row: ~25-30 s CPU per model, one thread): step cap, validation cadence,
 #: validation images, batch size, test images of the first ``--test-sets`` set; no tiled check
 QUICK_STEPS = 10
 QUICK_VAL_EVERY = 5
@@ -82,13 +83,14 @@ def test_sets_of(options: Mapping[str, Any]) -> list[str]:
     sets = list(options["test_sets"])
     return sets[:1] if options.get("quick") else sets
 
+
 #: the DnCNN paper's colour blind model on CBSD68, sigma 25 (context for the table, not its target)
 CDNCNN_B_CBSD68 = Reference(
     "cdncnn-b",
     "CBSD68",
     {"psnr": 31.23},
     "Zhang et al., Beyond a Gaussian Denoiser (DnCNN), IEEE TIP 2017, colour denoising table "
-    "(CBM3D vs CDnCNN-B on CBSD68): CDnCNN-B 31.23 dB at sigma 25 (CBM3D 30.71); value as "
+    "(CBM3D vs CDnCNN-B on CBSD68): CDnCNN-B 31.23 dB at sigma 25; value as "
     "tabulated in github.com/Shakarim94/CDnCNN-B-tensorflow README (the paper PDF could not be "
     "opened here). Context only: blind model (sigma 0-55), trained on 432 BSD images, width 64, "
     "20 layers",
