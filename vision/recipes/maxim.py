@@ -206,7 +206,7 @@ MAXIM_RECIPE = Recipe(
         "run_dir": "output_dir",
         "verify_data": "data.kwargs.verify",
     },
-    budget=Budget(max_steps=3000, note="see budget_of"),  # replaced per run by budget_of(options)
+    budget=Budget(max_steps=2000, note="see budget_of"),  # replaced per run by budget_of(options)
     metrics={
         "psnr": "test/{dataset}/psnr",
         "ssim": "test/{dataset}/ssim",
@@ -377,7 +377,7 @@ MAXIM_TABLE = register_table(
         options=[
             Option("--task", choices=["denoise"], default="denoise", help="restoration task (denoise)"),
             Option("--sigma", type=float, default=25.0, help="Gaussian noise level on the 0-255 scale"),
-            Option("--max-steps", type=int, default=3000, help="step cap of the convergence budget"),
+            Option("--max-steps", type=int, default=2000, help="step cap of the convergence budget"),
             Option("--val-every", type=int, default=100, help="steps between validations"),
             Option("--val-images", type=int, default=8, help="COCO-mini val2017 centre crops validated"),
             Option(

@@ -55,14 +55,14 @@ def test_expansion_is_the_documented_protocol():
     assert task["kwargs"] == {"freq_weight": 0.1, "tile": 256, "tile_overlap": 64}
     assert dncnn["task"]["kwargs"] == {"freq_weight": 0.1}  # tiling is MAXIM's check only
     tr = maxim["trainer"]
-    assert tr["max_steps"] == 3000 and tr["max_epochs"] is None and tr["check_val_every_n_epoch"] == 1
+    assert tr["max_steps"] == 2000 and tr["max_epochs"] is None and tr["check_val_every_n_epoch"] == 1
     # the convergence budget, the same for both models: plateau of the val PSNR, best weights tested
     assert tr["early_stopping"] == {"monitor": "val/psnr", "mode": "max", "patience": 5, "min_delta": 0.05}
     assert tr["checkpoint"]["monitor"] == "val/psnr" and tr["checkpoint"]["mode"] == "max"
     assert tr["limit_test_batches"] is None
     assert dncnn["trainer"] == tr and dncnn["task"]["scheduler"] == task["scheduler"]
     assert budget_of(opts).describe(maxim) == (
-        "max_steps=3000; val-PSNR plateau (patience 5 validations x 100 steps, min gain 0.05 dB, "
+        "max_steps=2000; val-PSNR plateau (patience 5 validations x 100 steps, min gain 0.05 dB, "
         "8 val crops), best-val weights; 80 COCO-mini train images"
     )
     assert maxim["output_dir"] == "runs/repro-maxim" and maxim["name"] == "maxim-table-maxim-sigma25"
