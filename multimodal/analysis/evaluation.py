@@ -298,12 +298,16 @@ def gate_by_word_class(
     def summary(vals: list[torch.Tensor]) -> dict[str, float]:
         v = torch.stack(vals)  # [n, L]
         m = v.mean(dim=1)
-        sem = (m.std(unbiased=True) / math.sqrt(len(m))).item() if len(m) > 1 else float("nan")
+
+        def sem(x: torch.Tensor) -> float:
+            return (x.std(unbiased=True) / math.sqrt(len(x))).item() if len(x) > 1 else float("nan")
+
         out = {
             "n": float(len(v)),
             "gate_mean": m.mean().item(),
             "gate_last": v[:, -1].mean().item(),
-            "gate_sem": sem,
+            "gate_sem": sem(m),
+            "gate_last_sem": sem(v[:, -1]),
         }
         out.update({f"gate_layer{i}": v[:, i].mean().item() for i in range(v.shape[1])})
         return out
@@ -321,9 +325,14 @@ def plot_gate_classes(
     *,
     classes: Sequence[str] | None = None,
     title: str = "Visual gate by word class",
+    value: str = "gate_mean",
 ) -> Path:
-    """Bar chart of the mean visual gate (mean over layers, +- s.e.m.) per word class for each
-    report (one colour per report); written as PNG to ``path``."""
+    """Bar chart of the visual gate per word class for each report (one colour per report), +-
+    its s.e.m. over word occurrences: ``value`` ``"gate_mean"`` (mean over layers) or
+    ``"gate_last"`` (last layer, what the official evaluation reads); written as PNG to ``path``."""
+    if value not in ("gate_mean", "gate_last"):
+        raise ValueError(f"plot_gate_classes: value={value!r}; expected 'gate_mean' or 'gate_last'")
+    sem_key = "gate_sem" if value == "gate_mean" else "gate_last_sem"
     import matplotlib
 
     matplotlib.use("Agg")
@@ -336,8 +345,8 @@ def plot_gate_classes(
     for k, name in enumerate(names):
         rep = reports[name]
         xs = [i + (k - (len(names) - 1) / 2) * width for i in range(len(cls))]
-        ys = [rep.classes.get(c, {}).get("gate_mean", float("nan")) for c in cls]
-        es = [rep.classes.get(c, {}).get("gate_sem", 0.0) for c in cls]
+        ys = [rep.classes.get(c, {}).get(value, float("nan")) for c in cls]
+        es = [rep.classes.get(c, {}).get(sem_key, 0.0) for c in cls]
         es = [0.0 if e != e else e for e in es]
         ax.bar(xs, ys, width=width, yerr=es, capsize=3, label=name)
         for x, y, c in zip(xs, ys, cls):

@@ -7,8 +7,10 @@
   embeddings (``clip_r@k``, contrastive models only) on the first ``gallery`` images (in %), and
   for a gated model the mean visual gate per word class (``gate_<class>``) with its
   :class:`~gatelab.multimodal.analysis.evaluation.GateReport`;
-* :func:`blimp_rows` / :func:`gate_rows`: the side-table rows (accuracy per BLiMP paradigm;
-  the gate per word class and for the most frequent words).
+* :func:`blimp_rows` / :func:`gate_class_rows` / :func:`gate_word_rows`: the side-table rows
+  (accuracy per BLiMP paradigm; the gate per word class and layer -- ``model`` = the word class,
+  so classes of one run pair by seed in a paired comparison --; the gate of the most frequent
+  words).
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from .evaluation import (
     sequence_logprobs,
 )
 
-__all__ = ["blimp_rows", "caption_metrics", "gate_rows", "load_best", "text_perplexity"]
+__all__ = [
+    "blimp_rows",
+    "caption_metrics",
+    "gate_class_rows",
+    "gate_layers",
+    "gate_word_rows",
+    "load_best",
+    "text_perplexity",
+]
 
 
 def load_best(result: Any) -> torch.nn.Module:
@@ -75,7 +85,8 @@ def caption_metrics(
     if model.fusion == "gate":
         report = gate_by_word_class(model, model.tokenizer, cs.captions, images, classify=classify)
         for cls, v in report.classes.items():
-            out[f"gate_{cls}"] = v["gate_mean"]
+            out[f"gate_last_{cls}"] = v["gate_last"]  # the official evaluation reads the last layer
+            out[f"gate_mean_{cls}"] = v["gate_mean"]
     return out, report
 
 
@@ -87,12 +98,30 @@ def blimp_rows(result: Mapping[str, Any], base: Mapping[str, Any]) -> list[dict[
     return rows
 
 
-def gate_rows(
+def gate_layers(num_layers: int) -> list[tuple[str, str]]:
+    """``(split label, GateReport key)`` of every layer reading: ``last`` (the official
+    evaluation's), ``mean`` (over layers) and ``layer0`` .. ``layer<L-1>``."""
+    return [("last", "gate_last"), ("mean", "gate_mean"), *((f"layer{i}", f"gate_layer{i}") for i in range(num_layers))]
+
+
+def gate_class_rows(report: GateReport, base: Mapping[str, Any], variant: str) -> list[dict[str, Any]]:
+    """One row per word class and layer reading (:func:`gate_layers`): ``model`` = the class,
+    ``split`` = ``last`` / ``mean`` / ``layer<i>``, ``variant`` = ``variant``, ``gate`` (mean
+    visual gate at the positions predicting the class's words), ``n`` (word occurrences), plus
+    ``base`` (``dataset``, ``seed``, ``budget``, ``decoder`` ...). Keyed this way, the classes of
+    one trained model pair by seed in a :class:`~gatelab.core.harness.stats.Comparison`
+    (``Comparison("gate", "colour", "function", lower_is_better=False)``), per layer reading."""
+    rows = []
+    for cls, v in sorted(report.classes.items()):
+        for split, key in gate_layers(report.num_layers):
+            rows.append({**base, "model": cls, "split": split, "variant": variant, "gate": v[key], "n": v["n"]})
+    return rows
+
+
+def gate_word_rows(
     report: GateReport, base: Mapping[str, Any], label: str, top_words: int = 20
 ) -> list[dict[str, Any]]:
-    """One row per word class, then the ``top_words`` most frequent words (``variant``:
-    ``<label> class=...`` / ``<label> word=...``)."""
-    rows = [{**base, "variant": f"{label} class={cls}", **v} for cls, v in sorted(report.classes.items())]
+    """The ``top_words`` most frequent words (``variant``: ``<label> word=...``), their gate
+    (last layer, mean, per layer) and count."""
     frequent = sorted(report.words.items(), key=lambda kv: (-kv[1]["n"], kv[0]))[:top_words]
-    rows += [{**base, "variant": f"{label} word={w}", **v} for w, v in frequent]
-    return rows
+    return [{**base, "variant": f"{label} word={w}", **v} for w, v in frequent]

@@ -31,10 +31,28 @@ table options.
 
 What is specific to this table stays here and in :mod:`gatelab.multimodal.analysis`: the
 evaluations of each trained model (:mod:`~gatelab.multimodal.analysis.table`), the side tables
-(same results dir) ``vl-gating-blimp`` (accuracy per BLiMP paradigm per row) and
-``vl-gating-gates`` (gate per word class and for the 20 most frequent words, mean and per
-layer), and the figure ``vl-gating-gates.png`` (mean visual gate per word class, shapes and
-COCO-mini).
+(same results dir; ``-quick`` appended for ``--quick``) ``vl-gating-blimp`` (accuracy per BLiMP
+paradigm per row), ``vl-gating-gates`` and ``vl-gating-words``, and the figure
+``vl-gating-gates.png`` (last-layer visual gate per word class, shapes and COCO-mini).
+
+**Gate analysis** (issue 19). The visual gate at the position predicting each word, averaged
+per word class, is read for the **last layer** (``split`` ``last``: what the paper's official
+``evaluation/test_gate.py`` reads), the **mean over layers** (``mean``) and **every layer**
+(``layer0`` ..), for **every** class the captions contain: ``colour``, ``shape``, ``position``
+(the visual words of the shapes captions), ``function``, ``content``, ``number``, ``punct``.
+Word classes come from a fixed lexicon, :mod:`gatelab.multimodal.analysis.wordclasses` (no
+part-of-speech tagger is installed; the paper uses spaCy's): closed-class English words are
+``function``, a token without letters or digits ``punct``, a number ``number``; the shapes
+captions' colour / shape / position words (:data:`~gatelab.multimodal.data.shapes.COLOURS`,
+``SHAPES``, ``POSITIONS``) their own classes; everything else ``content``. In
+``vl-gating-gates`` a row is ``(model = word class, dataset, split = layer reading, variant,
+seed)`` with ``gate`` and ``n``: the classes of one trained model are the "models" of a
+:class:`~gatelab.core.harness.stats.Comparison`, so :data:`GATE_COMPARISONS` (each visual class
+against function words and against punctuation; content against function words) pair them by
+seed -- the same run, the same captions -- per variant and per layer reading, with a 95% paired
+t-interval over the seeds (default 0, 1, 2). :func:`gate_claim` states what that says about
+"the gate opens on visual words", misses included. The main table's rows carry
+``gate_last_<class>`` and ``gate_mean_<class>``.
 
 Deviations from the paper's protocol (stated in the table): 2.3M words instead of BabyLM's 50M,
 DINOv2 embeddings of CC3M/Localized Narratives replaced by raw pixel patches of generated shapes
@@ -56,12 +74,15 @@ from typing import Any
 
 from gatelab.core.harness.recipes import Budget, Cell, CellRun, Recipe, Reference, run_cell
 from gatelab.core.harness.repro import Option, ReproTable, register_table
+from gatelab.core.harness.stats import Comparison
 
 __all__ = [
+    "GATE_COMPARISONS",
     "PAPER_BLIMP",
     "VARIANTS",
     "VL_RECIPE",
     "VL_TABLE",
+    "gate_claim",
     "run_vl_gating",
     "vl_cells",
     "vl_options",
@@ -83,6 +104,26 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 TEXT, SHAPES, COCO = "text-corpora", "shapes", "coco-mini-captions"
 
+#: the word classes whose identity only the image reveals (shapes captions), and the rest
+VISUAL_CLASSES = ("colour", "shape", "position")
+TEXT_CLASSES = ("function", "punct")
+#: gate(class a) - gate(class b) of the same trained model, paired by seed, per variant and
+#: layer reading, on the ``vl-gating-gates`` side table (``model`` = the word class there)
+GATE_COMPARISONS: tuple[Comparison, ...] = (
+    *(
+        Comparison("gate", v, t, lower_is_better=False, label=f"gate: {v} − {t}")
+        for v in VISUAL_CLASSES
+        for t in TEXT_CLASSES
+    ),
+    Comparison("gate", "content", "function", lower_is_better=False, label="gate: content − function"),
+)
+_GATES_DESCRIPTION = (
+    "Visual gate per word class (model = the word class; fixed lexicon, "
+    "gatelab.multimodal.analysis.wordclasses) at the position predicting each word: split = last "
+    "(last layer, the official evaluation's reading), mean (over layers), layer<i>; n = word "
+    "occurrences. Paired comparisons: classes of the same trained model, paired by seed."
+)
+
 #: what ``--quick`` replaces (``coco_epochs`` only when the COCO row is not switched off)
 _QUICK = {
     "d_model": 32, "num_layers": 2, "num_heads": 2, "vocab_size": 600, "text_max_words": 20000,
@@ -92,10 +133,12 @@ _QUICK = {
 
 
 def vl_options(args: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
-    """The table options with ``--quick``'s settings applied (what the cells are built from)."""
+    """The table options with ``--quick``'s settings applied (what the cells are built from):
+    the smaller sizes of ``_QUICK`` and only the first of ``--seeds``."""
     opts = dict(args if isinstance(args, Mapping) else vars(args))
     if opts.get("quick"):
         opts.update({k: v for k, v in _QUICK.items() if k != "coco_epochs" or opts["coco_epochs"] > 0})
+        opts["seeds"] = list(opts["seeds"])[:1]  # a smoke / CI run: the first seed only
     return opts
 
 
@@ -159,7 +202,7 @@ VL_RECIPE = Recipe(
     models=("vl-gated-decoder", "vl-nogate-decoder", "vl-visual-decoder"),
     datasets=(TEXT, SHAPES, COCO),
     splits=("test",),
-    seeds=(0,),
+    seeds=(0, 1, 2),
     base={
         "output_dir": "runs/vl-gating",
         "test": False,
@@ -215,6 +258,41 @@ def vl_cells(args: argparse.Namespace | Mapping[str, Any]) -> list[tuple[Cell, B
     return out
 
 
+def gate_claim(
+    records: list[Mapping[str, Any]] | str = "vl-gating-gates", results_dir: str | os.PathLike[str] | None = None
+) -> list[str]:
+    """What the ``vl-gating-gates`` ledger says about "the gate opens on visual words": one line
+    per dataset, variant and layer reading (``last`` first, then ``mean``, then each layer),
+    listing every :data:`GATE_COMPARISONS` result of a visual class against a text class as
+    ``<visual> − <text> <diff> [<lo>, <hi>] yes`` (``yes``: the interval is above 0; ``NO``:
+    below 0, the text class's gate is higher -- a miss; ``n.s.``: the interval contains 0;
+    ``<2 pairs``: fewer than two seeds), then ``k/m yes``. ``records`` is a table name
+    (read from ``results_dir``) or the records themselves."""
+    from gatelab.core.harness.ledger import paired_comparisons
+
+    visual = [c for c in GATE_COMPARISONS if c.model in VISUAL_CLASSES]
+    found = paired_comparisons(records, visual, results_dir)
+    order = {"last": 0, "mean": 1}
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in found:
+        split = str(r.get("split"))
+        key = (str(r.get("dataset")), str(r.get("variant")), order.get(split, 2), split)
+        groups.setdefault(key, []).append(r)
+    lines = []
+    for (dataset, variant, _, split), rows in sorted(groups.items()):
+        parts, yes = [], 0
+        for r in rows:
+            if r["diff"] is None:
+                parts.append(f"{r['model']} − {r['rival']} <2 pairs")
+                continue
+            verdict = "yes" if r["lo"] > 0 else ("NO" if r["hi"] < 0 else "n.s.")
+            yes += verdict == "yes"
+            parts.append(f"{r['model']} − {r['rival']} {r['diff']:+.3f} [{r['lo']:+.3f}, {r['hi']:+.3f}] {verdict}")
+        reading = {"last": "last layer", "mean": "mean over layers"}.get(split, split)
+        lines.append(f"{dataset}, {variant}, {reading}: " + "; ".join(parts) + f" -> {yes}/{len(rows)} yes")
+    return lines
+
+
 def _unverified_digest(spec: Any, data_dir: Path) -> str:
     """``dataset_sha256``'s digest without the check against the published digests (``--skip-checksums``)."""
     from gatelab.core.harness import dataset_file, file_sha256
@@ -233,10 +311,17 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
     import torch
 
     from gatelab.core.harness import locate, provenance, resolve_data_dir
-    from gatelab.core.harness.ledger import append_records, resolve_results_dir
+    from gatelab.core.harness.ledger import append_records, config_hash, render_markdown, resolve_results_dir
 
     from ..analysis.evaluation import GateReport, blimp_accuracy, plot_gate_classes
-    from ..analysis.table import blimp_rows, caption_metrics, gate_rows, load_best, text_perplexity
+    from ..analysis.table import (
+        blimp_rows,
+        caption_metrics,
+        gate_class_rows,
+        gate_word_rows,
+        load_best,
+        text_perplexity,
+    )
     from ..analysis.wordclasses import shapes_word_class, word_class
     from ..data.blimp import BLIMP, read_blimp
     from ..data.captions import COCO_MINI
@@ -273,10 +358,16 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 raise RuntimeError(f"vl-gating: the text pre-training of seed {cell.seed} saved no checkpoint")
             cfg["task"]["kwargs"]["init_from"] = str(ckpt)
 
-    def side(table: str, rows: list[dict[str, Any]], config: str) -> None:
-        """Append side-table rows at once (a later failure keeps them), unless --dry-run."""
-        if not args.dry_run:
-            append_records(table, [{**r, "config": config, "commit": commit} for r in rows], args.results_dir)
+    def side(table: str, rows: list[dict[str, Any]], config: str, comparisons: tuple[Comparison, ...] = ()) -> None:
+        """Append side-table rows at once (a later failure keeps them), unless --dry-run; each
+        row carries its run's config and its hash (a changed protocol is a new configuration)."""
+        if args.dry_run:
+            return
+        name = f"{table}{tag}"
+        extra = {"config": config, "config_hash": config_hash(config), "commit": commit}
+        append_records(name, [{**r, **extra} for r in rows], args.results_dir, render=not comparisons)
+        if comparisons:
+            render_markdown(name, args.results_dir, description=_GATES_DESCRIPTION, comparisons=comparisons)
 
     reports: dict[str, GateReport] = {}
     for cell, budget in cells:
@@ -288,7 +379,7 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         res, row = done.result, done.row
         model = load_best(res)
         text_blocks = text_of(cell.seed).result.datamodule.text_blocks("test")
-        base = {"model": cell.model, "seed": cell.seed, "variant": cell.variant}
+        base = {"model": cell.model, "seed": cell.seed, "variant": cell.variant, "budget": row["budget"]}
         row.update(stamp.get(cell.dataset, {}))
         if cell.dataset == TEXT:
             b = blimp_accuracy(model, model.tokenizer, pairs, progress=True)
@@ -310,7 +401,9 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             note = (f"test = the last {n_test} val2017 images by id (gallery {min(opts['gallery'], n_test)}); "
                     f"captions cut to seq_len {args.seq_len}: {dict(res.datamodule.truncated)}")  # fmt: skip
         if report is not None:
-            side("vl-gating-gates", gate_rows(report, {**base, "dataset": cell.dataset, "split": "test"}, cell.variant),
+            where = {"seed": cell.seed, "dataset": cell.dataset, "budget": row["budget"], "decoder": cell.model}
+            side("vl-gating-gates", gate_class_rows(report, where, str(cell.variant)), row["config"], GATE_COMPARISONS)
+            side("vl-gating-words", gate_word_rows(report, {**base, "dataset": cell.dataset, "split": "test"}, str(cell.variant)),
                  row["config"])  # fmt: skip
             reports[f"{'shapes' if cell.dataset == SHAPES else 'COCO-mini'} ({cell.variant})"] = report
         row.update(text_ppl=text_perplexity(model, text_blocks), **metrics, note=f"run {res.run_dir}; {note}{unchecked}")
@@ -321,7 +414,8 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
             reports,
             resolve_results_dir(args.results_dir) / f"vl-gating-gates{tag}.png",
             classes=["colour", "shape", "position", "content", "function", "punct"],
-            title="Mean visual gate (over layers) at the position predicting each word",
+            title="Visual gate (last layer) at the position predicting each word",
+            value="gate_last",
         )
 
 
@@ -331,7 +425,8 @@ VL_TABLE = register_table(
         name="vl-gating",
         description=(
             "token-wise visual gate (scalar / vector) vs no gate vs always-visual: BLiMP (%), text/caption perplexity "
-            "with and without the image, text-to-image retrieval R@k (%), mean visual gate per word class. "
+            "with and without the image, text-to-image retrieval R@k (%), visual gate per word class in the "
+            "last layer (gate_last_*; per layer and the paired class comparisons: vl-gating-gates). "
             "paper_blimp is the paper's BLiMP with BabyLM's 50M words and d=768; ours is trained on "
             "~2.3M words and generated shapes with a d=192 model on one CPU thread, so it is far lower"
         ),
@@ -340,8 +435,8 @@ VL_TABLE = register_table(
         domain="multimodal",
         references=VL_RECIPE.reference_rows(),
         metrics=["blimp", "text_ppl", "ppl_image", "ppl_noimage", "r@1", "r@5", "clip_r@1", "clip_r@5",
-                 "gate_colour", "gate_shape", "gate_position", "gate_content", "gate_function", "gate_punct",
-                 "params_m"],
+                 "gate_last_colour", "gate_last_shape", "gate_last_position", "gate_last_content",
+                 "gate_last_function", "gate_last_punct", "params_m"],
         options=[
             Option("--variants", nargs="+", default=list(VARIANTS), help=f"fusion variants ({', '.join(VARIANTS)})"),
             Option("--d-model", type=int, default=192),
@@ -366,6 +461,7 @@ VL_TABLE = register_table(
                    help="do not check the data files' sha256 (fixtures in the same layout)"),
         ],
         default_seeds=VL_RECIPE.seeds,
+        quick_table="vl-gating-quick",
         not_in_hash=("output_dir",),
     )
 )  # fmt: skip

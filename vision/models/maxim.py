@@ -48,11 +48,25 @@ every output back; ``restore(x, padding="run_eval", geometric_ensemble=True)`` r
 ``run_eval``'s exact two-step padding and its x8 self-ensemble
 (:mod:`gatelab.vision.tasks.maxim_inference`). :func:`tiled_forward` restores large images tile by tile with overlap blending.
 
-**Parameter counts.** The official code states, for ``num_supervision_scales=3`` (its
-``run_eval.py`` configuration for every task) with 3 input/output channels: S-1 6.108515M,
-S-2 13.35383M, S-3 20.599145M parameters; our variants have exactly these counts (pinned in
-``tests/vision/models/test_maxim.py``). ``lrelu_slope`` and ``use_global_mlp=True`` do not change the
-count (the README's 14.1M / 22.2M figures are not reproduced by the code at any setting we found).
+**Parameter counts** (3 input / 3 output channels; ``tests/vision/models/test_maxim.py`` builds
+every preset and registered variant and checks these numbers against the built models):
+
+=======  ===================================  ==============================================
+preset   presets as built (``run_eval.py``:    ``num_supervision_scales=1`` (the counts quoted
+         ``num_supervision_scales=3``)         in the official code's comments)
+=======  ===================================  ==============================================
+S-1      6,139,561                            6,108,515
+S-2      14,176,178                           13,353,830
+S-3      22,212,795                           20,599,145
+M-1      19,464,265                           19,361,219
+M-2      43,227,986                           40,839,110
+M-3      66,991,707                           62,317,001
+=======  ===================================  ==============================================
+
+The official code's comments ("S-2 params: 13.35383 M", "S-3: 20.599145 M") count the class
+defaults with one supervision scale; ``run_eval.py`` builds every released model with three
+(multi-scale inputs and outputs), which gives the README's "14.1M" (S-2) and "22.2M" (S-3).
+``lrelu_slope``, ``dropout``, ``zero_init_heads`` and ``use_global_mlp=True`` do not change the count.
 
 Paper: Tu, Talebi, Zhang, Yang, Milanfar, Bovik, Li, "MAXIM: Multi-Axis MLP for Image Processing",
 CVPR 2022 (arXiv 2201.02973).
@@ -447,8 +461,9 @@ class MaximConfig(ModelConfig):
 
     Presets: the official variants (``Model(variant=...)`` in ``maxim/models/maxim.py``) with the
     ``run_eval.py`` settings (``num_supervision_scales=3``, 3 outputs): ``S-1``, ``S-2``, ``S-3``,
-    ``M-1``, ``M-2``, ``M-3``. With ``num_supervision_scales=1`` they have exactly the official
-    code's parameter counts (:data:`MAXIM_OFFICIAL_PARAMS`).
+    ``M-1``, ``M-2``, ``M-3``; their parameter counts are in the module docstring's table (S-2
+    14,176,178, S-3 22,212,795). With ``num_supervision_scales=1`` instead they have exactly the
+    counts quoted in the official code (:data:`MAXIM_OFFICIAL_PARAMS`, e.g. S-3 20,599,145).
     """
 
     features: PositiveInt = 32
@@ -477,12 +492,13 @@ class MaximConfig(ModelConfig):
     check_finite: bool = False
 
     presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "S-1": dict(_S, num_stages=1),  # 6.108515M (official count, num_supervision_scales=1)
-        "S-2": dict(_S, num_stages=2),  # 13.35383M  (deraining, dehazing, enhancement)
-        "S-3": dict(_S, num_stages=3),  # 20.599145M (denoising, deblurring)
-        "M-1": dict(_M, num_stages=1),  # 19.361219M
-        "M-2": dict(_M, num_stages=2),  # 40.83911M
-        "M-3": dict(_M, num_stages=3),  # 62.317001M
+        # parameters as built (3 supervision scales): see the module docstring's table
+        "S-1": dict(_S, num_stages=1),  # 6,139,561
+        "S-2": dict(_S, num_stages=2),  # 14,176,178 (deraining, dehazing, enhancement)
+        "S-3": dict(_S, num_stages=3),  # 22,212,795 (denoising, deblurring)
+        "M-1": dict(_M, num_stages=1),  # 19,464,265
+        "M-2": dict(_M, num_stages=2),  # 43,227,986
+        "M-3": dict(_M, num_stages=3),  # 66,991,707
     }
 
     def __post_init__(self) -> None:
@@ -521,7 +537,8 @@ class MaximConfig(ModelConfig):
         return m
 
 
-# Official parameter counts quoted in maxim/models/maxim.py (tests check ours equal them).
+# Parameter counts quoted in the official maxim/models/maxim.py: the presets with num_supervision_scales=1
+# (tests check ours equal them; the presets themselves, with 3 scales, are larger: module docstring).
 MAXIM_OFFICIAL_PARAMS: dict[str, int] = {
     "S-1": 6_108_515,
     "S-2": 13_353_830,

@@ -173,3 +173,25 @@ def test_plot_writes_png(model, tok, tmp_path):
         {"a": rep, "b": rep}, tmp_path / "g.png", classes=["colour", "function", "position"]
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    last = plot_gate_classes({"a": rep}, tmp_path / "last.png", value="gate_last")  # the official reading
+    assert last.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="value='gate_sem'"):
+        plot_gate_classes({"a": rep}, tmp_path / "x.png", value="gate_sem")
+
+
+def test_gate_class_rows_cover_every_class_and_layer_reading(model, tok):
+    from gatelab.multimodal.analysis.table import gate_class_rows, gate_layers
+
+    caps = ["the red circle is in the top left.", "a blue square."]
+    rep = gate_by_word_class(model, tok, caps, torch.randn(2, 2, 5), classify=shapes_word_class)
+    rows = gate_class_rows(rep, {"dataset": "shapes", "seed": 3}, "gate-scalar")
+    splits = [s for s, _ in gate_layers(rep.num_layers)]
+    assert splits[:2] == ["last", "mean"] and len(splits) == 2 + rep.num_layers
+    assert {(r["model"], r["split"]) for r in rows} == {(c, s) for c in rep.classes for s in splits}
+    by = {(r["model"], r["split"]): r for r in rows}
+    for cls, v in rep.classes.items():
+        assert by[cls, "last"]["gate"] == v["gate_last"] == v[f"gate_layer{rep.num_layers - 1}"]
+        assert by[cls, "mean"]["gate"] == v["gate_mean"] and by[cls, "last"]["n"] == v["n"]
+        assert v["gate_last_sem"] == v["gate_last_sem"] or v["n"] == 1  # NaN only for a single occurrence
+    assert {"colour", "shape", "position", "function", "punct"} <= set(rep.classes)
+    assert all(r["variant"] == "gate-scalar" and r["seed"] == 3 for r in rows)

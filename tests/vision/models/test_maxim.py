@@ -292,3 +292,48 @@ def test_tiling_maxim():
         tiled_forward(m.restore, x, tile=8, overlap=8)
     with pytest.raises(ValueError, match="margin"):
         tiled_forward(m.restore, x, tile=16, overlap=8, margin=4)
+
+
+# ----------------------------------------------------------------------------- stated counts = built counts
+
+_COUNT = r"(\d{1,3}(?:,\d{3})+)"  # a count written with thousands separators: 14,176,178
+
+
+def _stated_counts(text: str) -> list[int]:
+    import re
+
+    return [int(m.replace(",", "")) for m in re.findall(_COUNT + r" parameters", text)]
+
+
+@pytest.mark.parametrize("name", ["maxim", "maxim-1s", "maxim-2s", "maxim-3s", "dncnn"])
+def test_registry_descriptions_state_the_built_parameter_count(name):
+    """Issue 19: each registered MAXIM variant's description states the count the model really
+    has (built on the meta device with the entry's preset and defaults; no weights allocated)."""
+    from gatelab import create_model
+    from gatelab.core.registry import model_info
+
+    stated = _stated_counts(model_info(name).description)
+    assert len(stated) == 1, f"{name}: description must state one 'N,NNN,NNN parameters': {model_info(name).description!r}"
+    with torch.device("meta"):
+        model = create_model(name)
+    assert sum(p.numel() for p in model.parameters()) == stated[0]
+
+
+def test_module_docstring_table_states_the_built_parameter_counts():
+    """The parameter table of ``gatelab.vision.models.maxim`` (preset, as built, with one
+    supervision scale): every preset appears once and both counts equal the built models'."""
+    import re
+
+    import gatelab.vision.models.maxim as mod
+
+    rows = re.findall(r"^(\S-\d)\s+" + _COUNT + r"\s+" + _COUNT + r"\s*$", mod.__doc__, flags=re.M)
+    assert sorted(r[0] for r in rows) == sorted(PRESETS)
+    for preset, built, one_scale in rows:
+        assert _count(**PRESETS[preset]) == int(built.replace(",", "")), preset
+        assert _count(**PRESETS[preset], num_supervision_scales=1) == int(one_scale.replace(",", "")), preset
+        assert MAXIM_OFFICIAL_PARAMS[preset] == int(one_scale.replace(",", ""))
+    # the preset comments in the config state the built (3-scale) counts too
+    src = mod.__loader__.get_source(mod.__name__)
+    for preset, built, _ in rows:
+        line = re.search(rf'"{preset}": dict\(.*#\s*{_COUNT}', src)
+        assert line is not None and line.group(1) == built, preset
