@@ -790,6 +790,12 @@ def _compare(
     old_hash, new_hash = recorded.get("config_hash"), new.get("config_hash")
     if old_hash is not None and old_hash != new_hash:
         reasons.append(f"config differs (recorded {old_hash}, now {new_hash})")
+    old_data, new_data = recorded.get("data_sha256"), new.get("data_sha256")
+    if old_data is not None and new_data is not None and old_data != new_data:
+        reasons.append(
+            f"data differs (recorded data_sha256 {str(old_data)[:12]}, now {str(new_data)[:12]}): the re-run "
+            "read other files; give the recorded run's --data-dir (or $GATELAB_DATA)"
+        )
     for m in _verify_metrics(table, recorded):
         if m not in recorded:
             continue

@@ -27,6 +27,7 @@ from torch import nn
 import gatelab.core as core
 from gatelab.core import capture_gates
 from gatelab.core.kernels import use_backend
+from gatelab.core.layers import conv as _fast_conv
 
 
 @dataclasses.dataclass(frozen=True)
@@ -228,6 +229,8 @@ _PROJECTIONS = (
     nn.ConvTranspose1d,
     nn.ConvTranspose2d,
     nn.ConvTranspose3d,
+    _fast_conv.Conv2d,  # nn.Conv2d / nn.Conv3d with a one-GEMM 1x1 path (core.layers.conv)
+    _fast_conv.Conv3d,
 )
 
 

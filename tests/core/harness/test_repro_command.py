@@ -20,3 +20,14 @@ def test_paths_outside_the_working_directory_are_kept(tmp_path):
         "gatelab repro ctr --output-dir /elsewhere/runs"
     )
     assert recorded_command("ctr", ["--output-dir", str(tmp_path)], cwd=tmp_path) == "gatelab repro ctr --output-dir ."
+
+
+def test_verify_names_other_data_as_the_reason():
+    from gatelab.core.harness.repro import ReproTable, _compare
+
+    table = ReproTable("t-data", "d", "p", run=lambda a: [])
+    rec = {"model": "m", "dataset": "d", "split": "s", "seed": 0, "mse": 1.0, "data_sha256": "a" * 64}
+    same = _compare(table, 1, rec, dict(rec))
+    assert same["passed"], same
+    other = _compare(table, 1, rec, {**rec, "data_sha256": "b" * 64, "mse": 1.5})
+    assert not other["passed"] and "data differs (recorded data_sha256 aaaaaaaaaaaa, now bbbbbbbbbbbb)" in other["reason"]

@@ -148,7 +148,7 @@ def test_tiny_table_runs_resumes_and_verifies(tmp_path, capsys):
     assert again.rows == [] and len(again.skipped) == 8
     assert len(list((tmp_path / "runs").glob("*/seed*/version_*"))) == 4  # nothing re-trained
 
-    code = main(["repro", "maxim", "--results-dir", str(res_dir), "--verify-rows", "1", "2"])
+    code = main(["repro", "maxim", "--results-dir", str(res_dir), "--data-dir", str(data), "--verify-rows", "1", "2"])
     out = capsys.readouterr().out
     assert code == 0 and "2 passed, 0 failed" in out, out
 
