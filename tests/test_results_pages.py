@@ -159,3 +159,18 @@ def test_check_fails_on_drift_and_write_fixes_it(tmp_path):
 def test_a_readme_without_markers_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="needs exactly one"):
         rp.replace_block("no markers\n", "block", tmp_path / "README.md")
+
+
+def test_fairness_before_reads_the_archived_old_protocol_rows(tmp_path):
+    (tmp_path / rp.ARCHIVE).mkdir()
+    g, it = [0.34, 0.35, 0.33], [0.41, 0.43, 0.40]
+    for seed in range(3):  # old protocol (no budget), moved aside into archive/
+        _gf(tmp_path / rp.ARCHIVE, "gateformer", seed, g[seed])
+        _gf(tmp_path / rp.ARCHIVE, "itransformer", seed, it[seed])
+    page = rp.render_fairness(tmp_path)
+    res = paired_difference(g, it)
+    section = page.split("## Gateformer vs iTransformer")[1].split("\n## ")[0]
+    assert "old protocol's rows, `archive/gateformer.jsonl`" in section
+    assert f"Δ mse {res.mean:+.4g} [{res.lo:.4f}, {res.hi:.4f}], 3 pairs: gateformer better" in section
+    tft = page.split("## TFT vs")[1].split("\n## ")[0]  # no archive for tft: the ledger (absent here)
+    assert "still in the ledger" in tft and "no comparison with 2 or more paired seeds" in tft

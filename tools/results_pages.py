@@ -71,21 +71,6 @@ def _matches(value: Any, want: Any) -> bool:
 # --------------------------------------------------------------------------- ledgers
 
 
-def read(table: str, results_dir: Path) -> list[dict[str, Any]]:
-    """The records of ``table`` (empty when the ledger is absent)."""
-    return ledger.read_records(table, results_dir)
-
-
-def current(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The records a rendered table shows: per group of descriptive keys the latest configuration,
-    per run its latest record (:func:`gatelab.core.harness.ledger.render_markdown`'s rule), in
-    file order."""
-    keys = [k for k in ledger.DESCRIPTIVE_KEYS if any(k in r for r in records)]
-    groups, _, _ = ledger._current_groups(records, keys)
-    shown = {id(rec) for by_run in groups.values() for rec in by_run.values()}
-    return [dict(r) for r in records if id(r) in shown]
-
-
 # --------------------------------------------------------------------------- speed goals
 
 
@@ -212,7 +197,7 @@ def _num(v: Any) -> float | None:
 
 
 def _picked(goal: SpeedGoal, records: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    rows = [r for r in current(records)
+    rows = [r for r in ledger.current_records(records)
             if all(_matches(r.get(k), v) for k, v in goal.pick.where.items()) and _num(r.get(goal.metric)) is not None]  # fmt: skip
     if not rows:
         return None
@@ -299,7 +284,7 @@ def speed_rows(results_dir: Path) -> list[dict[str, Any]]:
     for goal in SPEED_GOALS:
         name = goal.pick.ledger
         if name not in cache:
-            cache[name] = read(name, results_dir)
+            cache[name] = ledger.read_records(name, results_dir)
         out.append(speed_row(goal, cache[name], (results_dir / f"{name}.jsonl").is_file()))
     return out
 
@@ -330,7 +315,7 @@ def render_speed(results_dir: Path) -> str:
         lines.append("| " + " | ".join(_cell(c) for c in (
             g.model, g.reference, g.measure, r["measured"], r["goal_text"], verdict_text,
             f"`{r['command']}`" if r["command"] else "—", r["provenance"])) + " |")  # fmt: skip
-    lines += ["", *_source_lines({n: read(n, results_dir) for n in SPEED_LEDGERS}, results_dir, "Sources of the rows above")]
+    lines += ["", *_source_lines({n: ledger.read_records(n, results_dir) for n in SPEED_LEDGERS}, results_dir, "Sources of the rows above")]
     absent = [n for n in SPEED_LEDGERS if not (results_dir / f"{n}.jsonl").is_file()]
     if absent:
         lines += ["", f"Ledgers not recorded yet: {', '.join(f'`{n}`' for n in absent)}."]
@@ -423,7 +408,7 @@ def evaluate(item: Item, table: str, records: Sequence[Mapping[str, Any]]) -> li
     :func:`gatelab.core.harness.ledger.paired_comparisons` for the keys; :class:`MetricDiff`
     results carry ``comparison``, ``metric``, ``pairs``, ``diff``, ``lo``, ``hi``, ``p``, ``verdict``)."""
     if isinstance(item, MetricDiff):
-        runs = [r for r in current(records) if all(_matches(r.get(k), v) for k, v in item.where.items())
+        runs = [r for r in ledger.current_records(records) if all(_matches(r.get(k), v) for k, v in item.where.items())
                 and _num(r.get(item.metric_a)) is not None and _num(r.get(item.metric_b)) is not None]  # fmt: skip
         if len(runs) < max(item.min_pairs, 2):
             return []
@@ -538,13 +523,13 @@ PAPER_TABLES = tuple(h.table for h in HEADLINES)
 
 
 def headline_cell(h: Headline, results_dir: Path) -> str:
-    records = read(h.table, results_dir)
+    records = ledger.read_records(h.table, results_dir)
     results = [r for item in h.items for r in evaluate(item, h.table, records)]
     if results:
         return summarise(results)
     if not records:
         return "not regenerated yet (no ledger)"
-    return (f"not regenerated yet: the ledger's {len(current(records))} current rows hold no comparison of the new "
+    return (f"not regenerated yet: the ledger's {len(ledger.current_records(records))} current rows hold no comparison of the new "
             f"protocol with >= {MIN_PAIRS} paired seeds")  # fmt: skip
 
 
@@ -578,7 +563,7 @@ def render_block(results_dir: Path) -> str:
     ]
     sources: dict[str, list[dict[str, Any]]] = {}
     for h in HEADLINES:
-        recs = current(read(h.table, results_dir))
+        recs = ledger.current_records(ledger.read_records(h.table, results_dir))
         sources[h.table] = recs
         pages = ", ".join(f"`{p}`" for p in h.pages)
         lines.append(f"| {pages} | {_cell(h.what)} | {_cell(headline_cell(h, results_dir))} | {_cell(_source_cell(recs))} |")
@@ -656,10 +641,15 @@ def _one_commit_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> lis
 
 def _source_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]], results_dir: Path, title: str) -> list[str]:
     del results_dir
-    return [f"{title}: " + "; ".join(f"`{t}`: {_source_cell(current(r))}" for t, r in sources.items() if r) + "."]
+    return [f"{title}: " + "; ".join(f"`{t}`: {_source_cell(ledger.current_records(r))}" for t, r in sources.items() if r) + "."]
 
 
 # --------------------------------------------------------------------------- fairness
+
+
+#: folder under docs/results/ holding the old protocol's rows of a paper table (``<table>.jsonl``),
+#: moved out of the ledger before the table was regenerated; ``Change.before`` reads them there
+ARCHIVE = "archive"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -737,7 +727,7 @@ FAIRNESS: tuple[Change, ...] = (
 
 
 def _seeds_line(table: str, results_dir: Path) -> str:
-    recs = current(read(table, results_dir))
+    recs = ledger.current_records(ledger.read_records(table, results_dir))
     if not recs:
         return f"| `{table}` | — | — | — | — |"
     keys = [k for k in ledger.DESCRIPTIVE_KEYS if any(k in r for r in recs)]
@@ -768,7 +758,7 @@ def render_fairness(results_dir: Path) -> str:
         "yet\".",
     ]
     for ch in FAIRNESS:
-        records = read(ch.table, results_dir)
+        records = ledger.read_records(ch.table, results_dir)
         results = [r for item in ch.items for r in evaluate(item, ch.table, records)]
         lines += ["", f"## {ch.title}", "", ch.prose, "", f"Table `{ch.table}` (`{ch.table}.md`).", ""]
         if results:
@@ -776,8 +766,10 @@ def render_fairness(results_dir: Path) -> str:
         else:
             lines.append("- Measured effect: not measured yet (table not regenerated).")
         if ch.before:
-            old = [r for item in ch.before for r in evaluate(item, ch.table, records)]
-            lines.append("- Before (the old protocol's rows still in the ledger, >= 2 paired seeds): "
+            archived = ledger.read_records(ch.table, results_dir / ARCHIVE)
+            where = f"`{ARCHIVE}/{ch.table}.jsonl`" if archived else "still in the ledger"
+            old = [r for item in ch.before for r in evaluate(item, ch.table, archived or records)]
+            lines.append(f"- Before (the old protocol's rows, {where}, >= 2 paired seeds): "
                          + (summarise(old) if old else "no comparison with 2 or more paired seeds."))  # fmt: skip
     lines += [
         "",
@@ -791,7 +783,7 @@ def render_fairness(results_dir: Path) -> str:
         "|---|---|---|---|---|",
         *(_seeds_line(t, results_dir) for t in PAPER_TABLES),
         "",
-        *_one_commit_lines({t: current(read(t, results_dir)) for t in PAPER_TABLES}),
+        *_one_commit_lines({t: ledger.current_records(ledger.read_records(t, results_dir)) for t in PAPER_TABLES}),
     ]
     return "\n".join(lines) + "\n"
 
@@ -839,7 +831,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sources:
         res = args.root / "docs" / "results"
-        tables = {t: current(read(t, res)) for t in (*PAPER_TABLES, *SPEED_LEDGERS)}
+        tables = {t: ledger.current_records(ledger.read_records(t, res)) for t in (*PAPER_TABLES, *SPEED_LEDGERS)}
         for t, recs in tables.items():
             print(f"{t}: {_source_cell(recs)}")
         print(*_one_commit_lines(tables))

@@ -147,6 +147,7 @@ register_table(
             ),
         ],
         domain="vision",
+        quick_table="attention-unet-quick",
         metrics=["dice", "iou", "auc", "dice_gain", "params"],
         default_seeds=(0, 1, 2),
         not_in_hash=("datasets", "models", "output_dir", "overlays"),

@@ -486,6 +486,16 @@ def _current_groups(
     return groups, latest_hash, hidden
 
 
+def current_records(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The records a rendered table shows, in file order: per group of :data:`DESCRIPTIVE_KEYS`
+    the latest configuration, per run ``(seed, data_seed)`` its latest record
+    (:func:`render_markdown`'s rule)."""
+    keys = [k for k in DESCRIPTIVE_KEYS if any(k in r for r in records)]
+    groups, _, _ = _current_groups(records, keys)
+    shown = {id(rec) for by_run in groups.values() for rec in by_run.values()}
+    return [dict(r) for r in records if id(r) in shown]
+
+
 def paired_comparisons(
     records: Sequence[Mapping[str, Any]] | str,
     comparisons: Sequence[Any],
@@ -502,11 +512,12 @@ def paired_comparisons(
     """
     from .stats import paired_difference
 
+    if not comparisons:
+        return []
     if isinstance(records, str):
         records = read_records(records, results_dir)
     keys = [k for k in DESCRIPTIVE_KEYS if any(k in r for r in records)]
-    groups, _, _ = _current_groups(records, keys)
-    current = [rec for by_run in groups.values() for rec in by_run.values()]
+    current = current_records(records)
     out: list[dict[str, Any]] = []
     for comp in comparisons:
 

@@ -56,8 +56,16 @@ def _git(*args: str, cwd: Path) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def git_commit(root: Path | None = None) -> str:
-    """``git rev-parse HEAD`` of the checkout, suffixed ``-dirty`` when tracked files differ.
+def _dirty(root: Path, exclude: tuple[str, ...]) -> bool:
+    """Whether tracked files outside ``exclude`` differ from ``HEAD`` (``git diff --name-only HEAD``)."""
+    changed = _git("-c", "core.quotePath=false", "diff", "--name-only", "--no-renames", "HEAD", cwd=root)
+    return any(not _excluded(path, exclude) for path in (changed or "").splitlines() if path)
+
+
+def git_commit(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCLUDE) -> str:
+    """``git rev-parse HEAD`` of the checkout, suffixed ``-dirty`` when tracked files outside
+    ``exclude`` differ from it (default: ``docs/results/`` and ``README.md``, which a regeneration
+    itself rewrites: appending a row does not make the next row's commit dirty).
 
     Outside a checkout (installed package, no git) returns ``"gatelab-<version>"``.
     """
@@ -65,8 +73,7 @@ def git_commit(root: Path | None = None) -> str:
     if root is not None:
         head = _git("rev-parse", "HEAD", cwd=root)
         if head:
-            status = _git("status", "--porcelain", "--untracked-files=no", cwd=root)
-            return head + ("-dirty" if status else "")
+            return head + ("-dirty" if _dirty(root, exclude) else "")
     try:
         from importlib.metadata import version
 
@@ -103,9 +110,7 @@ def source_hash(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCL
         mode, _kind, sha = meta.split()
         h.update(f"{mode} {sha} {path}\n".encode())
     digest = h.hexdigest()[:16]
-    changed = _git("-c", "core.quotePath=false", "diff", "--name-only", "--no-renames", "HEAD", cwd=root)
-    dirty = any(not _excluded(path, exclude) for path in (changed or "").splitlines() if path)
-    return digest + ("-dirty" if dirty else "")
+    return digest + ("-dirty" if _dirty(root, exclude) else "")
 
 
 def _cpu_model() -> str:

@@ -450,6 +450,7 @@ TFT_TABLE = register_table(
         paper=f"{_TUTORIAL} (naive {TUTORIAL_NAIVE_MAE:.1f} MAE; TFT: a range, see the description); {_PAPER}",
         run="gatelab.timeseries.recipes.tft:run_tft",
         domain="timeseries",
+        quick_table="tft-quick",
         references=TFT_RECIPE.reference_rows(),
         options=[
             Option("--dataset", choices=list(DATASETS), default="stallion"),

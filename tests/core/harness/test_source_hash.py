@@ -39,6 +39,7 @@ def test_results_only_commits_share_the_source_hash(repo):
     (repo / "docs" / "results" / "new.md").write_text("# new\n")
     (repo / "README.md").write_text("readme with a regenerated block\n")
     assert provenance.source_hash(repo) == first  # uncommitted results: not dirty
+    assert provenance.git_commit(repo) == first_commit  # nor is the commit: a row's own ledger append
     _git(repo, "add", ".")
     _git(repo, "commit", "-q", "-m", "results")
     assert provenance.git_commit(repo) != first_commit
@@ -49,6 +50,7 @@ def test_source_changes_change_the_hash_and_dirty_is_marked(repo):
     first = provenance.source_hash(repo)
     (repo / "core" / "a.py").write_text("x = 2\n")
     assert provenance.source_hash(repo) == f"{first}-dirty"
+    assert provenance.git_commit(repo).endswith("-dirty")
     _git(repo, "commit", "-q", "-am", "code")
     second = provenance.source_hash(repo)
     assert second != first and not second.endswith("-dirty")
