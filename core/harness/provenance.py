@@ -27,9 +27,16 @@ __all__ = [
     "source_hash",
 ]
 
-#: paths left out of :func:`source_hash`: what regenerating results rewrites (a prefix ending in
-#: ``/`` is a folder)
-SOURCE_EXCLUDE = ("docs/results/", "README.md")
+#: what regenerating results rewrites (a prefix ending in ``/`` is a folder): changes there do not
+#: make :func:`git_commit` ``-dirty``
+RESULTS_PATHS = ("docs/results/", "README.md")
+
+#: paths left out of :func:`source_hash`: the results, and every file that cannot change a result
+#: (documentation, tests, CI scripts, repository metadata). What is left is what runs: the
+#: packages, ``benchmarks/``, ``tools/``, ``pyproject.toml`` and ``uv.lock``.
+SOURCE_EXCLUDE = (
+    *RESULTS_PATHS, "docs/", "tests/", ".ci/", "Makefile", "LICENSE", ".gitignore", ".gitattributes"
+)
 
 
 @functools.cache
@@ -62,7 +69,7 @@ def _dirty(root: Path, exclude: tuple[str, ...]) -> bool:
     return any(not _excluded(path, exclude) for path in (changed or "").splitlines() if path)
 
 
-def git_commit(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCLUDE) -> str:
+def git_commit(root: Path | None = None, exclude: tuple[str, ...] = RESULTS_PATHS) -> str:
     """``git rev-parse HEAD`` of the checkout, suffixed ``-dirty`` when tracked files outside
     ``exclude`` differ from it (default: ``docs/results/`` and ``README.md``, which a regeneration
     itself rewrites: appending a row does not make the next row's commit dirty).
@@ -87,12 +94,14 @@ def _excluded(path: str, exclude: tuple[str, ...]) -> bool:
 
 
 def source_hash(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCLUDE) -> str | None:
-    """A digest of the tracked source tree at ``HEAD`` less ``exclude`` (default: ``docs/results/``
-    and ``README.md``), suffixed ``-dirty`` when tracked files outside ``exclude`` differ from it.
+    """A digest of the tracked source tree at ``HEAD`` less ``exclude`` (default
+    :data:`SOURCE_EXCLUDE`: results, docs, tests, CI scripts), suffixed ``-dirty`` when tracked
+    files outside ``exclude`` differ from it.
 
-    Two commits that differ only in results (ledgers, rendered tables, README's generated block)
-    have the same source hash: rows recorded over several sessions, each committing its results,
-    still come from one source. The digest: the first 16 hex digits of the sha256 of the
+    Two commits that differ only in results (ledgers, rendered tables, README's generated block),
+    documentation or tests have the same source hash: rows recorded over several sessions, each
+    committing its results, still come from one source, and a test fixed between two sessions
+    of a regeneration does not split it. The digest: the first 16 hex digits of the sha256 of the
     ``<mode> <blob sha> <path>`` lines of ``git ls-tree -r HEAD`` for the kept paths. ``None``
     outside a git checkout.
     """

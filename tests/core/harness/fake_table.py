@@ -82,9 +82,13 @@ TABLE = ReproTable(
 register_table(TABLE)
 
 
-def fork_repro(argv: list[str], log: Any, *, kill: int | None = None, delay: float = 0.0) -> int:
+def fork_repro(
+    argv: list[str], log: Any, *, kill: int | None = None, delay: float = 0.0, after_rows: Any = None
+) -> int:
     """Run ``gatelab repro fake-crash ARGV`` in a forked child (stdout/stderr to ``log``); send
-    signal ``kill`` ``delay`` seconds after it starts. Returns the wait status's exit code, or
+    signal ``kill`` ``delay`` seconds after it starts, or, with ``after_rows`` (a ledger path),
+    ``delay`` seconds after that ledger holds its first complete row (up to 60 s: a loaded machine
+    may take longer than ``delay`` to finish one). Returns the wait status's exit code, or
     ``-signal`` for a child killed by a signal."""
     import os
     import signal
@@ -118,6 +122,12 @@ def fork_repro(argv: list[str], log: Any, *, kill: int | None = None, delay: flo
     assert os.read(r, 1) == b"r"
     os.close(r)
     if kill is not None:
+        if after_rows is not None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (
+                os.path.isfile(after_rows) and b"\n" in open(after_rows, "rb").read()
+            ):
+                time.sleep(0.01)
         time.sleep(delay)
         os.kill(pid, kill)
     _, status = os.waitpid(pid, 0)

@@ -119,8 +119,9 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
 def test_sigint_exits_130_and_renders_the_rows_it_finished(tmp_path):
     folder = tmp_path / "r"
     code = fake.fork_repro(
-        ["--results-dir", str(folder), "--row-ms", "40"], tmp_path / "log", kill=signal.SIGINT, delay=0.25
-    )
+        ["--results-dir", str(folder), "--row-ms", "40"], tmp_path / "log", kill=signal.SIGINT, delay=0.1,
+        after_rows=folder / f"{NAME}.jsonl",
+    )  # fmt: skip
     assert code == 130
     assert "interrupted" in (tmp_path / "log").read_text()
     records = ledger.read_records(NAME, folder)

@@ -54,9 +54,18 @@ def test_source_changes_change_the_hash_and_dirty_is_marked(repo):
     _git(repo, "commit", "-q", "-am", "code")
     second = provenance.source_hash(repo)
     assert second != first and not second.endswith("-dirty")
-    (repo / "docs" / "guide.md").write_text("changed guide\n")  # docs outside docs/results count
-    assert provenance.source_hash(repo) == f"{second}-dirty"
-    _git(repo, "commit", "-q", "-am", "docs")
+    (repo / "docs" / "guide.md").write_text("changed guide\n")  # documentation cannot change a result
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")  # nor can a test
+    _git(repo, "add", "tests")
+    assert provenance.source_hash(repo) == second
+    assert provenance.git_commit(repo).endswith("-dirty")  # the commit says the checkout differs
+    _git(repo, "commit", "-q", "-am", "docs and tests")
+    assert provenance.source_hash(repo) == second
+    (repo / "tools").mkdir()
+    (repo / "tools" / "make_rows.py").write_text("print(1)\n")  # a tool may write rows: it counts
+    _git(repo, "add", "tools")
+    _git(repo, "commit", "-q", "-m", "tool")
     assert provenance.source_hash(repo) not in (first, second)
 
 

@@ -126,7 +126,7 @@ def test_quick_repro_resume_and_verify(stallion_dir, tmp_path):
     # the paired comparison (ours − theirs, same layout) over the two seeds
     from gatelab.core.harness.ledger import paired_comparisons
 
-    comps = paired_comparisons("tft", recipe.TFT_TABLE.comparisons, tmp_path / "res")
+    comps = paired_comparisons("tft-quick", recipe.TFT_TABLE.comparisons, tmp_path / "res")
     mae = [c for c in comps if c["metric"] == "mae" and c["comparison"].endswith("(same layout)")]
     assert len(mae) == 1 and mae[0]["pairs"] == 2 and mae[0]["variant"] == "quick-layout-pytorch-forecasting"
     by = {(r["model"], r["seed"]): r["mae"] for r in out.rows}
