@@ -18,6 +18,7 @@ imports neither torch nor Lightning: every entry names its ``"module:attr"``, im
 from __future__ import annotations
 
 from gatelab.core.harness.repro import Option, ReproTable, register_table
+from gatelab.core.harness.stats import Comparison
 from gatelab.core.registry import DATAMODULES, DATASETS, TABLES, TASKS, register_model
 
 DOMAIN = "vision"
@@ -121,7 +122,8 @@ register_table(
             "(held-out fold: slices 24-29 of a contiguous 5-fold split) and DRIVE (official 20 test images, "
             "inside the FOV); reduced CPU protocol, see config and docs/vision/attention_unet.md. "
             "dice_gain = Attention U-Net dice - U-Net dice of the same seed; the paper's +0.026 is on CT-150 "
-            "pancreas (3D CT), a different dataset"
+            "pancreas (3D CT), a different dataset. Paired comparisons: Attention U-Net − U-Net per dataset, "
+            "paired by seed, with the 95% paired t-interval"
         ),
         paper="Oktay et al. 2018, Attention U-Net, Table 1 (CT-150: +2.6 Dice points over U-Net)",
         run="gatelab.vision.recipes.attention_unet:run",
@@ -151,5 +153,9 @@ register_table(
         metrics=["dice", "iou", "auc", "dice_gain", "params"],
         default_seeds=(0, 1, 2),
         not_in_hash=("datasets", "models", "output_dir", "overlays"),
+        comparisons=[
+            Comparison(m, "attention-unet", "unet", lower_is_better=False, label=f"Attention U-Net − U-Net ({m})")
+            for m in ("dice", "iou", "auc")
+        ],
     )
 )
