@@ -71,6 +71,12 @@ def _matches(value: Any, want: Any) -> bool:
 # --------------------------------------------------------------------------- ledgers
 
 
+def current_rows(table: str, results_dir: Path) -> list[dict[str, Any]]:
+    """The rows ``table``'s rendered page shows (:func:`gatelab.core.harness.ledger.current_records`
+    of its ledger in ``results_dir``; empty when the ledger is absent)."""
+    return ledger.current_records(ledger.read_records(table, results_dir))
+
+
 # --------------------------------------------------------------------------- speed goals
 
 
@@ -563,7 +569,7 @@ def render_block(results_dir: Path) -> str:
     ]
     sources: dict[str, list[dict[str, Any]]] = {}
     for h in HEADLINES:
-        recs = ledger.current_records(ledger.read_records(h.table, results_dir))
+        recs = current_rows(h.table, results_dir)
         sources[h.table] = recs
         pages = ", ".join(f"`{p}`" for p in h.pages)
         lines.append(f"| {pages} | {_cell(h.what)} | {_cell(headline_cell(h, results_dir))} | {_cell(_source_cell(recs))} |")
@@ -727,7 +733,7 @@ FAIRNESS: tuple[Change, ...] = (
 
 
 def _seeds_line(table: str, results_dir: Path) -> str:
-    recs = ledger.current_records(ledger.read_records(table, results_dir))
+    recs = current_rows(table, results_dir)
     if not recs:
         return f"| `{table}` | — | — | — | — |"
     keys = [k for k in ledger.DESCRIPTIVE_KEYS if any(k in r for r in recs)]
@@ -783,7 +789,7 @@ def render_fairness(results_dir: Path) -> str:
         "|---|---|---|---|---|",
         *(_seeds_line(t, results_dir) for t in PAPER_TABLES),
         "",
-        *_one_commit_lines({t: ledger.current_records(ledger.read_records(t, results_dir)) for t in PAPER_TABLES}),
+        *_one_commit_lines({t: current_rows(t, results_dir) for t in PAPER_TABLES}),
     ]
     return "\n".join(lines) + "\n"
 
@@ -831,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sources:
         res = args.root / "docs" / "results"
-        tables = {t: ledger.current_records(ledger.read_records(t, res)) for t in (*PAPER_TABLES, *SPEED_LEDGERS)}
+        tables = {t: current_rows(t, res) for t in (*PAPER_TABLES, *SPEED_LEDGERS)}
         for t, recs in tables.items():
             print(f"{t}: {_source_cell(recs)}")
         print(*_one_commit_lines(tables))
