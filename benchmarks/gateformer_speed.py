@@ -51,18 +51,18 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import json
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+from gatelab.core.harness.official import checkout_root, import_from_checkout
 
 #: environment variable naming the official checkout (same as ``--official-repo``)
 ENV_REPO = "GATELAB_GATEFORMER_REPO"
@@ -119,31 +119,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def check_official_repo(path: str | os.PathLike[str] | None) -> Path | None:
     """The checkout's root if ``path`` holds ``models/Gateformer.py``, else ``None``."""
-    if not path:
-        return None
-    root = Path(path).expanduser().resolve()
-    return root if (root / "models" / "Gateformer.py").is_file() else None
-
-
-@contextlib.contextmanager
-def _on_path(root: Path) -> Iterator[None]:
-    sys.path.insert(0, str(root))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(root))
+    return checkout_root(path, "models/Gateformer.py")
 
 
 def official_model_class(root: Path) -> type:
     """``Model`` of ``<root>/models/Gateformer.py`` (its ``models``/``layers`` packages imported from ``root``)."""
-    for name in [m for m in sys.modules if m.split(".")[0] in ("models", "layers", "utils")]:
-        mod_file = getattr(sys.modules[name], "__file__", None) or ""
-        if not mod_file.startswith(str(root)):
-            del sys.modules[name]  # another project's top-level 'models' package would shadow the checkout
-    with _on_path(root):
-        module = importlib.import_module("models.Gateformer")
-    return module.Model
+    return import_from_checkout(root, "models.Gateformer", what="nyuolab/Gateformer").Model
 
 
 def official_configs(preset: str) -> SimpleNamespace:

@@ -56,8 +56,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
 import math
 import os
 import platform
@@ -65,11 +63,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gatelab.core.harness.official import checkout_root, import_from_checkout
 
 #: environment variable naming the checkout (same as ``--official-repo``)
 ENV_REPO = "GATELAB_MAXIM_PYTORCH_REPO"
@@ -120,31 +120,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def check_official_repo(path: str | os.PathLike[str] | None) -> Path | None:
     """The checkout's root if ``path`` holds ``maxim_pytorch/maxim_torch.py``, else ``None``."""
-    if not path:
-        return None
-    root = Path(path).expanduser().resolve()
-    return root if (root / "maxim_pytorch" / "maxim_torch.py").is_file() else None
-
-
-@contextlib.contextmanager
-def _on_path(p: Path) -> Iterator[None]:
-    sys.path.insert(0, str(p))
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            sys.path.remove(str(p))
+    return checkout_root(path, "maxim_pytorch/maxim_torch.py")
 
 
 def reference_model_class(root: Path) -> type:
     """``MAXIM_dns_3s`` of ``<root>/maxim_pytorch/maxim_torch.py``."""
-    src = root / "maxim_pytorch"
-    old = sys.modules.get("maxim_torch")
-    if old is not None and not (getattr(old, "__file__", "") or "").startswith(str(src)):
-        del sys.modules["maxim_torch"]  # another checkout's module of the same name
-    with _on_path(src):
-        module = importlib.import_module("maxim_torch")
-    return module.MAXIM_dns_3s
+    return import_from_checkout(root, "maxim_torch", search_dir="maxim_pytorch", what="vztu/maxim-pytorch").MAXIM_dns_3s
 
 
 def _git_commit(root: Path) -> str | None:

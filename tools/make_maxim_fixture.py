@@ -29,11 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gatelab.core.harness.official import import_from_checkout
 
 # Official ``MAXIM`` constructor arguments (official names) of each fixture variant. Non-square
 # blocks and grids at high resolution catch a transposed token order; 16 x 32 inputs catch a
@@ -109,13 +110,12 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
 
 def build(official_repo: Path, seed: int = 0, variants: list[str] | None = None) -> dict[str, np.ndarray]:
     """The fixture arrays (see the module docstring)."""
-    sys.path.insert(0, str(official_repo))
     import flax
     import jax
     import jax.numpy as jnp
 
     jax.config.update("jax_enable_x64", True)
-    from maxim.models import maxim as official  # the checkout's module
+    official = import_from_checkout(official_repo, "maxim.models.maxim", what="google-research/maxim")
 
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}

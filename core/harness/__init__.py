@@ -8,7 +8,8 @@ Modules: :mod:`.data` (data directory, dataset specs, checksums), :mod:`.ledger`
 JSONL + markdown), :mod:`.configs` (strict dataclass configs), :mod:`.task` (Lightning task),
 :mod:`.trainer` (Trainer factory, seeding), :mod:`.experiment` (registries, ``run_experiment``),
 :mod:`.repro` (paper tables), :mod:`.provenance` (commit, machine, date), :mod:`.errors` (the
-data errors), :mod:`.cli` (the ``gatelab`` command).
+data errors), :mod:`.official` (imports from a user's checkout of a paper's official code),
+:mod:`.cli` (the ``gatelab`` command).
 """
 
 from __future__ import annotations

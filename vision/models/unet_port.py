@@ -25,15 +25,15 @@ official                                    gatelab
 
 from __future__ import annotations
 
-import importlib
 import re
-import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from gatelab.core.harness.official import import_from_checkout
 
 __all__ = [
     "OFFICIAL_NETWORKS",
@@ -105,29 +105,15 @@ def import_official(repo: str | Path, attention: bool = True) -> type[nn.Module]
     """The official network class from a user's checkout of ``ozan-oktay/Attention-Gated-Networks``
     at ``repo`` (``unet_CT_multi_att_dsv_3D`` for ``attention=True``, else ``unet_CT_dsv_3D``).
 
-    The checkout's root goes on ``sys.path`` for the import (its modules import ``models.*``
-    absolutely); nothing is copied. Errors name the path and the missing file.
+    Imported with :func:`gatelab.core.harness.official.import_from_checkout`: the checkout's root
+    goes on ``sys.path`` for the import (its modules import ``models.*`` absolutely), and a
+    ``models`` package imported from elsewhere is dropped from ``sys.modules`` first; nothing is
+    copied. Errors name the path and the missing file.
     """
-    root = Path(repo).expanduser().resolve()
     module, cls = OFFICIAL_NETWORKS[bool(attention)]
-    path = root / "models" / "networks" / f"{module}.py"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"import_official: {path} not found; expected a checkout of ozan-oktay/Attention-Gated-Networks at {root}"
-        )
-    loaded = sys.modules.get("models")
-    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve().parent.parent != root:
-        raise ImportError(
-            f"import_official: a different package 'models' is already imported ({loaded.__file__}); "
-            f"import the official code from {root} in a fresh process"
-        )
-    sys.path.insert(0, str(root))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # its init.kaiming_normal / F.upsample deprecation notices
-            mod = importlib.import_module(f"models.networks.{module}")
-    finally:
-        sys.path.remove(str(root))
+    mod = import_from_checkout(
+        repo, f"models.networks.{module}", what="ozan-oktay/Attention-Gated-Networks", quiet=True
+    )  # quiet: its init.kaiming_normal / F.upsample deprecation notices
     return getattr(mod, cls)
 
 
