@@ -138,6 +138,11 @@ def test_one_commit_check_names_the_mix():
     assert not chk["one_source"] and chk["unrecorded"] == ["t3"] and chk["dirty"] == ["t3"]
     (line,) = rp._one_commit_lines({"t1": a, "t3": c})
     assert "**not yet**" in line and "aaaa: t1" in line and "bbbb-dir: t3" in line
+    # a table with no rows yet is named, and one source then does not hold
+    chk = rp.one_commit({"t1": a, "t2": b, "t4": []})
+    assert not chk["one_source"] and chk["missing"] == ["t4"]
+    (line,) = rp._one_commit_lines({"t1": a, "t2": b, "t4": []})
+    assert line == "One commit: **not yet** -- not every table has rows (commits c1..c3): aaaa: t1, t2; no rows yet: t4."
 
 
 def test_check_fails_on_drift_and_write_fixes_it(tmp_path):

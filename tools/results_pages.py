@@ -612,12 +612,16 @@ def _source_cell(recs: Sequence[Mapping[str, Any]]) -> str:
 
 def one_commit(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
     """The one-commit check over tables' shown rows: ``{"hashes": {hash: [tables]}, "unrecorded":
-    [tables with rows lacking a source_hash], "dirty": [tables with a -dirty hash], "commits": [...],
-    "one_source": bool}``."""
+    [tables with rows lacking a source_hash], "dirty": [tables with a -dirty hash], "missing":
+    [tables with no rows yet], "commits": [...], "one_source": bool}``. One source needs every
+    table of ``sources`` to have rows."""
     hashes: dict[str, list[str]] = {}
     unrecorded, dirty = [], []
+    missing = [t for t, recs in sources.items() if not recs]
     _, commits = _sources([r for recs in sources.values() for r in recs])  # in date order
     for table, recs in sources.items():
+        if not recs:
+            continue
         h, _ = _sources(recs)
         for key in h:
             if key == "unrecorded":
@@ -626,12 +630,13 @@ def one_commit(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, 
                 hashes.setdefault(key, []).append(table)
                 if key.endswith("-dirty"):
                     dirty.append(table)
-    one = len(hashes) == 1 and not unrecorded and not dirty
-    return {"hashes": hashes, "unrecorded": unrecorded, "dirty": dirty, "commits": commits, "one_source": one}
+    one = len(hashes) == 1 and not unrecorded and not dirty and not missing
+    return {"hashes": hashes, "unrecorded": unrecorded, "dirty": dirty, "missing": missing, "commits": commits,
+            "one_source": one}  # fmt: skip
 
 
 def _one_commit_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
-    chk = one_commit({t: r for t, r in sources.items() if r})
+    chk = one_commit(sources)
     commits = chk["commits"]
     span = (f"commits {commits[0][:8]}..{commits[-1][:8]}" if len(commits) > 1 else f"commit {commits[0][:8]}") if commits else "no rows"
     if chk["one_source"]:
@@ -642,7 +647,12 @@ def _one_commit_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> lis
         parts.append(f"no source hash recorded (rows before it existed): {', '.join(chk['unrecorded'])}")
     if chk["dirty"]:
         parts.append(f"from a modified checkout (-dirty): {', '.join(chk['dirty'])}")
-    return [f"One commit: **not yet** -- the tables come from a mix of sources ({span}): " + "; ".join(parts) + "."]
+    if chk["missing"]:
+        parts.append(f"no rows yet: {', '.join(chk['missing'])}")
+    how = "the tables come from a mix of sources" if len(chk["hashes"]) > 1 else "not every table has rows"
+    if len(chk["hashes"]) <= 1 and (chk["unrecorded"] or chk["dirty"]):
+        how = "not every row comes from one recorded source"
+    return [f"One commit: **not yet** -- {how} ({span}): " + "; ".join(parts) + "."]
 
 
 def _source_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]], results_dir: Path, title: str) -> list[str]:

@@ -139,8 +139,10 @@ class ExperimentResult:
     """What :func:`run_experiment` returns.
 
     ``metrics``: final logged values as floats (``train/*``, ``val/*`` of the last epoch, and
-    ``test/*`` of the tested checkpoint). ``task``/``datamodule``/``trainer`` are the live objects
-    (e.g. to capture gates after training).
+    ``test/*`` of the tested checkpoint). ``stopped_early``: the early-stopping rule ended the fit
+    (read right after ``fit``: testing the best checkpoint restores the callbacks' state from it,
+    which resets ``EarlyStopping.stopped_epoch`` whenever the best epoch precedes the stop).
+    ``task``/``datamodule``/``trainer`` are the live objects (e.g. to capture gates after training).
     """
 
     run_dir: Path
@@ -153,6 +155,14 @@ class ExperimentResult:
     task: Any = dataclasses.field(repr=False, default=None)
     datamodule: Any = dataclasses.field(repr=False, default=None)
     trainer: Any = dataclasses.field(repr=False, default=None)
+    stopped_early: bool = False
+
+
+def _stopped_early(trainer: Any) -> bool:
+    """Whether ``trainer``'s ``EarlyStopping`` callback ended the fit (its ``stopped_epoch`` is
+    set when the rule fires). Call it before ``trainer.test(ckpt_path=...)``, which reloads it."""
+    es = getattr(trainer, "early_stopping_callback", None)
+    return es is not None and int(getattr(es, "stopped_epoch", 0) or 0) > 0
 
 
 def _new_run_dir(cfg: ExperimentConfig, prefix: str) -> Path:
@@ -291,8 +301,10 @@ def run_experiment(
 
     metrics: dict[str, float] = {}
     best = last = None
+    stopped_early = False
     if stage == "fit":
         trainer.fit(task, datamodule=dm, ckpt_path=str(ckpt_path) if ckpt_path else None)
+        stopped_early = _stopped_early(trainer)  # before test(), which reloads the callback state
         metrics.update(_floats(trainer.callback_metrics))
         ck = trainer.checkpoint_callback
         if ck is not None:
@@ -329,6 +341,7 @@ def run_experiment(
             "best_checkpoint": best,
             "last_checkpoint": last,
             "resumed_from": str(ckpt_path) if stage == "fit" and ckpt_path else None,
+            "stopped_early": stopped_early,
             "world_size": trainer.world_size,
         }
         (run_dir / "run.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
@@ -343,6 +356,7 @@ def run_experiment(
         task=task,
         datamodule=dm,
         trainer=trainer,
+        stopped_early=stopped_early,
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import sysconfig
 import warnings
 from pathlib import Path
 from types import ModuleType
@@ -46,7 +47,9 @@ def import_from_checkout(
     ``search_dir`` is the folder below ``root`` that goes on ``sys.path`` (``""``: the root
     itself; e.g. ``"maxim_pytorch"`` for a checkout whose module sits one level down). Modules
     already imported under ``module``'s top-level name, or under the checkout's own top-level
-    packages, that do not come from this checkout are removed from ``sys.modules`` first.
+    packages, that do not come from this checkout are removed from ``sys.modules`` first (except,
+    for the checkout's other names, installed libraries: a vendored ``torch/`` folder never
+    unloads torch).
     ``sys.path`` is restored afterwards. ``quiet`` silences the official code's warnings while
     it is imported (deprecation notices of old torch APIs).
 
@@ -64,8 +67,10 @@ def import_from_checkout(
         p.stem for p in base.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.suffix == ".py")
     }
     for name in [m for m in sys.modules if m.split(".")[0] in tops]:
-        if not _comes_from(sys.modules[name], base):
-            del sys.modules[name]  # another project's package of the same name would shadow the checkout
+        mod = sys.modules[name]
+        if _comes_from(mod, base) or (name.split(".")[0] != parts[0] and _installed(mod)):
+            continue  # the checkout's own, or an installed library (torch, numpy) it may also vendor
+        del sys.modules[name]  # another project's package of the same name would shadow the checkout
     sys.path.insert(0, str(base))
     try:
         with warnings.catch_warnings():
@@ -79,7 +84,19 @@ def import_from_checkout(
             pass
 
 
+def _installed(mod: ModuleType) -> bool:
+    """Whether ``mod`` is built in or lives in the interpreter's standard library or site-packages."""
+    origins = _origins(mod)
+    if not origins:
+        return True
+    roots = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    return any(Path(o).resolve().is_relative_to(r) for o in origins for r in roots)
+
+
+def _origins(mod: ModuleType) -> list[str]:
+    return [o for o in [getattr(mod, "__file__", None) or "", *list(getattr(mod, "__path__", []) or [])] if o]
+
+
 def _comes_from(mod: ModuleType, base: Path) -> bool:
     """Whether ``mod`` (a module, or a namespace package without ``__file__``) lies under ``base``."""
-    origins = [getattr(mod, "__file__", None) or "", *list(getattr(mod, "__path__", []) or [])]
-    return any(o and Path(o).resolve().is_relative_to(base) for o in origins)
+    return any(Path(o).resolve().is_relative_to(base) for o in _origins(mod))

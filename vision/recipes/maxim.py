@@ -240,10 +240,11 @@ def maxim_cells(options: Mapping[str, Any], model: str, seed: int) -> list[Cell]
     return [Cell(model, ds, int(seed), split="test", variant=variant) for ds in test_sets_of(options)]
 
 
-def _stopped_early(trainer: Any, max_steps: int) -> bool:
-    """Whether the plateau rule (Lightning ``EarlyStopping``) ended the fit before the cap."""
-    es = getattr(trainer, "early_stopping_callback", None)
-    return es is not None and int(getattr(es, "stopped_epoch", 0)) > 0 and int(trainer.global_step) < max_steps
+def _stopped_early(res: Any, max_steps: int) -> bool:
+    """Whether the plateau rule (Lightning ``EarlyStopping``) ended the fit before the cap
+    (``res.stopped_early`` is read right after fit; the trainer's callback is reloaded from the
+    best checkpoint by the test that follows)."""
+    return bool(res.stopped_early) and int(res.trainer.global_step) < max_steps
 
 
 def _extra_fields(done: CellRun, digest: str | None, max_steps: int) -> dict[str, Any]:
@@ -254,7 +255,7 @@ def _extra_fields(done: CellRun, digest: str | None, max_steps: int) -> dict[str
     extra: dict[str, Any] = {
         "params": sum(p.numel() for p in res.task.model.parameters()),
         "train_steps": int(res.trainer.global_step),
-        "stopped_early": int(_stopped_early(res.trainer, max_steps)),
+        "stopped_early": int(_stopped_early(res, max_steps)),
         "run_dir": str(res.run_dir),
     }
     for metric in ("tiled_psnr", "tiled_ssim"):

@@ -18,7 +18,9 @@ def _checkout(root: Path, value: int, *, init: bool = False, sub: str = "") -> P
         if init:
             (base / pkg / "__init__.py").write_text("")
     (base / "layers" / "block.py").write_text(f"VALUE = {value}\n")
-    (base / "models" / "net.py").write_text("from layers.block import VALUE\n\nclass Model:\n    value = VALUE\n")
+    (base / "models" / "net.py").write_text(
+        "from layers.block import VALUE\n\nclass Model:\n    value = VALUE\n"
+    )
     return root
 
 
@@ -48,7 +50,9 @@ def test_search_dir_below_the_root(tmp_path):
 
 
 def test_missing_module_names_the_file_and_the_repository(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"models/net\.py not found; expected a checkout of org/repo at"):
+    with pytest.raises(
+        FileNotFoundError, match=r"models/net\.py not found; expected a checkout of org/repo at"
+    ):
         import_from_checkout(tmp_path, "models.net", what="org/repo")
 
 
@@ -58,3 +62,13 @@ def test_checkout_root(tmp_path):
     assert checkout_root(tmp_path / "d", "models/other.py") is None
     assert checkout_root(None, "models/net.py") is None
     assert checkout_root("", "models/net.py") is None
+
+
+def test_an_installed_library_the_checkout_vendors_stays_loaded(tmp_path):
+    import json as json_module
+
+    root = _checkout(tmp_path / "e", 5)
+    (root / "json").mkdir()
+    (root / "json" / "__init__.py").write_text("VENDORED = True\n")
+    assert import_from_checkout(root, "models.net").Model.value == 5
+    assert sys.modules["json"] is json_module
