@@ -9,9 +9,17 @@ thread (the quick rows are recorded with ``OMP_NUM_THREADS=1``). Marked ``verify
 ``-m "not verify"``); it runs in the default ``-m "not slow"`` suite. Skipped when the real data
 directory is absent. A row recorded by older code fails with "config differs": re-record it with
 ``gatelab repro NAME --quick``.
+
+``vl-audio`` also needs the spoken captions, which ``gatelab prepare spoken-captions`` synthesises
+with espeak-ng (a Debian package the default tests never require): they are looked for in the data
+directory, then in ``$GATELAB_SPEECH_DIR`` (a folder holding ``spoken_captions/``); without them
+that table's row is skipped, saying so.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,6 +33,20 @@ RESULTS = resolve_results_dir(None)
 TABLES = list_tables()
 
 
+def _extra_args(name: str, data: Path) -> list[str]:
+    """Arguments a table's quick row needs beyond ``--data-dir`` (the spoken captions of vl-audio)."""
+    if name != "vl-audio":
+        return []
+    marker = Path("spoken_captions") / "speech.json"
+    for folder in (data, os.environ.get("GATELAB_SPEECH_DIR")):
+        if folder and (Path(folder) / marker).is_file():
+            return ["--speech-dir", str(folder)]
+    pytest.skip(
+        f"vl-audio: no spoken captions ({data / marker} absent and $GATELAB_SPEECH_DIR unset or without them); "
+        "`gatelab prepare spoken-captions --data-dir DIR` builds them (needs espeak-ng)"
+    )
+
+
 @pytest.mark.verify
 @pytest.mark.parametrize("name", TABLES)
 def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data, tmp_path, monkeypatch):
@@ -36,12 +58,13 @@ def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data, tmp_pa
             f"`gatelab repro {name} --quick`); tables without one: {', '.join(lacking)}"
         )
     number = numbers[-1]
+    extra = _extra_args(name, shared_data)
     monkeypatch.chdir(tmp_path)  # run directories a table writes relative to the cwd (e.g. runs/repro) land here
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         res = run_table(
-            name, ["--quick", "--verify-rows", str(number), "--data-dir", str(shared_data)], results_dir=RESULTS
+            name, ["--quick", "--verify-rows", str(number), "--data-dir", str(shared_data), *extra], results_dir=RESULTS
         )
     finally:
         torch.set_num_threads(threads)
