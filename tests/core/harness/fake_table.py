@@ -107,6 +107,10 @@ def fork_repro(
             sys.stdout = open(1, "w", buffering=1, closefd=False)
             sys.stderr = sys.stdout
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            # a clean signal state whatever the parent test process inherited or set up: the
+            # suite once saw a child ignore the SIGINT and finish its run (cause unconfirmed)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+            print(f"child sigmask {sorted(int(x) for x in signal.pthread_sigmask(signal.SIG_BLOCK, []))}", flush=True)
             os.write(w, b"r")
             os.close(w)
             from gatelab.core.harness.cli import main
