@@ -75,6 +75,7 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
     rng.shuffle(kinds)
     before: dict[tuple, tuple] = {}
     cut_short = 0
+    finished: list[str] = []  # the log tails of trials that ran to the end despite their signal
     for trial, kind in enumerate(kinds):
         log = tmp_path / f"trial{trial}.log"
         if kind == "raise":
@@ -89,6 +90,8 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
                 expected.add(99)
         assert code in expected, (trial, kind, code, log.read_text()[-2000:])
         cut_short += code != 0
+        if code == 0:
+            finished.append(f"trial {trial} ({kind}):\n{log.read_text()[-1500:]}")
         print(f"trial {trial}: {kind} -> exit {code}; rows recorded {len(_logged_keys(log))}")
         records = _records(folder)  # parseable: a corrupt line anywhere but a torn tail raises
         after = _entries(records)
@@ -99,7 +102,7 @@ def test_killed_twenty_times_loses_nothing_and_resumes_to_the_same_table(tmp_pat
         missing = [k for k in _logged_keys(log) if k not in keys]
         assert not missing, f"trial {trial} ({kind}): rows reported recorded are not in the ledger: {missing}"
         before = after
-    assert cut_short >= 15, f"only {cut_short} of 20 trials interrupted a run"
+    assert cut_short >= 15, f"only {cut_short} of 20 trials interrupted a run:\n" + "\n".join(finished)
 
     # finish, then compare with an uninterrupted run
     final = run_table(NAME, argv)
