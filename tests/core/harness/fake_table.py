@@ -108,7 +108,7 @@ def fork_repro(
             sys.stderr = sys.stdout
             signal.signal(signal.SIGINT, signal.default_int_handler)
             # a clean signal state whatever the parent test process inherited or set up: the
-            # suite once saw a child ignore the SIGINT and finish its run (cause unconfirmed)
+            # suite once saw a child ignore the SIGINT and finish its run (likely cause and remedy: below)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
             print(f"child sigmask {sorted(int(x) for x in signal.pthread_sigmask(signal.SIG_BLOCK, []))}", flush=True)
             # collect the garbage inherited from the test process now, before the parent's timer starts:
