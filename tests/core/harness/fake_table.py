@@ -90,6 +90,7 @@ def fork_repro(
     ``delay`` seconds after that ledger holds its first complete row (up to 60 s: a loaded machine
     may take longer than ``delay`` to finish one). Returns the wait status's exit code, or
     ``-signal`` for a child killed by a signal."""
+    import gc
     import os
     import signal
     import sys
@@ -114,8 +115,6 @@ def fork_repro(
             # collect the garbage inherited from the test process now, before the parent's timer starts:
             # a KeyboardInterrupt raised while a collection runs a ``__del__`` is printed as "Exception
             # ignored" and lost, and the child then finishes its run (seen once in a full-suite CI run)
-            import gc
-
             gc.collect()
             os.write(w, b"r")
             os.close(w)
