@@ -183,13 +183,13 @@ def test_fairness_before_reads_the_archived_old_protocol_rows(tmp_path):
     assert "still in the ledger" in tft and "no comparison with 2 or more paired seeds" in tft
 
 
-def _table_pages() -> list[tuple[str, dict]]:
+def _table_pages() -> list:
     """Every ledger a ``gatelab repro`` command renders, with the arguments it renders it with:
     each table's own ledger (``--quick`` too) and vl-gating's side ledgers."""
     from gatelab.core.harness import repro
     from gatelab.multimodal.recipes import vl_gating
 
-    pages: list[tuple[str, dict]] = []
+    pages: list[tuple[str, dict]] = []  # (ledger name, render_markdown keyword arguments)
     for name in repro.list_tables():
         table = repro.get_table(name)
         for quick in (False, True):
@@ -207,10 +207,10 @@ def _table_pages() -> list[tuple[str, dict]]:
         pages.append((f"vl-gating-words{tag}", {}))
         gates = dict(description=vl_gating._GATES_DESCRIPTION, comparisons=vl_gating.GATE_COMPARISONS)
         pages.append((f"vl-gating-gates{tag}", gates))
-    return pages
+    return [pytest.param(name, kwargs, id=name) for name, kwargs in pages]
 
 
-@pytest.mark.parametrize("name, kwargs", _table_pages(), ids=[p[0] for p in _table_pages()])
+@pytest.mark.parametrize("name, kwargs", _table_pages())
 def test_table_pages_match_their_ledgers(name, kwargs, tmp_path):
     """A committed ``<table>.md`` is what its ledger renders to now: a ledger edited by hand (rows
     moved out) or a page left from older rendering code fails here, naming the page."""
