@@ -32,8 +32,6 @@ that table's row is skipped, saying so.
 from __future__ import annotations
 
 import os
-import re
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -49,31 +47,6 @@ TABLES = list_tables()
 
 CROSS_CPU_RTOL = 5e-3
 """Allowed |new - recorded| / max(1, |recorded|) when the row was recorded on another CPU."""
-
-
-def cpu_of(machine: str) -> str:
-    """The CPU model of a ``machine`` column (``"<cpu> x<n> cores; ...; <os>"``): ``"AMD EPYC"``."""
-    return re.sub(r" x\d+ cores$", "", machine.split(";", 1)[0].strip())
-
-
-def quick_rows_by_cpu(name: str) -> dict[str, list[int]]:
-    """1-based record numbers of ``name``'s quick rows per recording CPU, in file order, each the
-    latest record of its key among that CPU's rows: :func:`~gatelab.core.harness.repro.quick_rows`
-    (same quick-command rule) split by CPU, which that function cannot do yet."""
-    table = get_table(name)
-    records = ledger.read_records(table.ledger_name(True), RESULTS)
-    latest: dict[tuple[str, tuple[Any, ...]], int] = {}
-    for i, rec in enumerate(records, 1):
-        try:
-            words = shlex.split(str(rec.get("command", "")))
-        except ValueError:
-            continue
-        if words[:3] == ["gatelab", "repro", name] and "--quick" in words[3:]:
-            latest[(cpu_of(str(rec.get("machine", ""))), ledger.record_key(rec))] = i
-    out: dict[str, list[int]] = {}
-    for (cpu, _), i in sorted(latest.items(), key=lambda kv: kv[1]):
-        out.setdefault(cpu, []).append(i)
-    return out
 
 
 def cross_cpu_failures(report: dict[str, Any]) -> list[str]:
@@ -94,8 +67,24 @@ def cross_cpu_failures(report: dict[str, Any]) -> list[str]:
 
 
 def test_cpu_of_reads_the_cpu_model():
-    assert cpu_of("AMD EPYC x2 cores; Linux-6.18.44-x86_64-with-glibc2.36") == "AMD EPYC"
-    assert cpu_of("Intel(R) Xeon(R) Processor x16 cores; NVIDIA H100 x1; Linux") == "Intel(R) Xeon(R) Processor"
+    assert provenance.cpu_of("AMD EPYC x2 cores; Linux-6.18.44-x86_64-with-glibc2.36") == "AMD EPYC"
+    assert provenance.cpu_of("Intel(R) Xeon(R) Processor x16 cores; NVIDIA H100 x1; Linux") == "Intel(R) Xeon(R) Processor"
+
+
+def test_quick_rows_by_cpu_take_each_cpus_latest_row(tmp_path):
+    name = TABLES[0]
+    table = get_table(name)
+    cmd = f"gatelab repro {name} --quick"
+    key = {"model": "m", "dataset": "d", "split": "test", "seed": 0, "command": cmd}
+    rows = [{**key, "mse": 1.0, "machine": "Intel(R) Xeon(R) x16 cores; Linux"},
+            {**key, "mse": 2.0, "machine": "AMD EPYC x2 cores; Linux"},
+            {**key, "mse": 3.0, "machine": "Intel(R) Xeon(R) x4 cores; Linux"},
+            {**key, "seed": 1, "mse": 4.0, "machine": "AMD EPYC x2 cores; Linux", "command": f"gatelab repro {name}"}]  # fmt: skip
+    ledger.append_records(table.ledger_name(True), rows, tmp_path, render=False)
+    assert quick_rows(name, tmp_path) == [3]  # the key's latest row, any CPU; row 4 is not a quick run
+    assert quick_rows(name, tmp_path, cpu="AMD EPYC") == [2]
+    assert quick_rows(name, tmp_path, cpu="Intel(R) Xeon(R)") == [3]
+    assert quick_rows(name, tmp_path, cpu="Apple M2") == []
 
 
 def test_cross_cpu_check_allows_small_metric_differences_only():
@@ -135,10 +124,10 @@ def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data, tmp_pa
             f"{name}: no recorded --quick row in {get_table(name).ledger_name(True)}.jsonl (record one with "
             f"`gatelab repro {name} --quick`); tables without one: {', '.join(lacking)}"
         )
-    here = cpu_of(provenance.machine())
-    by_cpu = quick_rows_by_cpu(name)
-    same_cpu = here in by_cpu
-    number = by_cpu[here][-1] if same_cpu else numbers[-1]
+    here = provenance.cpu_of(provenance.machine())
+    mine = quick_rows(name, RESULTS, cpu=here)
+    same_cpu = bool(mine)
+    number = mine[-1] if same_cpu else numbers[-1]
     extra = _extra_args(name, shared_data)
     monkeypatch.chdir(tmp_path)  # run directories a table writes relative to the cwd (e.g. runs/repro) land here
     threads = torch.get_num_threads()
@@ -159,7 +148,8 @@ def test_the_latest_quick_row_of_each_table_reproduces(name, shared_data, tmp_pa
     else:
         bad = cross_cpu_failures(res.verify[0])
         assert not bad, (
-            f"quick row {number} of table {name!r} was recorded on another CPU ({', '.join(by_cpu)}; this is "
+            f"quick row {number} of table {name!r} was recorded on another CPU ("
+            f"{provenance.cpu_of(str(ledger.read_records(get_table(name).ledger_name(True), RESULTS)[number - 1].get('machine', '')))}; this is "
             f"{here}) and did not reproduce within {CROSS_CPU_RTOL:g} relative: {'; '.join(bad)}. Record a row "
             f"on this CPU with `OMP_NUM_THREADS=1 gatelab repro {name} --quick`:\n{res.markdown}"
         )

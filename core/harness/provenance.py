@@ -12,6 +12,7 @@ import functools
 import hashlib
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 __all__ = [
     "command_line",
+    "cpu_of",
     "git_commit",
     "is_rank_zero",
     "machine",
@@ -31,11 +33,16 @@ __all__ = [
 #: make :func:`git_commit` ``-dirty``
 RESULTS_PATHS = ("docs/results/", "README.md")
 
+#: files that only render pages from recorded rows (they compute paired comparisons and verdicts
+#: from the ledgers, and write no row): a fix to a page's wording or layout cannot change a number
+#: the rows hold, so it does not split a regeneration's source
+RENDER_ONLY = ("tools/results_pages.py",)
+
 #: paths left out of :func:`source_hash`: the results, and every file that cannot change a result
-#: (documentation, tests, CI scripts, repository metadata). What is left is what runs: the
-#: packages, ``benchmarks/``, ``tools/``, ``pyproject.toml`` and ``uv.lock``.
+#: (documentation, tests, CI scripts, repository metadata, :data:`RENDER_ONLY`). What is left is
+#: what runs: the packages, ``benchmarks/``, the other ``tools/``, ``pyproject.toml`` and ``uv.lock``.
 SOURCE_EXCLUDE = (
-    *RESULTS_PATHS, "docs/", "tests/", ".ci/", "Makefile", "LICENSE", ".gitignore", ".gitattributes"
+    *RESULTS_PATHS, "docs/", "tests/", ".ci/", "Makefile", "LICENSE", ".gitignore", ".gitattributes", *RENDER_ONLY
 )
 
 
@@ -95,7 +102,7 @@ def _excluded(path: str, exclude: tuple[str, ...]) -> bool:
 
 def source_hash(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCLUDE) -> str | None:
     """A digest of the tracked source tree at ``HEAD`` less ``exclude`` (default
-    :data:`SOURCE_EXCLUDE`: results, docs, tests, CI scripts), suffixed ``-dirty`` when tracked
+    :data:`SOURCE_EXCLUDE`: results, docs, tests, CI scripts, the page renderer), suffixed ``-dirty`` when tracked
     files outside ``exclude`` differ from it.
 
     Two commits that differ only in results (ledgers, rendered tables, README's generated block),
@@ -131,6 +138,12 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown cpu"
+
+
+def cpu_of(machine_line: str) -> str:
+    """The CPU model of a :func:`machine` line (``"<cpu> x<n> cores; ...; <os>"``), core count
+    and the rest left out: ``"AMD EPYC"``."""
+    return re.sub(r" x\d+ cores$", "", machine_line.split(";", 1)[0].strip())
 
 
 @functools.cache

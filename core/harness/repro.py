@@ -160,6 +160,9 @@ class ReproTable:
             ``config_hash``: options that only choose rows or place files, never change a number.
         comparisons: :class:`~gatelab.core.harness.stats.Comparison` s rendered under the table
             ("Paired comparisons": mean difference over seed-paired runs with its 95% interval).
+        side_pages: the table's side ledgers (rows its run function writes beside its own, e.g.
+            per-class measurements) as ``{ledger name: render_markdown keyword arguments}``; the
+            quick run writes ``<name>-quick``. :meth:`pages` lists them with the table's own.
     """
 
     def __init__(
@@ -178,6 +181,7 @@ class ReproTable:
         verify_metrics: Sequence[str] | None = None,
         not_in_hash: Sequence[str] = (),
         comparisons: Sequence[Comparison] = (),
+        side_pages: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         ledger._check_table_name(name)
         if quick_table is not None:
@@ -207,6 +211,12 @@ class ReproTable:
         for comp in self.comparisons:
             if not isinstance(comp, Comparison):
                 raise ValueError(f"table {name!r}: comparisons must be Comparison objects, got {comp!r}")
+        self.side_pages = {k: dict(v) for k, v in (side_pages or {}).items()}
+        for side, kwargs in self.side_pages.items():
+            ledger._check_table_name(side)
+            unknown = set(kwargs) - {"title", "description", "metrics", "comparisons"}
+            if unknown:
+                raise ValueError(f"table {name!r}: side page {side!r}: unknown render arguments {sorted(unknown)}")
 
     def tolerance_of(self, metric: str) -> float:
         """The ``--verify`` tolerance of ``metric`` (absolute difference)."""
@@ -217,6 +227,26 @@ class ReproTable:
     def ledger_name(self, quick: bool = False) -> str:
         """The ledger a run writes to: :attr:`quick_table` for ``--quick`` runs when set, else the name."""
         return self.quick_table if quick and self.quick_table else self.name
+
+    def page_kwargs(self, quick: bool = False) -> dict[str, Any]:
+        """The :func:`~gatelab.core.harness.ledger.render_markdown` keyword arguments of the table's
+        page (``quick``: its ``--quick`` page): the one definition ``run_table`` renders with and
+        the page test re-renders with."""
+        ledger_name = self.ledger_name(quick)
+        description = f"Paper: {self.paper}."
+        if ledger_name != self.name:
+            description += f" Smoke runs (`--quick`) of table `{self.name}`: not the paper's protocol."
+        return {"title": f"{ledger_name}: {self.description}", "description": description,
+                "metrics": self.metrics, "comparisons": self.comparisons}  # fmt: skip
+
+    def pages(self) -> dict[str, dict[str, Any]]:
+        """``{ledger name: render_markdown keyword arguments}`` of every page the table's runs
+        write: its own and its quick ledger, and each side page with its ``-quick`` twin."""
+        out = {self.ledger_name(q): self.page_kwargs(q) for q in (False, True)}
+        for side, kwargs in self.side_pages.items():
+            out[side] = dict(kwargs)
+            out[f"{side}-quick"] = dict(kwargs)
+        return out
 
     def __repr__(self) -> str:
         return f"ReproTable({self.name!r}, paper={self.paper!r})"
@@ -325,7 +355,8 @@ def table_parser(table: ReproTable) -> argparse.ArgumentParser:
     common.add_argument(
         "--resume",
         action="store_true",
-        help="skip rows whose key and config hash are already in the ledger",
+        help="skip rows whose key and config hash are the ledger's latest record from this source hash "
+        "(rows of older code are run again)",
     )
     common.add_argument(
         "--verify",
@@ -413,8 +444,12 @@ class _RowBook:
         *,
         resume: bool = False,
         chosen: Mapping[tuple[Any, ...], str | None] | set[tuple[Any, ...]] | None = None,
+        source: str | None = None,
     ) -> None:
         self.table = table
+        #: ``--resume``: a row counts as recorded only when it comes from this source hash (a row of
+        #: older code is stale and is run again); ``None`` (no git checkout): the config hash decides
+        self.source = source
         self.ledger_name = ledger_name
         self.res_dir = res_dir
         self.resume = resume
@@ -479,11 +514,14 @@ class _RowBook:
         hits = [a for a in self.asked if self._loose_matches(a, [key])]
         return self.asked[hits[-1]] if hits else None
 
+    def _current(self, rec: Mapping[str, Any], h: str) -> bool:
+        return rec.get("config_hash") == h and (self.source is None or rec.get("source_hash") == self.source)
+
     def is_recorded(self, key: tuple[Any, ...], h: str) -> bool:
         rec = self.records()
-        if (key, h) in rec and self._latest[key].get("config_hash") == h:
+        if (key, h) in rec and self._current(self._latest[key], h):
             return True
-        return any(self._latest[k].get("config_hash") == h for k in self._loose_matches(key, self._latest))
+        return any(self._current(self._latest[k], h) for k in self._loose_matches(key, self._latest))
 
     def _is_chosen(self, k: tuple[Any, ...], h: str) -> bool:
         assert self.chosen is not None
@@ -643,7 +681,8 @@ def run_table(
     if args.verify_quick:
         if args.verify is not None or args.verify_rows is not None:
             raise ConfigError("--verify-quick chooses the row itself: drop --verify / --verify-rows")
-        numbers = quick_rows(table, res_dir)
+        # this CPU's latest quick row when there is one (it reproduces bit for bit), else any CPU's
+        numbers = quick_rows(table, res_dir, cpu=provenance.cpu_of(provenance.machine())) or quick_rows(table, res_dir)
         if not numbers:
             path = ledger.resolve_results_dir(res_dir) / f"{table.ledger_name(True)}.jsonl"
             raise ConfigError(
@@ -664,22 +703,15 @@ def run_table(
     options = _options_json(args)
     ledger_name = table.ledger_name(args.quick)
     write = not args.dry_run and provenance.is_rank_zero()
-    book = _RowBook(table, args, ledger_name, res_dir, resume=args.resume)
+    book = _RowBook(table, args, ledger_name, res_dir, resume=args.resume, source=stamp.get("source_hash"))
     args = book.install(args)
     datasets = list_datasets()
     digests: dict[str, str] = {}
-    title = f"{ledger_name}: {table.description}"
-    description = f"Paper: {table.paper}."
-    if ledger_name != table.name:
-        description += f" Smoke runs (`--quick`) of table `{table.name}`: not the paper's protocol."
     folder = ledger.resolve_results_dir(res_dir)
     jsonl = folder / f"{ledger_name}.jsonl"
 
     def render() -> str:
-        return ledger.render_markdown(
-            ledger_name, res_dir, title=title, description=description, metrics=table.metrics,
-            comparisons=table.comparisons,
-        )  # fmt: skip
+        return ledger.render_markdown(ledger_name, res_dir, **table.page_kwargs(args.quick))
 
     rows: list[dict[str, Any]] = []
     md = ""
@@ -749,17 +781,22 @@ def recorded_command(table_name: str, argv: Sequence[str], cwd: str | Path | Non
     return shlex.join(["gatelab", "repro", table_name, *words])
 
 
-def quick_rows(table: ReproTable | str, results_dir: str | Path | None = None) -> list[int]:
+def quick_rows(table: ReproTable | str, results_dir: str | Path | None = None, cpu: str | None = None) -> list[int]:
     """1-based record numbers, in file order, of the ``--quick`` rows of ``table``'s quick ledger
     (:meth:`ReproTable.ledger_name` ``(quick=True)``) that are their key's latest record: the rows
     ``--verify-quick`` (the last of them) and the CI check re-run. A row is a quick row when its
-    recorded command is ``gatelab repro <table> ... --quick ...``."""
+    recorded command is ``gatelab repro <table> ... --quick ...``.
+
+    ``cpu``: only rows recorded on that CPU model (:func:`~gatelab.core.harness.provenance.cpu_of`
+    of their ``machine``), each the latest of its key among them: floating-point results
+    reproduce bit for bit only on the kind of CPU that recorded them."""
     if isinstance(table, str):
         table = get_table(table)
     records = ledger.read_records(table.ledger_name(True), results_dir)
-    latest = {ledger.record_key(r): i for i, r in enumerate(records, 1)}
+    mine = [(i, r) for i, r in enumerate(records, 1) if cpu is None or provenance.cpu_of(str(r.get("machine", ""))) == cpu]
+    latest = {ledger.record_key(r): i for i, r in mine}
     out = []
-    for i, rec in enumerate(records, 1):
+    for i, rec in mine:
         try:
             words = shlex.split(str(rec.get("command", "")))
         except ValueError:

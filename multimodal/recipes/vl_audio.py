@@ -92,6 +92,16 @@ def vl_audio_options(args: argparse.Namespace | Mapping[str, Any]) -> dict[str, 
     return opts
 
 
+#: environment variable naming the folder that holds ``spoken_captions/`` when ``--speech-dir`` is not given
+SPEECH_DIR_ENV = "GATELAB_SPEECH_DIR"
+
+
+def speech_dir_of(options: Mapping[str, Any]) -> str | None:
+    """The folder holding ``spoken_captions/``: ``--speech-dir``, else ``$GATELAB_SPEECH_DIR``, else
+    ``None`` (the data directory)."""
+    return options.get("speech_dir") or os.environ.get(SPEECH_DIR_ENV) or None
+
+
 def vl_audio_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
     """The recipe's ``configure`` hook: the run of ``cell`` under ``options``
     (:func:`vl_audio_options`): run name and directory, the decoder's sizes, the ``vl-spoken``
@@ -103,7 +113,7 @@ def vl_audio_settings(cell: Cell, options: Mapping[str, Any]) -> dict[str, Any]:
         "output_dir": str(options["output_dir"]),
         "model": {"kwargs": {k: options[k] for k in ("d_model", "num_layers", "num_heads", "num_audio_layers")}},
         "data": {"name": "vl-spoken", "kwargs": {
-            "source": source, "speech_dir": options.get("speech_dir"), "num_mels": options["num_mels"],
+            "source": source, "speech_dir": speech_dir_of(options), "num_mels": options["num_mels"],
             "drop_image": options["drop_image"], "drop_audio": options["drop_audio"],
             "max_train": options["max_train"], "max_eval": options["max_test"], "vocab_size": options["vocab_size"],
             "batch_size": options["batch_size"], "seq_len": 64, "truncate_captions": source == "coco",
@@ -202,7 +212,7 @@ def run_vl_audio(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
         classify = shapes_word_class if cells[0].dataset == "shapes-spoken" else word_class
         ppl = stream_perplexities(model, cs, ids)
         recall = audio_image_recall(model, cs)
-        speech = json.dumps(_speech_header(opts.get("speech_dir"), data_dir), sort_keys=True)
+        speech = json.dumps(_speech_header(speech_dir_of(opts), data_dir), sort_keys=True)
         note = (f"run {res.run_dir}; {len(dm.captions['train'].captions)} train / {len(cs.captions)} test spoken "
                 f"captions ({len(cs.images)} test images); gate weights: mean over layers at the position "
                 f"predicting the word; speech {speech}")  # fmt: skip
@@ -239,7 +249,8 @@ VL_AUDIO_TABLE = register_table(
             Option("--dataset", nargs="+", default=["shapes"], choices=list(DATASETS),
                    help="spoken captions to train on: shapes and/or coco-mini (one training each)"),
             Option("--speech-dir", default=None,
-                   help="folder holding spoken_captions/ (gatelab prepare spoken-captions; default: --data-dir)"),
+                   help="folder holding spoken_captions/ (gatelab prepare spoken-captions; default: "
+                        "$GATELAB_SPEECH_DIR, else --data-dir)"),
             Option("--d-model", type=int, default=64),
             Option("--num-layers", type=int, default=2),
             Option("--num-heads", type=int, default=4),

@@ -79,6 +79,7 @@ from gatelab.core.harness.stats import Comparison
 __all__ = [
     "GATE_COMPARISONS",
     "PAPER_BLIMP",
+    "SIDE_PAGES",
     "VARIANTS",
     "VL_RECIPE",
     "VL_TABLE",
@@ -123,6 +124,15 @@ _GATES_DESCRIPTION = (
     "(last layer, the official evaluation's reading), mean (over layers), layer<i>; n = word "
     "occurrences. Paired comparisons: classes of the same trained model, paired by seed."
 )
+
+#: the side ledgers a run writes beside ``vl-gating`` (``-quick`` for ``--quick``), with the
+#: render arguments of their pages: BLiMP per paradigm, the gate per word class and layer (with
+#: the paired class comparisons), the gate per word
+SIDE_PAGES: dict[str, dict[str, Any]] = {
+    "vl-gating-blimp": {},
+    "vl-gating-gates": {"description": _GATES_DESCRIPTION, "comparisons": GATE_COMPARISONS},
+    "vl-gating-words": {},
+}
 
 #: what ``--quick`` replaces (``coco_epochs`` only when the COCO row is not switched off)
 _QUICK = {
@@ -358,16 +368,16 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                 raise RuntimeError(f"vl-gating: the text pre-training of seed {cell.seed} saved no checkpoint")
             cfg["task"]["kwargs"]["init_from"] = str(ckpt)
 
-    def side(table: str, rows: list[dict[str, Any]], config: str, comparisons: tuple[Comparison, ...] = ()) -> None:
-        """Append side-table rows at once (a later failure keeps them), unless --dry-run; each
-        row carries its run's config and its hash (a changed protocol is a new configuration)."""
+    def side(table: str, rows: list[dict[str, Any]], config: str) -> None:
+        """Append side-table rows at once (a later failure keeps them), unless --dry-run, and
+        render the page as :data:`SIDE_PAGES` declares it; each row carries its run's config and
+        its hash (a changed protocol is a new configuration)."""
         if args.dry_run:
             return
         name = f"{table}{tag}"
         extra = {"config": config, "config_hash": config_hash(config), "commit": commit}
-        append_records(name, [{**r, **extra} for r in rows], args.results_dir, render=not comparisons)
-        if comparisons:
-            render_markdown(name, args.results_dir, description=_GATES_DESCRIPTION, comparisons=comparisons)
+        append_records(name, [{**r, **extra} for r in rows], args.results_dir, render=False)
+        render_markdown(name, args.results_dir, **SIDE_PAGES[table])
 
     reports: dict[str, GateReport] = {}
     for cell, budget in cells:
@@ -402,7 +412,7 @@ def run_vl_gating(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
                     f"captions cut to seq_len {args.seq_len}: {dict(res.datamodule.truncated)}")  # fmt: skip
         if report is not None:
             where = {"seed": cell.seed, "dataset": cell.dataset, "budget": row["budget"], "decoder": cell.model}
-            side("vl-gating-gates", gate_class_rows(report, where, str(cell.variant)), row["config"], GATE_COMPARISONS)
+            side("vl-gating-gates", gate_class_rows(report, where, str(cell.variant)), row["config"])
             side("vl-gating-words", gate_word_rows(report, {**base, "dataset": cell.dataset, "split": "test"}, str(cell.variant)),
                  row["config"])  # fmt: skip
             reports[f"{'shapes' if cell.dataset == SHAPES else 'COCO-mini'} ({cell.variant})"] = report
@@ -463,5 +473,6 @@ VL_TABLE = register_table(
         default_seeds=VL_RECIPE.seeds,
         quick_table="vl-gating-quick",
         not_in_hash=("output_dir",),
+        side_pages=SIDE_PAGES,
     )
 )  # fmt: skip

@@ -102,3 +102,22 @@ def test_verify_quick_reruns_the_latest_quick_row(tmp_path):
     ver = run_table(TABLE, ["--verify-quick"], results_dir=tmp_path)
     assert [r["record"] for r in ver.verify] == [8] and ver.failed == 0, ver.markdown
     assert RUNS == [("b", "equal steps 40")]
+
+
+def test_resume_runs_again_the_rows_of_another_source(tmp_path, monkeypatch):
+    """``--resume`` skips a row only when its latest record comes from this source hash: after a
+    source change every row is stale and runs again (a regeneration at the new code), and the rows
+    recorded at the new source are skipped from then on."""
+    from gatelab.core.harness import provenance
+
+    monkeypatch.setattr(provenance, "source_hash", lambda *a, **k: "aaaa")
+    run_table(TABLE, ["--seeds", "0"], results_dir=tmp_path)
+    assert {r["source_hash"] for r in read_records("fake-budget", tmp_path)} == {"aaaa"}
+    RUNS.clear()
+    assert run_table(TABLE, ["--seeds", "0", "--resume"], results_dir=tmp_path).rows == [] and RUNS == []
+    monkeypatch.setattr(provenance, "source_hash", lambda *a, **k: "bbbb")
+    again = run_table(TABLE, ["--seeds", "0", "--resume"], results_dir=tmp_path)
+    assert len(again.rows) == 4 and len(RUNS) == 4, "--resume skipped rows recorded by another source"
+    assert [r["source_hash"] for r in read_records("fake-budget", tmp_path)] == ["aaaa"] * 4 + ["bbbb"] * 4
+    RUNS.clear()
+    assert run_table(TABLE, ["--seeds", "0", "--resume"], results_dir=tmp_path).rows == [] and RUNS == []

@@ -126,3 +126,18 @@ def test_cells_and_config():
     assert VL_AUDIO_RECIPE.hashed(cfg1) == VL_AUDIO_RECIPE.hashed(cfg)
     (shapes, *_), _ = cells[2]
     assert VL_AUDIO_RECIPE.hashed(VL_AUDIO_RECIPE.config(shapes, full, budget)) != VL_AUDIO_RECIPE.hashed(cfg)
+
+
+def test_speech_dir_falls_back_to_the_environment(monkeypatch):
+    from gatelab.multimodal.recipes.vl_audio import SPEECH_DIR_ENV, speech_dir_of
+
+    monkeypatch.delenv(SPEECH_DIR_ENV, raising=False)
+    assert speech_dir_of({"speech_dir": None}) is None  # the data directory
+    monkeypatch.setenv(SPEECH_DIR_ENV, "/env/speech")
+    assert speech_dir_of({"speech_dir": None}) == "/env/speech"
+    assert speech_dir_of({"speech_dir": "/flag"}) == "/flag"  # the flag wins
+    (cell, *_), budget = vl_audio_cells({"dataset": ["shapes"], "seeds": [0], "quick": False, "epochs": 1})[0]
+    opts = {"output_dir": "o", "speech_dir": None, "d_model": 8, "num_layers": 1, "num_heads": 2,
+            "num_audio_layers": 1, "num_mels": 20, "drop_image": 0.1, "drop_audio": 0.2, "max_train": None,
+            "max_test": None, "vocab_size": 300, "batch_size": 4, "lr": 1e-3, "warmup": 5, "skip_checksums": False}  # fmt: skip
+    assert VL_AUDIO_RECIPE.config(cell, opts, budget)["data"]["kwargs"]["speech_dir"] == "/env/speech"

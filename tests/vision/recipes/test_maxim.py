@@ -60,11 +60,16 @@ def test_expansion_is_the_documented_protocol():
     assert tr["early_stopping"] == {"monitor": "val/psnr", "mode": "max", "patience": 5, "min_delta": 0.05}
     assert tr["checkpoint"]["monitor"] == "val/psnr" and tr["checkpoint"]["mode"] == "max"
     assert tr["limit_test_batches"] is None
-    assert dncnn["trainer"] == tr and dncnn["task"]["scheduler"] == task["scheduler"]
+    # the same trainer and schedule shape; each model its own warm-up (DnCNN's paper has none)
+    assert dncnn["trainer"] == tr and dncnn["task"]["scheduler"] == {**task["scheduler"], "warmup": 0}
     assert budget_of(opts).describe(maxim) == (
         "max_steps=2000; val-PSNR plateau (patience 5 validations x 100 steps, min gain 0.05 dB, "
-        "8 val crops), best-val weights; 80 COCO-mini train images"
+        "8 val crops), best-val weights; warm-up MAXIM 100 / DnCNN 0 steps; 80 COCO-mini train images"
     )
+    assert budget_of(opts).describe(maxim) == budget_of(opts).describe(dncnn)  # one budget column: paired
+    both = _options("--dncnn-warmup", "100")
+    assert _group_config(both, "dncnn", 0)["task"]["scheduler"]["warmup"] == 100
+    assert "warm-up MAXIM 100 / DnCNN 100 steps" in budget_of(both).note
     assert maxim["output_dir"] == "runs/repro-maxim" and maxim["name"] == "maxim-table-maxim-sigma25"
     for cfg in (maxim, dncnn):  # every key and value is checked against the registered components
         validate_experiment(ExperimentConfig.from_dict(cfg))
@@ -81,6 +86,7 @@ def test_expansion_is_the_documented_protocol():
     assert q["data"]["kwargs"]["val_images"] == 2 and q["data"]["kwargs"]["samples_per_epoch"] == 20
     assert q["data"]["kwargs"]["batch_size"] == 4 and q["data"]["kwargs"]["sigma"] == 15.0
     assert q["task"]["scheduler"]["warmup"] == 1
+    assert _group_config(quick, "dncnn", 0)["task"]["scheduler"]["warmup"] == 0
     assert q["task"]["kwargs"] == {"freq_weight": 0.1}  # no tiled check in the CI row
     refs = get_table("maxim").references
     assert {r["model"]: r["psnr"] for r in refs} == {"cdncnn-b": 31.23, "maxim-3s": 39.96}
