@@ -39,10 +39,13 @@ RESULTS_PATHS = ("docs/results/", "README.md")
 RENDER_ONLY = ("tools/results_pages.py",)
 
 #: paths left out of :func:`source_hash`: the results, and every file that cannot change a result
-#: (documentation, tests, CI scripts, repository metadata, :data:`RENDER_ONLY`). What is left is
-#: what runs: the packages, ``benchmarks/``, the other ``tools/``, ``pyproject.toml`` and ``uv.lock``.
+#: (documentation: ``docs/`` and every markdown file, the domains' READMEs included; tests, CI
+#: scripts, repository metadata, :data:`RENDER_ONLY`). What is left is what runs: the packages,
+#: ``benchmarks/``, the other ``tools/``, ``pyproject.toml`` and ``uv.lock``. A pattern ending in
+#: ``/`` is a folder, one starting with ``*`` a file-name suffix, anything else one path.
 SOURCE_EXCLUDE = (
-    *RESULTS_PATHS, "docs/", "tests/", ".ci/", "Makefile", "LICENSE", ".gitignore", ".gitattributes", *RENDER_ONLY
+    *RESULTS_PATHS, "docs/", "tests/", ".ci/", "*.md", "Makefile", "LICENSE", ".gitignore", ".gitattributes",
+    *RENDER_ONLY,
 )
 
 
@@ -97,7 +100,10 @@ def git_commit(root: Path | None = None, exclude: tuple[str, ...] = RESULTS_PATH
 
 
 def _excluded(path: str, exclude: tuple[str, ...]) -> bool:
-    return any(path.startswith(e) if e.endswith("/") else path == e for e in exclude)
+    return any(
+        path.startswith(e) if e.endswith("/") else path.endswith(e[1:]) if e.startswith("*") else path == e
+        for e in exclude
+    )
 
 
 def source_hash(root: Path | None = None, exclude: tuple[str, ...] = SOURCE_EXCLUDE) -> str | None:

@@ -55,6 +55,8 @@ def test_source_changes_change_the_hash_and_dirty_is_marked(repo):
     second = provenance.source_hash(repo)
     assert second != first and not second.endswith("-dirty")
     (repo / "docs" / "guide.md").write_text("changed guide\n")  # documentation cannot change a result
+    (repo / "core" / "README.md").write_text("# core\n")  # nor can a package's README
+    _git(repo, "add", "core/README.md")
     (repo / "tests").mkdir()
     (repo / "tests" / "test_a.py").write_text("def test_a():\n    pass\n")  # nor can a test
     _git(repo, "add", "tests")
@@ -62,6 +64,10 @@ def test_source_changes_change_the_hash_and_dirty_is_marked(repo):
     assert provenance.git_commit(repo).endswith("-dirty")  # the commit says the checkout differs
     _git(repo, "commit", "-q", "-am", "docs and tests")
     assert provenance.source_hash(repo) == second
+    (repo / "core" / "notes.txt").write_text("not markdown\n")  # any other file in a package counts
+    _git(repo, "add", "core/notes.txt")
+    assert provenance.source_hash(repo) == f"{second}-dirty"
+    _git(repo, "rm", "-q", "--cached", "core/notes.txt")
     (repo / "tools").mkdir()
     (repo / "tools" / "make_rows.py").write_text("print(1)\n")  # a tool may write rows: it counts
     _git(repo, "add", "tools")
