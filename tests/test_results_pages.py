@@ -176,6 +176,18 @@ def test_one_commit_check_names_the_mix():
     assert not chk["one_source"] and chk["missing"] == ["t4"]
     (line,) = rp._one_commit_lines({"t1": a, "t2": b, "t4": []})
     assert line == "One commit: **not yet** -- not every table has rows (commits c1..c3): aaaa: t1, t2; no rows yet: t4."
+    # a table half regenerated: its rows per source are counted
+    d = [{"source_hash": "cccc", "commit": "c5", "date": "5"}, *a[:1]]
+    chk = rp.one_commit({"t1": d, "t2": b})
+    assert chk["counts"] == {"t1": {"cccc": 1, "aaaa": 1}, "t2": {"aaaa": 1}}
+    (line,) = rp._one_commit_lines({"t1": d, "t2": b})
+    assert "cccc: t1 (1 of 2 rows); aaaa: t1 (1 of 2 rows), t2." in line
+
+
+def test_the_one_commit_check_reads_the_side_ledgers():
+    assert {"vl-gating-gates", "vl-gating-blimp", "vl-gating-words"} <= set(rp.side_ledgers())
+    sources = rp.checked_sources(ROOT / "docs" / "results")
+    assert set(rp.PAPER_TABLES) <= set(sources) and "vl-gating-gates" in sources
 
 
 def test_check_fails_on_drift_and_write_fixes_it(tmp_path):

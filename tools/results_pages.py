@@ -549,6 +549,20 @@ HEADLINES: tuple[Headline, ...] = (
 PAPER_TABLES = tuple(h.table for h in HEADLINES)
 
 
+def side_ledgers(tables: Sequence[str] = PAPER_TABLES) -> list[str]:
+    """The side ledgers of ``tables`` (``ReproTable.side_pages``, e.g. ``vl-gating-gates``): rows a
+    table's runs write beside its own, which the one-commit check reads too."""
+    from gatelab.core.harness.repro import get_table
+
+    return [side for t in tables for side in get_table(t).side_pages]
+
+
+def checked_sources(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """``{ledger: the rows its page shows}`` of every ledger the one-commit check reads: the paper
+    tables and their side ledgers."""
+    return {t: current_rows(t, results_dir) for t in (*PAPER_TABLES, *side_ledgers())}
+
+
 def headline_cell(h: Headline, results_dir: Path) -> str:
     records = ledger.read_records(h.ledger or h.table, results_dir)
     results = [r for item in h.items for r in evaluate(item, h.table, records)]
@@ -588,10 +602,8 @@ def render_block(results_dir: Path) -> str:
         "| table | what is compared | result (95% paired t-interval; groups with >= 3 paired seeds) | source |",
         "|---|---|---|---|",
     ]
-    sources: dict[str, list[dict[str, Any]]] = {}
     for h in HEADLINES:
         recs = current_rows(h.table, results_dir)
-        sources[h.table] = recs
         pages = ", ".join(f"`{p}`" for p in h.pages)
         lines.append(f"| {pages} | {_cell(h.what)} | {_cell(headline_cell(h, results_dir))} | {_cell(_source_cell(recs))} |")
     kern = [r for r in speed if r["goal"].group == "kernels"]
@@ -602,7 +614,7 @@ def render_block(results_dir: Path) -> str:
                  f"{_cell(kern_text)} | {_cell(_source_cell([r['record'] for r in kern if r['record']]))} |")  # fmt: skip
     lines.append(f"| `speed.md` | speed against the reference implementations (issue 17), ratio vs goal | "
                  f"{_cell(_speed_tally(rest))} | {_cell(_source_cell([r['record'] for r in rest if r['record']]))} |")  # fmt: skip
-    lines += ["", *_one_commit_lines(sources), END]
+    lines += ["", *_one_commit_lines(checked_sources(results_dir)), END]
     return "\n".join(lines)
 
 
@@ -634,9 +646,10 @@ def _source_cell(recs: Sequence[Mapping[str, Any]]) -> str:
 def one_commit(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, Any]:
     """The one-commit check over tables' shown rows: ``{"hashes": {hash: [tables]}, "unrecorded":
     [tables with rows lacking a source_hash], "dirty": [tables with a -dirty hash], "missing":
-    [tables with no rows yet], "commits": [...], "one_source": bool}``. One source needs every
-    table of ``sources`` to have rows."""
+    [tables with no rows yet], "counts": {table: {hash: rows}}, "commits": [...], "one_source": bool}``.
+    One source needs every table of ``sources`` to have rows."""
     hashes: dict[str, list[str]] = {}
+    counts: dict[str, dict[str, int]] = {}
     unrecorded, dirty = [], []
     missing = [t for t, recs in sources.items() if not recs]
     _, commits = _sources([r for recs in sources.values() for r in recs])  # in date order
@@ -644,6 +657,7 @@ def one_commit(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, 
         if not recs:
             continue
         h, _ = _sources(recs)
+        counts[table] = h
         for key in h:
             if key == "unrecorded":
                 unrecorded.append(table)
@@ -652,8 +666,8 @@ def one_commit(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, 
                 if key.endswith("-dirty"):
                     dirty.append(table)
     one = len(hashes) == 1 and not unrecorded and not dirty and not missing
-    return {"hashes": hashes, "unrecorded": unrecorded, "dirty": dirty, "missing": missing, "commits": commits,
-            "one_source": one}  # fmt: skip
+    return {"hashes": hashes, "counts": counts, "unrecorded": unrecorded, "dirty": dirty, "missing": missing,
+            "commits": commits, "one_source": one}  # fmt: skip
 
 
 def _one_commit_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
@@ -663,7 +677,12 @@ def _one_commit_lines(sources: Mapping[str, Sequence[Mapping[str, Any]]]) -> lis
     if chk["one_source"]:
         (h,) = chk["hashes"]
         return [f"One commit: all tables from source {h} ({span})."]
-    parts = [f"{h[:8]}: {', '.join(ts)}" for h, ts in chk["hashes"].items()]
+    counts = chk["counts"]
+
+    def named(t: str, h: str) -> str:  # a table split between sources: how many of its rows are here
+        return t if len(counts[t]) == 1 else f"{t} ({counts[t][h]} of {sum(counts[t].values())} rows)"
+
+    parts = [f"{h[:8]}: {', '.join(named(t, h) for t in ts)}" for h, ts in chk["hashes"].items()]
     if chk["unrecorded"]:
         parts.append(f"no source hash recorded (rows before it existed): {', '.join(chk['unrecorded'])}")
     if chk["dirty"]:
@@ -827,7 +846,7 @@ def render_fairness(results_dir: Path) -> str:
         "|---|---|---|---|---|",
         *(_seeds_line(t, results_dir) for t in PAPER_TABLES),
         "",
-        *_one_commit_lines({t: current_rows(t, results_dir) for t in PAPER_TABLES}),
+        *_one_commit_lines(checked_sources(results_dir)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -875,7 +894,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.sources:
         res = args.root / "docs" / "results"
-        tables = {t: current_rows(t, res) for t in (*PAPER_TABLES, *SPEED_LEDGERS)}
+        tables = {**checked_sources(res), **{t: current_rows(t, res) for t in SPEED_LEDGERS}}
         for t, recs in tables.items():
             print(f"{t}: {_source_cell(recs)}")
         print(*_one_commit_lines(tables))
