@@ -228,6 +228,21 @@ def test_fairness_before_reads_the_archived_old_protocol_rows(tmp_path):
     assert "still in the ledger" in tft and "no comparison with 2 or more paired seeds" in tft
 
 
+def test_fairness_before_reads_a_named_archive(tmp_path, monkeypatch):
+    (tmp_path / rp.ARCHIVE).mkdir()
+    g, it = [0.34, 0.35, 0.33], [0.41, 0.43, 0.40]
+    for seed in range(3):
+        rec = [{"model": m, "dataset": "ettm1", "horizon": 96, "seed": seed, "mse": v[seed]}
+               for m, v in (("gateformer", g), ("itransformer", it))]  # fmt: skip
+        ledger.append_records("gateformer-old-code", rec, tmp_path / rp.ARCHIVE, render=False)
+    change = rp.dataclasses.replace(rp.FAIRNESS[0], archived="gateformer-old-code")
+    monkeypatch.setattr(rp, "FAIRNESS", (change,))
+    section = rp.render_fairness(tmp_path).split("## Gateformer vs iTransformer")[1]
+    res = paired_difference(g, it)
+    assert "old protocol's rows, `archive/gateformer-old-code.jsonl`" in section
+    assert f"Δ mse {res.mean:+.4g} [{res.lo:.4f}, {res.hi:.4f}], 3 pairs: gateformer better" in section
+
+
 def _table_pages() -> list:
     """Every ledger a ``gatelab repro`` command renders, with the arguments it renders it with
     (``ReproTable.pages``: each table's own ledger, its quick ledger and its side ledgers)."""

@@ -719,6 +719,7 @@ class Change:
     items: tuple[Item, ...]
     before: tuple[Item, ...] = ()  # the same comparison on the rows of the old protocol (>= 2 pairs)
     ledger: str | None = None  # the ledger ``items`` read when not the table's own (as Headline.ledger)
+    archived: str | None = None  # the ledger under archive/ that ``before`` reads (default: ``table``)
 
 
 FAIRNESS: tuple[Change, ...] = (
@@ -829,8 +830,9 @@ def render_fairness(results_dir: Path) -> str:
         else:
             lines.append("- Measured effect: not measured yet (table not regenerated).")
         if ch.before:
-            archived = ledger.read_records(ch.table, results_dir / ARCHIVE)
-            where = f"`{ARCHIVE}/{ch.table}.jsonl`" if archived else "still in the ledger"
+            name = ch.archived or ch.table
+            archived = ledger.read_records(name, results_dir / ARCHIVE)
+            where = f"`{ARCHIVE}/{name}.jsonl`" if archived else "still in the ledger"
             old = [r for item in ch.before for r in evaluate(item, ch.table, archived or records)]
             lines.append(f"- Before (the old protocol's rows, {where}, >= 2 paired seeds): "
                          + (summarise(old) if old else "no comparison with 2 or more paired seeds."))  # fmt: skip
