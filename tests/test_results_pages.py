@@ -267,3 +267,18 @@ def test_table_pages_match_their_ledgers(name, kwargs, tmp_path):
         f"docs/results/{name}.md differs from what docs/results/{name}.jsonl renders to; re-render it "
         f"(ledger.render_markdown) or rerun the command that writes it"
     )
+
+
+def test_summarise_names_few_groups_by_the_keys_that_differ():
+    def res(variant: str, dataset: str, budget: str, diff: float) -> dict:
+        return {"comparison": "gate: a − b", "metric": "gate", "dataset": dataset, "variant": variant,
+                "budget": budget, "pairs": 3, "diff": diff, "lo": diff - 0.1, "hi": diff + 0.1, "p": 0.01,
+                "verdict": "a better"}  # fmt: skip
+
+    rs = [res("scalar", "shapes", "b6", 0.4), res("vector", "shapes", "b6", 0.05), res("scalar", "coco", "b10", 0.2),
+          res("x", "y", "z", 0.0)]  # fmt: skip
+    text = rp.summarise([*rs[:3], {**rs[3], "comparison": "other"}])
+    assert text.startswith("gate: a − b (gate): dataset shapes, variant scalar: +0.4 [0.3000, 0.5000], 3 pairs, a better; ")
+    assert "dataset shapes, variant vector: +0.05" in text and "dataset coco, variant scalar: +0.2" in text
+    assert "budget" not in text.split("; other")[0]  # the budget follows from the dataset here
+    assert text.endswith("; other, y, variant x, budget z: Δ gate +0 [-0.1000, 0.1000], 3 pairs: a better")

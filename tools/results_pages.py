@@ -485,6 +485,24 @@ def summarise(results: Sequence[Mapping[str, Any]], max_listed: int = 3) -> str:
     for r in results:
         by_comp.setdefault(str(r["comparison"]), []).append(r)
     for name, rs in by_comp.items():
+        if len(rs) == 1:
+            parts.append(f"{name}, {result_text(rs[0])}")
+            continue
+        if len(rs) <= max_listed:  # few groups: each, named by the keys that tell them apart
+            skip = {"comparison", "metric", "model", "rival", "pairs", "model_mean", "rival_mean", "diff", "lo",
+                    "hi", "p", "verdict", "unpaired"}  # fmt: skip
+            keys = [k for k in rs[0] if k not in skip and len({str(r.get(k)) for r in rs}) > 1]
+            for k in reversed(list(keys)):  # drop keys the others already tell apart (a budget per dataset)
+                rest = [x for x in keys if x != k]
+                if rest and len({tuple(str(r.get(x)) for x in rest) for r in rs}) == len(rs):
+                    keys = rest
+            each = "; ".join(
+                f"{', '.join(f'{k} {r.get(k)}' for k in keys) or 'all'}: {r['diff']:+.4g} "
+                f"[{_num_text(r['lo'])}, {_num_text(r['hi'])}], {r['pairs']} pairs, {r['verdict']}"
+                for r in rs
+            )
+            parts.append(f"{name} ({rs[0]['metric']}): {each}")
+            continue
         counts: dict[str, int] = {}
         for r in rs:
             counts[str(r["verdict"])] = counts.get(str(r["verdict"]), 0) + 1
