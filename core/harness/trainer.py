@@ -43,7 +43,27 @@ from gatelab.core.config import ConfigError
 
 from .configs import TrainerConfig, max_time_timedelta
 
-__all__ = ["TrainerConfig", "build_trainer", "seed_everything"]
+__all__ = ["ResumableEarlyStopping", "TrainerConfig", "build_trainer", "seed_everything"]
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """Lightning's ``EarlyStopping`` that survives a resume from an epoch-end checkpoint.
+
+    A step-capped run (``max_steps``, no ``max_epochs``) resumed from the checkpoint saved at an
+    epoch's end (``last.ckpt``: checkpoints are saved in ``on_train_epoch_end``) restarts *on*
+    that epoch's end: Lightning runs its ``on_train_epoch_end`` hooks again without running its
+    validation, so the monitored ``val/*`` metric is absent and ``EarlyStopping`` (strict) raised
+    "conditioned on metric ... which is not available" (a killed ``gatelab repro maxim
+    --resume-training`` could not continue). That epoch's check already ran before the checkpoint
+    was saved (this callback runs before the checkpoint callback, and its ``wait_count`` and
+    ``best_score`` are in the checkpoint), so it is skipped, not repeated; every other missing
+    metric is still an error.
+    """
+
+    def _run_early_stopping_check(self, trainer: Any) -> None:
+        if getattr(trainer.fit_loop, "restarted_on_epoch_end", False) and self.monitor not in trainer.callback_metrics:
+            return
+        super()._run_early_stopping_check(trainer)
 
 
 def seed_everything(seed: int, deterministic: bool | str = False) -> int:
@@ -116,7 +136,7 @@ def build_callbacks(cfg: TrainerConfig, run_dir: str | Path) -> list[Callback]:
     es = cfg.early_stopping
     if es is not None:
         callbacks.append(
-            EarlyStopping(
+            ResumableEarlyStopping(
                 monitor=es.monitor,
                 mode=es.mode,
                 patience=es.patience,

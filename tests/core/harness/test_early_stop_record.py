@@ -62,3 +62,71 @@ def test_run_to_the_cap_is_not_stopped_early(tmp_path, tiny):
     res = run_experiment(_cfg(tmp_path, tiny, patience=5, max_epochs=2))
     assert res.trainer.current_epoch == 2 and res.stopped_early is False
     assert json.loads((res.run_dir / "run.json").read_text())["stopped_early"] is False
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillInEpoch(Callback):
+    """Raises in the second batch of ``epoch``: a run killed after the previous epoch's checkpoint."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == 1:
+            raise _Killed
+
+
+def _cut_and_resume(tmp_path, tiny, steps: bool, early_stopping: bool = True) -> tuple:
+    """(uninterrupted, resumed) runs of 2-batch epochs (4 epochs, or 16 steps), the cut one killed in epoch 2's
+    second batch and resumed from ``last.ckpt`` (saved at epoch 1's end)."""
+    import pytest
+
+    tag = f"{'steps' if steps else 'epochs'}-{int(early_stopping)}"
+
+    def cfg(folder: str) -> dict:
+        c = _cfg(tmp_path / f"{folder}-{tag}", tiny, patience=3, max_epochs=4)
+        if steps:  # step-capped, as the maxim table: Lightning restarts *on* the saved epoch's end
+            c["trainer"].update(max_epochs=None, max_steps=16)
+        if not early_stopping:
+            c["trainer"]["early_stopping"] = None
+        return c
+
+    whole = run_experiment(cfg("whole"))
+    with pytest.raises(_Killed):
+        run_experiment(cfg("cut"), callbacks=[_KillInEpoch(2)])
+    last = next((tmp_path / f"cut-{tag}").rglob("last.ckpt"))
+    return whole, run_experiment(cfg("cut"), ckpt_path=str(last))
+
+
+def test_resume_from_an_epoch_end_checkpoint_with_early_stopping(tmp_path, tiny):
+    """A run with the plateau rule, killed during an epoch and resumed from the checkpoint saved at
+    the previous epoch's end (what a killed ``gatelab repro maxim --resume-training`` finds),
+    continues to its cap with the early-stopping state of the uninterrupted run.
+
+    A step-capped run restarts *on* the saved epoch's end: Lightning re-runs its end hooks without
+    its validation, so ``EarlyStopping`` found no ``val/loss`` and raised; the epoch's check had
+    already run before the checkpoint was saved (:class:`ResumableEarlyStopping` skips it)."""
+    for steps in (True, False):
+        whole, resumed = _cut_and_resume(tmp_path, tiny, steps)
+        assert resumed.trainer.global_step == whole.trainer.global_step == (16 if steps else 8), steps
+        es, es_whole = resumed.trainer.early_stopping_callback, whole.trainer.early_stopping_callback
+        assert es.patience == es_whole.patience and es.wait_count <= es.patience, steps
+        if not steps:  # epoch-capped: exact, as test_resume.py checks
+            assert resumed.metrics["test/mse"] == whole.metrics["test/mse"]
+            assert (es.wait_count, float(es.best_score)) == (es_whole.wait_count, float(es_whole.best_score))
+
+
+def test_a_step_capped_run_resumed_at_an_epoch_end_is_exact(tmp_path, tiny):
+    """Open fault (issue 19 note, session 13): a ``max_steps`` run resumed from its epoch-end
+    ``last.ckpt`` continues, but not bit for bit (test MSE 6.563573 vs 6.563132 here; the
+    validation loss differs from the first resumed epoch on), with or without early stopping.
+    Epoch-capped runs and mid-epoch step checkpoints resume exactly (``test_resume.py``)."""
+    import pytest
+
+    whole, resumed = _cut_and_resume(tmp_path, tiny, steps=True, early_stopping=False)
+    if resumed.metrics["test/mse"] != whole.metrics["test/mse"]:
+        pytest.xfail("known: a step-capped run restarted on an epoch end is not exact yet")
+    assert resumed.metrics["test/mse"] == whole.metrics["test/mse"]
