@@ -498,7 +498,9 @@ class ExactResume(Callback):
                 epoch = int(pending["epoch"]) + 1
             model_state = pending["rng"]
         elif trainer is not None:
-            epoch = int(trainer.fit_loop.epoch_progress.current.processed)
+            # the epoch index (completed epochs), not ``processed``: a step-capped run restarted on a
+            # saved epoch's end counts that epoch as processed twice, so ``processed`` runs one ahead
+            epoch = int(trainer.fit_loop.epoch_progress.current.completed)
         else:
             epoch = self._epoch
         self._epoch, self._consumed = epoch, skip
