@@ -17,8 +17,8 @@ Paper: Zhang, Zuo, Chen, Meng, Zhang, "Beyond a Gaussian Denoiser: Residual Lear
 for Image Denoising", IEEE TIP 2017 (DnCNN-S depth 17, CDnCNN-B depth 20, width 64: the presets
 ``DnCNN-S`` and ``CDnCNN-B`` of :class:`DnCNNConfig`).
 
-Deviations: in our repro it is trained with MAXIM's loss, optimizer and schedule (the paper
-uses an MSE loss on the residual and Adam with a step schedule); He-normal init (the official
+Deviations: in our repro it is trained with MAXIM's loss, optimizer and cosine schedule, without
+MAXIM's warm-up (the paper uses an MSE loss on the residual and Adam with a step schedule); He-normal init (the official
 MatConvNet code uses an orthogonal-like init); the convolutions before BatchNorm have no bias.
 """
 

@@ -11,8 +11,8 @@ and writes one row per test set:
 * training: the paper's loss (Charbonnier + 0.1 FFT loss on every output), AdamW, linear warm-up
   then cosine decay per step over the step cap, batch size and crops equal for both models; the
   warm-up is each model's own (``--warmup`` 100 steps for MAXIM, ``--dncnn-warmup`` 0 for DnCNN,
-  whose paper has none: with MAXIM's warm-up DnCNN stalled near 24 dB in the regeneration at
-  source a4948226, while a probe without it reached 26.7 dB at 600 steps), stated in ``budget``;
+  whose paper has none; DnCNN reaches the same plateau, near 24 dB, with or without one: see
+  docs/maxim.md), stated in ``budget``;
 * **budget: the same convergence rule for both models** (the row's ``budget`` column states it):
   validate every ``--val-every`` steps on centre crops of ``--val-images`` COCO-mini val2017
   images; stop when the validation PSNR has not risen by ``--min-delta`` dB for ``--patience``
@@ -406,7 +406,7 @@ MAXIM_TABLE = register_table(
             Option("--warmup", type=int, default=100, help="MAXIM's linear warm-up steps"),
             Option(
                 "--dncnn-warmup", type=int, default=0,
-                help="DnCNN's linear warm-up steps (its paper uses none; with MAXIM's 100 it stalled near 24 dB)",
+                help="DnCNN's linear warm-up steps (its paper uses none)",
             ),
             Option("--models", nargs="+", choices=list(MAXIM_RECIPE.models), default=list(MAXIM_RECIPE.models)),
             Option("--maxim-features", type=int, default=8),
