@@ -463,10 +463,14 @@ def _num_text(v: float) -> str:
     return f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
 
 
+#: the keys of a comparison result that are not its group (what the result says, not where)
+_RESULT_KEYS = frozenset({"comparison", "metric", "model", "rival", "pairs", "model_mean", "rival_mean", "diff", "lo",
+                          "hi", "p", "verdict", "unpaired"})  # fmt: skip
+
+
 def _group_text(r: Mapping[str, Any]) -> str:
-    skip = {"comparison", "metric", "model", "rival", "pairs", "model_mean", "rival_mean", "diff", "lo", "hi",
-            "p", "verdict", "unpaired"}  # fmt: skip
-    return ", ".join(str(v) if k == "dataset" else f"{k} {v}" for k, v in r.items() if k not in skip and v is not None)
+    return ", ".join(str(v) if k == "dataset" else f"{k} {v}" for k, v in r.items()
+                     if k not in _RESULT_KEYS and v is not None)  # fmt: skip
 
 
 def result_text(r: Mapping[str, Any]) -> str:
@@ -489,9 +493,7 @@ def summarise(results: Sequence[Mapping[str, Any]], max_listed: int = 3) -> str:
             parts.append(f"{name}, {result_text(rs[0])}")
             continue
         if len(rs) <= max_listed:  # few groups: each, named by the keys that tell them apart
-            skip = {"comparison", "metric", "model", "rival", "pairs", "model_mean", "rival_mean", "diff", "lo",
-                    "hi", "p", "verdict", "unpaired"}  # fmt: skip
-            keys = [k for k in rs[0] if k not in skip and len({str(r.get(k)) for r in rs}) > 1]
+            keys = [k for k in rs[0] if k not in _RESULT_KEYS and len({str(r.get(k)) for r in rs}) > 1]
             for k in reversed(list(keys)):  # drop keys the others already tell apart (a budget per dataset)
                 rest = [x for x in keys if x != k]
                 if rest and len({tuple(str(r.get(x)) for x in rest) for r in rs}) == len(rs):
