@@ -9,6 +9,7 @@ import pytest
 import torch
 from gate_checks import output_tensors
 from restoration_fixtures import make_paired_restoration_data
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.config import ConfigError, ModelConfig
 from gatelab.core.pretrained import (
@@ -139,15 +140,11 @@ def test_create_model_checkpoint_path_and_export_of_a_training_run(tmp_path):
             "kwargs": {"train_root": "train", "val_root": "val", "crop": 16, "batch_size": 2, "samples_per_epoch": 2},
         },
         "task": {"name": "restoration", "lr": 1e-3},
-        "trainer": {
-            "max_epochs": 1,
-            "accelerator": "cpu",
-            "devices": 1,
-            "progress_bar": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-            "checkpoint": {"monitor": None, "save_top_k": 1, "save_last": True},
-        },
+        "trainer": quiet_trainer(
+            max_epochs=1,
+            num_sanity_val_steps=0,
+            checkpoint={"monitor": None, "save_top_k": 1, "save_last": True},
+        ),
     }
     res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=data)
     trained = res.task.model.eval()

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.predict import PredictOptions
@@ -38,11 +39,10 @@ def exported(tmp_path_factory):
                        "seq_len": 48, "two_object_prob": 0.0, "batch_size": 16, "verify": False},
         },
         "task": {"name": "vl-lm", "lr": 3e-3},
-        "trainer": {
-            "max_epochs": 1, "accelerator": "cpu", "devices": 1, "progress_bar": False, "enable_model_summary": False,
-            "num_sanity_val_steps": 0, "early_stopping": None, "loggers": [],
-            "checkpoint": {"monitor": None, "save_top_k": 1, "save_last": True},
-        },
+        "trainer": quiet_trainer(
+            max_epochs=1, num_sanity_val_steps=0, early_stopping=None, loggers=[],
+            checkpoint={"monitor": None, "save_top_k": 1, "save_last": True},
+        ),
     }  # fmt: skip
     res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=tmp)
     out = tmp / "model"

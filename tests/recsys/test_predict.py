@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.config import ConfigError
 from gatelab.core.harness.predict import PredictOptions
@@ -37,16 +38,12 @@ def _train(tmp_path):
         "model": {"name": "finalmlp", "kwargs": {"embedding_dim": 4, "mlp1_hidden_dims": [8], "mlp2_hidden_dims": [8]}},
         "data": {"name": "ctr", "kwargs": data_kwargs},
         "task": {"name": "ctr", "optimizer": "adam", "lr": 0.01},
-        "trainer": {
-            "max_epochs": 2,
-            "accelerator": "cpu",
-            "devices": 1,
-            "progress_bar": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-            "loggers": [],
-            "checkpoint": {"monitor": None, "save_top_k": 1, "save_last": True},
-        },
+        "trainer": quiet_trainer(
+            max_epochs=2,
+            num_sanity_val_steps=0,
+            loggers=[],
+            checkpoint={"monitor": None, "save_top_k": 1, "save_last": True},
+        ),
     }
     res = run_experiment(ExperimentConfig.from_dict(cfg), data_dir=tmp_path)
     return res, files

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from restoration_fixtures import make_paired_restoration_data
 from segmentation_fixtures import FOLDERS, write_nifti, write_pngs
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.core.harness.cli import main
@@ -33,19 +34,15 @@ OPTS = PredictOptions(progress=False, batch_size=4)
 
 
 def _trainer(steps: int) -> dict:
-    return {
-        "max_epochs": 1,
-        "max_steps": steps,
-        "accelerator": "cpu",
-        "devices": 1,
-        "checkpoint": {"monitor": None, "save_top_k": 0, "save_last": True},
-        "early_stopping": None,
-        "loggers": [],
-        "progress_bar": False,
-        "num_sanity_val_steps": 0,
-        "limit_val_batches": 0,
-        "enable_model_summary": False,
-    }
+    return quiet_trainer(
+        max_epochs=1,
+        max_steps=steps,
+        checkpoint={"monitor": None, "save_top_k": 0, "save_last": True},
+        early_stopping=None,
+        loggers=[],
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
 
 
 def _seg_model_by_hand(model, image: np.ndarray, prep: dict, valid: np.ndarray | None = None):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.harness.cli import main
 from gatelab.core.harness.configs import ExperimentConfig, load_experiment
@@ -20,16 +21,12 @@ from gatelab.core.harness.experiment import run_experiment
 from gatelab.core.harness.repro import Option, ReproTable, register_table
 
 TRAIN_KEYS = {
-    "trainer": {
-        "max_epochs": 2,
-        "accelerator": "cpu",
-        "devices": 1,
-        "progress_bar": False,
-        "enable_model_summary": False,
-        "num_sanity_val_steps": 0,
-        "log_every_n_steps": 1,
-        "early_stopping": {"monitor": "val/loss", "patience": 5},
-    },
+    "trainer": quiet_trainer(
+        max_epochs=2,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        early_stopping={"monitor": "val/loss", "patience": 5},
+    ),
     "task": {"name": "regression", "lr": "1e-2", "scheduler": {"name": "cosine", "warmup": 1}},
 }
 

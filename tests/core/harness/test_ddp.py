@@ -17,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import yaml
+from trainer_fixtures import quiet_trainer
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,19 +38,16 @@ def test_ddp_two_cpu_ranks_agree(tmp_path):
         "model": {"name": "harness-test-mlp", "kwargs": {"hidden": 4}},
         "data": {"name": "harness-test-regression", "kwargs": {"n": 64, "batch_size": 4}},
         "task": {"name": "harness-test-hashing", "lr": 0.05},
-        "trainer": {
-            "accelerator": "cpu",
-            "devices": 2,
-            "strategy": "ddp",
-            "max_epochs": 1,
-            "limit_train_batches": 3,
-            "limit_val_batches": 1,
-            "limit_test_batches": 1,
-            "num_sanity_val_steps": 0,
-            "progress_bar": False,
-            "enable_model_summary": False,
-            "loggers": ["csv"],
-        },
+        "trainer": quiet_trainer(
+            devices=2,
+            strategy="ddp",
+            max_epochs=1,
+            limit_train_batches=3,
+            limit_val_batches=1,
+            limit_test_batches=1,
+            num_sanity_val_steps=0,
+            loggers=["csv"],
+        ),
     }
     config = tmp_path / "ddp.yaml"
     config.write_text(yaml.safe_dump(cfg))

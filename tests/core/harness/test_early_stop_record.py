@@ -12,6 +12,7 @@ import json
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.harness.experiment import run_experiment
 
@@ -34,16 +35,12 @@ def _cfg(tmp_path, tiny, patience: int, max_epochs: int) -> dict:
         "output_dir": str(tmp_path / "runs"),
         "model": {"name": tiny.MODEL, "kwargs": {"hidden": 8}},
         "data": {"name": tiny.DATA, "kwargs": {"n": 32, "batch_size": 8}},
-        "trainer": {
-            "max_epochs": max_epochs,
-            "accelerator": "cpu",
-            "devices": 1,
-            "progress_bar": False,
-            "enable_model_summary": False,
-            "num_sanity_val_steps": 0,
-            "loggers": [],
-            "early_stopping": {"monitor": "val/loss", "patience": patience},
-        },
+        "trainer": quiet_trainer(
+            max_epochs=max_epochs,
+            num_sanity_val_steps=0,
+            loggers=[],
+            early_stopping={"monitor": "val/loss", "patience": patience},
+        ),
         "task": {"name": "regression", "lr": "1e-3"},
     }
 

@@ -7,6 +7,7 @@ import argparse
 import json
 
 import pytest
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.harness import ledger
 from gatelab.core.harness.cli import main
@@ -90,14 +91,7 @@ def test_tiny_recipe_runs_resumes_and_verifies(tiny, tmp_path, capsys):
             "model": {"kwargs": {"hidden": 4}},
             "data": {"name": tiny.DATA, "kwargs": {"n": 32}},
             "task": {"name": "regression", "lr": 0.01},
-            "trainer": {
-                "accelerator": "cpu",
-                "devices": 1,
-                "loggers": [],
-                "progress_bar": False,
-                "enable_model_summary": False,
-                "num_sanity_val_steps": 0,
-            },
+            "trainer": quiet_trainer(loggers=[], num_sanity_val_steps=0),
         },
         model_names={"mlp-4": tiny.MODEL, "mlp-8": tiny.MODEL},
         overrides=(Override({"model": {"kwargs": {"hidden": 8}}}, model="mlp-8"),),
@@ -149,8 +143,7 @@ def test_cells_with_equal_configs_share_one_run(tiny, tmp_path):
             "model": {"kwargs": {"hidden": 4}},
             "data": {"name": tiny.DATA, "kwargs": {"n": 32}},
             "task": {"name": "regression", "lr": 0.01},
-            "trainer": {"accelerator": "cpu", "devices": 1, "loggers": [], "progress_bar": False,
-                        "enable_model_summary": False, "num_sanity_val_steps": 0},
+            "trainer": quiet_trainer(loggers=[], num_sanity_val_steps=0),
         },
         model_names={"mlp-4": tiny.MODEL},
         run_name="{model}-shared",

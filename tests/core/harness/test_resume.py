@@ -24,6 +24,7 @@ from gatelab.core.config import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resume_cases as rc
+from trainer_fixtures import quiet_trainer
 
 REPO = Path(__file__).resolve().parents[3]
 TEST_ONLY = "harness-test-"  # data modules registered by tests/core/harness/tiny_setup.py
@@ -200,16 +201,10 @@ def _tiny_cfg(tmp_path: Path, **trainer) -> dict:
         "output_dir": str(tmp_path / "runs"),
         "model": {"name": "harness-test-mlp", "kwargs": {"hidden": 4}},
         "data": {"name": "harness-test-regression", "kwargs": {"n": 48}},
-        "trainer": {
-            "max_epochs": 2,
-            "accelerator": "cpu",
-            "progress_bar": False,
-            "enable_model_summary": False,
-            "loggers": ["csv"],
-            "log_every_n_steps": 1,
-            "checkpoint": {"every_n_train_steps": 1},
-            **trainer,
-        },
+        "trainer": quiet_trainer(
+            **{"max_epochs": 2, "loggers": ["csv"], "log_every_n_steps": 1, "checkpoint": {"every_n_train_steps": 1}}
+            | trainer
+        ),
     }
 
 

@@ -19,6 +19,7 @@ from gatelab.core.harness.configs import TaskConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import resume_cases as rc
+from trainer_fixtures import quiet_trainer
 
 
 @pytest.mark.parametrize(
@@ -45,14 +46,11 @@ def _cfg(tmp_path: Path, name: str, compile_: object = True) -> dict:
         "model": {"name": "harness-test-mlp", "kwargs": {"hidden": 4}},
         "data": {"name": "harness-test-regression", "kwargs": {"n": 48}},
         "task": {"compile": compile_},
-        "trainer": {
-            "max_epochs": 2,
-            "accelerator": "cpu",
-            "progress_bar": False,
-            "enable_model_summary": False,
-            "loggers": [],
-            "checkpoint": {"every_n_train_steps": 1},
-        },
+        "trainer": quiet_trainer(
+            max_epochs=2,
+            loggers=[],
+            checkpoint={"every_n_train_steps": 1},
+        ),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core import ConfigError
 from gatelab.core.harness import ExperimentConfig, run_experiment
@@ -58,16 +59,12 @@ def _cfg(root, name, data, init=None, model="vl-gated-decoder"):
             },
             "data": data,
             "task": {"name": "vl-lm", "lr": 3e-3, "kwargs": {"init_from": init}},
-            "trainer": {
-                "max_epochs": 1,
-                "accelerator": "cpu",
-                "devices": 1,
-                "progress_bar": False,
-                "enable_model_summary": False,
-                "num_sanity_val_steps": 0,
-                "early_stopping": None,
-                "loggers": ["csv"],
-            },
+            "trainer": quiet_trainer(
+                max_epochs=1,
+                num_sanity_val_steps=0,
+                early_stopping=None,
+                loggers=["csv"],
+            ),
         }
     )
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.config import ConfigError
 from gatelab.recsys.models import tiny_feature_spec
@@ -133,17 +134,14 @@ def test_end_to_end_run_through_the_harness(tmp_path):
                 "monitor": "val/auc",
                 "kwargs": {"embedding_regularizer": 0.01},
             },
-            "trainer": {
-                "max_epochs": 3,
-                "accelerator": "cpu",
-                "devices": 1,
-                "gradient_clip_val": 10.0,
-                "early_stopping": {"monitor": "val/auc", "mode": "max", "patience": 2},
-                "checkpoint": {"monitor": "val/auc", "mode": "max", "save_last": False},
-                "progress_bar": False,
-                "num_sanity_val_steps": 0,
-                "loggers": [],
-            },
+            "trainer": quiet_trainer(
+                max_epochs=3,
+                gradient_clip_val=10.0,
+                early_stopping={"monitor": "val/auc", "mode": "max", "patience": 2},
+                checkpoint={"monitor": "val/auc", "mode": "max", "save_last": False},
+                num_sanity_val_steps=0,
+                loggers=[],
+            ),
         }
     )
     res = run_experiment(cfg, data_dir=tmp_path)

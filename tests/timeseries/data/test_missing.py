@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from ltsf_fixtures import write_csv
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.config import ConfigError
 from gatelab.timeseries.data.ltsf import LTSFDataError, load_ltsf, read_ltsf_file
@@ -166,7 +167,7 @@ def test_training_on_a_series_with_gaps(tmp_path):
                        "missing": "mask", "steps": "insert"},
         },
         "task": {"name": "regression", "optimizer": "adam", "lr": 1e-3},
-        "trainer": {"max_epochs": 1, "loggers": [], "progress_bar": False},
+        "trainer": quiet_trainer(max_epochs=1, loggers=[]),
     }
     res = run_experiment(cfg, data_dir=tmp_path)
     assert np.isfinite(res.metrics["test/loss"]) and np.isfinite(res.metrics["test/mse"])

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from restoration_fixtures import make_fake_restoration_data, make_paired_restoration_data
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.vision.models.maxim import _TINY
@@ -42,16 +43,12 @@ def _config(tmp_path: Path, epochs: int, test: bool = False) -> ExperimentConfig
                 "weight_decay": 1e-4,
                 "scheduler": {"name": "cosine", "interval": "step", "t_max": 4},
             },
-            "trainer": {
-                "max_epochs": epochs,
-                "accelerator": "cpu",
-                "devices": 1,
-                "progress_bar": False,
-                "enable_model_summary": False,
-                "num_sanity_val_steps": 0,
-                "log_every_n_steps": 1,
-                "checkpoint": {"monitor": None, "save_top_k": 1, "save_last": True},
-            },
+            "trainer": quiet_trainer(
+                max_epochs=epochs,
+                num_sanity_val_steps=0,
+                log_every_n_steps=1,
+                checkpoint={"monitor": None, "save_top_k": 1, "save_last": True},
+            ),
         }
     )
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from segmentation_fixtures import FOLDERS, write_nifti, write_pngs
+from trainer_fixtures import quiet_trainer
 
 from gatelab.core.harness import ExperimentConfig, run_experiment
 from gatelab.vision.tasks.segmentation import SegmentationTask, dice_ce_loss, soft_dice_loss
@@ -157,18 +158,14 @@ def test_multiclass_metrics_mean_over_foreground():
 
 
 def _trainer_cfg(steps):
-    return {
-        "max_epochs": 1,
-        "max_steps": steps,
-        "accelerator": "cpu",
-        "devices": 1,
-        "checkpoint": {"monitor": None, "save_last": False},
-        "early_stopping": None,
-        "loggers": [],
-        "progress_bar": False,
-        "num_sanity_val_steps": 0,
-        "enable_model_summary": False,
-    }
+    return quiet_trainer(
+        max_epochs=1,
+        max_steps=steps,
+        checkpoint={"monitor": None, "save_last": False},
+        early_stopping=None,
+        loggers=[],
+        num_sanity_val_steps=0,
+    )
 
 
 def _end_to_end_config(
