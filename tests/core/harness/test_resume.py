@@ -201,10 +201,8 @@ def _tiny_cfg(tmp_path: Path, **trainer) -> dict:
         "output_dir": str(tmp_path / "runs"),
         "model": {"name": "harness-test-mlp", "kwargs": {"hidden": 4}},
         "data": {"name": "harness-test-regression", "kwargs": {"n": 48}},
-        "trainer": quiet_trainer(
-            **{"max_epochs": 2, "loggers": ["csv"], "log_every_n_steps": 1, "checkpoint": {"every_n_train_steps": 1}}
-            | trainer
-        ),
+        "trainer": quiet_trainer(max_epochs=2, loggers=["csv"], log_every_n_steps=1, checkpoint={"every_n_train_steps": 1})
+        | trainer,
     }
 
 
